@@ -1,0 +1,107 @@
+"""orjson on the wire: encode any event, decode bytes back into its typed dataclass.
+
+Decoding checks types field by field and raises :class:`DecodeError` with the
+field path, so a consumer can dead-letter a bad record with a precise reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from functools import cache
+from typing import Any, TypeVar
+
+import orjson
+
+from shared.events import SCHEMA_VERSION
+
+T = TypeVar("T")
+
+_OPTS = orjson.OPT_NON_STR_KEYS
+
+
+class DecodeError(ValueError):
+    """A payload is not valid JSON or does not match the event's declared shape."""
+
+
+def encode(event: Any) -> bytes:
+    """Serialise an event (a dataclass from :mod:`shared.events`) to JSON bytes."""
+    return orjson.dumps(event, option=_OPTS)
+
+
+def decode(cls: type[T], data: bytes | str) -> T:
+    """Parse JSON bytes into ``cls``; raises :class:`DecodeError` with the offending field."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    return from_dict(cls, raw)
+
+
+def from_dict(cls: type[T], raw: Any, path: str = "") -> T:
+    """Build a dataclass from already-parsed JSON, checking every field's type."""
+    if not isinstance(raw, dict):
+        raise DecodeError(f"{path or cls.__name__}: expected an object, got {type(raw).__name__}")
+    version = raw.get("v", SCHEMA_VERSION)
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise DecodeError(f"{path or cls.__name__}: schema version {version} is newer than {SCHEMA_VERSION}")
+    kwargs: dict[str, Any] = {}
+    for name, hint, required in _fields(cls):
+        if name not in raw:
+            if required:
+                raise DecodeError(f"{path}{name}: missing")
+            continue
+        kwargs[name] = _coerce(hint, raw[name], f"{path}{name}")
+    return cls(**kwargs)
+
+
+@cache
+def _fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        out.append((f.name, hints[f.name], required))
+    return tuple(out)
+
+
+def _coerce(hint: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, path)
+            except DecodeError as exc:
+                errors.append(str(exc))
+        raise DecodeError("; ".join(errors))
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise DecodeError(f"{path}: expected a list")
+        (item,) = typing.get_args(hint)[:1]
+        return tuple(_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise DecodeError(f"{path}: expected an object")
+        return {str(k): str(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, f"{path}.")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise DecodeError(f"{path}: expected a boolean")
+        return value
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise DecodeError(f"{path}: expected an integer")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise DecodeError(f"{path}: expected a string")
+        return value
+    return value

@@ -1,0 +1,270 @@
+"""Every event that crosses a Kafka topic, declared once.
+
+Events are frozen dataclasses: orjson serialises them natively (fast, no
+intermediate dict), and :func:`shared.codec.decode` rebuilds them with type
+checks. Each event carries ``v`` (schema version) so a consumer can refuse a
+record it does not understand instead of misreading it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+SCHEMA_VERSION = 1
+
+
+class ContentKind(StrEnum):
+    """What a chat message holds, in the bridge's own vocabulary (platform-neutral)."""
+
+    TEXT = "text"
+    EMOJI = "emoji"
+    IMAGE = "image"
+    PRODUCT_CARD = "product_card"
+    ORDER_CARD = "order_card"
+    VIDEO = "video"
+    STICKER = "sticker"
+    NOTICE = "notice"  # buyer-side system notice
+    OTHER = "other"  # unknown platform type, kept with a fallback description
+
+
+class ChatEventKind(StrEnum):
+    BUYER_MESSAGE = "buyer_message"
+    SELLER_MESSAGE = "seller_message"  # seller answered in the chat tool
+    READ = "read"  # seller opened the conversation in the chat tool
+    EMAIL_REPLY = "email_reply"  # seller answered by email (published by fan-out)
+    TICK = "tick"  # consolidator's own clock, fed through the stream
+
+
+class DestinationKind(StrEnum):
+    MAILBOX = "mailbox"
+    SALESFORCE = "salesforce"
+    ZENDESK = "zendesk"
+    GORGIAS = "gorgias"
+    OTHER_HELPDESK = "other_helpdesk"
+
+    @property
+    def is_helpdesk(self) -> bool:
+        return self is not DestinationKind.MAILBOX
+
+
+@dataclass(frozen=True, slots=True)
+class ChatContent:
+    """One chat message's content. Only the fields its kind needs are set."""
+
+    kind: str = ContentKind.TEXT
+    text: str = ""
+    url: str = ""  # picture / video / sticker URL
+    thumbnail_url: str = ""  # picture thumbnail, video poster, product image
+    title: str = ""  # product name
+    price: str = ""
+    order_id: str = ""
+    status: str = ""  # order status
+    platform_type: str = ""  # the platform's own type name, kept for unknown kinds
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEvent:
+    """Something that happened in a conversation, on ``chat.events``.
+
+    ``sent_at_ms`` is the platform's own message time; ordering inside a digest
+    uses it (then ``message_id``), never the arrival order.
+    """
+
+    kind: str
+    shop_id: str
+    conversation_id: str
+    message_id: str = ""
+    sent_at_ms: int = 0
+    buyer_id: str = ""
+    buyer_name: str = ""
+    content: ChatContent | None = None
+    received_at_ms: int = 0
+    partition_hint: int = -1  # ticks only: the partition the tick was aimed at
+    v: int = SCHEMA_VERSION
+
+    @property
+    def conversation_key(self) -> str:
+        return conversation_key(self.shop_id, self.conversation_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ShopSettings:
+    """A shop's notification settings, keyed by shop id on the compacted ``shop.settings``."""
+
+    shop_id: str
+    alerts_enabled: bool = True
+    destination_email: str = ""
+    destination_kind: str = DestinationKind.MAILBOX
+    region: str = "us"
+    shop_name: str = ""
+    window_override_s: int | None = None
+    inline_images_allowed: bool | None = None  # None: the destination kind's default
+    authorized_senders: tuple[str, ...] = ()
+    updated_at_ms: int = 0
+    updated_by: str = ""
+    v: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class DigestMessage:
+    message_id: str
+    sent_at_ms: int
+    content: ChatContent
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One email's worth of unread buyer messages, on ``mail.digests``.
+
+    ``digest_id`` is derived from the message ids it covers, so a replayed
+    decision produces the same id and the mailer drops the duplicate.
+    ``previous_digest_ids`` lets the mailer thread this email under earlier ones
+    without keeping state of its own.
+    """
+
+    digest_id: str
+    shop_id: str
+    conversation_id: str
+    buyer_id: str
+    buyer_name: str
+    messages: tuple[DigestMessage, ...]
+    previous_digest_ids: tuple[str, ...] = ()
+    shop_name: str = ""
+    region: str = "us"
+    destination_email: str = ""
+    destination_kind: str = DestinationKind.MAILBOX
+    due_at_ms: int = 0
+    created_at_ms: int = 0
+    v: int = SCHEMA_VERSION
+
+
+class MailStatus(StrEnum):
+    SENT = "sent"
+    DUPLICATE = "duplicate"  # already sent earlier; nothing new went out
+    FAILED = "failed"  # permanent failure, dead-lettered
+
+
+@dataclass(frozen=True, slots=True)
+class MailOutcome:
+    """What happened to a digest, on ``mail.outcomes`` (compacted, keyed by digest id)."""
+
+    digest_id: str
+    shop_id: str
+    conversation_id: str
+    status: str
+    message_id_header: str = ""
+    smtp_code: int = 0
+    reason: str = ""
+    attempts: int = 0
+    at_ms: int = 0
+    v: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEnvelope:
+    """SMTP envelope of a received mail; travels in a Kafka header beside the raw bytes."""
+
+    mail_id: str
+    shop_id: str
+    conversation_id: str
+    mail_from: str
+    rcpt_to: str
+    received_at_ms: int
+    peer: str = ""
+    v: int = SCHEMA_VERSION
+
+
+class ReplyClass(StrEnum):
+    REPLY = "reply"
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+    LOOP = "loop"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyPart:
+    index: int
+    text: str = ""
+    image_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """A seller's email reply, ready for chat, on ``chat.replies``.
+
+    ``reply_id`` comes from the mail's Message-ID (or its content hash), so the
+    same mail delivered twice yields the same id and the same part keys.
+    """
+
+    reply_id: str
+    shop_id: str
+    conversation_id: str
+    parts: tuple[ReplyPart, ...]
+    mail_id: str = ""
+    sender: str = ""
+    received_at_ms: int = 0
+    v: int = SCHEMA_VERSION
+
+    def part_key(self, index: int) -> str:
+        """Idempotency key of one part, stable across replays."""
+        return f"{self.reply_id}:{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundResult:
+    """How the parser classified one inbound mail, on ``mail.inbound.results``."""
+
+    mail_id: str
+    shop_id: str
+    conversation_id: str
+    classification: str
+    reason: str
+    reply_id: str = ""
+    parts: int = 0
+    at_ms: int = 0
+    v: int = SCHEMA_VERSION
+
+
+class DeliveryStatus(StrEnum):
+    DELIVERED = "delivered"
+    ALREADY_DELIVERED = "already_delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class PartDelivery:
+    """One reply part's fate on the chat platform, on ``chat.deliveries``."""
+
+    reply_id: str
+    shop_id: str
+    conversation_id: str
+    index: int
+    status: str
+    platform_message_id: str = ""
+    reason: str = ""
+    attempts: int = 0
+    at_ms: int = 0
+    v: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record a service could not handle, with the reason, on ``bridge.deadletter``."""
+
+    service: str
+    source_topic: str
+    reason: str
+    key: str = ""
+    partition: int = -1
+    offset: int = -1
+    payload_excerpt: str = ""
+    at_ms: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+    v: int = SCHEMA_VERSION
+
+
+def conversation_key(shop_id: str, conversation_id: str) -> str:
+    """The Kafka key for everything about one conversation (keeps it on one partition)."""
+    return f"{shop_id}:{conversation_id}"

@@ -1,0 +1,116 @@
+"""aiokafka clients configured once: producers, consumers, topic creation, dead letters, lag."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.codec import encode
+from shared.config import Settings
+from shared.events import DeadLetter
+from shared.logging import now_ms
+from shared.metrics import CONSUMER_LAG, DEAD_LETTERS
+from shared.topics import ALL_TOPICS, DEAD_LETTER, DEFAULT_RECORD_LIMIT, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(settings: Settings, *, max_request_size: int = DEFAULT_RECORD_LIMIT,
+                  linger_ms: int = 2) -> AIOKafkaProducer:
+    """acks=all producer; idempotence only where the broker supports it (not Tansu)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=settings.kafka_idempotence,
+        linger_ms=linger_ms,
+        max_request_size=max_request_size,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        client_id="bridge",
+    )
+
+
+def make_consumer(settings: Settings, *topics: str, group_id: str,
+                  max_partition_fetch_bytes: int = DEFAULT_RECORD_LIMIT,
+                  max_poll_records: int = 500) -> AIOKafkaConsumer:
+    """Manual-commit consumer: offsets commit only after the downstream write."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 3),
+        max_partition_fetch_bytes=max_partition_fetch_bytes,
+        fetch_max_bytes=max(52428800, max_partition_fetch_bytes),
+        max_poll_records=max_poll_records,
+        isolation_level="read_committed",
+        client_id=group_id,
+    )
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = ALL_TOPICS,
+                        replication_factor: int = 1) -> None:
+    """Create missing topics with their partitions and configs (idempotent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bridge-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(s.name, s.partitions, replication_factor, topic_configs=s.config())
+            for s in specs if s.name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+class DeadLetterWriter:
+    """Writes a :class:`DeadLetter` with the reason; never raises into the caller's loop."""
+
+    def __init__(self, producer: AIOKafkaProducer, service: str) -> None:
+        self._producer = producer
+        self._service = service
+
+    async def write(self, *, source_topic: str, reason: str, reason_class: str, key: str = "",
+                    partition: int = -1, offset: int = -1, payload: bytes | str = b"",
+                    extra: dict[str, str] | None = None) -> None:
+        excerpt = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+        letter = DeadLetter(
+            service=self._service, source_topic=source_topic, reason=reason, key=key,
+            partition=partition, offset=offset, payload_excerpt=excerpt[:2000], at_ms=now_ms(),
+            extra=extra or {},
+        )
+        DEAD_LETTERS.labels(self._service, reason_class).inc()
+        log.warning("dead-lettered", extra={"source_topic": source_topic, "reason": reason,
+                                             "key": key, "offset": offset})
+        await self._producer.send_and_wait(DEAD_LETTER.name, encode(letter), key=key.encode() or None)
+
+
+async def report_lag(consumer: AIOKafkaConsumer, group: str, interval_s: float = 5.0) -> None:
+    """Export consumer lag per partition until cancelled."""
+    while True:
+        try:
+            assigned = consumer.assignment()
+            if assigned:
+                ends = await consumer.end_offsets(list(assigned))
+                for tp in assigned:
+                    position = await consumer.position(tp)
+                    CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(
+                        max(0, ends.get(tp, position) - position))
+        except Exception:  # lag is best-effort telemetry; never kill the service for it
+            log.debug("lag report failed", exc_info=True)
+        await asyncio.sleep(interval_s)
+
+
+__all__ = ["make_producer", "make_consumer", "ensure_topics", "DeadLetterWriter", "report_lag",
+           "TopicPartition"]

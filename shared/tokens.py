@@ -1,0 +1,170 @@
+"""Per-conversation reply-address tokens: HMAC-signed, expiring, verified without a database.
+
+Layout before base32 (lowercase, no padding; local parts are case-folded by
+many MTAs, base32 survives that):
+
+    byte 0      version (high nibble) | key id (low nibble): keys rotate without
+                invalidating addresses already in sellers' inboxes
+    bytes 1-4   expiry, hours since the Unix epoch (big-endian)
+    ids         shop id, then conversation id; each a length byte whose high
+                bit marks "decimal number" (stored as big-endian integer: the
+                platform's ids are long decimals) followed by the bytes
+    last 10     HMAC-SHA256(key, everything before), truncated to 80 bits
+
+The whole local part stays within RFC 5321's 64 characters; ids that do not
+fit raise :class:`TokenTooLong` at minting time rather than later at RCPT.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import struct
+from dataclasses import dataclass
+
+VERSION = 1
+MAC_BYTES = 10
+MAX_LOCAL_PART = 64
+_MAX_RAW = MAX_LOCAL_PART * 5 // 8  # 40 bytes encode to 64 base32 chars
+_NUMERIC = 0x80
+
+
+class TokenError(ValueError):
+    """A reply token cannot be accepted; ``str(exc)`` is the reason."""
+
+
+class MalformedToken(TokenError):
+    pass
+
+
+class UnknownKey(TokenError):
+    pass
+
+
+class BadSignature(TokenError):
+    pass
+
+
+class ExpiredToken(TokenError):
+    pass
+
+
+class TokenTooLong(TokenError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyToken:
+    shop_id: str
+    conversation_id: str
+    expires_at_s: int
+
+
+def parse_keys(spec: str) -> dict[int, bytes]:
+    """Parse ``"kid:secret,kid:secret"``; the first entry is the signing key."""
+    keys: dict[int, bytes] = {}
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        kid_text, _, secret = item.partition(":")
+        kid = int(kid_text)
+        if not 0 <= kid <= 15 or not secret:
+            raise ValueError(f"bad token key entry {kid_text!r}: key id 0-15 and a secret required")
+        keys[kid] = secret.encode()
+    if not keys:
+        raise ValueError("no token keys configured")
+    return keys
+
+
+def _encode_id(value: str) -> bytes:
+    if value.isdigit() and value.isascii() and not (len(value) > 1 and value[0] == "0"):
+        number = int(value)
+        body = number.to_bytes(max(1, (number.bit_length() + 7) // 8), "big")
+        if len(body) > 0x7F:
+            raise TokenTooLong("id too long for a reply token")
+        return bytes([_NUMERIC | len(body)]) + body
+    body = value.encode()
+    if len(body) > 0x7F:
+        raise TokenTooLong("id too long for a reply token")
+    return bytes([len(body)]) + body
+
+
+def _decode_id(raw: bytes, pos: int) -> tuple[str, int]:
+    if pos >= len(raw):
+        raise MalformedToken("token is truncated")
+    head = raw[pos]
+    length = head & 0x7F
+    body = raw[pos + 1 : pos + 1 + length]
+    if len(body) != length:
+        raise MalformedToken("token is truncated")
+    if head & _NUMERIC:
+        return str(int.from_bytes(body, "big")), pos + 1 + length
+    try:
+        return body.decode(), pos + 1 + length
+    except UnicodeDecodeError:
+        raise MalformedToken("token id is not text") from None
+
+
+def mint_token(shop_id: str, conversation_id: str, keys: dict[int, bytes], *,
+               now_s: float, ttl_s: float) -> str:
+    """Create the local part of a conversation's reply address."""
+    kid, key = next(iter(keys.items()))
+    expires_h = int((now_s + ttl_s) // 3600) + 1
+    payload = (bytes([(VERSION << 4) | kid]) + struct.pack(">I", expires_h)
+               + _encode_id(shop_id) + _encode_id(conversation_id))
+    raw = payload + hmac.new(key, payload, hashlib.sha256).digest()[:MAC_BYTES]
+    if len(raw) > _MAX_RAW:
+        raise TokenTooLong(f"ids need {len(raw)} bytes, a reply token holds {_MAX_RAW}")
+    return base64.b32encode(raw).decode().rstrip("=").lower()
+
+
+def verify_token(token: str, keys: dict[int, bytes], *, now_s: float) -> ReplyToken:
+    """Check a token's signature and expiry; raise a :class:`TokenError` with the reason."""
+    if not token or len(token) > MAX_LOCAL_PART:
+        raise MalformedToken("not a reply token (length)")
+    try:
+        raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
+    except (ValueError, base64.binascii.Error):
+        raise MalformedToken("not a reply token (encoding)") from None
+    if len(raw) < 1 + 4 + 2 + MAC_BYTES:
+        raise MalformedToken("not a reply token (too short)")
+    version, kid = raw[0] >> 4, raw[0] & 0x0F
+    if version != VERSION:
+        raise MalformedToken(f"unknown token version {version}")
+    key = keys.get(kid)
+    if key is None:
+        raise UnknownKey(f"token signed with unknown or retired key {kid}")
+    payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+    if not hmac.compare_digest(hmac.new(key, payload, hashlib.sha256).digest()[:MAC_BYTES], mac):
+        raise BadSignature("reply address signature does not match (forged or altered)")
+    (expires_h,) = struct.unpack(">I", payload[1:5])
+    shop_id, pos = _decode_id(payload, 5)
+    conversation_id, pos = _decode_id(payload, pos)
+    if pos != len(payload):
+        raise MalformedToken("token has trailing bytes")
+    expires_s = expires_h * 3600
+    if now_s > expires_s:
+        raise ExpiredToken("reply address has expired; answer from the chat tool or a newer email")
+    return ReplyToken(shop_id, conversation_id, expires_s)
+
+
+def reply_domain(region: str, base: str) -> str:
+    return f"chat-seller-{region.lower()}.{base}"
+
+
+def reply_address(token: str, region: str, base: str) -> str:
+    return f"{token}@{reply_domain(region, base)}"
+
+
+def split_reply_address(address: str, base: str) -> tuple[str, str]:
+    """Return (token, region) of a reply address, or raise :class:`MalformedToken`."""
+    local, at, domain = address.strip().strip("<>").rpartition("@")
+    if not at or not local:
+        raise MalformedToken("not an email address")
+    domain = domain.lower().rstrip(".")
+    suffix = "." + base.lower()
+    if not domain.endswith(suffix) or not domain.startswith("chat-seller-"):
+        raise MalformedToken(f"{domain} is not a reply domain of this bridge")
+    region = domain[len("chat-seller-") : -len(suffix)]
+    if not region or "." in region:
+        raise MalformedToken(f"{domain} is not a reply domain of this bridge")
+    return local.lower(), region

@@ -1,0 +1,65 @@
+"""Kafka topics: names, partitions, compaction and size limits, declared once.
+
+The broker runner, the services and the Strimzi ``KafkaTopic`` manifests all
+derive from :data:`ALL_TOPICS` (a test checks the manifests agree).
+
+Keys: everything about a conversation is keyed ``shop_id:conversation_id`` so
+one conversation stays ordered on one partition through every topic; the same
+partition count on the conversation topics keeps them co-partitioned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 3600 * 1000
+
+# Raw inbound mail travels whole (up to 50 MB) on mail.inbound: one topic with
+# raised limits is simpler to run than a claim-check store, and the SMTP front
+# can answer 250 after a single acknowledged write. Every other topic keeps
+# Kafka's 1 MB default.
+MAX_INBOUND_MAIL_BYTES = 50 * 1024 * 1024
+INBOUND_RECORD_LIMIT = MAX_INBOUND_MAIL_BYTES + 2 * 1024 * 1024  # room for headers/batch overhead
+DEFAULT_RECORD_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+    retention_ms: int = 7 * DAY_MS
+    max_message_bytes: int = DEFAULT_RECORD_LIMIT
+
+    def config(self) -> dict[str, str]:
+        """Topic-level configs as Kafka expects them (also used for Strimzi)."""
+        cfg = {
+            "cleanup.policy": "compact" if self.compacted else "delete",
+            "max.message.bytes": str(self.max_message_bytes),
+        }
+        if not self.compacted:
+            cfg["retention.ms"] = str(self.retention_ms)
+        return cfg
+
+
+CONVERSATION_PARTITIONS = 8
+
+CHAT_EVENTS = TopicSpec("chat.events", CONVERSATION_PARTITIONS)
+SHOP_SETTINGS = TopicSpec("shop.settings", 4, compacted=True)
+MAIL_DIGESTS = TopicSpec("mail.digests", CONVERSATION_PARTITIONS)
+MAIL_OUTCOMES = TopicSpec("mail.outcomes", CONVERSATION_PARTITIONS, compacted=True)
+MAIL_INBOUND = TopicSpec(
+    "mail.inbound", CONVERSATION_PARTITIONS, retention_ms=3 * DAY_MS,
+    max_message_bytes=INBOUND_RECORD_LIMIT,
+)
+MAIL_INBOUND_RESULTS = TopicSpec("mail.inbound.results", CONVERSATION_PARTITIONS)
+CHAT_REPLIES = TopicSpec("chat.replies", CONVERSATION_PARTITIONS)
+CHAT_DELIVERIES = TopicSpec("chat.deliveries", CONVERSATION_PARTITIONS, compacted=True)
+DEAD_LETTER = TopicSpec("bridge.deadletter", 1, retention_ms=30 * DAY_MS,
+                        max_message_bytes=DEFAULT_RECORD_LIMIT)
+ADMIN_AUDIT = TopicSpec("admin.audit", 1, retention_ms=365 * DAY_MS)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    CHAT_EVENTS, SHOP_SETTINGS, MAIL_DIGESTS, MAIL_OUTCOMES, MAIL_INBOUND,
+    MAIL_INBOUND_RESULTS, CHAT_REPLIES, CHAT_DELIVERIES, DEAD_LETTER, ADMIN_AUDIT,
+)
