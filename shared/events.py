@@ -76,6 +76,7 @@ class ChatEvent:
     conversation_id: str
     message_id: str = ""
     sent_at_ms: int = 0
+    seq: int = 0  # platform's per-conversation index (time-related), tie-breaker for order
     buyer_id: str = ""
     buyer_name: str = ""
     content: ChatContent | None = None
@@ -111,6 +112,7 @@ class DigestMessage:
     message_id: str
     sent_at_ms: int
     content: ChatContent
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)

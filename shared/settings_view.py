@@ -1,0 +1,100 @@
+"""Every shop's settings, materialized in memory from the compacted ``shop.settings`` topic.
+
+Each service process reads all partitions (no consumer group, like a global
+table), so a change published by the admin API is effective everywhere within
+seconds. A shop without a record gets :func:`default_settings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.codec import DecodeError, decode
+from shared.config import Settings
+from shared.events import ShopSettings
+from shared.topics import SHOP_SETTINGS
+
+log = logging.getLogger(__name__)
+
+
+class ShopSettingsView:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._shops: dict[str, ShopSettings] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    def get(self, shop_id: str) -> ShopSettings:
+        found = self._shops.get(shop_id)
+        return found if found is not None else default_settings(shop_id, self._settings)
+
+    def known(self, shop_id: str) -> bool:
+        return shop_id in self._shops
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """Apply one record (a tombstone deletes); bad records are logged, not fatal."""
+        if key is None:
+            return
+        shop_id = key.decode()
+        if value is None:
+            self._shops.pop(shop_id, None)
+            return
+        try:
+            self._shops[shop_id] = decode(ShopSettings, value)
+        except DecodeError as exc:
+            log.warning("bad shop settings record ignored", extra={"shop_id": shop_id,
+                                                                   "reason": str(exc)})
+
+    async def start(self, wait_s: float = 30.0) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False,
+            auto_offset_reset="earliest", group_id=None, client_id="settings-view",
+        )
+        await self._consumer.start()
+        parts = self._consumer.partitions_for_topic(SHOP_SETTINGS.name)
+        if not parts:
+            await self._consumer._client.force_metadata_update()  # topic may be brand new
+            parts = self._consumer.partitions_for_topic(SHOP_SETTINGS.name) or {0}
+        tps = [TopicPartition(SHOP_SETTINGS.name, p) for p in sorted(parts)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        ends = await self._consumer.end_offsets(tps)
+        self._task = asyncio.create_task(self._run(ends))
+        try:
+            await asyncio.wait_for(self.ready.wait(), wait_s)
+        except TimeoutError:
+            log.warning("shop settings not fully loaded; continuing with what is known")
+
+    async def _run(self, ends: dict[TopicPartition, int]) -> None:
+        assert self._consumer is not None
+        pending = {tp for tp, end in ends.items() if end > 0}
+        if not pending:
+            self.ready.set()
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
+            for tp, records in batches.items():
+                for rec in records:
+                    self.apply(rec.key, rec.value)
+                if tp in pending and records and records[-1].offset + 1 >= ends[tp]:
+                    pending.discard(tp)
+            if not pending and not self.ready.is_set():
+                self.ready.set()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._consumer:
+            await self._consumer.stop()
+
+
+def default_settings(shop_id: str, settings: Settings) -> ShopSettings:
+    """Settings of a shop nobody configured yet: alerts on, the default inbox, a mailbox."""
+    return ShopSettings(shop_id=shop_id, destination_email=settings.default_destination_email)
