@@ -1,0 +1,142 @@
+"""Compose the MIME message of one digest email (pure; signing and sending live elsewhere).
+
+Every user-supplied value that reaches a header (buyer name, marketplace name) goes
+through :func:`header_safe` first: control characters, CR/LF and Unicode line/paragraph
+separators are removed, so nothing a buyer types can add or end a header; bidi overrides
+are removed so a name cannot visually reorder the subject. Non-ASCII is then encoded
+(RFC 2047) by the ``email`` package's policy, never by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+
+import regex
+
+from shared.events import Digest, conversation_key
+
+from .render import DigestLinks, render_digest, safe_http_url
+from .threading_headers import digest_message_id, in_reply_to, references, thread_index
+
+__all__ = [
+    "ComposeContext",
+    "compose_digest_email",
+    "digest_subject",
+    "header_safe",
+    "truncate_graphemes",
+    "MAX_NAME_GRAPHEMES",
+]
+
+# Long enough for any real name, short enough that the subject stays readable on a phone.
+MAX_NAME_GRAPHEMES = 64
+ELLIPSIS = "\u2026"
+FALLBACK_BUYER_NAME = "Buyer"
+
+# Cc: controls (incl. CR, LF, TAB); Zl/Zp: U+2028/U+2029, which some parsers treat as line
+# breaks; bidi embedding/override/isolate controls, which can disguise a name. ZWJ and
+# variation selectors (also "format" characters) are kept: emoji sequences need them.
+_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_SPACES = re.compile(r"\s+")
+_GRAPHEME = regex.compile(r"\X")
+_HEADER_ID = re.compile(r"[^A-Za-z0-9._+=-]")
+
+
+@dataclass(frozen=True, slots=True)
+class ComposeContext:
+    """Everything about one digest email that does not come from the digest itself."""
+
+    marketplace_name: str
+    from_address: str  # the conversation's virtual reply address; also Reply-To
+    to_address: str
+    message_id_domain: str
+    links: DigestLinks
+    list_unsubscribe_url: str  # the settings page (not RFC 8058 one-click)
+    now: datetime
+
+
+def header_safe(value: str) -> str:
+    """One line of text that cannot inject or fold a header: controls out, spaces collapsed."""
+    return _SPACES.sub(" ", _UNSAFE_IN_HEADER.sub(" ", value)).strip()
+
+
+def truncate_graphemes(value: str, limit: int = MAX_NAME_GRAPHEMES) -> str:
+    """Cut ``value`` to at most ``limit`` grapheme clusters, ending in an ellipsis if cut.
+
+    Grapheme clusters, not code points: a family emoji or a flag is never split in half.
+    """
+    graphemes = _GRAPHEME.findall(value)
+    if len(graphemes) <= limit:
+        return value
+    return "".join(graphemes[: limit - 1]).rstrip() + ELLIPSIS
+
+
+def _display_name(value: str, fallback: str) -> str:
+    return truncate_graphemes(header_safe(value)) or fallback
+
+
+def digest_subject(marketplace_name: str, buyer_name: str) -> str:
+    """``A new message from {marketplace} customer {buyer}``, with both names made header-safe."""
+    marketplace = _display_name(marketplace_name, "Marketplace")
+    buyer = _display_name(buyer_name, FALLBACK_BUYER_NAME)
+    return f"A new message from {marketplace} customer {buyer}"
+
+
+def _aware(moment: datetime) -> datetime:
+    # A naive datetime would be formatted as "-0000" (unknown zone); the services use UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _address(display_name: str, addr_spec: str) -> Address:
+    # Address() validates the addr-spec and raises on CR/LF or garbage, so a broken reply
+    # address fails loudly here instead of producing a malformed message.
+    return Address(display_name=display_name, addr_spec=header_safe(addr_spec))
+
+
+def compose_digest_email(digest: Digest, ctx: ComposeContext) -> EmailMessage:
+    """Build the digest email: headers for threading and loop safety, text + HTML bodies."""
+    marketplace = _display_name(ctx.marketplace_name, "Marketplace")
+    domain = ctx.message_id_domain
+    rendered = render_digest(digest, ctx.links)
+
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = digest_subject(ctx.marketplace_name, digest.buyer_name)
+    msg["From"] = _address(marketplace, ctx.from_address)
+    msg["Reply-To"] = _address(marketplace, ctx.from_address)
+    msg["To"] = _address("", ctx.to_address)
+    msg["Date"] = format_datetime(_aware(ctx.now))
+    msg["Message-ID"] = digest_message_id(digest.digest_id, domain)
+    parent = in_reply_to(digest.previous_digest_ids, domain)
+    if parent is not None:
+        msg["In-Reply-To"] = parent
+        msg["References"] = " ".join(references(digest.previous_digest_ids, domain))
+    msg["Thread-Topic"] = msg["Subject"]
+    msg["Thread-Index"] = thread_index(
+        conversation_key(digest.shop_id, digest.conversation_id), digest.previous_digest_ids
+    )
+    # Mark our own mail so auto-responders stay quiet and helpdesks do not answer it.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    unsubscribe = safe_http_url(ctx.list_unsubscribe_url)
+    if unsubscribe:
+        # A link to the settings page; deliberately no List-Unsubscribe-Post (RFC 8058):
+        # turning alerts off needs a signed-in shop manager, not an anonymous POST.
+        msg["List-Unsubscribe"] = f"<{unsubscribe}>"
+    msg["X-Bridge-Digest-Id"] = _HEADER_ID.sub("_", digest.digest_id)[:200]
+
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for part in msg.iter_parts():
+        # add_alternative copies MIME-Version into the subpart; it belongs on the top only.
+        del part["MIME-Version"]
+    # A boundary derived from the digest (not random) makes the whole message a pure
+    # function of its inputs: re-sends are byte-identical and goldens are stable. "=_"
+    # never occurs in quoted-printable output, so the boundary cannot collide with a body.
+    msg.set_boundary("=_digest_" + hashlib.sha256(digest.digest_id.encode()).hexdigest()[:32])
+    return msg

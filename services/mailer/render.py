@@ -1,0 +1,497 @@
+"""Render a :class:`~shared.events.Digest` as the HTML and plain-text bodies of one email.
+
+Pure: no I/O, no clock. The same digest and links always render to the same bytes, which
+is what makes golden-file tests and idempotent re-sends possible.
+
+Safety rules that hold for every message kind:
+
+* every piece of user-supplied text is HTML-escaped (buyer name, shop name, message text,
+  product titles, prices, order ids, statuses, platform type names);
+* only ``http``/``https`` URLs are ever written into ``href``/``src``; anything else
+  (``javascript:``, ``data:``, relative, malformed) is dropped and the message falls back
+  to a "open the chat to view" line, so a bad URL never loses the message itself;
+* an unknown content kind renders as a fallback line, never an exception.
+
+The HTML is a ~600px table layout that goes fluid below 600px (``max-width``), with
+``color-scheme`` metadata and ``prefers-color-scheme`` rules for dark mode. CSS is inlined
+with ``css-inline``; the media-query rules are kept in a ``<style>`` block and marked
+``!important`` so they still win over the inlined light-mode styles.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import css_inline
+
+from shared.events import ChatContent, ContentKind, Digest, DigestMessage
+
+__all__ = [
+    "DigestLinks",
+    "RenderedDigest",
+    "render_digest",
+    "safe_http_url",
+    "describe_content",
+]
+
+# Shown where the buyer's name is missing; a subject or greeting with a blank name reads broken.
+FALLBACK_BUYER_NAME = "Buyer"
+PREHEADER_MAX_CHARS = 110
+
+# C0/C1 controls except tab and newline: they are invalid in HTML text and can confuse
+# mail clients; nothing a buyer typed on purpose lives there.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_BREAKS = re.compile(r"\r\n|\r|\n|\u2028|\u2029")
+# Whitespace and controls are never legitimate inside a URL we emit; their presence
+# usually means an injection attempt (e.g. breaking out of an attribute in a lax client).
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\x9f\"'<>\\`]")
+
+
+@dataclass(frozen=True, slots=True)
+class DigestLinks:
+    """Links and names the digest needs that are not part of the chat data."""
+
+    chat_url: str  # deep link to this conversation in the chat tool ("Reply in chat")
+    settings_url: str  # the shop's notification settings (also the List-Unsubscribe target)
+    marketplace_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDigest:
+    """The two alternative bodies of a digest email."""
+
+    html: str
+    text: str
+
+
+def safe_http_url(url: str) -> str:
+    """Return ``url`` if it is an absolute http(s) URL safe to put in an attribute, else ``""``."""
+    candidate = url.strip()
+    if not candidate or _URL_FORBIDDEN.search(candidate):
+        return ""
+    try:
+        parts = urlsplit(candidate)
+    except ValueError:  # e.g. a malformed IPv6 netloc
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return ""
+    return candidate
+
+
+def clean_text(value: str) -> str:
+    """Drop control characters (keeping line breaks) and surrounding whitespace."""
+    return _CONTROL_CHARS.sub("", value).strip()
+
+
+def _esc(value: str) -> str:
+    return html.escape(clean_text(value), quote=True)
+
+
+def _esc_multiline(value: str) -> str:
+    """Escape text and keep the writer's line breaks as ``<br>``."""
+    lines = _LINE_BREAKS.split(clean_text(value))
+    return "<br>".join(html.escape(line, quote=True) for line in lines)
+
+
+def _kind_of(content: ChatContent) -> ContentKind | None:
+    try:
+        return ContentKind(content.kind)
+    except ValueError:
+        return None
+
+
+def _unsupported_label(content: ChatContent) -> str:
+    name = clean_text(content.platform_type) or clean_text(content.kind) or "unknown"
+    return f"[Unsupported message type: {name} \u2014 open the chat to view]"
+
+
+def describe_content(content: ChatContent) -> str:
+    """A one-line plain-text description of a message (text part, previews, logs)."""
+    kind = _kind_of(content)
+    text = clean_text(content.text)
+    if kind in (ContentKind.TEXT, ContentKind.EMOJI):
+        return text
+    if kind is ContentKind.IMAGE:
+        return "[Picture]"
+    if kind is ContentKind.STICKER:
+        return f"[Sticker: {text}]" if text else "[Sticker]"
+    if kind is ContentKind.VIDEO:
+        return "[Video]"
+    if kind is ContentKind.PRODUCT_CARD:
+        title = clean_text(content.title) or "Product"
+        price = clean_text(content.price)
+        return f"[Product: {title}" + (f" \u2014 {price}]" if price else "]")
+    if kind is ContentKind.ORDER_CARD:
+        order_id = clean_text(content.order_id) or "unknown"
+        status = clean_text(content.status)
+        return f"[Order {order_id}" + (f" \u2014 {status}]" if status else "]")
+    if kind is ContentKind.NOTICE:
+        return f"[Notice: {text}]" if text else "[Notice]"
+    return _unsupported_label(content)
+
+
+def format_message_time(sent_at_ms: int) -> str:
+    """Message time in UTC: the digest has no reader time zone, and UTC is never ambiguous."""
+    if sent_at_ms <= 0:
+        return ""
+    moment = datetime.fromtimestamp(sent_at_ms / 1000, tz=UTC)
+    return moment.strftime("%d %b %Y, %H:%M UTC")
+
+
+def _ordered(messages: tuple[DigestMessage, ...]) -> list[DigestMessage]:
+    # The platform's own time orders a conversation, then its sequence number, then the id
+    # (see ChatEvent). getattr: ``seq`` is newer than some producers of DigestMessage.
+    return sorted(
+        messages, key=lambda m: (m.sent_at_ms, getattr(m, "seq", 0), m.message_id)
+    )
+
+
+def buyer_display_name(digest: Digest) -> str:
+    """The buyer's name as shown to the seller, never blank."""
+    return clean_text(_LINE_BREAKS.sub(" ", digest.buyer_name)) or FALLBACK_BUYER_NAME
+
+
+# ---------------------------------------------------------------------------------------
+# HTML
+
+
+_CSS = """
+body { margin: 0; padding: 0; width: 100%; background-color: #f2f3f5;
+  -webkit-text-size-adjust: 100%; -ms-text-size-adjust: 100%; }
+table { border-collapse: collapse; }
+img { border: 0; outline: none; text-decoration: none; -ms-interpolation-mode: bicubic; }
+.page { background-color: #f2f3f5; }
+.container { width: 100%; max-width: 600px; }
+.card { background-color: #ffffff; color: #1f2329; border-radius: 8px; }
+.header { padding: 24px 24px 8px 24px; font-family: Arial, Helvetica, sans-serif; }
+.eyebrow { font-size: 13px; line-height: 18px; color: #6b7075; margin: 0; }
+.title { font-size: 20px; line-height: 28px; font-weight: bold; color: #1f2329; margin: 4px 0 0 0; }
+.message { padding: 12px 24px; border-top: 1px solid #e5e6eb;
+  font-family: Arial, Helvetica, sans-serif; }
+.meta { font-size: 12px; line-height: 16px; color: #6b7075; margin: 0 0 4px 0; }
+.body-text { font-size: 15px; line-height: 22px; color: #1f2329; margin: 0;
+  word-break: break-word; overflow-wrap: anywhere; }
+.emoji { font-size: 28px; line-height: 36px; }
+.notice { font-style: italic; color: #6b7075; }
+.fallback { color: #6b7075; }
+.thumb { display: block; max-width: 100%; height: auto; border-radius: 6px; }
+.product { border: 1px solid #e5e6eb; border-radius: 6px; }
+.product-cell { padding: 8px; font-family: Arial, Helvetica, sans-serif; vertical-align: top; }
+.product-name { font-size: 15px; line-height: 20px; font-weight: bold; color: #1f2329; margin: 0;
+  word-break: break-word; overflow-wrap: anywhere; }
+.price { font-size: 14px; line-height: 20px; color: #fe2c55; margin: 4px 0 0 0; }
+.small-button { display: inline-block; padding: 8px 16px; border-radius: 4px;
+  background-color: #1f2329; color: #ffffff; font-size: 14px; line-height: 18px;
+  text-decoration: none; font-family: Arial, Helvetica, sans-serif; }
+.cta { padding: 20px 24px 24px 24px; border-top: 1px solid #e5e6eb; }
+.button { display: inline-block; padding: 12px 28px; border-radius: 6px;
+  background-color: #fe2c55; color: #ffffff; font-size: 16px; line-height: 20px;
+  font-weight: bold; text-decoration: none; font-family: Arial, Helvetica, sans-serif; }
+.footer { padding: 16px 24px; font-family: Arial, Helvetica, sans-serif; font-size: 12px;
+  line-height: 18px; color: #6b7075; }
+.footer-link { color: #6b7075; text-decoration: underline; }
+.preheader { display: none; max-height: 0; overflow: hidden; mso-hide: all; opacity: 0;
+  font-size: 1px; line-height: 1px; }
+"""
+
+# Kept in <style> after inlining: media queries cannot be inlined, and !important lets
+# them override the inlined light-mode declarations in clients that honour them
+# (Apple Mail, iOS, Outlook for Mac, Thunderbird). Clients without them (Gmail) apply
+# their own automatic dark palette to the light design, which it is built to survive.
+_AT_RULES_CSS = """
+:root { color-scheme: light dark; supported-color-schemes: light dark; }
+@media (prefers-color-scheme: dark) {
+  body, .page { background-color: #121317 !important; }
+  .card { background-color: #1e1f24 !important; color: #e8e9ec !important; }
+  .title, .body-text, .product-name { color: #e8e9ec !important; }
+  .eyebrow, .meta, .notice, .fallback, .footer, .footer-link { color: #a4a7ae !important; }
+  .message, .cta { border-top-color: #34363d !important; }
+  .product { border-color: #34363d !important; }
+  .small-button { background-color: #e8e9ec !important; color: #121317 !important; }
+}
+@media screen and (max-width: 600px) {
+  .header, .message, .cta, .footer { padding-left: 16px !important; padding-right: 16px !important; }
+  .button { display: block !important; text-align: center !important; }
+}
+"""
+
+_INLINER = css_inline.CSSInliner(
+    keep_style_tags=False,
+    keep_at_rules=True,  # media queries stay in a <style>; plain rules move inline
+    load_remote_stylesheets=False,  # rendering never touches the network
+)
+
+
+def _fallback_line(label: str) -> str:
+    return f'<p class="body-text fallback">{html.escape(label)}</p>'
+
+
+def _img(src: str, alt: str, width: int) -> str:
+    return (
+        f'<img class="thumb" src="{html.escape(src)}" alt="{_esc(alt)}" width="{width}" '
+        f'style="width:100%;max-width:{width}px;">'
+    )
+
+
+def _html_text(content: ChatContent) -> str:
+    return f'<p class="body-text">{_esc_multiline(content.text)}</p>'
+
+
+def _html_emoji(content: ChatContent) -> str:
+    return f'<p class="body-text emoji">{_esc_multiline(content.text)}</p>'
+
+
+def _html_image(content: ChatContent) -> str:
+    full = safe_http_url(content.url)
+    thumb = safe_http_url(content.thumbnail_url) or full
+    if not thumb:
+        return _fallback_line("[Picture \u2014 open the chat to view]")
+    alt = clean_text(content.text) or "Picture sent by the buyer"
+    image = _img(thumb, alt, 240)
+    if full:
+        return f'<a href="{html.escape(full)}" target="_blank">{image}</a>'
+    return image
+
+
+def _html_sticker(content: ChatContent) -> str:
+    src = safe_http_url(content.thumbnail_url) or safe_http_url(content.url)
+    label = clean_text(content.text)
+    if not src:
+        return _fallback_line(f"[Sticker: {label}]" if label else "[Sticker]")
+    return _img(src, label or "Sticker", 120)
+
+
+def _html_video(content: ChatContent) -> str:
+    url = safe_http_url(content.url)
+    poster = safe_http_url(content.thumbnail_url)
+    parts: list[str] = []
+    if poster:
+        image = _img(poster, "Video preview", 240)
+        parts.append(f'<a href="{html.escape(url)}" target="_blank">{image}</a>' if url else image)
+    if content.text.strip():
+        parts.append(_html_text(content))
+    if url:
+        parts.append(
+            '<p class="body-text" style="margin-top:8px;">'
+            f'<a class="small-button" href="{html.escape(url)}" target="_blank">View video</a></p>'
+        )
+    else:
+        parts.append(_fallback_line("[Video \u2014 open the chat to view]"))
+    return "".join(parts)
+
+
+def _html_product(content: ChatContent) -> str:
+    title = clean_text(content.title) or "Product"
+    url = safe_http_url(content.url)
+    image_src = safe_http_url(content.thumbnail_url)
+    name = _esc(title)
+    if url:
+        name = f'<a href="{html.escape(url)}" target="_blank" style="color:inherit;">{name}</a>'
+    details = f'<p class="product-name">{name}</p>'
+    if content.price.strip():
+        details += f'<p class="price">{_esc(content.price)}</p>'
+    image_cell = ""
+    if image_src:
+        image_cell = (
+            '<td class="product-cell" width="80" style="width:80px;">'
+            f"{_img(image_src, title, 80)}</td>"
+        )
+    return (
+        '<table role="presentation" class="product" width="100%" cellpadding="0" '
+        f'cellspacing="0"><tr>{image_cell}<td class="product-cell">{details}</td></tr></table>'
+    )
+
+
+def _html_order(content: ChatContent) -> str:
+    order_id = clean_text(content.order_id) or "unknown"
+    details = f'<p class="product-name">Order {html.escape(order_id)}</p>'
+    if content.status.strip():
+        details += f'<p class="meta" style="margin:4px 0 0 0;">Status: {_esc(content.status)}</p>'
+    return (
+        '<table role="presentation" class="product" width="100%" cellpadding="0" '
+        f'cellspacing="0"><tr><td class="product-cell">{details}</td></tr></table>'
+    )
+
+
+def _html_notice(content: ChatContent) -> str:
+    return f'<p class="body-text notice">{_esc_multiline(content.text) or "Notice"}</p>'
+
+
+_HTML_BY_KIND: dict[ContentKind, Callable[[ChatContent], str]] = {
+    ContentKind.TEXT: _html_text,
+    ContentKind.EMOJI: _html_emoji,
+    ContentKind.IMAGE: _html_image,
+    ContentKind.STICKER: _html_sticker,
+    ContentKind.VIDEO: _html_video,
+    ContentKind.PRODUCT_CARD: _html_product,
+    ContentKind.ORDER_CARD: _html_order,
+    ContentKind.NOTICE: _html_notice,
+}
+
+
+def _html_content(content: ChatContent) -> str:
+    kind = _kind_of(content)
+    renderer = _HTML_BY_KIND.get(kind) if kind is not None else None
+    if renderer is None:  # OTHER or a kind this code has never heard of
+        block = _fallback_line(_unsupported_label(content))
+        if content.text.strip():
+            block += _html_text(content)
+        return block
+    return renderer(content)
+
+
+def _html_message(message: DigestMessage, buyer: str) -> str:
+    when = format_message_time(message.sent_at_ms)
+    meta = html.escape(buyer) + (f" &middot; {html.escape(when)}" if when else "")
+    return (
+        '<tr><td class="message">'
+        f'<p class="meta">{meta}</p>{_html_content(message.content)}'
+        "</td></tr>"
+    )
+
+
+def _preheader(messages: list[DigestMessage]) -> str:
+    """Inbox preview text: the first thing the buyer said, so the list view is useful."""
+    for message in messages:
+        line = _LINE_BREAKS.sub(" ", describe_content(message.content)).strip()
+        if line:
+            return line[:PREHEADER_MAX_CHARS]
+    return ""
+
+
+def _render_html(digest: Digest, links: DigestLinks, messages: list[DigestMessage]) -> str:
+    buyer = buyer_display_name(digest)
+    marketplace = clean_text(links.marketplace_name)
+    shop = clean_text(digest.shop_name)
+    chat_url = safe_http_url(links.chat_url)
+    settings_url = safe_http_url(links.settings_url)
+    count = len(messages)
+    noun = "message" if count == 1 else "messages"
+    eyebrow = f"{marketplace} \u00b7 {shop}" if shop else marketplace
+    body_rows = "".join(_html_message(m, buyer) for m in messages)
+    if chat_url:
+        cta = (
+            f'<a class="button" href="{html.escape(chat_url)}" target="_blank">Reply in chat</a>'
+        )
+    else:
+        cta = f'<p class="body-text">Open the {html.escape(marketplace)} chat to reply.</p>'
+    settings_line = (
+        f' <a class="footer-link" href="{html.escape(settings_url)}" target="_blank">'
+        "Manage email notifications</a>."
+        if settings_url
+        else ""
+    )
+    document = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<meta name="supported-color-schemes" content="light dark">
+<title>{html.escape(f"A new message from {marketplace} customer {buyer}")}</title>
+<style>{_CSS}{_AT_RULES_CSS}</style>
+</head>
+<body class="page">
+<div class="preheader">{html.escape(_preheader(messages))}</div>
+<table role="presentation" class="page" width="100%" cellpadding="0" cellspacing="0">
+<tr><td align="center" style="padding:16px 8px;">
+<table role="presentation" class="container card" width="600" cellpadding="0" cellspacing="0">
+<tr><td class="header">
+<p class="eyebrow">{html.escape(eyebrow)}</p>
+<p class="title">{count} new {noun} from {html.escape(buyer)}</p>
+</td></tr>
+{body_rows}
+<tr><td class="cta">{cta}</td></tr>
+</table>
+<table role="presentation" class="container" width="600" cellpadding="0" cellspacing="0">
+<tr><td class="footer">
+<p style="margin:0 0 8px 0;"><strong>To reply, reply to this email.</strong> The buyer sees
+only your new text and emoji, and pictures placed inline where your helpdesk allows them.
+Attachments, files, videos and links are not shown to the buyer.</p>
+<p style="margin:0;">You receive this because new {html.escape(marketplace)} buyer messages
+for {html.escape(shop or "your shop")} were unread.{settings_line}</p>
+</td></tr>
+</table>
+</td></tr>
+</table>
+</body>
+</html>
+"""
+    return _INLINER.inline(document)
+
+
+# ---------------------------------------------------------------------------------------
+# Plain text
+
+
+def _text_content(content: ChatContent) -> list[str]:
+    """Lines for one message in the text part; URLs are printed in full (nothing to click)."""
+    kind = _kind_of(content)
+    text_lines = [line for line in _LINE_BREAKS.split(clean_text(content.text))]
+    if kind in (ContentKind.TEXT, ContentKind.EMOJI):
+        return text_lines
+    if kind is ContentKind.NOTICE:
+        return [f"[Notice] {line}" if i == 0 else line for i, line in enumerate(text_lines)]
+    lines = [describe_content(content)]
+    if kind is ContentKind.IMAGE:
+        url = safe_http_url(content.url) or safe_http_url(content.thumbnail_url)
+        lines = ["[Picture] " + (url or "open the chat to view")]
+    elif kind is ContentKind.VIDEO:
+        url = safe_http_url(content.url)
+        lines = ["[Video] " + (f"View: {url}" if url else "open the chat to view")]
+        if content.text.strip():
+            lines.extend(text_lines)
+    elif kind is ContentKind.PRODUCT_CARD:
+        url = safe_http_url(content.url)
+        if url:
+            lines.append(url)
+    elif kind is ContentKind.STICKER or kind is ContentKind.ORDER_CARD:
+        pass
+    elif content.text.strip():  # unknown kind: keep whatever text came along
+        lines.extend(text_lines)
+    return lines
+
+
+def _render_text(digest: Digest, links: DigestLinks, messages: list[DigestMessage]) -> str:
+    buyer = buyer_display_name(digest)
+    marketplace = clean_text(links.marketplace_name)
+    shop = clean_text(digest.shop_name)
+    chat_url = safe_http_url(links.chat_url)
+    settings_url = safe_http_url(links.settings_url)
+    count = len(messages)
+    noun = "message" if count == 1 else "messages"
+    out: list[str] = [
+        f"{marketplace}" + (f" \u00b7 {shop}" if shop else ""),
+        f"{count} new {noun} from {buyer}",
+        "",
+    ]
+    for message in messages:
+        when = format_message_time(message.sent_at_ms)
+        out.append(f"{buyer}" + (f" ({when})" if when else "") + ":")
+        out.extend(f"  {line}" if line else "" for line in _text_content(message.content))
+        out.append("")
+    out.append(f"Reply in chat: {chat_url}" if chat_url else f"Open the {marketplace} chat to reply.")
+    out += [
+        "",
+        "-- ",  # signature separator: clients and our own reply parser trim what follows
+        "To reply, reply to this email. The buyer sees only your new text and emoji, and",
+        "pictures placed inline where your helpdesk allows them. Attachments, files, videos",
+        "and links are not shown to the buyer.",
+    ]
+    if settings_url:
+        out.append(f"Manage email notifications: {settings_url}")
+    return "\n".join(out) + "\n"
+
+
+def render_digest(digest: Digest, links: DigestLinks) -> RenderedDigest:
+    """Render one digest as HTML and plain text; every message kind is shown, none dropped."""
+    messages = _ordered(digest.messages)
+    return RenderedDigest(
+        html=_render_html(digest, links, messages),
+        text=_render_text(digest, links, messages),
+    )
