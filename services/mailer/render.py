@@ -215,7 +215,8 @@ _AT_RULES_CSS = """
   .small-button { background-color: #e8e9ec !important; color: #121317 !important; }
 }
 @media screen and (max-width: 600px) {
-  .header, .message, .cta, .footer { padding-left: 16px !important; padding-right: 16px !important; }
+  .header, .message, .cta, .footer {
+    padding-left: 16px !important; padding-right: 16px !important; }
   .button { display: block !important; text-align: center !important; }
 }
 """
@@ -475,7 +476,9 @@ def _render_text(digest: Digest, links: DigestLinks, messages: list[DigestMessag
         out.append(f"{buyer}" + (f" ({when})" if when else "") + ":")
         out.extend(f"  {line}" if line else "" for line in _text_content(message.content))
         out.append("")
-    out.append(f"Reply in chat: {chat_url}" if chat_url else f"Open the {marketplace} chat to reply.")
+    out.append(
+        f"Reply in chat: {chat_url}" if chat_url else f"Open the {marketplace} chat to reply."
+    )
     out += [
         "",
         "-- ",  # signature separator: clients and our own reply parser trim what follows

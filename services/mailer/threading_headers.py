@@ -34,7 +34,8 @@ MAX_REFERENCES = 20
 
 # A dot-atom made of characters that need no quoting anywhere (RFC 5322 id-left).
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*$")
-_SAFE_DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_SAFE_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 _HASHED_PREFIX = "h"
 _MAX_ID_LEFT = 100
 

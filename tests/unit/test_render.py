@@ -1,0 +1,286 @@
+"""Rendering of digest emails: golden files per content kind, escaping and URL safety.
+
+Golden files live in ``tests/golden/digest/<case>.html`` and ``<case>.txt``. After an
+intended change to the rendering, rewrite them and review the diff::
+
+    UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_render.py -q -p no:cacheprovider
+
+Without ``UPDATE_GOLDEN`` a missing or different golden file fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
+
+from mailer.render import DigestLinks, RenderedDigest, render_digest, safe_http_url
+from shared.events import ChatContent, ContentKind, Digest, DigestMessage
+
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "digest"
+UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+
+LINKS = DigestLinks(
+    chat_url="https://seller.example.com/chat/conv-42?shop=shop-7",
+    settings_url="https://seller.example.com/settings/notifications",
+    marketplace_name="TikTok Shop",
+)
+T0 = 1_764_070_000_000  # 2025-11-25 11:26:40 UTC
+
+
+def make_digest(*contents: ChatContent, buyer_name: str = "Alice Buyer") -> Digest:
+    """A digest of the given contents, one minute apart, in a fixed shop and conversation."""
+    return Digest(
+        digest_id="dg-0001",
+        shop_id="shop-7",
+        conversation_id="conv-42",
+        buyer_id="buyer-9",
+        buyer_name=buyer_name,
+        shop_name="Sunny Socks",
+        messages=tuple(
+            DigestMessage(message_id=f"m{i}", sent_at_ms=T0 + i * 60_000, content=c)
+            for i, c in enumerate(contents)
+        ),
+    )
+
+
+CASES: dict[str, tuple[ChatContent, ...]] = {
+    "text": (ChatContent(text="Hi! Is this <b>in stock</b> & ready?\nSecond line\n\nThird"),),
+    "emoji": (ChatContent(kind=ContentKind.EMOJI, text="\U0001f44d\U0001f3fd\U0001f468\u200d\U0001f469\u200d\U0001f467"),),
+    "image": (
+        ChatContent(
+            kind=ContentKind.IMAGE,
+            url="https://cdn.example.com/p/full.jpg",
+            thumbnail_url="https://cdn.example.com/p/thumb.jpg",
+        ),
+    ),
+    "product_card": (
+        ChatContent(
+            kind=ContentKind.PRODUCT_CARD,
+            title="Wool socks \u201cCosy\u201d 3-pack",
+            price="$12.99",
+            url="https://shop.example.com/product/123",
+            thumbnail_url="https://cdn.example.com/product/123.jpg",
+        ),
+        ChatContent(kind=ContentKind.PRODUCT_CARD, title="Name only"),
+    ),
+    "order_card": (
+        ChatContent(kind=ContentKind.ORDER_CARD, order_id="576460752303423", status="Shipped"),
+        ChatContent(kind=ContentKind.ORDER_CARD, order_id="576460752303424"),
+    ),
+    "video": (
+        ChatContent(
+            kind=ContentKind.VIDEO,
+            url="https://cdn.example.com/v/clip.mp4",
+            thumbnail_url="https://cdn.example.com/v/poster.jpg",
+        ),
+        ChatContent(kind=ContentKind.VIDEO, url="https://cdn.example.com/v/noposter.mp4"),
+    ),
+    "sticker": (
+        ChatContent(kind=ContentKind.STICKER, url="https://cdn.example.com/s/1.png", text="wave"),
+    ),
+    "notice": (ChatContent(kind=ContentKind.NOTICE, text="The buyer cancelled order 576460752303423"),),
+    "unknown_kind": (
+        ChatContent(kind="poll", platform_type="POLL_MESSAGE"),
+        ChatContent(kind=ContentKind.OTHER, platform_type="COUPON", text="10% off"),
+    ),
+    "unsafe_urls": (
+        ChatContent(kind=ContentKind.IMAGE, url="javascript:alert(1)"),
+        ChatContent(kind=ContentKind.VIDEO, url="data:video/mp4;base64,AAAA"),
+    ),
+}
+CASES["all_kinds"] = tuple(c for name in CASES for c in CASES[name])
+
+
+def render_case(name: str) -> RenderedDigest:
+    return render_digest(make_digest(*CASES[name]), LINKS)
+
+
+def check_golden(path: Path, actual: str) -> None:
+    if UPDATE_GOLDEN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+        return
+    assert path.exists(), f"missing golden {path}; run with UPDATE_GOLDEN=1 and review it"
+    assert actual == path.read_text(encoding="utf-8"), (
+        f"{path.name} differs from its golden; if intended, rerun with UPDATE_GOLDEN=1"
+    )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_html_matches_golden(case: str) -> None:
+    check_golden(GOLDEN_DIR / f"{case}.html", render_case(case).html)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_text_matches_golden(case: str) -> None:
+    check_golden(GOLDEN_DIR / f"{case}.txt", render_case(case).text)
+
+
+def urls_in(html: str) -> list[str]:
+    tree = HTMLParser(html)
+    return [
+        node.attributes[attr] or ""
+        for attr in ("href", "src")
+        for node in tree.css(f"[{attr}]")
+    ]
+
+
+def test_buyer_text_is_escaped_and_line_breaks_kept() -> None:
+    html = render_digest(make_digest(ChatContent(text="<script>x()</script>\nnext")), LINKS).html
+    assert "<script>" not in html
+    assert "&lt;script&gt;x()&lt;/script&gt;<br>next" in html
+
+
+def test_buyer_and_shop_names_are_escaped_in_header() -> None:
+    digest = make_digest(ChatContent(text="hi"), buyer_name='<img src=x onerror="a()">')
+    html = render_digest(digest, LINKS).html
+    assert all(not node.attributes.get("onerror") for node in HTMLParser(html).css("img"))
+    # Text nodes are re-serialised by the inliner: "<" stays escaped, quotes need not be.
+    assert '&lt;img src=x onerror="a()"&gt;' in html
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        " javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "vbscript:msgbox(1)",
+        "//evil.example.com/x.png",
+        "/relative.png",
+        "ftp://files.example.com/x.png",
+        'https://ok.example.com/x.png" onerror="alert(1)',
+        "https://ok.example.com/a b.png",
+        "https://ok.example.com/\nx.png",
+        "http://",
+        "https://[::1",
+    ],
+)
+def test_non_http_or_malformed_urls_are_never_emitted(url: str) -> None:
+    contents = (
+        ChatContent(kind=ContentKind.IMAGE, url=url, thumbnail_url=url),
+        ChatContent(kind=ContentKind.VIDEO, url=url, thumbnail_url=url),
+        ChatContent(kind=ContentKind.STICKER, url=url),
+        ChatContent(kind=ContentKind.PRODUCT_CARD, title="P", url=url, thumbnail_url=url),
+    )
+    rendered = render_digest(make_digest(*contents), LINKS)
+    assert safe_http_url(url) == ""
+    for emitted in urls_in(rendered.html):
+        assert emitted.startswith(("https://seller.example.com/", "https://cdn.")), emitted
+    assert "open the chat to view" in rendered.text  # the message itself is not dropped
+
+
+def test_unsafe_chat_link_drops_the_button_but_keeps_an_instruction() -> None:
+    links = DigestLinks("javascript:alert(1)", "https://s.example.com", "TikTok Shop")
+    rendered = render_digest(make_digest(ChatContent(text="hi")), links)
+    assert "javascript:" not in rendered.html
+    assert "Open the TikTok Shop chat to reply." in rendered.text
+
+
+def test_unknown_kind_becomes_a_fallback_line_with_its_text() -> None:
+    content = ChatContent(kind="hologram", platform_type="HOLO_3D", text="look!")
+    rendered = render_digest(make_digest(content), LINKS)
+    label = "[Unsupported message type: HOLO_3D \u2014 open the chat to view]"
+    assert label in rendered.html and label in rendered.text
+    assert "look!" in rendered.text
+
+
+def test_messages_appear_in_platform_time_order() -> None:
+    digest = make_digest(ChatContent(text="first"), ChatContent(text="second"))
+    shuffled = Digest(**{**_fields(digest), "messages": digest.messages[::-1]})
+    text = render_digest(shuffled, LINKS).text
+    assert text.index("first") < text.index("second")
+
+
+def _fields(digest: Digest) -> dict[str, object]:
+    return {name: getattr(digest, name) for name in Digest.__dataclass_fields__}
+
+
+def test_html_is_fluid_600px_with_dark_mode_rules_kept_after_inlining() -> None:
+    html = render_case("text").html
+    tree = HTMLParser(html)
+    assert tree.css_first('meta[name="color-scheme"]').attributes["content"] == "light dark"
+    style = tree.css_first("style").text()
+    assert "@media (prefers-color-scheme: dark)" in style
+    assert "!important" in style
+    container = tree.css_first("table.container")
+    assert "max-width: 600px" in container.attributes["style"]
+    assert "width: 100%" in container.attributes["style"]
+    # Plain rules were inlined (css-inline), so clients that strip <style> still get them.
+    assert "background-color: #fe2c55" in tree.css_first("a.button").attributes["style"]
+
+
+def test_header_shows_buyer_and_shop_and_each_message_time() -> None:
+    rendered = render_case("order_card")
+    for part in (rendered.html, rendered.text):
+        assert "Alice Buyer" in part
+        assert "Sunny Socks" in part
+        assert "25 Nov 2025, 11:26 UTC" in part
+        assert "25 Nov 2025, 11:27 UTC" in part
+
+
+def test_text_part_stands_alone_with_link_and_reply_instructions() -> None:
+    text = render_case("all_kinds").text
+    assert f"Reply in chat: {LINKS.chat_url}" in text
+    assert "reply to this email" in text
+    assert "Attachments, files, videos and links are not shown to the buyer." in " ".join(
+        text.split()
+    )
+    assert "Wool socks \u201cCosy\u201d 3-pack \u2014 $12.99" in text
+    assert "[Order 576460752303423 \u2014 Shipped]" in text
+    assert "View: https://cdn.example.com/v/clip.mp4" in text
+    assert "<" not in text.replace("<b>", "").replace("</b>", "")  # no markup leaks
+
+
+def test_each_kind_shows_its_key_field_in_html() -> None:
+    html = render_case("all_kinds").html
+    tree = HTMLParser(html)
+    assert "Wool socks \u201cCosy\u201d 3-pack" in html and "$12.99" in html
+    assert "Order 576460752303423" in html and "Shipped" in html
+    view = [a for a in tree.css("a") if a.text(strip=True) == "View video"]
+    assert [a.attributes["href"] for a in view] == [
+        "https://cdn.example.com/v/clip.mp4",
+        "https://cdn.example.com/v/noposter.mp4",
+    ]
+    images = {img.attributes["src"]: img.attributes.get("alt") for img in tree.css("img")}
+    assert images["https://cdn.example.com/p/thumb.jpg"] == "Picture sent by the buyer"
+    assert images["https://cdn.example.com/v/poster.jpg"] == "Video preview"
+    assert images["https://cdn.example.com/s/1.png"] == "wave"
+    assert "The buyer cancelled order" in html
+
+
+def test_blank_buyer_name_falls_back_to_buyer() -> None:
+    rendered = render_digest(make_digest(ChatContent(text="x"), buyer_name="  \n"), LINKS)
+    assert "1 new message from Buyer" in rendered.text
+
+
+contents = st.builds(
+    ChatContent,
+    kind=st.sampled_from([*ContentKind, "weird", ""]),
+    text=st.text(max_size=200),
+    url=st.one_of(st.text(max_size=60), st.just("https://a.example/x")),
+    thumbnail_url=st.text(max_size=60),
+    title=st.text(max_size=60),
+    price=st.text(max_size=20),
+    order_id=st.text(max_size=20),
+    status=st.text(max_size=20),
+    platform_type=st.text(max_size=20),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(contents, min_size=1, max_size=4), st.text(max_size=80))
+def test_any_content_renders_without_crash_and_only_http_urls(
+    items: list[ChatContent], buyer: str
+) -> None:
+    rendered = render_digest(make_digest(*items, buyer_name=buyer), LINKS)
+    for url in urls_in(rendered.html):
+        assert url.startswith(("http://", "https://"))
+    # One meta line per message in the text part: nothing dropped.
+    assert rendered.text.count("UTC):") == len(items)
