@@ -1,0 +1,537 @@
+"""Extract the newly written text of a seller's email reply: what the buyer may see.
+
+Layers (design.md, "Extraction in layers"):
+
+1. MIME: pick the body (text/plain when it is real, else the HTML), decode it whatever the
+   charset claims, undo format=flowed; list attachments as withheld, collect inline images.
+2. HTML: client-marked quotes and signatures go (``html_text``).
+3. Text: helpdesk boilerplate, quote headers ("On … wrote:" in many languages, wrapped or
+   not), Outlook header blocks, "Original Message" separators, ``>`` quoted lines.
+4. Signatures: ``-- ``, "Sent from my iPhone" and translations, "Get Outlook for iOS".
+
+Never raises on malformed input; every regex sees only lines shorter than
+``quote_patterns.MAX_HEADER_LINE``, so time stays linear on hostile input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage, Message
+
+from . import quote_patterns as qp
+from .html_text import IMAGE_PLACEHOLDER_BASE, IMAGE_PLACEHOLDER_RE, html_to_text
+
+SOURCE_PLAIN = "text/plain"
+SOURCE_HTML = "text/html"
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    """A picture the seller inserted in the reply body (an HTML ``cid:`` reference)."""
+
+    content_type: str
+    filename: str | None
+    content_id: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What reaches the buyer from one reply, and what was held back."""
+
+    text: str
+    inline_images: tuple[InlineImage, ...] = ()
+    withheld: tuple[str, ...] = ()
+    source: str = SOURCE_PLAIN
+
+
+# --- public API ------------------------------------------------------------------------------
+
+
+def extract_new_text(msg: EmailMessage) -> Extraction:
+    """Return the newly written part of the reply *msg* (parsed with ``policy.default``)."""
+    try:
+        return _extract(msg)
+    except Exception:  # noqa: BLE001 - malformed MIME must never break the parser loop
+        return Extraction(text="", withheld=("unreadable message body",))
+
+
+def extract_from_text(text: str) -> str:
+    """Return the newly written part of a plain-text reply body."""
+    return _clean_result(_trim_lines(_normalise_newlines(text).split("\n")))
+
+
+# --- MIME layer ----------------------------------------------------------------------------------
+
+# Placeholder text/plain parts some clients send with an HTML body.
+_NOT_REAL_PLAIN = re.compile(
+    r"^\s*(?:this is a multi-?part message in mime format|"
+    r"(?:your|this) (?:e-?mail )?(?:client|program|reader) does not support html|"
+    r"to view this (?:message|email),? (?:please )?(?:use|open|enable)|"
+    r"this (?:message|email) (?:is|contains|requires) html|"
+    r"\[?html (?:message|content|only)\]?)",
+    re.IGNORECASE,
+)
+_CID_TOKEN = re.compile(r"\[cid:[^\]\s]{1,300}\]")
+
+
+def _extract(msg: Message) -> Extraction:
+    plain_part = _find_body(msg, "plain")
+    html_part = _find_body(msg, "html")
+    plain = _part_text(plain_part) if plain_part is not None else None
+    html = _part_text(html_part) if html_part is not None else None
+
+    withheld: list[str] = []
+    images: tuple[InlineImage, ...] = ()
+    html_text = None
+    if html is not None and (plain is None or not _is_real_plain(plain) or "cid:" in html):
+        html_text = html_to_text(html)
+
+    if plain is not None and _is_real_plain(plain):
+        text = extract_from_text(_CID_TOKEN.sub("", plain))
+        source = SOURCE_PLAIN
+        if not text and html_text is not None:
+            text, source = _trimmed_html(html_text.text), SOURCE_HTML
+    elif html_text is not None:
+        text, source = _trimmed_html(html_text.text), SOURCE_HTML
+    else:
+        text, source = extract_from_text(plain or ""), SOURCE_PLAIN
+
+    if html_text is not None:
+        trimmed = _trimmed_html(html_text.text, keep_placeholders=True)
+        surviving = [ord(ch) - IMAGE_PLACEHOLDER_BASE for ch in IMAGE_PLACEHOLDER_RE.findall(trimmed)]
+        cid_parts = _parts_by_content_id(msg)
+        picked: list[InlineImage] = []
+        for index in surviving:
+            if index >= len(html_text.cids):
+                continue
+            part = cid_parts.get(html_text.cids[index].lower())
+            if part is not None:
+                picked.append(_inline_image(part, html_text.cids[index]))
+        images = tuple(picked)
+        if source == SOURCE_HTML:
+            withheld.extend(f"link reduced to text: {t} <{href}>" for t, href in html_text.links
+                            if t in text)
+            withheld.extend(f"remote image: {src}" for src in html_text.remote_images)
+
+    used = {image.content_id.lower() for image in images}
+    withheld[:0] = _withheld_parts(msg, {id(p) for p in (plain_part, html_part) if p}, used)
+    return Extraction(text=text, inline_images=images, withheld=tuple(withheld), source=source)
+
+
+def _trimmed_html(text: str, keep_placeholders: bool = False) -> str:
+    trimmed = extract_from_text(text)
+    if keep_placeholders:
+        return trimmed
+    return _clean_result(IMAGE_PLACEHOLDER_RE.sub("", trimmed).split("\n"))
+
+
+def _is_real_plain(text: str) -> bool:
+    stripped = text.strip()
+    return bool(stripped) and not _NOT_REAL_PLAIN.match(stripped[:300])
+
+
+def _find_body(msg: Message, subtype: str) -> Message | None:
+    """The body part of *subtype*, as ``EmailMessage.get_body`` picks it, never an attachment."""
+    try:
+        if isinstance(msg, EmailMessage):
+            part = msg.get_body(preferencelist=(subtype,))
+            if part is not None:
+                return part
+    except Exception:  # noqa: BLE001 - fall back to a plain walk below
+        pass
+    for part in msg.walk():
+        if part.get_content_type() == f"text/{subtype}" and not _is_attachment(part):
+            return part
+    return None
+
+
+def _is_attachment(part: Message) -> bool:
+    try:
+        return (part.get_content_disposition() or "") == "attachment"
+    except Exception:  # noqa: BLE001
+        return False
+
+
+# Charsets mislabelled in the wild, mapped to the superset that decodes what senders meant.
+_CHARSET_SUPERSETS = {
+    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
+    "big5": "big5hkscs", "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932",
+    "x-sjis": "cp932", "euc-kr": "cp949", "ks_c_5601-1987": "cp949", "ks_c_5601": "cp949",
+    "iso-8859-8-i": "iso-8859-8", "tis-620": "cp874", "tis620": "cp874", "windows-874": "cp874",
+    "iso-8859-11": "cp874", "us-ascii": "ascii", "ascii": "ascii", "iso-8859-1": "cp1252",
+    "latin1": "cp1252", "latin-1": "cp1252", "unicode-1-1-utf-7": "utf-7", "utf8": "utf-8",
+}
+_SINGLE_BYTE = re.compile(r"^(?:ascii|cp125\d|iso-?8859-?\d+|latin-?\d|windows-125\d|koi8-[ru]|cp874)$")
+
+
+def decode_bytes(data: bytes, declared: str | None) -> str:
+    """Decode body bytes: declared charset, then UTF-8, then a lenient fallback. Never raises.
+
+    A single-byte declaration (ascii, latin-1, windows-125x) cannot be wrong in a way that
+    fails to decode, so valid UTF-8 with non-ASCII bytes is taken as UTF-8 first: senders
+    mislabel UTF-8 as latin-1 far more often than latin-1 text happens to be valid UTF-8.
+    """
+    charset = (declared or "").strip().strip('"').lower()
+    charset = _CHARSET_SUPERSETS.get(charset, charset)
+    candidates: list[str] = []
+    if charset and _SINGLE_BYTE.match(charset):
+        candidates = ["utf-8", charset]
+    elif charset:
+        candidates = [charset, "utf-8"]
+    else:
+        candidates = ["utf-8"]
+    for name in candidates:
+        try:
+            return data.decode(name)
+        except (LookupError, UnicodeDecodeError, ValueError):
+            continue
+    for name in (charset, "cp1252"):
+        try:
+            return data.decode(name or "cp1252", errors="replace")
+        except (LookupError, ValueError):
+            continue
+    return data.decode("latin-1")
+
+
+def _part_text(part: Message) -> str:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001
+        payload = None
+    if payload is None:
+        raw = part.get_payload()
+        if isinstance(raw, str):
+            payload = raw.encode("utf-8", errors="replace")
+        else:
+            return ""
+    if isinstance(payload, str):  # pragma: no cover - defensive
+        payload = payload.encode("utf-8", errors="replace")
+    try:
+        charset = part.get_content_charset()
+    except Exception:  # noqa: BLE001
+        charset = None
+    text = _normalise_newlines(decode_bytes(payload, charset))
+    params = {k.lower(): (v or "").lower() for k, v in _params(part)}
+    if part.get_content_type() == "text/plain" and params.get("format") == "flowed":
+        text = unflow(text, delsp=params.get("delsp") == "yes")
+    return text
+
+
+def _params(part: Message) -> list[tuple[str, str]]:
+    try:
+        return [(k, v if isinstance(v, str) else "") for k, v in (part.get_params() or [])]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def unflow(text: str, delsp: bool = False) -> str:
+    """Undo RFC 3676 format=flowed: join soft line breaks (a line ending in a space).
+
+    Lines are joined only with lines of the same quote depth; space-stuffing is removed;
+    the signature separator "-- " is never a soft break; with DelSp=yes the space that marked
+    the soft break is deleted.
+    """
+    out: list[str] = []
+    buffer: str | None = None
+    buffer_depth = -1
+    for raw in text.split("\n"):
+        depth = len(raw) - len(raw.lstrip(">"))
+        body = raw[depth:]
+        if body.startswith(" "):
+            body = body[1:]  # space-stuffing (or the space after the quote marks)
+        flowed = body.endswith(" ") and body != "-- "
+        if buffer is not None and depth == buffer_depth:
+            buffer += body
+        else:
+            if buffer is not None:
+                out.append(_requote(buffer, buffer_depth))
+            buffer, buffer_depth = body, depth
+        if flowed:
+            if delsp:
+                buffer = buffer[:-1]
+            continue
+        out.append(_requote(buffer, buffer_depth))
+        buffer, buffer_depth = None, -1
+    if buffer is not None:
+        out.append(_requote(buffer, buffer_depth))
+    return "\n".join(out)
+
+
+def _requote(line: str, depth: int) -> str:
+    return (">" * depth + " " + line) if depth else line
+
+
+def _parts_by_content_id(msg: Message) -> dict[str, Message]:
+    found: dict[str, Message] = {}
+    for part in msg.walk():
+        cid = part.get("Content-ID")
+        if cid:
+            found[str(cid).strip().strip("<>").lower()] = part
+    return found
+
+
+def _inline_image(part: Message, cid: str) -> InlineImage:
+    try:
+        data = part.get_payload(decode=True) or b""
+    except Exception:  # noqa: BLE001
+        data = b""
+    return InlineImage(
+        content_type=part.get_content_type(),
+        filename=part.get_filename(),
+        content_id=cid,
+        data=data if isinstance(data, bytes) else b"",
+    )
+
+
+def _withheld_parts(msg: Message, body_ids: set[int], used_cids: set[str]) -> list[str]:
+    """Describe every leaf part that is not the body and not a delivered inline image."""
+    described: list[str] = []
+    for part in msg.walk():
+        if part.is_multipart() or id(part) in body_ids or part is msg and not part.is_multipart() \
+                and not body_ids:
+            continue
+        ctype = part.get_content_type()
+        cid = str(part.get("Content-ID") or "").strip().strip("<>").lower()
+        if cid and cid in used_cids:
+            continue
+        filename = part.get_filename()
+        disposition = part.get_content_disposition()
+        if ctype in ("text/plain", "text/html") and disposition != "attachment":
+            continue  # alternative renderings of the body
+        if cid and disposition != "attachment" and ctype.startswith("image/"):
+            continue  # inline picture of quoted history or a signature logo, never written
+        kind = (
+            "video" if ctype.startswith("video/")
+            else "image" if ctype.startswith("image/")
+            else "email" if ctype == "message/rfc822"
+            else "file"
+        )
+        described.append(f"{kind} attachment: {filename or '(unnamed)'} ({ctype})")
+    return described
+
+
+# --- text layer ----------------------------------------------------------------------------------
+
+
+def _normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+
+
+def _is_quoted(line: str) -> bool:
+    return line.lstrip(" \t").startswith(">")
+
+
+def _is_blank(line: str) -> bool:
+    return not line.strip()
+
+
+def _next_nonblank(lines: list[str], start: int) -> int:
+    i = start
+    while i < len(lines) and _is_blank(lines[i]):
+        i += 1
+    return i
+
+
+def _quote_header_end(lines: list[str], i: int) -> int:
+    """If an attribution ("On … wrote:") starts at line *i*, the index of its last line, else -1.
+
+    The attribution may wrap over up to ``MAX_HEADER_WRAP`` lines. Lines too long to be a
+    header are not examined at all (bounded time on pathological input).
+    """
+    first = lines[i]
+    if _is_blank(first) or len(first) > qp.MAX_HEADER_LINE:
+        return -1
+    joined = ""
+    for k in range(qp.MAX_HEADER_WRAP):
+        j = i + k
+        if j >= len(lines) or _is_blank(lines[j]) or len(lines[j]) > qp.MAX_HEADER_LINE:
+            return -1
+        if k and _is_quoted(lines[j]) != _is_quoted(first):
+            return -1
+        if k and qp.HEADER_OPENERS_RE.match(lines[j]) and not qp.HEADER_OPENERS_RE.match(first):
+            return -1  # the header starts on a later line; *i* is the seller's own text
+        joined = f"{joined} {lines[j].strip()}" if joined else lines[j].strip()
+        if len(joined) > qp.MAX_HEADER_LINE:
+            return -1
+        if k and not (qp.HEADER_OPENERS_RE.match(first) or qp.HEADER_EVIDENCE_RE.search(first)):
+            return -1
+        if qp.HEADER_END_RE.search(joined) and _looks_like_attribution(joined):
+            return j
+    return -1
+
+
+def _looks_like_attribution(text: str) -> bool:
+    body = text.lstrip("> ")
+    if not qp.HEADER_EVIDENCE_RE.search(body):
+        return False
+    return bool(qp.WROTE_VERB_RE.search(body) or qp.ENDS_WITH_ADDRESS_RE.search(body))
+
+
+def _header_block_end(lines: list[str], i: int) -> int:
+    """If an Outlook-style header block (From:/Sent:/To:/Subject:) starts at *i*, its last line."""
+    line = lines[i]
+    if len(line) > qp.MAX_HEADER_LINE or not qp.FROM_LINE_RE.match(line):
+        return -1
+    keys = 0
+    last = -1
+    for j in range(i + 1, min(len(lines), i + 1 + qp.HEADER_BLOCK_WINDOW)):
+        candidate = lines[j]
+        if len(candidate) > qp.MAX_HEADER_LINE:
+            break
+        if qp.HEADER_KEY_LINE_RE.match(candidate):
+            keys += 1
+            last = j
+        elif _is_blank(candidate) and keys:
+            break
+    if keys >= 2 or (keys == 1 and ("@" in line or "mailto:" in line.lower())):
+        return last
+    return -1
+
+
+def _is_forward_block(lines: list[str], start: int, end: int) -> bool:
+    for line in lines[start : end + 1]:
+        match = qp.SUBJECT_LINE_RE.match(line.strip().lstrip("*"))
+        if match and qp.FORWARD_SUBJECT_RE.match(match.group("value").strip("* ")):
+            return True
+    return False
+
+
+def _skip_forward_header(lines: list[str], i: int) -> int:
+    """Index of the first line after the header block that follows a forward marker."""
+    j = _next_nonblank(lines, i)
+    end = _header_block_end(lines, j) if j < len(lines) else -1
+    if end < 0:
+        # Headers in another order (Date:/Subject: first): skip key lines up to a blank line.
+        while j < len(lines) and len(lines[j]) <= qp.MAX_HEADER_LINE and \
+                qp.HEADER_KEY_LINE_RE.match(lines[j]):
+            j += 1
+        return j
+    return end + 1
+
+
+def _trim_lines(lines: list[str]) -> list[str]:
+    """Apply the quote/separator/helpdesk rules to *lines*; signatures go afterwards."""
+    lines = _zendesk_notification(lines)
+    kept: list[str] = []
+    n = len(lines)
+    i = 0
+    while i < n:
+        line = lines[i]
+        if len(line) > qp.MAX_HEADER_LINE:
+            if not _is_quoted(line):
+                kept.append(line)
+            i += 1
+            continue
+        has_content = any(not _is_blank(k) for k in kept)
+        prev_blank = not kept or _is_blank(kept[-1])
+
+        if _is_quoted(line):
+            i += 1
+            continue
+        if qp.ZENDESK_MARKER_RE.match(line) or qp.REPLY_ABOVE_RE.match(line):
+            if has_content:
+                break
+            i += 1
+            continue
+        if qp.FORWARD_MARKER_RE.match(line):
+            # A forward: what was forwarded is what the seller sends on. Keep it all.
+            kept.extend(lines[_skip_forward_header(lines, i + 1) :])
+            break
+        if qp.ORIGINAL_MESSAGE_RE.match(line) or qp.UNDERSCORE_RULE_RE.match(line):
+            j = _next_nonblank(lines, i + 1)
+            end = _header_block_end(lines, j) if j < n else -1
+            if end >= 0 and _is_forward_block(lines, j, end):
+                kept.extend(lines[end + 1 :])
+            break
+        end = _header_block_end(lines, i)
+        if end >= 0:
+            if _is_forward_block(lines, i, end):
+                kept.extend(lines[end + 1 :])
+            break
+        end = _quote_header_end(lines, i)
+        if end >= 0:
+            nxt = _next_nonblank(lines, end + 1)
+            if nxt < n and _is_quoted(lines[nxt]):
+                i = end + 1  # attribution of a quoted block: drop it, keep what follows
+                continue
+            if nxt >= n:
+                break  # attribution with nothing after it (its quote was removed upstream)
+            if prev_blank and (qp.HEADER_OPENERS_RE.match(line) or
+                               qp.ENDS_WITH_ADDRESS_RE.search(lines[end])):
+                break  # unquoted history follows (Outlook mobile, some webmails)
+        kept.append(line)
+        i += 1
+    return _strip_signature(kept)
+
+
+def _zendesk_notification(lines: list[str]) -> list[str]:
+    """Reduce a Zendesk notification (marker line on top) to its newest comment.
+
+    Zendesk puts "##- Please type your reply above this line -##" first, then "Your request
+    (#N) has been updated", then comments newest first, each as author, date, body, separated
+    by rules of dashes, and a "This email is a service from …" footer.
+    """
+    first = _next_nonblank(lines, 0)
+    if first >= len(lines) or not qp.ZENDESK_MARKER_RE.match(lines[first]):
+        return lines
+    body = [ln for ln in lines[first + 1 :] if not qp.ZENDESK_UPDATE_RE.match(ln)]
+    # Skip to the first comment (after the first rule, if the template has one near the top).
+    start = _next_nonblank(body, 0)
+    if start < len(body) and qp.ZENDESK_SEPARATOR_RE.match(body[start]):
+        start = _next_nonblank(body, start + 1)
+    # Author and date lines: short lines before the body, the date one carrying a time/year.
+    for _ in range(2):
+        if start < len(body) and len(body[start]) < 120 and qp.HEADER_EVIDENCE_RE.search(body[start]):
+            start = _next_nonblank(body, start + 1)
+            break
+        if start < len(body) and len(body[start]) < 80:
+            after = _next_nonblank(body, start + 1)
+            if after < len(body) and len(body[after]) < 120 and \
+                    qp.HEADER_EVIDENCE_RE.search(body[after]):
+                start = _next_nonblank(body, after + 1)
+                break
+    comment: list[str] = []
+    for line in body[start:]:
+        if qp.ZENDESK_SEPARATOR_RE.match(line) or qp.ZENDESK_FOOTER_RE.match(line):
+            break
+        comment.append(line)
+    return comment
+
+
+def _strip_signature(lines: list[str]) -> list[str]:
+    for index, line in enumerate(lines):
+        if qp.SIG_DELIMITER_RE.match(line):
+            lines = lines[:index]
+            break
+    lines = list(lines)
+    while True:
+        while lines and _is_blank(lines[-1]):
+            lines.pop()
+        if not lines:
+            return lines
+        last = lines[-1]
+        if len(last) > qp.MAX_HEADER_LINE:
+            return lines
+        stripped = IMAGE_PLACEHOLDER_RE.sub("", last)
+        if qp.MOBILE_SIGNATURE_RE.match(stripped) or qp.RULE_ONLY_RE.match(stripped):
+            lines.pop()
+            continue
+        if qp.DASH_NAME_SIGNATURE_RE.match(stripped) and len(lines) >= 2 and _is_blank(lines[-2]):
+            lines.pop()
+            continue
+        return lines
+
+
+def _clean_result(lines: list[str]) -> str:
+    """Remove helpdesk thread ids, trailing spaces, repeated blank lines; strip the ends."""
+    cleaned: list[str] = []
+    for line in lines:
+        if len(line) <= qp.MAX_HEADER_LINE and ("ref:" in line or "thread::" in line):
+            line = qp.SALESFORCE_THREAD_RE.sub("", qp.SALESFORCE_REF_RE.sub("", line))
+        line = line.rstrip()
+        if not line and cleaned and not cleaned[-1]:
+            continue
+        cleaned.append(line)
+    return "\n".join(cleaned).strip("\n").strip()

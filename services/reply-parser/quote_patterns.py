@@ -1,0 +1,202 @@
+"""What mail clients and helpdesks write around a reply: quote headers, separators, signatures.
+
+Pure data plus compiled regexes, per language and per client. Every pattern here is applied to
+ONE line (or a few joined lines) no longer than ``MAX_HEADER_LINE`` characters, and is either
+anchored or free of nested quantifiers, so a 10 MB single line never reaches them and none can
+backtrack catastrophically.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Quote headers, separators and signatures are short; a longer line is seller text.
+MAX_HEADER_LINE = 1000
+# A quote header wraps over at most this many lines (Gmail wraps long names/addresses).
+MAX_HEADER_WRAP = 3
+
+# --- "On <date>, <name> wrote:" ---------------------------------------------------------------
+# The verb clients put in the attribution line, per language (Gmail, Apple Mail, Outlook mobile,
+# Thunderbird, Yahoo, Android/Samsung mail...).
+WROTE_VERBS: tuple[str, ...] = (
+    r"wrote", r"writes",                                   # en
+    r"escribió", r"escribio",                              # es
+    r"escreveu",                                           # pt
+    r"a écrit", r"a ecrit", r"écrit",                      # fr
+    r"schrieb", r"geschrieben",                            # de
+    r"ha scritto", r"scrisse",                             # it
+    r"schreef", r"het volgende geschreven",                # nl
+    r"napisał\(a\)", r"napisała", r"napisał", r"pisze",    # pl
+    r"yazdı", r"şunu yazdı", r"şunları yazdı",             # tr
+    r"menulis",                                            # id, ms
+    r"เขียนว่า", r"เขียน",                                  # th
+    r"đã viết", r"viết",                                   # vi
+    r"sumulat", r"isinulat",                               # fil
+    r"のメッセージ", r"のメール", r"は書きました", r"書きました", r"さんは書きました",  # ja
+    r"님이 작성", r"작성",                                  # ko
+    r"写道", r"寫道", r"来信", r"來信",                      # zh
+    r"كتب", r"كتبت",                                        # ar
+    r"написал\(а\)", r"написала", r"написал", r"пишет",    # ru (common in real mail)
+    r"skrev", r"kirjoitti", r"napsal", r"έγραψε",          # sv/da/no, fi, cs, el
+)
+_LATIN_VERBS = [v for v in WROTE_VERBS if v[0].isascii() or v[0] in "éšż"]
+_OTHER_VERBS = [v for v in WROTE_VERBS if v not in _LATIN_VERBS]
+# The verb anywhere in the header (German/Dutch/Arabic/Filipino put it before the name).
+# Latin-script verbs need word boundaries ("rewrote" is not "wrote"); CJK/Thai have no spaces.
+WROTE_VERB_RE = re.compile(
+    r"(?<!\w)(?:" + "|".join(sorted(_LATIN_VERBS, key=len, reverse=True)) + r")(?!\w)"
+    + "|(?:" + "|".join(sorted(_OTHER_VERBS, key=len, reverse=True)) + ")",
+    re.IGNORECASE,
+)
+# A header ends with a colon (ASCII or full-width), possibly after the verb or the address.
+HEADER_END_RE = re.compile(r"[:：]\s*$")
+# Ends with an address then a colon: the Japanese Gmail form "2024年4月3日(水) 16:19 Bob <b@x.jp>:"
+ENDS_WITH_ADDRESS_RE = re.compile(r"@[^\s@]{1,255}[>）)\]]?\s*[:：]\s*$")
+# Words that open an attribution line in each language (Gmail, Apple Mail, Outlook...).
+HEADER_OPENERS_RE = re.compile(
+    r"^\s*(?:On|Am|Le|El|Em|Il giorno|Il|Op|W dniu|Dnia|Pada tanggal|Pada|Vào|Noong|"
+    r"เมื่อ|ในวันที่|في|Den|Dne|Στις|Le\s+\S+\s+\d|在|於|\d)",
+    re.IGNORECASE,
+)
+# A real attribution carries a time, a year or an address; "as the courier wrote:" has none.
+HEADER_EVIDENCE_RE = re.compile(
+    r"\d{1,2}[:.]\d{2}|\b(?:19|20)\d{2}\b|(?:19|20)\d{2}\s*[年년/.-]|\d{4}年|@[\w.-]+\.\w"
+)
+
+# --- Separators before forwarded / original messages ----------------------------------------
+ORIGINAL_MESSAGE_RE = re.compile(
+    r"^\s*[-_=*]{2,}\s*(?:"
+    r"original message|original e-?mail|reply message|"
+    r"mensaje original|mensagem original|message d'origine|message original|"
+    r"ursprüngliche nachricht|ursprungliche nachricht|originalnachricht|"
+    r"messaggio originale|oorspronkelijk bericht|origineel bericht|"
+    r"wiadomość oryginalna|oryginalna wiadomość|orijinal mesaj|özgün ileti|"
+    r"pesan asli|mesej asal|ข้อความต้นฉบับ|thư gốc|tin nhắn gốc|orihinal na mensahe|"
+    r"元のメッセージ|元のメール|원본 메시지|原始邮件|原始郵件|原始信息|原始訊息|"
+    r"الرسالة الأصلية|исходное сообщение|originalmeddelande|alkuperäinen viesti"
+    r")\s*[-_=*]{2,}\s*$",
+    re.IGNORECASE,
+)
+FORWARD_MARKER_RE = re.compile(
+    r"^\s*(?:[-_=*]{2,}\s*)?(?:"
+    r"forwarded message|begin forwarded message|forwarded by|"
+    r"mensaje reenviado|mensagem encaminhada|message transféré|message transfere|"
+    r"début du message réexpédié|weitergeleitete nachricht|anfang der weitergeleiteten nachricht|"
+    r"messaggio inoltrato|inizio messaggio inoltrato|doorgestuurd bericht|"
+    r"begin doorgestuurd bericht|wiadomość przekazana dalej|przekazana wiadomość|"
+    r"iletilen mesaj|iletilmiş ileti|pesan terusan|pesanan dimajukan|"
+    r"ข้อความที่ส่งต่อ|thư được chuyển tiếp|tin nhắn được chuyển tiếp|ipinasang mensahe|"
+    r"転送されたメッセージ|転送メッセージ|전달된 메시지|转发的邮件|轉寄的郵件|已转发邮件|"
+    r"رسالة معاد توجيهها|пересылаемое сообщение|пересланное сообщение"
+    r")\s*:?\s*(?:[-_=*]{2,})?\s*$",
+    re.IGNORECASE,
+)
+# Outlook's horizontal rule before the header block, mailing-list footers.
+UNDERSCORE_RULE_RE = re.compile(r"^\s*_{20,}\s*$")
+# A line that is only a rule (left behind after cutting below it).
+RULE_ONLY_RE = re.compile(r"^\s*[-_=*~#]{3,}\s*$")
+
+# --- Outlook-style header blocks (From:/Sent:/To:/Subject:) --------------------------------------
+FROM_KEYS = (
+    "From", "De", "Von", "Da", "Van", "Od", "Kimden", "Gönderen", "Dari", "Từ", "Mula kay", "Mula",
+    "差出人", "送信者", "发件人", "寄件者", "寄件人", "보낸 사람", "보낸사람", "من", "От", "จาก",
+    "Från", "Fra", "Lähettäjä", "Feladó", "Από",
+)
+OTHER_KEYS = (
+    "Sent", "Date", "To", "Subject", "Cc", "Bcc", "Reply-To",
+    "Enviado", "Enviada", "Enviado el", "Fecha", "Para", "Asunto", "CC", "Assunto", "Data",
+    "Envoyé", "Date", "À", "A", "Objet", "Cc",
+    "Gesendet", "Datum", "An", "Betreff",
+    "Inviato", "Oggetto",
+    "Verzonden", "Aan", "Onderwerp", "Verstuurd",
+    "Wysłano", "Wysłane", "Do", "Temat", "DW",
+    "Gönderildi", "Tarih", "Kime", "Konu", "Bilgi",
+    "Dikirim", "Terkirim", "Tanggal", "Kepada", "Subjek", "Perihal", "Dihantar", "Tarikh",
+    "Đã gửi", "Ngày", "Tới", "Đến", "Chủ đề",
+    "Ipinadala", "Petsa", "Para kay", "Paksa",
+    "送信日時", "送信日", "宛先", "件名", "日付",
+    "发送时间", "發送時間", "日期", "时间", "收件人", "收件者", "主题", "主旨", "抄送", "副本",
+    "보낸 날짜", "날짜", "받는 사람", "제목", "참조",
+    "تاريخ", "التاريخ", "تم الإرسال", "إلى", "الموضوع",
+    "Отправлено", "Дата", "Кому", "Тема",
+    "ส่ง", "วันที่", "ถึง", "เรื่อง",
+    "Skickat", "Till", "Ämne", "Sendt", "Til", "Emne", "Lähetetty", "Vastaanottaja", "Aihe",
+)
+
+
+def _key_alt(keys: tuple[str, ...]) -> str:
+    return "|".join(re.escape(k) for k in sorted(set(keys), key=len, reverse=True))
+
+
+# "From: x", "*From:* x", "**De :** x" (French puts a space before the colon).
+FROM_LINE_RE = re.compile(rf"^\s*[*>]*\s*\**(?:{_key_alt(FROM_KEYS)})\s?\**\s?[:：]\**\s*\S")
+HEADER_KEY_LINE_RE = re.compile(
+    rf"^\s*[*>]*\s*\**(?:{_key_alt(OTHER_KEYS + FROM_KEYS)})\s?\**\s?[:：]\**(?:\s|$)"
+)
+SUBJECT_LINE_RE = re.compile(
+    r"^\s*\**(?:Subject|Asunto|Assunto|Objet|Betreff|Oggetto|Onderwerp|Temat|Konu|Subjek|Perihal|"
+    r"Chủ đề|Paksa|件名|主题|主旨|제목|الموضوع|Тема|เรื่อง|Ämne|Emne|Aihe)\s?\**\s?[:：]\**\s*(?P<value>.*)$",
+    re.IGNORECASE,
+)
+# Subject prefixes that mean "this is a forward" (so the forwarded content is what was sent).
+FORWARD_SUBJECT_RE = re.compile(
+    r"^\s*(?:fwd?|fw|wg|tr|rv|enc|i|doorst|pd|ilt|İLT|fwd|转发|轉寄|전달|trs|vs|vb)\s*[:：]",
+    re.IGNORECASE,
+)
+# How many lines after "From:" the rest of the block may sit (wrapped To:/Cc: lists).
+HEADER_BLOCK_WINDOW = 8
+
+# --- Signatures ----------------------------------------------------------------------------------
+SIG_DELIMITER_RE = re.compile(r"^--\s*$")
+# Mobile / app signatures, full-line, with an optional trailing link Outlook adds.
+_LINK_TAIL = r"(?:\s*[<(\[]\s*https?://[^\s>)\]]{1,300}\s*[>)\]])?"
+MOBILE_SIGNATURE_RE = re.compile(
+    r"^\s*(?:"
+    r"sent from my(?:\s+[\w'’.-]+){1,4}|sent from (?:mail|outlook|yahoo mail|aol|my mobile)(?:\s+[\w'’.-]+){0,5}|"
+    r"sent (?:via|with|using)(?:\s+[\w'’.-]+){1,5}|sent on the go|"
+    r"get outlook for (?:ios|android|mac|windows)|"
+    r"enviado desde mi(?:\s+[\w'’.-]+){1,4}|enviado desde(?:\s+[\w'’.-]+){1,4}|"
+    r"enviado do meu(?:\s+[\w'’.-]+){1,4}|enviado de meu(?:\s+[\w'’.-]+){1,4}|enviado do(?:\s+[\w'’.-]+){1,4}|"
+    r"envoyé de mon(?:\s+[\w'’.-]+){1,4}|envoyé depuis(?:\s+[\w'’.-]+){1,5}|"
+    r"von meinem(?:\s+[\w'’.-]+){1,4}\s+gesendet|gesendet von(?:\s+[\w'’.-]+){1,4}|"
+    r"inviato da(?:\s+[\w'’.-]+){1,4}|inviato dal mio(?:\s+[\w'’.-]+){1,4}|"
+    r"verzonden (?:vanaf|met) (?:mijn )?(?:[\w'’.-]+\s?){1,4}|verstuurd vanaf (?:mijn )?(?:[\w'’.-]+\s?){1,4}|"
+    r"wysłane z(?:\s+[\w'’.-]+){1,4}|wysłano z(?:\s+[\w'’.-]+){1,4}|"
+    r"(?:[\w'’.-]+\s+){1,3}(?:cihazımdan|'[ıiuü]mdan|’[ıiuü]mdan|\w*dan|\w*den) gönderildi|"
+    r"dikirim dari(?:\s+[\w'’.-]+){1,4}|dihantar dari(?:\s+[\w'’.-]+){1,4}|"
+    r"ส่งจาก.{1,40}|được gửi từ.{1,40}|gửi từ.{1,40}của tôi|"
+    r"ipinadala mula sa.{1,40}|"
+    r".{1,20}から送信|"
+    r"내\s?.{1,20}에서 보냄|.{1,20}에서 보냄|"
+    r"发自我的.{1,20}|从我的.{1,20}发送|從我的.{1,20}傳送|寄自我的.{1,20}|"
+    r"أرسلت من.{1,30}|أُرسلت من.{1,30}|تم الإرسال من.{1,30}|"
+    r"отправлено с.{1,30}"
+    r")" + _LINK_TAIL + r"\s*[.!]?\s*$",
+    re.IGNORECASE,
+)
+# "-Abhishek Kona", "- Jane": a dash-name sign-off alone on the last paragraph.
+DASH_NAME_SIGNATURE_RE = re.compile(r"^\s*-{1,2}\s?[^\W\d_][\w.'’-]*(?:\s+[^\W\d_][\w.'’-]*){0,3}\s*$")
+
+# --- Helpdesks -----------------------------------------------------------------------------------
+# Zendesk: "##- Please type your reply above this line -##" (localized text between the marks).
+ZENDESK_MARKER_RE = re.compile(r"^\s*##-.{0,200}-##\s*$")
+ZENDESK_UPDATE_RE = re.compile(
+    r"^\s*(?:your request \(#?\d+\) has been (?:updated|received)|"
+    r"this email is a service from|delivered by zendesk|"
+    r"to add additional comments, reply to this email)",
+    re.IGNORECASE,
+)
+ZENDESK_FOOTER_RE = re.compile(
+    r"^\s*(?:this (?:e-?mail|message) is a service from|delivered by zendesk|"
+    r"\[[A-Z0-9]{4,8}-[A-Z0-9]{4,8}\]\s*$)",
+    re.IGNORECASE,
+)
+ZENDESK_SEPARATOR_RE = re.compile(r"^\s*-{10,}\s*$")
+# Generic helpdesk "reply above this line" markers (Gorgias, Freshdesk, Help Scout, Front...).
+REPLY_ABOVE_RE = re.compile(
+    r"^\s*[-#=*>\[(]*\s*(?:please\s+)?(?:type|write|reply|respond|enter)\b.{0,40}\babove this line\b.{0,20}$",
+    re.IGNORECASE,
+)
+# Salesforce Email-to-Case thread ids: classic "ref:_00D…._500…:ref", Lightning "thread::…::".
+SALESFORCE_REF_RE = re.compile(r"\[?\s*ref:_?[0-9A-Za-z]{5,40}\.?_?[0-9A-Za-z]{0,40}:ref\s*\]?")
+SALESFORCE_THREAD_RE = re.compile(r"\[?\s*thread::[0-9A-Za-z_\-]{5,80}::\s*\]?")
