@@ -50,7 +50,8 @@ def _id_left(digest_id: str) -> str:
     if _SAFE_ID.match(digest_id) and len(digest_id) <= _MAX_ID_LEFT:
         return digest_id
     # Anything else could break the header's syntax; a hash stays unique and deterministic.
-    return _HASHED_PREFIX + hashlib.sha256(digest_id.encode("utf-8")).hexdigest()[:40]
+    # 128 bits is plenty, and short enough that the header line is not folded.
+    return _HASHED_PREFIX + hashlib.sha256(digest_id.encode("utf-8")).hexdigest()[:32]
 
 
 def _check_domain(domain: str) -> str:

@@ -50,7 +50,12 @@ def make_digest(*contents: ChatContent, buyer_name: str = "Alice Buyer") -> Dige
 
 CASES: dict[str, tuple[ChatContent, ...]] = {
     "text": (ChatContent(text="Hi! Is this <b>in stock</b> & ready?\nSecond line\n\nThird"),),
-    "emoji": (ChatContent(kind=ContentKind.EMOJI, text="\U0001f44d\U0001f3fd\U0001f468\u200d\U0001f469\u200d\U0001f467"),),
+    "emoji": (
+        ChatContent(
+            kind=ContentKind.EMOJI,
+            text="\U0001f44d\U0001f3fd\U0001f468\u200d\U0001f469\u200d\U0001f467",
+        ),
+    ),
     "image": (
         ChatContent(
             kind=ContentKind.IMAGE,
@@ -83,7 +88,9 @@ CASES: dict[str, tuple[ChatContent, ...]] = {
     "sticker": (
         ChatContent(kind=ContentKind.STICKER, url="https://cdn.example.com/s/1.png", text="wave"),
     ),
-    "notice": (ChatContent(kind=ContentKind.NOTICE, text="The buyer cancelled order 576460752303423"),),
+    "notice": (
+        ChatContent(kind=ContentKind.NOTICE, text="The buyer cancelled order 576460752303423"),
+    ),
     "unknown_kind": (
         ChatContent(kind="poll", platform_type="POLL_MESSAGE"),
         ChatContent(kind=ContentKind.OTHER, platform_type="COUPON", text="10% off"),
