@@ -1,0 +1,161 @@
+"""DKIM signing of digests, verified by dkimpy against a test key served by a fake DNS.
+
+The RSA key is generated per test session with the ``openssl`` CLI (the ``cryptography``
+package is not a dependency of this project).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dkim
+import pytest
+
+from mailer.compose import ComposeContext, compose_digest_email
+from mailer.dkim_signing import (
+    ENV_DOMAIN,
+    ENV_KEY_FILE,
+    ENV_SELECTOR,
+    DkimKeyError,
+    DkimSigner,
+    dkim_signer_from_env,
+    load_dkim_signer,
+)
+from mailer.render import DigestLinks
+from shared.events import ChatContent, Digest, DigestMessage
+
+SELECTOR = "bridge2026"
+DOMAIN = "chat-seller-us.bridge.example"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    private_pem: bytes
+    private_path: Path
+    dns_txt: bytes  # the TXT record a verifier would find at <selector>._domainkey.<domain>
+
+
+@pytest.fixture(scope="module")
+def test_key(tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
+    openssl = shutil.which("openssl")
+    assert openssl, "the openssl CLI is needed to generate the test DKIM key"
+    path = tmp_path_factory.mktemp("dkim") / "private.pem"
+    subprocess.run([openssl, "genrsa", "-out", str(path), "2048"], check=True, capture_output=True)
+    public_der = subprocess.run(
+        [openssl, "rsa", "-in", str(path), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    txt = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
+    return SigningKey(private_pem=path.read_bytes(), private_path=path, dns_txt=txt)
+
+
+def fake_dns(test_key: SigningKey) -> Callable[..., bytes | None]:
+    """A dnsfunc for dkim.verify that knows only our selector's record."""
+
+    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
+        if name == f"{SELECTOR}._domainkey.{DOMAIN}.".encode():
+            return test_key.dns_txt
+        return None
+
+    return lookup
+
+
+def digest_bytes(previous: tuple[str, ...] = ("dg-0001",)) -> bytes:
+    digest = Digest(
+        digest_id="dg-0002",
+        shop_id="shop-7",
+        conversation_id="conv-42",
+        buyer_id="buyer-9",
+        buyer_name="Zoë Buyer",
+        shop_name="Sunny Socks",
+        previous_digest_ids=previous,
+        messages=(DigestMessage("m1", 1_764_070_000_000, ChatContent(text="Is it wool? 🧦")),),
+    )
+    ctx = ComposeContext(
+        marketplace_name="TikTok Shop",
+        from_address=f"c.tok123@{DOMAIN}",
+        to_address="owner@sunnysocks.example",
+        message_id_domain="digest.bridge.example",
+        links=DigestLinks("https://s.example/chat", "https://s.example/settings", "TikTok Shop"),
+        list_unsubscribe_url="https://s.example/settings",
+        now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    return compose_digest_email(digest, ctx).as_bytes()
+
+
+def test_signed_digest_verifies_against_the_published_key(test_key: SigningKey) -> None:
+    signed = DkimSigner(SELECTOR, DOMAIN, test_key.private_pem).sign(digest_bytes())
+    assert signed.startswith(b"DKIM-Signature: ")
+    assert dkim.verify(signed, dnsfunc=fake_dns(test_key))
+
+
+def test_signature_is_relaxed_sha256_over_the_required_headers(test_key: SigningKey) -> None:
+    signed = DkimSigner(SELECTOR, DOMAIN, test_key.private_pem).sign(digest_bytes())
+    header = signed.split(b"\r\n\r\n", 1)[0].decode()
+    unfolded = re.sub(r"\r\n[ \t]+", " ", header).split("\r\n")[0]
+    tags = {k.strip(): v.strip() for k, v in (t.split("=", 1) for t in unfolded[16:].split(";"))}
+    assert tags["a"] == "rsa-sha256" and tags["c"] == "relaxed/relaxed"
+    assert (tags["d"], tags["s"]) == (DOMAIN, SELECTOR)
+    signed_headers = [h.strip() for h in tags["h"].split(":")]
+    assert signed_headers == [
+        "from", "to", "subject", "date", "message-id", "reply-to",
+        "in-reply-to", "references", "mime-version", "content-type",
+    ]  # fmt: skip
+
+
+def test_changing_the_subject_after_signing_breaks_the_signature(test_key: SigningKey) -> None:
+    signed = DkimSigner(SELECTOR, DOMAIN, test_key.private_pem).sign(digest_bytes())
+    tampered = signed.replace(b"Subject: A new message", b"Subject: A NEW message", 1)
+    assert tampered != signed
+    assert not dkim.verify(tampered, dnsfunc=fake_dns(test_key))
+
+
+def test_adding_in_reply_to_to_a_first_digest_breaks_the_signature(test_key: SigningKey) -> None:
+    signed = DkimSigner(SELECTOR, DOMAIN, test_key.private_pem).sign(digest_bytes(previous=()))
+    assert b"\r\nIn-Reply-To:" not in signed
+    head, body = signed.split(b"\r\n\r\n", 1)
+    forged = head + b"\r\nIn-Reply-To: <forged@evil.example>\r\n\r\n" + body
+    assert not dkim.verify(forged, dnsfunc=fake_dns(test_key))
+
+
+def test_relaxed_canonicalisation_survives_refolding_by_a_relay(test_key: SigningKey) -> None:
+    signed = DkimSigner(SELECTOR, DOMAIN, test_key.private_pem).sign(digest_bytes())
+    refolded = signed.replace(b"\r\nTo: ", b"\r\nTo:\r\n\t ", 1)
+    assert refolded != signed
+    assert dkim.verify(refolded, dnsfunc=fake_dns(test_key))
+
+
+def test_unusable_key_fails_at_construction_with_a_clear_reason() -> None:
+    with pytest.raises(DkimKeyError, match="not a usable RSA PEM key"):
+        DkimSigner(SELECTOR, DOMAIN, b"-----BEGIN PRIVATE KEY-----\nnope\n")
+
+
+def test_missing_key_file_fails_with_its_path(tmp_path: Path) -> None:
+    with pytest.raises(DkimKeyError, match="cannot read DKIM private key file"):
+        load_dkim_signer(SELECTOR, DOMAIN, tmp_path / "absent.pem")
+
+
+def test_env_loader_returns_none_when_dkim_is_not_configured() -> None:
+    assert dkim_signer_from_env({}) is None
+
+
+def test_env_loader_refuses_a_partial_configuration() -> None:
+    with pytest.raises(DkimKeyError, match=ENV_KEY_FILE):
+        dkim_signer_from_env({ENV_SELECTOR: SELECTOR, ENV_DOMAIN: DOMAIN})
+
+
+def test_env_loader_reads_the_mounted_key_file(test_key: SigningKey) -> None:
+    signer = dkim_signer_from_env(
+        {ENV_SELECTOR: SELECTOR, ENV_DOMAIN: DOMAIN, ENV_KEY_FILE: str(test_key.private_path)}
+    )
+    assert signer is not None
+    assert "PRIVATE" not in repr(signer)
+    assert dkim.verify(signer.sign(digest_bytes()), dnsfunc=fake_dns(test_key))
