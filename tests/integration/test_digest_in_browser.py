@@ -1,0 +1,193 @@
+"""A rendered digest in headless Chromium: no horizontal scroll, button in view, dark mode.
+
+Needs the Debian ``chromium`` package at /usr/bin/chromium (``apt-get install -y chromium``)
+and the PyPI ``playwright`` package; Playwright's own browser download is never used. The
+page is loaded with ``set_content`` and every network request is answered locally (images
+get a large generated PNG), so the test is offline and checks that big pictures shrink.
+
+Screenshots go to ``$DIGEST_SCREENSHOT_DIR`` if set, else to pytest's temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import pytest
+
+from mailer.render import DigestLinks, render_digest
+from shared.events import ChatContent, ContentKind, Digest, DigestMessage
+
+if TYPE_CHECKING:  # imported lazily at run time so a missing package fails with a clear message
+    from playwright.sync_api import Browser, Page
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP, PHONE = 1280, 375
+
+
+def png(width: int, height: int) -> bytes:
+    """A solid grey PNG of the given size, built without any imaging library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\x99" * width for _ in range(height))  # greyscale, 8-bit
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def digest_with_every_kind() -> Digest:
+    contents = (
+        ChatContent(text="Hello! Do you ship to Canada?\nThanks \U0001f60a"),
+        ChatContent(text="https://example.com/" + "a" * 180),  # one unbreakable "word"
+        ChatContent(kind=ContentKind.EMOJI, text="\U0001f44d\U0001f44d"),
+        ChatContent(kind=ContentKind.IMAGE, url="https://cdn.example.com/p/big.png"),
+        ChatContent(
+            kind=ContentKind.PRODUCT_CARD,
+            title="Merino wool socks, extra-long name for a product card " * 3,
+            price="$12.99",
+            url="https://shop.example.com/p/1",
+            thumbnail_url="https://cdn.example.com/p/product.png",
+        ),
+        ChatContent(kind=ContentKind.ORDER_CARD, order_id="5764607523034234567", status="Shipped"),
+        ChatContent(
+            kind=ContentKind.VIDEO,
+            url="https://cdn.example.com/v/clip.mp4",
+            thumbnail_url="https://cdn.example.com/v/poster.png",
+        ),
+        ChatContent(kind=ContentKind.STICKER, url="https://cdn.example.com/s/1.png"),
+        ChatContent(kind=ContentKind.NOTICE, text="The buyer has confirmed receipt"),
+        ChatContent(kind="poll", platform_type="POLL"),
+    )
+    return Digest(
+        digest_id="dg-browser",
+        shop_id="shop-7",
+        conversation_id="conv-42",
+        buyer_id="buyer-9",
+        buyer_name="Alexandra Konstantinopoulou-Vandermeer",
+        shop_name="Sunny Socks",
+        messages=tuple(
+            DigestMessage(f"m{i}", 1_764_070_000_000 + i * 60_000, c)
+            for i, c in enumerate(contents)
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def digest_html() -> str:
+    links = DigestLinks(
+        chat_url="https://seller.example.com/chat/conv-42",
+        settings_url="https://seller.example.com/settings",
+        marketplace_name="TikTok Shop",
+    )
+    return render_digest(digest_with_every_kind(), links).html
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(
+            f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); "
+            "this test never downloads a browser"
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the 'playwright' PyPI package is missing: pip install playwright")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("DIGEST_SCREENSHOT_DIR")
+    path = Path(configured) if configured else tmp_path_factory.mktemp("digest-screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def open_digest(
+    browser: Browser, html: str, width: int, color_scheme: Literal["light", "dark"] = "light"
+) -> Page:
+    page = browser.new_page(viewport={"width": width, "height": 800}, color_scheme=color_scheme)
+    image = png(1200, 800)  # larger than any slot: it must shrink, not overflow
+    page.route(
+        "**/*",
+        lambda route: route.fulfill(status=200, content_type="image/png", body=image),
+    )
+    page.set_content(html, wait_until="load")
+    return page
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE], ids=["desktop-1280", "phone-375"])
+def test_digest_has_no_horizontal_scroll_and_the_button_is_in_view(
+    browser: Browser, digest_html: str, screenshot_dir: Path, width: int
+) -> None:
+    page = open_digest(browser, digest_html, width)
+    try:
+        shot = screenshot_dir / f"digest-{width}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.read_bytes().startswith(b"\x89PNG")
+
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll_width <= width, f"horizontal scroll at {width}px: {scroll_width}px wide"
+
+        button = page.get_by_role("link", name="Reply in chat")
+        assert button.is_visible()
+        box = button.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+
+        container = page.locator("table.container").first.bounding_box()
+        assert container is not None
+        assert container["width"] <= 600, container
+        if width == PHONE:  # fluid: the card uses the phone's width, not a shrunk 600px
+            assert container["width"] >= width - 40, container
+
+        for image in page.locator("img").all():
+            img_box = image.bounding_box()
+            assert img_box is not None and img_box["x"] + img_box["width"] <= width
+    finally:
+        page.close()
+
+
+def test_dark_mode_rules_apply_after_inlining(
+    browser: Browser, digest_html: str, screenshot_dir: Path
+) -> None:
+    def card_background(scheme: Literal["light", "dark"]) -> str:
+        page = open_digest(browser, digest_html, PHONE, color_scheme=scheme)
+        try:
+            if scheme == "dark":
+                page.screenshot(path=str(screenshot_dir / "digest-375-dark.png"), full_page=True)
+            return str(
+                page.evaluate(
+                    "getComputedStyle(document.querySelector('table.card')).backgroundColor"
+                )
+            )
+        finally:
+            page.close()
+
+    assert card_background("light") == "rgb(255, 255, 255)"
+    assert card_background("dark") == "rgb(30, 31, 36)"
