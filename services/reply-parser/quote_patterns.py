@@ -162,7 +162,7 @@ MOBILE_SIGNATURE_RE = re.compile(
     r"inviato da(?:\s+[\w'’.-]+){1,4}|inviato dal mio(?:\s+[\w'’.-]+){1,4}|"
     r"verzonden (?:vanaf|met) (?:mijn )?(?:[\w'’.-]+\s?){1,4}|verstuurd vanaf (?:mijn )?(?:[\w'’.-]+\s?){1,4}|"
     r"wysłane z(?:\s+[\w'’.-]+){1,4}|wysłano z(?:\s+[\w'’.-]+){1,4}|"
-    r"(?:[\w'’.-]+\s+){1,3}(?:cihazımdan|'[ıiuü]mdan|’[ıiuü]mdan|\w*dan|\w*den) gönderildi|"
+    r"[\w'’. -]{1,40}(?:dan|den) gönderildi|"
     r"dikirim dari(?:\s+[\w'’.-]+){1,4}|dihantar dari(?:\s+[\w'’.-]+){1,4}|"
     r"ส่งจาก.{1,40}|được gửi từ.{1,40}|gửi từ.{1,40}của tôi|"
     r"ipinadala mula sa.{1,40}|"
