@@ -15,6 +15,7 @@ Never raises on malformed input; every regex sees only lines shorter than
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
@@ -187,12 +188,28 @@ def decode_bytes(data: bytes, declared: str | None) -> str:
             return data.decode(name)
         except (LookupError, UnicodeDecodeError, ValueError):
             continue
-    for name in (charset, "cp1252"):
+    # Declared multi-byte text with a few bad bytes: keep the charset, replace the bad bytes.
+    # Declared UTF-8/ASCII (or unknown) that is not: most likely Windows Western text.
+    fallbacks = ["cp1252"] if charset in ("", "utf-8", "ascii") or not _known(charset) else []
+    for name in fallbacks:
         try:
-            return data.decode(name or "cp1252", errors="replace")
+            return data.decode(name)
+        except UnicodeDecodeError:
+            continue
+    for name in (charset, "utf-8"):
+        try:
+            return data.decode(name or "utf-8", errors="replace")
         except (LookupError, ValueError):
             continue
     return data.decode("latin-1")
+
+
+def _known(charset: str) -> bool:
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        return False
+    return True
 
 
 def _part_text(part: Message) -> str:

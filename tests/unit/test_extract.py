@@ -1,0 +1,186 @@
+"""extract_new_text / extract_from_text: only what the seller newly wrote reaches the buyer."""
+
+from __future__ import annotations
+
+import email
+import sys
+import time
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from reply_parser.extract import Extraction, decode_bytes, extract_from_text, extract_new_text, unflow
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "tests" / "fixtures" / "replies"
+HEADER = "On Wed, Apr 3, 2024 at 4:19 PM TikTok Shop <c-1@chat-seller-us.example> wrote:"
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    return email.message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
+
+
+def _message(plain: str | None = None, html: str | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "seller@shop.example"
+    msg["Subject"] = "Re: A new message"
+    if plain is not None:
+        msg.set_content(plain)
+        if html is not None:
+            msg.add_alternative(html, subtype="html")
+    elif html is not None:
+        msg.set_content(html, subtype="html")
+    return _parse(msg.as_bytes())
+
+
+def test_gmail_plain_reply_drops_quote_header_and_quoted_lines() -> None:
+    assert extract_from_text(f"Yes, in stock.\n\n{HEADER}\n\n> Is it in stock?\n") == "Yes, in stock."
+
+
+def test_quote_header_wrapped_over_two_lines_is_found() -> None:
+    text = "Ok.\n\nOn Wed, Apr 3, 2024 at 4:19 PM Customer Service Team <\nc-1@x.example> wrote:\n\n> Hi\n"
+    assert extract_from_text(text) == "Ok."
+
+
+def test_answers_interleaved_between_quoted_lines_are_kept() -> None:
+    text = f"{HEADER}\n> Size?\nM.\n> Colour?\nBlue.\n"
+    assert extract_from_text(text) == "M.\nBlue."
+
+
+def test_pasted_wrote_line_inside_a_paragraph_is_kept() -> None:
+    text = "Checked with the courier and\nthe driver wrote: left at door.\nSorry!"
+    assert extract_from_text(text) == text
+
+
+def test_outlook_header_block_cuts_the_history() -> None:
+    text = "Refunded.\n\nFrom: Shop <a@b.example>\nSent: Monday\nTo: me\nSubject: Hi\n\nold text"
+    assert extract_from_text(text) == "Refunded."
+
+
+def test_localized_outlook_header_block_cuts_the_history() -> None:
+    text = "Erstattet.\n\nVon: Shop <a@b.example>\nGesendet: Montag\nAn: ich\nBetreff: Hi\n\nalt"
+    assert extract_from_text(text) == "Erstattet."
+
+
+def test_signature_after_dash_dash_is_removed() -> None:
+    assert extract_from_text("Ships today.\n\n-- \nJane\nShop Ltd") == "Ships today."
+
+
+def test_sent_from_my_iphone_translations_are_removed() -> None:
+    for signature in ("Sent from my iPhone", "Von meinem iPhone gesendet", "iPhoneから送信",
+                      "发自我的iPhone", "Enviado desde mi iPhone"):
+        assert extract_from_text(f"Ok.\n\n{signature}") == "Ok."
+
+
+def test_sentence_starting_like_a_mobile_signature_is_kept() -> None:
+    text = "Sent from my warehouse yesterday, it arrives Friday."
+    assert extract_from_text(text) == text
+
+
+def test_forward_keeps_what_was_forwarded() -> None:
+    text = ("---------- Forwarded message ---------\nFrom: Courier <c@x.example>\n"
+            "Date: Wed, Apr 3, 2024\nSubject: Delivered\nTo: <me@x.example>\n\nDelivered at 10:42.")
+    assert extract_from_text(text) == "Delivered at 10:42."
+
+
+def test_zendesk_notification_yields_newest_comment() -> None:
+    text = ("##- Please type your reply above this line -##\n\nYour request (1) has been updated.\n"
+            "------------------------------\n\nJane\n\nApr 3, 2024, 16:45\n\nShipped.\n\n"
+            "------------------------------\n\nAna\n\nApr 3, 2024, 16:00\n\nWhere?\n")
+    assert extract_from_text(text) == "Shipped."
+
+
+def test_salesforce_thread_ids_and_original_message_are_removed() -> None:
+    text = ("Refund done.\nref:_00D5g00LXq._5005g01AbCd:ref\n\n"
+            "--------------- Original Message ---------------\nFrom: x\n\nold")
+    assert extract_from_text(text) == "Refund done."
+
+
+def test_html_only_gmail_reply_is_converted_without_quote_or_link_targets() -> None:
+    html = ('<div dir="ltr">See <a href="https://x.example/p">this page</a>.</div>'
+            '<div class="gmail_quote"><div class="gmail_attr">' + HEADER + '</div>'
+            '<blockquote class="gmail_quote">old</blockquote></div>')
+    result = extract_new_text(_message(html=html))
+    assert result.text == "See this page."
+    assert result.source == "text/html"
+    assert any("https://x.example/p" in w for w in result.withheld)
+
+
+def test_outlook_web_divrplyfwdmsg_history_is_removed() -> None:
+    html = ('<div>We can exchange it.</div><hr><div id="divRplyFwdMsg"><b>From:</b> a<br>'
+            '<b>Subject:</b> A new message</div><div>old buyer text</div>')
+    assert extract_new_text(_message(html=html)).text == "We can exchange it."
+
+
+def test_real_plain_part_is_preferred_over_html() -> None:
+    result = extract_new_text(_message(plain="Plain answer.", html="<p>Html answer.</p>"))
+    assert (result.text, result.source) == ("Plain answer.", "text/plain")
+
+
+def test_inline_image_is_delivered_and_attachment_withheld() -> None:
+    msg = EmailMessage()
+    msg["From"] = "seller@shop.example"
+    msg.set_content("Photo attached.")
+    msg.add_alternative('<p>Photo attached.<img src="cid:p1@x"></p><blockquote type="cite">'
+                        '<img src="cid:old@x"></blockquote>', subtype="html")
+    html_part = msg.get_payload()[1]
+    html_part.add_related(b"PNGDATA", maintype="image", subtype="png", cid="<p1@x>", filename="p.png")
+    html_part.add_related(b"OLD", maintype="image", subtype="png", cid="<old@x>", filename="o.png")
+    msg.add_attachment(b"%PDF", maintype="application", subtype="pdf", filename="invoice.pdf")
+    msg.add_attachment(b"MP4", maintype="video", subtype="mp4", filename="clip.mp4")
+    result = extract_new_text(_parse(msg.as_bytes()))
+    assert result.text == "Photo attached."
+    assert [(i.content_id, i.data, i.filename) for i in result.inline_images] == [
+        ("p1@x", b"PNGDATA", "p.png")]
+    assert any("invoice.pdf" in w for w in result.withheld)
+    assert any(w.startswith("video") and "clip.mp4" in w for w in result.withheld)
+
+
+def test_wrong_declared_charset_degrades_gracefully() -> None:
+    assert decode_bytes("Größe".encode(), "iso-8859-1") == "Größe"
+    assert decode_bytes("Größe".encode("cp1252"), "utf-8") == "Größe"
+    assert decode_bytes("退款".encode("gbk"), "gb2312") == "退款"
+    assert decode_bytes("沒問題".encode("big5"), "x-nonexistent-charset")  # never raises
+    assert decode_bytes(b"ok \x81\x8d", "utf-8").startswith("ok ")
+
+
+def test_format_flowed_soft_breaks_are_joined_honouring_delsp() -> None:
+    assert unflow("water \nproof.", delsp=True) == "waterproof."
+    assert unflow("one \ntwo", delsp=False) == "one two"
+    assert unflow("-- \nsig") == "-- \nsig"
+
+
+def test_malformed_mime_never_raises() -> None:
+    raw = (b"Content-Type: multipart/mixed; boundary=\"zz\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           b"--zz\r\nContent-Type: text/plain; charset=\"\xff\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           b"!!!not base64@@@\r\n--zz")
+    assert isinstance(extract_new_text(_parse(raw)), Extraction)
+    assert isinstance(extract_new_text(_parse(b"\x00\xff garbage")), Extraction)
+
+
+def test_ten_megabyte_single_line_is_handled_in_bounded_time() -> None:
+    line = ("On " + "1 wrote: " * 1_200_000)[:10_000_000]
+    start = time.perf_counter()
+    extract_from_text(f"{line}\n\n> quoted")
+    html = "<div>" + "a " * 5_000_000 + "</div>"
+    extract_new_text(_message(html=html))
+    assert time.perf_counter() - start < 20
+
+
+def test_hand_made_corpus_is_at_least_95_percent_exact() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from score_replies import load_cases, ours, score
+
+    cases = load_cases(CORPUS)
+    assert len(cases) >= 50
+    result = score(cases, ours)
+    assert result.exact >= 0.95, [name for name, _, _ in result.failures]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("lang_*.input.eml")))
+def test_quote_header_in_each_language_is_removed(name: str) -> None:
+    msg = _parse((CORPUS / name).read_bytes())
+    expected = (CORPUS / name.replace(".input.eml", ".expected.txt")).read_text("utf-8").strip()
+    assert extract_new_text(msg).text == expected
