@@ -13,6 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -27,6 +28,7 @@ from .threading_headers import digest_message_id, in_reply_to, references, threa
 
 __all__ = [
     "ComposeContext",
+    "InvalidAddressError",
     "compose_digest_email",
     "digest_subject",
     "header_safe",
@@ -46,6 +48,10 @@ _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2
 _SPACES = re.compile(r"\s+")
 _GRAPHEME = regex.compile(r"\X")
 _HEADER_ID = re.compile(r"[^A-Za-z0-9._+=-]")
+
+
+class InvalidAddressError(ValueError):
+    """A reply or destination address is not a single plain ``local@domain``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +99,22 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _address(display_name: str, addr_spec: str) -> Address:
-    # Address() validates the addr-spec and raises on CR/LF or garbage, so a broken reply
-    # address fails loudly here instead of producing a malformed message.
-    return Address(display_name=display_name, addr_spec=header_safe(addr_spec))
+def _address(display_name: str, addr_spec: str, role: str) -> Address:
+    """A validated address; a broken one fails loudly instead of producing a bad header.
+
+    Addresses come from settings and reply tokens, not from buyers, so one that needs
+    cleaning is a bug or an attack: it is refused, never repaired.
+    """
+    if not addr_spec or _UNSAFE_IN_HEADER.search(addr_spec) or addr_spec != addr_spec.strip():
+        raise InvalidAddressError(
+            f"{role} address {addr_spec!r} is empty or has control characters"
+        )
+    try:
+        return Address(display_name=display_name, addr_spec=addr_spec)
+    except (ValueError, IndexError, HeaderParseError) as exc:
+        raise InvalidAddressError(
+            f"{role} address {addr_spec!r} is not local@domain: {exc}"
+        ) from exc
 
 
 def compose_digest_email(digest: Digest, ctx: ComposeContext) -> EmailMessage:
@@ -107,9 +125,9 @@ def compose_digest_email(digest: Digest, ctx: ComposeContext) -> EmailMessage:
 
     msg = EmailMessage(policy=SMTP)
     msg["Subject"] = digest_subject(ctx.marketplace_name, digest.buyer_name)
-    msg["From"] = _address(marketplace, ctx.from_address)
-    msg["Reply-To"] = _address(marketplace, ctx.from_address)
-    msg["To"] = _address("", ctx.to_address)
+    msg["From"] = _address(marketplace, ctx.from_address, "reply")
+    msg["Reply-To"] = _address(marketplace, ctx.from_address, "reply")
+    msg["To"] = _address("", ctx.to_address, "destination")
     msg["Date"] = format_datetime(_aware(ctx.now))
     msg["Message-ID"] = digest_message_id(digest.digest_id, domain)
     parent = in_reply_to(digest.previous_digest_ids, domain)

@@ -53,9 +53,7 @@ class DkimSigner:
         if not selector or not domain:
             raise DkimKeyError("DKIM selector and domain must both be set")
         pem = (
-            private_key_pem.encode("ascii")
-            if isinstance(private_key_pem, str)
-            else private_key_pem
+            private_key_pem.encode("ascii") if isinstance(private_key_pem, str) else private_key_pem
         )
         try:
             parse_pem_private_key(pem)
@@ -77,7 +75,7 @@ class DkimSigner:
         relaxed/relaxed canonicalisation survives the header refolding and whitespace
         changes relays commonly make; rsa-sha256 is what every verifier accepts.
         """
-        signature = dkim.sign(
+        signature: bytes = dkim.sign(
             msg_bytes,
             self._selector,
             self._domain,

@@ -146,9 +146,7 @@ def format_message_time(sent_at_ms: int) -> str:
 def _ordered(messages: tuple[DigestMessage, ...]) -> list[DigestMessage]:
     # The platform's own time orders a conversation, then its sequence number, then the id
     # (see ChatEvent). getattr: ``seq`` is newer than some producers of DigestMessage.
-    return sorted(
-        messages, key=lambda m: (m.sent_at_ms, getattr(m, "seq", 0), m.message_id)
-    )
+    return sorted(messages, key=lambda m: (m.sent_at_ms, getattr(m, "seq", 0), m.message_id))
 
 
 def buyer_display_name(digest: Digest) -> str:
@@ -376,9 +374,7 @@ def _render_html(digest: Digest, links: DigestLinks, messages: list[DigestMessag
     eyebrow = f"{marketplace} \u00b7 {shop}" if shop else marketplace
     body_rows = "".join(_html_message(m, buyer) for m in messages)
     if chat_url:
-        cta = (
-            f'<a class="button" href="{html.escape(chat_url)}" target="_blank">Reply in chat</a>'
-        )
+        cta = f'<a class="button" href="{html.escape(chat_url)}" target="_blank">Reply in chat</a>'
     else:
         cta = f'<p class="body-text">Open the {html.escape(marketplace)} chat to reply.</p>'
     settings_line = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 from datetime import UTC, datetime
 from email import policy
@@ -11,14 +12,19 @@ import pytest
 import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from mailer.compose import ComposeContext, compose_digest_email, digest_subject
+from mailer.compose import (
+    ComposeContext,
+    InvalidAddressError,
+    compose_digest_email,
+    digest_subject,
+)
 from mailer.render import DigestLinks
 from mailer.threading_headers import (
     MAX_REFERENCES,
     digest_id_from_message_id,
     digest_message_id,
 )
+
 from shared.events import ChatContent, Digest, DigestMessage
 
 DOMAIN = "digest.bridge.example"
@@ -115,20 +121,31 @@ def test_buyer_name_cannot_inject_headers(evil: str) -> None:
 
 
 def test_marketplace_name_cannot_inject_headers() -> None:
-    ctx = ComposeContext(**{**_ctx_fields(), "marketplace_name": "Shop\r\nX-Evil: 1"})
+    ctx = dataclasses.replace(CTX, marketplace_name="Shop\r\nX-Evil: 1")
     _, msg = sent_and_parsed(make_digest(), ctx)
     assert msg["X-Evil"] is None
     assert msg["From"].addresses[0].display_name == "Shop X-Evil: 1"
 
 
-def test_reply_address_with_line_break_is_refused() -> None:
-    ctx = ComposeContext(**{**_ctx_fields(), "from_address": "a@b.example\r\nBcc: v@x.example"})
-    with pytest.raises(ValueError):
-        compose_digest_email(make_digest(), ctx).as_bytes()
-
-
-def _ctx_fields() -> dict[str, object]:
-    return {name: getattr(CTX, name) for name in ComposeContext.__dataclass_fields__}
+@pytest.mark.parametrize(
+    "field", ["from_address", "to_address"], ids=["reply-address", "destination"]
+)
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a@b.example\r\nBcc: v@x.example",
+        "a@b.example\n",
+        "",
+        "no-at-sign",
+        "a@b@c.example",
+        "x@y.example, z@w.example",
+        "Name <x@y.example>",
+    ],
+)
+def test_malformed_addresses_are_refused_with_a_specific_error(field: str, address: str) -> None:
+    ctx = dataclasses.replace(CTX, **{field: address})
+    with pytest.raises(InvalidAddressError):
+        compose_digest_email(make_digest(), ctx)
 
 
 def test_very_long_name_is_cut_at_a_grapheme_with_an_ellipsis() -> None:
@@ -236,7 +253,7 @@ def test_loop_safety_and_list_headers() -> None:
 
 
 def test_non_http_unsubscribe_url_is_left_out() -> None:
-    ctx = ComposeContext(**{**_ctx_fields(), "list_unsubscribe_url": "javascript:x"})
+    ctx = dataclasses.replace(CTX, list_unsubscribe_url="javascript:x")
     _, msg = sent_and_parsed(make_digest(), ctx)
     assert msg["List-Unsubscribe"] is None
 
@@ -252,6 +269,6 @@ def test_body_is_multipart_alternative_text_then_html() -> None:
 
 
 def test_naive_now_is_taken_as_utc() -> None:
-    ctx = ComposeContext(**{**_ctx_fields(), "now": datetime(2026, 1, 2, 3, 4, 5)})
+    ctx = dataclasses.replace(CTX, now=datetime(2026, 1, 2, 3, 4, 5))
     _, msg = sent_and_parsed(make_digest(), ctx)
     assert str(msg["Date"]) == "Fri, 02 Jan 2026 03:04:05 +0000"

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import dkim
 import pytest
-
 from mailer.compose import ComposeContext, compose_digest_email
 from mailer.dkim_signing import (
     ENV_DOMAIN,
@@ -29,6 +28,7 @@ from mailer.dkim_signing import (
     load_dkim_signer,
 )
 from mailer.render import DigestLinks
+
 from shared.events import ChatContent, Digest, DigestMessage
 
 SELECTOR = "bridge2026"

@@ -10,15 +10,16 @@ Without ``UPDATE_GOLDEN`` a missing or different golden file fails the test.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mailer.render import DigestLinks, RenderedDigest, render_digest, safe_http_url
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
-from mailer.render import DigestLinks, RenderedDigest, render_digest, safe_http_url
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "digest"
@@ -131,9 +132,7 @@ def test_text_matches_golden(case: str) -> None:
 def urls_in(html: str) -> list[str]:
     tree = HTMLParser(html)
     return [
-        node.attributes[attr] or ""
-        for attr in ("href", "src")
-        for node in tree.css(f"[{attr}]")
+        node.attributes[attr] or "" for attr in ("href", "src") for node in tree.css(f"[{attr}]")
     ]
 
 
@@ -200,27 +199,30 @@ def test_unknown_kind_becomes_a_fallback_line_with_its_text() -> None:
 
 def test_messages_appear_in_platform_time_order() -> None:
     digest = make_digest(ChatContent(text="first"), ChatContent(text="second"))
-    shuffled = Digest(**{**_fields(digest), "messages": digest.messages[::-1]})
+    shuffled = dataclasses.replace(digest, messages=digest.messages[::-1])
     text = render_digest(shuffled, LINKS).text
     assert text.index("first") < text.index("second")
-
-
-def _fields(digest: Digest) -> dict[str, object]:
-    return {name: getattr(digest, name) for name in Digest.__dataclass_fields__}
 
 
 def test_html_is_fluid_600px_with_dark_mode_rules_kept_after_inlining() -> None:
     html = render_case("text").html
     tree = HTMLParser(html)
-    assert tree.css_first('meta[name="color-scheme"]').attributes["content"] == "light dark"
-    style = tree.css_first("style").text()
-    assert "@media (prefers-color-scheme: dark)" in style
-    assert "!important" in style
-    container = tree.css_first("table.container")
-    assert "max-width: 600px" in container.attributes["style"]
-    assert "width: 100%" in container.attributes["style"]
+    assert attribute(tree, 'meta[name="color-scheme"]', "content") == "light dark"
+    style = tree.css_first("style")
+    assert style is not None
+    assert "@media (prefers-color-scheme: dark)" in style.text()
+    assert "!important" in style.text()
+    container_style = attribute(tree, "table.container", "style")
+    assert "max-width: 600px" in container_style
+    assert "width: 100%" in container_style
     # Plain rules were inlined (css-inline), so clients that strip <style> still get them.
-    assert "background-color: #fe2c55" in tree.css_first("a.button").attributes["style"]
+    assert "background-color: #fe2c55" in attribute(tree, "a.button", "style")
+
+
+def attribute(tree: HTMLParser, selector: str, name: str) -> str:
+    node = tree.css_first(selector)
+    assert node is not None, f"no {selector} in the HTML"
+    return node.attributes.get(name) or ""
 
 
 def test_header_shows_buyer_and_shop_and_each_message_time() -> None:
