@@ -226,6 +226,15 @@ _INLINER = css_inline.CSSInliner(
 )
 
 
+# Outlook for Windows (Word engine) ignores max-width: a fixed 600px "ghost table" seen
+# only by it keeps the digest from stretching across a wide reading pane.
+_MSO_OPEN = (
+    '<!--[if mso]><table role="presentation" width="600" align="center" cellpadding="0" '
+    'cellspacing="0"><tr><td><![endif]-->'
+)
+_MSO_CLOSE = "<!--[if mso]></td></tr></table><![endif]-->"
+
+
 def _fallback_line(label: str) -> str:
     return f'<p class="body-text fallback">{html.escape(label)}</p>'
 
@@ -357,7 +366,7 @@ def _html_message(message: DigestMessage, buyer: str) -> str:
 def _preheader(messages: list[DigestMessage]) -> str:
     """Inbox preview text: the first thing the buyer said, so the list view is useful."""
     for message in messages:
-        line = _LINE_BREAKS.sub(" ", describe_content(message.content)).strip()
+        line = " ".join(describe_content(message.content).split())
         if line:
             return line[:PREHEADER_MAX_CHARS]
     return ""
@@ -397,6 +406,7 @@ def _render_html(digest: Digest, links: DigestLinks, messages: list[DigestMessag
 <div class="preheader">{html.escape(_preheader(messages))}</div>
 <table role="presentation" class="page" width="100%" cellpadding="0" cellspacing="0">
 <tr><td align="center" style="padding:16px 8px;">
+{_MSO_OPEN}
 <table role="presentation" class="container card" width="600" cellpadding="0" cellspacing="0">
 <tr><td class="header">
 <p class="eyebrow">{html.escape(eyebrow)}</p>
@@ -414,6 +424,7 @@ Attachments, files, videos and links are not shown to the buyer.</p>
 for {html.escape(shop or "your shop")} were unread.{settings_line}</p>
 </td></tr>
 </table>
+{_MSO_CLOSE}
 </td></tr>
 </table>
 </body>
