@@ -1,12 +1,20 @@
-"""Composition of the digest email: subject, header safety, threading and MIME structure."""
+"""Composition of the digest email: subject, header safety, threading and MIME structure.
+
+``tests/golden/digest/message.eml`` holds one whole composed message (headers included)
+so a header change shows up in review; rewrite it after an intended change with::
+
+    UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_compose.py -q -p no:cacheprovider
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import email
+import os
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 import regex
@@ -27,6 +35,7 @@ from mailer.threading_headers import (
 
 from shared.events import ChatContent, Digest, DigestMessage
 
+GOLDEN_MESSAGE = Path(__file__).resolve().parents[1] / "golden" / "digest" / "message.eml"
 DOMAIN = "digest.bridge.example"
 REPLY_ADDRESS = "c.tok123@chat-seller-us.bridge.example"
 LINKS = DigestLinks(
@@ -272,3 +281,13 @@ def test_naive_now_is_taken_as_utc() -> None:
     ctx = dataclasses.replace(CTX, now=datetime(2026, 1, 2, 3, 4, 5))
     _, msg = sent_and_parsed(make_digest(), ctx)
     assert str(msg["Date"]) == "Fri, 02 Jan 2026 03:04:05 +0000"
+
+
+def test_whole_message_matches_golden() -> None:
+    digest = make_digest(buyer_name="Zoë Buyer", previous=("dg-0001",))
+    actual = compose_digest_email(digest, CTX).as_bytes()
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN_MESSAGE.write_bytes(actual)
+        return
+    assert GOLDEN_MESSAGE.exists(), "missing golden; run with UPDATE_GOLDEN=1 and review it"
+    assert actual == GOLDEN_MESSAGE.read_bytes(), "message.eml differs; UPDATE_GOLDEN=1 if intended"
