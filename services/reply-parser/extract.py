@@ -102,7 +102,7 @@ def _extract(msg: Message) -> Extraction:
     if html_text is not None:
         trimmed = _trimmed_html(html_text.text, keep_placeholders=True)
         surviving = [ord(ch) - IMAGE_PLACEHOLDER_BASE for ch in IMAGE_PLACEHOLDER_RE.findall(trimmed)]
-        cid_parts = _parts_by_content_id(msg)
+        cid_parts = _parts_by_content_id(msg) if surviving else {}
         picked: list[InlineImage] = []
         for index in surviving:
             if index >= len(html_text.cids):
@@ -117,7 +117,8 @@ def _extract(msg: Message) -> Extraction:
             withheld.extend(f"remote image: {src}" for src in html_text.remote_images)
 
     used = {image.content_id.lower() for image in images}
-    withheld[:0] = _withheld_parts(msg, {id(p) for p in (plain_part, html_part) if p}, used)
+    if msg.is_multipart() or msg.get_content_maintype() != "text":  # else: only a body
+        withheld[:0] = _withheld_parts(msg, {id(p) for p in (plain_part, html_part) if p}, used)
     return Extraction(text=text, inline_images=images, withheld=tuple(withheld), source=source)
 
 
@@ -306,8 +307,7 @@ def _withheld_parts(msg: Message, body_ids: set[int], used_cids: set[str]) -> li
     """Describe every leaf part that is not the body and not a delivered inline image."""
     described: list[str] = []
     for part in msg.walk():
-        if part.is_multipart() or id(part) in body_ids or part is msg and not part.is_multipart() \
-                and not body_ids:
+        if part.is_multipart() or id(part) in body_ids:
             continue
         ctype = part.get_content_type()
         cid = str(part.get("Content-ID") or "").strip().strip("<>").lower()

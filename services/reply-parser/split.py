@@ -20,6 +20,11 @@ _LINE_BREAK = regex.compile(r"\n\s*")
 _SENTENCE_BREAK = regex.compile(r"(?<=[.!?…。！？])\s+|(?<=[。！？])")
 _WORD_BREAK = regex.compile(r"\s+")
 _BREAKS = (_PARAGRAPH_BREAK, _LINE_BREAK, _SENTENCE_BREAK, _WORD_BREAK)
+# Leading whitespace that is a whole grapheme cluster: a space carrying a combining mark
+# (" \u0e39") is one cluster and is kept whole, not stripped.
+_LEADING_SPACE = regex.compile(
+    r"(?:\r\n|\s(?!\p{Grapheme_Cluster_Break=Extend}|\p{Grapheme_Cluster_Break=SpacingMark}|\u200d))*"
+)
 # A boundary is only "good" when it leaves the part at least this full; otherwise a lower
 # priority boundary further along is preferred (avoids a 30-character part followed by many).
 _MIN_FILL = 0.5
@@ -45,7 +50,7 @@ def split_for_chat(text: str, limit: int = CHAT_MESSAGE_LIMIT) -> list[str]:
     """
     if limit < 2:
         raise ValueError("limit must be at least 2 UTF-16 code units")
-    text = text.strip()
+    text = _lstrip(text.rstrip())
     parts: list[str] = []
     while text:
         if utf16_len(text) <= limit:
@@ -55,8 +60,14 @@ def split_for_chat(text: str, limit: int = CHAT_MESSAGE_LIMIT) -> list[str]:
         head = head.rstrip()
         if head:
             parts.append(head)
-        text = rest.lstrip()
+        text = _lstrip(rest)
     return parts
+
+
+def _lstrip(text: str) -> str:
+    """Strip leading whitespace without splitting a grapheme cluster."""
+    match = _LEADING_SPACE.match(text)
+    return text[match.end():] if match else text
 
 
 def _cut(text: str, limit: int) -> tuple[str, str]:
@@ -65,11 +76,12 @@ def _cut(text: str, limit: int) -> tuple[str, str]:
     window = text[:end]
     # Whitespace right after the window is a boundary too ("word" ends exactly at the limit).
     probe = text[: end + 1]
+    boundaries = {m.end() for m in _GRAPHEME.finditer(probe)}
     best_any = -1
     for pattern in _BREAKS:
         last = -1
         for match in pattern.finditer(probe):
-            if 0 < match.start() <= end:
+            if 0 < match.start() <= end and match.start() in boundaries:
                 last = match.start()
         if last > 0:
             if last >= _MIN_FILL * end:
