@@ -7,6 +7,7 @@ Used by ``python -m devstack`` and by the tests' session fixture.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -54,6 +55,8 @@ class EmbeddedBroker:
         """Wait until the broker answers a metadata request."""
         deadline = time.monotonic() + timeout_s
         last: Exception | None = None
+        # aiokafka logs every refused connection at ERROR while the broker boots.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
                 raise RuntimeError(f"broker exited with {self._proc.returncode}")

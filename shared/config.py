@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     smtp_backoff_base_s: float = 0.5
     smtp_backoff_max_s: float = 60.0
     default_destination_email: str = "seller@shop.localhost"
+    # DKIM: signing is on when a key file (e.g. a mounted Secret) is given
+    dkim_selector: str = "bridge"
+    dkim_domain: str = "bridge.localhost"
+    dkim_key_file: str = ""
 
     # Inbound SMTP (reply-parser front)
     inbound_smtp_host: str = "127.0.0.1"
@@ -74,6 +78,10 @@ class Settings(BaseSettings):
     mailer_port: int = 8102
     reply_parser_port: int = 8103
     fanout_port: int = 8104
+    reply_front_port: int = 8105
+    sandbox_port: int = 8300
+    mail_sink_smtp_port: int = 8025
+    mail_sink_http_port: int = 8301
     http_host: str = "127.0.0.1"
 
     # Consolidator state store: "memory://" or "rocksdb://" (disk, production)

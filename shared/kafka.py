@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -112,5 +113,25 @@ async def report_lag(consumer: AIOKafkaConsumer, group: str, interval_s: float =
         await asyncio.sleep(interval_s)
 
 
-__all__ = ["make_producer", "make_consumer", "ensure_topics", "DeadLetterWriter", "report_lag",
-           "TopicPartition"]
+
+
+async def consume_keyed_batches(consumer: AIOKafkaConsumer,
+                                handle: Callable[[ConsumerRecord], Awaitable[None]], *,
+                                max_records: int = 200) -> None:
+    """Consume forever: records of one key in order, different keys concurrently;
+    offsets commit only after every record of the batch was handled."""
+    while True:
+        batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
+        if not batches:
+            continue
+        by_key: dict[bytes, list[ConsumerRecord]] = defaultdict(list)
+        for records in batches.values():
+            for rec in records:
+                by_key[rec.key or b""].append(rec)
+
+        async def in_order(records: list[ConsumerRecord]) -> None:
+            for rec in records:
+                await handle(rec)
+
+        await asyncio.gather(*(in_order(recs) for recs in by_key.values()))
+        await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})

@@ -35,7 +35,7 @@ def setup_logging(service: str, level: str = "INFO") -> logging.Logger:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # aiokafka logs every fetch at DEBUG and faust leaves it there; it costs CPU per event.
-    for noisy in ("aiokafka", "kafka", "faust", "mode", "uvicorn.access", "mail.log"):
+    for noisy in ("aiokafka", "kafka", "faust", "mode", "uvicorn.access", "mail.log", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return logging.getLogger(service)
 

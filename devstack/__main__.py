@@ -1,0 +1,80 @@
+"""``python -m devstack``: run the whole bridge locally until Ctrl-C.
+
+Broker (embedded Tansu), TikTok Shop sandbox, mail sink and every service,
+with a short consolidation window (``BRIDGE_DEV_WINDOW_S``, default 20 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+from devstack.stack import (
+    Ports,
+    ServiceProcesses,
+    start_broker,
+    start_platforms,
+    stack_env,
+    wait_healthy,
+)
+
+BANNER = """
+Chat <-> email bridge is running (logs in {logs}).
+
+  Mail sink (read digests, reply):  http://127.0.0.1:{sink}/
+  Sandbox chat platform:            http://127.0.0.1:{sandbox}/docs
+  Ingest webhook / metrics:         http://127.0.0.1:{ingest}/webhooks/tiktok  /metrics
+  Inbound SMTP (reply front):       127.0.0.1:{smtp}
+
+Send a buyer message (a digest arrives {window:g} s after the buyer's last message):
+  curl -s -XPOST http://127.0.0.1:{sandbox}/sandbox/buyer_messages -H 'content-type: application/json' \\
+       -d '{{"shop_id":"7494049642642441621","conversation_id":"576460602530154245","buyer_name":"Ana","text":"Hi! Is this in stock?"}}'
+Reply: open the mail sink, type an answer next to the digest and press Reply (or POST
+  /messages/N/reply with {{"text": "..."}}). What the buyer received:
+  curl -s http://127.0.0.1:{sandbox}/sandbox/conversations/576460602530154245/buyer_view
+Ctrl-C stops everything.
+"""
+
+
+async def run() -> None:
+    root = Path(os.environ.get("BRIDGE_DEV_DIR", "var/dev"))
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    window = float(os.environ.get("BRIDGE_DEV_WINDOW_S", "20"))
+    ports = Ports.fixed()
+    broker = await start_broker(logs)
+    platforms = None
+    services = None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        bootstrap = broker.bootstrap if broker else os.environ["KAFKA_BOOTSTRAP"]
+        env = stack_env(bootstrap, ports, window_s=window, data_dir=root)
+        platforms = await start_platforms(ports, env)
+        services = ServiceProcesses(env, logs)
+        services.start_all()
+        await wait_healthy(ports.http_ports(), timeout_s=90)
+        print(BANNER.format(logs=logs, sink=ports.sink_http, sandbox=ports.sandbox,
+                            ingest=ports.ingest, smtp=ports.inbound_smtp, window=window), flush=True)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2)
+            if dead := services.dead():
+                print(f"service(s) exited: {dead}; see {logs}", flush=True)
+                break
+    finally:
+        if services:
+            services.stop_all()
+        if platforms:
+            await platforms.stop()
+        if broker:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(run())

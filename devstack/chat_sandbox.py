@@ -1,0 +1,321 @@
+"""A sandbox of the TikTok Shop customer-service Open API (202309), for dev and tests.
+
+Same paths, payload shapes, request signing and error codes as the platform
+(docs/tiktok-shop-contract.md); it pushes type-14 webhooks, signed like the
+platform, with redeliveries on failure; it records what each buyer sees and
+flags any reply part posted twice (by the bridge's idempotency key). Failure
+injection (5xx, 429 with Retry-After, expired token) is switchable at
+``/sandbox/faults``. Routes under ``/sandbox/`` are the sandbox's own controls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from shared.chat_platform.tiktok_signing import sign_request, sign_webhook
+
+PREFIX = "/customer_service/202309"
+TIMESTAMP_SKEW_S = 300  # the platform accepts [now - 5 min, now + 30 s]
+
+
+@dataclass
+class Faults:
+    rate_5xx: float = 0.0
+    rate_429: float = 0.0
+    retry_after_s: float = 0.2
+    expired_token: bool = False
+    webhook_fail_first: int = 0  # answer the first N webhook deliveries as failed (redelivery test)
+
+
+@dataclass
+class SandboxState:
+    app_key: str
+    app_secret: str
+    access_token: str
+    webhook_url: str
+    conversations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    buyer_view: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    idempotency: dict[str, str] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)
+    webhook_log: list[dict[str, Any]] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7_300_000_000_000_000_000))
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+
+
+def envelope(data: Any = None, *, code: int = 0, message: str = "Success") -> dict[str, Any]:
+    return {"code": code, "message": message, "request_id": f"sandbox-{time.time_ns()}",
+            "data": data if data is not None else {}}
+
+
+def error(status: int, code: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse(envelope(code=code, message=message), status_code=status,
+                        headers=headers or None)
+
+
+class BuyerMessageIn(BaseModel):
+    shop_id: str = Field(min_length=1, max_length=64)
+    conversation_id: str = Field(min_length=1, max_length=64)
+    buyer_name: str = Field("Buyer", max_length=200)
+    buyer_id: str = "buyer-1"
+    type: str = "TEXT"
+    text: str = ""
+    content: dict[str, Any] | None = None  # raw platform content for non-text types
+
+
+class SellerEventIn(BaseModel):
+    shop_id: str
+    conversation_id: str
+    text: str = ""
+
+
+class FaultsIn(BaseModel):
+    rate_5xx: float = Field(0.0, ge=0, le=1)
+    rate_429: float = Field(0.0, ge=0, le=1)
+    retry_after_s: float = Field(0.2, ge=0, le=60)
+    expired_token: bool = False
+    webhook_fail_first: int = Field(0, ge=0)
+
+
+def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url: str,
+                   *, redelivery_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)) -> FastAPI:
+    state = SandboxState(app_key, app_secret, access_token, webhook_url)
+    app = FastAPI(title="TikTok Shop customer-service sandbox")
+    app.state.sandbox = state
+    http = httpx.AsyncClient(timeout=5.0)
+    pushes: set[asyncio.Task[None]] = set()
+
+    def _spawn(coro: Any) -> None:
+        # Webhooks are pushed after the call returns, as the platform does; keep a
+        # reference so the task is not garbage-collected mid-flight.
+        task = asyncio.create_task(coro)
+        pushes.add(task)
+        task.add_done_callback(pushes.discard)
+
+    async def check_request(request: Request, body: bytes) -> JSONResponse | None:
+        q = dict(request.query_params)
+        if q.get("app_key") != state.app_key:
+            return error(401, 36009004, "Invalid app_key.")
+        ts = q.get("timestamp", "")
+        if not ts.isdigit() or not (time.time() - TIMESTAMP_SKEW_S <= int(ts) <= time.time() + 30):
+            return error(401, 36009004, "Invalid timestamp.")
+        if "sign" not in q:
+            return error(401, 36009004, "Missing credentials: the request does not include a required signature.")
+        expected = sign_request(request.url.path, q, body, state.app_secret)
+        if q["sign"] != expected:
+            return error(401, 106001, "Invalid credentials. The sign query parameter is invalid.")
+        token = request.headers.get("x-tts-access-token", "")
+        if state.faults.expired_token:
+            return error(401, 105002, "Expired credentials. The x-tts-access-token header has expired.")
+        if token != state.access_token:
+            return error(401, 36009004, "Invalid x-tts-access-token.")
+        if state.rng.random() < state.faults.rate_429:
+            return error(429, 36009002, "Too many requests.",
+                         **{"Retry-After": f"{state.faults.retry_after_s:g}"})
+        if state.rng.random() < state.faults.rate_5xx:
+            return error(503, 36009007, "Service temporarily unavailable.")
+        return None
+
+    def conversation(conv_id: str) -> dict[str, Any] | None:
+        return state.conversations.get(conv_id)
+
+    # --- platform API -------------------------------------------------------
+
+    @app.get(f"{PREFIX}/conversations")
+    async def get_conversations(request: Request) -> Response:
+        if (err := await check_request(request, b"")) is not None:
+            return err
+        convs = [_public_conversation(c) for c in state.conversations.values()]
+        return JSONResponse(envelope({"conversations": convs[:20], "next_page_token": ""}))
+
+    @app.get("/customer_service/202601/conversations/{conv_id}")
+    async def get_conversation(conv_id: str, request: Request) -> Response:
+        if (err := await check_request(request, b"")) is not None:
+            return err
+        conv = conversation(conv_id)
+        if conv is None:
+            return error(404, 12052001, "Conversation not found.")
+        return JSONResponse(envelope({"conversation": _public_conversation(conv)}))
+
+    @app.get(f"{PREFIX}/conversations/{{conv_id}}/messages")
+    async def get_messages(conv_id: str, request: Request) -> Response:
+        if (err := await check_request(request, b"")) is not None:
+            return err
+        conv = conversation(conv_id)
+        if conv is None:
+            return error(404, 12052001, "Conversation not found.")
+        msgs = sorted(conv["messages"], key=lambda m: m["create_time"], reverse=True)
+        return JSONResponse(envelope({"messages": msgs[:10], "next_page_token": ""}))
+
+    @app.post(f"{PREFIX}/conversations/{{conv_id}}/messages")
+    async def send_message(conv_id: str, request: Request) -> Response:
+        body = await request.body()
+        if (err := await check_request(request, body)) is not None:
+            return err
+        conv = conversation(conv_id)
+        if conv is None:
+            return error(404, 12052001, "Conversation not found.")
+        try:
+            payload = orjson.loads(body)
+            inner = orjson.loads(payload["content"])
+            msg_type = str(payload["type"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return error(400, 36009023, "Invalid request body: type and JSON-string content required.")
+        if msg_type == "TEXT" and len(str(inner.get("content", ""))) > 2000:
+            return error(400, 12052004, "Text message exceeds 2000 characters.")
+        key = request.headers.get("x-bridge-idempotency-key", "")
+        if key and key in state.idempotency:
+            state.duplicates.append(key)  # the bridge posted the same part twice
+        message_id = str(next(state.ids))
+        if key:
+            state.idempotency[key] = message_id
+        msg = {"id": message_id, "type": msg_type, "content": payload["content"],
+               "create_time": int(time.time()), "is_visible": True, "index": message_id,
+               "sender": {"im_user_id": "shop", "nickname": "Shop", "role": "SHOP"}}
+        conv["messages"].append(msg)
+        state.buyer_view.setdefault(conv_id, []).append(
+            {"id": message_id, "type": msg_type, "content": inner, "idempotency_key": key})
+        return JSONResponse(envelope({"message_id": message_id}))
+
+    @app.post(f"{PREFIX}/conversations/{{conv_id}}/messages/read")
+    async def read_messages(conv_id: str, request: Request) -> Response:
+        body = await request.body()
+        if (err := await check_request(request, body)) is not None:
+            return err
+        conv = conversation(conv_id)
+        if conv is None:
+            return error(404, 12052001, "Conversation not found.")
+        conv["unread_count"] = 0
+        return JSONResponse(envelope({}))
+
+    # --- sandbox controls ----------------------------------------------------
+
+    async def push_webhook(payload: dict[str, Any]) -> None:
+        body = orjson.dumps(payload)
+        headers = {"Authorization": sign_webhook(state.app_key, body, state.app_secret),
+                   "Content-Type": "application/json"}
+        for delay in (0.0, *redelivery_delays_s):
+            await asyncio.sleep(delay)
+            if state.faults.webhook_fail_first > 0:
+                state.faults.webhook_fail_first -= 1
+                state.webhook_log.append({"id": payload["tts_notification_id"], "status": "dropped"})
+                continue
+            try:
+                resp = await http.post(state.webhook_url, content=body, headers=headers)
+                status = resp.status_code
+            except httpx.HTTPError as exc:
+                status = 0
+                state.webhook_log.append({"id": payload["tts_notification_id"],
+                                          "status": f"error {exc.__class__.__name__}"})
+            else:
+                state.webhook_log.append({"id": payload["tts_notification_id"], "status": status})
+            if 200 <= status < 300:
+                return
+
+    def _new_message(conv: dict[str, Any], role: str, sender: dict[str, str], msg_type: str,
+                     content: dict[str, Any]) -> dict[str, Any]:
+        message_id = str(next(state.ids))
+        msg = {"id": message_id, "type": msg_type, "content": orjson.dumps(content).decode(),
+               "create_time": int(time.time()), "is_visible": True, "index": message_id,
+               "sender": {**sender, "role": role}}
+        conv["messages"].append(msg)
+        return msg
+
+    def _webhook_for(shop_id: str, conv_id: str, msg: dict[str, Any]) -> dict[str, Any]:
+        data = {k: msg[k] for k in ("content", "create_time", "is_visible", "index", "type")}
+        data.update({"conversation_id": conv_id, "message_id": msg["id"],
+                     "sender": {"im_user_id": msg["sender"]["im_user_id"],
+                                "role": msg["sender"]["role"]}})
+        return {"type": 14, "tts_notification_id": str(next(state.ids)), "shop_id": shop_id,
+                "timestamp": int(time.time()), "data": data}
+
+    @app.post("/sandbox/buyer_messages")
+    async def buyer_says(body: BuyerMessageIn) -> Response:
+        """A buyer writes in the chat: stored, then pushed as a type-14 webhook."""
+        conv = state.conversations.setdefault(body.conversation_id, {
+            "id": body.conversation_id, "shop_id": body.shop_id, "messages": [],
+            "unread_count": 0, "create_time": int(time.time()),
+            "buyer": {"im_user_id": body.buyer_id, "nickname": body.buyer_name,
+                      "user_id": body.buyer_id},
+        })
+        conv["buyer"]["nickname"] = body.buyer_name
+        content = body.content if body.content is not None else {"content": body.text}
+        msg = _new_message(conv, "BUYER", {"im_user_id": body.buyer_id,
+                                           "nickname": body.buyer_name}, body.type.upper(), content)
+        conv["unread_count"] += 1
+        payload = _webhook_for(body.shop_id, body.conversation_id, msg)
+        _spawn(push_webhook(payload))
+        return JSONResponse({"message_id": msg["id"], "notification_id": payload["tts_notification_id"]})
+
+    @app.post("/sandbox/seller_messages")
+    async def seller_says(body: SellerEventIn) -> Response:
+        """The seller answers in the chat tool: pushed as a type-14 webhook with role SHOP."""
+        conv = conversation(body.conversation_id)
+        if conv is None:
+            return JSONResponse({"error": "unknown conversation"}, status_code=404)
+        msg = _new_message(conv, "SHOP", {"im_user_id": "shop", "nickname": "Shop"}, "TEXT",
+                           {"content": body.text})
+        _spawn(push_webhook(_webhook_for(body.shop_id, body.conversation_id, msg)))
+        return JSONResponse({"message_id": msg["id"]})
+
+    @app.get("/sandbox/conversations/{conv_id}/buyer_view")
+    async def buyer_view(conv_id: str) -> Response:
+        return JSONResponse({"conversation_id": conv_id,
+                             "received": state.buyer_view.get(conv_id, [])})
+
+    @app.get("/sandbox/stats")
+    async def stats() -> Response:
+        return JSONResponse({"duplicates": state.duplicates, "webhooks": state.webhook_log[-200:],
+                             "parts_received": sum(len(v) for v in state.buyer_view.values())})
+
+    @app.post("/sandbox/faults")
+    async def set_faults(body: FaultsIn) -> Response:
+        state.faults = Faults(**body.model_dump())
+        return JSONResponse(body.model_dump())
+
+    @app.get("/chat/{shop_id}/{conv_id}", response_class=HTMLResponse)
+    async def chat_page(shop_id: str, conv_id: str) -> str:
+        """The "Reply in chat" deep link lands here: the conversation as the seller sees it."""
+        conv = conversation(conv_id)
+        rows = []
+        for m in (conv or {}).get("messages", []):
+            text = orjson.loads(m["content"]).get("content", m["type"])
+            rows.append(f"<p><b>{_esc(m['sender']['role'])}</b>: {_esc(str(text))}</p>")
+        return (f"<!doctype html><title>Chat {_esc(conv_id)}</title>"
+                f"<h1>Conversation {_esc(conv_id)} (shop {_esc(shop_id)})</h1>{''.join(rows)}")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+def _public_conversation(conv: dict[str, Any]) -> dict[str, Any]:
+    latest = conv["messages"][-1] if conv["messages"] else None
+    return {
+        "id": conv["id"], "create_time": conv["create_time"], "can_send_message": True,
+        "unread_count": conv["unread_count"], "participant_count": 2,
+        "participants": [
+            {**conv["buyer"], "avatar": "", "role": "BUYER"},
+            {"im_user_id": "shop", "user_id": conv["shop_id"], "nickname": "Shop", "avatar": "",
+             "role": "SHOP"},
+        ],
+        "latest_message": latest,
+    }
+
+
+def _esc(value: str) -> str:
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))

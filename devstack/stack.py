@@ -1,0 +1,200 @@
+"""The whole system on one machine: broker, sandbox platform, mail sink, every service.
+
+Used by ``python -m devstack`` (the README's run command) and by the end-to-end
+tests, so what a person tries locally is what the tests exercise. Services run
+as real subprocesses with the same entry points as the container images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from devstack.broker import EmbeddedBroker, free_port
+from devstack.chat_sandbox import create_sandbox
+from devstack.mail_sink import SinkState, create_sink_web, start_sink_smtp
+
+SERVICE_COMMANDS: dict[str, list[str]] = {
+    "ingest": ["-m", "ingest"],
+    "consolidator": ["-m", "consolidator", "worker", "--loglevel", "warn"],
+    "mailer": ["-m", "mailer"],
+    "reply-front": ["-m", "reply_parser", "front"],
+    "reply-parser": ["-m", "reply_parser", "parser"],
+    "fanout": ["-m", "fanout"],
+}
+
+
+@dataclass
+class Ports:
+    ingest: int = field(default_factory=free_port)
+    consolidator: int = field(default_factory=free_port)
+    mailer: int = field(default_factory=free_port)
+    reply_parser: int = field(default_factory=free_port)
+    reply_front: int = field(default_factory=free_port)
+    fanout: int = field(default_factory=free_port)
+    inbound_smtp: int = field(default_factory=free_port)
+    sandbox: int = field(default_factory=free_port)
+    sink_smtp: int = field(default_factory=free_port)
+    sink_http: int = field(default_factory=free_port)
+
+    @classmethod
+    def fixed(cls) -> Ports:
+        """The well-known local ports the README names."""
+        return cls(8000, 8101, 8102, 8103, 8105, 8104, 2525, 8300, 8025, 8301)
+
+    def http_ports(self) -> dict[str, int]:
+        return {"ingest": self.ingest, "consolidator": self.consolidator, "mailer": self.mailer,
+                "reply-parser": self.reply_parser, "reply-front": self.reply_front,
+                "fanout": self.fanout}
+
+
+def stack_env(bootstrap: str, ports: Ports, *, window_s: float, data_dir: Path,
+              extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for every service process (the same variables production sets)."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "BRIDGE_WINDOW_MAILBOX_S": str(window_s),
+        "BRIDGE_WINDOW_HELPDESK_S": str(window_s),
+        "BRIDGE_INGEST_PORT": str(ports.ingest),
+        "BRIDGE_CONSOLIDATOR_PORT": str(ports.consolidator),
+        "BRIDGE_MAILER_PORT": str(ports.mailer),
+        "BRIDGE_REPLY_PARSER_PORT": str(ports.reply_parser),
+        "BRIDGE_REPLY_FRONT_PORT": str(ports.reply_front),
+        "BRIDGE_FANOUT_PORT": str(ports.fanout),
+        "BRIDGE_INBOUND_SMTP_PORT": str(ports.inbound_smtp),
+        "BRIDGE_SMTP_PORT": str(ports.sink_smtp),
+        "BRIDGE_PLATFORM_BASE_URL": f"http://127.0.0.1:{ports.sandbox}",
+        "BRIDGE_CHAT_DEEP_LINK_BASE": f"http://127.0.0.1:{ports.sandbox}/chat",
+        "BRIDGE_SETTINGS_LINK_BASE": f"http://127.0.0.1:{ports.ingest}/settings",
+        "BRIDGE_CONSOLIDATOR_DATA_DIR": str(data_dir / "consolidator"),
+        "BRIDGE_SMTP_BACKOFF_BASE_S": "0.2",
+        "BRIDGE_SMTP_BACKOFF_MAX_S": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra or {})
+    return env
+
+
+class ServiceProcesses:
+    """Start, kill and restart the services as subprocesses."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.procs[name] = subprocess.Popen([sys.executable, *SERVICE_COMMANDS[name]],
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def start_all(self) -> None:
+        for name in SERVICE_COMMANDS:
+            self.start(name)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.kill(name, signal.SIGTERM)
+
+    def dead(self) -> list[str]:
+        return [n for n, p in self.procs.items() if p.poll() is not None]
+
+
+async def wait_healthy(ports: Mapping[str, int], timeout_s: float = 60.0) -> None:
+    """Wait until every service answers /healthz with 200."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    pending = dict(ports)
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while pending and loop.time() < deadline:
+            for name, port in list(pending.items()):
+                try:
+                    resp = await client.get(f"http://127.0.0.1:{port}/healthz")
+                    if resp.status_code == 200:
+                        pending.pop(name)
+                except httpx.HTTPError:
+                    pass
+            if pending:
+                await asyncio.sleep(0.3)
+    if pending:
+        raise TimeoutError(f"services not healthy: {sorted(pending)}")
+
+
+async def serve_in_loop(app: object, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))  # type: ignore[arg-type]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    return server, task
+
+
+@dataclass
+class Platforms:
+    """The in-process fakes of the outside world: chat sandbox and mail sink."""
+
+    sink: SinkState
+    sandbox_app: object
+    servers: list[uvicorn.Server]
+    tasks: list[asyncio.Task[None]]
+    smtp_server: asyncio.base_events.Server
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.smtp_server.close()
+
+
+async def start_platforms(ports: Ports, env: Mapping[str, str]) -> Platforms:
+    sink = SinkState()
+    smtp_server = await start_sink_smtp(sink, "127.0.0.1", ports.sink_smtp)
+    sink_web = create_sink_web(sink, inbound_host="127.0.0.1", inbound_port=ports.inbound_smtp,
+                               default_from=env.get("BRIDGE_DEFAULT_DESTINATION_EMAIL",
+                                                    "seller@shop.localhost"))
+    sandbox = create_sandbox(
+        env.get("BRIDGE_PLATFORM_APP_KEY", "sandbox-app-key"),
+        env.get("BRIDGE_PLATFORM_APP_SECRET", "sandbox-app-secret"),
+        env.get("BRIDGE_PLATFORM_ACCESS_TOKEN", "sandbox-access-token"),
+        f"http://127.0.0.1:{ports.ingest}/webhooks/tiktok",
+    )
+    s1, t1 = await serve_in_loop(sink_web, ports.sink_http)
+    s2, t2 = await serve_in_loop(sandbox, ports.sandbox)
+    return Platforms(sink, sandbox, [s1, s2], [t1, t2], smtp_server)
+
+
+async def start_broker(log_dir: Path) -> EmbeddedBroker | None:
+    """An embedded broker unless KAFKA_BOOTSTRAP points at a real Kafka."""
+    if os.environ.get("KAFKA_BOOTSTRAP"):
+        from shared.kafka import ensure_topics
+
+        await ensure_topics(os.environ["KAFKA_BOOTSTRAP"])
+        return None
+    broker = EmbeddedBroker(log_path=str(log_dir / "broker.log"))
+    await broker.start_with_topics()
+    return broker

@@ -1,0 +1,11 @@
+"""Entry point: ``python -m fanout``."""
+
+import asyncio
+
+from shared.config import get_settings
+from shared.logging import setup_logging
+from fanout.app import main
+
+if __name__ == "__main__":
+    setup_logging("fanout", get_settings().log_level)
+    asyncio.run(main())

@@ -1,0 +1,153 @@
+"""The parser: raw mail from ``mail.inbound`` -> chat parts on ``chat.replies``.
+
+Every mail ends as exactly one ``InboundResult`` (reply, auto_reply, bounce,
+loop or rejected, with the reason); a reply also yields a ``ChatReply`` for
+the fan-out and an ``EMAIL_REPLY`` chat event so the consolidator stops
+holding what the seller just answered. Offsets commit after those writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict, deque
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+
+from shared.codec import DecodeError, decode, encode
+from shared.config import Settings, get_settings
+from shared.events import (
+    ChatEvent,
+    ChatEventKind,
+    InboundEnvelope,
+    InboundResult,
+    ReplyClass,
+)
+from shared.kafka import DeadLetterWriter, make_consumer, make_producer, report_lag
+from shared.logging import now_ms
+from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
+from shared.ops_http import build_ops_app, serve_ops
+from shared.settings_view import ShopSettingsView
+from shared.topics import (
+    CHAT_EVENTS,
+    CHAT_REPLIES,
+    INBOUND_RECORD_LIMIT,
+    MAIL_INBOUND,
+    MAIL_INBOUND_RESULTS,
+)
+from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, decide
+from reply_parser.parser_metrics import REPLIES_CLASSIFIED
+
+SERVICE = "reply_parser"
+GROUP = "bridge-reply-parser"
+log = logging.getLogger(SERVICE)
+
+
+class ConversationRateGuard:
+    """At most ``limit`` delivered replies per conversation per ``window_s`` (loop brake)."""
+
+    def __init__(self, limit: int = 30, window_s: float = 3600.0) -> None:
+        self._limit = limit
+        self._window = window_s
+        self._seen: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, key: str, now: float) -> bool:
+        times = self._seen[key]
+        while times and now - times[0] > self._window:
+            times.popleft()
+        if len(times) >= self._limit:
+            return False
+        times.append(now)
+        return True
+
+
+class Parser:
+    def __init__(self, cfg: Settings, producer: AIOKafkaProducer, shops: ShopSettingsView) -> None:
+        self.cfg = cfg
+        self.producer = producer
+        self.shops = shops
+        self.own = OwnIdentity(cfg.message_id_domain, cfg.reply_domain_base)
+        self.guard = ConversationRateGuard()
+        self.dead_letters = DeadLetterWriter(producer, SERVICE)
+
+    async def handle(self, rec: ConsumerRecord) -> None:
+        started = time.perf_counter()
+        headers = dict(rec.headers or ())
+        try:
+            env = decode(InboundEnvelope, headers.get("envelope", b""))
+        except DecodeError as exc:
+            await self.dead_letters.write(source_topic=rec.topic, reason=f"no envelope: {exc}",
+                                          reason_class="bad_record", partition=rec.partition,
+                                          offset=rec.offset)
+            return
+        raw = rec.value or b""
+        try:
+            decision = decide(raw, env, self.shops.get(env.shop_id), self.own,
+                              chat_limit=self.cfg.chat_message_limit)
+        except Exception as exc:  # malformed beyond what the parser survives: keep the loop alive
+            log.exception("cannot parse inbound mail", extra={"mail_id": env.mail_id})
+            await self.dead_letters.write(
+                source_topic=rec.topic, reason=f"unparseable mail: {exc.__class__.__name__}: {exc}",
+                reason_class="unparseable", key=(rec.key or b"").decode(), partition=rec.partition,
+                offset=rec.offset, payload=raw[:2000])
+            decision = InboundDecision(ReplyClass.REJECTED, f"unparseable mail: {exc}")
+        if decision.reply is not None and not self.guard.allow(
+                f"{env.shop_id}:{env.conversation_id}", time.monotonic()):
+            decision = InboundDecision(ReplyClass.LOOP, "too many replies for this conversation")
+        await self._publish(rec.key or b"", env, decision)
+        REPLIES_CLASSIFIED.labels(decision.classification).inc()
+        EVENTS_HANDLED.labels(SERVICE, decision.classification).inc()
+        HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
+
+    async def _publish(self, key: bytes, env: InboundEnvelope, decision: InboundDecision) -> None:
+        sends = []
+        reply = decision.reply
+        if reply is not None:
+            sends.append(self.producer.send_and_wait(CHAT_REPLIES.name, encode(reply), key=key))
+            seen = ChatEvent(kind=ChatEventKind.EMAIL_REPLY, shop_id=env.shop_id,
+                             conversation_id=env.conversation_id, message_id=reply.reply_id,
+                             sent_at_ms=env.received_at_ms, received_at_ms=env.received_at_ms)
+            sends.append(self.producer.send_and_wait(CHAT_EVENTS.name, encode(seen), key=key))
+        result = InboundResult(
+            mail_id=env.mail_id, shop_id=env.shop_id, conversation_id=env.conversation_id,
+            classification=decision.classification, reason=decision.reason,
+            reply_id=reply.reply_id if reply else "", parts=len(reply.parts) if reply else 0,
+            at_ms=now_ms())
+        sends.append(self.producer.send_and_wait(MAIL_INBOUND_RESULTS.name, encode(result),
+                                                 key=key))
+        await asyncio.gather(*sends)
+        log.info("inbound mail handled", extra={"mail_id": env.mail_id,
+                                                "class": decision.classification,
+                                                "reason": decision.reason})
+
+
+async def main() -> None:
+    cfg = get_settings()
+    producer = make_producer(cfg)
+    await producer.start()
+    shops = ShopSettingsView(cfg)
+    await shops.start()
+    parser = Parser(cfg, producer, shops)
+    consumer = make_consumer(cfg, MAIL_INBOUND.name, group_id=GROUP,
+                             max_partition_fetch_bytes=INBOUND_RECORD_LIMIT, max_poll_records=50)
+    await consumer.start()
+    ops = await serve_ops(build_ops_app(SERVICE, lambda: True), cfg.http_host,
+                          cfg.reply_parser_port)
+    lag = asyncio.create_task(report_lag(consumer, GROUP))
+    UP.labels(SERVICE).set(1)
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for rec in records:
+                    await parser.handle(rec)
+            if batches:
+                await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+    finally:
+        UP.labels(SERVICE).set(0)
+        lag.cancel()
+        ops.cancel()
+        await consumer.stop()
+        await shops.stop()
+        await producer.stop()
