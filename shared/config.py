@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     # Marketplace and mail identity
     marketplace_name: str = "TikTok Shop"
     reply_domain_base: str = "bridge.localhost"  # reply address: <token>@chat-seller-<region>.<base>
+    notices_from: str = "notifications@bridge.localhost"  # sender of activation and other notices
     message_id_domain: str = "digest.bridge.localhost"
     chat_deep_link_base: str = "http://127.0.0.1:8300/chat"
     settings_link_base: str = "http://127.0.0.1:8000/settings"

@@ -163,6 +163,37 @@ class MailOutcome:
     v: int = SCHEMA_VERSION
 
 
+class NoticeKind(StrEnum):
+    ACTIVATION = "activation"
+    CONTENT_WITHHELD = "content_withheld"
+    DELIVERY_FAILED = "delivery_failed"
+    SENDER_REJECTED = "sender_rejected"
+    SIMULATION = "simulation"
+
+
+@dataclass(frozen=True, slots=True)
+class MailNotice:
+    """A system email to a seller or user (not a digest), on ``mail.notices``.
+
+    ``notice_id`` is the idempotency key: the mailer sends each id once.
+    ``auto_submitted`` is ``auto-replied`` for notices answering a seller's mail
+    (RFC 3834), so the seller's auto-responder never answers it back.
+    """
+
+    notice_id: str
+    kind: str
+    to_address: str
+    subject: str
+    text: str
+    html: str = ""
+    shop_id: str = ""
+    conversation_id: str = ""
+    in_reply_to: str = ""  # Message-ID of the mail this notice is about, for threading
+    auto_submitted: str = "auto-generated"
+    created_at_ms: int = 0
+    v: int = SCHEMA_VERSION
+
+
 @dataclass(frozen=True, slots=True)
 class InboundEnvelope:
     """SMTP envelope of a received mail; travels in a Kafka header beside the raw bytes."""

@@ -48,6 +48,7 @@ CHAT_EVENTS = TopicSpec("chat.events", CONVERSATION_PARTITIONS)
 SHOP_SETTINGS = TopicSpec("shop.settings", 4, compacted=True)
 MAIL_DIGESTS = TopicSpec("mail.digests", CONVERSATION_PARTITIONS)
 MAIL_OUTCOMES = TopicSpec("mail.outcomes", CONVERSATION_PARTITIONS, compacted=True)
+MAIL_NOTICES = TopicSpec("mail.notices", 4)
 MAIL_INBOUND = TopicSpec(
     "mail.inbound", CONVERSATION_PARTITIONS, retention_ms=3 * DAY_MS,
     max_message_bytes=INBOUND_RECORD_LIMIT,
@@ -60,6 +61,6 @@ DEAD_LETTER = TopicSpec("bridge.deadletter", 1, retention_ms=30 * DAY_MS,
 ADMIN_AUDIT = TopicSpec("admin.audit", 1, retention_ms=365 * DAY_MS)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    CHAT_EVENTS, SHOP_SETTINGS, MAIL_DIGESTS, MAIL_OUTCOMES, MAIL_INBOUND,
+    CHAT_EVENTS, SHOP_SETTINGS, MAIL_DIGESTS, MAIL_OUTCOMES, MAIL_NOTICES, MAIL_INBOUND,
     MAIL_INBOUND_RESULTS, CHAT_REPLIES, CHAT_DELIVERIES, DEAD_LETTER, ADMIN_AUDIT,
 )

@@ -22,7 +22,7 @@ from shared.backoff import backoff_delay
 from shared.codec import DecodeError, decode, encode
 from shared.compacted import replay_topic
 from shared.config import Settings, get_settings
-from shared.events import Digest, MailOutcome, MailStatus
+from shared.events import Digest, MailNotice, MailOutcome, MailStatus
 from shared.kafka import (
     DeadLetterWriter,
     consume_keyed_batches,
@@ -34,9 +34,10 @@ from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import build_ops_app, serve_ops
 from shared.tokens import mint_token, parse_keys, reply_address
-from shared.topics import MAIL_DIGESTS, MAIL_OUTCOMES
+from shared.topics import MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
 from mailer.compose import ComposeContext, compose_digest_email
 from mailer.dkim_signing import DkimSigner, load_dkim_signer
+from mailer.notice_email import compose_notice_email
 from mailer.mailer_metrics import DIGESTS_SENT, SEND_RETRIES, SEND_SECONDS
 from mailer.render import DigestLinks
 from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
@@ -102,35 +103,54 @@ class Mailer:
             raw = self.signer.sign(raw)
         return address, to, raw
 
+    def compose_notice(self, notice: MailNotice) -> tuple[str, str, bytes]:
+        cfg = self.cfg
+        msg = compose_notice_email(notice, marketplace_name=cfg.marketplace_name,
+                                   from_address=cfg.notices_from,
+                                   message_id_domain=cfg.message_id_domain,
+                                   now=datetime.now(UTC))
+        raw = bytes(msg)
+        if self.signer is not None:
+            raw = self.signer.sign(raw)
+        # Null reverse-path (RFC 3834 s.3.3 spirit): bounces of a notice must not loop back.
+        return "", notice.to_address, raw
+
     async def handle(self, record: ConsumerRecord) -> None:
         started = time.perf_counter()
+        event_type: type[Digest] | type[MailNotice] = (
+            MailNotice if record.topic == MAIL_NOTICES.name else Digest)
         try:
-            digest = decode(Digest, record.value)
+            item = decode(event_type, record.value or b"")
         except DecodeError as exc:
             await self.dead_letters.write(
-                source_topic=record.topic, reason=f"undecodable digest: {exc}",
+                source_topic=record.topic, reason=f"undecodable {event_type.__name__}: {exc}",
                 reason_class="bad_record", key=(record.key or b"").decode("utf-8", "replace"),
                 partition=record.partition, offset=record.offset, payload=record.value or b"")
             EVENTS_HANDLED.labels(SERVICE, "bad_record").inc()
             return
-        if digest.digest_id in self.sent:
+        item_id = item.notice_id if isinstance(item, MailNotice) else item.digest_id
+        if item_id in self.sent:
             EVENTS_HANDLED.labels(SERVICE, "duplicate").inc()
             return
         async with self._concurrency:
-            outcome = await self._deliver(digest)
+            outcome = await self._deliver(item)
         await self.producer.send_and_wait(MAIL_OUTCOMES.name, encode(outcome),
-                                          key=digest.digest_id.encode())
-        self.sent.add(digest.digest_id)
+                                          key=item_id.encode())
+        self.sent.add(item_id)
         EVENTS_HANDLED.labels(SERVICE, outcome.status).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
-    async def _deliver(self, digest: Digest) -> MailOutcome:
+    async def _deliver(self, digest: Digest | MailNotice) -> MailOutcome:
         cfg = self.cfg
+        source = MAIL_NOTICES.name if isinstance(digest, MailNotice) else MAIL_DIGESTS.name
         try:
-            sender, to, raw = self.compose(digest)
+            if isinstance(digest, MailNotice):
+                sender, to, raw = self.compose_notice(digest)
+            else:
+                sender, to, raw = self.compose(digest)
         except Exception as exc:  # a digest we cannot render must not block the partition
             log.exception("compose failed", extra={"digest_id": digest.digest_id})
-            await self.dead_letters.write(source_topic=MAIL_DIGESTS.name, key=digest.digest_id,
+            await self.dead_letters.write(source_topic=source, key=_item_id(digest),
                                           reason=f"cannot compose: {exc}", reason_class="compose")
             return self._outcome(digest, MailStatus.FAILED, reason=f"cannot compose: {exc}")
         attempt = 0
@@ -140,7 +160,7 @@ class Mailer:
             try:
                 await self.pool.send(sender, [to], raw)
                 SEND_SECONDS.observe(time.perf_counter() - t0)
-                DIGESTS_SENT.labels("sent").inc()
+                DIGESTS_SENT.labels("sent").inc() if isinstance(digest, Digest) else None
                 message_id = _header_value(raw, b"Message-ID")
                 return self._outcome(digest, MailStatus.SENT, attempts=attempt, code=250,
                                      message_id=message_id)
@@ -148,7 +168,7 @@ class Mailer:
                 if exc.permanent or attempt >= cfg.smtp_max_attempts:
                     DIGESTS_SENT.labels("failed").inc()
                     await self.dead_letters.write(
-                        source_topic=MAIL_DIGESTS.name, key=digest.digest_id,
+                        source_topic=source, key=_item_id(digest),
                         reason=f"SMTP delivery failed after {attempt} attempts: {exc.reason}",
                         reason_class="smtp_permanent" if exc.permanent else "smtp_exhausted")
                     return self._outcome(digest, MailStatus.FAILED, attempts=attempt,
@@ -157,17 +177,21 @@ class Mailer:
                 delay = backoff_delay(attempt, base_s=cfg.smtp_backoff_base_s,
                                       max_s=cfg.smtp_backoff_max_s)
                 log.info("smtp temporary failure; retrying",
-                         extra={"digest_id": digest.digest_id, "attempt": attempt,
+                         extra={"item_id": _item_id(digest), "attempt": attempt,
                                 "reason": exc.reason, "delay_s": round(delay, 2)})
                 await asyncio.sleep(delay)
 
     @staticmethod
-    def _outcome(digest: Digest, status: str, *, attempts: int = 0, code: int = 0,
+    def _outcome(digest: Digest | MailNotice, status: str, *, attempts: int = 0, code: int = 0,
                  reason: str = "", message_id: str = "") -> MailOutcome:
-        return MailOutcome(digest_id=digest.digest_id, shop_id=digest.shop_id,
+        return MailOutcome(digest_id=_item_id(digest), shop_id=digest.shop_id,
                            conversation_id=digest.conversation_id, status=status,
                            message_id_header=message_id, smtp_code=code, reason=reason,
                            attempts=attempts, at_ms=now_ms())
+
+
+def _item_id(item: Digest | MailNotice) -> str:
+    return item.notice_id if isinstance(item, MailNotice) else item.digest_id
 
 
 def load_signer(cfg: Settings) -> DkimSigner | None:
@@ -194,7 +218,7 @@ async def main() -> None:
                                 cfg.smtp_timeout_s, cfg.smtp_pool_size))
     mailer = Mailer(cfg, producer, pool, load_signer(cfg))
     await mailer.sent.load(cfg.kafka_bootstrap)
-    consumer = make_consumer(cfg, MAIL_DIGESTS.name, group_id=GROUP)
+    consumer = make_consumer(cfg, MAIL_DIGESTS.name, MAIL_NOTICES.name, group_id=GROUP)
     await consumer.start()
     healthy = True
     ops = await serve_ops(build_ops_app(SERVICE, lambda: healthy), cfg.http_host, cfg.mailer_port)

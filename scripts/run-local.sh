@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install the bridge into .venv and run the whole system locally (Ctrl-C stops it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e .
+exec .venv/bin/python -m devstack "$@"

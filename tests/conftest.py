@@ -1,0 +1,138 @@
+"""Shared fixtures: one embedded broker per test session, and the whole stack on free ports.
+
+Set ``KAFKA_BOOTSTRAP`` to run the integration tests against a real Kafka instead.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from devstack.broker import EmbeddedBroker
+from devstack.stack import (
+    Platforms,
+    Ports,
+    ServiceProcesses,
+    start_platforms,
+    stack_env,
+    wait_healthy,
+)
+from shared.kafka import ensure_topics
+from shared.tokens import TokenError, parse_keys, verify_token
+
+
+@pytest_asyncio.fixture(scope="session")
+async def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A real Kafka-protocol broker for the session (Tansu, memory storage)."""
+    if os.environ.get("KAFKA_BOOTSTRAP"):
+        await ensure_topics(os.environ["KAFKA_BOOTSTRAP"])
+        yield os.environ["KAFKA_BOOTSTRAP"]
+        return
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    broker = EmbeddedBroker(log_path=str(log))
+    await broker.start_with_topics()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+WINDOW_S = 3.0
+
+
+@dataclass
+class Stack:
+    """The running system: services as subprocesses, sandbox and sink in the test loop."""
+
+    ports: Ports
+    env: dict[str, str]
+    services: ServiceProcesses
+    platforms: Platforms
+    http: httpx.AsyncClient
+    log_dir: Path
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.sandbox}"
+
+    @property
+    def sink_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.sink_http}"
+
+    async def buyer_says(self, shop_id: str, conversation_id: str, text: str,
+                         buyer_name: str = "Ana", **extra: object) -> dict[str, str]:
+        resp = await self.http.post(f"{self.sandbox_url}/sandbox/buyer_messages", json={
+            "shop_id": shop_id, "conversation_id": conversation_id, "buyer_name": buyer_name,
+            "text": text, **extra})
+        resp.raise_for_status()
+        return resp.json()
+
+    async def buyer_view(self, conversation_id: str) -> list[dict[str, object]]:
+        resp = await self.http.get(
+            f"{self.sandbox_url}/sandbox/conversations/{conversation_id}/buyer_view")
+        resp.raise_for_status()
+        return resp.json()["received"]
+
+    def mails_for(self, conversation_id: str) -> list[EmailMessage]:
+        """Mails the sink holds whose reply address belongs to this conversation."""
+        keys = parse_keys(self.env.get("BRIDGE_TOKEN_KEYS", "1:dev-only-token-key-change-me"))
+        found = []
+        for mail in self.platforms.sink.mails:
+            msg = mail.message
+            reply_to = str(msg.get("Reply-To", ""))
+            local = reply_to.rpartition("<")[2].partition("@")[0]
+            try:
+                token = verify_token(local, keys, now_s=time.time())
+            except TokenError:
+                continue
+            if token.conversation_id == conversation_id:
+                found.append(msg)
+        return found
+
+    def sink_number(self, message_id: str) -> int:
+        """The sink's index of a mail, for its /messages/{n}/reply endpoint."""
+        for n, mail in enumerate(self.platforms.sink.mails):
+            if mail.message["Message-ID"] == message_id:
+                return n
+        raise LookupError(message_id)
+
+    def logs(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted(self.log_dir.glob("*.log")))
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+                ) -> AsyncIterator[Stack]:
+    """Every service on free loopback ports with a 3-second consolidation window."""
+    root = tmp_path_factory.mktemp("stack")
+    ports = Ports()
+    env = stack_env(kafka_bootstrap, ports, window_s=WINDOW_S, data_dir=root,
+                    extra={"BRIDGE_TICK_INTERVAL_S": "0.1"})
+    platforms = await start_platforms(ports, env)
+    services = ServiceProcesses(env, root / "logs")
+    services.start_all()
+    http = httpx.AsyncClient(timeout=10.0)
+    try:
+        await wait_healthy(ports.http_ports(), timeout_s=90)
+        yield Stack(ports, env, services, platforms, http, root / "logs")
+    finally:
+        services.stop_all()
+        await http.aclose()
+        await platforms.stop()
+
+
+@pytest.fixture
+def unique_conversation() -> Iterator[tuple[str, str]]:
+    """A (shop_id, conversation_id) pair no other test uses (numeric, like the platform's)."""
+    n = uuid.uuid4().int
+    yield str(7_000_000_000_000_000_000 + n % 10**18), str(5_000_000_000_000_000 + n % 10**17)
