@@ -1,65 +1,102 @@
-"""Async client for the TikTok Shop customer-service Open API (202309).
+"""Async client for the TikTok Shop customer-service Open API (202309): the send side.
 
-Requests are signed per :mod:`shared.chat_platform.tiktok_signing`; the shop's
-access token goes in ``x-tts-access-token``. Errors are mapped to
-:class:`PlatformError` with ``retryable`` and ``retry_after_s`` so callers can
-back off correctly (429 rate limit ``36009002``, 5xx, 503 protective).
+Followed (docs/tiktok-shop-contract.md has the quotes and sources):
+- base ``https://open-api.tiktokglobalshop.com``, path ``/{category}/{version}/{resource}``
+  with the version in the path (guides "methods-and-endpoints", "upgrading to 202309");
+- common query parameters ``app_key``, ``timestamp`` (10-digit Unix seconds), ``sign``
+  (guide "common-parameters"), signed per :mod:`tiktok_signing` ("sign-your-api-request");
+- the shop's access token in the ``x-tts-access-token`` header, never signed;
+  ``shop_cipher`` as an optional query parameter (signed like any other);
+- Get Conversation Messages / Send Message / Read Message, 202309 OAS (s.2);
+- error envelope ``{code, message, request_id, data}``; 429 / ``36009002`` rate limit,
+  503 protective, ``105002`` expired token, ``106001`` bad sign (guide "common-errors").
+
+Errors map to :class:`PlatformError` with ``retryable``, ``retry_after_s`` and
+``ambiguous`` (a POST that may have been applied although it failed).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import orjson
 
-from shared.chat_platform.tiktok_messages import image_message_body, text_message_body
+from shared.chat_platform.base import (
+    ConversationInfo,
+    OutgoingMessage,
+    PayloadError,
+    PlatformError,
+    PlatformMessage,
+)
+from shared.chat_platform.rate_limit import ShopApiLimiter
+from shared.chat_platform.tiktok_messages import (
+    message_from_platform,
+    outgoing_image,
+    outgoing_text,
+    send_message_body,
+)
 from shared.chat_platform.tiktok_signing import sign_request
 
+__all__ = ["ConversationInfo", "PlatformError", "TikTokShopClient", "parse_token_map"]
+
+PRODUCTION_BASE_URL = "https://open-api.tiktokglobalshop.com"
 API_VERSION = "202309"
 CS_PREFIX = f"/customer_service/{API_VERSION}"
+DOCUMENTED_QPS = 50.0  # "50 QPS ... for each API ... combination of the app and shop"
+MESSAGES_PAGE_SIZE = 10  # Get Conversation Messages: page_size "Max 10"
 
 RATE_LIMITED = 36009002
 EXPIRED_TOKEN = 105002
 INVALID_SIGN = 106001
+INVALID_TOKEN = 101000
 
 
-class PlatformError(Exception):
-    """A chat-platform call failed; ``retryable`` says whether trying again can help."""
+def parse_token_map(spec: str) -> dict[str, str]:
+    """``"shop_id=token,shop_id=token"`` (a Secret's value) -> {shop_id: token}.
 
-    def __init__(self, reason: str, *, status: int = 0, code: int = 0, retryable: bool = False,
-                 retry_after_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.code = code
-        self.retryable = retryable
-        self.retry_after_s = retry_after_s
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationInfo:
-    conversation_id: str
-    buyer_id: str
-    buyer_name: str
+    A bare token without ``=`` is the fallback for every shop (``*``).
+    """
+    tokens: dict[str, str] = {}
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        shop, sep, token = item.partition("=")
+        if sep:
+            tokens[shop.strip()] = token.strip()
+        else:
+            tokens["*"] = item
+    return tokens
 
 
 class TikTokShopClient:
     """One app's client; ``access_tokens`` maps shop id -> token (``*`` is the fallback)."""
 
     def __init__(self, base_url: str, app_key: str, app_secret: str,
-                 access_tokens: dict[str, str], *, timeout_s: float = 10.0,
+                 access_tokens: Mapping[str, str], *, timeout_s: float = 10.0,
+                 shop_ciphers: Mapping[str, str] | None = None,
+                 qps_per_api: float = DOCUMENTED_QPS,
                  http: httpx.AsyncClient | None = None) -> None:
         self._app_key = app_key
         self._secret = app_secret
-        self._tokens = access_tokens
-        self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout_s,
-                                               limits=httpx.Limits(max_connections=64))
+        self._tokens = dict(access_tokens)
+        self._ciphers = dict(shop_ciphers or {})
+        self._limiter = ShopApiLimiter(qps_per_api)
+        self._http = http or httpx.AsyncClient(
+            base_url=base_url, timeout=timeout_s,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=256))
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def outgoing_text(self, text: str) -> OutgoingMessage:
+        return outgoing_text(text)
+
+    def outgoing_image(self, url: str) -> OutgoingMessage:
+        return outgoing_image(url)
 
     def _token(self, shop_id: str) -> str:
         token = self._tokens.get(shop_id) or self._tokens.get("*")
@@ -67,70 +104,133 @@ class TikTokShopClient:
             raise PlatformError(f"no access token configured for shop {shop_id}")
         return token
 
-    async def _call(self, method: str, path: str, shop_id: str, *, body: bytes = b"",
-                    params: dict[str, str] | None = None,
-                    headers: dict[str, str] | None = None) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, shop_id: str, api: str, *, body: bytes = b"",
+                    params: Mapping[str, str] | None = None,
+                    extra_headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        await self._limiter.acquire(shop_id, api)
         query = {"app_key": self._app_key, "timestamp": str(int(time.time())), **(params or {})}
+        if cipher := self._ciphers.get(shop_id):
+            query["shop_cipher"] = cipher
         query["sign"] = sign_request(path, query, body, self._secret)
-        hdrs = {"x-tts-access-token": self._token(shop_id), "content-type": "application/json",
-                **(headers or {})}
+        headers = {"x-tts-access-token": self._token(shop_id), "content-type": "application/json",
+                   **(extra_headers or {})}
         try:
             resp = await self._http.request(method, path, params=query, content=body or None,
-                                            headers=hdrs)
-        except httpx.HTTPError as exc:
+                                            headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise PlatformError(f"platform unreachable: {exc.__class__.__name__}",
                                 retryable=True) from None
+        except httpx.HTTPError as exc:
+            # The request may have reached the platform: a POST is ambiguous.
+            raise PlatformError(f"platform call failed: {exc.__class__.__name__}",
+                                retryable=True, ambiguous=method == "POST") from None
+        return _data_or_raise(resp, method)
+
+    async def send(self, shop_id: str, conversation_id: str, message: OutgoingMessage, *,
+                   idempotency_key: str = "") -> str:
+        """Send Message; returns the platform's message id.
+
+        The platform has no idempotency key. The key is sent as a tracing header
+        (the sandbox uses it to flag doubles); exactly-once comes from the
+        fan-out's marker + :meth:`messages_since` check.
+        """
         try:
-            envelope = orjson.loads(resp.content) if resp.content else {}
-        except orjson.JSONDecodeError:
-            envelope = {}
-        code = int(envelope.get("code", 0) or 0) if isinstance(envelope, dict) else 0
-        message = str(envelope.get("message", "")) if isinstance(envelope, dict) else ""
-        if resp.status_code == 429 or code == RATE_LIMITED:
-            raise PlatformError(f"rate limited: {message}", status=resp.status_code, code=code,
-                                retryable=True, retry_after_s=_retry_after(resp))
-        if resp.status_code >= 500:
-            raise PlatformError(f"platform error {resp.status_code}: {message}",
-                                status=resp.status_code, code=code, retryable=True,
-                                retry_after_s=_retry_after(resp))
-        if resp.status_code >= 400 or code != 0:
-            raise PlatformError(f"platform refused ({resp.status_code}, code {code}): {message}",
-                                status=resp.status_code, code=code, retryable=False)
-        data = envelope.get("data") or {}
-        return data if isinstance(data, dict) else {}
+            body = send_message_body(message)
+        except PayloadError as exc:
+            raise PlatformError(str(exc)) from None
+        path = f"{CS_PREFIX}/conversations/{conversation_id}/messages"
+        extra = {"x-bridge-idempotency-key": idempotency_key} if idempotency_key else {}
+        data = await self._call("POST", path, shop_id, "send_message", body=body,
+                                extra_headers=extra)
+        return str(data.get("message_id", ""))
 
     async def send_text(self, shop_id: str, conversation_id: str, text: str, *,
                         idempotency_key: str = "") -> str:
-        """Send a text message; returns the platform's message id."""
-        return await self._send(shop_id, conversation_id, text_message_body(text), idempotency_key)
+        return await self.send(shop_id, conversation_id, outgoing_text(text),
+                               idempotency_key=idempotency_key)
 
     async def send_image(self, shop_id: str, conversation_id: str, url: str, *,
                          idempotency_key: str = "") -> str:
-        return await self._send(shop_id, conversation_id, image_message_body(url), idempotency_key)
-
-    async def _send(self, shop_id: str, conversation_id: str, body: bytes, key: str) -> str:
-        # The platform has no idempotency header of its own; the key is sent for
-        # tracing (the sandbox uses it to detect doubles). Exactly-once comes from
-        # the fan-out's delivery state.
-        headers = {"x-bridge-idempotency-key": key} if key else None
-        data = await self._call("POST", f"{CS_PREFIX}/conversations/{conversation_id}/messages",
-                                shop_id, body=body, headers=headers)
-        return str(data.get("message_id", ""))
+        return await self.send(shop_id, conversation_id, outgoing_image(url),
+                               idempotency_key=idempotency_key)
 
     async def mark_read(self, shop_id: str, conversation_id: str) -> None:
+        """Read Message: "mark all messages sent by the buyer as read"."""
         await self._call("POST", f"{CS_PREFIX}/conversations/{conversation_id}/messages/read",
-                         shop_id)
+                         shop_id, "read_message")
 
     async def get_conversation(self, shop_id: str, conversation_id: str) -> ConversationInfo:
-        """Buyer of a conversation (Get Conversation, 202601: the webhook has no nickname)."""
+        """The buyer of a conversation (the webhook carries no nickname).
+
+        Uses Get Conversation, which the OAS lists under version 202601; 202309
+        only has the paged Get Conversations list without an id filter.
+        """
         data = await self._call("GET", f"/customer_service/202601/conversations/{conversation_id}",
-                                shop_id)
+                                shop_id, "get_conversation")
         conv = data.get("conversation", data)
         for p in conv.get("participants", []) or []:
             if isinstance(p, dict) and str(p.get("role", "")).upper() == "BUYER":
                 return ConversationInfo(conversation_id, str(p.get("im_user_id", "")),
                                         str(p.get("nickname", "")))
         return ConversationInfo(conversation_id, "", "")
+
+    async def messages_since(self, shop_id: str, conversation_id: str,
+                             since_s: int, *, max_pages: int = 50) -> list[PlatformMessage]:
+        """Get Conversation Messages newest first (``sort_order=DESC``, ``sort_field=create_time``)
+        until one is older than ``since_s``; returned oldest first. Does not mark read."""
+        path = f"{CS_PREFIX}/conversations/{conversation_id}/messages"
+        found: list[PlatformMessage] = []
+        token = ""
+        for _ in range(max_pages):
+            params = {"page_size": str(MESSAGES_PAGE_SIZE), "sort_order": "DESC",
+                      "sort_field": "create_time"}
+            if token:
+                params["page_token"] = token
+            data = await self._call("GET", path, shop_id, "get_messages", params=params)
+            older = False
+            for raw in data.get("messages", []) or []:
+                if not isinstance(raw, dict):
+                    continue
+                try:
+                    msg = message_from_platform(raw, conversation_id=conversation_id)
+                except PayloadError:
+                    continue
+                if msg.create_time_s < since_s:
+                    older = True
+                    continue
+                found.append(msg)
+            token = str(data.get("next_page_token", "") or "")
+            if older or not token:
+                break
+        found.sort(key=lambda m: (m.create_time_s, m.index.zfill(24), m.message_id))
+        return found
+
+
+def _data_or_raise(resp: httpx.Response, method: str) -> dict[str, Any]:
+    try:
+        envelope = orjson.loads(resp.content) if resp.content else {}
+    except orjson.JSONDecodeError:
+        envelope = {}
+    if not isinstance(envelope, dict):
+        envelope = {}
+    code = int(envelope.get("code", 0) or 0)
+    message = str(envelope.get("message", ""))
+    if resp.status_code == 429 or code == RATE_LIMITED:
+        raise PlatformError(f"rate limited: {message}", status=resp.status_code, code=code,
+                            retryable=True, retry_after_s=_retry_after(resp))
+    if resp.status_code >= 500:
+        # 5xx on a POST: the platform may have stored the message before failing.
+        raise PlatformError(f"platform error {resp.status_code}: {message}",
+                            status=resp.status_code, code=code, retryable=True,
+                            retry_after_s=_retry_after(resp), ambiguous=method == "POST")
+    if code == EXPIRED_TOKEN:
+        raise PlatformError(f"access token expired (code {code}): refresh the shop's token",
+                            status=resp.status_code, code=code)
+    if resp.status_code >= 400 or code != 0:
+        raise PlatformError(f"platform refused ({resp.status_code}, code {code}): {message}",
+                            status=resp.status_code, code=code)
+    data = envelope.get("data") or {}
+    return data if isinstance(data, dict) else {}
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

@@ -8,47 +8,29 @@ Unknown types are kept with a fallback description, never dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from shared.events import ChatContent, ChatEventKind, ContentKind
+from shared.chat_platform.base import (  # noqa: F401 - BUYER_ROLE/SELLER_ROLES re-exported
+    BUYER_ROLE,
+    SELLER_ROLES,
+    OutgoingMessage,
+    PayloadError,
+    PlatformMessage,
+)
+from shared.events import ChatContent, ContentKind
 
-NEW_MESSAGE_WEBHOOK_TYPE = 14
-NEW_CONVERSATION_WEBHOOK_TYPE = 13
+NEW_MESSAGE_WEBHOOK_TYPE = 14  # "14 New message" (docv2/page/14-new-message)
+NEW_CONVERSATION_WEBHOOK_TYPE = 13  # "13 New conversation" (docv2/page/13-new-conversation)
 
-BUYER_ROLE = "BUYER"
-SELLER_ROLES = frozenset({"SHOP", "CUSTOMER_SERVICE"})
 # SYSTEM/ROBOT messages are the platform's own; a digest must not be triggered by them.
 IGNORED_ROLES = frozenset({"SYSTEM", "ROBOT"})
 
-
-class PayloadError(ValueError):
-    """A platform payload is malformed; ``str(exc)`` names the field."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlatformMessage:
-    """A chat message as the platform reports it, before it becomes a ChatEvent."""
-
-    message_id: str
-    conversation_id: str
-    sender_role: str
-    sender_id: str
-    sender_name: str
-    create_time_s: int
-    index: str
-    is_visible: bool
-    content: ChatContent
-
-    @property
-    def event_kind(self) -> str | None:
-        if self.sender_role == BUYER_ROLE:
-            return ChatEventKind.BUYER_MESSAGE
-        if self.sender_role in SELLER_ROLES:
-            return ChatEventKind.SELLER_MESSAGE
-        return None
+# Send Message accepts only these types (202309 OAS, Send Message ``type``).
+SENDABLE_TYPES = frozenset({"TEXT", "IMAGE", "VIDEO", "PRODUCT_CARD", "ORDER_CARD",
+                            "RETURN_REFUND_CARD", "COUPON_CARD", "LOGISTICS_CARD"})
+TEXT_LIMIT = 2000  # Send Message TEXT: "Max 2000 characters."
 
 
 def _str(obj: dict[str, Any], key: str, where: str, *, required: bool = True) -> str:
@@ -82,7 +64,10 @@ def content_from_platform(msg_type: str, content_json: str) -> ChatContent:
         return ChatContent(kind=ContentKind.IMAGE, url=str(body.get("url", "")),
                            thumbnail_url=str(body.get("url", "")))
     if t in ("PRODUCT_CARD", "BUYER_ENTER_FROM_PRODUCT"):
-        return ChatContent(kind=ContentKind.PRODUCT_CARD, title=str(body.get("product_name", "")),
+        product_id = str(body.get("product_id", ""))
+        # The documented content is only {"product_id"}; a name, if present, wins.
+        return ChatContent(kind=ContentKind.PRODUCT_CARD,
+                           title=str(body.get("product_name", "") or f"Product {product_id}"),
                            price=str(body.get("price", "")),
                            thumbnail_url=str(body.get("image_url", body.get("cover", ""))),
                            text=str(body.get("product_id", "")), platform_type=t)
@@ -100,7 +85,10 @@ def content_from_platform(msg_type: str, content_json: str) -> ChatContent:
     if t == "COUPON_CARD":
         return ChatContent(kind=ContentKind.OTHER, text=f"Coupon {body.get('coupon_id', '')}".strip(),
                            platform_type=t)
-    return ChatContent(kind=ContentKind.OTHER, text=text, platform_type=t or "UNKNOWN")
+    # OTHER ("Messages of types not supported in this API") and any type added
+    # after 202309: kept with a readable fallback, never dropped.
+    fallback = text or f"[{(t or 'unknown').replace('_', ' ').lower()} message: open the chat to view]"
+    return ChatContent(kind=ContentKind.OTHER, text=fallback, platform_type=t or "UNKNOWN")
 
 
 def message_from_webhook(payload: Any) -> tuple[str, PlatformMessage]:
@@ -115,8 +103,11 @@ def message_from_webhook(payload: Any) -> tuple[str, PlatformMessage]:
 
 
 def message_from_platform(data: dict[str, Any], where: str = "message", *,
-                          id_field: str = "id") -> PlatformMessage:
-    """Parse a message object (REST ``id`` or webhook ``message_id``)."""
+                          id_field: str = "id", conversation_id: str = "") -> PlatformMessage:
+    """Parse a message object (REST ``id`` or webhook ``message_id``).
+
+    REST message objects carry no ``conversation_id``; the caller passes it.
+    """
     sender = data.get("sender")
     if not isinstance(sender, dict):
         raise PayloadError(f"{where}.sender: expected an object")
@@ -126,17 +117,40 @@ def message_from_platform(data: dict[str, Any], where: str = "message", *,
     content = data.get("content", "")
     if not isinstance(content, str):
         raise PayloadError(f"{where}.content: expected a JSON string")
+    msg_type = _str(data, "type", where)
     return PlatformMessage(
         message_id=_str(data, id_field, where),
-        conversation_id=_str(data, "conversation_id", where),
+        conversation_id=conversation_id or _str(data, "conversation_id", where),
         sender_role=_str(sender, "role", f"{where}.sender").upper(),
         sender_id=_str(sender, "im_user_id", f"{where}.sender", required=False),
         sender_name=_str(sender, "nickname", f"{where}.sender", required=False),
         create_time_s=create_time,
         index=_str(data, "index", where, required=False),
         is_visible=bool(data.get("is_visible", True)),
-        content=content_from_platform(_str(data, "type", where), content),
+        content=content_from_platform(msg_type, content),
+        raw_type=msg_type.upper(),
+        raw_content=content,
     )
+
+
+def outgoing_text(text: str) -> OutgoingMessage:
+    """A reply part as a Send Message TEXT: ``{"content": text}`` serialised to a string."""
+    if len(text) > TEXT_LIMIT:
+        raise PayloadError(f"text part of {len(text)} characters; the platform allows {TEXT_LIMIT}")
+    return OutgoingMessage("TEXT", orjson.dumps({"content": text}).decode())
+
+
+def outgoing_image(url: str, width: int = 0, height: int = 0) -> OutgoingMessage:
+    """An inline picture as a Send Message IMAGE (url from Upload Buyer Messages Image)."""
+    return OutgoingMessage("IMAGE", orjson.dumps({"url": url, "width": width,
+                                                  "height": height}).decode())
+
+
+def send_message_body(message: OutgoingMessage) -> bytes:
+    """Send Message request body: ``{"type": ..., "content": "<JSON string>"}``."""
+    if message.msg_type not in SENDABLE_TYPES:
+        raise PayloadError(f"type {message.msg_type!r} cannot be sent through Send Message")
+    return orjson.dumps({"type": message.msg_type, "content": message.content_json})
 
 
 def text_message_body(text: str) -> bytes:

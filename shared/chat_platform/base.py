@@ -1,0 +1,149 @@
+"""The chat-platform interface the bridge is written against, and its error type.
+
+Two halves, because they live in different services:
+
+- :class:`WebhookAdapter` (ingest): verify a pushed webhook against the raw
+  bytes, and turn it into platform-neutral :class:`PlatformMessage` values.
+- :class:`ChatPlatform` (fan-out, ingest name lookups): send a message, mark a
+  conversation read, look up a conversation's buyer, list recent messages.
+
+TikTok Shop implements both (``tiktok_client``/``tiktok_messages``); a generic
+signed-webhook platform implements both too (``generic_webhook``), which keeps
+the interface honest about not being TikTok-shaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from shared.events import ChatContent, ChatEventKind
+
+BUYER_ROLE = "BUYER"
+SELLER_ROLES = frozenset({"SHOP", "CUSTOMER_SERVICE"})
+
+
+class PlatformError(Exception):
+    """A chat-platform call failed.
+
+    ``retryable``: trying again can help (429, 5xx, network). ``ambiguous``: the
+    platform may have applied the request although it answered with an error (a
+    5xx or a lost response after a POST), so a retry must first check whether the
+    message is already there.
+    """
+
+    def __init__(self, reason: str, *, status: int = 0, code: int = 0, retryable: bool = False,
+                 retry_after_s: float | None = None, ambiguous: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+        self.ambiguous = ambiguous
+
+
+class PayloadError(ValueError):
+    """A platform payload is malformed; ``str(exc)`` names the field."""
+
+
+class WebhookRejected(Exception):
+    """A webhook that must be refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationInfo:
+    conversation_id: str
+    buyer_id: str
+    buyer_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformMessage:
+    """A chat message as a platform reports it, before it becomes a ChatEvent."""
+
+    message_id: str
+    conversation_id: str
+    sender_role: str
+    sender_id: str
+    sender_name: str
+    create_time_s: int
+    index: str
+    is_visible: bool
+    content: ChatContent
+    # The platform's own type and JSON content, kept so fan-out can recognise a
+    # message it sent itself (see shared.chat_platform.delivery_check).
+    raw_type: str = ""
+    raw_content: str = ""
+    kind_override: str = ""  # e.g. a generic platform's explicit "read" event
+
+    @property
+    def event_kind(self) -> str | None:
+        if self.kind_override:
+            return self.kind_override
+        if self.sender_role == BUYER_ROLE:
+            return ChatEventKind.BUYER_MESSAGE
+        if self.sender_role in SELLER_ROLES:
+            return ChatEventKind.SELLER_MESSAGE
+        return None  # SYSTEM/ROBOT: the platform's own messages never trigger a digest
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookBatch:
+    """What one webhook delivery carried: the shop and zero or more messages."""
+
+    shop_id: str
+    messages: tuple[PlatformMessage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One reply part in the platform's own terms: a type and its content."""
+
+    msg_type: str
+    content_json: str  # the JSON string the platform stores as ``content``
+
+
+class WebhookAdapter(Protocol):
+    """Receive side: verify and parse pushed events."""
+
+    name: str
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise :class:`WebhookRejected` (401/403) unless the delivery is authentic."""
+        ...
+
+    def parse(self, body: bytes) -> WebhookBatch:
+        """Parse a verified body; raise :class:`PayloadError` when malformed."""
+        ...
+
+
+@runtime_checkable
+class ChatPlatform(Protocol):
+    """Send side: what the fan-out (and ingest's name lookup) needs from a platform."""
+
+    def outgoing_text(self, text: str) -> OutgoingMessage: ...
+
+    def outgoing_image(self, url: str) -> OutgoingMessage: ...
+
+    async def send(self, shop_id: str, conversation_id: str, message: OutgoingMessage, *,
+                   idempotency_key: str = "") -> str:
+        """Post one message; returns the platform's message id. Raises PlatformError."""
+        ...
+
+    async def mark_read(self, shop_id: str, conversation_id: str) -> None: ...
+
+    async def get_conversation(self, shop_id: str, conversation_id: str) -> ConversationInfo: ...
+
+    async def messages_since(self, shop_id: str, conversation_id: str,
+                             since_s: int) -> list[PlatformMessage]:
+        """Messages created at or after ``since_s`` (Unix seconds), oldest first."""
+        ...
+
+    async def aclose(self) -> None: ...
