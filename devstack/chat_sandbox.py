@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
+from shared.chat_platform.rate_limit import ShopApiLimiter
 from shared.chat_platform.tiktok_signing import sign_request, sign_webhook
 
 PREFIX = "/customer_service/202309"
@@ -31,11 +32,14 @@ TIMESTAMP_SKEW_S = 300  # the platform accepts [now - 5 min, now + 30 s]
 
 @dataclass
 class Faults:
-    rate_5xx: float = 0.0
+    rate_5xx: float = 0.0  # 500/502/503 before anything is stored
+    rate_5xx_after_commit: float = 0.0  # Send Message stores the message, then answers 5xx
     rate_429: float = 0.0
     retry_after_s: float = 0.2
     expired_token: bool = False
     webhook_fail_first: int = 0  # answer the first N webhook deliveries as failed (redelivery test)
+    webhook_redeliver_rate: float = 0.0  # push a successful delivery once more (at-least-once)
+    qps_per_api: float = 50.0  # the documented default per API per app+shop; 0 turns it off
 
 
 @dataclass
@@ -52,6 +56,8 @@ class SandboxState:
     faults: Faults = field(default_factory=Faults)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7_300_000_000_000_000_000))
     rng: random.Random = field(default_factory=lambda: random.Random(7))
+    limiter: ShopApiLimiter = field(default_factory=lambda: ShopApiLimiter(50.0, burst=50.0))
+    calls: dict[str, int] = field(default_factory=dict)  # answers by outcome, for tests/benches
 
 
 def envelope(data: Any = None, *, code: int = 0, message: str = "Success") -> dict[str, Any]:
@@ -82,10 +88,13 @@ class SellerEventIn(BaseModel):
 
 class FaultsIn(BaseModel):
     rate_5xx: float = Field(0.0, ge=0, le=1)
+    rate_5xx_after_commit: float = Field(0.0, ge=0, le=1)
     rate_429: float = Field(0.0, ge=0, le=1)
     retry_after_s: float = Field(0.2, ge=0, le=60)
     expired_token: bool = False
     webhook_fail_first: int = Field(0, ge=0)
+    webhook_redeliver_rate: float = Field(0.0, ge=0, le=1)
+    qps_per_api: float = Field(50.0, ge=0)
 
 
 def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url: str,
@@ -103,7 +112,17 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
         pushes.add(task)
         task.add_done_callback(pushes.discard)
 
-    async def check_request(request: Request, body: bytes) -> JSONResponse | None:
+    def count(outcome: str) -> None:
+        state.calls[outcome] = state.calls.get(outcome, 0) + 1
+
+    async def check_request(request: Request, body: bytes, api: str = "",
+                            shop_id: str = "") -> JSONResponse | None:
+        err = _check_request(request, body, api, shop_id)
+        count(str(err.status_code) if err is not None else "ok")
+        return err
+
+    def _check_request(request: Request, body: bytes, api: str,
+                       shop_id: str) -> JSONResponse | None:
         q = dict(request.query_params)
         if q.get("app_key") != state.app_key:
             return error(401, 36009004, "Invalid app_key.")
@@ -120,12 +139,26 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
             return error(401, 105002, "Expired credentials. The x-tts-access-token header has expired.")
         if token != state.access_token:
             return error(401, 36009004, "Invalid x-tts-access-token.")
+        if api and state.faults.qps_per_api > 0:
+            wait = state.limiter.delay(shop_id or "?", api)
+            if wait > 0:
+                return error(429, 36009002, "Too many requests.",
+                             **{"Retry-After": f"{max(wait, 0.02):.2f}"})
         if state.rng.random() < state.faults.rate_429:
             return error(429, 36009002, "Too many requests.",
                          **{"Retry-After": f"{state.faults.retry_after_s:g}"})
         if state.rng.random() < state.faults.rate_5xx:
-            return error(503, 36009007, "Service temporarily unavailable.")
+            return server_error()
         return None
+
+    def server_error() -> JSONResponse:
+        status = state.rng.choice((500, 502, 503))
+        return error(status, 36009007, "Internal error." if status == 500
+                     else "Service temporarily unavailable.")
+
+    def shop_of(conv_id: str) -> str:
+        conv = state.conversations.get(conv_id)
+        return str(conv["shop_id"]) if conv else ""
 
     def conversation(conv_id: str) -> dict[str, Any] | None:
         return state.conversations.get(conv_id)
@@ -141,7 +174,8 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
 
     @app.get("/customer_service/202601/conversations/{conv_id}")
     async def get_conversation(conv_id: str, request: Request) -> Response:
-        if (err := await check_request(request, b"")) is not None:
+        if (err := await check_request(request, b"", "get_conversation",
+                                       shop_of(conv_id))) is not None:
             return err
         conv = conversation(conv_id)
         if conv is None:
@@ -150,18 +184,30 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
 
     @app.get(f"{PREFIX}/conversations/{{conv_id}}/messages")
     async def get_messages(conv_id: str, request: Request) -> Response:
-        if (err := await check_request(request, b"")) is not None:
+        if (err := await check_request(request, b"", "get_messages", shop_of(conv_id))) is not None:
             return err
         conv = conversation(conv_id)
         if conv is None:
             return error(404, 12052001, "Conversation not found.")
-        msgs = sorted(conv["messages"], key=lambda m: m["create_time"], reverse=True)
-        return JSONResponse(envelope({"messages": msgs[:10], "next_page_token": ""}))
+        q = request.query_params
+        size = q.get("page_size", "")
+        if not size.isdigit() or not 1 <= int(size) <= 10:
+            return error(400, 36009003, "page_size is required, 1..10.")
+        desc = q.get("sort_order", "DESC").upper() != "ASC"
+        field_name = "index" if q.get("sort_field") == "index" else "create_time"
+        msgs = sorted(conv["messages"], key=lambda m: (int(m[field_name]), int(m["index"])),
+                      reverse=desc)
+        start = int(q["page_token"]) if q.get("page_token", "").isdigit() else 0
+        page = msgs[start:start + int(size)]
+        more = start + int(size) < len(msgs)
+        return JSONResponse(envelope({"messages": page,
+                                      "next_page_token": str(start + int(size)) if more else "",
+                                      "unsupported_msg_tips": ""}))
 
     @app.post(f"{PREFIX}/conversations/{{conv_id}}/messages")
     async def send_message(conv_id: str, request: Request) -> Response:
         body = await request.body()
-        if (err := await check_request(request, body)) is not None:
+        if (err := await check_request(request, body, "send_message", shop_of(conv_id))) is not None:
             return err
         conv = conversation(conv_id)
         if conv is None:
@@ -186,17 +232,21 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
         conv["messages"].append(msg)
         state.buyer_view.setdefault(conv_id, []).append(
             {"id": message_id, "type": msg_type, "content": inner, "idempotency_key": key})
+        if state.rng.random() < state.faults.rate_5xx_after_commit:
+            count("5xx_after_commit")
+            return server_error()  # stored, but the client cannot know it
         return JSONResponse(envelope({"message_id": message_id}))
 
     @app.post(f"{PREFIX}/conversations/{{conv_id}}/messages/read")
     async def read_messages(conv_id: str, request: Request) -> Response:
         body = await request.body()
-        if (err := await check_request(request, body)) is not None:
+        if (err := await check_request(request, body, "read_message", shop_of(conv_id))) is not None:
             return err
         conv = conversation(conv_id)
         if conv is None:
             return error(404, 12052001, "Conversation not found.")
         conv["unread_count"] = 0
+        conv["read_marks"] = conv.get("read_marks", 0) + 1
         return JSONResponse(envelope({}))
 
     # --- sandbox controls ----------------------------------------------------
@@ -221,6 +271,8 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
             else:
                 state.webhook_log.append({"id": payload["tts_notification_id"], "status": status})
             if 200 <= status < 300:
+                if state.rng.random() < state.faults.webhook_redeliver_rate:
+                    continue  # at-least-once: the same notification once more
                 return
 
     def _new_message(conv: dict[str, Any], role: str, sender: dict[str, str], msg_type: str,
@@ -277,12 +329,26 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
     @app.get("/sandbox/stats")
     async def stats() -> Response:
         return JSONResponse({"duplicates": state.duplicates, "webhooks": state.webhook_log[-200:],
-                             "parts_received": sum(len(v) for v in state.buyer_view.values())})
+                             "parts_received": sum(len(v) for v in state.buyer_view.values()),
+                             "calls": state.calls,
+                             "read_marks": {c: v.get("read_marks", 0)
+                                            for c, v in state.conversations.items()
+                                            if v.get("read_marks")}})
 
     @app.post("/sandbox/faults")
     async def set_faults(body: FaultsIn) -> Response:
         state.faults = Faults(**body.model_dump())
+        state.limiter = ShopApiLimiter(body.qps_per_api, burst=max(1.0, body.qps_per_api))
         return JSONResponse(body.model_dump())
+
+    @app.post("/sandbox/conversations")
+    async def open_conversation(body: SellerEventIn) -> Response:
+        """Create a conversation without a buyer message (for replies-only tests and benches)."""
+        conv = state.conversations.setdefault(body.conversation_id, {
+            "id": body.conversation_id, "shop_id": body.shop_id, "messages": [],
+            "unread_count": 0, "create_time": int(time.time()),
+            "buyer": {"im_user_id": "buyer-1", "nickname": "Buyer", "user_id": "buyer-1"}})
+        return JSONResponse({"conversation_id": conv["id"]})
 
     @app.get("/chat/{shop_id}/{conv_id}", response_class=HTMLResponse)
     async def chat_page(shop_id: str, conv_id: str) -> str:

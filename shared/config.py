@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     window_helpdesk_s: float = 300.0
     max_wait_s: float = 3600.0
     tick_interval_s: float = 0.25
+    # Bounds on a shop's own window override (seconds)
+    window_override_min_s: float = 60.0
+    window_override_max_s: float = 3600.0
 
     # Outbound SMTP relay
     smtp_host: str = "127.0.0.1"
@@ -65,6 +68,28 @@ class Settings(BaseSettings):
     inbound_smtp_port: int = 2525
     inbound_max_bytes: int = 50 * 1024 * 1024
 
+    # Inbound reply content policy (reply-parser). Destination kinds whose buyers get the
+    # seller's inline pictures as chat images unless ShopSettings.inline_images_allowed says
+    # otherwise (comma-separated DestinationKind values; the reference allows Salesforce).
+    inline_images_default_kinds: str = "salesforce"
+    chat_image_max_bytes: int = 10 * 1024 * 1024  # the platform's image upload limit
+    reply_record_budget_bytes: int = 960 * 1024  # one chat.replies record, under Kafka's 1 MB
+    # Inbound authentication: default per-shop policy (see ShopSettings.mail_auth_policy),
+    # Authentication-Results authserv-ids of our own MX to trust (comma-separated; empty =
+    # trust none and evaluate DKIM/SPF/DMARC here), DNS timeout for those checks.
+    inbound_auth_policy: str = "dmarc_reject"
+    trusted_authserv_ids: str = ""
+    auth_dns_timeout_s: float = 2.0
+    # Loop brakes: delivered replies per conversation, sender_rejected notices per shop.
+    reply_rate_limit: int = 30
+    reply_rate_window_s: float = 3600.0
+    rejection_notice_limit: int = 5
+    # Malformed-MIME limits: a mail beyond them is dead-lettered with the reason.
+    mime_max_depth: int = 20
+    mime_max_parts: int = 500
+    mime_max_decoded_bytes: int = 60 * 1024 * 1024
+    parse_time_budget_s: float = 5.0
+
     # Chat platform
     platform_base_url: str = "http://127.0.0.1:8300"
     platform_app_key: str = "sandbox-app-key"
@@ -72,6 +97,36 @@ class Settings(BaseSettings):
     platform_access_token: SecretStr = SecretStr("sandbox-access-token")
     webhook_secret: SecretStr = SecretStr("sandbox-app-secret")
     chat_message_limit: int = 2000
+    chat_platform: str = "tiktok"  # "tiktok" or "generic": which adapter fan-out sends with
+    # Per-shop access tokens (a Secret): "shop_id=token,shop_id=token". When set, only
+    # these shops are served; platform_access_token stays the fallback when empty.
+    platform_access_tokens: SecretStr = SecretStr("")
+    platform_shop_ciphers: str = ""  # "shop_id=cipher,..." for cross-border shops
+    platform_qps_per_api: float = 50.0  # the platform's documented default per app+shop
+    generic_platform_base_url: str = ""
+    generic_webhook_secret: SecretStr = SecretStr("dev-generic-webhook-secret")
+
+    # Ingest hardening
+    ingest_max_body_bytes: int = 256 * 1024
+    ingest_max_inflight: int = 2000  # Kafka writes awaiting ack before answering 503
+    ingest_kafka_timeout_s: float = 2.5  # the platform wants an answer within 3 s
+    ingest_dedup_capacity: int = 200_000  # recent message ids remembered per process
+
+    # Fan-out
+    fanout_max_attempts: int = 12
+    fanout_backoff_base_s: float = 0.2
+    fanout_backoff_max_s: float = 30.0
+    fanout_mark_read: bool = True
+
+    # Admin API (ingest): bearer-token keys "kid:secret,..." (first signs), the operator's
+    # token for onboarding shops, API-token lifetime, where activation links point.
+    admin_token_keys: SecretStr = SecretStr("1:dev-only-admin-key-change-me")
+    admin_operator_token: SecretStr = SecretStr("dev-only-operator-token")
+    admin_token_ttl_days: int = 30
+    activation_link_base: str = "http://127.0.0.1:8000/admin/activate"
+    # "sandbox": simulated buyer messages go through the platform sandbox's buyer endpoint
+    # (the whole loop, chat included); "direct": published on chat.events by the ingest.
+    simulation_mode: str = "sandbox"
 
     # HTTP ports (every service serves /metrics and /healthz)
     ingest_port: int = 8000
@@ -85,8 +140,12 @@ class Settings(BaseSettings):
     mail_sink_http_port: int = 8301
     http_host: str = "127.0.0.1"
 
-    # Consolidator state store: "memory://" or "rocksdb://" (disk, production)
+    # Consolidator state store: "memory://" or "rocksdb://" (disk, production; faust-streaming
+    # drives it through rocksdict when python-rocksdb is absent)
     consolidator_store: str = "memory://"
+    # Consolidator batches: up to this many records, or what arrived within this time
+    consolidator_batch_max: int = 2000
+    consolidator_batch_within_s: float = 0.02
     consolidator_data_dir: str = "var/consolidator"
 
     log_level: str = "INFO"

@@ -1,7 +1,15 @@
 """Ingest: chat-platform webhooks in, typed events on Kafka out.
 
-A webhook gets 2xx only after Kafka acknowledged the event (acks=all); while
-Kafka is unavailable the platform gets 503 with Retry-After and redelivers.
+Answers, per delivery (the platform redelivers anything not 2xx):
+- 200 only after Kafka acknowledged every event of the delivery (acks=all);
+- 401 bad or missing signature, 403 signed but not ours to accept (unknown
+  shop, stale generic timestamp), 413 too large, 415 not JSON, 422 malformed;
+- 503 with Retry-After while Kafka does not acknowledge in time or the number
+  of unacknowledged writes is beyond ``ingest_max_inflight``. Nothing is lost:
+  a refused delivery is the platform's to redeliver.
+Redeliveries are dropped by message id (a bounded per-process memory; the
+consolidator also drops duplicates by id). Seller messages and reads are
+published too: they clear the pending digest.
 """
 
 from __future__ import annotations
@@ -10,35 +18,41 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from shared.chat_platform.tiktok_client import PlatformError, TikTokShopClient
-from shared.chat_platform.tiktok_messages import (
-    NEW_MESSAGE_WEBHOOK_TYPE,
+from shared.chat_platform.base import (
+    ChatPlatform,
     PayloadError,
-    message_from_webhook,
+    PlatformError,
+    WebhookAdapter,
+    WebhookRejected,
 )
-from shared.chat_platform.tiktok_signing import verify_webhook
+from shared.chat_platform.from_settings import (
+    access_tokens,
+    webhook_adapters_from_settings,
+)
+from shared.chat_platform.tiktok_client import TikTokShopClient
 from shared.codec import encode
 from shared.config import Settings, get_settings
-from shared.events import ChatEventKind
+from shared.events import ChatEvent, ChatEventKind
 from shared.kafka import make_producer
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import add_ops_routes
 from shared.topics import CHAT_EVENTS
-from ingest.webhook_events import chat_event_from_message
+from ingest.webhook_events import RecentIds, chat_event_from_message
 
 log = logging.getLogger("ingest")
 SERVICE = "ingest"
-MAX_WEBHOOK_BYTES = 256 * 1024
+RETRY_AFTER_S = "5"
+NAME_LOOKUP_TIMEOUT_S = 1.0  # the platform wants an answer within 3 s
+NAME_RETRY_AFTER_S = 30.0  # a failed lookup is not repeated for this long
 
 
 def problem(status: int, reason: str, **headers: str) -> JSONResponse:
@@ -46,11 +60,12 @@ def problem(status: int, reason: str, **headers: str) -> JSONResponse:
 
 
 class BuyerNames:
-    """Buyer nicknames per conversation (the webhook carries none), cached and bounded."""
+    """Buyer nicknames per conversation (TikTok's webhook carries none), cached and bounded."""
 
-    def __init__(self, client: TikTokShopClient, capacity: int = 100_000) -> None:
+    def __init__(self, client: ChatPlatform, capacity: int = 100_000) -> None:
         self._client = client
         self._cache: OrderedDict[str, str] = OrderedDict()
+        self._failed: dict[str, float] = {}
         self._capacity = capacity
 
     async def lookup(self, shop_id: str, conversation_id: str) -> str:
@@ -58,91 +73,158 @@ class BuyerNames:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
+        if self._failed.get(key, 0.0) > time.monotonic():
+            return ""
         try:
-            info = await asyncio.wait_for(self._client.get_conversation(shop_id, conversation_id), 2)
-            name = info.buyer_name
+            info = await asyncio.wait_for(self._client.get_conversation(shop_id, conversation_id),
+                                          NAME_LOOKUP_TIMEOUT_S)
         except (PlatformError, TimeoutError):
-            return ""  # not cached: try again on the next message
-        self._cache[key] = name
+            if len(self._failed) > self._capacity:
+                self._failed.clear()
+            self._failed[key] = time.monotonic() + NAME_RETRY_AFTER_S
+            return ""  # the digest falls back to a generic greeting; retried later
+        self._cache[key] = info.buyer_name
         if len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
-        return name
+        return info.buyer_name
+
+
+class Publisher:
+    """Writes events to Kafka, bounded in flight, deduplicating redelivered message ids."""
+
+    def __init__(self, producer: AIOKafkaProducer, cfg: Settings) -> None:
+        self.producer = producer
+        self.max_inflight = cfg.ingest_max_inflight
+        self.timeout_s = cfg.ingest_kafka_timeout_s
+        self.inflight = 0
+        self.recent = RecentIds(cfg.ingest_dedup_capacity)
+        self._pending: dict[str, asyncio.Future[None]] = {}
+
+    def saturated(self) -> bool:
+        return self.inflight >= self.max_inflight
+
+    async def publish(self, source: str, events: list[ChatEvent]) -> None:
+        """Return once Kafka has every event; raises KafkaError/TimeoutError otherwise."""
+        waits: list[asyncio.Future[None]] = []
+        mine: list[tuple[str, ChatEvent, asyncio.Future[None]]] = []
+        loop = asyncio.get_running_loop()
+        for event in events:
+            key = f"{source}:{event.shop_id}:{event.kind}:{event.message_id}"
+            if key in self.recent:
+                continue  # a redelivery of something already acknowledged
+            if (other := self._pending.get(key)) is not None:
+                waits.append(other)  # the same message is being written right now
+                continue
+            done: asyncio.Future[None] = loop.create_future()
+            self._pending[key] = done
+            mine.append((key, event, done))
+        self.inflight += len(mine)
+        try:
+            acks = [await self.producer.send(CHAT_EVENTS.name, encode(ev),
+                                             key=ev.conversation_key.encode())
+                    for _, ev, _ in mine]
+            if acks:
+                await asyncio.wait_for(asyncio.gather(*acks), self.timeout_s)
+        except BaseException as exc:
+            failure = exc if isinstance(exc, Exception) else KafkaError()
+            for key, _, done in mine:
+                self._pending.pop(key, None)
+                done.set_exception(failure)
+                done.exception()  # retrieved: no "never retrieved" warning if nobody waits
+            raise
+        finally:
+            self.inflight -= len(mine)
+        for key, _, done in mine:
+            self._pending.pop(key, None)
+            self.recent.add(key)
+            done.set_result(None)
+        if waits:
+            await asyncio.wait_for(asyncio.gather(*waits), self.timeout_s)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     cfg = settings or get_settings()
     state: dict[str, object] = {}
+    adapters: Mapping[str, WebhookAdapter] = webhook_adapters_from_settings(cfg)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         producer = make_producer(cfg)
         await producer.start()
         client = TikTokShopClient(cfg.platform_base_url, cfg.platform_app_key,
-                                  cfg.platform_app_secret.get_secret_value(),
-                                  {"*": cfg.platform_access_token.get_secret_value()})
+                                  cfg.platform_app_secret.get_secret_value(), access_tokens(cfg),
+                                  qps_per_api=cfg.platform_qps_per_api)
         state["producer"] = producer
+        state["publisher"] = Publisher(producer, cfg)
         state["names"] = BuyerNames(client)
         UP.labels(SERVICE).set(1)
         try:
             yield
         finally:
             UP.labels(SERVICE).set(0)
+            state.pop("producer", None)
             await producer.stop()
             await client.aclose()
 
     app = FastAPI(title="chat-email bridge ingest", lifespan=lifespan)
     add_ops_routes(app, lambda: "producer" in state)
 
-    @app.post("/webhooks/tiktok")
-    async def tiktok_webhook(request: Request) -> Response:
+    @app.post("/webhooks/{platform}")
+    async def webhook(platform: str, request: Request) -> Response:
         started = time.perf_counter()
-        response = await _handle_tiktok(request)
+        response = await _handle(platform, request)
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
         EVENTS_HANDLED.labels(SERVICE, str(response.status_code)).inc()
         return response
 
-    async def _handle_tiktok(request: Request) -> Response:
+    async def _handle(platform: str, request: Request) -> Response:
+        adapter = adapters.get(platform)
+        if adapter is None:
+            return problem(404, f"no webhook adapter named {platform!r}")
+        limit = cfg.ingest_max_body_bytes
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_WEBHOOK_BYTES:
-            return problem(413, f"webhook body over {MAX_WEBHOOK_BYTES} bytes")
-        body = await request.body()
-        if len(body) > MAX_WEBHOOK_BYTES:
-            return problem(413, f"webhook body over {MAX_WEBHOOK_BYTES} bytes")
+        if length and length.isdigit() and int(length) > limit:
+            return problem(413, f"webhook body over {limit} bytes")
+        body = bytearray()
+        async for chunk in request.stream():  # stop reading as soon as the limit is passed
+            body += chunk
+            if len(body) > limit:
+                return problem(413, f"webhook body over {limit} bytes")
+        raw = bytes(body)
         ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
-        if ctype != "application/json":
+        if ctype.lower() != "application/json":
             return problem(415, f"content-type {ctype!r} not supported; send application/json")
-        if not verify_webhook(cfg.platform_app_key, body,
-                              cfg.webhook_secret.get_secret_value(),
-                              request.headers.get("authorization")):
-            return problem(401, "Authorization header is not the HMAC-SHA256 of app_key + body")
         try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return problem(422, f"body is not JSON: {exc}")
-        if not isinstance(payload, dict) or not isinstance(payload.get("type"), int):
-            return problem(422, "body.type: expected the webhook event type number")
-        if payload["type"] != NEW_MESSAGE_WEBHOOK_TYPE:
-            return Response(status_code=200)  # other events are acknowledged and ignored
-        try:
-            shop_id, message = message_from_webhook(payload)
+            adapter.verify(request.headers, raw)
+            batch = adapter.parse(raw)
+        except WebhookRejected as exc:
+            return problem(exc.status, exc.reason)
         except PayloadError as exc:
             return problem(422, str(exc))
-        names: BuyerNames = state["names"]  # type: ignore[assignment]
-        buyer_name = message.sender_name
-        if not buyer_name and message.event_kind == ChatEventKind.BUYER_MESSAGE:
-            buyer_name = await names.lookup(shop_id, message.conversation_id)
-        event = chat_event_from_message(shop_id, message, buyer_name=buyer_name,
-                                        received_at_ms=now_ms())
-        if event is None:
-            return Response(status_code=200)
-        producer: AIOKafkaProducer = state["producer"]  # type: ignore[assignment]
+        publisher: Publisher = state["publisher"]  # type: ignore[assignment]
+        if publisher.saturated():
+            return problem(503, "ingest backlog full; retry later", **{"Retry-After": RETRY_AFTER_S})
+        events = []
+        received = now_ms()
+        for message in batch.messages:
+            buyer_name = message.sender_name
+            if not buyer_name and message.event_kind == ChatEventKind.BUYER_MESSAGE \
+                    and platform == "tiktok":
+                names: BuyerNames = state["names"]  # type: ignore[assignment]
+                buyer_name = await names.lookup(batch.shop_id, message.conversation_id)
+            event = chat_event_from_message(batch.shop_id, message, buyer_name=buyer_name,
+                                            received_at_ms=received)
+            if event is not None:
+                events.append(event)
+        if not events:
+            return Response(status_code=200)  # nothing the bridge acts on: acknowledged
         try:
-            await producer.send_and_wait(CHAT_EVENTS.name, encode(event),
-                                         key=event.conversation_key.encode())
-        except KafkaError as exc:
-            log.warning("kafka unavailable; webhook refused for redelivery",
+            await publisher.publish(platform, events)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("kafka did not acknowledge; webhook refused for redelivery",
                         extra={"error": exc.__class__.__name__})
-            return problem(503, "event store unavailable; retry later", **{"Retry-After": "5"})
+            return problem(503, "event store unavailable; retry later",
+                           **{"Retry-After": RETRY_AFTER_S})
         return Response(status_code=200)
 
     return app

@@ -1,8 +1,10 @@
-"""Platform webhook -> ChatEvent, pure (no I/O)."""
+"""Platform message -> ChatEvent, and the recent-id memory that drops redeliveries. Pure."""
 
 from __future__ import annotations
 
-from shared.chat_platform.tiktok_messages import PlatformMessage
+from collections import OrderedDict
+
+from shared.chat_platform.base import PlatformMessage
 from shared.events import ChatEvent, ChatEventKind
 
 
@@ -10,13 +12,15 @@ def chat_event_from_message(shop_id: str, msg: PlatformMessage, *, buyer_name: s
                             received_at_ms: int) -> ChatEvent | None:
     """The event to publish for a platform message, or None for platform-internal ones.
 
-    A seller/agent message becomes SELLER_MESSAGE (it clears the pending digest);
-    SYSTEM/ROBOT messages and messages hidden from customer service are ignored.
+    A seller/agent message becomes SELLER_MESSAGE and a read marker READ (both
+    clear the pending digest in the consolidator); SYSTEM/ROBOT messages and
+    buyer messages hidden from customer service are ignored.
     """
     kind = msg.event_kind
     if kind is None or (kind == ChatEventKind.BUYER_MESSAGE and not msg.is_visible):
         return None
     seq = int(msg.index) if msg.index.isdigit() else 0
+    buyer = kind == ChatEventKind.BUYER_MESSAGE
     return ChatEvent(
         kind=kind,
         shop_id=shop_id,
@@ -24,8 +28,29 @@ def chat_event_from_message(shop_id: str, msg: PlatformMessage, *, buyer_name: s
         message_id=msg.message_id,
         sent_at_ms=msg.create_time_s * 1000,
         seq=seq,
-        buyer_id=msg.sender_id if kind == ChatEventKind.BUYER_MESSAGE else "",
-        buyer_name=buyer_name if kind == ChatEventKind.BUYER_MESSAGE else "",
-        content=msg.content if kind == ChatEventKind.BUYER_MESSAGE else None,
+        buyer_id=msg.sender_id if buyer else "",
+        buyer_name=buyer_name if buyer else "",
+        content=msg.content if buyer else None,
         received_at_ms=received_at_ms,
     )
+
+
+class RecentIds:
+    """The last ``capacity`` ids seen (insertion order), for dropping redelivered webhooks.
+
+    Per process and bounded: a redelivery that lands on another replica, or
+    after eviction, is published again and the consolidator drops it by
+    message id, so this is a cost saver, not the correctness mechanism.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._ids
+
+    def add(self, key: str) -> None:
+        self._ids[key] = None
+        if len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
