@@ -1,35 +1,43 @@
 """Mailer: digests from Kafka to the seller's inbox, once each.
 
 For each ``Digest``: skip it if its id already has an outcome (replays after a
-crash or rebalance), compose and sign the email, send it through the pooled
-relay with backoff on temporary failures, record the outcome on the compacted
-``mail.outcomes``, and only then commit the offset. Permanent 5xx failures go
-to the dead-letter topic with the reason. Digests of one conversation are
-sent in order; different conversations go in parallel.
+crash or rebalance), compose and sign the email, record ``attempting``, send it
+through the pooled relay with backoff on temporary failures, record the outcome
+on the compacted ``mail.outcomes``, and only then commit the offset. Permanent
+5xx failures go to the dead-letter topic with the reason. Digests of one
+conversation are sent in order; different conversations go in parallel.
+
+What "once" means here, honestly:
+
+* Replays (restart, rebalance, a second replica) never resend a digest whose
+  outcome is recorded: every replica tails all of ``mail.outcomes`` and catches up
+  before each batch (:mod:`mailer.outcome_ledger`, :mod:`mailer.digest_consumer`).
+* One window remains: a process killed after the relay's ``250`` and before the
+  outcome write. Nothing can tell afterwards whether the relay has the mail (SMTP
+  has no idempotency key), so the digest is sent again (at-least-once) rather than
+  risk losing it. The ``attempting`` record makes such resends visible
+  (``bridge_digest_resends_unknown_total``), and the resend is byte-for-byte the
+  same message with the same ``Message-ID`` (derived from the digest id), so
+  Gmail, Outlook and helpdesks that dedupe on Message-ID show it once; a plain
+  mailbox without that dedupe shows it twice. At most the digests in flight at
+  the moment of the kill (the send concurrency) can be affected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from shared.backoff import backoff_delay
 from shared.codec import DecodeError, decode, encode
-from shared.compacted import replay_topic
-from shared.config import Settings, get_settings
 from shared.events import Digest, MailNotice, MailOutcome, MailStatus
-from shared.kafka import (
-    DeadLetterWriter,
-    consume_keyed_batches,
-    make_consumer,
-    make_producer,
-    report_lag,
-)
+from shared.kafka import DeadLetterWriter, make_consumer, make_producer, report_lag
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import build_ops_app, serve_ops
@@ -37,8 +45,16 @@ from shared.tokens import mint_token, parse_keys, reply_address
 from shared.topics import MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
 from mailer.compose import ComposeContext, compose_digest_email
 from mailer.dkim_signing import DkimSigner, load_dkim_signer
+from mailer.digest_consumer import consume_digests
+from mailer.mailer_metrics import (
+    DIGESTS_SENT,
+    RESENDS_UNKNOWN,
+    SEND_RETRIES,
+    SEND_SECONDS,
+)
+from mailer.mailer_settings import MailerSettings, get_mailer_settings
 from mailer.notice_email import compose_notice_email
-from mailer.mailer_metrics import DIGESTS_SENT, SEND_RETRIES, SEND_SECONDS
+from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
 from mailer.render import DigestLinks
 from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
 
@@ -47,38 +63,18 @@ GROUP = "bridge-mailer"
 log = logging.getLogger(SERVICE)
 
 
-class SentDigests:
-    """Digest ids that already have an outcome, loaded from the compacted outcomes topic."""
-
-    def __init__(self) -> None:
-        self._ids: set[str] = set()
-
-    def __contains__(self, digest_id: str) -> bool:
-        return digest_id in self._ids
-
-    def add(self, digest_id: str) -> None:
-        self._ids.add(digest_id)
-
-    async def load(self, bootstrap: str) -> int:
-        """Read every recorded outcome (compacted topic keyed by digest id)."""
-
-        def apply(rec: ConsumerRecord) -> None:
-            if rec.key:
-                self._ids.add(rec.key.decode())
-
-        return await replay_topic(bootstrap, MAIL_OUTCOMES.name, apply)
-
-
 class Mailer:
-    def __init__(self, cfg: Settings, producer: AIOKafkaProducer, pool: SmtpPool,
-                 signer: DkimSigner | None) -> None:
+    def __init__(self, cfg: MailerSettings, producer: AIOKafkaProducer, pool: SmtpPool,
+                 signer: DkimSigner | None, ledger: OutcomeLedger) -> None:
         self.cfg = cfg
         self.producer = producer
         self.pool = pool
         self.signer = signer
-        self.sent = SentDigests()
+        self.ledger = ledger
         self.dead_letters = DeadLetterWriter(producer, SERVICE)
         self._keys = parse_keys(cfg.token_keys.get_secret_value())
+        # Twice the connections: the next mails are composed and signed while others
+        # are on the wire, and no more than that wait on the pool.
         self._concurrency = asyncio.Semaphore(max(1, cfg.smtp_pool_size * 2))
 
     def compose(self, digest: Digest) -> tuple[str, str, bytes]:
@@ -101,7 +97,14 @@ class Mailer:
         raw = bytes(compose_digest_email(digest, ctx))
         if self.signer is not None:
             raw = self.signer.sign(raw)
-        return address, to, raw
+        return self.envelope_sender(digest, address), to, raw
+
+    def envelope_sender(self, digest: Digest, reply_address: str) -> str:
+        """VERP return path ``bounce+<digest id>@<bounce domain>`` when configured, so a
+        bounce names its digest; otherwise the reply address."""
+        if not self.cfg.bounce_domain:
+            return reply_address
+        return f"bounce+{_VERP_UNSAFE.sub('_', digest.digest_id)[:120]}@{self.cfg.bounce_domain}"
 
     def compose_notice(self, notice: MailNotice) -> tuple[str, str, bytes]:
         cfg = self.cfg
@@ -128,15 +131,22 @@ class Mailer:
                 partition=record.partition, offset=record.offset, payload=record.value or b"")
             EVENTS_HANDLED.labels(SERVICE, "bad_record").inc()
             return
-        item_id = item.notice_id if isinstance(item, MailNotice) else item.digest_id
-        if item_id in self.sent:
+        item_id = _item_id(item)
+        seen = self.ledger.seen(item_id)
+        if seen is Seen.DONE:
             EVENTS_HANDLED.labels(SERVICE, "duplicate").inc()
             return
+        if seen is Seen.ATTEMPTED:
+            # A previous owner died mid-send: the relay may have it. Sending again
+            # (same Message-ID) is the lesser harm than losing it; see the module doc.
+            RESENDS_UNKNOWN.inc()
+            log.warning("resending a digest whose earlier attempt has no outcome",
+                        extra={"item_id": item_id})
         async with self._concurrency:
             outcome = await self._deliver(item)
         await self.producer.send_and_wait(MAIL_OUTCOMES.name, encode(outcome),
                                           key=item_id.encode())
-        self.sent.add(item_id)
+        self.ledger.record_done(item_id)
         EVENTS_HANDLED.labels(SERVICE, outcome.status).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
@@ -153,6 +163,11 @@ class Mailer:
             await self.dead_letters.write(source_topic=source, key=_item_id(digest),
                                           reason=f"cannot compose: {exc}", reason_class="compose")
             return self._outcome(digest, MailStatus.FAILED, reason=f"cannot compose: {exc}")
+        # Recorded before the first byte goes to the relay: a crash from here to the
+        # outcome write leaves this mark, so a replay knows it may be a resend.
+        await self.producer.send_and_wait(
+            MAIL_OUTCOMES.name, encode(self._outcome(digest, ATTEMPTING)),
+            key=_item_id(digest).encode())
         attempt = 0
         while True:
             attempt += 1
@@ -194,7 +209,10 @@ def _item_id(item: Digest | MailNotice) -> str:
     return item.notice_id if isinstance(item, MailNotice) else item.digest_id
 
 
-def load_signer(cfg: Settings) -> DkimSigner | None:
+_VERP_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
+
+
+def load_signer(cfg: MailerSettings) -> DkimSigner | None:
     """The DKIM signer when a key file is configured; unsigned mail only for local runs."""
     if not cfg.dkim_key_file:
         return None
@@ -209,23 +227,32 @@ def _header_value(raw: bytes, name: bytes) -> str:
     return ""
 
 
+def relay_config(cfg: MailerSettings) -> RelayConfig:
+    return RelayConfig(cfg.smtp_host, cfg.smtp_port, cfg.smtp_starttls, cfg.smtp_username,
+                       cfg.smtp_password.get_secret_value(), cfg.smtp_timeout_s,
+                       cfg.smtp_pool_size, use_tls=cfg.smtp_use_tls,
+                       ca_file=cfg.smtp_tls_ca_file, validate_certs=cfg.smtp_validate_certs)
+
+
 async def main() -> None:
-    cfg = get_settings()
+    cfg = get_mailer_settings()
+    signer = load_signer(cfg)  # a bad key fails here, before anything is consumed
     producer = make_producer(cfg)
     await producer.start()
-    pool = SmtpPool(RelayConfig(cfg.smtp_host, cfg.smtp_port, cfg.smtp_starttls,
-                                cfg.smtp_username, cfg.smtp_password.get_secret_value(),
-                                cfg.smtp_timeout_s, cfg.smtp_pool_size))
-    mailer = Mailer(cfg, producer, pool, load_signer(cfg))
-    await mailer.sent.load(cfg.kafka_bootstrap)
-    consumer = make_consumer(cfg, MAIL_DIGESTS.name, MAIL_NOTICES.name, group_id=GROUP)
+    pool = SmtpPool(relay_config(cfg))
+    ledger = OutcomeLedger(cfg.kafka_bootstrap, MAIL_OUTCOMES.name)
+    await ledger.start()
+    log.info("outcome ledger loaded", extra={"outcomes": len(ledger)})
+    mailer = Mailer(cfg, producer, pool, signer, ledger)
+    consumer = make_consumer(cfg, group_id=cfg.mailer_group)
     await consumer.start()
     healthy = True
     ops = await serve_ops(build_ops_app(SERVICE, lambda: healthy), cfg.http_host, cfg.mailer_port)
-    lag = asyncio.create_task(report_lag(consumer, GROUP))
+    lag = asyncio.create_task(report_lag(consumer, cfg.mailer_group))
     UP.labels(SERVICE).set(1)
     try:
-        await consume_keyed_batches(consumer, mailer.handle)
+        await consume_digests(consumer, [MAIL_DIGESTS.name, MAIL_NOTICES.name], ledger,
+                              mailer.handle)
     except KafkaError:
         healthy = False
         raise
@@ -234,5 +261,6 @@ async def main() -> None:
         lag.cancel()
         ops.cancel()
         await consumer.stop()
+        await ledger.stop()
         await producer.stop()
         await pool.close()

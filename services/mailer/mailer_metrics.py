@@ -9,3 +9,6 @@ DIGESTS_SENT = Counter("bridge_digests_sent_total", "Digest emails by final SMTP
 SEND_RETRIES = Counter("bridge_smtp_retries_total", "SMTP sends retried after a temporary failure.")
 SEND_SECONDS = Histogram("bridge_smtp_send_seconds", "One SMTP transaction to the relay.",
                          buckets=LATENCY_BUCKETS)
+RESENDS_UNKNOWN = Counter(
+    "bridge_digest_resends_unknown_total",
+    "Digests sent again because an earlier attempt (by a process that died) left no outcome.")

@@ -1,8 +1,9 @@
 """A small pool of aiosmtplib connections to the relay, with classified failures.
 
 Connections are reused across messages (one SMTP handshake per connection, not
-per mail) and replaced when they break. :class:`SendError` tells the caller
-whether trying again can help (4xx, connection trouble) or not (5xx).
+per mail) and replaced when they break. STARTTLS (or implicit TLS) and AUTH are
+done once per connection. :class:`SendError` tells the caller whether trying
+again can help (4xx, connection trouble) or not (5xx).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import aiosmtplib
 
 
 class SendError(Exception):
+    """One failed SMTP transaction; ``permanent`` when the relay answered 5xx."""
+
     def __init__(self, reason: str, *, code: int = 0, permanent: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -31,22 +34,44 @@ class RelayConfig:
     password: str = ""
     timeout_s: float = 15.0
     pool_size: int = 4
+    use_tls: bool = False  # implicit TLS (465) instead of STARTTLS
+    ca_file: str = ""  # CA bundle for a relay with a private certificate
+    validate_certs: bool = True
+
+
+def _is_permanent(code: int) -> bool:
+    return 500 <= code < 600
 
 
 class SmtpPool:
+    """At most ``pool_size`` concurrent SMTP transactions, each on a reused connection."""
+
     def __init__(self, relay: RelayConfig) -> None:
         self._relay = relay
         self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
         for _ in range(relay.pool_size):
             self._idle.put_nowait(None)  # connect lazily
 
+    @property
+    def size(self) -> int:
+        return self._relay.pool_size
+
     async def _connect(self) -> aiosmtplib.SMTP:
         r = self._relay
-        client = aiosmtplib.SMTP(hostname=r.host, port=r.port, timeout=r.timeout_s,
-                                 start_tls=r.starttls, use_tls=False)
+        client = aiosmtplib.SMTP(
+            hostname=r.host, port=r.port, timeout=r.timeout_s, use_tls=r.use_tls,
+            # False, not None: None would mean "STARTTLS if offered", which silently
+            # downgrades when a relay stops offering it.
+            start_tls=r.starttls and not r.use_tls,
+            validate_certs=r.validate_certs, cert_bundle=r.ca_file or None,
+        )
         await client.connect()
         if r.username:
-            await client.login(r.username, r.password)
+            try:
+                await client.login(r.username, r.password)
+            except BaseException:
+                await _quietly_close(client)
+                raise
         return client
 
     async def send(self, sender: str, recipients: list[str], message: bytes) -> str:
@@ -54,20 +79,34 @@ class SmtpPool:
         client = await self._idle.get()
         try:
             if client is None or not client.is_connected:
-                client = await self._connect()
+                try:
+                    client = await self._connect()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                    # Connect, STARTTLS or AUTH failing is the relay's (or our config's)
+                    # trouble, not this message's: always worth another try, never a
+                    # dead letter, even when the relay said 5xx (e.g. 535 bad password).
+                    client = None
+                    raise SendError(f"relay unavailable: {exc.__class__.__name__}: {exc}",
+                                    code=getattr(exc, "code", 0)) from None
             errors, reply = await client.sendmail(sender, recipients, message)
-            if errors:
+            if errors:  # some (not all) recipients refused; we only ever send to one
                 code, text = next(iter(errors.values()))
                 raise SendError(f"recipient refused: {code} {text}", code=code,
-                                permanent=500 <= code < 600)
+                                permanent=_is_permanent(code))
             return reply
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            first = exc.recipients[0] if exc.recipients else None
+            code = first.code if first is not None else 0
+            text = first.message if first is not None else str(exc)
+            raise SendError(f"recipient refused: {code} {text}", code=code,
+                            permanent=_is_permanent(code)) from None
         except aiosmtplib.SMTPResponseException as exc:
-            code = exc.code
-            if client is not None and code in (421,):
+            if exc.code == 421 or exc.code < 400:
+                # 421: the relay is closing the channel; start the next try on a fresh one.
                 await _quietly_close(client)
                 client = None
-            raise SendError(f"{code} {exc.message}", code=code,
-                            permanent=500 <= code < 600) from None
+            raise SendError(f"{exc.code} {exc.message}", code=exc.code,
+                            permanent=_is_permanent(exc.code)) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             if client is not None:
                 await _quietly_close(client)
@@ -83,7 +122,9 @@ class SmtpPool:
                 await _quietly_close(client)
 
 
-async def _quietly_close(client: aiosmtplib.SMTP) -> None:
+async def _quietly_close(client: aiosmtplib.SMTP | None) -> None:
+    if client is None:
+        return
     with contextlib.suppress(Exception):
         if client.is_connected:
             await asyncio.wait_for(client.quit(), 2)

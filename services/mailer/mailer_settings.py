@@ -1,0 +1,32 @@
+"""The mailer's own settings: the shared :class:`~shared.config.Settings` plus relay TLS,
+the consumer group and the bounce (VERP) domain.
+
+Same ``BRIDGE_`` environment prefix, read once; kept here so mailer-only knobs do not
+grow the library every service imports.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from shared.config import Settings
+
+
+class MailerSettings(Settings):
+    # Consumer group on mail.digests/mail.notices; replicas of one deployment share it.
+    mailer_group: str = "bridge-mailer"
+    # Relay TLS: a CA bundle for a private relay certificate; verification stays on
+    # unless explicitly turned off (only ever for a loopback test relay).
+    smtp_tls_ca_file: str = ""
+    smtp_validate_certs: bool = True
+    # Implicit TLS (port 465) instead of STARTTLS.
+    smtp_use_tls: bool = False
+    # VERP: when set, each digest's envelope sender is bounce+<digest id>@<this domain>,
+    # so a bounce names the digest (and so the shop) that bounced.
+    bounce_domain: str = ""
+
+
+@lru_cache(maxsize=1)
+def get_mailer_settings() -> MailerSettings:
+    """The mailer process's settings, read from the environment once."""
+    return MailerSettings()

@@ -1,0 +1,208 @@
+"""The running mailer process against a relay that fails: every digest arrives once.
+
+Real parts only: an embedded Tansu broker (its own, so the session stack's mailer
+cannot take these digests), the mailer as a subprocess (``python -m mailer``), and
+an aiosmtpd relay in the test loop that can answer 451 or stop listening. Mails are
+counted by ``X-Bridge-Digest-Id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dkim
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from devstack.broker import EmbeddedBroker, free_port
+from devstack.stack import Ports, ServiceProcesses, stack_env, wait_healthy
+from shared.codec import encode
+from shared.compacted import replay_topic
+from shared.events import ChatContent, Digest, DigestMessage, conversation_key
+from shared.topics import MAIL_DIGESTS, MAIL_OUTCOMES
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Relay:
+    """An SMTP relay we control: counts mails per digest id; can fail or go away."""
+
+    port: int = field(default_factory=free_port)
+    counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    raw: dict[str, bytes] = field(default_factory=dict)
+    message_ids: dict[str, set[bytes]] = field(default_factory=lambda: collections.defaultdict(set))
+    temp_fail: bool = False
+    refused: int = 0
+    server: asyncio.base_events.Server | None = None
+    sessions: list[SMTP] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.temp_fail:
+            self.refused += 1
+            return "451 4.3.0 Relay busy, try later"
+        raw = envelope.original_content or b""
+        digest_id = _header(raw, b"X-Bridge-Digest-Id")
+        self.counts[digest_id] += 1
+        self.raw[digest_id] = raw
+        self.message_ids[digest_id].add(_header(raw, b"Message-ID").encode())
+        return "250 2.0.0 Stored"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        def session() -> SMTP:
+            protocol = SMTP(self, ident="test relay")
+            self.sessions.append(protocol)
+            return protocol
+
+        self.server = await loop.create_server(session, host="127.0.0.1", port=self.port)
+
+    async def stop(self) -> None:
+        """Stop listening and drop every open connection (a relay outage)."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for protocol in self.sessions:  # Server.close() leaves open connections up
+            if protocol.transport is not None:
+                protocol.transport.abort()
+        self.sessions.clear()
+
+
+def _header(raw: bytes, name: bytes) -> str:
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(name.lower() + b":"):
+            return line.split(b":", 1)[1].strip().decode()
+    return ""
+
+
+def make_digest(run: str, n: int) -> Digest:
+    return Digest(
+        digest_id=f"dg-{run}-{n:04d}", shop_id=f"shop-{run}", conversation_id=f"conv-{n % 40}",
+        buyer_id=f"buyer-{n}", buyer_name="Ana 🧦", shop_name="Sunny Socks",
+        messages=(DigestMessage(f"m-{run}-{n}", 1_764_070_000_000 + n,
+                                ChatContent(text=f"Is order {n} shipped? 📦")),),
+        destination_email="owner@sunnysocks.example",
+    )
+
+
+async def produce(bootstrap: str, digests: list[Digest]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(MAIL_DIGESTS.name, encode(d),
+                                       key=conversation_key(d.shop_id, d.conversation_id).encode())
+                   for d in digests]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def wait_for(probe: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    # Its own broker: the session stack's mailer (group bridge-mailer) would otherwise
+    # consume these digests and write their outcomes, and ours would rightly skip them.
+    b = EmbeddedBroker(log_path=str(tmp_path_factory.mktemp("mailer-broker") / "broker.log"))
+    await b.start_with_topics()
+    try:
+        yield b.bootstrap
+    finally:
+        b.stop()
+
+
+class Mailers:
+    """Mailer subprocesses on one broker and one relay."""
+
+    def __init__(self, bootstrap: str, relay: Relay, root: Path, extra: dict[str, str]) -> None:
+        self.ports = Ports()
+        self.env = stack_env(bootstrap, self.ports, window_s=3.0, data_dir=root, extra={
+            "BRIDGE_SMTP_PORT": str(relay.port),
+            "BRIDGE_SMTP_MAX_ATTEMPTS": "200",  # outlast the outage; backoff caps at 1 s
+            "BRIDGE_SMTP_BACKOFF_BASE_S": "0.1",
+            "BRIDGE_SMTP_BACKOFF_MAX_S": "1",
+            "BRIDGE_SMTP_TIMEOUT_S": "3",
+            **extra,
+        })
+        self.procs = ServiceProcesses(self.env, root / "logs")
+        self.log_dir = root / "logs"
+
+    async def start(self) -> None:
+        self.procs.start("mailer")
+        await wait_healthy({"mailer": self.ports.mailer}, timeout_s=30)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in self.log_dir.glob("*.log"))
+
+
+@pytest_asyncio.fixture
+async def relay() -> AsyncIterator[Relay]:
+    r = Relay()
+    await r.start()
+    try:
+        yield r
+    finally:
+        await r.stop()
+
+
+async def outcomes(bootstrap: str) -> dict[str, str]:
+    import orjson
+
+    found: dict[str, str] = {}
+
+    def apply(rec) -> None:  # type: ignore[no-untyped-def]
+        found[rec.key.decode()] = orjson.loads(rec.value)["status"]
+
+    await replay_topic(bootstrap, MAIL_OUTCOMES.name, apply)
+    return found
+
+
+async def test_relay_outage_under_load_ends_with_every_digest_delivered_once(
+        broker: str, relay: Relay, tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:8]
+    digests = [make_digest(run, n) for n in range(200)]
+    mailers = Mailers(broker, relay, tmp_path, {})
+    await mailers.start()
+    try:
+        await produce(broker, digests[:60])
+        await wait_for(lambda: sum(relay.counts.values()) >= 30, 30, "first mails")
+        # Outage part 1: the relay answers 451 to everything.
+        relay.temp_fail = True
+        await produce(broker, digests[60:130])
+        await asyncio.sleep(2.0)
+        # Outage part 2: the relay is gone (connection refused, open connections cut).
+        relay.temp_fail = False
+        await relay.stop()
+        await produce(broker, digests[130:])
+        await asyncio.sleep(2.5)
+        assert sum(relay.counts.values()) < 200, "the outage did not hold anything back"
+        await relay.start()
+        expected = {d.digest_id for d in digests}
+        await wait_for(lambda: expected <= set(relay.counts), 60, "every digest after the outage")
+        await asyncio.sleep(1.5)  # anything doubled would arrive now
+        assert relay.refused > 0
+        lost = expected - set(relay.counts)
+        doubled = {k: v for k, v in relay.counts.items() if k in expected and v > 1}
+        assert not lost and not doubled, (lost, doubled, mailers.logs())
+        recorded = await outcomes(broker)
+        assert all(recorded.get(d) == "sent" for d in expected)
+    finally:
+        mailers.procs.stop_all()
