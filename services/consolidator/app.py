@@ -1,38 +1,50 @@
 """Consolidator: per-conversation debounce on faust-streaming, state in a changelog-backed table.
 
-Story of one partition: buyer messages are held in the conversation's state;
-ticks (this worker's clock, sent through ``chat.events`` itself so the table can
-be changed from inside the stream) release every conversation whose deadline
-passed as one ``Digest``. Deadlines sit in an in-memory heap per partition,
-rebuilt from the table after a rebalance, so a tick never scans all
-conversations.
+Story of one batch: the agent takes up to ``consolidator_batch_max`` records of
+``chat.events``; :class:`~consolidator.consolidation.Consolidation` applies them
+in order (ticks, this worker's clock sent through ``chat.events`` itself, release
+what is due); the digests are produced and ACKED first, then each touched
+conversation's state is written once. A crash in between re-releases the same
+messages under the same digest id (the mailer drops the copy); it can never mark
+messages emailed that are not on ``mail.digests``.
+
+Faust keeps what it is good at: the table's changelog, recovery, partition
+assignment and the worker; the per-event work is one orjson decode and a dict
+lookup, and the table sees one write per conversation per batch.
 """
 
 from __future__ import annotations
 
-import heapq
+import asyncio
+import contextlib
 import logging
 import time
+import weakref
+from collections.abc import Iterator
 
 import faust
+import orjson
+from faust.streams import _current_event
+from faust.types import EventT
 from faust.web import Request, Response, View
 
-from shared.codec import DecodeError, decode, encode
+from shared.codec import DecodeError, encode, from_dict
 from shared.config import get_settings
-from shared.events import ChatEvent, ChatEventKind
+from shared.events import ChatEvent, ChatEventKind, DeadLetter
 from shared.logging import now_ms
-from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP, render_metrics
+from shared.metrics import DEAD_LETTERS, EVENTS_HANDLED, HANDLE_SECONDS, UP, render_metrics
 from shared.settings_view import ShopSettingsView
-from shared.topics import CHAT_EVENTS, MAIL_DIGESTS
-from consolidator.consolidator_metrics import DIGESTS_EMITTED, DROPPED_ALERTS_OFF, PENDING
-from consolidator.digest_state import (
-    ConversationState,
-    add_buyer_message,
-    cover_by_seller,
-    drop_pending,
-    release_digest,
-    windows_for,
+from shared.topics import CHAT_EVENTS, DEAD_LETTER, MAIL_DIGESTS
+from consolidator.consolidation import ChatRecord, Consolidation
+from consolidator.consolidator_metrics import (
+    BATCH_RECORDS,
+    DIGESTS_EMITTED,
+    DROPPED_ALERTS_OFF,
+    INDEX_REBUILD_SECONDS,
+    PENDING,
 )
+from consolidator.deadline_index import DeadlineIndex
+from consolidator.digest_state import StateFormatError, WindowPolicy, state_header
 
 SERVICE = "consolidator"
 log = logging.getLogger(SERVICE)
@@ -57,147 +69,160 @@ app = faust.App(
 
 events_topic = app.topic(CHAT_EVENTS.name, key_type=bytes, value_type=bytes,
                          key_serializer="raw", value_serializer="raw")
-digests_topic = app.topic(MAIL_DIGESTS.name, key_type=bytes, value_type=bytes,
-                          key_serializer="raw", value_serializer="raw")
 _raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
                     value_serializer="raw")
 states = app.Table("conversation-state", default=None, schema=_raw,
                    partitions=CHAT_EVENTS.partitions)
 
 shop_settings = ShopSettingsView(cfg)
-
-
-class DeadlineIndex:
-    """Per-partition min-heaps of (deadline, key); stale entries are skipped lazily."""
-
-    def __init__(self) -> None:
-        self.heaps: dict[int, list[tuple[int, bytes]]] = {}
-        self.built = False
-
-    def push(self, partition: int, due_ms: int, key: bytes) -> None:
-        heapq.heappush(self.heaps.setdefault(partition, []), (due_ms, key))
-
-    def due(self, partition: int, now_ms: int) -> list[bytes]:
-        heap = self.heaps.get(partition, [])
-        keys = []
-        while heap and heap[0][0] <= now_ms:
-            keys.append(heapq.heappop(heap)[1])
-        return keys
-
-    def rebuild(self) -> None:
-        self.heaps.clear()
-        count = 0
-        for key, raw in states.items():
-            if raw is None:
-                continue
-            st = ConversationState.from_bytes(raw)
-            if st.due_at_ms:
-                self.push(st.partition, st.due_at_ms, key)
-                count += 1
-        PENDING.set(count)
-        self.built = True
-        log.info("deadline index rebuilt", extra={"pending": count})
-
-
 deadlines = DeadlineIndex()
+_index_built = False
+_partition_event: dict[int, EventT] = {}  # one event per partition of the batch at hand
+
+
+@contextlib.contextmanager
+def _in_partition(partition: int) -> Iterator[None]:
+    """Make table reads/writes for ``partition`` go to that partition's store and changelog.
+
+    Faust picks the table partition from the "current event"; inside a batch that
+    is whichever record came last, so each access names the partition it means.
+    """
+    token = _current_event.set(weakref.ref(_partition_event[partition]))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def _load(key: bytes, partition: int) -> bytes | None:
+    with _in_partition(partition):
+        raw = states.get(key)
+    if raw is not None:
+        try:
+            state_header(raw)
+        except StateFormatError as exc:
+            log.error("unreadable conversation state replaced", extra={"reason": str(exc)})
+            return None
+    return raw
+
+
+engine = Consolidation(
+    WindowPolicy(cfg.window_mailbox_s, cfg.window_helpdesk_s, cfg.max_wait_s,
+                 cfg.window_override_min_s, cfg.window_override_max_s),
+    shop_settings.get, _load, deadlines)
+
+
+def _active_partitions() -> set[int]:
+    return {tp.partition for tp in app.assignor.assigned_actives()
+            if tp.topic == CHAT_EVENTS.name}
 
 
 @app.on_rebalance_complete.connect
 def _on_rebalance(app: faust.App, **kwargs: object) -> None:
-    deadlines.built = False
+    global _index_built
+    _index_built = False
 
 
-def _load(key: bytes, partition: int) -> ConversationState:
-    raw = states.get(key)
-    if raw is None:
-        return ConversationState(partition=partition)
-    return ConversationState.from_bytes(raw)
+def _rebuild_index() -> None:
+    """Rebuild the deadline heaps from the store (each value's header holds the deadline)."""
+    global _index_built
+    started = time.perf_counter()
+    active = _active_partitions()
+
+    def entries() -> Iterator[tuple[int, int, bytes]]:
+        for key, raw in states.items():
+            if raw is None:
+                continue
+            try:
+                _, due, partition = state_header(raw)
+            except StateFormatError:
+                continue
+            yield partition, due, key
+
+    count = deadlines.rebuild(entries(), active)
+    PENDING.set(count)
+    INDEX_REBUILD_SECONDS.observe(time.perf_counter() - started)
+    _index_built = True
+    log.info("deadline index rebuilt", extra={"pending": count, "partitions": sorted(active)})
 
 
-def _store(key: bytes, st: ConversationState) -> None:
-    if st.is_idle:
-        states.pop(key, None)
-    else:
-        states[key] = st.to_bytes()
+def _decode_record(event: EventT) -> ChatEvent:
+    raw = orjson.loads(event.value)
+    return from_dict(ChatEvent, raw)
 
 
 @app.agent(events_topic)
 async def consolidate(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        started = time.perf_counter()
-        if not deadlines.built:
-            deadlines.rebuild()
-        partition = event.message.partition
+    async for batch in stream.take_events(cfg.consolidator_batch_max,
+                                          within=cfg.consolidator_batch_within_s):
+        await _handle_batch(batch)
+
+
+async def _handle_batch(batch: list[EventT]) -> None:
+    started = time.perf_counter()
+    if not _index_built:
+        _rebuild_index()
+    records: list[ChatRecord] = []
+    _partition_event.clear()
+    for event in batch:
+        msg = event.message
+        _partition_event[msg.partition] = event
         try:
-            chat_event = decode(ChatEvent, event.value)
-        except DecodeError as exc:
-            log.warning("undecodable chat event skipped", extra={"reason": str(exc),
-                                                                 "offset": event.message.offset})
-            EVENTS_HANDLED.labels(SERVICE, "bad_record").inc()
+            chat_event = _decode_record(event)
+        except (DecodeError, orjson.JSONDecodeError, TypeError) as exc:
+            await _dead_letter(event, f"undecodable chat event: {exc}")
             continue
-        if chat_event.kind == ChatEventKind.TICK:
-            await _release_due(partition)
-        else:
-            _apply(event.key or chat_event.conversation_key.encode(), partition, chat_event)
-        EVENTS_HANDLED.labels(SERVICE, chat_event.kind).inc()
-        HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
+        key = event.key or chat_event.conversation_key.encode()
+        records.append(ChatRecord(key, msg.partition, chat_event))
+
+    result = engine.apply_batch(records)
+
+    # Digests first, and acked, before the states that say they went out.
+    acks = [await app.producer.send(MAIL_DIGESTS.name, key, encode(digest), partition, None, None)
+            for key, partition, digest in result.digests]
+    if acks:
+        await asyncio.gather(*acks)
+    for key, (partition, value) in result.writes.items():
+        with _in_partition(partition):
+            if value is None:
+                states.pop(key, None)
+            else:
+                states[key] = value
+
+    if result.pending_delta:
+        PENDING.inc(result.pending_delta)
+    if result.dropped_alerts_off:
+        DROPPED_ALERTS_OFF.inc(result.dropped_alerts_off)
+    DIGESTS_EMITTED.inc(len(result.digests))
+    BATCH_RECORDS.observe(len(batch))
+    EVENTS_HANDLED.labels(SERVICE, "held").inc(result.held)
+    EVENTS_HANDLED.labels(SERVICE, "duplicate").inc(result.duplicates)
+    EVENTS_HANDLED.labels(SERVICE, "covered").inc(result.covered)
+    HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
 
-def _apply(key: bytes, partition: int, ev: ChatEvent) -> None:
-    st = _load(key, partition)
-    shop = shop_settings.get(ev.shop_id)
-    if ev.kind == ChatEventKind.BUYER_MESSAGE:
-        if not shop.alerts_enabled:
-            DROPPED_ALERTS_OFF.inc()
-            return
-        windows = windows_for(shop, mailbox_s=cfg.window_mailbox_s,
-                              helpdesk_s=cfg.window_helpdesk_s, max_wait_s=cfg.max_wait_s)
-        was_pending = bool(st.pending)
-        if add_buyer_message(st, ev, windows):
-            deadlines.push(partition, st.due_at_ms, key)
-            if not was_pending:
-                PENDING.inc()
-    elif ev.kind in (ChatEventKind.SELLER_MESSAGE, ChatEventKind.READ, ChatEventKind.EMAIL_REPLY):
-        was_pending = bool(st.pending)
-        cover_by_seller(st, ev.sent_at_ms or ev.received_at_ms)
-        if was_pending and not st.pending:
-            PENDING.dec()
-    _store(key, st)
-
-
-async def _release_due(partition: int) -> None:
-    now = now_ms()
-    for key in deadlines.due(partition, now):
-        raw = states.get(key)
-        if raw is None:
-            continue
-        st = ConversationState.from_bytes(raw)
-        if not st.due_at_ms or st.due_at_ms > now:
-            continue  # stale heap entry: the deadline moved or the digest went already
-        shop_id, _, conversation_id = key.decode().partition(":")
-        shop = shop_settings.get(shop_id)
-        if not shop.alerts_enabled:
-            DROPPED_ALERTS_OFF.inc(drop_pending(st))
-            PENDING.dec()
-            _store(key, st)
-            continue
-        digest = release_digest(st, shop, conversation_id, now)
-        if digest is None:
-            continue
-        await digests_topic.send(key=key, value=encode(digest))
-        _store(key, st)
-        PENDING.dec()
-        DIGESTS_EMITTED.inc()
+async def _dead_letter(event: EventT, reason: str) -> None:
+    msg = event.message
+    log.warning("undecodable chat event dead-lettered",
+                extra={"reason": reason, "partition": msg.partition, "offset": msg.offset})
+    EVENTS_HANDLED.labels(SERVICE, "bad_record").inc()
+    DEAD_LETTERS.labels(SERVICE, "undecodable").inc()
+    value = event.value if isinstance(event.value, bytes) else b""
+    letter = DeadLetter(service=SERVICE, source_topic=CHAT_EVENTS.name, reason=reason,
+                        key=(event.key or b"").decode("utf-8", "replace"),
+                        partition=msg.partition, offset=msg.offset,
+                        payload_excerpt=value[:2000].decode("utf-8", "replace"), at_ms=now_ms())
+    await app.producer.send(DEAD_LETTER.name, None, encode(letter), None, None, None)
 
 
 @app.timer(interval=cfg.tick_interval_s)
 async def tick() -> None:
     """Feed this worker's clock into each of its partitions of chat.events."""
-    parts = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == CHAT_EVENTS.name}
-    for p in sorted(parts):
+    now = now_ms()
+    for p in sorted(_active_partitions()):
         tick_event = ChatEvent(kind=ChatEventKind.TICK, shop_id="", conversation_id="",
-                               partition_hint=p, received_at_ms=now_ms())
-        await events_topic.send(key=b"tick", value=encode(tick_event), partition=p)
+                               partition_hint=p, received_at_ms=now)
+        await app.producer.send(CHAT_EVENTS.name, b"tick", encode(tick_event), p, None, None)
 
 
 @app.task
@@ -218,3 +243,4 @@ class Health(View):
     async def get(self, request: Request) -> Response:
         ok = shop_settings.ready.is_set()
         return self.json({"ok": ok}, status=200 if ok else 503)
+

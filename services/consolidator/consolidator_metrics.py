@@ -1,9 +1,15 @@
 """Consolidator-specific metrics (the shared ones live in shared.metrics)."""
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 PENDING = Gauge("bridge_pending_conversations",
                 "Conversations holding unread buyer messages in this process.")
 DIGESTS_EMITTED = Counter("bridge_digests_emitted_total", "Digest events produced to mail.digests.")
 DROPPED_ALERTS_OFF = Counter("bridge_pending_dropped_alerts_off_total",
                              "Buyer messages not emailed because the shop turned alerts off.")
+BATCH_RECORDS = Histogram("bridge_consolidator_batch_records",
+                          "chat.events records handled per consolidator batch.",
+                          buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
+INDEX_REBUILD_SECONDS = Histogram("bridge_consolidator_index_rebuild_seconds",
+                                  "Time to rebuild the deadline index from the state store.",
+                                  buckets=(0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60))

@@ -1,72 +1,103 @@
 """The per-conversation debounce, as pure functions over a small state object.
 
 A conversation's unread buyer messages are held and released as ONE digest
-``window`` after the buyer's LAST message, or ``max_wait`` after the first
+``quiet`` after the buyer's LAST message, or ``max_wait`` after the first
 pending one, whichever comes first. Seller activity in the chat tool (a
-message, a read, an email reply) removes the messages it covers. Times are
-the ingest's receipt times carried in the events, so a replay after a crash
-reaches the same decisions as the first run.
+message, a read, an email reply) removes the messages it covers. Every time
+used here comes from the events themselves (the ingest's receipt time, the
+platform's message time, the tick's time), never from a clock read here, so a
+replay after a crash reaches the same decisions as the first run, and the
+same messages always give the same digest id.
+
+The state is stored as compact bytes (:func:`encode_state`): a fixed header
+holding the deadline and partition, so the deadline index can be rebuilt
+from the store without parsing, then an orjson list.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import struct
+from dataclasses import dataclass, field, fields
 
 import orjson
 
-from shared.codec import from_dict
-from shared.events import ChatContent, ChatEvent, Digest, DigestMessage, ShopSettings
+from shared.events import ChatContent, ChatEvent, DestinationKind, Digest, DigestMessage, ShopSettings
 
-# Ids of already-emailed messages kept per conversation to drop redeliveries.
-EMAILED_MEMORY = 256
+# Ids of already-emailed (or dropped) messages kept per conversation to drop redeliveries.
+EMAILED_MEMORY = 128
 # Earlier digests remembered for threading (References header).
 THREAD_MEMORY = 20
+
+STATE_FORMAT = 1
+_HEADER = struct.Struct(">Bqh")  # format version, due_at_ms, partition
+_CONTENT_DEFAULTS = {f.name: f.default for f in fields(ChatContent)}
 
 
 @dataclass(slots=True)
 class ConversationState:
+    """What the consolidator holds for one conversation between two digests."""
+
     partition: int = -1
     buyer_id: str = ""
     buyer_name: str = ""
-    pending: list[DigestMessage] = field(default_factory=list)
+    pending: list[DigestMessage] = field(default_factory=list)  # in platform order
     first_pending_at_ms: int = 0
+    last_buyer_at_ms: int = 0  # receipt time of the latest pending buyer message
     due_at_ms: int = 0  # 0: nothing pending
+    read_until_ms: int = 0  # seller activity watermark (platform time) ...
+    read_until_seq: int = 0  # ... and the platform sequence at it (0: the whole millisecond)
     emailed_ids: list[str] = field(default_factory=list)
     digest_ids: list[str] = field(default_factory=list)
-    read_until_ms: int = 0  # seller activity watermark (platform time)
 
     @property
     def is_idle(self) -> bool:
-        return not self.pending and not self.digest_ids and not self.emailed_ids
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps({
-            "p": self.partition, "b": self.buyer_id, "n": self.buyer_name,
-            "m": [_msg_to_list(m) for m in self.pending], "f": self.first_pending_at_ms,
-            "d": self.due_at_ms, "e": self.emailed_ids, "g": self.digest_ids,
-            "r": self.read_until_ms,
-        })
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> ConversationState:
-        raw = orjson.loads(data)
-        return cls(
-            partition=raw["p"], buyer_id=raw["b"], buyer_name=raw["n"],
-            pending=[_msg_from_list(m) for m in raw["m"]], first_pending_at_ms=raw["f"],
-            due_at_ms=raw["d"], emailed_ids=raw["e"], digest_ids=raw["g"],
-            read_until_ms=raw["r"],
-        )
+        """Nothing worth storing: no pending message and no memory of earlier ones."""
+        return not self.pending and not self.digest_ids and not self.emailed_ids \
+            and not self.read_until_ms
 
 
-def _msg_to_list(m: DigestMessage) -> list[object]:
-    return [m.message_id, m.sent_at_ms, m.seq, m.content]
+class StateFormatError(ValueError):
+    """Stored state bytes are not in a format this version understands."""
 
 
-def _msg_from_list(raw: list[object]) -> DigestMessage:
-    message_id, sent_at_ms, seq, content = raw
-    return DigestMessage(message_id=str(message_id), sent_at_ms=int(sent_at_ms),  # type: ignore[call-overload]
-                         seq=int(seq), content=from_dict(ChatContent, content))  # type: ignore[call-overload]
+def encode_state(st: ConversationState) -> bytes:
+    """Compact bytes: header (version, deadline, partition) + orjson list body."""
+    body = orjson.dumps([
+        st.buyer_id, st.buyer_name, st.first_pending_at_ms, st.last_buyer_at_ms,
+        st.read_until_ms, st.read_until_seq,
+        [[m.message_id, m.sent_at_ms, m.seq, _content_to_dict(m.content)] for m in st.pending],
+        st.emailed_ids, st.digest_ids,
+    ])
+    return _HEADER.pack(STATE_FORMAT, st.due_at_ms, st.partition) + body
+
+
+def decode_state(data: bytes) -> ConversationState:
+    """Inverse of :func:`encode_state`."""
+    version, due, partition = state_header(data)
+    (buyer_id, buyer_name, first, last, read_ms, read_seq, pending, emailed,
+     digests) = orjson.loads(data[_HEADER.size:])
+    return ConversationState(
+        partition=partition, buyer_id=buyer_id, buyer_name=buyer_name,
+        pending=[DigestMessage(mid, sent, ChatContent(**content), seq)
+                 for mid, sent, seq, content in pending],
+        first_pending_at_ms=first, last_buyer_at_ms=last, due_at_ms=due,
+        read_until_ms=read_ms, read_until_seq=read_seq, emailed_ids=emailed, digest_ids=digests,
+    )
+
+
+def state_header(data: bytes) -> tuple[int, int, int]:
+    """(format version, due_at_ms, partition) without parsing the body."""
+    if len(data) < _HEADER.size or data[0] != STATE_FORMAT:
+        raise StateFormatError(f"unknown conversation state format {data[:1]!r}")
+    version, due, partition = _HEADER.unpack_from(data)
+    return version, due, partition
+
+
+def _content_to_dict(content: ChatContent) -> dict[str, str]:
+    # Only the fields that differ from the defaults: a text message stores its text.
+    return {k: v for k, v in zip(_CONTENT_DEFAULTS, (getattr(content, n) for n in _CONTENT_DEFAULTS))
+            if v != _CONTENT_DEFAULTS[k]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,58 +108,106 @@ class Windows:
     max_wait_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class WindowPolicy:
+    """The service-wide window configuration (seconds), read once from settings."""
+
+    mailbox_s: float = 900.0
+    helpdesk_s: float = 300.0
+    max_wait_s: float = 3600.0
+    min_override_s: float = 60.0
+    max_override_s: float = 3600.0
+
+    def for_shop(self, shop: ShopSettings) -> Windows:
+        """15 min for a mailbox, 5 for a helpdesk, or the shop's override clamped to sane bounds."""
+        try:
+            kind = DestinationKind(shop.destination_kind)
+        except ValueError:
+            kind = DestinationKind.OTHER_HELPDESK  # unknown kinds are helpdesks we don't name yet
+        quiet = self.helpdesk_s if kind.is_helpdesk else self.mailbox_s
+        if shop.window_override_s is not None:
+            quiet = min(max(float(shop.window_override_s), self.min_override_s),
+                        self.max_override_s)
+        quiet = min(quiet, self.max_wait_s)
+        return Windows(int(quiet * 1000), int(self.max_wait_s * 1000))
+
+
 def windows_for(shop: ShopSettings, *, mailbox_s: float, helpdesk_s: float, max_wait_s: float,
                 min_override_s: float = 60.0, max_override_s: float = 3600.0) -> Windows:
-    """15 min for a mailbox, 5 for a helpdesk, or the shop's override clamped to sane bounds."""
-    from shared.events import DestinationKind
-
-    try:
-        kind = DestinationKind(shop.destination_kind)
-    except ValueError:
-        kind = DestinationKind.OTHER_HELPDESK
-    quiet = helpdesk_s if kind.is_helpdesk else mailbox_s
-    if shop.window_override_s is not None:
-        quiet = min(max(float(shop.window_override_s), min_override_s), max_override_s)
-    quiet = min(quiet, max_wait_s)
-    return Windows(int(quiet * 1000), int(max_wait_s * 1000))
+    """Shorthand for :meth:`WindowPolicy.for_shop`."""
+    return WindowPolicy(mailbox_s, helpdesk_s, max_wait_s, min_override_s,
+                        max_override_s).for_shop(shop)
 
 
 def _order(m: DigestMessage) -> tuple[int, int, str]:
     return (m.sent_at_ms, m.seq, m.message_id)
 
 
+def is_covered(state: ConversationState, sent_at_ms: int, seq: int) -> bool:
+    """Has seller activity already covered a buyer message sent at ``sent_at_ms``/``seq``?"""
+    if sent_at_ms < state.read_until_ms:
+        return True
+    if sent_at_ms == state.read_until_ms and sent_at_ms:
+        # Platform times have second granularity: within the same instant the
+        # sequence decides, and a watermark without a sequence covers it all.
+        return state.read_until_seq == 0 or seq == 0 or seq <= state.read_until_seq
+    return False
+
+
 def add_buyer_message(state: ConversationState, event: ChatEvent, windows: Windows) -> bool:
-    """Hold a buyer message; returns False when it is a redelivery or already read."""
-    if event.message_id in state.emailed_ids or any(
-            m.message_id == event.message_id for m in state.pending):
+    """Hold a buyer message; False when it is a redelivery, already emailed or already read.
+
+    The deadline runs from the latest receipt among the pending messages, capped at
+    ``max_wait`` after the first one; a late (out-of-order) message takes its
+    platform-order place among the pending ones.
+    """
+    mid = event.message_id
+    if mid in state.emailed_ids or any(m.message_id == mid for m in state.pending):
         return False
-    if event.sent_at_ms and event.sent_at_ms <= state.read_until_ms:
-        return False  # the seller already saw it in the chat tool
-    msg = DigestMessage(event.message_id, event.sent_at_ms, event.content or ChatContent(),
-                        event.seq)
-    state.pending.append(msg)
-    state.pending.sort(key=_order)
+    if is_covered(state, event.sent_at_ms, event.seq):
+        return False
+    msg = DigestMessage(mid, event.sent_at_ms, event.content or ChatContent(), event.seq)
+    pending = state.pending
+    pending.append(msg)
+    if len(pending) > 1 and _order(pending[-2]) > _order(msg):
+        pending.sort(key=_order)
     if event.buyer_name:
         state.buyer_name = event.buyer_name
     if event.buyer_id:
         state.buyer_id = event.buyer_id
-    arrived = event.received_at_ms
-    if len(state.pending) == 1:
+    arrived = event.received_at_ms or event.sent_at_ms
+    if len(pending) == 1:
         state.first_pending_at_ms = arrived
-    quiet_due = max(arrived + windows.quiet_ms, state.due_at_ms if len(state.pending) > 1 else 0)
-    state.due_at_ms = min(quiet_due, state.first_pending_at_ms + windows.max_wait_ms)
+        state.last_buyer_at_ms = arrived
+    else:
+        state.first_pending_at_ms = min(state.first_pending_at_ms, arrived)
+        state.last_buyer_at_ms = max(state.last_buyer_at_ms, arrived)
+    state.due_at_ms = min(state.last_buyer_at_ms + windows.quiet_ms,
+                          state.first_pending_at_ms + windows.max_wait_ms)
     return True
 
 
-def cover_by_seller(state: ConversationState, until_ms: int) -> int:
-    """Drop pending messages the seller has seen (sent at or before ``until_ms``)."""
-    state.read_until_ms = max(state.read_until_ms, until_ms)
-    before = len(state.pending)
-    state.pending = [m for m in state.pending if m.sent_at_ms > state.read_until_ms]
-    if not state.pending:
-        state.due_at_ms = 0
-        state.first_pending_at_ms = 0
-    return before - len(state.pending)
+def cover_by_seller(state: ConversationState, until_ms: int, until_seq: int = 0) -> int:
+    """Drop pending messages the seller has seen; returns how many were dropped.
+
+    The watermark only moves forward; a later-arriving older read changes nothing.
+    """
+    if until_ms > state.read_until_ms:
+        state.read_until_ms, state.read_until_seq = until_ms, until_seq
+    elif until_ms == state.read_until_ms and state.read_until_seq:
+        # Same instant: a watermark without a sequence covers the whole instant.
+        state.read_until_seq = 0 if until_seq == 0 else max(until_seq, state.read_until_seq)
+    kept: list[DigestMessage] = []
+    for m in state.pending:
+        if is_covered(state, m.sent_at_ms, m.seq):
+            _remember(state.emailed_ids, m.message_id, EMAILED_MEMORY)
+        else:
+            kept.append(m)
+    dropped = len(state.pending) - len(kept)
+    state.pending = kept
+    if not kept:
+        _clear_deadline(state)
+    return dropped
 
 
 def drop_pending(state: ConversationState) -> int:
@@ -137,8 +216,7 @@ def drop_pending(state: ConversationState) -> int:
     for m in state.pending:
         _remember(state.emailed_ids, m.message_id, EMAILED_MEMORY)
     state.pending = []
-    state.due_at_ms = 0
-    state.first_pending_at_ms = 0
+    _clear_deadline(state)
     return dropped
 
 
@@ -168,9 +246,14 @@ def release_digest(state: ConversationState, shop: ShopSettings, conversation_id
         _remember(state.emailed_ids, m.message_id, EMAILED_MEMORY)
     _remember(state.digest_ids, digest_id, THREAD_MEMORY)
     state.pending = []
+    _clear_deadline(state)
+    return digest
+
+
+def _clear_deadline(state: ConversationState) -> None:
     state.due_at_ms = 0
     state.first_pending_at_ms = 0
-    return digest
+    state.last_buyer_at_ms = 0
 
 
 def _remember(bounded: list[str], item: str, cap: int) -> None:
