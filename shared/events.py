@@ -102,8 +102,65 @@ class ShopSettings:
     window_override_s: int | None = None
     inline_images_allowed: bool | None = None  # None: the destination kind's default
     authorized_senders: tuple[str, ...] = ()
+    # Inbound mail authentication policy: "" = Settings.inbound_auth_policy; else one of
+    # "dmarc_reject" (refuse only a DMARC fail whose record says p=reject), "dmarc_fail"
+    # (refuse any DMARC fail), "dmarc_pass" (require an aligned pass), "off".
+    mail_auth_policy: str = ""
     updated_at_ms: int = 0
     updated_by: str = ""
+    v: int = SCHEMA_VERSION
+
+
+class UserRole(StrEnum):
+    """A shop user's role; managers (main account, administrators) may change settings."""
+
+    MAIN_ACCOUNT = "main_account"
+    ADMINISTRATOR = "administrator"
+    CS_AGENT = "cs_agent"
+
+
+class UserStatus(StrEnum):
+    PENDING = "pending"  # invited; the activation link has not been used yet
+    ACTIVE = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class ShopUser:
+    """A shop's user, keyed ``shop_id:email`` on the compacted ``admin.users`` (tombstone: removed).
+
+    ``activation_nonce`` names the current activation link (a resend replaces it);
+    API tokens carry it too, so removing or re-inviting a user revokes old tokens.
+    """
+
+    shop_id: str
+    email: str
+    role: str
+    status: str = UserStatus.PENDING
+    activation_nonce: str = ""
+    activation_expires_at_ms: int = 0
+    invited_at_ms: int = 0
+    invited_by: str = ""
+    activated_at_ms: int = 0
+    updated_at_ms: int = 0
+    v: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One admin change, on ``admin.audit``: who did what, when, the state before and after.
+
+    ``before``/``after`` are JSON documents (the record as it was and as it became;
+    ``"null"`` when there was none), so one event type covers settings and users.
+    """
+
+    audit_id: str
+    shop_id: str
+    actor: str
+    action: str
+    target: str
+    before: str
+    after: str
+    at_ms: int
     v: int = SCHEMA_VERSION
 
 
@@ -218,9 +275,20 @@ class ReplyClass(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ReplyPart:
+    """One chat message of a reply: text, or a picture.
+
+    A picture the seller pasted inline travels here as bytes (``image_b64``, standard
+    base64) because only the fan-out may call the platform's image upload; it uploads them
+    and sends an IMAGE message with the returned url. ``image_url`` is for pictures that
+    already have a platform url.
+    """
+
     index: int
     text: str = ""
     image_url: str = ""
+    image_b64: str = ""  # the picture's bytes, base64; the record stays within 1 MB
+    image_content_type: str = ""  # image/jpeg, image/png, image/gif or image/webp
+    image_filename: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +332,9 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     ALREADY_DELIVERED = "already_delivered"
     FAILED = "failed"
+    # Fan-out is about to post a reply's parts (index -1, keyed ``reply_id:attempt``):
+    # on replay it means "check the platform before posting again".
+    ATTEMPTING = "attempting"
 
 
 @dataclass(frozen=True, slots=True)

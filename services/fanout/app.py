@@ -1,10 +1,32 @@
 """Fan-out: reply parts from ``chat.replies`` to the chat platform, in order, once each.
 
-Replies of one conversation are handled strictly one after another (never
-interleaved); parts of a reply in index order. A part already in the delivery
-log is skipped, so a replay after a crash or rebalance never posts it twice.
-Temporary platform errors (429, 5xx, network) are retried with backoff that
-honours Retry-After; a permanent error dead-letters the part with the reason.
+Order: records of one conversation key are handled strictly one after another
+(``consume_keyed_batches``), so two replies to one conversation never
+interleave; the parts of a reply go in index order, each only after the
+previous one was accepted.
+
+Exactly once, as far as the platform's contract allows (it has no idempotency
+key on Send Message):
+1. a part with a final record in ``chat.deliveries`` is skipped;
+2. before the first post of a reply, an "attempting" marker is written and
+   acknowledged;
+3. when a reply with a marker is replayed (crash, rebalance), or a post failed
+   ambiguously (5xx, lost response), the conversation's messages since the
+   marker are listed (Get Conversation Messages) and parts already there, in
+   order, are recorded as already delivered instead of posted again.
+Remaining window: a message the platform stored but does not list yet
+(eventual consistency) is posted again; and a seller who, by hand in the chat
+tool, sends text identical to a pending part between the marker and the check
+makes us skip that part. Both need a crash or an ambiguous failure first.
+
+Retries: 429/5xx/network with backoff that honours Retry-After, paced under
+the platform's 50 QPS per API per shop by the client. A permanent error (or
+exhausted retries) dead-letters the part with the reason, marks the rest of the
+reply failed, and emails the seller a ``delivery_failed`` notice.
+
+Mark read: once every part of a reply is delivered the conversation is marked
+read (Read Message): the seller has answered, so the buyer's messages are no
+longer unread for the shop's agents. Best effort: a failure is logged only.
 """
 
 from __future__ import annotations
@@ -12,14 +34,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.abc import ConsumerRebalanceListener
 
-from shared.chat_platform.tiktok_client import PlatformError, TikTokShopClient
 from shared.backoff import backoff_delay
+from shared.chat_platform.base import ChatPlatform, OutgoingMessage, PayloadError, PlatformError
+from shared.chat_platform.delivery_check import leading_parts_already_posted
+from shared.chat_platform.from_settings import chat_platform_from_settings
 from shared.codec import DecodeError, decode, encode
 from shared.config import Settings, get_settings
-from shared.events import ChatReply, DeliveryStatus, PartDelivery, ReplyPart
+from shared.events import (
+    ChatReply,
+    DeliveryStatus,
+    MailNotice,
+    NoticeKind,
+    PartDelivery,
+    ReplyPart,
+)
 from shared.kafka import (
     DeadLetterWriter,
     consume_keyed_batches,
@@ -30,24 +63,34 @@ from shared.kafka import (
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import build_ops_app, serve_ops
-from shared.topics import CHAT_DELIVERIES, CHAT_REPLIES
-from fanout.delivery_log import DeliveryLog
-from fanout.fanout_metrics import PARTS_DELIVERED, PLATFORM_RETRIES
+from shared.settings_view import ShopSettingsView
+from shared.topics import CHAT_DELIVERIES, CHAT_REPLIES, MAIL_NOTICES
+from fanout.delivery_log import DeliveryLog, marker_key
+from fanout.fanout_metrics import DUPLICATE_CHECKS, PARTS_DELIVERED, PLATFORM_RETRIES
 
 SERVICE = "fanout"
 GROUP = "bridge-fanout"
+CLOCK_SLACK_S = 5  # platform create_time is whole seconds on another clock
 log = logging.getLogger(SERVICE)
 
 
+class PartFailed(Exception):
+    def __init__(self, reason: str, reason_class: str, attempts: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reason_class = reason_class
+        self.attempts = attempts
+
+
 class FanOut:
-    def __init__(self, cfg: Settings, producer: AIOKafkaProducer, client: TikTokShopClient,
-                 max_attempts: int = 12) -> None:
+    def __init__(self, cfg: Settings, producer: AIOKafkaProducer, platform: ChatPlatform,
+                 shops: ShopSettingsView | None = None) -> None:
         self.cfg = cfg
         self.producer = producer
-        self.client = client
+        self.platform = platform
+        self.shops = shops
         self.delivered = DeliveryLog()
         self.dead_letters = DeadLetterWriter(producer, SERVICE)
-        self.max_attempts = max_attempts
 
     async def handle(self, rec: ConsumerRecord) -> None:
         started = time.perf_counter()
@@ -58,74 +101,211 @@ class FanOut:
                                           reason_class="bad_record", partition=rec.partition,
                                           offset=rec.offset, payload=rec.value or b"")
             return
-        for part in sorted(reply.parts, key=lambda p: p.index):
-            key = reply.part_key(part.index)
-            if key in self.delivered:
-                PARTS_DELIVERED.labels("already_delivered").inc()
-                continue
-            ok = await self._deliver(reply, part)
-            if not ok:
-                # Later parts would arrive out of context without this one: hold them back.
-                for rest in reply.parts:
-                    if rest.index > part.index:
-                        await self._record(reply, rest, DeliveryStatus.FAILED,
-                                           reason=f"part {part.index} failed permanently")
-                break
+        await self.deliver_reply(reply)
         EVENTS_HANDLED.labels(SERVICE, "reply").inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
-    async def _deliver(self, reply: ChatReply, part: ReplyPart) -> bool:
+    def _outgoing(self, part: ReplyPart) -> OutgoingMessage:
+        if part.image_url:
+            return self.platform.outgoing_image(part.image_url)
+        return self.platform.outgoing_text(part.text)
+
+    async def deliver_reply(self, reply: ChatReply) -> None:
+        parts = sorted(reply.parts, key=lambda p: p.index)
+        pending = [p for p in parts if reply.part_key(p.index) not in self.delivered]
+        if not pending:
+            PARTS_DELIVERED.labels("already_delivered").inc(len(parts))
+            return
+        acks: list[asyncio.Future[object]] = []
+        try:
+            outs = [self._outgoing(p) for p in parts]
+        except PayloadError as exc:
+            await self._fail(reply, pending, 0, PartFailed(str(exc), "bad_part", 0), acks)
+            return
+        by_index = {p.index: out for p, out in zip(parts, outs, strict=True)}
+        marker_ms = self.delivered.marker(reply.reply_id)
+        if marker_ms is None:
+            marker_ms = now_ms()
+            await self._write(reply, -1, DeliveryStatus.ATTEMPTING, key=marker_key(reply.reply_id),
+                              at_ms=marker_ms)
+            self.delivered.set_marker(reply.reply_id, marker_ms)
+        else:
+            # Replayed after an attempt: some pending parts may be on the platform already.
+            skip = await self._already_posted(reply, outs, len(parts) - len(pending), marker_ms)
+            for part in pending[:skip]:
+                acks.append(await self._record(reply, part, DeliveryStatus.ALREADY_DELIVERED))
+                PARTS_DELIVERED.labels("found_on_platform").inc()
+            pending = pending[skip:]
+        done_before = len(parts) - len(pending)
+        for n, part in enumerate(pending):
+            try:
+                mid, attempts = await self._post(reply, part, outs, done_before + n, marker_ms,
+                                                 by_index[part.index])
+            except PartFailed as failure:
+                await self._fail(reply, pending, n, failure, acks)
+                return
+            status = DeliveryStatus.DELIVERED if mid is not None else \
+                DeliveryStatus.ALREADY_DELIVERED
+            acks.append(await self._record(reply, part, status, platform_id=mid or "",
+                                           attempts=attempts))
+            PARTS_DELIVERED.labels("delivered" if mid is not None else "found_on_platform").inc()
+        await self._finish(reply, acks)
+        if self.cfg.fanout_mark_read:
+            try:
+                await self.platform.mark_read(reply.shop_id, reply.conversation_id)
+            except PlatformError as exc:
+                log.info("mark read failed", extra={"reply_id": reply.reply_id,
+                                                    "reason": exc.reason})
+
+    async def _post(self, reply: ChatReply, part: ReplyPart, outs: Sequence[OutgoingMessage],
+                    position: int, marker_ms: int, out: OutgoingMessage
+                    ) -> tuple[str | None, int]:
+        """Post one part with retries. Returns (platform id, attempts), id None when an
+        ambiguous failure turned out to have posted it after all."""
         key = reply.part_key(part.index)
         attempt = 0
         while True:
             attempt += 1
             try:
-                if part.image_url:
-                    mid = await self.client.send_image(reply.shop_id, reply.conversation_id,
-                                                       part.image_url, idempotency_key=key)
-                else:
-                    mid = await self.client.send_text(reply.shop_id, reply.conversation_id,
-                                                      part.text, idempotency_key=key)
-                await self._record(reply, part, DeliveryStatus.DELIVERED, platform_id=mid,
-                                   attempts=attempt)
-                PARTS_DELIVERED.labels("delivered").inc()
-                return True
+                mid = await self.platform.send(reply.shop_id, reply.conversation_id, out,
+                                               idempotency_key=key)
+                return mid, attempt
             except PlatformError as exc:
-                if not exc.retryable or attempt >= self.max_attempts:
-                    PARTS_DELIVERED.labels("failed").inc()
-                    await self.dead_letters.write(
-                        source_topic=CHAT_REPLIES.name, key=key,
-                        reason=f"chat platform refused part {part.index}: {exc.reason}",
-                        reason_class="platform_permanent" if not exc.retryable
-                        else "platform_exhausted")
-                    await self._record(reply, part, DeliveryStatus.FAILED, reason=exc.reason,
-                                       attempts=attempt)
-                    return False
+                if not exc.retryable:
+                    raise PartFailed(f"chat platform refused part {part.index}: {exc.reason}",
+                                     "platform_permanent", attempt) from None
+                if attempt >= self.cfg.fanout_max_attempts:
+                    raise PartFailed(f"part {part.index} not accepted after {attempt} attempts: "
+                                     f"{exc.reason}", "platform_exhausted", attempt) from None
                 PLATFORM_RETRIES.inc()
-                await asyncio.sleep(backoff_delay(attempt, base_s=0.2, max_s=30.0,
+                await asyncio.sleep(backoff_delay(attempt, base_s=self.cfg.fanout_backoff_base_s,
+                                                  max_s=self.cfg.fanout_backoff_max_s,
                                                   retry_after_s=exc.retry_after_s))
+                if exc.ambiguous:
+                    # The platform may have stored it: look before posting again.
+                    found = await self._already_posted(reply, outs, position, marker_ms,
+                                                       upto=position + 1)
+                    if found >= 1:
+                        return None, attempt
+
+    async def _already_posted(self, reply: ChatReply, outs: Sequence[OutgoingMessage],
+                              recorded: int, marker_ms: int, upto: int | None = None) -> int:
+        """How many parts after the first ``recorded`` (up to ``upto``) the platform shows."""
+        since_s = marker_ms // 1000 - CLOCK_SLACK_S
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                msgs = await self.platform.messages_since(reply.shop_id, reply.conversation_id,
+                                                          since_s)
+                break
+            except PlatformError as exc:
+                if not exc.retryable or attempt >= self.cfg.fanout_max_attempts:
+                    # Cannot check: posting again risks a double, not posting risks a loss.
+                    # A loss is worse for a reply the seller wrote; post again.
+                    DUPLICATE_CHECKS.labels("unavailable").inc()
+                    return 0
+                await asyncio.sleep(backoff_delay(attempt, base_s=self.cfg.fanout_backoff_base_s,
+                                                  max_s=self.cfg.fanout_backoff_max_s,
+                                                  retry_after_s=exc.retry_after_s))
+        wanted = list(outs[: upto if upto is not None else len(outs)])
+        present = leading_parts_already_posted(wanted, msgs)
+        found = max(0, present - recorded)
+        DUPLICATE_CHECKS.labels("found" if found else "absent").inc()
+        return found
+
+    async def _fail(self, reply: ChatReply, pending: Sequence[ReplyPart], n: int,
+                    failure: PartFailed, acks: list[asyncio.Future[object]]) -> None:
+        part = pending[n]
+        PARTS_DELIVERED.labels("failed").inc()
+        await self.dead_letters.write(source_topic=CHAT_REPLIES.name,
+                                      key=reply.part_key(part.index), reason=failure.reason,
+                                      reason_class=failure.reason_class,
+                                      extra={"reply_id": reply.reply_id,
+                                             "conversation": reply.conversation_id})
+        acks.append(await self._record(reply, part, DeliveryStatus.FAILED, reason=failure.reason,
+                                       attempts=failure.attempts))
+        # Later parts would arrive out of context without this one: hold them back.
+        for rest in pending[n + 1:]:
+            acks.append(await self._record(reply, rest, DeliveryStatus.FAILED,
+                                           reason=f"part {part.index} failed: {failure.reason}"))
+        acks.append(await self.producer.send(MAIL_NOTICES.name, encode(self._notice(reply, part,
+                                                                                  failure)),
+                                             key=reply.shop_id.encode()))
+        await self._finish(reply, acks)
+
+    def _notice(self, reply: ChatReply, part: ReplyPart, failure: PartFailed) -> MailNotice:
+        to = reply.sender or (self.shops.get(reply.shop_id).destination_email if self.shops
+                              else self.cfg.default_destination_email)
+        total = len(reply.parts)
+        text = (f"Your reply could not be delivered to the buyer's chat "
+                f"(conversation {reply.conversation_id}).\n\n"
+                f"Part {part.index + 1} of {total} was refused: {failure.reason}\n"
+                f"Parts before it were delivered; it and the parts after it were not.\n\n"
+                f"Please answer in the chat tool: {self.cfg.chat_deep_link_base}/"
+                f"{reply.shop_id}/{reply.conversation_id}\n")
+        return MailNotice(notice_id=f"delivery-failed-{reply.reply_id}",
+                          kind=NoticeKind.DELIVERY_FAILED, to_address=to,
+                          subject=f"Your reply was not delivered to the "
+                                  f"{self.cfg.marketplace_name} chat",
+                          text=text, shop_id=reply.shop_id,
+                          conversation_id=reply.conversation_id, created_at_ms=now_ms())
+
+    async def _finish(self, reply: ChatReply, acks: list[asyncio.Future[object]]) -> None:
+        """Wait for every record of the reply, then retire its marker."""
+        await asyncio.gather(*acks)
+        for part in reply.parts:
+            self.delivered.record(reply.part_key(part.index))
+        tomb = await self.producer.send(CHAT_DELIVERIES.name, None,
+                                        key=marker_key(reply.reply_id).encode())
+        await tomb
+        self.delivered.clear_marker(reply.reply_id)
 
     async def _record(self, reply: ChatReply, part: ReplyPart, status: str, *,
-                      platform_id: str = "", reason: str = "", attempts: int = 0) -> None:
-        key = reply.part_key(part.index)
+                      platform_id: str = "", reason: str = "", attempts: int = 0
+                      ) -> asyncio.Future[object]:
+        """Send a part's final record; returns the ack future (awaited in :meth:`_finish`)."""
         delivery = PartDelivery(reply_id=reply.reply_id, shop_id=reply.shop_id,
                                 conversation_id=reply.conversation_id, index=part.index,
                                 status=status, platform_message_id=platform_id, reason=reason,
                                 attempts=attempts, at_ms=now_ms())
-        await self.producer.send_and_wait(CHAT_DELIVERIES.name, encode(delivery), key=key.encode())
-        self.delivered.record(key)
+        return await self.producer.send(CHAT_DELIVERIES.name, encode(delivery),
+                                        key=reply.part_key(part.index).encode())
+
+    async def _write(self, reply: ChatReply, index: int, status: str, *, key: str,
+                     at_ms: int) -> None:
+        marker = PartDelivery(reply_id=reply.reply_id, shop_id=reply.shop_id,
+                              conversation_id=reply.conversation_id, index=index, status=status,
+                              at_ms=at_ms)
+        await self.producer.send_and_wait(CHAT_DELIVERIES.name, encode(marker), key=key.encode())
+
+
+class ReloadOnAssign(ConsumerRebalanceListener):
+    """Re-read the delivery log whenever partitions are (re)assigned: another instance may
+    have delivered parts of them since this one last looked."""
+
+    def __init__(self, fanout: FanOut, bootstrap: str) -> None:
+        self._fanout = fanout
+        self._bootstrap = bootstrap
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        count = await self._fanout.delivered.load(self._bootstrap)
+        log.info("delivery log loaded", extra={"records": count})
 
 
 async def main() -> None:
     cfg = get_settings()
     producer = make_producer(cfg)
     await producer.start()
-    client = TikTokShopClient(cfg.platform_base_url, cfg.platform_app_key,
-                              cfg.platform_app_secret.get_secret_value(),
-                              {"*": cfg.platform_access_token.get_secret_value()})
-    fanout = FanOut(cfg, producer, client)
-    await fanout.delivered.load(cfg.kafka_bootstrap)
-    consumer = make_consumer(cfg, CHAT_REPLIES.name, group_id=GROUP)
+    platform = chat_platform_from_settings(cfg)
+    shops = ShopSettingsView(cfg)
+    await shops.start()
+    fanout = FanOut(cfg, producer, platform, shops)
+    consumer: AIOKafkaConsumer = make_consumer(cfg, group_id=GROUP)
+    consumer.subscribe([CHAT_REPLIES.name], listener=ReloadOnAssign(fanout, cfg.kafka_bootstrap))
     await consumer.start()
     ops = await serve_ops(build_ops_app(SERVICE, lambda: True), cfg.http_host, cfg.fanout_port)
     lag = asyncio.create_task(report_lag(consumer, GROUP))
@@ -137,5 +317,6 @@ async def main() -> None:
         lag.cancel()
         ops.cancel()
         await consumer.stop()
+        await shops.stop()
         await producer.stop()
-        await client.aclose()
+        await platform.aclose()

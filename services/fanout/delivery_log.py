@@ -1,4 +1,10 @@
-"""Which reply parts already reached the chat platform, from the compacted ``chat.deliveries``."""
+"""Which reply parts already reached the chat platform, from the compacted ``chat.deliveries``.
+
+Two kinds of record live there: a final record per part (``reply_id:index``:
+delivered, already delivered or failed) and an "attempting" marker per reply
+(``reply_id:attempt``), written before the first post and tombstoned when the
+reply is finished.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,22 @@ from aiokafka import ConsumerRecord
 
 from shared.codec import DecodeError, decode
 from shared.compacted import replay_topic
-from shared.events import PartDelivery
+from shared.events import DeliveryStatus, PartDelivery
 from shared.topics import CHAT_DELIVERIES
+
+MARKER_SUFFIX = ":attempt"
+
+
+def marker_key(reply_id: str) -> str:
+    return f"{reply_id}{MARKER_SUFFIX}"
 
 
 class DeliveryLog:
-    """Part keys (``reply_id:index``) that have a final delivery record."""
+    """Part keys with a final record, and the time each unfinished reply was first attempted."""
 
     def __init__(self) -> None:
         self._done: set[str] = set()
+        self._markers: dict[str, int] = {}
 
     def __contains__(self, part_key: str) -> bool:
         return part_key in self._done
@@ -22,13 +35,31 @@ class DeliveryLog:
     def record(self, part_key: str) -> None:
         self._done.add(part_key)
 
-    def _apply(self, rec: ConsumerRecord) -> None:
+    def marker(self, reply_id: str) -> int | None:
+        """When the reply was first attempted (ms), if it was and is not finished."""
+        return self._markers.get(reply_id)
+
+    def set_marker(self, reply_id: str, at_ms: int) -> None:
+        self._markers[reply_id] = at_ms
+
+    def clear_marker(self, reply_id: str) -> None:
+        self._markers.pop(reply_id, None)
+
+    def apply(self, rec: ConsumerRecord) -> None:
+        key = (rec.key or b"").decode("utf-8", "replace")
+        if rec.value is None:  # tombstone of a finished reply's marker
+            if key.endswith(MARKER_SUFFIX):
+                self.clear_marker(key[: -len(MARKER_SUFFIX)])
+            return
         try:
-            delivery = decode(PartDelivery, rec.value or b"")
+            delivery = decode(PartDelivery, rec.value)
         except DecodeError:
             return
-        self._done.add(f"{delivery.reply_id}:{delivery.index}")
+        if delivery.status == DeliveryStatus.ATTEMPTING:
+            self._markers.setdefault(delivery.reply_id, delivery.at_ms)
+        else:
+            self._done.add(f"{delivery.reply_id}:{delivery.index}")
 
     async def load(self, bootstrap: str) -> int:
-        """Read the whole compacted topic once at start (before consuming replies)."""
-        return await replay_topic(bootstrap, CHAT_DELIVERIES.name, self._apply)
+        """Read the whole compacted topic (at start and on every partition assignment)."""
+        return await replay_topic(bootstrap, CHAT_DELIVERIES.name, self.apply)
