@@ -59,8 +59,11 @@ CHAT_DELIVERIES = TopicSpec("chat.deliveries", CONVERSATION_PARTITIONS, compacte
 DEAD_LETTER = TopicSpec("bridge.deadletter", 1, retention_ms=30 * DAY_MS,
                         max_message_bytes=DEFAULT_RECORD_LIMIT)
 ADMIN_AUDIT = TopicSpec("admin.audit", 1, retention_ms=365 * DAY_MS)
+# Shop users and roles, keyed shop_id:email: the admin API's durable state, no database.
+ADMIN_USERS = TopicSpec("admin.users", 4, compacted=True)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     CHAT_EVENTS, SHOP_SETTINGS, MAIL_DIGESTS, MAIL_OUTCOMES, MAIL_NOTICES, MAIL_INBOUND,
     MAIL_INBOUND_RESULTS, CHAT_REPLIES, CHAT_DELIVERIES, DEAD_LETTER, ADMIN_AUDIT,
+    ADMIN_USERS,
 )

@@ -1,0 +1,90 @@
+"""The admin API's state in memory: shop users (from ``admin.users``) and settings
+(from ``shop.settings``), both compacted topics replayed at start and tailed after.
+
+Records are whole states keyed per user or per shop, so applying one twice is
+harmless; ``updated_at_ms`` keeps a write applied locally right after Kafka
+acknowledged it from being undone by an older record still arriving on the tail.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shared.codec import DecodeError, decode
+from shared.events import ShopSettings, ShopUser, UserRole, UserStatus
+
+log = logging.getLogger(__name__)
+
+
+def user_key(shop_id: str, email: str) -> str:
+    return f"{shop_id}:{email}"
+
+
+class AdminDirectory:
+    def __init__(self) -> None:
+        self._users: dict[str, dict[str, ShopUser]] = {}
+        self._settings: dict[str, ShopSettings] = {}
+
+    # --- queries -------------------------------------------------------------
+
+    def user(self, shop_id: str, email: str) -> ShopUser | None:
+        return self._users.get(shop_id, {}).get(email.strip().lower())
+
+    def users_of(self, shop_id: str) -> list[ShopUser]:
+        return sorted(self._users.get(shop_id, {}).values(), key=lambda u: (u.invited_at_ms, u.email))
+
+    def shop_exists(self, shop_id: str) -> bool:
+        return main_account(self.users_of(shop_id)) is not None
+
+    def settings(self, shop_id: str) -> ShopSettings | None:
+        return self._settings.get(shop_id)
+
+    # --- writes (local, after Kafka acknowledged) ----------------------------
+
+    def put_user(self, user: ShopUser) -> None:
+        shop = self._users.setdefault(user.shop_id, {})
+        current = shop.get(user.email)
+        if current is None or user.updated_at_ms >= current.updated_at_ms:
+            shop[user.email] = user
+
+    def drop_user(self, shop_id: str, email: str) -> None:
+        self._users.get(shop_id, {}).pop(email, None)
+
+    def put_settings(self, settings: ShopSettings) -> None:
+        current = self._settings.get(settings.shop_id)
+        if current is None or settings.updated_at_ms >= current.updated_at_ms:
+            self._settings[settings.shop_id] = settings
+
+    # --- records from the topics ----------------------------------------------
+
+    def apply_user_record(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        shop_id, _, email = key.decode().partition(":")
+        if value is None:
+            self.drop_user(shop_id, email)
+            return
+        try:
+            self.put_user(decode(ShopUser, value))
+        except DecodeError as exc:
+            log.warning("bad admin.users record ignored", extra={"reason": str(exc)})
+
+    def apply_settings_record(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            self._settings.pop(key.decode(), None)
+            return
+        try:
+            self.put_settings(decode(ShopSettings, value))
+        except DecodeError as exc:
+            log.warning("bad shop.settings record ignored", extra={"reason": str(exc)})
+
+
+def main_account(users: list[ShopUser]) -> ShopUser | None:
+    return next((u for u in users if u.role == UserRole.MAIN_ACCOUNT), None)
+
+
+def authorized_senders(users: list[ShopUser]) -> tuple[str, ...]:
+    """Who may answer buyers by email: every ACTIVATED user of the shop, any role."""
+    return tuple(sorted(u.email for u in users if u.status == UserStatus.ACTIVE))

@@ -1,0 +1,150 @@
+"""The ingest process's view of the admin topics and of simulated conversations.
+
+One consumer, no group (every replica reads everything, like a global table):
+``admin.users`` and ``shop.settings`` are replayed from the beginning at start
+(the API answers only once they are loaded), then tailed; the four topics a
+simulation's status is derived from are read from their end, and only records
+of simulated conversations (a cheap byte check before decoding) are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from shared.codec import DecodeError, decode
+from shared.config import Settings
+from shared.events import ChatEvent, ChatEventKind, InboundResult, MailOutcome, PartDelivery
+from shared.topics import (
+    ADMIN_USERS,
+    CHAT_DELIVERIES,
+    CHAT_EVENTS,
+    MAIL_INBOUND_RESULTS,
+    MAIL_OUTCOMES,
+    SHOP_SETTINGS,
+)
+from ingest.admin_directory import AdminDirectory
+from ingest.simulation import SIMULATION_PREFIX, SimulationTrace
+
+log = logging.getLogger("ingest.admin")
+_SIM_MARK = f'"conversation_id":"{SIMULATION_PREFIX}'.encode()
+STATE_TOPICS = (ADMIN_USERS.name, SHOP_SETTINGS.name)
+SIMULATION_TOPICS = (CHAT_EVENTS.name, MAIL_OUTCOMES.name, MAIL_INBOUND_RESULTS.name,
+                     CHAT_DELIVERIES.name)
+
+
+class SimulationTraces:
+    """Traces of recent simulated conversations, bounded (oldest dropped first)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._traces: OrderedDict[str, SimulationTrace] = OrderedDict()
+        self._capacity = capacity
+
+    def get(self, conversation_id: str) -> SimulationTrace | None:
+        return self._traces.get(conversation_id)
+
+    def trace(self, shop_id: str, conversation_id: str) -> SimulationTrace:
+        found = self._traces.get(conversation_id)
+        if found is None:
+            found = self._traces[conversation_id] = SimulationTrace(shop_id=shop_id)
+            if len(self._traces) > self._capacity:
+                self._traces.popitem(last=False)
+        return found
+
+    def apply(self, rec: ConsumerRecord) -> None:
+        value = rec.value or b""
+        if _SIM_MARK not in value:
+            return
+        try:
+            if rec.topic == CHAT_EVENTS.name:
+                ev = decode(ChatEvent, value)
+                if ev.kind == ChatEventKind.BUYER_MESSAGE:
+                    trace = self.trace(ev.shop_id, ev.conversation_id)
+                    trace.buyer_message = trace.buyer_message or ev
+            elif rec.topic == MAIL_OUTCOMES.name:
+                out = decode(MailOutcome, value)
+                self.trace(out.shop_id, out.conversation_id).outcomes.append(out)
+            elif rec.topic == MAIL_INBOUND_RESULTS.name:
+                res = decode(InboundResult, value)
+                self.trace(res.shop_id, res.conversation_id).inbound.append(res)
+            elif rec.topic == CHAT_DELIVERIES.name:
+                part = decode(PartDelivery, value)
+                self.trace(part.shop_id, part.conversation_id).deliveries[
+                    (part.reply_id, part.index)] = part
+        except DecodeError as exc:
+            log.warning("undecodable record on a simulation topic ignored",
+                        extra={"topic": rec.topic, "reason": str(exc)})
+
+
+class AdminFeeds:
+    def __init__(self, settings: Settings, directory: AdminDirectory,
+                 traces: SimulationTraces) -> None:
+        self._settings = settings
+        self.directory = directory
+        self.traces = traces
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    async def start(self, wait_s: float = 30.0) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap, group_id=None,
+            enable_auto_commit=False, auto_offset_reset="earliest", client_id="ingest-admin")
+        await consumer.start()
+        self._consumer = consumer
+        await consumer._client.force_metadata_update()  # topics may be brand new
+        state_tps = self._partitions(consumer, STATE_TOPICS)
+        sim_tps = self._partitions(consumer, SIMULATION_TOPICS)
+        consumer.assign(state_tps + sim_tps)
+        await consumer.seek_to_beginning(*state_tps)
+        if sim_tps:
+            await consumer.seek_to_end(*sim_tps)
+        ends = await consumer.end_offsets(state_tps)
+        self._task = asyncio.create_task(self._run(ends))
+        try:
+            await asyncio.wait_for(self.ready.wait(), wait_s)
+        except TimeoutError:
+            log.warning("admin state not fully loaded within %ss", wait_s)
+
+    @staticmethod
+    def _partitions(consumer: AIOKafkaConsumer, topics: tuple[str, ...]) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t in topics
+                for p in sorted(consumer.partitions_for_topic(t) or ())]
+
+    async def _run(self, ends: dict[TopicPartition, int]) -> None:
+        assert self._consumer is not None
+        pending = {tp for tp, end in ends.items() if end > 0}
+        if not pending:
+            self.ready.set()
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
+            except Exception:  # keep tailing through broker hiccups; aiokafka reconnects
+                log.warning("admin feed fetch failed; retrying", exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            for tp, records in batches.items():
+                for rec in records:
+                    if tp.topic == ADMIN_USERS.name:
+                        self.directory.apply_user_record(rec.key, rec.value)
+                    elif tp.topic == SHOP_SETTINGS.name:
+                        self.directory.apply_settings_record(rec.key, rec.value)
+                    else:
+                        self.traces.apply(rec)
+                if tp in pending and records and records[-1].offset + 1 >= ends[tp]:
+                    pending.discard(tp)
+            if not pending and not self.ready.is_set():
+                self.ready.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._consumer is not None:
+            await self._consumer.stop()

@@ -1,0 +1,149 @@
+"""A shop's notification settings: validate a change, build the new record. Pure.
+
+Every field is checked before anything is built, and all errors are reported
+together, so a request with one bad field changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shared.events import DestinationKind, ShopSettings, ShopUser, UserRole, UserStatus
+from ingest.admin_directory import authorized_senders, main_account
+
+REGION_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
+_EMAIL_RE = re.compile(r"^[^@\s<>,;\"()\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$")
+SETTINGS_FIELDS = ("alerts_enabled", "destination_email", "destination_kind", "region",
+                   "shop_name")
+# The debounce window each destination kind implies (design: 15 min mailbox, 5 min helpdesk).
+WINDOW_MINUTES = {False: 15, True: 5}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    reason: str
+
+
+class InvalidRequest(Exception):
+    """One or more fields are wrong; nothing was written."""
+
+    def __init__(self, errors: list[FieldError], status: int = 422) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.reason}" for e in errors))
+        self.errors = errors
+        self.status = status
+
+
+def normalize_email(value: object, field: str) -> str:
+    """A lower-cased address, or :class:`InvalidRequest` naming ``field``."""
+    if not isinstance(value, str):
+        raise InvalidRequest([FieldError(field, "expected an email address string")])
+    email = value.strip().lower()
+    if len(email) > 254 or not _EMAIL_RE.match(email):
+        raise InvalidRequest([FieldError(field, f"{value!r} is not an email address")])
+    return email
+
+
+def initial_settings(shop_id: str, main_email: str, *, shop_name: str, region: str,
+                     now_ms: int, actor: str) -> ShopSettings:
+    """A newly onboarded shop: alerts on, digests to the main account's inbox, a mailbox."""
+    return ShopSettings(shop_id=shop_id, alerts_enabled=True, destination_email=main_email,
+                        destination_kind=DestinationKind.MAILBOX, region=region,
+                        shop_name=shop_name, authorized_senders=(), updated_at_ms=now_ms,
+                        updated_by=actor)
+
+
+def apply_settings_change(current: ShopSettings, change: dict[str, Any], users: list[ShopUser],
+                          *, now_ms: int, actor: str) -> ShopSettings:
+    """The settings after ``change``; :class:`InvalidRequest` lists every bad field."""
+    errors: list[FieldError] = []
+    updates: dict[str, Any] = {}
+    for name in change:
+        if name not in SETTINGS_FIELDS:
+            errors.append(FieldError(name, f"unknown field; settable: {', '.join(SETTINGS_FIELDS)}"))
+    if "alerts_enabled" in change:
+        if isinstance(change["alerts_enabled"], bool):
+            updates["alerts_enabled"] = change["alerts_enabled"]
+        else:
+            errors.append(FieldError("alerts_enabled", "expected true or false"))
+    if "destination_kind" in change:
+        kind = change["destination_kind"]
+        if isinstance(kind, str) and kind in DestinationKind._value2member_map_:
+            updates["destination_kind"] = DestinationKind(kind).value
+        else:
+            errors.append(FieldError("destination_kind", "expected one of " + ", ".join(
+                k.value for k in DestinationKind)))
+    if "region" in change:
+        region = change["region"]
+        if isinstance(region, str) and REGION_RE.match(region):
+            updates["region"] = region
+        else:
+            errors.append(FieldError("region", "expected a region code such as 'us' or 'gb' "
+                                     "(lower-case letters/digits; the reply domain becomes "
+                                     "chat-seller-<region>)"))
+    if "shop_name" in change:
+        name = change["shop_name"]
+        if isinstance(name, str) and len(name) <= 200 and name.isprintable():
+            updates["shop_name"] = name.strip()
+        else:
+            errors.append(FieldError("shop_name", "expected printable text of at most 200 chars"))
+    if "destination_email" in change:
+        try:
+            updates["destination_email"] = destination_for(change["destination_email"], users)
+        except InvalidRequest as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise InvalidRequest(errors)
+    return replace(current, **updates, authorized_senders=authorized_senders(users),
+                   updated_at_ms=now_ms, updated_by=actor)
+
+
+def destination_for(value: object, users: list[ShopUser]) -> str:
+    """The inbox digests go to: the main account's by default (null or ""), or a
+    custom customer-service inbox that is an activated agent of this shop."""
+    main = main_account(users)
+    if value is None or value == "":
+        if main is None:
+            raise InvalidRequest([FieldError("destination_email", "the shop has no main account")])
+        return main.email
+    email = normalize_email(value, "destination_email")
+    if main is not None and email == main.email:
+        return email
+    user = next((u for u in users if u.email == email), None)
+    if user is None or user.role != UserRole.CS_AGENT:
+        raise InvalidRequest([FieldError(
+            "destination_email",
+            f"{email} is not a customer-service user of this shop: register it as a user "
+            "with the cs_agent role and activate it first")])
+    if user.status != UserStatus.ACTIVE:
+        raise InvalidRequest([FieldError(
+            "destination_email",
+            f"{email} is registered but not activated yet: activate it first (the "
+            "activation email was sent to it)")])
+    return email
+
+
+def settings_document(settings: ShopSettings, users: list[ShopUser]) -> dict[str, Any]:
+    """The settings as the API shows them, with what the destination kind implies."""
+    kind = DestinationKind(settings.destination_kind)
+    main = main_account(users)
+    inline = (settings.inline_images_allowed if settings.inline_images_allowed is not None
+              else kind is DestinationKind.SALESFORCE)
+    return {
+        "shop_id": settings.shop_id,
+        "shop_name": settings.shop_name,
+        "alerts_enabled": settings.alerts_enabled,
+        "destination_email": settings.destination_email,
+        "destination_is_main_account": main is not None and settings.destination_email == main.email,
+        "destination_kind": kind.value,
+        "digest_window_minutes": WINDOW_MINUTES[kind.is_helpdesk],
+        "inbound_inline_images_allowed": inline,
+        "region": settings.region,
+        "reply_domain_prefix": f"chat-seller-{settings.region}",
+        "authorized_senders": list(settings.authorized_senders),
+        "updated_at_ms": settings.updated_at_ms,
+        "updated_by": settings.updated_by,
+    }

@@ -1,0 +1,136 @@
+"""Simulate a conversation: the status of each step, derived from the events the
+real services publish for a reserved simulation conversation id. Pure.
+
+Steps, in order: ``webhook_accepted`` (the buyer message is on chat.events),
+``digest_sent`` (mail.outcomes), ``reply_received`` (mail.inbound.results: the
+seller's answer was accepted as a reply), ``delivered_to_chat`` (chat.deliveries).
+A step is ``ok``, ``pending`` (with what it waits for), ``failed`` (with the
+reason) or ``not_reached`` (an earlier step has not succeeded).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.events import (
+    ChatEvent,
+    DeliveryStatus,
+    InboundResult,
+    MailOutcome,
+    MailStatus,
+    ReplyClass,
+    ShopSettings,
+)
+
+SIMULATION_PREFIX = "sim-"
+STEPS = ("webhook_accepted", "digest_sent", "reply_received", "delivered_to_chat")
+
+
+def new_simulation_id() -> str:
+    """A conversation id reserved for simulations (real platform ids are numeric)."""
+    return SIMULATION_PREFIX + secrets.token_hex(10)
+
+
+def is_simulation(conversation_id: str) -> bool:
+    return conversation_id.startswith(SIMULATION_PREFIX)
+
+
+@dataclass
+class SimulationTrace:
+    """What the services published about one simulated conversation."""
+
+    shop_id: str
+    started_at_ms: int = 0
+    buyer_message: ChatEvent | None = None
+    outcomes: list[MailOutcome] = field(default_factory=list)
+    inbound: list[InboundResult] = field(default_factory=list)
+    deliveries: dict[tuple[str, int], Any] = field(default_factory=dict)
+    start_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    state: str  # ok | pending | failed | not_reached
+    detail: str
+    at_ms: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.name, "state": self.state, "detail": self.detail, "at_ms": self.at_ms}
+
+
+def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: int,
+                     window_s: float, accept_timeout_ms: int = 30_000,
+                     digest_grace_ms: int = 60_000) -> list[Step]:
+    """The four steps' states, each failure with a reason the seller can act on."""
+    steps: list[Step] = []
+    # 1. webhook accepted
+    if trace.start_error:
+        steps.append(Step(STEPS[0], "failed", trace.start_error))
+    elif trace.buyer_message is not None:
+        steps.append(Step(STEPS[0], "ok", "the simulated buyer message is on the event stream",
+                          trace.buyer_message.received_at_ms))
+    elif now_ms - trace.started_at_ms > accept_timeout_ms:
+        steps.append(Step(STEPS[0], "failed", "the platform's webhook for the simulated buyer "
+                          "message did not arrive: check the webhook URL and secret"))
+    else:
+        steps.append(Step(STEPS[0], "pending", "waiting for the platform's webhook"))
+    # 2. digest sent
+    if steps[-1].state != "ok":
+        steps.append(Step(STEPS[1], "not_reached", "waiting for step webhook_accepted"))
+    else:
+        sent = [o for o in trace.outcomes if o.status in (MailStatus.SENT, MailStatus.DUPLICATE)]
+        failed = [o for o in trace.outcomes if o.status == MailStatus.FAILED]
+        accepted_at = trace.buyer_message.received_at_ms if trace.buyer_message else 0
+        due_ms = accepted_at + int(window_s * 1000)
+        if sent:
+            steps.append(Step(STEPS[1], "ok", f"digest emailed to {settings.destination_email}",
+                              sent[0].at_ms))
+        elif failed:
+            steps.append(Step(STEPS[1], "failed", f"the digest could not be delivered to "
+                              f"{settings.destination_email}: {failed[-1].reason or 'refused'}",
+                              failed[-1].at_ms))
+        elif not settings.alerts_enabled:
+            steps.append(Step(STEPS[1], "failed", "unread message email alerts are off for this "
+                              "shop: turn them on to receive digests"))
+        elif now_ms > due_ms + digest_grace_ms:
+            steps.append(Step(STEPS[1], "failed", "no digest was sent although the window "
+                              "passed: the consolidator or mailer may be down"))
+        else:
+            steps.append(Step(STEPS[1], "pending", f"the digest is due {window_s:g} s after the "
+                              f"buyer's message, to {settings.destination_email}", due_ms))
+    # 3. reply received
+    if steps[-1].state != "ok":
+        steps.append(Step(STEPS[2], "not_reached", "waiting for step digest_sent"))
+    else:
+        replies = [r for r in trace.inbound if r.classification == ReplyClass.REPLY]
+        if replies:
+            steps.append(Step(STEPS[2], "ok", f"reply accepted ({replies[-1].parts} chat "
+                              "message(s))", replies[-1].at_ms))
+        elif trace.inbound:
+            last = trace.inbound[-1]
+            steps.append(Step(STEPS[2], "failed", f"the email that came back was not accepted "
+                              f"as a reply ({last.classification}): {last.reason}", last.at_ms))
+        else:
+            steps.append(Step(STEPS[2], "pending", "reply to the digest email from an "
+                              "activated user's address"))
+    # 4. delivered to chat
+    if steps[-1].state != "ok":
+        steps.append(Step(STEPS[3], "not_reached", "waiting for step reply_received"))
+    else:
+        reply = [r for r in trace.inbound if r.classification == ReplyClass.REPLY][-1]
+        parts = [trace.deliveries.get((reply.reply_id, i)) for i in range(reply.parts)]
+        bad = [p for p in parts if p is not None and p.status == DeliveryStatus.FAILED]
+        if bad:
+            steps.append(Step(STEPS[3], "failed", f"the chat platform refused part "
+                              f"{bad[0].index + 1}: {bad[0].reason}", bad[0].at_ms))
+        elif parts and all(p is not None for p in parts):
+            steps.append(Step(STEPS[3], "ok", f"{len(parts)} message(s) delivered to the chat",
+                              max(p.at_ms for p in parts if p is not None)))
+        else:
+            done = sum(p is not None for p in parts)
+            steps.append(Step(STEPS[3], "pending", f"{done} of {len(parts)} message(s) "
+                              "delivered so far"))
+    return steps
