@@ -15,9 +15,9 @@ from pathlib import Path
 from devstack.stack import (
     Ports,
     ServiceProcesses,
+    stack_env,
     start_broker,
     start_platforms,
-    stack_env,
     wait_healthy,
 )
 
@@ -30,8 +30,10 @@ Chat <-> email bridge is running (logs in {logs}).
   Inbound SMTP (reply front):       127.0.0.1:{smtp}
 
 Send a buyer message (a digest arrives {window:g} s after the buyer's last message):
-  curl -s -XPOST http://127.0.0.1:{sandbox}/sandbox/buyer_messages -H 'content-type: application/json' \\
-       -d '{{"shop_id":"7494049642642441621","conversation_id":"576460602530154245","buyer_name":"Ana","text":"Hi! Is this in stock?"}}'
+  curl -s -XPOST http://127.0.0.1:{sandbox}/sandbox/buyer_messages \\
+       -H 'content-type: application/json' \\
+       -d '{{"shop_id":"7494049642642441621","conversation_id":"576460602530154245",
+            "buyer_name":"Ana","text":"Hi! Is this in stock?"}}'
 Reply: open the mail sink, type an answer next to the digest and press Reply (or POST
   /messages/N/reply with {{"text": "..."}}). What the buyer received:
   curl -s http://127.0.0.1:{sandbox}/sandbox/conversations/576460602530154245/buyer_view
@@ -60,7 +62,8 @@ async def run() -> None:
         services.start_all()
         await wait_healthy(ports.http_ports(), timeout_s=90)
         print(BANNER.format(logs=logs, sink=ports.sink_http, sandbox=ports.sandbox,
-                            ingest=ports.ingest, smtp=ports.inbound_smtp, window=window), flush=True)
+                            ingest=ports.ingest, smtp=ports.inbound_smtp, window=window),
+              flush=True)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 2)

@@ -150,7 +150,9 @@ def create_sink_web(state: SinkState, *, inbound_host: str, inbound_port: int,
         if body is None:
             return "<p>(no body)</p>"
         content = body.get_content()
-        return content if body.get_content_subtype() == "html" else f"<pre>{html.escape(content)}</pre>"
+        if body.get_content_subtype() == "html":
+            return content
+        return f"<pre>{html.escape(content)}</pre>"
 
     async def send_reply(n: int, text: str, from_address: str) -> dict[str, str]:
         reply = gmail_style_reply(get(n).message, text, from_address or default_from)

@@ -45,7 +45,8 @@ def from_dict(cls: type[T], raw: Any, path: str = "") -> T:
         raise DecodeError(f"{path or cls.__name__}: expected an object, got {type(raw).__name__}")
     version = raw.get("v", SCHEMA_VERSION)
     if isinstance(version, int) and version > SCHEMA_VERSION:
-        raise DecodeError(f"{path or cls.__name__}: schema version {version} is newer than {SCHEMA_VERSION}")
+        where = path or cls.__name__
+        raise DecodeError(f"{where}: schema version {version} is newer than {SCHEMA_VERSION}")
     kwargs: dict[str, Any] = {}
     for name, hint, required in _fields(cls):
         if name not in raw:

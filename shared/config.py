@@ -27,7 +27,8 @@ class Settings(BaseSettings):
 
     # Marketplace and mail identity
     marketplace_name: str = "TikTok Shop"
-    reply_domain_base: str = "bridge.localhost"  # reply address: <token>@chat-seller-<region>.<base>
+    # Reply address: <token>@chat-seller-<region>.<reply_domain_base>
+    reply_domain_base: str = "bridge.localhost"
     notices_from: str = "notifications@bridge.localhost"  # sender of activation and other notices
     message_id_domain: str = "digest.bridge.localhost"
     chat_deep_link_base: str = "http://127.0.0.1:8300/chat"

@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -94,7 +94,8 @@ class DeadLetterWriter:
         DEAD_LETTERS.labels(self._service, reason_class).inc()
         log.warning("dead-lettered", extra={"source_topic": source_topic, "reason": reason,
                                              "key": key, "offset": offset})
-        await self._producer.send_and_wait(DEAD_LETTER.name, encode(letter), key=key.encode() or None)
+        await self._producer.send_and_wait(DEAD_LETTER.name, encode(letter),
+                                           key=key.encode() or None)
 
 
 async def report_lag(consumer: AIOKafkaConsumer, group: str, interval_s: float = 5.0) -> None:

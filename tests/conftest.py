@@ -23,13 +23,12 @@ from devstack.stack import (
     Platforms,
     Ports,
     ServiceProcesses,
-    start_platforms,
     stack_env,
+    start_platforms,
     wait_healthy,
 )
 from shared.kafka import ensure_topics
 from shared.tokens import TokenError, parse_keys, verify_token
-
 
 # The machine is shared and noisy: no per-example deadlines. CI explores a fixed
 # (derandomized) set of examples so a submission's verdict is repeatable.

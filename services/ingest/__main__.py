@@ -2,9 +2,9 @@
 
 import uvicorn
 
+from ingest.app import create_app
 from shared.config import get_settings
 from shared.logging import setup_logging
-from ingest.app import create_app
 
 if __name__ == "__main__":
     cfg = get_settings()
