@@ -48,7 +48,7 @@ def from_dict(cls: type[T], raw: Any, path: str = "") -> T:
         where = path or cls.__name__
         raise DecodeError(f"{where}: schema version {version} is newer than {SCHEMA_VERSION}")
     kwargs: dict[str, Any] = {}
-    for name, hint, required in _fields(cls):
+    for name, hint, required in _fields(cls):  # type: ignore[arg-type]
         if name not in raw:
             if required:
                 raise DecodeError(f"{path}{name}: missing")
@@ -92,7 +92,7 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
             raise DecodeError(f"{path}: expected an object")
         return {str(k): str(v) for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, f"{path}.")
+        return from_dict(hint, value, f"{path}.")  # type: ignore[arg-type]
     if hint is bool:
         if not isinstance(value, bool):
             raise DecodeError(f"{path}: expected a boolean")

@@ -18,6 +18,7 @@ fit raise :class:`TokenTooLong` at minting time rather than later at RCPT.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import struct
@@ -123,7 +124,7 @@ def verify_token(token: str, keys: dict[int, bytes], *, now_s: float) -> ReplyTo
         raise MalformedToken("not a reply token (length)")
     try:
         raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
-    except (ValueError, base64.binascii.Error):
+    except (ValueError, binascii.Error):
         raise MalformedToken("not a reply token (encoding)") from None
     if len(raw) < 1 + 4 + 2 + MAC_BYTES:
         raise MalformedToken("not a reply token (too short)")
