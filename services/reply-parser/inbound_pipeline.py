@@ -1,23 +1,48 @@
 """One inbound mail -> a decision: deliver these chat parts, or record why not. Pure.
 
-Order matters: parse, then loops and automated mail (classification before
-anything else: an out-of-office must never reach a buyer), then sender
-authorization, then extraction and the split.
+Order matters: parse within limits, then loops and automated mail (classification before
+anything else: an out-of-office must never reach a buyer), then sender authorization and
+authentication (DKIM/SPF/DMARC under the shop's policy), then extraction, a last look at
+the written text for autoresponder phrasing, the content policy and the split.
+
+Besides the decision, the pipeline yields the notices it warrants: ``content_withheld`` to
+the seller when something was not shown to the buyer, ``sender_rejected`` to the shop's own
+inbox when a reply was refused. Their ids derive from the reply id, so a replayed mail
+produces the same notices and the mailer sends each once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
 
-from shared.events import ChatReply, InboundEnvelope, ReplyClass, ReplyPart, ShopSettings
-from reply_parser.classify import classify_mail
-from reply_parser.extract import extract_new_text
+from reply_parser import mail_auth
+from reply_parser.classify import classify_body, classify_mail
+from reply_parser.content_policy import (
+    build_reply_content,
+    content_withheld_notice,
+    parse_kinds,
+    policy_for,
+    sender_rejected_notice,
+    text_record_cost,
+)
+from reply_parser.extract import Extraction, extract_new_text
+from reply_parser.mime_limits import Deadline, MimeLimits, check_raw, check_structure
 from reply_parser.split import split_for_chat
+from shared.config import Settings
+from shared.events import (
+    ChatReply,
+    InboundEnvelope,
+    MailNotice,
+    ReplyClass,
+    ShopSettings,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +51,10 @@ class InboundDecision:
     reason: str
     reply: ChatReply | None = None
     text: str = ""
+    notices: tuple[MailNotice, ...] = ()
+    withheld: tuple[str, ...] = ()
+    auth: mail_auth.AuthResult | None = None
+    extraction: Extraction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +65,43 @@ class OwnIdentity:
     reply_domain_base: str
 
 
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """The knobs of :func:`decide`, read once from Settings (see :func:`config_from`)."""
+
+    chat_limit: int = 2000
+    image_kinds: frozenset[str] = frozenset({"salesforce"})
+    max_image_bytes: int = 10 * 1024 * 1024
+    record_budget_bytes: int = 960 * 1024
+    auth_policy: str = mail_auth.POLICY_DMARC_REJECT
+    trusted_authserv_ids: frozenset[str] = frozenset()
+    limits: MimeLimits = field(default_factory=MimeLimits)
+    check_sender: bool = True  # off only for inspection without a shop context
+    envelope_known: bool = True  # off when the SMTP envelope is unknown (a saved .eml)
+
+
+def config_from(cfg: Settings) -> PipelineConfig:
+    """Build the pipeline's config from :class:`shared.config.Settings`."""
+    return PipelineConfig(
+        chat_limit=cfg.chat_message_limit,
+        image_kinds=parse_kinds(cfg.inline_images_default_kinds),
+        max_image_bytes=cfg.chat_image_max_bytes,
+        record_budget_bytes=cfg.reply_record_budget_bytes,
+        auth_policy=cfg.inbound_auth_policy,
+        trusted_authserv_ids=parse_kinds(cfg.trusted_authserv_ids),
+        limits=MimeLimits(cfg.mime_max_depth, cfg.mime_max_parts,
+                          cfg.mime_max_decoded_bytes,
+                          cfg.parse_time_budget_s),
+    )
+
+
+_PARSER = BytesParser(policy=policy.default)
+# C0/C1 controls other than tab and newline never belong in a chat message.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def parse_mail(raw: bytes) -> EmailMessage:
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    msg = _PARSER.parsebytes(raw)
     assert isinstance(msg, EmailMessage)
     return msg
 
@@ -59,14 +123,15 @@ def sender_address(msg: EmailMessage) -> str:
 
 def detect_loop(msg: EmailMessage, own: OwnIdentity) -> str | None:
     """A reason if this mail is our own digest (or a notice of ours) coming back."""
+    domain = own.message_id_domain.lower()
     message_id = str(msg.get("Message-ID", "") or "").lower()
-    if message_id.rstrip(">").endswith("@" + own.message_id_domain.lower()):
+    if message_id.rstrip(">").endswith("@" + domain):
         return "our own digest came back (Message-ID)"
     for value in msg.get_all("X-Loop", []) or []:
-        if own.message_id_domain.lower() in str(value).lower():
+        if domain in str(value).lower():
             return "X-Loop names this bridge"
-    if msg.get("X-Bridge-Digest-Id"):
-        return "our own digest came back (X-Bridge-Digest-Id)"
+    if msg.get("X-Bridge-Digest-Id") or msg.get("X-Bridge-Notice"):
+        return "our own mail came back (X-Bridge header)"
     sender = sender_address(msg)
     if sender.endswith("." + own.reply_domain_base.lower()) and "@chat-seller-" in sender:
         return "sent from one of our reply addresses"
@@ -81,29 +146,86 @@ def authorized_senders(shop: ShopSettings) -> set[str]:
 
 
 def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity, *,
-           chat_limit: int = 2000) -> InboundDecision:
-    """Classify, authorize and extract one inbound mail."""
+           chat_limit: int | None = None, config: PipelineConfig | None = None,
+           resolver: mail_auth.DnsResolver | None = None, helo: str = "") -> InboundDecision:
+    """Classify, authorize, authenticate and extract one inbound mail.
+
+    Raises :class:`reply_parser.mime_limits.MailTooComplex` for mail beyond the parsing
+    limits (the caller dead-letters it); any other malformed input yields a decision.
+    """
+    cfg = config or PipelineConfig()
+    if chat_limit is not None:
+        cfg = dataclasses.replace(cfg, chat_limit=chat_limit)
+    deadline = Deadline(cfg.limits.time_budget_s)
+    check_raw(raw, cfg.limits)
     msg = parse_mail(raw)
+    check_structure(msg, cfg.limits)
+    deadline.check("classification")
+
     loop = detect_loop(msg, own)
     if loop:
         return InboundDecision(ReplyClass.LOOP, loop)
-    verdict = classify_mail(msg)
+    verdict = classify_mail(msg, envelope_sender=env.mail_from if cfg.envelope_known else None)
     if verdict.cls != ReplyClass.REPLY:
         return InboundDecision(verdict.cls, verdict.reason)
+
     sender = sender_address(msg)
-    if not sender:
-        return InboundDecision(ReplyClass.REJECTED, "no From address")
-    if sender not in authorized_senders(shop):
+    reply_id = reply_id_for(msg, raw)
+    auth = None
+    if cfg.check_sender:
+        refusal = None
+        if not sender:
+            refusal = "no From address"
+        elif sender not in authorized_senders(shop):
+            refusal = f"sender {sender} is not a registered, activated user of shop {shop.shop_id}"
+        else:
+            auth = mail_auth.evaluate(raw, msg, peer_ip=env.peer, mail_from=env.mail_from,
+                                      helo=helo, resolver=resolver,
+                                      trusted_ids=cfg.trusted_authserv_ids)
+            refusal = mail_auth.refusal_reason(auth, shop.mail_auth_policy or cfg.auth_policy)
+        if refusal:
+            notice = sender_rejected_notice(reply_id=reply_id, shop=shop, sender=sender,
+                                            reason=refusal, conversation_id=env.conversation_id,
+                                            now_ms=env.received_at_ms)
+            return InboundDecision(ReplyClass.REJECTED, refusal,
+                                   notices=(notice,) if notice else (), auth=auth)
+    deadline.check("extraction")
+
+    extraction = extract_new_text(msg)
+    if _CONTROL_CHARS.search(extraction.text):
+        extraction = dataclasses.replace(extraction,
+                                         text=_CONTROL_CHARS.sub("", extraction.text).strip())
+    deadline.check("content policy")
+    automated = classify_body(extraction.text)
+    if automated is not None:
+        return InboundDecision(automated.cls, automated.reason, auth=auth, extraction=extraction)
+    chunks = split_for_chat(extraction.text, cfg.chat_limit) if extraction.text.strip() else []
+    content_rules = policy_for(shop, cfg.image_kinds, max_image_bytes=cfg.max_image_bytes,
+                               record_budget_bytes=cfg.record_budget_bytes)
+    content = build_reply_content(chunks, extraction.inline_images, extraction.withheld,
+                                  content_rules)
+    notices: tuple[MailNotice, ...] = ()
+    if content.withheld and sender:
+        notices = (content_withheld_notice(
+            reply_id=reply_id, seller=sender,
+            seller_message_id=str(msg.get("Message-ID", "") or "").strip(),
+            shop_id=env.shop_id, conversation_id=env.conversation_id,
+            withheld=content.withheld, now_ms=env.received_at_ms),)
+    if not content.parts:
+        return InboundDecision(ReplyClass.REJECTED, "no new text found in the reply",
+                               notices=notices, withheld=content.withheld, auth=auth,
+                               extraction=extraction)
+    if content_rules.record_budget_bytes < text_record_cost(chunks):
         return InboundDecision(
             ReplyClass.REJECTED,
-            f"sender {sender} is not a registered, activated user of shop {shop.shop_id}")
-    extraction = extract_new_text(msg)
-    chunks = split_for_chat(extraction.text, chat_limit) if extraction.text.strip() else []
-    if not chunks:
-        return InboundDecision(ReplyClass.REJECTED, "no new text found in the reply")
+            f"reply text too long for chat ({len(extraction.text)} characters)",
+            notices=notices, withheld=content.withheld, auth=auth, extraction=extraction)
     reply = ChatReply(
-        reply_id=reply_id_for(msg, raw), shop_id=env.shop_id, conversation_id=env.conversation_id,
-        parts=tuple(ReplyPart(index=i, text=c) for i, c in enumerate(chunks)),
-        mail_id=env.mail_id, sender=sender, received_at_ms=env.received_at_ms,
+        reply_id=reply_id, shop_id=env.shop_id, conversation_id=env.conversation_id,
+        parts=content.parts, mail_id=env.mail_id, sender=sender,
+        received_at_ms=env.received_at_ms,
     )
-    return InboundDecision(ReplyClass.REPLY, "new text extracted", reply, extraction.text)
+    return InboundDecision(ReplyClass.REPLY, "new text extracted", reply, extraction.text,
+                           notices=notices, withheld=content.withheld, auth=auth,
+                           extraction=extraction)
+

@@ -15,6 +15,8 @@ from collections import defaultdict, deque
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, decide
+from reply_parser.parser_metrics import REPLIES_CLASSIFIED
 from shared.codec import DecodeError, decode, encode
 from shared.config import Settings, get_settings
 from shared.events import (
@@ -22,6 +24,7 @@ from shared.events import (
     ChatEventKind,
     InboundEnvelope,
     InboundResult,
+    NoticeKind,
     ReplyClass,
 )
 from shared.kafka import DeadLetterWriter, make_consumer, make_producer, report_lag
@@ -36,8 +39,6 @@ from shared.topics import (
     MAIL_INBOUND,
     MAIL_INBOUND_RESULTS,
 )
-from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, decide
-from reply_parser.parser_metrics import REPLIES_CLASSIFIED
 
 SERVICE = "reply_parser"
 GROUP = "bridge-reply-parser"
@@ -63,12 +64,18 @@ class ConversationRateGuard:
 
 
 class Parser:
-    def __init__(self, cfg: Settings, producer: AIOKafkaProducer, shops: ShopSettingsView) -> None:
+    def __init__(self, cfg: Settings, producer: AIOKafkaProducer, shops: ShopSettingsView,
+                 resolver: DnsResolver | None = None) -> None:
         self.cfg = cfg
         self.producer = producer
         self.shops = shops
         self.own = OwnIdentity(cfg.message_id_domain, cfg.reply_domain_base)
-        self.guard = ConversationRateGuard()
+        self.pipeline = config_from(cfg)
+        self.resolver = resolver
+        self.guard = ConversationRateGuard(cfg.reply_rate_limit, cfg.reply_rate_window_s)
+        # A forger must not be able to flood a shop's inbox with "reply refused" notices.
+        self.rejection_notices = ConversationRateGuard(cfg.rejection_notice_limit,
+                                                       cfg.reply_rate_window_s)
         self.dead_letters = DeadLetterWriter(producer, SERVICE)
 
     async def handle(self, rec: ConsumerRecord) -> None:
@@ -83,26 +90,49 @@ class Parser:
             return
         raw = rec.value or b""
         try:
-            decision = decide(raw, env, self.shops.get(env.shop_id), self.own,
-                              chat_limit=self.cfg.chat_message_limit)
+            # In a worker thread: DNS lookups for DKIM/SPF/DMARC block, and the SMTP-side
+            # event loop (Kafka heartbeats, lag reports) must keep running meanwhile.
+            decision = await asyncio.to_thread(
+                decide, raw, env, self.shops.get(env.shop_id), self.own, config=self.pipeline,
+                resolver=self.resolver)
+        except MailTooComplex as exc:
+            await self._dead_letter(rec, raw, env, f"mail beyond parsing limits: {exc}",
+                                    "too_complex")
+            decision = InboundDecision(ReplyClass.REJECTED, f"mail beyond parsing limits: {exc}")
         except Exception as exc:  # malformed beyond what the parser survives: keep the loop alive
             log.exception("cannot parse inbound mail", extra={"mail_id": env.mail_id})
-            await self.dead_letters.write(
-                source_topic=rec.topic, reason=f"unparseable mail: {exc.__class__.__name__}: {exc}",
-                reason_class="unparseable", key=(rec.key or b"").decode(), partition=rec.partition,
-                offset=rec.offset, payload=raw[:2000])
+            await self._dead_letter(rec, raw, env,
+                                    f"unparseable mail: {exc.__class__.__name__}: {exc}",
+                                    "unparseable")
             decision = InboundDecision(ReplyClass.REJECTED, f"unparseable mail: {exc}")
         if decision.reply is not None and not self.guard.allow(
                 f"{env.shop_id}:{env.conversation_id}", time.monotonic()):
             decision = InboundDecision(ReplyClass.LOOP, "too many replies for this conversation")
+        if decision.notices and decision.classification == ReplyClass.REJECTED and any(
+                n.kind == NoticeKind.SENDER_REJECTED for n in decision.notices) and not \
+                self.rejection_notices.allow(env.shop_id, time.monotonic()):
+            decision = InboundDecision(decision.classification, decision.reason)
         await self._publish(rec.key or b"", env, decision)
         REPLIES_CLASSIFIED.labels(decision.classification).inc()
         EVENTS_HANDLED.labels(SERVICE, decision.classification).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
+    async def _dead_letter(self, rec: ConsumerRecord, raw: bytes, env: InboundEnvelope,
+                           reason: str, reason_class: str) -> None:
+        await self.dead_letters.write(
+            source_topic=rec.topic, reason=reason[:500], reason_class=reason_class,
+            key=(rec.key or b"").decode(errors="replace"), partition=rec.partition,
+            offset=rec.offset, payload=raw[:2000])
+        log.warning("inbound mail dead-lettered", extra={"mail_id": env.mail_id,
+                                                         "reason": reason[:200]})
+
     async def _publish(self, key: bytes, env: InboundEnvelope, decision: InboundDecision) -> None:
         sends = []
         reply = decision.reply
+        for notice in decision.notices:
+            # Keyed by the notice id: the mailer dedups per id across its partitions.
+            sends.append(self.producer.send_and_wait(MAIL_NOTICES.name, encode(notice),
+                                                     key=notice.notice_id.encode()))
         if reply is not None:
             sends.append(self.producer.send_and_wait(CHAT_REPLIES.name, encode(reply), key=key))
             seen = ChatEvent(kind=ChatEventKind.EMAIL_REPLY, shop_id=env.shop_id,
@@ -128,7 +158,7 @@ async def main() -> None:
     await producer.start()
     shops = ShopSettingsView(cfg)
     await shops.start()
-    parser = Parser(cfg, producer, shops)
+    parser = Parser(cfg, producer, shops, DnsPythonResolver(cfg.auth_dns_timeout_s))
     consumer = make_consumer(cfg, MAIL_INBOUND.name, group_id=GROUP,
                              max_partition_fetch_bytes=INBOUND_RECORD_LIMIT, max_poll_records=50)
     await consumer.start()

@@ -22,8 +22,11 @@ _WORD_BREAK = regex.compile(r"\s+")
 _BREAKS = (_PARAGRAPH_BREAK, _LINE_BREAK, _SENTENCE_BREAK, _WORD_BREAK)
 # Leading whitespace that is a whole grapheme cluster: a space carrying a combining mark
 # (" \u0e39") is one cluster and is kept whole, not stripped.
+# Control characters (line breaks among them) are always clusters of their own, so a mark
+# after "\n" does not make the "\n" part of it.
 _LEADING_SPACE = regex.compile(
-    r"(?:\r\n|\s(?!\p{Grapheme_Cluster_Break=Extend}|\p{Grapheme_Cluster_Break=SpacingMark}|\u200d))*"
+    r"(?:\r\n|[\r\n\x0b\x0c\x1c-\x1f\x85\u2028\u2029]|"
+    r"\s(?!\p{Grapheme_Cluster_Break=Extend}|\p{Grapheme_Cluster_Break=SpacingMark}|\u200d))*"
 )
 # A boundary is only "good" when it leaves the part at least this full; otherwise a lower
 # priority boundary further along is preferred (avoids a 30-character part followed by many).

@@ -1,0 +1,400 @@
+"""Sender authentication of an inbound reply: DKIM, SPF, DMARC alignment, per-shop policy.
+
+Two sources, in this order:
+
+1. ``Authentication-Results`` added by our own MX (its authserv-id is configured as trusted;
+   only the topmost such header counts, since RFC 8601 MTAs strip copies of their own id
+   from incoming mail and anything lower may be the sender's forgery).
+2. Our own evaluation: DKIM with dkimpy, SPF with pyspf, DMARC (RFC 7489) alignment of the
+   From domain with the DKIM ``d=`` or the SPF ``MAIL FROM`` domain.
+
+DNS goes through a :class:`DnsResolver` (pluggable: tests use :class:`StaticResolver`, no
+network). Evaluation never raises: DNS trouble is ``temperror``; a malformed record is
+``permerror`` or ``none``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from email.message import Message
+from email.utils import getaddresses
+from typing import Protocol
+
+import authres
+import dkim
+import spf
+
+PASS, FAIL, NONE, TEMPERROR, PERMERROR = "pass", "fail", "none", "temperror", "permerror"
+POLICY_OFF = "off"
+POLICY_DMARC_REJECT = "dmarc_reject"
+POLICY_DMARC_FAIL = "dmarc_fail"
+POLICY_DMARC_PASS = "dmarc_pass"
+POLICIES = (POLICY_OFF, POLICY_DMARC_REJECT, POLICY_DMARC_FAIL, POLICY_DMARC_PASS)
+MAX_DKIM_SIGNATURES = 5  # verifying costs a DNS lookup and a body hash each
+
+
+class DnsTempError(Exception):
+    """DNS could not answer now (timeout, SERVFAIL)."""
+
+
+class DnsResolver(Protocol):
+    """The DNS the checks need. Missing names answer ``[]``; trouble raises DnsTempError."""
+
+    def txt(self, name: str) -> list[str]: ...
+
+    def a(self, name: str) -> list[str]: ...
+
+    def aaaa(self, name: str) -> list[str]: ...
+
+    def mx(self, name: str) -> list[tuple[int, str]]: ...
+
+
+class StaticResolver:
+    """Records from a dict (tests, the inspect command): ``{("name", "TXT"): [...]}``."""
+
+    def __init__(self, records: dict[tuple[str, str], list] | None = None) -> None:
+        self.records = {(n.lower().rstrip("."), t.upper()): v for (n, t), v in
+                        (records or {}).items()}
+
+    def _get(self, name: str, rtype: str) -> list:
+        value = self.records.get((name.lower().rstrip("."), rtype), [])
+        if value == TEMPERROR:
+            raise DnsTempError(f"{rtype} {name}")
+        return list(value)
+
+    def txt(self, name: str) -> list[str]:
+        return self._get(name, "TXT")
+
+    def a(self, name: str) -> list[str]:
+        return self._get(name, "A")
+
+    def aaaa(self, name: str) -> list[str]:
+        return self._get(name, "AAAA")
+
+    def mx(self, name: str) -> list[tuple[int, str]]:
+        return self._get(name, "MX")
+
+
+class DnsPythonResolver:
+    """Real DNS through dnspython, with a timeout and a small positive/negative cache."""
+
+    def __init__(self, timeout_s: float = 2.0, cache_ttl_s: float = 300.0,
+                 cache_size: int = 10_000) -> None:
+        import dns.resolver  # imported here: tests and the inspect command never need it
+
+        self._dns = dns
+        self._resolver = dns.resolver.Resolver()
+        self._resolver.lifetime = timeout_s
+        self._ttl = cache_ttl_s
+        self._size = cache_size
+        self._cache: dict[tuple[str, str], tuple[float, list]] = {}
+
+    def _query(self, name: str, rtype: str) -> list:
+        key = (name.lower().rstrip("."), rtype)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return hit[1]
+        try:
+            answer = self._resolver.resolve(key[0], rtype)
+            values = list(answer)
+        except (self._dns.resolver.NXDOMAIN, self._dns.resolver.NoAnswer):
+            values = []
+        except (self._dns.exception.Timeout, self._dns.resolver.NoNameservers) as exc:
+            raise DnsTempError(f"{rtype} {name}: {exc.__class__.__name__}") from None
+        except self._dns.exception.DNSException:
+            values = []
+        if len(self._cache) >= self._size:
+            self._cache.clear()
+        self._cache[key] = (now + self._ttl, values)
+        return values
+
+    def txt(self, name: str) -> list[str]:
+        return [b"".join(r.strings).decode("utf-8", "replace") for r in self._query(name, "TXT")]
+
+    def a(self, name: str) -> list[str]:
+        return [r.address for r in self._query(name, "A")]
+
+    def aaaa(self, name: str) -> list[str]:
+        return [r.address for r in self._query(name, "AAAA")]
+
+    def mx(self, name: str) -> list[tuple[int, str]]:
+        return [(r.preference, str(r.exchange).rstrip(".")) for r in self._query(name, "MX")]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """What authentication says about one mail; ``source`` is ``local`` or ``authres:<id>``."""
+
+    dmarc: str = NONE
+    dmarc_policy: str = ""  # the published p= (or sp=) when known: reject / quarantine / none
+    dkim: str = NONE
+    dkim_domains: tuple[str, ...] = ()  # d= of the signatures that verified
+    spf: str = NONE
+    spf_domain: str = ""
+    from_domain: str = ""
+    source: str = "local"
+
+    def summary(self) -> str:
+        return (f"dmarc={self.dmarc}" + (f" (p={self.dmarc_policy})" if self.dmarc_policy else "")
+                + f" dkim={self.dkim} spf={self.spf} from={self.from_domain or '?'}"
+                + f" via {self.source}")
+
+
+# --- domains -----------------------------------------------------------------------------------
+
+# Second-level public suffixes common in marketplace sellers' regions; a full Public Suffix
+# List would be exact, this keeps alignment right for the usual ccTLD layouts without a dep.
+_TWO_LABEL_SUFFIXES = frozenset(
+    f"{sld}.{tld}" for tld in ("uk", "au", "nz", "jp", "kr", "br", "cn", "tw", "hk", "sg", "my",
+                               "id", "th", "vn", "ph", "in", "za", "mx", "ar", "tr", "il", "co",
+                               "pe", "sa", "ae", "eg", "pk", "ng", "ke", "ua", "pl", "es", "fr")
+    for sld in ("co", "com", "net", "org", "ac", "gov", "edu", "or", "ne", "go", "in", "biz",
+                "gen", "ltd", "plc", "info", "web", "mil")
+)
+
+
+def org_domain(domain: str) -> str:
+    """The organizational domain (RFC 7489 s3.2), approximated for two-label suffixes."""
+    labels = domain.lower().rstrip(".").split(".")
+    if len(labels) <= 2:
+        return ".".join(labels)
+    if ".".join(labels[-2:]) in _TWO_LABEL_SUFFIXES:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def aligned(domain: str, from_domain: str, mode: str) -> bool:
+    domain, from_domain = domain.lower().rstrip("."), from_domain.lower().rstrip(".")
+    if not domain or not from_domain:
+        return False
+    if mode == "s":
+        return domain == from_domain
+    return org_domain(domain) == org_domain(from_domain)
+
+
+def from_domain_of(msg: Message) -> str:
+    """The RFC5322.From domain, or "" when there is not exactly one address."""
+    try:
+        pairs = [a for _, a in getaddresses([str(v) for v in msg.get_all("From", [])]) if a]
+    except Exception:  # noqa: BLE001 - unreadable From: no domain
+        return ""
+    if len(pairs) != 1 or "@" not in pairs[0]:
+        return ""
+    return pairs[0].rpartition("@")[2].strip().lower().rstrip(".")
+
+
+# --- DMARC record ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DmarcRecord:
+    policy: str
+    subdomain_policy: str
+    adkim: str = "r"
+    aspf: str = "r"
+
+
+def parse_dmarc(text: str) -> DmarcRecord | None:
+    tags: dict[str, str] = {}
+    for item in text.split(";"):
+        key, _, value = item.partition("=")
+        if key.strip():
+            tags[key.strip().lower()] = value.strip().lower()
+    if tags.get("v") != "dmarc1" or tags.get("p") not in ("none", "quarantine", "reject"):
+        return None
+    policy = tags["p"]
+    return DmarcRecord(policy, tags.get("sp", policy) if tags.get("sp") in
+                       ("none", "quarantine", "reject") else policy,
+                       tags.get("adkim", "r")[:1], tags.get("aspf", "r")[:1])
+
+
+def lookup_dmarc(from_domain: str, resolver: DnsResolver) -> tuple[DmarcRecord | None, str]:
+    """The DMARC record for *from_domain* (falling back to its org domain) and the policy
+    that applies to it."""
+    for domain in dict.fromkeys((from_domain, org_domain(from_domain))):
+        records = [r for r in resolver.txt(f"_dmarc.{domain}") if r.lower().startswith("v=dmarc1")]
+        if len(records) == 1:
+            record = parse_dmarc(records[0])
+            if record is None:
+                return None, ""
+            applies = record.policy if domain == from_domain else record.subdomain_policy
+            return record, applies
+        if len(records) > 1:
+            return None, ""  # RFC 7489 s6.6.3: more than one record, none applies
+    return None, ""
+
+
+# --- DKIM and SPF ------------------------------------------------------------------------------
+
+
+def verify_dkim(raw: bytes, resolver: DnsResolver) -> tuple[str, tuple[str, ...]]:
+    """(overall result, domains whose signature verified)."""
+    count = min(raw.count(b"\nDKIM-Signature:") + raw.count(b"\ndkim-signature:")
+                + (1 if raw[:15].lower() == b"dkim-signature:" else 0), MAX_DKIM_SIGNATURES)
+    if count == 0:
+        return NONE, ()
+
+    def dnsfunc(name: bytes | str, timeout: int = 5) -> bytes:
+        text = name.decode() if isinstance(name, bytes) else name
+        records = resolver.txt(text.rstrip("."))
+        return records[0].encode() if records else b""
+
+    passed: list[str] = []
+    temp = False
+    for idx in range(count):
+        checker = dkim.DKIM(raw, minkey=1024)
+        try:
+            if checker.verify(idx=idx, dnsfunc=dnsfunc):
+                passed.append((checker.domain or b"").decode().lower())
+        except DnsTempError:
+            temp = True
+        except Exception:  # noqa: BLE001 - dkimpy raises many types on malformed signatures
+            continue
+    if passed:
+        return PASS, tuple(passed)
+    return (TEMPERROR if temp else FAIL), ()
+
+
+class _ResolverSpfQuery(spf.query):  # type: ignore[misc]
+    """pyspf's evaluator with its DNS replaced by our resolver."""
+
+    def __init__(self, resolver: DnsResolver, **kwargs: object) -> None:
+        self._resolver = resolver
+        super().__init__(**kwargs)
+
+    def dns(self, name: str, qtype: str, cnames: object = None,
+            ignore_void: bool = False) -> list:
+        name = str(name).rstrip(".").lower()
+        try:
+            if qtype in ("TXT", "SPF"):
+                return [[t.encode()] for t in self._resolver.txt(name)] if qtype == "TXT" else []
+            if qtype == "A":
+                return self._resolver.a(name)
+            if qtype == "AAAA":
+                return self._resolver.aaaa(name)
+            if qtype == "MX":
+                return self._resolver.mx(name)
+            return []  # PTR and exp: not needed for a verdict
+        except DnsTempError as exc:
+            raise spf.TempError(str(exc)) from None
+
+
+def check_spf(ip: str, mail_from: str, helo: str, resolver: DnsResolver) -> tuple[str, str]:
+    """(result, domain checked) for the SMTP client *ip* and envelope sender *mail_from*."""
+    domain = mail_from.rpartition("@")[2].lower() if mail_from else helo.lower()
+    if not ip or not domain:
+        return NONE, domain
+    try:
+        query = _ResolverSpfQuery(resolver, i=ip, s=mail_from or f"postmaster@{helo}",
+                                  h=helo or domain, timeout=5)
+        result, _code, _explanation = query.check()
+    except Exception:  # noqa: BLE001 - a broken record is not a crash
+        return PERMERROR, domain
+    return str(result).lower(), domain
+
+
+# --- Authentication-Results --------------------------------------------------------------------
+
+_POLICY_IN_COMMENT = re.compile(r"\bp=(reject|quarantine|none)\b", re.I)
+
+
+def trusted_results(msg: Message, trusted_ids: frozenset[str]) -> AuthResult | None:
+    """The verdict of the topmost ``Authentication-Results`` from a trusted authserv-id."""
+    if not trusted_ids:
+        return None
+    for value in (msg.get_all("Authentication-Results", []) or [])[:10]:
+        text = str(value)
+        try:
+            header = authres.AuthenticationResultsHeader.parse(
+                "Authentication-Results: " + " ".join(text.split()))
+        except Exception:  # noqa: BLE001 - unparseable header: not ours
+            continue
+        if str(header.authserv_id).lower() not in trusted_ids:
+            continue
+        found: dict[str, str] = {}
+        dkim_domains: list[str] = []
+        spf_domain = from_domain = ""
+        for res in header.results:
+            method, result = str(res.method).lower(), str(res.result).lower()
+            props = {f"{p.type}.{p.name}".lower(): str(p.value) for p in res.properties}
+            if method == "dkim":
+                if result == PASS:
+                    dkim_domains.append(props.get("header.d", props.get("header.i", ""))
+                                        .lstrip("@").rpartition("@")[2].lower())
+                if found.get("dkim") != PASS:
+                    found["dkim"] = result
+            elif method in ("spf", "dmarc") and method not in found:
+                found[method] = result
+                if method == "spf":
+                    spf_domain = props.get("smtp.mailfrom", "").rpartition("@")[2].lower()
+                else:
+                    from_domain = props.get("header.from", "").lower()
+        match = _POLICY_IN_COMMENT.search(text)
+        return AuthResult(dmarc=found.get("dmarc", NONE),
+                          dmarc_policy=match.group(1).lower() if match else "",
+                          dkim=found.get("dkim", NONE), dkim_domains=tuple(dkim_domains),
+                          spf=found.get("spf", NONE), spf_domain=spf_domain,
+                          from_domain=from_domain or from_domain_of(msg),
+                          source=f"authres:{header.authserv_id}")
+    return None
+
+
+# --- the whole evaluation ----------------------------------------------------------------------
+
+
+def evaluate(raw: bytes, msg: Message, *, peer_ip: str, mail_from: str, helo: str = "",
+             resolver: DnsResolver | None, trusted_ids: frozenset[str] = frozenset()
+             ) -> AuthResult:
+    """DMARC verdict for one mail. Never raises."""
+    trusted = trusted_results(msg, trusted_ids)
+    from_domain = from_domain_of(msg)
+    if trusted is not None:
+        if trusted.dmarc == FAIL and not trusted.dmarc_policy and resolver is not None:
+            try:
+                _, applies = lookup_dmarc(trusted.from_domain or from_domain, resolver)
+            except DnsTempError:
+                applies = ""
+            return AuthResult(**{**_asdict(trusted), "dmarc_policy": applies})
+        return trusted
+    if resolver is None:
+        return AuthResult(from_domain=from_domain, source="unchecked")
+    if not from_domain:
+        return AuthResult(dmarc=PERMERROR, from_domain="", source="local")
+    dkim_result, dkim_domains = verify_dkim(raw, resolver)
+    spf_result, spf_domain = check_spf(peer_ip, mail_from, helo, resolver)
+    try:
+        record, applies = lookup_dmarc(from_domain, resolver)
+    except DnsTempError:
+        return AuthResult(TEMPERROR, "", dkim_result, dkim_domains, spf_result, spf_domain,
+                          from_domain)
+    if record is None:
+        dmarc = NONE
+    elif any(aligned(d, from_domain, record.adkim) for d in dkim_domains) or (
+            spf_result == PASS and aligned(spf_domain, from_domain, record.aspf)):
+        dmarc = PASS
+    else:
+        dmarc = FAIL
+    return AuthResult(dmarc, applies, dkim_result, dkim_domains, spf_result, spf_domain,
+                      from_domain)
+
+
+def _asdict(result: AuthResult) -> dict[str, object]:
+    return {name: getattr(result, name) for name in AuthResult.__slots__}
+
+
+def refusal_reason(result: AuthResult, policy: str) -> str | None:
+    """Why *policy* refuses a mail with *result*, or None when it is accepted."""
+    if policy == POLICY_OFF:
+        return None
+    if policy == POLICY_DMARC_PASS and result.dmarc != PASS:
+        return f"DMARC did not pass ({result.summary()}); this shop requires it"
+    if result.dmarc != FAIL:
+        return None
+    if policy == POLICY_DMARC_FAIL:
+        return f"DMARC failed ({result.summary()})"
+    if policy == POLICY_DMARC_REJECT and result.dmarc_policy == "reject":
+        return f"DMARC failed and the sender's domain says p=reject ({result.summary()})"
+    return None
