@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from reply_parser.smtp_front import ReplyFrontHandler, start_smtp_front
 from shared.config import get_settings
 from shared.kafka import make_producer
 from shared.metrics import UP
 from shared.ops_http import build_ops_app, serve_ops
 from shared.tokens import parse_keys
 from shared.topics import INBOUND_RECORD_LIMIT
-from reply_parser.smtp_front import ReplyFrontHandler, start_smtp_front
 
 SERVICE = "reply_front"
 
@@ -20,7 +20,8 @@ async def main() -> None:
     producer = make_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT)
     await producer.start()
     handler = ReplyFrontHandler(producer, parse_keys(cfg.token_keys.get_secret_value()),
-                                cfg.reply_domain_base)
+                                cfg.reply_domain_base,
+                                kafka_timeout_s=2 * cfg.kafka_request_timeout_ms / 1000)
     server = await start_smtp_front(handler, cfg.inbound_smtp_host, cfg.inbound_smtp_port,
                                     cfg.inbound_max_bytes)
     ops = await serve_ops(build_ops_app(SERVICE, lambda: True), cfg.http_host,

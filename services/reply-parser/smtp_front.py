@@ -30,11 +30,19 @@ MAX_RECIPIENTS = 10
 
 
 class ReplyFrontHandler:
+    """aiosmtpd handler: RCPT checks the reply token, DATA queues the raw mail on Kafka.
+
+    *kafka_timeout_s* bounds how long a DATA waits for Kafka's acknowledgement; beyond it the
+    sender gets 451 and retries. A write that still lands after the timeout only duplicates
+    the record, which the parser and fan-out absorb (reply id from the Message-ID).
+    """
+
     def __init__(self, producer: AIOKafkaProducer, token_keys: dict[int, bytes],
-                 reply_domain_base: str) -> None:
+                 reply_domain_base: str, kafka_timeout_s: float = 20.0) -> None:
         self._producer = producer
         self._keys = token_keys
         self._base = reply_domain_base
+        self._timeout = kafka_timeout_s
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
@@ -54,21 +62,27 @@ class ReplyFrontHandler:
         raw = envelope.original_content or b""
         mail_id = uuid.uuid4().hex
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
-        sends = []
+        records: list[tuple[bytes, InboundEnvelope]] = []
         for rcpt in envelope.rcpt_tos:
             token, _ = split_reply_address(rcpt, self._base)
-            reply = verify_token(token, self._keys, now_s=time.time())
+            try:
+                reply = verify_token(token, self._keys, now_s=time.time())
+            except TokenError as exc:  # expired between RCPT and DATA
+                return f"550 5.1.1 <{rcpt}>: {exc}"
             env = InboundEnvelope(
                 mail_id=mail_id, shop_id=reply.shop_id, conversation_id=reply.conversation_id,
                 mail_from=envelope.mail_from or "", rcpt_to=rcpt, received_at_ms=now_ms(),
                 peer=peer,
             )
-            key = conversation_key(reply.shop_id, reply.conversation_id).encode()
-            sends.append(self._producer.send_and_wait(
-                MAIL_INBOUND.name, raw, key=key, headers=[("envelope", encode(env))]))
+            records.append((conversation_key(reply.shop_id, reply.conversation_id).encode(), env))
+        if not records:
+            return "503 5.5.1 No valid recipients"
         try:
-            await asyncio.gather(*sends)
-        except KafkaError as exc:
+            await asyncio.wait_for(asyncio.gather(*(
+                self._producer.send_and_wait(MAIL_INBOUND.name, raw, key=key,
+                                             headers=[("envelope", encode(env))])
+                for key, env in records)), self._timeout)
+        except (KafkaError, TimeoutError) as exc:
             EVENTS_HANDLED.labels(SERVICE, "kafka_unavailable").inc()
             log.warning("kafka unavailable; mail deferred", extra={"error": str(exc)})
             return "451 4.3.0 Temporary queue failure, try again later"
@@ -82,6 +96,8 @@ async def start_smtp_front(handler: ReplyFrontHandler, host: str, port: int,
     """Serve SMTP on the current loop (not aiosmtpd's Controller thread, so the
     handler shares the loop with its Kafka producer)."""
     loop = asyncio.get_running_loop()
+    # data_size_limit makes aiosmtpd advertise "SIZE <max_bytes>" in EHLO and answer 552 to
+    # a MAIL FROM SIZE= above it or to DATA that grows past it.
     return await loop.create_server(
         lambda: SMTP(handler, data_size_limit=max_bytes, enable_SMTPUTF8=True,
                      ident="chat-bridge reply front", hostname="reply-front"),
