@@ -69,10 +69,11 @@ app = faust.App(
 
 events_topic = app.topic(CHAT_EVENTS.name, key_type=bytes, value_type=bytes,
                          key_serializer="raw", value_serializer="raw")
-_raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
-                    value_serializer="raw")
-states = app.Table("conversation-state", default=None, schema=_raw,
+states = app.Table("conversation-state", default=None, key_type=bytes, value_type=bytes,
                    partitions=CHAT_EVENTS.partitions)
+# Raw bytes both ways, the changelog and its recovery included: the state has its own
+# compact encoding, and faust would otherwise pick "json" for a bytes type.
+states.key_serializer = states.value_serializer = "raw"
 
 shop_settings = ShopSettingsView(cfg)
 deadlines = DeadlineIndex()
