@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     fanout_backoff_base_s: float = 0.2
     fanout_backoff_max_s: float = 30.0
     fanout_mark_read: bool = True
+    fanout_group: str = "bridge-fanout"
+    fanout_replies_topic: str = "chat.replies"  # another name only to isolate a test or canary
 
     # Admin API (ingest): bearer-token keys "kid:secret,..." (first signs), the operator's
     # token for onboarding shops, API-token lifetime, where activation links point.

@@ -39,6 +39,8 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.abc import ConsumerRebalanceListener
 
+from fanout.delivery_log import DeliveryLog, marker_key
+from fanout.fanout_metrics import DUPLICATE_CHECKS, PARTS_DELIVERED, PLATFORM_RETRIES
 from shared.backoff import backoff_delay
 from shared.chat_platform.base import ChatPlatform, OutgoingMessage, PayloadError, PlatformError
 from shared.chat_platform.delivery_check import leading_parts_already_posted
@@ -65,8 +67,6 @@ from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import build_ops_app, serve_ops
 from shared.settings_view import ShopSettingsView
 from shared.topics import CHAT_DELIVERIES, CHAT_REPLIES, MAIL_NOTICES
-from fanout.delivery_log import DeliveryLog, marker_key
-from fanout.fanout_metrics import DUPLICATE_CHECKS, PARTS_DELIVERED, PLATFORM_RETRIES
 
 SERVICE = "fanout"
 GROUP = "bridge-fanout"
@@ -304,11 +304,12 @@ async def main() -> None:
     shops = ShopSettingsView(cfg)
     await shops.start()
     fanout = FanOut(cfg, producer, platform, shops)
-    consumer: AIOKafkaConsumer = make_consumer(cfg, group_id=GROUP)
-    consumer.subscribe([CHAT_REPLIES.name], listener=ReloadOnAssign(fanout, cfg.kafka_bootstrap))
+    consumer: AIOKafkaConsumer = make_consumer(cfg, group_id=cfg.fanout_group)
+    consumer.subscribe([cfg.fanout_replies_topic],
+                       listener=ReloadOnAssign(fanout, cfg.kafka_bootstrap))
     await consumer.start()
     ops = await serve_ops(build_ops_app(SERVICE, lambda: True), cfg.http_host, cfg.fanout_port)
-    lag = asyncio.create_task(report_lag(consumer, GROUP))
+    lag = asyncio.create_task(report_lag(consumer, cfg.fanout_group))
     UP.labels(SERVICE).set(1)
     try:
         await consume_keyed_batches(consumer, fanout.handle)

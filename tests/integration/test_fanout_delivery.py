@@ -1,5 +1,9 @@
 """Fan-out over real parts: ChatReply records on the real broker, the real fan-out process
-(the session stack's), the sandbox platform with failure injection over HTTP."""
+(``python -m fanout``), the sandbox platform with failure injection over HTTP.
+
+The rig runs its own fan-out on its own replies topic and consumer group, so the
+session stack's fan-out (if running) never takes these replies, and a kill -9
+here never disturbs other tests."""
 
 from __future__ import annotations
 
@@ -11,10 +15,71 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from devstack.stack import wait_healthy
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest_asyncio
+
+from devstack.broker import free_port
+from devstack.chat_sandbox import create_sandbox
+from devstack.stack import Ports, ServiceProcesses, serve_in_loop, stack_env, wait_healthy
 from shared.codec import encode
 from shared.events import ChatReply, ReplyPart
-from tests.conftest import Stack
+from shared.kafka import ensure_topics
+from shared.topics import CHAT_REPLIES, TopicSpec
+
+
+@dataclass
+class Rig:
+    """A sandbox platform in the test loop and one fan-out process pointed at it."""
+
+    ports: Ports
+    services: ServiceProcesses
+    http: httpx.AsyncClient
+    replies_topic: str
+    log_dir: Path
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.sandbox}"
+
+    async def buyer_view(self, conversation_id: str) -> list[dict[str, object]]:
+        resp = await self.http.get(
+            f"{self.sandbox_url}/sandbox/conversations/{conversation_id}/buyer_view")
+        resp.raise_for_status()
+        return resp.json()["received"]
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.log_dir.glob("*.log"))
+
+
+@pytest_asyncio.fixture(scope="module")
+async def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+                ) -> AsyncIterator[Rig]:
+    root = tmp_path_factory.mktemp("fanout-rig")
+    topic = f"chat.replies.it-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, CHAT_REPLIES.partitions)])
+    ports = Ports()
+    env = stack_env(kafka_bootstrap, ports, window_s=3, data_dir=root, extra={
+        "BRIDGE_FANOUT_GROUP": f"it-fanout-{uuid.uuid4().hex[:8]}",
+        "BRIDGE_FANOUT_REPLIES_TOPIC": topic, "BRIDGE_FANOUT_BACKOFF_BASE_S": "0.05",
+        "BRIDGE_FANOUT_BACKOFF_MAX_S": "1", "BRIDGE_FANOUT_MAX_ATTEMPTS": "20"})
+    sandbox = create_sandbox("sandbox-app-key", "sandbox-app-secret", "sandbox-access-token",
+                             f"http://127.0.0.1:{free_port()}/unused")
+    server, task = await serve_in_loop(sandbox, ports.sandbox)
+    services = ServiceProcesses(env, root / "logs")
+    services.start("fanout")
+    http = httpx.AsyncClient(timeout=10.0)
+    try:
+        await wait_healthy({"fanout": ports.fanout}, timeout_s=60)
+        yield Rig(ports, services, http, topic, root / "logs")
+    finally:
+        services.stop_all()
+        await http.aclose()
+        server.should_exit = True
+        await task
 
 pytestmark = pytest.mark.integration
 STORM = {"rate_5xx": 0.2, "rate_5xx_after_commit": 0.1, "rate_429": 0.1, "retry_after_s": 0.05}
@@ -25,19 +90,19 @@ def conversations(n: int) -> list[tuple[str, str]]:
     return [(f"71{base % 10**12:012d}{i:03d}", f"51{base % 10**12:012d}{i:03d}") for i in range(n)]
 
 
-async def open_conversations(stack: Stack, convs: list[tuple[str, str]]) -> None:
+async def open_conversations(stack: Rig, convs: list[tuple[str, str]]) -> None:
     for shop, conv in convs:
         resp = await stack.http.post(f"{stack.sandbox_url}/sandbox/conversations",
                                      json={"shop_id": shop, "conversation_id": conv})
         resp.raise_for_status()
 
 
-async def produce(bootstrap: str, replies: list[ChatReply]) -> None:
+async def produce(bootstrap: str, replies: list[ChatReply], topic: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for r in replies:
-            await producer.send_and_wait("chat.replies", encode(r),
+            await producer.send_and_wait(topic, encode(r),
                                          key=f"{r.shop_id}:{r.conversation_id}".encode())
     finally:
         await producer.stop()
@@ -61,11 +126,11 @@ def build(convs: list[tuple[str, str]], replies_each: int, parts_each: int) -> l
     return out
 
 
-async def buyer_texts(stack: Stack, conv: str) -> list[str]:
+async def buyer_texts(stack: Rig, conv: str) -> list[str]:
     return [str(m["content"]["content"]) for m in await stack.buyer_view(conv)]
 
 
-async def wait_all(stack: Stack, expected: dict[str, list[str]], timeout_s: float) -> None:
+async def wait_all(stack: Rig, expected: dict[str, list[str]], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         counts = [len(await stack.buyer_view(c)) for c in expected]
@@ -76,20 +141,20 @@ async def wait_all(stack: Stack, expected: dict[str, list[str]], timeout_s: floa
     raise AssertionError(f"not all parts arrived in {timeout_s}s\n{stack.logs()}")
 
 
-async def set_faults(stack: Stack, **faults: float) -> dict[str, object]:
+async def set_faults(stack: Rig, **faults: float) -> dict[str, object]:
     resp = await stack.http.post(f"{stack.sandbox_url}/sandbox/faults", json=faults)
     resp.raise_for_status()
     return (await stack.http.get(f"{stack.sandbox_url}/sandbox/stats")).json()
 
 
 async def test_storm_of_5xx_and_429_delivers_every_part_once_and_in_order(
-        stack: Stack, kafka_bootstrap: str) -> None:
+        stack: Rig, kafka_bootstrap: str) -> None:
     convs = conversations(8)
     await open_conversations(stack, convs)
     expected = replies_for(convs, replies_each=3, parts_each=3)
     before = await set_faults(stack, **STORM)
     try:
-        await produce(kafka_bootstrap, build(convs, 3, 3))
+        await produce(kafka_bootstrap, build(convs, 3, 3), stack.replies_topic)
         await wait_all(stack, expected, timeout_s=60)
     finally:
         after = await set_faults(stack)
@@ -102,13 +167,13 @@ async def test_storm_of_5xx_and_429_delivers_every_part_once_and_in_order(
 
 
 async def test_fanout_killed_mid_reply_and_restarted_posts_no_part_twice(
-        stack: Stack, kafka_bootstrap: str) -> None:
+        stack: Rig, kafka_bootstrap: str) -> None:
     convs = conversations(6)
     await open_conversations(stack, convs)
     expected = replies_for(convs, replies_each=2, parts_each=8)
     await set_faults(stack, rate_5xx_after_commit=0.1, rate_429=0.05, retry_after_s=0.05)
     try:
-        await produce(kafka_bootstrap, build(convs, 2, 8))
+        await produce(kafka_bootstrap, build(convs, 2, 8), stack.replies_topic)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # kill once posting is under way, not finished
             done = sum([len(await stack.buyer_view(c)) for _, c in convs])
@@ -141,12 +206,12 @@ async def records(bootstrap: str, topic: str, match: bytes, timeout_s: float = 2
 
 
 async def test_unknown_conversation_dead_letters_with_reason_and_emails_the_seller(
-        stack: Stack, kafka_bootstrap: str) -> None:
+        stack: Rig, kafka_bootstrap: str) -> None:
     (shop, conv), = conversations(1)  # never opened on the platform
     reply = ChatReply(reply_id=f"it-{uuid.uuid4().hex}", shop_id=shop, conversation_id=conv,
                       parts=(ReplyPart(0, "first"), ReplyPart(1, "second")),
                       sender="owner@shop.test")
-    await produce(kafka_bootstrap, [reply])
+    await produce(kafka_bootstrap, [reply], stack.replies_topic)
     letters = await records(kafka_bootstrap, "bridge.deadletter", reply.reply_id.encode())
     assert letters and "Conversation not found" in letters[0]["reason"], letters
     notices = await records(kafka_bootstrap, "mail.notices", reply.reply_id.encode())
@@ -156,10 +221,10 @@ async def test_unknown_conversation_dead_letters_with_reason_and_emails_the_sell
 
 
 async def test_a_delivered_reply_marks_the_conversation_read(
-        stack: Stack, kafka_bootstrap: str) -> None:
+        stack: Rig, kafka_bootstrap: str) -> None:
     convs = conversations(1)
     await open_conversations(stack, convs)
-    await produce(kafka_bootstrap, build(convs, 1, 1))
+    await produce(kafka_bootstrap, build(convs, 1, 1), stack.replies_topic)
     await wait_all(stack, replies_for(convs, 1, 1), timeout_s=30)
     stats = (await stack.http.get(f"{stack.sandbox_url}/sandbox/stats")).json()
     assert stats["read_marks"].get(convs[0][1], 0) >= 1
