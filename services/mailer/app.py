@@ -34,18 +34,9 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
-from shared.backoff import backoff_delay
-from shared.codec import DecodeError, decode, encode
-from shared.events import Digest, MailNotice, MailOutcome, MailStatus
-from shared.kafka import DeadLetterWriter, make_consumer, make_producer, report_lag
-from shared.logging import now_ms
-from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
-from shared.ops_http import build_ops_app, serve_ops
-from shared.tokens import mint_token, parse_keys, reply_address
-from shared.topics import MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
 from mailer.compose import ComposeContext, compose_digest_email
-from mailer.dkim_signing import DkimSigner, load_dkim_signer
 from mailer.digest_consumer import consume_digests
+from mailer.dkim_signing import DkimSigner, load_dkim_signer
 from mailer.mailer_metrics import (
     DIGESTS_SENT,
     RESENDS_UNKNOWN,
@@ -57,6 +48,15 @@ from mailer.notice_email import compose_notice_email
 from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
 from mailer.render import DigestLinks
 from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
+from shared.backoff import backoff_delay
+from shared.codec import DecodeError, decode, encode
+from shared.events import Digest, MailNotice, MailOutcome, MailStatus
+from shared.kafka import DeadLetterWriter, make_consumer, make_producer, report_lag
+from shared.logging import now_ms
+from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
+from shared.ops_http import build_ops_app, serve_ops
+from shared.tokens import mint_token, parse_keys, reply_address
+from shared.topics import MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
 
 SERVICE = "mailer"
 GROUP = "bridge-mailer"
@@ -252,7 +252,7 @@ async def main() -> None:
     UP.labels(SERVICE).set(1)
     try:
         await consume_digests(consumer, [MAIL_DIGESTS.name, MAIL_NOTICES.name], ledger,
-                              mailer.handle)
+                              mailer.handle, max_records=cfg.mailer_batch_records)
     except KafkaError:
         healthy = False
         raise

@@ -15,6 +15,9 @@ from shared.config import Settings
 class MailerSettings(Settings):
     # Consumer group on mail.digests/mail.notices; replicas of one deployment share it.
     mailer_group: str = "bridge-mailer"
+    # Records per batch. A rebalance waits for the batch in flight, so a batch is kept
+    # to a few seconds of sending; each batch costs one outcome catch-up and one commit.
+    mailer_batch_records: int = 64
     # Relay TLS: a CA bundle for a private relay certificate; verification stays on
     # unless explicitly turned off (only ever for a loopback test relay).
     smtp_tls_ca_file: str = ""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dkim
+import httpx
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
@@ -45,6 +46,7 @@ class Relay:
     raw: dict[str, bytes] = field(default_factory=dict)
     message_ids: dict[str, set[bytes]] = field(default_factory=lambda: collections.defaultdict(set))
     temp_fail: bool = False
+    delay_s: float = 0.0  # per mail, so a kill or a rebalance lands mid-load
     refused: int = 0
     server: asyncio.base_events.Server | None = None
     sessions: list[SMTP] = field(default_factory=list)
@@ -53,6 +55,8 @@ class Relay:
         if self.temp_fail:
             self.refused += 1
             return "451 4.3.0 Relay busy, try later"
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         raw = envelope.original_content or b""
         digest_id = _header(raw, b"X-Bridge-Digest-Id")
         self.counts[digest_id] += 1
@@ -140,6 +144,7 @@ class Mailers:
             "BRIDGE_SMTP_BACKOFF_BASE_S": "0.1",
             "BRIDGE_SMTP_BACKOFF_MAX_S": "1",
             "BRIDGE_SMTP_TIMEOUT_S": "3",
+            "BRIDGE_KAFKA_SESSION_TIMEOUT_MS": "3000",  # a killed member is noticed sooner
             **extra,
         })
         self.procs = ServiceProcesses(self.env, root / "logs")
@@ -204,5 +209,98 @@ async def test_relay_outage_under_load_ends_with_every_digest_delivered_once(
         assert not lost and not doubled, (lost, doubled, mailers.logs())
         recorded = await outcomes(broker)
         assert all(recorded.get(d) == "sent" for d in expected)
+    finally:
+        mailers.procs.stop_all()
+
+
+async def test_kill_9_mid_load_then_restart_loses_nothing_and_repeats_only_in_flight_sends(
+        broker: str, relay: Relay, tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:8]
+    digests = [make_digest(run, n) for n in range(200)]
+    expected = {d.digest_id for d in digests}
+    relay.delay_s = 0.01
+    mailers = Mailers(broker, relay, tmp_path, {"BRIDGE_SMTP_POOL_SIZE": "4"})
+    await mailers.start()
+    try:
+        await produce(broker, digests)
+        await wait_for(lambda: sum(relay.counts.values()) >= 60, 30, "mails before the kill")
+        mailers.procs.kill("mailer", signal.SIGKILL)
+        before_restart = sum(relay.counts.values())
+        assert before_restart < 200, "the kill came too late to test anything"
+        await mailers.start()
+        await wait_for(lambda: expected <= set(relay.counts), 60, "every digest after restart")
+        await asyncio.sleep(1.5)
+        lost = expected - set(relay.counts)
+        doubled = {k: v for k, v in relay.counts.items() if k in expected and v > 1}
+        print(f"\nkill -9 at {before_restart}/200 delivered: lost={len(lost)} "
+              f"doubled={len(doubled)}")
+        assert not lost, (lost, mailers.logs())
+        # Only sends in flight at the kill can repeat: at most the send concurrency
+        # (2 x pool size), each exactly once more, with the same Message-ID.
+        assert len(doubled) <= 8 and all(v == 2 for v in doubled.values()), doubled
+        assert all(len(relay.message_ids[k]) == 1 for k in doubled)
+    finally:
+        mailers.procs.stop_all()
+
+
+async def test_a_second_replica_joining_mid_load_sends_nothing_twice(
+        broker: str, relay: Relay, tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:8]
+    digests = [make_digest(run, n) for n in range(200)]
+    expected = {d.digest_id for d in digests}
+    relay.delay_s = 0.04  # ~4 s of work for the first replica alone
+    small = {"BRIDGE_SMTP_POOL_SIZE": "2", "BRIDGE_MAILER_BATCH_RECORDS": "16"}
+    first = Mailers(broker, relay, tmp_path / "a", small)
+    second = Mailers(broker, relay, tmp_path / "b", small)
+    await first.start()
+    try:
+        await produce(broker, digests)
+        await wait_for(lambda: sum(relay.counts.values()) >= 20, 30, "mails before the join")
+        await second.start()  # the group rebalances while the first is mid-batch
+        await wait_for(lambda: expected <= set(relay.counts), 60, "every digest")
+        await asyncio.sleep(1.5)
+        doubled = {k: v for k, v in relay.counts.items() if k in expected and v > 1}
+        assert not doubled, (doubled, first.logs(), second.logs())
+        sent_by_second = await sent_count(second.ports.mailer)
+        print(f"\nreplica join: second replica sent {sent_by_second}/200, doubled={len(doubled)}")
+        assert sent_by_second > 0, "the rebalance never gave the second replica any work"
+    finally:
+        first.procs.stop_all()
+        second.procs.stop_all()
+
+
+async def sent_count(port: int) -> float:
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("bridge_events_handled_total") and 'outcome="sent"' in line)
+
+
+async def test_with_a_dkim_key_file_the_running_mailer_sends_mail_that_verifies(
+        broker: str, relay: Relay, tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    assert openssl, "the openssl CLI is needed to generate the test DKIM key"
+    key = tmp_path / "dkim.pem"
+    subprocess.run([openssl, "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public_der = subprocess.run([openssl, "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+                                check=True, capture_output=True).stdout
+    txt = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
+    selector, domain = "mailer2026", "chat-seller-us.bridge.example"
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:
+        return txt if name == f"{selector}._domainkey.{domain}.".encode() else None
+
+    mailers = Mailers(broker, relay, tmp_path, {
+        "BRIDGE_DKIM_KEY_FILE": str(key), "BRIDGE_DKIM_SELECTOR": selector,
+        "BRIDGE_DKIM_DOMAIN": domain})
+    await mailers.start()
+    try:
+        digest = make_digest(uuid.uuid4().hex[:8], 1)
+        await produce(broker, [digest])
+        await wait_for(lambda: digest.digest_id in relay.raw, 30, "the signed digest")
+        raw = relay.raw[digest.digest_id]
+        assert raw.startswith(b"DKIM-Signature:")
+        assert dkim.verify(raw, dnsfunc=dns)
+        assert not dkim.verify(raw.replace(b"Is order 1", b"Is order 9", 1), dnsfunc=dns)
     finally:
         mailers.procs.stop_all()
