@@ -28,13 +28,6 @@ from faust.streams import _current_event
 from faust.types import EventT
 from faust.web import Request, Response, View
 
-from shared.codec import DecodeError, encode, from_dict
-from shared.config import get_settings
-from shared.events import ChatEvent, ChatEventKind, DeadLetter
-from shared.logging import now_ms
-from shared.metrics import DEAD_LETTERS, EVENTS_HANDLED, HANDLE_SECONDS, UP, render_metrics
-from shared.settings_view import ShopSettingsView
-from shared.topics import CHAT_EVENTS, DEAD_LETTER, MAIL_DIGESTS
 from consolidator.consolidation import ChatRecord, Consolidation
 from consolidator.consolidator_metrics import (
     BATCH_RECORDS,
@@ -45,6 +38,13 @@ from consolidator.consolidator_metrics import (
 )
 from consolidator.deadline_index import DeadlineIndex
 from consolidator.digest_state import StateFormatError, WindowPolicy, state_header
+from shared.codec import DecodeError, encode, from_dict
+from shared.config import get_settings
+from shared.events import ChatEvent, ChatEventKind, DeadLetter
+from shared.logging import now_ms
+from shared.metrics import DEAD_LETTERS, EVENTS_HANDLED, HANDLE_SECONDS, UP, render_metrics
+from shared.settings_view import ShopSettingsView
+from shared.topics import CHAT_EVENTS, DEAD_LETTER, MAIL_DIGESTS
 
 SERVICE = "consolidator"
 log = logging.getLogger(SERVICE)

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from shared.events import ChatEvent, ChatEventKind, Digest, ShopSettings
 from consolidator.deadline_index import DeadlineIndex
 from consolidator.digest_state import (
     ConversationState,
@@ -33,6 +32,7 @@ from consolidator.digest_state import (
     encode_state,
     release_digest,
 )
+from shared.events import ChatEvent, ChatEventKind, Digest, ShopSettings
 
 SELLER_SIDE = frozenset({ChatEventKind.SELLER_MESSAGE, ChatEventKind.READ,
                          ChatEventKind.EMAIL_REPLY})

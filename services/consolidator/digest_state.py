@@ -22,7 +22,14 @@ from dataclasses import dataclass, field, fields
 
 import orjson
 
-from shared.events import ChatContent, ChatEvent, DestinationKind, Digest, DigestMessage, ShopSettings
+from shared.events import (
+    ChatContent,
+    ChatEvent,
+    DestinationKind,
+    Digest,
+    DigestMessage,
+    ShopSettings,
+)
 
 # Ids of already-emailed (or dropped) messages kept per conversation to drop redeliveries.
 EMAILED_MEMORY = 128
@@ -96,8 +103,8 @@ def state_header(data: bytes) -> tuple[int, int, int]:
 
 def _content_to_dict(content: ChatContent) -> dict[str, str]:
     # Only the fields that differ from the defaults: a text message stores its text.
-    return {k: v for k, v in zip(_CONTENT_DEFAULTS, (getattr(content, n) for n in _CONTENT_DEFAULTS))
-            if v != _CONTENT_DEFAULTS[k]}
+    return {name: value for name, default in _CONTENT_DEFAULTS.items()
+            if (value := getattr(content, name)) != default}
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from shared.events import ChatContent, ChatEvent, ChatEventKind, ContentKind, ShopSettings
 from consolidator.digest_state import (
     ConversationState,
     WindowPolicy,
@@ -16,6 +15,7 @@ from consolidator.digest_state import (
     release_digest,
     state_header,
 )
+from shared.events import ChatContent, ChatEvent, ChatEventKind, ContentKind, ShopSettings
 
 MIN = 60_000
 POLICY = WindowPolicy(mailbox_s=900, helpdesk_s=300, max_wait_s=3600)

@@ -1,0 +1,312 @@
+"""Consolidator bench: one command, prints a table (naive faust agent | batched design | raw loop).
+
+    .venv/bin/python bench/bench_consolidator.py [--events 60000] [--pending 100000]
+
+On one embedded Tansu broker, in one run:
+* throughput: the same pre-loaded buyer events consumed by (a) a raw aiokafka
+  consume -> orjson -> produce loop, (b) a naive per-event faust agent, (c) the
+  consolidator (``python -m consolidator worker``); events/s counted from the
+  first to the last record handled (startup and group join excluded);
+* deadline -> digest lag: ``--pending`` conversations whose deadlines all fall in
+  a 10 s span while they are pending; lag = digest record time - due time;
+  beside it the raw loop's consume -> produce latency at a light rate;
+* memory per pending conversation at 100k and 1M: measured in a fresh
+  subprocess on the pure state store (dict of encoded states) + deadline index,
+  as RSS growth / conversations (Tansu keeps everything in memory, so 1M goes
+  without the broker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from devstack.broker import EmbeddedBroker, free_port
+from devstack.stack import Ports, ServiceProcesses, stack_env
+from shared.codec import decode, encode
+from shared.events import ChatContent, ChatEvent, ChatEventKind, Digest
+from shared.kafka import ensure_topics
+from shared.topics import CHAT_EVENTS, MAIL_DIGESTS, TopicSpec
+
+RAW_IN, RAW_OUT = TopicSpec("bench.raw.in", 8), TopicSpec("bench.raw.out", 8)
+TEXT = "Hi! Is the blue kettle still in stock, and do you ship to Lyon?"
+
+
+def buyer_event(n: int, conversations: int, received_at_ms: int) -> tuple[bytes, bytes]:
+    ev = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id=str(7_000_000_000_000_000_000 + n % 50),
+                   conversation_id=str(5_000_000_000_000_000 + n % conversations),
+                   message_id=str(7_400_000_000_000_000_000 + n), sent_at_ms=received_at_ms,
+                   seq=n, buyer_id="7494", buyer_name="Ana", content=ChatContent(text=TEXT),
+                   received_at_ms=received_at_ms)
+    return ev.conversation_key.encode(), encode(ev)
+
+
+async def load(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                                max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        futs = [await producer.send(topic, value, key=key) for key, value in records]
+        await asyncio.gather(*futs)
+    finally:
+        await producer.stop()
+
+
+async def raw_loop(bootstrap: str, expect: int) -> float:
+    """Consume RAW_IN, orjson round trip, produce RAW_OUT; events/s over ``expect`` records."""
+    consumer = AIOKafkaConsumer(RAW_IN.name, bootstrap_servers=bootstrap, group_id="bench-raw",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10,
+                                max_batch_size=512 * 1024)
+    await consumer.start()
+    await producer.start()
+    seen, started = 0, None
+    try:
+        while seen < expect:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            if started is None and batches:
+                started = time.perf_counter()
+            futs = []
+            for recs in batches.values():
+                for r in recs:
+                    futs.append(await producer.send(RAW_OUT.name, orjson.dumps(orjson.loads(r.value)),
+                                                    key=r.key))
+                    seen += 1
+            await asyncio.gather(*futs)
+            await consumer.commit()
+        return seen / (time.perf_counter() - (started or time.perf_counter()))
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def raw_latency(bootstrap: str, count: int = 2000, rate: int = 1000) -> list[float]:
+    """Light-rate consume -> produce latency of the raw loop (ms), timestamps from Kafka."""
+    consumer = AIOKafkaConsumer(RAW_IN.name, bootstrap_servers=bootstrap, group_id="bench-raw-lat",
+                                auto_offset_reset="latest", enable_auto_commit=False)
+    out = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await consumer.start(), await out.start(), await producer.start()
+    tps = [TopicPartition(RAW_OUT.name, p) for p in range(8)]
+    out.assign(tps)
+    await out.seek_to_end(*tps)
+    while not consumer.assignment():
+        await asyncio.sleep(0.1)
+    await consumer.seek_to_end()
+
+    async def relay() -> None:
+        while True:
+            for recs in (await consumer.getmany(timeout_ms=100)).values():
+                for r in recs:
+                    await producer.send(RAW_OUT.name, r.value, key=b"lat")
+
+    task = asyncio.create_task(relay())
+    lat: list[float] = []
+    try:
+        for i in range(count):
+            await producer.send(RAW_IN.name, orjson.dumps({"t": time.time() * 1000}), key=b"lat")
+            if i % (rate // 100) == 0:
+                await asyncio.sleep(0.01)
+        deadline = time.monotonic() + 10
+        while len(lat) < count and time.monotonic() < deadline:
+            for recs in (await out.getmany(timeout_ms=200)).values():
+                for r in recs:
+                    sent = orjson.loads(r.value)
+                    if isinstance(sent, dict) and "t" in sent:  # not a throughput-run record
+                        lat.append(r.timestamp - sent["t"])
+    finally:
+        task.cancel()
+        await consumer.stop(), await out.stop(), await producer.stop()
+    return lat
+
+
+async def poll_count(url: str, parse, expect: int, timeout_s: float) -> float:  # type: ignore[no-untyped-def]
+    """Events/s from the first record counted to ``expect`` records."""
+    first_t, first_n = None, 0
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=5) as http:
+        while time.monotonic() < deadline:
+            try:
+                n = parse((await http.get(url)).text)
+            except httpx.HTTPError:
+                n = 0
+            now = time.perf_counter()
+            if n and first_t is None:
+                first_t, first_n = now, n
+            if n >= expect:
+                return (n - first_n) / (now - first_t) if now > first_t else float("nan")
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"{url}: not at {expect} within {timeout_s}s")
+
+
+def held_count(metrics: str) -> int:
+    total = 0.0
+    for outcome in ("held", "duplicate"):
+        m = re.search(rf'bridge_events_handled_total{{outcome="{outcome}",service="consolidator"}} (\S+)',
+                      metrics)
+        total += float(m.group(1)) if m else 0
+    return int(total)
+
+
+def memory_per_conversation(n: int, design: str) -> tuple[float, float]:
+    """(bytes per pending conversation, mean stored value bytes) measured in a fresh process."""
+    out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), design],
+                         capture_output=True, text=True, check=True)
+    per, value = out.stdout.split()
+    return float(per), float(value)
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def memory_child(n: int, design: str) -> None:
+    from consolidator.deadline_index import DeadlineIndex
+    from consolidator.digest_state import (
+        ConversationState,
+        Windows,
+        add_buyer_message,
+        encode_state,
+    )
+
+    events = (decode(ChatEvent, buyer_event(i, n, 1_700_000_000_000 + i)[1]) for i in range(n))
+    before = _rss()
+    store: dict[bytes, object] = {}
+    index = DeadlineIndex()
+    value_bytes = 0
+    for ev in events:
+        key = ev.conversation_key.encode()
+        if design == "naive":
+            store[key.decode()] = {"pending": [[ev.message_id, ev.sent_at_ms,
+                                                orjson.loads(encode(ev.content))]],
+                                   "due": ev.received_at_ms + 900_000}
+        else:
+            st = ConversationState(partition=hash(key) % 8)
+            add_buyer_message(st, ev, Windows(900_000, 3_600_000))
+            raw = encode_state(st)
+            value_bytes += len(raw)
+            store[key] = raw
+            index.push(st.partition, st.due_at_ms, key)
+    print((_rss() - before) / n, value_bytes / n)
+
+
+async def main(args: argparse.Namespace) -> None:
+    root = Path(tempfile.mkdtemp(prefix="bench-consolidator-"))
+    broker = EmbeddedBroker(log_path=str(root / "broker.log"))
+    await broker.start_with_topics()
+    await ensure_topics(broker.bootstrap, [RAW_IN, RAW_OUT])
+    bs = broker.bootstrap
+    n, conversations = args.events, args.events // 3
+    future = int(time.time() * 1000) + 3_600_000  # throughput events never fall due
+    records = [buyer_event(i, conversations, future) for i in range(n)]
+    rows: dict[str, dict[str, str]] = {"naive faust agent": {}, "this design": {},
+                                       "raw aiokafka loop": {}}
+    procs: list[ServiceProcesses] = []
+    try:
+        print(f"loading {n} events ...", file=sys.stderr)
+        await load(bs, RAW_IN.name, records)
+        await load(bs, CHAT_EVENTS.name, records)
+        raw_rates = [await raw_loop(bs, n)]
+        rows["raw aiokafka loop"]["events/s"] = f"{raw_rates[0]:,.0f}"
+
+        naive_port = free_port()
+        env = {**os.environ, "KAFKA_BOOTSTRAP": bs, "BENCH_WEB_PORT": str(naive_port)}
+        naive = subprocess.Popen([sys.executable, str(Path(__file__).with_name(
+            "naive_consolidator_agent.py")), "worker", "--loglevel", "warn"], env=env,
+            stdout=open(root / "naive.log", "wb"), stderr=subprocess.STDOUT, cwd=root)
+        try:
+            naive_rate = await poll_count(f"http://127.0.0.1:{naive_port}/count",
+                                          lambda t: orjson.loads(t)["seen"], n, 300)
+        finally:
+            naive.terminate()
+            naive.wait(10)
+        rows["naive faust agent"]["events/s"] = f"{naive_rate:,.0f}"
+
+        ports = Ports()
+        env2 = stack_env(bs, ports, window_s=1.0, data_dir=root, extra={
+            "BRIDGE_TICK_INTERVAL_S": "0.1", "BRIDGE_CONSOLIDATOR_STORE": args.store})
+        svc = ServiceProcesses(env2, root / "logs")
+        procs.append(svc)
+        svc.start("consolidator")
+        ours = await poll_count(f"http://127.0.0.1:{ports.consolidator}/metrics", held_count, n, 300)
+        rows["this design"]["events/s"] = f"{ours:,.0f}"
+        print(f"throughput: raw {raw_rates[0]:,.0f}, naive {naive_rate:,.0f}, ours {ours:,.0f}",
+              file=sys.stderr)
+        for name, rate in (("naive faust agent", naive_rate), ("this design", ours)):
+            rows[name]["vs raw"] = f"{rate / raw_rates[0]:.0%}"
+        rows["raw aiokafka loop"]["vs raw"] = "100%"
+
+        # deadline -> digest lag with --pending conversations pending
+        p = args.pending
+        start_due = int(time.time() * 1000) + int(p / max(ours, 1000) * 1000) + 8000
+        lag_records = [buyer_event(10**9 + i, 10**9, start_due - 1000 + i * 10_000 // p)
+                       for i in range(p)]
+        digests = AIOKafkaConsumer(bootstrap_servers=bs, group_id=None)
+        await digests.start()
+        tps = [TopicPartition(MAIL_DIGESTS.name, q) for q in range(MAIL_DIGESTS.partitions)]
+        digests.assign(tps)
+        await digests.seek_to_end(*tps)
+        await load(bs, CHAT_EVENTS.name, lag_records)
+        loaded_at = int(time.time() * 1000)
+        lags: list[float] = []
+        deadline = time.monotonic() + 60 + p / 2000
+        while len(lags) < p and time.monotonic() < deadline:
+            for recs in (await digests.getmany(timeout_ms=500)).values():
+                for r in recs:
+                    d = decode(Digest, r.value)
+                    lags.append(r.timestamp - d.due_at_ms)
+        await digests.stop()
+        q = statistics.quantiles(lags, n=100) if len(lags) > 1 else [float("nan")] * 99
+        rows["this design"]["lag p50/p99 ms"] = f"{q[49]:.0f} / {q[98]:.0f}"
+        rows["this design"]["digests"] = f"{len(lags)}/{p}"
+        early = loaded_at > start_due
+        raw_lat = await raw_latency(bs)
+        rq = statistics.quantiles(raw_lat, n=100)
+        rows["raw aiokafka loop"]["lag p50/p99 ms"] = f"{rq[49]:.1f} / {rq[98]:.1f}"
+    finally:
+        for svc in procs:
+            svc.stop_all()
+        broker.stop()
+
+    for size in (100_000, 1_000_000):
+        for name, design in (("naive faust agent", "naive"), ("this design", "ours")):
+            per, value = memory_per_conversation(size, design)
+            rows[name][f"B/pending @{size // 1000}k"] = f"{per:,.0f}"
+            if design == "ours":
+                rows[name]["state value B"] = f"{value:.0f}"
+
+    cols = ["events/s", "vs raw", "lag p50/p99 ms", "digests", "B/pending @100k",
+            "B/pending @1000k", "state value B"]
+    print(f"\nconsolidator bench: {n} events / {conversations} conversations, {p} pending for lag, "
+          f"store {args.store}, {os.cpu_count()} cores, Tansu memory broker")
+    if early:
+        print("note: loading the lag set ended after the first deadlines; lag includes that")
+    print(f"{'':20}" + "".join(f"{c:>18}" for c in cols))
+    for name, row in rows.items():
+        print(f"{name:20}" + "".join(f"{row.get(c, '-'):>18}" for c in cols))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
+        memory_child(int(sys.argv[2]), sys.argv[3])
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--pending", type=int, default=100_000)
+    parser.add_argument("--store", default="memory://")
+    asyncio.run(main(parser.parse_args()))
