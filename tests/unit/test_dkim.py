@@ -159,3 +159,14 @@ def test_env_loader_reads_the_mounted_key_file(test_key: SigningKey) -> None:
     assert signer is not None
     assert "PRIVATE" not in repr(signer)
     assert dkim.verify(signer.sign(digest_bytes()), dnsfunc=fake_dns(test_key))
+
+
+def test_openssl_rsa_step_signs_byte_for_byte_like_dkimpy(
+    test_key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("time.time", lambda: 1_767_225_600.0)  # same t= tag for both
+    fast = DkimSigner(SELECTOR, DOMAIN, test_key.private_pem)
+    pure = DkimSigner(SELECTOR, DOMAIN, test_key.private_pem)
+    pure._openssl_key = None  # dkimpy's own pure-Python RSA
+    assert fast._openssl_key is not None, "cryptography is a dependency; the fast path is on"
+    assert fast.sign(digest_bytes()) == pure.sign(digest_bytes())
