@@ -20,7 +20,7 @@ What "once" means here, honestly:
   same message with the same ``Message-ID`` (derived from the digest id), so
   Gmail, Outlook and helpdesks that dedupe on Message-ID show it once; a plain
   mailbox without that dedupe shows it twice. At most the digests in flight at
-  the moment of the kill (the send concurrency) can be affected.
+  the moment of the kill (``BRIDGE_MAILER_CONCURRENCY``) can be affected.
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ class Mailer:
         self.ledger = ledger
         self.dead_letters = DeadLetterWriter(producer, SERVICE)
         self._keys = parse_keys(cfg.token_keys.get_secret_value())
-        # Twice the connections: the next mails are composed and signed while others
-        # are on the wire, and no more than that wait on the pool.
-        self._concurrency = asyncio.Semaphore(max(1, cfg.smtp_pool_size * 2))
+        # More than the connections: the next mails are composed, signed and recorded
+        # while others are on the wire; the pool caps the SMTP sessions themselves.
+        self._concurrency = asyncio.Semaphore(max(1, cfg.smtp_pool_size, cfg.mailer_concurrency))
 
     def compose(self, digest: Digest) -> tuple[str, str, bytes]:
         """(envelope sender, recipient, signed message bytes) for a digest."""

@@ -18,6 +18,10 @@ class MailerSettings(Settings):
     # Records per batch. A rebalance waits for the batch in flight, so a batch is kept
     # to a few seconds of sending; each batch costs one outcome catch-up and one commit.
     mailer_batch_records: int = 64
+    # Digests in flight at once (composed, being recorded or sent). Above the SMTP pool
+    # size so Kafka round trips overlap with sending; the pool still caps SMTP sessions.
+    # Also the most that a kill -9 can make send twice (see app.py).
+    mailer_concurrency: int = 32
     # Relay TLS: a CA bundle for a private relay certificate; verification stays on
     # unless explicitly turned off (only ever for a loopback test relay).
     smtp_tls_ca_file: str = ""

@@ -1,0 +1,226 @@
+"""Mails/s through the mailer beside a bare aiosmtplib send loop, on the same sink.
+
+Usage (from the repo root)::
+
+    python bench/bench_mailer.py [--mails 600] [--runs 3] [--connections 1,8]
+
+One run starts an aiosmtpd sink in its own process (so it does not share this
+process's CPU), an embedded Tansu broker (the mailer records ``attempting`` and the
+outcome of every digest on it), and then, for each connection count:
+
+* **bare**: aiosmtplib ``sendmail`` of one pre-composed, pre-signed digest, N times,
+  over exactly that many connections: the ceiling for this client and sink;
+* **mailer**: ``Mailer.handle`` on N ``mail.digests`` records: render, compose,
+  DKIM-sign (a fresh 2048-bit key), two Kafka writes, SMTP through ``SmtpPool`` with the
+  same connection count;
+* **mailer, no DKIM**: the same without signing.
+
+Printed: the median mails/s of ``--runs`` runs per row and the ratio to the bare loop,
+then the per-digest CPU cost of each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiosmtplib  # noqa: E402
+from aiokafka.structs import ConsumerRecord  # noqa: E402
+
+SINK_CODE = """
+import asyncio, sys
+from aiosmtpd.smtp import SMTP
+class H:
+    n = 0
+    async def handle_DATA(self, server, session, envelope):
+        H.n += 1
+        return "250 2.0.0 Stored"
+async def main():
+    loop = asyncio.get_running_loop()
+    await loop.create_server(lambda: SMTP(H(), ident="bench sink"), "127.0.0.1", int(sys.argv[1]))
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def make_digest(run: int, n: int):  # type: ignore[no-untyped-def]
+    from shared.events import ChatContent, Digest, DigestMessage
+
+    return Digest(
+        digest_id=f"bench-{run}-{n}", shop_id="shop-1", conversation_id=f"conv-{n}",
+        buyer_id="buyer-1", buyer_name="Zoë Buyer", shop_name="Sunny Socks",
+        previous_digest_ids=(f"bench-prev-{n}",),
+        messages=(
+            DigestMessage(f"m{n}-1", 1_764_070_000_000, ChatContent(text="Is it wool? 🧦")),
+            DigestMessage(f"m{n}-2", 1_764_070_001_000, ChatContent(
+                kind="product_card", title="Wool socks", price="$12",
+                url="https://shop.example/p/1", thumbnail_url="https://cdn.example/p1.jpg")),
+            DigestMessage(f"m{n}-3", 1_764_070_002_000, ChatContent(kind="order_card",
+                                                                    order_id="5771", status="paid")),
+        ),
+        destination_email="owner@sunnysocks.example",
+    )
+
+
+async def bare_loop(port: int, message: bytes, mails: int, connections: int) -> float:
+    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port) for _ in range(connections)]
+    for client in clients:
+        await client.connect()
+    share = [mails // connections + (1 if i < mails % connections else 0)
+             for i in range(connections)]
+
+    async def worker(client: aiosmtplib.SMTP, count: int) -> None:
+        for _ in range(count):
+            await client.sendmail("bounce@bridge.example", ["owner@sunnysocks.example"], message)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c, k) for c, k in zip(clients, share, strict=True)))
+    elapsed = time.perf_counter() - start
+    for client in clients:
+        await client.quit()
+    return mails / elapsed
+
+
+async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
+                     key_file: str, run: int) -> float:
+    from aiokafka import AIOKafkaProducer
+    from mailer.app import Mailer, load_signer, relay_config
+    from mailer.mailer_settings import MailerSettings
+    from mailer.outcome_ledger import OutcomeLedger
+    from shared.codec import encode
+    from shared.topics import MAIL_DIGESTS, MAIL_OUTCOMES
+
+    cfg = MailerSettings(smtp_port=port, smtp_pool_size=connections, dkim_key_file=key_file)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    ledger = OutcomeLedger(bootstrap, MAIL_OUTCOMES.name)
+    await ledger.start()
+    from mailer.smtp_pool import SmtpPool
+
+    pool = SmtpPool(relay_config(cfg))
+    mailer = Mailer(cfg, producer, pool, load_signer(cfg), ledger)
+    records = []
+    for n in range(mails):
+        value = encode(make_digest(run, n))
+        records.append(ConsumerRecord(MAIL_DIGESTS.name, 0, n, 0, 0, f"shop-1:conv-{n}".encode(),
+                                      value, None, 0, len(value), ()))
+    await mailer.handle(records[0])  # warm: connection, css inliner, key
+    start = time.perf_counter()
+    await asyncio.gather(*(mailer.handle(r) for r in records[1:]))
+    elapsed = time.perf_counter() - start
+    await pool.close()
+    await ledger.stop()
+    await producer.stop()
+    return (mails - 1) / elapsed
+
+
+def step_costs(key_file: str) -> list[tuple[str, float]]:
+    """Per-digest CPU of each step, in microseconds (median of 5 x 100)."""
+    from mailer.compose import ComposeContext, compose_digest_email
+    from mailer.dkim_signing import load_dkim_signer
+    from mailer.render import DigestLinks, render_digest
+
+    links = DigestLinks("https://s.example/chat/1", "https://s.example/settings/1", "TikTok Shop")
+    ctx = ComposeContext("TikTok Shop", "c.tok@chat-seller-us.bridge.example",
+                         "owner@sunnysocks.example", "digest.bridge.example", links,
+                         links.settings_url, datetime.now(UTC))
+    digest = make_digest(0, 0)
+    signer = load_dkim_signer("bench", "bridge.example", key_file)
+    raw = bytes(compose_digest_email(digest, ctx))
+    steps = {
+        "render (HTML + css-inline + text)": lambda: render_digest(digest, links),
+        "compose MIME incl. render, to bytes": lambda: bytes(compose_digest_email(digest, ctx)),
+        "DKIM sign": lambda: signer.sign(raw),
+    }
+    out = []
+    for name, step in steps.items():
+        samples = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(100):
+                step()
+            samples.append((time.perf_counter() - t0) / 100 * 1e6)
+        out.append((name, statistics.median(samples)))
+    return out
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mails", type=int, default=600)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", default="1,8")
+    args = parser.parse_args()
+    conn_counts = [int(c) for c in args.connections.split(",")]
+
+    import logging
+
+    from devstack.broker import EmbeddedBroker, free_port
+
+    logging.disable(logging.WARNING)  # the mailer logs nothing per mail on success
+    tmp = Path(tempfile.mkdtemp(prefix="bench-mailer-"))
+    key_file = str(tmp / "dkim.pem")
+    subprocess.run(["openssl", "genrsa", "-out", key_file, "2048"], check=True,
+                   capture_output=True)
+    port = free_port()
+    sink = subprocess.Popen([sys.executable, "-c", SINK_CODE, str(port)], stdout=subprocess.PIPE)
+    broker = EmbeddedBroker(log_path=str(tmp / "broker.log"))
+    try:
+        assert sink.stdout is not None and sink.stdout.readline().strip() == b"ready"
+        await broker.start_with_topics()
+        os.environ["KAFKA_BOOTSTRAP"] = broker.bootstrap
+        from mailer.compose import ComposeContext, compose_digest_email
+        from mailer.dkim_signing import load_dkim_signer
+        from mailer.render import DigestLinks
+
+        links = DigestLinks("https://s.example/chat/1", "https://s.example/s/1", "TikTok Shop")
+        ctx = ComposeContext("TikTok Shop", "c.tok@chat-seller-us.bridge.example",
+                             "owner@sunnysocks.example", "digest.bridge.example", links,
+                             links.settings_url, datetime.now(UTC))
+        message = load_dkim_signer("bench", "bridge.example", key_file).sign(
+            bytes(compose_digest_email(make_digest(0, 0), ctx)))
+
+        rows: list[tuple[str, int, float, float]] = []
+        run_id = 0
+        for conns in conn_counts:
+            bare, full, unsigned = [], [], []
+            for _ in range(args.runs):
+                run_id += 1
+                bare.append(await bare_loop(port, message, args.mails, conns))
+                full.append(await mailer_run(broker.bootstrap, port, args.mails, conns,
+                                             key_file, run_id))
+                run_id += 1
+                unsigned.append(await mailer_run(broker.bootstrap, port, args.mails, conns,
+                                                 "", run_id))
+            b = statistics.median(bare)
+            rows += [("bare aiosmtplib loop", conns, b, 1.0),
+                     ("mailer (render+DKIM+Kafka)", conns, statistics.median(full),
+                      statistics.median(full) / b),
+                     ("mailer, no DKIM", conns, statistics.median(unsigned),
+                      statistics.median(unsigned) / b)]
+        print(f"\n{args.mails} mails per run, median of {args.runs} runs, digest "
+              f"{len(message)} bytes, one client process, sink in its own process\n")
+        print(f"{'path':<30} {'conns':>5} {'mails/s':>9} {'vs bare':>8}")
+        for name, conns, rate, ratio in rows:
+            print(f"{name:<30} {conns:>5} {rate:>9.0f} {ratio:>7.0%}")
+        print(f"\n{'per-digest CPU':<40} {'us':>8}")
+        for name, micros in step_costs(key_file):
+            print(f"{name:<40} {micros:>8.0f}")
+    finally:
+        sink.terminate()
+        sink.wait(timeout=5)
+        broker.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
