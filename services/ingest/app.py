@@ -46,6 +46,7 @@ from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import add_ops_routes
 from shared.topics import CHAT_EVENTS
+from ingest.admin_api import build_admin_router
 from ingest.webhook_events import RecentIds, chat_event_from_message
 
 log = logging.getLogger("ingest")
@@ -168,6 +169,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="chat-email bridge ingest", lifespan=lifespan)
     add_ops_routes(app, lambda: "producer" in state)
+    # Admin API (shops, users, roles, settings, simulation) shares the webhook producer.
+    app.include_router(build_admin_router(cfg, lambda: state["producer"]))  # type: ignore[arg-type,return-value]
 
     @app.post("/webhooks/{platform}")
     async def webhook(platform: str, request: Request) -> Response:

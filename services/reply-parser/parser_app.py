@@ -15,7 +15,8 @@ from collections import defaultdict, deque
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, decide
+from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, config_from, decide
+from reply_parser.mail_auth import DnsPythonResolver
 from reply_parser.parser_metrics import REPLIES_CLASSIFIED
 from shared.codec import DecodeError, decode, encode
 from shared.config import Settings, get_settings
