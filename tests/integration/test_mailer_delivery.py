@@ -219,8 +219,11 @@ async def test_kill_9_mid_load_then_restart_loses_nothing_and_repeats_only_in_fl
     digests = [make_digest(run, n) for n in range(200)]
     expected = {d.digest_id for d in digests}
     relay.delay_s = 0.01
+    # One batch for the whole load, so the kill lands mid-batch (not between batches,
+    # where everything in flight has its outcome and nothing can repeat).
     mailers = Mailers(broker, relay, tmp_path, {"BRIDGE_SMTP_POOL_SIZE": "4",
-                                                "BRIDGE_MAILER_CONCURRENCY": "8"})
+                                                "BRIDGE_MAILER_CONCURRENCY": "8",
+                                                "BRIDGE_MAILER_BATCH_RECORDS": "500"})
     await mailers.start()
     try:
         await produce(broker, digests)
