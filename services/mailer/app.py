@@ -16,10 +16,11 @@ What "once" means here, honestly:
   outcome write. Nothing can tell afterwards whether the relay has the mail (SMTP
   has no idempotency key), so the digest is sent again (at-least-once) rather than
   risk losing it. The ``attempting`` record makes such resends visible
-  (``bridge_digest_resends_unknown_total``), and the resend is byte-for-byte the
-  same message with the same ``Message-ID`` (derived from the digest id), so
-  Gmail, Outlook and helpdesks that dedupe on Message-ID show it once; a plain
-  mailbox without that dedupe shows it twice. At most the digests in flight at
+  (``bridge_digest_resends_unknown_total``), and the resend carries the same content
+  and the same ``Message-ID`` (derived from the digest id; only ``Date``, the reply
+  token's timestamp and the DKIM signature differ), so mail stores and helpdesks
+  that dedupe on Message-ID (Gmail does; others vary) show it once, and a mailbox
+  that does not shows it twice, threaded with the original. At most the digests in flight at
   the moment of the kill (``BRIDGE_MAILER_CONCURRENCY``) can be affected.
 """
 
