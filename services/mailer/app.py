@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
-from mailer.compose import ComposeContext, compose_digest_email
+from mailer.compose import ComposeContext, compose_digest_bytes
 from mailer.digest_consumer import consume_digests
 from mailer.dkim_signing import DkimSigner, load_dkim_signer
 from mailer.mailer_metrics import (
@@ -95,7 +95,7 @@ class Mailer:
             message_id_domain=cfg.message_id_domain, links=links,
             list_unsubscribe_url=links.settings_url, now=datetime.now(UTC),
         )
-        raw = bytes(compose_digest_email(digest, ctx))
+        raw = compose_digest_bytes(digest, ctx)
         if self.signer is not None:
             raw = self.signer.sign(raw)
         return self.envelope_sender(digest, address), to, raw

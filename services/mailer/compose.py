@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from email import quoprimime
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
@@ -29,6 +30,7 @@ from .threading_headers import digest_message_id, in_reply_to, references, threa
 __all__ = [
     "ComposeContext",
     "InvalidAddressError",
+    "compose_digest_bytes",
     "compose_digest_email",
     "digest_subject",
     "header_safe",
@@ -178,3 +180,81 @@ def compose_digest_email(digest: Digest, ctx: ComposeContext) -> EmailMessage:
     # never occurs in quoted-printable output, so the boundary cannot collide with a body.
     msg.set_boundary("=_digest_" + hashlib.sha256(digest.digest_id.encode()).hexdigest()[:32])
     return msg
+
+
+# ---------------------------------------------------------------------------------------
+# The same message as bytes, fast. Composing through EmailMessage parses every header we
+# set and re-folds it on output: ~2 ms per digest, the largest cost in the mailer. Here a
+# header that is short plain ASCII (and so comes out of the email package unchanged) is
+# written directly; anything else goes through the very policy calls the generator
+# makes. tests/unit/test_compose.py checks the two paths give identical bytes.
+
+_MAX_LINE = 78
+_PLAIN_DISPLAY_NAME = re.compile(r"^[A-Za-z0-9 ]*$")
+_PLAIN_VALUE = re.compile(r"^[\x21-\x7e]+(?: [\x21-\x7e]+)*$")
+
+
+def _fold(name: str, value: str | Address) -> str:
+    if isinstance(value, Address):
+        plain = bool(_PLAIN_DISPLAY_NAME.match(value.display_name)) and not (
+            value.display_name.startswith(" ") or value.display_name.endswith(" ")
+            or "  " in value.display_name)
+        text = str(value)
+    else:
+        plain, text = True, value
+    if (plain and "=?" not in text and len(name) + 2 + len(text) <= _MAX_LINE
+            and _PLAIN_VALUE.match(text)):
+        return f"{name}: {text}\r\n"
+    folded: str = _POLICY.fold(name, _POLICY.header_factory(name, value))
+    return folded
+
+
+def _qp_part(subtype: str, body: str) -> str:
+    # What contentmanager.set_text_content does for cte="quoted-printable".
+    lines = body.encode("utf-8").splitlines()
+    encoded = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), _MAX_LINE)
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            + encoded.replace("\n", "\r\n"))
+
+
+def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
+    """``bytes(compose_digest_email(digest, ctx))``, about five times faster."""
+    marketplace = _display_name(ctx.marketplace_name, "Marketplace")
+    domain = ctx.message_id_domain
+    rendered = render_digest(digest, ctx.links)
+    subject = digest_subject(ctx.marketplace_name, digest.buyer_name)
+    sender = _address(marketplace, ctx.from_address, "reply")
+    headers: list[tuple[str, str | Address]] = [
+        ("Subject", subject),
+        ("From", sender),
+        ("Reply-To", sender),
+        ("To", _address("", ctx.to_address, "destination")),
+        ("Date", format_datetime(_aware(ctx.now))),
+        ("Message-ID", digest_message_id(digest.digest_id, domain)),
+    ]
+    parent = in_reply_to(digest.previous_digest_ids, domain)
+    if parent is not None:
+        headers.append(("In-Reply-To", parent))
+        headers.append(("References", " ".join(references(digest.previous_digest_ids, domain))))
+    # compose_digest_email copies the Subject header's decoded value.
+    topic = subject if "=?" not in subject else str(_POLICY.header_factory("Subject", subject))
+    headers += [
+        ("Thread-Topic", topic),
+        ("Thread-Index", thread_index(conversation_key(digest.shop_id, digest.conversation_id),
+                                      digest.previous_digest_ids)),
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Auto-Response-Suppress", "All"),
+    ]
+    unsubscribe = safe_http_url(ctx.list_unsubscribe_url)
+    if unsubscribe:
+        headers.append(("List-Unsubscribe", f"<{unsubscribe}>"))
+    headers.append(("X-Bridge-Digest-Id", _HEADER_ID.sub("_", digest.digest_id)[:200]))
+    boundary = "=_digest_" + hashlib.sha256(digest.digest_id.encode()).hexdigest()[:32]
+    text = "".join(_fold(name, value) for name, value in headers) + (
+        "MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'
+        f"--{boundary}\r\n{_qp_part('plain', rendered.text)}\r\n"
+        f"--{boundary}\r\n{_qp_part('html', rendered.html)}\r\n"
+        f"--{boundary}--\r\n")
+    return text.encode("ascii")

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from mailer.compose import (
     ComposeContext,
     InvalidAddressError,
+    compose_digest_bytes,
     compose_digest_email,
     digest_subject,
 )
@@ -291,3 +292,42 @@ def test_whole_message_matches_golden() -> None:
         return
     assert GOLDEN_MESSAGE.exists(), "missing golden; run with UPDATE_GOLDEN=1 and review it"
     assert actual == GOLDEN_MESSAGE.read_bytes(), "message.eml differs; UPDATE_GOLDEN=1 if intended"
+
+
+# The fast byte composer used by the mailer must be indistinguishable from the reference.
+
+_names = st.one_of(
+    st.text(max_size=120),
+    st.sampled_from(["Zoë Buyer", "=?utf-8?q?evil?=", "O'Brien, Jr.", "  two  spaces ",
+                     "李小龙 🧦", "a" * 90, "Name (with) <specials> @ \"quotes\"", ""]),
+)
+_ids = st.one_of(st.from_regex(r"[A-Za-z0-9_.+=-]{1,40}", fullmatch=True),
+                 st.text(min_size=1, max_size=60))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    buyer=_names,
+    marketplace=_names,
+    digest_id=_ids,
+    previous=st.lists(_ids, max_size=25).map(tuple),
+    text=st.text(max_size=400),
+    unsubscribe=st.sampled_from(["https://s.example/settings", "javascript:alert(1)", ""]),
+    from_address=st.sampled_from([REPLY_ADDRESS, "x" * 70 + "@chat-seller-gb.bridge.example"]),
+)
+def test_fast_byte_composer_gives_exactly_the_reference_bytes(
+    buyer: str, marketplace: str, digest_id: str, previous: tuple[str, ...], text: str,
+    unsubscribe: str, from_address: str,
+) -> None:
+    digest = dataclasses.replace(
+        make_digest(buyer_name=buyer, digest_id=digest_id, previous=previous),
+        messages=(DigestMessage("m1", 1_764_070_000_000, ChatContent(text=text)),),
+    )
+    ctx = dataclasses.replace(CTX, marketplace_name=marketplace, list_unsubscribe_url=unsubscribe,
+                              from_address=from_address)
+    assert compose_digest_bytes(digest, ctx) == bytes(compose_digest_email(digest, ctx))
+
+
+def test_fast_byte_composer_matches_the_golden_message() -> None:
+    digest = make_digest(buyer_name="Zoë Buyer", previous=("dg-0001",))
+    assert compose_digest_bytes(digest, CTX) == bytes(compose_digest_email(digest, CTX))
