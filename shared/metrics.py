@@ -32,3 +32,8 @@ UP = Gauge("bridge_up", "1 while the service is running and connected to Kafka."
 def render_metrics() -> tuple[bytes, str]:
     """The exposition text and its content type, for a /metrics endpoint."""
     return generate_latest(), CONTENT_TYPE_LATEST
+
+# Buckets for delays measured in seconds to minutes, such as a digest's release after its
+# debounce deadline (``bridge_digest_lag_seconds``, alert: p99 over 60 s). The top buckets
+# must lie above the alert's target or the p99 cannot be seen to cross it.
+DELAY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
