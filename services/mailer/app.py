@@ -160,7 +160,7 @@ class Mailer:
             else:
                 sender, to, raw = self.compose(digest)
         except Exception as exc:  # a digest we cannot render must not block the partition
-            log.exception("compose failed", extra={"digest_id": digest.digest_id})
+            log.exception("compose failed", extra={"item_id": _item_id(digest)})
             await self.dead_letters.write(source_topic=source, key=_item_id(digest),
                                           reason=f"cannot compose: {exc}", reason_class="compose")
             return self._outcome(digest, MailStatus.FAILED, reason=f"cannot compose: {exc}")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from email import quoprimime
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import quoprimime
 from email.errors import HeaderParseError
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage

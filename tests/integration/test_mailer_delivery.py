@@ -280,15 +280,21 @@ async def sent_count(port: int) -> float:
                if line.startswith("bridge_events_handled_total") and 'outcome="sent"' in line)
 
 
-async def test_with_a_dkim_key_file_the_running_mailer_sends_mail_that_verifies(
-        broker: str, relay: Relay, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """A fresh 2048-bit key file and the DNS TXT record that publishes it."""
     openssl = shutil.which("openssl")
     assert openssl, "the openssl CLI is needed to generate the test DKIM key"
-    key = tmp_path / "dkim.pem"
+    key = tmp_path_factory.mktemp("mailer-dkim") / "dkim.pem"
     subprocess.run([openssl, "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
     public_der = subprocess.run([openssl, "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
                                 check=True, capture_output=True).stdout
-    txt = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
+    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
+
+
+async def test_with_a_dkim_key_file_the_running_mailer_sends_mail_that_verifies(
+        broker: str, relay: Relay, tmp_path: Path, dkim_key: tuple[Path, bytes]) -> None:
+    key, txt = dkim_key
     selector, domain = "mailer2026", "chat-seller-us.bridge.example"
 
     def dns(name: bytes, timeout: int = 5) -> bytes | None:

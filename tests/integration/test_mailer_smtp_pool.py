@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
 
 from devstack.broker import free_port
+from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
 
 pytestmark = pytest.mark.integration
 

@@ -20,6 +20,7 @@ import pytest
 import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mailer.compose import (
     ComposeContext,
     InvalidAddressError,
@@ -33,7 +34,6 @@ from mailer.threading_headers import (
     digest_id_from_message_id,
     digest_message_id,
 )
-
 from shared.events import ChatContent, Digest, DigestMessage
 
 GOLDEN_MESSAGE = Path(__file__).resolve().parents[1] / "golden" / "digest" / "message.eml"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dkim
 import pytest
+
 from mailer.compose import ComposeContext, compose_digest_email
 from mailer.dkim_signing import (
     ENV_DOMAIN,
@@ -28,7 +29,6 @@ from mailer.dkim_signing import (
     load_dkim_signer,
 )
 from mailer.render import DigestLinks
-
 from shared.events import ChatContent, Digest, DigestMessage
 
 SELECTOR = "bridge2026"

@@ -6,10 +6,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import orjson
+
 from mailer.app import Mailer
 from mailer.mailer_settings import MailerSettings
 from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
-
 from shared.events import ChatContent, Digest, DigestMessage
 
 
