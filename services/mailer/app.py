@@ -30,13 +30,14 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from mailer.compose import ComposeContext, compose_digest_bytes
-from mailer.digest_consumer import consume_digests
+from mailer.digest_consumer import PartitionLost, consume_digests
 from mailer.dkim_signing import DkimSigner, load_dkim_signer
 from mailer.mailer_metrics import (
     DIGESTS_SENT,
@@ -119,7 +120,12 @@ class Mailer:
         # Null reverse-path (RFC 3834 s.3.3 spirit): bounces of a notice must not loop back.
         return "", notice.to_address, raw
 
-    async def handle(self, record: ConsumerRecord) -> None:
+    async def handle(self, record: ConsumerRecord,
+                     still_owned: Callable[[], bool] = lambda: True) -> None:
+        """Send one record's mail once. ``still_owned`` says whether this process still
+        holds the record's partition; it is asked before every SMTP attempt, so a
+        process that lost the partition (rebalance, stalled too long) stops retrying
+        instead of racing the new owner. Raises :class:`PartitionLost` then."""
         started = time.perf_counter()
         event_type: type[Digest] | type[MailNotice] = (
             MailNotice if record.topic == MAIL_NOTICES.name else Digest)
@@ -144,14 +150,15 @@ class Mailer:
             log.warning("resending a digest whose earlier attempt has no outcome",
                         extra={"item_id": item_id})
         async with self._concurrency:
-            outcome = await self._deliver(item)
+            outcome = await self._deliver(item, still_owned)
         await self.producer.send_and_wait(MAIL_OUTCOMES.name, encode(outcome),
                                           key=item_id.encode())
         self.ledger.record_done(item_id)
         EVENTS_HANDLED.labels(SERVICE, outcome.status).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
-    async def _deliver(self, digest: Digest | MailNotice) -> MailOutcome:
+    async def _deliver(self, digest: Digest | MailNotice,
+                       still_owned: Callable[[], bool]) -> MailOutcome:
         cfg = self.cfg
         source = MAIL_NOTICES.name if isinstance(digest, MailNotice) else MAIL_DIGESTS.name
         try:
@@ -170,7 +177,10 @@ class Mailer:
             MAIL_OUTCOMES.name, encode(self._outcome(digest, ATTEMPTING)),
             key=_item_id(digest).encode())
         attempt = 0
+        first_try = time.monotonic()
         while True:
+            if not still_owned():
+                raise PartitionLost(_item_id(digest))
             attempt += 1
             t0 = time.perf_counter()
             try:
@@ -181,7 +191,7 @@ class Mailer:
                 return self._outcome(digest, MailStatus.SENT, attempts=attempt, code=250,
                                      message_id=message_id)
             except SendError as exc:
-                if exc.permanent or attempt >= cfg.smtp_max_attempts:
+                if exc.permanent or self._gives_up(attempt, time.monotonic() - first_try):
                     DIGESTS_SENT.labels("failed").inc()
                     await self.dead_letters.write(
                         source_topic=source, key=_item_id(digest),
@@ -196,6 +206,13 @@ class Mailer:
                          extra={"item_id": _item_id(digest), "attempt": attempt,
                                 "reason": exc.reason, "delay_s": round(delay, 2)})
                 await asyncio.sleep(delay)
+
+    def _gives_up(self, attempts: int, elapsed_s: float) -> bool:
+        """A temporary failure becomes final only after enough tries *and* enough time:
+        a relay outage longer than a handful of backoffs must not turn digests into
+        dead letters (the bar is "nothing acknowledged is lost")."""
+        return (attempts >= self.cfg.smtp_max_attempts
+                and elapsed_s >= self.cfg.smtp_retry_window_s)
 
     @staticmethod
     def _outcome(digest: Digest | MailNotice, status: str, *, attempts: int = 0, code: int = 0,

@@ -25,6 +25,10 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from mailer.outcome_ledger import OutcomeLedger
 
+
+class PartitionLost(Exception):
+    """Raised by a handler that finds its record's partition is no longer ours."""
+
 log = logging.getLogger(__name__)
 
 
@@ -49,9 +53,14 @@ class FinishBatchBeforeRevoke(ConsumerRebalanceListener):
 
 
 async def consume_digests(consumer: AIOKafkaConsumer, topics: list[str], ledger: OutcomeLedger,
-                          handle: Callable[[ConsumerRecord], Awaitable[None]], *,
+                          handle: Callable[[ConsumerRecord, Callable[[], bool]], Awaitable[None]],
+                          *,
                           max_records: int = 200, revoke_timeout_s: float = 60.0) -> None:
-    """Consume ``topics`` forever; offsets commit only after every record's outcome."""
+    """Consume ``topics`` forever; offsets commit only after every record's outcome.
+
+    ``handle(record, still_owned)`` may raise :class:`PartitionLost`; the batch is then
+    not committed and fetching resumes from the current assignment.
+    """
     idle = asyncio.Event()
     idle.set()
     consumer.subscribe(topics, listener=FinishBatchBeforeRevoke(idle, revoke_timeout_s))
@@ -68,10 +77,27 @@ async def consume_digests(consumer: AIOKafkaConsumer, topics: list[str], ledger:
                     by_key[rec.key or b""].append(rec)
 
             async def in_order(records: list[ConsumerRecord]) -> None:
-                for rec in records:
-                    await handle(rec)
+                tp = TopicPartition(records[0].topic, records[0].partition)
 
-            await asyncio.gather(*(in_order(recs) for recs in by_key.values()))
+                def still_owned() -> bool:
+                    return tp in consumer.assignment()
+
+                for rec in records:
+                    await handle(rec, still_owned)
+
+            results = await asyncio.gather(*(in_order(recs) for recs in by_key.values()),
+                                           return_exceptions=True)
+            lost = [r for r in results if isinstance(r, PartitionLost)]
+            failures = [r for r in results if isinstance(r, BaseException)
+                        and not isinstance(r, PartitionLost)]
+            if failures:
+                raise failures[0]
+            if lost:
+                # Another member owns some of these now; it will replay them, and the
+                # ledger tells it what was already sent. Fetch afresh from what we own.
+                log.warning("partition lost mid-batch; leaving the rest to its new owner",
+                            extra={"records": len(lost)})
+                continue
             try:
                 await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
             except (CommitFailedError, IllegalStateError) as exc:

@@ -22,6 +22,10 @@ class MailerSettings(Settings):
     # size so Kafka round trips overlap with sending; the pool still caps SMTP sessions.
     # Also the most that a kill -9 can make send twice (see app.py).
     mailer_concurrency: int = 32
+    # A temporary SMTP failure (4xx, relay down) is retried, with backoff capped at
+    # smtp_backoff_max_s, until smtp_max_attempts tries AND this long have passed; only
+    # then is the digest dead-lettered. Long, like an MTA queue: an outage is waited out.
+    smtp_retry_window_s: float = 4 * 3600.0
     # Relay TLS: a CA bundle for a private relay certificate; verification stays on
     # unless explicitly turned off (only ever for a loopback test relay).
     smtp_tls_ca_file: str = ""

@@ -67,3 +67,10 @@ def test_without_a_bounce_domain_the_envelope_sender_is_the_reply_address() -> N
 def test_with_a_bounce_domain_each_digest_gets_its_own_verp_return_path() -> None:
     mailer = make_mailer(bounce_domain="bounces.bridge.example")
     assert mailer.envelope_sender(DIGEST, "tok@x") == "bounce+dg_42_x@bounces.bridge.example"
+
+
+def test_a_temporary_failure_is_final_only_after_enough_tries_and_enough_time() -> None:
+    mailer = make_mailer(smtp_max_attempts=8, smtp_retry_window_s=3600)
+    assert not mailer._gives_up(attempts=50, elapsed_s=600)  # many tries, short outage
+    assert not mailer._gives_up(attempts=3, elapsed_s=7200)  # long, but few tries
+    assert mailer._gives_up(attempts=8, elapsed_s=3600)
