@@ -32,7 +32,7 @@ from devstack.stack import Ports, ServiceProcesses, stack_env, wait_healthy
 from shared.codec import encode
 from shared.compacted import replay_topic
 from shared.events import ChatContent, Digest, DigestMessage, conversation_key
-from shared.topics import MAIL_DIGESTS, MAIL_OUTCOMES
+from shared.topics import DEAD_LETTER, MAIL_DIGESTS, MAIL_OUTCOMES
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +47,7 @@ class Relay:
     message_ids: dict[str, set[bytes]] = field(default_factory=lambda: collections.defaultdict(set))
     temp_fail: bool = False
     delay_s: float = 0.0  # per mail, so a kill or a rebalance lands mid-load
+    refuse: set[str] = field(default_factory=set)  # digest ids answered with 550
     refused: int = 0
     server: asyncio.base_events.Server | None = None
     sessions: list[SMTP] = field(default_factory=list)
@@ -59,6 +60,9 @@ class Relay:
             await asyncio.sleep(self.delay_s)
         raw = envelope.original_content or b""
         digest_id = _header(raw, b"X-Bridge-Digest-Id")
+        if digest_id in self.refuse:
+            self.refused += 1
+            return "550 5.1.1 Mailbox owner@sunnysocks.example does not exist"
         self.counts[digest_id] += 1
         self.raw[digest_id] = raw
         self.message_ids[digest_id].add(_header(raw, b"Message-ID").encode())
@@ -166,6 +170,19 @@ async def relay() -> AsyncIterator[Relay]:
         yield r
     finally:
         await r.stop()
+
+
+async def dead_letters(bootstrap: str) -> dict[str, str]:
+    import orjson
+
+    found: dict[str, str] = {}
+
+    def apply(rec) -> None:  # type: ignore[no-untyped-def]
+        letter = orjson.loads(rec.value)
+        found[letter["key"]] = letter["reason"]
+
+    await replay_topic(bootstrap, DEAD_LETTER.name, apply)
+    return found
 
 
 async def outcomes(bootstrap: str) -> dict[str, str]:
@@ -312,5 +329,30 @@ async def test_with_a_dkim_key_file_the_running_mailer_sends_mail_that_verifies(
         assert raw.startswith(b"DKIM-Signature:")
         assert dkim.verify(raw, dnsfunc=dns)
         assert not dkim.verify(raw.replace(b"Is order 1", b"Is order 9", 1), dnsfunc=dns)
+    finally:
+        mailers.procs.stop_all()
+
+
+async def test_a_permanent_5xx_is_dead_lettered_with_the_reason_and_recorded_as_failed(
+        broker: str, relay: Relay, tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:8]
+    digests = [make_digest(run, n) for n in range(5)]
+    refused = digests[2].digest_id
+    relay.refuse.add(refused)
+    mailers = Mailers(broker, relay, tmp_path, {})
+    await mailers.start()
+    try:
+        await produce(broker, digests)
+        others = {d.digest_id for d in digests} - {refused}
+        await wait_for(lambda: others <= set(relay.counts), 30, "the deliverable digests")
+        deadline = time.monotonic() + 15
+        while refused not in (letters := await dead_letters(broker)):
+            assert time.monotonic() < deadline, "no dead letter for the refused digest"
+            await asyncio.sleep(0.3)
+        assert "550" in letters[refused] and "does not exist" in letters[refused]
+        recorded = await outcomes(broker)
+        assert recorded[refused] == "failed"
+        assert relay.refused == 1, "a permanent failure was retried"
+        assert all(recorded[d] == "sent" for d in others)
     finally:
         mailers.procs.stop_all()
