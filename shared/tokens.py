@@ -118,6 +118,21 @@ def mint_token(shop_id: str, conversation_id: str, keys: dict[int, bytes], *,
     return base64.b32encode(raw).decode().rstrip("=").lower()
 
 
+# The longest conversation ids a shop must fit beside: the platform's (TikTok's are
+# 18-19 digits) and the admin API's simulation ids ("sim-" + 8 hex digits).
+LONGEST_CONVERSATION_IDS = ("9" * 20, "sim-" + "f" * 8)
+
+
+def shop_id_fits_reply_tokens(shop_id: str) -> bool:
+    """Whether every conversation of this shop can get a reply address (checked at onboarding)."""
+    try:
+        for conversation_id in LONGEST_CONVERSATION_IDS:
+            mint_token(shop_id, conversation_id, {0: b"k"}, now_s=0, ttl_s=0)
+    except TokenTooLong:
+        return False
+    return True
+
+
 def verify_token(token: str, keys: dict[int, bytes], *, now_s: float) -> ReplyToken:
     """Check a token's signature and expiry; raise a :class:`TokenError` with the reason."""
     if not token or len(token) > MAX_LOCAL_PART:

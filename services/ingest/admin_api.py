@@ -34,22 +34,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import Counter
 
-from shared.codec import encode
-from shared.config import Settings
-from shared.events import (
-    AuditEvent,
-    ChatContent,
-    ChatEvent,
-    ChatEventKind,
-    DestinationKind,
-    ShopSettings,
-    ShopUser,
-    UserRole,
-    UserStatus,
-)
-from shared.kafka import make_producer
-from shared.logging import now_ms
-from shared.topics import ADMIN_AUDIT, ADMIN_USERS, CHAT_EVENTS, MAIL_NOTICES, SHOP_SETTINGS
 from ingest.activation import (
     ActivationError,
     activate,
@@ -75,6 +59,23 @@ from ingest.settings_change import (
     settings_document,
 )
 from ingest.simulation import is_simulation, new_simulation_id, simulation_steps
+from shared.codec import encode
+from shared.config import Settings
+from shared.events import (
+    AuditEvent,
+    ChatContent,
+    ChatEvent,
+    ChatEventKind,
+    DestinationKind,
+    ShopSettings,
+    ShopUser,
+    UserRole,
+    UserStatus,
+)
+from shared.kafka import make_producer
+from shared.logging import now_ms
+from shared.tokens import shop_id_fits_reply_tokens
+from shared.topics import ADMIN_AUDIT, ADMIN_USERS, CHAT_EVENTS, MAIL_NOTICES, SHOP_SETTINGS
 
 log = logging.getLogger("ingest.admin")
 ADMIN_REQUESTS = Counter("bridge_admin_requests_total",
@@ -249,6 +250,10 @@ def build_admin_router(settings: Settings,
         if not isinstance(shop_id, str) or not shop_id or len(shop_id) > 64 or not all(
                 c.isalnum() or c in "-_" for c in shop_id):
             errors.append(FieldError("shop_id", "expected 1-64 letters, digits, '-' or '_'"))
+        elif not shop_id_fits_reply_tokens(shop_id):
+            errors.append(FieldError(
+                "shop_id", "too long to fit in the shop's reply addresses (64 characters): "
+                           "use the platform's numeric shop id or at most 11 characters"))
         email = ""
         try:
             email = normalize_email(body.get("main_account_email"), "main_account_email")

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaProducer
@@ -143,7 +143,9 @@ class Publisher:
             await asyncio.wait_for(asyncio.gather(*waits), self.timeout_s)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *,
+               admin_clock: Callable[[], int] = now_ms) -> FastAPI:
+    """The ingest app: platform webhooks plus the admin API (``admin_clock`` in ms, for tests)."""
     cfg = settings or get_settings()
     state: dict[str, object] = {}
     adapters: Mapping[str, WebhookAdapter] = webhook_adapters_from_settings(cfg)
@@ -170,7 +172,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="chat-email bridge ingest", lifespan=lifespan)
     add_ops_routes(app, lambda: "producer" in state)
     # Admin API (shops, users, roles, settings, simulation) shares the webhook producer.
-    app.include_router(build_admin_router(cfg, lambda: state["producer"]))  # type: ignore[arg-type,return-value]
+    app.include_router(build_admin_router(cfg, lambda: state["producer"],  # type: ignore[arg-type,return-value]
+                                          clock=admin_clock))
 
     @app.post("/webhooks/{platform}")
     async def webhook(platform: str, request: Request) -> Response:

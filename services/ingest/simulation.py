@@ -30,7 +30,8 @@ STEPS = ("webhook_accepted", "digest_sent", "reply_received", "delivered_to_chat
 
 def new_simulation_id() -> str:
     """A conversation id reserved for simulations (real platform ids are numeric)."""
-    return SIMULATION_PREFIX + secrets.token_hex(10)
+    # Short enough to fit in a reply token beside the shop id (64-character local part).
+    return SIMULATION_PREFIX + secrets.token_hex(4)
 
 
 def is_simulation(conversation_id: str) -> bool:

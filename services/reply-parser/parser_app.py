@@ -16,7 +16,8 @@ from collections import defaultdict, deque
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, config_from, decide
-from reply_parser.mail_auth import DnsPythonResolver
+from reply_parser.mail_auth import DnsPythonResolver, DnsResolver
+from reply_parser.mime_limits import MailTooComplex
 from reply_parser.parser_metrics import REPLIES_CLASSIFIED
 from shared.codec import DecodeError, decode, encode
 from shared.config import Settings, get_settings
@@ -39,6 +40,7 @@ from shared.topics import (
     INBOUND_RECORD_LIMIT,
     MAIL_INBOUND,
     MAIL_INBOUND_RESULTS,
+    MAIL_NOTICES,
 )
 
 SERVICE = "reply_parser"

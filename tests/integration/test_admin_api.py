@@ -1,6 +1,6 @@
 """The admin API over real parts: Tansu, the running services, the mail sink and the sandbox.
 
-The admin router is mounted on an ingest app built with ``create_app`` and served
+The admin router is part of the ingest app built with ``create_app`` and served
 on a free loopback port in the test loop; activation emails travel the real mail
 path (mail.notices -> mailer -> SMTP sink) and settings reach the other services
 through the compacted shop.settings topic.
@@ -30,7 +30,6 @@ from shared.events import AuditEvent
 from shared.logging import now_ms
 from shared.settings_view import ShopSettingsView
 from shared.topics import ADMIN_AUDIT
-from ingest.admin_api import build_admin_router
 from ingest.app import create_app
 from tests.conftest import WINDOW_S, Stack
 
@@ -102,7 +101,7 @@ class Admin:
         return self.tokens[email]
 
     async def onboard(self, tag: str) -> tuple[str, str]:
-        shop = f"{tag}-{uuid.uuid4().hex[:8]}"
+        shop = str(7_100_000_000_000_000_000 + uuid.uuid4().int % 10**18)  # numeric, like TikTok's
         main = f"main-{shop}@shop.test"
         resp = await self.call("POST", "/admin/shops", body={
             "shop_id": shop, "main_account_email": main, "shop_name": f"Shop {tag}"})
@@ -132,8 +131,7 @@ async def admin(stack: Stack) -> AsyncIterator[Admin]:
         "activation_link_base": f"http://127.0.0.1:{port}/admin/activate",
     })
     clock = Clock()
-    app = create_app(cfg)
-    app.include_router(build_admin_router(cfg, clock=clock))
+    app = create_app(cfg, admin_clock=clock)
     server, task = await serve_in_loop(app, port)
     http = httpx.AsyncClient(timeout=10.0)
     try:
@@ -373,8 +371,11 @@ async def test_simulation_reply_from_an_unregistered_sender_fails_with_the_reaso
     resp = await admin.http.post(f"{admin.stack.sink_url}/messages/{n}/reply",
                                  json={"text": "hello", "from_address": "stranger@else.test"})
     assert resp.status_code == 200, resp.text
-    step = await eventually(
-        lambda: _step(simulation_status(admin, shop, main, sim), "reply_received", "failed"))
+    try:
+        step = await eventually(
+            lambda: _step(simulation_status(admin, shop, main, sim), "reply_received", "failed"))
+    except AssertionError:
+        raise AssertionError(await simulation_status(admin, shop, main, sim)) from None
     assert "stranger@else.test is not a registered, activated user" in step["detail"]
     status = await simulation_status(admin, shop, main, sim)
     assert status["status"] == "failed" and status["reason"] == step["detail"]
