@@ -6,7 +6,7 @@ import asyncio
 
 from reply_parser.smtp_front import ReplyFrontHandler, start_smtp_front
 from shared.config import get_settings
-from shared.kafka import make_producer
+from shared.kafka import kafka_healthy, make_producer
 from shared.metrics import UP
 from shared.ops_http import build_ops_app, serve_ops
 from shared.tokens import parse_keys
@@ -24,7 +24,7 @@ async def main() -> None:
                                 kafka_timeout_s=2 * cfg.kafka_request_timeout_ms / 1000)
     server = await start_smtp_front(handler, cfg.inbound_smtp_host, cfg.inbound_smtp_port,
                                     cfg.inbound_max_bytes)
-    ops = await serve_ops(build_ops_app(SERVICE, lambda: True), cfg.http_host,
+    ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)), cfg.http_host,
                           cfg.reply_front_port)
     UP.labels(SERVICE).set(1)
     try:

@@ -29,7 +29,13 @@ from shared.events import (
     NoticeKind,
     ReplyClass,
 )
-from shared.kafka import DeadLetterWriter, make_consumer, make_producer, report_lag
+from shared.kafka import (
+    DeadLetterWriter,
+    kafka_healthy,
+    make_consumer,
+    make_producer,
+    report_lag,
+)
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import build_ops_app, serve_ops
@@ -165,8 +171,9 @@ async def main() -> None:
     consumer = make_consumer(cfg, MAIL_INBOUND.name, group_id=GROUP,
                              max_partition_fetch_bytes=INBOUND_RECORD_LIMIT, max_poll_records=50)
     await consumer.start()
-    ops = await serve_ops(build_ops_app(SERVICE, lambda: True), cfg.http_host,
-                          cfg.reply_parser_port)
+    ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)
+                                        and kafka_healthy(consumer)),
+                          cfg.http_host, cfg.reply_parser_port)
     lag = asyncio.create_task(report_lag(consumer, GROUP))
     UP.labels(SERVICE).set(1)
     try:
