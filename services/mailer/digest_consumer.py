@@ -76,14 +76,13 @@ async def consume_digests(consumer: AIOKafkaConsumer, topics: list[str], ledger:
                 for rec in records:
                     by_key[rec.key or b""].append(rec)
 
+            def owner_check(rec: ConsumerRecord) -> Callable[[], bool]:
+                tp = TopicPartition(rec.topic, rec.partition)
+                return lambda: tp in consumer.assignment()
+
             async def in_order(records: list[ConsumerRecord]) -> None:
-                tp = TopicPartition(records[0].topic, records[0].partition)
-
-                def still_owned() -> bool:
-                    return tp in consumer.assignment()
-
                 for rec in records:
-                    await handle(rec, still_owned)
+                    await handle(rec, owner_check(rec))
 
             results = await asyncio.gather(*(in_order(recs) for recs in by_key.values()),
                                            return_exceptions=True)
