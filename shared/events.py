@@ -351,6 +351,10 @@ class PartDelivery:
     attempts: int = 0
     at_ms: int = 0
     v: int = SCHEMA_VERSION
+    # On an ATTEMPTING marker: part index (as a string) -> the platform url its inline
+    # picture was uploaded to, so a replay checks for (and posts) the same url instead of
+    # uploading again and no longer recognising the message already sent.
+    image_urls: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
