@@ -11,8 +11,10 @@ injection (5xx, 429 with Retry-After, expired token) is switchable at
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import random
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +29,7 @@ from shared.chat_platform.rate_limit import ShopApiLimiter
 from shared.chat_platform.tiktok_signing import sign_request, sign_webhook
 
 PREFIX = "/customer_service/202309"
+IMAGE_MAX_BYTES = 10 * 1024 * 1024  # Upload Buyer Messages Image: "<= 10MB"
 TIMESTAMP_SKEW_S = 300  # the platform accepts [now - 5 min, now + 30 s]
 
 
@@ -58,6 +61,7 @@ class SandboxState:
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     limiter: ShopApiLimiter = field(default_factory=lambda: ShopApiLimiter(50.0, burst=50.0))
     calls: dict[str, int] = field(default_factory=dict)  # answers by outcome, for tests/benches
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)  # uploaded, by url
 
 
 def envelope(data: Any = None, *, code: int = 0, message: str = "Success") -> dict[str, Any]:
@@ -230,12 +234,47 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
                "create_time": int(time.time()), "is_visible": True, "index": message_id,
                "sender": {"im_user_id": "shop", "nickname": "Shop", "role": "SHOP"}}
         conv["messages"].append(msg)
-        state.buyer_view.setdefault(conv_id, []).append(
-            {"id": message_id, "type": msg_type, "content": inner, "idempotency_key": key})
+        seen: dict[str, Any] = {"id": message_id, "type": msg_type, "content": inner,
+                                "idempotency_key": key}
+        if msg_type == "IMAGE" and (image := state.images.get(str(inner.get("url", "")))):
+            seen["image"] = {k: image[k] for k in ("content_type", "bytes", "sha256")}
+        state.buyer_view.setdefault(conv_id, []).append(seen)
         if state.rng.random() < state.faults.rate_5xx_after_commit:
             count("5xx_after_commit")
             return server_error()  # stored, but the client cannot know it
         return JSONResponse(envelope({"message_id": message_id}))
+
+    @app.post(f"{PREFIX}/images/upload")
+    async def upload_image(request: Request) -> Response:
+        """Upload Buyer Messages Image: multipart field ``data``; the body is not signed."""
+        shop = request.headers.get("x-tts-access-token", "?")  # no shop in the path
+        if (err := await check_request(request, b"", "upload_image", shop)) is not None:
+            return err
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return error(400, 36009003, "Content-Type must be multipart/form-data.")
+        form = await request.form(max_part_size=IMAGE_MAX_BYTES + 1)
+        part = form.get("data")
+        if part is None or isinstance(part, str):
+            return error(400, 36009003, "Form field data (the image file) is required.")
+        data = await part.read()
+        kind = _image_kind(data)
+        if kind is None:
+            return error(400, 12052230, "Unsupported image format: jpg, gif, webp or png only.")
+        if len(data) > IMAGE_MAX_BYTES:
+            return error(400, 12052231, "Image exceeds 10MB.")
+        width, height = _image_size(kind, data)
+        digest = hashlib.sha256(data).hexdigest()
+        url = f"{request.base_url}sandbox/images/{next(state.ids)}.{kind.split('/')[1]}"
+        state.images[url] = {"content_type": kind, "bytes": len(data), "sha256": digest,
+                             "data": data}
+        return JSONResponse(envelope({"url": url, "width": width, "height": height}))
+
+    @app.get("/sandbox/images/{name}")
+    async def image_bytes(name: str, request: Request) -> Response:
+        image = state.images.get(f"{request.base_url}sandbox/images/{name}")
+        if image is None:
+            return JSONResponse({"error": "unknown image"}, status_code=404)
+        return Response(image["data"], media_type=image["content_type"])
 
     @app.post(f"{PREFIX}/conversations/{{conv_id}}/messages/read")
     async def read_messages(conv_id: str, request: Request) -> Response:
@@ -380,6 +419,28 @@ def _public_conversation(conv: dict[str, Any]) -> dict[str, Any]:
         ],
         "latest_message": latest,
     }
+
+
+def _image_kind(data: bytes) -> str | None:
+    """The picture's type from its magic bytes (what the platform checks), or None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _image_size(kind: str, data: bytes) -> tuple[int, int]:
+    """Width and height for PNG and GIF headers; 0, 0 where the sandbox does not look."""
+    if kind == "image/png" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if kind == "image/gif" and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    return 0, 0
 
 
 def _esc(value: str) -> str:

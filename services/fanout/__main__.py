@@ -2,9 +2,9 @@
 
 import asyncio
 
+from fanout.app import main
 from shared.config import get_settings
 from shared.logging import setup_logging
-from fanout.app import main
 
 if __name__ == "__main__":
     setup_logging("fanout", get_settings().log_level)

@@ -32,9 +32,11 @@ longer unread for the shop's agents. Best effort: a failure is logged only.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.abc import ConsumerRebalanceListener
@@ -42,7 +44,13 @@ from aiokafka.abc import ConsumerRebalanceListener
 from fanout.delivery_log import DeliveryLog, marker_key
 from fanout.fanout_metrics import DUPLICATE_CHECKS, PARTS_DELIVERED, PLATFORM_RETRIES
 from shared.backoff import backoff_delay
-from shared.chat_platform.base import ChatPlatform, OutgoingMessage, PayloadError, PlatformError
+from shared.chat_platform.base import (
+    ChatPlatform,
+    OutgoingMessage,
+    PayloadError,
+    PlatformError,
+    UploadedImage,
+)
 from shared.chat_platform.delivery_check import leading_parts_already_posted
 from shared.chat_platform.from_settings import chat_platform_from_settings
 from shared.codec import DecodeError, decode, encode
@@ -58,6 +66,7 @@ from shared.events import (
 from shared.kafka import (
     DeadLetterWriter,
     consume_keyed_batches,
+    kafka_healthy,
     make_consumer,
     make_producer,
     report_lag,
@@ -91,13 +100,15 @@ class FanOut:
         self.shops = shops
         self.delivered = DeliveryLog()
         self.dead_letters = DeadLetterWriter(producer, SERVICE)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, rec: ConsumerRecord) -> None:
         started = time.perf_counter()
         try:
             reply = decode(ChatReply, rec.value or b"")
         except DecodeError as exc:
-            await self.dead_letters.write(source_topic=rec.topic, reason=f"undecodable reply: {exc}",
+            await self.dead_letters.write(source_topic=rec.topic,
+                                          reason=f"undecodable reply: {exc}",
                                           reason_class="bad_record", partition=rec.partition,
                                           offset=rec.offset, payload=rec.value or b"")
             return
@@ -105,7 +116,12 @@ class FanOut:
         EVENTS_HANDLED.labels(SERVICE, "reply").inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
-    def _outgoing(self, part: ReplyPart) -> OutgoingMessage:
+    def _outgoing(self, part: ReplyPart, uploaded: dict[str, UploadedImage]) -> OutgoingMessage:
+        if part.image_b64:
+            image = uploaded.get(str(part.index))
+            if image is None:  # upload refused: the part fails before it is posted
+                return self.platform.outgoing_text("")
+            return self.platform.outgoing_image(image.url, image.width, image.height)
         if part.image_url:
             return self.platform.outgoing_image(part.image_url)
         return self.platform.outgoing_text(part.text)
@@ -117,18 +133,32 @@ class FanOut:
             PARTS_DELIVERED.labels("already_delivered").inc(len(parts))
             return
         acks: list[asyncio.Future[object]] = []
+        marker_ms = self.delivered.marker(reply.reply_id)
+        # Inline pictures are uploaded before the marker and their urls travel in it: a
+        # replay then checks for, and posts, the very same url (an upload is never seen by
+        # the buyer, so uploading again after a crash before the marker costs nothing).
+        known = self.delivered.marker_images(reply.reply_id) if marker_ms is not None else {}
+        uploaded = {k: UploadedImage(url) for k, url in known.items()}
+        refused: tuple[int, PartFailed] | None = None
+        for part in pending:
+            if part.image_b64 and str(part.index) not in uploaded:
+                try:
+                    uploaded[str(part.index)] = await self._upload(reply, part)
+                except PartFailed as failure:
+                    refused = (part.index, failure)
+                    break  # parts before it still go; it and the rest fail in order
         try:
-            outs = [self._outgoing(p) for p in parts]
+            outs = [self._outgoing(p, uploaded) for p in parts]
         except PayloadError as exc:
             await self._fail(reply, pending, 0, PartFailed(str(exc), "bad_part", 0), acks)
             return
         by_index = {p.index: out for p, out in zip(parts, outs, strict=True)}
-        marker_ms = self.delivered.marker(reply.reply_id)
         if marker_ms is None:
             marker_ms = now_ms()
+            urls = {k: v.url for k, v in uploaded.items()}
             await self._write(reply, -1, DeliveryStatus.ATTEMPTING, key=marker_key(reply.reply_id),
-                              at_ms=marker_ms)
-            self.delivered.set_marker(reply.reply_id, marker_ms)
+                              at_ms=marker_ms, image_urls=urls)
+            self.delivered.set_marker(reply.reply_id, marker_ms, urls)
         else:
             # Replayed after an attempt: some pending parts may be on the platform already.
             skip = await self._already_posted(reply, outs, len(parts) - len(pending), marker_ms)
@@ -138,6 +168,9 @@ class FanOut:
             pending = pending[skip:]
         done_before = len(parts) - len(pending)
         for n, part in enumerate(pending):
+            if refused is not None and part.index == refused[0]:
+                await self._fail(reply, pending, n, refused[1], acks)
+                return
             try:
                 mid, attempts = await self._post(reply, part, outs, done_before + n, marker_ms,
                                                  by_index[part.index])
@@ -151,11 +184,47 @@ class FanOut:
             PARTS_DELIVERED.labels("delivered" if mid is not None else "found_on_platform").inc()
         await self._finish(reply, acks)
         if self.cfg.fanout_mark_read:
+            # Off the conversation's critical path: the next reply need not wait for it.
+            self._background(self._mark_read(reply))
+
+    def _background(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _mark_read(self, reply: ChatReply) -> None:
+        try:
+            await self.platform.mark_read(reply.shop_id, reply.conversation_id)
+        except PlatformError as exc:
+            log.info("mark read failed", extra={"reply_id": reply.reply_id,
+                                                "reason": exc.reason})
+
+    async def _upload(self, reply: ChatReply, part: ReplyPart) -> UploadedImage:
+        """Upload one inline picture with retries; PartFailed when it cannot be."""
+        try:
+            data = base64.b64decode(part.image_b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise PartFailed(f"part {part.index}: picture is not valid base64", "bad_part",
+                             0) from None
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                await self.platform.mark_read(reply.shop_id, reply.conversation_id)
+                return await self.platform.upload_image(reply.shop_id, data,
+                                                        part.image_content_type,
+                                                        part.image_filename)
             except PlatformError as exc:
-                log.info("mark read failed", extra={"reply_id": reply.reply_id,
-                                                    "reason": exc.reason})
+                if not exc.retryable:
+                    raise PartFailed(f"chat platform refused the picture of part {part.index}: "
+                                     f"{exc.reason}", "platform_permanent", attempt) from None
+                if attempt >= self.cfg.fanout_max_attempts:
+                    raise PartFailed(f"picture of part {part.index} not uploaded after "
+                                     f"{attempt} attempts: {exc.reason}", "platform_exhausted",
+                                     attempt) from None
+                PLATFORM_RETRIES.inc()
+                await asyncio.sleep(backoff_delay(attempt, base_s=self.cfg.fanout_backoff_base_s,
+                                                  max_s=self.cfg.fanout_backoff_max_s,
+                                                  retry_after_s=exc.retry_after_s))
 
     async def _post(self, reply: ChatReply, part: ReplyPart, outs: Sequence[OutgoingMessage],
                     position: int, marker_ms: int, out: OutgoingMessage
@@ -252,13 +321,19 @@ class FanOut:
                           conversation_id=reply.conversation_id, created_at_ms=now_ms())
 
     async def _finish(self, reply: ChatReply, acks: list[asyncio.Future[object]]) -> None:
-        """Wait for every record of the reply, then retire its marker."""
+        """Wait for every record of the reply, then retire its marker.
+
+        The tombstone is sent only after the final records are acknowledged (a marker
+        gone while a record is missing would let a replay post without checking), but
+        its own ack is not waited for: a lost tombstone only leaves a marker whose parts
+        all have final records, which a replay skips without a platform call.
+        """
         await asyncio.gather(*acks)
         for part in reply.parts:
             self.delivered.record(reply.part_key(part.index))
         tomb = await self.producer.send(CHAT_DELIVERIES.name, None,
                                         key=marker_key(reply.reply_id).encode())
-        await tomb
+        tomb.add_done_callback(_log_tombstone_failure)
         self.delivered.clear_marker(reply.reply_id)
 
     async def _record(self, reply: ChatReply, part: ReplyPart, status: str, *,
@@ -273,11 +348,17 @@ class FanOut:
                                         key=reply.part_key(part.index).encode())
 
     async def _write(self, reply: ChatReply, index: int, status: str, *, key: str,
-                     at_ms: int) -> None:
+                     at_ms: int, image_urls: dict[str, str] | None = None) -> None:
         marker = PartDelivery(reply_id=reply.reply_id, shop_id=reply.shop_id,
                               conversation_id=reply.conversation_id, index=index, status=status,
-                              at_ms=at_ms)
+                              at_ms=at_ms, image_urls=image_urls or {})
         await self.producer.send_and_wait(CHAT_DELIVERIES.name, encode(marker), key=key.encode())
+
+
+def _log_tombstone_failure(fut: asyncio.Future[object]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.info("marker tombstone not acknowledged; the marker stays, harmlessly",
+                 extra={"error": fut.exception().__class__.__name__})
 
 
 class ReloadOnAssign(ConsumerRebalanceListener):
@@ -308,7 +389,9 @@ async def main() -> None:
     consumer.subscribe([cfg.fanout_replies_topic],
                        listener=ReloadOnAssign(fanout, cfg.kafka_bootstrap))
     await consumer.start()
-    ops = await serve_ops(build_ops_app(SERVICE, lambda: True), cfg.http_host, cfg.fanout_port)
+    ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)
+                                        and kafka_healthy(consumer)),
+                          cfg.http_host, cfg.fanout_port)
     lag = asyncio.create_task(report_lag(consumer, cfg.fanout_group))
     UP.labels(SERVICE).set(1)
     try:

@@ -28,6 +28,7 @@ class DeliveryLog:
     def __init__(self) -> None:
         self._done: set[str] = set()
         self._markers: dict[str, int] = {}
+        self._images: dict[str, dict[str, str]] = {}  # reply id -> part index -> uploaded url
 
     def __contains__(self, part_key: str) -> bool:
         return part_key in self._done
@@ -39,11 +40,19 @@ class DeliveryLog:
         """When the reply was first attempted (ms), if it was and is not finished."""
         return self._markers.get(reply_id)
 
-    def set_marker(self, reply_id: str, at_ms: int) -> None:
+    def marker_images(self, reply_id: str) -> dict[str, str]:
+        """Urls the reply's inline pictures were uploaded to before its marker was written."""
+        return self._images.get(reply_id, {})
+
+    def set_marker(self, reply_id: str, at_ms: int,
+                   image_urls: dict[str, str] | None = None) -> None:
         self._markers[reply_id] = at_ms
+        if image_urls:
+            self._images[reply_id] = dict(image_urls)
 
     def clear_marker(self, reply_id: str) -> None:
         self._markers.pop(reply_id, None)
+        self._images.pop(reply_id, None)
 
     def apply(self, rec: ConsumerRecord) -> None:
         key = (rec.key or b"").decode("utf-8", "replace")
@@ -56,7 +65,8 @@ class DeliveryLog:
         except DecodeError:
             return
         if delivery.status == DeliveryStatus.ATTEMPTING:
-            self._markers.setdefault(delivery.reply_id, delivery.at_ms)
+            if delivery.reply_id not in self._markers:
+                self.set_marker(delivery.reply_id, delivery.at_ms, delivery.image_urls)
         else:
             self._done.add(f"{delivery.reply_id}:{delivery.index}")
 

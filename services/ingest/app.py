@@ -26,6 +26,8 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from ingest.admin_api import build_admin_router
+from ingest.webhook_events import RecentIds, chat_event_from_message
 from shared.chat_platform.base import (
     ChatPlatform,
     PayloadError,
@@ -41,13 +43,11 @@ from shared.chat_platform.tiktok_client import TikTokShopClient
 from shared.codec import encode
 from shared.config import Settings, get_settings
 from shared.events import ChatEvent, ChatEventKind
-from shared.kafka import make_producer
+from shared.kafka import kafka_healthy, make_producer
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import add_ops_routes
 from shared.topics import CHAT_EVENTS
-from ingest.admin_api import build_admin_router
-from ingest.webhook_events import RecentIds, chat_event_from_message
 
 log = logging.getLogger("ingest")
 SERVICE = "ingest"
@@ -170,7 +170,8 @@ def create_app(settings: Settings | None = None, *,
             await client.aclose()
 
     app = FastAPI(title="chat-email bridge ingest", lifespan=lifespan)
-    add_ops_routes(app, lambda: "producer" in state)
+    add_ops_routes(app, lambda: "producer" in state
+                   and kafka_healthy(state["producer"]))  # type: ignore[arg-type]
     # Admin API (shops, users, roles, settings, simulation) shares the webhook producer.
     app.include_router(build_admin_router(cfg, lambda: state["producer"],  # type: ignore[arg-type,return-value]
                                           clock=admin_clock))

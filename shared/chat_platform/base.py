@@ -110,6 +110,31 @@ class OutgoingMessage:
     content_json: str  # the JSON string the platform stores as ``content``
 
 
+@dataclass(frozen=True, slots=True)
+class UploadedImage:
+    """A picture stored on the platform, ready to be sent as an IMAGE message."""
+
+    url: str
+    width: int = 0
+    height: int = 0
+
+
+# Upload Buyer Messages Image: "jpg/gif/webp/png, <= 10MB" (docs/tiktok-shop-contract.md).
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+IMAGE_MAX_BYTES = 10 * 1024 * 1024
+
+
+def check_image(data: bytes, content_type: str) -> None:
+    """Raise :class:`PayloadError` unless the platform accepts this picture. Pure."""
+    if content_type.lower() not in IMAGE_TYPES:
+        raise PayloadError(f"picture type {content_type or 'unknown'!r} not accepted; "
+                           f"the platform takes {', '.join(sorted(IMAGE_TYPES))}")
+    if not data:
+        raise PayloadError("picture is empty")
+    if len(data) > IMAGE_MAX_BYTES:
+        raise PayloadError(f"picture of {len(data)} bytes; the platform allows {IMAGE_MAX_BYTES}")
+
+
 class WebhookAdapter(Protocol):
     """Receive side: verify and parse pushed events."""
 
@@ -130,7 +155,13 @@ class ChatPlatform(Protocol):
 
     def outgoing_text(self, text: str) -> OutgoingMessage: ...
 
-    def outgoing_image(self, url: str) -> OutgoingMessage: ...
+    def outgoing_image(self, url: str, width: int = 0, height: int = 0) -> OutgoingMessage: ...
+
+    async def upload_image(self, shop_id: str, data: bytes, content_type: str,
+                           filename: str = "") -> UploadedImage:
+        """Store a picture on the platform (for an IMAGE message). Raises PlatformError;
+        a picture the platform cannot take raises a non-retryable one."""
+        ...
 
     async def send(self, shop_id: str, conversation_id: str, message: OutgoingMessage, *,
                    idempotency_key: str = "") -> str:

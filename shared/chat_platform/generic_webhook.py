@@ -35,6 +35,7 @@ from shared.chat_platform.base import (
     PayloadError,
     PlatformError,
     PlatformMessage,
+    UploadedImage,
     WebhookBatch,
     WebhookRejected,
 )
@@ -159,8 +160,15 @@ class GenericChatPlatform:
     def outgoing_text(self, text: str) -> OutgoingMessage:
         return OutgoingMessage("text", orjson.dumps({"kind": "text", "text": text}).decode())
 
-    def outgoing_image(self, url: str) -> OutgoingMessage:
+    def outgoing_image(self, url: str, width: int = 0, height: int = 0) -> OutgoingMessage:
         return OutgoingMessage("image", orjson.dumps({"kind": "image", "url": url}).decode())
+
+    async def upload_image(self, shop_id: str, data: bytes, content_type: str,
+                           filename: str = "") -> UploadedImage:
+        """The generic contract has no upload: refused (not retryable) with the reason, so
+        the part is dead-lettered and the seller told, instead of a silent drop."""
+        raise PlatformError("the generic chat platform has no image upload; inline pictures "
+                            "cannot be delivered there (send an image url instead)")
 
     async def _call(self, method: str, path: str, shop_id: str, body: bytes = b"",
                     headers: Mapping[str, str] | None = None,

@@ -30,6 +30,8 @@ from shared.chat_platform.base import (
     PayloadError,
     PlatformError,
     PlatformMessage,
+    UploadedImage,
+    check_image,
 )
 from shared.chat_platform.rate_limit import ShopApiLimiter
 from shared.chat_platform.tiktok_messages import (
@@ -95,8 +97,8 @@ class TikTokShopClient:
     def outgoing_text(self, text: str) -> OutgoingMessage:
         return outgoing_text(text)
 
-    def outgoing_image(self, url: str) -> OutgoingMessage:
-        return outgoing_image(url)
+    def outgoing_image(self, url: str, width: int = 0, height: int = 0) -> OutgoingMessage:
+        return outgoing_image(url, width, height)
 
     def _token(self, shop_id: str) -> str:
         token = self._tokens.get(shop_id) or self._tokens.get("*")
@@ -106,17 +108,20 @@ class TikTokShopClient:
 
     async def _call(self, method: str, path: str, shop_id: str, api: str, *, body: bytes = b"",
                     params: Mapping[str, str] | None = None,
-                    extra_headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+                    extra_headers: Mapping[str, str] | None = None,
+                    files: Mapping[str, tuple[str, bytes, str]] | None = None) -> dict[str, Any]:
         await self._limiter.acquire(shop_id, api)
         query = {"app_key": self._app_key, "timestamp": str(int(time.time())), **(params or {})}
         if cipher := self._ciphers.get(shop_id):
             query["shop_cipher"] = cipher
-        query["sign"] = sign_request(path, query, body, self._secret)
-        headers = {"x-tts-access-token": self._token(shop_id), "content-type": "application/json",
-                   **(extra_headers or {})}
+        # A multipart body is not signed ("sign your API request", step 3).
+        query["sign"] = sign_request(path, query, body, self._secret, multipart=bool(files))
+        headers = {"x-tts-access-token": self._token(shop_id), **(extra_headers or {})}
+        if not files:
+            headers["content-type"] = "application/json"  # httpx sets the multipart boundary
         try:
             resp = await self._http.request(method, path, params=query, content=body or None,
-                                            headers=headers)
+                                            headers=headers, files=files)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise PlatformError(f"platform unreachable: {exc.__class__.__name__}",
                                 retryable=True) from None
@@ -153,6 +158,29 @@ class TikTokShopClient:
                          idempotency_key: str = "") -> str:
         return await self.send(shop_id, conversation_id, outgoing_image(url),
                                idempotency_key=idempotency_key)
+
+    async def upload_image(self, shop_id: str, data: bytes, content_type: str,
+                           filename: str = "") -> UploadedImage:
+        """Upload Buyer Messages Image: multipart field ``data``; returns url, width, height.
+
+        Not ambiguous: an upload that failed after storing only leaves an unused url
+        behind, never a message the buyer sees, so a retry simply uploads again.
+        """
+        try:
+            check_image(data, content_type)
+        except PayloadError as exc:
+            raise PlatformError(str(exc)) from None
+        name = filename or "image." + content_type.rsplit("/", 1)[-1].replace("jpeg", "jpg")
+        try:
+            got = await self._call("POST", f"{CS_PREFIX}/images/upload", shop_id, "upload_image",
+                                   files={"data": (name, data, content_type)})
+        except PlatformError as exc:
+            exc.ambiguous = False
+            raise
+        url = str(got.get("url", "") or "")
+        if not url:
+            raise PlatformError("image upload answered without a url", retryable=True)
+        return UploadedImage(url, _int(got.get("width")), _int(got.get("height")))
 
     async def mark_read(self, shop_id: str, conversation_id: str) -> None:
         """Read Message: "mark all messages sent by the buyer as read"."""
@@ -231,6 +259,14 @@ def _data_or_raise(resp: httpx.Response, method: str) -> dict[str, Any]:
                             status=resp.status_code, code=code)
     data = envelope.get("data") or {}
     return data if isinstance(data, dict) else {}
+
+
+def _int(value: Any) -> int:
+    """The platform writes image sizes as numbers or as strings of digits."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

@@ -228,3 +228,56 @@ async def test_a_delivered_reply_marks_the_conversation_read(
     await wait_all(stack, replies_for(convs, 1, 1), timeout_s=30)
     stats = (await stack.http.get(f"{stack.sandbox_url}/sandbox/stats")).json()
     assert stats["read_marks"].get(convs[0][1], 0) >= 1
+
+
+async def test_inline_picture_is_uploaded_and_sent_as_an_image_between_its_text_parts(
+        stack: Rig, kafka_bootstrap: str) -> None:
+    import base64
+    import hashlib
+    import struct
+    import zlib
+
+    def png(width: int, height: int) -> bytes:
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return (struct.pack(">I", len(data)) + kind + data
+                    + struct.pack(">I", zlib.crc32(kind + data)))
+        raw = b"".join(b"\x00" + b"\x7f\x00\x00" * width for _ in range(height))
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height,
+                                                                  8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+    picture = png(3, 2)
+    (shop, conv), = conversations(1)
+    await open_conversations(stack, [(shop, conv)])
+    reply = ChatReply(reply_id=f"it-{uuid.uuid4().hex}", shop_id=shop, conversation_id=conv,
+                      parts=(ReplyPart(0, "see the photo"),
+                             ReplyPart(1, image_b64=base64.b64encode(picture).decode(),
+                                       image_content_type="image/png", image_filename="a.png"),
+                             ReplyPart(2, "thanks")), sender="seller@x.test")
+    await produce(kafka_bootstrap, [reply], stack.replies_topic)
+    deadline = time.monotonic() + 30
+    while len(seen := await stack.buyer_view(conv)) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert [m["type"] for m in seen] == ["TEXT", "IMAGE", "TEXT"], stack.logs()
+    image = seen[1]
+    assert image["image"]["sha256"] == hashlib.sha256(picture).hexdigest()
+    assert image["image"]["content_type"] == "image/png"
+    assert (image["content"]["width"], image["content"]["height"]) == (3, 2)
+    fetched = await stack.http.get(str(image["content"]["url"]))
+    assert fetched.content == picture
+
+
+async def test_picture_the_platform_cannot_take_fails_its_part_after_the_text_before_it(
+        stack: Rig, kafka_bootstrap: str) -> None:
+    import base64
+    (shop, conv), = conversations(1)
+    await open_conversations(stack, [(shop, conv)])
+    reply = ChatReply(reply_id=f"it-{uuid.uuid4().hex}", shop_id=shop, conversation_id=conv,
+                      parts=(ReplyPart(0, "before"),
+                             ReplyPart(1, image_b64=base64.b64encode(b"BM" + b"\0" * 64).decode(),
+                                       image_content_type="image/bmp"),
+                             ReplyPart(2, "after")), sender="owner@shop.test")
+    await produce(kafka_bootstrap, [reply], stack.replies_topic)
+    letters = await records(kafka_bootstrap, "bridge.deadletter", reply.reply_id.encode())
+    assert letters and "picture type 'image/bmp' not accepted" in letters[0]["reason"], letters
+    assert [m["content"]["content"] for m in await stack.buyer_view(conv)] == ["before"]
