@@ -13,8 +13,8 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-from shared.events import MailNotice, NoticeKind, ReplyPart, ShopSettings
 from reply_parser.extract import InlineImage
+from shared.events import MailNotice, NoticeKind, ReplyPart, ShopSettings
 
 # The platform's "Upload Buyer Messages Image" accepts these (docs/tiktok-shop-contract.md).
 CHAT_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})

@@ -60,7 +60,8 @@ def extract_new_text(msg: EmailMessage) -> Extraction:
 
 def extract_from_text(text: str) -> str:
     """Return the newly written part of a plain-text reply body."""
-    return _clean_result(_trim_lines(_normalise_newlines(text).split("\n")))
+    return _clean_result(_trim_lines(_normalise_newlines(text).split("\n", MAX_BODY_LINES)[
+        :MAX_BODY_LINES]))
 
 
 # --- MIME layer ----------------------------------------------------------------------------------
@@ -77,11 +78,38 @@ _NOT_REAL_PLAIN = re.compile(
 _CID_TOKEN = re.compile(r"\[cid:[^\]\s]{1,300}\]")
 
 
+# Bounds that keep one message's extraction time linear and small. A buyer can receive at
+# most ~1 MB of text, and what the seller newly wrote comes first (top-posting) in all but
+# exotic mail, so a body is cut to its head: plain text by characters, HTML by tags too
+# (the HTML tree's selector matching grows with nesting depth).
+MAX_BODY_CHARS = 1_000_000
+MAX_HTML_CHARS = 4_000_000
+MAX_HTML_TAGS = 20_000
+MAX_BODY_LINES = 50_000
+_DATA_URI = re.compile(r"""(["'])data:[^"']{256,}\1""")
+
+
+def _bounded_plain(text: str) -> str:
+    return text if len(text) <= MAX_BODY_CHARS else text[:MAX_BODY_CHARS]
+
+
+def _bounded_html(html: str) -> str:
+    if len(html) > 64_000 and "data:" in html:
+        html = _DATA_URI.sub('""', html)  # inline data: images are never delivered anyway
+    html = html[:MAX_HTML_CHARS]
+    if html.count("<") > MAX_HTML_TAGS:
+        cut = -1
+        for _ in range(MAX_HTML_TAGS):
+            cut = html.find("<", cut + 1)
+        html = html[:cut]
+    return html
+
+
 def _extract(msg: Message) -> Extraction:
     plain_part = _find_body(msg, "plain")
     html_part = _find_body(msg, "html")
-    plain = _part_text(plain_part) if plain_part is not None else None
-    html = _part_text(html_part) if html_part is not None else None
+    plain = _bounded_plain(_part_text(plain_part)) if plain_part is not None else None
+    html = _bounded_html(_part_text(html_part)) if html_part is not None else None
 
     withheld: list[str] = []
     images: tuple[InlineImage, ...] = ()

@@ -199,6 +199,11 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
     automated = classify_body(extraction.text)
     if automated is not None:
         return InboundDecision(automated.cls, automated.reason, auth=auth, extraction=extraction)
+    if len(extraction.text) > cfg.record_budget_bytes:  # chars <= UTF-8 bytes: cannot fit
+        return InboundDecision(
+            ReplyClass.REJECTED,
+            f"reply text too long for chat ({len(extraction.text)} characters)",
+            auth=auth, extraction=extraction)
     chunks = split_for_chat(extraction.text, cfg.chat_limit) if extraction.text.strip() else []
     content_rules = policy_for(shop, cfg.image_kinds, max_image_bytes=cfg.max_image_bytes,
                                record_budget_bytes=cfg.record_budget_bytes)

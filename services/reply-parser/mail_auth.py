@@ -77,6 +77,9 @@ class StaticResolver:
         return self._get(name, "MX")
 
 
+RESERVED_TLDS = frozenset({"localhost", "test", "example", "invalid", "local"})
+
+
 class DnsPythonResolver:
     """Real DNS through dnspython, with a timeout and a small positive/negative cache."""
 
@@ -93,6 +96,8 @@ class DnsPythonResolver:
 
     def _query(self, name: str, rtype: str) -> list:
         key = (name.lower().rstrip("."), rtype)
+        if key[0].rpartition(".")[2] in RESERVED_TLDS:
+            return []  # RFC 2606/6761 names never resolve: no query leaves the host
         hit = self._cache.get(key)
         now = time.monotonic()
         if hit and hit[0] > now:

@@ -56,7 +56,8 @@ def split_for_chat(text: str, limit: int = CHAT_MESSAGE_LIMIT) -> list[str]:
     text = _lstrip(text.rstrip())
     parts: list[str] = []
     while text:
-        if utf16_len(text) <= limit:
+        # len() first: utf16_len is O(n) and the remaining text can be megabytes long.
+        if len(text) <= limit and utf16_len(text) <= limit:
             parts.append(text)
             break
         head, rest = _cut(text, limit)
@@ -79,13 +80,18 @@ def _cut(text: str, limit: int) -> tuple[str, str]:
     window = text[:end]
     # Whitespace right after the window is a boundary too ("word" ends exactly at the limit).
     probe = text[: end + 1]
-    boundaries = {m.end() for m in _GRAPHEME.finditer(probe)}
+    if probe.isascii():  # every index is a grapheme boundary except inside "\r\n"
+        boundaries = None
+    else:
+        boundaries = {m.end() for m in _GRAPHEME.finditer(probe)}
     best_any = -1
     for pattern in _BREAKS:
         last = -1
         for match in pattern.finditer(probe):
-            if 0 < match.start() <= end and match.start() in boundaries:
-                last = match.start()
+            start = match.start()
+            if 0 < start <= end and (start in boundaries if boundaries is not None
+                                     else probe[start - 1 : start + 1] != "\r\n"):
+                last = start
         if last > 0:
             if last >= _MIN_FILL * end:
                 return text[:last], text[last:]
@@ -97,6 +103,10 @@ def _cut(text: str, limit: int) -> tuple[str, str]:
 
 def _window_end(text: str, limit: int) -> int:
     """Largest grapheme-boundary index whose prefix fits in *limit* UTF-16 units."""
+    prefix = text[: limit + 1]
+    if prefix.isascii():  # one unit per character; "\r\n" is the only two-character cluster
+        end = min(len(text), limit)
+        return end - 1 if 0 < end < len(text) and text[end - 1 : end + 1] == "\r\n" else end
     used = 0
     end = 0
     # Only scan a bounded prefix: a grapheme is at least one code unit.

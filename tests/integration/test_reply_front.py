@@ -20,11 +20,11 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from devstack.broker import EmbeddedBroker, free_port
+from reply_parser.smtp_front import ReplyFrontHandler, start_smtp_front
 from shared.codec import decode
 from shared.events import InboundEnvelope
-from shared.topics import INBOUND_RECORD_LIMIT, MAIL_INBOUND, MAX_INBOUND_MAIL_BYTES
 from shared.tokens import mint_token, reply_address
-from reply_parser.smtp_front import ReplyFrontHandler, start_smtp_front
+from shared.topics import INBOUND_RECORD_LIMIT, MAIL_INBOUND, MAX_INBOUND_MAIL_BYTES
 
 pytestmark = pytest.mark.integration
 KEYS = {1: b"front-test-key"}

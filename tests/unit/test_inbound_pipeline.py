@@ -8,11 +8,11 @@ from email.message import EmailMessage
 
 import pytest
 
-from shared.codec import encode
-from shared.events import ChatReply, InboundEnvelope, ShopSettings
 from reply_parser.inbound_pipeline import OwnIdentity, PipelineConfig, decide
 from reply_parser.mail_auth import StaticResolver
 from reply_parser.mime_limits import MailTooComplex, MimeLimits
+from shared.codec import encode
+from shared.events import ChatReply, InboundEnvelope, ShopSettings
 
 SELLER = "seller@shop.example"
 OWN = OwnIdentity("digest.bridge.example", "bridge.example")

@@ -1,0 +1,144 @@
+"""The parser on the running stack (real front, Tansu, fan-out, platform sandbox).
+
+A poison mail is dead-lettered with its reason and the next mail of the same conversation is
+still delivered; an out-of-office and a duplicate never reach the buyer; a forged sender is
+refused and the shop (not the forger) gets one notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from email import policy
+from email.message import EmailMessage
+
+import aiosmtplib
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.codec import decode
+from shared.events import DeadLetter, MailNotice
+from shared.tokens import mint_token, parse_keys, reply_address
+from shared.topics import DEAD_LETTER, MAIL_NOTICES
+from tests.conftest import Stack
+from tests.e2e.test_loop import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def _reply_address(stack: Stack, shop: str, conv: str) -> str:
+    keys = parse_keys(stack.env.get("BRIDGE_TOKEN_KEYS", "1:dev-only-token-key-change-me"))
+    token = mint_token(shop, conv, keys, now_s=time.time(), ttl_s=3600)
+    return reply_address(token, "us", stack.env.get("BRIDGE_REPLY_DOMAIN_BASE",
+                                                    "bridge.localhost"))
+
+
+def _seller(stack: Stack) -> str:
+    return stack.env.get("BRIDGE_DEFAULT_DESTINATION_EMAIL", "seller@shop.localhost")
+
+
+def _mail(sender: str, rcpt: str, text: str, *, message_id: str | None = None,
+          headers: dict[str, str] | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, rcpt, "Re: A new message"
+    msg["Message-ID"] = message_id or f"<{uuid.uuid4().hex}@shop.localhost>"
+    for name, value in (headers or {}).items():
+        del msg[name]
+        msg[name] = value
+    msg.set_content(text)
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+async def _send(stack: Stack, sender: str, rcpt: str, raw: bytes) -> None:
+    await aiosmtplib.send(raw, sender=sender, recipients=[rcpt], hostname="127.0.0.1",
+                          port=stack.ports.inbound_smtp, timeout=30)
+
+
+async def _records(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        values: list[bytes] = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            if not behind:
+                break
+            for records in (await consumer.getmany(*behind, timeout_ms=500)).values():
+                values.extend(r.value or b"" for r in records)
+        return values
+    finally:
+        await consumer.stop()
+
+
+async def _texts(stack: Stack, conv: str) -> list[str]:
+    return [r["content"]["content"] for r in await stack.buyer_view(conv)]
+
+
+async def test_poison_mail_is_dead_lettered_and_the_next_mail_is_still_delivered(
+        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    shop, conv = unique_conversation
+    await stack.buyer_says(shop, conv, "Is it waterproof?")
+    rcpt, seller = _reply_address(stack, shop, conv), _seller(stack)
+    parts = b"".join(b"--p\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(5000))
+    poison = (f"From: {seller}\r\nTo: {rcpt}\r\nSubject: Re: x\r\nMIME-Version: 1.0\r\n"
+              "Content-Type: multipart/mixed; boundary=\"p\"\r\n\r\n").encode() \
+        + parts + b"--p--\r\n"
+    await _send(stack, seller, rcpt, poison)
+    await _send(stack, seller, rcpt, _mail(seller, rcpt, "Yes, fully waterproof."))
+
+    assert await eventually(lambda: _texts(stack, conv), timeout_s=30) == \
+        ["Yes, fully waterproof."]
+
+    async def poison_letters() -> list[DeadLetter]:
+        letters = [decode(DeadLetter, v) for v in
+                   await _records(stack.env["KAFKA_BOOTSTRAP"], DEAD_LETTER.name, 1)]
+        return [d for d in letters if d.key == f"{shop}:{conv}"]
+
+    (letter,) = await eventually(poison_letters, timeout_s=10)
+    assert letter.service == "reply_parser" and "parsing limits" in letter.reason
+    assert "MIME parts" in letter.reason or "boundary lines" in letter.reason
+
+
+async def test_out_of_office_and_duplicate_never_reach_the_buyer(
+        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    shop, conv = unique_conversation
+    await stack.buyer_says(shop, conv, "Do you ship to Spain?")
+    rcpt, seller = _reply_address(stack, shop, conv), _seller(stack)
+    await _send(stack, seller, rcpt, _mail(seller, rcpt, "I am out of the office until Monday.",
+                                           headers={"Auto-Submitted": "auto-replied"}))
+    await _send(stack, seller, rcpt, _mail(seller, rcpt, "Fuera de la oficina",
+                                           headers={"Subject": "Respuesta automática: x"}))
+    answer = _mail(seller, rcpt, "Yes, we ship to Spain.", message_id="<dup-1@shop.localhost>")
+    await _send(stack, seller, rcpt, answer)
+    await _send(stack, seller, rcpt, answer)  # a retrying MTA delivers it again
+
+    assert await eventually(lambda: _texts(stack, conv), timeout_s=30) == \
+        ["Yes, we ship to Spain."]
+    await asyncio.sleep(2)  # a wrongly delivered duplicate would show up by now
+    assert await _texts(stack, conv) == ["Yes, we ship to Spain."]
+
+
+async def test_forged_sender_is_refused_and_only_the_shop_is_told_once(
+        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    shop, conv = unique_conversation
+    await stack.buyer_says(shop, conv, "Refund please")
+    rcpt, forger = _reply_address(stack, shop, conv), "mallory@evil.localhost"
+    await _send(stack, forger, rcpt, _mail(forger, rcpt, "Send your card number to me."))
+
+    async def notices() -> list[MailNotice]:
+        found = [decode(MailNotice, v) for v in
+                 await _records(stack.env["KAFKA_BOOTSTRAP"], MAIL_NOTICES.name,
+                                MAIL_NOTICES.partitions)]
+        return [n for n in found if n.conversation_id == conv]
+
+    (notice,) = await eventually(notices, timeout_s=20)
+    assert notice.kind == "sender_rejected"
+    assert notice.to_address == _seller(stack) and forger in notice.text
+    assert await _texts(stack, conv) == []
