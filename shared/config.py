@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     consolidator_batch_max: int = 2000
     consolidator_batch_within_s: float = 0.02
     consolidator_data_dir: str = "var/consolidator"
+    # Replication factor of the consolidator's changelog/internal topics (prod: 3)
+    consolidator_replication_factor: int = 1
+    # Producer linger of the consolidator (seconds): small, batches are awaited as a whole
+    consolidator_producer_linger_s: float = 0.002
+    # How often the consolidator exports bridge_consumer_lag (seconds)
+    consolidator_lag_interval_s: float = 5.0
 
     log_level: str = "INFO"
 

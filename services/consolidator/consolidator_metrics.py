@@ -2,6 +2,8 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from shared.metrics import DELAY_BUCKETS
+
 PENDING = Gauge("bridge_pending_conversations",
                 "Conversations holding unread buyer messages in this process.")
 DIGESTS_EMITTED = Counter("bridge_digests_emitted_total", "Digest events produced to mail.digests.")
@@ -13,3 +15,7 @@ BATCH_RECORDS = Histogram("bridge_consolidator_batch_records",
 INDEX_REBUILD_SECONDS = Histogram("bridge_consolidator_index_rebuild_seconds",
                                   "Time to rebuild the deadline index from the state store.",
                                   buckets=(0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60))
+DIGEST_LAG_SECONDS = Histogram(
+    "bridge_digest_lag_seconds",
+    "Digest on mail.digests (acked) minus its debounce deadline, in seconds.",
+    buckets=DELAY_BUCKETS)

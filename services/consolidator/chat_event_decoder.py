@@ -1,0 +1,68 @@
+"""A fast decoder for ``chat.events`` records that falls back to the checked one.
+
+:func:`shared.codec.decode` walks the type hints of every field of every
+record (~10 µs per ChatEvent, a tenth of the consolidator's CPU under load).
+Records written by our own ingest are well formed, so the fast path checks the
+exact JSON types of the flat fields with a table built once, and constructs
+the dataclasses directly. Anything it does not recognise exactly (a missing or
+extra field, a wrong type, a newer schema version, a non-object) goes to the
+checked decoder, which either accepts it (e.g. ``content: null``) or raises
+:class:`~shared.codec.DecodeError` naming the field, so bad records keep their
+precise dead-letter reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import orjson
+
+from shared.codec import DecodeError, from_dict
+from shared.events import SCHEMA_VERSION, ChatContent, ChatEvent
+
+_EVENT_FIELDS = {f.name for f in dataclasses.fields(ChatEvent)}
+_CONTENT_FIELDS = frozenset(f.name for f in dataclasses.fields(ChatContent))
+_EVENT_HINTS = typing.get_type_hints(ChatEvent)
+# name -> the one exact JSON type accepted on the fast path (content handled apart)
+_FLAT_TYPES: dict[str, type] = {name: _EVENT_HINTS[name] for name in _EVENT_FIELDS
+                                if name != "content"}
+_REQUIRED = frozenset({"kind", "shop_id", "conversation_id"})
+assert all(t in (str, int) for t in _FLAT_TYPES.values()), _FLAT_TYPES  # _fast relies on it
+assert all(typing.get_type_hints(ChatContent)[n] is str for n in _CONTENT_FIELDS)
+
+
+def decode_chat_event(data: bytes) -> ChatEvent:
+    """Bytes -> ChatEvent; raises DecodeError (with the field) on a bad record."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    event = _fast(raw)
+    return event if event is not None else from_dict(ChatEvent, raw)
+
+
+def _fast(raw: object) -> ChatEvent | None:
+    """The event when ``raw`` has exactly the expected shape, else None (use the checked path)."""
+    if type(raw) is not dict or not _REQUIRED <= raw.keys():
+        return None
+    content = None
+    for name, value in raw.items():
+        expected = _FLAT_TYPES.get(name)
+        if expected is not None:
+            if type(value) is not expected:  # bool is not int here: exact types only
+                return None
+        elif name == "content":
+            if type(value) is not dict or not value.keys() <= _CONTENT_FIELDS:
+                return None
+            for v in value.values():
+                if type(v) is not str:
+                    return None
+            content = ChatContent(**value)
+        else:
+            return None  # unknown field: let the checked decoder judge it
+    if raw.get("v", SCHEMA_VERSION) > SCHEMA_VERSION:
+        return None
+    if content is not None:
+        raw["content"] = content  # our own freshly parsed dict
+    return ChatEvent(**raw)
