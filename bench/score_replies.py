@@ -38,6 +38,7 @@ from reply_parser.extract import (  # noqa: E402
     extract_from_text,
     extract_new_text,
 )
+from reply_parser.inbound_pipeline import parse_mail  # noqa: E402
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
@@ -101,9 +102,9 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def ours(case: Case) -> str:
-    """Our extractor on one case."""
+    """Our extractor on one case, parsed the way the parser service parses."""
     if case.raw is not None:
-        return extract_new_text(parse(case.raw)).text
+        return extract_new_text(parse_mail(case.raw)).text
     return extract_from_text(case.body or "")
 
 

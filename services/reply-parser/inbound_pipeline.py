@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
-from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
@@ -33,6 +32,7 @@ from reply_parser.content_policy import (
     text_record_cost,
 )
 from reply_parser.extract import Extraction, extract_new_text
+from reply_parser.mail_policy import FAST_DEFAULT
 from reply_parser.mime_limits import Deadline, MimeLimits, check_raw, check_structure
 from reply_parser.split import split_for_chat
 from shared.config import Settings
@@ -95,7 +95,7 @@ def config_from(cfg: Settings) -> PipelineConfig:
     )
 
 
-_PARSER = BytesParser(policy=policy.default)
+_PARSER = BytesParser(policy=FAST_DEFAULT)
 # C0/C1 controls other than tab and newline never belong in a chat message.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
