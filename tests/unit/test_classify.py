@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from reply_parser.classify import classify_mail
+from reply_parser.classify import classify_body, classify_mail
 
 
 def _mail(headers: dict[str, str], content_type: str = "text/plain") -> EmailMessage:
@@ -63,3 +63,69 @@ def test_mailer_daemon_is_a_bounce() -> None:
 
 def test_x_loop_is_a_loop() -> None:
     assert classify_mail(_mail({"X-Loop": "bridge@chat-seller-us.example"})).cls == "loop"
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-MS-Exchange-Generated-Message-Source": "Mailbox Rules Agent"},
+    {"Auto-Submitted": "Auto-Generated"},  # Microsoft's casing
+    {"Auto-Submitted": "auto-replied (vacation)"},
+    {"X-Autoresponse": "1"},
+    {"X-Precedence": "bulk"},
+    {"List-Id": "Shop sellers <sellers.lists.example>"},
+    {"List-Unsubscribe": "<https://esp.example/u/1>", "List-Unsubscribe-Post":
+     "List-Unsubscribe=One-Click"},
+    {"X-POST-MessageClass": "9; Autoresponder"},
+    {"From": "noreply-support@helpdesk.example"},
+    {"Subject": "[Request received] Re: A new message from TikTok Shop customer Ana"},
+    {"Subject": "Re: A new message - Ticket Received - 48213"},
+    {"Subject": "Your case #00001234 has been created"},
+    {"Subject": "We received your request"},
+    {"Subject": "Thank you for contacting Best Jackets support"},
+])
+def test_exchange_list_and_helpdesk_markers_mean_auto_reply(headers: dict[str, str]) -> None:
+    assert classify_mail(_mail(headers)).cls == "auto_reply"
+
+
+@pytest.mark.parametrize("subject", [
+    "Resposta automática: x", "Automatisch antwoord: x", "Automatyczna odpowiedź: x",
+    "Balasan Otomatis: x", "Balasan automatik: x", "ตอบกลับอัตโนมัติ: x",
+    "Thư trả lời tự động: x", "Awtomatikong tugon: x", "自動返信: x", "رد تلقائي: x",
+    "[EXTERNAL] Automatic reply: x", "AW: Abwesenheitsnotiz", "AUTO: Jan is out of the office",
+])
+def test_more_localized_auto_reply_subjects_mean_auto_reply(subject: str) -> None:
+    assert classify_mail(_mail({"Subject": subject})).cls == "auto_reply"
+
+
+def test_auto_submitted_no_with_a_comment_is_a_reply() -> None:
+    assert classify_mail(_mail({"Auto-Submitted": "no (forwarded by a person)"})).cls == "reply"
+
+
+def test_null_envelope_sender_is_never_a_reply() -> None:
+    assert classify_mail(_mail({}), envelope_sender="").cls == "auto_reply"
+    assert classify_mail(_mail({"Subject": "Undeliverable: x"}), envelope_sender="").cls == \
+        "bounce"
+    assert classify_mail(_mail({}), envelope_sender="seller@shop.example").cls == "reply"
+
+
+def test_return_path_null_in_a_saved_mail_is_never_a_reply() -> None:
+    assert classify_mail(_mail({"Return-Path": "<>"})).cls in ("auto_reply", "bounce")
+
+
+def test_read_receipt_is_automated_not_a_reply() -> None:
+    msg = _mail({}, 'multipart/report; report-type=disposition-notification; boundary="b"')
+    assert classify_mail(msg).cls == "auto_reply"
+
+
+@pytest.mark.parametrize("subject", [
+    "Re: A new message from TikTok Shop customer Ana",
+    "Re: A new message from TikTok Shop customer Otomatik",
+    "Re: Is the office chair back in stock?",
+])
+def test_ordinary_subjects_stay_replies(subject: str) -> None:
+    assert classify_mail(_mail({"Subject": subject})).cls == "reply"
+
+
+def test_body_check_flags_acknowledgements_not_ordinary_answers() -> None:
+    assert classify_body("This is an automated response. Your ticket #123 has been created.")
+    assert classify_body("Yes, we received your order and it ships today.") is None
+    assert classify_body("Please do not reply to this email.")

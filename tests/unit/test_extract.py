@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from reply_parser.extract import Extraction, decode_bytes, extract_from_text, extract_new_text, unflow
+from reply_parser.extract import (
+    Extraction,
+    decode_bytes,
+    extract_from_text,
+    extract_new_text,
+    unflow,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "fixtures" / "replies"
