@@ -120,6 +120,7 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
     start = time.perf_counter()
     await asyncio.gather(*(mailer.handle(r) for r in records[1:]))
     elapsed = time.perf_counter() - start
+    mailer.close()
     await pool.close()
     await ledger.stop()
     await producer.stop()
