@@ -22,9 +22,19 @@ from email.message import Message
 from email.utils import getaddresses
 from typing import Protocol
 
-import authres
 import dkim
-import spf
+
+# pyspf and authres are declared dependencies; guarded so that an install without them
+# degrades to "SPF none / no trusted results" (DKIM and DMARC still evaluated) instead of
+# taking the parser down.
+try:
+    import spf
+except ImportError:  # pragma: no cover - exercised only on incomplete installs
+    spf = None
+try:
+    import authres
+except ImportError:  # pragma: no cover
+    authres = None
 
 PASS, FAIL, NONE, TEMPERROR, PERMERROR = "pass", "fail", "none", "temperror", "permerror"
 POLICY_OFF = "off"
@@ -263,7 +273,7 @@ def verify_dkim(raw: bytes, resolver: DnsResolver) -> tuple[str, tuple[str, ...]
     return (TEMPERROR if temp else FAIL), ()
 
 
-class _ResolverSpfQuery(spf.query):  # type: ignore[misc]
+class _ResolverSpfQuery(spf.query if spf is not None else object):  # type: ignore[misc]
     """pyspf's evaluator with its DNS replaced by our resolver."""
 
     def __init__(self, resolver: DnsResolver, **kwargs: object) -> None:
@@ -290,7 +300,7 @@ class _ResolverSpfQuery(spf.query):  # type: ignore[misc]
 def check_spf(ip: str, mail_from: str, helo: str, resolver: DnsResolver) -> tuple[str, str]:
     """(result, domain checked) for the SMTP client *ip* and envelope sender *mail_from*."""
     domain = mail_from.rpartition("@")[2].lower() if mail_from else helo.lower()
-    if not ip or not domain:
+    if not ip or not domain or spf is None:
         return NONE, domain
     try:
         query = _ResolverSpfQuery(resolver, i=ip, s=mail_from or f"postmaster@{helo}",
@@ -308,7 +318,7 @@ _POLICY_IN_COMMENT = re.compile(r"\bp=(reject|quarantine|none)\b", re.I)
 
 def trusted_results(msg: Message, trusted_ids: frozenset[str]) -> AuthResult | None:
     """The verdict of the topmost ``Authentication-Results`` from a trusted authserv-id."""
-    if not trusted_ids:
+    if not trusted_ids or authres is None:
         return None
     for value in (msg.get_all("Authentication-Results", []) or [])[:10]:
         text = str(value)

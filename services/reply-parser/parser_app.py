@@ -54,6 +54,9 @@ GROUP = "bridge-reply-parser"
 log = logging.getLogger(SERVICE)
 
 
+_GUARD_SWEEP_AT = 100_000
+
+
 class ConversationRateGuard:
     """At most ``limit`` delivered replies per conversation per ``window_s`` (loop brake)."""
 
@@ -63,6 +66,8 @@ class ConversationRateGuard:
         self._seen: dict[str, deque[float]] = defaultdict(deque)
 
     def allow(self, key: str, now: float) -> bool:
+        if len(self._seen) > _GUARD_SWEEP_AT:
+            self._sweep(now)
         times = self._seen[key]
         while times and now - times[0] > self._window:
             times.popleft()
@@ -70,6 +75,11 @@ class ConversationRateGuard:
             return False
         times.append(now)
         return True
+
+    def _sweep(self, now: float) -> None:
+        """Forget keys with nothing inside the window (memory stays bounded by activity)."""
+        for key in [k for k, t in self._seen.items() if not t or now - t[-1] > self._window]:
+            del self._seen[key]
 
 
 class Parser:
