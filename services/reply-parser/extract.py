@@ -407,6 +407,17 @@ def _quote_header_end(lines: list[str], i: int) -> int:
     return -1
 
 
+def _inline_attribution(line: str) -> bool:
+    """An attribution with the quoted text on the same line: opener, evidence, address, verb."""
+    if "@" not in line or not qp.HEADER_OPENERS_RE.match(line):
+        return False
+    match = qp.INLINE_ATTRIBUTION_RE.search(line)
+    if match is None:
+        return False
+    head = line[: match.start()]
+    return "@" in head and bool(qp.HEADER_EVIDENCE_RE.search(head))
+
+
 def _looks_like_attribution(text: str) -> bool:
     body = text.lstrip("> ")
     if not qp.HEADER_EVIDENCE_RE.search(body):
@@ -495,6 +506,8 @@ def _trim_lines(lines: list[str]) -> list[str]:
             if _is_forward_block(lines, i, end):
                 kept.extend(lines[end + 1 :])
             break
+        if has_content and prev_blank and _inline_attribution(line):
+            break  # "On … <address> wrote: <quoted text>" flattened onto one line
         end = _quote_header_end(lines, i)
         if end >= 0:
             nxt = _next_nonblank(lines, end + 1)

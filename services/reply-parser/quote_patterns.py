@@ -48,6 +48,12 @@ WROTE_VERB_RE = re.compile(
     + "|(?:" + "|".join(sorted(_OTHER_VERBS, key=len, reverse=True)) + ")",
     re.IGNORECASE,
 )
+# Yahoo and some webmails flatten "On <date>, <name> <address> wrote:" and the quoted text
+# onto one line: the verb and its colon, then more text.
+INLINE_ATTRIBUTION_RE = re.compile(
+    r"(?:" + "|".join(sorted(_LATIN_VERBS, key=len, reverse=True)) + r")\s*[:：]\s+\S",
+    re.IGNORECASE,
+)
 # A header ends with a colon (ASCII or full-width), possibly after the verb or the address.
 HEADER_END_RE = re.compile(r"[:：]\s*$")
 # Ends with an address then a colon: the Japanese Gmail form "2024年4月3日(水) 16:19 Bob <b@x.jp>:"
@@ -153,6 +159,8 @@ _LINK_TAIL = r"(?:\s*[<(\[]\s*https?://[^\s>)\]]{1,300}\s*[>)\]])?"
 MOBILE_SIGNATURE_RE = re.compile(
     r"^\s*(?:"
     r"sent from my(?:\s+[\w'’.-]+){1,4}|sent from (?:mail|outlook|yahoo mail|aol|my mobile)(?:\s+[\w'’.-]+){0,5}|"
+    r"sent from (?:proton ?mail|gmail|zoho mail|icloud|spark|blue ?mail|samsung (?:email|mail)|"
+    r"edison mail|airmail|aqua ?mail|fairemail|k-9 mail)(?:\s+[\w'’.-]+){0,4}|"
     r"sent (?:via|with|using)(?:\s+[\w'’.-]+){1,5}|sent on the go|"
     r"get outlook for (?:ios|android|mac|windows)|"
     r"enviado desde mi(?:\s+[\w'’.-]+){1,4}|enviado desde(?:\s+[\w'’.-]+){1,4}|"
