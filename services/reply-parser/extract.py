@@ -129,7 +129,8 @@ def _extract(msg: Message) -> Extraction:
 
     if html_text is not None:
         trimmed = _trimmed_html(html_text.text, keep_placeholders=True)
-        surviving = [ord(ch) - IMAGE_PLACEHOLDER_BASE for ch in IMAGE_PLACEHOLDER_RE.findall(trimmed)]
+        surviving = [ord(ch) - IMAGE_PLACEHOLDER_BASE
+                     for ch in IMAGE_PLACEHOLDER_RE.findall(trimmed)]
         cid_parts = _parts_by_content_id(msg) if surviving else {}
         picked: list[InlineImage] = []
         for index in surviving:
@@ -193,7 +194,8 @@ _CHARSET_SUPERSETS = {
     "iso-8859-11": "cp874", "us-ascii": "ascii", "ascii": "ascii", "iso-8859-1": "cp1252",
     "latin1": "cp1252", "latin-1": "cp1252", "unicode-1-1-utf-7": "utf-7", "utf8": "utf-8",
 }
-_SINGLE_BYTE = re.compile(r"^(?:ascii|cp125\d|iso-?8859-?\d+|latin-?\d|windows-125\d|koi8-[ru]|cp874)$")
+_SINGLE_BYTE = re.compile(
+    r"^(?:ascii|cp125\d|iso-?8859-?\d+|latin-?\d|windows-125\d|koi8-[ru]|cp874)$")
 
 
 def decode_bytes(data: bytes, declared: str | None) -> str:
@@ -541,7 +543,8 @@ def _zendesk_notification(lines: list[str]) -> list[str]:
         start = _next_nonblank(body, start + 1)
     # Author and date lines: short lines before the body, the date one carrying a time/year.
     for _ in range(2):
-        if start < len(body) and len(body[start]) < 120 and qp.HEADER_EVIDENCE_RE.search(body[start]):
+        if start < len(body) and len(body[start]) < 120 and \
+                qp.HEADER_EVIDENCE_RE.search(body[start]):
             start = _next_nonblank(body, start + 1)
             break
         if start < len(body) and len(body[start]) < 80:

@@ -141,7 +141,8 @@ HEADER_KEY_LINE_RE = re.compile(
 )
 SUBJECT_LINE_RE = re.compile(
     r"^\s*\**(?:Subject|Asunto|Assunto|Objet|Betreff|Oggetto|Onderwerp|Temat|Konu|Subjek|Perihal|"
-    r"Chủ đề|Paksa|件名|主题|主旨|제목|الموضوع|Тема|เรื่อง|Ämne|Emne|Aihe)\s?\**\s?[:：]\**\s*(?P<value>.*)$",
+    r"Chủ đề|Paksa|件名|主题|主旨|제목|الموضوع|Тема|เรื่อง|Ämne|Emne|Aihe)"
+    r"\s?\**\s?[:：]\**\s*(?P<value>.*)$",
     re.IGNORECASE,
 )
 # Subject prefixes that mean "this is a forward" (so the forwarded content is what was sent).
@@ -158,17 +159,20 @@ SIG_DELIMITER_RE = re.compile(r"^--\s*$")
 _LINK_TAIL = r"(?:\s*[<(\[]\s*https?://[^\s>)\]]{1,300}\s*[>)\]])?"
 MOBILE_SIGNATURE_RE = re.compile(
     r"^\s*(?:"
-    r"sent from my(?:\s+[\w'’.-]+){1,4}|sent from (?:mail|outlook|yahoo mail|aol|my mobile)(?:\s+[\w'’.-]+){0,5}|"
+    r"sent from my(?:\s+[\w'’.-]+){1,4}|"
+    r"sent from (?:mail|outlook|yahoo mail|aol|my mobile)(?:\s+[\w'’.-]+){0,5}|"
     r"sent from (?:proton ?mail|gmail|zoho mail|icloud|spark|blue ?mail|samsung (?:email|mail)|"
     r"edison mail|airmail|aqua ?mail|fairemail|k-9 mail)(?:\s+[\w'’.-]+){0,4}|"
     r"sent (?:via|with|using)(?:\s+[\w'’.-]+){1,5}|sent on the go|"
     r"get outlook for (?:ios|android|mac|windows)|"
     r"enviado desde mi(?:\s+[\w'’.-]+){1,4}|enviado desde(?:\s+[\w'’.-]+){1,4}|"
-    r"enviado do meu(?:\s+[\w'’.-]+){1,4}|enviado de meu(?:\s+[\w'’.-]+){1,4}|enviado do(?:\s+[\w'’.-]+){1,4}|"
+    r"enviado do meu(?:\s+[\w'’.-]+){1,4}|enviado de meu(?:\s+[\w'’.-]+){1,4}|"
+    r"enviado do(?:\s+[\w'’.-]+){1,4}|"
     r"envoyé de mon(?:\s+[\w'’.-]+){1,4}|envoyé depuis(?:\s+[\w'’.-]+){1,5}|"
     r"von meinem(?:\s+[\w'’.-]+){1,4}\s+gesendet|gesendet von(?:\s+[\w'’.-]+){1,4}|"
     r"inviato da(?:\s+[\w'’.-]+){1,4}|inviato dal mio(?:\s+[\w'’.-]+){1,4}|"
-    r"verzonden (?:vanaf|met) (?:mijn )?(?:[\w'’.-]+\s?){1,4}|verstuurd vanaf (?:mijn )?(?:[\w'’.-]+\s?){1,4}|"
+    r"verzonden (?:vanaf|met) (?:mijn )?(?:[\w'’.-]+\s?){1,4}|"
+    r"verstuurd vanaf (?:mijn )?(?:[\w'’.-]+\s?){1,4}|"
     r"wysłane z(?:\s+[\w'’.-]+){1,4}|wysłano z(?:\s+[\w'’.-]+){1,4}|"
     r"[\w'’. -]{1,40}(?:dan|den) gönderildi|"
     r"dikirim dari(?:\s+[\w'’.-]+){1,4}|dihantar dari(?:\s+[\w'’.-]+){1,4}|"
@@ -183,7 +187,8 @@ MOBILE_SIGNATURE_RE = re.compile(
     re.IGNORECASE,
 )
 # "-Abhishek Kona", "- Jane": a dash-name sign-off alone on the last paragraph.
-DASH_NAME_SIGNATURE_RE = re.compile(r"^\s*-{1,2}\s?[^\W\d_][\w.'’-]*(?:\s+[^\W\d_][\w.'’-]*){0,3}\s*$")
+DASH_NAME_SIGNATURE_RE = re.compile(
+    r"^\s*-{1,2}\s?[^\W\d_][\w.'’-]*(?:\s+[^\W\d_][\w.'’-]*){0,3}\s*$")
 
 # --- Helpdesks -----------------------------------------------------------------------------------
 # Zendesk: "##- Please type your reply above this line -##" (localized text between the marks).
@@ -202,7 +207,8 @@ ZENDESK_FOOTER_RE = re.compile(
 ZENDESK_SEPARATOR_RE = re.compile(r"^\s*-{10,}\s*$")
 # Generic helpdesk "reply above this line" markers (Gorgias, Freshdesk, Help Scout, Front...).
 REPLY_ABOVE_RE = re.compile(
-    r"^\s*[-#=*>\[(]*\s*(?:please\s+)?(?:type|write|reply|respond|enter)\b.{0,40}\babove this line\b.{0,20}$",
+    r"^\s*[-#=*>\[(]*\s*(?:please\s+)?(?:type|write|reply|respond|enter)\b.{0,40}"
+    r"\babove this line\b.{0,20}$",
     re.IGNORECASE,
 )
 # Salesforce Email-to-Case thread ids: classic "ref:_00D…._500…:ref", Lightning "thread::…::".
