@@ -97,7 +97,7 @@ async def main() -> None:
         subprocess.Popen([sys.executable, "-m", "ingest"], env=env, stdout=subprocess.DEVNULL,
                          stderr=open(tmp / "ingest.log", "wb")),  # noqa: SIM115
         subprocess.Popen([sys.executable, "-m", "uvicorn", "bare:app", "--port", str(bare_port),
-                          "--log-level", "warning", "--app-dir", str(tmp)],
+                          "--log-level", "warning", "--no-access-log", "--app-dir", str(tmp)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]
     try:
