@@ -209,10 +209,67 @@ def _fold(name: str, value: str | Address) -> str:
     return folded
 
 
+# quoprimime.body_encode escapes with str.translate over a 256-entry list (~0.1 ms for a
+# digest's HTML, half of what composing costs); a body has only a handful of distinct
+# bytes that need escaping, so escaping each with bytes.replace gives the same text
+# ~10x faster. The line wrapping below is body_encode's, unchanged.
+_QP_SAFE = bytes(c for c in range(256)
+                 if quoprimime._QUOPRI_BODY_ENCODE_MAP[c] == chr(c))
+_QP_ESCAPE = [f"={c:02X}".encode("ascii") for c in range(256)]
+
+
+def _qp_escape(body: bytes) -> str:
+    unsafe = set(body.translate(None, _QP_SAFE))
+    if 0x3D in unsafe:  # "=" first: the others' escapes contain "="
+        body = body.replace(b"=", b"=3D")
+        unsafe.discard(0x3D)
+    for byte in unsafe:
+        body = body.replace(bytes((byte,)), _QP_ESCAPE[byte])
+    return body.decode("ascii")
+
+
+def _qp_body_encode(body: bytes, maxlinelen: int = _MAX_LINE) -> str:
+    """``quoprimime.body_encode(body.decode("latin-1"), maxlinelen)`` (eol "\\n")."""
+    if not body:
+        return ""
+    text = _qp_escape(body)
+    maxlinelen1 = maxlinelen - 1
+    out: list[str] = []
+    append = out.append
+    for line in text.splitlines():
+        start = 0
+        laststart = len(line) - 1 - maxlinelen
+        while start <= laststart:
+            stop = start + maxlinelen1
+            if line[stop - 2] == "=":  # never split an escape
+                append(line[start:stop - 1])
+                start = stop - 2
+            elif line[stop - 1] == "=":
+                append(line[start:stop])
+                start = stop - 1
+            else:
+                append(line[start:stop] + "=")
+                start = stop
+        if line and line[-1] in " \t":  # trailing whitespace must be protected
+            room = start - laststart
+            if room >= 3:
+                q = quoprimime.quote(line[-1])
+            elif room == 2:
+                q = line[-1] + "=\n"
+            else:
+                q = "=\n" + quoprimime.quote(line[-1])
+            append(line[start:-1] + q)
+        else:
+            append(line[start:])
+    if text[-1] in "\r\n":
+        append("")
+    return "\n".join(out)
+
+
 def _qp_part(subtype: str, body: str) -> str:
     # What contentmanager.set_text_content does for cte="quoted-printable".
     lines = body.encode("utf-8").splitlines()
-    encoded = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), _MAX_LINE)
+    encoded = _qp_body_encode(b"\n".join(lines) + b"\n", _MAX_LINE)
     return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
             + encoded.replace("\n", "\r\n"))

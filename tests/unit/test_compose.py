@@ -12,7 +12,7 @@ import dataclasses
 import email
 import os
 from datetime import UTC, datetime
-from email import policy
+from email import policy, quoprimime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from mailer.compose import (
     ComposeContext,
     InvalidAddressError,
+    _qp_body_encode,
     compose_digest_bytes,
     compose_digest_email,
     digest_subject,
@@ -331,3 +332,13 @@ def test_fast_byte_composer_gives_exactly_the_reference_bytes(
 def test_fast_byte_composer_matches_the_golden_message() -> None:
     digest = make_digest(buyer_name="Zoë Buyer", previous=("dg-0001",))
     assert compose_digest_bytes(digest, CTX) == bytes(compose_digest_email(digest, CTX))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400) | st.text(max_size=300).map(lambda t: t.encode("utf-8"))
+       # lines around the wrap width, ending in spaces/tabs or escapes: the edge cases
+       | st.lists(st.text(alphabet="a=\u00e9 \t", min_size=70, max_size=85), max_size=6)
+       .map(lambda lines: "\n".join(lines).encode("utf-8")),
+       st.sampled_from([4, 20, 76, 78]))
+def test_fast_quoted_printable_matches_the_standard_library(body: bytes, width: int) -> None:
+    assert _qp_body_encode(body, width) == quoprimime.body_encode(body.decode("latin-1"), width)
