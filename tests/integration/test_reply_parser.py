@@ -2,25 +2,30 @@
 
 A poison mail is dead-lettered with its reason and the next mail of the same conversation is
 still delivered; an out-of-office and a duplicate never reach the buyer; a forged sender is
-refused and the shop (not the forger) gets one notice.
+refused and the shop (not the forger) gets one notice; a Salesforce shop's buyer gets the
+seller's inline picture through the platform's image upload, and the seller one notice for
+the attachment that was withheld.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import struct
 import time
 import uuid
+import zlib
 from email import policy
 from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.codec import decode
-from shared.events import DeadLetter, MailNotice
+from shared.codec import decode, encode
+from shared.events import DeadLetter, MailNotice, ShopSettings
 from shared.tokens import mint_token, parse_keys, reply_address
-from shared.topics import DEAD_LETTER, MAIL_NOTICES
+from shared.topics import DEAD_LETTER, MAIL_NOTICES, SHOP_SETTINGS
 from tests.conftest import Stack
 from tests.e2e.test_loop import eventually
 
@@ -142,3 +147,62 @@ async def test_forged_sender_is_refused_and_only_the_shop_is_told_once(
     assert notice.kind == "sender_rejected"
     assert notice.to_address == _seller(stack) and forger in notice.text
     assert await _texts(stack, conv) == []
+
+
+def _png(width: int = 2, height: int = 1) -> bytes:
+    """A small valid PNG (the sandbox reads its size like the platform does)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                                              0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+async def test_salesforce_buyer_gets_the_inline_picture_and_the_seller_one_withheld_notice(
+        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    shop, conv = unique_conversation
+    agent = "agent@shop.localhost"
+    producer = AIOKafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP"], acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(SHOP_SETTINGS.name, encode(ShopSettings(
+            shop_id=shop, destination_email="cases@shop.localhost",
+            destination_kind="salesforce", authorized_senders=(agent,))), key=shop.encode())
+    finally:
+        await producer.stop()
+    await stack.buyer_says(shop, conv, "Can I see the label?")
+    await asyncio.sleep(1.5)  # the parser's settings view applies the record
+    rcpt, picture = _reply_address(stack, shop, conv), _png()
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = agent, rcpt, "Re: A new message"
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}@shop.localhost>"
+    msg.set_content("Here is the label.")
+    msg.add_alternative('<p>Here is the label.</p><img src="cid:label@shop">', subtype="html")
+    msg.get_payload()[1].add_related(picture, "image", "png", cid="<label@shop>",
+                                     filename="label.png")
+    msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf",
+                       filename="invoice.pdf")
+    await _send(stack, agent, rcpt, msg.as_bytes(policy=policy.SMTP))
+
+    async def both() -> list[dict[str, object]] | None:
+        seen = await stack.buyer_view(conv)
+        return seen if len(seen) >= 2 else None
+
+    text, image = await eventually(both, timeout_s=30)
+    assert text["content"] == {"content": "Here is the label."}
+    assert image["type"] == "IMAGE"
+    assert image["image"]["sha256"] == hashlib.sha256(picture).hexdigest()  # type: ignore[index]
+
+    async def withheld() -> list[MailNotice]:
+        found = [decode(MailNotice, v) for v in
+                 await _records(stack.env["KAFKA_BOOTSTRAP"], MAIL_NOTICES.name,
+                                MAIL_NOTICES.partitions)]
+        return [n for n in found if n.conversation_id == conv]
+
+    (notice,) = await eventually(withheld, timeout_s=20)
+    assert (notice.kind, notice.to_address, notice.auto_submitted) == (
+        "content_withheld", agent, "auto-replied")
+    assert "invoice.pdf" in notice.text and "label.png" not in notice.text
