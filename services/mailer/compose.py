@@ -205,6 +205,11 @@ def _fold(name: str, value: str | Address) -> str:
     if (plain and "=?" not in text and len(name) + 2 + len(text) <= _MAX_LINE
             and _PLAIN_VALUE.match(text)):
         return f"{name}: {text}\r\n"
+    if (isinstance(value, Address) and plain and value.display_name
+            and len(value.addr_spec) + 3 > _MAX_LINE and _PLAIN_VALUE.match(text)):
+        # A reply address with its token is longer than a line: "<addr>" cannot fit on a
+        # continuation line either, and the policy then leaves the header on one line.
+        return f"{name}: {text}\r\n"
     folded: str = _POLICY.fold(name, _POLICY.header_factory(name, value))
     return folded
 

@@ -13,6 +13,7 @@ import email
 import os
 from datetime import UTC, datetime
 from email import policy, quoprimime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -22,8 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailer.compose import (
+    _POLICY,
     ComposeContext,
     InvalidAddressError,
+    _fold,
     _qp_body_encode,
     compose_digest_bytes,
     compose_digest_email,
@@ -342,3 +345,15 @@ def test_fast_byte_composer_matches_the_golden_message() -> None:
        st.sampled_from([4, 20, 76, 78]))
 def test_fast_quoted_printable_matches_the_standard_library(body: bytes, width: int) -> None:
     assert _qp_body_encode(body, width) == quoprimime.body_encode(body.decode("latin-1"), width)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[A-Za-z0-9]{1,12}( [A-Za-z0-9]{1,12}){0,3}", fullmatch=True),
+       st.from_regex(r"[a-z0-9]{20,110}", fullmatch=True),
+       st.sampled_from(["chat-seller-us.bridge.example", "b.example", "x.y-z.example"]),
+       st.sampled_from(["From", "Reply-To", "To"]))
+def test_long_address_headers_fold_exactly_as_the_policy_does(
+    display_name: str, local: str, domain: str, name: str
+) -> None:
+    value = Address(display_name=display_name, addr_spec=f"{local}@{domain}")
+    assert _fold(name, value) == _POLICY.fold(name, _POLICY.header_factory(name, value))
