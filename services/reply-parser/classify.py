@@ -88,8 +88,13 @@ _AUTO_BODY = re.compile(
     r"(?:this is an? (?:automated|automatic|auto-generated|automatically generated) "
     r"(?:response|reply|message|e-?mail|notification|acknowledge?ment)|"
     r"(?:your|a) (?:support )?(?:case|ticket|request)"
-    r"\s*(?:#|no\.?|number|id)?\s*:?\s*[\w-]{1,20}\s*"
-    r"(?:has been|was) (?:created|received|opened|logged)|"
+    r"\s*(?:#|no\.?|number|id)?\s*:?\s*\(?#?[\w-]{1,20}\)?\s*"
+    r"(?:has been|was|is) (?:created|received|opened|logged)|"
+    # "We've received your message and will get back to you within 24 hours": an
+    # acknowledgement says it received something AND promises a later answer.
+    r"received your (?:request|message|e-?mail|inquiry|enquiry|ticket)\b[^\n]{0,80}?"
+    r"(?:will (?:get back|respond|reply|be in touch|contact you|answer)|"
+    r"within \d+ (?:business |working )?(?:hours?|days?))|"
     r"(?:please )?do not reply (?:directly )?to this (?:e-?mail|message)|"
     r"i (?:am|'m) (?:currently )?(?:out of (?:the )?office|away|on (?:vacation|holiday|leave))|"
     r"estoy fuera de la oficina|je suis absent|ich bin (?:bis|derzeit|zurzeit|vom)[^.\n]{0,40}"

@@ -129,3 +129,22 @@ def test_body_check_flags_acknowledgements_not_ordinary_answers() -> None:
     assert classify_body("This is an automated response. Your ticket #123 has been created.")
     assert classify_body("Yes, we received your order and it ships today.") is None
     assert classify_body("Please do not reply to this email.")
+
+
+@pytest.mark.parametrize("text", [
+    "Your request (12345) has been received and is being reviewed by our support staff.",
+    "Thanks for reaching out! We've received your message and will get back to you within "
+    "24 hours.",
+    "Thank you for contacting us. Your case number 00001234 has been created.",
+])
+def test_helpdesk_acknowledgement_bodies_are_automated(text: str) -> None:
+    assert classify_body(text) is not None
+
+
+@pytest.mark.parametrize("text", [
+    "Yes, we received your message about the size. The M fits 38-40.",
+    "We have received your return and will refund you today.",
+    "Hi Ana, we received your request. The refund is done.",
+])
+def test_sellers_confirming_receipt_are_not_automated(text: str) -> None:
+    assert classify_body(text) is None
