@@ -50,6 +50,10 @@ _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2
 _SPACES = re.compile(r"\s+")
 _GRAPHEME = regex.compile(r"\X")
 _HEADER_ID = re.compile(r"[^A-Za-z0-9._+=-]")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM_ADDRESS = re.compile(
+    rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    rf"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\Z")
 
 
 class _CachedHeaderRegistry(HeaderRegistry):
@@ -132,6 +136,11 @@ def _address(display_name: str, addr_spec: str, role: str) -> Address:
             f"{role} address {addr_spec!r} is empty or has control characters"
         )
     try:
+        if _DOT_ATOM_ADDRESS.match(addr_spec):
+            # Plainly valid (the usual case): skip re-parsing it with the header parser
+            # (~30 us); the Address and its text are the same as the parsed one's.
+            local, _, domain = addr_spec.partition("@")
+            return Address(display_name=display_name, username=local, domain=domain)
         return Address(display_name=display_name, addr_spec=addr_spec)
     except (ValueError, IndexError, HeaderParseError) as exc:
         raise InvalidAddressError(
