@@ -11,7 +11,8 @@ outcome of every digest on it), and then, for each connection count:
 * **bare**: aiosmtplib ``sendmail`` of one pre-composed, pre-signed digest, N times,
   over exactly that many connections: the ceiling for this client and sink;
 * **mailer**: ``Mailer.handle`` on N ``mail.digests`` records: render, compose,
-  DKIM-sign (a fresh 2048-bit key), two Kafka writes, SMTP through ``SmtpPool`` with the
+  DKIM-sign (a fresh 2048-bit key; the RSA step on the mailer's worker threads), two
+  Kafka writes, SMTP through ``SmtpPool`` with the
   same connection count;
 * **mailer, no DKIM**: the same without signing.
 
@@ -140,11 +141,14 @@ def step_costs(key_file: str) -> list[tuple[str, float]]:
     digest = make_digest(0, 0)
     signer = load_dkim_signer("bench", "bridge.example", key_file)
     raw = bytes(compose_digest_email(digest, ctx))
+    digest32 = bytes(32)
     steps = {
         "render (HTML + css-inline + text)": lambda: render_digest(digest, links),
         "compose via EmailMessage (reference)": lambda: bytes(compose_digest_email(digest, ctx)),
         "compose_digest_bytes (mailer's path)": lambda: compose_digest_bytes(digest, ctx),
-        "DKIM sign": lambda: signer.sign(raw),
+        "DKIM sign (all)": lambda: signer.sign(raw),
+        "  of which prepare (on the event loop)": lambda: signer.prepare(raw),
+        "  of which RSA (worker thread)": lambda: signer.rsa_sign(digest32),
     }
     out = []
     for name, step in steps.items():
