@@ -168,8 +168,18 @@ def _rebuild_index() -> None:
     started = time.perf_counter()
     active = _active_partitions()
 
+    def stored() -> Iterator[tuple[bytes, bytes]]:
+        store = states.data
+        if not _partition_bound():
+            yield from store.data.items()
+            return
+        # A disk store keeps one database per partition and iterates only those it has
+        # opened so far: right after a restart that can be none. Open each active one.
+        for partition in sorted(active):
+            yield from store._visible_items(store._db_for_partition(partition))
+
     def entries() -> Iterator[tuple[int, int, bytes]]:
-        for key, raw in states.items():
+        for key, raw in stored():
             if raw is None:
                 continue
             try:
