@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     platform_access_tokens: SecretStr = SecretStr("")
     platform_shop_ciphers: str = ""  # "shop_id=cipher,..." for cross-border shops
     platform_qps_per_api: float = 50.0  # the platform's documented default per app+shop
+    # Connections (and requests in flight) per process to the platform; ~latency x rate.
+    platform_max_connections: int = 64
     generic_platform_base_url: str = ""
     generic_webhook_secret: SecretStr = SecretStr("dev-generic-webhook-secret")
 

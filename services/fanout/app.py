@@ -395,7 +395,7 @@ async def main() -> None:
     lag = asyncio.create_task(report_lag(consumer, cfg.fanout_group))
     UP.labels(SERVICE).set(1)
     try:
-        await consume_keyed_batches(consumer, fanout.handle)
+        await consume_keyed_batches(consumer, fanout.handle, max_records=500)
     finally:
         UP.labels(SERVICE).set(0)
         lag.cancel()

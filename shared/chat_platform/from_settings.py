@@ -24,7 +24,8 @@ def chat_platform_from_settings(cfg: Settings) -> ChatPlatform:
     return TikTokShopClient(cfg.platform_base_url, cfg.platform_app_key,
                             cfg.platform_app_secret.get_secret_value(), access_tokens(cfg),
                             shop_ciphers=parse_token_map(cfg.platform_shop_ciphers),
-                            qps_per_api=cfg.platform_qps_per_api)
+                            qps_per_api=cfg.platform_qps_per_api,
+                            max_connections=cfg.platform_max_connections)
 
 
 def webhook_adapters_from_settings(cfg: Settings) -> dict[str, WebhookAdapter]:
