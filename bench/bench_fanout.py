@@ -141,7 +141,8 @@ async def main() -> None:
     for name, topic in topics.items():
         ports[name] = free_port()
         env = {**os.environ, "KAFKA_BOOTSTRAP": broker.bootstrap,
-               "BRIDGE_PLATFORM_BASE_URL": sandbox, "BRIDGE_PLATFORM_APP_KEY": KEY, "BRIDGE_PLATFORM_APP_SECRET": SECRET,
+               "BRIDGE_PLATFORM_BASE_URL": sandbox, "BRIDGE_PLATFORM_APP_KEY": KEY,
+               "BRIDGE_PLATFORM_APP_SECRET": SECRET,
                "BRIDGE_PLATFORM_ACCESS_TOKEN": TOKEN, "BRIDGE_FANOUT_PORT": str(ports[name]),
                "BRIDGE_FANOUT_REPLIES_TOPIC": topic, "BRIDGE_LOG_LEVEL": "WARNING",
                "BRIDGE_FANOUT_GROUP": f"bench-{name}-{uuid.uuid4().hex[:6]}",

@@ -369,7 +369,7 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
     async def stats() -> Response:
         return JSONResponse({"duplicates": state.duplicates, "webhooks": state.webhook_log[-200:],
                              "parts_received": sum(len(v) for v in state.buyer_view.values()),
-                             "calls": state.calls,
+                             "calls": state.calls, "images_uploaded": len(state.images),
                              "read_marks": {c: v.get("read_marks", 0)
                                             for c, v in state.conversations.items()
                                             if v.get("read_marks")}})

@@ -8,27 +8,31 @@ here never disturbs other tests."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import struct
 import time
 import uuid
-
-import orjson
-import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
+import pytest
 import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from devstack.broker import free_port
 from devstack.chat_sandbox import create_sandbox
 from devstack.stack import Ports, ServiceProcesses, serve_in_loop, stack_env, wait_healthy
+from fanout.delivery_log import marker_key
+from shared.chat_platform.tiktok_client import TikTokShopClient
 from shared.codec import encode
-from shared.events import ChatReply, ReplyPart
+from shared.events import ChatReply, DeliveryStatus, PartDelivery, ReplyPart
 from shared.kafka import ensure_topics
-from shared.topics import CHAT_REPLIES, TopicSpec
+from shared.topics import CHAT_DELIVERIES, CHAT_REPLIES, TopicSpec
 
 
 @dataclass
@@ -232,11 +236,6 @@ async def test_a_delivered_reply_marks_the_conversation_read(
 
 async def test_inline_picture_is_uploaded_and_sent_as_an_image_between_its_text_parts(
         stack: Rig, kafka_bootstrap: str) -> None:
-    import base64
-    import hashlib
-    import struct
-    import zlib
-
     def png(width: int, height: int) -> bytes:
         def chunk(kind: bytes, data: bytes) -> bytes:
             return (struct.pack(">I", len(data)) + kind + data
@@ -269,7 +268,6 @@ async def test_inline_picture_is_uploaded_and_sent_as_an_image_between_its_text_
 
 async def test_picture_the_platform_cannot_take_fails_its_part_after_the_text_before_it(
         stack: Rig, kafka_bootstrap: str) -> None:
-    import base64
     (shop, conv), = conversations(1)
     await open_conversations(stack, [(shop, conv)])
     reply = ChatReply(reply_id=f"it-{uuid.uuid4().hex}", shop_id=shop, conversation_id=conv,
@@ -281,3 +279,53 @@ async def test_picture_the_platform_cannot_take_fails_its_part_after_the_text_be
     letters = await records(kafka_bootstrap, "bridge.deadletter", reply.reply_id.encode())
     assert letters and "picture type 'image/bmp' not accepted" in letters[0]["reason"], letters
     assert [m["content"]["content"] for m in await stack.buyer_view(conv)] == ["before"]
+
+
+async def test_replayed_reply_with_a_picture_already_posted_is_neither_uploaded_nor_posted_again(
+        stack: Rig, kafka_bootstrap: str) -> None:
+    """A crash after the marker and the first two posts: the replay finds text and picture
+    (by the url kept in the marker) on the platform and posts only the last part."""
+    picture = b"GIF89a\x02\x00\x01\x00" + b"\x00" * 16
+    (shop, conv), = conversations(1)
+    await open_conversations(stack, [(shop, conv)])
+    reply = ChatReply(reply_id=f"it-{uuid.uuid4().hex}", shop_id=shop, conversation_id=conv,
+                      parts=(ReplyPart(0, "here it is"),
+                             ReplyPart(1, image_b64=base64.b64encode(picture).decode(),
+                                       image_content_type="image/gif"),
+                             ReplyPart(2, "anything else?")), sender="seller@x.test")
+    # What the crashed instance did: upload, marker (with the url), post parts 0 and 1.
+    client = TikTokShopClient(stack.sandbox_url, "sandbox-app-key", "sandbox-app-secret",
+                              {"*": "sandbox-access-token"}, qps_per_api=0)
+    try:
+        image = await client.upload_image(shop, picture, "image/gif")
+        marker = PartDelivery(reply_id=reply.reply_id, shop_id=shop, conversation_id=conv,
+                              index=-1, status=DeliveryStatus.ATTEMPTING,
+                              at_ms=int(time.time() * 1000) - 1000,
+                              image_urls={"1": image.url})
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(CHAT_DELIVERIES.name, encode(marker),
+                                         key=marker_key(reply.reply_id).encode())
+        finally:
+            await producer.stop()
+        await client.send(shop, conv, client.outgoing_text("here it is"))
+        await client.send(shop, conv, client.outgoing_image(image.url, image.width,
+                                                            image.height))
+    finally:
+        await client.aclose()
+    uploads_before = (await stack.http.get(f"{stack.sandbox_url}/sandbox/stats")
+                      ).json()["images_uploaded"]
+    stack.services.kill("fanout")  # the restart reads the marker from chat.deliveries
+    stack.services.start("fanout")
+    await wait_healthy({"fanout": stack.ports.fanout}, timeout_s=60)
+    await produce(kafka_bootstrap, [reply], stack.replies_topic)
+    deadline = time.monotonic() + 30
+    while len(await stack.buyer_view(conv)) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # a late double would show up now
+    seen = await stack.buyer_view(conv)
+    assert [m["type"] for m in seen] == ["TEXT", "IMAGE", "TEXT"], (seen, stack.logs())
+    assert seen[1]["content"]["url"] == image.url
+    stats = (await stack.http.get(f"{stack.sandbox_url}/sandbox/stats")).json()
+    assert stats["images_uploaded"] == uploads_before, "the picture was uploaded again"
