@@ -4,6 +4,7 @@ One command: ``.venv/bin/python bench/bench_ingest.py [--runs 3] [--seconds 5]``
 (``apt-get install -y wrk``). Starts an embedded broker, the ingest (``python -m ingest``,
 one uvicorn process) and a bare app (one uvicorn process), and drives both with wrk posting a
 signed type-14 body (a fresh message id per request, so nothing is deduplicated away).
+Neither side writes an access log (the ingest turns it off in ``python -m ingest``).
 Prints medians and the ratio.
 """
 

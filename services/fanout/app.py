@@ -14,6 +14,19 @@ key on Send Message):
    ambiguously (5xx, lost response), the conversation's messages since the
    marker are listed (Get Conversation Messages) and parts already there, in
    order, are recorded as already delivered instead of posted again.
+Inline pictures (``image_b64``) are uploaded (Upload Buyer Messages Image) before the
+marker, and the marker carries their urls: a replay checks for, and posts, the same url
+instead of uploading again (an upload the buyer never sees is the only cost of a crash
+before the marker).
+
+Kafka waits per reply, not per part: the marker is acknowledged before the first post
+(without it a crash could leave a posted part with nothing telling the replay to look);
+each part's final record is sent as soon as the part is accepted and all are awaited
+together before the marker's tombstone (a tombstone landing before a record would let a
+replay post without checking); the tombstone itself is not awaited (a lost one leaves a
+marker whose parts all have final records: the replay skips them without a platform call).
+Offsets commit only after the whole batch.
+
 Remaining window: a message the platform stored but does not list yet
 (eventual consistency) is posted again; and a seller who, by hand in the chat
 tool, sends text identical to a pending part between the marker and the check
@@ -26,7 +39,8 @@ reply failed, and emails the seller a ``delivery_failed`` notice.
 
 Mark read: once every part of a reply is delivered the conversation is marked
 read (Read Message): the seller has answered, so the buyer's messages are no
-longer unread for the shop's agents. Best effort: a failure is logged only.
+longer unread for the shop's agents. Best effort, in the background (the next reply
+need not wait for it): a failure is logged only.
 """
 
 from __future__ import annotations
