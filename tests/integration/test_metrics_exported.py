@@ -97,8 +97,14 @@ async def flowed(stack: Stack) -> tuple[Samples, str, str]:
         names = {(s[0], s[1].get("group", "")) for v in samples.values() for s in v}
         wanted = {("bridge_dead_letters_total", ""), ("bridge_consumer_lag", "bridge-mailer"),
                   ("bridge_consumer_lag", "bridge-fanout"),
-                  ("bridge_consumer_lag", "bridge-reply-parser")}
-        return samples if wanted <= names else None
+                  ("bridge_consumer_lag", "bridge-reply-parser"),
+                  ("bridge_consumer_lag", "bridge-consolidator")}
+        # Wait for the mailer's own dead letter: other tests in the session may have
+        # dead-lettered records in other services already.
+        mailer_bad = any(n == "bridge_dead_letters_total" and lab.get("service") == "mailer"
+                         and lab.get("reason") == "bad_record" and v >= 1
+                         for n, lab, v in samples.get("mailer", []))
+        return samples if wanted <= names and mailer_bad else None
 
     return await _poll(dead_letter_and_lag_seen, 30), shop, conv
 
