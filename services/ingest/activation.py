@@ -13,8 +13,8 @@ import secrets
 from collections.abc import Callable
 from dataclasses import replace
 
-from shared.events import ShopUser, UserStatus
 from ingest.admin_signing import SignedTokenError, sign, verify
+from shared.events import ShopUser, UserStatus
 
 ACTIVATION_TTL_MS = 120 * 3600 * 1000
 ACTIVATION_KIND = "act1"

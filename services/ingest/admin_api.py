@@ -437,7 +437,8 @@ def build_admin_router(settings: Settings,
         api_token = issue_api_token(active, keys, now_ms=now,
                                     ttl_ms=cfg.admin_token_ttl_days * 86_400_000)
         return JSONResponse({"user": _user_doc(active), "api_token": api_token,
-                             "api_token_expires_at_ms": now + cfg.admin_token_ttl_days * 86_400_000})
+                             "api_token_expires_at_ms":
+                                 now + cfg.admin_token_ttl_days * 86_400_000})
 
     @route("resend_expired_activation")
     async def resend_expired(request: Request) -> Response:

@@ -19,8 +19,8 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.events import ShopUser, UserStatus
 from ingest.admin_signing import SignedTokenError, sign, verify
+from shared.events import ShopUser, UserStatus
 
 API_TOKEN_KIND = "bat1"
 OPERATOR = "operator"

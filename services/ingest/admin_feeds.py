@@ -15,6 +15,8 @@ from collections import OrderedDict
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from ingest.admin_directory import AdminDirectory
+from ingest.simulation import SIMULATION_PREFIX, SimulationTrace
 from shared.codec import DecodeError, decode
 from shared.config import Settings
 from shared.events import ChatEvent, ChatEventKind, InboundResult, MailOutcome, PartDelivery
@@ -26,8 +28,6 @@ from shared.topics import (
     MAIL_OUTCOMES,
     SHOP_SETTINGS,
 )
-from ingest.admin_directory import AdminDirectory
-from ingest.simulation import SIMULATION_PREFIX, SimulationTrace
 
 log = logging.getLogger("ingest.admin")
 _SIM_MARK = f'"conversation_id":"{SIMULATION_PREFIX}'.encode()

@@ -55,7 +55,9 @@ def sign(kind: str, payload: dict[str, Any], keys: list[tuple[str, bytes]]) -> s
 
 
 def verify(kind: str, token: str, keys: list[tuple[str, bytes]]) -> dict[str, Any]:
-    """The payload of a token of ``kind`` whose signature verifies; else :class:`SignedTokenError`."""
+    """The payload of a token of ``kind`` whose signature verifies.
+
+    Raises :class:`SignedTokenError` otherwise."""
     parts = token.strip().split(".")
     if len(parts) != 4:
         raise SignedTokenError("malformed token")

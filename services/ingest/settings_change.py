@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shared.events import DestinationKind, ShopSettings, ShopUser, UserRole, UserStatus
 from ingest.admin_directory import authorized_senders, main_account
+from shared.events import DestinationKind, ShopSettings, ShopUser, UserRole, UserStatus
 
 REGION_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 _EMAIL_RE = re.compile(r"^[^@\s<>,;\"()\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
@@ -63,7 +63,8 @@ def apply_settings_change(current: ShopSettings, change: dict[str, Any], users: 
     updates: dict[str, Any] = {}
     for name in change:
         if name not in SETTINGS_FIELDS:
-            errors.append(FieldError(name, f"unknown field; settable: {', '.join(SETTINGS_FIELDS)}"))
+            settable = ", ".join(SETTINGS_FIELDS)
+            errors.append(FieldError(name, f"unknown field; settable: {settable}"))
     if "alerts_enabled" in change:
         if isinstance(change["alerts_enabled"], bool):
             updates["alerts_enabled"] = change["alerts_enabled"]
@@ -137,7 +138,8 @@ def settings_document(settings: ShopSettings, users: list[ShopUser]) -> dict[str
         "shop_name": settings.shop_name,
         "alerts_enabled": settings.alerts_enabled,
         "destination_email": settings.destination_email,
-        "destination_is_main_account": main is not None and settings.destination_email == main.email,
+        "destination_is_main_account":
+            main is not None and settings.destination_email == main.email,
         "destination_kind": kind.value,
         "digest_window_minutes": WINDOW_MINUTES[kind.is_helpdesk],
         "inbound_inline_images_allowed": inline,

@@ -23,6 +23,7 @@ import pytest_asyncio
 
 from devstack.broker import free_port
 from devstack.stack import serve_in_loop
+from ingest.app import create_app
 from shared.codec import decode
 from shared.compacted import replay_topic
 from shared.config import Settings
@@ -30,7 +31,6 @@ from shared.events import AuditEvent
 from shared.logging import now_ms
 from shared.settings_view import ShopSettingsView
 from shared.topics import ADMIN_AUDIT
-from ingest.app import create_app
 from tests.conftest import WINDOW_S, Stack
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import pytest
-from mailer.render import DigestLinks, render_digest
 
+from mailer.render import DigestLinks, render_digest
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
 
 if TYPE_CHECKING:  # imported lazily at run time so a missing package fails with a clear message

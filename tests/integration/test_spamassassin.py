@@ -18,10 +18,10 @@ from email import policy
 from pathlib import Path
 
 import pytest
+
 from mailer.compose import ComposeContext, compose_digest_email
 from mailer.dkim_signing import DkimSigner
 from mailer.render import DigestLinks
-
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
 
 pytestmark = pytest.mark.integration

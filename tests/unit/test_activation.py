@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 
-from shared.events import ShopUser, UserRole, UserStatus
 from ingest.activation import (
     ACTIVATION_TTL_MS,
     ActivationError,
@@ -18,6 +17,7 @@ from ingest.activation import (
 )
 from ingest.admin_auth import AuthError, authenticate, issue_api_token
 from ingest.admin_signing import parse_signing_keys, sign
+from shared.events import ShopUser, UserRole, UserStatus
 
 KEYS = parse_signing_keys("k1:secret-one")
 T0 = 1_700_000_000_000

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mailer.render import DigestLinks, RenderedDigest, render_digest, safe_http_url
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
+from mailer.render import DigestLinks, RenderedDigest, render_digest, safe_http_url
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "digest"

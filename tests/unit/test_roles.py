@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.events import UserRole
 from ingest.roles import ASSIGNABLE_ROLES, Action, is_allowed, refusal_reason
+from shared.events import UserRole
 
 EXPECTED = {
     # action: (main account, administrator, customer-service agent)
