@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     notices_from: str = "notifications@bridge.localhost"  # sender of activation and other notices
     message_id_domain: str = "digest.bridge.localhost"
     chat_deep_link_base: str = "http://127.0.0.1:8300/chat"
-    settings_link_base: str = "http://127.0.0.1:8000/settings"
+    # Where a digest's List-Unsubscribe and footer send a shop manager: the seller centre's
+    # notification settings in production; the admin API's settings resource locally.
+    settings_link_template: str = "http://127.0.0.1:8000/admin/shops/{shop_id}/settings"
 
     # Reply-address tokens: "kid:secret,kid:secret"; the first is used to sign.
     token_keys: SecretStr = SecretStr("1:dev-only-token-key-change-me")

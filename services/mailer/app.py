@@ -107,7 +107,7 @@ class Mailer:
         to = digest.destination_email or cfg.default_destination_email
         links = DigestLinks(
             chat_url=f"{cfg.chat_deep_link_base}/{digest.shop_id}/{digest.conversation_id}",
-            settings_url=f"{cfg.settings_link_base}/{digest.shop_id}",
+            settings_url=cfg.settings_link_template.format(shop_id=digest.shop_id),
             marketplace_name=cfg.marketplace_name,
         )
         ctx = ComposeContext(
