@@ -57,7 +57,8 @@ class SandboxState:
     duplicates: list[str] = field(default_factory=list)
     webhook_log: list[dict[str, Any]] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
-    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7_300_000_000_000_000_000))
+    ids: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(7_300_000_000_000_000_000))
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     limiter: ShopApiLimiter = field(default_factory=lambda: ShopApiLimiter(50.0, burst=50.0))
     calls: dict[str, int] = field(default_factory=dict)  # answers by outcome, for tests/benches
@@ -134,13 +135,15 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
         if not ts.isdigit() or not (time.time() - TIMESTAMP_SKEW_S <= int(ts) <= time.time() + 30):
             return error(401, 36009004, "Invalid timestamp.")
         if "sign" not in q:
-            return error(401, 36009004, "Missing credentials: the request does not include a required signature.")
+            return error(401, 36009004, "Missing credentials: the request does not include "
+                                        "a required signature.")
         expected = sign_request(request.url.path, q, body, state.app_secret)
         if q["sign"] != expected:
             return error(401, 106001, "Invalid credentials. The sign query parameter is invalid.")
         token = request.headers.get("x-tts-access-token", "")
         if state.faults.expired_token:
-            return error(401, 105002, "Expired credentials. The x-tts-access-token header has expired.")
+            return error(401, 105002,
+                         "Expired credentials. The x-tts-access-token header has expired.")
         if token != state.access_token:
             return error(401, 36009004, "Invalid x-tts-access-token.")
         if api and state.faults.qps_per_api > 0:
@@ -211,7 +214,8 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
     @app.post(f"{PREFIX}/conversations/{{conv_id}}/messages")
     async def send_message(conv_id: str, request: Request) -> Response:
         body = await request.body()
-        if (err := await check_request(request, body, "send_message", shop_of(conv_id))) is not None:
+        err = await check_request(request, body, "send_message", shop_of(conv_id))
+        if err is not None:
             return err
         conv = conversation(conv_id)
         if conv is None:
@@ -221,7 +225,8 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
             inner = orjson.loads(payload["content"])
             msg_type = str(payload["type"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            return error(400, 36009023, "Invalid request body: type and JSON-string content required.")
+            return error(400, 36009023,
+                         "Invalid request body: type and JSON-string content required.")
         if msg_type == "TEXT" and len(str(inner.get("content", ""))) > 2000:
             return error(400, 12052004, "Text message exceeds 2000 characters.")
         key = request.headers.get("x-bridge-idempotency-key", "")
@@ -279,7 +284,8 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
     @app.post(f"{PREFIX}/conversations/{{conv_id}}/messages/read")
     async def read_messages(conv_id: str, request: Request) -> Response:
         body = await request.body()
-        if (err := await check_request(request, body, "read_message", shop_of(conv_id))) is not None:
+        err = await check_request(request, body, "read_message", shop_of(conv_id))
+        if err is not None:
             return err
         conv = conversation(conv_id)
         if conv is None:
@@ -298,7 +304,8 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
             await asyncio.sleep(delay)
             if state.faults.webhook_fail_first > 0:
                 state.faults.webhook_fail_first -= 1
-                state.webhook_log.append({"id": payload["tts_notification_id"], "status": "dropped"})
+                state.webhook_log.append({"id": payload["tts_notification_id"],
+                                          "status": "dropped"})
                 continue
             try:
                 resp = await http.post(state.webhook_url, content=body, headers=headers)
@@ -347,7 +354,8 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
         conv["unread_count"] += 1
         payload = _webhook_for(body.shop_id, body.conversation_id, msg)
         _spawn(push_webhook(payload))
-        return JSONResponse({"message_id": msg["id"], "notification_id": payload["tts_notification_id"]})
+        return JSONResponse({"message_id": msg["id"],
+                             "notification_id": payload["tts_notification_id"]})
 
     @app.post("/sandbox/seller_messages")
     async def seller_says(body: SellerEventIn) -> Response:

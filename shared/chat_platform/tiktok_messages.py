@@ -83,11 +83,13 @@ def content_from_platform(msg_type: str, content_json: str) -> ChatContent:
     if t in ("NOTIFICATION", "ALLOCATED_SERVICE", "BUYER_ENTER_FROM_TRANSFER"):
         return ChatContent(kind=ContentKind.NOTICE, text=text, platform_type=t)
     if t == "COUPON_CARD":
-        return ChatContent(kind=ContentKind.OTHER, text=f"Coupon {body.get('coupon_id', '')}".strip(),
+        coupon = f"Coupon {body.get('coupon_id', '')}".strip()
+        return ChatContent(kind=ContentKind.OTHER, text=coupon,
                            platform_type=t)
     # OTHER ("Messages of types not supported in this API") and any type added
     # after 202309: kept with a readable fallback, never dropped.
-    fallback = text or f"[{(t or 'unknown').replace('_', ' ').lower()} message: open the chat to view]"
+    label = (t or "unknown").replace("_", " ").lower()
+    fallback = text or f"[{label} message: open the chat to view]"
     return ChatContent(kind=ContentKind.OTHER, text=fallback, platform_type=t or "UNKNOWN")
 
 
