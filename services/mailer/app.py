@@ -35,7 +35,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import KafkaError
 
 from mailer.compose import ComposeContext, compose_digest_bytes
 from mailer.digest_consumer import PartitionLost, consume_digests
@@ -54,7 +53,13 @@ from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
 from shared.backoff import backoff_delay
 from shared.codec import DecodeError, decode, encode
 from shared.events import Digest, MailNotice, MailOutcome, MailStatus
-from shared.kafka import DeadLetterWriter, make_consumer, make_producer, report_lag
+from shared.kafka import (
+    DeadLetterWriter,
+    kafka_healthy,
+    make_consumer,
+    make_producer,
+    report_lag,
+)
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import build_ops_app, serve_ops
@@ -278,16 +283,15 @@ async def main() -> None:
     mailer = Mailer(cfg, producer, pool, signer, ledger)
     consumer = make_consumer(cfg, group_id=cfg.mailer_group)
     await consumer.start()
-    healthy = True
-    ops = await serve_ops(build_ops_app(SERVICE, lambda: healthy), cfg.http_host, cfg.mailer_port)
+    # Ready while both Kafka clients reach the cluster (a relay outage is retried, not unready).
+    ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)
+                                        and kafka_healthy(consumer)),
+                          cfg.http_host, cfg.mailer_port)
     lag = asyncio.create_task(report_lag(consumer, cfg.mailer_group))
     UP.labels(SERVICE).set(1)
     try:
         await consume_digests(consumer, [MAIL_DIGESTS.name, MAIL_NOTICES.name], ledger,
                               mailer.handle, max_records=cfg.mailer_batch_records)
-    except KafkaError:
-        healthy = False
-        raise
     finally:
         UP.labels(SERVICE).set(0)
         lag.cancel()
