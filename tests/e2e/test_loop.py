@@ -10,23 +10,10 @@ from typing import TypeVar
 import pytest
 
 from tests.conftest import WINDOW_S, Stack
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T] | T], *, timeout_s: float = 30.0,
-                     interval_s: float = 0.1) -> T:
-    """Poll until ``probe`` returns something truthy; fail with the last value otherwise."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value or time.monotonic() > deadline:
-            assert value, f"condition not met within {timeout_s}s (last value {value!r})"
-            return value  # type: ignore[return-value]
-        await asyncio.sleep(interval_s)
 
 
 def text_of(msg) -> str:  # type: ignore[no-untyped-def]

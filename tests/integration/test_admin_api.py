@@ -8,11 +8,10 @@ through the compacted shop.settings topic.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,24 +31,12 @@ from shared.logging import now_ms
 from shared.settings_view import ShopSettingsView
 from shared.topics import ADMIN_AUDIT
 from tests.conftest import WINDOW_S, Stack
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
 HOUR_MS = 3_600_000
 OPERATOR = "test-operator-token"
-
-
-async def eventually(probe: Callable[[], Awaitable[T] | T], *, timeout_s: float = 20.0,
-                     interval_s: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value or time.monotonic() > deadline:
-            assert value, f"condition not met within {timeout_s}s (last value {value!r})"
-            return value  # type: ignore[return-value]
-        await asyncio.sleep(interval_s)
 
 
 @dataclass

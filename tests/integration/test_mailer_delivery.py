@@ -33,6 +33,7 @@ from shared.codec import encode
 from shared.compacted import replay_topic
 from shared.events import ChatContent, Digest, DigestMessage, conversation_key
 from shared.topics import DEAD_LETTER, MAIL_DIGESTS, MAIL_OUTCOMES
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -118,11 +119,8 @@ async def produce(bootstrap: str, digests: list[Digest]) -> None:
         await producer.stop()
 
 
-async def wait_for(probe: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not probe():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+async def wait_until(probe: Callable[[], bool], timeout_s: float, what: str) -> None:
+    await eventually(probe, timeout_s=timeout_s, what=what)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -205,7 +203,7 @@ async def test_relay_outage_under_load_ends_with_every_digest_delivered_once(
     await mailers.start()
     try:
         await produce(broker, digests[:60])
-        await wait_for(lambda: sum(relay.counts.values()) >= 30, 30, "first mails")
+        await wait_until(lambda: sum(relay.counts.values()) >= 30, 30, "first mails")
         # Outage part 1: the relay answers 451 to everything.
         relay.temp_fail = True
         await produce(broker, digests[60:130])
@@ -218,7 +216,7 @@ async def test_relay_outage_under_load_ends_with_every_digest_delivered_once(
         assert sum(relay.counts.values()) < 200, "the outage did not hold anything back"
         await relay.start()
         expected = {d.digest_id for d in digests}
-        await wait_for(lambda: expected <= set(relay.counts), 60, "every digest after the outage")
+        await wait_until(lambda: expected <= set(relay.counts), 60, "every digest after the outage")
         await asyncio.sleep(1.5)  # anything doubled would arrive now
         assert relay.refused > 0
         lost = expected - set(relay.counts)
@@ -244,12 +242,12 @@ async def test_kill_9_mid_load_then_restart_loses_nothing_and_repeats_only_in_fl
     await mailers.start()
     try:
         await produce(broker, digests)
-        await wait_for(lambda: sum(relay.counts.values()) >= 60, 30, "mails before the kill")
+        await wait_until(lambda: sum(relay.counts.values()) >= 60, 30, "mails before the kill")
         mailers.procs.kill("mailer", signal.SIGKILL)
         before_restart = sum(relay.counts.values())
         assert before_restart < 200, "the kill came too late to test anything"
         await mailers.start()
-        await wait_for(lambda: expected <= set(relay.counts), 60, "every digest after restart")
+        await wait_until(lambda: expected <= set(relay.counts), 60, "every digest after restart")
         await asyncio.sleep(1.5)
         lost = expected - set(relay.counts)
         doubled = {k: v for k, v in relay.counts.items() if k in expected and v > 1}
@@ -276,9 +274,9 @@ async def test_a_second_replica_joining_mid_load_sends_nothing_twice(
     await first.start()
     try:
         await produce(broker, digests)
-        await wait_for(lambda: sum(relay.counts.values()) >= 20, 30, "mails before the join")
+        await wait_until(lambda: sum(relay.counts.values()) >= 20, 30, "mails before the join")
         await second.start()  # the group rebalances while the first is mid-batch
-        await wait_for(lambda: expected <= set(relay.counts), 60, "every digest")
+        await wait_until(lambda: expected <= set(relay.counts), 60, "every digest")
         await asyncio.sleep(1.5)
         doubled = {k: v for k, v in relay.counts.items() if k in expected and v > 1}
         assert not doubled, (doubled, first.logs(), second.logs())
@@ -324,7 +322,7 @@ async def test_with_a_dkim_key_file_the_running_mailer_sends_mail_that_verifies(
     try:
         digest = make_digest(uuid.uuid4().hex[:8], 1)
         await produce(broker, [digest])
-        await wait_for(lambda: digest.digest_id in relay.raw, 30, "the signed digest")
+        await wait_until(lambda: digest.digest_id in relay.raw, 30, "the signed digest")
         raw = relay.raw[digest.digest_id]
         assert raw.startswith(b"DKIM-Signature:")
         assert dkim.verify(raw, dnsfunc=dns)
@@ -344,7 +342,7 @@ async def test_a_permanent_5xx_is_dead_lettered_with_the_reason_and_recorded_as_
     try:
         await produce(broker, digests)
         others = {d.digest_id for d in digests} - {refused}
-        await wait_for(lambda: others <= set(relay.counts), 30, "the deliverable digests")
+        await wait_until(lambda: others <= set(relay.counts), 30, "the deliverable digests")
         deadline = time.monotonic() + 15
         while refused not in (letters := await dead_letters(broker)):
             assert time.monotonic() < deadline, "no dead letter for the refused digest"

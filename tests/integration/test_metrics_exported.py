@@ -4,10 +4,8 @@ and one bad record was dead-lettered. Scrapes every service's /metrics over loop
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.topics import MAIL_DIGESTS
 from tests.conftest import WINDOW_S, Stack
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -57,16 +56,6 @@ async def scrape(stack: Stack) -> Samples:
     return out
 
 
-async def _poll(probe, timeout_s: float):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = await probe()
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not reached within {timeout_s}s")
-
-
 @pytest_asyncio.fixture(scope="module")
 async def flowed(stack: Stack) -> tuple[Samples, str, str]:
     """Drive one message through the loop and one dead letter, then scrape every service."""
@@ -78,12 +67,12 @@ async def flowed(stack: Stack) -> tuple[Samples, str, str]:
     async def digest_arrived():  # type: ignore[no-untyped-def]
         return stack.mails_for(conv)
 
-    digest = (await _poll(digest_arrived, WINDOW_S + 20))[0]
+    digest = (await eventually(digest_arrived, timeout_s=WINDOW_S + 20, interval_s=0.2))[0]
     number = stack.sink_number(digest["Message-ID"])
     resp = await stack.http.post(f"{stack.sink_url}/messages/{number}/reply",
                                  json={"text": "Yes, ships today."})
     assert resp.status_code == 200, resp.text
-    await _poll(lambda: stack.buyer_view(conv), 30)
+    await eventually(lambda: stack.buyer_view(conv), timeout_s=30, interval_s=0.2)
 
     producer = AIOKafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP"])
     await producer.start()
@@ -106,7 +95,7 @@ async def flowed(stack: Stack) -> tuple[Samples, str, str]:
                          for n, lab, v in samples.get("mailer", []))
         return samples if wanted <= names and mailer_bad else None
 
-    return await _poll(dead_letter_and_lag_seen, 30), shop, conv
+    return await eventually(dead_letter_and_lag_seen, timeout_s=30, interval_s=0.2), shop, conv
 
 
 def exported(samples: Samples) -> set[str]:
