@@ -21,4 +21,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test,bench,disk]'
+# Lint first: a style break fails fast, before the slower integration tests.
+.venv/bin/ruff check .
+.venv/bin/mypy shared --ignore-missing-imports
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
