@@ -16,6 +16,14 @@ the table's store directly, and each batch's changelog records go to the
 producer in one go and are acked before the batch's offsets can be committed
 (``table[key] = v`` queues one record at a time through faust's producer
 buffer, whose back-pressure stalled the consumer at ~2,500 events/s).
+
+After every rebalance, before the first batch, the worker does not take faust's
+word for two things (see :mod:`consolidator.partition_reader`): each active
+partition's state is read again from its changelog up to a fence record this
+worker writes (faust's recovery stops at the reported end offset, which a
+broker may under-report, and can write older values over newer ones), and the
+stream must hand over every offset from the group's committed one on (faust's
+fetcher can skip records it then acks as a "gap"); skipped ones are read here.
 """
 
 from __future__ import annotations
@@ -42,9 +50,13 @@ from consolidator.consolidator_metrics import (
     DROPPED_ALERTS_OFF,
     INDEX_REBUILD_SECONDS,
     PENDING,
+    SKIPPED_RECORDS_READ,
+    STATE_CATCH_UP_RECORDS,
 )
 from consolidator.deadline_index import DeadlineIndex
 from consolidator.digest_state import StateFormatError, WindowPolicy, state_header
+from consolidator.offset_continuity import OffsetContinuity
+from consolidator.partition_reader import PartitionReader
 from shared.codec import DecodeError, encode
 from shared.config import get_settings
 from shared.events import ChatEvent, ChatEventKind, DeadLetter
@@ -83,6 +95,10 @@ app = faust.App(
     web_port=cfg.consolidator_port,
     web_in_thread=False,
     processing_guarantee="at_least_once",
+    # The check compares a disk store's persisted offset with the changelog's reported end
+    # offset, which a broker may under-report (our dev broker does): it then stops a correct
+    # worker. The store is made good by reading up to a fence after every rebalance instead.
+    recovery_consistency_check=False,
 )
 
 events_topic = app.topic(CHAT_EVENTS.name, key_type=bytes, value_type=bytes,
@@ -96,7 +112,14 @@ GROUP = app.conf.id  # the consumer group, as faust names it
 
 shop_settings = ShopSettingsView(cfg)
 deadlines = DeadlineIndex()
-_index_built = False
+reader = PartitionReader(cfg.kafka_bootstrap,
+                         timeout_s=max(30.0, cfg.kafka_request_timeout_ms / 1000))
+offsets_seen = OffsetContinuity()
+# Key of the fence record (a tombstone) written to a changelog partition before reading it
+# up to the fence; no conversation key starts with a NUL byte.
+FENCE_KEY = b"\x00consolidator-fence"
+_rebalances = 0  # completed rebalances seen
+_caught_up_for = -1  # the value of _rebalances the store and the index were made good for
 _partition_event: dict[int, EventT] = {}  # one event per partition of the batch at hand
 _partition_ref: dict[int, weakref.ref[EventT]] = {}
 
@@ -157,16 +180,105 @@ def _active_partitions() -> set[int]:
 
 @app.on_rebalance_complete.connect
 def _on_rebalance(app: faust.App, **kwargs: object) -> None:
-    global _index_built
-    _index_built = False
+    global _rebalances
+    _rebalances += 1
     _last_handled.clear()  # offsets of partitions this worker may no longer hold
 
 
-def _rebuild_index() -> None:
+async def _catch_up() -> None:
+    """Make the store, the deadline index and the offset check good for the new assignment.
+
+    Runs in the agent before its first batch after a rebalance, so nothing of the new
+    assignment is handled before its states are complete.
+    """
+    global _caught_up_for
+    while _caught_up_for != _rebalances:
+        generation = _rebalances
+        started = time.perf_counter()
+        active = sorted(_active_partitions())
+        applied = await _read_changelogs_to_fences(active)
+        committed = await reader.committed(GROUP, CHAT_EVENTS.name, active)
+        for partition in active:
+            if partition not in committed:  # nothing committed yet: the group starts at the
+                committed[partition] = await reader.first_offset(CHAT_EVENTS.name, partition)
+        offsets_seen.reset(committed)
+        _rebuild_index(active)
+        _caught_up_for = generation
+        log.info("states caught up with the changelogs",
+                 extra={"partitions": active, "records": applied,
+                        "seconds": round(time.perf_counter() - started, 3)})
+
+
+async def _read_changelogs_to_fences(partitions: list[int]) -> int:
+    """Apply each partition's changelog to the store up to a fence written now; how many.
+
+    The memory store is read from the start (it has no offset of its own, and faust's
+    recovery may have left older values over newer ones); a disk store from the offset
+    it has persisted, up to which its content is the changelog's.
+    """
+    if not partitions:
+        return 0
+    store = states.data
+    changelog = states.changelog_topic.get_topic_name()
+    send = app.producer.send
+    acks = [await send(changelog, FENCE_KEY, None, p, None, None) for p in partitions]
+    metas = await asyncio.gather(*acks)
+    fences = {p: meta.offset for p, meta in zip(partitions, metas, strict=True)}
+    memory = isinstance(store, MemoryStore)
+    ranges: dict[int, tuple[int, int]] = {}
+    for partition, fence in fences.items():
+        if memory:
+            start = 0
+            _forget_memory_partition(store, partition)
+        else:
+            persisted = store.persisted_offset(TP(changelog, partition))
+            start = persisted + 1 if persisted is not None else 0
+        ranges[partition] = (start, fence + 1)
+    applied = 0
+    for partition, records in (await reader.read_many(changelog, ranges)).items():
+        applied += len(records)
+        if memory:
+            data, key_partition = store.data, store._key_partition
+            for rec in records:
+                if rec.value is None:
+                    data.pop(rec.key, None)
+                    key_partition.pop(rec.key, None)
+                else:
+                    data[rec.key] = rec.value
+                    key_partition[rec.key] = partition  # faust drops it when it goes
+        else:
+            db = store._db_for_partition(partition)
+            for rec in records:
+                if rec.value is None:
+                    db.delete(rec.key)
+                else:
+                    db.put(rec.key, rec.value)
+                store._key_index[rec.key] = partition
+            store.set_persisted_offset(TP(changelog, partition), fences[partition])
+    STATE_CATCH_UP_RECORDS.inc(applied)
+    return applied
+
+
+def _forget_memory_partition(store: MemoryStore, partition: int) -> None:
+    """Drop a partition's states before reading its changelog whole (stale ones may linger)."""
+    gone = [key for key, raw in store.data.items()
+            if raw is None or _header_partition(raw) in (partition, None)]
+    for key in gone:
+        del store.data[key]
+        store._key_partition.pop(key, None)
+
+
+def _header_partition(raw: bytes) -> int | None:
+    try:
+        return state_header(raw)[2]
+    except StateFormatError:
+        return None
+
+
+def _rebuild_index(active_list: list[int]) -> None:
     """Rebuild the deadline heaps from the store (each value's header holds the deadline)."""
-    global _index_built
     started = time.perf_counter()
-    active = _active_partitions()
+    active = set(active_list)
 
     def stored() -> Iterator[tuple[bytes, bytes]]:
         store = states.data
@@ -191,7 +303,6 @@ def _rebuild_index() -> None:
     count = deadlines.rebuild(entries(), active)
     PENDING.set(count)
     INDEX_REBUILD_SECONDS.observe(time.perf_counter() - started)
-    _index_built = True
     log.info("deadline index rebuilt", extra={"pending": count, "partitions": sorted(active)})
 
 
@@ -213,19 +324,24 @@ _lag_exported: set[TP] = set()
 
 async def _handle_batch(batch: list[EventT]) -> None:
     started = time.perf_counter()
-    if not _index_built:
-        _rebuild_index()
+    if _caught_up_for != _rebalances:
+        await _catch_up()
     records: list[ChatRecord] = []
     append = records.append
+    missing_before = offsets_seen.missing_before
     _partition_event.clear()
     _partition_ref.clear()
     for event in batch:
         msg = event.message
         _partition_event[msg.partition] = event
+        skipped = missing_before(msg.partition, msg.offset)
+        if skipped is not None:
+            await _read_skipped(msg.partition, *skipped, records)
         try:
             chat_event = decode_chat_event(event.value)
         except (DecodeError, TypeError) as exc:
-            await _dead_letter(event, f"undecodable chat event: {exc}")
+            await _dead_letter(msg.partition, msg.offset, event.key, event.value,
+                               f"undecodable chat event: {exc}")
             continue
         append(ChatRecord(event.key or chat_event.conversation_key.encode(), msg.partition,
                           chat_event))
@@ -258,6 +374,26 @@ async def _handle_batch(batch: list[EventT]) -> None:
     _HANDLE.observe(time.perf_counter() - started)
 
 
+async def _read_skipped(partition: int, start: int, end: int,
+                        records: list[ChatRecord]) -> None:
+    """Read the records the stream skipped (``[start, end)``) and handle them first."""
+    skipped = await reader.read(CHAT_EVENTS.name, partition, start, end)
+    log.warning("chat.events[%d] offsets %d..%d skipped by the consumer: %d records read "
+                "directly", partition, start, end - 1, len(skipped),
+                extra={"partition": partition, "from_offset": start, "to_offset": end - 1,
+                       "records": len(skipped)})
+    SKIPPED_RECORDS_READ.inc(len(skipped))
+    for rec in skipped:
+        try:
+            chat_event = decode_chat_event(rec.value)
+        except (DecodeError, TypeError) as exc:
+            await _dead_letter(partition, rec.offset, rec.key, rec.value,
+                               f"undecodable chat event: {exc}")
+            continue
+        records.append(ChatRecord(rec.key or chat_event.conversation_key.encode(), partition,
+                                  chat_event))
+
+
 async def _store_states(writes: dict[bytes, tuple[int, bytes | None]]) -> None:
     """Write the batch's states to the store and their changelog records in one go.
 
@@ -269,13 +405,19 @@ async def _store_states(writes: dict[bytes, tuple[int, bytes | None]]) -> None:
     send = app.producer.send
     futures = []
     bound = _partition_bound()
+    # The memory store deletes a revoked partition's keys by this map; keep it complete.
+    key_partition = None if bound else store._key_partition
     for key, (partition, value) in writes.items():
         with _in_partition(partition) if bound else contextlib.nullcontext():
             if value is None:
                 with contextlib.suppress(KeyError):
                     del store[key]
+                if key_partition is not None:
+                    key_partition.pop(key, None)
             else:
                 store[key] = value
+                if key_partition is not None:
+                    key_partition[key] = partition
         futures.append(await send(changelog, key, value, partition, None, None))
     persisted: dict[int, int] = {}
     for meta in await asyncio.gather(*futures):
@@ -287,16 +429,16 @@ async def _store_states(writes: dict[bytes, tuple[int, bytes | None]]) -> None:
         store.set_persisted_offset(TP(changelog, partition), offset)
 
 
-async def _dead_letter(event: EventT, reason: str) -> None:
-    msg = event.message
+async def _dead_letter(partition: int, offset: int, key: bytes | None, raw: object,
+                       reason: str) -> None:
     log.warning("undecodable chat event dead-lettered",
-                extra={"reason": reason, "partition": msg.partition, "offset": msg.offset})
+                extra={"reason": reason, "partition": partition, "offset": offset})
     EVENTS_HANDLED.labels(SERVICE, "bad_record").inc()
     DEAD_LETTERS.labels(SERVICE, "undecodable").inc()
-    value = event.value if isinstance(event.value, bytes) else b""
+    value = raw if isinstance(raw, bytes) else b""
     letter = DeadLetter(service=SERVICE, source_topic=CHAT_EVENTS.name, reason=reason,
-                        key=(event.key or b"").decode("utf-8", "replace"),
-                        partition=msg.partition, offset=msg.offset,
+                        key=(key or b"").decode("utf-8", "replace"),
+                        partition=partition, offset=offset,
                         payload_excerpt=value[:2000].decode("utf-8", "replace"), at_ms=now_ms())
     await app.producer.send(DEAD_LETTER.name, None, encode(letter), None, None, None)
 

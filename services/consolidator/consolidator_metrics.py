@@ -19,3 +19,9 @@ DIGEST_LAG_SECONDS = Histogram(
     "bridge_digest_lag_seconds",
     "Digest on mail.digests (acked) minus its debounce deadline, in seconds.",
     buckets=DELAY_BUCKETS)
+STATE_CATCH_UP_RECORDS = Counter(
+    "bridge_consolidator_state_catch_up_records_total",
+    "Changelog records re-read into the store after a rebalance (up to this worker's fence).")
+SKIPPED_RECORDS_READ = Counter(
+    "bridge_consolidator_skipped_records_read_total",
+    "chat.events records the stream skipped, read directly by the consolidator.")
