@@ -30,10 +30,11 @@ async def _gauge(port: int, name: str) -> float | None:
 
 async def test_rocksdb_store_recovers_pending_state_after_kill_9_without_loss_or_duplicate(
         tmp_path: Path) -> None:
-    # An 8 s window: what is sent before the kill is still pending when the process dies.
+    # A 20 s window: what is sent before the kill is still pending when the process dies
+    # AND once the restarted one has recovered (a restart under load can take ~10 s).
     async with consolidator_rig(tmp_path, BRIDGE_CONSOLIDATOR_STORE="rocksdb://",
-                                BRIDGE_WINDOW_MAILBOX_S="8", BRIDGE_WINDOW_HELPDESK_S="8",
-                                BRIDGE_MAX_WAIT_S="30") as rig:
+                                BRIDGE_WINDOW_MAILBOX_S="20", BRIDGE_WINDOW_HELPDESK_S="20",
+                                BRIDGE_MAX_WAIT_S="60") as rig:
         procs = rig.start_consolidator()
         port = int(procs.env["BRIDGE_CONSOLIDATOR_PORT"])
         await rig.buyer("shop1", "warmup", "w0", 0)  # held once the worker consumes
@@ -57,7 +58,7 @@ async def test_rocksdb_store_recovers_pending_state_after_kill_9_without_loss_or
             await rig.buyer("shop1", f"c{i % 20}", mid, 100 + i)
         await rig.producer.flush()
         sent = ["w0", *before, *after]
-        await wait_for(lambda: set(rig.digests.message_ids()) >= set(sent), 40)
+        await wait_for(lambda: set(rig.digests.message_ids()) >= set(sent), 60)
         await asyncio.sleep(1.5)  # let any late duplicate show up
         counts = Counter(rig.digests.message_ids())
         lost = [m for m in sent if counts[m] == 0]
