@@ -26,11 +26,6 @@ MONITORING = ROOT / "deploy/k8s/base/monitoring"
 METRIC = re.compile(r"\b(bridge_[a-z0-9_]+)")
 CONSUMER_GROUPS = ("bridge-consolidator", "bridge-mailer", "bridge-reply-parser", "bridge-fanout")
 
-# Metrics the dashboard/alerts need that the consolidator (owned by another engineer) does not
-# export yet; strict, so the test turns red as a reminder once they exist.
-NOT_YET_EXPORTED: dict[str, str] = {}
-LAG_NOT_YET_EXPORTED: dict[str, str] = {}
-
 # Values that appear only on failure, which one clean pass through the loop does not produce.
 FAILURE_ONLY_MATCHERS = {("bridge_digests_sent_total", "outcome", "failed")}
 
@@ -102,10 +97,7 @@ def exported(samples: Samples) -> set[str]:
     return {name for service in samples.values() for name, _, _ in service}
 
 
-@pytest.mark.parametrize("metric", [
-    pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=NOT_YET_EXPORTED[m]))
-    if m in NOT_YET_EXPORTED else m
-    for m in sorted(queried_metrics())])
+@pytest.mark.parametrize("metric", sorted(queried_metrics()))
 async def test_metric_queried_by_dashboard_or_alerts_is_exported(
         flowed: tuple[Samples, str, str], metric: str) -> None:
     samples, _, _ = flowed
@@ -157,9 +149,7 @@ async def test_label_values_the_queries_filter_on_are_values_the_services_export
     assert not missing, missing
 
 
-@pytest.mark.parametrize("group", [
-    pytest.param(g, marks=pytest.mark.xfail(strict=True, reason=LAG_NOT_YET_EXPORTED[g]))
-    if g in LAG_NOT_YET_EXPORTED else g for g in CONSUMER_GROUPS])
+@pytest.mark.parametrize("group", CONSUMER_GROUPS)
 async def test_consumer_lag_is_exported_per_group_and_partition(
         flowed: tuple[Samples, str, str], group: str) -> None:
     samples, _, _ = flowed
