@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
 
 from shared.events import ChatContent, ChatEventKind
 
@@ -46,6 +48,17 @@ class PlatformError(Exception):
 
 class PayloadError(ValueError):
     """A platform payload is malformed; ``str(exc)`` names the field."""
+
+
+def json_object_body(body: bytes) -> dict[str, Any]:
+    """A webhook body parsed as a JSON object; :class:`PayloadError` otherwise."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise PayloadError("body: expected a JSON object")
+    return payload
 
 
 class WebhookRejected(Exception):

@@ -38,6 +38,7 @@ from shared.chat_platform.base import (
     UploadedImage,
     WebhookBatch,
     WebhookRejected,
+    json_object_body,
 )
 from shared.events import ChatContent, ChatEventKind, ContentKind
 
@@ -95,12 +96,7 @@ class GenericWebhookAdapter:
             raise WebhookRejected(403, f"timestamp outside +/-{self._tolerance}s: replay refused")
 
     def parse(self, body: bytes) -> WebhookBatch:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise PayloadError(f"body is not JSON: {exc}") from None
-        if not isinstance(payload, dict):
-            raise PayloadError("body: expected a JSON object")
+        payload = json_object_body(body)
         shop_id = payload.get("shop_id")
         if not isinstance(shop_id, str) or not shop_id:
             raise PayloadError("body.shop_id: missing")

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import orjson
-
-from shared.chat_platform.base import PayloadError, WebhookBatch, WebhookRejected
+from shared.chat_platform.base import (
+    PayloadError,
+    WebhookBatch,
+    WebhookRejected,
+    json_object_body,
+)
 from shared.chat_platform.tiktok_messages import NEW_MESSAGE_WEBHOOK_TYPE, message_from_webhook
 from shared.chat_platform.tiktok_signing import verify_webhook
 
@@ -37,12 +40,7 @@ class TikTokWebhookAdapter:
                                        "app_key + body under the app secret")
 
     def parse(self, body: bytes) -> WebhookBatch:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise PayloadError(f"body is not JSON: {exc}") from None
-        if not isinstance(payload, dict):
-            raise PayloadError("body: expected a JSON object")
+        payload = json_object_body(body)
         event_type = payload.get("type")
         if not isinstance(event_type, int) or isinstance(event_type, bool):
             raise PayloadError("body.type: expected the webhook event type number")
