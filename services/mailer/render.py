@@ -25,6 +25,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TypeAlias
 from urllib.parse import urlsplit
 
 import css_inline
@@ -35,6 +37,7 @@ __all__ = [
     "DigestLinks",
     "RenderedDigest",
     "render_digest",
+    "render_digest_reference",
     "safe_http_url",
     "describe_content",
 ]
@@ -86,16 +89,6 @@ def safe_http_url(url: str) -> str:
 def clean_text(value: str) -> str:
     """Drop control characters (keeping line breaks) and surrounding whitespace."""
     return _CONTROL_CHARS.sub("", value).strip()
-
-
-def _esc(value: str) -> str:
-    return html.escape(clean_text(value), quote=True)
-
-
-def _esc_multiline(value: str) -> str:
-    """Escape text and keep the writer's line breaks as ``<br>``."""
-    lines = _LINE_BREAKS.split(clean_text(value))
-    return "<br>".join(html.escape(line, quote=True) for line in lines)
 
 
 def _kind_of(content: ChatContent) -> ContentKind | None:
@@ -235,102 +228,284 @@ _MSO_OPEN = (
 _MSO_CLOSE = "<!--[if mso]></td></tr></table><![endif]-->"
 
 
-def _fallback_line(label: str) -> str:
-    return f'<p class="body-text fallback">{html.escape(label)}</p>'
+# ---------------------------------------------------------------------------------------
+# Inlining once per shape, not once per digest
+#
+# css-inline parses and re-serialises the whole document on every call (~0.12 ms, most of
+# what rendering a digest costs). The style it writes on an element depends only on the
+# element's tag, class and own style attribute (the rules above have no descendant,
+# sibling or attribute selectors), never on the text in it. So the markup is built with
+# numbered places where user values go (a :class:`_Markup`), each distinct shape is
+# inlined once (there are a few dozen, one per combination of code branches: user data
+# never reaches the shape), and a digest fills the places with its values written the
+# way the inliner's serialiser writes them. The whole document is assembled from the
+# skeleton and one shape per message row. tests/unit/test_render.py checks the result
+# is identical to inlining the whole document (:func:`render_digest_reference`).
+
+# Private-use characters: never in our own markup, passed through by the inliner.
+_PLACE = "\ue000{}\ue001"
+_ROWS_PLACE = "<!--\ue000{}\ue001-->"  # a comment, so a table keeps it where it is
+_PLACE_RE = re.compile("<!--\ue000(\\d+)\ue001-->|\ue000(\\d+)\ue001")
+_ROWS_START, _ROWS_END = "<!--\ue002-->", "<!--\ue003-->"
+# A message row is inlined alone inside a table body (after a first row, so the two
+# markers land inside the body with it) in a document with the digest's stylesheet.
+_ROWS_BEFORE = (f"<!DOCTYPE html><html><head><style>{_CSS}{_AT_RULES_CSS}</style></head>"
+                f"<body><table><tr><td></td></tr>{_ROWS_START}")
+_ROWS_AFTER = f"{_ROWS_END}</table></body></html>"
+
+# A value is one line of text (or attribute value), lines to join with <br>, or rows.
+_Value: TypeAlias = "str | tuple[str, ...] | list[_Markup]"
 
 
-def _img(src: str, alt: str, width: int) -> str:
-    return (
-        f'<img class="thumb" src="{html.escape(src)}" alt="{_esc(alt)}" width="{width}" '
-        f'style="width:100%;max-width:{width}px;">'
-    )
+class _Markup:
+    """Trusted HTML with numbered places for user values, and the values kept aside."""
+
+    __slots__ = ("parts", "values")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.values: list[_Value] = []
+
+    def add(self, trusted_html: str) -> None:
+        self.parts.append(trusted_html)
+
+    def text(self, value: str) -> None:
+        """User text, or an attribute value (the place's position in the tag tells)."""
+        self.parts.append(_PLACE.format(len(self.values)))
+        self.values.append(value)
+
+    def lines(self, lines: tuple[str, ...]) -> None:
+        """Lines of user text separated by ``<br>`` (a bare ``<br>`` gets no styles)."""
+        self.parts.append(_PLACE.format(len(self.values)))
+        self.values.append(lines)
+
+    def rows(self, rows: list[_Markup]) -> None:
+        """Table rows, each its own shape."""
+        self.parts.append(_ROWS_PLACE.format(len(self.values)))
+        self.values.append(rows)
+
+    def shape(self) -> str:
+        return "".join(self.parts)
 
 
-def _html_text(content: ChatContent) -> str:
-    return f'<p class="body-text">{_esc_multiline(content.text)}</p>'
+@dataclass(frozen=True, slots=True)
+class _InlinedShape:
+    literals: tuple[str, ...]  # one more than places
+    places: tuple[tuple[int, bool], ...]  # (value index, inside an attribute)
 
 
-def _html_emoji(content: ChatContent) -> str:
-    return f'<p class="body-text emoji">{_esc_multiline(content.text)}</p>'
+@lru_cache(maxsize=256)  # shapes come from code branches only; a few dozen exist
+def _inlined_shape(shape: str, is_rows: bool) -> _InlinedShape:
+    if is_rows:
+        out = _INLINER.inline(_ROWS_BEFORE + shape + _ROWS_AFTER)
+        out = out[out.index(_ROWS_START) + len(_ROWS_START):out.index(_ROWS_END)]
+    else:
+        out = _INLINER.inline(shape)
+    literals: list[str] = []
+    places: list[tuple[int, bool]] = []
+    pos = 0
+    for match in _PLACE_RE.finditer(out):
+        literals.append(out[pos:match.start()])
+        # Inside a tag when the last "<" comes after the last ">": the serialiser escapes
+        # both in text, so outside comments (which hold no places) they only delimit tags.
+        in_attribute = out.rfind("<", 0, match.start()) > out.rfind(">", 0, match.start())
+        places.append((int(match.group(1) or match.group(2)), in_attribute))
+        pos = match.end()
+    literals.append(out[pos:])
+    if sorted(index for index, _ in places) != list(range(shape.count("\ue001"))):
+        raise RuntimeError("css-inline dropped or duplicated a value's place")  # never silently
+    return _InlinedShape(tuple(literals), tuple(places))
 
 
-def _html_image(content: ChatContent) -> str:
+def _serialized_text(value: str) -> str:
+    """``value`` as the inliner writes text it parsed from ``html.escape(value)``: the
+    parser turns CR LF and CR into LF and drops NUL; the serialiser escapes & < > and
+    the no-break space."""
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return (value.replace("&", "&amp;").replace("\u00a0", "&nbsp;")
+            .replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def _serialized_attribute(value: str) -> str:
+    """As :func:`_serialized_text` for an attribute value: NUL becomes U+FFFD, and the
+    serialiser escapes & " and the no-break space."""
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return value.replace("&", "&amp;").replace("\u00a0", "&nbsp;").replace('"', "&quot;")
+
+
+def _inlined(markup: _Markup, *, is_rows: bool = False) -> str:
+    """What css-inline makes of ``markup`` with its values escaped into place."""
+    shape = _inlined_shape(markup.shape(), is_rows)
+    values = markup.values
+    out = [shape.literals[0]]
+    for (index, in_attribute), literal in zip(shape.places, shape.literals[1:], strict=True):
+        value = values[index]
+        if isinstance(value, str):
+            out.append(_serialized_attribute(value) if in_attribute
+                       else _serialized_text(value))
+        elif isinstance(value, tuple):
+            out.append("<br>".join(_serialized_text(line) for line in value))
+        else:
+            out.extend(_inlined(row, is_rows=True) for row in value)
+        out.append(literal)
+    return "".join(out)
+
+
+def _uninlined(markup: _Markup) -> str:
+    """``markup`` with its values in place, before inlining (the reference path)."""
+    out: list[str] = []
+    for part in markup.parts:
+        match = _PLACE_RE.fullmatch(part)
+        if match is None:
+            out.append(part)
+            continue
+        value = markup.values[int(match.group(1) or match.group(2))]
+        if isinstance(value, str):
+            out.append(html.escape(value, quote=True))
+        elif isinstance(value, tuple):
+            out.append("<br>".join(html.escape(line, quote=True) for line in value))
+        else:
+            out.extend(_uninlined(row) for row in value)
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------
+# HTML
+
+
+def _fallback_line(m: _Markup, label: str) -> None:
+    m.add('<p class="body-text fallback">')
+    m.text(label)
+    m.add("</p>")
+
+
+def _img(m: _Markup, src: str, alt: str, width: int) -> None:
+    m.add('<img class="thumb" src="')
+    m.text(src)
+    m.add('" alt="')
+    m.text(clean_text(alt))
+    m.add(f'" width="{width}" style="width:100%;max-width:{width}px;">')
+
+
+def _lines(value: str) -> tuple[str, ...]:
+    """The writer's lines (kept as ``<br>``), controls removed."""
+    return tuple(_LINE_BREAKS.split(clean_text(value)))
+
+
+def _html_text(m: _Markup, content: ChatContent) -> None:
+    m.add('<p class="body-text">')
+    m.lines(_lines(content.text))
+    m.add("</p>")
+
+
+def _html_emoji(m: _Markup, content: ChatContent) -> None:
+    m.add('<p class="body-text emoji">')
+    m.lines(_lines(content.text))
+    m.add("</p>")
+
+
+def _linked(m: _Markup, url: str, draw: Callable[[], None]) -> None:
+    m.add('<a href="')
+    m.text(url)
+    m.add('" target="_blank">')
+    draw()
+    m.add("</a>")
+
+
+def _html_image(m: _Markup, content: ChatContent) -> None:
     full = safe_http_url(content.url)
     thumb = safe_http_url(content.thumbnail_url) or full
     if not thumb:
-        return _fallback_line("[Picture \u2014 open the chat to view]")
+        _fallback_line(m, "[Picture \u2014 open the chat to view]")
+        return
     alt = clean_text(content.text) or "Picture sent by the buyer"
-    image = _img(thumb, alt, 240)
     if full:
-        return f'<a href="{html.escape(full)}" target="_blank">{image}</a>'
-    return image
+        _linked(m, full, lambda: _img(m, thumb, alt, 240))
+    else:
+        _img(m, thumb, alt, 240)
 
 
-def _html_sticker(content: ChatContent) -> str:
+def _html_sticker(m: _Markup, content: ChatContent) -> None:
     src = safe_http_url(content.thumbnail_url) or safe_http_url(content.url)
     label = clean_text(content.text)
     if not src:
-        return _fallback_line(f"[Sticker: {label}]" if label else "[Sticker]")
-    return _img(src, label or "Sticker", 120)
+        _fallback_line(m, f"[Sticker: {label}]" if label else "[Sticker]")
+        return
+    _img(m, src, label or "Sticker", 120)
 
 
-def _html_video(content: ChatContent) -> str:
+def _html_video(m: _Markup, content: ChatContent) -> None:
     url = safe_http_url(content.url)
     poster = safe_http_url(content.thumbnail_url)
-    parts: list[str] = []
     if poster:
-        image = _img(poster, "Video preview", 240)
-        parts.append(f'<a href="{html.escape(url)}" target="_blank">{image}</a>' if url else image)
+        if url:
+            _linked(m, url, lambda: _img(m, poster, "Video preview", 240))
+        else:
+            _img(m, poster, "Video preview", 240)
     if content.text.strip():
-        parts.append(_html_text(content))
+        _html_text(m, content)
     if url:
-        parts.append(
-            '<p class="body-text" style="margin-top:8px;">'
-            f'<a class="small-button" href="{html.escape(url)}" target="_blank">View video</a></p>'
-        )
+        m.add('<p class="body-text" style="margin-top:8px;"><a class="small-button" href="')
+        m.text(url)
+        m.add('" target="_blank">View video</a></p>')
     else:
-        parts.append(_fallback_line("[Video \u2014 open the chat to view]"))
-    return "".join(parts)
+        _fallback_line(m, "[Video \u2014 open the chat to view]")
 
 
-def _html_product(content: ChatContent) -> str:
+def _html_product(m: _Markup, content: ChatContent) -> None:
     title = clean_text(content.title) or "Product"
     url = safe_http_url(content.url)
     image_src = safe_http_url(content.thumbnail_url)
-    name = _esc(title)
-    if url:
-        name = f'<a href="{html.escape(url)}" target="_blank" style="color:inherit;">{name}</a>'
-    details = f'<p class="product-name">{name}</p>'
-    if content.price.strip():
-        details += f'<p class="price">{_esc(content.price)}</p>'
-    image_cell = ""
+    m.add('<table role="presentation" class="product" width="100%" cellpadding="0" '
+          'cellspacing="0"><tr>')
     if image_src:
-        image_cell = (
-            '<td class="product-cell" width="80" style="width:80px;">'
-            f"{_img(image_src, title, 80)}</td>"
-        )
-    return (
-        '<table role="presentation" class="product" width="100%" cellpadding="0" '
-        f'cellspacing="0"><tr>{image_cell}<td class="product-cell">{details}</td></tr></table>'
-    )
+        m.add('<td class="product-cell" width="80" style="width:80px;">')
+        _img(m, image_src, title, 80)
+        m.add("</td>")
+    m.add('<td class="product-cell"><p class="product-name">')
+    if url:
+        m.add('<a href="')
+        m.text(url)
+        m.add('" target="_blank" style="color:inherit;">')
+        m.text(title)
+        m.add("</a>")
+    else:
+        m.text(title)
+    m.add("</p>")
+    if content.price.strip():
+        m.add('<p class="price">')
+        m.text(clean_text(content.price))
+        m.add("</p>")
+    m.add("</td></tr></table>")
 
 
-def _html_order(content: ChatContent) -> str:
+def _html_order(m: _Markup, content: ChatContent) -> None:
     order_id = clean_text(content.order_id) or "unknown"
-    details = f'<p class="product-name">Order {html.escape(order_id)}</p>'
+    m.add('<table role="presentation" class="product" width="100%" cellpadding="0" '
+          'cellspacing="0"><tr><td class="product-cell"><p class="product-name">Order ')
+    m.text(order_id)
+    m.add("</p>")
     if content.status.strip():
-        details += f'<p class="meta" style="margin:4px 0 0 0;">Status: {_esc(content.status)}</p>'
-    return (
-        '<table role="presentation" class="product" width="100%" cellpadding="0" '
-        f'cellspacing="0"><tr><td class="product-cell">{details}</td></tr></table>'
-    )
+        m.add('<p class="meta" style="margin:4px 0 0 0;">Status: ')
+        m.text(clean_text(content.status))
+        m.add("</p>")
+    m.add("</td></tr></table>")
 
 
-def _html_notice(content: ChatContent) -> str:
-    return f'<p class="body-text notice">{_esc_multiline(content.text) or "Notice"}</p>'
+def _html_notice(m: _Markup, content: ChatContent) -> None:
+    m.add('<p class="body-text notice">')
+    lines = _lines(content.text)
+    m.lines(lines if lines != ("",) else ("Notice",))
+    m.add("</p>")
 
 
-_HTML_BY_KIND: dict[ContentKind, Callable[[ChatContent], str]] = {
+_HTML_BY_KIND: dict[ContentKind, Callable[[_Markup, ChatContent], None]] = {
     ContentKind.TEXT: _html_text,
     ContentKind.EMOJI: _html_emoji,
     ContentKind.IMAGE: _html_image,
@@ -342,25 +517,26 @@ _HTML_BY_KIND: dict[ContentKind, Callable[[ChatContent], str]] = {
 }
 
 
-def _html_content(content: ChatContent) -> str:
+def _html_content(m: _Markup, content: ChatContent) -> None:
     kind = _kind_of(content)
     renderer = _HTML_BY_KIND.get(kind) if kind is not None else None
     if renderer is None:  # OTHER or a kind this code has never heard of
-        block = _fallback_line(_unsupported_label(content))
+        _fallback_line(m, _unsupported_label(content))
         if content.text.strip():
-            block += _html_text(content)
-        return block
-    return renderer(content)
+            _html_text(m, content)
+        return
+    renderer(m, content)
 
 
-def _html_message(message: DigestMessage, buyer: str) -> str:
+def _html_message(message: DigestMessage, buyer: str) -> _Markup:
     when = format_message_time(message.sent_at_ms)
-    meta = html.escape(buyer) + (f" &middot; {html.escape(when)}" if when else "")
-    return (
-        '<tr><td class="message">'
-        f'<p class="meta">{meta}</p>{_html_content(message.content)}'
-        "</td></tr>"
-    )
+    m = _Markup()
+    m.add('<tr><td class="message"><p class="meta">')
+    m.text(buyer + (f" \u00b7 {when}" if when else ""))
+    m.add("</p>")
+    _html_content(m, message.content)
+    m.add("</td></tr>")
+    return m
 
 
 def _preheader(messages: list[DigestMessage]) -> str:
@@ -372,7 +548,7 @@ def _preheader(messages: list[DigestMessage]) -> str:
     return ""
 
 
-def _render_html(digest: Digest, links: DigestLinks, messages: list[DigestMessage]) -> str:
+def _html_document(digest: Digest, links: DigestLinks, messages: list[DigestMessage]) -> _Markup:
     buyer = buyer_display_name(digest)
     marketplace = clean_text(links.marketplace_name)
     shop = clean_text(digest.shop_name)
@@ -380,48 +556,58 @@ def _render_html(digest: Digest, links: DigestLinks, messages: list[DigestMessag
     settings_url = safe_http_url(links.settings_url)
     count = len(messages)
     noun = "message" if count == 1 else "messages"
-    eyebrow = f"{marketplace} \u00b7 {shop}" if shop else marketplace
-    body_rows = "".join(_html_message(m, buyer) for m in messages)
-    if chat_url:
-        cta = f'<a class="button" href="{html.escape(chat_url)}" target="_blank">Reply in chat</a>'
-    else:
-        cta = f'<p class="body-text">Open the {html.escape(marketplace)} chat to reply.</p>'
-    settings_line = (
-        f' <a class="footer-link" href="{html.escape(settings_url)}" target="_blank">'
-        "Manage email notifications</a>."
-        if settings_url
-        else ""
-    )
-    document = f"""<!DOCTYPE html>
+    m = _Markup()
+    m.add("""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <meta name="supported-color-schemes" content="light dark">
-<title>{html.escape(f"A new message from {marketplace} customer {buyer}")}</title>
+<title>""")
+    m.text(f"A new message from {marketplace} customer {buyer}")
+    m.add(f"""</title>
 <style>{_CSS}{_AT_RULES_CSS}</style>
 </head>
 <body class="page">
-<div class="preheader">{html.escape(_preheader(messages))}</div>
+<div class="preheader">""")
+    m.text(_preheader(messages))
+    m.add(f"""</div>
 <table role="presentation" class="page" width="100%" cellpadding="0" cellspacing="0">
 <tr><td align="center" style="padding:16px 8px;">
 {_MSO_OPEN}
 <table role="presentation" class="container card" width="600" cellpadding="0" cellspacing="0">
 <tr><td class="header">
-<p class="eyebrow">{html.escape(eyebrow)}</p>
-<p class="title">{count} new {noun} from {html.escape(buyer)}</p>
-</td></tr>
-{body_rows}
-<tr><td class="cta">{cta}</td></tr>
+<p class="eyebrow">""")
+    m.text(f"{marketplace} \u00b7 {shop}" if shop else marketplace)
+    m.add('</p>\n<p class="title">')
+    m.text(f"{count} new {noun} from {buyer}")
+    m.add("</p>\n</td></tr>\n")
+    m.rows([_html_message(message, buyer) for message in messages])
+    m.add('\n<tr><td class="cta">')
+    if chat_url:
+        m.add('<a class="button" href="')
+        m.text(chat_url)
+        m.add('" target="_blank">Reply in chat</a>')
+    else:
+        m.add('<p class="body-text">')
+        m.text(f"Open the {marketplace} chat to reply.")
+        m.add("</p>")
+    m.add("""</td></tr>
 </table>
 <table role="presentation" class="container" width="600" cellpadding="0" cellspacing="0">
 <tr><td class="footer">
 <p style="margin:0 0 8px 0;"><strong>To reply, reply to this email.</strong> The buyer sees
 only your new text and emoji, and pictures placed inline where your helpdesk allows them.
 Attachments, files, videos and links are not shown to the buyer.</p>
-<p style="margin:0;">You receive this because new {html.escape(marketplace)} buyer messages
-for {html.escape(shop or "your shop")} were unread.{settings_line}</p>
+<p style="margin:0;">""")
+    m.text(f"You receive this because new {marketplace} buyer messages\n"
+           f"for {shop or 'your shop'} were unread.")
+    if settings_url:
+        m.add(' <a class="footer-link" href="')
+        m.text(settings_url)
+        m.add('" target="_blank">Manage email notifications</a>.')
+    m.add(f"""</p>
 </td></tr>
 </table>
 {_MSO_CLOSE}
@@ -429,8 +615,8 @@ for {html.escape(shop or "your shop")} were unread.{settings_line}</p>
 </table>
 </body>
 </html>
-"""
-    return _INLINER.inline(document)
+""")
+    return m
 
 
 # ---------------------------------------------------------------------------------------
@@ -502,6 +688,16 @@ def render_digest(digest: Digest, links: DigestLinks) -> RenderedDigest:
     """Render one digest as HTML and plain text; every message kind is shown, none dropped."""
     messages = _ordered(digest.messages)
     return RenderedDigest(
-        html=_render_html(digest, links, messages),
+        html=_inlined(_html_document(digest, links, messages)),
+        text=_render_text(digest, links, messages),
+    )
+
+
+def render_digest_reference(digest: Digest, links: DigestLinks) -> RenderedDigest:
+    """:func:`render_digest` with css-inline run over the whole finished document, as it
+    was before shapes were inlined once: the reference the fast path is tested against."""
+    messages = _ordered(digest.messages)
+    return RenderedDigest(
+        html=_INLINER.inline(_uninlined(_html_document(digest, links, messages))),
         text=_render_text(digest, links, messages),
     )

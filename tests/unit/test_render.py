@@ -19,7 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
-from mailer.render import DigestLinks, RenderedDigest, render_digest, safe_http_url
+from mailer.render import (
+    DigestLinks,
+    RenderedDigest,
+    render_digest,
+    render_digest_reference,
+    safe_http_url,
+)
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "digest"
@@ -293,3 +299,46 @@ def test_any_content_renders_without_crash_and_only_http_urls(
         assert url.startswith(("http://", "https://"))
     # One meta line per message in the text part: nothing dropped.
     assert rendered.text.count("UTC):") == len(items)
+
+
+# Text and URLs full of what escaping and re-serialising could get wrong: markup
+# characters, quotes, no-break spaces, CR/LF, controls, non-BMP characters.
+tricky_text = st.lists(st.sampled_from(
+    list("ab <>&\"'=;#\r\n\t\x00\x0c\x85\u00a0\u00b7\u2028\ufffd\ue000\ue001")
+    + ["\U0001f9e6", "&amp;", "&nbsp;", "<br>", "-->", "\ue0000\ue001"]),
+    max_size=20).map("".join)
+tricky_url = st.one_of(
+    tricky_text,
+    st.builds(lambda q: "https://a.example/p?" + q,
+              st.text(alphabet=st.sampled_from(list("ab&=;#%?\u00a0\u00e9")), max_size=20)),
+)
+tricky_contents = st.builds(
+    ChatContent,
+    kind=st.sampled_from([*ContentKind, "weird", ""]),
+    text=tricky_text,
+    url=tricky_url,
+    thumbnail_url=tricky_url,
+    title=tricky_text,
+    price=tricky_text,
+    order_id=tricky_text,
+    status=tricky_text,
+    platform_type=tricky_text,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(tricky_contents, min_size=1, max_size=5), tricky_text, tricky_text,
+       tricky_url, tricky_url, tricky_text)
+def test_shapes_inlined_once_give_exactly_the_whole_document_inlining(
+    items: list[ChatContent], buyer: str, shop: str, chat_url: str, settings_url: str,
+    marketplace: str,
+) -> None:
+    digest = dataclasses.replace(make_digest(*items, buyer_name=buyer), shop_name=shop)
+    links = DigestLinks(chat_url, settings_url, marketplace)
+    assert render_digest(digest, links) == render_digest_reference(digest, links)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden_cases_render_the_same_as_whole_document_inlining(case: str) -> None:
+    digest = make_digest(*CASES[case])
+    assert render_digest(digest, LINKS) == render_digest_reference(digest, LINKS)
