@@ -47,7 +47,7 @@ _MAX_THREAD_CHILD_BLOCKS = 50
 
 def _id_left(digest_id: str) -> str:
     """The Message-ID local part for a digest id: the id itself when safe, else its hash."""
-    if _SAFE_ID.match(digest_id) and len(digest_id) <= _MAX_ID_LEFT:
+    if _SAFE_ID.fullmatch(digest_id) and len(digest_id) <= _MAX_ID_LEFT:
         return digest_id
     # Anything else could break the header's syntax; a hash stays unique and deterministic.
     # 128 bits is plenty, and short enough that the header line is not folded.
@@ -55,7 +55,7 @@ def _id_left(digest_id: str) -> str:
 
 
 def _check_domain(domain: str) -> str:
-    if not _SAFE_DOMAIN.match(domain):
+    if not _SAFE_DOMAIN.fullmatch(domain):
         raise ValueError(f"message id domain {domain!r} is not a valid host name")
     return domain.lower()
 

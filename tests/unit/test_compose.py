@@ -237,6 +237,15 @@ def test_digest_id_with_unsafe_characters_still_gives_a_valid_deterministic_mess
     assert msg["X-Bridge-Digest-Id"] == "dg__x____evil"
 
 
+@pytest.mark.parametrize("digest_id", ["dg-1\n", "dg-1\r\n"])
+def test_digest_id_ending_in_a_line_break_is_hashed_not_written_into_the_header(
+    digest_id: str,
+) -> None:
+    # "$" in the safe-id pattern also matches before a final newline.
+    assert regex.fullmatch(r"<digest-h[0-9a-f]{32}@digest\.bridge\.example>",
+                           digest_message_id(digest_id, DOMAIN))
+
+
 def test_our_message_ids_are_recognised_when_they_come_back() -> None:
     assert digest_id_from_message_id(f"<digest-dg-7@{DOMAIN.upper()}>", DOMAIN) == "dg-7"
     assert digest_id_from_message_id("<digest-dg-7@other.example>", DOMAIN) is None
