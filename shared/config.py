@@ -150,9 +150,8 @@ class Settings(BaseSettings):
     # Consolidator state store: "memory://" or "rocksdb://" (disk, production; faust-streaming
     # drives it through rocksdict when python-rocksdb is absent)
     consolidator_store: str = "memory://"
-    # Consolidator batches: up to this many records, or what arrived within this time
+    # Consolidator batches: up to this many records per fetch (one fetch, one batch)
     consolidator_batch_max: int = 2000
-    consolidator_batch_within_s: float = 0.02
     consolidator_data_dir: str = "var/consolidator"
     # Replication factor of the consolidator's changelog/internal topics (prod: 3)
     consolidator_replication_factor: int = 1

@@ -1,29 +1,34 @@
 """Consolidator: per-conversation debounce on faust-streaming, state in a changelog-backed table.
 
-Story of one batch: the agent takes up to ``consolidator_batch_max`` records of
-``chat.events``; :class:`~consolidator.consolidation.Consolidation` applies them
-in order (ticks, this worker's clock sent through ``chat.events`` itself, release
-what is due); the digests are produced and ACKED first, then each touched
-conversation's state is written once. A crash in between re-releases the same
-messages under the same digest id (the mailer drops the copy); it can never mark
-messages emailed that are not on ``mail.digests``.
+Story of one batch: faust's fetcher hands each fetched batch of ``chat.events``
+(up to ``consolidator_batch_max`` records) to :func:`_handle_records` whole
+(:mod:`consolidator.batch_consumer`);
+:class:`~consolidator.consolidation.Consolidation` applies the records in order
+(ticks, this worker's clock sent through ``chat.events`` itself, release what is
+due); the digests are produced and ACKED first, then each touched conversation's
+state is written once, and only when those are acked are the offsets committed.
+A crash in between re-releases the same messages under the same digest id (the
+mailer drops the copy); it can never mark messages emailed that are not on
+``mail.digests``.
 
-Faust keeps what it is good at: the table's changelog topic, recovery,
-partition assignment and the worker. The hot path stays off faust's per-key
-machinery: records are decoded by a fast trusted decoder
+Faust keeps what it is good at: the group and its partition assignment, the
+table with its changelog topic and store, recovery, the producer and the
+worker. The hot path stays off faust's per-event machinery (message and event
+objects, stream queues, per-record acks: ~40 us a record) and off its per-key
+table API: records are decoded by a fast trusted decoder
 (:mod:`consolidator.chat_event_decoder`), states are read from and written to
-the table's store directly, and each batch's changelog records go to the
-producer in one go and are acked before the batch's offsets can be committed
-(``table[key] = v`` queues one record at a time through faust's producer
-buffer, whose back-pressure stalled the consumer at ~2,500 events/s).
+the table's store directly (:mod:`consolidator.state_store`), and each batch's
+changelog records go to the producer in one go (``table[key] = v`` queues one
+record at a time through faust's producer buffer, whose back-pressure stalled
+the consumer at ~2,500 events/s).
 
 After every rebalance, before the first batch, the worker does not take faust's
 word for two things (see :mod:`consolidator.partition_reader`): each active
 partition's state is read again from its changelog up to a fence record this
 worker writes (faust's recovery stops at the reported end offset, which a
 broker may under-report, and can write older values over newer ones), and the
-stream must hand over every offset from the group's committed one on (faust's
-fetcher can skip records it then acks as a "gap"); skipped ones are read here.
+fetched batches must hold every offset from the group's committed one on (a seek
+during hand-over can skip records); skipped ones are read here.
 """
 
 from __future__ import annotations
@@ -32,15 +37,16 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import faust
-from faust.stores.memory import Store as MemoryStore
-from faust.streams import _current_event
-from faust.types import TP, EventT
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from faust.types import TP
 from faust.web import Request, Response, View
 
+from consolidator.batch_consumer import BatchingApp, BatchingConsumer
+from consolidator.batched_send import send_batched
 from consolidator.chat_event_decoder import decode_chat_event
 from consolidator.consolidation import ChatRecord, Consolidation
 from consolidator.consolidator_metrics import (
@@ -57,6 +63,7 @@ from consolidator.deadline_index import DeadlineIndex
 from consolidator.digest_state import StateFormatError, WindowPolicy, state_header
 from consolidator.offset_continuity import OffsetContinuity
 from consolidator.partition_reader import PartitionReader
+from consolidator.state_store import PartitionedStates
 from shared.codec import DecodeError, encode
 from shared.config import get_settings
 from shared.events import ChatEvent, ChatEventKind, DeadLetter
@@ -76,7 +83,7 @@ SERVICE = "consolidator"
 log = logging.getLogger(SERVICE)
 cfg = get_settings()
 
-app = faust.App(
+app = BatchingApp(
     "bridge-consolidator",
     broker=[f"kafka://{h}" for h in cfg.kafka_bootstrap.split(",")],
     store=cfg.consolidator_store,
@@ -88,9 +95,8 @@ app = faust.App(
     producer_linger=cfg.consolidator_producer_linger_s,
     producer_acks=-1,
     producer_max_batch_size=512 * 1024,
-    # Bigger fetches and stream buffers: the agent takes thousands of records a batch.
+    # One fetched batch is one handled batch: thousands of records.
     broker_max_poll_records=cfg.consolidator_batch_max,
-    stream_buffer_maxsize=4 * cfg.consolidator_batch_max,
     web_host=cfg.http_host,
     web_port=cfg.consolidator_port,
     web_in_thread=False,
@@ -108,6 +114,7 @@ states = app.Table("conversation-state", default=None, key_type=bytes, value_typ
 # Raw bytes both ways, the changelog and its recovery included: the state has its own
 # compact encoding, and faust would otherwise pick "json" for a bytes type.
 states.key_serializer = states.value_serializer = "raw"
+store = PartitionedStates(states)
 GROUP = app.conf.id  # the consumer group, as faust names it
 
 shop_settings = ShopSettingsView(cfg)
@@ -120,44 +127,12 @@ offsets_seen = OffsetContinuity()
 FENCE_KEY = b"\x00consolidator-fence"
 _rebalances = 0  # completed rebalances seen
 _caught_up_for = -1  # the value of _rebalances the store and the index were made good for
-_partition_event: dict[int, EventT] = {}  # one event per partition of the batch at hand
-_partition_ref: dict[int, weakref.ref[EventT]] = {}
-
-
-def _partition_bound() -> bool:
-    """Does the store pick its partition from faust's current event? (disk stores do)"""
-    return not isinstance(states.data, MemoryStore)
-
-
-@contextlib.contextmanager
-def _in_partition(partition: int) -> Iterator[None]:
-    """Make store reads/writes for ``partition`` go to that partition's database.
-
-    A disk store picks the partition from the "current event"; inside a batch that
-    is whichever record came last, so each access names the partition it means.
-    The memory store keeps one dict for all partitions and needs none of this.
-    """
-    if not _partition_bound():
-        yield
-        return
-    ref = _partition_ref.get(partition)
-    if ref is None:
-        ref = _partition_ref[partition] = weakref.ref(_partition_event[partition])
-    token = _current_event.set(ref)
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 def _load(key: bytes, partition: int) -> bytes | None:
     # The store itself, not the table: the table's get() adds sensors and key lookups
     # per call that buy nothing here.
-    if _partition_bound():
-        with _in_partition(partition):
-            raw = states.data.get(key)
-    else:
-        raw = states.data.get(key)
+    raw = store.get(key, partition)
     if raw is not None:
         try:
             state_header(raw)
@@ -218,54 +193,27 @@ async def _read_changelogs_to_fences(partitions: list[int]) -> int:
     """
     if not partitions:
         return 0
-    store = states.data
     changelog = states.changelog_topic.get_topic_name()
     send = app.producer.send
     acks = [await send(changelog, FENCE_KEY, None, p, None, None) for p in partitions]
     metas = await asyncio.gather(*acks)
     fences = {p: meta.offset for p, meta in zip(partitions, metas, strict=True)}
-    memory = isinstance(store, MemoryStore)
     ranges: dict[int, tuple[int, int]] = {}
     for partition, fence in fences.items():
-        if memory:
+        if store.in_memory:
             start = 0
-            _forget_memory_partition(store, partition)
+            store.forget_partition(partition, _header_partition)
         else:
             persisted = store.persisted_offset(TP(changelog, partition))
             start = persisted + 1 if persisted is not None else 0
         ranges[partition] = (start, fence + 1)
     applied = 0
     for partition, records in (await reader.read_many(changelog, ranges)).items():
-        applied += len(records)
-        if memory:
-            data, key_partition = store.data, store._key_partition
-            for rec in records:
-                if rec.value is None:
-                    data.pop(rec.key, None)
-                    key_partition.pop(rec.key, None)
-                else:
-                    data[rec.key] = rec.value
-                    key_partition[rec.key] = partition  # faust drops it when it goes
-        else:
-            db = store._db_for_partition(partition)
-            for rec in records:
-                if rec.value is None:
-                    db.delete(rec.key)
-                else:
-                    db.put(rec.key, rec.value)
-                store._key_index[rec.key] = partition
+        applied += store.apply_changelog(partition, records)
+        if not store.in_memory:
             store.set_persisted_offset(TP(changelog, partition), fences[partition])
     STATE_CATCH_UP_RECORDS.inc(applied)
     return applied
-
-
-def _forget_memory_partition(store: MemoryStore, partition: int) -> None:
-    """Drop a partition's states before reading its changelog whole (stale ones may linger)."""
-    gone = [key for key, raw in store.data.items()
-            if raw is None or _header_partition(raw) in (partition, None)]
-    for key in gone:
-        del store.data[key]
-        store._key_partition.pop(key, None)
 
 
 def _header_partition(raw: bytes) -> int | None:
@@ -280,18 +228,8 @@ def _rebuild_index(active_list: list[int]) -> None:
     started = time.perf_counter()
     active = set(active_list)
 
-    def stored() -> Iterator[tuple[bytes, bytes]]:
-        store = states.data
-        if not _partition_bound():
-            yield from store.data.items()
-            return
-        # A disk store keeps one database per partition and iterates only those it has
-        # opened so far: right after a restart that can be none. Open each active one.
-        for partition in sorted(active):
-            yield from store._visible_items(store._db_for_partition(partition))
-
     def entries() -> Iterator[tuple[int, int, bytes]]:
-        for key, raw in stored():
+        for key, raw in store.items(active):
             if raw is None:
                 continue
             try:
@@ -308,9 +246,14 @@ def _rebuild_index(active_list: list[int]) -> None:
 
 @app.agent(events_topic)
 async def consolidate(stream: faust.StreamT[bytes]) -> None:
-    async for batch in stream.take_events(cfg.consolidator_batch_max,
-                                          within=cfg.consolidator_batch_within_s):
-        await _handle_batch(batch)
+    """Subscribes the group to chat.events; its records never reach this stream.
+
+    The batching consumer hands them to :func:`_handle_records`. Were one to arrive
+    here, the consumer was not installed: stop rather than ack it unhandled.
+    """
+    async for _ in stream:
+        raise RuntimeError("a chat.events record reached the faust stream: the batching "
+                           "consumer is not installed")
 
 
 # Metric children resolved once: .labels() costs a dict lookup and a lock per call.
@@ -322,56 +265,69 @@ _last_handled: dict[int, int] = {}  # partition -> offset of the last record han
 _lag_exported: set[TP] = set()
 
 
-async def _handle_batch(batch: list[EventT]) -> None:
+async def _handle_records(batch: Mapping[TP, list[ConsumerRecord]]) -> None:
+    """Handle one fetched batch of chat.events; its offsets are committed when done."""
     started = time.perf_counter()
     if _caught_up_for != _rebalances:
         await _catch_up()
     records: list[ChatRecord] = []
     append = records.append
-    missing_before = offsets_seen.missing_before
-    _partition_event.clear()
-    _partition_ref.clear()
-    for event in batch:
-        msg = event.message
-        _partition_event[msg.partition] = event
-        skipped = missing_before(msg.partition, msg.offset)
-        if skipped is not None:
-            await _read_skipped(msg.partition, *skipped, records)
-        try:
-            chat_event = decode_chat_event(event.value)
-        except (DecodeError, TypeError) as exc:
-            await _dead_letter(msg.partition, msg.offset, event.key, event.value,
-                               f"undecodable chat event: {exc}")
+    commit: dict[TP, int] = {}
+    count = 0
+    for tp, recs in batch.items():
+        if not recs:
             continue
-        append(ChatRecord(event.key or chat_event.conversation_key.encode(), msg.partition,
-                          chat_event))
-    for partition, event in _partition_event.items():
-        _last_handled[partition] = event.message.offset
+        partition = tp.partition
+        missing_before = offsets_seen.missing_before
+        for rec in recs:
+            skipped = missing_before(partition, rec.offset)
+            if skipped is not None:
+                await _read_skipped(partition, *skipped, records)
+            try:
+                chat_event = decode_chat_event(rec.value)
+            except (DecodeError, TypeError) as exc:
+                await _dead_letter(partition, rec.offset, rec.key, rec.value,
+                                   f"undecodable chat event: {exc}")
+                continue
+            append(ChatRecord(rec.key or chat_event.conversation_key.encode(), partition,
+                              chat_event))
+        last = recs[-1].offset
+        _last_handled[partition] = last
+        commit[tp] = last + 1
+        count += len(recs)
 
     result = engine.apply_batch(records)
 
     # Digests first, and acked, before the states that say they went out.
     if result.digests:
-        send = app.producer.send
-        acks = [await send(MAIL_DIGESTS.name, key, encode(digest), partition, None, None)
-                for key, partition, digest in result.digests]
-        await asyncio.gather(*acks)
+        await send_batched(_kafka_producer(), MAIL_DIGESTS.name,
+                           ((partition, key, encode(digest))
+                            for key, partition, digest in result.digests))
         released_at = now_ms()
         for _, _, digest in result.digests:
             DIGEST_LAG_SECONDS.observe(max(0, released_at - digest.due_at_ms) / 1000)
     if result.writes:
         await _store_states(result.writes)
+    # Digests and states are acked: the records are done. A commit refused because the
+    # group moved on is fine: the new owner handles them again, to the same effect.
+    consumer = app.consumer
+    assert isinstance(consumer, BatchingConsumer)
+    await consumer.commit_batch(commit)
 
     if result.pending_delta:
         PENDING.inc(result.pending_delta)
     if result.dropped_alerts_off:
         DROPPED_ALERTS_OFF.inc(result.dropped_alerts_off)
     DIGESTS_EMITTED.inc(len(result.digests))
-    BATCH_RECORDS.observe(len(batch))
+    BATCH_RECORDS.observe(count)
     _HELD.inc(result.held)
     _DUPLICATE.inc(result.duplicates)
     _COVERED.inc(result.covered)
     _HANDLE.observe(time.perf_counter() - started)
+
+
+app.batch_topic = CHAT_EVENTS.name
+app.batch_handler = _handle_records
 
 
 async def _read_skipped(partition: int, start: int, end: int,
@@ -397,36 +353,28 @@ async def _read_skipped(partition: int, start: int, end: int,
 async def _store_states(writes: dict[bytes, tuple[int, bytes | None]]) -> None:
     """Write the batch's states to the store and their changelog records in one go.
 
-    Awaited before the agent takes the next batch, i.e. before this batch's offsets can
-    be committed: a restart never resumes after records whose state is not durable.
+    Awaited before this batch's offsets are committed: a restart never resumes after
+    records whose state is not durable.
     """
-    store = states.data
     changelog = states.changelog_topic.get_topic_name()
-    send = app.producer.send
-    futures = []
-    bound = _partition_bound()
-    # The memory store deletes a revoked partition's keys by this map; keep it complete.
-    key_partition = None if bound else store._key_partition
     for key, (partition, value) in writes.items():
-        with _in_partition(partition) if bound else contextlib.nullcontext():
-            if value is None:
-                with contextlib.suppress(KeyError):
-                    del store[key]
-                if key_partition is not None:
-                    key_partition.pop(key, None)
-            else:
-                store[key] = value
-                if key_partition is not None:
-                    key_partition[key] = partition
-        futures.append(await send(changelog, key, value, partition, None, None))
-    persisted: dict[int, int] = {}
-    for meta in await asyncio.gather(*futures):
-        if meta.offset > persisted.get(meta.partition, -1):
-            persisted[meta.partition] = meta.offset
+        if value is None:
+            store.delete(key, partition)
+        else:
+            store.put(key, partition, value)
+    persisted = await send_batched(
+        _kafka_producer(), changelog,
+        ((partition, key, value) for key, (partition, value) in writes.items()))
     for partition, offset in persisted.items():
         # What faust's own changelog callback records: a disk store then knows at start
         # how far the changelog it already holds goes.
         store.set_persisted_offset(TP(changelog, partition), offset)
+
+
+def _kafka_producer() -> AIOKafkaProducer:
+    """The aiokafka producer inside faust's: record batches are built on it directly."""
+    producer: AIOKafkaProducer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+    return producer
 
 
 async def _dead_letter(partition: int, offset: int, key: bytes | None, raw: object,
