@@ -262,6 +262,7 @@ _DUPLICATE = EVENTS_HANDLED.labels(SERVICE, "duplicate")
 _COVERED = EVENTS_HANDLED.labels(SERVICE, "covered")
 _HANDLE = HANDLE_SECONDS.labels(SERVICE)
 _last_handled: dict[int, int] = {}  # partition -> offset of the last record handled
+_in_flight: asyncio.Future[None] | None = None  # the last batch's changelog acks and commit
 _lag_exported: set[TP] = set()
 
 
@@ -306,13 +307,14 @@ async def _handle_records(batch: Mapping[TP, list[ConsumerRecord]]) -> None:
         released_at = now_ms()
         for _, _, digest in result.digests:
             DIGEST_LAG_SECONDS.observe(max(0, released_at - digest.due_at_ms) / 1000)
-    if result.writes:
-        await _store_states(result.writes)
-    # Digests and states are acked: the records are done. A commit refused because the
-    # group moved on is fine: the new owner handles them again, to the same effect.
-    consumer = app.consumer
-    assert isinstance(consumer, BatchingConsumer)
-    await consumer.commit_batch(commit)
+    # The states go to the store now (the next batch reads them) and to the changelog
+    # in the background: acks, then the commit, overlap with the next batch's decoding
+    # and applying. One batch at a time in flight, so changelog writes and commits
+    # stay in batch order.
+    await _finish_in_flight()
+    changelog_records = _store_states(result.writes)
+    global _in_flight
+    _in_flight = asyncio.ensure_future(_persist_and_commit(changelog_records, commit))
 
     if result.pending_delta:
         PENDING.inc(result.pending_delta)
@@ -324,10 +326,6 @@ async def _handle_records(batch: Mapping[TP, list[ConsumerRecord]]) -> None:
     _DUPLICATE.inc(result.duplicates)
     _COVERED.inc(result.covered)
     _HANDLE.observe(time.perf_counter() - started)
-
-
-app.batch_topic = CHAT_EVENTS.name
-app.batch_handler = _handle_records
 
 
 async def _read_skipped(partition: int, start: int, end: int,
@@ -350,25 +348,50 @@ async def _read_skipped(partition: int, start: int, end: int,
                                   chat_event))
 
 
-async def _store_states(writes: dict[bytes, tuple[int, bytes | None]]) -> None:
-    """Write the batch's states to the store and their changelog records in one go.
-
-    Awaited before this batch's offsets are committed: a restart never resumes after
-    records whose state is not durable.
-    """
-    changelog = states.changelog_topic.get_topic_name()
+def _store_states(writes: dict[bytes, tuple[int, bytes | None]],
+                  ) -> list[tuple[int, bytes, bytes | None]]:
+    """Write the batch's states to the store; the changelog records that make them durable."""
+    records = []
     for key, (partition, value) in writes.items():
         if value is None:
             store.delete(key, partition)
         else:
             store.put(key, partition, value)
-    persisted = await send_batched(
-        _kafka_producer(), changelog,
-        ((partition, key, value) for key, (partition, value) in writes.items()))
-    for partition, offset in persisted.items():
-        # What faust's own changelog callback records: a disk store then knows at start
-        # how far the changelog it already holds goes.
-        store.set_persisted_offset(TP(changelog, partition), offset)
+        records.append((partition, key, value))
+    return records
+
+
+async def _persist_and_commit(changelog_records: list[tuple[int, bytes, bytes | None]],
+                              offsets: dict[TP, int]) -> None:
+    """Send a batch's changelog records, wait for their acks, then commit its offsets.
+
+    A restart therefore never resumes after records whose state is not durable. A
+    commit refused because the group moved on is fine: the new owner handles the
+    records again, to the same effect.
+    """
+    if changelog_records:
+        changelog = states.changelog_topic.get_topic_name()
+        persisted = await send_batched(_kafka_producer(), changelog, changelog_records)
+        for partition, offset in persisted.items():
+            # What faust's own changelog callback records: a disk store then knows at
+            # start how far the changelog it already holds goes.
+            store.set_persisted_offset(TP(changelog, partition), offset)
+    consumer = app.consumer
+    assert isinstance(consumer, BatchingConsumer)
+    await consumer.commit_batch(offsets)
+
+
+async def _finish_in_flight() -> None:
+    """Wait until the batch in flight is durable and committed (errors surface here)."""
+    global _in_flight
+    task, _in_flight = _in_flight, None
+    if task is not None:
+        await task
+
+
+app.batch_topic = CHAT_EVENTS.name
+app.batch_handler = _handle_records
+app.batch_flush = _finish_in_flight
 
 
 def _kafka_producer() -> AIOKafkaProducer:

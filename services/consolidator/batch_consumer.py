@@ -12,8 +12,9 @@ Faust keeps everything else: the group and its assignor (the changelog stays
 co-partitioned with ``chat.events``), pausing and resuming partitions around a
 rebalance and recovery, the table and its store, the producer, the worker. The
 handler commits the batch's offsets itself (:meth:`commit_batch`) once its
-effects are durable, and a rebalance waits for the batch in flight before
-partitions are given up (:meth:`wait_empty`), as faust waits for its streams.
+effects are durable (possibly in the background: ``batch_flush`` waits for
+that), and a rebalance waits for the batch in flight before partitions are given
+up (:meth:`wait_empty`), as faust waits for its streams.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
 
 BatchHandler = Callable[[Mapping[TP, list[ConsumerRecord]]], Awaitable[None]]
+BatchFlush = Callable[[], Awaitable[None]]
 
 
 class BatchingConsumer(aiokafka_driver.Consumer):
@@ -66,6 +68,12 @@ class BatchingConsumer(aiokafka_driver.Consumer):
             self._batch_idle.clear()
             try:
                 await handler(batch)
+            except Exception as exc:
+                # Nothing of this batch is committed, so a restart handles it again; a
+                # fetcher left running without its handler would silently stop consuming.
+                self.log.exception("chat batch handler failed: %r", exc)
+                await app.crash(exc)
+                return
             finally:
                 self._batch_idle.set()
         for tp, message in self.scheduler.iterate(others):
@@ -84,8 +92,12 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         return done
 
     async def wait_empty(self) -> None:
-        """Before partitions are given up (rebalance, shutdown): finish the batch in flight."""
+        """Before partitions are given up (rebalance, shutdown): finish the batch in flight,
+        including what the handler left to complete in the background (``batch_flush``)."""
         await self._batch_idle.wait()
+        flush: BatchFlush | None = self.app.batch_flush  # type: ignore[attr-defined]
+        if flush is not None:
+            await flush()
         await super().wait_empty()
 
 
@@ -98,6 +110,7 @@ class BatchingApp(faust.App):
 
     batch_topic: str = ""
     batch_handler: BatchHandler | None = None
+    batch_flush: BatchFlush | None = None
 
     def _new_transport(self) -> BatchingTransport:
         return BatchingTransport(self.conf.broker_consumer, self)

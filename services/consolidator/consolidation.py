@@ -1,6 +1,6 @@
 """One batch of ``chat.events`` applied to conversation states: the consolidator's pure core.
 
-The faust agent hands over a batch of decoded records; :class:`Consolidation`
+The consolidator hands over a batch of decoded records; :class:`Consolidation`
 loads each touched conversation once, applies the events in stream order
 (ticks included, so a tick sees exactly the messages before it), and returns
 what to produce and what to store: ONE state write per touched conversation
@@ -25,6 +25,7 @@ from consolidator.deadline_index import DeadlineIndex
 from consolidator.digest_state import (
     ConversationState,
     WindowPolicy,
+    Windows,
     add_buyer_message,
     cover_by_seller,
     decode_state,
@@ -70,6 +71,18 @@ class Consolidation:
         self.settings_for = settings_for
         self.load = load
         self.index = index
+        # Windows by (destination kind, override): a handful of distinct values, and
+        # for_shop's enum lookup was a twentieth of the per-event cost.
+        self._windows: dict[tuple[str, int | None], Windows] = {}
+
+    def windows_for(self, shop: ShopSettings) -> Windows:
+        key = (shop.destination_kind, shop.window_override_s)
+        windows = self._windows.get(key)
+        if windows is None:
+            if len(self._windows) >= 1024:
+                self._windows.clear()
+            windows = self._windows[key] = self.policy.for_shop(shop)
+        return windows
 
     def apply_batch(self, records: Iterable[ChatRecord]) -> BatchResult:
         result = BatchResult()
@@ -117,7 +130,7 @@ class Consolidation:
         st = state_of(rec.key, rec.partition)
         was_pending = bool(st.pending)
         due_before = st.due_at_ms
-        if not add_buyer_message(st, ev, self.policy.for_shop(shop)):
+        if not add_buyer_message(st, ev, self.windows_for(shop)):
             result.duplicates += 1
             return
         result.held += 1

@@ -113,6 +113,14 @@ def test_window_change_applies_from_the_next_deadline() -> None:
     assert [len(d.messages) for d in h.digests] == [1, 1]
 
 
+def test_destination_kind_change_applies_to_the_next_message_of_the_same_engine() -> None:
+    h = Harness()
+    h.run([buyer("a", "a1", 0, 0), tick(10_000)])  # mailbox: 10 s
+    h.shops["s1"] = ShopSettings("s1", destination_kind="gorgias")
+    h.run([buyer("b", "b1", 20_000, 20_000), tick(25_000)])  # helpdesk now: 5 s
+    assert [[m.message_id for m in d.messages] for d in h.digests] == [["a1"], ["b1"]]
+
+
 def test_seller_read_before_deadline_means_no_email() -> None:
     h = Harness()
     h.run([buyer("a", "a1", 1000, 1000), seller("a", 1500, ChatEventKind.READ), tick(60_000)])
