@@ -31,10 +31,11 @@ async def send_batched(producer: AIOKafkaProducer, topic: str,
             # Full: send it and start the next one (same partition, so in order).
             sent.append((partition, await producer.send_batch(builder, topic, partition=partition),
                          counts[partition]))
+            # An empty batch takes any record, however large (it then travels alone;
+            # the broker's max.message.bytes is the limit).
             builder = builders[partition] = producer.create_batch()
             counts[partition] = 0
-            if builder.append(key=key, value=value, timestamp=None) is None:  # type: ignore[attr-defined]
-                raise ValueError(f"a record of {len(value or b'')} bytes does not fit one batch")
+            builder.append(key=key, value=value, timestamp=None)  # type: ignore[attr-defined]
         counts[partition] += 1
     for partition, builder in builders.items():
         if counts[partition]:
