@@ -163,8 +163,8 @@ def _on_rebalance(app: faust.App, **kwargs: object) -> None:
 async def _catch_up() -> None:
     """Make the store, the deadline index and the offset check good for the new assignment.
 
-    Runs in the agent before its first batch after a rebalance, so nothing of the new
-    assignment is handled before its states are complete.
+    Runs in the batch handler before its first batch after a rebalance, so nothing of
+    the new assignment is handled before its states are complete.
     """
     global _caught_up_for
     while _caught_up_for != _rebalances:

@@ -1,12 +1,12 @@
 """Which offsets of a hole-free partition the worker has not been handed yet.
 
 ``chat.events`` is neither compacted nor written in transactions, so within an
-assignment the records of a partition must reach the agent at consecutive
-offsets from the group's committed offset on. A forward jump means the records
-in between were skipped (faust's fetcher takes a seek back during delivery for
-a "gap" and acks what it never delivered); the agent reads those itself before
-going on. Going backwards (a redelivery after a seek) is harmless: every step of
-the consolidation is idempotent.
+assignment the records of a partition must reach the batch handler at
+consecutive offsets from the group's committed offset on. A forward jump means
+the records in between were skipped (a seek during a partition hand-over can do
+that); the handler reads those itself before going on, so the offset it commits
+never passes a record it has not handled. Going backwards (a redelivery after a
+seek) is harmless: every step of the consolidation is idempotent.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class PartitionReader:
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            # A short fetch wait: reads are short and awaited by the agent.
+            # A short fetch wait: reads are short and awaited by the batch handler.
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                         enable_auto_commit=False, auto_offset_reset="earliest",
                                         fetch_max_wait_ms=20,
