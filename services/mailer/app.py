@@ -64,7 +64,7 @@ from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import build_ops_app, serve_ops
 from shared.tokens import mint_token, parse_keys, reply_address
-from shared.topics import MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
+from shared.topics import DAY_MS, MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
 
 SERVICE = "mailer"
 GROUP = "bridge-mailer"
@@ -264,6 +264,13 @@ def _header_value(raw: bytes, name: bytes) -> str:
     return ""
 
 
+def outcome_ledger(cfg: MailerSettings, producer: AIOKafkaProducer) -> OutcomeLedger:
+    """The ledger as configured: retention, and tombstones written through ``producer``."""
+    return OutcomeLedger(cfg.kafka_bootstrap, MAIL_OUTCOMES.name,
+                         retention_ms=int(cfg.mailer_outcome_retention_days * DAY_MS),
+                         tombstones=producer if cfg.mailer_outcome_tombstones else None)
+
+
 def relay_config(cfg: MailerSettings) -> RelayConfig:
     return RelayConfig(cfg.smtp_host, cfg.smtp_port, cfg.smtp_starttls, cfg.smtp_username,
                        cfg.smtp_password.get_secret_value(), cfg.smtp_timeout_s,
@@ -277,7 +284,7 @@ async def main() -> None:
     producer = make_producer(cfg)
     await producer.start()
     pool = SmtpPool(relay_config(cfg))
-    ledger = OutcomeLedger(cfg.kafka_bootstrap, MAIL_OUTCOMES.name)
+    ledger = outcome_ledger(cfg, producer)
     await ledger.start()
     log.info("outcome ledger loaded", extra={"outcomes": len(ledger)})
     mailer = Mailer(cfg, producer, pool, signer, ledger)

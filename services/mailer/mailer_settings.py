@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from mailer.outcome_ledger import DEFAULT_RETENTION_MS
 from shared.config import Settings
+from shared.topics import DAY_MS
 
 
 class MailerSettings(Settings):
@@ -35,6 +37,13 @@ class MailerSettings(Settings):
     # VERP: when set, each digest's envelope sender is bounce+<digest id>@<this domain>,
     # so a bounce names the digest (and so the shop) that bounced.
     bounce_domain: str = ""
+    # How long an outcome is remembered (and then tombstoned on mail.outcomes) after its
+    # newest record: by default as long as a replay could still bring its digest back
+    # (see mailer/outcome_ledger.py). Shorter saves memory and lets a replay older than
+    # it resend (never lose) a digest.
+    mailer_outcome_retention_days: float = DEFAULT_RETENTION_MS / DAY_MS
+    # Write tombstones for forgotten ids so the compacted topic stops growing too.
+    mailer_outcome_tombstones: bool = True
 
 
 @lru_cache(maxsize=1)

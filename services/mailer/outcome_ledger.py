@@ -17,6 +17,27 @@ Two kinds of record share a key: ``attempting`` (written just before the SMTP
 transaction) and the final outcome (``sent``/``failed``/``duplicate``), which
 compaction keeps. An id seen only as ``attempting`` means a process died between
 starting a send and recording it: the relay may or may not have the mail.
+
+Bounded memory, bounded topic. An outcome is needed only while its digest can still
+be handled: while the digest record is on ``mail.digests``, or can be emitted there
+again. Digest ids are a function of the conversation's message ids, so a consolidator
+replaying ``chat.events`` re-emits the same id. Kafka keeps a record at least
+``retention.ms`` and, because only closed segments are deleted, up to
+``retention.ms + segment.ms`` (7 days unless the topic sets it). So an outcome can be
+asked for up to :data:`DEFAULT_RETENTION_MS` after it was written: the longest
+``chat.events`` life plus the longest ``mail.digests`` life (28 days with today's
+topics). The ledger forgets an id that long after its newest record (the record's
+Kafka timestamp; ``BRIDGE_MAILER_OUTCOME_RETENTION_DAYS`` overrides), so memory holds
+at most that window of ids, and by default writes a tombstone for it, so compaction
+drops the key from ``mail.outcomes`` too (after ``delete.retention.ms``). A tombstone
+read back means "forgotten" and the id is dropped from memory. Safety rests on the
+arithmetic above: a tombstone is written only when no record that could replay the
+digest can still exist, so it never makes a replayable digest look unsent; a shorter
+retention setting trades that for memory (a replay older than it is sent again,
+never lost). Every replica expires ids at the same moments and writes its own
+tombstone (no coordination: with R replicas an id gets R tombstones, which compact
+to none); an id expired while a tombstone write failed stays on the topic and is
+tombstoned again when a replica next replays it.
 """
 
 from __future__ import annotations
@@ -24,14 +45,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from enum import Enum
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from mailer.mailer_metrics import LEDGER_EXPIRED, LEDGER_IDS
+from shared.topics import CHAT_EVENTS, DAY_MS, MAIL_DIGESTS
 
 log = logging.getLogger(__name__)
 
 ATTEMPTING = "attempting"
+
+# Kafka's default log.roll.ms: a record lives until its segment is closed and then
+# older than retention.ms, so up to retention.ms + this.
+KAFKA_DEFAULT_SEGMENT_MS = 7 * DAY_MS
+# How long after its last record an outcome can still be asked for (module docstring).
+DEFAULT_RETENTION_MS = (CHAT_EVENTS.retention_ms + KAFKA_DEFAULT_SEGMENT_MS
+                        + MAIL_DIGESTS.retention_ms + KAFKA_DEFAULT_SEGMENT_MS)
 
 
 class Seen(Enum):
@@ -41,14 +75,26 @@ class Seen(Enum):
 
 
 class OutcomeLedger:
-    """Digest ids with a recorded outcome, kept current by a background tail."""
+    """Digest ids with a recorded outcome, kept current by a background tail.
 
-    def __init__(self, bootstrap: str, topic: str, *, poll_ms: int = 200) -> None:
+    ``retention_ms``: how long after its newest record an id is kept (module docstring).
+    ``tombstones``: the producer that writes a tombstone for each forgotten id, or
+    ``None`` to only forget it in memory. ``clock``: seconds since the epoch.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, *, poll_ms: int = 200,
+                 retention_ms: int = DEFAULT_RETENTION_MS,
+                 tombstones: AIOKafkaProducer | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
         self._poll_ms = poll_ms
-        self._done: set[str] = set()
-        self._attempted: set[str] = set()
+        self._retention_ms = retention_ms
+        self._tombstones = tombstones
+        self._clock = clock
+        # id -> newest record time (ms), oldest first: expiry only looks at the front.
+        self._done: OrderedDict[str, int] = OrderedDict()
+        self._attempted: OrderedDict[str, int] = OrderedDict()
         self._consumer: AIOKafkaConsumer | None = None
         self._tps: list[TopicPartition] = []
         self._positions: dict[TopicPartition, int] = {}
@@ -62,13 +108,37 @@ class OutcomeLedger:
             return Seen.ATTEMPTED
         return Seen.NOTHING
 
-    def record_done(self, item_id: str) -> None:
+    def record_done(self, item_id: str, at_ms: int | None = None) -> None:
         """Note an outcome this process has just written (no need to wait for the tail)."""
-        self._done.add(item_id)
-        self._attempted.discard(item_id)
+        _touch(self._done, item_id, self._now_ms() if at_ms is None else at_ms)
+        self._attempted.pop(item_id, None)
 
     def __len__(self) -> int:
         return len(self._done)
+
+    def expire(self) -> list[str]:
+        """Forget ids whose newest record is older than the retention; returns them.
+
+        Entries are kept in the order of their newest record as applied (nearly time
+        order: partitions interleave), so the scan stops at the first entry still
+        within the window; an older one behind it is forgotten a little later, never
+        earlier than its own time."""
+        cutoff = self._now_ms() - self._retention_ms
+        expired: list[str] = []
+        for book in (self._done, self._attempted):
+            while book:
+                item_id, at_ms = next(iter(book.items()))
+                if at_ms > cutoff:
+                    break
+                book.popitem(last=False)
+                expired.append(item_id)
+        if expired:
+            LEDGER_EXPIRED.inc(len(expired))
+        LEDGER_IDS.set(len(self._done) + len(self._attempted))
+        return expired
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
 
     async def start(self) -> None:
         """Read every outcome recorded so far, then keep tailing in the background."""
@@ -114,22 +184,42 @@ class OutcomeLedger:
                     self._positions[tp] = await self._consumer.position(tp)
             async with self._progress:
                 self._progress.notify_all()
+            expired = self.expire()
+            if expired and self._tombstones is not None:
+                await self._write_tombstones(expired)
+
+    async def _write_tombstones(self, item_ids: list[str]) -> None:
+        """Queue one tombstone per id; not awaited one by one (a failure only leaves
+        the key on the topic, to be tombstoned again at the next replay)."""
+        assert self._tombstones is not None
+        for item_id in item_ids:
+            try:
+                sent = await self._tombstones.send(self._topic, None, key=item_id.encode())
+            except Exception as exc:  # the broker is away: the next replay retries
+                log.warning("cannot queue outcome tombstones", extra={"error": str(exc)})
+                return
+            sent.add_done_callback(_log_tombstone_failure)
 
     def _apply(self, rec: ConsumerRecord) -> None:
         if not rec.key:
             return
         item_id = rec.key.decode("utf-8", "replace")
+        if rec.value is None:
+            # A tombstone: some replica found this id past the retention (see above).
+            self._done.pop(item_id, None)
+            self._attempted.pop(item_id, None)
+            return
         status = ""
-        if rec.value:
-            try:
-                status = str(orjson.loads(rec.value).get("status", ""))
-            except (orjson.JSONDecodeError, AttributeError):
-                log.warning("unreadable outcome record", extra={"key": item_id})
+        try:
+            status = str(orjson.loads(rec.value).get("status", ""))
+        except (orjson.JSONDecodeError, AttributeError):
+            log.warning("unreadable outcome record", extra={"key": item_id})
+        at_ms = rec.timestamp if rec.timestamp and rec.timestamp > 0 else self._now_ms()
         if status == ATTEMPTING:
             if item_id not in self._done:
-                self._attempted.add(item_id)
+                _touch(self._attempted, item_id, at_ms)
         else:
-            self.record_done(item_id)
+            self.record_done(item_id, at_ms)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -138,3 +228,14 @@ class OutcomeLedger:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
+
+
+def _touch(book: OrderedDict[str, int], item_id: str, at_ms: int) -> None:
+    """Record ``at_ms`` for ``item_id`` (never moving it back in time) and move it last."""
+    previous = book.pop(item_id, None)
+    book[item_id] = at_ms if previous is None else max(previous, at_ms)
+
+
+def _log_tombstone_failure(sent: asyncio.Future[object]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        log.warning("outcome tombstone not written", extra={"error": str(sent.exception())})

@@ -9,16 +9,24 @@ import orjson
 
 from mailer.app import Mailer
 from mailer.mailer_settings import MailerSettings
-from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
+from mailer.outcome_ledger import ATTEMPTING, DEFAULT_RETENTION_MS, OutcomeLedger, Seen
 from shared.events import ChatContent, Digest, DigestMessage
 
+NOW_MS = 1_764_070_000_000
+DAY = 24 * 3600 * 1000
 
-def record(key: str, status: str) -> SimpleNamespace:
-    return SimpleNamespace(key=key.encode(), value=orjson.dumps({"status": status}))
+
+def record(key: str, status: str | None, at_ms: int = NOW_MS) -> SimpleNamespace:
+    """A mail.outcomes record as the tail sees it; ``status=None`` is a tombstone."""
+    value = None if status is None else orjson.dumps({"status": status})
+    return SimpleNamespace(key=key.encode(), value=value, timestamp=at_ms)
 
 
-def ledger() -> OutcomeLedger:
-    return OutcomeLedger("127.0.0.1:1", "mail.outcomes")
+def ledger(retention_ms: int = DEFAULT_RETENTION_MS, now_ms: list[int] | None = None
+           ) -> OutcomeLedger:
+    clock = now_ms if now_ms is not None else [NOW_MS]
+    return OutcomeLedger("127.0.0.1:1", "mail.outcomes", retention_ms=retention_ms,
+                         clock=lambda: clock[0] / 1000)
 
 
 def test_an_id_never_recorded_is_unseen() -> None:
@@ -49,6 +57,69 @@ def test_an_outcome_written_by_this_process_counts_at_once() -> None:
     book = ledger()
     book.record_done("dg-2")
     assert book.seen("dg-2") is Seen.DONE and len(book) == 1
+
+
+def test_an_outcome_is_forgotten_only_after_the_retention_since_its_newest_record() -> None:
+    now = [NOW_MS]
+    book = ledger(retention_ms=10 * DAY, now_ms=now)
+    book._apply(record("old", "sent", at_ms=NOW_MS - 9 * DAY))
+    book._apply(record("new", "sent", at_ms=NOW_MS))
+    book._apply(record("tried", ATTEMPTING, at_ms=NOW_MS - 9 * DAY))
+    assert book.expire() == []
+    now[0] = NOW_MS + DAY + 1  # "old" and "tried" are now past 10 days, "new" is not
+    assert sorted(book.expire()) == ["old", "tried"]
+    assert book.seen("old") is Seen.NOTHING and book.seen("tried") is Seen.NOTHING
+    assert book.seen("new") is Seen.DONE and len(book) == 1
+
+
+def test_a_newer_record_of_the_same_id_keeps_it_for_another_retention() -> None:
+    now = [NOW_MS]
+    book = ledger(retention_ms=10 * DAY, now_ms=now)
+    book._apply(record("dg-1", ATTEMPTING, at_ms=NOW_MS - 9 * DAY))
+    book._apply(record("dg-1", "sent", at_ms=NOW_MS - 9 * DAY))
+    book._apply(record("dg-2", "sent", at_ms=NOW_MS - 8 * DAY))
+    book._apply(record("dg-1", "sent", at_ms=NOW_MS))  # resent after a replay
+    now[0] = NOW_MS + 3 * DAY
+    assert book.expire() == ["dg-2"]
+    assert book.seen("dg-1") is Seen.DONE
+
+
+def test_expiry_never_forgets_an_id_early_when_partitions_interleave_out_of_time_order(
+) -> None:
+    now = [NOW_MS]
+    book = ledger(retention_ms=10 * DAY, now_ms=now)
+    book._apply(record("a", "sent", at_ms=NOW_MS - 5 * DAY))
+    book._apply(record("b", "sent", at_ms=NOW_MS - 11 * DAY))  # older, applied later
+    assert book.expire() == []  # "b" waits behind "a": late, never early
+    assert book.seen("a") is Seen.DONE
+    now[0] = NOW_MS + 6 * DAY
+    assert sorted(book.expire()) == ["a", "b"]
+
+
+def test_an_outcome_recorded_by_this_process_expires_from_when_it_was_recorded() -> None:
+    now = [NOW_MS]
+    book = ledger(retention_ms=DAY, now_ms=now)
+    book.record_done("dg-3")
+    now[0] = NOW_MS + DAY - 1
+    assert book.expire() == [] and book.seen("dg-3") is Seen.DONE
+    now[0] = NOW_MS + DAY
+    assert book.expire() == ["dg-3"]
+
+
+def test_a_tombstone_read_back_forgets_the_id() -> None:
+    book = ledger()
+    book._apply(record("dg-1", "sent"))
+    book._apply(record("dg-2", ATTEMPTING))
+    book._apply(record("dg-1", None))
+    book._apply(record("dg-2", None))
+    assert book.seen("dg-1") is Seen.NOTHING and book.seen("dg-2") is Seen.NOTHING
+    assert len(book) == 0
+
+
+def test_default_retention_covers_a_consolidator_replay_and_the_digest_topic() -> None:
+    # chat.events and mail.digests each keep a record up to retention + one segment (7 d).
+    assert DEFAULT_RETENTION_MS == (7 + 7 + 7 + 7) * DAY
+    assert MailerSettings().mailer_outcome_retention_days * DAY == DEFAULT_RETENTION_MS
 
 
 def make_mailer(**settings: object) -> Mailer:
