@@ -13,6 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import _header_value_parser as header_parser
 from email import quoprimime
 from email.errors import HeaderParseError
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
@@ -223,6 +224,41 @@ def _fold(name: str, value: str | Address) -> str:
     return folded
 
 
+def _fold_subject_and_topic(subject: str) -> tuple[str, str]:
+    """The ``Subject`` and ``Thread-Topic`` lines, from one parse of the value when the
+    policy must fold it (a non-ASCII buyer name: parsing is ~30 us, folding ~20 us)."""
+    if "=?" in subject:  # compose_digest_email copies the Subject header's decoded value
+        return _fold("Subject", subject), _fold("Thread-Topic", str(
+            _POLICY.header_factory("Subject", subject)))
+    fast = [_fold_plain(name, subject) for name in ("Subject", "Thread-Topic")]
+    if fast[0] is not None and fast[1] is not None:
+        return fast[0], fast[1]
+    parse_tree = _POLICY.header_factory("Subject", subject)._parse_tree  # type: ignore[attr-defined]
+    subject_line, topic_line = (
+        line if line is not None else _fold_parse_tree(name, parse_tree)
+        for name, line in zip(("Subject", "Thread-Topic"), fast, strict=True))
+    return subject_line, topic_line
+
+
+def _fold_plain(name: str, value: str) -> str | None:
+    """The header line of a short plain-ASCII unstructured value, else ``None``."""
+    if len(name) + 2 + len(value) <= _MAX_LINE and _PLAIN_VALUE.match(value):
+        return f"{name}: {value}\r\n"
+    return None
+
+
+def _fold_parse_tree(name: str, parse_tree: header_parser.TokenList) -> str:
+    """What ``BaseHeader.fold`` does with a header's parse tree under another name."""
+    header = header_parser.Header([header_parser.HeaderLabel([
+        header_parser.ValueTerminal(name, "header-name"),
+        header_parser.ValueTerminal(":", "header-sep")])])
+    if parse_tree:
+        header.append(header_parser.CFWSList([header_parser.WhiteSpaceTerminal(" ", "fws")]))
+    header.append(parse_tree)
+    folded: str = header.fold(policy=_POLICY)
+    return folded
+
+
 # quoprimime.body_encode escapes with str.translate over a 256-entry list (~0.1 ms for a
 # digest's HTML, half of what composing costs); a body has only a handful of distinct
 # bytes that need escaping, so escaping each with bytes.replace gives the same text
@@ -296,8 +332,8 @@ def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
     rendered = render_digest(digest, ctx.links)
     subject = digest_subject(ctx.marketplace_name, digest.buyer_name)
     sender = _address(marketplace, ctx.from_address, "reply")
+    subject_line, topic_line = _fold_subject_and_topic(subject)
     headers: list[tuple[str, str | Address]] = [
-        ("Subject", subject),
         ("From", sender),
         ("Reply-To", sender),
         ("To", _address("", ctx.to_address, "destination")),
@@ -308,10 +344,7 @@ def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
     if parent is not None:
         headers.append(("In-Reply-To", parent))
         headers.append(("References", " ".join(references(digest.previous_digest_ids, domain))))
-    # compose_digest_email copies the Subject header's decoded value.
-    topic = subject if "=?" not in subject else str(_POLICY.header_factory("Subject", subject))
     headers += [
-        ("Thread-Topic", topic),
         ("Thread-Index", thread_index(conversation_key(digest.shop_id, digest.conversation_id),
                                       digest.previous_digest_ids)),
         ("Auto-Submitted", "auto-generated"),
@@ -322,7 +355,11 @@ def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
         headers.append(("List-Unsubscribe", f"<{unsubscribe}>"))
     headers.append(("X-Bridge-Digest-Id", _HEADER_ID.sub("_", digest.digest_id)[:200]))
     boundary = "=_digest_" + hashlib.sha256(digest.digest_id.encode()).hexdigest()[:32]
-    text = "".join(_fold(name, value) for name, value in headers) + (
+    # Header order as compose_digest_email writes them.
+    folded = [_fold(name, value) for name, value in headers]
+    folded.insert(0, subject_line)
+    folded.insert(8 if parent is not None else 6, topic_line)
+    text = "".join(folded) + (
         "MIME-Version: 1.0\r\n"
         f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'
         f"--{boundary}\r\n{_qp_part('plain', rendered.text)}\r\n"
