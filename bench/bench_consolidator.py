@@ -331,9 +331,9 @@ async def main(args: argparse.Namespace) -> None:
     if any(r["late"] for r in runs):
         print("note: loading the probes ended after the first deadline in some run; "
               "their lag includes that")
-    print(f"{'':20}" + "".join(f"{c:>17}" for c in cols))
+    print(f"{'':20}" + "".join(f"{c:>19}" for c in cols))
     for name, row in rows.items():
-        print(f"{name:20}" + "".join(f"{row.get(c, '-'):>17}" for c in cols))
+        print(f"{name:20}" + "".join(f"{row.get(c, '-'):>19}" for c in cols))
 
 
 if __name__ == "__main__":
