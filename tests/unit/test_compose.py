@@ -28,10 +28,12 @@ from mailer.compose import (
     InvalidAddressError,
     _address,
     _fold,
+    _fold_unstructured,
     _qp_body_encode,
     compose_digest_bytes,
     compose_digest_email,
     digest_subject,
+    header_safe,
 )
 from mailer.render import DigestLinks
 from mailer.threading_headers import (
@@ -384,3 +386,18 @@ def test_plain_addresses_are_built_as_the_header_parser_would(addr: str, name: s
         fast = None
     if fast is not None:  # never accepts what the parser refuses, and builds the same
         assert parsed is not None and fast == parsed and str(fast) == str(parsed)
+
+
+_header_values = st.one_of(
+    st.text(max_size=200),
+    st.lists(st.sampled_from(["Zoë", "Buyer", "李小龙", "🧦", "👨‍👩‍👧", "a" * 70, "b" * 80, "x",
+                              "O'Brien,", "(Jr.)", "Ünal", "é" * 30, "日本語の名前"]),
+             max_size=14).map(" ".join),
+).map(header_safe).filter(lambda v: "=?" not in v)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_header_values, st.sampled_from(["Subject", "Thread-Topic"]))
+def test_subject_folding_is_exactly_the_policys(value: str, name: str) -> None:
+    expected = _POLICY.fold(name, _POLICY.header_factory(name, value))
+    assert _fold_unstructured(name, value) == expected
