@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # Bounds on a shop's own window override (seconds)
     window_override_min_s: float = 60.0
     window_override_max_s: float = 3600.0
+    # A conversation with nothing pending is forgotten this long after its last event
+    # (what it keeps: ids already emailed, earlier digests for threading); 0 keeps all
+    state_idle_ttl_days: float = 30.0
+    # Stored states looked at for expiry per tick interval (all are seen round and round)
+    state_sweep_slice: int = 2000
 
     # Outbound SMTP relay
     smtp_host: str = "127.0.0.1"

@@ -48,7 +48,7 @@ from faust.web import Request, Response, View
 from consolidator.batch_consumer import BatchingApp, BatchingConsumer
 from consolidator.batched_send import send_batched
 from consolidator.chat_event_decoder import decode_chat_event
-from consolidator.consolidation import ChatRecord, Consolidation
+from consolidator.consolidation import BatchResult, ChatRecord, Consolidation
 from consolidator.consolidator_metrics import (
     BATCH_RECORDS,
     DIGEST_LAG_SECONDS,
@@ -58,12 +58,13 @@ from consolidator.consolidator_metrics import (
     PENDING,
     SKIPPED_RECORDS_READ,
     STATE_CATCH_UP_RECORDS,
+    STATES_EXPIRED,
 )
 from consolidator.deadline_index import DeadlineIndex
 from consolidator.digest_state import StateFormatError, WindowPolicy, state_header
 from consolidator.offset_continuity import OffsetContinuity
 from consolidator.partition_reader import PartitionReader
-from consolidator.state_store import PartitionedStates
+from consolidator.state_store import PartitionedStates, StateSweeper
 from shared.codec import DecodeError, encode
 from shared.config import get_settings
 from shared.events import ChatEvent, ChatEventKind, DeadLetter
@@ -115,6 +116,8 @@ states = app.Table("conversation-state", default=None, key_type=bytes, value_typ
 # compact encoding, and faust would otherwise pick "json" for a bytes type.
 states.key_serializer = states.value_serializer = "raw"
 store = PartitionedStates(states)
+sweeper = StateSweeper(store)
+IDLE_TTL_MS = int(cfg.state_idle_ttl_days * 86_400_000)
 GROUP = app.conf.id  # the consumer group, as faust names it
 
 shop_settings = ShopSettingsView(cfg)
@@ -263,6 +266,7 @@ _COVERED = EVENTS_HANDLED.labels(SERVICE, "covered")
 _HANDLE = HANDLE_SECONDS.labels(SERVICE)
 _last_handled: dict[int, int] = {}  # partition -> offset of the last record handled
 _in_flight: asyncio.Future[None] | None = None  # the last batch's changelog acks and commit
+_next_sweep_ms = 0  # tick time from which the next slice of states is looked at for expiry
 _lag_exported: set[TP] = set()
 
 
@@ -298,6 +302,7 @@ async def _handle_records(batch: Mapping[TP, list[ConsumerRecord]]) -> None:
         count += len(recs)
 
     result = engine.apply_batch(records)
+    _expire_idle(result)
 
     # Digests first, and acked, before the states that say they went out.
     if result.digests:
@@ -387,6 +392,21 @@ async def _finish_in_flight() -> None:
     task, _in_flight = _in_flight, None
     if task is not None:
         await task
+
+
+def _expire_idle(result: BatchResult) -> None:
+    """Look at the next slice of stored states (once per tick interval) and drop the idle,
+    expired ones in this batch's writes: the store never grows with every conversation
+    ever seen. Decided by the batch's tick time, so a replay decides the same."""
+    global _next_sweep_ms
+    now = result.last_tick_ms
+    if IDLE_TTL_MS <= 0 or not now or now < _next_sweep_ms:
+        return
+    _next_sweep_ms = now + int(cfg.tick_interval_s * 1000)
+    engine.expire_idle(sweeper.next_slice(_active_partitions(), cfg.state_sweep_slice),
+                       now, IDLE_TTL_MS, result)
+    if result.expired:
+        STATES_EXPIRED.inc(result.expired)
 
 
 app.batch_topic = CHAT_EVENTS.name

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from consolidator.deadline_index import DeadlineIndex
 from consolidator.digest_state import (
     ConversationState,
+    StateFormatError,
     WindowPolicy,
     Windows,
     add_buyer_message,
@@ -31,6 +32,7 @@ from consolidator.digest_state import (
     decode_state,
     drop_pending,
     encode_state,
+    idle_expired,
     release_digest,
 )
 from shared.events import ChatEvent, ChatEventKind, Digest, ShopSettings
@@ -60,6 +62,8 @@ class BatchResult:
     covered: int = 0
     dropped_alerts_off: int = 0
     ticks: int = 0
+    last_tick_ms: int = 0  # this worker's clock, as the batch's latest tick carried it
+    expired: int = 0  # idle states dropped by expire_idle
 
 
 class Consolidation:
@@ -105,12 +109,14 @@ class Consolidation:
             elif kind in SELLER_SIDE:
                 st = state_of(rec.key, rec.partition)
                 was_pending = bool(st.pending)
+                st.touched_at_ms = max(st.touched_at_ms, ev.received_at_ms)
                 result.covered += cover_by_seller(st, ev.sent_at_ms or ev.received_at_ms, ev.seq)
                 if was_pending and not st.pending:
                     result.pending_delta -= 1
                 dirty.add(rec.key)
             elif kind == ChatEventKind.TICK:
                 result.ticks += 1
+                result.last_tick_ms = max(result.last_tick_ms, ev.received_at_ms)
                 partition = ev.partition_hint if ev.partition_hint >= 0 else rec.partition
                 self._release_due(partition, ev.received_at_ms, state_of, dirty, result)
 
@@ -118,6 +124,23 @@ class Consolidation:
             st = cache[key]
             result.writes[key] = (st.partition, None if st.is_idle else encode_state(st))
         return result
+
+    @staticmethod
+    def expire_idle(candidates: Iterable[tuple[bytes, int, bytes]], now_ms: int, ttl_ms: int,
+                    result: BatchResult) -> None:
+        """Delete the stored states among ``candidates`` (key, partition, raw) that are idle
+        and untouched for ``ttl_ms`` at ``now_ms`` (a tick's time, so a replay decides
+        the same); states this batch writes are current in ``result`` and skipped."""
+        for key, partition, raw in candidates:
+            if key in result.writes:
+                continue
+            try:
+                expired = idle_expired(raw, now_ms, ttl_ms)
+            except StateFormatError:
+                continue  # replaced when next touched (see the consolidator's load)
+            if expired:
+                result.writes[key] = (partition, None)
+                result.expired += 1
 
     def _buyer_message(self, rec: ChatRecord,
                        state_of: Callable[[bytes, int], ConversationState],
@@ -134,6 +157,7 @@ class Consolidation:
             result.duplicates += 1
             return
         result.held += 1
+        st.touched_at_ms = max(st.touched_at_ms, ev.received_at_ms)
         dirty.add(rec.key)
         if not was_pending:
             result.pending_delta += 1
@@ -153,6 +177,7 @@ class Consolidation:
             shop_id, _, conversation_id = key.decode().partition(":")
             shop = self.settings_for(shop_id)
             dirty.add(key)
+            st.touched_at_ms = max(st.touched_at_ms, now_ms)
             result.pending_delta -= 1
             if not shop.alerts_enabled:
                 result.dropped_alerts_off += drop_pending(st)

@@ -25,3 +25,6 @@ STATE_CATCH_UP_RECORDS = Counter(
 SKIPPED_RECORDS_READ = Counter(
     "bridge_consolidator_skipped_records_read_total",
     "chat.events records the stream skipped, read directly by the consolidator.")
+STATES_EXPIRED = Counter(
+    "bridge_consolidator_states_expired_total",
+    "Idle conversation states (nothing pending) forgotten after BRIDGE_STATE_IDLE_TTL_DAYS.")

@@ -10,8 +10,9 @@ replay after a crash reaches the same decisions as the first run, and the
 same messages always give the same digest id.
 
 The state is stored as compact bytes (:func:`encode_state`): a fixed header
-holding the deadline and partition, so the deadline index can be rebuilt
-from the store without parsing, then an orjson list.
+holding the deadline, the partition and the time the conversation was last
+touched, so the deadline index can be rebuilt, and idle states expired
+(:func:`idle_expired`), without parsing, then an orjson list.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ EMAILED_MEMORY = 128
 # Earlier digests remembered for threading (References header).
 THREAD_MEMORY = 20
 
-STATE_FORMAT = 1
-_HEADER = struct.Struct(">Bqh")  # format version, due_at_ms, partition
+STATE_FORMAT = 2
+_HEADER = struct.Struct(">Bqhq")  # format version, due_at_ms, partition, touched_at_ms
+_HEADER_V1 = struct.Struct(">Bqh")  # format 1: no touched_at_ms (read as 0: never touched)
 _CONTENT_DEFAULTS = {f.name: f.default for f in fields(ChatContent)}
 
 
@@ -56,6 +58,8 @@ class ConversationState:
     read_until_seq: int = 0  # ... and the platform sequence at it (0: the whole millisecond)
     emailed_ids: list[str] = field(default_factory=list)
     digest_ids: list[str] = field(default_factory=list)
+    # Ingest/tick time of the latest event applied: idle states expire a TTL after it.
+    touched_at_ms: int = 0
 
     @property
     def is_idle(self) -> bool:
@@ -76,29 +80,49 @@ def encode_state(st: ConversationState) -> bytes:
         [[m.message_id, m.sent_at_ms, m.seq, _content_to_dict(m.content)] for m in st.pending],
         st.emailed_ids, st.digest_ids,
     ])
-    return _HEADER.pack(STATE_FORMAT, st.due_at_ms, st.partition) + body
+    return _HEADER.pack(STATE_FORMAT, st.due_at_ms, st.partition, st.touched_at_ms) + body
 
 
 def decode_state(data: bytes) -> ConversationState:
-    """Inverse of :func:`encode_state`."""
+    """Inverse of :func:`encode_state` (format 1 states read too)."""
     version, due, partition = state_header(data)
+    header = _HEADER if version == STATE_FORMAT else _HEADER_V1
+    touched = _HEADER.unpack_from(data)[3] if version == STATE_FORMAT else 0
     (buyer_id, buyer_name, first, last, read_ms, read_seq, pending, emailed,
-     digests) = orjson.loads(data[_HEADER.size:])
+     digests) = orjson.loads(data[header.size:])
     return ConversationState(
         partition=partition, buyer_id=buyer_id, buyer_name=buyer_name,
         pending=[DigestMessage(mid, sent, ChatContent(**content), seq)
                  for mid, sent, seq, content in pending],
         first_pending_at_ms=first, last_buyer_at_ms=last, due_at_ms=due,
         read_until_ms=read_ms, read_until_seq=read_seq, emailed_ids=emailed, digest_ids=digests,
+        touched_at_ms=touched,
     )
 
 
 def state_header(data: bytes) -> tuple[int, int, int]:
     """(format version, due_at_ms, partition) without parsing the body."""
-    if len(data) < _HEADER.size or data[0] != STATE_FORMAT:
+    version = data[0] if data else None
+    header = _HEADER if version == STATE_FORMAT else _HEADER_V1 if version == 1 else None
+    if header is None or len(data) < header.size:
         raise StateFormatError(f"unknown conversation state format {data[:1]!r}")
-    version, due, partition = _HEADER.unpack_from(data)
+    _, due, partition = _HEADER_V1.unpack_from(data)  # the same first fields in both
     return version, due, partition
+
+
+def idle_expired(data: bytes, now_ms: int, ttl_ms: int) -> bool:
+    """Is this a state with nothing pending, untouched for ``ttl_ms`` at ``now_ms``?
+
+    What such a state still holds (ids already emailed, earlier digests for
+    threading, the read watermark) only matters for events about as recent as
+    the conversation's last one; keeping it forever would grow the store with
+    every conversation ever seen. A format-1 state has no touch time and, when
+    idle, expires at the first look. Nothing pending is ever expired.
+    """
+    version, due, _ = state_header(data)
+    if due != 0:
+        return False
+    return version != STATE_FORMAT or _HEADER.unpack_from(data)[3] + ttl_ms <= now_ms
 
 
 def _content_to_dict(content: ChatContent) -> dict[str, str]:

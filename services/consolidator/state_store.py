@@ -102,3 +102,59 @@ class PartitionedStates:
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
         self._store.set_persisted_offset(tp, offset)
+
+
+class StateSweeper:
+    """Walks every held state of the given partitions a slice at a time, round and round,
+    so that looking at all of them (for expiry) never stalls one batch."""
+
+    def __init__(self, states: PartitionedStates) -> None:
+        self._states = states
+        self._keys: list[bytes] = []  # memory store: this round's key snapshot
+        self._pos = 0
+        self._cursor: dict[int, bytes] = {}  # disk store: last key seen per partition
+        self._turn = 0  # disk store: index into the sorted partitions
+
+    def next_slice(self, partitions: set[int], limit: int) -> list[tuple[bytes, int, bytes]]:
+        """Up to ``limit`` (key, partition, raw) of ``partitions``; the next call goes on."""
+        if not partitions or limit <= 0:
+            return []
+        store = self._states._store
+        if isinstance(store, MemoryStore):
+            return self._memory_slice(store, partitions, limit)
+        return self._disk_slice(store, sorted(partitions), limit)
+
+    def _memory_slice(self, store: MemoryStore, partitions: set[int],
+                      limit: int) -> list[tuple[bytes, int, bytes]]:
+        if self._pos >= len(self._keys):
+            # A snapshot: the dict changes between slices, so no iterator survives them.
+            self._keys, self._pos = list(store.data.keys()), 0
+        keys = self._keys[self._pos:self._pos + limit]
+        self._pos += len(keys)
+        out = []
+        data, key_partition = store.data, store._key_partition
+        for key in keys:
+            raw = data.get(key)
+            partition = key_partition.get(key)
+            if raw is not None and partition in partitions:
+                out.append((key, partition, raw))
+        return out
+
+    def _disk_slice(self, store: Any, partitions: list[int],
+                    limit: int) -> list[tuple[bytes, int, bytes]]:
+        self._turn %= len(partitions)
+        partition = partitions[self._turn]
+        cursor = self._cursor.get(partition)
+        out: list[tuple[bytes, int, bytes]] = []
+        db = store._db_for_partition(partition)
+        for key, raw in db.items(from_key=cursor) if cursor is not None else db.items():
+            if key == cursor or key == store.offset_key:
+                continue  # from_key is inclusive
+            out.append((key, partition, raw))
+            if len(out) >= limit:
+                self._cursor[partition] = key
+                return out
+        # This partition is done for the round: the next call starts the next one.
+        self._cursor.pop(partition, None)
+        self._turn += 1
+        return out

@@ -215,3 +215,34 @@ def test_every_buyer_message_ends_in_exactly_one_digest_or_is_covered_by_the_sel
     for mid, (conv, sent_ms, _) in sent.items():
         if mid not in in_digest:
             assert any(mark >= sent_ms for mark in seller_marks.get(conv, [])), f"{mid} lost"
+
+
+def test_idle_states_expire_a_ttl_after_their_last_event_and_pending_ones_stay() -> None:
+    h = Harness()
+    h.run([buyer("a", "a1", 0, 0), tick(10_000)])  # a: emailed, idle, touched at 10 s
+    h.run([buyer("b", "b1", 50_000, 50_000)])  # b: pending (due at 60 s)
+    result = h.engine.apply_batch([tick(40_000)])
+    h.engine.expire_idle([(k, 0, v) for k, v in h.store.items()], 40_000, 30_000, result)
+    assert result.expired == 1 and result.writes[key("a")] == (0, None)
+    assert key("b") not in result.writes
+
+
+def test_expiry_skips_states_the_same_batch_writes() -> None:
+    h = Harness()
+    h.run([buyer("a", "a1", 0, 0), tick(10_000)])
+    stale = dict(h.store)
+    result = h.engine.apply_batch([seller("a", 99_000)])  # a touched again in this batch
+    h.engine.expire_idle([(k, 0, v) for k, v in stale.items()], 99_000, 30_000, result)
+    assert result.expired == 0 and result.writes[key("a")][1] is not None
+
+
+def test_a_redelivery_within_the_ttl_is_still_dropped_and_after_it_starts_afresh() -> None:
+    h = Harness()
+    h.run([buyer("a", "a1", 0, 0), tick(10_000)])
+    h.run([buyer("a", "a1", 0, 20_000), tick(40_000)])  # redelivered within the TTL
+    assert len(h.digests) == 1
+    result = h.engine.apply_batch([tick(41_000)])
+    h.engine.expire_idle([(k, 0, v) for k, v in h.store.items()], 41_000, 30_000, result)
+    h.store.pop(key("a"))  # what the tombstone does
+    h.run([buyer("a", "a2", 50_000, 50_000), tick(60_000)])
+    assert [d.previous_digest_ids for d in h.digests] == [(), ()]  # a new thread

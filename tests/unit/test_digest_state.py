@@ -12,6 +12,7 @@ from consolidator.digest_state import (
     digest_id_for,
     drop_pending,
     encode_state,
+    idle_expired,
     release_digest,
     state_header,
 )
@@ -151,3 +152,30 @@ def test_state_round_trips_through_compact_bytes_with_deadline_in_header() -> No
     assert decode_state(data) == st
     assert state_header(data)[1:] == (st.due_at_ms, 5)
     assert len(data) < 200  # compact: a one-text-message conversation is well under 1 KB
+
+
+def test_idle_state_expires_a_ttl_after_its_last_touch_and_a_pending_one_never() -> None:
+    idle = ConversationState(partition=1, emailed_ids=["m1"], touched_at_ms=10_000)
+    assert decode_state(encode_state(idle)).touched_at_ms == 10_000
+    raw = encode_state(idle)
+    assert not idle_expired(raw, now_ms=10_000 + 5_000 - 1, ttl_ms=5_000)
+    assert idle_expired(raw, now_ms=10_000 + 5_000, ttl_ms=5_000)
+    pending = ConversationState(partition=1, touched_at_ms=0)
+    add_buyer_message(pending, buyer("m2", 1, 1000), Windows(MIN, 60 * MIN))
+    assert not idle_expired(encode_state(pending), now_ms=10**15, ttl_ms=1)
+
+
+def test_format_1_states_are_still_read_and_expire_when_idle() -> None:
+    import struct
+
+    import orjson
+
+    body = orjson.dumps(["b1", "Ana", 0, 0, 700, 3, [], ["m1"], ["d1"]])
+    v1 = struct.pack(">Bqh", 1, 0, 4) + body
+    st = decode_state(v1)
+    assert (st.partition, st.emailed_ids, st.digest_ids, st.read_until_ms, st.touched_at_ms) == \
+        (4, ["m1"], ["d1"], 700, 0)
+    assert state_header(v1) == (1, 0, 4)
+    assert idle_expired(v1, now_ms=1, ttl_ms=10**9)
+    with_pending = struct.pack(">Bqh", 1, 99, 4) + body
+    assert not idle_expired(with_pending, now_ms=10**15, ttl_ms=1)
