@@ -178,7 +178,7 @@ def _source_group(service: str) -> str:
     """The consumer group id as the service's own code declares it."""
     if service == "consolidator":
         text = (ROOT / "services/consolidator/app.py").read_text()
-        match = re.search(r'faust\.App\(\s*"([^"]+)"', text)
+        match = re.search(r'(?:faust\.App|BatchingApp)\(\s*"([^"]+)"', text)
     else:
         folder = {"reply-parser": "reply-parser/parser_app.py"}.get(service, f"{service}/app.py")
         match = re.search(r'^GROUP = "([^"]+)"', (ROOT / "services" / folder).read_text(), re.M)
@@ -233,7 +233,12 @@ def test_referenced_secrets_exist_in_dev_and_only_out_of_git_ones_miss_in_prod(
 def test_consolidator_keeps_its_disk_store_on_a_volume(rendered: list[Doc]) -> None:
     sts = named(rendered, "StatefulSet", "consolidator")["spec"]
     config = named(rendered, "ConfigMap", "bridge-config")["data"]
-    assert config["BRIDGE_CONSOLIDATOR_STORE"] in ("rocksdb://", "rocksdict://")
+    # faust must resolve the URL to its disk Store class ("rocksdict://" resolves to the
+    # rocksdict module itself, which the worker cannot start with).
+    from faust import stores
+    from faust.stores.rocksdb import Store as DiskStore
+
+    assert stores.by_url(config["BRIDGE_CONSOLIDATOR_STORE"]) is DiskStore
     (mount,) = [m for m in sts["template"]["spec"]["containers"][0]["volumeMounts"]
                 if m["name"] == "data"]
     assert mount["mountPath"] == config["BRIDGE_CONSOLIDATOR_DATA_DIR"]
