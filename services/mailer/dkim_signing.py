@@ -7,8 +7,9 @@ at start-up with :class:`DkimKeyError`, never on the first send.
 Signing is split in two so the caller can run the expensive half elsewhere:
 :meth:`DkimSigner.prepare` canonicalises and hashes (pure Python, microseconds) and
 :meth:`DkimSigner.rsa_sign` does the RSA private-key operation in OpenSSL (through
-``cryptography``), which releases the GIL, so the mailer runs it on a worker thread while
-the event loop keeps sending. The canonicalisation is RFC 6376 s.3.4.2/s.3.4.4 written out
+``cryptography``), which releases the GIL, so a caller can run it on a worker thread
+(the mailer does with ``BRIDGE_MAILER_DKIM_SIGN_THREADS``; by default it signs on its
+event loop, see ``mailer/app.py``). The canonicalisation is RFC 6376 s.3.4.2/s.3.4.4 written out
 directly (dkimpy re-parses the PEM key, every header and the whole body with regexes on
 each sign: ~0.6 ms per digest); its output is byte-identical to dkimpy's, which
 tests/unit/test_dkim.py checks on generated messages. Without ``cryptography``, or for

@@ -37,6 +37,9 @@ class MailerSettings(Settings):
     # VERP: when set, each digest's envelope sender is bounce+<digest id>@<this domain>,
     # so a bounce names the digest (and so the shop) that bounced.
     bounce_domain: str = ""
+    # Threads for the RSA step of DKIM signing; 0 signs on the event loop (see app.py:
+    # winning the GIL back after each signature costs more than the signature saves).
+    mailer_dkim_sign_threads: int = 0
     # How long an outcome is remembered (and then tombstoned on mail.outcomes) after its
     # newest record: by default as long as a replay could still bring its digest back
     # (see mailer/outcome_ledger.py). Shorter saves memory and lets a replay older than
