@@ -45,10 +45,11 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         app = self.app
         topic: str = app.batch_topic  # type: ignore[attr-defined]
         handler: BatchHandler | None = app.batch_handler  # type: ignore[attr-defined]
+        fetched_in = app.consumer_generation_id
         records, active = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return
-        generation = app.consumer_generation_id
+        generation = app.consumer_generation_id  # as faust, for the other topics
         if not self.flow_active:
             # What faust does here: a rebalance stopped the flow after this fetch;
             # seek back so nothing fetched now is skipped once the flow resumes.
@@ -63,6 +64,12 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         if batch:
             if handler is None:
                 raise RuntimeError(f"records of {topic} fetched but no batch handler is set")
+            if app.consumer_generation_id != fetched_in:
+                # A rebalance completed while this fetch was out: these partitions may
+                # be another worker's now. Not handled, not committed: whoever holds
+                # them reads them again from the committed offset. (A rebalance that
+                # begins later waits for the handler: see wait_empty.)
+                return
             for tp in batch:
                 app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             self._batch_idle.clear()
