@@ -10,14 +10,21 @@ outcome of every digest on it), and then, for each connection count:
 
 * **bare**: aiosmtplib ``sendmail`` of one pre-composed, pre-signed digest, N times,
   over exactly that many connections: the ceiling for this client and sink;
-* **mailer**: ``Mailer.handle`` on N ``mail.digests`` records: render, compose,
-  DKIM-sign (a fresh 2048-bit key; the RSA step on the mailer's worker threads), two
+* **mailer**: ``Mailer.handle`` on N ``mail.digests`` records, in batches of
+  ``BRIDGE_MAILER_BATCH_RECORDS`` each after an outcome-ledger catch-up, as
+  ``mailer.digest_consumer`` hands them over (its fetch of ``mail.digests`` and its
+  offset commits are not included): render, compose,
+  DKIM-sign (a fresh 2048-bit key; RSA where the settings put it, by default on the
+  event loop), two
   Kafka writes, SMTP through ``SmtpPool`` with the
   same connection count;
 * **mailer, no DKIM**: the same without signing.
 
-Printed: the median mails/s of ``--runs`` runs per row and the ratio to the bare loop,
-then the per-digest CPU cost of each step.
+Printed: per row the median mails/s of ``--runs`` runs with the lowest and highest
+(the machine is shared: the spread says how far to trust the median), the ratio of the
+medians to the bare loop, and the median CPU time (user + system, all threads) this
+process spent per mail while the row ran; then the per-digest CPU cost of each step
+the mailer does on its event loop.
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,7 +83,18 @@ def make_digest(run: int, n: int):  # type: ignore[no-untyped-def]
     )
 
 
-async def bare_loop(port: int, message: bytes, mails: int, connections: int) -> float:
+@dataclass(frozen=True)
+class Sample:
+    rate: float  # mails/s
+    cpu_us: float  # this process's CPU (user + system) per mail
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def bare_loop(port: int, message: bytes, mails: int, connections: int) -> Sample:
     clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port) for _ in range(connections)]
     for client in clients:
         await client.connect()
@@ -85,28 +105,28 @@ async def bare_loop(port: int, message: bytes, mails: int, connections: int) -> 
         for _ in range(count):
             await client.sendmail("bounce@bridge.example", ["owner@sunnysocks.example"], message)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     await asyncio.gather(*(worker(c, k) for c, k in zip(clients, share, strict=True)))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     for client in clients:
         await client.quit()
-    return mails / elapsed
+    return Sample(mails / elapsed, cpu / mails * 1e6)
 
 
 async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
-                     key_file: str, run: int) -> float:
-    from aiokafka import AIOKafkaProducer
-
-    from mailer.app import Mailer, load_signer, relay_config
+                     key_file: str, run: int) -> Sample:
+    from mailer.app import Mailer, load_signer, outcome_ledger, relay_config
     from mailer.mailer_settings import MailerSettings
-    from mailer.outcome_ledger import OutcomeLedger
     from shared.codec import encode
-    from shared.topics import MAIL_DIGESTS, MAIL_OUTCOMES
+    from shared.kafka import make_producer
+    from shared.topics import MAIL_DIGESTS
 
-    cfg = MailerSettings(smtp_port=port, smtp_pool_size=connections, dkim_key_file=key_file)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    # The mailer's own settings, producer and ledger, as `python -m mailer` builds them.
+    cfg = MailerSettings(kafka_bootstrap=bootstrap, smtp_port=port,
+                         smtp_pool_size=connections, dkim_key_file=key_file)
+    producer = make_producer(cfg)
     await producer.start()
-    ledger = OutcomeLedger(bootstrap, MAIL_OUTCOMES.name)
+    ledger = outcome_ledger(cfg, producer)
     await ledger.start()
     from mailer.smtp_pool import SmtpPool
 
@@ -118,21 +138,27 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
         records.append(ConsumerRecord(MAIL_DIGESTS.name, 0, n, 0, 0, f"shop-1:conv-{n}".encode(),
                                       value, None, 0, len(value), ()))
     await mailer.handle(records[0])  # warm: connection, css inliner, key
-    start = time.perf_counter()
-    await asyncio.gather(*(mailer.handle(r) for r in records[1:]))
-    elapsed = time.perf_counter() - start
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    # As the consume loop hands them over: batches, each after an outcome catch-up.
+    batch = cfg.mailer_batch_records
+    for first in range(1, mails, batch):
+        await ledger.catch_up()
+        await asyncio.gather(*(mailer.handle(r) for r in records[first:first + batch]))
+    elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     mailer.close()
     await pool.close()
     await ledger.stop()
     await producer.stop()
-    return (mails - 1) / elapsed
+    return Sample((mails - 1) / elapsed, cpu / (mails - 1) * 1e6)
 
 
 def step_costs(key_file: str) -> list[tuple[str, float]]:
     """Per-digest CPU of each step, in microseconds (median of 5 x 100)."""
     from mailer.compose import ComposeContext, compose_digest_bytes, compose_digest_email
     from mailer.dkim_signing import load_dkim_signer
-    from mailer.render import DigestLinks, render_digest
+    from mailer.render import DigestLinks, render_digest, render_digest_reference
+    from shared.codec import decode, decoder, encode
+    from shared.events import Digest
 
     links = DigestLinks("https://s.example/chat/1", "https://s.example/settings/1", "TikTok Shop")
     ctx = ComposeContext("TikTok Shop", "c.tok@chat-seller-us.bridge.example",
@@ -142,13 +168,18 @@ def step_costs(key_file: str) -> list[tuple[str, float]]:
     signer = load_dkim_signer("bench", "bridge.example", key_file)
     raw = bytes(compose_digest_email(digest, ctx))
     digest32 = bytes(32)
+    record = encode(digest)
+    planned = decoder(Digest)
     steps = {
-        "render (HTML + css-inline + text)": lambda: render_digest(digest, links),
+        "decode record, generic decode() (ref.)": lambda: decode(Digest, record),
+        "decode record, planned decoder (mailer)": lambda: planned(record),
+        "render, css-inline per digest (ref.)": lambda: render_digest_reference(digest, links),
+        "render, inlined shapes (mailer's path)": lambda: render_digest(digest, links),
         "compose via EmailMessage (reference)": lambda: bytes(compose_digest_email(digest, ctx)),
         "compose_digest_bytes (mailer's path)": lambda: compose_digest_bytes(digest, ctx),
-        "DKIM sign (all)": lambda: signer.sign(raw),
-        "  of which prepare (on the event loop)": lambda: signer.prepare(raw),
-        "  of which RSA (worker thread)": lambda: signer.rsa_sign(digest32),
+        "DKIM sign (all, on the event loop)": lambda: signer.sign(raw),
+        "  of which prepare (hashing)": lambda: signer.prepare(raw),
+        "  of which RSA-2048": lambda: signer.rsa_sign(digest32),
     }
     out = []
     for name, step in steps.items():
@@ -195,10 +226,12 @@ async def main(key_file: str) -> None:
         message = load_dkim_signer("bench", "bridge.example", key_file).sign(
             bytes(compose_digest_email(make_digest(0, 0), ctx)))
 
-        rows: list[tuple[str, int, float, float]] = []
+        rows: list[tuple[str, int, list[Sample], float]] = []
         run_id = 0
         for conns in conn_counts:
-            bare, full, unsigned = [], [], []
+            bare: list[Sample] = []
+            full: list[Sample] = []
+            unsigned: list[Sample] = []
             for _ in range(args.runs):
                 run_id += 1
                 bare.append(await bare_loop(port, message, args.mails, conns))
@@ -207,20 +240,24 @@ async def main(key_file: str) -> None:
                 run_id += 1
                 unsigned.append(await mailer_run(broker.bootstrap, port, args.mails, conns,
                                                  "", run_id))
-            b = statistics.median(bare)
-            rows += [("bare aiosmtplib loop", conns, b, 1.0),
-                     ("mailer (render+DKIM+Kafka)", conns, statistics.median(full),
-                      statistics.median(full) / b),
-                     ("mailer, no DKIM", conns, statistics.median(unsigned),
-                      statistics.median(unsigned) / b)]
+            b = statistics.median(x.rate for x in bare)
+            rows += [("bare aiosmtplib loop", conns, bare, b),
+                     ("mailer (render+DKIM+Kafka)", conns, full, b),
+                     ("mailer, no DKIM", conns, unsigned, b)]
         print(f"\n{args.mails} mails per run, median of {args.runs} runs, digest "
               f"{len(message)} bytes, one client process, sink in its own process\n")
-        print(f"{'path':<30} {'conns':>5} {'mails/s':>9} {'vs bare':>8}")
-        for name, conns, rate, ratio in rows:
-            print(f"{name:<30} {conns:>5} {rate:>9.0f} {ratio:>7.0%}")
-        print(f"\n{'per-digest CPU':<40} {'us':>8}")
+        print(f"{'path':<30} {'conns':>5} {'mails/s':>8} {'min-max':>11} {'vs bare':>8} "
+              f"{'CPU us/mail':>12}")
+        for name, conns, samples, bare_rate in rows:
+            rates = [x.rate for x in samples]
+            rate = statistics.median(rates)
+            spread = f"{min(rates):.0f}-{max(rates):.0f}"
+            cpu = statistics.median(x.cpu_us for x in samples)
+            print(f"{name:<30} {conns:>5} {rate:>8.0f} {spread:>11} {rate / bare_rate:>7.0%} "
+                  f"{cpu:>12.0f}")
+        print(f"\n{'per-digest CPU (median of 5 x 100)':<42} {'us':>8}")
         for name, micros in step_costs(key_file):
-            print(f"{name:<40} {micros:>8.0f}")
+            print(f"{name:<42} {micros:>8.0f}")
     finally:
         sink.terminate()
         sink.wait(timeout=5)
