@@ -53,7 +53,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from enum import Enum
 
@@ -70,6 +69,8 @@ ATTEMPTING = "attempting"
 # Kafka's default log.roll.ms: a record lives until its segment is closed and then
 # older than retention.ms, so up to retention.ms + this.
 KAFKA_DEFAULT_SEGMENT_MS = 7 * DAY_MS
+# Expiry granularity: ids are forgotten in hourly buckets.
+_BUCKET_MS = 3600 * 1000
 # How long after its last record an outcome can still be asked for (module docstring).
 DEFAULT_RETENTION_MS = (CHAT_EVENTS.retention_ms + KAFKA_DEFAULT_SEGMENT_MS
                         + MAIL_DIGESTS.retention_ms + KAFKA_DEFAULT_SEGMENT_MS)
@@ -105,9 +106,12 @@ class OutcomeLedger:
         self._retention_ms = retention_ms
         self._tombstones = tombstones
         self._clock = clock
-        # id -> newest record time (ms), oldest first: expiry only looks at the front.
-        self._done: OrderedDict[str, int] = OrderedDict()
-        self._attempted: OrderedDict[str, int] = OrderedDict()
+        # id -> the expiry bucket (hour) of its newest record; each bucket lists the ids
+        # touched in it (some since moved to a later bucket), so expiry visits only ids
+        # that are due, whatever order the partitions were read in.
+        self._done: dict[str, int] = {}
+        self._attempted: dict[str, int] = {}
+        self._buckets: dict[int, set[str]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._tps: list[TopicPartition] = []
         self._positions: dict[TopicPartition, int] = {}
@@ -123,7 +127,7 @@ class OutcomeLedger:
 
     def record_done(self, item_id: str, at_ms: int | None = None) -> None:
         """Note an outcome this process has just written (no need to wait for the tail)."""
-        _touch(self._done, item_id, self._now_ms() if at_ms is None else at_ms)
+        self._touch(self._done, item_id, self._now_ms() if at_ms is None else at_ms)
         self._attempted.pop(item_id, None)
 
     def __len__(self) -> int:
@@ -132,23 +136,26 @@ class OutcomeLedger:
     def expire(self) -> list[str]:
         """Forget ids whose newest record is older than the retention; returns them.
 
-        Entries are kept in the order of their newest record as applied (nearly time
-        order: partitions interleave), so the scan stops at the first entry still
-        within the window; an older one behind it is forgotten a little later, never
-        earlier than its own time."""
-        cutoff = self._now_ms() - self._retention_ms
+        Exact to the bucket: an id is forgotten at most one bucket (an hour) after its
+        time, never before it."""
+        cutoff_bucket = (self._now_ms() - self._retention_ms) // _BUCKET_MS
         expired: list[str] = []
-        for book in (self._done, self._attempted):
-            while book:
-                item_id, at_ms = next(iter(book.items()))
-                if at_ms > cutoff:
-                    break
-                book.popitem(last=False)
-                expired.append(item_id)
+        for bucket in [b for b in self._buckets if b < cutoff_bucket]:
+            for item_id in self._buckets.pop(bucket):
+                for book in (self._done, self._attempted):
+                    if book.get(item_id) == bucket:
+                        del book[item_id]
+                        expired.append(item_id)
         if expired:
             LEDGER_EXPIRED.inc(len(expired))
         LEDGER_IDS.set(len(self._done) + len(self._attempted))
         return expired
+
+    def _touch(self, book: dict[str, int], item_id: str, at_ms: int) -> None:
+        """Note a record of ``item_id`` at ``at_ms`` (an id never moves back in time)."""
+        bucket = max(at_ms // _BUCKET_MS, book.get(item_id, 0))
+        book[item_id] = bucket
+        self._buckets.setdefault(bucket, set()).add(item_id)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -239,7 +246,7 @@ class OutcomeLedger:
         at_ms = rec.timestamp if rec.timestamp and rec.timestamp > 0 else self._now_ms()
         if status == ATTEMPTING:
             if item_id not in self._done:
-                _touch(self._attempted, item_id, at_ms)
+                self._touch(self._attempted, item_id, at_ms)
         else:
             self.record_done(item_id, at_ms)
 
@@ -250,12 +257,6 @@ class OutcomeLedger:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
-
-
-def _touch(book: OrderedDict[str, int], item_id: str, at_ms: int) -> None:
-    """Record ``at_ms`` for ``item_id`` (never moving it back in time) and move it last."""
-    previous = book.pop(item_id, None)
-    book[item_id] = at_ms if previous is None else max(previous, at_ms)
 
 
 def _log_tombstone_failure(sent: asyncio.Future[object]) -> None:
