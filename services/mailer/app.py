@@ -27,6 +27,7 @@ What "once" means here, honestly:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -49,6 +50,7 @@ from mailer.mailer_settings import MailerSettings, get_mailer_settings
 from mailer.notice_email import compose_notice_email
 from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
 from mailer.render import DigestLinks
+from mailer.rsa_signing_process import RsaProcessUnavailable, RsaSigningProcess
 from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
 from shared.backoff import backoff_delay
 from shared.codec import DecodeError, decoder, encode
@@ -73,7 +75,8 @@ log = logging.getLogger(SERVICE)
 
 class Mailer:
     def __init__(self, cfg: MailerSettings, producer: AIOKafkaProducer, pool: SmtpPool,
-                 signer: DkimSigner | None, ledger: OutcomeLedger) -> None:
+                 signer: DkimSigner | None, ledger: OutcomeLedger,
+                 rsa_process: RsaSigningProcess | None = None) -> None:
         self.cfg = cfg
         self.producer = producer
         self.pool = pool
@@ -84,27 +87,31 @@ class Mailer:
         # More than the connections: the next mails are composed, signed and recorded
         # while others are on the wire; the pool caps the SMTP sessions themselves.
         self._concurrency = asyncio.Semaphore(max(1, cfg.smtp_pool_size, cfg.mailer_concurrency))
-        # Where the RSA step of DKIM (~0.25 ms) runs. OpenSSL releases the GIL, but the
-        # thread must win it back from a busy event loop after every signature (up to
-        # the 5 ms switch interval, plus a forced switch): measured on the bench, that
-        # costs more loop CPU than signing inline (~0.27 ms more per digest, and fewer
-        # digests/s even with a core free), so 0 (sign on the loop) is the default.
+        # Where the RSA step of DKIM (~0.25 ms of CPU) runs: in the helper process when
+        # there is one (mailer/rsa_signing_process.py), else on threads when configured,
+        # else on the loop. Threads: OpenSSL releases the GIL, but the thread must win it
+        # back from the busy loop after every signature (a forced switch, up to the 5 ms
+        # switch interval); measured, that costs the loop more than signing inline.
+        self._rsa_process = rsa_process
         threads = cfg.mailer_dkim_sign_threads
         self._rsa_threads = (ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dkim-rsa")
                              if threads > 0 else None)
 
     async def sign(self, raw: bytes) -> bytes:
-        """``raw`` DKIM-signed (unchanged without a signer); the RSA step on the worker
-        threads when configured."""
+        """``raw`` DKIM-signed (unchanged without a signer)."""
         if self.signer is None:
             return raw
-        if self._rsa_threads is None:
-            return self.signer.sign(raw)
         prepared = self.signer.prepare(raw)
         if prepared is None:
             return self.signer.sign(raw)
-        signature = await asyncio.get_running_loop().run_in_executor(
-            self._rsa_threads, self.signer.rsa_sign, prepared.digest)
+        if self._rsa_process is not None and self._rsa_process.alive:
+            with contextlib.suppress(RsaProcessUnavailable):  # died: logged, sign here
+                return prepared.finish(await self._rsa_process.sign(prepared.digest))
+        if self._rsa_threads is not None:
+            signature = await asyncio.get_running_loop().run_in_executor(
+                self._rsa_threads, self.signer.rsa_sign, prepared.digest)
+        else:
+            signature = self.signer.rsa_sign(prepared.digest)
         return prepared.finish(signature)
 
     def close(self) -> None:
@@ -261,6 +268,16 @@ def _item_id(item: Digest | MailNotice) -> str:
 _VERP_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
 
 
+async def start_rsa_process(cfg: MailerSettings,
+                            signer: DkimSigner | None) -> RsaSigningProcess | None:
+    """The DKIM RSA helper process, started, when signing and configured to use it."""
+    if signer is None or not cfg.mailer_dkim_rsa_process or signer.signature_len is None:
+        return None
+    process = RsaSigningProcess(cfg.dkim_key_file, signer.signature_len)
+    await process.start()
+    return process
+
+
 def load_signer(cfg: MailerSettings) -> DkimSigner | None:
     """The DKIM signer when a key file is configured; unsigned mail only for local runs."""
     if not cfg.dkim_key_file:
@@ -299,7 +316,8 @@ async def main() -> None:
     ledger = outcome_ledger(cfg, producer)
     await ledger.start()
     log.info("outcome ledger loaded", extra={"outcomes": len(ledger)})
-    mailer = Mailer(cfg, producer, pool, signer, ledger)
+    rsa_process = await start_rsa_process(cfg, signer)
+    mailer = Mailer(cfg, producer, pool, signer, ledger, rsa_process)
     consumer = make_consumer(cfg, group_id=cfg.mailer_group)
     await consumer.start()
     # Ready while both Kafka clients reach the cluster (a relay outage is retried, not unready).
@@ -320,3 +338,5 @@ async def main() -> None:
         await producer.stop()
         await pool.close()
         mailer.close()
+        if rsa_process is not None:
+            await rsa_process.close()

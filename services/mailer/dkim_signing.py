@@ -8,8 +8,8 @@ Signing is split in two so the caller can run the expensive half elsewhere:
 :meth:`DkimSigner.prepare` canonicalises and hashes (pure Python, microseconds) and
 :meth:`DkimSigner.rsa_sign` does the RSA private-key operation in OpenSSL (through
 ``cryptography``), which releases the GIL, so a caller can run it on a worker thread
-(the mailer does with ``BRIDGE_MAILER_DKIM_SIGN_THREADS``; by default it signs on its
-event loop, see ``mailer/app.py``). The canonicalisation is RFC 6376 s.3.4.2/s.3.4.4 written out
+or in another process (the mailer uses a helper process, ``mailer/rsa_signing_process.py``).
+The canonicalisation is RFC 6376 s.3.4.2/s.3.4.4 written out
 directly (dkimpy re-parses the PEM key, every header and the whole body with regexes on
 each sign: ~0.6 ms per digest); its output is byte-identical to dkimpy's, which
 tests/unit/test_dkim.py checks on generated messages. Without ``cryptography``, or for
@@ -158,6 +158,11 @@ class DkimSigner:
         h.update(b"dkim-signature:")
         h.update(_relaxed_header_value(b" " + value).rstrip())
         return PreparedSignature(msg_bytes, fields, h.digest())
+
+    @property
+    def signature_len(self) -> int | None:
+        """Bytes in an RSA signature with this key (``None`` without ``cryptography``)."""
+        return None if self._openssl_key is None else (self._openssl_key.key_size + 7) // 8
 
     def rsa_sign(self, digest: bytes) -> bytes:
         """RSASSA-PKCS1-v1_5 over a SHA-256 ``digest``. Releases the GIL (OpenSSL)."""

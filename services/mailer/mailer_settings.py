@@ -37,8 +37,12 @@ class MailerSettings(Settings):
     # VERP: when set, each digest's envelope sender is bounce+<digest id>@<this domain>,
     # so a bounce names the digest (and so the shop) that bounced.
     bounce_domain: str = ""
-    # Threads for the RSA step of DKIM signing; 0 signs on the event loop (see app.py:
-    # winning the GIL back after each signature costs more than the signature saves).
+    # The RSA step of DKIM signing in a helper process (mailer/rsa_signing_process.py),
+    # off the event loop; if off (or the helper dies), threads when set, else the loop.
+    mailer_dkim_rsa_process: bool = True
+    # Threads for the RSA step when there is no helper process; 0 signs on the event
+    # loop (see app.py: winning the GIL back after each signature costs more than the
+    # signature saves).
     mailer_dkim_sign_threads: int = 0
     # How long an outcome is remembered (and then tombstoned on mail.outcomes) after its
     # newest record: by default as long as a replay could still bring its digest back
