@@ -13,6 +13,7 @@ import contextlib
 from dataclasses import dataclass
 
 import aiosmtplib
+from aiosmtplib.protocol import normalize_message_line_endings
 
 
 class SendError(Exception):
@@ -88,18 +89,10 @@ class SmtpPool:
                     client = None
                     raise SendError(f"relay unavailable: {exc.__class__.__name__}: {exc}",
                                     code=getattr(exc, "code", 0)) from None
-            errors, reply = await client.sendmail(sender, recipients, message)
-            if errors:  # some (not all) recipients refused; we only ever send to one
-                code, text = next(iter(errors.values()))
-                raise SendError(f"recipient refused: {code} {text}", code=code,
-                                permanent=_is_permanent(code))
-            return reply
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            first = exc.recipients[0] if exc.recipients else None
-            code = first.code if first is not None else 0
-            text = first.message if first is not None else str(exc)
-            raise SendError(f"recipient refused: {code} {text}", code=code,
-                            permanent=_is_permanent(code)) from None
+            return await _transaction(client, sender, recipients, message)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            raise SendError(f"recipient refused: {exc.code} {exc.message}", code=exc.code,
+                            permanent=_is_permanent(exc.code)) from None
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421 or exc.code < 400:
                 # 421: the relay is closing the channel; start the next try on a fresh one.
@@ -120,6 +113,40 @@ class SmtpPool:
             client = self._idle.get_nowait()
             if client is not None:
                 await _quietly_close(client)
+
+
+async def _transaction(client: aiosmtplib.SMTP, sender: str, recipients: list[str],
+                       message: bytes) -> str:
+    """MAIL, RCPT per recipient, DATA: what ``SMTP.sendmail`` does, minus two passes.
+
+    ``sendmail`` validates every address twice and, for the SIZE parameter, normalises
+    the message's line endings with a regex before ``data`` does it again (~70 us each
+    for a 9 KB digest). Here each address is validated once (by ``mail``/``rcpt``) and
+    SIZE is the message's length when its line endings are already CRLF, as composed
+    and signed mail's are. Any refusal resets the envelope, as ``sendmail`` does.
+    """
+    options = []
+    if client.supports_extension("size"):
+        options.append(f"SIZE={_transmitted_size(message)}")
+    try:
+        await client.mail(sender, options=options)
+        for recipient in recipients:
+            await client.rcpt(recipient)
+        response = await client.data(message)
+    except aiosmtplib.SMTPResponseException:
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException,
+                                 aiosmtplib.SMTPServerDisconnected):
+            await client.rset()
+        raise
+    return response.message
+
+
+def _transmitted_size(message: bytes) -> int:
+    """Octets of ``message`` as DATA sends it (RFC 1870), before dot-stuffing."""
+    if message.count(b"\n") == message.count(b"\r\n") == message.count(b"\r") \
+            and message.endswith(b"\r\n"):
+        return len(message)  # already CRLF throughout: nothing to normalise
+    return len(normalize_message_line_endings(message))
 
 
 async def _quietly_close(client: aiosmtplib.SMTP | None) -> None:
