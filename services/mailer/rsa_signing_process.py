@@ -5,7 +5,9 @@ in the mailer once rendering is cheap. On the event loop it stalls everything el
 a thread it does not help either: OpenSSL releases the GIL while signing, but the thread
 must win it back from the busy loop after every signature (a forced switch, up to the
 5 ms switch interval), which costs the loop more than the signature itself. A child
-process has its own interpreter: the loop pays one pipe write and one read per digest.
+process has its own interpreter: the loop pays a pipe write and a read per turn (the
+requests of one turn of the event loop go in one write, and the child answers all the
+requests that arrived together in one write).
 
 Protocol on the child's stdin/stdout: a request is a 4-byte request number and the
 32-byte SHA-256 the signature covers; the answer is the request number and the
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import struct
 import sys
 from pathlib import Path
@@ -53,6 +56,7 @@ class RsaSigningProcess:
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._next = 0
+        self._outbox = bytearray()
 
     async def start(self) -> None:
         self._process = await asyncio.create_subprocess_exec(
@@ -78,14 +82,28 @@ class RsaSigningProcess:
         assert self._process is not None and self._process.stdin is not None
         number = self._next
         self._next = (self._next + 1) % 2**32
-        answer = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
         self._pending[number] = answer
-        try:
-            self._process.stdin.write(_NUMBER.pack(number) + digest)
-        except (ConnectionError, RuntimeError) as exc:
-            self._pending.pop(number, None)
-            raise RsaProcessUnavailable(f"the DKIM signing process is gone: {exc}") from None
+        if not self._outbox:
+            loop.call_soon(self._flush)  # one pipe write for all requests of this turn
+        self._outbox += _NUMBER.pack(number) + digest
         return await answer
+
+    def _flush(self) -> None:
+        requests, self._outbox = bytes(self._outbox), bytearray()
+        process = self._process
+        try:
+            if process is None or process.stdin is None:
+                raise ConnectionError("closed")
+            process.stdin.write(requests)
+        except (ConnectionError, RuntimeError) as exc:
+            for offset in range(0, len(requests), _REQUEST_LEN):
+                (number,) = _NUMBER.unpack_from(requests, offset)
+                waiter = self._pending.pop(number, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(RsaProcessUnavailable(
+                        f"the DKIM signing process is gone: {exc}"))
 
     async def _read_answers(self) -> None:
         assert self._process is not None and self._process.stdout is not None
@@ -128,15 +146,25 @@ def _serve(key_file: str) -> None:
     key = serialization.load_pem_private_key(Path(key_file).read_bytes(), password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise SystemExit(f"{key_file} is not an RSA private key")
-    requests, answers = sys.stdin.buffer, sys.stdout.buffer
     pad, algorithm = padding.PKCS1v15(), Prehashed(hashes.SHA256())
+    requests_fd, answers_fd = sys.stdin.fileno(), sys.stdout.fileno()
+    pending = b""
     while True:
-        request = requests.read(_REQUEST_LEN)
-        if len(request) < _REQUEST_LEN:
-            return
-        answers.write(request[:_NUMBER.size]
-                      + key.sign(request[_NUMBER.size:], pad, algorithm))
-        answers.flush()
+        received = os.read(requests_fd, 65536)
+        if not received:
+            return  # the mailer closed the pipe (or exited)
+        pending += received
+        answers = bytearray()
+        # All the requests that arrived together, answered in one write.
+        while len(pending) >= _REQUEST_LEN:
+            request, pending = pending[:_REQUEST_LEN], pending[_REQUEST_LEN:]
+            answers += request[:_NUMBER.size] + key.sign(request[_NUMBER.size:], pad, algorithm)
+        view = memoryview(answers)
+        while view:
+            try:
+                view = view[os.write(answers_fd, view):]
+            except BrokenPipeError:
+                return  # the mailer is gone
 
 
 if __name__ == "__main__":
