@@ -42,20 +42,8 @@ def decode(cls: type[T], data: bytes | str) -> T:
 
 def from_dict(cls: type[T], raw: Any, path: str = "") -> T:
     """Build a dataclass from already-parsed JSON, checking every field's type."""
-    if not isinstance(raw, dict):
-        raise DecodeError(f"{path or cls.__name__}: expected an object, got {type(raw).__name__}")
-    version = raw.get("v", SCHEMA_VERSION)
-    if isinstance(version, int) and version > SCHEMA_VERSION:
-        where = path or cls.__name__
-        raise DecodeError(f"{where}: schema version {version} is newer than {SCHEMA_VERSION}")
-    kwargs: dict[str, Any] = {}
-    for name, hint, required in _fields(cls):  # type: ignore[arg-type]
-        if name not in raw:
-            if required:
-                raise DecodeError(f"{path}{name}: missing")
-            continue
-        kwargs[name] = _coerce(hint, raw[name], f"{path}{name}")
-    return cls(**kwargs)
+    build = _object_coercer(typing.cast(type, cls))
+    return typing.cast(T, build(raw, path))
 
 
 @cache
@@ -68,62 +56,20 @@ def _fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
     return tuple(out)
 
 
-def _coerce(hint: Any, value: Any, path: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value, path)
-            except DecodeError as exc:
-                errors.append(str(exc))
-        raise DecodeError("; ".join(errors))
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise DecodeError(f"{path}: expected a list")
-        (item,) = typing.get_args(hint)[:1]
-        return tuple(_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise DecodeError(f"{path}: expected an object")
-        return {str(k): str(v) for k, v in value.items()}
-    if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, f"{path}.")  # type: ignore[arg-type]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise DecodeError(f"{path}: expected a boolean")
-        return value
-    if hint is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise DecodeError(f"{path}: expected an integer")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise DecodeError(f"{path}: expected a string")
-        return value
-    return value
-
-
 def decoder(cls: type[T]) -> Callable[[bytes | str], T]:
-    """``lambda data: decode(cls, data)`` with the field checks planned once for ``cls``.
+    """``decode`` bound to ``cls``, for a consumer's hot path (one lookup less per call).
 
-    Same results and the same :class:`DecodeError` messages as :func:`decode`, about
-    five times faster on nested events (``decode`` re-inspects every type hint of every
-    field on every call), for consumers on a hot path.
+    Each field's check is planned once per class (:func:`_object_coercer`): dispatching
+    on the type hints per value cost ~5x more on nested events.
     """
-    build = _object_coercer(cls)  # type: ignore[arg-type]
+    build = _object_coercer(typing.cast(type, cls))
 
     def decode_planned(data: bytes | str) -> T:
         try:
             raw = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise DecodeError(f"not JSON: {exc}") from None
-        return build(raw, "")  # type: ignore[no-any-return]
+        return typing.cast(T, build(raw, ""))
 
     return decode_planned
 
@@ -133,7 +79,7 @@ _Coercer = Callable[[Any, str], Any]
 
 @cache
 def _object_coercer(cls: type) -> _Coercer:
-    """:func:`from_dict` for ``cls``, with each field's :func:`_coerce` planned."""
+    """Builds ``cls`` from parsed JSON, each field's check planned by :func:`_coercer`."""
     plan = tuple((name, _coercer(hint), required) for name, hint, required in _fields(cls))
 
     def build(raw: Any, path: str) -> Any:
@@ -158,7 +104,7 @@ def _object_coercer(cls: type) -> _Coercer:
 
 @cache
 def _coercer(hint: Any) -> _Coercer:
-    """:func:`_coerce` for one type hint, decided once."""
+    """The check (and conversion) of a value against one type hint, decided once."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
