@@ -1,14 +1,19 @@
 """The mailer's consume loop: per-key order, cross-key concurrency, rebalance-safe.
 
 Differences from :func:`shared.kafka.consume_keyed_batches`, each closing a way a
-digest could be sent twice or lost:
+digest could be sent twice or lost, or keeping the relay busy:
 
 * before a batch is handled, the :class:`~mailer.outcome_ledger.OutcomeLedger`
   catches up with ``mail.outcomes`` as of now, so outcomes written by another
   replica (e.g. the previous owner of a partition) are seen;
-* when partitions are revoked, the listener waits for the batch in flight to
-  finish (its outcomes recorded, its offsets committed) before the group moves the
-  partition, so the next owner's catch-up sees those outcomes;
+* two batches overlap (:mod:`mailer.batch_pipeline`): batch N+1 is fetched, caught
+  up and started while batch N's last sends finish, with each key's records in order
+  across batches and offsets committed in batch order, never past an unsent record;
+* when partitions are revoked, the listener stops new batches from starting and
+  waits for every batch in flight to finish (its outcomes recorded, its offsets
+  committed) before the group moves the partition, so the next owner's catch-up sees
+  those outcomes; a batch fetched before the rebalance completed is dropped unhandled
+  (positions restart from the committed offsets, which it does not go past);
 * a failed commit (the group already moved on) is logged, not fatal: outcomes are
   what makes a replay harmless, the offset only saves re-reading.
 """
@@ -16,39 +21,47 @@ digest could be sent twice or lost:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
+from mailer.batch_pipeline import BatchPipeline, PartitionLost
 from mailer.outcome_ledger import OutcomeLedger
 
-
-class PartitionLost(Exception):
-    """Raised by a handler that finds its record's partition is no longer ours."""
+__all__ = ["FinishBatchesBeforeRevoke", "PartitionLost", "consume_digests"]
 
 log = logging.getLogger(__name__)
 
+# Batch N+1 runs while batch N finishes; more would only hold more records in memory
+# and make a rebalance wait longer.
+BATCHES_IN_FLIGHT = 2
 
-class FinishBatchBeforeRevoke(ConsumerRebalanceListener):
-    """Holds a rebalance until the batch in flight is recorded (bounded by ``timeout_s``)."""
 
-    def __init__(self, idle: asyncio.Event, timeout_s: float) -> None:
-        self._idle = idle
+class FinishBatchesBeforeRevoke(ConsumerRebalanceListener):
+    """Holds a rebalance until every batch in flight is recorded and committed (bounded
+    by ``timeout_s``); no new batch starts from the revoke until the next assignment."""
+
+    def __init__(self, pipeline: BatchPipeline, timeout_s: float) -> None:
+        self._pipeline = pipeline
         self._timeout_s = timeout_s
+        self.generation = 0  # assignments seen: a batch is fetched under one
+        self.open = asyncio.Event()  # set while batches may start
+        self.open.set()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        try:
-            await asyncio.wait_for(self._idle.wait(), self._timeout_s)
-        except TimeoutError:
+        self.open.clear()
+        if not await self._pipeline.drained(self._timeout_s):
             # Past this the group moves on anyway; a still-running send can then be
             # repeated by the next owner (same Message-ID; see docs in app.py).
-            log.warning("batch still running at revoke; handing partitions over",
+            log.warning("batches still running at revoke; handing partitions over",
                         extra={"partitions": len(revoked)})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.generation += 1
+        self.open.set()
         log.info("partitions assigned", extra={"partitions": len(assigned)})
 
 
@@ -58,49 +71,64 @@ async def consume_digests(consumer: AIOKafkaConsumer, topics: list[str], ledger:
                           max_records: int = 200, revoke_timeout_s: float = 60.0) -> None:
     """Consume ``topics`` forever; offsets commit only after every record's outcome.
 
-    ``handle(record, still_owned)`` may raise :class:`PartitionLost`; the batch is then
-    not committed and fetching resumes from the current assignment.
+    ``handle(record, still_owned)`` may raise :class:`PartitionLost`; that partition's
+    offsets are then not committed (in this batch nor the overlapping next one) and its
+    records are left to whoever owns it after the rebalance. Any other exception
+    propagates (after the batches in flight are cancelled).
     """
-    idle = asyncio.Event()
-    idle.set()
-    consumer.subscribe(topics, listener=FinishBatchBeforeRevoke(idle, revoke_timeout_s))
-    while True:
-        batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
-        if not batches:
-            continue
-        idle.clear()
+
+    def owned(rec: ConsumerRecord) -> Callable[[], bool]:
+        tp = TopicPartition(rec.topic, rec.partition)
+        return lambda: tp in consumer.assignment()
+
+    async def handle_owned(rec: ConsumerRecord) -> None:
+        await handle(rec, owned(rec))
+
+    async def commit(offsets: dict[TopicPartition, int]) -> None:
+        # Partitions handed over after a revoke timeout are not ours to commit.
+        assigned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if not offsets:
+            return
         try:
-            await ledger.catch_up()
-            by_key: dict[bytes, list[ConsumerRecord]] = defaultdict(list)
-            for records in batches.values():
-                for rec in records:
-                    by_key[rec.key or b""].append(rec)
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("offset commit refused after a rebalance; outcomes make the "
+                        "replay harmless", extra={"error": str(exc)})
 
-            def owner_check(rec: ConsumerRecord) -> Callable[[], bool]:
-                tp = TopicPartition(rec.topic, rec.partition)
-                return lambda: tp in consumer.assignment()
-
-            async def in_order(records: list[ConsumerRecord]) -> None:
-                for rec in records:
-                    await handle(rec, owner_check(rec))
-
-            results = await asyncio.gather(*(in_order(recs) for recs in by_key.values()),
-                                           return_exceptions=True)
-            lost = [r for r in results if isinstance(r, PartitionLost)]
-            failures = [r for r in results if isinstance(r, BaseException)
-                        and not isinstance(r, PartitionLost)]
-            if failures:
-                raise failures[0]
-            if lost:
-                # Another member owns some of these now; it will replay them, and the
-                # ledger tells it what was already sent. Fetch afresh from what we own.
-                log.warning("partition lost mid-batch; leaving the rest to its new owner",
-                            extra={"records": len(lost)})
+    pipeline = BatchPipeline(handle_owned, commit, max_in_flight=BATCHES_IN_FLIGHT)
+    listener = FinishBatchesBeforeRevoke(pipeline, revoke_timeout_s)
+    consumer.subscribe(topics, listener=listener)
+    try:
+        while True:
+            await pipeline.room()
+            batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
+            # aiokafka returns only records of the assignment current on return, and
+            # the listener counts an assignment only once it is current.
+            generation = listener.generation
+            if not batches:
                 continue
-            try:
-                await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
-            except (CommitFailedError, IllegalStateError) as exc:
-                log.warning("offset commit refused after a rebalance; outcomes make the "
-                            "replay harmless", extra={"error": str(exc)})
-        finally:
-            idle.set()
+            # Before each batch, as of now: a previous owner's outcomes for these
+            # partitions were written before it let them go (it drained its batches).
+            await ledger.catch_up()
+            await listener.open.wait()
+            if listener.generation != generation:
+                await _unfetch(consumer, batches)
+                continue
+            pipeline.start(batches, generation)
+    finally:
+        await pipeline.cancel()
+
+
+async def _unfetch(consumer: AIOKafkaConsumer,
+                   batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    """Leave a batch fetched before a rebalance completed unhandled: its partitions may
+    be another member's now. Partitions we still hold are read again from the batch's
+    first record, or from where the new assignment put them if that is earlier."""
+    log.info("batch fetched before a rebalance left unhandled",
+             extra={"records": sum(len(r) for r in batches.values())})
+    for tp, recs in batches.items():
+        if tp in consumer.assignment() and recs:
+            # A further rebalance meanwhile resets the position anyway.
+            with contextlib.suppress(IllegalStateError):
+                consumer.seek(tp, min(await consumer.position(tp), recs[0].offset))
