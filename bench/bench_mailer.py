@@ -10,14 +10,14 @@ outcome of every digest on it), and then, for each connection count:
 
 * **bare**: aiosmtplib ``sendmail`` of one pre-composed, pre-signed digest, N times,
   over exactly that many connections: the ceiling for this client and sink;
-* **mailer**: ``Mailer.handle`` on N ``mail.digests`` records, in batches of
-  ``BRIDGE_MAILER_BATCH_RECORDS`` each after an outcome-ledger catch-up, as
-  ``mailer.digest_consumer`` hands them over (its fetch of ``mail.digests`` and its
-  offset commits are not included): render, compose,
-  DKIM-sign (a fresh 2048-bit key; the RSA step where the settings put it, by default
-  in the mailer's helper process), two
-  Kafka writes, SMTP through ``SmtpPool`` with the
-  same connection count;
+* **mailer**: the mailer's own consume loop (``mailer.digest_consumer.consume_digests``
+  with ``Mailer.handle``, in a fresh consumer group) on N digests produced to
+  ``mail.digests`` beforehand: fetches of ``BRIDGE_MAILER_BATCH_RECORDS`` records,
+  an outcome-ledger catch-up per batch, offset commits, and per digest render,
+  compose, DKIM-sign (a fresh 2048-bit key; the RSA step where the settings put it,
+  by default in the mailer's helper process), two Kafka writes, SMTP through
+  ``SmtpPool`` with the same connection count. Timed from the first digest handed
+  to ``Mailer.handle`` to the last one done (the group join is not included);
 * **mailer, no DKIM**: the same without signing.
 
 Printed: per row the median mails/s of ``--runs`` runs with the lowest and highest
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import statistics
@@ -125,47 +126,88 @@ async def bare_loop(port: int, message: bytes, mails: int, connections: int) -> 
 
 async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
                      key_file: str, run: int) -> Sample:
+    from aiokafka import TopicPartition
+
     from mailer.app import Mailer, load_signer, outcome_ledger, relay_config, start_rsa_process
+    from mailer.digest_consumer import consume_digests
     from mailer.mailer_settings import MailerSettings
+    from mailer.smtp_pool import SmtpPool
     from shared.codec import encode
-    from shared.kafka import make_producer
+    from shared.kafka import make_consumer, make_producer
     from shared.topics import MAIL_DIGESTS
 
-    # The mailer's own settings, producer and ledger, as `python -m mailer` builds them.
+    # The mailer's own settings, producer, ledger and consumer, as `python -m mailer`
+    # builds them; a group per run that starts at this run's digests.
     cfg = MailerSettings(kafka_bootstrap=bootstrap, smtp_port=port,
-                         smtp_pool_size=connections, dkim_key_file=key_file)
+                         smtp_pool_size=connections, dkim_key_file=key_file,
+                         mailer_group=f"bench-mailer-{run}")
     producer = make_producer(cfg)
     await producer.start()
     ledger = outcome_ledger(cfg, producer)
     await ledger.start()
-    from mailer.smtp_pool import SmtpPool
-
     pool = SmtpPool(relay_config(cfg))
     signer = load_signer(cfg)
     rsa_process = await start_rsa_process(cfg, signer)
     mailer = Mailer(cfg, producer, pool, signer, ledger, rsa_process)
-    records = []
-    for n in range(mails):
-        value = encode(make_digest(run, n))
-        records.append(ConsumerRecord(MAIL_DIGESTS.name, 0, n, 0, 0, f"shop-1:conv-{n}".encode(),
-                                      value, None, 0, len(value), ()))
-    await mailer.handle(records[0])  # warm: connection, css inliner, key
+    warm = encode(make_digest(run, mails))
+    await mailer.handle(ConsumerRecord(MAIL_DIGESTS.name, 0, 0, 0, 0, b"warm", warm, None, 0,
+                                       len(warm), ()))  # connection, css inliner, key
+
+    prefix = f"run-{run}:".encode()
+    sends = [await producer.send(MAIL_DIGESTS.name, encode(make_digest(run, n)),
+                                 key=prefix + f"conv-{n}".encode()) for n in range(mails)]
+    # The group starts at this run's first digest in each partition (from the send
+    # results: the broker's end offsets are not trusted to count batched records).
+    starts: dict[TopicPartition, int] = {}
+    for meta in await asyncio.gather(*sends):
+        tp = TopicPartition(meta.topic, meta.partition)
+        starts[tp] = min(starts.get(tp, meta.offset), meta.offset)
+    starter = make_consumer(cfg, group_id=cfg.mailer_group)
+    await starter.start()
+    starter.assign(list(starts))
+    await starter.commit(starts)
+    await starter.stop()
+
+    done = asyncio.Event()
+    handled = 0
+    started: list[tuple[float, float, float]] = []
+
+    async def handle(record: ConsumerRecord, still_owned) -> None:  # type: ignore[no-untyped-def]
+        nonlocal handled
+        if not (record.key or b"").startswith(prefix):
+            # An earlier run's digest, in a partition this run sent nothing to.
+            await mailer.handle(record, still_owned)
+            return
+        if not started:
+            started.append((time.perf_counter(), _cpu_seconds(), _process_cpu_seconds(helper_pid)))
+        await mailer.handle(record, still_owned)
+        handled += 1
+        if handled == mails:
+            done.set()
+
     helper_pid = rsa_process.pid if rsa_process is not None else None
-    start, cpu, helper = time.perf_counter(), _cpu_seconds(), _process_cpu_seconds(helper_pid)
-    # As the consume loop hands them over: batches, each after an outcome catch-up.
-    batch = cfg.mailer_batch_records
-    for first in range(1, mails, batch):
-        await ledger.catch_up()
-        await asyncio.gather(*(mailer.handle(r) for r in records[first:first + batch]))
+    consumer = make_consumer(cfg, group_id=cfg.mailer_group)
+    await consumer.start()
+    loop_task = asyncio.create_task(consume_digests(
+        consumer, [MAIL_DIGESTS.name], ledger, handle, max_records=cfg.mailer_batch_records))
+    await asyncio.wait([loop_task, asyncio.create_task(done.wait())],
+                       return_when=asyncio.FIRST_COMPLETED)
+    if loop_task.done():
+        loop_task.result()  # the consume loop failed: show why
+    start, cpu, helper = started[0]
     elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     helper = _process_cpu_seconds(helper_pid) - helper
+    loop_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop_task
+    await consumer.stop()
     mailer.close()
     if rsa_process is not None:
         await rsa_process.close()
     await pool.close()
     await ledger.stop()
     await producer.stop()
-    return Sample((mails - 1) / elapsed, cpu / (mails - 1) * 1e6, helper / (mails - 1) * 1e6)
+    return Sample(mails / elapsed, cpu / mails * 1e6, helper / mails * 1e6)
 
 
 def step_costs(key_file: str) -> list[tuple[str, float]]:
