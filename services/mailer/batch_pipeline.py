@@ -24,6 +24,7 @@ are unit-tested without a broker.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,7 +99,7 @@ class BatchPipeline:
             chain = _Chain(generation, asyncio.create_task(
                 self._run_chain(recs, generation, self._tails.get(key))))
             self._tails[key] = chain
-            chain.task.add_done_callback(lambda _t, key=key, chain=chain: self._forget(key, chain))
+            chain.task.add_done_callback(functools.partial(self._forget, key, chain))
             chains.append((recs, chain.task))
         previous = self._batches[-1] if self._batches else None
         batch.task = asyncio.create_task(self._run_batch(batch, chains, previous))
@@ -108,8 +109,9 @@ class BatchPipeline:
         """Wait until another batch may start; raises the first fatal batch failure."""
         self._raise_failures()
         while len(self._batches) >= self._max_in_flight:
-            await asyncio.wait([b.task for b in self._batches if b.task is not None],
-                               return_when=asyncio.FIRST_COMPLETED)
+            running = [b.task for b in self._batches if b.task is not None and not b.task.done()]
+            if running:
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             self._raise_failures()
 
     async def drained(self, timeout_s: float) -> bool:
@@ -149,7 +151,7 @@ class BatchPipeline:
             if exc is not None:
                 raise exc
 
-    def _forget(self, key: bytes, chain: _Chain) -> None:
+    def _forget(self, key: bytes, chain: _Chain, _done: asyncio.Task[None]) -> None:
         if self._tails.get(key) is chain:
             del self._tails[key]
 
