@@ -278,6 +278,7 @@ async def _handle_records(batch: Mapping[TP, list[ConsumerRecord]]) -> None:
     records: list[ChatRecord] = []
     append = records.append
     commit: dict[TP, int] = {}
+    bad: list[tuple[int, ConsumerRecord, str]] = []
     count = 0
     for tp, recs in batch.items():
         if not recs:
@@ -287,20 +288,17 @@ async def _handle_records(batch: Mapping[TP, list[ConsumerRecord]]) -> None:
         for rec in recs:
             skipped = missing_before(partition, rec.offset)
             if skipped is not None:
-                await _read_skipped(partition, *skipped, records)
-            try:
-                chat_event = decode_chat_event(rec.value)
-            except (DecodeError, TypeError) as exc:
-                await _dead_letter(partition, rec.offset, rec.key, rec.value,
-                                   f"undecodable chat event: {exc}")
-                continue
-            append(ChatRecord(rec.key or chat_event.conversation_key.encode(), partition,
-                              chat_event))
+                await _read_skipped(partition, *skipped, records, bad)
+            chat_record = _chat_record(partition, rec, bad)
+            if chat_record is not None:
+                append(chat_record)
         last = recs[-1].offset
         _last_handled[partition] = last
         commit[tp] = last + 1
         count += len(recs)
 
+    for partition, rec, reason in bad:
+        await _dead_letter(partition, rec.offset, rec.key, rec.value, reason)
     result = engine.apply_batch(records)
     _expire_idle(result)
 
@@ -333,8 +331,19 @@ async def _handle_records(batch: Mapping[TP, list[ConsumerRecord]]) -> None:
     _HANDLE.observe(time.perf_counter() - started)
 
 
-async def _read_skipped(partition: int, start: int, end: int,
-                        records: list[ChatRecord]) -> None:
+def _chat_record(partition: int, rec: ConsumerRecord,
+                 bad: list[tuple[int, ConsumerRecord, str]]) -> ChatRecord | None:
+    """The decoded record, or None with the reason added to ``bad`` (to dead-letter)."""
+    try:
+        chat_event = decode_chat_event(rec.value)
+    except (DecodeError, TypeError) as exc:
+        bad.append((partition, rec, f"undecodable chat event: {exc}"))
+        return None
+    return ChatRecord(rec.key or chat_event.conversation_key.encode(), partition, chat_event)
+
+
+async def _read_skipped(partition: int, start: int, end: int, records: list[ChatRecord],
+                        bad: list[tuple[int, ConsumerRecord, str]]) -> None:
     """Read the records the stream skipped (``[start, end)``) and handle them first."""
     skipped = await reader.read(CHAT_EVENTS.name, partition, start, end)
     log.warning("chat.events[%d] offsets %d..%d skipped by the consumer: %d records read "
@@ -343,14 +352,9 @@ async def _read_skipped(partition: int, start: int, end: int,
                        "records": len(skipped)})
     SKIPPED_RECORDS_READ.inc(len(skipped))
     for rec in skipped:
-        try:
-            chat_event = decode_chat_event(rec.value)
-        except (DecodeError, TypeError) as exc:
-            await _dead_letter(partition, rec.offset, rec.key, rec.value,
-                               f"undecodable chat event: {exc}")
-            continue
-        records.append(ChatRecord(rec.key or chat_event.conversation_key.encode(), partition,
-                                  chat_event))
+        chat_record = _chat_record(partition, rec, bad)
+        if chat_record is not None:
+            records.append(chat_record)
 
 
 def _store_states(writes: dict[bytes, tuple[int, bytes | None]],
