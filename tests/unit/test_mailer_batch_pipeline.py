@@ -1,5 +1,6 @@
 """The mailer's overlapping batches (mailer/batch_pipeline.py): per-key order across
-batches, commits in batch order, never a commit past a record that was not handled."""
+batches, commits in batch order, never a commit past a record that was not handled;
+and the revoke listener that holds a rebalance for every batch in flight."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from mailer.batch_pipeline import BatchPipeline, PartitionLost
+from mailer.digest_consumer import FinishBatchesBeforeRevoke
 
 P0 = TopicPartition("mail.digests", 0)
 P1 = TopicPartition("mail.digests", 1)
@@ -223,3 +225,24 @@ async def test_drained_waits_for_every_batch_in_flight() -> None:
     handler.release(1, 0)
     assert await pipe.drained(1.0)
     assert commits.made == [{P0: 1}, {P1: 1}]
+
+
+async def test_a_revoke_stops_new_batches_and_waits_for_every_batch_in_flight() -> None:
+    pipe, handler, commits = pipeline()
+    listener = FinishBatchesBeforeRevoke(pipe, timeout_s=5.0)
+    handler.hold(0, 0)
+    handler.hold(1, 0)
+    pipe.start(batch(rec(P0, 0, "a")), generation=listener.generation)
+    pipe.start(batch(rec(P1, 0, "b")), generation=listener.generation)
+    revoke = asyncio.create_task(listener.on_partitions_revoked({P0, P1}))
+    await settle()
+    assert not listener.open.is_set(), "batches may still start during a revoke"
+    handler.release(0, 0)
+    await settle()
+    assert not revoke.done(), "the revoke returned with the second batch still sending"
+    handler.release(1, 0)
+    await asyncio.wait_for(revoke, 1.0)
+    assert commits.made == [{P0: 1}, {P1: 1}]
+    generation = listener.generation
+    await listener.on_partitions_assigned({P0})
+    assert listener.open.is_set() and listener.generation == generation + 1
