@@ -57,6 +57,7 @@ class RsaSigningProcess:
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._next = 0
         self._outbox = bytearray()
+        self._closing = False  # close() ends the child: its exit is not an error then
 
     async def start(self) -> None:
         self._process = await asyncio.create_subprocess_exec(
@@ -117,8 +118,9 @@ class RsaSigningProcess:
                 if waiter is not None and not waiter.done():
                     waiter.set_result(answer[_NUMBER.size:])
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            log.error("DKIM signing process exited; signing in-process from now on",
-                      extra={"error": str(exc)})
+            if not self._closing:
+                log.error("DKIM signing process exited; signing in-process from now on",
+                          extra={"error": str(exc)})
         finally:
             for waiter in self._pending.values():
                 if not waiter.done():
@@ -126,6 +128,7 @@ class RsaSigningProcess:
             self._pending.clear()
 
     async def close(self) -> None:
+        self._closing = True
         process, self._process = self._process, None
         if process is not None and process.returncode is None:
             if process.stdin is not None:
