@@ -356,7 +356,9 @@ def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
     subject = digest_subject(ctx.marketplace_name, digest.buyer_name)
     sender = _address(marketplace, ctx.from_address, "reply")
     subject_line, topic_line = _fold_subject_and_topic(subject)
-    headers: list[tuple[str, str | Address]] = [
+    # In compose_digest_email's order; Subject and Thread-Topic come folded already.
+    headers: list[tuple[str, str | Address] | str] = [
+        subject_line,
         ("From", sender),
         ("Reply-To", sender),
         ("To", _address("", ctx.to_address, "destination")),
@@ -368,6 +370,7 @@ def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
         headers.append(("In-Reply-To", parent))
         headers.append(("References", " ".join(references(digest.previous_digest_ids, domain))))
     headers += [
+        topic_line,
         ("Thread-Index", thread_index(conversation_key(digest.shop_id, digest.conversation_id),
                                       digest.previous_digest_ids)),
         ("Auto-Submitted", "auto-generated"),
@@ -378,11 +381,7 @@ def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
         headers.append(("List-Unsubscribe", f"<{unsubscribe}>"))
     headers.append(("X-Bridge-Digest-Id", _HEADER_ID.sub("_", digest.digest_id)[:200]))
     boundary = "=_digest_" + hashlib.sha256(digest.digest_id.encode()).hexdigest()[:32]
-    # Header order as compose_digest_email writes them.
-    folded = [_fold(name, value) for name, value in headers]
-    folded.insert(0, subject_line)
-    folded.insert(8 if parent is not None else 6, topic_line)
-    text = "".join(folded) + (
+    text = "".join(h if isinstance(h, str) else _fold(*h) for h in headers) + (
         "MIME-Version: 1.0\r\n"
         f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'
         f"--{boundary}\r\n{_qp_part('plain', rendered.text)}\r\n"
