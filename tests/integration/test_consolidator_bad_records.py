@@ -8,31 +8,19 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.codec import decode
 from shared.events import DeadLetter
 from shared.topics import CHAT_EVENTS, DEAD_LETTER
 from tests.integration.consolidator_harness import consolidator_rig, wait_for
+from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
 
 
 async def _dead_letters(bootstrap: str) -> list[DeadLetter]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tp = TopicPartition(DEAD_LETTER.name, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        out: list[DeadLetter] = []
-        for _ in range(3):
-            for recs in (await consumer.getmany(timeout_ms=300)).values():
-                out += [decode(DeadLetter, r.value) for r in recs]
-        return out
-    finally:
-        await consumer.stop()
+    written = await records_so_far(bootstrap, DEAD_LETTER.name, DEAD_LETTER.partitions)
+    return [decode(DeadLetter, r.value) for recs in written.values() for r in recs]
 
 
 async def test_undecodable_chat_events_are_dead_lettered_and_the_rest_consolidated(

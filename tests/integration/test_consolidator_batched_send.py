@@ -7,34 +7,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from consolidator.batched_send import send_batched
 from shared.kafka import ensure_topics
 from shared.topics import TopicSpec
+from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
-
-
-async def _read_all(bootstrap: str, topic: str, partitions: int) -> dict[int, list]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: dict[int, list] = {p: [] for p in range(partitions)}
-        for _ in range(50):
-            positions = [await consumer.position(tp) for tp in tps]
-            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
-                break
-            for tp, recs in (await consumer.getmany(timeout_ms=500)).items():
-                out[tp.partition].extend(recs)
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def test_records_land_in_order_per_partition_with_last_offsets(
@@ -52,7 +32,7 @@ async def test_records_land_in_order_per_partition_with_last_offsets(
     finally:
         await producer.stop()
 
-    written = await _read_all(kafka_bootstrap, topic, 3)
+    written = await records_so_far(kafka_bootstrap, topic, 3)
     for partition in range(3):
         expected = [(k, v) for p, k, v in records if p == partition]
         got = [(r.key, r.value) for r in written[partition]]
@@ -72,6 +52,6 @@ async def test_a_record_larger_than_a_batch_travels_alone_in_order(
         last = await send_batched(producer, topic, records)
     finally:
         await producer.stop()
-    written = (await _read_all(kafka_bootstrap, topic, 1))[0]
+    written = (await records_so_far(kafka_bootstrap, topic, 1))[0]
     assert [(r.key, r.value) for r in written] == [(k, v) for _, k, v in records]
     assert last == {0: written[-1].offset}

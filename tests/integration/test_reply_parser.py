@@ -20,7 +20,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from shared.codec import decode, encode
 from shared.events import DeadLetter, MailNotice, ShopSettings
@@ -28,6 +28,7 @@ from shared.tokens import mint_token, parse_keys, reply_address
 from shared.topics import DEAD_LETTER, MAIL_NOTICES, SHOP_SETTINGS
 from tests.conftest import Stack
 from tests.e2e.test_loop import eventually
+from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
 
@@ -61,25 +62,8 @@ async def _send(stack: Stack, sender: str, rcpt: str, raw: bytes) -> None:
 
 
 async def _records(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        values: list[bytes] = []
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
-            if not behind:
-                break
-            for records in (await consumer.getmany(*behind, timeout_ms=500)).values():
-                values.extend(r.value or b"" for r in records)
-        return values
-    finally:
-        await consumer.stop()
+    return [r.value or b"" for recs in (await records_so_far(bootstrap, topic, partitions)).values()
+            for r in recs]
 
 
 async def _texts(stack: Stack, conv: str) -> list[str]:
