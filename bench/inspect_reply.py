@@ -35,7 +35,7 @@ from reply_parser.inbound_pipeline import (  # noqa: E402
     decide,
 )
 from reply_parser.mime_limits import MailTooComplex  # noqa: E402
-from shared.codec import DecodeError, decode  # noqa: E402
+from shared.codec import DecodeError, from_dict  # noqa: E402
 from shared.config import get_settings  # noqa: E402
 from shared.events import InboundEnvelope, ShopSettings  # noqa: E402
 from shared.tokens import TokenError, parse_keys, split_reply_address, verify_token  # noqa: E402
@@ -56,10 +56,8 @@ def _shop_from(spec: str | None, shop_id: str) -> ShopSettings | None:
     if not isinstance(data, dict):
         raise ContextError("--shop-settings must be a JSON object")
     data.setdefault("shop_id", shop_id)
-    if isinstance(data.get("authorized_senders"), list):
-        data["authorized_senders"] = tuple(data["authorized_senders"])
     try:
-        return decode(ShopSettings, json.dumps(data).encode())
+        return from_dict(ShopSettings, data)  # lists become tuples there
     except DecodeError as exc:
         raise ContextError(f"--shop-settings: {exc}") from None
 
