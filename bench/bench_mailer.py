@@ -22,10 +22,12 @@ outcome of every digest on it), and then, for each connection count:
 
 Printed: per row the median mails/s of ``--runs`` runs with the lowest and highest
 (the machine is shared: the spread says how far to trust the median), the ratio of the
-medians to the bare loop, and the median CPU time (user + system, all threads) this
-process spent per mail while the row ran, and beside it the CPU of the mailer's DKIM
-RSA helper process (``mailer/rsa_signing_process.py``); then the per-digest CPU cost of
-each step.
+medians to the bare loop, and the median CPU time (user + system, all threads) spent
+per mail while the row ran: by this process, by the mailer's DKIM RSA helper process
+(``mailer/rsa_signing_process.py``), by the sink and by the broker, their sum, and the
+ceiling that sum puts on mails/s when every core of the machine works on that path
+(all four processes share the same cores here); then the per-digest CPU cost of each
+step.
 """
 
 from __future__ import annotations
@@ -90,6 +92,21 @@ class Sample:
     rate: float  # mails/s
     cpu_us: float  # this process's CPU (user + system) per mail
     helper_cpu_us: float = 0.0  # the DKIM RSA helper process's CPU per mail
+    sink_cpu_us: float = 0.0  # the aiosmtpd sink's CPU per mail
+    broker_cpu_us: float = 0.0  # the Kafka broker's CPU per mail
+
+    @property
+    def total_cpu_us(self) -> float:
+        return self.cpu_us + self.helper_cpu_us + self.sink_cpu_us + self.broker_cpu_us
+
+
+# The sink's and the broker's pids (set by main): their CPU is part of a mail's cost on
+# this machine, so the bench reports it beside the client's.
+OTHERS: dict[str, int] = {}
+
+
+def _others_cpu() -> tuple[float, float]:
+    return (_process_cpu_seconds(OTHERS.get("sink")), _process_cpu_seconds(OTHERS.get("broker")))
 
 
 def _process_cpu_seconds(pid: int | None) -> float:
@@ -116,24 +133,33 @@ async def bare_loop(port: int, message: bytes, mails: int, connections: int) -> 
         for _ in range(count):
             await client.sendmail("bounce@bridge.example", ["owner@sunnysocks.example"], message)
 
-    start, cpu = time.perf_counter(), _cpu_seconds()
+    start, cpu, (sink, broker) = time.perf_counter(), _cpu_seconds(), _others_cpu()
     await asyncio.gather(*(worker(c, k) for c, k in zip(clients, share, strict=True)))
     elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    sink_end, broker_end = _others_cpu()
     for client in clients:
         await client.quit()
-    return Sample(mails / elapsed, cpu / mails * 1e6)
+    return Sample(mails / elapsed, cpu / mails * 1e6, 0.0, (sink_end - sink) / mails * 1e6,
+                  (broker_end - broker) / mails * 1e6)
 
 
 async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
                      key_file: str, run: int) -> Sample:
     from aiokafka import TopicPartition
 
-    from mailer.app import Mailer, load_signer, outcome_ledger, relay_config, start_rsa_process
+    from mailer.app import (
+        Mailer,
+        load_signer,
+        mailer_producer,
+        outcome_ledger,
+        relay_config,
+        start_rsa_process,
+    )
     from mailer.digest_consumer import consume_digests
     from mailer.mailer_settings import MailerSettings
     from mailer.smtp_pool import SmtpPool
     from shared.codec import encode
-    from shared.kafka import make_consumer, make_producer
+    from shared.kafka import make_consumer
     from shared.topics import MAIL_DIGESTS
 
     # The mailer's own settings, producer, ledger and consumer, as `python -m mailer`
@@ -141,7 +167,7 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
     cfg = MailerSettings(kafka_bootstrap=bootstrap, smtp_port=port,
                          smtp_pool_size=connections, dkim_key_file=key_file,
                          mailer_group=f"bench-mailer-{run}")
-    producer = make_producer(cfg)
+    producer = mailer_producer(cfg)
     await producer.start()
     ledger = outcome_ledger(cfg, producer)
     await ledger.start()
@@ -170,7 +196,7 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
 
     done = asyncio.Event()
     handled = 0
-    started: list[tuple[float, float, float]] = []
+    started: list[tuple[float, float, float, tuple[float, float]]] = []
 
     async def handle(record: ConsumerRecord, still_owned) -> None:  # type: ignore[no-untyped-def]
         nonlocal handled
@@ -179,7 +205,8 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
             await mailer.handle(record, still_owned)
             return
         if not started:
-            started.append((time.perf_counter(), _cpu_seconds(), _process_cpu_seconds(helper_pid)))
+            started.append((time.perf_counter(), _cpu_seconds(), _process_cpu_seconds(helper_pid),
+                            _others_cpu()))
         await mailer.handle(record, still_owned)
         handled += 1
         if handled == mails:
@@ -194,9 +221,10 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
                        return_when=asyncio.FIRST_COMPLETED)
     if loop_task.done():
         loop_task.result()  # the consume loop failed: show why
-    start, cpu, helper = started[0]
+    start, cpu, helper, (sink, broker) = started[0]
     elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     helper = _process_cpu_seconds(helper_pid) - helper
+    sink_end, broker_end = _others_cpu()
     loop_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await loop_task
@@ -207,7 +235,8 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
     await pool.close()
     await ledger.stop()
     await producer.stop()
-    return Sample(mails / elapsed, cpu / mails * 1e6, helper / mails * 1e6)
+    return Sample(mails / elapsed, cpu / mails * 1e6, helper / mails * 1e6,
+                  (sink_end - sink) / mails * 1e6, (broker_end - broker) / mails * 1e6)
 
 
 def step_costs(key_file: str) -> list[tuple[str, float]]:
@@ -272,6 +301,7 @@ async def main(key_file: str) -> None:
         assert sink.stdout is not None and sink.stdout.readline().strip() == b"ready"
         await broker.start_with_topics()
         os.environ["KAFKA_BOOTSTRAP"] = broker.bootstrap
+        OTHERS.update(sink=sink.pid, broker=broker.pid or 0)
         from mailer.compose import ComposeContext, compose_digest_email
         from mailer.dkim_signing import load_dkim_signer
         from mailer.render import DigestLinks
@@ -301,18 +331,29 @@ async def main(key_file: str) -> None:
             rows += [("bare aiosmtplib loop", conns, bare, b),
                      ("mailer (render+DKIM+Kafka)", conns, full, b),
                      ("mailer, no DKIM", conns, unsigned, b)]
+        cores = os.cpu_count() or 1
         print(f"\n{args.mails} mails per run, median of {args.runs} runs, digest "
-              f"{len(message)} bytes, one client process, sink in its own process\n")
+              f"{len(message)} bytes, one client process, sink in its own process, "
+              f"{cores} cores shared by all\n")
         print(f"{'path':<30} {'conns':>5} {'mails/s':>8} {'min-max':>11} {'vs bare':>8} "
-              f"{'CPU us/mail':>12} {'+ RSA helper':>12}")
+              f"{'CPU us/mail: client':>19} {'+RSA':>5} {'+sink':>6} {'+broker':>8} "
+              f"{'=all':>6} {'ceiling':>8}")
         for name, conns, samples, bare_rate in rows:
             rates = [x.rate for x in samples]
             rate = statistics.median(rates)
             spread = f"{min(rates):.0f}-{max(rates):.0f}"
-            cpu = statistics.median(x.cpu_us for x in samples)
-            helper = statistics.median(x.helper_cpu_us for x in samples)
+
+            def med(field: str, of: list[Sample] = samples) -> float:
+                return statistics.median(getattr(x, field) for x in of)
+
+            # What the machine could do if every core were busy with this path only.
+            ceiling = cores * 1e6 / med("total_cpu_us")
             print(f"{name:<30} {conns:>5} {rate:>8.0f} {spread:>11} {rate / bare_rate:>7.0%} "
-                  f"{cpu:>12.0f} {helper:>12.0f}")
+                  f"{med('cpu_us'):>19.0f} {med('helper_cpu_us'):>5.0f} "
+                  f"{med('sink_cpu_us'):>6.0f} {med('broker_cpu_us'):>8.0f} "
+                  f"{med('total_cpu_us'):>6.0f} {ceiling:>8.0f}")
+        print("\nceiling: cores / (CPU of every process per mail): mails/s with all cores busy "
+              "on this path; a row near its ceiling is CPU-bound on this machine.")
         print(f"\n{'per-digest CPU (median of 5 x 100)':<42} {'us':>8}")
         for name, micros in step_costs(key_file):
             print(f"{name:<42} {micros:>8.0f}")

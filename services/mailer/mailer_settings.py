@@ -29,6 +29,12 @@ class MailerSettings(Settings):
     # size so Kafka round trips overlap with sending; the pool still caps SMTP sessions.
     # Also the most that a kill -9 can make send twice (see app.py).
     mailer_concurrency: int = 32
+    # Producer linger for the two outcome records per digest (attempting, then sent).
+    # Each digest waits for both acks, so this adds up to 2x it to a digest's latency
+    # (nothing next to mail delivery) and lets the records of many digests in flight
+    # share a produce request: bench, 8 connections, 2 -> 10 ms cut the broker's CPU
+    # per digest by ~25% and raised mails/s ~5%.
+    mailer_producer_linger_ms: int = 10
     # A temporary SMTP failure (4xx, relay down) is retried, with backoff capped at
     # smtp_backoff_max_s, until smtp_max_attempts tries AND this long have passed; only
     # then is the digest dead-lettered. Long, like an MTA queue: an outage is waited out.

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from dataclasses import dataclass
 
 import aiosmtplib
+from aiosmtplib.email import quote_address
 from aiosmtplib.protocol import normalize_message_line_endings
 
 
@@ -67,6 +69,12 @@ class SmtpPool:
             validate_certs=r.validate_certs, cert_bundle=r.ca_file or None,
         )
         await client.connect()
+        if client.is_ehlo_or_helo_needed:
+            # Once per connection: _transaction sends MAIL/RCPT itself (see there).
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()
         if r.username:
             try:
                 await client.login(r.username, r.password)
@@ -117,21 +125,29 @@ class SmtpPool:
 
 async def _transaction(client: aiosmtplib.SMTP, sender: str, recipients: list[str],
                        message: bytes) -> str:
-    """MAIL, RCPT per recipient, DATA: what ``SMTP.sendmail`` does, minus two passes.
+    """MAIL, RCPT per recipient, DATA: what ``SMTP.sendmail`` does, minus repeated work.
 
-    ``sendmail`` validates every address twice and, for the SIZE parameter, normalises
-    the message's line endings with a regex before ``data`` does it again (~70 us each
-    for a 9 KB digest). Here each address is validated once (by ``mail``/``rcpt``) and
-    SIZE is the message's length when its line endings are already CRLF, as composed
-    and signed mail's are. Any refusal resets the envelope, as ``sendmail`` does.
+    ``sendmail`` validates every address twice, each time with the email package's
+    pure-Python ``parseaddr`` (~35 us), and, for the SIZE parameter, normalises the
+    message's line endings with a regex before ``data`` does it again (~70 us for a
+    9 KB digest). Here a plain address is checked by one regex (:func:`smtp_path`),
+    and SIZE is the message's length when its line endings are already CRLF, as
+    composed and signed mail's are. MAIL and RCPT go through aiosmtplib's
+    ``execute_command``, which still refuses control characters in any argument.
+    Any refusal resets the envelope, as ``sendmail`` does.
     """
     options = []
     if client.supports_extension("size"):
-        options.append(f"SIZE={_transmitted_size(message)}")
+        options.append(f"SIZE={_transmitted_size(message)}".encode("ascii"))
     try:
-        await client.mail(sender, options=options)
+        response = await client.execute_command(b"MAIL", b"FROM:" + smtp_path(sender), *options)
+        if response.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
         for recipient in recipients:
-            await client.rcpt(recipient)
+            response = await client.execute_command(b"RCPT", b"TO:" + smtp_path(recipient))
+            if response.code not in (250, 251):
+                raise aiosmtplib.SMTPRecipientRefused(response.code, response.message,
+                                                      recipient)
         response = await client.data(message)
     except aiosmtplib.SMTPResponseException:
         with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException,
@@ -139,6 +155,25 @@ async def _transaction(client: aiosmtplib.SMTP, sender: str, recipients: list[st
             await client.rset()
         raise
     return response.message
+
+
+# RFC 5321 Dot-string "@" domain, ASCII only: what the mailer's own reply, bounce and
+# notice addresses and ordinary destination addresses look like. For these parseaddr
+# returns the address unchanged, so aiosmtplib would send exactly "<address>".
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+
+
+def smtp_path(address: str) -> bytes:
+    """``<address>`` for MAIL FROM/RCPT TO, as aiosmtplib's ``mail``/``rcpt`` quote it;
+    anything but a plain address goes through aiosmtplib's own parser (and its check for
+    characters that cannot go on a command line). ``""`` is the null reverse-path."""
+    if not address:
+        return b"<>"
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return b"<" + address.encode("ascii") + b">"
+    return quote_address(address).encode("ascii")
 
 
 def _transmitted_size(message: bytes) -> int:
