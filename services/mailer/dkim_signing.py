@@ -111,6 +111,9 @@ class DkimSigner:
         self._headers = [h.lower().encode("ascii") for h in SIGNED_HEADERS]
         self._h_tag = b" : ".join(self._headers)
         self._openssl_key = _openssl_rsa_key(pem)
+        # With DNS-name selector and domain, no tag but b= can look like "b=" to dkimpy's
+        # RE_BTAG, so prepare may cut the placeholder off directly (see _empty_b_tag).
+        self._plain_names = all(_DNS_NAME.fullmatch(x) for x in (self._selector, self._domain))
 
     def sign(self, msg_bytes: bytes) -> bytes:
         """Return ``msg_bytes`` with a ``DKIM-Signature`` header prepended.
@@ -149,7 +152,7 @@ class DkimSigner:
         # canonicalise it, hash it last and without its CRLF (RFC 6376 s.3.7).
         value = dkim.fold(b"; ".join(b"=".join(x) for x in fields), namelen=_SIG_NAME_LEN,
                           linesep=b"\r\n")
-        value = dkim.RE_BTAG.sub(b"\\1", value)
+        value = _empty_b_tag(value) if self._plain_names else dkim.RE_BTAG.sub(b"\\1", value)
         h = hashlib.sha256()
         for name, raw in _select_headers(headers, self._headers):
             h.update(name.lower())
@@ -227,7 +230,22 @@ def _openssl_rsa_key(pem: bytes) -> rsa.RSAPrivateKey | None:
 
 _SIG_NAME_LEN = len(b"DKIM-Signature")
 _WSP_RUN = re.compile(rb"[\t ]+")
+_SPACE_RUN = re.compile(rb"  +")
 _HEADER_NAME = re.compile(rb"([\x21-\x7e]+?):")
+
+
+_DNS_NAME = re.compile(rb"[A-Za-z0-9._-]+")
+_B_PLACEHOLDER = b" b=" + b"0" * 60
+
+
+def _empty_b_tag(value: bytes) -> bytes:
+    """``dkim.RE_BTAG.sub(b"\\1", value)`` for a folded signature value that ends in
+    the b= placeholder and whose other tags cannot hold a ``b=`` (plain DNS names, digits,
+    base64 after "bh="): the regex scans the whole value (~11 us), this cuts the known
+    60 characters. Anything else goes through the regex."""
+    if value.endswith(_B_PLACEHOLDER) and value.count(b"b=") == 1:
+        return value[:-60]
+    return dkim.RE_BTAG.sub(b"\\1", value)
 
 
 def _split_message(msg: bytes) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
@@ -258,16 +276,16 @@ def _select_headers(headers: list[tuple[bytes, bytes]],
                     wanted: list[bytes]) -> list[tuple[bytes, bytes]]:
     """RFC 6376 s.5.4.2: for each listed name, the last instance not yet taken, bottom up;
     a name with no (further) instance signs its absence and hashes nothing."""
+    # Each name's positions, top down, so taking one is a pop (rescanning the headers
+    # once per listed name was ~6 us).
+    positions: dict[bytes, list[int]] = {}
+    for i, (name, _) in enumerate(headers):
+        positions.setdefault(name.lower(), []).append(i)
     chosen = []
-    last: dict[bytes, int] = {}
     for name in wanted:
-        i = last.get(name, len(headers))
-        while i > 0:
-            i -= 1
-            if headers[i][0].lower() == name:
-                chosen.append(headers[i])
-                break
-        last[name] = i
+        found = positions.get(name)
+        if found:
+            chosen.append(headers[found.pop()])
     return chosen
 
 
@@ -281,14 +299,15 @@ def _relaxed_header_value(value: bytes) -> bytes:
 
 def _relaxed_body(body: bytes) -> bytes:
     """RFC 6376 s.3.4.4: no WSP before a line end, runs of WSP to one space, no trailing
-    empty lines, a non-empty body ends in CRLF. The regexes run only when needed: a
-    quoted-printable body rarely has tabs or double spaces."""
-    # Same result as dkimpy's regexes (trailing WSP removed, then runs squeezed), with
-    # bytes.replace, which is ~10x faster than re on an 8 KB body: tabs become spaces,
-    # runs are squeezed, and a line's one remaining trailing space goes.
+    empty lines, a non-empty body ends in CRLF."""
+    # Same result as dkimpy's regexes (trailing WSP removed, then runs squeezed), in a
+    # few C passes: tabs become spaces, runs of spaces become one (a regex whose literal
+    # prefix "  " makes it skip single spaces: one pass, ~2x faster than replacing "  "
+    # until none is left; [\t ]+ would stop at every space, ~10x slower), and a line's
+    # one remaining trailing space goes.
     body = body.replace(b"\t", b" ")
-    while b"  " in body:
-        body = body.replace(b"  ", b" ")
+    if b"  " in body:
+        body = _SPACE_RUN.sub(b" ", body)
     body = body.replace(b" \r\n", b"\r\n")
     end = len(body)
     while body.endswith(b"\r\n", 0, end):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dkim
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mailer.compose import ComposeContext, compose_digest_email
@@ -232,3 +232,41 @@ def mock_clock() -> Iterator[None]:
     """The same t= tag for both signers (hypothesis does not mix with monkeypatch)."""
     with unittest.mock.patch("time.time", lambda: 1_767_225_600.0):
         yield
+
+
+_BODY_LINES = st.lists(st.text(alphabet=st.sampled_from(list("xy=. \t\r\n")), max_size=40),
+                       max_size=10)
+
+
+@given(_BODY_LINES, st.sampled_from([b"\r\n", b"\n"]))
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_body_with_wsp_runs_mixed_line_ends_and_lone_cr_signs_like_dkimpy(
+    fast_signer: DkimSigner, lines: list[str], eol: bytes
+) -> None:
+    message = (b"From: a@b.example" + eol + b"Subject: x" + eol + eol
+               + eol.join(line.encode() for line in lines))
+    with mock_clock():
+        assert fast_signer.sign(message) == fast_signer._sign_with_dkimpy(message)
+
+
+# Selector and domain come from settings: DNS names, and strings that could fool a
+# shortcut that assumes only the b= tag can look like "b=" to dkimpy's RE_BTAG.
+_SIGNER_NAMES = st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True) | st.text(
+    alphabet=st.sampled_from(list("ab=; \t.-")), min_size=1, max_size=20).filter(str.strip)
+
+
+_DIGEST = digest_bytes()
+
+
+@given(_SIGNER_NAMES, _SIGNER_NAMES)
+@example("x; b =y", "b.example")
+@example("b", "b=.example")
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_selector_and_domain_sign_like_dkimpy(
+    test_key: SigningKey, selector: str, domain: str
+) -> None:
+    signer = DkimSigner(selector, domain, test_key.private_pem)
+    with mock_clock():
+        assert signer.sign(_DIGEST) == signer._sign_with_dkimpy(_DIGEST)
