@@ -285,67 +285,75 @@ def _steal_trailing_wsp(lines: list[str]) -> str:
 # quoprimime.body_encode escapes with str.translate over a 256-entry list (~0.1 ms for a
 # digest's HTML, half of what composing costs); a body has only a handful of distinct
 # bytes that need escaping, so escaping each with bytes.replace gives the same text
-# ~10x faster. The line wrapping below is body_encode's, unchanged.
+# ~10x faster. The line wrapping below is body_encode's, unchanged, on bytes: the body
+# goes from UTF-8 to the CRLF-ended message bytes without a round trip through str.
 _QP_SAFE = bytes(c for c in range(256)
                  if quoprimime._QUOPRI_BODY_ENCODE_MAP[c] == chr(c))
 _QP_ESCAPE = [f"={c:02X}".encode("ascii") for c in range(256)]
+_EQUALS = ord("=")
+_WSP = b" \t"
 
 
-def _qp_escape(body: bytes) -> str:
+def _qp_escape(body: bytes) -> bytes:
     unsafe = set(body.translate(None, _QP_SAFE))
-    if 0x3D in unsafe:  # "=" first: the others' escapes contain "="
+    if _EQUALS in unsafe:  # "=" first: the others' escapes contain "="
         body = body.replace(b"=", b"=3D")
-        unsafe.discard(0x3D)
+        unsafe.discard(_EQUALS)
     for byte in unsafe:
         body = body.replace(bytes((byte,)), _QP_ESCAPE[byte])
-    return body.decode("ascii")
+    return body
 
 
-def _qp_body_encode(body: bytes, maxlinelen: int = _MAX_LINE) -> str:
-    """``quoprimime.body_encode(body.decode("latin-1"), maxlinelen)`` (eol "\\n")."""
+def _qp_body_encode(body: bytes, maxlinelen: int = _MAX_LINE) -> bytes:
+    """``quoprimime.body_encode(body.decode("latin-1"), maxlinelen)`` as ASCII bytes
+    with CRLF line ends (body_encode's "\\n" eol)."""
     if not body:
-        return ""
+        return b""
     text = _qp_escape(body)
     maxlinelen1 = maxlinelen - 1
-    out: list[str] = []
+    out: list[bytes] = []
     append = out.append
     for line in text.splitlines():
         start = 0
         laststart = len(line) - 1 - maxlinelen
         while start <= laststart:
             stop = start + maxlinelen1
-            if line[stop - 2] == "=":  # never split an escape
+            if line[stop - 2] == _EQUALS:  # never split an escape
                 append(line[start:stop - 1])
                 start = stop - 2
-            elif line[stop - 1] == "=":
+            elif line[stop - 1] == _EQUALS:
                 append(line[start:stop])
                 start = stop - 1
             else:
-                append(line[start:stop] + "=")
+                append(line[start:stop] + b"=")
                 start = stop
-        if line and line[-1] in " \t":  # trailing whitespace must be protected
+        if line and line[-1] in _WSP:  # trailing whitespace must be protected
             room = start - laststart
             if room >= 3:
-                q = quoprimime.quote(line[-1])
+                q = _QP_ESCAPE[line[-1]]
             elif room == 2:
-                q = line[-1] + "=\n"
+                q = line[-1:] + b"=\r\n"
             else:
-                q = "=\n" + quoprimime.quote(line[-1])
+                q = b"=\r\n" + _QP_ESCAPE[line[-1]]
             append(line[start:-1] + q)
         else:
             append(line[start:])
-    if text[-1] in "\r\n":
-        append("")
-    return "\n".join(out)
+    if text[-1] in b"\r\n":
+        append(b"")
+    return b"\r\n".join(out)
 
 
-def _qp_part(subtype: str, body: str) -> str:
-    # What contentmanager.set_text_content does for cte="quoted-printable".
-    lines = body.encode("utf-8").splitlines()
-    encoded = _qp_body_encode(b"\n".join(lines) + b"\n", _MAX_LINE)
-    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-            + encoded.replace("\n", "\r\n"))
+def _qp_part(subtype: str, body: str) -> bytes:
+    # What contentmanager.set_text_content does for cte="quoted-printable". It splits
+    # the body at any line end and joins the lines with "\n" plus a final "\n";
+    # _qp_body_encode splits at any line end itself, so all that split and join changes
+    # here is a missing final line end.
+    data = body.encode("utf-8")
+    if not data.endswith((b"\n", b"\r")):
+        data += b"\n"
+    return (b'Content-Type: text/' + subtype.encode("ascii") + b'; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            + _qp_body_encode(data, _MAX_LINE))
 
 
 def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
@@ -381,10 +389,11 @@ def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
         headers.append(("List-Unsubscribe", f"<{unsubscribe}>"))
     headers.append(("X-Bridge-Digest-Id", _HEADER_ID.sub("_", digest.digest_id)[:200]))
     boundary = "=_digest_" + hashlib.sha256(digest.digest_id.encode()).hexdigest()[:32]
-    text = "".join(h if isinstance(h, str) else _fold(*h) for h in headers) + (
+    head = "".join(h if isinstance(h, str) else _fold(*h) for h in headers) + (
         "MIME-Version: 1.0\r\n"
         f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'
-        f"--{boundary}\r\n{_qp_part('plain', rendered.text)}\r\n"
-        f"--{boundary}\r\n{_qp_part('html', rendered.html)}\r\n"
-        f"--{boundary}--\r\n")
-    return text.encode("ascii")
+        f"--{boundary}\r\n")
+    delimiter = f"\r\n--{boundary}".encode("ascii")
+    return b"".join((head.encode("ascii"), _qp_part("plain", rendered.text),
+                     delimiter, b"\r\n", _qp_part("html", rendered.html),
+                     delimiter, b"--\r\n"))

@@ -30,6 +30,7 @@ from mailer.compose import (
     _fold,
     _fold_unstructured,
     _qp_body_encode,
+    _qp_part,
     compose_digest_bytes,
     compose_digest_email,
     digest_subject,
@@ -356,7 +357,26 @@ def test_fast_byte_composer_matches_the_golden_message() -> None:
        .map(lambda lines: "\n".join(lines).encode("utf-8")),
        st.sampled_from([4, 20, 76, 78]))
 def test_fast_quoted_printable_matches_the_standard_library(body: bytes, width: int) -> None:
-    assert _qp_body_encode(body, width) == quoprimime.body_encode(body.decode("latin-1"), width)
+    expected = quoprimime.body_encode(body.decode("latin-1"), width)
+    assert _qp_body_encode(body, width) == expected.replace("\n", "\r\n").encode("ascii")
+
+
+# Bodies as a digest's text and HTML parts could be, and the edge cases of quoted-printable:
+# line ends of every kind, trailing spaces and tabs, lines around the wrap width, lines
+# starting with "." or "From " or "=", non-ASCII and emoji next to escapes.
+_QP_PIECES = st.sampled_from(["\r\n", "\r", "\n", "\n\n", " ", "\t", "  ", ".", "From ", "=",
+                              "=3D", "é", "🧦", "👨‍👩‍👧", "\u00a0", "a" * 70, "b" * 76, "<p>"])
+_QP_BODIES = st.text(max_size=300) | st.lists(_QP_PIECES | st.text(max_size=8),
+                                               max_size=40).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_QP_BODIES, st.sampled_from(["plain", "html"]))
+def test_quoted_printable_part_is_exactly_the_email_packages(body: str, subtype: str) -> None:
+    reference = EmailMessage(policy=_POLICY)
+    reference.set_content(body, subtype=subtype, charset="utf-8", cte="quoted-printable")
+    del reference["MIME-Version"]
+    assert _qp_part(subtype, body) == reference.as_bytes()
 
 
 @settings(max_examples=300, deadline=None)
