@@ -53,6 +53,11 @@ _LINE_BREAKS = re.compile(r"\r\n|\r|\n|\u2028|\u2029")
 # Whitespace and controls are never legitimate inside a URL we emit; their presence
 # usually means an injection attempt (e.g. breaking out of an attribute in a lax client).
 _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\x9f\"'<>\\`]")
+# The usual link: http(s)://, an ASCII host name (and port), then a path, query, fragment
+# or nothing. urlsplit gives such a URL an http(s) scheme and a non-empty host name, so
+# safe_http_url may accept it without parsing (tests/unit/test_render.py checks both
+# agree). The scheme is spelt out: with IGNORECASE, "ſ" would match "s" and "K" "k".
+_PLAIN_HTTP_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::[0-9]*)?(?:[/?#]|\Z)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,8 @@ def safe_http_url(url: str) -> str:
     candidate = url.strip()
     if not candidate or _URL_FORBIDDEN.search(candidate):
         return ""
+    if _PLAIN_HTTP_URL.match(candidate):
+        return candidate  # what the check below accepts, without parsing (~9 per digest)
     try:
         parts = urlsplit(candidate)
     except ValueError:  # e.g. a malformed IPv6 netloc
@@ -145,6 +152,32 @@ def _ordered(messages: tuple[DigestMessage, ...]) -> list[DigestMessage]:
 def buyer_display_name(digest: Digest) -> str:
     """The buyer's name as shown to the seller, never blank."""
     return clean_text(_LINE_BREAKS.sub(" ", digest.buyer_name)) or FALLBACK_BUYER_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What both bodies show, cleaned and checked once per digest (not once per body)."""
+
+    buyer: str
+    marketplace: str
+    shop: str
+    chat_url: str
+    settings_url: str
+    messages: list[DigestMessage]  # in conversation order
+    times: list[str]  # each message's format_message_time
+
+
+def _facts(digest: Digest, links: DigestLinks) -> _Facts:
+    messages = _ordered(digest.messages)
+    return _Facts(
+        buyer=buyer_display_name(digest),
+        marketplace=clean_text(links.marketplace_name),
+        shop=clean_text(digest.shop_name),
+        chat_url=safe_http_url(links.chat_url),
+        settings_url=safe_http_url(links.settings_url),
+        messages=messages,
+        times=[format_message_time(message.sent_at_ms) for message in messages],
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -528,8 +561,7 @@ def _html_content(m: _Markup, content: ChatContent) -> None:
     renderer(m, content)
 
 
-def _html_message(message: DigestMessage, buyer: str) -> _Markup:
-    when = format_message_time(message.sent_at_ms)
+def _html_message(message: DigestMessage, buyer: str, when: str) -> _Markup:
     m = _Markup()
     m.add('<tr><td class="message"><p class="meta">')
     m.text(buyer + (f" \u00b7 {when}" if when else ""))
@@ -548,12 +580,9 @@ def _preheader(messages: list[DigestMessage]) -> str:
     return ""
 
 
-def _html_document(digest: Digest, links: DigestLinks, messages: list[DigestMessage]) -> _Markup:
-    buyer = buyer_display_name(digest)
-    marketplace = clean_text(links.marketplace_name)
-    shop = clean_text(digest.shop_name)
-    chat_url = safe_http_url(links.chat_url)
-    settings_url = safe_http_url(links.settings_url)
+def _html_document(facts: _Facts) -> _Markup:
+    buyer, marketplace, shop = facts.buyer, facts.marketplace, facts.shop
+    chat_url, settings_url, messages = facts.chat_url, facts.settings_url, facts.messages
     count = len(messages)
     noun = "message" if count == 1 else "messages"
     m = _Markup()
@@ -583,7 +612,8 @@ def _html_document(digest: Digest, links: DigestLinks, messages: list[DigestMess
     m.add('</p>\n<p class="title">')
     m.text(f"{count} new {noun} from {buyer}")
     m.add("</p>\n</td></tr>\n")
-    m.rows([_html_message(message, buyer) for message in messages])
+    m.rows([_html_message(message, buyer, when)
+            for message, when in zip(messages, facts.times, strict=True)])
     m.add('\n<tr><td class="cta">')
     if chat_url:
         m.add('<a class="button" href="')
@@ -651,12 +681,9 @@ def _text_content(content: ChatContent) -> list[str]:
     return lines
 
 
-def _render_text(digest: Digest, links: DigestLinks, messages: list[DigestMessage]) -> str:
-    buyer = buyer_display_name(digest)
-    marketplace = clean_text(links.marketplace_name)
-    shop = clean_text(digest.shop_name)
-    chat_url = safe_http_url(links.chat_url)
-    settings_url = safe_http_url(links.settings_url)
+def _render_text(facts: _Facts) -> str:
+    buyer, marketplace, shop = facts.buyer, facts.marketplace, facts.shop
+    chat_url, settings_url, messages = facts.chat_url, facts.settings_url, facts.messages
     count = len(messages)
     noun = "message" if count == 1 else "messages"
     out: list[str] = [
@@ -664,8 +691,7 @@ def _render_text(digest: Digest, links: DigestLinks, messages: list[DigestMessag
         f"{count} new {noun} from {buyer}",
         "",
     ]
-    for message in messages:
-        when = format_message_time(message.sent_at_ms)
+    for message, when in zip(messages, facts.times, strict=True):
         out.append(f"{buyer}" + (f" ({when})" if when else "") + ":")
         out.extend(f"  {line}" if line else "" for line in _text_content(message.content))
         out.append("")
@@ -686,18 +712,13 @@ def _render_text(digest: Digest, links: DigestLinks, messages: list[DigestMessag
 
 def render_digest(digest: Digest, links: DigestLinks) -> RenderedDigest:
     """Render one digest as HTML and plain text; every message kind is shown, none dropped."""
-    messages = _ordered(digest.messages)
-    return RenderedDigest(
-        html=_inlined(_html_document(digest, links, messages)),
-        text=_render_text(digest, links, messages),
-    )
+    facts = _facts(digest, links)
+    return RenderedDigest(html=_inlined(_html_document(facts)), text=_render_text(facts))
 
 
 def render_digest_reference(digest: Digest, links: DigestLinks) -> RenderedDigest:
     """:func:`render_digest` with css-inline run over the whole finished document, as it
     was before shapes were inlined once: the reference the fast path is tested against."""
-    messages = _ordered(digest.messages)
-    return RenderedDigest(
-        html=_INLINER.inline(_uninlined(_html_document(digest, links, messages))),
-        text=_render_text(digest, links, messages),
-    )
+    facts = _facts(digest, links)
+    return RenderedDigest(html=_INLINER.inline(_uninlined(_html_document(facts))),
+                          text=_render_text(facts))

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
@@ -342,3 +344,35 @@ def test_shapes_inlined_once_give_exactly_the_whole_document_inlining(
 def test_golden_cases_render_the_same_as_whole_document_inlining(case: str) -> None:
     digest = make_digest(*CASES[case])
     assert render_digest(digest, LINKS) == render_digest_reference(digest, LINKS)
+
+
+def _parsed_safe_http_url(url: str) -> str:
+    """safe_http_url's check done wholly by urlsplit (before its no-parse fast path)."""
+    candidate = url.strip()
+    if not candidate or re.search(r"[\x00-\x20\x7f-\x9f\"'<>\\`]", candidate):
+        return ""
+    try:
+        parts = urlsplit(candidate)
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return ""
+    return candidate
+
+
+_URL_LIKE = st.tuples(
+    st.sampled_from(["http", "https", "HTTPS", "hTtP", "httpſ", "httpѕ", "ftp", "javascript",
+                     "data", "", " https"]),
+    st.sampled_from(["://", ":/", ":", "//", ":///", "://@", "://user:pw@"]),
+    st.text(alphabet=st.sampled_from(list("aZK.-09:[]@ſé%_ ")), max_size=12),
+    st.sampled_from(["", "/", "/p?q=1", "?x", "#f", ":80/", ":x/", "\\", "/a b", "\t"]),
+).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_URL_LIKE | st.text(max_size=40))
+@example("httpſ://a.example/")  # "ſ" matches "s" case-insensitively; not a scheme letter
+@example("HTTPS://a.example:8443")
+@example("http://user@a.example/")
+def test_url_check_fast_path_agrees_with_parsing_the_url(url: str) -> None:
+    assert safe_http_url(url) == _parsed_safe_http_url(url)
