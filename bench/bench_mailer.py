@@ -14,20 +14,22 @@ outcome of every digest on it), and then, for each connection count:
   with ``Mailer.handle``, in a fresh consumer group) on N digests produced to
   ``mail.digests`` beforehand: fetches of ``BRIDGE_MAILER_BATCH_RECORDS`` records,
   an outcome-ledger catch-up per batch, offset commits, and per digest render,
-  compose, DKIM-sign (a fresh 2048-bit key; the RSA step where the settings put it,
-  by default in the mailer's helper process), two Kafka writes, SMTP through
+  compose and DKIM-sign (a fresh 2048-bit key) in the mailer's compose helper process
+  (``mailer/compose_process.py``, the default), two Kafka writes, SMTP through
   ``SmtpPool`` with the same connection count. Timed from the first digest handed
   to ``Mailer.handle`` to the last one done (the group join is not included);
+* **composed on the loop**: the same with ``BRIDGE_MAILER_COMPOSE_PROCESSES=0``: render,
+  compose and DKIM's hashing on the event loop, the RSA step in the RSA helper process;
 * **mailer, no DKIM**: the same without signing.
 
 Printed: per row the median mails/s of ``--runs`` runs with the lowest and highest
 (the machine is shared: the spread says how far to trust the median), the ratio of the
 medians to the bare loop, and the median CPU time (user + system, all threads) spent
-per mail while the row ran: by this process, by the mailer's DKIM RSA helper process
-(``mailer/rsa_signing_process.py``), by the sink and by the broker, their sum, and the
-ceiling that sum puts on mails/s when every core of the machine works on that path
-(all four processes share the same cores here); then the per-digest CPU cost of each
-step.
+per mail while the row ran: by this process, by the mailer's helper processes (compose,
+or the DKIM RSA helper ``mailer/rsa_signing_process.py``), by the sink and by the
+broker, their sum, and the ceiling that sum puts on mails/s when every core of the
+machine works on that path (all these processes share the same cores here); then the
+per-digest CPU cost of each step.
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ async def bare_loop(port: int, message: bytes, mails: int, connections: int) -> 
 
 
 async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
-                     key_file: str, run: int) -> Sample:
+                     key_file: str, run: int, compose_processes: int = 1) -> Sample:
     from aiokafka import TopicPartition
 
     from mailer.app import (
@@ -153,6 +155,7 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
         mailer_producer,
         outcome_ledger,
         relay_config,
+        start_compose_processes,
         start_rsa_process,
     )
     from mailer.digest_consumer import consume_digests
@@ -166,15 +169,17 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
     # builds them; a group per run that starts at this run's digests.
     cfg = MailerSettings(kafka_bootstrap=bootstrap, smtp_port=port,
                          smtp_pool_size=connections, dkim_key_file=key_file,
-                         mailer_group=f"bench-mailer-{run}")
+                         mailer_group=f"bench-mailer-{run}",
+                         mailer_compose_processes=compose_processes)
     producer = mailer_producer(cfg)
     await producer.start()
     ledger = outcome_ledger(cfg, producer)
     await ledger.start()
     pool = SmtpPool(relay_config(cfg))
     signer = load_signer(cfg)
-    rsa_process = await start_rsa_process(cfg, signer)
-    mailer = Mailer(cfg, producer, pool, signer, ledger, rsa_process)
+    composers = await start_compose_processes(cfg)
+    rsa_process = None if composers else await start_rsa_process(cfg, signer)
+    mailer = Mailer(cfg, producer, pool, signer, ledger, rsa_process, composers)
     warm = encode(make_digest(run, mails))
     await mailer.handle(ConsumerRecord(MAIL_DIGESTS.name, 0, 0, 0, 0, b"warm", warm, None, 0,
                                        len(warm), ()))  # connection, css inliner, key
@@ -205,14 +210,18 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
             await mailer.handle(record, still_owned)
             return
         if not started:
-            started.append((time.perf_counter(), _cpu_seconds(), _process_cpu_seconds(helper_pid),
-                            _others_cpu()))
+            started.append((time.perf_counter(), _cpu_seconds(), helpers_cpu(), _others_cpu()))
         await mailer.handle(record, still_owned)
         handled += 1
         if handled == mails:
             done.set()
 
-    helper_pid = rsa_process.pid if rsa_process is not None else None
+    helper_pids = ([rsa_process.pid] if rsa_process is not None and rsa_process.pid else []) + (
+        composers.pids if composers is not None else [])
+
+    def helpers_cpu() -> float:
+        return sum(_process_cpu_seconds(pid) for pid in helper_pids)
+
     consumer = make_consumer(cfg, group_id=cfg.mailer_group)
     await consumer.start()
     loop_task = asyncio.create_task(consume_digests(
@@ -223,7 +232,7 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
         loop_task.result()  # the consume loop failed: show why
     start, cpu, helper, (sink, broker) = started[0]
     elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
-    helper = _process_cpu_seconds(helper_pid) - helper
+    helper = helpers_cpu() - helper
     sink_end, broker_end = _others_cpu()
     loop_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -232,6 +241,8 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
     mailer.close()
     if rsa_process is not None:
         await rsa_process.close()
+    if composers is not None:
+        await composers.close()
     await pool.close()
     await ledger.stop()
     await producer.stop()
@@ -318,6 +329,7 @@ async def main(key_file: str) -> None:
         for conns in conn_counts:
             bare: list[Sample] = []
             full: list[Sample] = []
+            on_loop: list[Sample] = []
             unsigned: list[Sample] = []
             for _ in range(args.runs):
                 run_id += 1
@@ -325,18 +337,22 @@ async def main(key_file: str) -> None:
                 full.append(await mailer_run(broker.bootstrap, port, args.mails, conns,
                                              key_file, run_id))
                 run_id += 1
+                on_loop.append(await mailer_run(broker.bootstrap, port, args.mails, conns,
+                                                key_file, run_id, compose_processes=0))
+                run_id += 1
                 unsigned.append(await mailer_run(broker.bootstrap, port, args.mails, conns,
                                                  "", run_id))
             b = statistics.median(x.rate for x in bare)
             rows += [("bare aiosmtplib loop", conns, bare, b),
                      ("mailer (render+DKIM+Kafka)", conns, full, b),
+                     ("  composed on the loop", conns, on_loop, b),
                      ("mailer, no DKIM", conns, unsigned, b)]
         cores = os.cpu_count() or 1
         print(f"\n{args.mails} mails per run, median of {args.runs} runs, digest "
               f"{len(message)} bytes, one client process, sink in its own process, "
               f"{cores} cores shared by all\n")
         print(f"{'path':<30} {'conns':>5} {'mails/s':>8} {'min-max':>11} {'vs bare':>8} "
-              f"{'CPU us/mail: client':>19} {'+RSA':>5} {'+sink':>6} {'+broker':>8} "
+              f"{'CPU us/mail: client':>19} {'+helper':>7} {'+sink':>6} {'+broker':>8} "
               f"{'=all':>6} {'ceiling':>8}")
         for name, conns, samples, bare_rate in rows:
             rates = [x.rate for x in samples]
@@ -349,7 +365,7 @@ async def main(key_file: str) -> None:
             # What the machine could do if every core were busy with this path only.
             ceiling = cores * 1e6 / med("total_cpu_us")
             print(f"{name:<30} {conns:>5} {rate:>8.0f} {spread:>11} {rate / bare_rate:>7.0%} "
-                  f"{med('cpu_us'):>19.0f} {med('helper_cpu_us'):>5.0f} "
+                  f"{med('cpu_us'):>19.0f} {med('helper_cpu_us'):>7.0f} "
                   f"{med('sink_cpu_us'):>6.0f} {med('broker_cpu_us'):>8.0f} "
                   f"{med('total_cpu_us'):>6.0f} {ceiling:>8.0f}")
         print("\nceiling: cores / (CPU of every process per mail): mails/s with all cores busy "

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,9 +36,13 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from mailer.compose import ComposeContext, compose_digest_bytes
+from mailer.compose_process import (
+    ComposeProcesses,
+    ComposeProcessUnavailable,
+)
+from mailer.digest_composer import DigestComposer, load_signer
 from mailer.digest_consumer import PartitionLost, consume_digests
-from mailer.dkim_signing import DkimSigner, load_dkim_signer
+from mailer.dkim_signing import DkimSigner
 from mailer.mailer_metrics import (
     DIGESTS_SENT,
     RESENDS_UNKNOWN,
@@ -49,7 +52,6 @@ from mailer.mailer_metrics import (
 from mailer.mailer_settings import MailerSettings, get_mailer_settings
 from mailer.notice_email import compose_notice_email
 from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
-from mailer.render import DigestLinks
 from mailer.rsa_signing_process import RsaProcessUnavailable, RsaSigningProcess
 from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
 from mailer.threading_headers import digest_message_id
@@ -66,7 +68,6 @@ from shared.kafka import (
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import build_ops_app, serve_ops
-from shared.tokens import mint_token, parse_keys, reply_address
 from shared.topics import DAY_MS, MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
 
 SERVICE = "mailer"
@@ -77,14 +78,18 @@ log = logging.getLogger(SERVICE)
 class Mailer:
     def __init__(self, cfg: MailerSettings, producer: AIOKafkaProducer, pool: SmtpPool,
                  signer: DkimSigner | None, ledger: OutcomeLedger,
-                 rsa_process: RsaSigningProcess | None = None) -> None:
+                 rsa_process: RsaSigningProcess | None = None,
+                 compose_processes: ComposeProcesses | None = None) -> None:
         self.cfg = cfg
         self.producer = producer
         self.pool = pool
         self.signer = signer
         self.ledger = ledger
         self.dead_letters = DeadLetterWriter(producer, SERVICE)
-        self._keys = parse_keys(cfg.token_keys.get_secret_value())
+        self.composer = DigestComposer(cfg, signer)
+        # Where digests are composed and signed: in helper processes when configured
+        # (mailer/compose_process.py), else on the loop (with the RSA step as below).
+        self._compose_processes = compose_processes
         # More than the connections: the next mails are composed, signed and recorded
         # while others are on the wire; the pool caps the SMTP sessions themselves.
         self._concurrency = asyncio.Semaphore(max(1, cfg.smtp_pool_size, cfg.mailer_concurrency))
@@ -121,29 +126,20 @@ class Mailer:
 
     def compose(self, digest: Digest) -> tuple[str, str, bytes]:
         """(envelope sender, recipient, unsigned message bytes) for a digest."""
-        cfg = self.cfg
-        token = mint_token(digest.shop_id, digest.conversation_id, self._keys,
-                           now_s=time.time(), ttl_s=cfg.token_ttl_days * 86400)
-        address = reply_address(token, digest.region, cfg.reply_domain_base)
-        to = digest.destination_email or cfg.default_destination_email
-        links = DigestLinks(
-            chat_url=f"{cfg.chat_deep_link_base}/{digest.shop_id}/{digest.conversation_id}",
-            settings_url=cfg.settings_link_template.format(shop_id=digest.shop_id),
-            marketplace_name=cfg.marketplace_name,
-        )
-        ctx = ComposeContext(
-            marketplace_name=cfg.marketplace_name, from_address=address, to_address=to,
-            message_id_domain=cfg.message_id_domain, links=links,
-            list_unsubscribe_url=links.settings_url, now=datetime.now(UTC),
-        )
-        return self.envelope_sender(digest, address), to, compose_digest_bytes(digest, ctx)
+        return self.composer.compose(digest)
 
     def envelope_sender(self, digest: Digest, reply_address: str) -> str:
-        """VERP return path ``bounce+<digest id>@<bounce domain>`` when configured, so a
-        bounce names its digest; otherwise the reply address."""
-        if not self.cfg.bounce_domain:
-            return reply_address
-        return f"bounce+{_VERP_UNSAFE.sub('_', digest.digest_id)[:120]}@{self.cfg.bounce_domain}"
+        return self.composer.envelope_sender(digest, reply_address)
+
+    async def compose_signed(self, digest: Digest, record_value: bytes) -> tuple[str, str, bytes]:
+        """(envelope sender, recipient, signed message): in a compose process when one
+        runs (``record_value`` is what it decodes), else here. Raises
+        :class:`ComposeFailed` (or the loop's own exception) when it cannot be composed."""
+        if self._compose_processes is not None and self._compose_processes.alive:
+            with contextlib.suppress(ComposeProcessUnavailable):  # died: logged, compose here
+                return await self._compose_processes.compose(record_value)
+        sender, to, raw = self.compose(digest)
+        return sender, to, await self.sign(raw)
 
     def compose_notice(self, notice: MailNotice) -> tuple[str, str, bytes]:
         cfg = self.cfg
@@ -184,23 +180,23 @@ class Mailer:
             log.warning("resending a digest whose earlier attempt has no outcome",
                         extra={"item_id": item_id})
         async with self._concurrency:
-            outcome = await self._deliver(item, still_owned)
+            outcome = await self._deliver(item, still_owned, record.value or b"")
         await self.producer.send_and_wait(MAIL_OUTCOMES.name, encode(outcome),
                                           key=item_id.encode())
         self.ledger.record_done(item_id)
         EVENTS_HANDLED.labels(SERVICE, outcome.status).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
-    async def _deliver(self, digest: Digest | MailNotice,
-                       still_owned: Callable[[], bool]) -> MailOutcome:
+    async def _deliver(self, digest: Digest | MailNotice, still_owned: Callable[[], bool],
+                       record_value: bytes) -> MailOutcome:
         cfg = self.cfg
         source = MAIL_NOTICES.name if isinstance(digest, MailNotice) else MAIL_DIGESTS.name
         try:
             if isinstance(digest, MailNotice):
                 sender, to, raw = self.compose_notice(digest)
+                raw = await self.sign(raw)
             else:
-                sender, to, raw = self.compose(digest)
-            raw = await self.sign(raw)
+                sender, to, raw = await self.compose_signed(digest, record_value)
         except Exception as exc:  # a digest we cannot render must not block the partition
             log.exception("compose failed", extra={"item_id": _item_id(digest)})
             await self.dead_letters.write(source_topic=source, key=_item_id(digest),
@@ -267,9 +263,6 @@ def _item_id(item: Digest | MailNotice) -> str:
     return item.notice_id if isinstance(item, MailNotice) else item.digest_id
 
 
-_VERP_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
-
-
 async def start_rsa_process(cfg: MailerSettings,
                             signer: DkimSigner | None) -> RsaSigningProcess | None:
     """The DKIM RSA helper process, started, when signing and configured to use it."""
@@ -280,11 +273,13 @@ async def start_rsa_process(cfg: MailerSettings,
     return process
 
 
-def load_signer(cfg: MailerSettings) -> DkimSigner | None:
-    """The DKIM signer when a key file is configured; unsigned mail only for local runs."""
-    if not cfg.dkim_key_file:
+async def start_compose_processes(cfg: MailerSettings) -> ComposeProcesses | None:
+    """The compose helper processes, started, when ``mailer_compose_processes`` > 0."""
+    if cfg.mailer_compose_processes <= 0:
         return None
-    return load_dkim_signer(cfg.dkim_selector, cfg.dkim_domain, cfg.dkim_key_file)
+    processes = ComposeProcesses(cfg, cfg.mailer_compose_processes)
+    await processes.start()
+    return processes
 
 
 def _header_value(raw: bytes, name: bytes) -> str:
@@ -323,8 +318,11 @@ async def main() -> None:
     ledger = outcome_ledger(cfg, producer)
     await ledger.start()
     log.info("outcome ledger loaded", extra={"outcomes": len(ledger)})
-    rsa_process = await start_rsa_process(cfg, signer)
-    mailer = Mailer(cfg, producer, pool, signer, ledger, rsa_process)
+    compose_processes = await start_compose_processes(cfg)
+    # The RSA helper only when digests are signed on the loop (a compose process signs
+    # its own; if they all die the loop signs in-process).
+    rsa_process = None if compose_processes else await start_rsa_process(cfg, signer)
+    mailer = Mailer(cfg, producer, pool, signer, ledger, rsa_process, compose_processes)
     consumer = make_consumer(cfg, group_id=cfg.mailer_group)
     await consumer.start()
     # Ready while both Kafka clients reach the cluster (a relay outage is retried, not unready).
@@ -347,3 +345,5 @@ async def main() -> None:
         mailer.close()
         if rsa_process is not None:
             await rsa_process.close()
+        if compose_processes is not None:
+            await compose_processes.close()

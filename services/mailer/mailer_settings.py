@@ -48,8 +48,13 @@ class MailerSettings(Settings):
     # VERP: when set, each digest's envelope sender is bounce+<digest id>@<this domain>,
     # so a bounce names the digest (and so the shop) that bounced.
     bounce_domain: str = ""
-    # The RSA step of DKIM signing in a helper process (mailer/rsa_signing_process.py),
-    # off the event loop; if off (or the helper dies), threads when set, else the loop.
+    # Helper processes that compose and DKIM-sign digests (mailer/compose_process.py),
+    # so the event loop keeps only Kafka and SMTP; 0 composes on the loop. Each helper
+    # adds up to one core of use; deploy/k8s sizes the pod's CPU limit to match.
+    mailer_compose_processes: int = 1
+    # With no compose process: the RSA step of DKIM signing in a helper process
+    # (mailer/rsa_signing_process.py), off the event loop; if off (or the helper dies),
+    # threads when set, else the loop.
     mailer_dkim_rsa_process: bool = True
     # Threads for the RSA step when there is no helper process; 0 signs on the event
     # loop (see app.py: winning the GIL back after each signature costs more than the

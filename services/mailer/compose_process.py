@@ -1,0 +1,271 @@
+"""Composing and DKIM-signing digests in helper processes, off the event loop.
+
+Why: rendering, MIME assembly and DKIM (canonicalising, hashing, RSA-2048) are the
+mailer's CPU work, ~0.5 ms per digest, and an event loop runs on one core. In helper
+processes that work runs on other cores while the loop does what only it can do: Kafka,
+the outcome ledger and SMTP. With ``BRIDGE_MAILER_COMPOSE_PROCESSES`` helpers a mailer
+pod uses up to 1 + that many cores (deploy/k8s sets the pod's CPU limit to match).
+
+Protocol on a child's stdin/stdout, all integers big-endian:
+
+* first, the settings: a 4-byte length and the settings as JSON (secrets included:
+  the pipe is private to the two processes, argv and the environment are not used);
+* a request: 4-byte request number, 4-byte length, the digest record's JSON;
+* an answer: request number, 1 byte ``1`` (composed) or ``0`` (cannot compose), 4-byte
+  length, then either the 2-byte lengths of envelope sender and recipient followed by
+  sender, recipient and the signed message, or the reason as UTF-8.
+
+The requests of one turn of the event loop go in one write; the child answers all the
+requests that arrived together in one write. A child composes with the same
+:class:`~mailer.digest_composer.DigestComposer` as the loop would, so the mail is the
+same (its Date, reply-token time and DKIM ``t=`` are taken in the child).
+
+If a child dies, its pending and later requests raise :class:`ComposeProcessUnavailable`
+and the mailer composes on the loop (slower, never unsigned, never lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import struct
+import sys
+from collections.abc import Callable
+
+import orjson
+from pydantic import SecretStr
+
+from mailer.digest_composer import DigestComposer, load_signer
+from mailer.mailer_settings import MailerSettings
+from shared.codec import DecodeError, decoder
+from shared.events import Digest
+
+__all__ = ["ComposeFailed", "ComposeProcess", "ComposeProcessUnavailable", "ComposeProcesses"]
+
+log = logging.getLogger(__name__)
+
+_LENGTH = struct.Struct(">I")
+_REQUEST = struct.Struct(">II")  # number, length
+_ANSWER = struct.Struct(">IBI")  # number, composed, length
+_ADDRESSES = struct.Struct(">HH")
+
+
+class ComposeProcessUnavailable(RuntimeError):
+    """The compose process is not running (never started, exited or closed)."""
+
+
+class ComposeFailed(ValueError):
+    """The child could not compose this digest; the message says why."""
+
+
+def settings_payload(cfg: MailerSettings) -> bytes:
+    """The settings a child composes with, as JSON with the secrets' values."""
+    values = {}
+    for name, field in type(cfg).model_fields.items():
+        if field.validation_alias is not None:
+            continue  # Kafka's bootstrap (env aliases); nothing a child composes with
+        value = getattr(cfg, name)
+        values[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return orjson.dumps(values, default=str)
+
+
+class ComposeProcess:
+    """One child that turns digest JSON into (sender, recipient, signed message)."""
+
+    def __init__(self, settings: bytes) -> None:
+        self._settings = settings
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[tuple[str, str, bytes]]] = {}
+        self._next = 0
+        self._outbox = bytearray()
+        self._closing = False  # close() ends the child: its exit is not an error then
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mailer.compose_process",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert self._process.stdin is not None
+        self._process.stdin.write(_LENGTH.pack(len(self._settings)) + self._settings)
+        self._reader = asyncio.create_task(self._read_answers(), name="compose-answers")
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return (self._process is not None and self._process.returncode is None
+                and self._reader is not None and not self._reader.done())
+
+    async def compose(self, digest_json: bytes) -> tuple[str, str, bytes]:
+        """(envelope sender, recipient, signed message) for a digest record's value."""
+        if not self.alive:
+            raise ComposeProcessUnavailable("the compose process is not running")
+        number = self._next
+        self._next = (self._next + 1) % 2**32
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[tuple[str, str, bytes]] = loop.create_future()
+        self._pending[number] = answer
+        if not self._outbox:
+            loop.call_soon(self._flush)  # one pipe write for all requests of this turn
+        self._outbox += _REQUEST.pack(number, len(digest_json)) + digest_json
+        return await answer
+
+    def _flush(self) -> None:
+        requests, self._outbox = bytes(self._outbox), bytearray()
+        process = self._process
+        try:
+            if process is None or process.stdin is None:
+                raise ConnectionError("closed")
+            process.stdin.write(requests)
+        except (ConnectionError, RuntimeError) as exc:
+            offset = 0
+            while offset < len(requests):
+                number, length = _REQUEST.unpack_from(requests, offset)
+                offset += _REQUEST.size + length
+                self._fail(number, ComposeProcessUnavailable(f"the compose process is gone: {exc}"))
+
+    def _fail(self, number: int, exc: Exception) -> None:
+        waiter = self._pending.pop(number, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    async def _read_answers(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        stdout = self._process.stdout
+        try:
+            while True:
+                number, composed, length = _ANSWER.unpack(await stdout.readexactly(_ANSWER.size))
+                body = await stdout.readexactly(length)
+                waiter = self._pending.pop(number, None)
+                if waiter is None or waiter.done():
+                    continue
+                if not composed:
+                    waiter.set_exception(ComposeFailed(body.decode("utf-8", "replace")))
+                    continue
+                sender_len, to_len = _ADDRESSES.unpack_from(body)
+                at = _ADDRESSES.size
+                sender = body[at:at + sender_len].decode("utf-8")
+                to = body[at + sender_len:at + sender_len + to_len].decode("utf-8")
+                waiter.set_result((sender, to, body[at + sender_len + to_len:]))
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if not self._closing:
+                log.error("compose process exited; composing on the event loop from now on",
+                          extra={"error": str(exc)})
+        finally:
+            for waiter in self._pending.values():
+                if not waiter.done():
+                    waiter.set_exception(ComposeProcessUnavailable("the compose process exited"))
+            self._pending.clear()
+
+    async def close(self) -> None:
+        self._closing = True
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            if process.stdin is not None:
+                process.stdin.close()  # EOF: the child's loop ends
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+
+class ComposeProcesses:
+    """Several compose processes, used in turn; a dead one is skipped."""
+
+    def __init__(self, cfg: MailerSettings, count: int) -> None:
+        settings = settings_payload(cfg)
+        self.processes = [ComposeProcess(settings) for _ in range(count)]
+        self._turn = itertools.cycle(range(count))
+
+    async def start(self) -> None:
+        await asyncio.gather(*(p.start() for p in self.processes))
+
+    @property
+    def alive(self) -> bool:
+        return any(p.alive for p in self.processes)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p.pid is not None]
+
+    async def compose(self, digest_json: bytes) -> tuple[str, str, bytes]:
+        for _ in self.processes:
+            process = self.processes[next(self._turn)]
+            if process.alive:
+                return await process.compose(digest_json)
+        raise ComposeProcessUnavailable("no compose process is running")
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self.processes))
+
+
+def _answer(composer: DigestComposer, decode: Callable[[bytes], Digest], request: bytes) -> bytes:
+    """One request's answer, after its number: ``1`` and the mail, or ``0`` and why not."""
+    try:
+        sender, to, message = composer.compose_signed(decode(request))
+    except DecodeError as exc:
+        return b"\x00" + f"undecodable Digest: {exc}".encode()
+    except Exception as exc:  # noqa: BLE001 - reported to the loop, which dead-letters it
+        return b"\x00" + f"cannot compose: {exc}".encode()
+    s, t = sender.encode("utf-8"), to.encode("utf-8")
+    return b"\x01" + _ADDRESSES.pack(len(s), len(t)) + s + t + message
+
+
+def _read_exactly(fd: int, size: int, pending: bytearray) -> bytes | None:
+    while len(pending) < size:
+        received = os.read(fd, 1 << 16)
+        if not received:
+            return None
+        pending += received
+    out = bytes(pending[:size])
+    del pending[:size]
+    return out
+
+
+def _serve() -> None:
+    """The child: compose every request from stdin until EOF."""
+    requests_fd, answers_fd = sys.stdin.fileno(), sys.stdout.fileno()
+    pending = bytearray()
+    header = _read_exactly(requests_fd, _LENGTH.size, pending)
+    if header is None:
+        return
+    settings = _read_exactly(requests_fd, _LENGTH.unpack(header)[0], pending)
+    if settings is None:
+        return
+    cfg = MailerSettings(**orjson.loads(settings))
+    composer, decode = DigestComposer(cfg, load_signer(cfg)), decoder(Digest)
+    while True:
+        answers = bytearray()
+        # All the complete requests that arrived together, answered in one write.
+        while len(pending) >= _REQUEST.size:
+            number, length = _REQUEST.unpack_from(pending)
+            if len(pending) < _REQUEST.size + length:
+                break
+            request = bytes(pending[_REQUEST.size:_REQUEST.size + length])
+            del pending[:_REQUEST.size + length]
+            answer = _answer(composer, decode, request)
+            answers += _ANSWER.pack(number, answer[0], len(answer) - 1) + answer[1:]
+        view = memoryview(answers)
+        while view:
+            try:
+                view = view[os.write(answers_fd, view):]
+            except BrokenPipeError:
+                return  # the mailer is gone
+        received = os.read(requests_fd, 1 << 16)
+        if not received:
+            return  # the mailer closed the pipe (or exited)
+        pending += received
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,148 @@
+"""The compose helper processes, for real: children ``python -m mailer.compose_process``.
+
+A child composes and signs the same mail as the event loop (only the moments it takes,
+Date, the reply token's time and DKIM ``t=``/``b=``, may differ), its mail verifies with
+dkimpy, answers match their requests when many are in flight across several children,
+a digest a child cannot compose comes back with the reason, and when the children die
+the mailer goes on composing on the loop. No network: children talk over stdin/stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email
+import email.policy
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import dkim
+import pytest
+
+from mailer.app import Mailer, start_compose_processes
+from mailer.compose_process import ComposeFailed, ComposeProcessUnavailable
+from mailer.dkim_signing import load_dkim_signer
+from mailer.mailer_settings import MailerSettings
+from mailer.outcome_ledger import OutcomeLedger
+from shared.codec import encode
+from shared.events import ChatContent, Digest, DigestMessage
+
+pytestmark = pytest.mark.integration
+
+SELECTOR, DOMAIN = "bridge2026", "chat-seller-us.bridge.example"
+
+
+def digest(n: int, *, name: str = "Zoë Buyer") -> Digest:
+    return Digest(
+        digest_id=f"dg-{n}", shop_id="shop-1", conversation_id=f"conv-{n}", buyer_id="b-1",
+        buyer_name=name, shop_name="Sunny Socks", previous_digest_ids=(f"dg-prev-{n}",),
+        messages=(DigestMessage(f"m{n}", 1_764_070_000_000, ChatContent(text=f"Wool? #{n} 🧦")),
+                  DigestMessage(f"m{n}b", 1_764_070_001_000,
+                                ChatContent(kind="order_card", order_id=f"57{n}", status="paid"))),
+        destination_email=f"owner{n}@sunnysocks.example")
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    openssl = shutil.which("openssl")
+    assert openssl, "the openssl CLI is needed to generate the test DKIM key"
+    path = tmp_path_factory.mktemp("dkim") / "private.pem"
+    subprocess.run([openssl, "genrsa", "-out", str(path), "2048"], check=True,
+                   capture_output=True)
+    return path
+
+
+def dns_for(key_file: Path):  # type: ignore[no-untyped-def]
+    public_der = subprocess.run(["openssl", "rsa", "-in", str(key_file), "-pubout", "-outform",
+                                 "DER"], check=True, capture_output=True).stdout
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
+    return lambda name, timeout=5: (
+        record if name == f"{SELECTOR}._domainkey.{DOMAIN}.".encode() else None)
+
+
+def settings(key_file: Path, **extra: object) -> MailerSettings:
+    return MailerSettings(dkim_key_file=str(key_file), dkim_selector=SELECTOR, dkim_domain=DOMAIN,
+                          token_keys="7:a-test-key-for-compose-processes",  # type: ignore[arg-type]
+                          bounce_domain="bounces.bridge.example", **extra)  # type: ignore[arg-type]
+
+
+def mailer(cfg: MailerSettings, key_file: Path, processes=None) -> Mailer:  # type: ignore[no-untyped-def]
+    signer = load_dkim_signer(SELECTOR, DOMAIN, key_file)
+    ledger = OutcomeLedger("127.0.0.1:1", "mail.outcomes")
+    return Mailer(cfg, None, None, signer, ledger, None, processes)  # type: ignore[arg-type]
+
+
+def comparable(raw: bytes) -> dict[str, object]:
+    """What must not depend on where or when the mail was composed."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    headers = {k: str(v) for k, v in msg.items()
+               if k not in ("Date", "DKIM-Signature", "From", "Reply-To")}
+    parts = [p.get_content() for p in msg.walk() if not p.is_multipart()]
+    return {"headers": headers, "parts": parts, "from": msg["From"].addresses[0].domain}
+
+
+async def test_a_child_composes_the_same_signed_mail_as_the_loop(key_file: Path) -> None:
+    cfg = settings(key_file, mailer_compose_processes=2)
+    processes = await start_compose_processes(cfg)
+    assert processes is not None
+    try:
+        m = mailer(cfg, key_file, processes)
+        items = [digest(n) for n in range(40)]
+        in_children = await asyncio.wait_for(asyncio.gather(
+            *(m.compose_signed(d, encode(d)) for d in items)), 30)
+        for d, (sender, to, raw) in zip(items, in_children, strict=True):
+            loop_sender, loop_to, loop_raw = m.compose(d)
+            assert sender == loop_sender == f"bounce+{d.digest_id}@bounces.bridge.example"
+            assert to == loop_to == d.destination_email
+            assert comparable(raw) == comparable(loop_raw)
+            assert dkim.verify(raw, dnsfunc=dns_for(key_file))
+        assert all(p.alive for p in processes.processes)
+    finally:
+        await processes.close()
+
+
+async def test_a_digest_a_child_cannot_compose_comes_back_with_the_reason(
+        key_file: Path) -> None:
+    cfg = settings(key_file, mailer_compose_processes=1,
+                   settings_link_template="https://s.example/{no_such_field}")
+    processes = await start_compose_processes(cfg)
+    assert processes is not None
+    try:
+        with pytest.raises(ComposeFailed, match="no_such_field"):
+            await asyncio.wait_for(processes.compose(encode(digest(1))), 30)
+        # The child lives on and answers the next request.
+        with pytest.raises(ComposeFailed, match="no_such_field"):
+            await asyncio.wait_for(processes.compose(encode(digest(2))), 30)
+        assert processes.alive
+    finally:
+        await processes.close()
+
+
+async def test_when_the_children_die_the_mailer_composes_on_the_loop(key_file: Path) -> None:
+    cfg = settings(key_file, mailer_compose_processes=1)
+    processes = await start_compose_processes(cfg)
+    assert processes is not None
+    try:
+        m = mailer(cfg, key_file, processes)
+        d = digest(3)
+        await asyncio.wait_for(m.compose_signed(d, encode(d)), 30)  # started and answering
+        os.kill(processes.pids[0], signal.SIGKILL)
+        for _ in range(100):
+            if not processes.alive:
+                break
+            await asyncio.sleep(0.05)
+        assert not processes.alive
+        with pytest.raises(ComposeProcessUnavailable):
+            await processes.compose(encode(d))
+        sender, to, raw = await asyncio.wait_for(m.compose_signed(d, encode(d)), 30)
+        assert to == d.destination_email
+        assert dkim.verify(raw, dnsfunc=dns_for(key_file))
+    finally:
+        await processes.close()
+
+
+async def test_no_children_unless_configured(key_file: Path) -> None:
+    assert await start_compose_processes(settings(key_file, mailer_compose_processes=0)) is None
