@@ -116,7 +116,11 @@ def _display_name(value: str, fallback: str) -> str:
 
 def digest_subject(marketplace_name: str, buyer_name: str) -> str:
     """``A new message from {marketplace} customer {buyer}``, with both names made header-safe."""
-    marketplace = _display_name(marketplace_name, "Marketplace")
+    return _subject(_display_name(marketplace_name, "Marketplace"), buyer_name)
+
+
+def _subject(marketplace: str, buyer_name: str) -> str:
+    """:func:`digest_subject` given the marketplace's display name (composing has it)."""
     buyer = _display_name(buyer_name, FALLBACK_BUYER_NAME)
     return f"A new message from {marketplace} customer {buyer}"
 
@@ -361,7 +365,7 @@ def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
     marketplace = _display_name(ctx.marketplace_name, "Marketplace")
     domain = ctx.message_id_domain
     rendered = render_digest(digest, ctx.links)
-    subject = digest_subject(ctx.marketplace_name, digest.buyer_name)
+    subject = _subject(marketplace, digest.buyer_name)
     sender = _address(marketplace, ctx.from_address, "reply")
     subject_line, topic_line = _fold_subject_and_topic(subject)
     # In compose_digest_email's order; Subject and Thread-Topic come folded already.
