@@ -216,7 +216,7 @@ def _answer(composer: DigestComposer, decode: Callable[[bytes], Digest], request
     except DecodeError as exc:
         return b"\x00" + f"undecodable Digest: {exc}".encode()
     except Exception as exc:  # noqa: BLE001 - reported to the loop, which dead-letters it
-        return b"\x00" + f"cannot compose: {exc}".encode()
+        return b"\x00" + f"{type(exc).__name__}: {exc}".encode()
     s, t = sender.encode("utf-8"), to.encode("utf-8")
     return b"\x01" + _ADDRESSES.pack(len(s), len(t)) + s + t + message
 
