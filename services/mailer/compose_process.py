@@ -27,9 +27,7 @@ and the mailer composes on the loop (slower, never unsigned, never lost).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import logging
 import os
 import struct
 import sys
@@ -40,12 +38,11 @@ from pydantic import SecretStr
 
 from mailer.digest_composer import DigestComposer, load_signer
 from mailer.mailer_settings import MailerSettings
+from mailer.piped_helper import HelperUnavailable, PipedHelper
 from shared.codec import DecodeError, decoder
 from shared.events import Digest
 
 __all__ = ["ComposeFailed", "ComposeProcess", "ComposeProcessUnavailable", "ComposeProcesses"]
-
-log = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct(">I")
 _REQUEST = struct.Struct(">II")  # number, length
@@ -53,7 +50,7 @@ _ANSWER = struct.Struct(">IBI")  # number, composed, length
 _ADDRESSES = struct.Struct(">HH")
 
 
-class ComposeProcessUnavailable(RuntimeError):
+class ComposeProcessUnavailable(HelperUnavailable):
     """The compose process is not running (never started, exited or closed)."""
 
 
@@ -72,111 +69,33 @@ def settings_payload(cfg: MailerSettings) -> bytes:
     return orjson.dumps(values, default=str)
 
 
-class ComposeProcess:
+class ComposeProcess(PipedHelper[tuple[str, str, bytes]]):
     """One child that turns digest JSON into (sender, recipient, signed message)."""
 
+    unavailable = ComposeProcessUnavailable
+    what = "compose process"
+
     def __init__(self, settings: bytes) -> None:
-        self._settings = settings
-        self._process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[tuple[str, str, bytes]]] = {}
-        self._next = 0
-        self._outbox = bytearray()
-        self._closing = False  # close() ends the child: its exit is not an error then
-
-    async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mailer.compose_process",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        assert self._process.stdin is not None
-        self._process.stdin.write(_LENGTH.pack(len(self._settings)) + self._settings)
-        self._reader = asyncio.create_task(self._read_answers(), name="compose-answers")
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    @property
-    def alive(self) -> bool:
-        return (self._process is not None and self._process.returncode is None
-                and self._reader is not None and not self._reader.done())
+        super().__init__("mailer.compose_process", first=_LENGTH.pack(len(settings)) + settings)
 
     async def compose(self, digest_json: bytes) -> tuple[str, str, bytes]:
         """(envelope sender, recipient, signed message) for a digest record's value."""
-        if not self.alive:
-            raise ComposeProcessUnavailable("the compose process is not running")
-        number = self._next
-        self._next = (self._next + 1) % 2**32
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[tuple[str, str, bytes]] = loop.create_future()
-        self._pending[number] = answer
-        if not self._outbox:
-            loop.call_soon(self._flush)  # one pipe write for all requests of this turn
-        self._outbox += _REQUEST.pack(number, len(digest_json)) + digest_json
-        return await answer
+        return await self._request(digest_json)
 
-    def _flush(self) -> None:
-        requests, self._outbox = bytes(self._outbox), bytearray()
-        process = self._process
-        try:
-            if process is None or process.stdin is None:
-                raise ConnectionError("closed")
-            process.stdin.write(requests)
-        except (ConnectionError, RuntimeError) as exc:
-            offset = 0
-            while offset < len(requests):
-                number, length = _REQUEST.unpack_from(requests, offset)
-                offset += _REQUEST.size + length
-                self._fail(number, ComposeProcessUnavailable(f"the compose process is gone: {exc}"))
+    def _frame(self, number: int, payload: bytes) -> bytes:
+        return _REQUEST.pack(number, len(payload)) + payload
 
-    def _fail(self, number: int, exc: Exception) -> None:
-        waiter = self._pending.pop(number, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-
-    async def _read_answers(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        stdout = self._process.stdout
-        try:
-            while True:
-                number, composed, length = _ANSWER.unpack(await stdout.readexactly(_ANSWER.size))
-                body = await stdout.readexactly(length)
-                waiter = self._pending.pop(number, None)
-                if waiter is None or waiter.done():
-                    continue
-                if not composed:
-                    waiter.set_exception(ComposeFailed(body.decode("utf-8", "replace")))
-                    continue
-                sender_len, to_len = _ADDRESSES.unpack_from(body)
-                at = _ADDRESSES.size
-                sender = body[at:at + sender_len].decode("utf-8")
-                to = body[at + sender_len:at + sender_len + to_len].decode("utf-8")
-                waiter.set_result((sender, to, body[at + sender_len + to_len:]))
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            if not self._closing:
-                log.error("compose process exited; composing on the event loop from now on",
-                          extra={"error": str(exc)})
-        finally:
-            for waiter in self._pending.values():
-                if not waiter.done():
-                    waiter.set_exception(ComposeProcessUnavailable("the compose process exited"))
-            self._pending.clear()
-
-    async def close(self) -> None:
-        self._closing = True
-        process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            if process.stdin is not None:
-                process.stdin.close()  # EOF: the child's loop ends
-            try:
-                await asyncio.wait_for(process.wait(), 5)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+    async def _read_answer(self, stdout: asyncio.StreamReader
+                           ) -> tuple[int, tuple[str, str, bytes] | Exception]:
+        number, composed, length = _ANSWER.unpack(await stdout.readexactly(_ANSWER.size))
+        body = await stdout.readexactly(length)
+        if not composed:
+            return number, ComposeFailed(body.decode("utf-8", "replace"))
+        sender_len, to_len = _ADDRESSES.unpack_from(body)
+        at = _ADDRESSES.size
+        sender = body[at:at + sender_len].decode("utf-8")
+        to = body[at + sender_len:at + sender_len + to_len].decode("utf-8")
+        return number, (sender, to, body[at + sender_len + to_len:])
 
 
 class ComposeProcesses:

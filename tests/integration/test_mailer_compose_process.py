@@ -10,13 +10,10 @@ the mailer goes on composing on the loop. No network: children talk over stdin/s
 from __future__ import annotations
 
 import asyncio
-import base64
 import email
 import email.policy
 import os
-import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import dkim
@@ -29,6 +26,7 @@ from mailer.mailer_settings import MailerSettings
 from mailer.outcome_ledger import OutcomeLedger
 from shared.codec import encode
 from shared.events import ChatContent, Digest, DigestMessage
+from tests.dkim_keys import dkim_dns, new_rsa_key_file
 
 pytestmark = pytest.mark.integration
 
@@ -47,20 +45,11 @@ def digest(n: int, *, name: str = "Zoë Buyer") -> Digest:
 
 @pytest.fixture(scope="module")
 def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    openssl = shutil.which("openssl")
-    assert openssl, "the openssl CLI is needed to generate the test DKIM key"
-    path = tmp_path_factory.mktemp("dkim") / "private.pem"
-    subprocess.run([openssl, "genrsa", "-out", str(path), "2048"], check=True,
-                   capture_output=True)
-    return path
+    return new_rsa_key_file(tmp_path_factory.mktemp("dkim") / "private.pem")
 
 
 def dns_for(key_file: Path):  # type: ignore[no-untyped-def]
-    public_der = subprocess.run(["openssl", "rsa", "-in", str(key_file), "-pubout", "-outform",
-                                 "DER"], check=True, capture_output=True).stdout
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
-    return lambda name, timeout=5: (
-        record if name == f"{SELECTOR}._domainkey.{DOMAIN}.".encode() else None)
+    return dkim_dns(key_file, SELECTOR, DOMAIN)
 
 
 def settings(key_file: Path, **extra: object) -> MailerSettings:

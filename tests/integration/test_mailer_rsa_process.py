@@ -9,10 +9,7 @@ No network: the child talks over its stdin/stdout.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import shutil
-import subprocess
 from pathlib import Path
 
 import dkim
@@ -23,6 +20,7 @@ from mailer.dkim_signing import load_dkim_signer
 from mailer.mailer_settings import MailerSettings
 from mailer.outcome_ledger import OutcomeLedger
 from mailer.rsa_signing_process import RsaProcessUnavailable
+from tests.dkim_keys import dkim_dns, new_rsa_key_file
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +34,11 @@ MESSAGE = (b"From: TikTok Shop <c.tok@chat-seller-us.bridge.example>\r\n"
 
 @pytest.fixture(scope="module")
 def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    openssl = shutil.which("openssl")
-    assert openssl, "the openssl CLI is needed to generate the test DKIM key"
-    path = tmp_path_factory.mktemp("dkim") / "private.pem"
-    subprocess.run([openssl, "genrsa", "-out", str(path), "2048"], check=True,
-                   capture_output=True)
-    return path
+    return new_rsa_key_file(tmp_path_factory.mktemp("dkim") / "private.pem")
 
 
 def dns_for(key_file: Path):  # type: ignore[no-untyped-def]
-    public_der = subprocess.run(["openssl", "rsa", "-in", str(key_file), "-pubout", "-outform",
-                                 "DER"], check=True, capture_output=True).stdout
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
-    return lambda name, timeout=5: (
-        record if name == f"{SELECTOR}._domainkey.{DOMAIN}.".encode() else None)
+    return dkim_dns(key_file, SELECTOR, DOMAIN)
 
 
 def mailer_with_helper(key_file: Path, **settings: object) -> tuple[MailerSettings, Mailer]:
