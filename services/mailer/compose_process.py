@@ -38,7 +38,7 @@ from pydantic import SecretStr
 
 from mailer.digest_composer import DigestComposer, load_signer
 from mailer.mailer_settings import MailerSettings
-from mailer.piped_helper import HelperUnavailable, PipedHelper
+from mailer.piped_helper import HelperUnavailable, PipedHelper, write_answers
 from shared.codec import DecodeError, decoder
 from shared.events import Digest
 
@@ -174,12 +174,8 @@ def _serve() -> None:
             del pending[:_REQUEST.size + length]
             answer = _answer(composer, decode, request)
             answers += _ANSWER.pack(number, answer[0], len(answer) - 1) + answer[1:]
-        view = memoryview(answers)
-        while view:
-            try:
-                view = view[os.write(answers_fd, view):]
-            except BrokenPipeError:
-                return  # the mailer is gone
+        if not write_answers(answers_fd, answers):
+            return  # the mailer is gone
         received = os.read(requests_fd, 1 << 16)
         if not received:
             return  # the mailer closed the pipe (or exited)

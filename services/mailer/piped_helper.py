@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from typing import Generic, TypeVar
 
-__all__ = ["HelperUnavailable", "PipedHelper"]
+__all__ = ["HelperUnavailable", "PipedHelper", "write_answers"]
 
 log = logging.getLogger(__name__)
 
@@ -135,3 +136,14 @@ class PipedHelper(Generic[T]):
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+
+
+def write_answers(fd: int, answers: bytes | bytearray) -> bool:
+    """The child's side: write all of ``answers`` to the parent; False once it is gone."""
+    view = memoryview(answers)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BrokenPipeError:
+            return False
+    return True

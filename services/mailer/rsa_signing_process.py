@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from mailer.piped_helper import HelperUnavailable, PipedHelper
+from mailer.piped_helper import HelperUnavailable, PipedHelper, write_answers
 
 __all__ = ["RsaProcessUnavailable", "RsaSigningProcess"]
 
@@ -86,12 +86,8 @@ def _serve(key_file: str) -> None:
         while len(pending) >= _REQUEST_LEN:
             request, pending = pending[:_REQUEST_LEN], pending[_REQUEST_LEN:]
             answers += request[:_NUMBER.size] + key.sign(request[_NUMBER.size:], pad, algorithm)
-        view = memoryview(answers)
-        while view:
-            try:
-                view = view[os.write(answers_fd, view):]
-            except BrokenPipeError:
-                return  # the mailer is gone
+        if not write_answers(answers_fd, answers):
+            return  # the mailer is gone
 
 
 if __name__ == "__main__":
