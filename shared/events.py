@@ -325,6 +325,10 @@ class InboundResult:
     reply_id: str = ""
     parts: int = 0
     at_ms: int = 0
+    # A bounce of one of our digests: which digest, and whether it is final (a delivery
+    # report with Action: failed) rather than a delay warning.
+    digest_id: str = ""
+    bounce_final: bool = False
     v: int = SCHEMA_VERSION
 
 

@@ -46,7 +46,11 @@ class MailerSettings(Settings):
     # Implicit TLS (port 465) instead of STARTTLS.
     smtp_use_tls: bool = False
     # VERP: when set, each digest's envelope sender is bounce+<digest id>@<this domain>,
-    # so a bounce names the digest (and so the shop) that bounced.
+    # so a bounce names the digest (and so the shop) that bounced; point the domain's MX at
+    # your own bounce processor (the reply front accepts reply addresses only). Unset, the
+    # envelope sender is the reply address: delivery reports come back to the reply front
+    # and the parser names the digest from the headers they return
+    # (reply-parser/bounce_report.py, bridge_digests_bounced_total).
     bounce_domain: str = ""
     # Helper processes that compose and DKIM-sign digests (mailer/compose_process.py),
     # so the event loop keeps only Kafka and SMTP; 0 composes on the loop. Each helper

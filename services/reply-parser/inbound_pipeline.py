@@ -22,6 +22,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 
 from reply_parser import mail_auth
+from reply_parser.bounce_report import Bounce, read_bounce
 from reply_parser.classify import classify_body, classify_mail
 from reply_parser.content_policy import (
     build_reply_content,
@@ -55,6 +56,7 @@ class InboundDecision:
     withheld: tuple[str, ...] = ()
     auth: mail_auth.AuthResult | None = None
     extraction: Extraction | None = None
+    bounce: Bounce | None = None  # a delivery report about one of our digests
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,12 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
     if loop:
         return InboundDecision(ReplyClass.LOOP, loop)
     verdict = classify_mail(msg, envelope_sender=env.mail_from if cfg.envelope_known else None)
+    if verdict.cls == ReplyClass.BOUNCE:
+        bounce = read_bounce(msg, own.message_id_domain)
+        if bounce is not None:
+            fate = "not delivered" if bounce.permanent else "delayed"
+            return InboundDecision(verdict.cls, f"{verdict.reason}; digest {bounce.digest_id} "
+                                   f"{fate}: {bounce.reason}", bounce=bounce)
     if verdict.cls != ReplyClass.REPLY:
         return InboundDecision(verdict.cls, verdict.reason)
 

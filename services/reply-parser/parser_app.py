@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, config_from, decide
 from reply_parser.mail_auth import DnsPythonResolver, DnsResolver
 from reply_parser.mime_limits import MailTooComplex
-from reply_parser.parser_metrics import REPLIES_CLASSIFIED
+from reply_parser.parser_metrics import DIGESTS_BOUNCED, REPLIES_CLASSIFIED
 from shared.codec import DecodeError, decode, encode
 from shared.config import Settings, get_settings
 from shared.events import (
@@ -133,6 +133,8 @@ class Parser:
             decision = InboundDecision(decision.classification, decision.reason)
         await self._publish(rec.key or b"", env, decision)
         REPLIES_CLASSIFIED.labels(decision.classification).inc()
+        if decision.bounce is not None:
+            DIGESTS_BOUNCED.labels("failed" if decision.bounce.permanent else "delayed").inc()
         EVENTS_HANDLED.labels(SERVICE, decision.classification).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
@@ -162,7 +164,8 @@ class Parser:
             mail_id=env.mail_id, shop_id=env.shop_id, conversation_id=env.conversation_id,
             classification=decision.classification, reason=decision.reason,
             reply_id=reply.reply_id if reply else "", parts=len(reply.parts) if reply else 0,
-            at_ms=now_ms())
+            at_ms=now_ms(), digest_id=decision.bounce.digest_id if decision.bounce else "",
+            bounce_final=decision.bounce.permanent if decision.bounce else False)
         sends.append(self.producer.send_and_wait(MAIL_INBOUND_RESULTS.name, encode(result),
                                                  key=key))
         await asyncio.gather(*sends)

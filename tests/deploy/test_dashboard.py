@@ -38,6 +38,7 @@ def test_dashboard_shows_the_flow_end_to_end() -> None:
         "bridge_pending_conversations",      # pending
         "bridge_digests_emitted_total",      # digests due (released at deadline)
         "bridge_digests_sent_total",         # sent, SMTP outcomes
+        "bridge_digests_bounced_total",      # delivery reports after the relay took it
         "bridge_inbound_mail_total",         # replies received by class
         "bridge_reply_parts_total",          # parts delivered
         "bridge_smtp_retries_total", "bridge_platform_retries_total",  # retries
@@ -49,7 +50,7 @@ def test_dashboard_shows_the_flow_end_to_end() -> None:
 
 def test_queries_group_only_by_bounded_labels() -> None:
     allowed = {"outcome", "class", "service", "reason", "group", "topic", "partition", "le",
-               "pod"}
+               "pod", "kind"}
     for title, exprs in queries().items():
         for expr in exprs:
             for labels in re.findall(r"by \(([^)]*)\)", expr):
