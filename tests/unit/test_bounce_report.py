@@ -5,6 +5,8 @@ from __future__ import annotations
 from email import message_from_bytes, policy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reply_parser.bounce_report import read_bounce
 from reply_parser.inbound_pipeline import OwnIdentity, decide
@@ -104,3 +106,17 @@ def test_a_bounce_that_names_no_digest_of_ours_is_still_a_bounce() -> None:
     headers = "From: someone@else.example\r\nMessage-ID: <x1@else.example>\r\n"
     decision = decide(dsn(headers=headers), ENV, ShopSettings(shop_id="7"), OWN)
     assert decision.classification == "bounce" and decision.bounce is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["text/rfc822-headers", "message/rfc822", "message/delivery-status",
+                        "text/plain; charset=bogus-8"]),
+       st.text(max_size=300), st.text(max_size=200))
+def test_any_report_body_is_read_without_raising(content_type: str, block: str,
+                                                 headers: str) -> None:
+    raw = ("From: MAILER-DAEMON@mx.example\r\nMIME-Version: 1.0\r\n"
+           'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+           f"--B\r\nContent-Type: {content_type}\r\n\r\n{block}\r\n"
+           f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\n{headers}\r\n--B--\r\n")
+    bounce = read_bounce(parse(raw.encode("utf-8", "surrogateescape")), DOMAIN)
+    assert bounce is None or bounce.digest_id
