@@ -110,9 +110,11 @@ class Mailer:
         prepared = self.signer.prepare(raw)
         if prepared is None:
             return self.signer.sign(raw)
-        if self._rsa_process is not None and self._rsa_process.alive:
-            with contextlib.suppress(RsaProcessUnavailable):  # died: logged, sign here
-                return prepared.finish(await self._rsa_process.sign(prepared.digest))
+        if self._rsa_process is not None:
+            self._rsa_process.revive()  # if it died: restarted in the background
+            if self._rsa_process.alive:
+                with contextlib.suppress(RsaProcessUnavailable):  # died: logged, sign here
+                    return prepared.finish(await self._rsa_process.sign(prepared.digest))
         if self._rsa_threads is not None:
             signature = await asyncio.get_running_loop().run_in_executor(
                 self._rsa_threads, self.signer.rsa_sign, prepared.digest)
@@ -135,9 +137,11 @@ class Mailer:
         """(envelope sender, recipient, signed message): in a compose process when one
         runs (``record_value`` is what it decodes), else here. Raises
         :class:`ComposeFailed` (or the loop's own exception) when it cannot be composed."""
-        if self._compose_processes is not None and self._compose_processes.alive:
-            with contextlib.suppress(ComposeProcessUnavailable):  # died: logged, compose here
-                return await self._compose_processes.compose(record_value)
+        if self._compose_processes is not None:
+            self._compose_processes.revive()  # any that died: restarted in the background
+            if self._compose_processes.alive:
+                with contextlib.suppress(ComposeProcessUnavailable):  # died: compose here
+                    return await self._compose_processes.compose(record_value)
         sender, to, raw = self.compose(digest)
         return sender, to, await self.sign(raw)
 

@@ -117,6 +117,11 @@ class ComposeProcesses:
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes if p.pid is not None]
 
+    def revive(self) -> None:
+        """Restart the children that died (see :meth:`PipedHelper.revive`)."""
+        for process in self.processes:
+            process.revive()
+
     async def compose(self, digest_json: bytes) -> tuple[str, str, bytes]:
         for _ in self.processes:
             process = self.processes[next(self._turn)]

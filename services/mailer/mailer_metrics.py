@@ -16,3 +16,6 @@ LEDGER_IDS = Gauge("bridge_mailer_outcome_ledger_ids",
                    "Digest and notice ids the mailer's outcome ledger holds.")
 LEDGER_EXPIRED = Counter("bridge_mailer_outcome_ledger_expired_total",
                          "Ids forgotten by the outcome ledger after the retention window.")
+HELPER_RESTARTS = Counter("bridge_mailer_helper_restarts_total",
+                          "Helper processes (compose, DKIM signing) restarted after dying.",
+                          ["helper"])

@@ -5,7 +5,9 @@ share this: a child ``python -m <module>`` reading requests on stdin and writing
 answers on stdout; the requests of one turn of the event loop go in one pipe write;
 answers are matched to requests by number, so they may come back in any order. If the
 child dies, every pending and later request raises the helper's ``Unavailable`` error
-and the caller does the work itself.
+and the caller does the work itself, asking :meth:`PipedHelper.revive` to start a new
+child (at most once per :attr:`PipedHelper.restart_interval_s`), so a crash costs speed
+for a moment, not for the rest of the pod's life.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from typing import Generic, TypeVar
+
+from mailer.mailer_metrics import HELPER_RESTARTS
 
 __all__ = ["HelperUnavailable", "PipedHelper", "write_answers"]
 
@@ -34,6 +39,7 @@ class PipedHelper(Generic[T]):
 
     unavailable: type[HelperUnavailable] = HelperUnavailable
     what = "helper process"  # for the log line when the child exits
+    restart_interval_s = 10.0  # a child that keeps dying is restarted no more often
 
     def __init__(self, module: str, *args: str, first: bytes = b"") -> None:
         self._argv = [sys.executable, "-m", module, *args]
@@ -45,8 +51,11 @@ class PipedHelper(Generic[T]):
         self._outbox = bytearray()
         self._outbox_numbers: list[int] = []
         self._closing = False  # close() ends the child: its exit is not an error then
+        self._started_at = 0.0
+        self._reviving: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        self._started_at = time.monotonic()
         self._process = await asyncio.create_subprocess_exec(
             *self._argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         if self._first:
@@ -62,6 +71,31 @@ class PipedHelper(Generic[T]):
     def alive(self) -> bool:
         return (self._process is not None and self._process.returncode is None
                 and self._reader is not None and not self._reader.done())
+
+    def revive(self) -> None:
+        """Start a new child in the background if this one has died (not if it was closed,
+        and at most once per ``restart_interval_s``); callers fall back meanwhile."""
+        if (self._closing or self._process is None or self.alive
+                or (self._reviving is not None and not self._reviving.done())
+                or time.monotonic() - self._started_at < self.restart_interval_s):
+            return
+        self._reviving = asyncio.get_running_loop().create_task(self._restart(),
+                                                                name=f"{self.what} restart")
+
+    async def _restart(self) -> None:
+        old = self._process
+        if old is not None and old.returncode is None:
+            old.kill()  # its answers can no longer be read: a new child replaces it
+            await old.wait()
+        if self._closing:
+            return
+        HELPER_RESTARTS.labels(self.what).inc()
+        log.warning("restarting helper process", extra={"helper": self.what})
+        try:
+            await self.start()
+        except OSError as exc:
+            log.error("cannot restart helper process", extra={"helper": self.what,
+                                                               "error": str(exc)})
 
     async def _request(self, payload: bytes) -> T:
         if not self.alive:
@@ -123,6 +157,9 @@ class PipedHelper(Generic[T]):
 
     async def close(self) -> None:
         self._closing = True
+        if self._reviving is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reviving
         process, self._process = self._process, None
         if process is not None and process.returncode is None:
             if process.stdin is not None:

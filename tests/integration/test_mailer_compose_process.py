@@ -135,3 +135,34 @@ async def test_when_the_children_die_the_mailer_composes_on_the_loop(key_file: P
 
 async def test_no_children_unless_configured(key_file: Path) -> None:
     assert await start_compose_processes(settings(key_file, mailer_compose_processes=0)) is None
+
+
+async def test_a_child_that_died_is_restarted_and_composes_again(key_file: Path) -> None:
+    cfg = settings(key_file, mailer_compose_processes=1)
+    processes = await start_compose_processes(cfg)
+    assert processes is not None
+    try:
+        child = processes.processes[0]
+        child.restart_interval_s = 0.0  # production waits 10 s between restarts
+        m = mailer(cfg, key_file, processes)
+        d = digest(4)
+        await asyncio.wait_for(m.compose_signed(d, encode(d)), 30)
+        first_pid = child.pid
+        assert first_pid is not None
+        os.kill(first_pid, signal.SIGKILL)
+        for _ in range(100):
+            if not child.alive:
+                break
+            await asyncio.sleep(0.05)
+        # The mail is composed on the loop meanwhile, and the dead child is restarted.
+        _, _, raw = await asyncio.wait_for(m.compose_signed(d, encode(d)), 30)
+        assert dkim.verify(raw, dnsfunc=dns_for(key_file))
+        for _ in range(200):
+            if child.alive:
+                break
+            await asyncio.sleep(0.05)
+        assert child.alive and child.pid != first_pid
+        _, _, raw = await asyncio.wait_for(processes.compose(encode(d)), 30)
+        assert dkim.verify(raw, dnsfunc=dns_for(key_file))
+    finally:
+        await processes.close()
