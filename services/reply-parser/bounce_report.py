@@ -21,6 +21,8 @@ __all__ = ["Bounce", "read_bounce"]
 _MAX_SCAN = 200_000  # characters of a plain-text bounce searched for our ids
 _SMTP_CODE = re.compile(r"\b([245]\d\d)\b")
 _STATUS = re.compile(r"^([245])\.\d{1,3}\.\d{1,3}$")
+_QUOTED_DIGEST_HEADER = re.compile(r"^X-Bridge-Digest-Id:[ \t]*(\S+)", re.M | re.I)
+_QUOTED_DIGEST_MESSAGE_ID = re.compile(r"<digest-[^<>@\s]+@[^<>\s]+>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +48,8 @@ def read_bounce(msg: EmailMessage, message_id_domain: str) -> Bounce | None:
         return None
     fields = _first_recipient_fields(msg)
     action = fields.get("action", "").lower()
-    status = fields.get("status", "").split()[0] if fields.get("status") else ""
-    if not _STATUS.match(status):
-        status = ""
+    words = fields.get("status", "").split()  # "5.1.1 (comment)" or blank
+    status = words[0] if words and _STATUS.match(words[0]) else ""
     diagnostic = " ".join(fields.get("diagnostic-code", "").split())
     if ";" in diagnostic:
         diagnostic = diagnostic.split(";", 1)[1].strip()  # drop the "smtp;" type
@@ -71,8 +72,8 @@ def _digest_id(msg: EmailMessage, domain: str) -> str:
             return found
     # No returned headers: look for ours in the text of the whole report.
     text = _text_of(msg)
-    header = re.search(r"^X-Bridge-Digest-Id:[ \t]*(\S+)", text, re.M | re.I)
-    message_id = re.search(r"<digest-[^<>@\s]+@[^<>\s]+>", text)
+    header = _QUOTED_DIGEST_HEADER.search(text)
+    message_id = _QUOTED_DIGEST_MESSAGE_ID.search(text)
     return _digest_id_in(header.group(1) if header else None,
                          message_id.group(0) if message_id else None, domain)
 

@@ -10,17 +10,19 @@ the mailer goes on composing on the loop. No network: children talk over stdin/s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import dkim
 import pytest
 
 from mailer.app import Mailer, start_compose_processes
-from mailer.compose_process import ComposeFailed, ComposeProcessUnavailable
+from mailer.compose_process import ComposeFailed, ComposeProcesses, ComposeProcessUnavailable
 from mailer.dkim_signing import load_dkim_signer
 from mailer.mailer_settings import MailerSettings
 from mailer.outcome_ledger import OutcomeLedger
@@ -64,6 +66,17 @@ def mailer(cfg: MailerSettings, key_file: Path, processes=None) -> Mailer:  # ty
     return Mailer(cfg, None, None, signer, ledger, None, processes)  # type: ignore[arg-type]
 
 
+@contextlib.asynccontextmanager
+async def running(cfg: MailerSettings) -> AsyncIterator[ComposeProcesses]:
+    """The configured compose processes, started, closed on the way out."""
+    processes = await start_compose_processes(cfg)
+    assert processes is not None
+    try:
+        yield processes
+    finally:
+        await processes.close()
+
+
 def comparable(raw: bytes) -> dict[str, object]:
     """What must not depend on where or when the mail was composed."""
     msg = email.message_from_bytes(raw, policy=email.policy.default)
@@ -75,9 +88,7 @@ def comparable(raw: bytes) -> dict[str, object]:
 
 async def test_a_child_composes_the_same_signed_mail_as_the_loop(key_file: Path) -> None:
     cfg = settings(key_file, mailer_compose_processes=2)
-    processes = await start_compose_processes(cfg)
-    assert processes is not None
-    try:
+    async with running(cfg) as processes:
         m = mailer(cfg, key_file, processes)
         items = [digest(n) for n in range(40)]
         in_children = await asyncio.wait_for(asyncio.gather(
@@ -89,32 +100,24 @@ async def test_a_child_composes_the_same_signed_mail_as_the_loop(key_file: Path)
             assert comparable(raw) == comparable(loop_raw)
             assert dkim.verify(raw, dnsfunc=dns_for(key_file))
         assert all(p.alive for p in processes.processes)
-    finally:
-        await processes.close()
 
 
 async def test_a_digest_a_child_cannot_compose_comes_back_with_the_reason(
         key_file: Path) -> None:
     cfg = settings(key_file, mailer_compose_processes=1,
                    settings_link_template="https://s.example/{no_such_field}")
-    processes = await start_compose_processes(cfg)
-    assert processes is not None
-    try:
+    async with running(cfg) as processes:
         with pytest.raises(ComposeFailed, match="^KeyError: 'no_such_field'$"):
             await asyncio.wait_for(processes.compose(encode(digest(1))), 30)
         # The child lives on and answers the next request.
         with pytest.raises(ComposeFailed, match="no_such_field"):
             await asyncio.wait_for(processes.compose(encode(digest(2))), 30)
         assert processes.alive
-    finally:
-        await processes.close()
 
 
 async def test_when_the_children_die_the_mailer_composes_on_the_loop(key_file: Path) -> None:
     cfg = settings(key_file, mailer_compose_processes=1)
-    processes = await start_compose_processes(cfg)
-    assert processes is not None
-    try:
+    async with running(cfg) as processes:
         m = mailer(cfg, key_file, processes)
         d = digest(3)
         await asyncio.wait_for(m.compose_signed(d, encode(d)), 30)  # started and answering
@@ -129,8 +132,6 @@ async def test_when_the_children_die_the_mailer_composes_on_the_loop(key_file: P
         sender, to, raw = await asyncio.wait_for(m.compose_signed(d, encode(d)), 30)
         assert to == d.destination_email
         assert dkim.verify(raw, dnsfunc=dns_for(key_file))
-    finally:
-        await processes.close()
 
 
 async def test_no_children_unless_configured(key_file: Path) -> None:
@@ -139,9 +140,7 @@ async def test_no_children_unless_configured(key_file: Path) -> None:
 
 async def test_a_child_that_died_is_restarted_and_composes_again(key_file: Path) -> None:
     cfg = settings(key_file, mailer_compose_processes=1)
-    processes = await start_compose_processes(cfg)
-    assert processes is not None
-    try:
+    async with running(cfg) as processes:
         child = processes.processes[0]
         child.restart_interval_s = 0.0  # production waits 10 s between restarts
         m = mailer(cfg, key_file, processes)
@@ -164,5 +163,3 @@ async def test_a_child_that_died_is_restarted_and_composes_again(key_file: Path)
         assert child.alive and child.pid != first_pid
         _, _, raw = await asyncio.wait_for(processes.compose(encode(d)), 30)
         assert dkim.verify(raw, dnsfunc=dns_for(key_file))
-    finally:
-        await processes.close()
