@@ -41,7 +41,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from devstack.broker import EmbeddedBroker, free_port
-from devstack.stack import wait_healthy
+from devstack.stack import DEV_MODE_ENV, wait_healthy
 from shared.chat_platform.tiktok_signing import sign_request
 from shared.codec import encode
 from shared.events import ChatReply, ReplyPart
@@ -140,7 +140,7 @@ async def main() -> None:
     fanouts: dict[str, subprocess.Popen[bytes]] = {}
     for name, topic in topics.items():
         ports[name] = free_port()
-        env = {**os.environ, "KAFKA_BOOTSTRAP": broker.bootstrap,
+        env = {**os.environ, **DEV_MODE_ENV, "KAFKA_BOOTSTRAP": broker.bootstrap,
                "BRIDGE_PLATFORM_BASE_URL": sandbox, "BRIDGE_PLATFORM_APP_KEY": KEY,
                "BRIDGE_PLATFORM_APP_SECRET": SECRET,
                "BRIDGE_PLATFORM_ACCESS_TOKEN": TOKEN, "BRIDGE_FANOUT_PORT": str(ports[name]),

@@ -22,7 +22,7 @@ import textwrap
 from pathlib import Path
 
 from devstack.broker import EmbeddedBroker, free_port
-from devstack.stack import wait_healthy
+from devstack.stack import DEV_MODE_ENV, wait_healthy
 
 BARE_APP = textwrap.dedent('''
     from fastapi import FastAPI, Request, Response
@@ -90,7 +90,7 @@ async def main() -> None:
     broker = EmbeddedBroker(log_path=str(tmp / "broker.log"))
     await broker.start_with_topics()
     ingest_port, bare_port = free_port(), free_port()
-    env = {**os.environ, "KAFKA_BOOTSTRAP": broker.bootstrap, "BRIDGE_INGEST_PORT": str(ingest_port),
+    env = {**os.environ, **DEV_MODE_ENV, "KAFKA_BOOTSTRAP": broker.bootstrap, "BRIDGE_INGEST_PORT": str(ingest_port),
            "BRIDGE_PLATFORM_APP_KEY": "k", "BRIDGE_WEBHOOK_SECRET": "s", "BRIDGE_LOG_LEVEL": "WARNING",
            "BRIDGE_INGEST_DEDUP_CAPACITY": "10"}  # the pool repeats: keep it from deduplicating
     (tmp / "bare.py").write_text(BARE_APP)

@@ -22,6 +22,7 @@ import uvicorn
 from devstack.broker import EmbeddedBroker, free_port
 from devstack.chat_sandbox import create_sandbox
 from devstack.mail_sink import SinkState, create_sink_web, start_sink_smtp
+from shared.secrets_policy import DEV_MODE_VAR
 
 SERVICE_COMMANDS: dict[str, list[str]] = {
     "ingest": ["-m", "ingest"],
@@ -31,6 +32,11 @@ SERVICE_COMMANDS: dict[str, list[str]] = {
     "reply-parser": ["-m", "reply_parser", "parser"],
     "fanout": ["-m", "fanout"],
 }
+
+
+# Every local service process runs in development mode: it accepts the default secrets
+# (shared/secrets_policy.py). The run command, the tests and the benchmarks take it from here.
+DEV_MODE_ENV: Mapping[str, str] = {DEV_MODE_VAR: "true"}
 
 
 @dataclass
@@ -59,9 +65,11 @@ class Ports:
 
 def stack_env(bootstrap: str, ports: Ports, *, window_s: float, data_dir: Path,
               extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for every service process (the same variables production sets)."""
+    """Environment for every service process (the same variables production sets, and
+    development mode)."""
     env = {
         **os.environ,
+        **DEV_MODE_ENV,
         "KAFKA_BOOTSTRAP": bootstrap,
         "BRIDGE_WINDOW_MAILBOX_S": str(window_s),
         "BRIDGE_WINDOW_HELPDESK_S": str(window_s),

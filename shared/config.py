@@ -1,8 +1,10 @@
 """Configuration from the environment, read once into a typed settings object.
 
 Defaults run the whole system on one machine; production sets the variables
-in the Kubernetes ConfigMap/Secrets (see deploy/k8s). ``KAFKA_BOOTSTRAP`` is
-read without the ``BRIDGE_`` prefix so a real Kafka is one variable away.
+in the Kubernetes ConfigMap/Secrets (see deploy/k8s). The default secrets are
+development values: a service refuses to start with them unless ``dev_mode`` is
+on (shared/secrets_policy.py). ``KAFKA_BOOTSTRAP`` is read without the
+``BRIDGE_`` prefix so a real Kafka is one variable away.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BRIDGE_", extra="ignore")
+
+    # Development mode: accept the default (published) secrets below and other weak ones.
+    # The local run command, the devstack, the tests and the benchmarks turn it on;
+    # production never does (every service refuses to start with them otherwise).
+    dev_mode: bool = False
 
     # Kafka
     kafka_bootstrap: str = Field(
@@ -114,7 +121,8 @@ class Settings(BaseSettings):
     # Connections (and requests in flight) per process to the platform; ~latency x rate.
     platform_max_connections: int = 64
     generic_platform_base_url: str = ""
-    generic_webhook_secret: SecretStr = SecretStr("dev-generic-webhook-secret")
+    # The generic adapter (webhook route and sender) is off while this is empty: no default.
+    generic_webhook_secret: SecretStr = SecretStr("")
 
     # Ingest hardening
     ingest_max_body_bytes: int = 256 * 1024

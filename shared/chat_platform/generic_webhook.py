@@ -16,6 +16,10 @@ and an ``Idempotency-Key`` header (a platform we define can honour it, unlike
 TikTok's); ``POST .../read``; ``GET {base}/conversations/{id}``;
 ``GET {base}/conversations/{id}/messages?since=<s>``. Requests carry the same
 signature headers as webhooks.
+
+Off unless configured: with no ``BRIDGE_GENERIC_WEBHOOK_SECRET`` the ingest mounts no
+``/webhooks/generic`` route (404) and both classes refuse an empty secret, since an
+HMAC with an empty key is one anyone can compute.
 """
 
 from __future__ import annotations
@@ -49,6 +53,14 @@ _ROLES = {"buyer": "BUYER", "seller": "SHOP", "agent": "CUSTOMER_SERVICE", "syst
 _KINDS = {k.value for k in ContentKind}
 
 
+def require_secret(secret: str) -> str:
+    """The shared secret, or :class:`ValueError` if it is empty (the adapter is off)."""
+    if not secret:
+        raise ValueError("the generic chat platform needs BRIDGE_GENERIC_WEBHOOK_SECRET; "
+                         "without it the adapter is off")
+    return secret
+
+
 def sign_generic(secret: str, timestamp: str, body: bytes) -> str:
     """``v1=`` + hex HMAC-SHA256 over ``"<timestamp>." + body``."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
@@ -80,7 +92,7 @@ class GenericWebhookAdapter:
     name = "generic"
 
     def __init__(self, secret: str, *, tolerance_s: int = TOLERANCE_S) -> None:
-        self._secret = secret
+        self._secret = require_secret(secret)
         self._tolerance = tolerance_s
 
     def verify(self, headers: Mapping[str, str], body: bytes, now_s: float | None = None) -> None:
@@ -147,7 +159,7 @@ class GenericChatPlatform:
 
     def __init__(self, base_url: str, secret: str, *, timeout_s: float = 10.0,
                  http: httpx.AsyncClient | None = None) -> None:
-        self._secret = secret
+        self._secret = require_secret(secret)
         self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
 
     async def aclose(self) -> None:
