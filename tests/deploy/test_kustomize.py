@@ -226,7 +226,7 @@ def test_referenced_secrets_exist_in_dev_and_only_out_of_git_ones_miss_in_prod(
         assert not missing
     else:
         assert missing == {("Secret", "bridge-platform"), ("Secret", "bridge-token-keys"),
-                           ("Secret", "bridge-dkim")}
+                           ("Secret", "bridge-admin"), ("Secret", "bridge-dkim")}
         assert ("ConfigMap", "bridge-config") in present
 
 
