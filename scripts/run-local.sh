@@ -6,4 +6,6 @@ PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e .
+# The services run in development mode (BRIDGE_DEV_MODE=true, set by devstack/stack.py
+# stack_env): they accept the default secrets, which production refuses.
 exec .venv/bin/python -m devstack "$@"
