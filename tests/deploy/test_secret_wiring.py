@@ -108,4 +108,4 @@ def test_dev_overlay_secrets_are_refused_without_its_development_mode(
             monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert weak_secrets(Settings(), declared_secrets(service))
+    assert weak_secrets(Settings(), declared_secrets(service))  # type: ignore[call-arg]

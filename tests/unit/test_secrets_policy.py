@@ -34,7 +34,7 @@ def strong() -> str:
 
 
 def cfg(**values: object) -> Settings:
-    return Settings(dev_mode=False, **values)  # type: ignore[arg-type]
+    return Settings(**{"dev_mode": False, **values})  # type: ignore[arg-type]
 
 
 def test_the_secret_settings_are_the_secretstr_fields() -> None:
@@ -134,5 +134,5 @@ def test_production_refuses_with_one_line_naming_every_variable_and_no_value() -
 
 def test_development_mode_accepts_the_defaults_and_strong_secrets_need_no_mode() -> None:
     used = [*WEBHOOK_SECRETS, REPLY_TOKEN_KEYS]
-    refuse_weak_secrets(Settings(dev_mode=True), used, "svc")  # returns: no exit
+    refuse_weak_secrets(cfg(dev_mode=True), used, "svc")  # returns: no exit
     refuse_weak_secrets(cfg(webhook_secret="issued", token_keys=f"1:{strong()}"), used, "svc")
