@@ -8,6 +8,7 @@ webhook adapter must be off unless its secret is configured.
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import socket
@@ -25,7 +26,7 @@ from devstack.stack import Ports, ServiceProcesses, stack_env, wait_healthy
 from ingest.app import create_app
 from shared.chat_platform.generic_webhook import GenericWebhookAdapter, signed_headers
 from shared.config import Settings
-from shared.secrets_policy import DEV_MODE_VAR, PUBLISHED
+from shared.secrets_policy import DEV_MODE_VAR, PUBLISHED, SecretSetting, refuse_weak_secrets
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +100,34 @@ def test_ingest_with_the_default_secrets_refuses_to_start_naming_them_and_opens_
     assert not any(value.decode() in line for value in PUBLISHED)  # names, never values
 
 
+# Each entry point's declared secrets, and what the published defaults make it refuse.
+REFUSED_WITH_DEFAULTS = {
+    ("ingest", ""): set(INGEST_SECRET_VARS),
+    ("mailer", ""): {"BRIDGE_TOKEN_KEYS"},
+    ("reply_parser", "front"): {"BRIDGE_TOKEN_KEYS"},
+    ("fanout", ""): {"BRIDGE_PLATFORM_APP_SECRET", "BRIDGE_PLATFORM_ACCESS_TOKEN"},
+    ("reply_parser", "parser"): set(),  # reads no secret
+    ("consolidator", ""): set(),  # reads no secret
+}
+
+
+@pytest.mark.parametrize(("module", "role"), sorted(REFUSED_WITH_DEFAULTS))
+def test_every_entry_point_refuses_the_defaults_of_the_secrets_it_reads(
+        module: str, role: str) -> None:
+    declared = importlib.import_module(f"{module}.__main__").SECRETS
+    used: tuple[SecretSetting, ...] = declared[role] if role else declared
+    cfg = Settings(dev_mode=False)  # type: ignore[call-arg]
+    expected = REFUSED_WITH_DEFAULTS[(module, role)]
+    if not expected:
+        refuse_weak_secrets(cfg, used, module)  # starts
+        return
+    with pytest.raises(SystemExit) as refused:
+        refuse_weak_secrets(cfg, used, module)
+    named = {word for word in str(refused.value.code).replace("(", " ").split()
+             if word.startswith("BRIDGE_") and word != "BRIDGE_DEV_MODE=true"}
+    assert named == expected
+
+
 def start_ingest(env: dict[str, str], tmp_path: Path) -> tuple[ServiceProcesses, int]:
     port = free_port()
     services = ServiceProcesses({**env, "BRIDGE_INGEST_PORT": str(port)}, tmp_path / "logs")
@@ -109,8 +138,7 @@ def start_ingest(env: dict[str, str], tmp_path: Path) -> tuple[ServiceProcesses,
 async def test_ingest_starts_with_the_default_secrets_in_the_stacks_development_mode(
         kafka_bootstrap: str, tmp_path: Path) -> None:
     env = stack_env(kafka_bootstrap, Ports(), window_s=3, data_dir=tmp_path)
-    env = {k: v for k, v in env.items()
-           if not k.startswith("BRIDGE_") or k in (DEV_MODE_VAR, "BRIDGE_INGEST_PORT")}
+    env = {k: v for k, v in env.items() if not k.startswith("BRIDGE_") or k == DEV_MODE_VAR}
     assert env[DEV_MODE_VAR] == "true"  # stack_env: the tests, devstack and benches
     services, port = start_ingest(env, tmp_path)
     try:
