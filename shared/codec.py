@@ -139,6 +139,15 @@ def _coercer(hint: Any) -> _Coercer:
             return {str(k): str(v) for k, v in value.items()}
 
         return mapping
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+
+        def literal(value: Any, path: str) -> Any:
+            if isinstance(value, bool) or value not in allowed:
+                raise DecodeError(f"{path}: expected one of {', '.join(map(repr, allowed))}")
+            return value
+
+        return literal
     if dataclasses.is_dataclass(hint):
         nested = _object_coercer(hint)  # type: ignore[arg-type]
         return lambda value, path: nested(value, path + ".")

@@ -14,6 +14,8 @@ from functools import lru_cache
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.events import MailAuthPolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BRIDGE_", extra="ignore")
@@ -89,12 +91,24 @@ class Settings(BaseSettings):
     inline_images_default_kinds: str = "salesforce"
     chat_image_max_bytes: int = 10 * 1024 * 1024  # the platform's image upload limit
     reply_record_budget_bytes: int = 960 * 1024  # one chat.replies record, under Kafka's 1 MB
-    # Inbound authentication: default per-shop policy (see ShopSettings.mail_auth_policy),
-    # Authentication-Results authserv-ids of our own MX to trust (comma-separated; empty =
-    # trust none and evaluate DKIM/SPF/DMARC here), DNS timeout for those checks.
-    inbound_auth_policy: str = "dmarc_reject"
+    # Inbound authentication: the policy a shop without its own (ShopSettings.mail_auth_policy)
+    # gets, for mailbox and for helpdesk destinations. Both default to an aligned DKIM or SPF
+    # pass of the registered sender's domain: every supported helpdesk can sign for the
+    # shop's domain (docs/setup-*.md), and a weaker default would let anyone who knows a
+    # seller's address answer buyers as the seller. Authentication-Results authserv-ids of
+    # our own MX to trust (comma-separated; empty = trust none and evaluate DKIM/SPF/DMARC
+    # here), DNS timeout for those checks, the nameserver they ask ("host[:port]"; empty =
+    # the system's resolvers).
+    inbound_auth_policy: MailAuthPolicy = "aligned_pass"
+    inbound_auth_policy_helpdesk: MailAuthPolicy = "aligned_pass"
     trusted_authserv_ids: str = ""
     auth_dns_timeout_s: float = 2.0
+    auth_dns_server: str = ""
+    # A reply whose authentication met DNS trouble is checked again (mail.inbound.retry) with
+    # backoff, at most this many times in all, then dead-lettered and the shop told.
+    auth_retry_attempts: int = 12
+    auth_retry_base_s: float = 30.0
+    auth_retry_max_s: float = 240.0
     # Loop brakes: delivered replies per conversation, sender_rejected notices per shop.
     reply_rate_limit: int = 30
     reply_rate_window_s: float = 3600.0

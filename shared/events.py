@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 SCHEMA_VERSION = 1
 
@@ -89,6 +90,13 @@ class ChatEvent:
         return conversation_key(self.shop_id, self.conversation_id)
 
 
+# How an inbound reply's sender must be authenticated (the reply-parser's mail_auth holds the
+# decision table): "aligned_pass" a DKIM signature or SPF pass of the author's own domain;
+# "dmarc_pass" the domain's DMARC record passes; "dmarc_fail" refuse any DMARC fail;
+# "dmarc_reject" refuse only a DMARC fail whose record says p=reject; "off" no check.
+MailAuthPolicy = Literal["aligned_pass", "dmarc_pass", "dmarc_fail", "dmarc_reject", "off"]
+
+
 @dataclass(frozen=True, slots=True)
 class ShopSettings:
     """A shop's notification settings, keyed by shop id on the compacted ``shop.settings``."""
@@ -102,10 +110,9 @@ class ShopSettings:
     window_override_s: int | None = None
     inline_images_allowed: bool | None = None  # None: the destination kind's default
     authorized_senders: tuple[str, ...] = ()
-    # Inbound mail authentication policy: "" = Settings.inbound_auth_policy; else one of
-    # "dmarc_reject" (refuse only a DMARC fail whose record says p=reject), "dmarc_fail"
-    # (refuse any DMARC fail), "dmarc_pass" (require an aligned pass), "off".
-    mail_auth_policy: str = ""
+    # Inbound mail authentication policy; "" = the operator's default for the destination
+    # kind (Settings.inbound_auth_policy / inbound_auth_policy_helpdesk).
+    mail_auth_policy: MailAuthPolicy | Literal[""] = ""
     updated_at_ms: int = 0
     updated_by: str = ""
     v: int = SCHEMA_VERSION
@@ -271,6 +278,8 @@ class ReplyClass(StrEnum):
     BOUNCE = "bounce"
     LOOP = "loop"
     REJECTED = "rejected"
+    # Sender authentication met DNS trouble: not accepted now, checked again later.
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,8 +304,9 @@ class ReplyPart:
 class ChatReply:
     """A seller's email reply, ready for chat, on ``chat.replies``.
 
-    ``reply_id`` comes from the mail's Message-ID (or its content hash), so the
-    same mail delivered twice yields the same id and the same part keys.
+    ``reply_id`` comes from the shop, the conversation and the mail's Message-ID (or its
+    content hash): the same mail delivered twice to one conversation yields the same id and
+    the same part keys, and one mail sent to two conversations is two replies.
     """
 
     reply_id: str
@@ -329,6 +339,9 @@ class InboundResult:
     # report with Action: failed) rather than a delay warning.
     digest_id: str = ""
     bounce_final: bool = False
+    # Sender authentication as the parser saw it (DKIM, SPF, DMARC, author alignment), for
+    # the seller's "simulate a conversation" check; "" when it was not reached.
+    auth: str = ""
     v: int = SCHEMA_VERSION
 
 

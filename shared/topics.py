@@ -53,6 +53,13 @@ MAIL_INBOUND = TopicSpec(
     "mail.inbound", CONVERSATION_PARTITIONS, retention_ms=3 * DAY_MS,
     max_message_bytes=INBOUND_RECORD_LIMIT,
 )
+# Inbound mail whose sender authentication met DNS trouble, waiting to be checked again (the
+# raw mail and its envelope, plus the attempt and when it is due): only these wait, the
+# parser's main partitions never do.
+MAIL_INBOUND_RETRY = TopicSpec(
+    "mail.inbound.retry", CONVERSATION_PARTITIONS, retention_ms=3 * DAY_MS,
+    max_message_bytes=INBOUND_RECORD_LIMIT,
+)
 MAIL_INBOUND_RESULTS = TopicSpec("mail.inbound.results", CONVERSATION_PARTITIONS)
 CHAT_REPLIES = TopicSpec("chat.replies", CONVERSATION_PARTITIONS)
 CHAT_DELIVERIES = TopicSpec("chat.deliveries", CONVERSATION_PARTITIONS, compacted=True)
@@ -64,6 +71,6 @@ ADMIN_USERS = TopicSpec("admin.users", 4, compacted=True)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     CHAT_EVENTS, SHOP_SETTINGS, MAIL_DIGESTS, MAIL_OUTCOMES, MAIL_NOTICES, MAIL_INBOUND,
-    MAIL_INBOUND_RESULTS, CHAT_REPLIES, CHAT_DELIVERIES, DEAD_LETTER, ADMIN_AUDIT,
-    ADMIN_USERS,
+    MAIL_INBOUND_RETRY, MAIL_INBOUND_RESULTS, CHAT_REPLIES, CHAT_DELIVERIES, DEAD_LETTER,
+    ADMIN_AUDIT, ADMIN_USERS,
 )

@@ -9,6 +9,9 @@ Besides the decision, the pipeline yields the notices it warrants: ``content_wit
 the seller when something was not shown to the buyer, ``sender_rejected`` to the shop's own
 inbox when a reply was refused. Their ids derive from the reply id, so a replayed mail
 produces the same notices and the mailer sends each once.
+
+Authentication that met DNS trouble is ``deferred``: the caller checks the mail again later
+and passes ``last_attempt`` on its final try, when the mail is refused instead.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from shared.config import Settings
 from shared.events import (
     ChatReply,
     InboundEnvelope,
+    MailAuthPolicy,
     MailNotice,
     ReplyClass,
     ShopSettings,
@@ -57,6 +61,7 @@ class InboundDecision:
     auth: mail_auth.AuthResult | None = None
     extraction: Extraction | None = None
     bounce: Bounce | None = None  # a delivery report about one of our digests
+    auth_unchecked: bool = False  # refused because DNS never let authentication finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,8 @@ class PipelineConfig:
     image_kinds: frozenset[str] = frozenset({"salesforce"})
     max_image_bytes: int = 10 * 1024 * 1024
     record_budget_bytes: int = 960 * 1024
-    auth_policy: str = mail_auth.POLICY_DMARC_REJECT
+    auth_policy: MailAuthPolicy = "aligned_pass"
+    auth_policy_helpdesk: MailAuthPolicy = "aligned_pass"
     trusted_authserv_ids: frozenset[str] = frozenset()
     limits: MimeLimits = field(default_factory=MimeLimits)
     check_sender: bool = True  # off only for inspection without a shop context
@@ -90,6 +96,7 @@ def config_from(cfg: Settings) -> PipelineConfig:
         max_image_bytes=cfg.chat_image_max_bytes,
         record_budget_bytes=cfg.reply_record_budget_bytes,
         auth_policy=cfg.inbound_auth_policy,
+        auth_policy_helpdesk=cfg.inbound_auth_policy_helpdesk,
         trusted_authserv_ids=parse_kinds(cfg.trusted_authserv_ids),
         limits=MimeLimits(cfg.mime_max_depth, cfg.mime_max_parts,
                           cfg.mime_max_decoded_bytes,
@@ -108,19 +115,24 @@ def parse_mail(raw: bytes) -> EmailMessage:
     return msg
 
 
-def reply_id_for(msg: EmailMessage, raw: bytes) -> str:
-    """Stable id: the Message-ID when there is one, else the content hash."""
+def reply_id_for(shop_id: str, conversation_id: str, msg: EmailMessage, raw: bytes) -> str:
+    """Stable id of one mail's reply in one conversation: the Message-ID (else the content
+    hash) scoped by shop and conversation, so a mail redelivered to a conversation keeps its
+    id while the same mail sent to two conversations is two replies (each delivered)."""
     message_id = str(msg.get("Message-ID", "") or "").strip()
-    basis = message_id.encode() if message_id else raw
-    return hashlib.sha256(basis).hexdigest()[:32]
+    basis = message_id.encode() if message_id else hashlib.sha256(raw).digest()
+    scope = f"{len(shop_id)}:{shop_id}:{len(conversation_id)}:{conversation_id}:".encode()
+    return hashlib.sha256(scope + basis).hexdigest()[:32]
 
 
-def sender_address(msg: EmailMessage) -> str:
+def from_addresses(msg: EmailMessage) -> list[str]:
+    """Every address the From header(s) name, lower-cased (the author is
+    :func:`reply_parser.mail_auth.author_address`; this is for looking, e.g. loops)."""
     try:
         pairs = getaddresses([str(v) for v in msg.get_all("From", [])])
-    except Exception:  # malformed header: treat as no sender
-        return ""
-    return pairs[0][1].strip().lower() if pairs else ""
+    except Exception:  # malformed header: no addresses
+        return []
+    return [a.strip().lower() for _, a in pairs if a.strip()]
 
 
 def detect_loop(msg: EmailMessage, own: OwnIdentity) -> str | None:
@@ -134,8 +146,8 @@ def detect_loop(msg: EmailMessage, own: OwnIdentity) -> str | None:
             return "X-Loop names this bridge"
     if msg.get("X-Bridge-Digest-Id") or msg.get("X-Bridge-Notice"):
         return "our own mail came back (X-Bridge header)"
-    sender = sender_address(msg)
-    if sender.endswith("." + own.reply_domain_base.lower()) and "@chat-seller-" in sender:
+    if any(a.endswith("." + own.reply_domain_base.lower()) and "@chat-seller-" in a
+           for a in from_addresses(msg)):
         return "sent from one of our reply addresses"
     return None
 
@@ -149,8 +161,12 @@ def authorized_senders(shop: ShopSettings) -> set[str]:
 
 def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity, *,
            chat_limit: int | None = None, config: PipelineConfig | None = None,
-           resolver: mail_auth.DnsResolver | None = None, helo: str = "") -> InboundDecision:
+           resolver: mail_auth.DnsResolver | None = None, helo: str = "",
+           last_attempt: bool = False) -> InboundDecision:
     """Classify, authorize, authenticate and extract one inbound mail.
+
+    Without a *resolver* the sender is not authenticated (inspection of a saved mail); the
+    parser always passes one.
 
     Raises :class:`reply_parser.mime_limits.MailTooComplex` for mail beyond the parsing
     limits (the caller dead-letters it); any other malformed input yields a decision.
@@ -177,26 +193,36 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
     if verdict.cls != ReplyClass.REPLY:
         return InboundDecision(verdict.cls, verdict.reason)
 
-    sender = sender_address(msg)
-    reply_id = reply_id_for(msg, raw)
+    reply_id = reply_id_for(env.shop_id, env.conversation_id, msg, raw)
     auth = None
-    if cfg.check_sender:
+    try:
+        sender = mail_auth.author_address(msg)
         refusal = None
-        if not sender:
-            refusal = "no From address"
-        elif sender not in authorized_senders(shop):
+    except mail_auth.AuthorError as exc:  # refused under every policy: who would the sender be?
+        sender, refusal = ", ".join(from_addresses(msg))[:300], str(exc)
+    deferred = False
+    if refusal is None and cfg.check_sender:
+        if sender not in authorized_senders(shop):
             refusal = f"sender {sender} is not a registered, activated user of shop {shop.shop_id}"
         else:
             auth = mail_auth.evaluate(raw, msg, peer_ip=env.peer, mail_from=env.mail_from,
                                       helo=helo, resolver=resolver,
                                       trusted_ids=cfg.trusted_authserv_ids)
-            refusal = mail_auth.refusal_reason(auth, shop.mail_auth_policy or cfg.auth_policy)
-        if refusal:
-            notice = sender_rejected_notice(reply_id=reply_id, shop=shop, sender=sender,
-                                            reason=refusal, conversation_id=env.conversation_id,
-                                            now_ms=env.received_at_ms)
-            return InboundDecision(ReplyClass.REJECTED, refusal,
-                                   notices=(notice,) if notice else (), auth=auth)
+            policy = mail_auth.shop_policy(shop, mailbox=cfg.auth_policy,
+                                           helpdesk=cfg.auth_policy_helpdesk)
+            verdict_auth = mail_auth.auth_verdict(auth, policy)
+            deferred = verdict_auth.outcome == "defer"
+            if deferred and not last_attempt:
+                return InboundDecision(ReplyClass.DEFERRED, verdict_auth.reason, auth=auth)
+            if verdict_auth.outcome != "accept":
+                refusal = verdict_auth.reason
+    if refusal:
+        notice = sender_rejected_notice(reply_id=reply_id, shop=shop, sender=sender,
+                                        reason=refusal, conversation_id=env.conversation_id,
+                                        now_ms=env.received_at_ms)
+        return InboundDecision(ReplyClass.REJECTED, refusal,
+                               notices=(notice,) if notice else (), auth=auth,
+                               auth_unchecked=deferred)
     deadline.check("extraction")
 
     extraction = extract_new_text(msg)

@@ -8,9 +8,19 @@ Two sources, in this order:
 2. Our own evaluation: DKIM with dkimpy, SPF with pyspf, DMARC (RFC 7489) alignment of the
    From domain with the DKIM ``d=`` or the SPF ``MAIL FROM`` domain.
 
+The author is the one address of the one ``From`` header (:func:`author_address`): a mail
+naming several authors, or none readably, is refused before any of this (which of them
+would "the sender" be? the first is what the attacker chooses).
+
+What a shop requires is its policy (:data:`MailAuthPolicy`; :func:`auth_verdict` is the
+decision table). The default, ``aligned_pass``, asks for a DKIM signature or an SPF pass of
+the author's own domain (relaxed alignment, strict where its DMARC record says so), whether
+or not that domain publishes DMARC: a mailbox or helpdesk that cannot prove the author's
+domain sent the mail cannot speak for the seller.
+
 DNS goes through a :class:`DnsResolver` (pluggable: tests use :class:`StaticResolver`, no
-network). Evaluation never raises: DNS trouble is ``temperror``; a malformed record is
-``permerror`` or ``none``.
+network). Evaluation never raises: DNS trouble is ``temperror``, which every policy defers
+(retried later, never accepted); a malformed record is ``permerror`` or ``none``.
 """
 
 from __future__ import annotations
@@ -18,9 +28,10 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from email.errors import ObsoleteHeaderDefect
 from email.message import Message
-from email.utils import getaddresses
-from typing import Protocol
+from email.policy import default as default_policy
+from typing import Literal, Protocol, get_args
 
 import dkim
 
@@ -36,12 +47,10 @@ try:
 except ImportError:  # pragma: no cover
     authres = None
 
+from shared.events import DestinationKind, MailAuthPolicy, ShopSettings
+
 PASS, FAIL, NONE, TEMPERROR, PERMERROR = "pass", "fail", "none", "temperror", "permerror"
-POLICY_OFF = "off"
-POLICY_DMARC_REJECT = "dmarc_reject"
-POLICY_DMARC_FAIL = "dmarc_fail"
-POLICY_DMARC_PASS = "dmarc_pass"
-POLICIES = (POLICY_OFF, POLICY_DMARC_REJECT, POLICY_DMARC_FAIL, POLICY_DMARC_PASS)
+POLICIES: tuple[MailAuthPolicy, ...] = get_args(MailAuthPolicy)
 MAX_DKIM_SIGNATURES = 5  # verifying costs a DNS lookup and a body hash each
 
 
@@ -91,22 +100,35 @@ RESERVED_TLDS = frozenset({"localhost", "test", "example", "invalid", "local"})
 
 
 class DnsPythonResolver:
-    """Real DNS through dnspython, with a timeout and a small positive/negative cache."""
+    """Real DNS through dnspython, with a timeout and a small positive/negative cache.
+
+    *nameserver* (``host`` or ``host:port``) asks that server only, reserved names included
+    (it is the operator's, or the local stack's, own); without it the system's resolvers are
+    asked and reserved names never leave the host.
+    """
 
     def __init__(self, timeout_s: float = 2.0, cache_ttl_s: float = 300.0,
-                 cache_size: int = 10_000) -> None:
+                 cache_size: int = 10_000, nameserver: str = "") -> None:
         import dns.resolver  # imported here: tests and the inspect command never need it
 
         self._dns = dns
-        self._resolver = dns.resolver.Resolver()
+        if nameserver:
+            host, _, port = nameserver.rpartition(":") if nameserver.count(":") == 1 else (
+                nameserver, "", "")
+            self._resolver = dns.resolver.Resolver(configure=False)
+            self._resolver.nameservers = [host]
+            self._resolver.port = int(port or 53)
+        else:
+            self._resolver = dns.resolver.Resolver()
         self._resolver.lifetime = timeout_s
+        self._skip_reserved = not nameserver
         self._ttl = cache_ttl_s
         self._size = cache_size
         self._cache: dict[tuple[str, str], tuple[float, list]] = {}
 
     def _query(self, name: str, rtype: str) -> list:
         key = (name.lower().rstrip("."), rtype)
-        if key[0].rpartition(".")[2] in RESERVED_TLDS:
+        if self._skip_reserved and key[0].rpartition(".")[2] in RESERVED_TLDS:
             return []  # RFC 2606/6761 names never resolve: no query leaves the host
         hit = self._cache.get(key)
         now = time.monotonic()
@@ -141,7 +163,12 @@ class DnsPythonResolver:
 
 @dataclass(frozen=True, slots=True)
 class AuthResult:
-    """What authentication says about one mail; ``source`` is ``local`` or ``authres:<id>``."""
+    """What authentication says about one mail; ``source`` is ``local`` or ``authres:<id>``.
+
+    ``aligned`` is the author check the default policy uses: ``pass`` when a verified DKIM
+    signature or an SPF pass belongs to the author's domain (:func:`author_alignment`),
+    ``temperror`` when only DNS trouble stands between the mail and such a pass.
+    """
 
     dmarc: str = NONE
     dmarc_policy: str = ""  # the published p= (or sp=) when known: reject / quarantine / none
@@ -151,11 +178,24 @@ class AuthResult:
     spf_domain: str = ""
     from_domain: str = ""
     source: str = "local"
+    aligned: str = NONE
+    dkim_temp_domains: tuple[str, ...] = ()  # d= of signatures whose key DNS did not answer
 
     def summary(self) -> str:
-        return (f"dmarc={self.dmarc}" + (f" (p={self.dmarc_policy})" if self.dmarc_policy else "")
-                + f" dkim={self.dkim} spf={self.spf} from={self.from_domain or '?'}"
+        dkim = self.dkim + (f" (d={','.join(self.dkim_domains)})" if self.dkim_domains else "")
+        spf = self.spf + (f" (mail from {self.spf_domain})" if self.spf_domain else "")
+        return (f"author {self.from_domain or '?'}: aligned={self.aligned} dkim={dkim} spf={spf}"
+                f" dmarc={self.dmarc}" + (f" (p={self.dmarc_policy})" if self.dmarc_policy else "")
                 + f" via {self.source}")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a policy makes of an :class:`AuthResult`: accept, refuse, or defer (DNS trouble:
+    check again later, never accept now)."""
+
+    outcome: Literal["accept", "refuse", "defer"]
+    reason: str = ""
 
 
 # --- domains -----------------------------------------------------------------------------------
@@ -190,15 +230,43 @@ def aligned(domain: str, from_domain: str, mode: str) -> bool:
     return org_domain(domain) == org_domain(from_domain)
 
 
+class AuthorError(ValueError):
+    """The From header does not name exactly one readable author; the reason says how."""
+
+
+def author_address(msg: Message) -> str:
+    """The one address of the one RFC5322.From header, lower-cased.
+
+    Raises :class:`AuthorError` for no From, several From headers, several addresses (or a
+    group), or a header the modern parser reads only with invalid-syntax defects (where
+    mail programs disagree on who the author is). Addresses come from the structured parse
+    of the raw header, so an encoded word in a display name can never add or hide one.
+    """
+    values = msg.get_all("From") or []
+    if not values:
+        raise AuthorError("no From header")
+    if len(values) > 1:
+        raise AuthorError(f"{len(values)} From headers (a mail has one author)")
+    header = values[0]
+    if not hasattr(header, "addresses"):  # a message parsed with the compat32 policy
+        header = default_policy.header_factory("From", str(header))
+    defects = [d for d in header.defects if not isinstance(d, ObsoleteHeaderDefect)]
+    addresses = header.addresses
+    if len(addresses) > 1:
+        raise AuthorError(f"the From header names {len(addresses)} addresses "
+                          "(a reply must have one author)")
+    if defects or not addresses or not addresses[0].domain or not addresses[0].username:
+        detail = f": {defects[0]}" if defects else ""
+        raise AuthorError(f"the From header has no readable address{detail}")
+    return addresses[0].addr_spec.strip().lower()
+
+
 def from_domain_of(msg: Message) -> str:
-    """The RFC5322.From domain, or "" when there is not exactly one address."""
+    """The RFC5322.From domain, or "" when there is not exactly one readable author."""
     try:
-        pairs = [a for _, a in getaddresses([str(v) for v in msg.get_all("From", [])]) if a]
-    except Exception:  # noqa: BLE001 - unreadable From: no domain
+        return author_address(msg).rpartition("@")[2].rstrip(".")
+    except AuthorError:
         return ""
-    if len(pairs) != 1 or "@" not in pairs[0]:
-        return ""
-    return pairs[0].rpartition("@")[2].strip().lower().rstrip(".")
 
 
 # --- DMARC record ------------------------------------------------------------------------------
@@ -245,12 +313,14 @@ def lookup_dmarc(from_domain: str, resolver: DnsResolver) -> tuple[DmarcRecord |
 # --- DKIM and SPF ------------------------------------------------------------------------------
 
 
-def verify_dkim(raw: bytes, resolver: DnsResolver) -> tuple[str, tuple[str, ...]]:
-    """(overall result, domains whose signature verified)."""
+def verify_dkim(raw: bytes, resolver: DnsResolver
+                ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(overall result, domains whose signature verified, domains whose key lookup met DNS
+    trouble)."""
     count = min(raw.count(b"\nDKIM-Signature:") + raw.count(b"\ndkim-signature:")
                 + (1 if raw[:15].lower() == b"dkim-signature:" else 0), MAX_DKIM_SIGNATURES)
     if count == 0:
-        return NONE, ()
+        return NONE, (), ()
 
     def dnsfunc(name: bytes | str, timeout: int = 5) -> bytes:
         text = name.decode() if isinstance(name, bytes) else name
@@ -258,19 +328,20 @@ def verify_dkim(raw: bytes, resolver: DnsResolver) -> tuple[str, tuple[str, ...]
         return records[0].encode() if records else b""
 
     passed: list[str] = []
-    temp = False
+    temp: list[str] = []
     for idx in range(count):
         checker = dkim.DKIM(raw, minkey=1024)
         try:
             if checker.verify(idx=idx, dnsfunc=dnsfunc):
                 passed.append((checker.domain or b"").decode().lower())
         except DnsTempError:
-            temp = True
+            # dkimpy reads d= before it asks DNS for the key
+            temp.append((checker.domain or b"").decode("ascii", "replace").lower())
         except Exception:  # noqa: BLE001 - dkimpy raises many types on malformed signatures
             continue
     if passed:
-        return PASS, tuple(passed)
-    return (TEMPERROR if temp else FAIL), ()
+        return PASS, tuple(passed), tuple(temp)
+    return (TEMPERROR if temp else FAIL), (), tuple(temp)
 
 
 class _ResolverSpfQuery(spf.query if spf is not None else object):  # type: ignore[misc]
@@ -331,14 +402,18 @@ def trusted_results(msg: Message, trusted_ids: frozenset[str]) -> AuthResult | N
             continue
         found: dict[str, str] = {}
         dkim_domains: list[str] = []
+        dkim_temp: list[str] = []
         spf_domain = from_domain = ""
         for res in header.results:
             method, result = str(res.method).lower(), str(res.result).lower()
             props = {f"{p.type}.{p.name}".lower(): str(p.value) for p in res.properties}
             if method == "dkim":
+                signer = (props.get("header.d", props.get("header.i", ""))
+                          .lstrip("@").rpartition("@")[2].lower())
                 if result == PASS:
-                    dkim_domains.append(props.get("header.d", props.get("header.i", ""))
-                                        .lstrip("@").rpartition("@")[2].lower())
+                    dkim_domains.append(signer)
+                elif result == TEMPERROR:
+                    dkim_temp.append(signer)
                 if found.get("dkim") != PASS:
                     found["dkim"] = result
             elif method in ("spf", "dmarc") and method not in found:
@@ -353,20 +428,56 @@ def trusted_results(msg: Message, trusted_ids: frozenset[str]) -> AuthResult | N
                           dkim=found.get("dkim", NONE), dkim_domains=tuple(dkim_domains),
                           spf=found.get("spf", NONE), spf_domain=spf_domain,
                           from_domain=from_domain or from_domain_of(msg),
-                          source=f"authres:{header.authserv_id}")
+                          source=f"authres:{header.authserv_id}",
+                          dkim_temp_domains=tuple(dkim_temp))
     return None
 
 
 # --- the whole evaluation ----------------------------------------------------------------------
 
 
+def author_alignment(from_domain: str, *, dkim_domains: tuple[str, ...],
+                     dkim_temp_domains: tuple[str, ...] = (), spf: str, spf_domain: str,
+                     adkim: str = "r", aspf: str = "r", modes_known: bool = True) -> str:
+    """Does a verified DKIM signature or an SPF pass belong to the author's domain? Pure.
+
+    ``pass``, ``fail``, or ``temperror`` when DNS trouble hid what could have been a pass
+    (an aligned signature whose key did not resolve, SPF of an aligned envelope domain that
+    did not answer, or a relaxed-only match while the DMARC record that could require strict
+    alignment did not answer: *modes_known* False). A non-aligned domain's DNS trouble never
+    defers: nothing it could answer would make the mail pass.
+    """
+    if not from_domain:
+        return FAIL
+
+    def passes(dkim_mode: str, spf_mode: str) -> bool:
+        return any(aligned(d, from_domain, dkim_mode) for d in dkim_domains) or (
+            spf == PASS and aligned(spf_domain, from_domain, spf_mode))
+
+    if passes("s", "s") or (modes_known and passes(adkim, aspf)):
+        return PASS
+    if not modes_known and passes("r", "r"):  # relaxed only, and the record may say strict
+        return TEMPERROR
+    if any(aligned(d, from_domain, "r") for d in dkim_temp_domains) or (
+            spf == TEMPERROR and aligned(spf_domain, from_domain, "r")):
+        return TEMPERROR
+    return FAIL
+
+
 def evaluate(raw: bytes, msg: Message, *, peer_ip: str, mail_from: str, helo: str = "",
              resolver: DnsResolver | None, trusted_ids: frozenset[str] = frozenset()
              ) -> AuthResult:
-    """DMARC verdict for one mail. Never raises."""
+    """DMARC verdict and author alignment for one mail. Never raises."""
     trusted = trusted_results(msg, trusted_ids)
     from_domain = from_domain_of(msg)
     if trusted is not None:
+        # Alignment is judged against the author as we read it, not the MX's header.from.
+        mx_dmarc_pass = trusted.dmarc == PASS and trusted.from_domain == from_domain
+        trusted = AuthResult(**{**_asdict(trusted), "aligned": PASS if mx_dmarc_pass else
+                                author_alignment(from_domain, dkim_domains=trusted.dkim_domains,
+                                                 dkim_temp_domains=trusted.dkim_temp_domains,
+                                                 spf=trusted.spf,
+                                                 spf_domain=trusted.spf_domain)})
         if trusted.dmarc == FAIL and not trusted.dmarc_policy and resolver is not None:
             try:
                 _, applies = lookup_dmarc(trusted.from_domain or from_domain, resolver)
@@ -377,39 +488,71 @@ def evaluate(raw: bytes, msg: Message, *, peer_ip: str, mail_from: str, helo: st
     if resolver is None:
         return AuthResult(from_domain=from_domain, source="unchecked")
     if not from_domain:
-        return AuthResult(dmarc=PERMERROR, from_domain="", source="local")
-    dkim_result, dkim_domains = verify_dkim(raw, resolver)
+        return AuthResult(dmarc=PERMERROR, from_domain="", source="local", aligned=FAIL)
+    dkim_result, dkim_domains, dkim_temp = verify_dkim(raw, resolver)
     spf_result, spf_domain = check_spf(peer_ip, mail_from, helo, resolver)
     try:
         record, applies = lookup_dmarc(from_domain, resolver)
+        modes_known = True
     except DnsTempError:
-        return AuthResult(TEMPERROR, "", dkim_result, dkim_domains, spf_result, spf_domain,
-                          from_domain)
-    if record is None:
+        record, applies, modes_known = None, "", False
+    author = author_alignment(
+        from_domain, dkim_domains=dkim_domains, dkim_temp_domains=dkim_temp, spf=spf_result,
+        spf_domain=spf_domain, adkim=record.adkim if record else "r",
+        aspf=record.aspf if record else "r", modes_known=modes_known)
+    if not modes_known:
+        dmarc = TEMPERROR
+    elif record is None:
         dmarc = NONE
-    elif any(aligned(d, from_domain, record.adkim) for d in dkim_domains) or (
-            spf_result == PASS and aligned(spf_domain, from_domain, record.aspf)):
-        dmarc = PASS
     else:
-        dmarc = FAIL
+        dmarc = {PASS: PASS, TEMPERROR: TEMPERROR}.get(author, FAIL)
     return AuthResult(dmarc, applies, dkim_result, dkim_domains, spf_result, spf_domain,
-                      from_domain)
+                      from_domain, aligned=author, dkim_temp_domains=dkim_temp)
 
 
 def _asdict(result: AuthResult) -> dict[str, object]:
     return {name: getattr(result, name) for name in AuthResult.__slots__}
 
 
-def refusal_reason(result: AuthResult, policy: str) -> str | None:
-    """Why *policy* refuses a mail with *result*, or None when it is accepted."""
-    if policy == POLICY_OFF:
-        return None
-    if policy == POLICY_DMARC_PASS and result.dmarc != PASS:
-        return f"DMARC did not pass ({result.summary()}); this shop requires it"
+def shop_policy(shop: ShopSettings, *, mailbox: MailAuthPolicy,
+                helpdesk: MailAuthPolicy) -> MailAuthPolicy:
+    """The policy a shop's replies are checked under: its own override, else the operator's
+    default for its destination kind."""
+    if shop.mail_auth_policy:
+        return shop.mail_auth_policy
+    kind = shop.destination_kind
+    is_helpdesk = kind in DestinationKind._value2member_map_ and DestinationKind(kind).is_helpdesk
+    return helpdesk if is_helpdesk else mailbox
+
+
+def auth_verdict(result: AuthResult, policy: MailAuthPolicy) -> Verdict:
+    """The decision table: what *policy* makes of *result*. Pure.
+
+    DNS trouble that could change the answer defers under every policy except ``off``: the
+    mail is checked again later, never accepted on a guess. A result marked ``unchecked``
+    (no resolver: inspection of a saved mail) is accepted; the parser always has a resolver.
+    """
+    facts = result.summary()
+    if policy == "off" or result.source == "unchecked":
+        return Verdict("accept")
+    if policy == "aligned_pass":
+        if result.aligned == PASS:
+            return Verdict("accept")
+        if result.aligned == TEMPERROR:
+            return Verdict("defer", f"authentication could not be checked now, DNS did not "
+                           f"answer ({facts})")
+        return Verdict("refuse", f"no DKIM signature or SPF pass of the sender's domain "
+                       f"{result.from_domain or '?'} ({facts}); this shop requires one")
+    if result.dmarc == TEMPERROR:
+        return Verdict("defer", f"DMARC could not be checked now, DNS did not answer ({facts})")
+    if policy == "dmarc_pass":
+        if result.dmarc == PASS:
+            return Verdict("accept")
+        return Verdict("refuse", f"DMARC did not pass ({facts}); this shop requires it")
     if result.dmarc != FAIL:
-        return None
-    if policy == POLICY_DMARC_FAIL:
-        return f"DMARC failed ({result.summary()})"
-    if policy == POLICY_DMARC_REJECT and result.dmarc_policy == "reject":
-        return f"DMARC failed and the sender's domain says p=reject ({result.summary()})"
-    return None
+        return Verdict("accept")
+    if policy == "dmarc_fail":
+        return Verdict("refuse", f"DMARC failed ({facts})")
+    if result.dmarc_policy == "reject":  # dmarc_reject
+        return Verdict("refuse", f"DMARC failed and the sender's domain says p=reject ({facts})")
+    return Verdict("accept")

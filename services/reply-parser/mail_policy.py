@@ -16,7 +16,9 @@ from typing import Any
 # Headers the parser reads only as text (addresses go through getaddresses, ids are hashed):
 # the modern structured parse of these is the costliest part of header handling and its
 # result is unused, so they are parsed as unstructured (encoded words still decoded).
-TEXT_ONLY_HEADERS = ("from", "sender", "to", "cc", "bcc", "reply-to", "resent-from",
+# From is not among them: the author is read from its structured parse (addresses from the
+# raw header, so a decoded display name can never add or hide one).
+TEXT_ONLY_HEADERS = ("sender", "to", "cc", "bcc", "reply-to", "resent-from",
                      "resent-sender", "resent-to", "resent-cc", "message-id", "date",
                      "resent-date", "in-reply-to", "references")
 _MAX_CACHED_VALUE = 2000

@@ -1,24 +1,33 @@
 """The parser: raw mail from ``mail.inbound`` -> chat parts on ``chat.replies``.
 
-Every mail ends as exactly one ``InboundResult`` (reply, auto_reply, bounce,
+Every mail ends as exactly one final ``InboundResult`` (reply, auto_reply, bounce,
 loop or rejected, with the reason); a reply also yields a ``ChatReply`` for
 the fan-out and an ``EMAIL_REPLY`` chat event so the consolidator stops
 holding what the seller just answered. Offsets commit after those writes.
+
+A mail whose sender authentication met DNS trouble is never accepted on a guess, and never
+holds up its partition: it goes to ``mail.inbound.retry`` with its attempt number and due
+time (a ``deferred`` result says so), and a second consumer checks it again when due, with
+backoff, up to ``auth_retry_attempts`` in all; the last attempt refuses it (dead letter
+"authentication could not be checked", the shop told). The mail then arrives later than
+replies sent after it, as a mail a server deferred would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import defaultdict, deque
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, config_from, decide
 from reply_parser.mail_auth import DnsPythonResolver, DnsResolver
 from reply_parser.mime_limits import MailTooComplex
 from reply_parser.parser_metrics import DIGESTS_BOUNCED, REPLIES_CLASSIFIED
+from shared.backoff import backoff_delay
 from shared.codec import DecodeError, decode, encode
 from shared.config import Settings, get_settings
 from shared.events import (
@@ -46,11 +55,18 @@ from shared.topics import (
     INBOUND_RECORD_LIMIT,
     MAIL_INBOUND,
     MAIL_INBOUND_RESULTS,
+    MAIL_INBOUND_RETRY,
     MAIL_NOTICES,
 )
 
 SERVICE = "reply_parser"
 GROUP = "bridge-reply-parser"
+RETRY_GROUP = "bridge-reply-parser-retry"
+# Kafka headers of a record on mail.inbound.retry (besides "envelope").
+ATTEMPT_HEADER, DUE_HEADER = "auth_attempt", "retry_at_ms"
+# Longest nap of the retry consumer between polls while nothing is due (it re-fetches the
+# not-yet-due records after it, so it must stay well under the consumer's poll interval).
+RETRY_NAP_MAX_S = 10.0
 log = logging.getLogger(SERVICE)
 
 
@@ -82,9 +98,16 @@ class ConversationRateGuard:
             del self._seen[key]
 
 
+def _int_header(headers: dict[str, bytes], name: str, default: int) -> int:
+    try:
+        return int(headers.get(name, b"").decode() or default)
+    except ValueError:
+        return default
+
+
 class Parser:
     def __init__(self, cfg: Settings, producer: AIOKafkaProducer, shops: ShopSettingsView,
-                 resolver: DnsResolver | None = None) -> None:
+                 resolver: DnsResolver) -> None:
         self.cfg = cfg
         self.producer = producer
         self.shops = shops
@@ -108,12 +131,13 @@ class Parser:
                                           offset=rec.offset)
             return
         raw = rec.value or b""
+        attempt = _int_header(headers, ATTEMPT_HEADER, 1)
         try:
             # In a worker thread: DNS lookups for DKIM/SPF/DMARC block, and the SMTP-side
             # event loop (Kafka heartbeats, lag reports) must keep running meanwhile.
             decision = await asyncio.to_thread(
                 decide, raw, env, self.shops.get(env.shop_id), self.own, config=self.pipeline,
-                resolver=self.resolver)
+                resolver=self.resolver, last_attempt=attempt >= self.cfg.auth_retry_attempts)
         except MailTooComplex as exc:
             await self._dead_letter(rec, raw, env, f"mail beyond parsing limits: {exc}",
                                     "too_complex")
@@ -124,6 +148,12 @@ class Parser:
                                     f"unparseable mail: {exc.__class__.__name__}: {exc}",
                                     "unparseable")
             decision = InboundDecision(ReplyClass.REJECTED, f"unparseable mail: {exc}")
+        if decision.classification == ReplyClass.DEFERRED:
+            decision = await self._defer(rec, raw, headers, attempt, decision)
+        elif decision.auth_unchecked:
+            await self._dead_letter(rec, raw, env, f"authentication could not be checked "
+                                    f"after {attempt} attempts: {decision.reason}",
+                                    "auth_unchecked")
         if decision.reply is not None and not self.guard.allow(
                 f"{env.shop_id}:{env.conversation_id}", time.monotonic()):
             decision = InboundDecision(ReplyClass.LOOP, "too many replies for this conversation")
@@ -137,6 +167,21 @@ class Parser:
             DIGESTS_BOUNCED.labels("failed" if decision.bounce.permanent else "delayed").inc()
         EVENTS_HANDLED.labels(SERVICE, decision.classification).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
+
+    async def _defer(self, rec: ConsumerRecord, raw: bytes, headers: dict[str, bytes],
+                     attempt: int, decision: InboundDecision) -> InboundDecision:
+        """Queue the mail on mail.inbound.retry, due after a backoff; the deferred result
+        says when it is checked again."""
+        delay_s = backoff_delay(attempt, base_s=self.cfg.auth_retry_base_s,
+                                max_s=self.cfg.auth_retry_max_s)
+        await self.producer.send_and_wait(
+            MAIL_INBOUND_RETRY.name, raw, key=rec.key,
+            headers=[("envelope", headers.get("envelope", b"")),
+                     (ATTEMPT_HEADER, str(attempt + 1).encode()),
+                     (DUE_HEADER, str(now_ms() + int(delay_s * 1000)).encode())])
+        return dataclasses.replace(decision, reason=(
+            f"{decision.reason}; checked again in {delay_s:.0f} s (attempt {attempt + 1} of "
+            f"{self.cfg.auth_retry_attempts})"))
 
     async def _dead_letter(self, rec: ConsumerRecord, raw: bytes, env: InboundEnvelope,
                            reason: str, reason_class: str) -> None:
@@ -165,7 +210,8 @@ class Parser:
             classification=decision.classification, reason=decision.reason,
             reply_id=reply.reply_id if reply else "", parts=len(reply.parts) if reply else 0,
             at_ms=now_ms(), digest_id=decision.bounce.digest_id if decision.bounce else "",
-            bounce_final=decision.bounce.permanent if decision.bounce else False)
+            bounce_final=decision.bounce.permanent if decision.bounce else False,
+            auth=decision.auth.summary() if decision.auth else "")
         sends.append(self.producer.send_and_wait(MAIL_INBOUND_RESULTS.name, encode(result),
                                                  key=key))
         await asyncio.gather(*sends)
@@ -174,18 +220,50 @@ class Parser:
                                                 "reason": decision.reason})
 
 
+async def retry_deferred(consumer: AIOKafkaConsumer, parser: Parser) -> None:
+    """Check deferred mails again as they fall due (mail.inbound.retry).
+
+    A partition's records go in order; when its next record is not due yet the consumer
+    seeks back to it and naps until the earliest due time (at most RETRY_NAP_MAX_S), so it
+    keeps polling and each partition waits only for its own records.
+    """
+    while True:
+        batches = await consumer.getmany(timeout_ms=500)
+        handled: dict[TopicPartition, int] = {}
+        next_due: int | None = None
+        for tp, records in batches.items():
+            for rec in records:
+                due = _int_header(dict(rec.headers or ()), DUE_HEADER, 0)
+                if due > now_ms():
+                    consumer.seek(tp, rec.offset)
+                    next_due = due if next_due is None else min(next_due, due)
+                    break
+                await parser.handle(rec)
+                handled[tp] = rec.offset + 1
+        if handled:
+            await consumer.commit(handled)
+        if next_due is not None:
+            await asyncio.sleep(min(max(0, next_due - now_ms()) / 1000, RETRY_NAP_MAX_S))
+
+
 async def main() -> None:
     cfg = get_settings()
-    producer = make_producer(cfg)
+    producer = make_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT)
     await producer.start()
     shops = ShopSettingsView(cfg)
     await shops.start()
-    parser = Parser(cfg, producer, shops, DnsPythonResolver(cfg.auth_dns_timeout_s))
+    parser = Parser(cfg, producer, shops, DnsPythonResolver(cfg.auth_dns_timeout_s,
+                                                           nameserver=cfg.auth_dns_server))
     consumer = make_consumer(cfg, MAIL_INBOUND.name, group_id=GROUP,
                              max_partition_fetch_bytes=INBOUND_RECORD_LIMIT, max_poll_records=50)
     await consumer.start()
+    retry_consumer = make_consumer(cfg, MAIL_INBOUND_RETRY.name, group_id=RETRY_GROUP,
+                                   max_partition_fetch_bytes=INBOUND_RECORD_LIMIT,
+                                   max_poll_records=10)
+    await retry_consumer.start()
+    retries = asyncio.create_task(retry_deferred(retry_consumer, parser))
     ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)
-                                        and kafka_healthy(consumer)),
+                                        and kafka_healthy(consumer) and not retries.done()),
                           cfg.http_host, cfg.reply_parser_port)
     lag = asyncio.create_task(report_lag(consumer, GROUP))
     UP.labels(SERVICE).set(1)
@@ -201,6 +279,8 @@ async def main() -> None:
         UP.labels(SERVICE).set(0)
         lag.cancel()
         ops.cancel()
+        retries.cancel()
+        await retry_consumer.stop()
         await consumer.stop()
         await shops.stop()
         await producer.stop()

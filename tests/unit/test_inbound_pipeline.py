@@ -210,7 +210,8 @@ def test_control_characters_never_reach_the_buyer() -> None:
 def test_dmarc_fail_with_p_reject_refuses_the_reply() -> None:
     resolver = StaticResolver({("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject"],
                                ("shop.example", "TXT"): ["v=spf1 ip4:198.51.100.0/24 -all"]})
-    decision = decide(_mail(), ENV, MAILBOX, OWN, resolver=resolver)
+    weak = dataclasses.replace(MAILBOX, mail_auth_policy="dmarc_reject")
+    decision = decide(_mail(), ENV, weak, OWN, resolver=resolver)
     assert decision.classification == "rejected" and "DMARC" in decision.reason
     assert decision.notices[0].kind == "sender_rejected"
 
@@ -225,7 +226,8 @@ def test_dmarc_pass_through_spf_delivers_the_reply() -> None:
 
 def test_shop_policy_dmarc_fail_refuses_even_with_p_none() -> None:
     resolver = StaticResolver({("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=none"]})
-    assert decide(_mail(), ENV, MAILBOX, OWN, resolver=resolver).classification == "reply"
+    weak = dataclasses.replace(MAILBOX, mail_auth_policy="dmarc_reject")
+    assert decide(_mail(), ENV, weak, OWN, resolver=resolver).classification == "reply"
     strict = dataclasses.replace(MAILBOX, mail_auth_policy="dmarc_fail")
     assert decide(_mail(), ENV, strict, OWN, resolver=resolver).classification == "rejected"
 

@@ -16,11 +16,12 @@ import dkim
 import pytest
 
 from reply_parser.mail_auth import (
+    AuthResult,
     StaticResolver,
+    auth_verdict,
     evaluate,
     org_domain,
     parse_dmarc,
-    refusal_reason,
 )
 
 PEER = "192.0.2.10"
@@ -60,9 +61,13 @@ def _msg(raw: bytes) -> Message:
 
 
 def _eval(raw: bytes, resolver: StaticResolver, *, mail_from: str = "seller@shop.example",
-          trusted: frozenset[str] = frozenset()) -> object:
+          trusted: frozenset[str] = frozenset()) -> AuthResult:
     return evaluate(raw, _msg(raw), peer_ip=PEER, mail_from=mail_from, resolver=resolver,
                     trusted_ids=trusted)
+
+
+def _outcome(result: AuthResult, policy: str) -> str:
+    return auth_verdict(result, policy).outcome  # type: ignore[arg-type]
 
 
 def test_aligned_dkim_signature_passes_dmarc(key: tuple[bytes, str]) -> None:
@@ -71,8 +76,8 @@ def test_aligned_dkim_signature_passes_dmarc(key: tuple[bytes, str]) -> None:
     resolver = StaticResolver({("s1._domainkey.shop.example", "TXT"): [txt],
                                ("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject"]})
     result = _eval(raw, resolver, mail_from="bounce@esp.example")
-    assert (result.dkim, result.dmarc) == ("pass", "pass")  # type: ignore[attr-defined]
-    assert refusal_reason(result, "dmarc_pass") is None  # type: ignore[arg-type]
+    assert (result.dkim, result.dmarc) == ("pass", "pass")
+    assert _outcome(result, "dmarc_pass") == "accept"
 
 
 def test_signature_of_another_domain_does_not_align(key: tuple[bytes, str]) -> None:
@@ -81,9 +86,9 @@ def test_signature_of_another_domain_does_not_align(key: tuple[bytes, str]) -> N
     resolver = StaticResolver({("s1._domainkey.esp.example", "TXT"): [txt],
                                ("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject"]})
     result = _eval(raw, resolver, mail_from="bounce@esp.example")
-    assert (result.dkim, result.dmarc, result.dmarc_policy) == (  # type: ignore[attr-defined]
+    assert (result.dkim, result.dmarc, result.dmarc_policy) == (
         "pass", "fail", "reject")
-    assert "p=reject" in (refusal_reason(result, "dmarc_reject") or "")  # type: ignore[arg-type]
+    assert "p=reject" in auth_verdict(result, "dmarc_reject").reason
 
 
 def test_altered_body_fails_dkim(key: tuple[bytes, str]) -> None:
@@ -92,9 +97,9 @@ def test_altered_body_fails_dkim(key: tuple[bytes, str]) -> None:
     resolver = StaticResolver({("s1._domainkey.shop.example", "TXT"): [txt],
                                ("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=quarantine"]})
     result = _eval(raw, resolver, mail_from="x@esp.example")
-    assert (result.dkim, result.dmarc) == ("fail", "fail")  # type: ignore[attr-defined]
-    assert refusal_reason(result, "dmarc_reject") is None  # type: ignore[arg-type]
-    assert refusal_reason(result, "dmarc_fail") is not None  # type: ignore[arg-type]
+    assert (result.dkim, result.dmarc) == ("fail", "fail")
+    assert _outcome(result, "dmarc_reject") == "accept"
+    assert _outcome(result, "dmarc_fail") == "refuse"
 
 
 def test_spf_pass_on_an_aligned_subdomain_passes_relaxed_dmarc() -> None:
@@ -104,7 +109,7 @@ def test_spf_pass_on_an_aligned_subdomain_passes_relaxed_dmarc() -> None:
         ("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject; aspf=r"],
     })
     result = _eval(_raw(), resolver, mail_from="bounce@mail.shop.example")
-    assert (result.spf, result.dmarc) == ("pass", "pass")  # type: ignore[attr-defined]
+    assert (result.spf, result.dmarc) == ("pass", "pass")
 
 
 def test_strict_spf_alignment_refuses_a_subdomain() -> None:
@@ -113,34 +118,82 @@ def test_strict_spf_alignment_refuses_a_subdomain() -> None:
         ("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject; aspf=s"],
     })
     result = _eval(_raw(), resolver, mail_from="bounce@mail.shop.example")
-    assert result.dmarc == "fail"  # type: ignore[attr-defined]
+    assert result.dmarc == "fail"
 
 
 def test_spf_fail_from_a_foreign_ip() -> None:
     resolver = StaticResolver({("shop.example", "TXT"): ["v=spf1 ip4:198.51.100.1 -all"]})
     result = _eval(_raw(), resolver)
-    assert (result.spf, result.dmarc) == ("fail", "none")  # type: ignore[attr-defined]
+    assert (result.spf, result.dmarc) == ("fail", "none")
 
 
 def test_no_dmarc_record_never_refuses_under_the_default_policy() -> None:
     result = _eval(_raw(), StaticResolver())
-    assert result.dmarc == "none"  # type: ignore[attr-defined]
-    assert refusal_reason(result, "dmarc_reject") is None  # type: ignore[arg-type]
-    assert refusal_reason(result, "dmarc_pass") is not None  # type: ignore[arg-type]
+    assert result.dmarc == "none"
+    assert _outcome(result, "dmarc_reject") == "accept"
+    assert _outcome(result, "dmarc_pass") == "refuse"
 
 
 def test_subdomain_policy_applies_to_a_subdomain_sender() -> None:
     resolver = StaticResolver({("_dmarc.shop.example", "TXT"):
                                ["v=DMARC1; p=none; sp=reject"]})
     result = _eval(_raw("a@eu.shop.example"), resolver, mail_from="a@other.example")
-    assert (result.dmarc, result.dmarc_policy) == ("fail", "reject")  # type: ignore[attr-defined]
+    assert (result.dmarc, result.dmarc_policy) == ("fail", "reject")
 
 
-def test_dns_trouble_is_a_temperror_not_a_refusal() -> None:
+def test_dmarc_dns_trouble_is_deferred_never_accepted() -> None:
     resolver = StaticResolver({("_dmarc.shop.example", "TXT"): "temperror"})  # type: ignore[dict-item]
     result = _eval(_raw(), resolver)
-    assert result.dmarc == "temperror"  # type: ignore[attr-defined]
-    assert refusal_reason(result, "dmarc_reject") is None  # type: ignore[arg-type]
+    assert result.dmarc == "temperror"
+    for name in ("dmarc_reject", "dmarc_fail", "dmarc_pass"):
+        assert _outcome(result, name) == "defer"
+    # Nothing of shop.example authenticated this mail: no record the DNS could still return
+    # would make it pass, so the aligned policy refuses at once instead of waiting.
+    assert result.aligned == "fail" and _outcome(result, "aligned_pass") == "refuse"
+
+
+def test_spf_dns_trouble_of_the_authors_domain_defers_the_aligned_check() -> None:
+    resolver = StaticResolver({("shop.example", "TXT"): "temperror"})  # type: ignore[dict-item]
+    result = _eval(_raw(), resolver)
+    assert (result.spf, result.aligned) == ("temperror", "temperror")
+    assert _outcome(result, "aligned_pass") == "defer"
+
+
+def test_dns_trouble_of_an_unaligned_envelope_domain_does_not_defer() -> None:
+    resolver = StaticResolver({("evil.example", "TXT"): "temperror"})  # type: ignore[dict-item]
+    result = _eval(_raw(), resolver, mail_from="x@evil.example")
+    assert (result.spf, result.aligned) == ("temperror", "fail")
+    assert _outcome(result, "aligned_pass") == "refuse"
+
+
+def test_dkim_key_dns_trouble_of_the_authors_domain_defers(key: tuple[bytes, str]) -> None:
+    private, _ = key
+    raw = _sign(_raw(), private, "shop.example")
+    resolver = StaticResolver({("s1._domainkey.shop.example", "TXT"): "temperror"})  # type: ignore[dict-item]
+    result = _eval(raw, resolver, mail_from="bounce@esp.example")
+    assert result.dkim_temp_domains == ("shop.example",) and result.aligned == "temperror"
+    assert _outcome(result, "aligned_pass") == "defer"
+
+
+def test_aligned_pass_needs_no_dmarc_record(key: tuple[bytes, str]) -> None:
+    private, txt = key
+    raw = _sign(_raw(), private, "shop.example")
+    result = _eval(raw, StaticResolver({("s1._domainkey.shop.example", "TXT"): [txt]}),
+                   mail_from="bounce@esp.example")
+    assert (result.dmarc, result.aligned) == ("none", "pass")
+    assert _outcome(result, "aligned_pass") == "accept"
+    assert _outcome(_eval(_raw(), StaticResolver()), "aligned_pass") == "refuse"
+
+
+def test_a_strict_dmarc_record_makes_the_aligned_check_strict() -> None:
+    resolver = StaticResolver({
+        ("mail.shop.example", "TXT"): ["v=spf1 ip4:192.0.2.10 -all"],
+        ("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=none; aspf=s"],
+    })
+    result = _eval(_raw(), resolver, mail_from="bounce@mail.shop.example")
+    assert (result.spf, result.aligned) == ("pass", "fail")
+    relaxed = StaticResolver({("mail.shop.example", "TXT"): ["v=spf1 ip4:192.0.2.10 -all"]})
+    assert _eval(_raw(), relaxed, mail_from="bounce@mail.shop.example").aligned == "pass"
 
 
 AR = ("mx.bridge.example; dkim=pass header.d=esp.example; spf=pass "
@@ -151,9 +204,9 @@ AR = ("mx.bridge.example; dkim=pass header.d=esp.example; spf=pass "
 def test_results_of_our_own_mx_are_trusted() -> None:
     raw = _raw(extra={"Authentication-Results": AR})
     result = _eval(raw, StaticResolver(), trusted=frozenset({"mx.bridge.example"}))
-    assert (result.dmarc, result.dmarc_policy, result.source) == (  # type: ignore[attr-defined]
+    assert (result.dmarc, result.dmarc_policy, result.source) == (
         "fail", "reject", "authres:mx.bridge.example")
-    assert refusal_reason(result, "dmarc_reject") is not None  # type: ignore[arg-type]
+    assert _outcome(result, "dmarc_reject") == "refuse"
 
 
 def test_results_from_an_untrusted_authserv_id_are_ignored() -> None:
@@ -162,13 +215,13 @@ def test_results_from_an_untrusted_authserv_id_are_ignored() -> None:
     raw = _raw(extra={"Authentication-Results": forged})
     resolver = StaticResolver({("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject"]})
     result = _eval(raw, resolver, trusted=frozenset({"mx.bridge.example"}))
-    assert (result.dmarc, result.source) == ("fail", "local")  # type: ignore[attr-defined]
+    assert (result.dmarc, result.source) == ("fail", "local")
 
 
 def test_without_a_resolver_nothing_is_checked_or_refused() -> None:
     raw = _raw()
     result = evaluate(raw, _msg(raw), peer_ip=PEER, mail_from="", resolver=None)
-    assert result.source == "unchecked" and refusal_reason(result, "dmarc_fail") is None
+    assert result.source == "unchecked" and _outcome(result, "dmarc_fail") == "accept"
 
 
 @pytest.mark.parametrize("domain, org", [
