@@ -21,6 +21,7 @@ import uvicorn
 
 from devstack.broker import EmbeddedBroker, free_port
 from devstack.chat_sandbox import create_sandbox
+from devstack.dns_zone import DevZone, start_dev_dns
 from devstack.mail_sink import SinkState, create_sink_web, start_sink_smtp
 from shared.secrets_policy import DEV_MODE_VAR
 
@@ -51,11 +52,12 @@ class Ports:
     sandbox: int = field(default_factory=free_port)
     sink_smtp: int = field(default_factory=free_port)
     sink_http: int = field(default_factory=free_port)
+    dns: int = field(default_factory=free_port)  # UDP: the sellers' DNS (devstack.dns_zone)
 
     @classmethod
     def fixed(cls) -> Ports:
         """The well-known local ports the README names."""
-        return cls(8000, 8101, 8102, 8103, 8105, 8104, 2525, 8300, 8025, 8301)
+        return cls(8000, 8101, 8102, 8103, 8105, 8104, 2525, 8300, 8025, 8301, 8053)
 
     def http_ports(self) -> dict[str, int]:
         return {"ingest": self.ingest, "consolidator": self.consolidator, "mailer": self.mailer,
@@ -88,6 +90,13 @@ def stack_env(bootstrap: str, ports: Ports, *, window_s: float, data_dir: Path,
         "BRIDGE_CONSOLIDATOR_DATA_DIR": str(data_dir / "consolidator"),
         "BRIDGE_SMTP_BACKOFF_BASE_S": "0.2",
         "BRIDGE_SMTP_BACKOFF_MAX_S": "2",
+        # Reply authentication asks the local zone (no query leaves the host); a DNS failure
+        # is retried within seconds instead of minutes.
+        "BRIDGE_AUTH_DNS_SERVER": f"127.0.0.1:{ports.dns}",
+        "BRIDGE_AUTH_DNS_TIMEOUT_S": "1",
+        "BRIDGE_AUTH_RETRY_ATTEMPTS": "6",
+        "BRIDGE_AUTH_RETRY_BASE_S": "0.5",
+        "BRIDGE_AUTH_RETRY_MAX_S": "2",
         "PYTHONUNBUFFERED": "1",
     }
     env.update(extra or {})
@@ -165,19 +174,22 @@ async def serve_in_loop(app: object, port: int) -> tuple[uvicorn.Server, asyncio
 
 @dataclass
 class Platforms:
-    """The in-process fakes of the outside world: chat sandbox and mail sink."""
+    """The in-process fakes of the outside world: chat sandbox, mail sink, sellers' DNS."""
 
     sink: SinkState
     sandbox_app: object
     servers: list[uvicorn.Server]
     tasks: list[asyncio.Task[None]]
     smtp_server: asyncio.base_events.Server
+    dns_zone: DevZone
+    dns_transport: asyncio.DatagramTransport
 
     async def stop(self) -> None:
         for server in self.servers:
             server.should_exit = True
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.smtp_server.close()
+        self.dns_transport.close()
 
 
 async def start_platforms(ports: Ports, env: Mapping[str, str]) -> Platforms:
@@ -194,7 +206,9 @@ async def start_platforms(ports: Ports, env: Mapping[str, str]) -> Platforms:
     )
     s1, t1 = await serve_in_loop(sink_web, ports.sink_http)
     s2, t2 = await serve_in_loop(sandbox, ports.sandbox)
-    return Platforms(sink, sandbox, [s1, s2], [t1, t2], smtp_server)
+    zone = DevZone.default()
+    dns_transport = await start_dev_dns(zone, "127.0.0.1", ports.dns)
+    return Platforms(sink, sandbox, [s1, s2], [t1, t2], smtp_server, zone, dns_transport)
 
 
 async def start_broker(log_dir: Path) -> EmbeddedBroker | None:

@@ -339,9 +339,11 @@ class InboundResult:
     # report with Action: failed) rather than a delay warning.
     digest_id: str = ""
     bounce_final: bool = False
-    # Sender authentication as the parser saw it (DKIM, SPF, DMARC, author alignment), for
-    # the seller's "simulate a conversation" check; "" when it was not reached.
+    # Sender authentication as the parser saw it (DKIM, SPF, DMARC, author alignment) and
+    # what the shop's policy made of it ("accept", "refuse", "defer"), for the seller's
+    # "simulate a conversation" check; "" when it was not reached.
     auth: str = ""
+    auth_outcome: str = ""
     v: int = SCHEMA_VERSION
 
 

@@ -3,7 +3,9 @@ real services publish for a reserved simulation conversation id. Pure.
 
 Steps, in order: ``webhook_accepted`` (the buyer message is on chat.events),
 ``digest_sent`` (mail.outcomes), ``reply_received`` (mail.inbound.results: the
-seller's answer was accepted as a reply), ``delivered_to_chat`` (chat.deliveries).
+seller's answer was accepted as a reply; its detail shows how the sender was
+authenticated, and a refusal says what the destination must set up to pass),
+``delivered_to_chat`` (chat.deliveries).
 A step is ``ok``, ``pending`` (with what it waits for), ``failed`` (with the
 reason) or ``not_reached`` (an earlier step has not succeeded).
 """
@@ -17,6 +19,7 @@ from typing import Any
 from shared.events import (
     ChatEvent,
     DeliveryStatus,
+    DestinationKind,
     InboundResult,
     MailOutcome,
     MailStatus,
@@ -25,6 +28,20 @@ from shared.events import (
 )
 
 SIMULATION_PREFIX = "sim-"
+# What makes replies from each destination kind authenticate (the set-up guides say how).
+AUTH_SETUP_HINTS = {
+    DestinationKind.MAILBOX: "Send from the registered address through its own provider, "
+    "which must sign with DKIM for its domain or be in the domain's SPF record "
+    "(docs/setup-mailbox.md).",
+    DestinationKind.ZENDESK: "Zendesk must sign for your support address's domain: publish "
+    "the DKIM CNAME records Zendesk shows and enable them (docs/setup-zendesk.md).",
+    DestinationKind.SALESFORCE: "Salesforce must sign for your domain: create and activate "
+    "a DKIM key for it, or send through your Email Relay (docs/setup-salesforce.md).",
+    DestinationKind.GORGIAS: "Gorgias must sign for your domain: verify the domain with its "
+    "DKIM records (docs/setup-gorgias.md).",
+    DestinationKind.OTHER_HELPDESK: "Your helpdesk must sign for your domain with DKIM, or "
+    "its servers be in your domain's SPF record (docs/setup-mailbox.md).",
+}
 STEPS = ("webhook_accepted", "digest_sent", "reply_received", "delivered_to_chat")
 
 
@@ -108,12 +125,21 @@ def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: 
     else:
         replies = [r for r in trace.inbound if r.classification == ReplyClass.REPLY]
         if replies:
+            auth = f"; sender authentication: {replies[-1].auth}" if replies[-1].auth else ""
             steps.append(Step(STEPS[2], "ok", f"reply accepted ({replies[-1].parts} chat "
-                              "message(s))", replies[-1].at_ms))
+                              f"message(s)){auth}", replies[-1].at_ms))
+        elif trace.inbound and trace.inbound[-1].classification == ReplyClass.DEFERRED:
+            last = trace.inbound[-1]
+            steps.append(Step(STEPS[2], "pending", f"the reply arrived but its sender could "
+                              f"not be authenticated yet: {last.reason}", last.at_ms))
         elif trace.inbound:
             last = trace.inbound[-1]
+            hint = (f" {AUTH_SETUP_HINTS[DestinationKind(settings.destination_kind)]}"
+                    if last.auth_outcome in ("refuse", "defer")
+                    and settings.destination_kind in DestinationKind._value2member_map_ else "")
             steps.append(Step(STEPS[2], "failed", f"the email that came back was not accepted "
-                              f"as a reply ({last.classification}): {last.reason}", last.at_ms))
+                              f"as a reply ({last.classification}): {last.reason}{hint}",
+                              last.at_ms))
         else:
             steps.append(Step(STEPS[2], "pending", "reply to the digest email from an "
                               "activated user's address"))

@@ -61,7 +61,13 @@ class InboundDecision:
     auth: mail_auth.AuthResult | None = None
     extraction: Extraction | None = None
     bounce: Bounce | None = None  # a delivery report about one of our digests
-    auth_unchecked: bool = False  # refused because DNS never let authentication finish
+    auth_verdict: mail_auth.Verdict | None = None  # what the shop's policy made of ``auth``
+
+    @property
+    def auth_unchecked(self) -> bool:
+        """Refused because DNS never let authentication finish (the last attempt)."""
+        return (self.classification == ReplyClass.REJECTED and self.auth_verdict is not None
+                and self.auth_verdict.outcome == "defer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +206,7 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
         refusal = None
     except mail_auth.AuthorError as exc:  # refused under every policy: who would the sender be?
         sender, refusal = ", ".join(from_addresses(msg))[:300], str(exc)
-    deferred = False
+    verdict_auth = None
     if refusal is None and cfg.check_sender:
         if sender not in authorized_senders(shop):
             refusal = f"sender {sender} is not a registered, activated user of shop {shop.shop_id}"
@@ -211,9 +217,9 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
             policy = mail_auth.shop_policy(shop, mailbox=cfg.auth_policy,
                                            helpdesk=cfg.auth_policy_helpdesk)
             verdict_auth = mail_auth.auth_verdict(auth, policy)
-            deferred = verdict_auth.outcome == "defer"
-            if deferred and not last_attempt:
-                return InboundDecision(ReplyClass.DEFERRED, verdict_auth.reason, auth=auth)
+            if verdict_auth.outcome == "defer" and not last_attempt:
+                return InboundDecision(ReplyClass.DEFERRED, verdict_auth.reason, auth=auth,
+                                       auth_verdict=verdict_auth)
             if verdict_auth.outcome != "accept":
                 refusal = verdict_auth.reason
     if refusal:
@@ -222,7 +228,7 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
                                         now_ms=env.received_at_ms)
         return InboundDecision(ReplyClass.REJECTED, refusal,
                                notices=(notice,) if notice else (), auth=auth,
-                               auth_unchecked=deferred)
+                               auth_verdict=verdict_auth)
     deadline.check("extraction")
 
     extraction = extract_new_text(msg)
@@ -266,5 +272,5 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
     )
     return InboundDecision(ReplyClass.REPLY, "new text extracted", reply, extraction.text,
                            notices=notices, withheld=content.withheld, auth=auth,
-                           extraction=extraction)
+                           extraction=extraction, auth_verdict=verdict_auth)
 

@@ -160,7 +160,7 @@ class Parser:
         if decision.notices and decision.classification == ReplyClass.REJECTED and any(
                 n.kind == NoticeKind.SENDER_REJECTED for n in decision.notices) and not \
                 self.rejection_notices.allow(env.shop_id, time.monotonic()):
-            decision = InboundDecision(decision.classification, decision.reason)
+            decision = dataclasses.replace(decision, notices=())
         await self._publish(rec.key or b"", env, decision)
         REPLIES_CLASSIFIED.labels(decision.classification).inc()
         if decision.bounce is not None:
@@ -211,7 +211,8 @@ class Parser:
             reply_id=reply.reply_id if reply else "", parts=len(reply.parts) if reply else 0,
             at_ms=now_ms(), digest_id=decision.bounce.digest_id if decision.bounce else "",
             bounce_final=decision.bounce.permanent if decision.bounce else False,
-            auth=decision.auth.summary() if decision.auth else "")
+            auth=decision.auth.summary() if decision.auth else "",
+            auth_outcome=decision.auth_verdict.outcome if decision.auth_verdict else "")
         sends.append(self.producer.send_and_wait(MAIL_INBOUND_RESULTS.name, encode(result),
                                                  key=key))
         await asyncio.gather(*sends)
