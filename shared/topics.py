@@ -16,8 +16,8 @@ DAY_MS = 24 * 3600 * 1000
 
 # Raw inbound mail travels whole (up to 50 MB) on mail.inbound: one topic with
 # raised limits is simpler to run than a claim-check store, and the SMTP front
-# can answer 250 after a single acknowledged write. Every other topic keeps
-# Kafka's 1 MB default.
+# can answer 250 after a single acknowledged write. mail.inbound.retry holds the
+# same records while they wait; every other topic keeps Kafka's 1 MB default.
 MAX_INBOUND_MAIL_BYTES = 50 * 1024 * 1024
 INBOUND_RECORD_LIMIT = MAX_INBOUND_MAIL_BYTES + 2 * 1024 * 1024  # room for headers/batch overhead
 DEFAULT_RECORD_LIMIT = 1024 * 1024
