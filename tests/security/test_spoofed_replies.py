@@ -252,9 +252,12 @@ def _stack_mail(from_headers: tuple[str, ...], rcpt: str, text: str) -> bytes:
     msg["From"], msg["To"], msg["Subject"] = from_headers[0], rcpt, "Re: A new message"
     msg["Message-ID"] = f"<{uuid.uuid4().hex}@mail.localhost>"
     msg.set_content(text)
+    raw = msg.as_bytes(policy=policy.SMTP)
     # The email package refuses to write a second From header; a forger's client does not.
+    # The extra ones go right after the first, so the seller's address comes first.
+    after_from = raw.index(b"\r\n", raw.index(b"From: ")) + 2
     extra = b"".join(f"From: {v}\r\n".encode() for v in from_headers[1:])
-    return extra + msg.as_bytes(policy=policy.SMTP)
+    return raw[:after_from] + extra + raw[after_from:]
 
 
 async def _send(stack: Stack, envelope_from: str, rcpt: str, raw: bytes) -> None:
