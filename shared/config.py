@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     # shop's domain (docs/setup-*.md), and a weaker default would let anyone who knows a
     # seller's address answer buyers as the seller. Authentication-Results authserv-ids of
     # our own MX to trust (comma-separated; empty = trust none and evaluate DKIM/SPF/DMARC
-    # here), DNS timeout for those checks, the nameserver they ask ("host[:port]"; empty =
+    # here), DNS timeout for those checks, the name server they ask ("ip[:port]"; empty =
     # the system's resolvers).
     inbound_auth_policy: MailAuthPolicy = "aligned_pass"
     inbound_auth_policy_helpdesk: MailAuthPolicy = "aligned_pass"

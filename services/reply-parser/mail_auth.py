@@ -25,13 +25,14 @@ network). Evaluation never raises: DNS trouble is ``temperror``, which every pol
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass
 from email.errors import ObsoleteHeaderDefect
 from email.message import Message
 from email.policy import default as default_policy
-from typing import Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import dkim
 
@@ -102,7 +103,8 @@ RESERVED_TLDS = frozenset({"localhost", "test", "example", "invalid", "local"})
 class DnsPythonResolver:
     """Real DNS through dnspython, with a timeout and a small positive/negative cache.
 
-    *nameserver* (``host`` or ``host:port``) asks that server only, reserved names included
+    *nameserver* (an IP address, ``ip:port`` or ``[ipv6]:port``) asks that server only,
+    reserved names included
     (it is the operator's, or the local stack's, own); without it the system's resolvers are
     asked and reserved names never leave the host.
     """
@@ -113,11 +115,12 @@ class DnsPythonResolver:
 
         self._dns = dns
         if nameserver:
-            host, _, port = nameserver.rpartition(":") if nameserver.count(":") == 1 else (
-                nameserver, "", "")
+            host, port = nameserver, "53"
+            if nameserver.startswith("[") or nameserver.count(":") == 1:
+                host, _, port = nameserver.rpartition(":")
             self._resolver = dns.resolver.Resolver(configure=False)
-            self._resolver.nameservers = [host]
-            self._resolver.port = int(port or 53)
+            self._resolver.nameservers = [host.strip("[]")]
+            self._resolver.port = int(port)
         else:
             self._resolver = dns.resolver.Resolver()
         self._resolver.lifetime = timeout_s
@@ -247,7 +250,7 @@ def author_address(msg: Message) -> str:
         raise AuthorError("no From header")
     if len(values) > 1:
         raise AuthorError(f"{len(values)} From headers (a mail has one author)")
-    header = values[0]
+    header: Any = values[0]
     if not hasattr(header, "addresses"):  # a message parsed with the compat32 policy
         header = default_policy.header_factory("From", str(header))
     defects = [d for d in header.defects if not isinstance(d, ObsoleteHeaderDefect)]
@@ -473,17 +476,16 @@ def evaluate(raw: bytes, msg: Message, *, peer_ip: str, mail_from: str, helo: st
     if trusted is not None:
         # Alignment is judged against the author as we read it, not the MX's header.from.
         mx_dmarc_pass = trusted.dmarc == PASS and trusted.from_domain == from_domain
-        trusted = AuthResult(**{**_asdict(trusted), "aligned": PASS if mx_dmarc_pass else
-                                author_alignment(from_domain, dkim_domains=trusted.dkim_domains,
-                                                 dkim_temp_domains=trusted.dkim_temp_domains,
-                                                 spf=trusted.spf,
-                                                 spf_domain=trusted.spf_domain)})
+        trusted = dataclasses.replace(trusted, aligned=PASS if mx_dmarc_pass else author_alignment(
+            from_domain, dkim_domains=trusted.dkim_domains,
+            dkim_temp_domains=trusted.dkim_temp_domains, spf=trusted.spf,
+            spf_domain=trusted.spf_domain))
         if trusted.dmarc == FAIL and not trusted.dmarc_policy and resolver is not None:
             try:
                 _, applies = lookup_dmarc(trusted.from_domain or from_domain, resolver)
             except DnsTempError:
                 applies = ""
-            return AuthResult(**{**_asdict(trusted), "dmarc_policy": applies})
+            return dataclasses.replace(trusted, dmarc_policy=applies)
         return trusted
     if resolver is None:
         return AuthResult(from_domain=from_domain, source="unchecked")
@@ -508,10 +510,6 @@ def evaluate(raw: bytes, msg: Message, *, peer_ip: str, mail_from: str, helo: st
         dmarc = {PASS: PASS, TEMPERROR: TEMPERROR}.get(author, FAIL)
     return AuthResult(dmarc, applies, dkim_result, dkim_domains, spf_result, spf_domain,
                       from_domain, aligned=author, dkim_temp_domains=dkim_temp)
-
-
-def _asdict(result: AuthResult) -> dict[str, object]:
-    return {name: getattr(result, name) for name in AuthResult.__slots__}
 
 
 def shop_policy(shop: ShopSettings, *, mailbox: MailAuthPolicy,

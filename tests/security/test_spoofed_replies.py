@@ -25,6 +25,8 @@ import dkim
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from devstack.broker import free_port
+from devstack.dns_zone import DevZone, start_dev_dns
 from ingest.simulation import SimulationTrace, simulation_steps
 from reply_parser.inbound_pipeline import OwnIdentity, decide
 from reply_parser.mail_auth import (
@@ -32,6 +34,8 @@ from reply_parser.mail_auth import (
     PASS,
     POLICIES,
     AuthResult,
+    DnsPythonResolver,
+    DnsTempError,
     StaticResolver,
     auth_verdict,
     shop_policy,
@@ -239,6 +243,25 @@ def test_simulation_shows_a_deferred_reply_as_pending_and_an_accepted_one_with_i
 
 
 # --- on the running stack -----------------------------------------------------------------------
+
+@pytest.mark.integration
+async def test_the_parsers_resolver_asks_the_configured_loopback_server_only() -> None:
+    """With BRIDGE_AUTH_DNS_SERVER set, every lookup (reserved names included) goes to that
+    server; SERVFAIL there is a temporary error, never an empty answer."""
+    zone = DevZone({("seller.localhost", "TXT"): ["v=spf1 ip4:127.0.0.0/8 -all"]})
+    port = free_port()
+    transport = await start_dev_dns(zone, "127.0.0.1", port)
+    try:
+        resolver = DnsPythonResolver(1.0, nameserver=f"127.0.0.1:{port}")
+        assert await asyncio.to_thread(resolver.txt, "seller.localhost") == [
+            "v=spf1 ip4:127.0.0.0/8 -all"]
+        zone.fail("down.localhost")
+        with pytest.raises(DnsTempError):
+            await asyncio.to_thread(resolver.txt, "down.localhost")
+        assert await asyncio.to_thread(resolver.txt, "absent.localhost") == []
+    finally:
+        transport.close()
+
 
 def _rcpt(stack: Stack, shop: str, conv: str) -> str:
     keys = parse_keys(stack.env.get("BRIDGE_TOKEN_KEYS", "1:dev-only-token-key-change-me"))
