@@ -267,6 +267,7 @@ async def main() -> None:
                                         and kafka_healthy(consumer) and not retries.done()),
                           cfg.http_host, cfg.reply_parser_port)
     lag = asyncio.create_task(report_lag(consumer, GROUP))
+    retry_lag = asyncio.create_task(report_lag(retry_consumer, RETRY_GROUP))
     UP.labels(SERVICE).set(1)
     try:
         while True:
@@ -279,6 +280,7 @@ async def main() -> None:
     finally:
         UP.labels(SERVICE).set(0)
         lag.cancel()
+        retry_lag.cancel()
         ops.cancel()
         retries.cancel()
         await retry_consumer.stop()
