@@ -3,7 +3,9 @@
 Answers, per delivery (the platform redelivers anything not 2xx):
 - 200 only after Kafka acknowledged every event of the delivery (acks=all);
 - 401 bad or missing signature, 403 signed but not ours to accept (unknown
-  shop, stale generic timestamp), 413 too large, 415 not JSON, 422 malformed;
+  shop, stale generic timestamp), 413 too large, 415 not JSON, 422 a field out
+  of its type or range (``{"error", "field", "reason"}``; the ranges are in
+  ``shared.chat_platform.payload_fields``) or a body that is not a JSON object;
 - 503 with Retry-After while Kafka does not acknowledge in time or the number
   of unacknowledged writes is beyond ``ingest_max_inflight``. Nothing is lost:
   a refused delivery is the platform's to redeliver.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -62,6 +65,12 @@ NAME_RETRY_AFTER_S = 30.0  # a failed lookup is not repeated for this long
 
 
 WEBHOOK_PREFIX = "/webhooks/"
+# A Content-Length we compare with the limit: ASCII digits only (str.isdigit takes "²").
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+WEBHOOKS_REFUSED = Counter(
+    "bridge_webhooks_refused_total",
+    "Webhook deliveries answered 4xx, by reason (a payload field's violation, or the "
+    "signature, size, content type, shop).", ["reason"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,12 @@ class Answer:
     @classmethod
     def problem(cls, status: int, reason: str, retry_after: str = "") -> Answer:
         return cls(status, orjson.dumps({"error": reason}), retry_after)
+
+    @classmethod
+    def bad_field(cls, exc: PayloadError) -> Answer:
+        """422 naming the field: ``error`` as every answer has, plus ``field`` and ``reason``."""
+        return cls(422, orjson.dumps({"error": str(exc), "field": exc.field or "body",
+                                      "reason": exc.reason}))
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         out = [(b"content-length", str(len(self.body)).encode())]
@@ -267,28 +282,37 @@ def create_app(settings: Settings | None = None, *,
         counter.inc()
         return answer
 
+    refusals: dict[str, Counter] = {}  # reason -> counter child (codes are a fixed set)
+
+    def refused(reason: str, answer: Answer) -> Answer:
+        if (counter := refusals.get(reason)) is None:
+            counter = refusals[reason] = WEBHOOKS_REFUSED.labels(reason)
+        counter.inc()
+        return answer
+
     async def _handle(platform: str, headers: Headers, receive: Receive) -> Answer:
         adapter = adapters.get(platform)
         if adapter is None:
             return Answer.problem(404, f"no webhook adapter named {platform!r}")
         limit = cfg.ingest_max_body_bytes
-        length = headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
-            return Answer.problem(413, f"webhook body over {limit} bytes")
+        length = headers.get("content-length", "")
+        if _CONTENT_LENGTH.fullmatch(length) and int(length) > limit or len(length) > 18:
+            return refused("too_large", Answer.problem(413, f"webhook body over {limit} bytes"))
         raw = await read_body(receive, limit)
         if raw is None:
-            return Answer.problem(413, f"webhook body over {limit} bytes")
+            return refused("too_large", Answer.problem(413, f"webhook body over {limit} bytes"))
         ctype = headers.get("content-type", "application/json").split(";")[0].strip()
         if ctype.lower() != "application/json":
-            return Answer.problem(415, f"content-type {ctype!r} not supported; "
-                                       "send application/json")
+            return refused("content_type", Answer.problem(
+                415, f"content-type {ctype!r} not supported; send application/json"))
         try:
             adapter.verify(headers, raw)
             batch = adapter.parse(raw)
         except WebhookRejected as exc:
-            return Answer.problem(exc.status, exc.reason)
+            return refused("signature" if exc.status == 401 else "not_accepted",
+                           Answer.problem(exc.status, exc.reason))
         except PayloadError as exc:
-            return Answer.problem(422, str(exc))
+            return refused(exc.code, Answer.bad_field(exc))
         publisher: Publisher = state["publisher"]  # type: ignore[assignment]
         if publisher.saturated():
             return Answer.problem(503, "ingest backlog full; retry later", RETRY_AFTER_S)

@@ -19,7 +19,7 @@ def chat_event_from_message(shop_id: str, msg: PlatformMessage, *, buyer_name: s
     kind = msg.event_kind
     if kind is None or (kind == ChatEventKind.BUYER_MESSAGE and not msg.is_visible):
         return None
-    seq = int(msg.index) if msg.index.isdigit() else 0
+    seq = int(msg.index) if msg.index else 0  # checked by the adapter: 0..2**64-1 digits
     buyer = kind == ChatEventKind.BUYER_MESSAGE
     return ChatEvent(
         kind=kind,

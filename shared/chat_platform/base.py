@@ -47,17 +47,28 @@ class PlatformError(Exception):
 
 
 class PayloadError(ValueError):
-    """A platform payload is malformed; ``str(exc)`` names the field."""
+    """A platform payload is malformed; ``str(exc)`` names the field.
+
+    ``field`` is the JSON path of the bad value (empty when the whole payload is
+    meant), ``reason`` says what was expected, ``code`` is a short fixed word for
+    metrics (see :class:`shared.chat_platform.payload_fields.Violation`).
+    """
+
+    def __init__(self, reason: str, *, field: str = "", code: str = "malformed") -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
+        self.code = code
 
 
 def json_object_body(body: bytes) -> dict[str, Any]:
     """A webhook body parsed as a JSON object; :class:`PayloadError` otherwise."""
     try:
         payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from None
+    except orjson.JSONDecodeError as exc:  # also invalid UTF-8, nesting over 1024, 1e400
+        raise PayloadError(f"not JSON: {exc}", field="body", code="not_json") from None
     if not isinstance(payload, dict):
-        raise PayloadError("body: expected a JSON object")
+        raise PayloadError("expected a JSON object", field="body", code="wrong_type")
     return payload
 
 

@@ -33,10 +33,10 @@ from typing import Any
 import httpx
 import orjson
 
+from shared.chat_platform import payload_fields as fields
 from shared.chat_platform.base import (
     ConversationInfo,
     OutgoingMessage,
-    PayloadError,
     PlatformError,
     PlatformMessage,
     UploadedImage,
@@ -50,6 +50,8 @@ TIMESTAMP_HEADER = "x-bridge-timestamp"
 SIGNATURE_HEADER = "x-bridge-signature"
 TOLERANCE_S = 300
 _ROLES = {"buyer": "BUYER", "seller": "SHOP", "agent": "CUSTOMER_SERVICE", "system": "SYSTEM"}
+_ROLE_NAMES = frozenset(_ROLES)
+_EVENT_TYPES = frozenset({"message", "read"})
 _KINDS = {k.value for k in ContentKind}
 
 
@@ -73,17 +75,25 @@ def signed_headers(secret: str, body: bytes, now_s: float | None = None) -> dict
 
 
 def content_from_generic(raw: Any, where: str) -> ChatContent:
-    """Map a generic ``content`` object; unknown kinds are kept as OTHER with a description."""
+    """Map a generic ``content`` object, every field checked; unknown kinds are kept as
+    OTHER with a description."""
     if not isinstance(raw, dict):
-        raise PayloadError(f"{where}: expected an object")
-    kind = str(raw.get("kind", "text")).lower()
-    fields = {k: str(raw.get(k, "") or "") for k in
-              ("text", "url", "thumbnail_url", "title", "price", "order_id", "status")}
+        raise fields.refuse(where, "expected an object", fields.Violation.WRONG_TYPE)
+    kind = (fields.type_name_field(raw, "kind", where, required=False) or "text").lower()
+    values = {
+        "text": fields.text_field(raw, "text", where),
+        "url": fields.url_field(raw, "url", where),
+        "thumbnail_url": fields.url_field(raw, "thumbnail_url", where),
+        "title": fields.text_field(raw, "title", where, max_chars=fields.LABEL_MAX_CHARS),
+        "price": fields.text_field(raw, "price", where, max_chars=fields.NAME_MAX_CHARS),
+        "order_id": fields.id_field(raw, "order_id", where, required=False),
+        "status": fields.text_field(raw, "status", where, max_chars=fields.NAME_MAX_CHARS),
+    }
     if kind not in _KINDS or kind == ContentKind.OTHER:
-        text = fields["text"] or f"[{kind} message: open the chat to view]"
-        return ChatContent(kind=ContentKind.OTHER, text=text, url=fields["url"],
+        text = values["text"] or f"[{kind} message: open the chat to view]"
+        return ChatContent(kind=ContentKind.OTHER, text=text, url=values["url"],
                            platform_type=kind)
-    return ChatContent(kind=kind, **fields)
+    return ChatContent(kind=kind, **values)
 
 
 class GenericWebhookAdapter:
@@ -107,49 +117,47 @@ class GenericWebhookAdapter:
             # Signed but old: a replayed capture, refused (the timestamp is signed).
             raise WebhookRejected(403, f"timestamp outside +/-{self._tolerance}s: replay refused")
 
-    def parse(self, body: bytes) -> WebhookBatch:
+    def parse(self, body: bytes, now_s: float | None = None) -> WebhookBatch:
         payload = json_object_body(body)
-        shop_id = payload.get("shop_id")
-        if not isinstance(shop_id, str) or not shop_id:
-            raise PayloadError("body.shop_id: missing")
+        shop_id = fields.id_field(payload, "shop_id", "body")
         events = payload.get("events")
         if not isinstance(events, list):
-            raise PayloadError("body.events: expected a list")
-        return WebhookBatch(shop_id, tuple(message_from_generic(e, f"body.events[{i}]")
-                                           for i, e in enumerate(events)))
+            raise fields.refuse("body.events", "expected a list", fields.Violation.WRONG_TYPE)
+        return WebhookBatch(shop_id, tuple(
+            message_from_generic(e, f"body.events[{i}]", shop_id=shop_id, now_s=now_s)
+            for i, e in enumerate(events)))
 
 
-def message_from_generic(raw: Any, where: str, conversation_id: str = "") -> PlatformMessage:
+def message_from_generic(raw: Any, where: str, conversation_id: str = "", *, shop_id: str = "",
+                         now_s: float | None = None) -> PlatformMessage:
+    """One generic event, every field checked (payload_fields); raises PayloadError."""
     if not isinstance(raw, dict):
-        raise PayloadError(f"{where}: expected an object")
-    event_type = raw.get("type", "message")
-    if event_type not in ("message", "read"):
-        raise PayloadError(f"{where}.type: expected 'message' or 'read'")
-    conv = conversation_id or raw.get("conversation_id")
-    if not isinstance(conv, str) or not conv:
-        raise PayloadError(f"{where}.conversation_id: missing")
-    create_time = raw.get("create_time")
-    if not isinstance(create_time, int) or isinstance(create_time, bool) or create_time < 0:
-        raise PayloadError(f"{where}.create_time: expected a Unix time in seconds")
-    sender = raw.get("sender") or {}
-    if not isinstance(sender, dict):
-        raise PayloadError(f"{where}.sender: expected an object")
-    role = _ROLES.get(str(sender.get("role", "seller" if event_type == "read" else "")).lower())
-    if role is None:
-        raise PayloadError(f"{where}.sender.role: expected buyer, seller, agent or system")
-    message_id = str(raw.get("message_id", "") or "")
-    if not message_id:
-        raise PayloadError(f"{where}.message_id: missing")
+        raise fields.refuse(where, "expected an object", fields.Violation.WRONG_TYPE)
+    event_type = fields.enum_field(raw, "type", where, _EVENT_TYPES, default="message")
+    if not conversation_id:
+        conversation_id = (fields.conversation_id_field(raw, "conversation_id", where, shop_id)
+                           if shop_id else fields.id_field(raw, "conversation_id", where))
+    create_time = fields.unix_seconds_field(raw, "create_time", where, now_s=now_s)
+    sender = fields.object_field(raw, "sender", where, required=False)
+    default_role = "seller" if event_type == "read" else None
+    role = _ROLES[fields.enum_field(sender, "role", f"{where}.sender", _ROLE_NAMES,
+                                    default=default_role)]
+    message_id = fields.id_field(raw, "message_id", where)
+    sender_id = fields.id_field(sender, "id", f"{where}.sender", required=False)
+    sender_name = fields.text_field(sender, "name", f"{where}.sender",
+                                    max_chars=fields.NAME_MAX_CHARS)
     if event_type == "read":
         content = ChatContent(kind=ContentKind.NOTICE, text="read")
+        raw_type = raw_content = ""
     else:
         content = content_from_generic(raw.get("content"), f"{where}.content")
+        raw_type = str(raw["content"].get("kind", ""))
+        raw_content = orjson.dumps(raw["content"]).decode()
     return PlatformMessage(
-        message_id=message_id, conversation_id=conv, sender_role=role,
-        sender_id=str(sender.get("id", "")), sender_name=str(sender.get("name", "")),
+        message_id=message_id, conversation_id=conversation_id, sender_role=role,
+        sender_id=sender_id, sender_name=sender_name,
         create_time_s=create_time, index="", is_visible=True, content=content,
-        raw_type=str((raw.get("content") or {}).get("kind", "")) if event_type == "message" else "",
-        raw_content=orjson.dumps(raw.get("content")).decode() if event_type == "message" else "",
+        raw_type=raw_type, raw_content=raw_content,
         kind_override=ChatEventKind.READ if event_type == "read" else "",
     )
 

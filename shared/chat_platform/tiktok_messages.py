@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from shared.chat_platform import payload_fields as fields
 from shared.chat_platform.base import (  # noqa: F401 - BUYER_ROLE/SELLER_ROLES re-exported
     BUYER_ROLE,
     SELLER_ROLES,
@@ -33,103 +34,116 @@ SENDABLE_TYPES = frozenset({"TEXT", "IMAGE", "VIDEO", "PRODUCT_CARD", "ORDER_CAR
 TEXT_LIMIT = 2000  # Send Message TEXT: "Max 2000 characters."
 
 
-def _str(obj: dict[str, Any], key: str, where: str, *, required: bool = True) -> str:
-    value = obj.get(key)
-    if value is None or value == "":
-        if required:
-            raise PayloadError(f"{where}.{key}: missing")
-        return ""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PayloadError(f"{where}.{key}: expected a string")
-    return str(value)
+# Every role the platform documents (contract s.2); any other is refused, because who
+# wrote a message decides whether it starts a digest or clears one.
+SENDER_ROLES = frozenset({BUYER_ROLE, *SELLER_ROLES, *IGNORED_ROLES})
+_WHERE = "body.data.content"  # content fields are reported under the message's content
 
 
-def content_from_platform(msg_type: str, content_json: str) -> ChatContent:
-    """Map one platform message type and its JSON-string content to ChatContent."""
+def content_from_platform(msg_type: str, content_json: str, where: str = _WHERE) -> ChatContent:
+    """Map one platform message type and its JSON-string content to ChatContent.
+
+    Each field read is checked (payload_fields): text bounded, URLs http(s), ids
+    ASCII; content that is not a JSON object is kept as text.
+    """
     try:
         body = orjson.loads(content_json) if content_json else {}
     except orjson.JSONDecodeError:
         body = {"content": content_json}
     if not isinstance(body, dict):
-        body = {"content": str(body)}
-    text = str(body.get("content", "") or "")
+        body = {"content": body if isinstance(body, str) else content_json}
     t = msg_type.upper()
+
+    def text(key: str = "content", max_chars: int = fields.TEXT_MAX_CHARS) -> str:
+        return fields.text_field(body, key, where, max_chars=max_chars)
+
+    def url(key: str) -> str:
+        return fields.url_field(body, key, where)
+
+    def ident(key: str) -> str:
+        return fields.id_field(body, key, where, required=False)
+
     if t == "TEXT":
-        return ChatContent(kind=ContentKind.TEXT, text=text)
+        return ChatContent(kind=ContentKind.TEXT, text=text())
     if t == "EMOTICONS":
         # Shape undocumented: keep whatever text or URL it carries.
-        return ChatContent(kind=ContentKind.EMOJI, text=text or str(body.get("emoji", "")),
-                           url=str(body.get("url", "") or ""), platform_type=t)
+        return ChatContent(kind=ContentKind.EMOJI, text=text() or text("emoji"),
+                           url=url("url"), platform_type=t)
     if t == "IMAGE":
-        return ChatContent(kind=ContentKind.IMAGE, url=str(body.get("url", "")),
-                           thumbnail_url=str(body.get("url", "")))
+        return ChatContent(kind=ContentKind.IMAGE, url=url("url"), thumbnail_url=url("url"))
     if t in ("PRODUCT_CARD", "BUYER_ENTER_FROM_PRODUCT"):
-        product_id = str(body.get("product_id", ""))
+        product_id = ident("product_id")
         # The documented content is only {"product_id"}; a name, if present, wins.
         return ChatContent(kind=ContentKind.PRODUCT_CARD,
-                           title=str(body.get("product_name", "") or f"Product {product_id}"),
-                           price=str(body.get("price", "")),
-                           thumbnail_url=str(body.get("image_url", body.get("cover", ""))),
-                           text=str(body.get("product_id", "")), platform_type=t)
+                           title=(text("product_name", fields.LABEL_MAX_CHARS)
+                                  or f"Product {product_id}"),
+                           price=text("price", fields.NAME_MAX_CHARS),
+                           thumbnail_url=url("image_url") or url("cover"),
+                           text=product_id, platform_type=t)
     if t in ("ORDER_CARD", "BUYER_ENTER_FROM_ORDER", "LOGISTICS_CARD", "RETURN_REFUND_CARD"):
-        return ChatContent(kind=ContentKind.ORDER_CARD, order_id=str(body.get("order_id", "")),
-                           status=str(body.get("order_status", body.get("status", ""))),
-                           platform_type=t)
+        status = text("order_status", fields.NAME_MAX_CHARS) or text("status",
+                                                                    fields.NAME_MAX_CHARS)
+        return ChatContent(kind=ContentKind.ORDER_CARD, order_id=ident("order_id"),
+                           status=status, platform_type=t)
     if t == "VIDEO":
-        return ChatContent(kind=ContentKind.VIDEO, url=str(body.get("url", "")),
-                           thumbnail_url=str(body.get("cover", "")))
+        return ChatContent(kind=ContentKind.VIDEO, url=url("url"), thumbnail_url=url("cover"))
     if t == "STICKER":
-        return ChatContent(kind=ContentKind.STICKER, url=str(body.get("url", "")), text=text)
+        return ChatContent(kind=ContentKind.STICKER, url=url("url"), text=text())
     if t in ("NOTIFICATION", "ALLOCATED_SERVICE", "BUYER_ENTER_FROM_TRANSFER"):
-        return ChatContent(kind=ContentKind.NOTICE, text=text, platform_type=t)
+        return ChatContent(kind=ContentKind.NOTICE, text=text(), platform_type=t)
     if t == "COUPON_CARD":
-        coupon = f"Coupon {body.get('coupon_id', '')}".strip()
+        coupon = f"Coupon {ident('coupon_id')}".strip()
         return ChatContent(kind=ContentKind.OTHER, text=coupon,
                            platform_type=t)
     # OTHER ("Messages of types not supported in this API") and any type added
     # after 202309: kept with a readable fallback, never dropped.
     label = (t or "unknown").replace("_", " ").lower()
-    fallback = text or f"[{label} message: open the chat to view]"
+    fallback = text() or f"[{label} message: open the chat to view]"
     return ChatContent(kind=ContentKind.OTHER, text=fallback, platform_type=t or "UNKNOWN")
 
 
-def message_from_webhook(payload: Any) -> tuple[str, PlatformMessage]:
+def message_from_webhook(payload: Any, *, now_s: float | None = None
+                         ) -> tuple[str, PlatformMessage]:
     """Parse a type-14 webhook body into (shop_id, message); raises PayloadError."""
     if not isinstance(payload, dict):
-        raise PayloadError("body: expected a JSON object")
-    shop_id = _str(payload, "shop_id", "body")
-    data = payload.get("data")
-    if not isinstance(data, dict):
-        raise PayloadError("body.data: expected an object")
-    return shop_id, message_from_platform(data, "body.data", id_field="message_id")
+        raise fields.refuse("body", "expected a JSON object", fields.Violation.WRONG_TYPE)
+    shop_id = fields.id_field(payload, "shop_id", "body")
+    data = fields.object_field(payload, "data", "body")
+    return shop_id, message_from_platform(data, "body.data", id_field="message_id",
+                                          shop_id=shop_id, now_s=now_s)
 
 
 def message_from_platform(data: dict[str, Any], where: str = "message", *,
-                          id_field: str = "id", conversation_id: str = "") -> PlatformMessage:
-    """Parse a message object (REST ``id`` or webhook ``message_id``).
+                          id_field: str = "id", conversation_id: str = "", shop_id: str = "",
+                          now_s: float | None = None) -> PlatformMessage:
+    """Parse a message object (REST ``id`` or webhook ``message_id``), every field checked.
 
-    REST message objects carry no ``conversation_id``; the caller passes it.
+    REST message objects carry no ``conversation_id``; the caller passes it. With
+    ``shop_id``, the conversation id must also fit a reply address beside it.
     """
-    sender = data.get("sender")
-    if not isinstance(sender, dict):
-        raise PayloadError(f"{where}.sender: expected an object")
-    create_time = data.get("create_time")
-    if not isinstance(create_time, int) or isinstance(create_time, bool) or create_time < 0:
-        raise PayloadError(f"{where}.create_time: expected a Unix time in seconds")
+    sender = fields.object_field(data, "sender", where)
+    create_time = fields.unix_seconds_field(data, "create_time", where, now_s=now_s)
     content = data.get("content", "")
     if not isinstance(content, str):
-        raise PayloadError(f"{where}.content: expected a JSON string")
-    msg_type = _str(data, "type", where)
+        raise fields.refuse(f"{where}.content", "expected a JSON string",
+                            fields.Violation.WRONG_TYPE)
+    msg_type = fields.type_name_field(data, "type", where)
+    if not conversation_id:
+        conversation_id = (fields.conversation_id_field(data, "conversation_id", where, shop_id)
+                           if shop_id else fields.id_field(data, "conversation_id", where))
+    index = fields.index_field(data, "index", where)
     return PlatformMessage(
-        message_id=_str(data, id_field, where),
-        conversation_id=conversation_id or _str(data, "conversation_id", where),
-        sender_role=_str(sender, "role", f"{where}.sender").upper(),
-        sender_id=_str(sender, "im_user_id", f"{where}.sender", required=False),
-        sender_name=_str(sender, "nickname", f"{where}.sender", required=False),
+        message_id=fields.id_field(data, id_field, where),
+        conversation_id=conversation_id,
+        sender_role=fields.enum_field(sender, "role", f"{where}.sender", SENDER_ROLES,
+                                      upper=True),
+        sender_id=fields.id_field(sender, "im_user_id", f"{where}.sender", required=False),
+        sender_name=fields.text_field(sender, "nickname", f"{where}.sender",
+                                      max_chars=fields.NAME_MAX_CHARS),
         create_time_s=create_time,
-        index=_str(data, "index", where, required=False),
-        is_visible=bool(data.get("is_visible", True)),
-        content=content_from_platform(msg_type, content),
+        index=str(index) if index else "",
+        is_visible=fields.bool_field(data, "is_visible", where, default=True),
+        content=content_from_platform(msg_type, content, f"{where}.content"),
         raw_type=msg_type.upper(),
         raw_content=content,
     )

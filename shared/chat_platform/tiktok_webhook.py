@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from shared.chat_platform import payload_fields as fields
 from shared.chat_platform.base import (
-    PayloadError,
     WebhookBatch,
     WebhookRejected,
     json_object_body,
@@ -39,18 +39,21 @@ class TikTokWebhookAdapter:
             raise WebhookRejected(401, "Authorization header is not the HMAC-SHA256 of "
                                        "app_key + body under the app secret")
 
-    def parse(self, body: bytes) -> WebhookBatch:
+    def parse(self, body: bytes, now_s: float | None = None) -> WebhookBatch:
+        """The delivery's messages; every field is checked (payload_fields), so a value
+        the bridge cannot carry is a 422 naming it, not a failure further on."""
         payload = json_object_body(body)
-        event_type = payload.get("type")
-        if not isinstance(event_type, int) or isinstance(event_type, bool):
-            raise PayloadError("body.type: expected the webhook event type number")
-        shop_id = payload.get("shop_id")
-        if not isinstance(shop_id, str) or not shop_id:
-            raise PayloadError("body.shop_id: missing")
+        event_type = fields.int_field(payload, "type", "body", maximum=fields.EVENT_TYPE_MAX)
+        if event_type is None:
+            raise fields.refuse("body.type", "expected the webhook event type number",
+                                fields.Violation.MISSING)
+        shop_id = fields.id_field(payload, "shop_id", "body")
+        fields.id_field(payload, "tts_notification_id", "body", required=False)
+        fields.int_field(payload, "timestamp", "body", maximum=fields.INDEX_MAX)
         if self._served is not None and shop_id not in self._served:
             raise WebhookRejected(403, f"shop {shop_id} is not served by this bridge "
                                        "(no access token configured)")
         if event_type != NEW_MESSAGE_WEBHOOK_TYPE:
-            return WebhookBatch(shop_id)  # other events: acknowledged, nothing to publish
-        _, message = message_from_webhook(payload)
+            return WebhookBatch(shop_id)  # other events: acknowledged, nothing read or published
+        _, message = message_from_webhook(payload, now_s=now_s)
         return WebhookBatch(shop_id, (message,))

@@ -81,7 +81,7 @@ async def events_for(bootstrap: str, conv: str, wait_s: float = 3.0) -> list[dic
 
 async def test_signed_new_message_is_on_kafka_when_200_is_answered(
         ingest: str, kafka_bootstrap: str) -> None:
-    conv = uuid.uuid4().hex
+    conv = uuid.uuid4().hex[:12]  # fits a reply address beside the shop id
     resp = await post(ingest, new_message(conv, "m-" + conv))
     assert resp.status_code == 200
     (event,) = await events_for(kafka_bootstrap, conv)
@@ -89,7 +89,7 @@ async def test_signed_new_message_is_on_kafka_when_200_is_answered(
 
 
 async def test_redelivered_webhook_is_published_once(ingest: str, kafka_bootstrap: str) -> None:
-    conv = uuid.uuid4().hex
+    conv = uuid.uuid4().hex[:12]  # fits a reply address beside the shop id
     body = new_message(conv, "m-" + conv)
     assert [(await post(ingest, body)).status_code for _ in range(3)] == [200, 200, 200]
     assert len(await events_for(kafka_bootstrap, conv)) == 1
@@ -97,14 +97,14 @@ async def test_redelivered_webhook_is_published_once(ingest: str, kafka_bootstra
 
 async def test_seller_message_is_published_for_the_consolidator(
         ingest: str, kafka_bootstrap: str) -> None:
-    conv = uuid.uuid4().hex
+    conv = uuid.uuid4().hex[:12]  # fits a reply address beside the shop id
     assert (await post(ingest, new_message(conv, "s-" + conv, role="SHOP"))).status_code == 200
     (event,) = await events_for(kafka_bootstrap, conv)
     assert event["kind"] == "seller_message"
 
 
 async def test_generic_platform_read_event_is_published(ingest: str, kafka_bootstrap: str) -> None:
-    conv = uuid.uuid4().hex
+    conv = uuid.uuid4().hex[:12]  # fits a reply address beside the shop id
     body = orjson.dumps({"shop_id": "g1", "events": [
         {"type": "read", "conversation_id": conv, "message_id": "r-" + conv,
          "create_time": int(time.time())}]})
@@ -153,7 +153,7 @@ async def test_unserved_shop_is_403(kafka_bootstrap: str) -> None:
 async def test_backlog_beyond_the_bound_is_503_with_retry_after_and_nothing_published(
         kafka_bootstrap: str) -> None:
     url, server, task = await serve(settings(kafka_bootstrap, ingest_max_inflight=0))
-    conv = uuid.uuid4().hex
+    conv = uuid.uuid4().hex[:12]  # fits a reply address beside the shop id
     try:
         resp = await post(url, new_message(conv, "m-" + conv))
         assert resp.status_code == 503 and resp.headers["retry-after"]
