@@ -11,9 +11,11 @@ Protocol on a child's stdin/stdout, all integers big-endian:
 * first, the settings: a 4-byte length and the settings as JSON (secrets included:
   the pipe is private to the two processes, argv and the environment are not used);
 * a request: 4-byte request number, 4-byte length, the digest record's JSON;
-* an answer: request number, 1 byte ``1`` (composed) or ``0`` (cannot compose), 4-byte
-  length, then either the 2-byte lengths of envelope sender and recipient followed by
-  sender, recipient and the signed message, or the reason as UTF-8.
+* an answer: request number, 1 byte ``0`` (cannot compose) or ``1 + n`` (composed, with
+  ``n`` messages shown as a placeholder because they could not be rendered; counted by
+  the mailer, whose metrics are the ones scraped), 4-byte length, then either the 2-byte
+  lengths of envelope sender and recipient followed by sender, recipient and the signed
+  message, or the reason as UTF-8.
 
 The requests of one turn of the event loop go in one write; the child answers all the
 requests that arrived together in one write. A child composes with the same
@@ -34,13 +36,16 @@ import sys
 from collections.abc import Callable
 
 import orjson
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from mailer.digest_composer import DigestComposer, load_signer
+from mailer.mailer_metrics import MESSAGES_UNSHOWN
 from mailer.mailer_settings import MailerSettings
 from mailer.piped_helper import HelperUnavailable, PipedHelper, write_answers
 from shared.codec import DecodeError, decoder
 from shared.events import Digest
+from shared.logging import setup_logging
 
 __all__ = ["ComposeFailed", "ComposeProcess", "ComposeProcessUnavailable", "ComposeProcesses"]
 
@@ -91,6 +96,8 @@ class ComposeProcess(PipedHelper[tuple[str, str, bytes]]):
         body = await stdout.readexactly(length)
         if not composed:
             return number, ComposeFailed(body.decode("utf-8", "replace"))
+        if composed > 1:
+            MESSAGES_UNSHOWN.inc(composed - 1)
         sender_len, to_len = _ADDRESSES.unpack_from(body)
         at = _ADDRESSES.size
         sender = body[at:at + sender_len].decode("utf-8")
@@ -133,8 +140,13 @@ class ComposeProcesses:
         await asyncio.gather(*(p.close() for p in self.processes))
 
 
+def _unshown_so_far() -> float:
+    return REGISTRY.get_sample_value("bridge_digest_messages_unshown_total") or 0.0
+
+
 def _answer(composer: DigestComposer, decode: Callable[[bytes], Digest], request: bytes) -> bytes:
-    """One request's answer, after its number: ``1`` and the mail, or ``0`` and why not."""
+    """One request's answer, after its number: ``1 + n`` and the mail, or ``0`` and why not."""
+    unshown_before = _unshown_so_far()
     try:
         sender, to, message = composer.compose_signed(decode(request))
     except DecodeError as exc:
@@ -142,7 +154,8 @@ def _answer(composer: DigestComposer, decode: Callable[[bytes], Digest], request
     except Exception as exc:  # noqa: BLE001 - reported to the loop, which dead-letters it
         return b"\x00" + f"{type(exc).__name__}: {exc}".encode()
     s, t = sender.encode("utf-8"), to.encode("utf-8")
-    return b"\x01" + _ADDRESSES.pack(len(s), len(t)) + s + t + message
+    composed = 1 + min(254, int(_unshown_so_far() - unshown_before))
+    return bytes([composed]) + _ADDRESSES.pack(len(s), len(t)) + s + t + message
 
 
 def _read_exactly(fd: int, size: int, pending: bytearray) -> bytes | None:
@@ -167,6 +180,7 @@ def _serve() -> None:
     if settings is None:
         return
     cfg = MailerSettings(**orjson.loads(settings))
+    setup_logging("mailer-compose", cfg.log_level)  # JSON lines on the pod's stderr
     composer, decode = DigestComposer(cfg, load_signer(cfg)), decoder(Digest)
     while True:
         answers = bytearray()

@@ -19,3 +19,6 @@ LEDGER_EXPIRED = Counter("bridge_mailer_outcome_ledger_expired_total",
 HELPER_RESTARTS = Counter("bridge_mailer_helper_restarts_total",
                           "Helper processes (compose, DKIM signing) restarted after dying.",
                           ["helper"])
+MESSAGES_UNSHOWN = Counter(
+    "bridge_digest_messages_unshown_total",
+    "Messages shown in their digest as a placeholder because they could not be rendered.")

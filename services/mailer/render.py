@@ -10,7 +10,11 @@ Safety rules that hold for every message kind:
 * only ``http``/``https`` URLs are ever written into ``href``/``src``; anything else
   (``javascript:``, ``data:``, relative, malformed) is dropped and the message falls back
   to a "open the chat to view" line, so a bad URL never loses the message itself;
-* an unknown content kind renders as a fallback line, never an exception.
+* an unknown content kind renders as a fallback line, never an exception;
+* a message that cannot be rendered at all (a time no calendar holds, a value from an older
+  or other producer that no branch expects) is shown as a short placeholder, logged with
+  its id and counted, and the rest of the digest is sent (:func:`_show`, the one place a
+  message's own data is rendered).
 
 The HTML is a ~600px table layout that goes fluid below 600px (``max-width``), with
 ``color-scheme`` metadata and ``prefers-color-scheme`` rules for dark mode. CSS is inlined
@@ -21,6 +25,7 @@ with ``css-inline``; the media-query rules are kept in a ``<style>`` block and m
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +36,7 @@ from urllib.parse import urlsplit
 
 import css_inline
 
+from mailer.mailer_metrics import MESSAGES_UNSHOWN
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
 
 __all__ = [
@@ -42,8 +48,12 @@ __all__ = [
     "describe_content",
 ]
 
+log = logging.getLogger("mailer.render")
+
 # Shown where the buyer's name is missing; a subject or greeting with a blank name reads broken.
 FALLBACK_BUYER_NAME = "Buyer"
+# Shown in place of a message that cannot be rendered (see _show).
+UNSHOWN_MESSAGE = "[a message that could not be shown]"
 PREHEADER_MAX_CHARS = 110
 
 # C0/C1 controls except tab and newline: they are invalid in HTML text and can confuse
@@ -155,6 +165,16 @@ def buyer_display_name(digest: Digest) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class _Shown:
+    """One message as both bodies show it."""
+
+    row: _Markup  # its HTML table row
+    lines: list[str]  # its text-part lines, after the "<buyer> (<time>):" line
+    when: str  # format_message_time, "" when unknown
+    preview: str  # describe_content, for the inbox preview
+
+
+@dataclass(frozen=True, slots=True)
 class _Facts:
     """What both bodies show, cleaned and checked once per digest (not once per body)."""
 
@@ -163,21 +183,41 @@ class _Facts:
     shop: str
     chat_url: str
     settings_url: str
-    messages: list[DigestMessage]  # in conversation order
-    times: list[str]  # each message's format_message_time
+    shown: list[_Shown]  # in conversation order
 
 
 def _facts(digest: Digest, links: DigestLinks) -> _Facts:
-    messages = _ordered(digest.messages)
+    buyer = buyer_display_name(digest)
     return _Facts(
-        buyer=buyer_display_name(digest),
+        buyer=buyer,
         marketplace=clean_text(links.marketplace_name),
         shop=clean_text(digest.shop_name),
         chat_url=safe_http_url(links.chat_url),
         settings_url=safe_http_url(links.settings_url),
-        messages=messages,
-        times=[format_message_time(message.sent_at_ms) for message in messages],
+        shown=[_show(message, buyer, digest.digest_id) for message in _ordered(digest.messages)],
     )
+
+
+def _show(message: DigestMessage, buyer: str, digest_id: str) -> _Shown:
+    """A message rendered for both bodies, or the placeholder when it cannot be.
+
+    Fail-soft here, in the one place a message's own data is rendered: a message that
+    passed an older producer's checks (or none) must cost only itself, never the digest
+    of the buyer's other messages (a dead letter would lose them all).
+    """
+    try:
+        when = format_message_time(message.sent_at_ms)
+        return _Shown(_html_message(message, buyer, when), _text_content(message.content),
+                      when, " ".join(describe_content(message.content).split()))
+    except Exception as exc:  # noqa: BLE001 - any failure of one message costs only it
+        MESSAGES_UNSHOWN.inc()
+        log.warning("a message could not be shown; its digest carries a placeholder",
+                    extra={"message_id": message.message_id, "digest_id": digest_id,
+                           "error": f"{type(exc).__name__}: {exc}"[:300]})
+        placeholder = DigestMessage(message.message_id, 0,
+                                    ChatContent(kind=ContentKind.NOTICE, text=UNSHOWN_MESSAGE))
+        return _Shown(_html_message(placeholder, buyer, ""), [UNSHOWN_MESSAGE], "",
+                      UNSHOWN_MESSAGE)
 
 
 # ---------------------------------------------------------------------------------------
@@ -571,19 +611,18 @@ def _html_message(message: DigestMessage, buyer: str, when: str) -> _Markup:
     return m
 
 
-def _preheader(messages: list[DigestMessage]) -> str:
+def _preheader(shown: list[_Shown]) -> str:
     """Inbox preview text: the first thing the buyer said, so the list view is useful."""
-    for message in messages:
-        line = " ".join(describe_content(message.content).split())
-        if line:
-            return line[:PREHEADER_MAX_CHARS]
+    for message in shown:
+        if message.preview:
+            return message.preview[:PREHEADER_MAX_CHARS]
     return ""
 
 
 def _html_document(facts: _Facts) -> _Markup:
     buyer, marketplace, shop = facts.buyer, facts.marketplace, facts.shop
-    chat_url, settings_url, messages = facts.chat_url, facts.settings_url, facts.messages
-    count = len(messages)
+    chat_url, settings_url, shown = facts.chat_url, facts.settings_url, facts.shown
+    count = len(shown)
     noun = "message" if count == 1 else "messages"
     m = _Markup()
     m.add("""<!DOCTYPE html>
@@ -600,7 +639,7 @@ def _html_document(facts: _Facts) -> _Markup:
 </head>
 <body class="page">
 <div class="preheader">""")
-    m.text(_preheader(messages))
+    m.text(_preheader(shown))
     m.add(f"""</div>
 <table role="presentation" class="page" width="100%" cellpadding="0" cellspacing="0">
 <tr><td align="center" style="padding:16px 8px;">
@@ -612,8 +651,7 @@ def _html_document(facts: _Facts) -> _Markup:
     m.add('</p>\n<p class="title">')
     m.text(f"{count} new {noun} from {buyer}")
     m.add("</p>\n</td></tr>\n")
-    m.rows([_html_message(message, buyer, when)
-            for message, when in zip(messages, facts.times, strict=True)])
+    m.rows([message.row for message in shown])
     m.add('\n<tr><td class="cta">')
     if chat_url:
         m.add('<a class="button" href="')
@@ -683,17 +721,17 @@ def _text_content(content: ChatContent) -> list[str]:
 
 def _render_text(facts: _Facts) -> str:
     buyer, marketplace, shop = facts.buyer, facts.marketplace, facts.shop
-    chat_url, settings_url, messages = facts.chat_url, facts.settings_url, facts.messages
-    count = len(messages)
+    chat_url, settings_url, shown = facts.chat_url, facts.settings_url, facts.shown
+    count = len(shown)
     noun = "message" if count == 1 else "messages"
     out: list[str] = [
         f"{marketplace}" + (f" \u00b7 {shop}" if shop else ""),
         f"{count} new {noun} from {buyer}",
         "",
     ]
-    for message, when in zip(messages, facts.times, strict=True):
-        out.append(f"{buyer}" + (f" ({when})" if when else "") + ":")
-        out.extend(f"  {line}" if line else "" for line in _text_content(message.content))
+    for message in shown:
+        out.append(f"{buyer}" + (f" ({message.when})" if message.when else "") + ":")
+        out.extend(f"  {line}" if line else "" for line in message.lines)
         out.append("")
     out.append(
         f"Reply in chat: {chat_url}" if chat_url else f"Open the {marketplace} chat to reply."

@@ -1,0 +1,124 @@
+"""Finding 6: signed webhooks with values out of range are refused at the door (422 naming the
+field), and a message that cannot be rendered costs only itself, never its digest.
+
+Ingest runs over real HTTP on a real broker; the digest case runs the whole stack (broker,
+consolidator, mailer with its compose helper, mail sink) and injects the poison the way an
+older producer could, straight onto ``chat.events``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.codec import encode
+from shared.events import ChatContent, ChatEvent, ChatEventKind, conversation_key
+from shared.topics import CHAT_EVENTS
+from tests.conftest import WINDOW_S, Stack
+from tests.integration.test_ingest_webhooks import post, serve, settings
+from tests.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+SHOP = "7494049642642441621"
+
+
+@pytest_asyncio.fixture(scope="module")
+async def ingest(kafka_bootstrap: str) -> AsyncIterator[str]:
+    url, server, task = await serve(settings(kafka_bootstrap))
+    try:
+        yield url
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        await task  # type: ignore[misc]
+
+
+def webhook(**data: Any) -> bytes:
+    """A documented type-14 new-message webhook, with ``data`` fields overridden."""
+    n = uuid.uuid4().int
+    return orjson.dumps({
+        "type": 14, "tts_notification_id": str(n % 10**19), "shop_id": SHOP,
+        "timestamp": int(time.time()),
+        "data": {"content": orjson.dumps({"content": "hi"}).decode(),
+                 "conversation_id": str(5_000_000_000_000_000 + n % 10**17),
+                 "create_time": int(time.time()), "is_visible": True,
+                 "message_id": str(7_000_000_000_000_000_000 + n % 10**18),
+                 "index": "7494560109732334274", "type": "TEXT",
+                 "sender": {"im_user_id": "707885565181165594", "role": "BUYER"}, **data}})
+
+
+@pytest.mark.parametrize(("name", "data", "field"), [
+    ("index_superscript_two", {"index": "²"}, "body.data.index"),
+    ("index_3000_digits", {"index": "9" * 3000}, "body.data.index"),
+    ("create_time_2_63_minus_1", {"create_time": 2**63 - 1}, "body.data.create_time"),
+    ("create_time_far_future", {"create_time": int(time.time()) + 10 * 365 * 86400},
+     "body.data.create_time"),
+    ("create_time_in_milliseconds", {"create_time": int(time.time() * 1000)},
+     "body.data.create_time"),
+    ("conversation_id_3000_digits", {"conversation_id": "9" * 3000},
+     "body.data.conversation_id"),
+])
+async def test_signed_webhook_with_a_value_out_of_range_is_422_naming_the_field(
+        ingest: str, name: str, data: dict[str, Any], field: str) -> None:
+    resp = await post(ingest, webhook(**data))
+    assert resp.status_code == 422, (name, resp.status_code, resp.text)
+    body = resp.json()
+    assert body["field"] == field
+    assert body["reason"] and field in body["error"]
+
+
+async def test_refused_field_is_counted_by_reason(ingest: str) -> None:
+    await post(ingest, webhook(index="²"))
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{ingest}/metrics")).text
+    counts = {s.labels["reason"]: s.value for f in text_string_to_metric_families(text)
+              for s in f.samples if s.name == "bridge_webhooks_refused_total"}
+    assert counts.get("bad_characters", 0) >= 1
+
+
+async def test_a_message_that_cannot_be_rendered_leaves_the_rest_of_its_digest_sent(
+        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    """An older producer's event with a time no calendar holds (year ~292 million) sits in
+    the same digest as a normal message: the digest goes out with the normal message and a
+    placeholder, and the mailer counts it."""
+    shop, conv = unique_conversation
+    now = int(time.time() * 1000)
+
+    def event(message_id: str, sent_at_ms: int, text: str) -> ChatEvent:
+        return ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id=shop, conversation_id=conv,
+                         message_id=message_id, sent_at_ms=sent_at_ms, buyer_id="b1",
+                         buyer_name="Ana", content=ChatContent(text=text), received_at_ms=now)
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP"])
+    await producer.start()
+    try:
+        key = conversation_key(shop, conv).encode()
+        for ev in (event(f"{conv}-ok", now, "Is the poison-proof kettle in stock?"),
+                   event(f"{conv}-bad", 2**63 - 1, "from a producer without range checks")):
+            await producer.send_and_wait(CHAT_EVENTS.name, encode(ev), key=key)
+    finally:
+        await producer.stop()
+
+    (mail,) = await eventually(lambda: stack.mails_for(conv), timeout_s=WINDOW_S + 30,
+                               interval_s=0.2, what="the digest with the other message")
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Is the poison-proof kettle in stock?" in text
+    assert "[a message that could not be shown]" in text
+    assert "from a producer without range checks" not in text
+    assert "2 new messages" in text
+
+    async def counted() -> float:
+        resp = await stack.http.get(f"http://127.0.0.1:{stack.ports.mailer}/metrics")
+        return sum(s.value for f in text_string_to_metric_families(resp.text)
+                   for s in f.samples if s.name == "bridge_digest_messages_unshown_total")
+
+    assert await eventually(counted, timeout_s=10, what="the unshown message counted") >= 1
