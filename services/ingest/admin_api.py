@@ -59,6 +59,7 @@ from ingest.settings_change import (
     settings_document,
 )
 from ingest.simulation import is_simulation, new_simulation_id, simulation_steps
+from shared.chat_platform.payload_fields import is_id
 from shared.codec import encode
 from shared.config import Settings
 from shared.events import (
@@ -247,9 +248,9 @@ def build_admin_router(settings: Settings,
         body = await body_of(request)
         errors: list[FieldError] = []
         shop_id = body.get("shop_id")
-        if not isinstance(shop_id, str) or not shop_id or len(shop_id) > 64 or not all(
-                c.isalnum() or c in "-_" for c in shop_id):
-            errors.append(FieldError("shop_id", "expected 1-64 letters, digits, '-' or '_'"))
+        if not isinstance(shop_id, str) or not is_id(shop_id):  # as webhooks take shop ids
+            errors.append(FieldError("shop_id", "expected 1-64 ASCII letters, digits, '-' or "
+                                                "'_'"))
         elif not shop_id_fits_reply_tokens(shop_id):
             errors.append(FieldError(
                 "shop_id", "too long to fit in the shop's reply addresses (64 characters): "
@@ -331,7 +332,7 @@ def build_admin_router(settings: Settings,
         except InvalidRequest as exc:
             errors.extend(exc.errors)
         role = body.get("role")
-        if role not in {r.value for r in ASSIGNABLE_ROLES}:
+        if not isinstance(role, str) or role not in {r.value for r in ASSIGNABLE_ROLES}:
             errors.append(FieldError("role", "expected 'administrator' or 'cs_agent' (a shop "
                                      "has one main account, set when it is onboarded)"))
         errors.extend(FieldError(f, "unknown field") for f in sorted(set(body) - {"email", "role"}))

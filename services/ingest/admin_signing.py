@@ -67,7 +67,9 @@ def verify(kind: str, token: str, keys: list[tuple[str, bytes]]) -> dict[str, An
     secret = dict(keys).get(kid)
     if secret is None:
         raise SignedTokenError("token signed with an unknown key")
-    if not hmac.compare_digest(_mac(secret, f"{got_kind}.{kid}.{body}"), mac):
+    # As bytes: compare_digest refuses str with non-ASCII (a 500 for "bat1.1.x.é").
+    if not hmac.compare_digest(_mac(secret, f"{got_kind}.{kid}.{body}").encode(),
+                               mac.encode("utf-8", "replace")):
         raise SignedTokenError("token signature does not verify")
     try:
         payload = orjson.loads(_unb64(body))

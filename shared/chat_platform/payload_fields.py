@@ -62,6 +62,11 @@ _HTTP_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?"
 EVENT_TYPE_MAX = 2**31 - 1
 
 
+def is_id(value: str) -> bool:
+    """1-64 ASCII letters, digits, '-' or '_': the shape of every id the bridge keys by."""
+    return _ID.fullmatch(value) is not None
+
+
 def refuse(field: str, reason: str, code: Violation) -> PayloadError:
     return PayloadError(reason, field=field, code=code)
 
@@ -85,7 +90,7 @@ def id_field(obj: dict[str, Any], key: str, where: str, *, required: bool = True
     if len(value) > ID_MAX_CHARS:
         raise refuse(f"{where}.{key}", f"longer than {ID_MAX_CHARS} characters",
                      Violation.TOO_LONG)
-    if not _ID.fullmatch(value):
+    if not is_id(value):
         raise refuse(f"{where}.{key}", "expected ASCII letters, digits, '-' or '_'",
                      Violation.BAD_CHARACTERS)
     return value
