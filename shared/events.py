@@ -13,6 +13,10 @@ from enum import StrEnum
 from typing import Literal
 
 SCHEMA_VERSION = 1
+# The last millisecond a digest can print (9999-12-31T23:59:59.999Z). A ChatEvent's
+# arrival time must be in 0..this: the consolidator adds windows to it and keeps the
+# deadline in a signed 64-bit header (shared.codec checks nothing beyond JSON types).
+EVENT_TIME_MAX_MS = 253_402_300_799_999
 
 
 class ContentKind(StrEnum):
@@ -88,6 +92,12 @@ class ChatEvent:
     @property
     def conversation_key(self) -> str:
         return conversation_key(self.shop_id, self.conversation_id)
+
+    @property
+    def arrived_at_ms(self) -> int:
+        """When the bridge got it (the debounce counts from here); the platform's time for
+        producers that did not say."""
+        return self.received_at_ms or self.sent_at_ms
 
 
 # How an inbound reply's sender must be authenticated (the reply-parser's mail_auth holds the

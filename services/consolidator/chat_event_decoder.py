@@ -9,6 +9,10 @@ extra field, a wrong type, a newer schema version, a non-object) goes to the
 checked decoder, which either accepts it (e.g. ``content: null``) or raises
 :class:`~shared.codec.DecodeError` naming the field, so bad records keep their
 precise dead-letter reason.
+
+Either way the event's times are then checked against :data:`EVENT_TIME_MAX_MS`: an
+older or other producer's arrival time beyond it would overflow the state's deadline
+and fail every batch of its partition, so it is dead-lettered here instead.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import typing
 import orjson
 
 from shared.codec import DecodeError, from_dict
-from shared.events import SCHEMA_VERSION, ChatContent, ChatEvent
+from shared.events import EVENT_TIME_MAX_MS, SCHEMA_VERSION, ChatContent, ChatEvent
 
 _EVENT_FIELDS = {f.name for f in dataclasses.fields(ChatEvent)}
 _CONTENT_FIELDS = frozenset(f.name for f in dataclasses.fields(ChatContent))
@@ -39,7 +43,15 @@ def decode_chat_event(data: bytes) -> ChatEvent:
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"not JSON: {exc}") from None
     event = _fast(raw)
-    return event if event is not None else from_dict(ChatEvent, raw)
+    if event is None:
+        event = from_dict(ChatEvent, raw)
+    if not 0 <= event.received_at_ms <= EVENT_TIME_MAX_MS:
+        raise DecodeError(f"received_at_ms: {event.received_at_ms} is not a time in "
+                          f"0..{EVENT_TIME_MAX_MS}")
+    if not 0 <= event.arrived_at_ms <= EVENT_TIME_MAX_MS:
+        raise DecodeError(f"sent_at_ms: {event.sent_at_ms} is not a time in "
+                          f"0..{EVENT_TIME_MAX_MS} (and there is no received_at_ms)")
+    return event
 
 
 def _fast(raw: object) -> ChatEvent | None:

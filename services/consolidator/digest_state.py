@@ -206,7 +206,7 @@ def add_buyer_message(state: ConversationState, event: ChatEvent, windows: Windo
         state.buyer_name = event.buyer_name
     if event.buyer_id:
         state.buyer_id = event.buyer_id
-    arrived = event.received_at_ms or event.sent_at_ms
+    arrived = event.arrived_at_ms
     if len(pending) == 1:
         state.first_pending_at_ms = arrived
         state.last_buyer_at_ms = arrived

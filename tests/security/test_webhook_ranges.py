@@ -20,7 +20,8 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.codec import encode
+from consolidator.chat_event_decoder import decode_chat_event
+from shared.codec import DecodeError, encode
 from shared.events import ChatContent, ChatEvent, ChatEventKind, conversation_key
 from shared.topics import CHAT_EVENTS
 from tests.conftest import WINDOW_S, Stack
@@ -93,17 +94,21 @@ async def test_a_message_that_cannot_be_rendered_leaves_the_rest_of_its_digest_s
     shop, conv = unique_conversation
     now = int(time.time() * 1000)
 
-    def event(message_id: str, sent_at_ms: int, text: str) -> ChatEvent:
+    def event(message_id: str, sent_at_ms: int, text: str, received_at_ms: int = now
+              ) -> ChatEvent:
         return ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id=shop, conversation_id=conv,
                          message_id=message_id, sent_at_ms=sent_at_ms, buyer_id="b1",
-                         buyer_name="Ana", content=ChatContent(text=text), received_at_ms=now)
+                         buyer_name="Ana", content=ChatContent(text=text),
+                         received_at_ms=received_at_ms)
 
     producer = AIOKafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP"])
     await producer.start()
     try:
         key = conversation_key(shop, conv).encode()
         for ev in (event(f"{conv}-ok", now, "Is the poison-proof kettle in stock?"),
-                   event(f"{conv}-bad", 2**63 - 1, "from a producer without range checks")):
+                   event(f"{conv}-bad", 2**63 - 1, "from a producer without range checks"),
+                   # arrival beyond what a deadline can hold: dead-lettered by the consolidator
+                   event(f"{conv}-late", now, "arrived in year 292 million", 2**63 - 1)):
             await producer.send_and_wait(CHAT_EVENTS.name, encode(ev), key=key)
     finally:
         await producer.stop()
@@ -114,6 +119,7 @@ async def test_a_message_that_cannot_be_rendered_leaves_the_rest_of_its_digest_s
     assert "Is the poison-proof kettle in stock?" in text
     assert "[a message that could not be shown]" in text
     assert "from a producer without range checks" not in text
+    assert "arrived in year 292 million" not in text
     assert "2 new messages" in text
 
     async def counted() -> float:
@@ -122,3 +128,19 @@ async def test_a_message_that_cannot_be_rendered_leaves_the_rest_of_its_digest_s
                    for s in f.samples if s.name == "bridge_digest_messages_unshown_total")
 
     assert await eventually(counted, timeout_s=10, what="the unshown message counted") >= 1
+
+
+@pytest.mark.parametrize(("field", "values"), [
+    ("received_at_ms", {"received_at_ms": 2**63 - 1}),
+    ("received_at_ms", {"received_at_ms": -1}),
+    ("sent_at_ms", {"received_at_ms": 0, "sent_at_ms": 2**64 - 1}),
+])
+def test_chat_event_whose_arrival_overflows_a_deadline_is_refused_by_the_decoder(
+        field: str, values: dict[str, int]) -> None:
+    """Such an event failed every consolidator batch of its partition (the deadline is kept
+    in a signed 64-bit header); refused by the decoder, it is dead-lettered alone."""
+    event = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id="1", conversation_id="2",
+                      message_id="3", content=ChatContent(text="hi"),
+                      **{"sent_at_ms": 1_700_000_000_000, **values})  # type: ignore[arg-type]
+    with pytest.raises(DecodeError, match=field):
+        decode_chat_event(encode(event))

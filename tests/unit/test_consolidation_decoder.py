@@ -10,15 +10,16 @@ from hypothesis import strategies as st
 
 from consolidator.chat_event_decoder import decode_chat_event
 from shared.codec import DecodeError, decode, encode
-from shared.events import ChatContent, ChatEvent, ChatEventKind
+from shared.events import EVENT_TIME_MAX_MS, ChatContent, ChatEvent, ChatEventKind
 
 texts = st.text(max_size=30)
 ints = st.integers(min_value=-(2**62), max_value=2**62)
+times = st.integers(min_value=0, max_value=EVENT_TIME_MAX_MS)  # what the decoder accepts
 contents = st.one_of(st.none(), st.builds(ChatContent, kind=st.sampled_from(["text", "image"]),
                                           text=texts, url=texts, title=texts))
 events = st.builds(ChatEvent, kind=st.sampled_from(list(ChatEventKind)), shop_id=texts,
-                   conversation_id=texts, message_id=texts, sent_at_ms=ints, seq=ints,
-                   buyer_id=texts, buyer_name=texts, content=contents, received_at_ms=ints,
+                   conversation_id=texts, message_id=texts, sent_at_ms=times, seq=ints,
+                   buyer_id=texts, buyer_name=texts, content=contents, received_at_ms=times,
                    partition_hint=ints)
 
 
