@@ -34,6 +34,7 @@ from shared.chat_platform.base import (
     UploadedImage,
     check_image,
 )
+from shared.chat_platform.payload_fields import NAME_MAX_CHARS, text_field
 from shared.chat_platform.rate_limit import ShopApiLimiter
 from shared.chat_platform.tiktok_messages import (
     message_from_platform,
@@ -208,10 +209,16 @@ class TikTokShopClient:
         data = await self._call("GET", f"/customer_service/202601/conversations/{conversation_id}",
                                 shop_id, "get_conversation")
         conv = data.get("conversation", data)
-        for p in conv.get("participants", []) or []:
+        participants = conv.get("participants") if isinstance(conv, dict) else None
+        for p in participants if isinstance(participants, list) else []:
             if isinstance(p, dict) and str(p.get("role", "")).upper() == "BUYER":
-                return ConversationInfo(conversation_id, str(p.get("im_user_id", "")),
-                                        str(p.get("nickname", "")))
+                # The name rides on the buyer's events: the webhook's nickname rule applies.
+                try:
+                    name = text_field(p, "nickname", "participant", max_chars=NAME_MAX_CHARS)
+                except PayloadError:
+                    name = ""
+                return ConversationInfo(conversation_id, str(p.get("im_user_id", ""))[:64],
+                                        name)
         return ConversationInfo(conversation_id, "", "")
 
     async def messages_since(self, shop_id: str, conversation_id: str,
