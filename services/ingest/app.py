@@ -69,8 +69,8 @@ WEBHOOK_PREFIX = "/webhooks/"
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 WEBHOOKS_REFUSED = Counter(
     "bridge_webhooks_refused_total",
-    "Webhook deliveries answered 4xx, by reason (a payload field's violation, or the "
-    "signature, size, content type, shop).", ["reason"])
+    "Signed webhook deliveries answered 422, by the field's violation "
+    "(payload_fields.Violation).", ["reason"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +282,7 @@ def create_app(settings: Settings | None = None, *,
         counter.inc()
         return answer
 
-    refusals: dict[str, Counter] = {}  # reason -> counter child (codes are a fixed set)
+    refusals: dict[str, Counter] = {}  # violation -> counter child (a fixed set)
 
     def refused(reason: str, answer: Answer) -> Answer:
         if (counter := refusals.get(reason)) is None:
@@ -297,20 +297,19 @@ def create_app(settings: Settings | None = None, *,
         limit = cfg.ingest_max_body_bytes
         length = headers.get("content-length", "")
         if _CONTENT_LENGTH.fullmatch(length) and int(length) > limit or len(length) > 18:
-            return refused("too_large", Answer.problem(413, f"webhook body over {limit} bytes"))
+            return Answer.problem(413, f"webhook body over {limit} bytes")
         raw = await read_body(receive, limit)
         if raw is None:
-            return refused("too_large", Answer.problem(413, f"webhook body over {limit} bytes"))
+            return Answer.problem(413, f"webhook body over {limit} bytes")
         ctype = headers.get("content-type", "application/json").split(";")[0].strip()
         if ctype.lower() != "application/json":
-            return refused("content_type", Answer.problem(
-                415, f"content-type {ctype!r} not supported; send application/json"))
+            return Answer.problem(415, f"content-type {ctype!r} not supported; "
+                                       "send application/json")
         try:
             adapter.verify(headers, raw)
             batch = adapter.parse(raw)
         except WebhookRejected as exc:
-            return refused("signature" if exc.status == 401 else "not_accepted",
-                           Answer.problem(exc.status, exc.reason))
+            return Answer.problem(exc.status, exc.reason)
         except PayloadError as exc:
             return refused(exc.code, Answer.bad_field(exc))
         publisher: Publisher = state["publisher"]  # type: ignore[assignment]
