@@ -21,8 +21,16 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from consolidator.chat_event_decoder import decode_chat_event
+from mailer.render import DigestLinks, render_digest
 from shared.codec import DecodeError, encode
-from shared.events import ChatContent, ChatEvent, ChatEventKind, conversation_key
+from shared.events import (
+    ChatContent,
+    ChatEvent,
+    ChatEventKind,
+    Digest,
+    DigestMessage,
+    conversation_key,
+)
 from shared.topics import CHAT_EVENTS
 from tests.conftest import WINDOW_S, Stack
 from tests.integration.test_ingest_webhooks import post, serve, settings
@@ -144,3 +152,16 @@ def test_chat_event_whose_arrival_overflows_a_deadline_is_refused_by_the_decoder
                       **{"sent_at_ms": 1_700_000_000_000, **values})  # type: ignore[arg-type]
     with pytest.raises(DecodeError, match=field):
         decode_chat_event(encode(event))
+
+
+def test_render_shows_an_unrenderable_message_as_a_placeholder_in_both_bodies() -> None:
+    """Pure: the guard in render, without the stack."""
+    digest = Digest(digest_id="d1", shop_id="1", conversation_id="2", buyer_id="b",
+                    buyer_name="Ana", messages=(
+                        DigestMessage("m-bad", 2**63 - 1, ChatContent(text="never shown")),
+                        DigestMessage("m-ok", 1_700_000_000_000, ChatContent(text="kettle?"))))
+    rendered = render_digest(digest, DigestLinks("https://c.example/1", "https://s.example/1",
+                                                 "TikTok Shop"))
+    for body in (rendered.text, rendered.html):
+        assert "kettle?" in body and "[a message that could not be shown]" in body
+        assert "never shown" not in body
