@@ -27,6 +27,9 @@ class Classification:
 
     cls: str
     reason: str
+    # Held back on wording alone (subject or body), not on headers or the sender: a guess,
+    # so the shop is told (see content_policy.held_as_automated_notice).
+    by_content: bool = False
 
 
 # Our own outbound mail carries this header; seeing it inbound means a loop.
@@ -79,7 +82,13 @@ _AUTO_SUBJECT_ANYWHERE = re.compile(
     r"respuesta automática|resposta automática|réponse automatique|automatische antwort|"
     r"risposta automatica|automatisch antwoord|automatyczna odpowiedź|otomatik yanıt|"
     r"balasan otomatis|balasan automatik|ตอบกลับอัตโนมัติ|trả lời tự động|awtomatikong tugon|"
-    r"自動応答|自動返信|자동 회신|자동 응답|自动回复|自動回覆|رد تلقائي)",
+    r"自動応答|自動返信|자동 회신|자동 응답|自动回复|自動回覆|رد تلقائي|"
+    # Zendesk's "[Request received]" as its locales write it
+    r"\[(?:anfrage|demande|solicitud|solicitação|richiesta|verzoek|aanvraag|zgłoszenie|"
+    r"förfrågan|forespørsel|henvendelse|požadavek|запрос|запит|yêu cầu|permintaan|permohonan)"
+    r"\s+(?:erhalten|eingegangen|reçue|recibida|recebida|ricevuta|ontvangen|otrzymane|mottagen|"
+    r"mottatt|modtaget|přijat|получен|отримано|đã được nhận|đã nhận|diterima)\]|"
+    r"【?(?:受付完了|お問い合わせを受け付けました)】?|\[(?:已收到请求|已收到請求|요청 접수됨)\])",
     re.I,
 )
 # Helpdesk acknowledgements and autoresponder bodies: phrases a person writing to a buyer
@@ -101,6 +110,114 @@ _AUTO_BODY = re.compile(
     r"(?:abwesend|nicht im büro|im urlaub)|sono fuori ufficio|estou fora do escritório)",
     re.I,
 )
+# Out-of-office and self-declared automatic messages in the marketplace languages: one is
+# enough.
+_AUTO_BODY_LOCALIZED = (
+    # en
+    r"(?:this|it) is an? (?:automated|automatic|auto-generated) (?:message|reply|response|e-?mail)",
+    r"i(?: am|'m) (?:currently )?(?:out of (?:the )?office|on (?:annual |parental )?leave)",
+    # de
+    r"dies ist eine automatische? (?:nachricht|antwort|e-?mail|benachrichtigung)",
+    r"(?:diese|das ist eine) (?:e-?mail|nachricht) wurde automatisch "
+    r"(?:erstellt|versendet|generiert)",
+    r"ich bin (?:bis|vom|derzeit|zurzeit|momentan)[^.\n]{0,40}(?:abwesend|nicht im büro|im urlaub|"
+    r"außer haus)",
+    # fr
+    r"ceci est (?:un message|une réponse|un e-?mail|un courriel) automatique",
+    r"je suis (?:actuellement )?absente? (?:du bureau )?(?:jusqu|du|à partir)",
+    # es
+    r"(?:este|esto) es un (?:mensaje|correo|e-?mail) automático|esta es una respuesta automática",
+    r"estoy fuera de la oficina|estaré fuera de la oficina",
+    # pt
+    r"esta é uma (?:mensagem|resposta) automática|este é um (?:e-?mail|email) automático",
+    r"estou fora do escritório|estarei fora do escritório|estou de férias até",
+    # it
+    r"questo è un messaggio (?:generato )?automatico|questa è una risposta automatica",
+    r"sono fuori ufficio|sarò fuori ufficio|sono in ferie fino",
+    # nl
+    r"dit is een automatisch (?:gegenereerd )?(?:bericht|antwoord)",
+    r"ik ben (?:afwezig|niet op kantoor|met vakantie) (?:tot|van)",
+    # sv, no, da
+    r"detta är ett automatiskt (?:meddelande|svar)|jag är (?:inte på kontoret|ledig|på semester)"
+    r" (?:till|från|t\.?o\.?m)",
+    r"dette er en automatisk (?:melding|besked|e-?mail|svar)",
+    # pl, cs
+    r"(?:to jest|ta wiadomość jest) automatyczn[ai] (?:wiadomość|odpowiedź|wygenerowana)",
+    r"jestem poza biurem|przebywam na urlopie",
+    r"toto je automatick[áý] (?:zpráva|odpověď|e-?mail)|jsem mimo kancelář",
+    # ru, uk
+    r"это (?:автоматическое|автоматически сгенерированное) (?:сообщение|письмо)|"
+    r"я нахожусь в отпуске|меня нет в офисе",
+    r"це автоматичне (?:повідомлення|листування|лист)|я перебуваю у відпустці",
+    # vi, th, id, ms
+    r"đây là (?:email|thư|tin nhắn) (?:trả lời )?tự động|tôi đang (?:vắng mặt|nghỉ phép)",
+    r"(?:อีเมล|ข้อความ)นี้(?:เป็น|คือ)(?:การตอบกลับ|ข้อความ)?อัตโนมัติ|ไม่อยู่ที่สำนักงาน",
+    r"ini (?:adalah )?(?:pesan|email|e-mel|mesej|balasan) (?:otomatis|automatik)",
+    r"saya (?:sedang )?(?:cuti|tidak berada di kantor|berada di luar pejabat|di luar kantor)",
+    # ja, ko, zh
+    r"(?:この|本)メールは(?:システムより)?自動(?:送信|返信|配信)",
+    r"不在にしております|休暇を取って(?:おります|います)",
+    r"(?:이 메일은|본 메일은) (?:자동으로 )?(?:발송|발신)|"
+    r"자동 (?:발송|회신|응답) (?:메일|메시지)입니다|"
+    r"부재중입니다",
+    r"(?:此|本)(?:邮件|郵件|信件)(?:为|為|是)系统自动(?:发送|發送|回复|回覆|生成)|"
+    r"(?:这|這)是一封自动(?:回复|回覆)|我(?:目前)?(?:不在办公室|不在辦公室|正在休假)",
+)
+_AUTO_BODY = re.compile(_AUTO_BODY.pattern + "|" + "|".join(_AUTO_BODY_LOCALIZED), re.I)
+# Acknowledgement signals: any TWO of these mark a helpdesk auto-response.
+_ACK_SIGNALS = tuple(re.compile(p, re.I) for p in (
+    # thanks for contacting
+    r"thank(?:s| you) for (?:contacting|reaching out|getting in touch|your (?:e-?mail|message|"
+    r"request|inquiry|enquiry))|vielen dank für ihre (?:nachricht|anfrage|e-?mail)|"
+    r"merci de nous avoir contactés?|merci pour votre (?:message|demande|e-?mail)|"
+    r"gracias por (?:contactarnos|ponerte en contacto|ponerse en contacto|su mensaje|tu mensaje)|"
+    r"obrigad[oa] por (?:entrar em contato|nos contatar|sua mensagem|contactar)|"
+    r"grazie per (?:averci contattat[oi]|la tua richiesta|il tuo messaggio|la sua richiesta)|"
+    r"bedankt voor (?:uw|je) (?:bericht|e-?mail|aanvraag)|dziękujemy za (?:kontakt|wiadomość)|"
+    r"tack för (?:ditt|ert) (?:meddelande|mejl)|takk for (?:din|henvendelsen)|"
+    r"спасибо за (?:обращение|ваше письмо)|дякуємо за (?:звернення|ваш лист)|"
+    r"cảm ơn (?:bạn|quý khách) đã liên hệ|ขอบคุณที่ติดต่อ|terima kasih (?:telah|sudah|kerana) "
+    r"menghubungi|お問い合わせ(?:いただき)?(?:、)?(?:誠に)?ありがとうございます|"
+    r"문의(?:해)? 주셔서 감사합니다|"
+    r"感谢您的(?:来信|联系|咨询|邮件)|感謝您的(?:來信|聯繫|聯絡|詢問)",
+    # a case or ticket number stated
+    r"(?:your|the) (?:case|ticket|request|reference|support) (?:number|no\.?|id|#)\s*(?:is|:)|"
+    r"ihre (?:ticket|fall|vorgangs|anfrage)nummer|votre numéro de (?:ticket|dossier|demande)|"
+    r"(?:su|tu) número de (?:caso|ticket|solicitud)|(?:o )?número do (?:seu )?(?:caso|ticket|"
+    r"chamado|protocolo)|il (?:tuo|suo) numero di (?:ticket|richiesta)|numero (?:del )?ticket|"
+    r"uw ticketnummer|numer (?:zgłoszenia|sprawy)|номер (?:обращения|заявки)|"
+    r"mã (?:yêu cầu|phiếu hỗ trợ|ticket)|หมายเลข(?:เคส|คำขอ|ตั๋ว)|nomor (?:tiket|kasus)|"
+    r"nombor tiket|受付番号|お問い合わせ番号|접수 ?번호|工单号|工單號|案件編號|"
+    r"(?:case|ticket) #?\d{4,}",
+    # a promise of a later answer within a time
+    r"(?:will|shall) (?:respond|reply|get back to you|be in touch|contact you|answer)"
+    r"[^.\n]{0,40}(?:within|in) (?:the next )?\d+|within \d+ (?:business |working )?"
+    r"(?:hours?|days?)|innerhalb von \d+ (?:stunden|werktagen|tagen)|"
+    r"(?:dans les|sous) \d+ ?(?:heures|h|jours)|(?:en un plazo de|dentro de las(?: próximas)?) "
+    r"\d+ (?:horas|días)|em até \d+ (?:horas|dias)|entro \d+ ore|binnen \d+ (?:uur|werkdagen)|"
+    r"w ciągu \d+ (?:godzin|dni)|в течение \d+ (?:часов|рабочих)|протягом \d+ (?:годин|днів)|"
+    r"trong vòng \d+ (?:giờ|ngày)|ภายใน \d+ ชั่วโมง|dalam (?:waktu|masa) \d+ jam|"
+    r"\d+時間以内|\d+시간 이내|\d+ ?(?:小时|小時)(?:内|內)",
+    # received, and a person will follow
+    r"(?:we(?:'ve| have)? received|this (?:e-?mail|message) confirms (?:that )?we received) your "
+    r"(?:request|message|e-?mail|inquiry|enquiry)|a member of our (?:team|support team|staff)|"
+    r"one of our (?:agents|team members|representatives) will|"
+    r"wir haben ihre (?:nachricht|anfrage|e-?mail) erhalten|nous avons (?:bien )?reçu votre "
+    r"(?:message|demande|e-?mail)|hemos recibido (?:su|tu) (?:mensaje|solicitud|correo)|"
+    r"recebemos (?:sua|a sua) (?:mensagem|solicitação)|abbiamo ricevuto (?:la tua|la sua|il tuo)|"
+    r"we hebben (?:uw|je) (?:bericht|aanvraag|e-?mail) ontvangen|otrzymaliśmy (?:twoją|państwa)|"
+    r"мы получили ваше|kami telah menerima|chúng tôi đã nhận được|เราได้รับ|"
+    r"我们已收到您的|我們已收到您的|접수되었습니다|受け付けました|受付いたしました",
+))
+# Helpdesk case subjects: "Case 00098765: …", "[Case #00098765]", "Ticket 4821 -", localized.
+_CASE_SUBJECT = re.compile(
+    r"(?:^|\[)\s*(?:case|ticket|request|caso|chamado|fall|dossier|demande|richiesta|zgłoszenie|"
+    r"обращение|yêu cầu|เคส|kasus|tiket|案件|工单|工單|문의)\s*(?:#|no\.?|nr\.?|№)?\s*"
+    r"\d{4,12}\s*[:\]\-–]",
+    re.I,
+)
+# The body window the checks above read.
+BODY_WINDOW = 800
 _DELIVERY_FAILURE_SUBJECT = re.compile(
     r"^\s*(?:undeliver(?:ed|able)|delivery status notification|"
     r"(?:mail )?delivery (?:has )?failed|returned mail|failure notice|"
@@ -115,15 +232,28 @@ _EXCHANGE_GENERATED = "X-MS-Exchange-Generated-Message-Source"
 _AUTO_VALUE_FALSE = ("no", "false", "0", "off", "none")
 
 
-def classify_body(text: str) -> Classification | None:
+def classify_body(text: str, subject: str = "") -> Classification | None:
     """An auto-reply verdict when the newly written text reads as an autoresponder's, else None.
 
-    Only the opening 600 characters are examined: an acknowledgement states itself first.
+    Only the opening ``BODY_WINDOW`` characters are examined: an acknowledgement states itself
+    first. One self-declaring phrase is enough ("This is an automated response", "I am out of
+    the office"); otherwise two different acknowledgement signals must appear ("Thank you for
+    contacting …", "Your case number is …", "… will respond within 24 hours", a helpdesk case
+    subject): a seller answering a buyer rarely writes two of them.
     """
-    match = _AUTO_BODY.search(text[:600])
-    if match is None:
-        return None
-    return Classification(AUTO_REPLY, f"automated body text: {match.group(0)[:60]}")
+    head = text[:BODY_WINDOW]
+    match = _AUTO_BODY.search(head)
+    if match is not None:
+        return Classification(AUTO_REPLY, f"automated body text: {match.group(0)[:60]}",
+                              by_content=True)
+    signals = [m.group(0) for pattern in _ACK_SIGNALS if (m := pattern.search(head))]
+    case_subject = _CASE_SUBJECT.search(subject[:300])
+    if case_subject is not None:
+        signals.append(case_subject.group(0))
+    if len(signals) >= 2:
+        return Classification(AUTO_REPLY, "acknowledgement wording: "
+                              + "; ".join(s[:40] for s in signals[:3]), by_content=True)
+    return None
 
 
 def classify_mail(msg: Message, own_loop_value: str | None = None, *,
@@ -223,10 +353,11 @@ def _classify(msg: Message, own_loop_value: str | None,
     if _DELIVERY_FAILURE_SUBJECT.match(subject):
         return Classification(BOUNCE, f"delivery failure subject: {subject[:80]}")
     if _AUTO_SUBJECT.match(_strip_reply_prefix(subject)):
-        return Classification(AUTO_REPLY, f"auto-reply subject: {subject[:80]}")
+        return Classification(AUTO_REPLY, f"auto-reply subject: {subject[:80]}", by_content=True)
     found = _AUTO_SUBJECT_ANYWHERE.search(subject)
     if found:
-        return Classification(AUTO_REPLY, f"auto-reply subject: {found.group(0)[:60]}")
+        return Classification(AUTO_REPLY, f"auto-reply subject: {found.group(0)[:60]}",
+                              by_content=True)
     if _NO_REPLY_SENDERS.match(sender):
         return Classification(AUTO_REPLY, f"no-reply sender {sender}")
     return Classification(REPLY, "no automation markers")
