@@ -27,7 +27,7 @@ from .signatures import (
     SIGNATURE_END,
     SIGNATURE_MARKS_RE,
     SIGNATURE_START,
-    reduce_marked_signature,
+    keep_from_signature,
     strip_signature_block,
 )
 
@@ -430,14 +430,14 @@ def _reduce_marked_signatures(text: str) -> str:
         if bare == SIGNATURE_START and signature is None:
             signature = []
         elif bare == SIGNATURE_END and signature is not None:
-            out.extend(reduce_marked_signature(out, signature))
+            out = keep_from_signature(out, signature)
             signature = None
         elif signature is not None:
             signature.append(line)
         else:
             out.append(SIGNATURE_MARKS_RE.sub("", line))
     if signature is not None:
-        out.extend(reduce_marked_signature(out, signature))
+        out = keep_from_signature(out, signature)
     return "\n".join(out)
 
 
@@ -627,7 +627,7 @@ def _helpdesk_notification(lines: list[str]) -> list[str]:
 def _strip_signature(lines: list[str]) -> list[str]:
     for index, line in enumerate(lines):
         if qp.SIG_DELIMITER_RE.match(line):
-            lines = lines[:index]
+            lines = keep_from_signature(lines[:index], lines[index + 1 :])
             break
     lines = list(lines)
     while True:

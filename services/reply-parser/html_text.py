@@ -38,14 +38,15 @@ _HIDDEN = (
     '[style*="mso-hide: all"]'
 )
 # Attribution lines that clients mark up.
-_DROP_MARKED = ".gmail_attr, .moz-cite-prefix, .yahoo_quoted_begin, .x_gmail_attr"
+_DROP_MARKED = (".gmail_attr, .moz-cite-prefix, .yahoo_quoted_begin, .x_gmail_attr, "
+                ".gmail_signature_prefix")
 # Signatures that clients mark up (Gmail, Outlook web/new/mobile, Apple Mail, Thunderbird,
 # Yahoo, Zoho).
 _SIGNATURES = (
     ".gmail_signature, [data-smartmail=gmail_signature], .moz-signature, #Signature, "
     "#signature, .signature, #ms-outlook-mobile-signature, #AppleMailSignature, "
     ".x_gmail_signature, #x_Signature, [id$=_signature], .zmail_signature_below, "
-    "#zmail_signature, #x_ms-outlook-mobile-signature, .elementToProof#Signature"
+    "#zmail_signature, #x_ms-outlook-mobile-signature"
 )
 _SIGNATURE_MARK = "data-reply-parser-signature"
 # From here to the end of the document is history (the header block of Outlook's reply/forward).

@@ -19,7 +19,8 @@ Without a sign-off, a last paragraph that opens with a name and carries at least
 lines is cut after the name. A short reply whose last line is a name keeps it: with nothing
 after the name there is no block to cut. HTML bodies mark signatures themselves; html_text
 brackets those with :data:`SIGNATURE_START`/:data:`SIGNATURE_END` lines and
-:func:`reduce_marked_signature` keeps the sign-off and name the element may begin with.
+:func:`keep_from_signature` keeps the sign-off and name the element may begin with; a block
+after the ``-- `` delimiter is treated the same way.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ STREET_RE = re.compile(
     r"\b(?:straße|strasse|str\.|weg|allee|platz|gasse|rue|avenue|boulevard|chemin|calle|avenida|"
     r"rua|via|viale|piazza|corso|straat|laan|plein|gatan|vägen|gate|veien|vej|ulica|ul\.|"
     r"ulice|улица|ул\.|вулиця|вул\.|jalan|jl\.|đường|ถนน|lot|unit|building|tower|"
-    r"丁目|番地|号|路|街|道|区|區|市|县|縣|省|동|로|길)\b|"
+    r"丁目|番地|号|路|街|道|区|區|市|县|縣|省|동|로|길)(?!\w)|"
     r"\b\d{4,5}\s+[^\W\d_]{3,}|\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b|"
     r"\b\d{3}-\d{4}\b|〒\s?\d{3}-?\d{4}",
     re.IGNORECASE,
@@ -199,6 +200,12 @@ COMPANY_RE = re.compile(
     r"株式会社|有限会社|有限公司|股份有限公司|주식회사|บริษัท|công ty",
     re.IGNORECASE,
 )
+# A company form closing the line ("Chaquetas del Sur S.L.", "Kurtki Nowak sp. z o.o.").
+COMPANY_END_RE = re.compile(
+    r"\b(?:ltd|limited|llc|inc|corp|gmbh|ag|sarl|sas|s\.a\.|s\.l\.|s\.r\.l\.|srl|s\.p\.a\.|"
+    r"b\.v\.|bv|sp\. z o\.o\.|s\.r\.o\.|pte\.? ltd|sdn\.? bhd|co\., ltd|tbk)\.?\s*$",
+    re.IGNORECASE,
+)
 LEGAL_RE = re.compile(
     r"confidential|intended (?:solely )?for the|intended recipient|privileged|disclaimer|"
     r"vertraulich|empfänger|confidentiel|destinataire|confidencial|destinatario|riservat|"
@@ -216,6 +223,7 @@ SOCIAL_RE = re.compile(
 POSTSCRIPT_RE = re.compile(r"^\s*(?:p\.?\s?s\.?|n\.?\s?b\.?)\s*[:.\-]", re.IGNORECASE)
 # A line that ends a sentence with a question mark is addressed to the reader.
 _QUESTION_RE = re.compile(r"[?？]\s*$")
+_SENTENCE_END_RE = re.compile(r"[.!?。！？]\s*$")
 
 
 def is_sign_off(line: str) -> bool:
@@ -223,22 +231,40 @@ def is_sign_off(line: str) -> bool:
     return len(line) <= MAX_SIGN_OFF_LINE and bool(SIGN_OFF_RE.match(line))
 
 
+# Lower-case words that belong in names ("Sanne de Vries", "Ahmad bin Ali").
+NAME_PARTICLES = frozenset(
+    "de da di do dos das del della van von der den ter le la du bin binti al el y e".split())
+
+
 def is_name_line(line: str) -> bool:
-    """One to four name-like words (or a short CJK/Thai/Hangul name), nothing else."""
-    return len(line) <= MAX_NAME_LINE and bool(NAME_LINE_RE.match(line)) and \
-        not is_sign_off(line)
+    """One to four name-like words (or a short CJK/Thai/Hangul name), nothing else.
+
+    No word starts lower-case (particles aside) and the line does not end like a sentence,
+    so "Your order ships Monday." is not a name.
+    """
+    if len(line) > MAX_NAME_LINE or not NAME_LINE_RE.match(line) or is_sign_off(line):
+        return False
+    words = line.strip().lstrip("-").split()
+    if any(w[0].islower() and w not in NAME_PARTICLES for w in words):
+        return False
+    last = words[-1] if words else ""
+    return not (last.endswith((".", "!", "?")) and len(last.rstrip(".!?")) > 1)
 
 
 def contact_evidence(line: str) -> bool:
     """Whether *line* reads as part of a contact block rather than as a message."""
     if len(line) > MAX_CONTACT_LINE:
         return bool(LEGAL_RE.search(line[:2000]))
-    return bool(
-        CONTACT_LABEL_RE.match(line) or EMAIL_RE.search(line) or URL_RE.search(line)
-        or PHONE_RE.search(line) or STREET_RE.search(line) or TITLE_RE.search(line)
-        or COMPANY_RE.search(line) or LEGAL_RE.search(line) or SOCIAL_RE.match(line)
-        or HOURS_RE.search(line)
-    )
+    if CONTACT_LABEL_RE.match(line) or EMAIL_RE.search(line) or URL_RE.search(line) or \
+            PHONE_RE.search(line) or LEGAL_RE.search(line) or SOCIAL_RE.match(line) or \
+            COMPANY_END_RE.search(line):
+        return True
+    # Weaker evidence (a street word, a title, a company form, hours) counts on a line that
+    # is not itself a sentence: "the parcel goes via DHL." is not an address.
+    if _SENTENCE_END_RE.search(line) and len(line.split()) >= 4:
+        return False
+    return bool((STREET_RE.search(line) and any(ch.isdigit() for ch in line))
+                or TITLE_RE.search(line) or COMPANY_RE.search(line) or HOURS_RE.search(line))
 
 
 def strong_evidence(line: str) -> bool:
@@ -251,9 +277,8 @@ def _is_blank(line: str) -> bool:
     return not line.strip()
 
 
-# A line without contact evidence that reads as a sentence (four words or more, or ending
+# A line without contact evidence that reads as a sentence (five words or more, or ending
 # like one) is written for the reader.
-_SENTENCE_END_RE = re.compile(r"[.!?。！？]\s*$")
 
 
 def _is_prose(line: str) -> bool:
@@ -356,3 +381,18 @@ def reduce_marked_signature(before: list[str], signature: list[str]) -> list[str
     if is_sign_off(previous) and is_name_line(first) and not strong_evidence(first):
         return [first]
     return []
+
+
+def keep_from_signature(before: list[str], signature: list[str]) -> list[str]:
+    """*before* followed by what the buyer keeps of *signature* (a marked or ``-- `` block).
+
+    A name kept after a sign-off joins it directly ("Thanks,\nJane"), as the seller sees it.
+    """
+    kept = reduce_marked_signature(before, signature)
+    if not kept:
+        return before
+    out = list(before)
+    if not is_sign_off(kept[0]) and not SIGN_OFF_WITH_NAME_RE.match(kept[0]):
+        while out and _is_blank(out[-1]):
+            out.pop()
+    return out + kept
