@@ -30,6 +30,7 @@ _BARE = r"(?:[ \t](?=https?://|ftp://|www\.)|(?<![\w@/.]))(?P<bare>(?:https?://|
 LINK_RE = re.compile(f"{_MARKDOWN}|{_ANGLE}|{_BRACKET}|{_BARE}", re.IGNORECASE)
 _QUICK = re.compile(r"https?://|ftp://|www\.|mailto:|tel:", re.IGNORECASE)
 _SPACES = re.compile(r"(?<=\S)[ \t]{2,}")
+_PUNCTUATION_ONLY = re.compile(r"^\s*[.,;:!?。，]+\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,9 @@ def strip_links(text: str) -> LinkFree:
         new = _SPACES.sub(" ", new).rstrip()
         if new[:1].isspace() and not line[:1].isspace():
             new = new.lstrip()
-        if new.strip() or not line.strip():
+        if _PUNCTUATION_ONLY.match(new) and out and out[-1].strip():
+            out[-1] += new.strip()  # "text\n<https://…>." wrapped: the stop joins the text
+        elif new.strip() or not line.strip():
             out.append(new)
     return LinkFree("\n".join(out), tuple(removed))
 
