@@ -553,6 +553,8 @@ def _trim_lines(lines: list[str]) -> list[str]:
                 break
             i += 1
             continue
+        if qp.RULE_ONLY_RE.match(line) and has_content and _thread_entry_follows(lines, i + 1):
+            break  # a helpdesk's thread layout: rule, "Name, date", older comment
         # A forwarded message is not new text: nothing in it reaches the buyer (it can carry
         # a third party's contact details, or our own digest).
         if qp.FORWARD_MARKER_RE.match(line) or qp.ORIGINAL_MESSAGE_RE.match(line) or \
@@ -575,6 +577,15 @@ def _trim_lines(lines: list[str]) -> list[str]:
         kept.append(line)
         i += 1
     return _strip_signature(kept)
+
+
+def _thread_entry_follows(lines: list[str], start: int) -> bool:
+    """After a rule: a short "Name, date time" line opening an older comment (helpdesks)."""
+    j = _next_nonblank(lines, start)
+    if j >= len(lines) or len(lines[j]) > 120:
+        return False
+    line = lines[j]
+    return bool(qp.HEADER_EVIDENCE_RE.search(line)) and bool(qp.THREAD_TIME_RE.search(line))
 
 
 def _helpdesk_notification(lines: list[str]) -> list[str]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
+from .quote_patterns import FORWARD_MARKER_RE
 from .signatures import SIGNATURE_END, SIGNATURE_MARKS_RE, SIGNATURE_START
 
 # Placeholders for inline images: Supplementary Private Use Area-A, one code point per image.
@@ -122,6 +123,8 @@ def _cut_marked_history(tree: HTMLParser) -> None:
     """Remove everything from the first history marker (reply or forward) to the end."""
     marker = tree.css_first(_CUT_FROM)
     if marker is None:
+        marker = _forward_container(tree)
+    if marker is None:
         return
     start: Node | None = marker
     prev = marker.prev
@@ -143,6 +146,17 @@ def _cut_marked_history(tree: HTMLParser) -> None:
         if node is start:
             node.decompose()
         node = parent
+
+
+def _forward_container(tree: HTMLParser) -> Node | None:
+    """Gmail's forwarded-message container: a ``div.gmail_quote`` whose attribution is the
+    "---------- Forwarded message ---------" line, not an "On … wrote:" (whose quote is a
+    blockquote, and around which interleaved answers may sit)."""
+    for node in tree.css("div.gmail_quote, div.gmail_quote_container"):
+        head = node.text(separator="\n")[:300].lstrip().split("\n", 1)[0]
+        if FORWARD_MARKER_RE.match(head):
+            return node
+    return None
 
 
 @dataclass

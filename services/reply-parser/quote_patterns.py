@@ -238,8 +238,10 @@ REPLY_ABOVE_RE = re.compile(
 # The helpdesk's line under its marker: "Your request (1234) has been updated…", "Ihre
 # Anfrage (1234) wurde aktualisiert…", "Ticket #1234 …": a ticket number in any language.
 TICKET_NUMBER_RE = re.compile(r"\(#?\d{1,12}\)|#\d{1,12}\b|\[#\d{1,12}\]|№\s?\d{1,12}")
-# The agent's name and the time above a comment in a helpdesk's thread layout.
+# The most a helpdesk's boilerplate paragraph under its marker runs to.
 HELPDESK_BOILERPLATE_MAX = 400
+# A clock time: the "Name, 3 Apr 2024 16:45" line that opens a comment in a thread layout.
+THREAD_TIME_RE = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
 
 # --- Invisible leftovers ----------------------------------------------------------------------
 # Zero-width characters mail extensions and trackers append; NBSP as a plain space. The

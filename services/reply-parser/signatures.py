@@ -181,7 +181,7 @@ HOURS_RE = re.compile(
 TITLE_RE = re.compile(
     r"\b(?:manager|director|head of|founder|co-?founder|owner|ceo|coo|cto|cfo|president|"
     r"officer|specialist|executive|assistant|coordinator|representative|agent|advisor|"
-    r"customer (?:service|support|care|success)|support team|sales|team lead|supervisor|"
+    r"customer (?:service|support|care|success)|support|team|sales|supervisor|"
     r"geschäftsführer(?:in)?|inhaber(?:in)?|kundenservice|kundendienst|leiter(?:in)?|"
     r"vertrieb|service client|responsable|gérant(?:e)?|directeur|directrice|conseill(?:er|ère)|"
     r"gerente|director(?:a)?|atención al cliente|servicio al cliente|atendimento|diretor(?:a)?|"
@@ -286,11 +286,19 @@ def _is_prose(line: str) -> bool:
     return words >= 5 or (words >= 2 and bool(_SENTENCE_END_RE.search(line)))
 
 
+# After a sign-off and a name, up to this many name-like lines (company, team) are a block
+# even without contact evidence: "Thanks,\nJane\nBest Jackets".
+MAX_BARE_BLOCK = 3
+
+
 def _is_block(lines: list[str], min_evidence: int = 1) -> bool:
     """Whether non-empty *lines* form a contact block: evidence, and nothing for the buyer."""
     content = [ln for ln in lines if not _is_blank(ln)]
     if not content or len(content) > SEARCH_WINDOW:
         return False
+    if min_evidence <= 1 and len(content) <= MAX_BARE_BLOCK and all(
+            is_name_line(ln) for ln in content):
+        return True
     evidence = 0
     for line in content:
         if POSTSCRIPT_RE.match(line) or (len(line) <= MAX_CONTACT_LINE
