@@ -189,15 +189,27 @@ _ACK_SIGNALS = tuple(re.compile(p, re.I) for p in (
     r"mã (?:yêu cầu|phiếu hỗ trợ|ticket)|หมายเลข(?:เคส|คำขอ|ตั๋ว)|nomor (?:tiket|kasus)|"
     r"nombor tiket|受付番号|お問い合わせ番号|접수 ?번호|工单号|工單號|案件編號|"
     r"(?:case|ticket) #?\d{4,}",
-    # a promise of a later answer within a time
-    r"(?:will|shall) (?:respond|reply|get back to you|be in touch|contact you|answer)"
-    r"[^.\n]{0,40}(?:within|in) (?:the next )?\d+|within \d+ (?:business |working )?"
-    r"(?:hours?|days?)|innerhalb von \d+ (?:stunden|werktagen|tagen)|"
-    r"(?:dans les|sous) \d+ ?(?:heures|h|jours)|(?:en un plazo de|dentro de las(?: próximas)?) "
-    r"\d+ (?:horas|días)|em até \d+ (?:horas|dias)|entro \d+ ore|binnen \d+ (?:uur|werkdagen)|"
-    r"w ciągu \d+ (?:godzin|dni)|в течение \d+ (?:часов|рабочих)|протягом \d+ (?:годин|днів)|"
-    r"trong vòng \d+ (?:giờ|ngày)|ภายใน \d+ ชั่วโมง|dalam (?:waktu|masa) \d+ jam|"
-    r"\d+時間以内|\d+시간 이내|\d+ ?(?:小时|小時)(?:内|內)",
+    # a promise of a later answer within a time (a reply verb near the delay: "ships within
+    # 3 days" is a seller's answer, "will respond within 24 hours" an acknowledgement)
+    r"(?:respond|reply|get back to you|be in touch|contact you|answer)[^.\n]{0,40}"
+    r"(?:within|in) (?:the next )?\d+|"
+    r"(?:melden|antworten|beantworten|kontaktieren)[^.\n]{0,40}innerhalb von \d+|"
+    r"innerhalb von \d+ (?:stunden|werktagen)[^.\n]{0,40}(?:melden|antworten|beantworten)|"
+    r"(?:répondrons|répondre|recontacterons|reviendrons)[^.\n]{0,40}(?:dans les|sous) \d+|"
+    r"(?:responderemos|contestaremos|pondremos en contacto|responderá)[^.\n]{0,40}\d+ "
+    r"(?:horas|días)|(?:responderemos|retornaremos|entraremos em contato)[^.\n]{0,40}\d+ "
+    r"(?:horas|dias)|(?:risponderemo|ricontatteremo|risponderà)[^.\n]{0,40}\d+ ore|"
+    r"(?:reageren|antwoorden|contact opnemen)[^.\n]{0,40}\d+ (?:uur|werkdagen)|"
+    r"binnen \d+ (?:uur|werkdagen)[^.\n]{0,40}(?:reageren|antwoord|contact)|"
+    r"(?:odpowiemy|skontaktujemy)[^.\n]{0,40}\d+ (?:godzin|dni)|"
+    r"(?:ответим|свяжемся)[^.\n]{0,40}\d+ (?:час|рабоч)|"
+    r"(?:відповімо|зв'яжемося|зв’яжемося)[^.\n]{0,40}\d+ (?:годин|днів)|"
+    r"(?:phản hồi|liên hệ|trả lời)[^.\n]{0,40}trong vòng \d+|"
+    r"trong vòng \d+ (?:giờ|ngày)[^.\n]{0,30}(?:phản hồi|liên hệ|trả lời)|"
+    r"(?:ติดต่อกลับ|ตอบกลับ)ภายใน ?\d+|"
+    r"(?:membalas|menghubungi|merespons|balas)[^.\n]{0,40}dalam (?:waktu|masa) \d+ jam|"
+    r"\d+(?:時間|営業日)以内に(?:ご)?(?:連絡|返信|回答)|\d+시간 이내(?:에)? (?:답변|회신|연락)|"
+    r"\d+ ?(?:小时|小時)(?:内|內)(?:回复|回覆|答复|答覆|联系|聯繫|聯絡)",
     # received, and a person will follow
     r"(?:we(?:'ve| have)? received|this (?:e-?mail|message) confirms (?:that )?we received) your "
     r"(?:request|message|e-?mail|inquiry|enquiry)|a member of our (?:team|support team|staff)|"

@@ -413,6 +413,8 @@ def _drop_leftovers(lines: list[str]) -> list[str]:
             cleaned = qp.TEXT_IMAGE_PLACEHOLDER_RE.sub("", line)
             if not cleaned.strip():
                 cleaned = ""
+            elif cleaned[:1].isspace() and not line[:1].isspace():
+                cleaned = cleaned.lstrip()
         else:
             continue
         if out is lines:

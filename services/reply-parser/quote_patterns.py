@@ -254,7 +254,7 @@ TRACKER_LINE_RE = re.compile(r"^[\s\u1427\u200c\u200d\u200e\u200f\u2062\u2063\u0
 # Image placeholders a text alternative carries for inline pictures:
 # Gmail "[image: label.png]", "[image]", Outlook "[cid:image001.png@01DA…]", localized forms.
 TEXT_IMAGE_PLACEHOLDER_RE = re.compile(
-    r"\[(?:cid:[^\]\s]{1,300}|(?:image|imagen|imagem|immagine|image jointe|bild|afbeelding|"
+    r"[ \t]?\[(?:cid:[^\]\s]{1,300}|(?:image|imagen|imagem|immagine|image jointe|bild|afbeelding|"
     r"obraz|obrázek|bilde|billede|изображение|зображення|hình ảnh|รูปภาพ|gambar|画像|图片|"
     r"圖片|이미지|inline image \d*)(?:\s*[:：][^\]\n]{0,300})?)\]",
     re.IGNORECASE,
