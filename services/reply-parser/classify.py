@@ -68,7 +68,8 @@ _AUTO_SUBJECT = re.compile(
     r")",
     re.I,
 )
-# Unambiguous phrases that mark automation anywhere in a subject (helpdesks prefix or suffix
+# Unambiguous phrases that mark automation anywhere in a subject (lower-case, searched in the
+# lower-cased subject) (helpdesks prefix or suffix
 # them around the original subject: "[Request received] Re: …", "Re: … - Ticket Received").
 _AUTO_SUBJECT_ANYWHERE = re.compile(
     r"(?:automatic reply|auto-?reply|autoreply|out of (?:the )?office|"
@@ -89,7 +90,6 @@ _AUTO_SUBJECT_ANYWHERE = re.compile(
     r"\s+(?:erhalten|eingegangen|reçue|recibida|recebida|ricevuta|ontvangen|otrzymane|mottagen|"
     r"mottatt|modtaget|přijat|получен|отримано|đã được nhận|đã nhận|diterima)\]|"
     r"【?(?:受付完了|お問い合わせを受け付けました)】?|\[(?:已收到请求|已收到請求|요청 접수됨)\])",
-    re.I,
 )
 # Helpdesk acknowledgements and autoresponder bodies: phrases a person writing to a buyer
 # does not open with. Checked on the extracted text's opening only (see classify_body).
@@ -163,14 +163,47 @@ _AUTO_BODY_LOCALIZED = (
     r"(?:此|本)(?:邮件|郵件|信件)(?:为|為|是)系统自动(?:发送|發送|回复|回覆|生成)|"
     r"(?:这|這)是一封自动(?:回复|回覆)|我(?:目前)?(?:不在办公室|不在辦公室|正在休假)",
 )
-_AUTO_BODY = re.compile(_AUTO_BODY.pattern + "|" + "|".join(_AUTO_BODY_LOCALIZED), re.I)
-# Acknowledgement signals: any TWO of these mark a helpdesk auto-response.
-_ACK_SIGNALS = tuple(re.compile(p, re.I) for p in (
-    # thanks for contacting
+
+
+@dataclass(frozen=True)
+class _Signal:
+    """A lower-case pattern and its gate: words one of which every match contains."""
+
+    gate: tuple[str, ...]
+    pattern: re.Pattern[str]
+
+    def search(self, lowered: str) -> re.Match[str] | None:
+        """Search *lowered* (the text, lower-cased: the patterns are written lower-case)."""
+        if not any(word in lowered for word in self.gate):
+            return None
+        return self.pattern.search(lowered)
+
+
+_SELF_DECLARED = _Signal(
+    ("auto", "автомат", "otomatis", "tự động", "อัตโนมัติ", "自動", "自动", "자동", "부재", "case",
+     "ticket", "request", "received your", "do not reply", "i am", "i'm", "oficina", "absent",
+     "ich bin", "ufficio", "escritório", "férias", "ferie", "afwezig", "kantoor", "vakantie",
+     "kontoret", "ledig", "semester", "biurem", "urlopie", "kancelář", "отпуск", "офис",
+     "відпуст", "vắng", "nghỉ phép", "สำนักงาน", "cuti", "kantor", "pejabat", "不在", "休暇",
+     "办公室", "辦公室", "休假"),
+    re.compile(_AUTO_BODY.pattern + "|" + "|".join(_AUTO_BODY_LOCALIZED)))
+# Acknowledgement signals: any TWO of these mark a helpdesk auto-response. Each comes with
+# its gate: words one of which every alternative of the pattern contains, checked as plain
+# substrings of the lower-cased text first (a pattern of a hundred alternatives costs
+# ~0.1 ms to search; most replies pass no gate). tests/unit/test_classify.py holds the
+# gates to their patterns.
+# Thanks for contacting.
+_THANKS_FOR_CONTACTING = _Signal(
+    ("thanks for", "thank you for", "vielen dank für", "merci de nous", "merci pour",
+     "gracias por", "obrigad", "grazie per", "bedankt voor", "dziękujemy za",
+     "tack för", "takk for", "спасибо за", "дякуємо за", "đã liên hệ",
+     "ขอบคุณที่ติดต่อ", "menghubungi", "お問い合わせ", "문의", "感谢您的", "感謝您的"),
+    re.compile(
     r"thank(?:s| you) for (?:contacting|reaching out|getting in touch|your (?:e-?mail|message|"
     r"request|inquiry|enquiry))|vielen dank für ihre (?:nachricht|anfrage|e-?mail)|"
     r"merci de nous avoir contactés?|merci pour votre (?:message|demande|e-?mail)|"
-    r"gracias por (?:contactarnos|ponerte en contacto|ponerse en contacto|su mensaje|tu mensaje)|"
+    r"gracias por (?:contactarnos|contactar con|ponerte en contacto|ponerse en contacto|su mensaje|"
+    r"tu mensaje)|"
     r"obrigad[oa] por (?:entrar em contato|nos contatar|sua mensagem|contactar)|"
     r"grazie per (?:averci contattat[oi]|la tua richiesta|il tuo messaggio|la sua richiesta)|"
     r"bedankt voor (?:uw|je) (?:bericht|e-?mail|aanvraag)|dziękujemy za (?:kontakt|wiadomość)|"
@@ -179,8 +212,13 @@ _ACK_SIGNALS = tuple(re.compile(p, re.I) for p in (
     r"cảm ơn (?:bạn|quý khách) đã liên hệ|ขอบคุณที่ติดต่อ|terima kasih (?:telah|sudah|kerana) "
     r"menghubungi|お問い合わせ(?:いただき)?(?:、)?(?:誠に)?ありがとうございます|"
     r"문의(?:해)? 주셔서 감사합니다|"
-    r"感谢您的(?:来信|联系|咨询|邮件)|感謝您的(?:來信|聯繫|聯絡|詢問)",
-    # a case or ticket number stated
+    r"感谢您的(?:来信|联系|咨询|邮件)|感謝您的(?:來信|聯繫|聯絡|詢問)"))
+# A case or ticket number stated.
+_TICKET_NUMBER = _Signal(
+    ("case", "ticket", "request", "reference", "support", "nummer", "numéro", "número",
+     "numero", "numer", "номер", "mã ", "หมายเลข", "nomor", "nombor", "番号", "번호", "工单",
+     "工單", "案件"),
+    re.compile(
     r"(?:your|the) (?:case|ticket|request|reference|support) (?:number|no\.?|id|#)\s*(?:is|:)|"
     r"ihre (?:ticket|fall|vorgangs|anfrage)nummer|votre numéro de (?:ticket|dossier|demande)|"
     r"(?:su|tu) número de (?:caso|ticket|solicitud)|(?:o )?número do (?:seu )?(?:caso|ticket|"
@@ -188,9 +226,18 @@ _ACK_SIGNALS = tuple(re.compile(p, re.I) for p in (
     r"uw ticketnummer|numer (?:zgłoszenia|sprawy)|номер (?:обращения|заявки)|"
     r"mã (?:yêu cầu|phiếu hỗ trợ|ticket)|หมายเลข(?:เคส|คำขอ|ตั๋ว)|nomor (?:tiket|kasus)|"
     r"nombor tiket|受付番号|お問い合わせ番号|접수 ?번호|工单号|工單號|案件編號|"
-    r"(?:case|ticket) #?\d{4,}",
-    # a promise of a later answer within a time (a reply verb near the delay: "ships within
-    # 3 days" is a seller's answer, "will respond within 24 hours" an acknowledgement)
+    r"(?:case|ticket) #?\d{4,}"))
+# A promise of a later answer within a time (a reply verb near the delay: "ships within
+# 3 days" is a seller's answer, "will respond within 24 hours" an acknowledgement).
+_ANSWER_WITHIN = _Signal(
+    ("respond", "reply", "get back", "be in touch", "contact", "answer", "melden",
+     "antwort", "beantwort", "kontaktier", "répond", "recontact", "reviendr",
+     "responder", "contestar", "pondremos", "retornar", "entraremos", "rispond",
+     "ricontatt", "reageren", "antwoord", "odpowiemy", "skontaktujemy", "ответим",
+     "свяжемся", "відповімо", "зв", "phản hồi", "liên hệ", "trả lời", "ติดต่อกลับ",
+     "ตอบกลับ", "membalas", "menghubungi", "merespons", "balas", "連絡", "返信", "回答", "답변",
+     "회신", "연락", "回复", "回覆", "答复", "答覆", "联系", "聯繫", "聯絡"),
+    re.compile(
     r"(?:respond|reply|get back to you|be in touch|contact you|answer)[^.\n]{0,40}"
     r"(?:within|in) (?:the next )?\d+|"
     r"(?:melden|antworten|beantworten|kontaktieren)[^.\n]{0,40}innerhalb von \d+|"
@@ -209,8 +256,13 @@ _ACK_SIGNALS = tuple(re.compile(p, re.I) for p in (
     r"(?:ติดต่อกลับ|ตอบกลับ)ภายใน ?\d+|"
     r"(?:membalas|menghubungi|merespons|balas)[^.\n]{0,40}dalam (?:waktu|masa) \d+ jam|"
     r"\d+(?:時間|営業日)以内に(?:ご)?(?:連絡|返信|回答)|\d+시간 이내(?:에)? (?:답변|회신|연락)|"
-    r"\d+ ?(?:小时|小時)(?:内|內)(?:回复|回覆|答复|答覆|联系|聯繫|聯絡)",
-    # received, and a person will follow
+    r"\d+ ?(?:小时|小時)(?:内|內)(?:回复|回覆|答复|答覆|联系|聯繫|聯絡)"))
+# Received, and a person will follow.
+_RECEIVED_AND_FOLLOWING = _Signal(
+    ("received", "member of our", "one of our", "erhalten", "reçu", "recibido",
+     "recebemos", "ricevut", "ontvangen", "otrzymaliśmy", "получили", "menerima",
+     "nhận được", "ได้รับ", "已收到", "접수", "受け付け", "受付"),
+    re.compile(
     r"(?:we(?:'ve| have)? received|this (?:e-?mail|message) confirms (?:that )?we received) your "
     r"(?:request|message|e-?mail|inquiry|enquiry)|a member of our (?:team|support team|staff)|"
     r"one of our (?:agents|team members|representatives) will|"
@@ -219,14 +271,13 @@ _ACK_SIGNALS = tuple(re.compile(p, re.I) for p in (
     r"recebemos (?:sua|a sua) (?:mensagem|solicitação)|abbiamo ricevuto (?:la tua|la sua|il tuo)|"
     r"we hebben (?:uw|je) (?:bericht|aanvraag|e-?mail) ontvangen|otrzymaliśmy (?:twoją|państwa)|"
     r"мы получили ваше|kami telah menerima|chúng tôi đã nhận được|เราได้รับ|"
-    r"我们已收到您的|我們已收到您的|접수되었습니다|受け付けました|受付いたしました",
-))
+    r"我们已收到您的|我們已收到您的|접수되었습니다|受け付けました|受付いたしました"))
+_ACK_SIGNALS = (_THANKS_FOR_CONTACTING, _TICKET_NUMBER, _ANSWER_WITHIN, _RECEIVED_AND_FOLLOWING)
 # Helpdesk case subjects: "Case 00098765: …", "[Case #00098765]", "Ticket 4821 -", localized.
 _CASE_SUBJECT = re.compile(
     r"(?:^|\[)\s*(?:case|ticket|request|caso|chamado|fall|dossier|demande|richiesta|zgłoszenie|"
     r"обращение|yêu cầu|เคส|kasus|tiket|案件|工单|工單|문의)\s*(?:#|no\.?|nr\.?|№)?\s*"
     r"\d{4,12}\s*[:\]\-–]",
-    re.I,
 )
 # The body window the checks above read.
 BODY_WINDOW = 800
@@ -253,13 +304,13 @@ def classify_body(text: str, subject: str = "") -> Classification | None:
     contacting …", "Your case number is …", "… will respond within 24 hours", a helpdesk case
     subject): a seller answering a buyer rarely writes two of them.
     """
-    head = text[:BODY_WINDOW]
-    match = _AUTO_BODY.search(head)
+    lowered = text[:BODY_WINDOW].lower()
+    match = _SELF_DECLARED.search(lowered)
     if match is not None:
         return Classification(AUTO_REPLY, f"automated body text: {match.group(0)[:60]}",
                               by_content=True)
-    signals = [m.group(0) for pattern in _ACK_SIGNALS if (m := pattern.search(head))]
-    case_subject = _CASE_SUBJECT.search(subject[:300])
+    signals = [m.group(0) for signal in _ACK_SIGNALS if (m := signal.search(lowered))]
+    case_subject = _CASE_SUBJECT.search(subject[:300].lower())
     if case_subject is not None:
         signals.append(case_subject.group(0))
     if len(signals) >= 2:
@@ -366,7 +417,7 @@ def _classify(msg: Message, own_loop_value: str | None,
         return Classification(BOUNCE, f"delivery failure subject: {subject[:80]}")
     if _AUTO_SUBJECT.match(_strip_reply_prefix(subject)):
         return Classification(AUTO_REPLY, f"auto-reply subject: {subject[:80]}", by_content=True)
-    found = _AUTO_SUBJECT_ANYWHERE.search(subject)
+    found = _AUTO_SUBJECT_ANYWHERE.search(subject.lower())
     if found:
         return Classification(AUTO_REPLY, f"auto-reply subject: {found.group(0)[:60]}",
                               by_content=True)

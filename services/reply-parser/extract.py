@@ -398,14 +398,17 @@ def _withheld_parts(msg: Message, body_ids: set[int], used_cids: set[str]) -> li
 
 def _normalise_newlines(text: str) -> str:
     """LF line ends; invisible characters out, non-breaking spaces as spaces."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").translate(qp.INVISIBLE_CHARS)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii() or not qp.INVISIBLE_CHARS_RE.search(text):
+        return text
+    return text.translate(qp.INVISIBLE_CHARS)
 
 
 def _drop_leftovers(lines: list[str]) -> list[str]:
     """Lines of tracker glyphs or image placeholders only become blank; placeholders go."""
     out = lines
     for index, line in enumerate(lines):
-        if len(line) > qp.MAX_HEADER_LINE or not line:
+        if len(line) > qp.MAX_HEADER_LINE or not line or (line.isascii() and "[" not in line):
             continue
         if qp.TRACKER_LINE_RE.match(line):
             cleaned = ""
@@ -549,7 +552,7 @@ def _trim_lines(lines: list[str]) -> list[str]:
         if _is_quoted(line):
             i += 1
             continue
-        if qp.ZENDESK_MARKER_RE.match(line) or qp.REPLY_ABOVE_RE.match(line) or \
+        if qp.ZENDESK_MARKER_RE.match(line) or qp.is_reply_above_marker(line) or \
                 qp.SALESFORCE_REF_LINE_RE.match(line):
             if has_content:
                 break
@@ -601,7 +604,8 @@ def _helpdesk_notification(lines: list[str]) -> list[str]:
     """
     first = _next_nonblank(lines, 0)
     if first >= len(lines) or len(lines[first]) > qp.MAX_HEADER_LINE or not (
-            qp.ZENDESK_MARKER_RE.match(lines[first]) or qp.REPLY_ABOVE_RE.match(lines[first])):
+            qp.ZENDESK_MARKER_RE.match(lines[first])
+            or qp.is_reply_above_marker(lines[first], anywhere=True)):
         return lines
     body = [ln for ln in lines[first + 1 :] if not qp.ZENDESK_UPDATE_RE.match(ln)]
     # The boilerplate paragraph under the marker names the ticket number, in any language.

@@ -1,6 +1,7 @@
 """What mail clients and helpdesks write around a reply: quote headers, separators, signatures.
 
-Pure data plus compiled regexes, per language and per client. Every pattern here is applied to
+Pure data plus compiled regexes (and a predicate where a pattern needs the line lower-cased
+first), per language and per client. Every pattern here is applied to
 ONE line (or a few joined lines) no longer than ``MAX_HEADER_LINE`` characters, and is either
 anchored or free of nested quantifiers, so a 10 MB single line never reaches them and none can
 backtrack catastrophically.
@@ -229,12 +230,33 @@ ABOVE_THIS_LINE: tuple[str, ...] = (
     "この行より上", "この行の上", "이 줄 위에", "이 선 위에", "在此行上方", "在這行上方",
     "在此行以上", "在此線上方", "此行上方", "此行以上", "請在此行上方", "请在此行上方",
 )
-REPLY_ABOVE_RE = re.compile(
-    r"^\s*[-#=*>\[(<]*\s*.{0,60}?(?:"
-    + "|".join(re.escape(p) for p in sorted(ABOVE_THIS_LINE, key=len, reverse=True))
-    + r").{0,40}$",
-    re.IGNORECASE,
-)
+# Searched in the lower-cased line (no IGNORECASE: ten times cheaper in ``re``).
+_ABOVE_THIS_LINE_RE = re.compile(
+    "|".join(re.escape(p) for p in sorted(ABOVE_THIS_LINE, key=len, reverse=True)))
+# A marker line is short: the phrase, a few words around it, decoration.
+MAX_MARKER_LINE = 160
+_MARKER_DECORATION = frozenset("-#=*>[(<_~")
+
+
+# Undecorated English markers, anchored (cheap on every line of a body).
+_REPLY_ABOVE_EN_RE = re.compile(
+    r"^\s*(?:please\s+)?(?:type|write|reply|respond|enter)\b.{0,40}\babove this line\b", re.I)
+
+
+def is_reply_above_marker(line: str, anywhere: bool = False) -> bool:
+    """A helpdesk's "please type your reply above this line" line, in any listed language:
+    the phrase ends the line but for decoration and a few characters ("… -##", "… ein. -##").
+
+    Inside a body only decorated lines ("##- … -##", "-- … --") or the English wording are
+    looked at, which keeps the check cheap on every line; *anywhere* (the first line of a
+    helpdesk notification) takes the bare localized wording too.
+    """
+    if len(line) > MAX_MARKER_LINE:
+        return False
+    if not anywhere and line.lstrip()[:1] not in _MARKER_DECORATION:
+        return bool(_REPLY_ABOVE_EN_RE.match(line))
+    match = _ABOVE_THIS_LINE_RE.search(line.lower())
+    return match is not None and len(line[match.end():].strip(" \t.。!-#=*>])）:")) <= 20
 # The helpdesk's line under its marker: "Your request (1234) has been updated…", "Ihre
 # Anfrage (1234) wurde aktualisiert…", "Ticket #1234 …": a ticket number in any language.
 TICKET_NUMBER_RE = re.compile(r"\(#?\d{1,12}\)|#\d{1,12}\b|\[#\d{1,12}\]|№\s?\d{1,12}")
@@ -249,6 +271,7 @@ THREAD_TIME_RE = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
 INVISIBLE_CHARS = str.maketrans({"\u200b": None, "\u2060": None, "\ufeff": None,
                                  "\u180e": None, "\u00a0": " ", "\u2007": " ",
                                  "\u202f": " "})
+INVISIBLE_CHARS_RE = re.compile("[\u200b\u2060\ufeff\u180e\u00a0\u2007\u202f]")
 # A line holding only tracker glyphs (Streak/Mixmax's "ᐧ"), zero-width marks or spaces.
 TRACKER_LINE_RE = re.compile(r"^[\s\u1427\u200c\u200d\u200e\u200f\u2062\u2063\u034f]+$")
 # Image placeholders a text alternative carries for inline pictures:
