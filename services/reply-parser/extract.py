@@ -405,25 +405,26 @@ def _normalise_newlines(text: str) -> str:
 
 
 def _drop_leftovers(lines: list[str]) -> list[str]:
-    """Lines of tracker glyphs or image placeholders only become blank; placeholders go."""
-    out = lines
+    """Without lines of tracker glyphs or image placeholders only; placeholders go anywhere."""
+    out: list[str] | None = None
     for index, line in enumerate(lines):
         if len(line) > qp.MAX_HEADER_LINE or not line or (line.isascii() and "[" not in line):
-            continue
-        if qp.TRACKER_LINE_RE.match(line):
-            cleaned = ""
+            cleaned: str | None = line
+        elif qp.TRACKER_LINE_RE.match(line):
+            cleaned = None
         elif "[" in line and qp.TEXT_IMAGE_PLACEHOLDER_RE.search(line):
             cleaned = qp.TEXT_IMAGE_PLACEHOLDER_RE.sub("", line)
             if not cleaned.strip():
-                cleaned = ""
+                cleaned = None
             elif cleaned[:1].isspace() and not line[:1].isspace():
                 cleaned = cleaned.lstrip()
         else:
-            continue
-        if out is lines:
-            out = list(lines)
-        out[index] = cleaned
-    return out
+            cleaned = line
+        if cleaned is not line and out is None:
+            out = lines[:index]
+        if out is not None and cleaned is not None:
+            out.append(cleaned)
+    return lines if out is None else out
 
 
 def _reduce_marked_signatures(text: str) -> str:

@@ -273,7 +273,9 @@ INVISIBLE_CHARS = str.maketrans({"\u200b": None, "\u2060": None, "\ufeff": None,
                                  "\u202f": " "})
 INVISIBLE_CHARS_RE = re.compile("[\u200b\u2060\ufeff\u180e\u00a0\u2007\u202f]")
 # A line holding only tracker glyphs (Streak/Mixmax's "ᐧ"), zero-width marks or spaces.
-TRACKER_LINE_RE = re.compile(r"^[\s\u1427\u200c\u200d\u200e\u200f\u2062\u2063\u034f]+$")
+TRACKER_LINE_RE = re.compile(
+    r"^[\s\u200c-\u200f\u2062\u2063\u034f]*[\u1427\u200c-\u200f\u2062\u2063\u034f]"
+    r"[\s\u1427\u200c-\u200f\u2062\u2063\u034f]*$")
 # Image placeholders a text alternative carries for inline pictures:
 # Gmail "[image: label.png]", "[image]", Outlook "[cid:image001.png@01DA…]", localized forms.
 TEXT_IMAGE_PLACEHOLDER_RE = re.compile(
