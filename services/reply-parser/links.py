@@ -17,15 +17,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_ADDRESS = r"(?:https?://|ftp://|www\.|mailto:|tel:)[^\s<>()\[\]]{1,2000}"
+# Possessive quantifiers: an address is taken whole or not at all, so a line of ten thousand
+# half-links costs one pass, not one rescan per start.
+_ADDRESS = r"(?:https?://|ftp://|www\.|mailto:|tel:)[^\s<>()\[\]]{1,2000}+"
 # "text<https://…>" (Outlook), with or without a space before the bracket.
-_ANGLE = rf"\s?<\s*(?P<angle>{_ADDRESS})\s*>"
+_ANGLE = rf"\s?<\s*+(?P<angle>{_ADDRESS})\s*+>"
 # "text [https://…]", "text (https://…)", "text ( https://… )".
-_BRACKET = rf"\s?\[\s*(?P<square>{_ADDRESS})\s*\]|\s?\(\s*(?P<round>{_ADDRESS})\s*\)"
+_BRACKET = rf"\s?\[\s*+(?P<square>{_ADDRESS})\s*+\]|\s?\(\s*+(?P<round>{_ADDRESS})\s*+\)"
 # "[text](https://…)": keep the text.
-_MARKDOWN = rf"\[(?P<md_text>[^\[\]\n]{{1,300}})\]\(\s*(?P<md>{_ADDRESS})\s*\)"
-# Typed bare, ending before trailing sentence punctuation.
-_BARE = r"(?:[ \t](?=https?://|ftp://|www\.)|(?<![\w@/.]))(?P<bare>(?:https?://|ftp://|www\.)[^\s<>\"]{1,2000}?)(?=[.,;:!?)\]]*(?:\s|$))"
+_MARKDOWN = rf"\[(?P<md_text>[^\[\]\n]{{1,300}}+)\]\(\s*+(?P<md>{_ADDRESS})\s*+\)"
+# Typed bare; sentence punctuation it swallowed at its end is given back by _replacement.
+_BARE = (r"(?:[ \t](?=https?://|ftp://|www\.)|(?<![\w@/.]))"
+         r"(?P<bare>(?:https?://|ftp://|www\.)[^\s<>\"]{1,2000}+)")
+_TRAILING_PUNCTUATION = ".,;:!?)]'\""
 
 LINK_RE = re.compile(f"{_MARKDOWN}|{_ANGLE}|{_BRACKET}|{_BARE}", re.IGNORECASE)
 _QUICK = re.compile(r"https?://|ftp://|www\.|mailto:|tel:", re.IGNORECASE)
@@ -69,9 +73,15 @@ def _replacement(match: re.Match[str], removed: list[str]) -> str:
     if match.group("md") is not None:
         removed.append(match.group("md"))
         return match.group("md_text")
-    for name in ("angle", "square", "round", "bare"):
+    for name in ("angle", "square", "round"):
         address = match.group(name)
         if address is not None:
             removed.append(address)
             return ""
+    bare = match.group("bare")
+    address = bare.rstrip(_TRAILING_PUNCTUATION)
+    if not address or address.endswith(("://", "www.")):
+        return match.group(0)
+    removed.append(address)
+    return bare[len(address):]
     return match.group(0)  # pragma: no cover - every alternative names its group

@@ -48,3 +48,12 @@ def test_no_address_survives_and_a_second_pass_changes_nothing(parts: list[str],
     for marker in ("https://", "http://", "www."):
         assert marker not in result.text
     assert strip_links(result.text).text == result.text
+
+
+def test_a_megabyte_of_half_links_is_handled_in_linear_time() -> None:
+    import time
+
+    start = time.perf_counter()
+    for unit in ("'https://", "(https://", "<https://", "[a](https://"):
+        strip_links(unit * (1_000_000 // len(unit)))
+    assert time.perf_counter() - start < 20
