@@ -129,6 +129,9 @@ SIGN_OFF_WITH_NAME_RE = re.compile(
     r"\s*[.!]?\s*$",
 )
 
+# A closing sentence that opens with a sign-off phrase ("Thanks again for your patience!").
+CLOSING_RE = re.compile(rf"^(?:{_PHRASES})[\s,]")
+
 # --- name lines ----------------------------------------------------------------------------------
 # One to four words of letters (initials, hyphens, apostrophes allowed), or 1-6 CJK/Thai
 # characters; optionally a short role in parentheses ("Jane (Best Jackets)").
@@ -228,11 +231,23 @@ def is_sign_off(line: str) -> bool:
     return len(line) <= MAX_SIGN_OFF_LINE and bool(SIGN_OFF_RE.match(line.lower()))
 
 
+def is_closing_line(line: str) -> bool:
+    """A sign-off, or a short closing sentence that opens with one and ends with "," or "!"
+    ("Thanks for your patience!", "Best wishes to you all,"): what comes before a name."""
+    if is_sign_off(line):
+        return True
+    stripped = line.strip()
+    return (len(stripped) <= MAX_SIGN_OFF_LINE and stripped[-1:] in (",", "!", "！")
+            and bool(CLOSING_RE.match(stripped.lower())) and not contact_evidence(stripped))
+
+
 def is_sign_off_with_name(line: str) -> bool:
     """A sign-off and a name on one line ("Thanks, Jane", "Saludos, Ana")."""
     return len(line) <= MAX_SIGN_OFF_LINE and bool(SIGN_OFF_WITH_NAME_RE.match(line.lower()))
 
 
+# Between a name and a role on one line: "Jane Doe, Sales Manager", "Jane | Best Jackets".
+_ROLE_SEPARATOR_RE = re.compile(r"\s*[,|–—]\s*|\s+-\s+")
 # Lower-case words that belong in names ("Sanne de Vries", "Ahmad bin Ali").
 NAME_PARTICLES = frozenset(
     "de da di do dos das del della van von der den ter le la du bin binti al el y e".split())
@@ -246,6 +261,27 @@ def is_name_line(line: str) -> bool:
     """
     if len(line) > MAX_NAME_LINE or not NAME_LINE_RE.match(line) or is_sign_off(line):
         return False
+    return _name_words(line)
+
+
+def is_signer_line(line: str) -> bool:
+    """The line under a sign-off naming the signer: a name, or a name with a role after a
+    comma, bar or dash ("Jane Doe, Sales Manager", "Jane | Best Jackets")."""
+    if is_name_line(line):
+        return True
+    head, sep, tail = _split_role(line)
+    return bool(sep) and len(tail) <= MAX_NAME_LINE and is_name_line(head) and \
+        not strong_evidence(tail)
+
+
+def _split_role(line: str) -> tuple[str, str, str]:
+    match = _ROLE_SEPARATOR_RE.search(line)
+    if match is None:
+        return line, "", ""
+    return line[: match.start()], match.group(0), line[match.end():]
+
+
+def _name_words(line: str) -> bool:
     words = line.strip().lstrip("-").split()
     if any(w[0].islower() and w not in NAME_PARTICLES for w in words):
         return False
@@ -322,13 +358,15 @@ def _sign_off_cut(lines: list[str], start: int) -> int | None:
         if len(line) > MAX_SIGN_OFF_LINE:
             continue
         with_name = is_sign_off_with_name(line)
-        if is_sign_off(line):
+        if is_closing_line(line):
             keep = s + 1
             n = s + 1
             while n < len(lines) and _is_blank(lines[n]) and n - s <= 2:
                 n += 1
-            if n < len(lines) and is_name_line(lines[n]) and not strong_evidence(lines[n]):
+            if n < len(lines) and is_signer_line(lines[n]) and not strong_evidence(lines[n]):
                 keep = n + 1
+            elif not is_sign_off(line):
+                continue  # a closing sentence counts only with the signer's name under it
         elif with_name:
             keep = s + 1
         else:
@@ -385,12 +423,12 @@ def reduce_marked_signature(before: list[str], signature: list[str]) -> list[str
     first = content[0]
     if is_sign_off(first) or is_sign_off_with_name(first):
         kept = [first]
-        if is_sign_off(first) and len(content) > 1 and is_name_line(content[1]) and \
+        if is_sign_off(first) and len(content) > 1 and is_signer_line(content[1]) and \
                 not strong_evidence(content[1]):
             kept.append(content[1])
         return kept
     previous = next((ln for ln in reversed(before) if not _is_blank(ln)), "")
-    if is_sign_off(previous) and is_name_line(first) and not strong_evidence(first):
+    if is_closing_line(previous) and is_signer_line(first) and not strong_evidence(first):
         return [first]
     return []
 

@@ -126,3 +126,10 @@ _LINES = st.lists(st.sampled_from([
 def test_the_result_is_always_a_prefix_of_the_input(lines: list[str]) -> None:
     kept = strip_signature_block(lines)
     assert kept == lines[: len(kept)]
+
+
+def test_a_signer_line_with_a_role_and_a_closing_sentence_are_recognised() -> None:
+    assert extract_from_text("Ok.\n\nRegards,\nJane Doe, Sales Manager\n+1 555 010 0199") == \
+        "Ok.\n\nRegards,\nJane Doe, Sales Manager"
+    assert extract_from_text("Ok.\n\nThanks for your patience!\nJane\nBest Jackets Ltd\n"
+                             "+1 555 010 0199") == "Ok.\n\nThanks for your patience!\nJane"
