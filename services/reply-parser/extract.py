@@ -577,9 +577,13 @@ def _trim_lines(lines: list[str]) -> list[str]:
             if nxt >= n:
                 break  # attribution with nothing after it (its quote was removed upstream)
             if prev_blank and (qp.HEADER_OPENERS_RE.match(line) or
-                               qp.ENDS_WITH_ADDRESS_RE.search(lines[end]) or
-                               _names_an_address(lines, i, end)):
+                               qp.ENDS_WITH_ADDRESS_RE.search(lines[end])):
                 break  # unquoted history follows (Outlook mobile, some webmails)
+            if _names_an_address(lines, i, end):
+                break  # "… <a@b.example> wrote:" spells out whose history follows
+        if has_content and qp.DASHED_ATTRIBUTION_RE.match(line) and \
+                _looks_like_attribution(line.strip(" -")):
+            break  # Zoho: "---- On …, Name <a@b.example> wrote ----"
         kept.append(line)
         i += 1
     return _strip_signature(kept)
@@ -636,7 +640,8 @@ def _helpdesk_notification(lines: list[str]) -> list[str]:
                 break
     comment: list[str] = []
     for line in body[start:]:
-        if qp.ZENDESK_SEPARATOR_RE.match(line) or qp.ZENDESK_FOOTER_RE.match(line):
+        if qp.ZENDESK_SEPARATOR_RE.match(line) or qp.ZENDESK_FOOTER_RE.match(line) or \
+                qp.HELPDESK_ATTACHMENTS_RE.match(line):
             break
         comment.append(line)
     return comment

@@ -85,7 +85,7 @@ ORIGINAL_MESSAGE_RE = re.compile(
     r"messaggio originale|oorspronkelijk bericht|origineel bericht|"
     r"wiadomość oryginalna|oryginalna wiadomość|orijinal mesaj|özgün ileti|"
     r"pesan asli|mesej asal|ข้อความต้นฉบับ|thư gốc|tin nhắn gốc|orihinal na mensahe|"
-    r"元のメッセージ|元のメール|원본 메시지|原始邮件|原始郵件|原始信息|原始訊息|"
+    r"元のメッセージ|元のメール|원본 메시지|原始邮件|原始郵件|原始信息|原始訊息|回复的原邮件|"
     r"الرسالة الأصلية|исходное сообщение|originalmeddelande|alkuperäinen viesti"
     r")\s*[-_=*]{2,}\s*$",
     re.IGNORECASE,
@@ -104,6 +104,8 @@ FORWARD_MARKER_RE = re.compile(
     r")\s*:?\s*(?:[-_=*]{2,})?\s*$",
     re.IGNORECASE,
 )
+# Zoho writes its attribution between dashes and without a colon.
+DASHED_ATTRIBUTION_RE = re.compile(r"^\s*-{3,}\s+\S.{10,300}\S\s+-{3,}\s*$")
 # Outlook's horizontal rule before the header block, mailing-list footers.
 UNDERSCORE_RULE_RE = re.compile(r"^\s*_{20,}\s*$")
 # A line that is only a rule (left behind after cutting below it).
@@ -215,6 +217,14 @@ ZENDESK_FOOTER_RE = re.compile(
     re.IGNORECASE,
 )
 ZENDESK_SEPARATOR_RE = re.compile(r"^\s*-{10,}\s*$")
+# The attachment list a helpdesk puts under a comment ("Attachment(s)", localized).
+HELPDESK_ATTACHMENTS_RE = re.compile(
+    r"^\s*(?:attachment\(s\)|attachments?|anhänge?|anhang|pièces? jointes?|pièce\(s\) jointe\(s\)|"
+    r"archivos? adjuntos?|archivo\(s\) adjunto\(s\)|anexos?|anexo\(s\)|allegat[oi]|"
+    r"bijlage(?:\(n\)|n)?|bilagor|vedlegg|vedhæftede filer|załącznik(?:i|\(i\))?|přílohy?|"
+    r"вложени[яе]|вкладення|tệp đính kèm|ไฟล์แนบ|lampiran|添付ファイル|附件|첨부 ?파일)\s*:?\s*$",
+    re.IGNORECASE,
+)
 # Helpdesk "reply above this line" markers (Zendesk, Freshdesk, Help Scout, Gorgias, Front...),
 # in the languages they ship: the phrase "above this line" is what every variant shares.
 ABOVE_THIS_LINE: tuple[str, ...] = (

@@ -313,6 +313,12 @@ def strong_evidence(line: str) -> bool:
                 or STREET_RE.search(low))
 
 
+def _reachable(line: str) -> bool:
+    """A phone number, e-mail or URL: a way to reach the signer off the platform."""
+    low = line.lower()
+    return bool(EMAIL_RE.search(low) or URL_RE.search(low) or PHONE_RE.search(low))
+
+
 def _is_blank(line: str) -> bool:
     return not line.strip()
 
@@ -322,7 +328,7 @@ def _is_blank(line: str) -> bool:
 
 
 def _is_prose(line: str) -> bool:
-    words = len(line.split())
+    words = sum(1 for w in line.split() if any(ch.isalpha() for ch in w))
     return words >= 5 or (words >= 2 and bool(_SENTENCE_END_RE.search(line)))
 
 
@@ -379,7 +385,9 @@ def _sign_off_cut(lines: list[str], start: int) -> int | None:
 
 
 def _unsigned_block_cut(lines: list[str]) -> int | None:
-    """A last paragraph "Name / title / phone / web" without a sign-off: cut after the name."""
+    """A last paragraph "Name / title / phone / web" without a sign-off: cut after the name
+    when the block has two lines of contact evidence, or a phone number, e-mail or URL (a
+    street address alone may be the return address the seller is giving)."""
     end = len(lines)
     while end and _is_blank(lines[end - 1]):
         end -= 1
@@ -391,7 +399,9 @@ def _unsigned_block_cut(lines: list[str]) -> int | None:
             continue
         if not any(not _is_blank(ln) for ln in lines[:n]):
             return None
-        if _is_block(lines[n + 1 : end], min_evidence=2):
+        rest = lines[n + 1 : end]
+        if _is_block(rest, min_evidence=2) or (
+                _is_block(rest) and any(_reachable(ln) for ln in rest)):
             return n + 1
     return None
 

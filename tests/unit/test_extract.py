@@ -260,3 +260,10 @@ def test_outlook_web_forward_header_cuts_what_was_forwarded() -> None:
     html = ('<div>FYI.</div><div id="divRplyFwdMsg"><b>From:</b> a<br><b>Subject:</b> FW: x'
             '</div><div>Driver Tom, +44 7700 900123</div>')
     assert extract_new_text(_message(html=html)).text == "FYI."
+
+
+def test_the_attachment_list_under_a_helpdesk_comment_is_not_comment_text() -> None:
+    text = ("##- Please type your reply above this line -##\n\nYour request (4821) has been "
+            "updated.\n\nPriya (Best Jackets)\n\nApr 3, 2024, 16:45 GMT+1\n\nRefund done.\n\n"
+            "Attachment(s)\nlabel.pdf\n")
+    assert extract_from_text(text) == "Refund done."

@@ -85,3 +85,19 @@ def test_outlook_block_with_the_address_on_its_own_line() -> None:
 def test_a_sentence_quoting_someone_is_not_an_attribution() -> None:
     text = "On Monday the courier wrote: parcel delivered to the neighbour.\nSorry!"
     assert extract_from_text(text) == text
+
+
+@pytest.mark.parametrize("history", [
+    "------------------ 原始邮件 ------------------\n发件人: \"TikTok Shop\";\n主题: x\n\n有货吗？",
+    "---- 回复的原邮件 ----\n| 发件人 | TikTok Shop<c-1@x.example> |\n\n有货吗？",
+    f"---- On Wed, 03 Apr 2024 16:19:00 +0200 {ADDR} wrote ----\n\nIs it in stock?",
+    "-------- Original message --------\nFrom: TikTok Shop <c-1@x.example>\nDate: 4/3/24 16:19\n\n"
+    "Is it in stock?",
+])
+def test_webmail_separators_end_the_new_text(history: str) -> None:
+    assert extract_from_text(f"{NEW}\n\n{history}") == NEW
+
+
+def test_an_attribution_naming_an_address_ends_the_text_even_without_a_blank_line() -> None:
+    text = f"{NEW}\n在 2024-04-03 16:19:00，\"TikTok Shop\" <c-1@x.example> 写道：\n有货吗？"
+    assert extract_from_text(text) == NEW

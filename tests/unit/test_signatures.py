@@ -133,3 +133,14 @@ def test_a_signer_line_with_a_role_and_a_closing_sentence_are_recognised() -> No
         "Ok.\n\nRegards,\nJane Doe, Sales Manager"
     assert extract_from_text("Ok.\n\nThanks for your patience!\nJane\nBest Jackets Ltd\n"
                              "+1 555 010 0199") == "Ok.\n\nThanks for your patience!\nJane"
+
+
+def test_an_unsigned_name_with_a_phone_line_loses_the_phone() -> None:
+    text = "Hi Ana, refund done.\n\nPriya\nBest Jackets Support | +44 20 7946 0958"
+    assert extract_from_text(text) == "Hi Ana, refund done.\n\nPriya"
+
+
+def test_helpdesk_footer_lines_after_the_team_line_are_part_of_the_block() -> None:
+    text = "Your refund is done.\n\nKind regards,\nPriya\nBest Jackets Support\n\n" \
+           "Ticket #4821 | Status: Solved"
+    assert extract_from_text(text) == "Your refund is done.\n\nKind regards,\nPriya"
