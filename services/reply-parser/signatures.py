@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import re
 
+from .quote_patterns import SIG_DELIMITER_RE
+
 # Private-use characters html_text writes as lines around a client-marked signature element.
 SIGNATURE_START = "\ue000"
 SIGNATURE_END = "\ue001"
@@ -428,6 +430,8 @@ def reduce_marked_signature(before: list[str], signature: list[str]) -> list[str
     typed above Gmail's signature). Everything else in the element is dropped.
     """
     content = [ln for ln in signature if not _is_blank(ln)]
+    if content and SIG_DELIMITER_RE.match(content[0]):
+        content = content[1:]  # Thunderbird's element holds the "-- " line itself
     if not content:
         return []
     first = content[0]

@@ -144,3 +144,9 @@ def test_helpdesk_footer_lines_after_the_team_line_are_part_of_the_block() -> No
     text = "Your refund is done.\n\nKind regards,\nPriya\nBest Jackets Support\n\n" \
            "Ticket #4821 | Status: Solved"
     assert extract_from_text(text) == "Your refund is done.\n\nKind regards,\nPriya"
+
+
+def test_thunderbird_signature_element_with_its_own_delimiter_keeps_the_name() -> None:
+    html = ('<p>Shipped today.</p><p>Regards,</p><div class="moz-signature">-- <br>Kasia<br>'
+            'tel. +48 22 123 45 67</div>')
+    assert extract_new_text(_message(html)).text == "Shipped today.\n\nRegards,\nKasia"
