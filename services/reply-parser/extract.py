@@ -86,8 +86,7 @@ def _text_layer(text: str, marked: bool = False) -> LinkFree:
     if SIGNATURE_MARKS_RE.search(text):
         text = _reduce_marked_signatures(text) if marked else SIGNATURE_MARKS_RE.sub("", text)
     lines = _drop_leftovers(text.split("\n", MAX_BODY_LINES)[:MAX_BODY_LINES])
-    kept = strip_signature_block(_trim_lines(lines))
-    return strip_links(_clean_result(_strip_signature(kept)))
+    return strip_links(_clean_result(strip_signature_block(_trim_lines(lines))))
 
 
 # --- MIME layer ----------------------------------------------------------------------------------

@@ -148,11 +148,11 @@ def intrinsic_refusal(msg: EmailMessage, sender: str) -> str | None:
     A mail without a From, or whose From holds no address that parses, has no sender to
     authorize or to answer (loops, the third intrinsic refusal, are :func:`detect_loop`'s).
     """
+    if sender and "@" in sender:
+        return None
     if not msg.get_all("From"):
         return "no From address"
-    if not sender or "@" not in sender:
-        return f"From does not parse as an address: {str(msg.get('From', ''))[:80]!r}"
-    return None
+    return f"From does not parse as an address: {str(msg.get('From', ''))[:80]!r}"
 
 
 def _held_notices(by_content: bool, reply_id: str, shop: ShopSettings, sender: str,
