@@ -4,13 +4,19 @@ Layers (design.md, "Extraction in layers"):
 
 1. MIME: pick the body (text/plain when it is real, else the HTML), decode it whatever the
    charset claims, undo format=flowed; list attachments as withheld, collect inline images.
-2. HTML: client-marked quotes and signatures go (``html_text``).
-3. Text: helpdesk boilerplate, quote headers ("On … wrote:" in many languages, wrapped or
-   not), Outlook header blocks, "Original Message" separators, ``>`` quoted lines.
-4. Signatures: ``-- ``, "Sent from my iPhone" and translations, "Get Outlook for iOS".
+2. HTML: client-marked quotes and history go, marked signatures are bracketed
+   (``html_text``).
+3. Text: invisible leftovers and image placeholders, helpdesk layouts (marker, boilerplate,
+   newest comment), quote headers ("On … wrote:" in many languages, wrapped or not), Outlook
+   header blocks, "Original Message" and forwarded-message separators (nothing forwarded is
+   new text), thread ids, ``>`` quoted lines.
+4. Signatures: ``-- ``, "Sent from my iPhone" and translations, "Get Outlook for iOS", and a
+   sign-off + name followed by a contact block (``signatures``).
+5. Links: addresses out, link texts kept (``links``); the removed addresses are reported.
 
 Never raises on malformed input; every regex sees only lines shorter than
-``quote_patterns.MAX_HEADER_LINE``, so time stays linear on hostile input.
+``quote_patterns.MAX_HEADER_LINE`` (links: possessive, one pass), so time stays linear on
+hostile input.
 """
 
 from __future__ import annotations
