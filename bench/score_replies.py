@@ -5,7 +5,9 @@ Usage (from the repo root)::
     python bench/score_replies.py DIR
 
 DIR holds ``NAME.input.eml`` or ``NAME.input.txt`` with ``NAME.expected.txt`` (subdirectories
-are searched too). Printed: one line per failing case with a short diff, the off-the-shelf
+are searched too). Ours runs the parser's pipeline without a shop context, so an ``.eml`` the
+bridge does not deliver (automated, a loop, no new text) scores as the empty text: an empty
+``NAME.expected.txt`` says "nothing reaches the buyer". Printed: one line per failing case with a short diff, the off-the-shelf
 figures with the ratio ours/theirs, and LAST our own figures as
 ``exact=NN.N% f1=0.NNN n=NN``.
 
@@ -36,9 +38,14 @@ from reply_parser.extract import (  # noqa: E402
     _find_body,
     _part_text,
     extract_from_text,
-    extract_new_text,
 )
-from reply_parser.inbound_pipeline import parse_mail  # noqa: E402
+from reply_parser.inbound_pipeline import (  # noqa: E402
+    OwnIdentity,
+    PipelineConfig,
+    decide,
+)
+from shared.config import get_settings  # noqa: E402
+from shared.events import InboundEnvelope, ShopSettings  # noqa: E402
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
@@ -101,10 +108,21 @@ def parse(raw: bytes) -> EmailMessage:
     return email.message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
 
 
+_SETTINGS = get_settings()
+_OWN = OwnIdentity(_SETTINGS.message_id_domain, _SETTINGS.reply_domain_base)
+_SHOP = ShopSettings(shop_id="score", destination_email=_SETTINGS.default_destination_email)
+_ENV = InboundEnvelope(mail_id="score", shop_id="score", conversation_id="score", mail_from="",
+                       rcpt_to="", received_at_ms=0)
+# No shop context: what any shop's buyer would receive (sender authorization skipped).
+_CONFIG = PipelineConfig(check_sender=False, envelope_known=False)
+
+
 def ours(case: Case) -> str:
-    """Our extractor on one case, parsed the way the parser service parses."""
+    """What the buyer receives: the parser's own pipeline (classification, extraction, the
+    body check); automated or refused mail delivers nothing (an empty expected text)."""
     if case.raw is not None:
-        return extract_new_text(parse_mail(case.raw)).text
+        decision = decide(case.raw, _ENV, _SHOP, _OWN, config=_CONFIG)
+        return decision.text if decision.reply is not None else ""
     return extract_from_text(case.body or "")
 
 

@@ -243,6 +243,10 @@ class NoticeKind(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     SENDER_REJECTED = "sender_rejected"
     SIMULATION = "simulation"
+    # Reply parser: links shown as text (once per conversation per day), and a mail held
+    # back as automated on its wording alone.
+    LINKS_REMOVED = "links_removed"
+    HELD_AS_AUTOMATED = "held_as_automated"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 
 from reply_parser.extract import InlineImage
+from reply_parser.split import CHAT_MESSAGE_LIMIT, split_for_chat
 from shared.events import MailNotice, NoticeKind, ReplyPart, ShopSettings
 
 # The platform's "Upload Buyer Messages Image" accepts these (docs/tiktok-shop-contract.md).
@@ -61,41 +62,83 @@ def text_record_cost(chunks: list[str]) -> int:
 
 
 def build_reply_content(chunks: list[str], images: tuple[InlineImage, ...],
-                        withheld: tuple[str, ...], policy: ContentPolicy) -> ReplyContent:
-    """Text parts in order, then the allowed pictures in the order the seller placed them.
+                        withheld: tuple[str, ...], policy: ContentPolicy, *,
+                        segments: tuple[str, ...] = (),
+                        chat_limit: int = CHAT_MESSAGE_LIMIT) -> ReplyContent:
+    """The chat parts, with the allowed pictures where the seller placed them.
 
-    A picture is withheld when the destination does not allow pictures, its type is not one
-    the chat platform takes, it exceeds the platform's size limit, or it would push the
-    record past its budget (one Kafka record per reply).
+    With *segments* (the text before, between and after the images, as extraction found
+    them) each delivered picture sits between the text around it; without, the text parts
+    come first and the pictures follow in order. A picture is withheld when the destination
+    does not allow pictures, its type is not one the chat platform takes, it exceeds the
+    platform's size limit, or it would push the record past its budget (one Kafka record per
+    reply); the text around a withheld picture is joined as if it had not been there.
     """
-    parts = [ReplyPart(index=i, text=c) for i, c in enumerate(chunks)]
     held = list(withheld)
     budget = policy.record_budget_bytes - text_record_cost(chunks)
+    delivered: list[InlineImage] = []
     for image in images:
-        name = image.filename or image.content_id
-        if not policy.inline_images:
-            held.append(f"inline picture: {name} (not shown on this destination)")
+        reason = _image_refusal(image, policy, budget)
+        if reason:
+            held.append(f"inline picture: {image.filename or image.content_id} ({reason})")
+            delivered.append(_WITHHELD)
             continue
-        ctype = image.content_type.lower()
-        if ctype not in CHAT_IMAGE_TYPES:
-            held.append(f"inline picture: {name} ({ctype} is not a chat image type)")
-            continue
-        if not image.data:
-            held.append(f"inline picture: {name} (empty)")
-            continue
-        if len(image.data) > policy.max_image_bytes:
-            held.append(f"inline picture: {name} ({len(image.data)} bytes, over the chat "
-                        f"limit of {policy.max_image_bytes})")
-            continue
-        cost = (len(image.data) + 2) // 3 * 4 + _PART_OVERHEAD + len(name)
-        if cost > budget:
-            held.append(f"inline picture: {name} ({len(image.data)} bytes, too large to carry "
-                        f"with this reply)")
-            continue
-        budget -= cost
-        parts.append(ReplyPart(index=len(parts), image_b64=base64.b64encode(image.data).decode(),
-                               image_content_type=ctype, image_filename=image.filename or ""))
+        budget -= _image_cost(image)
+        delivered.append(image)
+    if not segments or len(segments) != len(images) + 1 or \
+            all(image is _WITHHELD for image in delivered):
+        parts = [ReplyPart(index=i, text=c) for i, c in enumerate(chunks)]
+        for image in delivered:
+            if image is not _WITHHELD:
+                parts.append(_image_part(len(parts), image))
+        return ReplyContent(tuple(parts), tuple(held))
+    parts = []
+    pending = [segments[0]]
+    for image, after in zip(delivered, segments[1:], strict=True):
+        if image is not _WITHHELD:
+            parts.extend(_text_parts(len(parts), pending, chat_limit))
+            parts.append(_image_part(len(parts), image))
+            pending = []
+        pending.append(after)
+    parts.extend(_text_parts(len(parts), pending, chat_limit))
     return ReplyContent(tuple(parts), tuple(held))
+
+
+# Stands for a picture that is not delivered, in the ordered list of pictures.
+_WITHHELD = InlineImage(content_type="", filename=None, content_id="", data=b"")
+
+
+def _image_refusal(image: InlineImage, policy: ContentPolicy, budget: int) -> str:
+    if not policy.inline_images:
+        return "not shown on this destination"
+    ctype = image.content_type.lower()
+    if ctype not in CHAT_IMAGE_TYPES:
+        return f"{ctype} is not a chat image type"
+    if not image.data:
+        return "empty"
+    if len(image.data) > policy.max_image_bytes:
+        return (f"{len(image.data)} bytes, over the chat limit of "
+                f"{policy.max_image_bytes}")
+    if _image_cost(image) > budget:
+        return f"{len(image.data)} bytes, too large to carry with this reply"
+    return ""
+
+
+def _image_cost(image: InlineImage) -> int:
+    return (len(image.data) + 2) // 3 * 4 + _PART_OVERHEAD + len(image.filename or
+                                                                 image.content_id)
+
+
+def _image_part(index: int, image: InlineImage) -> ReplyPart:
+    return ReplyPart(index=index, image_b64=base64.b64encode(image.data).decode(),
+                     image_content_type=image.content_type.lower(),
+                     image_filename=image.filename or "")
+
+
+def _text_parts(first_index: int, pieces: list[str], chat_limit: int) -> list[ReplyPart]:
+    text = "\n\n".join(p for p in pieces if p.strip())
+    chunks = split_for_chat(text, chat_limit) if text.strip() else []
+    return [ReplyPart(index=first_index + i, text=c) for i, c in enumerate(chunks)]
 
 
 def notice_id_for(kind: str, reply_id: str) -> str:
@@ -108,6 +151,7 @@ def content_withheld_notice(*, reply_id: str, seller: str, seller_message_id: st
                             now_ms: int) -> MailNotice:
     """The one notice telling the seller what the buyer did not receive (RFC 3834 reply)."""
     listed = "\n".join(f"- {item}" for item in withheld[:50])
+    # Links have their own notice (links_removed_notice), at most once a day.
     more = f"\n- … and {len(withheld) - 50} more" if len(withheld) > 50 else ""
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.CONTENT_WITHHELD, reply_id),
@@ -116,7 +160,7 @@ def content_withheld_notice(*, reply_id: str, seller: str, seller_message_id: st
         text=("Your reply was delivered to the customer in chat, but chat shows only text, "
               "emoji and (where your destination allows) pictures placed in the message. "
               "These were not shown:\n\n" f"{listed}{more}\n\n"
-              "Links are shown as their text only. To share a file or video, use the chat tool."),
+              "To share a file or video, use the chat tool."),
         shop_id=shop_id, conversation_id=conversation_id, in_reply_to=seller_message_id,
         auto_submitted="auto-replied", created_at_ms=now_ms,
     )
@@ -138,6 +182,59 @@ def sender_rejected_notice(*, reply_id: str, shop: ShopSettings, sender: str, re
               f"Sender: {sender or '(none)'}\nReason: {reason}\n\n"
               "Only users registered and activated for the shop may answer by email. If this "
               "was one of your team, add their address as a user of the shop."),
+        shop_id=shop.shop_id, conversation_id=conversation_id, auto_submitted="auto-generated",
+        created_at_ms=now_ms,
+    )
+
+
+DAY_MS = 86_400_000
+
+
+def links_removed_notice(*, seller: str, seller_message_id: str, shop_id: str,
+                         conversation_id: str, links: tuple[str, ...],
+                         now_ms: int) -> MailNotice:
+    """The notice that links were shown as their text only.
+
+    At most one per conversation per UTC day: the id derives from the shop, the conversation
+    and the day, so the mailer (which sends each notice id once) drops the day's repeats.
+    """
+    day = now_ms // DAY_MS
+    listed = "\n".join(f"- {link}" for link in links[:20])
+    more = f"\n- … and {len(links) - 20} more" if len(links) > 20 else ""
+    return MailNotice(
+        notice_id=notice_id_for(NoticeKind.LINKS_REMOVED, f"{shop_id}:{conversation_id}:{day}"),
+        kind=NoticeKind.LINKS_REMOVED, to_address=seller,
+        subject="Links are not shown to the customer",
+        text=("Your reply was delivered to the customer in chat, but chat does not show links: "
+              "the customer sees the link text only, without the address. Removed:\n\n"
+              f"{listed}{more}\n\n"
+              "You get this notice at most once a day per conversation."),
+        shop_id=shop_id, conversation_id=conversation_id, in_reply_to=seller_message_id,
+        auto_submitted="auto-replied", created_at_ms=now_ms,
+    )
+
+
+def held_as_automated_notice(*, reply_id: str, shop: ShopSettings, sender: str, subject: str,
+                             reason: str, conversation_id: str,
+                             now_ms: int) -> MailNotice | None:
+    """Tell the shop's own inbox that a mail was held back as automated because of its
+    content alone (subject or body wording), so a wrong guess is never silent.
+
+    Sent to the shop's destination inbox, never to the From address (which anyone can
+    forge); None when the shop has none.
+    """
+    if not shop.destination_email:
+        return None
+    return MailNotice(
+        notice_id=notice_id_for(NoticeKind.HELD_AS_AUTOMATED, reply_id),
+        kind=NoticeKind.HELD_AS_AUTOMATED, to_address=shop.destination_email,
+        subject="A reply was not delivered: it reads as an automatic message",
+        text=("An email to a customer conversation was not delivered to the customer because "
+              "its wording reads as an automatic acknowledgement or out-of-office message.\n\n"
+              f"Sender: {sender or '(none)'}\nSubject: {subject or '(none)'}\n"
+              f"Reason: {reason}\n\n"
+              "If a person wrote it, please answer the customer in the chat tool, or reply "
+              "again without the automatic-sounding opening."),
         shop_id=shop.shop_id, conversation_id=conversation_id, auto_submitted="auto-generated",
         created_at_ms=now_ms,
     )

@@ -4,13 +4,19 @@ Layers (design.md, "Extraction in layers"):
 
 1. MIME: pick the body (text/plain when it is real, else the HTML), decode it whatever the
    charset claims, undo format=flowed; list attachments as withheld, collect inline images.
-2. HTML: client-marked quotes and signatures go (``html_text``).
-3. Text: helpdesk boilerplate, quote headers ("On … wrote:" in many languages, wrapped or
-   not), Outlook header blocks, "Original Message" separators, ``>`` quoted lines.
-4. Signatures: ``-- ``, "Sent from my iPhone" and translations, "Get Outlook for iOS".
+2. HTML: client-marked quotes and history go, marked signatures are bracketed
+   (``html_text``).
+3. Text: invisible leftovers and image placeholders, helpdesk layouts (marker, boilerplate,
+   newest comment), quote headers ("On … wrote:" in many languages, wrapped or not), Outlook
+   header blocks, "Original Message" and forwarded-message separators (nothing forwarded is
+   new text), thread ids, ``>`` quoted lines.
+4. Signatures: ``-- ``, "Sent from my iPhone" and translations, "Get Outlook for iOS", and a
+   sign-off + name followed by a contact block (``signatures``).
+5. Links: addresses out, link texts kept (``links``); the removed addresses are reported.
 
 Never raises on malformed input; every regex sees only lines shorter than
-``quote_patterns.MAX_HEADER_LINE``, so time stays linear on hostile input.
+``quote_patterns.MAX_HEADER_LINE`` (links: possessive, one pass), so time stays linear on
+hostile input.
 """
 
 from __future__ import annotations
@@ -22,6 +28,14 @@ from email.message import EmailMessage, Message
 
 from . import quote_patterns as qp
 from .html_text import IMAGE_PLACEHOLDER_BASE, IMAGE_PLACEHOLDER_RE, html_to_text
+from .links import LinkFree, strip_links
+from .signatures import (
+    SIGNATURE_END,
+    SIGNATURE_MARKS_RE,
+    SIGNATURE_START,
+    keep_from_signature,
+    strip_signature_block,
+)
 
 SOURCE_PLAIN = "text/plain"
 SOURCE_HTML = "text/html"
@@ -45,6 +59,11 @@ class Extraction:
     inline_images: tuple[InlineImage, ...] = ()
     withheld: tuple[str, ...] = ()
     source: str = SOURCE_PLAIN
+    # Addresses taken out of the text (the buyer sees link texts only).
+    links_removed: tuple[str, ...] = ()
+    # With inline images: the text before image 0, between 0 and 1, ..., after the last, so
+    # a destination that delivers pictures shows them where the seller put them.
+    segments: tuple[str, ...] = ()
 
 
 # --- public API ------------------------------------------------------------------------------
@@ -60,8 +79,20 @@ def extract_new_text(msg: EmailMessage) -> Extraction:
 
 def extract_from_text(text: str) -> str:
     """Return the newly written part of a plain-text reply body."""
-    return _clean_result(_trim_lines(_normalise_newlines(text).split("\n", MAX_BODY_LINES)[
-        :MAX_BODY_LINES]))
+    return _text_layer(text).text
+
+
+def _text_layer(text: str, marked: bool = False) -> LinkFree:
+    """Layers 3 and 4 on a text body: trimmed, signatures gone, link addresses removed.
+
+    *marked* text comes from html_text, whose signature elements are bracketed by marks;
+    anywhere else the marks are stray characters and go.
+    """
+    text = _normalise_newlines(text)
+    if SIGNATURE_MARKS_RE.search(text):
+        text = _reduce_marked_signatures(text) if marked else SIGNATURE_MARKS_RE.sub("", text)
+    lines = _drop_leftovers(text.split("\n", MAX_BODY_LINES)[:MAX_BODY_LINES])
+    return strip_links(_clean_result(strip_signature_block(_trim_lines(lines))))
 
 
 # --- MIME layer ----------------------------------------------------------------------------------
@@ -75,7 +106,6 @@ _NOT_REAL_PLAIN = re.compile(
     r"\[?html (?:message|content|only)\]?)",
     re.IGNORECASE,
 )
-_CID_TOKEN = re.compile(r"\[cid:[^\]\s]{1,300}\]")
 
 
 # Bounds that keep one message's extraction time linear and small. A buyer can receive at
@@ -112,25 +142,30 @@ def _extract(msg: Message) -> Extraction:
     html = _bounded_html(_part_text(html_part)) if html_part is not None else None
 
     withheld: list[str] = []
+    links: list[str] = []
     images: tuple[InlineImage, ...] = ()
+    segments: tuple[str, ...] = ()
     html_text = None
+    html_result: LinkFree | None = None
     if html is not None and (plain is None or not _is_real_plain(plain) or "cid:" in html):
         html_text = html_to_text(html)
+        html_result = _text_layer(html_text.text, marked=True)
 
     if plain is not None and _is_real_plain(plain):
-        text = extract_from_text(_CID_TOKEN.sub("", plain))
-        source = SOURCE_PLAIN
-        if not text and html_text is not None:
-            text, source = _trimmed_html(html_text.text), SOURCE_HTML
-    elif html_text is not None:
-        text, source = _trimmed_html(html_text.text), SOURCE_HTML
+        result, source = _text_layer(plain), SOURCE_PLAIN
+        if not result.text and html_result is not None:
+            result, source = html_result, SOURCE_HTML
+    elif html_result is not None:
+        result, source = html_result, SOURCE_HTML
     else:
-        text, source = extract_from_text(plain or ""), SOURCE_PLAIN
+        result, source = _text_layer(plain or ""), SOURCE_PLAIN
+    text = _without_placeholders(result.text) if source == SOURCE_HTML else result.text
+    links.extend(result.removed)
 
-    if html_text is not None:
-        trimmed = _trimmed_html(html_text.text, keep_placeholders=True)
+    if html_text is not None and html_result is not None:
+        with_images = html_result.text
         surviving = [ord(ch) - IMAGE_PLACEHOLDER_BASE
-                     for ch in IMAGE_PLACEHOLDER_RE.findall(trimmed)]
+                     for ch in IMAGE_PLACEHOLDER_RE.findall(with_images)]
         cid_parts = _parts_by_content_id(msg) if surviving else {}
         picked: list[InlineImage] = []
         for index in surviving:
@@ -139,23 +174,27 @@ def _extract(msg: Message) -> Extraction:
             part = cid_parts.get(html_text.cids[index].lower())
             if part is not None:
                 picked.append(_inline_image(part, html_text.cids[index]))
+            else:
+                with_images = with_images.replace(chr(IMAGE_PLACEHOLDER_BASE + index), "", 1)
         images = tuple(picked)
+        if images:
+            segments = tuple(_clean_result(piece.split("\n"))
+                             for piece in IMAGE_PLACEHOLDER_RE.split(with_images))
         if source == SOURCE_HTML:
-            withheld.extend(f"link reduced to text: {t} <{href}>" for t, href in html_text.links
-                            if t in text)
+            links.extend(href for t, href in html_text.links if t in text)
             withheld.extend(f"remote image: {src}" for src in html_text.remote_images)
 
     used = {image.content_id.lower() for image in images}
     if msg.is_multipart() or msg.get_content_maintype() != "text":  # else: only a body
         withheld[:0] = _withheld_parts(msg, {id(p) for p in (plain_part, html_part) if p}, used)
-    return Extraction(text=text, inline_images=images, withheld=tuple(withheld), source=source)
+    return Extraction(text=text, inline_images=images, withheld=tuple(withheld), source=source,
+                      links_removed=tuple(dict.fromkeys(links)), segments=segments)
 
 
-def _trimmed_html(text: str, keep_placeholders: bool = False) -> str:
-    trimmed = extract_from_text(text)
-    if keep_placeholders:
-        return trimmed
-    return _clean_result(IMAGE_PLACEHOLDER_RE.sub("", trimmed).split("\n"))
+def _without_placeholders(text: str) -> str:
+    if not IMAGE_PLACEHOLDER_RE.search(text):
+        return text
+    return _clean_result(IMAGE_PLACEHOLDER_RE.sub("", text).split("\n"))
 
 
 def _is_real_plain(text: str) -> bool:
@@ -363,7 +402,54 @@ def _withheld_parts(msg: Message, body_ids: set[int], used_cids: set[str]) -> li
 
 
 def _normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    """LF line ends; invisible characters out, non-breaking spaces as spaces."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii() or not qp.INVISIBLE_CHARS_RE.search(text):
+        return text
+    return text.translate(qp.INVISIBLE_CHARS)
+
+
+def _drop_leftovers(lines: list[str]) -> list[str]:
+    """Without lines of tracker glyphs or image placeholders only; placeholders go anywhere."""
+    out: list[str] | None = None
+    for index, line in enumerate(lines):
+        if len(line) > qp.MAX_HEADER_LINE or not line or (line.isascii() and "[" not in line):
+            cleaned: str | None = line
+        elif qp.TRACKER_LINE_RE.match(line):
+            cleaned = None
+        elif "[" in line and qp.TEXT_IMAGE_PLACEHOLDER_RE.search(line):
+            cleaned = qp.TEXT_IMAGE_PLACEHOLDER_RE.sub("", line)
+            if not cleaned.strip():
+                cleaned = None
+            elif cleaned[:1].isspace() and not line[:1].isspace():
+                cleaned = cleaned.lstrip()
+        else:
+            cleaned = line
+        if cleaned is not line and out is None:
+            out = lines[:index]
+        if out is not None and cleaned is not None:
+            out.append(cleaned)
+    return lines if out is None else out
+
+
+def _reduce_marked_signatures(text: str) -> str:
+    """Client-marked signature elements reduced to the sign-off and name they begin with."""
+    out: list[str] = []
+    signature: list[str] | None = None
+    for line in text.split("\n"):
+        bare = line.strip()
+        if bare == SIGNATURE_START and signature is None:
+            signature = []
+        elif bare == SIGNATURE_END and signature is not None:
+            out = keep_from_signature(out, signature)
+            signature = None
+        elif signature is not None:
+            signature.append(line)
+        else:
+            out.append(SIGNATURE_MARKS_RE.sub("", line))
+    if signature is not None:
+        out = keep_from_signature(out, signature)
+    return "\n".join(out)
 
 
 def _is_quoted(line: str) -> bool:
@@ -420,6 +506,11 @@ def _inline_attribution(line: str) -> bool:
     return "@" in head and bool(qp.HEADER_EVIDENCE_RE.search(head))
 
 
+def _names_an_address(lines: list[str], start: int, end: int) -> bool:
+    """An attribution spelling out the quoted writer's address ("… <a@b.example> napisał(a):")."""
+    return any(qp.ADDRESS_RE.search(lines[k]) for k in range(start, end + 1))
+
+
 def _looks_like_attribution(text: str) -> bool:
     body = text.lstrip("> ")
     if not qp.HEADER_EVIDENCE_RE.search(body):
@@ -448,30 +539,9 @@ def _header_block_end(lines: list[str], i: int) -> int:
     return -1
 
 
-def _is_forward_block(lines: list[str], start: int, end: int) -> bool:
-    for line in lines[start : end + 1]:
-        match = qp.SUBJECT_LINE_RE.match(line.strip().lstrip("*"))
-        if match and qp.FORWARD_SUBJECT_RE.match(match.group("value").strip("* ")):
-            return True
-    return False
-
-
-def _skip_forward_header(lines: list[str], i: int) -> int:
-    """Index of the first line after the header block that follows a forward marker."""
-    j = _next_nonblank(lines, i)
-    end = _header_block_end(lines, j) if j < len(lines) else -1
-    if end < 0:
-        # Headers in another order (Date:/Subject: first): skip key lines up to a blank line.
-        while j < len(lines) and len(lines[j]) <= qp.MAX_HEADER_LINE and \
-                qp.HEADER_KEY_LINE_RE.match(lines[j]):
-            j += 1
-        return j
-    return end + 1
-
-
 def _trim_lines(lines: list[str]) -> list[str]:
     """Apply the quote/separator/helpdesk rules to *lines*; signatures go afterwards."""
-    lines = _zendesk_notification(lines)
+    lines = _helpdesk_notification(lines)
     kept: list[str] = []
     n = len(lines)
     i = 0
@@ -488,25 +558,18 @@ def _trim_lines(lines: list[str]) -> list[str]:
         if _is_quoted(line):
             i += 1
             continue
-        if qp.ZENDESK_MARKER_RE.match(line) or qp.REPLY_ABOVE_RE.match(line):
+        if qp.ZENDESK_MARKER_RE.match(line) or qp.is_reply_above_marker(line) or \
+                qp.SALESFORCE_REF_LINE_RE.match(line):
             if has_content:
                 break
             i += 1
             continue
-        if qp.FORWARD_MARKER_RE.match(line):
-            # A forward: what was forwarded is what the seller sends on. Keep it all.
-            kept.extend(lines[_skip_forward_header(lines, i + 1) :])
-            break
-        if qp.ORIGINAL_MESSAGE_RE.match(line) or qp.UNDERSCORE_RULE_RE.match(line):
-            j = _next_nonblank(lines, i + 1)
-            end = _header_block_end(lines, j) if j < n else -1
-            if end >= 0 and _is_forward_block(lines, j, end):
-                kept.extend(lines[end + 1 :])
-            break
-        end = _header_block_end(lines, i)
-        if end >= 0:
-            if _is_forward_block(lines, i, end):
-                kept.extend(lines[end + 1 :])
+        if qp.RULE_ONLY_RE.match(line) and has_content and _thread_entry_follows(lines, i + 1):
+            break  # a helpdesk's thread layout: rule, "Name, date", older comment
+        # A forwarded message is not new text: nothing in it reaches the buyer (it can carry
+        # a third party's contact details, or our own digest).
+        if qp.FORWARD_MARKER_RE.match(line) or qp.ORIGINAL_MESSAGE_RE.match(line) or \
+                qp.UNDERSCORE_RULE_RE.match(line) or _header_block_end(lines, i) >= 0:
             break
         if has_content and prev_blank and _inline_attribution(line):
             break  # "On … <address> wrote: <quoted text>" flattened onto one line
@@ -521,24 +584,51 @@ def _trim_lines(lines: list[str]) -> list[str]:
             if prev_blank and (qp.HEADER_OPENERS_RE.match(line) or
                                qp.ENDS_WITH_ADDRESS_RE.search(lines[end])):
                 break  # unquoted history follows (Outlook mobile, some webmails)
+            if _names_an_address(lines, i, end):
+                break  # "… <a@b.example> wrote:" spells out whose history follows
+        if has_content and qp.DASHED_ATTRIBUTION_RE.match(line) and \
+                _looks_like_attribution(line.strip(" -")):
+            break  # Zoho: "---- On …, Name <a@b.example> wrote ----"
         kept.append(line)
         i += 1
     return _strip_signature(kept)
 
 
-def _zendesk_notification(lines: list[str]) -> list[str]:
-    """Reduce a Zendesk notification (marker line on top) to its newest comment.
+def _thread_entry_follows(lines: list[str], start: int) -> bool:
+    """After a rule: a short "Name, date time" line opening an older comment (helpdesks)."""
+    j = _next_nonblank(lines, start)
+    if j >= len(lines) or len(lines[j]) > 120:
+        return False
+    line = lines[j]
+    return bool(qp.HEADER_EVIDENCE_RE.search(line)) and bool(qp.THREAD_TIME_RE.search(line))
 
-    Zendesk puts "##- Please type your reply above this line -##" first, then "Your request
-    (#N) has been updated", then comments newest first, each as author, date, body, separated
-    by rules of dashes, and a "This email is a service from …" footer.
+
+def _helpdesk_notification(lines: list[str]) -> list[str]:
+    """Reduce a helpdesk notification (a "reply above this line" marker on top) to its
+    newest comment.
+
+    Zendesk puts "##- Please type your reply above this line -##" (localized) first, then
+    "Your request (#N) has been updated…", then comments newest first, each as author, date,
+    body, separated by rules of dashes, and a "This email is a service from …" footer.
+    Freshdesk, Help Scout and Gorgias follow the same shape with their own marker wording.
     """
     first = _next_nonblank(lines, 0)
-    if first >= len(lines) or not qp.ZENDESK_MARKER_RE.match(lines[first]):
+    if first >= len(lines) or len(lines[first]) > qp.MAX_HEADER_LINE or not (
+            qp.ZENDESK_MARKER_RE.match(lines[first])
+            or qp.is_reply_above_marker(lines[first], anywhere=True)):
         return lines
     body = [ln for ln in lines[first + 1 :] if not qp.ZENDESK_UPDATE_RE.match(ln)]
-    # Skip to the first comment (after the first rule, if the template has one near the top).
+    # The boilerplate paragraph under the marker names the ticket number, in any language.
     start = _next_nonblank(body, 0)
+    end = start
+    while end < len(body) and not _is_blank(body[end]) and \
+            not qp.ZENDESK_SEPARATOR_RE.match(body[end]):
+        end += 1
+    paragraph = " ".join(body[start:end])
+    if start < end and len(paragraph) <= qp.HELPDESK_BOILERPLATE_MAX and \
+            qp.TICKET_NUMBER_RE.search(paragraph):
+        start = _next_nonblank(body, end)
+    # Skip to the first comment (after the first rule, if the template has one near the top).
     if start < len(body) and qp.ZENDESK_SEPARATOR_RE.match(body[start]):
         start = _next_nonblank(body, start + 1)
     # Author and date lines: short lines before the body, the date one carrying a time/year.
@@ -555,7 +645,8 @@ def _zendesk_notification(lines: list[str]) -> list[str]:
                 break
     comment: list[str] = []
     for line in body[start:]:
-        if qp.ZENDESK_SEPARATOR_RE.match(line) or qp.ZENDESK_FOOTER_RE.match(line):
+        if qp.ZENDESK_SEPARATOR_RE.match(line) or qp.ZENDESK_FOOTER_RE.match(line) or \
+                qp.HELPDESK_ATTACHMENTS_RE.match(line):
             break
         comment.append(line)
     return comment
@@ -564,7 +655,7 @@ def _zendesk_notification(lines: list[str]) -> list[str]:
 def _strip_signature(lines: list[str]) -> list[str]:
     for index, line in enumerate(lines):
         if qp.SIG_DELIMITER_RE.match(line):
-            lines = lines[:index]
+            lines = keep_from_signature(lines[:index], lines[index + 1 :])
             break
     lines = list(lines)
     while True:

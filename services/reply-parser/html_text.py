@@ -9,7 +9,10 @@ most reliable quote marker there is, so it is handled here, on the DOM:
   type=cite``, Yahoo ``yahoo_quoted``, ProtonMail ``protonmail_quote``...) are rendered as
   ``> `` lines, so the text layer treats them exactly like quoted plain text: dropped, with the
   attribution line before them, while answers written *between* them are kept;
-* attributions and signatures marked by class/id are dropped.
+* attributions marked by class/id are dropped; signatures marked by class/id are written
+  between ``signatures.SIGNATURE_START``/``SIGNATURE_END`` lines, so the text layer keeps the
+  sign-off and name they may begin with and drops the rest;
+* a forwarded message is history like any other: nothing in it is the seller's new text.
 
 Links become their text; ``cid:`` images become one private-use placeholder character each, so
 the caller learns which images survive the text layer's trimming, and in what order.
@@ -23,7 +26,8 @@ from dataclasses import dataclass, field
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
-from .quote_patterns import FORWARD_SUBJECT_RE, SUBJECT_LINE_RE
+from .quote_patterns import FORWARD_MARKER_RE
+from .signatures import SIGNATURE_END, SIGNATURE_MARKS_RE, SIGNATURE_START
 
 # Placeholders for inline images: Supplementary Private Use Area-A, one code point per image.
 IMAGE_PLACEHOLDER_BASE = 0xF0000
@@ -34,13 +38,18 @@ _HIDDEN = (
     '[hidden], [style*="display:none"], [style*="display: none"], [style*="mso-hide:all"], '
     '[style*="mso-hide: all"]'
 )
-# Signatures and attribution lines that clients mark up.
-_DROP_MARKED = (
-    ".gmail_signature, [data-smartmail=gmail_signature], .gmail_attr, .moz-cite-prefix, "
-    ".moz-signature, #Signature, #signature, .signature, #ms-outlook-mobile-signature, "
-    "#AppleMailSignature, .x_gmail_signature, #x_Signature, .yahoo_quoted_begin, "
-    "[id$=_signature], .zmail_signature_below, #zmail_signature"
+# Attribution lines that clients mark up.
+_DROP_MARKED = (".gmail_attr, .moz-cite-prefix, .yahoo_quoted_begin, .x_gmail_attr, "
+                ".gmail_signature_prefix")
+# Signatures that clients mark up (Gmail, Outlook web/new/mobile, Apple Mail, Thunderbird,
+# Yahoo, Zoho).
+_SIGNATURES = (
+    ".gmail_signature, [data-smartmail=gmail_signature], .moz-signature, #Signature, "
+    "#signature, .signature, #ms-outlook-mobile-signature, #AppleMailSignature, "
+    ".x_gmail_signature, #x_Signature, [id$=_signature], .zmail_signature_below, "
+    "#zmail_signature, #x_ms-outlook-mobile-signature"
 )
+_SIGNATURE_MARK = "data-reply-parser-signature"
 # From here to the end of the document is history (the header block of Outlook's reply/forward).
 _CUT_FROM = (
     "#divRplyFwdMsg, [id$=divRplyFwdMsg], #appendonsend, [id$=appendonsend], #zwchr, "
@@ -80,7 +89,7 @@ class HtmlText:
 
 def html_to_text(html: str) -> HtmlText:
     """Render *html* as plain text with client-marked quotes removed or ``> ``-prefixed."""
-    html = IMAGE_PLACEHOLDER_RE.sub("", html)
+    html = SIGNATURE_MARKS_RE.sub("", IMAGE_PLACEHOLDER_RE.sub("", html))
     tree = HTMLParser(html)
     root = tree.body or tree.root
     if root is None:
@@ -93,6 +102,8 @@ def html_to_text(html: str) -> HtmlText:
         root = zendesk
     _cut_marked_history(tree)
     _decompose_all(tree, _DROP_MARKED)
+    for node in tree.css(_SIGNATURES):
+        node.attrs[_SIGNATURE_MARK] = "1"
     for node in tree.css(_QUOTE_BLOCKS):
         node.attrs[_QUOTE_MARK] = "1"
     renderer = _Renderer()
@@ -109,16 +120,11 @@ def _decompose_all(tree: HTMLParser, selector: str) -> None:
 
 
 def _cut_marked_history(tree: HTMLParser) -> None:
-    """Remove everything from the first history marker to the end of the document.
-
-    A forward (the marked header's Subject starts with FW:/Fwd:/WG:...) keeps what was
-    forwarded: only the header block itself goes.
-    """
+    """Remove everything from the first history marker (reply or forward) to the end."""
     marker = tree.css_first(_CUT_FROM)
     if marker is None:
-        return
-    if _is_forward_header(marker.text(separator="\n")):
-        _remove_with_preceding_rule(marker)
+        marker = _forward_container(tree)
+    if marker is None:
         return
     start: Node | None = marker
     prev = marker.prev
@@ -142,23 +148,15 @@ def _cut_marked_history(tree: HTMLParser) -> None:
         node = parent
 
 
-def _remove_with_preceding_rule(marker: Node) -> None:
-    prev = marker.prev
-    while prev is not None and prev.tag in ("-text", "hr", "br") and (
-        prev.tag != "-text" or not (prev.text_content or "").strip()
-    ):
-        before = prev.prev
-        prev.decompose()
-        prev = before
-    marker.decompose()
-
-
-def _is_forward_header(text: str) -> bool:
-    for line in text.splitlines()[:20]:
-        match = SUBJECT_LINE_RE.match(line.strip())
-        if match:
-            return bool(FORWARD_SUBJECT_RE.match(match.group("value")))
-    return False
+def _forward_container(tree: HTMLParser) -> Node | None:
+    """Gmail's forwarded-message container: a ``div.gmail_quote`` whose attribution is the
+    "---------- Forwarded message ---------" line, not an "On … wrote:" (whose quote is a
+    blockquote, and around which interleaved answers may sit)."""
+    for node in tree.css("div.gmail_quote, div.gmail_quote_container"):
+        head = node.text(separator="\n")[:300].lstrip().split("\n", 1)[0]
+        if FORWARD_MARKER_RE.match(head):
+            return node
+    return None
 
 
 @dataclass
@@ -175,6 +173,7 @@ class _Renderer:
     links: list[tuple[str, str]] = field(default_factory=list)
     remote_images: list[str] = field(default_factory=list)
     list_stack: list[list[int]] = field(default_factory=list)
+    signature_depth: int = 0
 
     def render(self, root: Node) -> None:
         # Stack of (node, entering); exit events restore state after a subtree.
@@ -205,6 +204,10 @@ class _Renderer:
         attrs = node.attributes
         is_quote = _QUOTE_MARK in attrs
         stack.append((node, False))
+        if _SIGNATURE_MARK in attrs:
+            self.signature_depth += 1
+            if self.signature_depth == 1:
+                self._mark_line(SIGNATURE_START)
         if is_quote:
             self._soft_newline()
             self.quote_depth += 1
@@ -257,6 +260,15 @@ class _Renderer:
         if _QUOTE_MARK in node.attributes:
             self._soft_newline()
             self.quote_depth = max(0, self.quote_depth - 1)
+        if _SIGNATURE_MARK in node.attributes:
+            self.signature_depth = max(0, self.signature_depth - 1)
+            if self.signature_depth == 0:
+                self._mark_line(SIGNATURE_END)
+
+    def _mark_line(self, mark: str) -> None:
+        self._soft_newline()
+        self._write(mark, raw=True)
+        self._hard_newline()
 
     def _bullet(self) -> str:
         if not self.list_stack:

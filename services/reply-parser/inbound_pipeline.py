@@ -30,6 +30,8 @@ from reply_parser.classify import classify_body, classify_mail
 from reply_parser.content_policy import (
     build_reply_content,
     content_withheld_notice,
+    held_as_automated_notice,
+    links_removed_notice,
     parse_kinds,
     policy_for,
     sender_rejected_notice,
@@ -158,6 +160,18 @@ def detect_loop(msg: EmailMessage, own: OwnIdentity) -> str | None:
     return None
 
 
+def _held_notices(by_content: bool, reply_id: str, shop: ShopSettings, sender: str,
+                  subject: str, reason: str, env: InboundEnvelope) -> tuple[MailNotice, ...]:
+    """The notice for a mail held back as automated on its wording alone (else none)."""
+    if not by_content:
+        return ()
+    notice = held_as_automated_notice(reply_id=reply_id, shop=shop, sender=sender,
+                                      subject=subject, reason=reason,
+                                      conversation_id=env.conversation_id,
+                                      now_ms=env.received_at_ms)
+    return (notice,) if notice is not None else ()
+
+
 def authorized_senders(shop: ShopSettings) -> set[str]:
     allowed = {a.strip().lower() for a in shop.authorized_senders if a.strip()}
     if shop.destination_email:
@@ -196,16 +210,18 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
             fate = "not delivered" if bounce.permanent else "delayed"
             return InboundDecision(verdict.cls, f"{verdict.reason}; digest {bounce.digest_id} "
                                    f"{fate}: {bounce.reason}", bounce=bounce)
-    if verdict.cls != ReplyClass.REPLY:
-        return InboundDecision(verdict.cls, verdict.reason)
-
     reply_id = reply_id_for(env.shop_id, env.conversation_id, msg, raw)
-    auth = None
+    subject = str(msg.get("Subject", "") or "")[:300]
     try:
         sender = mail_auth.author_address(msg)
         refusal = None
     except mail_auth.AuthorError as exc:  # refused under every policy: who would the sender be?
         sender, refusal = ", ".join(from_addresses(msg))[:300], str(exc)
+    if verdict.cls != ReplyClass.REPLY:
+        return InboundDecision(verdict.cls, verdict.reason, notices=_held_notices(
+            verdict.by_content, reply_id, shop, sender, subject, verdict.reason, env))
+
+    auth = None
     verdict_auth = None
     if refusal is None and cfg.check_sender:
         if sender not in authorized_senders(shop):
@@ -236,9 +252,11 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
         extraction = dataclasses.replace(extraction,
                                          text=_CONTROL_CHARS.sub("", extraction.text).strip())
     deadline.check("content policy")
-    automated = classify_body(extraction.text)
+    automated = classify_body(extraction.text, subject)
     if automated is not None:
-        return InboundDecision(automated.cls, automated.reason, auth=auth, extraction=extraction)
+        return InboundDecision(automated.cls, automated.reason, auth=auth, extraction=extraction,
+                               notices=_held_notices(True, reply_id, shop, sender, subject,
+                                                     automated.reason, env))
     if len(extraction.text) > cfg.record_budget_bytes:  # chars <= UTF-8 bytes: cannot fit
         return InboundDecision(
             ReplyClass.REJECTED,
@@ -248,14 +266,20 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
     content_rules = policy_for(shop, cfg.image_kinds, max_image_bytes=cfg.max_image_bytes,
                                record_budget_bytes=cfg.record_budget_bytes)
     content = build_reply_content(chunks, extraction.inline_images, extraction.withheld,
-                                  content_rules)
+                                  content_rules, segments=extraction.segments,
+                                  chat_limit=cfg.chat_limit)
     notices: tuple[MailNotice, ...] = ()
+    seller_message_id = str(msg.get("Message-ID", "") or "").strip()
     if content.withheld and sender:
         notices = (content_withheld_notice(
-            reply_id=reply_id, seller=sender,
-            seller_message_id=str(msg.get("Message-ID", "") or "").strip(),
+            reply_id=reply_id, seller=sender, seller_message_id=seller_message_id,
             shop_id=env.shop_id, conversation_id=env.conversation_id,
             withheld=content.withheld, now_ms=env.received_at_ms),)
+    if extraction.links_removed and sender:
+        notices += (links_removed_notice(
+            seller=sender, seller_message_id=seller_message_id, shop_id=env.shop_id,
+            conversation_id=env.conversation_id, links=extraction.links_removed,
+            now_ms=env.received_at_ms),)
     if not content.parts:
         return InboundDecision(ReplyClass.REJECTED, "no new text found in the reply",
                                notices=notices, withheld=content.withheld, auth=auth,

@@ -245,16 +245,22 @@ def author_address(msg: Message) -> str:
     mail programs disagree on who the author is). Addresses come from the structured parse
     of the raw header, so an encoded word in a display name can never add or hide one.
     """
-    values = msg.get_all("From") or []
-    if not values:
-        raise AuthorError("no From header")
-    if len(values) > 1:
-        raise AuthorError(f"{len(values)} From headers (a mail has one author)")
-    header: Any = values[0]
-    if not hasattr(header, "addresses"):  # a message parsed with the compat32 policy
-        header = default_policy.header_factory("From", str(header))
-    defects = [d for d in header.defects if not isinstance(d, ObsoleteHeaderDefect)]
-    addresses = header.addresses
+    try:
+        values = msg.get_all("From") or []
+        if not values:
+            raise AuthorError("no From header")
+        if len(values) > 1:
+            raise AuthorError(f"{len(values)} From headers (a mail has one author)")
+        header: Any = values[0]
+        if not hasattr(header, "addresses"):  # a message parsed with the compat32 policy
+            header = default_policy.header_factory("From", str(header))
+        defects = [d for d in header.defects if not isinstance(d, ObsoleteHeaderDefect)]
+        addresses = header.addresses
+    except (IndexError, ValueError, TypeError) as exc:
+        if isinstance(exc, AuthorError):
+            raise
+        # The stdlib's structured parser itself fails on some garbage (IndexError).
+        raise AuthorError("the From header has no readable address: it does not parse") from exc
     if len(addresses) > 1:
         raise AuthorError(f"the From header names {len(addresses)} addresses "
                           "(a reply must have one author)")

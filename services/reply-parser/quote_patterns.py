@@ -1,6 +1,7 @@
 """What mail clients and helpdesks write around a reply: quote headers, separators, signatures.
 
-Pure data plus compiled regexes, per language and per client. Every pattern here is applied to
+Pure data plus compiled regexes (and a predicate where a pattern needs the line lower-cased
+first), per language and per client. Every pattern here is applied to
 ONE line (or a few joined lines) no longer than ``MAX_HEADER_LINE`` characters, and is either
 anchored or free of nested quantifiers, so a 10 MB single line never reaches them and none can
 backtrack catastrophically.
@@ -37,7 +38,9 @@ WROTE_VERBS: tuple[str, ...] = (
     r"写道", r"寫道", r"来信", r"來信",                      # zh
     r"كتب", r"كتبت",                                        # ar
     r"написал\(а\)", r"написала", r"написал", r"пишет",    # ru (common in real mail)
-    r"skrev", r"kirjoitti", r"napsal", r"έγραψε",          # sv/da/no, fi, cs, el
+    r"написав\(ла\)", r"написав", r"пише",                 # uk
+    r"skrev", r"kirjoitti", r"έγραψε",                     # sv/da/no, fi, el
+    r"napsal\(a\)", r"napsala", r"napsal",                  # cs
 )
 _LATIN_VERBS = [v for v in WROTE_VERBS if v[0].isascii() or v[0] in "éšż"]
 _OTHER_VERBS = [v for v in WROTE_VERBS if v not in _LATIN_VERBS]
@@ -58,6 +61,8 @@ INLINE_ATTRIBUTION_RE = re.compile(
 HEADER_END_RE = re.compile(r"[:：]\s*$")
 # Ends with an address then a colon: the Japanese Gmail form "2024年4月3日(水) 16:19 Bob <b@x.jp>:"
 ENDS_WITH_ADDRESS_RE = re.compile(r"@[^\s@]{1,255}[>）)\]]?\s*[:：]\s*$")
+# An e-mail address in an attribution: "<a@b.example>", "(a@b.example)", "<mailto:a@b.example>".
+ADDRESS_RE = re.compile(r"[<(\[]\s*(?:mailto:)?[^\s<>()@]{1,64}@[^\s<>()@]{1,255}\s*[>)\]]")
 # Words that open an attribution line in each language (Gmail, Apple Mail, Outlook...).
 HEADER_OPENERS_RE = re.compile(
     r"^\s*(?:On|Am|Le|El|Em|Il giorno|Il|Op|W dniu|Dnia|Pada tanggal|Pada|Vào|Noong|"
@@ -65,8 +70,10 @@ HEADER_OPENERS_RE = re.compile(
     re.IGNORECASE,
 )
 # A real attribution carries a time, a year or an address; "as the courier wrote:" has none.
+# An abbreviated weekday with its comma ("On Wed, TikTok Shop wrote:") is a client's date too.
 HEADER_EVIDENCE_RE = re.compile(
-    r"\d{1,2}[:.]\d{2}|\b(?:19|20)\d{2}\b|(?:19|20)\d{2}\s*[年년/.-]|\d{4}年|@[\w.-]+\.\w"
+    r"\d{1,2}[:.]\d{2}|\b(?:19|20)\d{2}\b|(?:19|20)\d{2}\s*[年년/.-]|\d{4}年|@[\w.-]+\.\w|"
+    r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),"
 )
 
 # --- Separators before forwarded / original messages ----------------------------------------
@@ -78,7 +85,7 @@ ORIGINAL_MESSAGE_RE = re.compile(
     r"messaggio originale|oorspronkelijk bericht|origineel bericht|"
     r"wiadomość oryginalna|oryginalna wiadomość|orijinal mesaj|özgün ileti|"
     r"pesan asli|mesej asal|ข้อความต้นฉบับ|thư gốc|tin nhắn gốc|orihinal na mensahe|"
-    r"元のメッセージ|元のメール|원본 메시지|原始邮件|原始郵件|原始信息|原始訊息|"
+    r"元のメッセージ|元のメール|원본 메시지|原始邮件|原始郵件|原始信息|原始訊息|回复的原邮件|"
     r"الرسالة الأصلية|исходное сообщение|originalmeddelande|alkuperäinen viesti"
     r")\s*[-_=*]{2,}\s*$",
     re.IGNORECASE,
@@ -97,6 +104,8 @@ FORWARD_MARKER_RE = re.compile(
     r")\s*:?\s*(?:[-_=*]{2,})?\s*$",
     re.IGNORECASE,
 )
+# Zoho writes its attribution between dashes and without a colon.
+DASHED_ATTRIBUTION_RE = re.compile(r"^\s*-{3,}\s+\S.{10,300}\S\s+-{3,}\s*$")
 # Outlook's horizontal rule before the header block, mailing-list footers.
 UNDERSCORE_RULE_RE = re.compile(r"^\s*_{20,}\s*$")
 # A line that is only a rule (left behind after cutting below it).
@@ -106,7 +115,7 @@ RULE_ONLY_RE = re.compile(r"^\s*[-_=*~#]{3,}\s*$")
 FROM_KEYS = (
     "From", "De", "Von", "Da", "Van", "Od", "Kimden", "Gönderen", "Dari", "Từ", "Mula kay", "Mula",
     "差出人", "送信者", "发件人", "寄件者", "寄件人", "보낸 사람", "보낸사람", "من", "От", "จาก",
-    "Från", "Fra", "Lähettäjä", "Feladó", "Από",
+    "Från", "Fra", "Lähettäjä", "Feladó", "Από", "Daripada", "Від", "Odesílatel",
 )
 OTHER_KEYS = (
     "Sent", "Date", "To", "Subject", "Cc", "Bcc", "Reply-To",
@@ -127,6 +136,9 @@ OTHER_KEYS = (
     "Отправлено", "Дата", "Кому", "Тема",
     "ส่ง", "วันที่", "ถึง", "เรื่อง",
     "Skickat", "Till", "Ämne", "Sendt", "Til", "Emne", "Lähetetty", "Vastaanottaja", "Aihe",
+    "Kopia", "Kopie", "Kopi", "Dato", "Odesláno", "Komu", "Předmět", "Надіслано",
+    "Відправлено", "Копія", "Копия", "寄件日期", "傳送時間", "傳送日期", "Ngày gửi", "สำเนา",
+    "Tembusan", "Salinan", "Sent at", "Date sent",
 )
 
 
@@ -141,7 +153,7 @@ HEADER_KEY_LINE_RE = re.compile(
 )
 SUBJECT_LINE_RE = re.compile(
     r"^\s*\**(?:Subject|Asunto|Assunto|Objet|Betreff|Oggetto|Onderwerp|Temat|Konu|Subjek|Perihal|"
-    r"Chủ đề|Paksa|件名|主题|主旨|제목|الموضوع|Тема|เรื่อง|Ämne|Emne|Aihe)"
+    r"Chủ đề|Paksa|件名|主题|主旨|제목|الموضوع|Тема|เรื่อง|Ämne|Emne|Aihe|Předmět)"
     r"\s?\**\s?[:：]\**\s*(?P<value>.*)$",
     re.IGNORECASE,
 )
@@ -205,12 +217,88 @@ ZENDESK_FOOTER_RE = re.compile(
     re.IGNORECASE,
 )
 ZENDESK_SEPARATOR_RE = re.compile(r"^\s*-{10,}\s*$")
-# Generic helpdesk "reply above this line" markers (Gorgias, Freshdesk, Help Scout, Front...).
-REPLY_ABOVE_RE = re.compile(
-    r"^\s*[-#=*>\[(]*\s*(?:please\s+)?(?:type|write|reply|respond|enter)\b.{0,40}"
-    r"\babove this line\b.{0,20}$",
+# The attachment list a helpdesk puts under a comment ("Attachment(s)", localized).
+HELPDESK_ATTACHMENTS_RE = re.compile(
+    r"^\s*(?:attachment\(s\)|attachments?|anhänge?|anhang|pièces? jointes?|pièce\(s\) jointe\(s\)|"
+    r"archivos? adjuntos?|archivo\(s\) adjunto\(s\)|anexos?|anexo\(s\)|allegat[oi]|"
+    r"bijlage(?:\(n\)|n)?|bilagor|vedlegg|vedhæftede filer|załącznik(?:i|\(i\))?|přílohy?|"
+    r"вложени[яе]|вкладення|tệp đính kèm|ไฟล์แนบ|lampiran|添付ファイル|附件|첨부 ?파일)\s*:?\s*$",
     re.IGNORECASE,
 )
-# Salesforce Email-to-Case thread ids: classic "ref:_00D…._500…:ref", Lightning "thread::…::".
-SALESFORCE_REF_RE = re.compile(r"\[?\s*ref:_?[0-9A-Za-z]{5,40}\.?_?[0-9A-Za-z]{0,40}:ref\s*\]?")
+# Helpdesk "reply above this line" markers (Zendesk, Freshdesk, Help Scout, Gorgias, Front...),
+# in the languages they ship: the phrase "above this line" is what every variant shares.
+ABOVE_THIS_LINE: tuple[str, ...] = (
+    "above this line", "oberhalb dieser zeile", "über dieser zeile", "über dieser linie",
+    "au-dessus de cette ligne", "au dessus de cette ligne", "por encima de esta línea",
+    "encima de esta línea", "arriba de esta línea", "acima desta linha", "acima dessa linha",
+    "sopra questa riga", "sopra questa linea", "sopra a questa riga", "boven deze regel",
+    "boven deze lijn", "ovanför denna rad", "ovanför den här raden", "over denne linje",
+    "over denne linjen", "ovenfor denne linje", "powyżej tej linii", "nad tą linią",
+    "nad tímto řádkem", "nad touto čarou", "над этой строкой", "выше этой строки",
+    "над цим рядком", "вище цього рядка", "phía trên dòng này", "trên dòng này",
+    "เหนือบรรทัดนี้", "ด้านบนบรรทัดนี้", "di atas baris ini", "di atas garis ini",
+    "この行より上", "この行の上", "이 줄 위에", "이 선 위에", "在此行上方", "在這行上方",
+    "在此行以上", "在此線上方", "此行上方", "此行以上", "請在此行上方", "请在此行上方",
+)
+# Searched in the lower-cased line (no IGNORECASE: ten times cheaper in ``re``).
+_ABOVE_THIS_LINE_RE = re.compile(
+    "|".join(re.escape(p) for p in sorted(ABOVE_THIS_LINE, key=len, reverse=True)))
+# A marker line is short: the phrase, a few words around it, decoration.
+MAX_MARKER_LINE = 160
+_MARKER_DECORATION = frozenset("-#=*>[(<_~")
+
+
+# Undecorated English markers, anchored (cheap on every line of a body).
+_REPLY_ABOVE_EN_RE = re.compile(
+    r"^\s*(?:please\s+)?(?:type|write|reply|respond|enter)\b.{0,40}\babove this line\b", re.I)
+
+
+def is_reply_above_marker(line: str, anywhere: bool = False) -> bool:
+    """A helpdesk's "please type your reply above this line" line, in any listed language:
+    the phrase ends the line but for decoration and a few characters ("… -##", "… ein. -##").
+
+    Inside a body only decorated lines ("##- … -##", "-- … --") or the English wording are
+    looked at, which keeps the check cheap on every line; *anywhere* (the first line of a
+    helpdesk notification) takes the bare localized wording too.
+    """
+    if len(line) > MAX_MARKER_LINE:
+        return False
+    if not anywhere and line.lstrip()[:1] not in _MARKER_DECORATION:
+        return bool(_REPLY_ABOVE_EN_RE.match(line))
+    match = _ABOVE_THIS_LINE_RE.search(line.lower())
+    return match is not None and len(line[match.end():].strip(" \t.。!-#=*>])）:")) <= 20
+# The helpdesk's line under its marker: "Your request (1234) has been updated…", "Ihre
+# Anfrage (1234) wurde aktualisiert…", "Ticket #1234 …": a ticket number in any language.
+TICKET_NUMBER_RE = re.compile(r"\(#?\d{1,12}\)|#\d{1,12}\b|\[#\d{1,12}\]|№\s?\d{1,12}")
+# The most a helpdesk's boilerplate paragraph under its marker runs to.
+HELPDESK_BOILERPLATE_MAX = 400
+# A clock time: the "Name, 3 Apr 2024 16:45" line that opens a comment in a thread layout.
+THREAD_TIME_RE = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
+
+# --- Invisible leftovers ----------------------------------------------------------------------
+# Zero-width characters mail extensions and trackers append; NBSP as a plain space. The
+# zero-width joiner stays: it holds emoji sequences (👩‍👩‍👧) together.
+INVISIBLE_CHARS = str.maketrans({"\u200b": None, "\u2060": None, "\ufeff": None,
+                                 "\u180e": None, "\u00a0": " ", "\u2007": " ",
+                                 "\u202f": " "})
+INVISIBLE_CHARS_RE = re.compile("[\u200b\u2060\ufeff\u180e\u00a0\u2007\u202f]")
+# A line holding only tracker glyphs (Streak/Mixmax's "ᐧ"), zero-width marks or spaces.
+TRACKER_LINE_RE = re.compile(
+    r"^[\s\u200c-\u200f\u2062\u2063\u034f]*[\u1427\u200c-\u200f\u2062\u2063\u034f]"
+    r"[\s\u1427\u200c-\u200f\u2062\u2063\u034f]*$")
+# Image placeholders a text alternative carries for inline pictures:
+# Gmail "[image: label.png]", "[image]", Outlook "[cid:image001.png@01DA…]", localized forms.
+TEXT_IMAGE_PLACEHOLDER_RE = re.compile(
+    r"[ \t]?\[(?:cid:[^\]\s]{1,300}|(?:image|imagen|imagem|immagine|image jointe|bild|afbeelding|"
+    r"obraz|obrázek|bilde|billede|изображение|зображення|hình ảnh|รูปภาพ|gambar|画像|图片|"
+    r"圖片|이미지|inline image \d*)(?:\s*[:：][^\]\n]{0,300})?)\]",
+    re.IGNORECASE,
+)
+# Salesforce Email-to-Case thread ids: classic "ref:_00D…._500…:ref", the newer
+# "ref:!00D….!500…:ref", Lightning "thread::…::".
+SALESFORCE_REF_RE = re.compile(
+    r"\[?\s*ref:[_!]?[0-9A-Za-z]{5,40}\.?[_!]?[0-9A-Za-z]{0,40}:ref\s*\]?")
+# A thread id alone on its line: Salesforce writes it below the agent's text, above history.
+SALESFORCE_REF_LINE_RE = re.compile(
+    r"^\s*\[?\s*ref:[_!]?[0-9A-Za-z]{5,40}\.?[_!]?[0-9A-Za-z]{0,40}:ref\s*\]?\s*$")
 SALESFORCE_THREAD_RE = re.compile(r"\[?\s*thread::[0-9A-Za-z_\-]{5,80}::\s*\]?")

@@ -148,3 +148,74 @@ def test_helpdesk_acknowledgement_bodies_are_automated(text: str) -> None:
 ])
 def test_sellers_confirming_receipt_are_not_automated(text: str) -> None:
     assert classify_body(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "Thank you for contacting Best Jackets. Your case number is 00098765. A member of our team "
+    "will respond within 24 hours.",
+    "Gracias por contactar con Chaquetas del Sur. Su número de caso es 00098766. Le "
+    "responderemos en un plazo de 24 horas.",
+    "Vielen Dank für Ihre Nachricht. Wir haben Ihre Anfrage erhalten und melden uns "
+    "innerhalb von 24 Stunden.",
+    "Merci pour votre message ! Nous avons bien reçu votre demande et nous vous répondrons "
+    "sous 24 heures.",
+    "お問い合わせいただきありがとうございます。受付番号: 31390。24時間以内にご連絡いたします。",
+    "感谢您的来信！我们已收到您的邮件，工单号：88231。客服将在24小时内回复您。",
+    "Terima kasih telah menghubungi kami. Kami telah menerima pesan Anda.",
+    "Cảm ơn bạn đã liên hệ. Chúng tôi đã nhận được yêu cầu của bạn.",
+    "Saya sedang cuti hingga 10 April 2024.",
+    "Ik ben afwezig tot maandag 8 april.",
+    "Jestem poza biurem do piątku.",
+    "Это автоматическое сообщение, отвечать на него не нужно.",
+    "この メールは自動送信されています。".replace(" ", ""),
+    "이 메일은 자동으로 발송되었습니다.",
+])
+def test_acknowledgements_and_absences_in_the_marketplace_languages_are_automated(
+        text: str) -> None:
+    verdict = classify_body(text)
+    assert verdict is not None and verdict.by_content
+
+
+@pytest.mark.parametrize("text", [
+    "Thank you for contacting us! Your order 12345 ships today and arrives within 3 days.",
+    "Thanks for your message. The jacket ships within 2 days.",
+    "Vielen Dank für Ihre Nachricht! Die Jacke ist innerhalb von 2 Tagen bei Ihnen.",
+    "Your case number is 4471 at the courier; I have asked them to call you.",
+])
+def test_one_acknowledgement_signal_alone_does_not_hold_a_reply(text: str) -> None:
+    assert classify_body(text) is None
+
+
+def test_a_helpdesk_case_subject_counts_as_one_signal() -> None:
+    text = "Thank you for contacting Best Jackets."
+    assert classify_body(text) is None
+    assert classify_body(text, "Case 00098765: Re: A new message") is not None
+
+
+def test_localized_request_received_subjects_are_automated_by_content() -> None:
+    for subject in ("[Request received] Re: x", "[Anfrage erhalten] Re: x",
+                    "[Demande reçue] Re: x", "[Solicitud recibida] Re: x"):
+        verdict = classify_mail(_mail({"Subject": subject}))
+        assert verdict.cls == "auto_reply" and verdict.by_content, subject
+
+
+def test_header_verdicts_are_not_content_guesses() -> None:
+    assert not classify_mail(_mail({"Auto-Submitted": "auto-replied"})).by_content
+
+
+def test_each_signal_gate_admits_every_text_its_pattern_matches() -> None:
+    from reply_parser.classify import _ACK_SIGNALS, _SELF_DECLARED
+
+    samples = [
+        "thank you for contacting us", "gracias por contactar con", "votre numéro de ticket",
+        "su número de caso es 1", "we will respond within 24 hours", "le responderemos en 2 días",
+        "risponderemo entro 24 ore", "24時間以内にご連絡", "we have received your request",
+        "a member of our team", "wir haben ihre nachricht erhalten", "i am out of the office",
+        "this is an automated message", "dies ist eine automatische nachricht",
+        "我目前不在办公室", "부재중입니다", "saya sedang cuti", "estou fora do escritório",
+        "ticket #12345", "受付番号", "工单号", "nombor tiket",
+    ]
+    for signal in (*_ACK_SIGNALS, _SELF_DECLARED):
+        for text in samples:
+            if signal.pattern.search(text):
+                assert any(word in text for word in signal.gate), (signal.gate[:3], text)

@@ -241,3 +241,96 @@ def test_deeply_nested_mime_is_refused_with_a_reason() -> None:
     raw = "\r\n".join(lines).encode()
     with pytest.raises(MailTooComplex, match="nesting"):
         decide(raw, ENV, MAILBOX, OWN, config=PipelineConfig(limits=MimeLimits(max_depth=20)))
+
+
+DAY_MS = 86_400_000
+
+
+def test_links_notice_is_sent_once_per_conversation_per_utc_day() -> None:
+    first = decide(_mail("Track it: https://track.example.com/a1", message_id="<a@s.example>"),
+                   ENV, MAILBOX, OWN)
+    later = decide(_mail("And here: https://track.example.com/b2", message_id="<b@s.example>"),
+                   dataclasses.replace(ENV, received_at_ms=ENV.received_at_ms + 3_600_000),
+                   MAILBOX, OWN)
+    next_day = decide(_mail("Again: https://track.example.com/c3", message_id="<c@s.example>"),
+                      dataclasses.replace(ENV, received_at_ms=ENV.received_at_ms + DAY_MS),
+                      MAILBOX, OWN)
+    other = decide(_mail("Other: https://track.example.com/d4", message_id="<d@s.example>"),
+                   dataclasses.replace(ENV, conversation_id="6"), MAILBOX, OWN)
+    assert first.text == "Track it:"
+    (notice,) = first.notices
+    assert notice.kind == "links_removed" and notice.to_address == SELLER
+    assert "https://track.example.com/a1" in notice.text
+    assert notice.auto_submitted == "auto-replied"
+    # The mailer sends each notice id once: the same id means the day's repeats are dropped.
+    assert later.notices[0].notice_id == notice.notice_id
+    assert next_day.notices[0].notice_id != notice.notice_id
+    assert other.notices[0].notice_id != notice.notice_id
+
+
+def test_an_attachment_and_a_link_give_the_per_reply_notice_and_the_daily_one() -> None:
+    decision = decide(_mail("See https://x.example/p", attachment=True), ENV, MAILBOX, OWN)
+    kinds = sorted(n.kind for n in decision.notices)
+    assert kinds == ["content_withheld", "links_removed"]
+    withheld = next(n for n in decision.notices if n.kind == "content_withheld")
+    assert "x.example" not in withheld.text
+
+
+def test_a_mail_held_back_on_its_wording_alone_tells_the_shop() -> None:
+    text = ("Thank you for contacting Best Jackets. Your case number is 00098765. A member of "
+            "our team will respond within 24 hours.")
+    decision = decide(_mail(text), ENV, SALESFORCE, OWN)
+    assert decision.classification == "auto_reply" and decision.reply is None
+    (notice,) = decision.notices
+    assert notice.kind == "held_as_automated" and notice.to_address == "cases@shop.example"
+    assert notice.auto_submitted == "auto-generated"
+    subject = decide(_mail(headers={"Subject": "[Request received] Re: x"}), ENV, MAILBOX, OWN)
+    assert [n.kind for n in subject.notices] == ["held_as_automated"]
+
+
+def test_a_mail_marked_automatic_by_its_headers_sends_no_notice() -> None:
+    decision = decide(_mail(headers={"Auto-Submitted": "auto-replied"}), ENV, MAILBOX, OWN)
+    assert decision.classification == "auto_reply" and decision.notices == ()
+
+
+@pytest.mark.parametrize(("from_header", "reason"), [
+    (None, "no From header"),
+    ("Best Jackets Support", "no readable address"),
+    ("<<>>@@ ;;", "no readable address"),
+])
+def test_mail_no_shop_could_accept_is_refused_without_a_shop_context(
+        from_header: str | None, reason: str) -> None:
+    msg = EmailMessage()
+    if from_header is not None:
+        msg["From"] = from_header
+    msg["Subject"] = "Re: A new message"
+    msg.set_content("Yes, it ships today.")
+    decision = decide(msg.as_bytes(), ENV, MAILBOX, OWN,
+                      config=PipelineConfig(check_sender=False, envelope_known=False))
+    assert decision.classification == "rejected" and decision.reply is None
+    assert reason in decision.reason
+
+
+def test_pictures_arrive_between_the_text_parts_where_the_seller_put_them() -> None:
+    msg = EmailMessage()
+    msg["From"] = SELLER
+    msg["Subject"] = "Re: A new message"
+    msg["Message-ID"] = "<pics@shop.example>"
+    msg.set_content("Here is the label:\n[image: label.png]\nAnd the box:\n[image: box.png]\nThanks")
+    msg.add_alternative('<div>Here is the label:</div><img src="cid:l@s"><div>And the box:</div>'
+                        '<img src="cid:b@s"><div>Thanks</div>', subtype="html")
+    html = msg.get_payload()[1]
+    html.add_related(PNG, "image", "png", cid="<l@s>", filename="label.png")
+    html.add_related(PNG + b"\x01", "image", "png", cid="<b@s>", filename="box.png")
+    decision = decide(msg.as_bytes(), ENV, SALESFORCE, OWN)
+    assert decision.reply is not None
+    shape = [p.text or p.image_filename for p in decision.reply.parts]
+    assert shape == ["Here is the label:", "label.png", "And the box:", "box.png", "Thanks"]
+    assert [p.index for p in decision.reply.parts] == [0, 1, 2, 3, 4]
+    assert decision.text == "Here is the label:\nAnd the box:\nThanks"
+
+
+def test_pictures_a_destination_does_not_show_leave_the_text_in_one_piece() -> None:
+    decision = decide(_mail(image=PNG), ENV, MAILBOX, OWN)
+    assert decision.reply is not None
+    assert [p.text for p in decision.reply.parts] == ["Yes, size M is in stock."]
