@@ -252,7 +252,7 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
 
 def step_costs(key_file: str) -> list[tuple[str, float]]:
     """Per-digest CPU of each step, in microseconds (median of 5 x 100)."""
-    from mailer.compose import ComposeContext, compose_digest_bytes, compose_digest_email
+    from mailer.compose import ComposeContext, compose_digest_bytes
     from mailer.dkim_signing import load_dkim_signer
     from mailer.render import DigestLinks, render_digest, render_digest_reference
     from shared.codec import decoder, encode
@@ -264,7 +264,7 @@ def step_costs(key_file: str) -> list[tuple[str, float]]:
                          links.settings_url, datetime.now(UTC))
     digest = make_digest(0, 0)
     signer = load_dkim_signer("bench", "bridge.example", key_file)
-    raw = bytes(compose_digest_email(digest, ctx))
+    raw = compose_digest_bytes(digest, ctx)
     digest32 = bytes(32)
     record = encode(digest)
     planned = decoder(Digest)
@@ -272,7 +272,6 @@ def step_costs(key_file: str) -> list[tuple[str, float]]:
         "decode record (checks planned per class)": lambda: planned(record),
         "render, css-inline per digest (ref.)": lambda: render_digest_reference(digest, links),
         "render, inlined shapes (mailer's path)": lambda: render_digest(digest, links),
-        "compose via EmailMessage (reference)": lambda: bytes(compose_digest_email(digest, ctx)),
         "compose_digest_bytes (mailer's path)": lambda: compose_digest_bytes(digest, ctx),
         "DKIM sign (all, on the event loop)": lambda: signer.sign(raw),
         "  of which prepare (hashing)": lambda: signer.prepare(raw),
@@ -313,7 +312,7 @@ async def main(key_file: str) -> None:
         await broker.start_with_topics()
         os.environ["KAFKA_BOOTSTRAP"] = broker.bootstrap
         OTHERS.update(sink=sink.pid, broker=broker.pid or 0)
-        from mailer.compose import ComposeContext, compose_digest_email
+        from mailer.compose import ComposeContext, compose_digest_bytes
         from mailer.dkim_signing import load_dkim_signer
         from mailer.render import DigestLinks
 
@@ -322,7 +321,7 @@ async def main(key_file: str) -> None:
                              "owner@sunnysocks.example", "digest.bridge.example", links,
                              links.settings_url, datetime.now(UTC))
         message = load_dkim_signer("bench", "bridge.example", key_file).sign(
-            bytes(compose_digest_email(make_digest(0, 0), ctx)))
+            compose_digest_bytes(make_digest(0, 0), ctx))
 
         rows: list[tuple[str, int, list[Sample], float]] = []
         run_id = 0

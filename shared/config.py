@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     notices_from: str = "notifications@bridge.localhost"  # sender of activation and other notices
     message_id_domain: str = "digest.bridge.localhost"
     chat_deep_link_base: str = "http://127.0.0.1:8300/chat"
+    # The chat platform's own image hosts (comma-separated; ".example.com" also matches its
+    # subdomains): only pictures there are shown inline in a digest, any other becomes a
+    # link to the chat (a remote image elsewhere is a tracking pixel for its owner).
+    # Locally the sandbox serves images from 127.0.0.1.
+    digest_image_hosts: str = "127.0.0.1"
     # Where a digest's List-Unsubscribe and footer send a shop manager: the seller centre's
     # notification settings in production; the admin API's settings resource locally.
     settings_link_template: str = "http://127.0.0.1:8000/admin/shops/{shop_id}/settings"

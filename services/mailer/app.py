@@ -50,7 +50,7 @@ from mailer.mailer_metrics import (
     SEND_SECONDS,
 )
 from mailer.mailer_settings import MailerSettings, get_mailer_settings
-from mailer.notice_email import compose_notice_email
+from mailer.notice_email import compose_notice_bytes
 from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
 from mailer.rsa_signing_process import RsaProcessUnavailable, RsaSigningProcess
 from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
@@ -147,12 +147,12 @@ class Mailer:
 
     def compose_notice(self, notice: MailNotice) -> tuple[str, str, bytes]:
         cfg = self.cfg
-        msg = compose_notice_email(notice, marketplace_name=cfg.marketplace_name,
+        raw = compose_notice_bytes(notice, marketplace_name=cfg.marketplace_name,
                                    from_address=cfg.notices_from,
                                    message_id_domain=cfg.message_id_domain,
                                    now=datetime.now(UTC))
         # Null reverse-path (RFC 3834 s.3.3 spirit): bounces of a notice must not loop back.
-        return "", notice.to_address, bytes(msg)
+        return "", notice.to_address, raw
 
     async def handle(self, record: ConsumerRecord,
                      still_owned: Callable[[], bool] = lambda: True) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from mailer.compose import ComposeContext, compose_digest_bytes
 from mailer.dkim_signing import DkimSigner, load_dkim_signer
 from mailer.mailer_settings import MailerSettings
-from mailer.render import DigestLinks
+from mailer.render import DigestLinks, parse_image_hosts
 from shared.events import Digest
 from shared.tokens import mint_token, parse_keys, reply_address
 
@@ -29,6 +29,7 @@ class DigestComposer:
         self.cfg = cfg
         self.signer = signer
         self._keys = parse_keys(cfg.token_keys.get_secret_value())
+        self._image_hosts = parse_image_hosts(cfg.digest_image_hosts)
 
     def compose(self, digest: Digest) -> tuple[str, str, bytes]:
         """(envelope sender, recipient, unsigned message bytes) for a digest."""
@@ -41,6 +42,7 @@ class DigestComposer:
             chat_url=f"{cfg.chat_deep_link_base}/{digest.shop_id}/{digest.conversation_id}",
             settings_url=cfg.settings_link_template.format(shop_id=digest.shop_id),
             marketplace_name=cfg.marketplace_name,
+            image_hosts=self._image_hosts,
         )
         ctx = ComposeContext(
             marketplace_name=cfg.marketplace_name, from_address=address, to_address=to,

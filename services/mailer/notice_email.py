@@ -1,40 +1,58 @@
-"""System notices (activation links, withheld content, failed deliveries) as email. Pure."""
+"""System notices (activation links, withheld content, failed deliveries) as email bytes. Pure.
+
+Written the way digests are (:mod:`mailer.compose`, :mod:`mailer.header_encoding`): the
+subject and names are cleaned and encoded by us, addresses are checked and refused when
+not plain, the Message-ID a notice answers is written only when it is a plain msg-id,
+and bodies are quoted-printable. Nothing here hands a value to the ``email`` package to
+parse, so an encoded word in a shop name stays text.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
 
 from shared.events import MailNotice
+from shared.text_safety import strip_bidi_controls
 
-_CONTROL = dict.fromkeys(range(32), " ")
+from .compose import date_header, display_name, message_boundary, mime_body, truncate_graphemes
+from .header_encoding import address_header, token_header, unstructured_header
+from .threading_headers import notice_message_id, outside_message_id
+
+__all__ = ["MAX_SUBJECT_GRAPHEMES", "compose_notice_bytes"]
+
+MAX_SUBJECT_GRAPHEMES = 150
+_AUTO_SUBMITTED = ("auto-generated", "auto-replied")
+_KIND = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def notice_message_id(notice_id: str, domain: str) -> str:
-    return f"<notice-{notice_id}@{domain}>"
+def compose_notice_bytes(notice: MailNotice, *, marketplace_name: str, from_address: str,
+                         message_id_domain: str, now: datetime) -> bytes:
+    """A notice email, marked automatic so auto-responders and helpdesks do not answer it.
 
-
-def compose_notice_email(notice: MailNotice, *, marketplace_name: str, from_address: str,
-                         message_id_domain: str, now: datetime) -> EmailMessage:
-    """A plain notice; marked automatic so auto-responders and helpdesks do not answer it."""
-    msg = EmailMessage()
-    local, _, domain = from_address.partition("@")
-    msg["From"] = Address(marketplace_name.translate(_CONTROL), local, domain)
-    msg["To"] = notice.to_address.translate(_CONTROL)
-    msg["Subject"] = notice.subject.translate(_CONTROL)[:200]
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = notice_message_id(notice.notice_id, message_id_domain)
-    if notice.in_reply_to:
-        msg["In-Reply-To"] = notice.in_reply_to.translate(_CONTROL)
-        msg["References"] = notice.in_reply_to.translate(_CONTROL)
-    msg["Auto-Submitted"] = (notice.auto_submitted if notice.auto_submitted in
-                             ("auto-generated", "auto-replied") else "auto-generated")
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg["Precedence"] = "auto_reply" if notice.auto_submitted == "auto-replied" else "bulk"
-    msg["X-Bridge-Notice"] = notice.kind.translate(_CONTROL)
-    msg.set_content(notice.text)
-    if notice.html:
-        msg.add_alternative(notice.html, subtype="html")
-    return msg
+    Raises :class:`~mailer.header_encoding.InvalidAddressError` when the sender or the
+    notice's recipient is not a plain ``local@domain``.
+    """
+    marketplace = display_name(marketplace_name, "Marketplace")
+    subject = truncate_graphemes(strip_bidi_controls(notice.subject), MAX_SUBJECT_GRAPHEMES)
+    auto = notice.auto_submitted if notice.auto_submitted in _AUTO_SUBMITTED else _AUTO_SUBMITTED[0]
+    headers = [
+        address_header("From", marketplace, from_address, "notice sender"),
+        address_header("To", "", notice.to_address, "notice recipient"),
+        unstructured_header("Subject", subject or f"A notice from {marketplace}"),
+        date_header(now),
+        token_header("Message-ID", notice_message_id(notice.notice_id, message_id_domain)),
+    ]
+    parent = outside_message_id(notice.in_reply_to)
+    if parent is not None:
+        headers.append(token_header("In-Reply-To", parent))
+        headers.append(token_header("References", parent))
+    headers += [
+        f"Auto-Submitted: {auto}\r\n",
+        "X-Auto-Response-Suppress: All\r\n",
+        "Precedence: auto_reply\r\n" if auto == "auto-replied" else "Precedence: bulk\r\n",
+        token_header("X-Bridge-Notice", _KIND.sub("_", notice.kind)[:64] or "notice"),
+    ]
+    return "".join(headers).encode("ascii") + mime_body(
+        strip_bidi_controls(notice.text), strip_bidi_controls(notice.html),
+        message_boundary("notice", notice.notice_id))

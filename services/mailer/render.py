@@ -10,6 +10,12 @@ Safety rules that hold for every message kind:
 * only ``http``/``https`` URLs are ever written into ``href``/``src``; anything else
   (``javascript:``, ``data:``, relative, malformed) is dropped and the message falls back
   to a "open the chat to view" line, so a bad URL never loses the message itself;
+* a picture is shown as ``<img>`` only when its URL is on one of the chat platform's own
+  image hosts (:attr:`DigestLinks.image_hosts`, ``BRIDGE_DIGEST_IMAGE_HOSTS``); any other
+  image URL could be a tracking pixel for whoever controls it, so it becomes a "View
+  picture in chat" link to the conversation instead (never a link to that URL);
+* buyer, shop and marketplace names are one clean line (:func:`shared.text_safety.header_safe`:
+  no controls, no bidi overrides that could disguise them);
 * an unknown content kind renders as a fallback line, never an exception;
 * a message that cannot be rendered at all (a time no calendar holds, a value from an older
   or other producer that no branch expects) is shown as a short placeholder, logged with
@@ -38,6 +44,7 @@ import css_inline
 
 from mailer.mailer_metrics import MESSAGES_UNSHOWN
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
+from shared.text_safety import header_safe
 
 __all__ = [
     "DigestLinks",
@@ -46,6 +53,7 @@ __all__ = [
     "render_digest_reference",
     "safe_http_url",
     "describe_content",
+    "parse_image_hosts",
 ]
 
 log = logging.getLogger("mailer.render")
@@ -77,6 +85,8 @@ class DigestLinks:
     chat_url: str  # deep link to this conversation in the chat tool ("Reply in chat")
     settings_url: str  # the shop's notification settings (also the List-Unsubscribe target)
     marketplace_name: str
+    # Hosts whose images are shown inline (see parse_image_hosts); none by default.
+    image_hosts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +111,23 @@ def safe_http_url(url: str) -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return ""
     return candidate
+
+
+def parse_image_hosts(setting: str) -> frozenset[str]:
+    """The image host allow-list from its setting: comma-separated host names, matched
+    exactly (case-insensitively); an entry starting with "." matches any subdomain of it
+    (``.ibyteimg.com``: the platform's CDN hosts are many)."""
+    return frozenset(h.strip().lower() for h in setting.split(",") if h.strip())
+
+
+def _image_host_allowed(url: str, hosts: frozenset[str]) -> bool:
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    return host in hosts or any(h.startswith(".") and host.endswith(h) for h in hosts)
 
 
 def clean_text(value: str) -> str:
@@ -160,8 +187,21 @@ def _ordered(messages: tuple[DigestMessage, ...]) -> list[DigestMessage]:
 
 
 def buyer_display_name(digest: Digest) -> str:
-    """The buyer's name as shown to the seller, never blank."""
-    return clean_text(_LINE_BREAKS.sub(" ", digest.buyer_name)) or FALLBACK_BUYER_NAME
+    """The buyer's name as shown to the seller: one clean line, never blank."""
+    return header_safe(digest.buyer_name) or FALLBACK_BUYER_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class _Images:
+    """Which picture URLs may be shown inline, and where the others send the reader."""
+
+    hosts: frozenset[str]
+    chat_url: str  # "" when the chat link is not safe
+
+    def src(self, url: str) -> str:
+        """``url`` when it is safe and on an allowed host, else ``""``."""
+        safe = safe_http_url(url)
+        return safe if safe and _image_host_allowed(safe, self.hosts) else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,17 +228,20 @@ class _Facts:
 
 def _facts(digest: Digest, links: DigestLinks) -> _Facts:
     buyer = buyer_display_name(digest)
+    chat_url = safe_http_url(links.chat_url)
+    images = _Images(links.image_hosts, chat_url)
     return _Facts(
         buyer=buyer,
-        marketplace=clean_text(links.marketplace_name),
-        shop=clean_text(digest.shop_name),
-        chat_url=safe_http_url(links.chat_url),
+        marketplace=header_safe(links.marketplace_name),
+        shop=header_safe(digest.shop_name),
+        chat_url=chat_url,
         settings_url=safe_http_url(links.settings_url),
-        shown=[_show(message, buyer, digest.digest_id) for message in _ordered(digest.messages)],
+        shown=[_show(message, buyer, digest.digest_id, images)
+               for message in _ordered(digest.messages)],
     )
 
 
-def _show(message: DigestMessage, buyer: str, digest_id: str) -> _Shown:
+def _show(message: DigestMessage, buyer: str, digest_id: str, images: _Images) -> _Shown:
     """A message rendered for both bodies, or the placeholder when it cannot be.
 
     Fail-soft here, in the one place a message's own data is rendered: a message that
@@ -207,8 +250,9 @@ def _show(message: DigestMessage, buyer: str, digest_id: str) -> _Shown:
     """
     try:
         when = format_message_time(message.sent_at_ms)
-        return _Shown(_html_message(message, buyer, when), _text_content(message.content),
-                      when, " ".join(describe_content(message.content).split()))
+        return _Shown(_html_message(message, buyer, when, images),
+                      _text_content(message.content, images), when,
+                      " ".join(describe_content(message.content).split()))
     except Exception as exc:  # noqa: BLE001 - any failure of one message costs only it
         MESSAGES_UNSHOWN.inc()
         log.warning("a message could not be shown; its digest carries a placeholder",
@@ -216,7 +260,7 @@ def _show(message: DigestMessage, buyer: str, digest_id: str) -> _Shown:
                            "error": f"{type(exc).__name__}: {exc}"[:300]})
         placeholder = DigestMessage(message.message_id, 0,
                                     ChatContent(kind=ContentKind.NOTICE, text=UNSHOWN_MESSAGE))
-        return _Shown(_html_message(placeholder, buyer, ""), [UNSHOWN_MESSAGE], "",
+        return _Shown(_html_message(placeholder, buyer, "", images), [UNSHOWN_MESSAGE], "",
                       UNSHOWN_MESSAGE)
 
 
@@ -471,13 +515,13 @@ def _lines(value: str) -> tuple[str, ...]:
     return tuple(_LINE_BREAKS.split(clean_text(value)))
 
 
-def _html_text(m: _Markup, content: ChatContent) -> None:
+def _html_text(m: _Markup, content: ChatContent, _images: _Images | None = None) -> None:
     m.add('<p class="body-text">')
     m.lines(_lines(content.text))
     m.add("</p>")
 
 
-def _html_emoji(m: _Markup, content: ChatContent) -> None:
+def _html_emoji(m: _Markup, content: ChatContent, _images: _Images) -> None:
     m.add('<p class="body-text emoji">')
     m.lines(_lines(content.text))
     m.add("</p>")
@@ -491,21 +535,27 @@ def _linked(m: _Markup, url: str, draw: Callable[[], None]) -> None:
     m.add("</a>")
 
 
-def _html_image(m: _Markup, content: ChatContent) -> None:
-    full = safe_http_url(content.url)
-    thumb = safe_http_url(content.thumbnail_url) or full
-    if not thumb:
-        _fallback_line(m, "[Picture \u2014 open the chat to view]")
+def _html_image(m: _Markup, content: ChatContent, images: _Images) -> None:
+    full = images.src(content.url)
+    thumb = images.src(content.thumbnail_url) or full
+    if not thumb:  # not from the platform's hosts (or no usable URL): never fetched
+        if images.chat_url:
+            m.add('<p class="body-text">')
+            _linked(m, images.chat_url, lambda: m.add("View picture in chat"))
+            m.add("</p>")
+        else:
+            _fallback_line(m, "[Picture \u2014 open the chat to view]")
         return
     alt = clean_text(content.text) or "Picture sent by the buyer"
-    if full:
-        _linked(m, full, lambda: _img(m, thumb, alt, 240))
+    target = full or images.chat_url
+    if target:
+        _linked(m, target, lambda: _img(m, thumb, alt, 240))
     else:
         _img(m, thumb, alt, 240)
 
 
-def _html_sticker(m: _Markup, content: ChatContent) -> None:
-    src = safe_http_url(content.thumbnail_url) or safe_http_url(content.url)
+def _html_sticker(m: _Markup, content: ChatContent, images: _Images) -> None:
+    src = images.src(content.thumbnail_url) or images.src(content.url)
     label = clean_text(content.text)
     if not src:
         _fallback_line(m, f"[Sticker: {label}]" if label else "[Sticker]")
@@ -513,9 +563,9 @@ def _html_sticker(m: _Markup, content: ChatContent) -> None:
     _img(m, src, label or "Sticker", 120)
 
 
-def _html_video(m: _Markup, content: ChatContent) -> None:
+def _html_video(m: _Markup, content: ChatContent, images: _Images) -> None:
     url = safe_http_url(content.url)
-    poster = safe_http_url(content.thumbnail_url)
+    poster = images.src(content.thumbnail_url)
     if poster:
         if url:
             _linked(m, url, lambda: _img(m, poster, "Video preview", 240))
@@ -531,10 +581,10 @@ def _html_video(m: _Markup, content: ChatContent) -> None:
         _fallback_line(m, "[Video \u2014 open the chat to view]")
 
 
-def _html_product(m: _Markup, content: ChatContent) -> None:
+def _html_product(m: _Markup, content: ChatContent, images: _Images) -> None:
     title = clean_text(content.title) or "Product"
     url = safe_http_url(content.url)
-    image_src = safe_http_url(content.thumbnail_url)
+    image_src = images.src(content.thumbnail_url)
     m.add('<table role="presentation" class="product" width="100%" cellpadding="0" '
           'cellspacing="0"><tr>')
     if image_src:
@@ -558,7 +608,7 @@ def _html_product(m: _Markup, content: ChatContent) -> None:
     m.add("</td></tr></table>")
 
 
-def _html_order(m: _Markup, content: ChatContent) -> None:
+def _html_order(m: _Markup, content: ChatContent, _images: _Images) -> None:
     order_id = clean_text(content.order_id) or "unknown"
     m.add('<table role="presentation" class="product" width="100%" cellpadding="0" '
           'cellspacing="0"><tr><td class="product-cell"><p class="product-name">Order ')
@@ -571,14 +621,14 @@ def _html_order(m: _Markup, content: ChatContent) -> None:
     m.add("</td></tr></table>")
 
 
-def _html_notice(m: _Markup, content: ChatContent) -> None:
+def _html_notice(m: _Markup, content: ChatContent, _images: _Images) -> None:
     m.add('<p class="body-text notice">')
     lines = _lines(content.text)
     m.lines(lines if lines != ("",) else ("Notice",))
     m.add("</p>")
 
 
-_HTML_BY_KIND: dict[ContentKind, Callable[[_Markup, ChatContent], None]] = {
+_HTML_BY_KIND: dict[ContentKind, Callable[[_Markup, ChatContent, _Images], None]] = {
     ContentKind.TEXT: _html_text,
     ContentKind.EMOJI: _html_emoji,
     ContentKind.IMAGE: _html_image,
@@ -590,7 +640,7 @@ _HTML_BY_KIND: dict[ContentKind, Callable[[_Markup, ChatContent], None]] = {
 }
 
 
-def _html_content(m: _Markup, content: ChatContent) -> None:
+def _html_content(m: _Markup, content: ChatContent, images: _Images) -> None:
     kind = _kind_of(content)
     renderer = _HTML_BY_KIND.get(kind) if kind is not None else None
     if renderer is None:  # OTHER or a kind this code has never heard of
@@ -598,15 +648,15 @@ def _html_content(m: _Markup, content: ChatContent) -> None:
         if content.text.strip():
             _html_text(m, content)
         return
-    renderer(m, content)
+    renderer(m, content, images)
 
 
-def _html_message(message: DigestMessage, buyer: str, when: str) -> _Markup:
+def _html_message(message: DigestMessage, buyer: str, when: str, images: _Images) -> _Markup:
     m = _Markup()
     m.add('<tr><td class="message"><p class="meta">')
     m.text(buyer + (f" \u00b7 {when}" if when else ""))
     m.add("</p>")
-    _html_content(m, message.content)
+    _html_content(m, message.content, images)
     m.add("</td></tr>")
     return m
 
@@ -691,7 +741,7 @@ Attachments, files, videos and links are not shown to the buyer.</p>
 # Plain text
 
 
-def _text_content(content: ChatContent) -> list[str]:
+def _text_content(content: ChatContent, images: _Images) -> list[str]:
     """Lines for one message in the text part; URLs are printed in full (nothing to click)."""
     kind = _kind_of(content)
     text_lines = [line for line in _LINE_BREAKS.split(clean_text(content.text))]
@@ -701,7 +751,7 @@ def _text_content(content: ChatContent) -> list[str]:
         return [f"[Notice] {line}" if i == 0 else line for i, line in enumerate(text_lines)]
     lines = [describe_content(content)]
     if kind is ContentKind.IMAGE:
-        url = safe_http_url(content.url) or safe_http_url(content.thumbnail_url)
+        url = images.src(content.url) or images.src(content.thumbnail_url)
         lines = ["[Picture] " + (url or "open the chat to view")]
     elif kind is ContentKind.VIDEO:
         url = safe_http_url(content.url)

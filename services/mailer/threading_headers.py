@@ -25,6 +25,8 @@ __all__ = [
     "digest_id_from_message_id",
     "references",
     "in_reply_to",
+    "notice_message_id",
+    "outside_message_id",
     "thread_index",
 ]
 
@@ -36,6 +38,10 @@ MAX_REFERENCES = 20
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _SAFE_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+# A msg-id someone else wrote (RFC 5322 3.6.4, no obsolete forms, no CFWS): printable
+# ASCII without "<", ">" or spaces, one "@"; "=?" is refused so no decoder sees a word.
+_OUTSIDE_MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>\Z")
+_MAX_OUTSIDE_MSG_ID = 250
 _HASHED_PREFIX = "h"
 _MAX_ID_LEFT = 100
 
@@ -65,6 +71,25 @@ def digest_message_id(digest_id: str, domain: str) -> str:
     if not digest_id:
         raise ValueError("digest id must not be empty")
     return f"<digest-{_id_left(digest_id)}@{_check_domain(domain)}>"
+
+
+def notice_message_id(notice_id: str, domain: str) -> str:
+    """The Message-ID of a notice email: ``<notice-{notice_id}@{domain}>``, the id hashed
+    when it is not a safe dot-atom."""
+    if not notice_id:
+        raise ValueError("notice id must not be empty")
+    return f"<notice-{_id_left(notice_id)}@{_check_domain(domain)}>"
+
+
+def outside_message_id(value: str) -> str | None:
+    """``value`` (a Message-ID from a mail we received) when it is one plain
+    ``<left@right>`` fit to write into In-Reply-To/References; else ``None``: threading
+    is a nicety, never worth writing text we did not check into a header."""
+    candidate = value.strip()
+    if (len(candidate) > _MAX_OUTSIDE_MSG_ID or "=?" in candidate
+            or candidate.count("@") != 1 or not _OUTSIDE_MSG_ID.match(candidate)):
+        return None
+    return candidate
 
 
 def digest_id_from_message_id(message_id: str, domain: str) -> str | None:

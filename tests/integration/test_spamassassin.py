@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer.compose import ComposeContext, compose_digest_email
+from mailer.compose import ComposeContext, compose_digest_bytes
 from mailer.dkim_signing import DkimSigner
 from mailer.render import DigestLinks
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
@@ -102,7 +102,7 @@ def signed_digest(contents: tuple[ChatContent, ...], signer: DkimSigner) -> byte
         list_unsubscribe_url="https://seller.example.com/settings/notifications",
         now=datetime.now(UTC),  # SpamAssassin penalises dates far in the past or future
     )
-    return signer.sign(compose_digest_email(digest, ctx).as_bytes())
+    return signer.sign(compose_digest_bytes(digest, ctx))
 
 
 def spam_score(binary: str, message: bytes, workdir: Path) -> tuple[float, str]:

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mailer.compose import ComposeContext, compose_digest_email
+from mailer.compose import ComposeContext, compose_digest_bytes
 from mailer.dkim_signing import (
     ENV_DOMAIN,
     ENV_KEY_FILE,
@@ -92,7 +92,7 @@ def digest_bytes(previous: tuple[str, ...] = ("dg-0001",)) -> bytes:
         list_unsubscribe_url="https://s.example/settings",
         now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
     )
-    return compose_digest_email(digest, ctx).as_bytes()
+    return compose_digest_bytes(digest, ctx)
 
 
 def test_signed_digest_verifies_against_the_published_key(test_key: SigningKey) -> None:

@@ -1,0 +1,204 @@
+"""Header lines written from outside text: cleaned, RFC 2047-encoded and folded by us. Pure.
+
+Why not the ``email`` package's policy: its header factory *parses* the value it is
+given, and parsing decodes any ``=?charset?b?...?=`` in it, so a buyer name holding an
+encoded CR LF came out as header lines of its own, signed with our DKIM key. Here a value
+is never parsed. Outside text is first made one line of display text
+(:func:`shared.text_safety.header_safe`); then each word that is not plain printable
+ASCII, holds ``=?``, or is too long for a line is written as encoded words by this
+module, so every decoder shows exactly the cleaned text and nothing else.
+
+What is written:
+
+* every line at most 78 characters (RFC 5322 2.1.1), folded at spaces with CRLF and one
+  space; a line can only be longer when it holds nothing but one token we cannot break
+  (a long ``<addr-spec>`` or message id), and never longer than 998;
+* encoded words ``=?utf-8?b?...?=`` (B encoding: the same words are valid in unstructured
+  text and in display names, with no per-character rules), each at most 75 characters
+  (RFC 2047 2) and holding whole grapheme clusters, or whole code points when one
+  cluster alone does not fit in a word, so no word splits a UTF-8 sequence;
+* consecutive words that need encoding become one run of encoded words holding the
+  spaces between them: the space between two encoded words is dropped by decoders
+  (RFC 2047 6.2), the space between an encoded word and plain text is kept;
+* addresses: the ``local@domain`` must be a plain dot-atom address; anything else is
+  refused with :class:`InvalidAddressError`, never repaired. The display name is atoms,
+  a quoted string, or encoded words.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable
+
+import regex
+
+from shared.text_safety import header_safe
+
+__all__ = [
+    "MAX_ENCODED_WORD",
+    "MAX_HEADER_LINE",
+    "HeaderValueError",
+    "InvalidAddressError",
+    "address_header",
+    "check_addr_spec",
+    "token_header",
+    "unstructured_header",
+]
+
+MAX_HEADER_LINE = 78  # RFC 5322 2.1.1 "SHOULD"; 998 is the hard limit
+MAX_HARD_LINE = 998
+MAX_ENCODED_WORD = 75  # RFC 2047 2
+_EW_PREFIX, _EW_SUFFIX = "=?utf-8?b?", "?="
+_EW_OVERHEAD = len(_EW_PREFIX) + len(_EW_SUFFIX)
+# The bytes one encoded word of the maximum length carries (base64: 4 chars per 3 bytes).
+_MAX_EW_BYTES = (MAX_ENCODED_WORD - _EW_OVERHEAD) // 4 * 3
+
+_GRAPHEME = regex.compile(r"\X")
+# A word written as is: printable ASCII (header_safe leaves no controls or spaces in one).
+_PLAIN_WORD = re.compile(r"[\x21-\x7e]+\Z")
+# atext (RFC 5322 3.2.3): a display-name word that needs no quoting.
+_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\Z")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOT_ATOM_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})*\Z")
+_MAX_ADDRESS = 254  # RFC 5321 4.5.3.1.3 path limit, less the angle brackets
+# Our own structured values (dates, message ids, tokens): printable ASCII and spaces.
+_TOKEN_VALUE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*\Z")
+
+
+class HeaderValueError(ValueError):
+    """A value the composer built itself is not valid in its header (a bug, not input)."""
+
+
+class InvalidAddressError(HeaderValueError):
+    """A reply or destination address is not a single plain ``local@domain``."""
+
+
+# A header value is a list of pieces that are never broken, separated by single spaces
+# (each a possible fold). Encoded pieces next to each other decode with no space between.
+
+
+def unstructured_header(name: str, text: str) -> str:
+    """``Name: value`` (CRLF-terminated, folded) for free text such as a Subject.
+
+    ``text`` is cleaned with :func:`header_safe` first, so the header decodes to exactly
+    ``header_safe(text)``.
+    """
+    return _fold(name, _pieces(header_safe(text)))
+
+
+def address_header(name: str, display_name: str, addr_spec: str, role: str) -> str:
+    """``Name: display name <local@domain>`` (or the bare address without a name).
+
+    ``display_name`` is cleaned with :func:`header_safe`; ``addr_spec`` must pass
+    :func:`check_addr_spec` (``role`` names it in the error).
+    """
+    check_addr_spec(addr_spec, role)
+    shown = header_safe(display_name)
+    if not shown:
+        return _fold(name, [(False, addr_spec)])
+    return _fold(name, [*_display_name_pieces(shown), (False, f"<{addr_spec}>")])
+
+
+def token_header(name: str, value: str) -> str:
+    """``Name: value`` for a value we built (date, message ids, base64, a URL in ``<>``),
+    folded at its spaces. It must be printable ASCII without ``=?``: anything else means
+    outside text reached it unchecked, which is refused, not repaired."""
+    if not _TOKEN_VALUE.match(value) or "=?" in value:
+        raise HeaderValueError(f"{name} value {value!r} is not plain printable ASCII")
+    return _fold(name, [(False, token) for token in value.split(" ")])
+
+
+def check_addr_spec(addr_spec: str, role: str) -> str:
+    """``addr_spec`` when it is a plain ``local@domain`` (dot-atom local part, host name
+    domain); otherwise :class:`InvalidAddressError`. Addresses come from settings and
+    reply tokens, not from buyers, so one that would need cleaning is a bug or an attack."""
+    if len(addr_spec) > _MAX_ADDRESS or not _DOT_ATOM_ADDRESS.match(addr_spec):
+        raise InvalidAddressError(f"{role} address {addr_spec!r} is not a plain local@domain")
+    return addr_spec
+
+
+def _display_name_pieces(shown: str) -> list[tuple[bool, str]]:
+    words = shown.split(" ")
+    if "=?" not in shown and all(_ATOM.match(w) and len(w) < MAX_HEADER_LINE for w in words):
+        return [(False, w) for w in words]
+    quoted = '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if "=?" not in shown and shown.isascii() and len(quoted) < MAX_HEADER_LINE:
+        return [(False, quoted)]
+    return [(True, shown)]
+
+
+def _pieces(text: str) -> list[tuple[bool, str]]:
+    """Plain words as they are; each run of words needing encoding as one encoded piece."""
+    if not text:
+        return []
+    pieces: list[tuple[bool, str]] = []
+    run: list[str] = []
+    for word in text.split(" "):
+        if _PLAIN_WORD.match(word) and "=?" not in word and len(word) < MAX_HEADER_LINE:
+            if run:
+                pieces.append((True, " ".join(run)))
+                run = []
+            pieces.append((False, word))
+        else:
+            run.append(word)
+    if run:
+        pieces.append((True, " ".join(run)))
+    return pieces
+
+
+def _fold(name: str, pieces: Iterable[tuple[bool, str]]) -> str:
+    lines = [f"{name}:"]
+    for encode, text in pieces:
+        if not encode:
+            _place(lines, text)
+            continue
+        units = _units(text)
+        start = 0
+        while start < len(units):
+            room = MAX_HEADER_LINE - len(lines[-1]) - 1
+            end, word = _encoded_word(units, start, min(room, MAX_ENCODED_WORD))
+            if end == start:  # not even one unit fits on this line: start the next
+                lines.append("")
+                end, word = _encoded_word(units, start, MAX_ENCODED_WORD)
+            _place(lines, word)
+            start = end
+    if any(len(line) > MAX_HARD_LINE for line in lines):
+        raise HeaderValueError(f"{name} has a token longer than a header line may be")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _place(lines: list[str], token: str) -> None:
+    """Append `` token`` to the last line, or on a new line when it would pass 78."""
+    if lines[-1] and len(lines[-1]) + 1 + len(token) > MAX_HEADER_LINE:
+        lines.append(" " + token)
+    else:
+        lines[-1] += " " + token
+
+
+def _units(text: str) -> list[bytes]:
+    """``text`` as UTF-8 grapheme clusters; a cluster too big for one encoded word (long
+    ZWJ sequences, a letter with dozens of combining marks) as its code points."""
+    units: list[bytes] = []
+    for cluster in _GRAPHEME.findall(text):
+        data = cluster.encode("utf-8")
+        if len(data) <= _MAX_EW_BYTES:
+            units.append(data)
+        else:
+            units.extend(ch.encode("utf-8") for ch in cluster)
+    return units
+
+
+def _encoded_word(units: list[bytes], start: int, max_len: int) -> tuple[int, str]:
+    """The longest encoded word of at most ``max_len`` characters holding whole units from
+    ``start``: (the index after its last unit, the word); (``start``, "") if none fits."""
+    budget = max(0, (max_len - _EW_OVERHEAD) // 4 * 3)
+    end, size = start, 0
+    while end < len(units) and size + len(units[end]) <= budget:
+        size += len(units[end])
+        end += 1
+    if end == start:
+        return start, ""
+    payload = base64.b64encode(b"".join(units[start:end])).decode("ascii")
+    return end, f"{_EW_PREFIX}{payload}{_EW_SUFFIX}"
