@@ -76,7 +76,10 @@ class InvalidAddressError(HeaderValueError):
 
 
 # A header value is a list of pieces that are never broken, separated by single spaces
-# (each a possible fold). Encoded pieces next to each other decode with no space between.
+# (each a possible fold). A piece is a plain word (written as is when it fits on its
+# line, else encoded), text to encode, or a token written as is wherever it lands (an
+# address, a message id). Encoded pieces next to each other decode with no space between.
+_WORD, _ENCODE, _TOKEN = 0, 1, 2
 
 
 def unstructured_header(name: str, text: str) -> str:
@@ -97,8 +100,8 @@ def address_header(name: str, display_name: str, addr_spec: str, role: str) -> s
     check_addr_spec(addr_spec, role)
     shown = header_safe(display_name)
     if not shown:
-        return _fold(name, [(False, addr_spec)])
-    return _fold(name, [*_display_name_pieces(shown), (False, f"<{addr_spec}>")])
+        return _fold(name, [(_TOKEN, addr_spec)])
+    return _fold(name, [*_display_name_pieces(shown), (_TOKEN, f"<{addr_spec}>")])
 
 
 def token_header(name: str, value: str) -> str:
@@ -107,74 +110,93 @@ def token_header(name: str, value: str) -> str:
     outside text reached it unchecked, which is refused, not repaired."""
     if not _TOKEN_VALUE.match(value) or "=?" in value:
         raise HeaderValueError(f"{name} value {value!r} is not plain printable ASCII")
-    return _fold(name, [(False, token) for token in value.split(" ")])
+    return _fold(name, [(_TOKEN, token) for token in value.split(" ")])
 
 
 def check_addr_spec(addr_spec: str, role: str) -> str:
     """``addr_spec`` when it is a plain ``local@domain`` (dot-atom local part, host name
     domain); otherwise :class:`InvalidAddressError`. Addresses come from settings and
     reply tokens, not from buyers, so one that would need cleaning is a bug or an attack."""
-    if len(addr_spec) > _MAX_ADDRESS or not _DOT_ATOM_ADDRESS.match(addr_spec):
+    if (len(addr_spec) > _MAX_ADDRESS or not _DOT_ATOM_ADDRESS.match(addr_spec)
+            or "=?" in addr_spec):
         raise InvalidAddressError(f"{role} address {addr_spec!r} is not a plain local@domain")
     return addr_spec
 
 
-def _display_name_pieces(shown: str) -> list[tuple[bool, str]]:
+def _display_name_pieces(shown: str) -> list[tuple[int, str]]:
     words = shown.split(" ")
-    if "=?" not in shown and all(_ATOM.match(w) and len(w) < MAX_HEADER_LINE for w in words):
-        return [(False, w) for w in words]
+    if "=?" not in shown and all(_ATOM.match(w) for w in words):
+        return [(_WORD, w) for w in words]
     quoted = '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if "=?" not in shown and shown.isascii() and len(quoted) < MAX_HEADER_LINE:
-        return [(False, quoted)]
-    return [(True, shown)]
+        return [(_WORD, quoted)]
+    return [(_ENCODE, shown)]
 
 
-def _pieces(text: str) -> list[tuple[bool, str]]:
-    """Plain words as they are; each run of words needing encoding as one encoded piece."""
+def _pieces(text: str) -> list[tuple[int, str]]:
+    """Each word of ``text``: plain, or to be encoded (non-ASCII or holding "=?")."""
     if not text:
         return []
-    pieces: list[tuple[bool, str]] = []
-    run: list[str] = []
-    for word in text.split(" "):
-        if _PLAIN_WORD.match(word) and "=?" not in word and len(word) < MAX_HEADER_LINE:
-            if run:
-                pieces.append((True, " ".join(run)))
-                run = []
-            pieces.append((False, word))
+    return [(_WORD if _PLAIN_WORD.match(word) and "=?" not in word else _ENCODE, word)
+            for word in text.split(" ")]
+
+
+def _fold(name: str, pieces: Iterable[tuple[int, str]]) -> str:
+    label = f"{name}:"
+    lines = [label]
+    for kind, text in _runs(label, pieces):
+        if kind == _ENCODE:
+            _place_encoded(lines, label, _units(text))
         else:
-            run.append(word)
-    if run:
-        pieces.append((True, " ".join(run)))
-    return pieces
-
-
-def _fold(name: str, pieces: Iterable[tuple[bool, str]]) -> str:
-    lines = [f"{name}:"]
-    for encode, text in pieces:
-        if not encode:
-            _place(lines, text)
-            continue
-        units = _units(text)
-        start = 0
-        while start < len(units):
-            room = MAX_HEADER_LINE - len(lines[-1]) - 1
-            end, word = _encoded_word(units, start, min(room, MAX_ENCODED_WORD))
-            if end == start:  # not even one unit fits on this line: start the next
-                lines.append("")
-                end, word = _encoded_word(units, start, MAX_ENCODED_WORD)
-            _place(lines, word)
-            start = end
+            _place(lines, label, text)
     if any(len(line) > MAX_HARD_LINE for line in lines):
         raise HeaderValueError(f"{name} has a token longer than a header line may be")
     return "\r\n".join(lines) + "\r\n"
 
 
-def _place(lines: list[str], token: str) -> None:
-    """Append `` token`` to the last line, or on a new line when it would pass 78."""
-    if lines[-1] and len(lines[-1]) + 1 + len(token) > MAX_HEADER_LINE:
+def _runs(label: str, pieces: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The pieces with neighbouring ones to encode joined into one, spaces included (a
+    decoder drops the space between two encoded words). A plain word is encoded too
+    when it fits on no line of its own, or when it is first and does not fit after the
+    label: a value must not begin on a continuation line, whose space some parsers keep
+    as a leading space of the value."""
+    out: list[tuple[int, str]] = []
+    for kind, text in pieces:
+        if kind == _WORD and (len(text) + 1 > MAX_HEADER_LINE
+                              or (not out and len(label) + 1 + len(text) > MAX_HEADER_LINE)):
+            kind = _ENCODE
+        if kind == _ENCODE and out and out[-1][0] == _ENCODE:
+            out[-1] = (_ENCODE, f"{out[-1][1]} {text}")
+        else:
+            out.append((kind, text))
+    return out
+
+
+def _place(lines: list[str], label: str, token: str) -> None:
+    """Append `` token`` to the last line, or on a new line when it would pass 78 (never
+    leaving the label's line empty: an unbreakable token then makes that line long)."""
+    if (len(lines[-1]) + 1 + len(token) > MAX_HEADER_LINE and lines[-1].strip()
+            and lines != [label]):
         lines.append(" " + token)
     else:
         lines[-1] += " " + token
+
+
+def _place_encoded(lines: list[str], label: str, units: list[bytes]) -> None:
+    """``units`` as encoded words filling the lines from the last one on."""
+    start = 0
+    while start < len(units):
+        room = MAX_HEADER_LINE - len(lines[-1]) - 1
+        end, word = _encoded_word(units, start, min(room, MAX_ENCODED_WORD))
+        if end > start:
+            _place(lines, label, word)
+            start = end
+        elif lines == [label] and len(units[start].decode("utf-8")) > 1:
+            # The value's first cluster does not fit after the label: split it into its
+            # code points rather than start the value on a continuation line.
+            units[start:start + 1] = [ch.encode("utf-8") for ch in units[start].decode("utf-8")]
+        else:
+            lines.append("")
 
 
 def _units(text: str) -> list[bytes]:

@@ -306,22 +306,27 @@ def test_whole_message_matches_golden() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=400), html_safe_name=st.text(max_size=40))
+@given(text=st.text(max_size=400), buyer=st.text(max_size=40))
 def test_bodies_decode_to_exactly_the_rendered_text_and_html(text: str,
-                                                              html_safe_name: str) -> None:
+                                                              buyer: str) -> None:
     digest = dataclasses.replace(
-        make_digest(buyer_name=html_safe_name),
+        make_digest(buyer_name=buyer),
         messages=(DigestMessage("m1", 1_764_070_000_000, ChatContent(text=text)),))
     raw, msg = sent_and_parsed(digest)
     rendered = render_digest(digest, CTX.links)
     plain, html = (msg.get_body(("plain",)), msg.get_body(("html",)))
     assert plain is not None and html is not None
-    # Line ends become CRLF on the wire; a client reads them back as "\n".
-    assert _lf(plain.get_content()) == _lf(rendered.text)
-    assert _lf(html.get_content()) == _lf(rendered.html)
+    # Line ends become CRLF on the wire (and a body ends with one); a client reads "\n".
+    assert _lf(plain.get_content()) == _ended(rendered.text)
+    assert _lf(html.get_content()) == _ended(rendered.html)
     raw.decode("ascii")  # 7-bit throughout
     assert all(len(line) <= 78 for line in raw.split(b"\r\n"))
 
 
 def _lf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _ended(text: str) -> str:
+    text = _lf(text)
+    return text if text.endswith("\n") else text + "\n"

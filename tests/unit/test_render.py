@@ -24,6 +24,7 @@ from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from mailer.render import (
     DigestLinks,
     RenderedDigest,
+    parse_image_hosts,
     render_digest,
     render_digest_reference,
     safe_http_url,
@@ -37,6 +38,7 @@ LINKS = DigestLinks(
     chat_url="https://seller.example.com/chat/conv-42?shop=shop-7",
     settings_url="https://seller.example.com/settings/notifications",
     marketplace_name="TikTok Shop",
+    image_hosts=frozenset({"cdn.example.com"}),  # the platform's image host in these cases
 )
 T0 = 1_764_070_000_000  # 2025-11-25 11:26:40 UTC
 
@@ -103,6 +105,16 @@ CASES: dict[str, tuple[ChatContent, ...]] = {
     "unknown_kind": (
         ChatContent(kind="poll", platform_type="POLL_MESSAGE"),
         ChatContent(kind=ContentKind.OTHER, platform_type="COUPON", text="10% off"),
+    ),
+    "foreign_images": (  # not on the platform's image hosts: no <img>, a link to the chat
+        ChatContent(kind=ContentKind.IMAGE, url="https://tracker.example.net/px.gif",
+                    thumbnail_url="https://tracker.example.net/px-thumb.gif"),
+        ChatContent(kind=ContentKind.STICKER, url="https://tracker.example.net/s.png",
+                    text="wave"),
+        ChatContent(kind=ContentKind.VIDEO, url="https://cdn.example.com/v/clip.mp4",
+                    thumbnail_url="https://tracker.example.net/poster.jpg"),
+        ChatContent(kind=ContentKind.PRODUCT_CARD, title="Socks",
+                    thumbnail_url="https://tracker.example.net/p.jpg"),
     ),
     "unsafe_urls": (
         ChatContent(kind=ContentKind.IMAGE, url="javascript:alert(1)"),
@@ -264,12 +276,67 @@ def test_each_kind_shows_its_key_field_in_html() -> None:
     assert [a.attributes["href"] for a in view] == [
         "https://cdn.example.com/v/clip.mp4",
         "https://cdn.example.com/v/noposter.mp4",
+        "https://cdn.example.com/v/clip.mp4",  # the foreign_images case's video
     ]
     images = {img.attributes["src"]: img.attributes.get("alt") for img in tree.css("img")}
     assert images["https://cdn.example.com/p/thumb.jpg"] == "Picture sent by the buyer"
     assert images["https://cdn.example.com/v/poster.jpg"] == "Video preview"
     assert images["https://cdn.example.com/s/1.png"] == "wave"
     assert "The buyer cancelled order" in html
+
+
+def _img_sources(html: str) -> list[str]:
+    return [str(img.attributes.get("src")) for img in HTMLParser(html).css("img")]
+
+
+def test_image_on_a_foreign_host_is_a_link_to_the_chat_not_a_remote_img() -> None:
+    tracker = ChatContent(kind=ContentKind.IMAGE, url="https://tracker.example.net/px.gif",
+                          thumbnail_url="https://tracker.example.net/t.gif")
+    rendered = render_digest(make_digest(tracker), LINKS)
+    assert _img_sources(rendered.html) == []
+    assert "tracker.example.net" not in rendered.html + rendered.text
+    links = [a for a in HTMLParser(rendered.html).css("a")
+             if a.text(strip=True) == "View picture in chat"]
+    assert [a.attributes["href"] for a in links] == [LINKS.chat_url]
+
+
+def test_image_on_an_allowed_host_keeps_its_img() -> None:
+    picture = ChatContent(kind=ContentKind.IMAGE, url="https://cdn.example.com/p/full.jpg",
+                          thumbnail_url="https://cdn.example.com/p/thumb.jpg")
+    assert _img_sources(render_digest(make_digest(picture), LINKS).html) == [
+        "https://cdn.example.com/p/thumb.jpg"]
+    # The same digest with no hosts allowed (the default) shows no remote image at all.
+    no_hosts = dataclasses.replace(LINKS, image_hosts=frozenset())
+    assert _img_sources(render_digest(make_digest(picture), no_hosts).html) == []
+
+
+@pytest.mark.parametrize(("setting", "url", "shown"), [
+    ("cdn.example.com", "https://CDN.example.com/a.jpg", True),
+    ("cdn.example.com", "https://x.cdn.example.com/a.jpg", False),
+    (".cdn.example.com", "https://p16.cdn.example.com/a.jpg", True),
+    (".cdn.example.com", "https://evilcdn.example.com/a.jpg", False),
+    ("cdn.example.com", "https://cdn.example.com.evil.example/a.jpg", False),
+    ("cdn.example.com", "https://cdn.example.com@evil.example/a.jpg", False),
+    (" 127.0.0.1 , cdn.example.com", "http://127.0.0.1:8300/sandbox/images/1.png", True),
+    ("", "https://cdn.example.com/a.jpg", False),
+])
+def test_image_hosts_setting_matches_host_names_exactly_or_by_dot_suffix(
+        setting: str, url: str, shown: bool) -> None:
+    links = dataclasses.replace(LINKS, image_hosts=parse_image_hosts(setting))
+    picture = ChatContent(kind=ContentKind.IMAGE, url=url)
+    assert bool(_img_sources(render_digest(make_digest(picture), links).html)) is shown
+
+
+@pytest.mark.parametrize("bidi", ["\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069",
+                                  "\u202a", "\u202b", "\u202c", "\u200e", "\u200f", "\u061c"])
+def test_names_lose_bidi_controls_in_html_and_text(bidi: str) -> None:
+    digest = dataclasses.replace(make_digest(ChatContent(text="hi"), buyer_name=f"Ana{bidi}gpj.exe"),
+                                 shop_name=f"Sunny{bidi} Socks")
+    links = dataclasses.replace(LINKS, marketplace_name=f"Tik{bidi}Tok")
+    rendered = render_digest(digest, links)
+    for body in (rendered.html, rendered.text):
+        assert bidi not in body
+        assert "Anagpj.exe" in body and "Sunny Socks" in body and "TikTok" in body
 
 
 def test_blank_buyer_name_falls_back_to_buyer() -> None:
@@ -289,6 +356,22 @@ contents = st.builds(
     status=st.text(max_size=20),
     platform_type=st.text(max_size=20),
 )
+
+
+_image_urls = st.one_of(st.text(max_size=40), st.sampled_from([
+    "https://cdn.example.com/a.jpg", "http://cdn.example.com:8080/b.png",
+    "https://tracker.example.net/px.gif", "https://cdn.example.com.evil.example/c.jpg",
+    "https://cdn.example.com@evil.example/d.jpg", "//cdn.example.com/e.jpg", "javascript:x"]))
+_picture_contents = st.builds(
+    ChatContent, kind=st.sampled_from([*ContentKind, "weird"]), text=st.text(max_size=20),
+    url=_image_urls, thumbnail_url=_image_urls, title=st.text(max_size=20))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_picture_contents, min_size=1, max_size=4))
+def test_no_img_ever_points_off_the_allowed_hosts(items: list[ChatContent]) -> None:
+    for src in _img_sources(render_digest(make_digest(*items), LINKS).html):
+        assert urlsplit(src).hostname == "cdn.example.com"
 
 
 @settings(max_examples=150, deadline=None)
