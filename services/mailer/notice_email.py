@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 
 from shared.events import MailNotice
-from shared.text_safety import strip_bidi_controls
+from shared.text_safety import header_safe, strip_bidi_controls
 
 from .compose import date_header, display_name, message_boundary, mime_body, truncate_graphemes
 from .header_encoding import address_header, token_header, unstructured_header
@@ -34,7 +34,7 @@ def compose_notice_bytes(notice: MailNotice, *, marketplace_name: str, from_addr
     notice's recipient is not a plain ``local@domain``.
     """
     marketplace = display_name(marketplace_name, "Marketplace")
-    subject = truncate_graphemes(strip_bidi_controls(notice.subject), MAX_SUBJECT_GRAPHEMES)
+    subject = truncate_graphemes(header_safe(notice.subject), MAX_SUBJECT_GRAPHEMES)
     auto = notice.auto_submitted if notice.auto_submitted in _AUTO_SUBMITTED else _AUTO_SUBMITTED[0]
     headers = [
         address_header("From", marketplace, from_address, "notice sender"),

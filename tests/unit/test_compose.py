@@ -38,7 +38,6 @@ from mailer.threading_headers import (
     digest_message_id,
 )
 from shared.events import ChatContent, Digest, DigestMessage
-from shared.text_safety import header_safe
 
 GOLDEN_MESSAGE = Path(__file__).resolve().parents[1] / "golden" / "digest" / "message.eml"
 DOMAIN = "digest.bridge.example"
