@@ -99,6 +99,7 @@ def digest_html() -> str:
         chat_url="https://seller.example.com/chat/conv-42",
         settings_url="https://seller.example.com/settings",
         marketplace_name="TikTok Shop",
+        image_hosts=frozenset({"cdn.example.com"}),  # so the pictures' layout is tested
     )
     return render_digest(digest_with_every_kind(), links).html
 

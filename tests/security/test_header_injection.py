@@ -165,6 +165,7 @@ def test_signed_digest_for_the_nickname_verifies_and_signs_our_one_reply_to(
     assert dkim.verify(signed, dnsfunc=dkim_dns(dkim_key, selector, domain))
     msg = parse(signed)
     assert len(msg.get_all("Reply-To") or []) == 1
+    assert msg["Reply-To"].addresses[0].addr_spec == REPLY_ADDRESS
     # A Reply-To added after signing breaks the signature (it is signed, incl. absence).
     forged = signed.replace(b"\r\nTo: ", b"\r\nReply-To: a@evil.test\r\nTo: ", 1)
     assert not dkim.verify(forged, dnsfunc=dkim_dns(dkim_key, selector, domain))
