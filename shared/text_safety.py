@@ -34,6 +34,8 @@ def header_safe(value: str) -> str:
     by us (the mailer's ``header_encoding``, which applies this again), so that it is
     7-bit and any ``=?...?=`` in it stays literal text.
     """
+    if value.isascii() and value.isprintable() and "  " not in value:
+        return value.strip()  # the usual name: nothing to remove or collapse
     return _SPACES.sub(" ", _BREAKS.sub(" ", _INVISIBLE.sub("", value))).strip()
 
 
