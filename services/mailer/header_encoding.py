@@ -22,7 +22,10 @@ What is written:
   (RFC 2047 6.2), the space between an encoded word and plain text is kept;
 * addresses: the ``local@domain`` must be a plain dot-atom address; anything else is
   refused with :class:`InvalidAddressError`, never repaired. The display name is atoms,
-  a quoted string, or encoded words.
+  a quoted string (never holding ``=?``: CPython decodes encoded words even inside
+  quotes), or encoded words. CPython's address parser keeps the folding space between
+  two encoded words of a display name (RFC 2047 says to drop it), so a display name
+  long enough for several words reads with extra spaces there; names we send are short.
 """
 
 from __future__ import annotations
