@@ -23,6 +23,10 @@ _BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _INVISIBLE = re.compile(f"[{BIDI_CONTROLS}\ud800-\udfff]")
 _SPACES = re.compile(r"\s+")
 _BIDI = re.compile(f"[{BIDI_CONTROLS}]")
+# Anything the slow path would change inside the text: a character above, whitespace other
+# than a space, or two spaces in a row.
+_NEEDS_CLEANING = re.compile(
+    f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}\ud800-\udfff]|[^\\S ]|  ")
 
 
 def header_safe(value: str) -> str:
@@ -34,7 +38,7 @@ def header_safe(value: str) -> str:
     by us (the mailer's ``header_encoding``, which applies this again), so that it is
     7-bit and any ``=?...?=`` in it stays literal text.
     """
-    if value.isascii() and value.isprintable() and "  " not in value:
+    if not _NEEDS_CLEANING.search(value):
         return value.strip()  # the usual name: nothing to remove or collapse
     return _SPACES.sub(" ", _BREAKS.sub(" ", _INVISIBLE.sub("", value))).strip()
 
