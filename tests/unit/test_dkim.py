@@ -109,10 +109,21 @@ def test_signature_is_relaxed_sha256_over_the_required_headers(test_key: Signing
     assert tags["a"] == "rsa-sha256" and tags["c"] == "relaxed/relaxed"
     assert (tags["d"], tags["s"]) == (DOMAIN, SELECTOR)
     signed_headers = [h.strip() for h in tags["h"].split(":")]
-    assert signed_headers == [
+    assert signed_headers == [name for name in [
         "from", "to", "subject", "date", "message-id", "reply-to",
         "in-reply-to", "references", "mime-version", "content-type",
-    ]  # fmt: skip
+    ] for _ in (1, 2)]  # fmt: skip
+
+
+@pytest.mark.parametrize("added", [b"From: TikTok Shop <support@evil.example>",
+                                   b"Reply-To: <a@evil.example>",
+                                   b"Subject: Urgent: verify your account"])
+def test_a_second_instance_added_above_a_signed_header_breaks_the_signature(
+        test_key: SigningKey, added: bytes) -> None:
+    signed = DkimSigner(SELECTOR, DOMAIN, test_key.private_pem).sign(digest_bytes())
+    assert not dkim.verify(added + b"\r\n" + signed, dnsfunc=fake_dns(test_key))
+    assert not dkim.verify(signed.replace(b"\r\n\r\n", b"\r\n" + added + b"\r\n\r\n", 1),
+                           dnsfunc=fake_dns(test_key))
 
 
 def test_changing_the_subject_after_signing_breaks_the_signature(test_key: SigningKey) -> None:
