@@ -152,10 +152,10 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
     from mailer.app import (
         Mailer,
         load_signer,
-        mailer_producer,
         outcome_ledger,
         relay_config,
         start_compose_processes,
+        start_mailer_producer,
         start_rsa_process,
     )
     from mailer.digest_consumer import consume_digests
@@ -171,8 +171,7 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
                          smtp_pool_size=connections, dkim_key_file=key_file,
                          mailer_group=f"bench-mailer-{run}",
                          mailer_compose_processes=compose_processes)
-    producer = mailer_producer(cfg)
-    await producer.start()
+    producer = await start_mailer_producer(cfg)
     ledger = outcome_ledger(cfg, producer)
     await ledger.start()
     pool = SmtpPool(relay_config(cfg))

@@ -1,17 +1,20 @@
-"""``python -m devstack``: run the whole bridge locally until Ctrl-C.
+"""``python -m devstack [--kafka]``: run the whole bridge locally until Ctrl-C.
 
-Broker (embedded Tansu), TikTok Shop sandbox, mail sink and every service,
-with a short consolidation window (``BRIDGE_DEV_WINDOW_S``, default 20 s).
+Broker (embedded Tansu, memory only; or with ``--kafka`` a durable Apache Kafka under
+``var/kafka-local``, whose records outlive a restart), TikTok Shop sandbox, mail sink and
+every service, with a short consolidation window (``BRIDGE_DEV_WINDOW_S``, default 20 s).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
 import signal
 from pathlib import Path
 
+from devstack.kafka import KafkaUnavailable
 from devstack.stack import (
     Ports,
     ServiceProcesses,
@@ -22,7 +25,7 @@ from devstack.stack import (
 )
 
 BANNER = """
-Chat <-> email bridge is running (logs in {logs}).
+Chat <-> email bridge is running (logs in {logs}; broker: {broker}).
 
   Mail sink (read digests, reply):  http://127.0.0.1:{sink}/
   Sandbox chat platform:            http://127.0.0.1:{sandbox}/docs
@@ -41,13 +44,13 @@ Ctrl-C stops everything.
 """
 
 
-async def run() -> None:
+async def run(kafka_dir: Path | None) -> None:
     root = Path(os.environ.get("BRIDGE_DEV_DIR", "var/dev"))
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     window = float(os.environ.get("BRIDGE_DEV_WINDOW_S", "20"))
     ports = Ports.fixed()
-    broker = await start_broker(logs)
+    broker = await start_broker(logs, kafka_dir=kafka_dir)
     platforms = None
     services = None
     stop = asyncio.Event()
@@ -61,7 +64,10 @@ async def run() -> None:
         services = ServiceProcesses(env, logs)
         services.start_all()
         await wait_healthy(ports.http_ports(), timeout_s=90)
-        print(BANNER.format(logs=logs, sink=ports.sink_http, sandbox=ports.sandbox,
+        kind = (f"Apache Kafka in {kafka_dir}" if kafka_dir else
+                "embedded Tansu, memory only" if broker else "KAFKA_BOOTSTRAP")
+        print(BANNER.format(logs=logs, broker=f"{kind} on {bootstrap}",
+                            sink=ports.sink_http, sandbox=ports.sandbox,
                             ingest=ports.ingest, smtp=ports.inbound_smtp, window=window),
               flush=True)
         while not stop.is_set():
@@ -79,5 +85,17 @@ async def run() -> None:
             broker.stop()
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="scripts/run-local.sh")
+    parser.add_argument("--kafka", action="store_true",
+                        help="run on a durable Apache Kafka (var/kafka-local, port 9092; needs "
+                             "java and mvn) instead of the embedded broker")
+    args = parser.parse_args()
+    try:
+        asyncio.run(run(Path("var/kafka-local") if args.kafka else None))
+    except KafkaUnavailable as exc:
+        raise SystemExit(f"--kafka: {exc}") from None
+
+
 if __name__ == "__main__":
-    asyncio.run(run())
+    main()

@@ -22,8 +22,11 @@ import uvicorn
 from devstack.broker import EmbeddedBroker, free_port
 from devstack.chat_sandbox import create_sandbox
 from devstack.dns_zone import DevZone, start_dev_dns
+from devstack.kafka import KafkaCluster
 from devstack.mail_sink import SinkState, create_sink_web, start_sink_smtp
 from shared.secrets_policy import DEV_MODE_VAR
+
+KAFKA_LOCAL_PORT = 9092  # the durable local Kafka of `run-local.sh --kafka` (Kafka's own default)
 
 SERVICE_COMMANDS: dict[str, list[str]] = {
     "ingest": ["-m", "ingest"],
@@ -211,8 +214,18 @@ async def start_platforms(ports: Ports, env: Mapping[str, str]) -> Platforms:
     return Platforms(sink, sandbox, [s1, s2], [t1, t2], smtp_server, zone, dns_transport)
 
 
-async def start_broker(log_dir: Path) -> EmbeddedBroker | None:
-    """An embedded broker unless KAFKA_BOOTSTRAP points at a real Kafka."""
+async def start_broker(log_dir: Path, *, kafka_dir: Path | None = None
+                       ) -> EmbeddedBroker | KafkaCluster | None:
+    """An embedded broker unless KAFKA_BOOTSTRAP points at a real Kafka; with ``kafka_dir``,
+    a durable single-node Kafka kept there (its records outlive a restart of the stack)."""
+    if kafka_dir is not None:
+        kafka = KafkaCluster(kafka_dir, port=KAFKA_LOCAL_PORT)
+        try:
+            await kafka.start_with_topics()
+        except BaseException:
+            kafka.stop()
+            raise
+        return kafka
     if os.environ.get("KAFKA_BOOTSTRAP"):
         from shared.kafka import ensure_topics
 

@@ -10,6 +10,7 @@ on (shared/secrets_policy.py). ``KAFKA_BOOTSTRAP`` is read without the
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,8 +30,10 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "BRIDGE_KAFKA_BOOTSTRAP")
     )
-    # Tansu refuses InitProducerId; turn on for a real Kafka.
-    kafka_idempotence: bool = False
+    # Idempotent producers (acks=all, enable_idempotence): "auto" asks the broker once at
+    # start-up (InitProducerId) and uses them where it hands out producer ids: real Kafka
+    # yes, Tansu no. true/false fix it per deployment (shared.kafka.producer_idempotence).
+    kafka_idempotence: Literal["auto"] | bool = "auto"
     kafka_session_timeout_ms: int = 6000
     kafka_request_timeout_ms: int = 10000
 

@@ -8,9 +8,10 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnsupportedVersionError, for_code
+from aiokafka.protocol.transaction import InitProducerIdRequest
 
 from shared.codec import encode
 from shared.config import Settings
@@ -22,18 +23,86 @@ from shared.topics import ALL_TOPICS, DEAD_LETTER, DEFAULT_RECORD_LIMIT, TopicSp
 log = logging.getLogger(__name__)
 
 
-def make_producer(settings: Settings, *, max_request_size: int = DEFAULT_RECORD_LIMIT,
+def make_producer(settings: Settings, *, idempotent: bool | None = None,
+                  max_request_size: int = DEFAULT_RECORD_LIMIT,
                   linger_ms: int = 2) -> AIOKafkaProducer:
-    """acks=all producer; idempotence only where the broker supports it (not Tansu)."""
+    """An acks=all producer, idempotent when ``idempotent`` says so.
+
+    ``idempotent=None`` takes ``BRIDGE_KAFKA_IDEMPOTENCE`` as set, with ``auto`` read as
+    off: :func:`start_producer` is the one that resolves ``auto`` against the broker.
+    """
+    if idempotent is None:
+        idempotent = settings.kafka_idempotence is True
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
-        enable_idempotence=settings.kafka_idempotence,
+        enable_idempotence=idempotent,
         linger_ms=linger_ms,
         max_request_size=max_request_size,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         client_id="bridge",
     )
+
+
+async def start_producer(settings: Settings, *, max_request_size: int = DEFAULT_RECORD_LIMIT,
+                         linger_ms: int = 2) -> AIOKafkaProducer:
+    """:func:`make_producer` with idempotence as :func:`producer_idempotence` decides, started."""
+    producer = make_producer(settings, idempotent=await producer_idempotence(settings),
+                             max_request_size=max_request_size, linger_ms=linger_ms)
+    await producer.start()
+    return producer
+
+
+_IDEMPOTENCE_BY_BOOTSTRAP: dict[str, bool] = {}
+
+
+async def producer_idempotence(settings: Settings) -> bool:
+    """Whether this deployment's producers are idempotent: ``BRIDGE_KAFKA_IDEMPOTENCE``
+    true/false as set; ``auto`` asks the broker once per process (then remembered)."""
+    if settings.kafka_idempotence != "auto":
+        return bool(settings.kafka_idempotence)
+    bootstrap = settings.kafka_bootstrap
+    if bootstrap not in _IDEMPOTENCE_BY_BOOTSTRAP:
+        allowed = await broker_allows_idempotence(
+            bootstrap, timeout_s=max(30.0, settings.kafka_request_timeout_ms / 1000))
+        _IDEMPOTENCE_BY_BOOTSTRAP[bootstrap] = allowed
+        log.info("kafka idempotent producers " + ("on" if allowed else
+                 "off: the broker refuses InitProducerId (effect-level idempotency only)"))
+    return _IDEMPOTENCE_BY_BOOTSTRAP[bootstrap]
+
+
+async def broker_allows_idempotence(bootstrap: str, *, timeout_s: float = 30.0) -> bool:
+    """Does the cluster hand out producer ids? One InitProducerId request without a
+    transactional id, as an idempotent producer's first step would send.
+
+    Apache Kafka answers with an id (after COORDINATOR_LOAD_IN_PROGRESS and the like while it
+    starts, which are retried until ``timeout_s``). A definite refusal means no: the API not
+    offered, UNKNOWN_SERVER_ERROR (Tansu), CLUSTER_AUTHORIZATION_FAILED (an ACL without
+    IdempotentWrite). A broker that cannot be reached raises, as a producer's start would.
+    """
+    client = AIOKafkaClient(bootstrap_servers=bootstrap,
+                            request_timeout_ms=int(min(timeout_s, 30.0) * 1000))
+    await client.bootstrap()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                answer = await client.send(client.get_random_node(), InitProducerIdRequest(
+                    transactional_id=None, transaction_timeout_ms=60_000))
+            except UnsupportedVersionError:
+                return False
+            if answer.error_code == 0:
+                return True
+            error = for_code(answer.error_code)
+            if not error.retriable:
+                return False
+            if time.monotonic() > deadline:
+                raise KafkaError(f"InitProducerId still answered {error.__name__} after "
+                                 f"{timeout_s:g} s; cannot tell whether {bootstrap} allows "
+                                 "idempotent producers (set BRIDGE_KAFKA_IDEMPOTENCE)")
+            await asyncio.sleep(0.2)
+    finally:
+        await client.close()
 
 
 def make_consumer(settings: Settings, *topics: str, group_id: str,
@@ -57,11 +126,18 @@ def make_consumer(settings: Settings, *topics: str, group_id: str,
 
 
 async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = ALL_TOPICS,
-                        replication_factor: int = 1) -> None:
-    """Create missing topics with their partitions and configs (idempotent)."""
+                        replication_factor: int | None = None) -> None:
+    """Create missing topics with their partitions and configs (idempotent).
+
+    ``replication_factor`` defaults to the live brokers, at most 3: 1 on a single node,
+    3 on a cluster (whose ``min.insync.replicas=2`` then holds for every topic).
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bridge-admin")
     await admin.start()
     try:
+        if replication_factor is None:
+            cluster = await admin.describe_cluster()
+            replication_factor = max(1, min(3, len(cluster["brokers"])))
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(s.name, s.partitions, replication_factor, topic_configs=s.config())

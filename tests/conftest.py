@@ -1,6 +1,7 @@
 """Shared fixtures: one embedded broker per test session, and the whole stack on free ports.
 
-Set ``KAFKA_BOOTSTRAP`` to run the integration tests against a real Kafka instead.
+Set ``KAFKA_BOOTSTRAP`` to run the integration tests against a real Kafka instead (tests
+with a broker of their own then get a Kafka too: ``tests/private_broker.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from devstack.stack import (
 )
 from shared.kafka import ensure_topics
 from shared.tokens import TokenError, parse_keys, verify_token
+from tests.private_broker import ON_KAFKA
 
 # The machine is shared and noisy: no per-example deadlines. CI explores a fixed
 # (derandomized) set of examples so a submission's verdict is repeatable.
@@ -38,10 +40,21 @@ hypothesis_settings.register_profile("ci", deadline=None, print_blob=True, deran
 hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``tansu_only`` tests in the Kafka leg and ``kafka_only`` ones on Tansu."""
+    skipped = "tansu_only" if ON_KAFKA else "kafka_only"
+    leg = "Apache Kafka" if ON_KAFKA else "the embedded Tansu broker"
+    for item in items:
+        if (marker := item.get_closest_marker(skipped)) is not None:
+            why = marker.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(reason=f"{skipped} on {leg}: {why}".rstrip(": ")))
+
+
 @pytest_asyncio.fixture(scope="session")
 async def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """A real Kafka-protocol broker for the session (Tansu, memory storage)."""
-    if os.environ.get("KAFKA_BOOTSTRAP"):
+    """A real Kafka-protocol broker for the session: Tansu (memory storage), or the Apache
+    Kafka that ``KAFKA_BOOTSTRAP`` names (the test command's Kafka leg)."""
+    if ON_KAFKA:
         await ensure_topics(os.environ["KAFKA_BOOTSTRAP"])
         yield os.environ["KAFKA_BOOTSTRAP"]
         return

@@ -102,9 +102,9 @@ app = BatchingApp(
     web_port=cfg.consolidator_port,
     web_in_thread=False,
     processing_guarantee="at_least_once",
-    # The check compares a disk store's persisted offset with the changelog's reported end
-    # offset, which a broker may under-report (our dev broker does): it then stops a correct
-    # worker. The store is made good by reading up to a fence after every rebalance instead.
+    # Tansu: the check compares a disk store's persisted offset with the changelog's reported
+    # end offset, which Tansu under-reports: it then stops a correct worker. The store is made
+    # good by reading up to a fence after every rebalance instead, on either broker.
     recovery_consistency_check=False,
 )
 
@@ -126,7 +126,9 @@ reader = PartitionReader(cfg.kafka_bootstrap,
                          timeout_s=max(30.0, cfg.kafka_request_timeout_ms / 1000))
 offsets_seen = OffsetContinuity()
 # Key of the fence record (a tombstone) written to a changelog partition before reading it
-# up to the fence; no conversation key starts with a NUL byte.
+# up to the fence; no conversation key starts with a NUL byte. Tansu: its end offsets stop
+# inside the last batch, so the fence's own offset (from the ack) marks the end instead;
+# the fence also keeps a standby's newer values from being overwritten on real Kafka.
 FENCE_KEY = b"\x00consolidator-fence"
 _rebalances = 0  # completed rebalances seen
 _caught_up_for = -1  # the value of _rebalances the store and the index were made good for

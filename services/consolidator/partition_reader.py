@@ -3,8 +3,8 @@
 Two things faust's consumer does not give reliably, and the consolidator needs:
 
 * the whole of a changelog partition up to a known offset. faust's recovery stops
-  at the partition's reported end offset; a broker that under-reports it (our dev
-  broker reports the first record of the last batch as the end) leaves the last
+  at the partition's reported end offset; a broker that under-reports it (Tansu, the
+  embedded broker, ends it just after the FIRST record of the last batch) leaves the last
   writes of the previous owner unread, and a store that already held newer values
   (standby) gets older ones written over them. Writing a fence record and reading
   up to ITS offset (known from the produce ack) does not depend on the end offset.

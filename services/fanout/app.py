@@ -82,8 +82,8 @@ from shared.kafka import (
     consume_keyed_batches,
     kafka_healthy,
     make_consumer,
-    make_producer,
     report_lag,
+    start_producer,
 )
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
@@ -393,8 +393,7 @@ class ReloadOnAssign(ConsumerRebalanceListener):
 
 async def main() -> None:
     cfg = get_settings()
-    producer = make_producer(cfg)
-    await producer.start()
+    producer = await start_producer(cfg)
     platform = chat_platform_from_settings(cfg)
     shops = ShopSettingsView(cfg)
     await shops.start()

@@ -73,7 +73,7 @@ from shared.events import (
     UserRole,
     UserStatus,
 )
-from shared.kafka import make_producer
+from shared.kafka import start_producer
 from shared.logging import now_ms
 from shared.tokens import shop_id_fits_reply_tokens
 from shared.topics import ADMIN_AUDIT, ADMIN_USERS, CHAT_EVENTS, MAIL_NOTICES, SHOP_SETTINGS
@@ -119,8 +119,7 @@ def build_admin_router(settings: Settings,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if get_producer is None:
-            own["producer"] = make_producer(cfg)
-            await own["producer"].start()
+            own["producer"] = await start_producer(cfg)
         own["http"] = httpx.AsyncClient(timeout=5.0)
         await feeds.start()
         try:

@@ -51,7 +51,7 @@ from shared.chat_platform.tiktok_client import TikTokShopClient
 from shared.codec import encode
 from shared.config import Settings, get_settings
 from shared.events import ChatEvent, ChatEventKind
-from shared.kafka import kafka_healthy, make_producer
+from shared.kafka import kafka_healthy, start_producer
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import add_ops_routes
@@ -246,8 +246,7 @@ def create_app(settings: Settings | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        producer = make_producer(cfg)
-        await producer.start()
+        producer = await start_producer(cfg)
         client = TikTokShopClient(cfg.platform_base_url, cfg.platform_app_key,
                                   cfg.platform_app_secret.get_secret_value(), access_tokens(cfg),
                                   qps_per_api=cfg.platform_qps_per_api)

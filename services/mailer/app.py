@@ -62,8 +62,8 @@ from shared.kafka import (
     DeadLetterWriter,
     kafka_healthy,
     make_consumer,
-    make_producer,
     report_lag,
+    start_producer,
 )
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
@@ -294,9 +294,9 @@ def _header_value(raw: bytes, name: bytes) -> str:
     return ""
 
 
-def mailer_producer(cfg: MailerSettings) -> AIOKafkaProducer:
+async def start_mailer_producer(cfg: MailerSettings) -> AIOKafkaProducer:
     """The producer for outcomes and dead letters, lingering ``mailer_producer_linger_ms``."""
-    return make_producer(cfg, linger_ms=cfg.mailer_producer_linger_ms)
+    return await start_producer(cfg, linger_ms=cfg.mailer_producer_linger_ms)
 
 
 def outcome_ledger(cfg: MailerSettings, producer: AIOKafkaProducer) -> OutcomeLedger:
@@ -316,8 +316,7 @@ def relay_config(cfg: MailerSettings) -> RelayConfig:
 async def main() -> None:
     cfg = get_mailer_settings()
     signer = load_signer(cfg)  # a bad key fails here, before anything is consumed
-    producer = mailer_producer(cfg)
-    await producer.start()
+    producer = await start_mailer_producer(cfg)
     pool = SmtpPool(relay_config(cfg))
     ledger = outcome_ledger(cfg, producer)
     await ledger.start()

@@ -6,7 +6,7 @@ import asyncio
 
 from reply_parser.smtp_front import ReplyFrontHandler, start_smtp_front
 from shared.config import get_settings
-from shared.kafka import kafka_healthy, make_producer
+from shared.kafka import kafka_healthy, start_producer
 from shared.metrics import UP
 from shared.ops_http import build_ops_app, serve_ops
 from shared.tokens import parse_keys
@@ -17,8 +17,7 @@ SERVICE = "reply_front"
 
 async def main() -> None:
     cfg = get_settings()
-    producer = make_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT)
-    await producer.start()
+    producer = await start_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT)
     handler = ReplyFrontHandler(producer, parse_keys(cfg.token_keys.get_secret_value()),
                                 cfg.reply_domain_base,
                                 kafka_timeout_s=2 * cfg.kafka_request_timeout_ms / 1000)

@@ -42,8 +42,8 @@ from shared.kafka import (
     DeadLetterWriter,
     kafka_healthy,
     make_consumer,
-    make_producer,
     report_lag,
+    start_producer,
 )
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
@@ -249,8 +249,7 @@ async def retry_deferred(consumer: AIOKafkaConsumer, parser: Parser) -> None:
 
 async def main() -> None:
     cfg = get_settings()
-    producer = make_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT)
-    await producer.start()
+    producer = await start_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT)
     shops = ShopSettingsView(cfg)
     await shops.start()
     parser = Parser(cfg, producer, shops, DnsPythonResolver(cfg.auth_dns_timeout_s,

@@ -1,7 +1,7 @@
 """A private broker, consolidator subprocesses, a chat.events writer and a mail.digests reader.
 
-The consolidator tests kill and restart the service, so they run their own Tansu
-broker and processes (faust's group id is fixed; sharing the session broker
+The consolidator tests kill and restart the service, so they run their own broker
+(``tests/private_broker.py``) and processes (faust's group id is fixed; sharing the session broker
 would mix them with the session stack's consolidator).
 """
 
@@ -16,11 +16,12 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from devstack.broker import EmbeddedBroker, free_port
+from devstack.broker import free_port
 from devstack.stack import Ports, ServiceProcesses, stack_env
 from shared.codec import decode, encode
 from shared.events import ChatContent, ChatEvent, ChatEventKind, Digest, ShopSettings
 from shared.topics import CHAT_EVENTS, MAIL_DIGESTS, SHOP_SETTINGS
+from tests.private_broker import Broker, private_broker
 
 
 @dataclass
@@ -66,7 +67,7 @@ class DigestReader:
 
 @dataclass
 class ConsolidatorRig:
-    broker: EmbeddedBroker
+    broker: Broker
     root: Path
     env: dict[str, str]
     producer: AIOKafkaProducer
@@ -101,7 +102,7 @@ class ConsolidatorRig:
 
 @contextlib.asynccontextmanager
 async def consolidator_rig(root: Path, **env_extra: str) -> AsyncIterator[ConsolidatorRig]:
-    broker = EmbeddedBroker(log_path=str(root / "broker.log"))
+    broker = private_broker(root / "broker")
     await broker.start_with_topics()
     env = stack_env(broker.bootstrap, Ports(), window_s=1.0, data_dir=root,
                     extra={"BRIDGE_TICK_INTERVAL_S": "0.1", "BRIDGE_MAX_WAIT_S": "5",

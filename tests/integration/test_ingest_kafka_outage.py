@@ -2,8 +2,8 @@
 Retry-After (never 2xx without an ack, never 500), /healthz says not ready, and after a
 broker is back on the same port deliveries are acknowledged again.
 
-Runs its own EmbeddedBroker (stopping the session broker would break every other test).
-Tansu keeps topics in memory, so the replacement broker gets them recreated."""
+Runs a broker of its own (stopping the session broker would break every other test), and
+brings it back on the same port: Kafka with its data, Tansu empty (topics made again)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -18,12 +19,13 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 
-from devstack.broker import EmbeddedBroker, free_port
+from devstack.broker import free_port
 from devstack.stack import serve_in_loop
 from ingest.app import create_app
 from shared.chat_platform.tiktok_signing import sign_webhook
 from shared.config import Settings
 from shared.kafka import ensure_topics
+from tests.private_broker import Broker, private_broker
 
 pytestmark = pytest.mark.integration
 KEY, SECRET = "outage-app-key", "outage-app-secret"
@@ -42,8 +44,8 @@ def webhook(conv: str) -> tuple[bytes, dict[str, str]]:
 
 
 @pytest_asyncio.fixture
-async def rig(tmp_path: object) -> AsyncIterator[tuple[EmbeddedBroker, str]]:
-    broker = EmbeddedBroker(log_path=f"{tmp_path}/broker.log")
+async def rig(tmp_path: Path) -> AsyncIterator[tuple[Broker, str]]:
+    broker = private_broker(tmp_path)
     await broker.start_with_topics()
     cfg = Settings(kafka_bootstrap=broker.bootstrap, platform_app_key=KEY,
                    webhook_secret=SECRET,  # type: ignore[arg-type]
@@ -60,7 +62,7 @@ async def rig(tmp_path: object) -> AsyncIterator[tuple[EmbeddedBroker, str]]:
 
 
 async def test_webhooks_get_503_with_retry_after_while_kafka_is_down_then_200_again(
-        rig: tuple[EmbeddedBroker, str], tmp_path: object) -> None:
+        rig: tuple[Broker, str], tmp_path: Path) -> None:
     broker, url = rig
     conv = f"outage-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
@@ -84,11 +86,11 @@ async def test_webhooks_get_503_with_retry_after_while_kafka_is_down_then_200_ag
             assert time.monotonic() < deadline, "/healthz kept saying ready without Kafka"
             await asyncio.sleep(0.2)
 
-        back = EmbeddedBroker(port=broker.port, log_path=f"{tmp_path}/broker2.log")
+        back = private_broker(tmp_path, port=broker.port)
         back.start()
         try:
             await back.wait_ready()
-            await ensure_topics(back.bootstrap)  # memory storage: the topics went with it
+            await ensure_topics(back.bootstrap)  # Tansu: memory storage, the topics went with it
             deadline = time.monotonic() + 30
             while True:
                 body, headers = webhook(conv)

@@ -46,7 +46,7 @@ async def test_overlapping_batches_keep_key_order_and_never_commit_past_an_unfin
     try:
         sends = [await producer.send(topic, str(n).encode(), key=f"k{n % KEYS}".encode())
                  for n in range(RECORDS)]
-        # From the send results: Tansu's ListOffsets undercounts batched records.
+        # Tansu: its ListOffsets undercounts batched records, so the ends come from the acks.
         ends: dict[TopicPartition, int] = defaultdict(int)
         for meta in await asyncio.gather(*sends):
             tp = TopicPartition(meta.topic, meta.partition)

@@ -1,6 +1,6 @@
 """The running mailer process against a relay that fails: every digest arrives once.
 
-Real parts only: an embedded Tansu broker (its own, so the session stack's mailer
+Real parts only: a broker of its own (so the session stack's mailer
 cannot take these digests), the mailer as a subprocess (``python -m mailer``), and
 an aiosmtpd relay in the test loop that can answer 451 or stop listening. Mails are
 counted by ``X-Bridge-Digest-Id``.
@@ -27,13 +27,14 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from devstack.broker import EmbeddedBroker, free_port
+from devstack.broker import free_port
 from devstack.stack import Ports, ServiceProcesses, stack_env, wait_healthy
 from shared.codec import encode
 from shared.compacted import replay_topic
 from shared.events import ChatContent, Digest, DigestMessage, conversation_key
 from shared.topics import DEAD_LETTER, MAIL_DIGESTS, MAIL_OUTCOMES
 from tests.polling import eventually
+from tests.private_broker import private_broker
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +128,7 @@ async def wait_until(probe: Callable[[], bool], timeout_s: float, what: str) -> 
 async def broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     # Its own broker: the session stack's mailer (group bridge-mailer) would otherwise
     # consume these digests and write their outcomes, and ours would rightly skip them.
-    b = EmbeddedBroker(log_path=str(tmp_path_factory.mktemp("mailer-broker") / "broker.log"))
+    b = private_broker(tmp_path_factory.mktemp("mailer-broker"))
     await b.start_with_topics()
     try:
         yield b.bootstrap

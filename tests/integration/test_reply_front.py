@@ -1,4 +1,4 @@
-"""The inbound SMTP front on real parts: aiosmtplib client -> smtp_front.py -> Tansu broker.
+"""The inbound SMTP front on real parts: aiosmtplib client -> smtp_front.py -> broker.
 
 250 only after Kafka acknowledged the raw mail (read back whole), SIZE advertises 50 MB and
 552 is answered above it, 550 at RCPT for unknown or expired reply addresses, 451 while
@@ -13,18 +13,20 @@ import time
 from collections.abc import AsyncIterator
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import aiosmtplib
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from devstack.broker import EmbeddedBroker, free_port
+from devstack.broker import free_port
 from reply_parser.smtp_front import ReplyFrontHandler, start_smtp_front
 from shared.codec import decode
 from shared.events import InboundEnvelope
 from shared.tokens import mint_token, reply_address
 from shared.topics import INBOUND_RECORD_LIMIT, MAIL_INBOUND, MAX_INBOUND_MAIL_BYTES
+from tests.private_broker import private_broker
 
 pytestmark = pytest.mark.integration
 KEYS = {1: b"front-test-key"}
@@ -170,8 +172,8 @@ async def test_a_mail_above_50_mb_is_refused_with_552(front: Front) -> None:
 
 
 async def test_kafka_unavailable_gets_451_and_the_retry_after_recovery_gets_250(
-        tmp_path: object) -> None:
-    broker = EmbeddedBroker()
+        tmp_path: Path) -> None:
+    broker = private_broker(tmp_path)
     await broker.start_with_topics()
     producer = _producer(broker.bootstrap, timeout_ms=2000)
     await producer.start()
@@ -188,7 +190,7 @@ async def test_kafka_unavailable_gets_451_and_the_retry_after_recovery_gets_250(
         with pytest.raises(aiosmtplib.SMTPDataError) as info:
             await front.send(raw, rcpt)
         assert info.value.code == 451
-        broker = EmbeddedBroker(port=broker.port)  # same address: the front reconnects
+        broker = private_broker(tmp_path, port=broker.port)  # same address: the front reconnects
         await broker.start_with_topics()
         ends = await front.end_offsets()
         for _attempt in range(20):  # what a sending MTA does: retry the deferred mail
