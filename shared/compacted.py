@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from shared.kafka import topic_partitions
 
 
 async def replay_topic(bootstrap: str, topic: str, apply: Callable[[ConsumerRecord], None],
@@ -19,8 +21,7 @@ async def replay_topic(bootstrap: str, topic: str, apply: Callable[[ConsumerReco
     await consumer.start()
     count = 0
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        tps = await topic_partitions(bootstrap, topic)
         if not tps:
             return 0
         consumer.assign(tps)

@@ -8,7 +8,13 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 
-from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import (
+    AIOKafkaClient,
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnsupportedVersionError, for_code
 from aiokafka.protocol.transaction import InitProducerIdRequest
@@ -150,6 +156,23 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = ALL_TOPICS,
                 pass
     finally:
         await admin.close()
+
+
+async def topic_partitions(bootstrap: str, *topics: str) -> list[TopicPartition]:
+    """Every partition of ``topics`` as the cluster has them now (none for a missing topic).
+
+    Asked of the cluster, not read from a consumer's metadata: a consumer without a
+    subscription holds no topic metadata on Apache Kafka. (Tansu answers every metadata
+    request with every topic, which hid this.)
+    """
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, client_id="bridge-metadata")
+    await client.bootstrap()
+    try:
+        cluster = await client.fetch_all_metadata()
+    finally:
+        await client.close()
+    return [TopicPartition(topic, p) for topic in topics
+            for p in sorted(cluster.partitions_for_topic(topic) or ())]
 
 
 class DeadLetterWriter:

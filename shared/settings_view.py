@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.codec import DecodeError, decode
 from shared.config import Settings
 from shared.events import ShopSettings
+from shared.kafka import topic_partitions
 from shared.topics import SHOP_SETTINGS
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,8 @@ class ShopSettingsView:
             auto_offset_reset="earliest", group_id=None, client_id="settings-view",
         )
         await self._consumer.start()
-        parts = self._consumer.partitions_for_topic(SHOP_SETTINGS.name)
-        if not parts:
-            await self._consumer._client.force_metadata_update()  # topic may be brand new
-            parts = self._consumer.partitions_for_topic(SHOP_SETTINGS.name) or {0}
-        tps = [TopicPartition(SHOP_SETTINGS.name, p) for p in sorted(parts)]
+        tps = (await topic_partitions(self._settings.kafka_bootstrap, SHOP_SETTINGS.name)
+               or [TopicPartition(SHOP_SETTINGS.name, 0)])
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         ends = await self._consumer.end_offsets(tps)

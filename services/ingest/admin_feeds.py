@@ -20,6 +20,7 @@ from ingest.simulation import SIMULATION_PREFIX, SimulationTrace
 from shared.codec import DecodeError, decode
 from shared.config import Settings
 from shared.events import ChatEvent, ChatEventKind, InboundResult, MailOutcome, PartDelivery
+from shared.kafka import topic_partitions
 from shared.topics import (
     ADMIN_USERS,
     CHAT_DELIVERIES,
@@ -95,9 +96,8 @@ class AdminFeeds:
             enable_auto_commit=False, auto_offset_reset="earliest", client_id="ingest-admin")
         await consumer.start()
         self._consumer = consumer
-        await consumer._client.force_metadata_update()  # topics may be brand new
-        state_tps = self._partitions(consumer, STATE_TOPICS)
-        sim_tps = self._partitions(consumer, SIMULATION_TOPICS)
+        state_tps = await topic_partitions(self._settings.kafka_bootstrap, *STATE_TOPICS)
+        sim_tps = await topic_partitions(self._settings.kafka_bootstrap, *SIMULATION_TOPICS)
         consumer.assign(state_tps + sim_tps)
         await consumer.seek_to_beginning(*state_tps)
         if sim_tps:
@@ -108,11 +108,6 @@ class AdminFeeds:
             await asyncio.wait_for(self.ready.wait(), wait_s)
         except TimeoutError:
             log.warning("admin state not fully loaded within %ss", wait_s)
-
-    @staticmethod
-    def _partitions(consumer: AIOKafkaConsumer, topics: tuple[str, ...]) -> list[TopicPartition]:
-        return [TopicPartition(t, p) for t in topics
-                for p in sorted(consumer.partitions_for_topic(t) or ())]
 
     async def _run(self, ends: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None

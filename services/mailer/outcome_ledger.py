@@ -60,6 +60,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from mailer.mailer_metrics import LEDGER_EXPIRED, LEDGER_IDS
+from shared.kafka import topic_partitions
 from shared.topics import CHAT_EVENTS, DAY_MS, MAIL_DIGESTS
 
 log = logging.getLogger(__name__)
@@ -169,8 +170,7 @@ class OutcomeLedger:
                                     fetch_max_wait_ms=_FETCH_MAX_WAIT_MS)
         await consumer.start()
         self._consumer = consumer
-        parts = consumer.partitions_for_topic(self._topic) or set()
-        self._tps = [TopicPartition(self._topic, p) for p in sorted(parts)]
+        self._tps = await topic_partitions(self._bootstrap, self._topic)
         if not self._tps:
             raise RuntimeError(f"topic {self._topic} has no partitions; run ensure_topics first")
         consumer.assign(self._tps)

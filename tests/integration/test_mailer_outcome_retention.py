@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from mailer.outcome_ledger import OutcomeLedger, Seen
+from shared.kafka import topic_partitions
 from shared.topics import DAY_MS, MAIL_OUTCOMES
 from tests.polling import eventually
 
@@ -70,8 +71,7 @@ async def records_of(bootstrap: str, keys: set[str],
     await consumer.start()
     found: list[tuple[str, bytes | None]] = []
     try:
-        tps = [TopicPartition(MAIL_OUTCOMES.name, p)
-               for p in sorted(consumer.partitions_for_topic(MAIL_OUTCOMES.name) or ())]
+        tps = await topic_partitions(bootstrap, MAIL_OUTCOMES.name)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout_s
