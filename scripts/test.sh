@@ -51,16 +51,23 @@ elif ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
 else
   started=$SECONDS
   rm -rf var/kafka/test  # a fresh cluster per run: no groups or records left from the last
-  trap 'bash scripts/kafka.sh stop --dir var/kafka/test >/dev/null 2>&1 || true' EXIT
+  # On any exit: stop the leg's Kafka and any a test started for itself and left running.
+  stop_kafkas() {
+    for dir in var/kafka/test $(find var/test/tmp-kafka -name cluster.json -printf '%h\n' 2>/dev/null); do
+      bash scripts/kafka.sh stop --dir "$dir" >/dev/null 2>&1 || true
+    done
+  }
+  trap stop_kafkas EXIT
   bootstrap=$(bash scripts/kafka.sh start --dir var/kafka/test | sed -n 's/^KAFKA_BOOTSTRAP=//p')
   echo "kafka leg: Apache Kafka on $bootstrap ($((SECONDS - started)) s to start)"
   legs=("$@")
   [ ${#legs[@]} -gt 0 ] || legs=(tests --ignore=tests/unit --ignore=tests/deploy)
   set +e
-  KAFKA_BOOTSTRAP="$bootstrap" "${PYTEST[@]}" "${legs[@]}" 2>&1 | tee var/test/kafka.log
+  KAFKA_BOOTSTRAP="$bootstrap" "${PYTEST[@]}" --basetemp=var/test/tmp-kafka "${legs[@]}" 2>&1 \
+    | tee var/test/kafka.log
   kafka_rc=${PIPESTATUS[0]}
   set -e
-  bash scripts/kafka.sh stop --dir var/kafka/test
+  stop_kafkas
   kafka_line="$(closing var/test/kafka.log) (leg: $((SECONDS - started)) s)"
 fi
 echo "tansu: $(closing var/test/tansu.log)"
