@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import AIOKafkaClient
+from aiokafka.client import CoordinationType
+from aiokafka.errors import KafkaError
 
 from devstack.broker import free_port
-from shared.kafka import ensure_topics
+from shared.kafka import broker_allows_idempotence, ensure_topics
 from shared.topics import ALL_TOPICS, INBOUND_RECORD_LIMIT
 
 REPO = Path(__file__).resolve().parent.parent
@@ -270,7 +272,9 @@ class KafkaCluster:
                                f"{done.stdout[-1000:]}{done.stderr[-1000:]}")
 
     async def wait_ready(self, timeout_s: float = 90.0) -> None:
-        """Wait until every node answers a metadata request naming every node."""
+        """Wait until every node answers a metadata request naming every node, then until
+        the cluster serves consumer groups and producer ids (the first FindCoordinator
+        creates ``__consumer_offsets``: done here, not in a service's first join)."""
         deadline = time.monotonic() + timeout_s
         last: object = None
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # refusals while it boots
@@ -295,6 +299,22 @@ class KafkaCluster:
             await asyncio.sleep(0.3)
         if pending:
             raise TimeoutError(f"kafka on {self.bootstrap} not ready: {last}")
+        client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+        await client.bootstrap()
+        try:
+            while True:
+                try:
+                    await client.coordinator_lookup(CoordinationType.GROUP, "bridge-ready")
+                    break
+                except KafkaError as exc:  # coordinator not available yet
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(
+                            f"kafka on {self.bootstrap} serves no groups: {exc}") from exc
+                    await asyncio.sleep(0.3)
+        finally:
+            await client.close()
+        await broker_allows_idempotence(self.bootstrap,
+                                        timeout_s=max(1.0, deadline - time.monotonic()))
 
     async def start_with_topics(self) -> None:
         self.start()
