@@ -164,6 +164,9 @@ def server_properties(node: KafkaNode, voters: str, nodes: int) -> str:
         "offsets.topic.num.partitions": 8,
         "transaction.state.log.num.partitions": 8,
         "group.initial.rebalance.delay.ms": 0,
+        # Tests kill consumers and want them noticed within seconds (Kafka's floor is 6 s;
+        # Tansu has none); production keeps the default.
+        "group.min.session.timeout.ms": 1000,
         "num.network.threads": 2,
         "num.io.threads": 4,
         "log.cleaner.dedupe.buffer.size": 16 * 1024 * 1024,

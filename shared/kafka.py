@@ -156,6 +156,33 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = ALL_TOPICS,
                 pass
     finally:
         await admin.close()
+    if missing:
+        await _wait_for_leaders(bootstrap, [t.name for t in missing])
+
+
+async def _wait_for_leaders(bootstrap: str, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Until every partition of ``topics`` answers at its leader: Apache Kafka answers
+    CreateTopics, and then names the leaders in metadata, before the leader broker has taken
+    the partitions on (a first write meanwhile fails with NOT_LEADER_OR_FOLLOWER). A
+    ListOffsets per partition, which only the leader answers, is the read-only proof."""
+    tps = await topic_partitions(bootstrap, *topics)
+    if not tps:
+        return
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                client_id="bridge-admin", request_timeout_ms=2000)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                await consumer.end_offsets(tps)
+                return
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    return  # a slow election is the first write's to wait for, not a failure
+                await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
 
 
 async def topic_partitions(bootstrap: str, *topics: str) -> list[TopicPartition]:
