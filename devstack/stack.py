@@ -220,6 +220,8 @@ async def start_broker(log_dir: Path, *, kafka_dir: Path | None = None
     a durable single-node Kafka kept there (its records outlive a restart of the stack)."""
     if kafka_dir is not None:
         kafka = KafkaCluster(kafka_dir, port=KAFKA_LOCAL_PORT)
+        if kafka.pids:  # stopping the stack would stop it under whoever started it
+            raise RuntimeError(f"a Kafka already runs from {kafka_dir} (another --kafka stack?)")
         try:
             await kafka.start_with_topics()
         except BaseException:
