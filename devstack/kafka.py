@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"KAFKA_BOOTSTRAP={cluster.bootstrap}")
             return 0
-    except KafkaUnavailable as exc:
+    except (KafkaUnavailable, ValueError) as exc:
         print(f"kafka: {exc}", file=sys.stderr)
         return 2
     roots = [Path(args.dir)] if args.dir else [SINGLE_DIR, CLUSTER_DIR]
