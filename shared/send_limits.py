@@ -7,11 +7,13 @@ Both count what is on the log (``mail.notices``, and simulated conversations on
 ``admin.audit``), never their own memory alone, so the count is the same on every
 replica that has read the same records.
 
-The rule: a send is within limits when, for every limit that applies to its kind,
-fewer than ``limit`` earlier sends of the same scope (recipient or shop) fall within
-``window_ms`` before it. "Earlier" is ordered by ``(at_ms, send_id)`` so two
-observers who saw the same sends decide the same. Every published send counts,
-including those the mailer then dropped: a flood keeps its sender throttled.
+The rule: a send at time ``t`` is within limits when, for every limit that applies to
+its kind, fewer than ``limit`` other counted sends of the same scope (recipient or
+shop) are later than ``t - window_ms``. Decided one send at a time and counting each
+admitted send, no window of that length ever holds more than ``limit`` of them,
+whatever order the sends are decided in and however their clocks disagree (a send
+stamped later than ``t`` counts too). The admin API counts every published send
+(a refused flood keeps its sender throttled); the mailer counts what it admitted.
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ def limits_from(cfg: Settings) -> tuple[SendLimit, ...]:
 class SendWindow:
     """Sends seen in the last (longest) window, per recipient and per shop, deduplicated by id.
 
-    Feed it every send on the log (:meth:`observe`, in any order, repeats ignored) and ask
-    :meth:`over_limit` before sending or publishing one more.
+    Feed it the sends that count (:meth:`observe`, in any order, repeats ignored) and
+    decide each new one with :meth:`admit`.
     """
 
     def __init__(self, limits: Iterable[SendLimit]) -> None:
@@ -148,23 +150,27 @@ class SendWindow:
     def over_limit(self, kind: str, shop_id: str, recipient: str, at_ms: int,
                    send_id: str = "") -> OverLimit | None:
         """The first limit a send of ``kind`` at ``at_ms`` would break, counting the sends
-        ordered before ``(at_ms, send_id)`` (so a send already observed never counts itself;
-        with an empty id, every send up to ``at_ms`` counts)."""
+        later than ``at_ms`` minus the window, except ``send_id`` itself."""
         keys = dict(_keys(shop_id, recipient))
-        before = (at_ms, send_id or "\U0010ffff")
         for lim in self.limits:
             if not lim.applies_to(kind):
                 continue
             entries = self._by_key.get((lim.scope, keys[lim.scope]), [])
-            end = bisect.bisect_left(entries, before)
             start = bisect.bisect_right(entries, (at_ms - lim.window_ms, "\U0010ffff"))
-            counted = [at for at, sid, k in entries[start:end]
+            counted = [at for at, sid, k in entries[start:]
                        if lim.applies_to(k) and sid != send_id]
             if len(counted) >= lim.limit:
                 oldest = counted[len(counted) - lim.limit]
                 retry_ms = oldest + lim.window_ms - at_ms
                 return OverLimit(lim, max(1, -(-retry_ms // 1000)))
         return None
+
+    def admit(self, send: MailSend) -> OverLimit | None:
+        """Decide one send: the limit it would break, or None and it is counted."""
+        over = self.over_limit(send.kind, send.shop_id, send.recipient, send.at_ms, send.send_id)
+        if over is None:
+            self.observe(send)
+        return over
 
     def prune(self, now_ms: int) -> int:
         """Forget sends older than the longest window before ``now_ms``; returns how many."""

@@ -3,9 +3,9 @@
 Every partition of each source topic is read (no consumer group, like a global
 table) from the longest limit's window before now (``offsets_for_times``; a broker
 that answers with an earlier offset only makes the first read longer, each record
-is counted by its own time), then tailed. So every ingest replica and every mailer
-count what ALL replicas published, and a restarted process counts what was sent
-before it started.
+is counted by its own time), then tailed. So every ingest replica counts what ALL
+replicas published, and a restarted process counts what was sent before it started
+(the mailer reads it once, at start, then counts what it admits itself).
 """
 
 from __future__ import annotations
@@ -39,11 +39,14 @@ def notice_send(value: bytes) -> MailSend | None:
 
 
 class SentMailLog:
-    """Tails ``sources`` (topic -> reader) into ``window``; :attr:`ready` once caught up."""
+    """Reads ``sources`` (topic -> reader) into ``window``; :attr:`ready` once caught up.
+    With ``follow`` False it stops there (and closes its consumer)."""
 
     def __init__(self, bootstrap: str, window: SendWindow, sources: Mapping[str, SendReader], *,
-                 clock: Callable[[], int] = now_ms, client_id: str = "sent-mail-log") -> None:
+                 clock: Callable[[], int] = now_ms, client_id: str = "sent-mail-log",
+                 follow: bool = True) -> None:
         self.window = window
+        self._follow = follow
         self._bootstrap = bootstrap
         self._sources = dict(sources)
         self._clock = clock
@@ -86,6 +89,8 @@ class SentMailLog:
         assert self._consumer is not None
         if not pending:
             self.ready.set()
+            if not self._follow:
+                return
         loop = asyncio.get_running_loop()
         next_prune = loop.time() + PRUNE_EVERY_S
         while True:
@@ -105,6 +110,8 @@ class SentMailLog:
                     pending.discard(tp)
             if not pending and not self.ready.is_set():
                 self.ready.set()
+                if not self._follow:
+                    return
             if loop.time() >= next_prune:
                 self.window.prune(self._clock())
                 next_prune = loop.time() + PRUNE_EVERY_S

@@ -233,13 +233,12 @@ def build_admin_router(settings: Settings,
     def count_send(send: MailSend) -> None:
         """Refuse a send over a limit, else count it now: a concurrent request on this
         replica sees it before the write returns (other replicas, once it is on the log)."""
-        over = sends.over_limit(send.kind, send.shop_id, send.recipient, send.at_ms)
+        over = sends.admit(send)
         if over is not None:
             log.warning("mail refused: over a send limit",
                         extra={"shop_id": send.shop_id, "kind": send.kind, "limit": over.label})
             raise Refused(429, over.reason, code="rate_limited", limit=over.as_dict(),
                           retry_after_s=over.retry_after_s)
-        sends.observe(send)
 
     async def write_counted(send_id: str, *records: tuple[str, str, bytes | None]) -> None:
         """:func:`write` for records holding a counted send: uncounted if not written."""

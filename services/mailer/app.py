@@ -74,6 +74,7 @@ from shared.sent_mail_log import SentMailLog, notice_send
 from shared.topics import DAY_MS, MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
 
 SERVICE = "mailer"
+PRUNE_EVERY_ADMITTED = 1000  # notices admitted between forgetting those out of every window
 GROUP = "bridge-mailer"
 log = logging.getLogger(SERVICE)
 
@@ -85,8 +86,10 @@ class Mailer:
                  compose_processes: ComposeProcesses | None = None,
                  sends: SendWindow | None = None) -> None:
         self.cfg = cfg
-        # Notices on the log lately (fed by a SentMailLog and by handle): the backstop
-        # behind the admin API's own check of the same limits (shared/send_limits.py).
+        # Notices admitted lately (seeded at start with every notice on the log in the
+        # window, then fed by handle): the backstop behind the admin API's check of the
+        # same limits (shared/send_limits.py), for replica races and producers that do
+        # not check. Keyed by shop, a shop's notices are all decided here, in log order.
         self.sends = sends
         self.producer = producer
         self.pool = pool
@@ -180,8 +183,7 @@ class Mailer:
             EVENTS_HANDLED.labels(SERVICE, "bad_record").inc()
             return
         item_id = _item_id(item)
-        # Before the first await: notices are keyed by shop, so a shop's are admitted in
-        # log order, and the decision does not depend on how sends overlap.
+        # Before the first await, so a shop's notices are decided in log order.
         refusal = self._refusal(item) if isinstance(item, MailNotice) else None
         seen = self.ledger.seen(item_id)
         if seen is Seen.DONE:
@@ -214,16 +216,15 @@ class Mailer:
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
     def _refusal(self, notice: MailNotice) -> tuple[str, str] | None:
-        """(reason, metric label) when this notice must not be sent, counting it first."""
+        """(reason, metric label) when this notice must not be sent; else it is counted."""
         if not notice.to_address.strip():
             return ("the notice has no recipient (the shop has no destination inbox)",
                     "no_recipient")
         if self.sends is None:
             return None
-        send = send_of(notice)
-        self.sends.observe(send)
-        over = self.sends.over_limit(send.kind, send.shop_id, send.recipient, send.at_ms,
-                                     send.send_id)
+        over = self.sends.admit(send_of(notice))
+        if over is None and len(self.sends) % PRUNE_EVERY_ADMITTED == 0:
+            self.sends.prune(now_ms())
         return (over.reason, over.label) if over is not None else None
 
     async def _deliver(self, digest: Digest | MailNotice, still_owned: Callable[[], bool],
@@ -362,8 +363,10 @@ async def main() -> None:
     # its own; if they all die the loop signs in-process).
     rsa_process = None if compose_processes else await start_rsa_process(cfg, signer)
     sends = SendWindow(limits_from(cfg))
+    # Seeded once with what is on the log (a restart must not reopen the window); erring
+    # on the strict side, the notices not yet handled count too.
     sent_log = SentMailLog(cfg.kafka_bootstrap, sends, {MAIL_NOTICES.name: notice_send},
-                           client_id="mailer-sent-mail")
+                           client_id="mailer-sent-mail", follow=False)
     await sent_log.start()
     mailer = Mailer(cfg, producer, pool, signer, ledger, rsa_process, compose_processes, sends)
     consumer = make_consumer(cfg, group_id=cfg.mailer_group)

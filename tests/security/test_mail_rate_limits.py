@@ -1,0 +1,180 @@
+"""Finding 7: endpoints that send mail cannot be used to flood a mailbox.
+
+Real ingest processes on the real stack (Tansu, mailer, SMTP sink). The limits are the
+defaults: 3 activation mails per recipient per hour (10 per day), 20 mails per shop per hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from devstack.broker import free_port
+from devstack.stack import ServiceProcesses, wait_healthy
+from shared.codec import decode
+from shared.events import MailNotice, MailOutcome
+from shared.topics import MAIL_NOTICES, MAIL_OUTCOMES
+from tests.conftest import Stack
+from tests.polling import eventually
+from tests.security.seller_admin import SellerAdmin
+from tests.topic_reader import records_so_far
+
+pytestmark = pytest.mark.integration
+PER_RECIPIENT_HOUR = 3
+SETTLE_S = 4.0  # for anything published to reach the sink through the mailer
+
+
+def outside_address() -> str:
+    return f"victim-{uuid.uuid4().hex[:10]}@outside.test"
+
+
+async def notices_to(stack: Stack, email: str) -> list[MailNotice]:
+    parts = await records_so_far(stack.env["KAFKA_BOOTSTRAP"], MAIL_NOTICES.name,
+                                 MAIL_NOTICES.partitions)
+    return [n for n in (decode(MailNotice, r.value) for recs in parts.values() for r in recs
+                        if r.value) if n.to_address == email]
+
+
+def assert_rate_limited(resp: httpx.Response) -> None:
+    assert resp.status_code == 429, resp.text
+    body = resp.json()
+    assert body["code"] == "rate_limited"
+    assert "at most 3 activation mails per recipient per hour" in body["error"]
+    assert body["limit"]["scope"] == "recipient" and body["limit"]["limit"] == 3
+    assert int(resp.headers["Retry-After"]) == body["retry_after_s"] > 0
+
+
+@pytest_asyncio.fixture(scope="module")
+async def second_ingest(stack: Stack) -> AsyncIterator[str]:
+    """Another ingest replica: same environment, its own port, no state shared but Kafka."""
+    port = free_port()
+    procs = ServiceProcesses({**stack.env, "BRIDGE_INGEST_PORT": str(port)},
+                             stack.log_dir / "ingest-2")
+    procs.start("ingest")
+    try:
+        await wait_healthy({"ingest-2": port}, timeout_s=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        procs.stop_all()
+
+
+async def test_add_remove_readd_resend_cannot_mail_one_recipient_more_than_the_limit(
+        stack: Stack) -> None:
+    admin = SellerAdmin(stack, f"http://127.0.0.1:{stack.ports.ingest}")
+    shop, main = await admin.create_shop()
+    victim = outside_address()
+    users = f"/admin/shops/{shop}/users"
+    answers = []
+    for _ in range(3):  # add, remove, re-add, resend ... as fast as the API answers
+        answers.append(await admin.call("POST", users, main, {"email": victim,
+                                                               "role": "cs_agent"}))
+        answers.append(await admin.call("POST", f"{users}/{victim}/activation", main))
+        answers.append(await admin.call("DELETE", f"{users}/{victim}", main))
+    codes = [r.status_code for r in answers]
+    assert codes[:2] == [201, 202], [r.text for r in answers]
+    sent = sum(1 for r in answers if r.status_code in (201, 202))
+    assert sent == PER_RECIPIENT_HOUR, codes
+    refused = [r for r in answers if r.status_code == 429]
+    assert refused
+    for resp in refused:
+        assert_rate_limited(resp)
+    await asyncio.sleep(SETTLE_S)
+    assert len(await notices_to(stack, victim)) == PER_RECIPIENT_HOUR
+    assert len(admin.activation_mails(victim)) == PER_RECIPIENT_HOUR
+
+
+async def test_a_superseded_link_cannot_ask_for_another_mail(stack: Stack) -> None:
+    admin = SellerAdmin(stack, f"http://127.0.0.1:{stack.ports.ingest}")
+    shop, main = await admin.create_shop()
+    victim = outside_address()
+    resp = await admin.call("POST", f"/admin/shops/{shop}/users", main,
+                            {"email": victim, "role": "cs_agent"})
+    assert resp.status_code == 201, resp.text
+    old = await admin.link_token(victim)
+    resp = await admin.call("POST", f"/admin/shops/{shop}/users/{victim}/activation", main)
+    assert resp.status_code == 202, resp.text
+    await admin.link_token(victim, at_least=2)
+    for _ in range(5):  # no sign-in needed: anyone holding the old mail
+        resp = await stack.http.post(f"{admin.url}/admin/activation/resend",
+                                     json={"token": old})
+        assert resp.status_code == 409, resp.text
+        assert resp.json()["code"] == "superseded"
+        assert "a newer activation link was sent to you; use the newest email" \
+            in resp.json()["error"]
+    resp = await stack.http.post(f"{admin.url}/admin/activate", json={"token": old})
+    assert resp.status_code == 410 and "resend" not in resp.json()
+    await asyncio.sleep(SETTLE_S)
+    assert len(admin.activation_mails(victim)) == 2
+    assert len(await notices_to(stack, victim)) == 2
+
+
+async def test_two_ingest_replicas_together_cannot_exceed_the_per_recipient_limit(
+        stack: Stack, second_ingest: str) -> None:
+    first = f"http://127.0.0.1:{stack.ports.ingest}"
+    admin = SellerAdmin(stack, first)
+    shop, main = await admin.create_shop()
+    users = f"/admin/shops/{shop}/users"
+
+    async def known_to_second(email: str) -> bool:
+        resp = await admin.call("GET", users, main, url=second_ingest)
+        return resp.status_code == 200 and any(
+            u["email"] == email for u in resp.json()["users"])
+
+    # Sequential, alternating replicas: each replica counts what the other published.
+    victim = outside_address()
+    resp = await admin.call("POST", users, main, {"email": victim, "role": "cs_agent"})
+    assert resp.status_code == 201, resp.text
+    await eventually(lambda: known_to_second(victim), timeout_s=10)
+    answers = []
+    for url in (second_ingest, first, second_ingest, first):
+        await asyncio.sleep(0.5)  # a tail read of mail.notices is well under this
+        answers.append(await admin.call("POST", f"{users}/{victim}/activation", main, url=url))
+    assert [r.status_code for r in answers] == [202, 202, 429, 429], [r.text for r in answers]
+    for resp in answers[2:]:
+        assert_rate_limited(resp)
+
+    # A burst at both replicas at once: whatever the two publish before they see each
+    # other's records, the mailer sends no more than the limit.
+    burst = outside_address()
+    resp = await admin.call("POST", users, main, {"email": burst, "role": "cs_agent"})
+    assert resp.status_code == 201, resp.text
+    await eventually(lambda: known_to_second(burst), timeout_s=10)
+    answers = await asyncio.gather(*(
+        admin.call("POST", f"{users}/{burst}/activation", main, url=url)
+        for url in (first, second_ingest) * 4))
+    assert all(r.status_code in (202, 429) for r in answers), [r.text for r in answers]
+    published = await notices_to(stack, burst)
+    assert len(published) == 1 + sum(1 for r in answers if r.status_code == 202)
+
+    def sent() -> int:
+        return len(admin.activation_mails(burst))
+
+    await eventually(lambda: sent() >= min(PER_RECIPIENT_HOUR, len(published)), timeout_s=30)
+    await asyncio.sleep(SETTLE_S)
+    assert sent() == min(PER_RECIPIENT_HOUR, len(published))
+    assert len(admin.activation_mails(victim)) == PER_RECIPIENT_HOUR
+    if len(published) > PER_RECIPIENT_HOUR:  # the mailer's backstop: dropped with the reason
+        ids = {n.notice_id for n in published}
+        parts = await records_so_far(stack.env["KAFKA_BOOTSTRAP"], MAIL_OUTCOMES.name,
+                                     MAIL_OUTCOMES.partitions)
+        dropped = [o for o in (decode(MailOutcome, r.value) for recs in parts.values()
+                               for r in recs if r.value)
+                   if o.digest_id in ids and "too many emails" in o.reason]
+        assert len(dropped) == len(published) - PER_RECIPIENT_HOUR
+
+
+async def test_the_simulation_digest_is_limited_per_recipient(stack: Stack) -> None:
+    admin = SellerAdmin(stack, f"http://127.0.0.1:{stack.ports.ingest}")
+    shop, main = await admin.create_shop()
+    path = f"/admin/shops/{shop}/simulations"
+    answers = [await admin.call("POST", path, main) for _ in range(8)]
+    codes = [r.status_code for r in answers]
+    assert codes == [202] * 6 + [429] * 2, [r.text for r in answers]
+    body = answers[-1].json()
+    assert body["code"] == "rate_limited" and "simulation mails per recipient" in body["error"]
+    assert int(answers[-1].headers["Retry-After"]) > 0
