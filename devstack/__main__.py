@@ -1,7 +1,8 @@
 """``python -m devstack``: run the whole bridge locally until Ctrl-C.
 
 Broker (embedded Tansu), TikTok Shop sandbox, mail sink and every service,
-with a short consolidation window (``BRIDGE_DEV_WINDOW_S``, default 20 s).
+with a short consolidation window (``BRIDGE_DEV_WINDOW_S``, default 20 s), and
+one demo shop onboarded through the admin API (:mod:`devstack.demo_shop`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import signal
 from pathlib import Path
 
+from devstack.demo_shop import DEMO_SHOP_ID, onboard_demo_shop
 from devstack.stack import (
     Ports,
     ServiceProcesses,
@@ -29,10 +31,13 @@ Chat <-> email bridge is running (logs in {logs}).
   Ingest webhook / metrics:         http://127.0.0.1:{ingest}/webhooks/tiktok  /metrics
   Inbound SMTP (reply front):       127.0.0.1:{smtp}
 
+Demo shop {shop} is onboarded: alerts on, digests to its activated main account
+{main}. (A shop nobody onboarded gets no digest: see docs/admin-api.md.)
+
 Send a buyer message (a digest arrives {window:g} s after the buyer's last message):
   curl -s -XPOST http://127.0.0.1:{sandbox}/sandbox/buyer_messages \\
        -H 'content-type: application/json' \\
-       -d '{{"shop_id":"7494049642642441621","conversation_id":"576460602530154245",
+       -d '{{"shop_id":"{shop}","conversation_id":"576460602530154245",
             "buyer_name":"Ana","text":"Hi! Is this in stock?"}}'
 Reply: open the mail sink, type an answer next to the digest and press Reply (or POST
   /messages/N/reply with {{"text": "..."}}). What the buyer received:
@@ -61,8 +66,10 @@ async def run() -> None:
         services = ServiceProcesses(env, logs)
         services.start_all()
         await wait_healthy(ports.http_ports(), timeout_s=90)
+        main = await onboard_demo_shop(f"http://127.0.0.1:{ports.ingest}", env, platforms.sink)
         print(BANNER.format(logs=logs, sink=ports.sink_http, sandbox=ports.sandbox,
-                            ingest=ports.ingest, smtp=ports.inbound_smtp, window=window),
+                            ingest=ports.ingest, smtp=ports.inbound_smtp, window=window,
+                            shop=DEMO_SHOP_ID, main=main),
               flush=True)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
