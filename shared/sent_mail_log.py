@@ -64,32 +64,43 @@ class SentMailLog:
                                     client_id=self._client_id)
         await consumer.start()
         self._consumer = consumer
+        try:
+            pending, ends = await self._seek_window_start(consumer)
+        except BaseException:
+            await self._close()
+            raise
+        self._task = asyncio.create_task(self._run(pending, ends))
+        try:
+            await asyncio.wait_for(self.ready.wait(), wait_s)
+        except TimeoutError:
+            log.warning("sent-mail log not caught up within %ss; counting what is read", wait_s)
+
+    async def _seek_window_start(self, consumer: AIOKafkaConsumer
+                                 ) -> tuple[set[TopicPartition], dict[TopicPartition, int]]:
+        """Position every partition at the window's start; (partitions to read, their ends)."""
         await consumer._client.force_metadata_update()  # topics may be brand new
         tps = [TopicPartition(t, p) for t in self._sources
                for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if not tps:
+            return set(), {}
         consumer.assign(tps)
-        since = self._clock() - self.window.horizon_ms
-        found = await consumer.offsets_for_times({tp: max(0, since) for tp in tps}) if tps else {}
+        since = max(0, self._clock() - self.window.horizon_ms)
+        found = await consumer.offsets_for_times({tp: since for tp in tps})
         for tp in tps:
             at = found.get(tp)
             if at is None:
                 await consumer.seek_to_end(tp)
             else:
                 consumer.seek(tp, at.offset)
-        ends = await consumer.end_offsets(tps) if tps else {}
-        starts = {tp: await consumer.position(tp) for tp in tps}
-        self._task = asyncio.create_task(self._run(
-            {tp for tp in tps if ends[tp] > starts[tp]}, ends))
-        try:
-            await asyncio.wait_for(self.ready.wait(), wait_s)
-        except TimeoutError:
-            log.warning("sent-mail log not caught up within %ss; counting what is read", wait_s)
+        ends = await consumer.end_offsets(tps)
+        return {tp for tp in tps if ends[tp] > await consumer.position(tp)}, ends
 
     async def _run(self, pending: set[TopicPartition], ends: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None
         if not pending:
             self.ready.set()
             if not self._follow:
+                await self._close()
                 return
         loop = asyncio.get_running_loop()
         next_prune = loop.time() + PRUNE_EVERY_S
@@ -111,6 +122,7 @@ class SentMailLog:
             if not pending and not self.ready.is_set():
                 self.ready.set()
                 if not self._follow:
+                    await self._close()
                     return
             if loop.time() >= next_prune:
                 self.window.prune(self._clock())
@@ -123,5 +135,9 @@ class SentMailLog:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self._close()
+
+    async def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()

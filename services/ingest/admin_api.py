@@ -134,8 +134,8 @@ def build_admin_router(settings: Settings,
             await own["producer"].start()
         own["http"] = httpx.AsyncClient(timeout=5.0)
         await feeds.start()
-        await sent_log.start()
         try:
+            await sent_log.start()
             yield
         finally:
             await sent_log.stop()
