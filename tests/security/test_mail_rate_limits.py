@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import pytest_asyncio
+from aiokafka import AIOKafkaProducer
 
 from devstack.broker import free_port
 from devstack.stack import ServiceProcesses, wait_healthy
-from shared.codec import decode
-from shared.events import MailNotice, MailOutcome
+from shared.codec import decode, encode
+from shared.events import MailNotice, MailOutcome, NoticeKind
+from shared.logging import now_ms
 from shared.topics import MAIL_NOTICES, MAIL_OUTCOMES
 from tests.conftest import Stack
 from tests.polling import eventually
@@ -178,3 +180,43 @@ async def test_the_simulation_digest_is_limited_per_recipient(stack: Stack) -> N
     body = answers[-1].json()
     assert body["code"] == "rate_limited" and "simulation mails per recipient" in body["error"]
     assert int(answers[-1].headers["Retry-After"]) > 0
+
+
+async def test_the_mailer_sends_no_more_notices_than_the_limit_whoever_published_them(
+        stack: Stack) -> None:
+    """The backstop: notices published past the admin API's check (a replica race, a
+    producer that does not check) are dropped by the mailer with the reason."""
+    victim = outside_address()
+    shop = str(7_400_000_000_000_000_000 + uuid.uuid4().int % 10**18)
+    now = now_ms()
+    notices = [MailNotice(notice_id=f"activation-flood-{uuid.uuid4().hex}",
+                          kind=NoticeKind.ACTIVATION, to_address=victim,
+                          subject="Activate your account", text=f"link {n}", shop_id=shop,
+                          created_at_ms=now + n) for n in range(6)]
+    producer = AIOKafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP"], acks="all")
+    await producer.start()
+    try:
+        for notice in notices:
+            await producer.send_and_wait(MAIL_NOTICES.name, encode(notice), key=shop.encode())
+    finally:
+        await producer.stop()
+    ids = {n.notice_id for n in notices}
+
+    async def outcomes() -> list[MailOutcome]:
+        parts = await records_so_far(stack.env["KAFKA_BOOTSTRAP"], MAIL_OUTCOMES.name,
+                                     MAIL_OUTCOMES.partitions)
+        found = {o.digest_id: o for o in (decode(MailOutcome, r.value)
+                                          for recs in parts.values() for r in recs if r.value)
+                 if o.digest_id in ids and o.status != "attempting"}
+        return list(found.values()) if len(found) == len(ids) else []
+
+    final = await eventually(outcomes, timeout_s=30, interval_s=0.5)
+    sent = [o for o in final if o.status == "sent"]
+    dropped = [o for o in final if o.status == "failed"]
+    assert len(sent) == PER_RECIPIENT_HOUR and len(dropped) == 3, final
+    for outcome in dropped:
+        assert outcome.reason.startswith(
+            "not sent: too many emails: at most 3 activation mails per recipient per hour")
+    assert len([m for m in stack.platforms.sink.mails if victim in m.rcpt_tos]) == 3
+    metrics = (await stack.http.get(f"http://127.0.0.1:{stack.ports.mailer}/metrics")).text
+    assert 'bridge_notices_dropped_total{reason="recipient_activation_3600s"}' in metrics
