@@ -173,6 +173,9 @@ async def test_two_ingest_replicas_together_cannot_exceed_the_per_recipient_limi
 async def test_the_simulation_digest_is_limited_per_recipient(stack: Stack) -> None:
     admin = SellerAdmin(stack, f"http://127.0.0.1:{stack.ports.ingest}")
     shop, main = await admin.create_shop()
+    resp = await admin.call("PATCH", f"/admin/shops/{shop}/settings", main,
+                            {"alerts_enabled": True})
+    assert resp.status_code == 200, resp.text
     path = f"/admin/shops/{shop}/simulations"
     answers = [await admin.call("POST", path, main) for _ in range(8)]
     codes = [r.status_code for r in answers]

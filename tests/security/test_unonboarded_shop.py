@@ -51,12 +51,20 @@ async def test_a_shop_never_onboarded_gets_no_digest_until_a_manager_turns_alert
     await eventually(counted, timeout_s=20, what="the message counted as not_onboarded")
 
     admin = SellerAdmin(stack, f"http://127.0.0.1:{stack.ports.ingest}")
-    _, main = await admin.create_shop(shop)
+    _, main = await admin.create_shop(shop)  # onboarded, main account activated
+    resp = await admin.call("GET", f"/admin/shops/{shop}/settings", main)
+    assert resp.status_code == 200 and resp.json()["alerts_enabled"] is False, resp.text
+    await asyncio.sleep(1.5)  # every service's settings view applies the record
+    not_yet = str(int(conv) + 1)
+    await stack.buyer_says(shop, not_yet, "Still nobody?", buyer_name="Ana")
+    await asyncio.sleep(WINDOW_S + 4)
+    assert stack.mails_for(not_yet) == []  # onboarded, but nobody opted in yet
+
     resp = await admin.call("PATCH", f"/admin/shops/{shop}/settings", main,
                             {"alerts_enabled": True})
     assert resp.status_code == 200 and resp.json()["alerts_enabled"] is True, resp.text
-    await asyncio.sleep(1.5)  # every service's settings view applies the record
-    later = str(int(conv) + 1)
+    await asyncio.sleep(1.5)
+    later = str(int(conv) + 2)
     await stack.buyer_says(shop, later, "Now is anyone there?", buyer_name="Ana")
     digest = (await eventually(lambda: stack.mails_for(later), timeout_s=WINDOW_S + 20))[0]
     assert digest["To"] == main
