@@ -313,10 +313,9 @@ def build_admin_router(settings: Settings,
         shop_settings = initial_settings(shop_id, email, shop_name=str(shop_name),
                                          region=str(region), now_ms=now, actor="operator")
         notice, notice_id = notice_record(user, str(shop_name))
-        await write_counted(notice_id, user_record(user), settings_record(shop_settings),
-                            notice,
-                    audit(principal, shop_id, "create_shop", shop_id, None,
-                          {"main_account": user, "settings": shop_settings}))
+        await write_counted(notice_id, user_record(user), settings_record(shop_settings), notice,
+                            audit(principal, shop_id, "create_shop", shop_id, None,
+                                  {"main_account": user, "settings": shop_settings}))
         directory.put_user(user)
         directory.put_settings(shop_settings)
         return JSONResponse({"shop_id": shop_id, "main_account": _user_doc(user),

@@ -183,12 +183,12 @@ class Mailer:
             EVENTS_HANDLED.labels(SERVICE, "bad_record").inc()
             return
         item_id = _item_id(item)
-        # Before the first await, so a shop's notices are decided in log order.
-        refusal = self._refusal(item) if isinstance(item, MailNotice) else None
         seen = self.ledger.seen(item_id)
         if seen is Seen.DONE:
             EVENTS_HANDLED.labels(SERVICE, "duplicate").inc()
             return
+        # Before the first await, so a shop's notices are decided in log order.
+        refusal = self._refusal(item) if isinstance(item, MailNotice) else None
         if refusal is not None:
             reason, label = refusal
             NOTICES_DROPPED.labels(label).inc()
