@@ -7,6 +7,7 @@ defaults: 3 activation mails per recipient per hour (10 per day), 20 mails per s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -51,18 +52,24 @@ def assert_rate_limited(resp: httpx.Response) -> None:
     assert int(resp.headers["Retry-After"]) == body["retry_after_s"] > 0
 
 
-@pytest_asyncio.fixture(scope="module")
-async def second_ingest(stack: Stack) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def another_ingest(stack: Stack, name: str) -> AsyncIterator[str]:
     """Another ingest replica: same environment, its own port, no state shared but Kafka."""
     port = free_port()
     procs = ServiceProcesses({**stack.env, "BRIDGE_INGEST_PORT": str(port)},
-                             stack.log_dir / "ingest-2")
+                             stack.log_dir / name)
     procs.start("ingest")
     try:
-        await wait_healthy({"ingest-2": port}, timeout_s=60)
+        await wait_healthy({name: port}, timeout_s=60)
         yield f"http://127.0.0.1:{port}"
     finally:
         procs.stop_all()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def second_ingest(stack: Stack) -> AsyncIterator[str]:
+    async with another_ingest(stack, "ingest-2") as url:
+        yield url
 
 
 async def test_add_remove_readd_resend_cannot_mail_one_recipient_more_than_the_limit(
@@ -88,6 +95,11 @@ async def test_add_remove_readd_resend_cannot_mail_one_recipient_more_than_the_l
     await asyncio.sleep(SETTLE_S)
     assert len(await notices_to(stack, victim)) == PER_RECIPIENT_HOUR
     assert len(admin.activation_mails(victim)) == PER_RECIPIENT_HOUR
+    # A replica started now (a restart, a scale-up) counts the mails sent before it started.
+    async with another_ingest(stack, "ingest-late") as late:
+        resp = await admin.call("POST", users, main, {"email": victim, "role": "cs_agent"},
+                                url=late)
+        assert_rate_limited(resp)
 
 
 async def test_a_superseded_link_cannot_ask_for_another_mail(stack: Stack) -> None:
