@@ -8,11 +8,12 @@ API as an operator and a seller use it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
 
-from shared.codec import decode
+from shared.codec import DecodeError, decode
 from shared.events import InboundResult
 from shared.topics import MAIL_INBOUND_RESULTS
 from tests.conftest import WINDOW_S, Stack
@@ -83,8 +84,11 @@ async def test_a_reply_from_the_default_inbox_is_refused_for_a_shop_never_onboar
     async def result() -> InboundResult | None:
         parts = await records_so_far(stack.env["KAFKA_BOOTSTRAP"], MAIL_INBOUND_RESULTS.name,
                                      MAIL_INBOUND_RESULTS.partitions)
-        found = [decode(InboundResult, r.value) for recs in parts.values() for r in recs
-                 if r.value and conv.encode() in r.value]
+        found = []
+        for rec in (r for recs in parts.values() for r in recs
+                    if r.value and conv.encode() in r.value):
+            with contextlib.suppress(DecodeError):
+                found.append(decode(InboundResult, rec.value))
         return next((f for f in found if f.conversation_id == conv), None)
 
     verdict = await eventually(result, timeout_s=30, interval_s=0.5)
