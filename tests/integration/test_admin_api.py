@@ -8,6 +8,7 @@ through the compacted shop.settings topic.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -30,7 +31,7 @@ from shared.events import AuditEvent
 from shared.logging import now_ms
 from shared.settings_view import ShopSettingsView
 from shared.topics import ADMIN_AUDIT
-from tests.conftest import WINDOW_S, Stack
+from tests.conftest import SETTINGS_APPLY_S, WINDOW_S, Stack
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -97,6 +98,7 @@ class Admin:
         resp = await self.call("PATCH", f"/admin/shops/{shop}/settings", main,
                                {"alerts_enabled": True})  # a new shop's alerts start off
         assert resp.status_code == 200, resp.text
+        await asyncio.sleep(SETTINGS_APPLY_S)  # the consolidator's settings view has it
         return shop, main
 
     async def add_user(self, shop: str, by: str, role: str, *, activate: bool = True) -> str:
