@@ -39,16 +39,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from devstack.broker import EmbeddedBroker, free_port
 from devstack.stack import Ports, ServiceProcesses, stack_env
 from shared.codec import decode, encode
-from shared.events import ChatContent, ChatEvent, ChatEventKind, Digest
+from shared.events import ChatContent, ChatEvent, ChatEventKind, Digest, ShopSettings
 from shared.kafka import ensure_topics
-from shared.topics import CHAT_EVENTS, MAIL_DIGESTS, TopicSpec
+from shared.topics import CHAT_EVENTS, MAIL_DIGESTS, SHOP_SETTINGS, TopicSpec
 
 RAW_IN, RAW_OUT = TopicSpec("bench.raw.in", 8), TopicSpec("bench.raw.out", 8)
 TEXT = "Hi! Is the blue kettle still in stock, and do you ship to Lyon?"
+SHOPS = [str(7_000_000_000_000_000_000 + i) for i in range(50)]
 
 
 def buyer_event(n: int, conversations: int, received_at_ms: int) -> tuple[bytes, bytes]:
-    ev = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id=str(7_000_000_000_000_000_000 + n % 50),
+    ev = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id=SHOPS[n % len(SHOPS)],
                    conversation_id=str(5_000_000_000_000_000 + n % conversations),
                    message_id=str(7_400_000_000_000_000_000 + n), sent_at_ms=received_at_ms,
                    seq=n, buyer_id="7494", buyer_name="Ana", content=ChatContent(text=TEXT),
@@ -238,6 +239,11 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
             naive.terminate()
             naive.wait(10)
 
+        # The shops opted in to alerts (a shop with no settings record gets no digest).
+        await load(bs, SHOP_SETTINGS.name, [
+            (shop.encode(), encode(ShopSettings(shop, alerts_enabled=True,
+                                                destination_email="seller@shop.localhost")))
+            for shop in SHOPS])
         ports = Ports()
         env2 = stack_env(bs, ports, window_s=1.0, data_dir=root, extra={
             "BRIDGE_TICK_INTERVAL_S": "0.1", "BRIDGE_CONSOLIDATOR_STORE": args.store})

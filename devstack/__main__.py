@@ -2,7 +2,8 @@
 
 Broker (embedded Tansu, memory only; or with ``--kafka`` a durable Apache Kafka under
 ``var/kafka-local``, whose records outlive a restart), TikTok Shop sandbox, mail sink and
-every service, with a short consolidation window (``BRIDGE_DEV_WINDOW_S``, default 20 s).
+every service, with a short consolidation window (``BRIDGE_DEV_WINDOW_S``, default 20 s), and
+one demo shop onboarded through the admin API (:mod:`devstack.demo_shop`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import signal
 from pathlib import Path
 
+from devstack.demo_shop import DEMO_SHOP_ID, onboard_demo_shop
 from devstack.kafka import KafkaUnavailable
 from devstack.stack import (
     Ports,
@@ -32,10 +34,13 @@ Chat <-> email bridge is running (logs in {logs}; broker: {broker}).
   Ingest webhook / metrics:         http://127.0.0.1:{ingest}/webhooks/tiktok  /metrics
   Inbound SMTP (reply front):       127.0.0.1:{smtp}
 
+Demo shop {shop} is onboarded: alerts on, digests to its activated main account
+{main}. (A shop nobody onboarded gets no digest: see docs/admin-api.md.)
+
 Send a buyer message (a digest arrives {window:g} s after the buyer's last message):
   curl -s -XPOST http://127.0.0.1:{sandbox}/sandbox/buyer_messages \\
        -H 'content-type: application/json' \\
-       -d '{{"shop_id":"7494049642642441621","conversation_id":"576460602530154245",
+       -d '{{"shop_id":"{shop}","conversation_id":"576460602530154245",
             "buyer_name":"Ana","text":"Hi! Is this in stock?"}}'
 Reply: open the mail sink, type an answer next to the digest and press Reply (or POST
   /messages/N/reply with {{"text": "..."}}). What the buyer received:
@@ -66,9 +71,11 @@ async def run(kafka_dir: Path | None) -> None:
         await wait_healthy(ports.http_ports(), timeout_s=90)
         kind = (f"Apache Kafka in {kafka_dir}" if kafka_dir else
                 "embedded Tansu, memory only" if broker else "KAFKA_BOOTSTRAP")
+        main = await onboard_demo_shop(f"http://127.0.0.1:{ports.ingest}", env, platforms.sink)
         print(BANNER.format(logs=logs, broker=f"{kind} on {bootstrap}",
                             sink=ports.sink_http, sandbox=ports.sandbox,
-                            ingest=ports.ingest, smtp=ports.inbound_smtp, window=window),
+                            ingest=ports.ingest, smtp=ports.inbound_smtp, window=window,
+                            shop=DEMO_SHOP_ID, main=main),
               flush=True)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):

@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     # "sandbox": simulated buyer messages go through the platform sandbox's buyer endpoint
     # (the whole loop, chat included); "direct": published on chat.events by the ingest.
     simulation_mode: str = "sandbox"
+    # Mail a stranger or a user can make us send (shared/send_limits.py): counted from
+    # mail.notices and admin.audit by every ingest replica (429 over a limit) and by the
+    # mailer (drops a notice over it). 0 turns a limit off.
+    send_limit_activation_per_recipient_hour: int = 3
+    send_limit_activation_per_recipient_day: int = 10
+    send_limit_simulation_per_recipient_hour: int = 6
+    send_limit_per_shop_hour: int = 20
 
     # HTTP ports (every service serves /metrics and /healthz)
     ingest_port: int = 8000

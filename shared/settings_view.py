@@ -2,7 +2,8 @@
 
 Each service process reads all partitions (no consumer group, like a global
 table), so a change published by the admin API is effective everywhere within
-seconds. A shop without a record gets :func:`default_settings`.
+seconds. A shop without a record was never onboarded: :func:`default_settings`
+(nothing emailed, nobody may answer by email) until a manager turns alerts on.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ class ShopSettingsView:
 
     def get(self, shop_id: str) -> ShopSettings:
         found = self._shops.get(shop_id)
-        return found if found is not None else default_settings(shop_id, self._settings)
+        return found if found is not None else default_settings(shop_id)
+
+    def find(self, shop_id: str) -> ShopSettings | None:
+        """The shop's settings, None when it was never onboarded (no record)."""
+        return self._shops.get(shop_id)
 
     def known(self, shop_id: str) -> bool:
         return shop_id in self._shops
@@ -93,6 +98,9 @@ class ShopSettingsView:
             await self._consumer.stop()
 
 
-def default_settings(shop_id: str, settings: Settings) -> ShopSettings:
-    """Settings of a shop nobody configured yet: alerts on, the default inbox, a mailbox."""
-    return ShopSettings(shop_id=shop_id, destination_email=settings.default_destination_email)
+def default_settings(shop_id: str) -> ShopSettings:
+    """Settings of a shop nobody onboarded: alerts off, no destination inbox, no authorized
+    sender. Mail goes to a shop only after one of its managers opted in; a default inbox
+    would also make any mail from that address an accepted reply for every such shop."""
+    return ShopSettings(shop_id=shop_id, alerts_enabled=False, destination_email="",
+                        authorized_senders=())

@@ -6,17 +6,19 @@ with a broker of their own then get a Kafka too: ``tests/private_broker.py``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
+from aiokafka import AIOKafkaProducer
 from hypothesis import settings as hypothesis_settings
 
 from devstack.broker import EmbeddedBroker
@@ -28,8 +30,12 @@ from devstack.stack import (
     start_platforms,
     wait_healthy,
 )
+from shared.codec import encode
+from shared.events import ShopSettings
 from shared.kafka import ensure_topics
+from shared.logging import now_ms
 from shared.tokens import TokenError, parse_keys, verify_token
+from shared.topics import SHOP_SETTINGS
 from tests.private_broker import ON_KAFKA
 
 # The machine is shared and noisy: no per-example deadlines. CI explores a fixed
@@ -68,6 +74,8 @@ async def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
 
 
 WINDOW_S = 3.0
+# Long enough for every service's settings view (a long-polling consumer) to apply a record.
+SETTINGS_APPLY_S = 1.5
 
 
 @dataclass
@@ -88,6 +96,31 @@ class Stack:
     @property
     def sink_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.sink_http}"
+
+    @property
+    def seller(self) -> str:
+        """The address the mail sink replies from unless told otherwise."""
+        return self.env.get("BRIDGE_DEFAULT_DESTINATION_EMAIL", "seller@shop.localhost")
+
+    async def onboard(self, shop_id: str, email: str = "", **fields: object) -> ShopSettings:
+        """Onboard a shop the way ingest records one whose main account activated and turned
+        alerts on: a ShopSettings on shop.settings with alerts on, digests to ``email`` (the
+        sink's sender by default) and replies accepted from it; ``fields`` override. A shop
+        nobody onboarded gets no digest. The admin API path itself is tested in
+        tests/integration/test_admin_api.py and tests/security/test_unonboarded_shop.py."""
+        email = email or self.seller
+        shop = replace(ShopSettings(shop_id=shop_id, alerts_enabled=True,
+                                    destination_email=email, authorized_senders=(email,),
+                                    updated_at_ms=now_ms(), updated_by="tests"),
+                       **fields)  # type: ignore[arg-type]
+        producer = AIOKafkaProducer(bootstrap_servers=self.env["KAFKA_BOOTSTRAP"], acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(SHOP_SETTINGS.name, encode(shop), key=shop_id.encode())
+        finally:
+            await producer.stop()
+        await asyncio.sleep(SETTINGS_APPLY_S)
+        return shop
 
     async def buyer_says(self, shop_id: str, conversation_id: str, text: str,
                          buyer_name: str = "Ana", **extra: object) -> dict[str, str]:

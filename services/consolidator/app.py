@@ -53,8 +53,9 @@ from consolidator.consolidator_metrics import (
     BATCH_RECORDS,
     DIGEST_LAG_SECONDS,
     DIGESTS_EMITTED,
-    DROPPED_ALERTS_OFF,
     INDEX_REBUILD_SECONDS,
+    NOT_EMAILED_ALERTS_OFF,
+    NOT_EMAILED_NOT_ONBOARDED,
     PENDING,
     SKIPPED_RECORDS_READ,
     STATE_CATCH_UP_RECORDS,
@@ -150,7 +151,7 @@ def _load(key: bytes, partition: int) -> bytes | None:
 engine = Consolidation(
     WindowPolicy(cfg.window_mailbox_s, cfg.window_helpdesk_s, cfg.max_wait_s,
                  cfg.window_override_min_s, cfg.window_override_max_s),
-    shop_settings.get, _load, deadlines)
+    shop_settings.find, _load, deadlines)
 
 
 def _active_partitions() -> set[int]:
@@ -324,7 +325,9 @@ async def _handle_records(batch: Mapping[TP, list[ConsumerRecord]]) -> None:
     if result.pending_delta:
         PENDING.inc(result.pending_delta)
     if result.dropped_alerts_off:
-        DROPPED_ALERTS_OFF.inc(result.dropped_alerts_off)
+        NOT_EMAILED_ALERTS_OFF.inc(result.dropped_alerts_off)
+    if result.dropped_not_onboarded:
+        NOT_EMAILED_NOT_ONBOARDED.inc(result.dropped_not_onboarded)
     DIGESTS_EMITTED.inc(len(result.digests))
     BATCH_RECORDS.observe(count)
     _HELD.inc(result.held)

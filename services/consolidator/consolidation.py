@@ -61,6 +61,7 @@ class BatchResult:
     duplicates: int = 0
     covered: int = 0
     dropped_alerts_off: int = 0
+    dropped_not_onboarded: int = 0  # shops with no settings record: alerts are opt-in
     ticks: int = 0
     last_tick_ms: int = 0  # this worker's clock, as the batch's latest tick carried it
     expired: int = 0  # idle states dropped by expire_idle
@@ -69,8 +70,10 @@ class BatchResult:
 class Consolidation:
     """Applies batches to conversation states and keeps the deadline index in step."""
 
-    def __init__(self, policy: WindowPolicy, settings_for: Callable[[str], ShopSettings],
+    def __init__(self, policy: WindowPolicy, settings_for: Callable[[str], ShopSettings | None],
                  load: Callable[[bytes, int], bytes | None], index: DeadlineIndex) -> None:
+        """``settings_for`` answers None for a shop never onboarded: nothing is emailed
+        for it until a manager turns its alerts on."""
         self.policy = policy
         self.settings_for = settings_for
         self.load = load
@@ -147,6 +150,9 @@ class Consolidation:
                        dirty: set[bytes], result: BatchResult) -> None:
         ev = rec.event
         shop = self.settings_for(ev.shop_id)
+        if shop is None:
+            result.dropped_not_onboarded += 1
+            return
         if not shop.alerts_enabled:
             result.dropped_alerts_off += 1
             return
@@ -179,6 +185,9 @@ class Consolidation:
             dirty.add(key)
             st.touched_at_ms = max(st.touched_at_ms, now_ms)
             result.pending_delta -= 1
+            if shop is None:
+                result.dropped_not_onboarded += drop_pending(st)
+                continue
             if not shop.alerts_enabled:
                 result.dropped_alerts_off += drop_pending(st)
                 continue

@@ -7,8 +7,11 @@ from shared.metrics import DELAY_BUCKETS
 PENDING = Gauge("bridge_pending_conversations",
                 "Conversations holding unread buyer messages in this process.")
 DIGESTS_EMITTED = Counter("bridge_digests_emitted_total", "Digest events produced to mail.digests.")
-DROPPED_ALERTS_OFF = Counter("bridge_pending_dropped_alerts_off_total",
-                             "Buyer messages not emailed because the shop turned alerts off.")
+NOT_EMAILED = Counter("bridge_buyer_messages_not_emailed_total",
+                      "Buyer messages not emailed: the shop turned alerts off (alerts_off) or "
+                      "was never onboarded (not_onboarded).", ["reason"])
+NOT_EMAILED_ALERTS_OFF = NOT_EMAILED.labels("alerts_off")
+NOT_EMAILED_NOT_ONBOARDED = NOT_EMAILED.labels("not_onboarded")
 BATCH_RECORDS = Histogram("bridge_consolidator_batch_records",
                           "chat.events records handled per consolidator batch.",
                           buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))

@@ -73,8 +73,10 @@ def check_activation(token: str, keys: list[tuple[str, bytes]],
         raise ActivationError("withdrawn", "this invitation was withdrawn: the user is no "
                               "longer part of the shop", status=410, can_resend=False)
     if user.activation_nonce != nonce:
-        raise ActivationError("superseded", "a newer activation link was sent for this user; "
-                              "use the latest email", status=410, can_resend=True, user=user)
+        # No resend from here: anyone holding an old link (a forwarded or leaked mail)
+        # could otherwise make us mail the user again and again.
+        raise ActivationError("superseded", "a newer activation link was sent to you; use the "
+                              "newest email", status=410, can_resend=False, user=user)
     if user.status == UserStatus.ACTIVE:
         raise ActivationError("used", "this activation link was already used: the account is "
                               "active", status=409, can_resend=False, user=user)

@@ -45,7 +45,7 @@ from ingest.activation import (
 )
 from ingest.admin_auth import AuthError, Principal, authenticate, issue_api_token
 from ingest.admin_directory import AdminDirectory, authorized_senders, main_account, user_key
-from ingest.admin_feeds import AdminFeeds, SimulationTraces
+from ingest.admin_feeds import AdminFeeds, SimulationTraces, simulation_send
 from ingest.admin_notices import activation_notice
 from ingest.admin_signing import parse_signing_keys
 from ingest.roles import ASSIGNABLE_ROLES, Action, is_allowed, refusal_reason
@@ -68,6 +68,7 @@ from shared.events import (
     ChatEvent,
     ChatEventKind,
     DestinationKind,
+    NoticeKind,
     ShopSettings,
     ShopUser,
     UserRole,
@@ -75,6 +76,8 @@ from shared.events import (
 )
 from shared.kafka import start_producer
 from shared.logging import now_ms
+from shared.send_limits import MailSend, SendWindow, limits_from, send_of
+from shared.sent_mail_log import SentMailLog, notice_send
 from shared.tokens import shop_id_fits_reply_tokens
 from shared.topics import ADMIN_AUDIT, ADMIN_USERS, CHAT_EVENTS, MAIL_NOTICES, SHOP_SETTINGS
 
@@ -96,7 +99,9 @@ class Refused(Exception):
 
 
 def _error(status: int, reason: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": reason, **extra}, status_code=status)
+    retry = extra.get("retry_after_s")
+    headers = {"Retry-After": str(retry)} if isinstance(retry, int) else None
+    return JSONResponse({"error": reason, **extra}, status_code=status, headers=headers)
 
 
 def _json(value: object | None) -> str:
@@ -114,6 +119,12 @@ def build_admin_router(settings: Settings,
     directory = AdminDirectory()
     traces = SimulationTraces()
     feeds = AdminFeeds(cfg, directory, traces)
+    # What every replica sent lately (mail.notices, simulations on admin.audit): the
+    # rate limits count it, so they hold however many ingest replicas answer.
+    sends = SendWindow(limits_from(cfg))
+    sent_log = SentMailLog(cfg.kafka_bootstrap, sends,
+                           {MAIL_NOTICES.name: notice_send, ADMIN_AUDIT.name: simulation_send},
+                           clock=clock, client_id="ingest-sent-mail")
     own: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -123,8 +134,10 @@ def build_admin_router(settings: Settings,
         own["http"] = httpx.AsyncClient(timeout=5.0)
         await feeds.start()
         try:
+            await sent_log.start()
             yield
         finally:
+            await sent_log.stop()
             await feeds.stop()
             await own["http"].aclose()
             if "producer" in own:
@@ -163,7 +176,7 @@ def build_admin_router(settings: Settings,
         if found is not None:
             return found
         main = main_account(directory.users_of(shop_id))
-        return initial_settings(shop_id, main.email if main else cfg.default_destination_email,
+        return initial_settings(shop_id, main.email if main else "",
                                 shop_name="", region="us", now_ms=0, actor="")
 
     async def body_of(request: Request) -> dict[str, Any]:
@@ -206,12 +219,33 @@ def build_admin_router(settings: Settings,
     def settings_record(s: ShopSettings) -> tuple[str, str, bytes]:
         return SHOP_SETTINGS.name, s.shop_id, encode(s)
 
-    def notice_record(user: ShopUser, shop_name: str) -> tuple[str, str, bytes]:
+    def notice_record(user: ShopUser, shop_name: str) -> tuple[tuple[str, str, bytes], str]:
+        """The activation notice's record and id, counted against the send limits (429
+        when over one); write it with :func:`write_counted`."""
         notice = activation_notice(user, activation_token(user, keys),
                                    link_base=cfg.activation_link_base,
                                    marketplace_name=cfg.marketplace_name,
                                    shop_name=shop_name, now_ms=clock())
-        return MAIL_NOTICES.name, user.shop_id, encode(notice)
+        count_send(send_of(notice))
+        return (MAIL_NOTICES.name, user.shop_id, encode(notice)), notice.notice_id
+
+    def count_send(send: MailSend) -> None:
+        """Refuse a send over a limit, else count it now: a concurrent request on this
+        replica sees it before the write returns (other replicas, once it is on the log)."""
+        over = sends.admit(send)
+        if over is not None:
+            log.warning("mail refused: over a send limit",
+                        extra={"shop_id": send.shop_id, "kind": send.kind, "limit": over.label})
+            raise Refused(429, over.reason, code="rate_limited", limit=over.as_dict(),
+                          retry_after_s=over.retry_after_s)
+
+    async def write_counted(send_id: str, *records: tuple[str, str, bytes | None]) -> None:
+        """:func:`write` for records holding a counted send: uncounted if not written."""
+        try:
+            await write(*records)
+        except Refused:
+            sends.forget(send_id)
+            raise
 
     def with_senders(shop_id: str, users: list[ShopUser], actor: str) -> ShopSettings:
         return replace(current_settings(shop_id), authorized_senders=authorized_senders(users),
@@ -277,10 +311,10 @@ def build_admin_router(settings: Settings,
                       nonce=new_nonce())
         shop_settings = initial_settings(shop_id, email, shop_name=str(shop_name),
                                          region=str(region), now_ms=now, actor="operator")
-        await write(user_record(user), settings_record(shop_settings),
-                    notice_record(user, str(shop_name)),
-                    audit(principal, shop_id, "create_shop", shop_id, None,
-                          {"main_account": user, "settings": shop_settings}))
+        notice, notice_id = notice_record(user, str(shop_name))
+        await write_counted(notice_id, user_record(user), settings_record(shop_settings), notice,
+                            audit(principal, shop_id, "create_shop", shop_id, None,
+                                  {"main_account": user, "settings": shop_settings}))
         directory.put_user(user)
         directory.put_settings(shop_settings)
         return JSONResponse({"shop_id": shop_id, "main_account": _user_doc(user),
@@ -342,8 +376,9 @@ def build_admin_router(settings: Settings,
         user = invite(shop_id, email, str(role), invited_by=principal.name, now_ms=clock(),
                       nonce=new_nonce())
         shop_name = current_settings(shop_id).shop_name
-        await write(user_record(user), notice_record(user, shop_name),
-                    audit(principal, shop_id, "add_user", email, None, user))
+        notice, notice_id = notice_record(user, shop_name)
+        await write_counted(notice_id, user_record(user), notice,
+                            audit(principal, shop_id, "add_user", email, None, user))
         directory.put_user(user)
         return JSONResponse(_user_doc(user), status_code=201)
 
@@ -385,9 +420,10 @@ def build_admin_router(settings: Settings,
         if user.status == UserStatus.ACTIVE:
             raise Refused(409, f"{user.email} is already active")
         fresh = reinvite(user, invited_by=actor, now_ms=clock(), nonce=new_nonce())
-        await write(user_record(fresh),
-                    notice_record(fresh, current_settings(user.shop_id).shop_name),
-                    audit(actor, user.shop_id, "resend_activation", user.email, user, fresh))
+        notice, notice_id = notice_record(fresh, current_settings(user.shop_id).shop_name)
+        await write_counted(notice_id, user_record(fresh), notice,
+                            audit(actor, user.shop_id, "resend_activation", user.email, user,
+                                  fresh))
         directory.put_user(fresh)
         return JSONResponse(_user_doc(fresh), status_code=202)
 
@@ -446,6 +482,10 @@ def build_admin_router(settings: Settings,
         try:
             check_activation(token, keys, directory.user, clock())
         except ActivationError as exc:
+            if exc.code == "superseded":
+                # Only the newest link may ask for another: an old link from a mailbox
+                # must not be a way to make us send mail.
+                raise Refused(409, exc.reason, code=exc.code) from None
             if not exc.can_resend or exc.user is None:
                 raise Refused(exc.status, exc.reason, code=exc.code) from None
             # The fresh link goes to the address on record, never to one the caller names.
@@ -470,8 +510,21 @@ def build_admin_router(settings: Settings,
             raise Refused(409, "unread message email alerts are off for this shop: turn them on "
                           "to simulate", fields=[{"field": "alerts_enabled", "reason": "off"}])
         sim_id = new_simulation_id()
+        started = clock()
+        send_id = f"simulation-{sim_id}"
+        count_send(MailSend(send_id, NoticeKind.SIMULATION, shop_id, shop.destination_email,
+                            started))
+        try:
+            return await start_simulation(principal, shop, sim_id, started)
+        except Refused:
+            sends.forget(send_id)
+            raise
+
+    async def start_simulation(principal: Principal, shop: ShopSettings, sim_id: str,
+                               started: int) -> Response:
+        shop_id = shop.shop_id
         trace = traces.trace(shop_id, sim_id)
-        trace.started_at_ms = clock()
+        trace.started_at_ms = started
         text = (f"This is a simulated buyer message from {cfg.marketplace_name} to test your "
                 "email set-up. Reply to this email; your answer should appear in the chat.")
         if cfg.simulation_mode == "direct":
@@ -494,8 +547,10 @@ def build_admin_router(settings: Settings,
                 trace.start_error = f"the sandbox platform is unreachable: {exc!r}"
             if trace.start_error:
                 raise Refused(502, trace.start_error, simulation_id=sim_id)
+        # The audit record is what other replicas count this simulation's digest by.
         await write(audit(principal, shop_id, "run_simulation", sim_id, None,
-                          {"simulation_id": sim_id, "mode": cfg.simulation_mode}))
+                          {"simulation_id": sim_id, "mode": cfg.simulation_mode,
+                           "destination_email": shop.destination_email}))
         return JSONResponse({"simulation_id": sim_id,
                              "status_url": f"/admin/shops/{shop_id}/simulations/{sim_id}",
                              "destination_email": shop.destination_email,

@@ -13,14 +13,24 @@ import asyncio
 import logging
 from collections import OrderedDict
 
+import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from ingest.admin_directory import AdminDirectory
 from ingest.simulation import SIMULATION_PREFIX, SimulationTrace
 from shared.codec import DecodeError, decode
 from shared.config import Settings
-from shared.events import ChatEvent, ChatEventKind, InboundResult, MailOutcome, PartDelivery
+from shared.events import (
+    AuditEvent,
+    ChatEvent,
+    ChatEventKind,
+    InboundResult,
+    MailOutcome,
+    NoticeKind,
+    PartDelivery,
+)
 from shared.kafka import topic_partitions
+from shared.send_limits import MailSend
 from shared.topics import (
     ADMIN_USERS,
     CHAT_DELIVERIES,
@@ -35,6 +45,24 @@ _SIM_MARK = f'"conversation_id":"{SIMULATION_PREFIX}'.encode()
 STATE_TOPICS = (ADMIN_USERS.name, SHOP_SETTINGS.name)
 SIMULATION_TOPICS = (CHAT_EVENTS.name, MAIL_OUTCOMES.name, MAIL_INBOUND_RESULTS.name,
                      CHAT_DELIVERIES.name)
+
+
+def simulation_send(value: bytes) -> MailSend | None:
+    """An ``admin.audit`` record of a started simulation as the digest it sends, for the
+    send limits (any other record: None)."""
+    if b'"run_simulation"' not in value:
+        return None
+    try:
+        event = decode(AuditEvent, value)
+        after = orjson.loads(event.after) if event.action == "run_simulation" else None
+    except (DecodeError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(after, dict):
+        return None
+    return MailSend(send_id=f"simulation-{event.target}", kind=NoticeKind.SIMULATION,
+                    shop_id=event.shop_id,
+                    recipient=str(after.get("destination_email", "")),
+                    at_ms=event.at_ms)
 
 
 class SimulationTraces:

@@ -49,8 +49,9 @@ def normalize_email(value: object, field: str) -> str:
 
 def initial_settings(shop_id: str, main_email: str, *, shop_name: str, region: str,
                      now_ms: int, actor: str) -> ShopSettings:
-    """A newly onboarded shop: alerts on, digests to the main account's inbox, a mailbox."""
-    return ShopSettings(shop_id=shop_id, alerts_enabled=True, destination_email=main_email,
+    """A newly onboarded shop: digests to the main account's inbox, a mailbox, and alerts
+    off until one of the shop's managers turns them on (the shop opts in to mail)."""
+    return ShopSettings(shop_id=shop_id, alerts_enabled=False, destination_email=main_email,
                         destination_kind=DestinationKind.MAILBOX, region=region,
                         shop_name=shop_name, authorized_senders=(), updated_at_ms=now_ms,
                         updated_by=actor)

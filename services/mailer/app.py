@@ -45,6 +45,7 @@ from mailer.digest_consumer import PartitionLost, consume_digests
 from mailer.dkim_signing import DkimSigner
 from mailer.mailer_metrics import (
     DIGESTS_SENT,
+    NOTICES_DROPPED,
     RESENDS_UNKNOWN,
     SEND_RETRIES,
     SEND_SECONDS,
@@ -68,9 +69,12 @@ from shared.kafka import (
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import build_ops_app, serve_ops
+from shared.send_limits import SendWindow, limits_from, send_of
+from shared.sent_mail_log import SentMailLog, notice_send
 from shared.topics import DAY_MS, MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
 
 SERVICE = "mailer"
+PRUNE_EVERY_ADMITTED = 1000  # notices admitted between forgetting those out of every window
 GROUP = "bridge-mailer"
 log = logging.getLogger(SERVICE)
 
@@ -79,8 +83,14 @@ class Mailer:
     def __init__(self, cfg: MailerSettings, producer: AIOKafkaProducer, pool: SmtpPool,
                  signer: DkimSigner | None, ledger: OutcomeLedger,
                  rsa_process: RsaSigningProcess | None = None,
-                 compose_processes: ComposeProcesses | None = None) -> None:
+                 compose_processes: ComposeProcesses | None = None,
+                 sends: SendWindow | None = None) -> None:
         self.cfg = cfg
+        # Notices admitted lately (seeded at start with every notice on the log in the
+        # window, then fed by handle): the backstop behind the admin API's check of the
+        # same limits (shared/send_limits.py), for replica races and producers that do
+        # not check. Keyed by shop, a shop's notices are all decided here, in log order.
+        self.sends = sends
         self.producer = producer
         self.pool = pool
         self.signer = signer
@@ -177,6 +187,20 @@ class Mailer:
         if seen is Seen.DONE:
             EVENTS_HANDLED.labels(SERVICE, "duplicate").inc()
             return
+        # Before the first await, so a shop's notices are decided in log order.
+        refusal = self._refusal(item) if isinstance(item, MailNotice) else None
+        if refusal is not None:
+            reason, label = refusal
+            NOTICES_DROPPED.labels(label).inc()
+            log.warning("notice not sent", extra={"item_id": item_id, "shop_id": item.shop_id,
+                                                  "reason": reason})
+            await self.producer.send_and_wait(
+                MAIL_OUTCOMES.name, encode(self._outcome(item, MailStatus.FAILED,
+                                                         reason=f"not sent: {reason}")),
+                key=item_id.encode())
+            self.ledger.record_done(item_id)
+            EVENTS_HANDLED.labels(SERVICE, "dropped").inc()
+            return
         if seen is Seen.ATTEMPTED:
             # A previous owner died mid-send: the relay may have it. Sending again
             # (same Message-ID) is the lesser harm than losing it; see the module doc.
@@ -190,6 +214,18 @@ class Mailer:
         self.ledger.record_done(item_id)
         EVENTS_HANDLED.labels(SERVICE, outcome.status).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
+
+    def _refusal(self, notice: MailNotice) -> tuple[str, str] | None:
+        """(reason, metric label) when this notice must not be sent; else it is counted."""
+        if not notice.to_address.strip():
+            return ("the notice has no recipient (the shop has no destination inbox)",
+                    "no_recipient")
+        if self.sends is None:
+            return None
+        over = self.sends.admit(send_of(notice))
+        if over is None and len(self.sends) % PRUNE_EVERY_ADMITTED == 0:
+            self.sends.prune(now_ms())
+        return (over.reason, over.label) if over is not None else None
 
     async def _deliver(self, digest: Digest | MailNotice, still_owned: Callable[[], bool],
                        record_value: bytes) -> MailOutcome:
@@ -325,7 +361,13 @@ async def main() -> None:
     # The RSA helper only when digests are signed on the loop (a compose process signs
     # its own; if they all die the loop signs in-process).
     rsa_process = None if compose_processes else await start_rsa_process(cfg, signer)
-    mailer = Mailer(cfg, producer, pool, signer, ledger, rsa_process, compose_processes)
+    sends = SendWindow(limits_from(cfg))
+    # Seeded once with what is on the log (a restart must not reopen the window); erring
+    # on the strict side, the notices not yet handled count too.
+    sent_log = SentMailLog(cfg.kafka_bootstrap, sends, {MAIL_NOTICES.name: notice_send},
+                           client_id="mailer-sent-mail", follow=False)
+    await sent_log.start()
+    mailer = Mailer(cfg, producer, pool, signer, ledger, rsa_process, compose_processes, sends)
     consumer = make_consumer(cfg, group_id=cfg.mailer_group)
     await consumer.start()
     # Ready while both Kafka clients reach the cluster (a relay outage is retried, not unready).
@@ -342,6 +384,7 @@ async def main() -> None:
         lag.cancel()
         ops.cancel()
         await consumer.stop()
+        await sent_log.stop()
         await ledger.stop()
         await producer.stop()
         await pool.close()

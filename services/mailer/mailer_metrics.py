@@ -22,3 +22,7 @@ HELPER_RESTARTS = Counter("bridge_mailer_helper_restarts_total",
 MESSAGES_UNSHOWN = Counter(
     "bridge_digest_messages_unshown_total",
     "Messages shown in their digest as a placeholder because they could not be rendered.")
+NOTICES_DROPPED = Counter(
+    "bridge_notices_dropped_total",
+    "Notices not sent: over a send limit (reason names the limit) or without a recipient.",
+    ["reason"])

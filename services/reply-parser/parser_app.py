@@ -196,9 +196,10 @@ class Parser:
         sends = []
         reply = decision.reply
         for notice in decision.notices:
-            # Keyed by the notice id: the mailer dedups per id across its partitions.
+            # Keyed by shop like every notice: one mailer owns a shop's notices and admits
+            # them in order against the send limits (it dedups by id across partitions).
             sends.append(self.producer.send_and_wait(MAIL_NOTICES.name, encode(notice),
-                                                     key=notice.notice_id.encode()))
+                                                     key=notice.shop_id.encode()))
         if reply is not None:
             sends.append(self.producer.send_and_wait(CHAT_REPLIES.name, encode(reply), key=key))
             seen = ChatEvent(kind=ChatEventKind.EMAIL_REPLY, shop_id=env.shop_id,

@@ -47,6 +47,7 @@ async def bounced_total(stack: Stack) -> float:
 async def test_a_bounced_digest_is_named_and_counted(
         stack: Stack, unique_conversation: tuple[str, str]) -> None:
     shop, conv = unique_conversation
+    await stack.onboard(shop)
     await stack.buyer_says(shop, conv, "Is the green teapot back?", buyer_name="Dee")
     digest = (await eventually(lambda: stack.mails_for(conv), timeout_s=WINDOW_S + 20))[0]
     digest_id = str(digest["X-Bridge-Digest-Id"])

@@ -8,6 +8,7 @@ through the compacted shop.settings topic.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -30,7 +31,7 @@ from shared.events import AuditEvent
 from shared.logging import now_ms
 from shared.settings_view import ShopSettingsView
 from shared.topics import ADMIN_AUDIT
-from tests.conftest import WINDOW_S, Stack
+from tests.conftest import SETTINGS_APPLY_S, WINDOW_S, Stack
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -94,6 +95,10 @@ class Admin:
             "shop_id": shop, "main_account_email": main, "shop_name": f"Shop {tag}"})
         assert resp.status_code == 201, resp.text
         await self.activate(main)
+        resp = await self.call("PATCH", f"/admin/shops/{shop}/settings", main,
+                               {"alerts_enabled": True})  # a new shop's alerts start off
+        assert resp.status_code == 200, resp.text
+        await asyncio.sleep(SETTINGS_APPLY_S)  # the consolidator's settings view has it
         return shop, main
 
     async def add_user(self, shop: str, by: str, role: str, *, activate: bool = True) -> str:
@@ -302,7 +307,9 @@ async def test_every_change_is_an_audit_event_with_before_and_after(admin: Admin
     await replay_topic(admin.settings.kafka_bootstrap, ADMIN_AUDIT.name,
                        lambda rec: events.append(decode(AuditEvent, rec.value)))
     mine = [e for e in events if e.shop_id == shop]
-    assert [e.action for e in mine] == ["create_shop", "activate_user", "change_settings"]
+    assert [e.action for e in mine] == ["create_shop", "activate_user", "change_settings",
+                                        "change_settings"]  # alerts turned on, then off
+    assert orjson.loads(mine[0].after)["settings"]["alerts_enabled"] is False
     change = mine[-1]
     assert change.actor == main and change.at_ms > 0
     assert orjson.loads(change.before)["alerts_enabled"] is True

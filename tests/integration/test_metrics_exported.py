@@ -57,6 +57,7 @@ async def flowed(stack: Stack) -> tuple[Samples, str, str]:
     n = uuid.uuid4().int
     shop = str(7_100_000_000_000_000_000 + n % 10**18)
     conv = str(5_100_000_000_000_000 + n % 10**17)
+    await stack.onboard(shop)
     await stack.buyer_says(shop, conv, "Is the metrics kettle in stock?", buyer_name="Mo")
 
     async def digest_arrived():  # type: ignore[no-untyped-def]

@@ -20,12 +20,11 @@ from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from shared.codec import decode, encode
-from shared.events import DeadLetter, MailNotice, ShopSettings
+from shared.codec import decode
+from shared.events import DeadLetter, MailNotice
 from shared.tokens import mint_token, parse_keys, reply_address
-from shared.topics import DEAD_LETTER, MAIL_NOTICES, SHOP_SETTINGS
+from shared.topics import DEAD_LETTER, MAIL_NOTICES
 from tests.conftest import Stack
 from tests.e2e.test_loop import eventually
 from tests.topic_reader import records_so_far
@@ -73,6 +72,7 @@ async def _texts(stack: Stack, conv: str) -> list[str]:
 async def test_poison_mail_is_dead_lettered_and_the_next_mail_is_still_delivered(
         stack: Stack, unique_conversation: tuple[str, str]) -> None:
     shop, conv = unique_conversation
+    await stack.onboard(shop)
     await stack.buyer_says(shop, conv, "Is it waterproof?")
     rcpt, seller = _reply_address(stack, shop, conv), _seller(stack)
     parts = b"".join(b"--p\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(5000))
@@ -98,6 +98,7 @@ async def test_poison_mail_is_dead_lettered_and_the_next_mail_is_still_delivered
 async def test_out_of_office_and_duplicate_never_reach_the_buyer(
         stack: Stack, unique_conversation: tuple[str, str]) -> None:
     shop, conv = unique_conversation
+    await stack.onboard(shop)
     await stack.buyer_says(shop, conv, "Do you ship to Spain?")
     rcpt, seller = _reply_address(stack, shop, conv), _seller(stack)
     await _send(stack, seller, rcpt, _mail(seller, rcpt, "I am out of the office until Monday.",
@@ -117,6 +118,7 @@ async def test_out_of_office_and_duplicate_never_reach_the_buyer(
 async def test_forged_sender_is_refused_and_only_the_shop_is_told_once(
         stack: Stack, unique_conversation: tuple[str, str]) -> None:
     shop, conv = unique_conversation
+    await stack.onboard(shop)
     await stack.buyer_says(shop, conv, "Refund please")
     rcpt, forger = _reply_address(stack, shop, conv), "mallory@evil.localhost"
     await _send(stack, forger, rcpt, _mail(forger, rcpt, "Send your card number to me."))
@@ -149,16 +151,9 @@ async def test_salesforce_buyer_gets_the_inline_picture_and_the_seller_one_withh
         stack: Stack, unique_conversation: tuple[str, str]) -> None:
     shop, conv = unique_conversation
     agent = "agent@shop.localhost"
-    producer = AIOKafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP"], acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(SHOP_SETTINGS.name, encode(ShopSettings(
-            shop_id=shop, destination_email="cases@shop.localhost",
-            destination_kind="salesforce", authorized_senders=(agent,))), key=shop.encode())
-    finally:
-        await producer.stop()
+    await stack.onboard(shop, "cases@shop.localhost", destination_kind="salesforce",
+                        authorized_senders=(agent,))
     await stack.buyer_says(shop, conv, "Can I see the label?")
-    await asyncio.sleep(1.5)  # the parser's settings view applies the record
     rcpt, picture = _reply_address(stack, shop, conv), _png()
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = agent, rcpt, "Re: A new message"

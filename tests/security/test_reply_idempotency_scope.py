@@ -144,6 +144,8 @@ async def test_one_mail_to_two_conversations_reaches_both_buyers(stack: Stack,
     shop_b, conv_b = _numeric_pair()
     if shops == "one shop":
         shop_b = shop_a
+    for shop in {shop_a, shop_b}:
+        await stack.onboard(shop)
     for shop, conv in ((shop_a, conv_a), (shop_b, conv_b)):
         await stack.buyer_says(shop, conv, "When does my order ship?")
     text = "Both orders ship tomorrow."
@@ -162,6 +164,8 @@ async def test_the_same_mail_reaching_a_second_conversation_later_is_delivered_t
     """The MTA splits the recipients into two deliveries (or the seller forwards the same
     mail): the second conversation's copy arrives after the first was delivered."""
     (shop_a, conv_a), (shop_b, conv_b) = _numeric_pair(), _numeric_pair()
+    for shop in (shop_a, shop_b):
+        await stack.onboard(shop)
     for shop, conv in ((shop_a, conv_a), (shop_b, conv_b)):
         await stack.buyer_says(shop, conv, "Any discount for two?")
     text = "Yes, 10% off the second one."
@@ -176,6 +180,8 @@ async def test_the_same_mail_reaching_a_second_conversation_later_is_delivered_t
 async def test_the_same_mail_redelivered_to_the_same_conversations_reaches_each_buyer_once(
         stack: Stack) -> None:
     targets = [_numeric_pair(), _numeric_pair()]
+    for shop, _ in targets:
+        await stack.onboard(shop)
     for shop, conv in targets:
         await stack.buyer_says(shop, conv, "Is it gift-wrapped?")
     text = "Yes, gift-wrapped at no charge."

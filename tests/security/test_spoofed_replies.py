@@ -326,6 +326,7 @@ def _default_seller(stack: Stack) -> str:
 async def test_unauthenticated_reply_from_an_activated_users_address_is_not_delivered(
         stack: Stack, unique_conversation: tuple[str, str]) -> None:
     shop, conv = unique_conversation
+    await stack.onboard(shop)  # the default seller's address is an activated user
     await stack.buyer_says(shop, conv, "Where is my parcel?")
     rcpt, seller = _rcpt(stack, shop, conv), _default_seller(stack)
     forged = _stack_mail((seller,), rcpt, "Pay the balance to IBAN XX00 attacker.")

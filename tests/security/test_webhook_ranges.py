@@ -100,6 +100,7 @@ async def test_a_message_that_cannot_be_rendered_leaves_the_rest_of_its_digest_s
     the same digest as a normal message: the digest goes out with the normal message and a
     placeholder, and the mailer counts it."""
     shop, conv = unique_conversation
+    await stack.onboard(shop)
     now = int(time.time() * 1000)
 
     def event(message_id: str, sent_at_ms: int, text: str, received_at_ms: int = now

@@ -246,3 +246,14 @@ def test_a_redelivery_within_the_ttl_is_still_dropped_and_after_it_starts_afresh
     h.store.pop(key("a"))  # what the tombstone does
     h.run([buyer("a", "a2", 50_000, 50_000), tick(60_000)])
     assert [d.previous_digest_ids for d in h.digests] == [(), ()]  # a new thread
+
+
+def test_a_shop_never_onboarded_gets_no_digest_until_its_settings_turn_alerts_on() -> None:
+    h = Harness()
+    h.engine = Consolidation(POLICY, h.shops.get, lambda key, partition: h.store.get(key),
+                             h.index)  # no record: None, as ShopSettingsView.find answers
+    result = h.engine.apply_batch([buyer("a", "a1", 0, 0), tick(60_000)])
+    assert result.digests == [] and result.dropped_not_onboarded == 1
+    h.shops["s1"] = ShopSettings("s1", alerts_enabled=True)
+    h.run([buyer("a", "a2", 61_000, 61_000), tick(120_000)])
+    assert [[m.message_id for m in d.messages] for d in h.digests] == [["a2"]]
