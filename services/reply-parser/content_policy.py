@@ -167,12 +167,15 @@ def content_withheld_notice(*, reply_id: str, seller: str, seller_message_id: st
 
 
 def sender_rejected_notice(*, reply_id: str, shop: ShopSettings, sender: str, reason: str,
-                           conversation_id: str, now_ms: int) -> MailNotice | None:
+                           conversation_id: str, now_ms: int,
+                           sender_authenticated: bool) -> MailNotice | None:
     """One notice to the shop's own inbox (never to the sender) about a refused reply.
 
-    None when the shop has no destination inbox to tell.
+    None when the shop has no destination inbox to tell, and when the sender did not
+    authenticate (no aligned DKIM or SPF pass): anyone can forge a From address, and a
+    stranger's forged mails must not fill, or use up, the shop's notices.
     """
-    if not shop.destination_email:
+    if not shop.destination_email or not sender_authenticated:
         return None
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.SENDER_REJECTED, reply_id),

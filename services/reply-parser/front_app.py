@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from reply_parser.smtp_front import ReplyFrontHandler, start_smtp_front
+from reply_parser.smtp_front import ReplyFrontHandler, SessionLimits, start_smtp_front
 from shared.config import get_settings
 from shared.kafka import kafka_healthy, make_producer
 from shared.metrics import UP
@@ -23,7 +23,7 @@ async def main() -> None:
                                 cfg.reply_domain_base,
                                 kafka_timeout_s=2 * cfg.kafka_request_timeout_ms / 1000)
     server = await start_smtp_front(handler, cfg.inbound_smtp_host, cfg.inbound_smtp_port,
-                                    cfg.inbound_max_bytes)
+                                    cfg.inbound_max_bytes, SessionLimits.from_settings(cfg))
     ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)), cfg.http_host,
                           cfg.reply_front_port)
     UP.labels(SERVICE).set(1)
