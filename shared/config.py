@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     # What one client may hold of the front: connections open at once (in total and per
     # client IP), a session's wall-clock time, and a minimum average data rate after a grace
     # period (a client dripping a byte every few seconds is cut off, 421 4.4.2).
+    inbound_max_conversations_per_mail: int = 3  # each is one copy of the mail on Kafka
     inbound_max_connections: int = 500
     inbound_max_connections_per_ip: int = 20
     inbound_session_max_s: float = 900.0

@@ -276,10 +276,11 @@ class MailNotice:
 class InboundEnvelope:
     """SMTP envelope of a received mail; travels in a Kafka header beside the raw bytes.
 
-    One record per mail: every accepted recipient names the same conversation (the front
-    defers a second conversation's recipient with 452), so the raw mail is on Kafka once.
-    ``rcpt_to`` is the first of them, ``rcpt_tos`` all of them (added with a default, so
-    records written before it and consumers that ignore it stay compatible).
+    One record per conversation the mail answers: several reply addresses of one
+    conversation are one record, and the front caps the conversations of one mail (452
+    beyond). ``rcpt_to`` is the first of this conversation's addresses, ``rcpt_tos`` all of
+    them (added with a default, so records written before it and consumers that ignore it
+    stay compatible).
     """
 
     mail_id: str

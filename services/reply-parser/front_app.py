@@ -21,7 +21,8 @@ async def main() -> None:
     await producer.start()
     handler = ReplyFrontHandler(producer, parse_keys(cfg.token_keys.get_secret_value()),
                                 cfg.reply_domain_base,
-                                kafka_timeout_s=2 * cfg.kafka_request_timeout_ms / 1000)
+                                kafka_timeout_s=2 * cfg.kafka_request_timeout_ms / 1000,
+                                max_conversations=cfg.inbound_max_conversations_per_mail)
     server = await start_smtp_front(handler, cfg.inbound_smtp_host, cfg.inbound_smtp_port,
                                     cfg.inbound_max_bytes, SessionLimits.from_settings(cfg))
     ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)), cfg.http_host,

@@ -273,7 +273,8 @@ def _decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdenti
         notice = sender_rejected_notice(reply_id=reply_id, shop=shop, sender=sender,
                                         reason=refusal, conversation_id=env.conversation_id,
                                         now_ms=env.received_at_ms,
-                                        sender_authenticated=sender_authenticated(auth))
+                                        sender_accountable=not unregistered
+                                        or sender_authenticated(auth))
         return InboundDecision(ReplyClass.REJECTED, refusal,
                                notices=(notice,) if notice else (), auth=auth,
                                auth_verdict=verdict_auth, sender=sender)

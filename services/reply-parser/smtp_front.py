@@ -5,8 +5,10 @@ addresses and Kafka, nothing about chat. 250 is answered only after Kafka
 acknowledged the raw mail; while Kafka is unavailable the sender gets 451 and
 retries, so nothing accepted is ever lost.
 
-What one client may take is bounded: one mail is one record on Kafka (recipients of a
-second conversation are deferred with 452, the client sends them in another transaction),
+What one client may take is bounded: a mail is one record per conversation it answers
+(several reply addresses of one conversation are one record) and may answer at most
+``max_conversations`` (others are deferred with 452, the client sends them in another
+transaction), so one large mail cannot become ten copies on Kafka;
 connections are capped in total and per client IP (421 4.7.0), and a session ends at a
 wall-clock limit or when its average data rate falls below a floor after a grace period
 (421 4.4.2): aiosmtpd's idle timeout restarts at every byte, so a client dripping a byte
@@ -48,11 +50,13 @@ class ReplyFrontHandler:
     """
 
     def __init__(self, producer: AIOKafkaProducer, token_keys: dict[int, bytes],
-                 reply_domain_base: str, kafka_timeout_s: float = 20.0) -> None:
+                 reply_domain_base: str, kafka_timeout_s: float = 20.0,
+                 max_conversations: int = 3) -> None:
         self._producer = producer
         self._keys = token_keys
         self._base = reply_domain_base
         self._timeout = kafka_timeout_s
+        self._max_conversations = max_conversations
 
     def _verify(self, address: str) -> ReplyToken:
         token, _region = split_reply_address(address, self._base)
@@ -67,39 +71,47 @@ class ReplyFrontHandler:
         except TokenError as exc:
             EVENTS_HANDLED.labels(SERVICE, "rcpt_refused").inc()
             return f"550 5.1.1 <{address}>: {exc}"
-        if envelope.rcpt_tos:
-            # One conversation per transaction, so one mail is one record on the conversation's
-            # partition; RFC 5321 clients send deferred recipients in a later transaction.
-            first = self._verify(envelope.rcpt_tos[0])
-            if (first.shop_id, first.conversation_id) != (reply.shop_id, reply.conversation_id):
-                EVENTS_HANDLED.labels(SERVICE, "rcpt_deferred").inc()
-                return "452 4.5.3 One conversation per message; send to this address separately"
-            if address in envelope.rcpt_tos:
-                return "250 2.1.5 Recipient OK"
+        if address in envelope.rcpt_tos:
+            return "250 2.1.5 Recipient OK"
+        # Each conversation is one copy of the mail on Kafka: their number is capped, and
+        # RFC 5321 clients send deferred recipients in a later transaction.
+        conversations = {self._conversation(r) for r in envelope.rcpt_tos}
+        if (reply.shop_id, reply.conversation_id) not in conversations and \
+                len(conversations) >= self._max_conversations:
+            EVENTS_HANDLED.labels(SERVICE, "rcpt_deferred").inc()
+            return "452 4.5.3 Too many conversations in one message; send to this one separately"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Recipient OK"
+
+    def _conversation(self, address: str) -> tuple[str, str]:
+        reply = self._verify(address)
+        return reply.shop_id, reply.conversation_id
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         started = time.perf_counter()
         raw = envelope.original_content or b""
         if not envelope.rcpt_tos:
             return "503 5.5.1 No valid recipients"
-        try:
-            reply = self._verify(envelope.rcpt_tos[0])
-        except TokenError as exc:  # expired between RCPT and DATA
-            return f"550 5.1.1 <{envelope.rcpt_tos[0]}>: {exc}"
+        by_conversation: dict[tuple[str, str], list[str]] = {}
+        for rcpt in envelope.rcpt_tos:
+            try:
+                by_conversation.setdefault(self._conversation(rcpt), []).append(rcpt)
+            except TokenError as exc:  # expired between RCPT and DATA
+                return f"550 5.1.1 <{rcpt}>: {exc}"
         mail_id = uuid.uuid4().hex
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
-        env = InboundEnvelope(
-            mail_id=mail_id, shop_id=reply.shop_id, conversation_id=reply.conversation_id,
-            mail_from=envelope.mail_from or "", rcpt_to=envelope.rcpt_tos[0],
-            received_at_ms=now_ms(), peer=peer, rcpt_tos=tuple(envelope.rcpt_tos),
-        )
-        key = conversation_key(reply.shop_id, reply.conversation_id).encode()
+        records = []
+        for (shop_id, conversation_id), rcpts in by_conversation.items():
+            env = InboundEnvelope(
+                mail_id=mail_id, shop_id=shop_id, conversation_id=conversation_id,
+                mail_from=envelope.mail_from or "", rcpt_to=rcpts[0], received_at_ms=now_ms(),
+                peer=peer, rcpt_tos=tuple(rcpts))
+            records.append((conversation_key(shop_id, conversation_id).encode(), env))
         try:
-            await asyncio.wait_for(self._producer.send_and_wait(
-                MAIL_INBOUND.name, raw, key=key, headers=[("envelope", encode(env))]),
-                self._timeout)
+            await asyncio.wait_for(asyncio.gather(*(
+                self._producer.send_and_wait(MAIL_INBOUND.name, raw, key=key,
+                                             headers=[("envelope", encode(env))])
+                for key, env in records)), self._timeout)
         except (KafkaError, TimeoutError) as exc:
             EVENTS_HANDLED.labels(SERVICE, "kafka_unavailable").inc()
             log.warning("kafka unavailable; mail deferred", extra={"error": str(exc)})

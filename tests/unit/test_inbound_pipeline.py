@@ -222,7 +222,8 @@ def test_dmarc_fail_with_p_reject_refuses_the_reply() -> None:
     weak = dataclasses.replace(MAILBOX, mail_auth_policy="dmarc_reject")
     decision = decide(_mail(), ENV, weak, OWN, resolver=resolver)
     assert decision.classification == "rejected" and "DMARC" in decision.reason
-    assert decision.notices == ()  # a forgery of the shop's own address: nobody to tell
+    # The shop's own address forged: the shop is told (budgeted per sender and domain).
+    assert decision.notices[0].kind == "sender_rejected"
 
 
 def test_dmarc_pass_through_spf_delivers_the_reply() -> None:
