@@ -186,6 +186,10 @@ async def test_a_mail_that_kills_the_parser_is_dead_lettered_on_restart_and_the_
     reply = EmailMessage()
     reply["From"], reply["To"], reply["Subject"] = "seller@shop.localhost", "x@y", "Re: hi"
     reply["Message-ID"] = f"<{uuid.uuid4().hex}@shop.localhost>"
+    # Authenticated by "our MX" (a trusted authserv-id), as a deliverable reply must be.
+    reply["Authentication-Results"] = ("mx.poison.test; dkim=pass header.d=shop.localhost; "
+                                       "spf=pass smtp.mailfrom=seller@shop.localhost; "
+                                       "dmarc=pass header.from=shop.localhost")
     reply.set_content("Yes, size M is in stock.")
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all",
                                 max_request_size=INBOUND_RECORD_LIMIT)
@@ -209,7 +213,8 @@ async def test_a_mail_that_kills_the_parser_is_dead_lettered_on_restart_and_the_
            "BRIDGE_MIME_MAX_HEADER_BLOCK_BYTES": "100000000",
            "BRIDGE_MIME_MAX_HEADER_BYTES": "100000000",
            "BRIDGE_MIME_MAX_ENCODED_WORDS": "100000000",
-           "BRIDGE_PARSE_TIME_BUDGET_S": "600", "BRIDGE_AUTH_DNS_TIMEOUT_S": "0.3"}
+           "BRIDGE_PARSE_TIME_BUDGET_S": "600", "BRIDGE_AUTH_DNS_TIMEOUT_S": "0.3",
+           "BRIDGE_TRUSTED_AUTHSERV_IDS": "mx.poison.test"}
     services = ServiceProcesses(env, tmp_path / "logs")
     try:
         for death in (1, 2, 3):
