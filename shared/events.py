@@ -274,7 +274,14 @@ class MailNotice:
 
 @dataclass(frozen=True, slots=True)
 class InboundEnvelope:
-    """SMTP envelope of a received mail; travels in a Kafka header beside the raw bytes."""
+    """SMTP envelope of a received mail; travels in a Kafka header beside the raw bytes.
+
+    One record per conversation the mail answers: several reply addresses of one
+    conversation are one record, and the front caps the conversations of one mail (452
+    beyond). ``rcpt_to`` is the first of this conversation's addresses, ``rcpt_tos`` all of
+    them (added with a default, so records written before it and consumers that ignore it
+    stay compatible).
+    """
 
     mail_id: str
     shop_id: str
@@ -283,6 +290,28 @@ class InboundEnvelope:
     rcpt_to: str
     received_at_ms: int
     peer: str = ""
+    rcpt_tos: tuple[str, ...] = ()
+    v: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class ParseAttempt:
+    """The parser is about to parse one ``mail.inbound`` record, on ``mail.inbound.attempts``.
+
+    Written before the parse of records ``offset`` to ``last_offset``, keyed
+    ``group:topic:partition`` (compacted: the last attempt per partition). A restarted
+    parser that finds the records it resumes at marked here knows an earlier process died
+    on one of them; marked one by one, it counts the deaths per mail and after
+    ``attempts`` of them dead-letters that mail instead of parsing it again.
+    """
+
+    group: str
+    topic: str
+    partition: int
+    offset: int
+    last_offset: int
+    attempts: int
+    at_ms: int = 0
     v: int = SCHEMA_VERSION
 
 

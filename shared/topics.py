@@ -30,6 +30,7 @@ class TopicSpec:
     compacted: bool = False
     retention_ms: int = 7 * DAY_MS
     max_message_bytes: int = DEFAULT_RECORD_LIMIT
+    segment_ms: int | None = None  # roll segments sooner so a busy compacted topic compacts
 
     def config(self) -> dict[str, str]:
         """Topic-level configs as Kafka expects them (also used for Strimzi)."""
@@ -39,6 +40,8 @@ class TopicSpec:
         }
         if not self.compacted:
             cfg["retention.ms"] = str(self.retention_ms)
+        if self.segment_ms is not None:
+            cfg["segment.ms"] = str(self.segment_ms)
         return cfg
 
 
@@ -61,8 +64,14 @@ MAIL_INBOUND_RETRY = TopicSpec(
     max_message_bytes=INBOUND_RECORD_LIMIT,
 )
 MAIL_INBOUND_RESULTS = TopicSpec("mail.inbound.results", CONVERSATION_PARTITIONS)
+# The parser's "about to parse partition P offsets O..E" markers: one key per partition,
+# one write per fetched batch; hourly segments keep what a restart reads back small.
+MAIL_INBOUND_ATTEMPTS = TopicSpec("mail.inbound.attempts", 1, compacted=True,
+                                  segment_ms=3600 * 1000)
 CHAT_REPLIES = TopicSpec("chat.replies", CONVERSATION_PARTITIONS)
 CHAT_DELIVERIES = TopicSpec("chat.deliveries", CONVERSATION_PARTITIONS, compacted=True)
+# Dead letters keep a reason and where the record is (topic, partition, offset, key), not its
+# content; 30 days is long enough to act on an alert and short enough not to become an archive.
 DEAD_LETTER = TopicSpec("bridge.deadletter", 1, retention_ms=30 * DAY_MS,
                         max_message_bytes=DEFAULT_RECORD_LIMIT)
 ADMIN_AUDIT = TopicSpec("admin.audit", 1, retention_ms=365 * DAY_MS)
@@ -71,6 +80,6 @@ ADMIN_USERS = TopicSpec("admin.users", 4, compacted=True)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     CHAT_EVENTS, SHOP_SETTINGS, MAIL_DIGESTS, MAIL_OUTCOMES, MAIL_NOTICES, MAIL_INBOUND,
-    MAIL_INBOUND_RETRY, MAIL_INBOUND_RESULTS, CHAT_REPLIES, CHAT_DELIVERIES, DEAD_LETTER,
-    ADMIN_AUDIT, ADMIN_USERS,
+    MAIL_INBOUND_RETRY, MAIL_INBOUND_RESULTS, MAIL_INBOUND_ATTEMPTS, CHAT_REPLIES,
+    CHAT_DELIVERIES, DEAD_LETTER, ADMIN_AUDIT, ADMIN_USERS,
 )

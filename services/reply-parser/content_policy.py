@@ -167,12 +167,17 @@ def content_withheld_notice(*, reply_id: str, seller: str, seller_message_id: st
 
 
 def sender_rejected_notice(*, reply_id: str, shop: ShopSettings, sender: str, reason: str,
-                           conversation_id: str, now_ms: int) -> MailNotice | None:
+                           conversation_id: str, now_ms: int,
+                           sender_accountable: bool) -> MailNotice | None:
     """One notice to the shop's own inbox (never to the sender) about a refused reply.
 
-    None when the shop has no destination inbox to tell.
+    None when the shop has no destination inbox to tell, and when the sender is not
+    accountable: an outsider (not one of the shop's addresses) who did not prove their domain
+    (no aligned DKIM or SPF pass). Anyone can write from any address, and strangers' mails
+    must not fill, or use up, the shop's notices. A refusal of one of the shop's own
+    addresses (forged, or failing authentication) is told: the shop should know.
     """
-    if not shop.destination_email:
+    if not shop.destination_email or not sender_accountable:
         return None
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.SENDER_REJECTED, reply_id),

@@ -29,6 +29,7 @@ from email.message import EmailMessage, Message
 from . import quote_patterns as qp
 from .html_text import IMAGE_PLACEHOLDER_BASE, IMAGE_PLACEHOLDER_RE, html_to_text
 from .links import LinkFree, strip_links
+from .mime_limits import check_deadline
 from .signatures import (
     SIGNATURE_END,
     SIGNATURE_MARKS_RE,
@@ -546,6 +547,7 @@ def _trim_lines(lines: list[str]) -> list[str]:
     n = len(lines)
     i = 0
     while i < n:
+        check_deadline("trimming quoted text")
         line = lines[i]
         if len(line) > qp.MAX_HEADER_LINE:
             if not _is_quoted(line):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from reply_parser.smtp_front import ReplyFrontHandler, start_smtp_front
+from reply_parser.smtp_front import ReplyFrontHandler, SessionLimits, start_smtp_front
 from shared.config import get_settings
 from shared.kafka import kafka_healthy, start_producer
 from shared.metrics import UP
@@ -20,9 +20,10 @@ async def main() -> None:
     producer = await start_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT)
     handler = ReplyFrontHandler(producer, parse_keys(cfg.token_keys.get_secret_value()),
                                 cfg.reply_domain_base,
-                                kafka_timeout_s=2 * cfg.kafka_request_timeout_ms / 1000)
+                                kafka_timeout_s=2 * cfg.kafka_request_timeout_ms / 1000,
+                                max_conversations=cfg.inbound_max_conversations_per_mail)
     server = await start_smtp_front(handler, cfg.inbound_smtp_host, cfg.inbound_smtp_port,
-                                    cfg.inbound_max_bytes)
+                                    cfg.inbound_max_bytes, SessionLimits.from_settings(cfg))
     ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)), cfg.http_host,
                           cfg.reply_front_port)
     UP.labels(SERVICE).set(1)

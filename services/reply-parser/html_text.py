@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
+from .mime_limits import check_deadline
 from .quote_patterns import FORWARD_MARKER_RE
 from .signatures import SIGNATURE_END, SIGNATURE_MARKS_RE, SIGNATURE_START
 
@@ -179,6 +180,7 @@ class _Renderer:
         # Stack of (node, entering); exit events restore state after a subtree.
         stack: list[tuple[Node, bool]] = [(root, True)]
         while stack:
+            check_deadline("HTML to text")
             node, entering = stack.pop()
             if entering:
                 self._enter(node, stack)

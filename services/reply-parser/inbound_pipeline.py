@@ -64,6 +64,7 @@ class InboundDecision:
     extraction: Extraction | None = None
     bounce: Bounce | None = None  # a delivery report about one of our digests
     auth_verdict: mail_auth.Verdict | None = None  # what the shop's policy made of ``auth``
+    sender: str = ""  # the From address of a refused reply (for notice budgets)
 
     @property
     def auth_unchecked(self) -> bool:
@@ -108,7 +109,13 @@ def config_from(cfg: Settings) -> PipelineConfig:
         trusted_authserv_ids=parse_kinds(cfg.trusted_authserv_ids),
         limits=MimeLimits(cfg.mime_max_depth, cfg.mime_max_parts,
                           cfg.mime_max_decoded_bytes,
-                          cfg.parse_time_budget_s),
+                          cfg.parse_time_budget_s,
+                          max_header_block_bytes=cfg.mime_max_header_block_bytes,
+                          max_header_bytes=cfg.mime_max_header_bytes,
+                          max_header_fields=cfg.mime_max_header_fields,
+                          max_encoded_words=cfg.mime_max_encoded_words,
+                          max_content_header_bytes=cfg.mime_max_content_header_bytes,
+                          max_content_params=cfg.mime_max_content_params),
     )
 
 
@@ -179,6 +186,16 @@ def authorized_senders(shop: ShopSettings) -> set[str]:
     return allowed
 
 
+def sender_authenticated(auth: mail_auth.AuthResult | None) -> bool:
+    """The From domain is proven: DMARC passed, or a DKIM signature or the SPF-checked
+    envelope domain aligns with it (relaxed), even where the domain publishes no DMARC."""
+    if auth is None or not auth.from_domain:
+        return False
+    return auth.dmarc == mail_auth.PASS or any(
+        mail_auth.aligned(d, auth.from_domain, "r") for d in auth.dkim_domains) or (
+        auth.spf == mail_auth.PASS and mail_auth.aligned(auth.spf_domain, auth.from_domain, "r"))
+
+
 def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity, *,
            chat_limit: int | None = None, config: PipelineConfig | None = None,
            resolver: mail_auth.DnsResolver | None = None, helo: str = "",
@@ -194,7 +211,14 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
     cfg = config or PipelineConfig()
     if chat_limit is not None:
         cfg = dataclasses.replace(cfg, chat_limit=chat_limit)
-    deadline = Deadline(cfg.limits.time_budget_s)
+    # Active for the whole call, so long loops inside a stage check it too.
+    with Deadline(cfg.limits.time_budget_s).active() as deadline:
+        return _decide(raw, env, shop, own, cfg, deadline, resolver, helo, last_attempt)
+
+
+def _decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity,
+            cfg: PipelineConfig, deadline: Deadline, resolver: mail_auth.DnsResolver | None,
+            helo: str, last_attempt: bool) -> InboundDecision:
     check_raw(raw, cfg.limits)
     msg = parse_mail(raw)
     check_structure(msg, cfg.limits)
@@ -212,6 +236,7 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
                                    f"{fate}: {bounce.reason}", bounce=bounce)
     reply_id = reply_id_for(env.shop_id, env.conversation_id, msg, raw)
     subject = str(msg.get("Subject", "") or "")[:300]
+    unregistered = False
     try:
         sender = mail_auth.author_address(msg)
         refusal = None
@@ -225,7 +250,9 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
     verdict_auth = None
     if refusal is None and cfg.check_sender:
         if sender not in authorized_senders(shop):
-            refusal = f"sender {sender} is not a registered, activated user of shop {shop.shop_id}"
+            # The address stays out of the reason (logged, on mail.inbound.results).
+            refusal = f"the sender is not a registered, activated user of shop {shop.shop_id}"
+            unregistered = True
         else:
             auth = mail_auth.evaluate(raw, msg, peer_ip=env.peer, mail_from=env.mail_from,
                                       helo=helo, resolver=resolver,
@@ -239,12 +266,18 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
             if verdict_auth.outcome != "accept":
                 refusal = verdict_auth.reason
     if refusal:
+        if unregistered and shop.destination_email:  # would a notice be warranted?
+            auth = mail_auth.evaluate(raw, msg, peer_ip=env.peer, mail_from=env.mail_from,
+                                      helo=helo, resolver=resolver,
+                                      trusted_ids=cfg.trusted_authserv_ids)
         notice = sender_rejected_notice(reply_id=reply_id, shop=shop, sender=sender,
                                         reason=refusal, conversation_id=env.conversation_id,
-                                        now_ms=env.received_at_ms)
+                                        now_ms=env.received_at_ms,
+                                        sender_accountable=not unregistered
+                                        or sender_authenticated(auth))
         return InboundDecision(ReplyClass.REJECTED, refusal,
                                notices=(notice,) if notice else (), auth=auth,
-                               auth_verdict=verdict_auth)
+                               auth_verdict=verdict_auth, sender=sender)
     deadline.check("extraction")
 
     extraction = extract_new_text(msg)

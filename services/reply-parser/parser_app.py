@@ -11,6 +11,10 @@ time (a ``deferred`` result says so), and a second consumer checks it again when
 backoff, up to ``auth_retry_attempts`` in all; the last attempt refuses it (dead letter
 "authentication could not be checked", the shop told). The mail then arrives later than
 replies sent after it, as a mail a server deferred would.
+
+Before each parse the record is marked on ``mail.inbound.attempts`` and a watchdog ends the
+process when a parse is stuck or too big (``parse_guard``): a mail that kills the process is
+dead-lettered after ``parser_max_attempts`` deaths instead of crash-looping the partition.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import time
 from collections import defaultdict, deque
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 
 from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, config_from, decide
 from reply_parser.mail_auth import DnsPythonResolver, DnsResolver
 from reply_parser.mime_limits import MailTooComplex
+from reply_parser.parse_guard import AttemptLog, ParseWatchdog
 from reply_parser.parser_metrics import DIGESTS_BOUNCED, REPLIES_CLASSIFIED
 from shared.backoff import backoff_delay
 from shared.codec import DecodeError, decode, encode
@@ -45,7 +51,7 @@ from shared.kafka import (
     report_lag,
     start_producer,
 )
-from shared.logging import now_ms
+from shared.logging import now_ms, redact_address
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.ops_http import build_ops_app, serve_ops
 from shared.settings_view import ShopSettingsView
@@ -53,14 +59,13 @@ from shared.topics import (
     CHAT_EVENTS,
     CHAT_REPLIES,
     INBOUND_RECORD_LIMIT,
-    MAIL_INBOUND,
     MAIL_INBOUND_RESULTS,
     MAIL_INBOUND_RETRY,
     MAIL_NOTICES,
 )
 
 SERVICE = "reply_parser"
-GROUP = "bridge-reply-parser"
+GROUP = "bridge-reply-parser"  # BRIDGE_PARSER_GROUP overrides it (a test or canary)
 RETRY_GROUP = "bridge-reply-parser-retry"
 # Kafka headers of a record on mail.inbound.retry (besides "envelope").
 ATTEMPT_HEADER, DUE_HEADER = "auth_attempt", "retry_at_ms"
@@ -107,7 +112,8 @@ def _int_header(headers: dict[str, bytes], name: str, default: int) -> int:
 
 class Parser:
     def __init__(self, cfg: Settings, producer: AIOKafkaProducer, shops: ShopSettingsView,
-                 resolver: DnsResolver) -> None:
+                 resolver: DnsResolver | None,
+                 watchdog: ParseWatchdog | None = None) -> None:
         self.cfg = cfg
         self.producer = producer
         self.shops = shops
@@ -115,10 +121,16 @@ class Parser:
         self.pipeline = config_from(cfg)
         self.resolver = resolver
         self.guard = ConversationRateGuard(cfg.reply_rate_limit, cfg.reply_rate_window_s)
-        # A forger must not be able to flood a shop's inbox with "reply refused" notices.
-        self.rejection_notices = ConversationRateGuard(cfg.rejection_notice_limit,
-                                                       cfg.reply_rate_window_s)
+        # "Reply refused" notices (only for authenticated senders, see decide) are counted
+        # per (shop, sender) and per (shop, sender domain): one outside domain cannot use up
+        # the notices meant for the shop's own people.
+        self.notices_per_sender = ConversationRateGuard(cfg.rejection_notice_per_sender_limit,
+                                                        cfg.reply_rate_window_s)
+        self.notices_per_domain = ConversationRateGuard(cfg.rejection_notice_limit,
+                                                        cfg.reply_rate_window_s)
         self.dead_letters = DeadLetterWriter(producer, SERVICE)
+        # Watches the parse only: a Kafka outage while publishing must not count as a death.
+        self.watchdog = watchdog or ParseWatchdog(stuck_after_s=float("inf"))
 
     async def handle(self, rec: ConsumerRecord) -> None:
         started = time.perf_counter()
@@ -135,9 +147,11 @@ class Parser:
         try:
             # In a worker thread: DNS lookups for DKIM/SPF/DMARC block, and the SMTP-side
             # event loop (Kafka heartbeats, lag reports) must keep running meanwhile.
-            decision = await asyncio.to_thread(
-                decide, raw, env, self.shops.get(env.shop_id), self.own, config=self.pipeline,
-                resolver=self.resolver, last_attempt=attempt >= self.cfg.auth_retry_attempts)
+            with self.watchdog.parsing(f"{rec.topic}/{rec.partition}@{rec.offset}"):
+                decision = await asyncio.to_thread(
+                    decide, raw, env, self.shops.get(env.shop_id), self.own,
+                    config=self.pipeline, resolver=self.resolver,
+                    last_attempt=attempt >= self.cfg.auth_retry_attempts)
         except MailTooComplex as exc:
             await self._dead_letter(rec, raw, env, f"mail beyond parsing limits: {exc}",
                                     "too_complex")
@@ -159,7 +173,7 @@ class Parser:
             decision = InboundDecision(ReplyClass.LOOP, "too many replies for this conversation")
         if decision.notices and decision.classification == ReplyClass.REJECTED and any(
                 n.kind == NoticeKind.SENDER_REJECTED for n in decision.notices) and not \
-                self.rejection_notices.allow(env.shop_id, time.monotonic()):
+                self._rejection_notice_allowed(env.shop_id, decision.sender):
             decision = dataclasses.replace(decision, notices=())
         await self._publish(rec.key or b"", env, decision)
         REPLIES_CLASSIFIED.labels(decision.classification).inc()
@@ -183,12 +197,37 @@ class Parser:
             f"{decision.reason}; checked again in {delay_s:.0f} s (attempt {attempt + 1} of "
             f"{self.cfg.auth_retry_attempts})"))
 
+    def _rejection_notice_allowed(self, shop_id: str, sender: str) -> bool:
+        now = time.monotonic()
+        domain = sender.rpartition("@")[2]
+        return self.notices_per_sender.allow(f"{shop_id}:{sender}", now) and \
+            self.notices_per_domain.allow(f"{shop_id}:{domain}", now)
+
+    async def give_up(self, rec: ConsumerRecord, deaths: int) -> None:
+        """Dead-letter a record the parser process died on *deaths* times, unparsed."""
+        reason = (f"the parser died on this mail {deaths} times (partition {rec.partition}, "
+                  f"offset {rec.offset}); not parsed again")
+        try:
+            env = decode(InboundEnvelope, dict(rec.headers or ()).get("envelope", b""))
+        except DecodeError as exc:
+            await self.dead_letters.write(source_topic=rec.topic, reason=f"{reason}; no "
+                                          f"envelope: {exc}", reason_class="parser_died",
+                                          partition=rec.partition, offset=rec.offset)
+            return
+        await self._dead_letter(rec, rec.value or b"", env, reason, "parser_died")
+        await self._publish(rec.key or b"", env, InboundDecision(ReplyClass.REJECTED, reason))
+        REPLIES_CLASSIFIED.labels(ReplyClass.REJECTED).inc()
+
     async def _dead_letter(self, rec: ConsumerRecord, raw: bytes, env: InboundEnvelope,
                            reason: str, reason_class: str) -> None:
+        # Where the mail is and why, not the mail: an operator re-reads it from the source
+        # topic at (partition, offset) while its retention lasts.
         await self.dead_letters.write(
             source_topic=rec.topic, reason=reason[:500], reason_class=reason_class,
             key=(rec.key or b"").decode(errors="replace"), partition=rec.partition,
-            offset=rec.offset, payload=raw[:2000])
+            offset=rec.offset, extra={"mail_id": env.mail_id, "shop_id": env.shop_id,
+                                      "conversation_id": env.conversation_id,
+                                      "bytes": str(len(raw))})
         log.warning("inbound mail dead-lettered", extra={"mail_id": env.mail_id,
                                                          "reason": reason[:200]})
 
@@ -217,9 +256,47 @@ class Parser:
         sends.append(self.producer.send_and_wait(MAIL_INBOUND_RESULTS.name, encode(result),
                                                  key=key))
         await asyncio.gather(*sends)
-        log.info("inbound mail handled", extra={"mail_id": env.mail_id,
-                                                "class": decision.classification,
-                                                "reason": decision.reason})
+        log.info("inbound mail handled", extra={
+            "mail_id": env.mail_id, "class": decision.classification, "reason": decision.reason,
+            "sender": redact_address(decision.sender) if decision.sender else ""})
+
+
+class _ReloadAttempts(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions may come from another process: read the markers it left before use."""
+
+    def __init__(self, attempts: AttemptLog) -> None:
+        self._attempts = attempts
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._attempts.forget({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._attempts.forget({tp.partition for tp in assigned})
+
+
+async def consume(consumer: AIOKafkaConsumer, parser: Parser, attempts: AttemptLog,
+                  max_attempts: int, bootstrap: str) -> None:
+    """Parse records in order per partition, each marked before its parse; offsets commit
+    after the batch."""
+    while True:
+        batches = await consumer.getmany(timeout_ms=500)
+        if batches:
+            await attempts.ensure_loaded(bootstrap, {tp.partition for tp in batches})
+        for tp, records in batches.items():
+            one_by_one = attempts.suspect(tp.partition, records[0].offset, records[-1].offset)
+            if not one_by_one:
+                await attempts.mark(tp.partition, records[0].offset, 1, records[-1].offset)
+            for rec in records:
+                if one_by_one:
+                    deaths = attempts.deaths_before(rec.partition, rec.offset)
+                    if deaths is not None and deaths >= max_attempts:
+                        await parser.give_up(rec, deaths)
+                        continue
+                    if deaths is not None:
+                        await attempts.mark(rec.partition, rec.offset, deaths + 1)
+                await parser.handle(rec)
+        if batches:
+            await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
 
 
 async def retry_deferred(consumer: AIOKafkaConsumer, parser: Parser) -> None:
@@ -253,10 +330,17 @@ async def main() -> None:
     producer = await start_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT)
     shops = ShopSettingsView(cfg)
     await shops.start()
+    watchdog = ParseWatchdog(cfg.parser_stuck_after_s, cfg.parser_max_rss_mb * 2**20)
+    watchdog.start()
     parser = Parser(cfg, producer, shops, DnsPythonResolver(cfg.auth_dns_timeout_s,
-                                                           nameserver=cfg.auth_dns_server))
-    consumer = make_consumer(cfg, MAIL_INBOUND.name, group_id=GROUP,
+                                                           nameserver=cfg.auth_dns_server),
+                    watchdog)
+    group = cfg.parser_group or GROUP
+    attempts = AttemptLog(producer, group, cfg.parser_inbound_topic)
+    consumer = make_consumer(cfg, group_id=group,
                              max_partition_fetch_bytes=INBOUND_RECORD_LIMIT, max_poll_records=50)
+    consumer.subscribe([cfg.parser_inbound_topic],
+                       listener=_ReloadAttempts(attempts))
     await consumer.start()
     retry_consumer = make_consumer(cfg, MAIL_INBOUND_RETRY.name, group_id=RETRY_GROUP,
                                    max_partition_fetch_bytes=INBOUND_RECORD_LIMIT,
@@ -266,17 +350,11 @@ async def main() -> None:
     ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)
                                         and kafka_healthy(consumer) and not retries.done()),
                           cfg.http_host, cfg.reply_parser_port)
-    lag = asyncio.create_task(report_lag(consumer, GROUP))
+    lag = asyncio.create_task(report_lag(consumer, group))
     retry_lag = asyncio.create_task(report_lag(retry_consumer, RETRY_GROUP))
     UP.labels(SERVICE).set(1)
     try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for rec in records:
-                    await parser.handle(rec)
-            if batches:
-                await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+        await consume(consumer, parser, attempts, cfg.parser_max_attempts, cfg.kafka_bootstrap)
     finally:
         UP.labels(SERVICE).set(0)
         lag.cancel()

@@ -4,6 +4,15 @@ aiosmtpd does the protocol; this handler is the policy. It knows reply
 addresses and Kafka, nothing about chat. 250 is answered only after Kafka
 acknowledged the raw mail; while Kafka is unavailable the sender gets 451 and
 retries, so nothing accepted is ever lost.
+
+What one client may take is bounded: a mail is one record per conversation it answers
+(several reply addresses of one conversation are one record) and may answer at most
+``max_conversations`` (others are deferred with 452, the client sends them in another
+transaction), so one large mail cannot become ten copies on Kafka;
+connections are capped in total and per client IP (421 4.7.0), and a session ends at a
+wall-clock limit or when its average data rate falls below a floor after a grace period
+(421 4.4.2): aiosmtpd's idle timeout restarts at every byte, so a client dripping a byte
+every few seconds would otherwise hold its connection for ever.
 """
 
 from __future__ import annotations
@@ -12,16 +21,19 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from shared.codec import encode
+from shared.config import Settings
 from shared.events import InboundEnvelope, conversation_key
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS
-from shared.tokens import TokenError, split_reply_address, verify_token
+from shared.tokens import ReplyToken, TokenError, split_reply_address, verify_token
 from shared.topics import MAIL_INBOUND
 
 log = logging.getLogger("reply-parser.front")
@@ -38,45 +50,63 @@ class ReplyFrontHandler:
     """
 
     def __init__(self, producer: AIOKafkaProducer, token_keys: dict[int, bytes],
-                 reply_domain_base: str, kafka_timeout_s: float = 20.0) -> None:
+                 reply_domain_base: str, kafka_timeout_s: float = 20.0,
+                 max_conversations: int = 3) -> None:
         self._producer = producer
         self._keys = token_keys
         self._base = reply_domain_base
         self._timeout = kafka_timeout_s
+        self._max_conversations = max_conversations
+
+    def _verify(self, address: str) -> ReplyToken:
+        token, _region = split_reply_address(address, self._base)
+        return verify_token(token, self._keys, now_s=time.time())
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
         try:
-            token, _region = split_reply_address(address, self._base)
-            verify_token(token, self._keys, now_s=time.time())
+            reply = self._verify(address)
         except TokenError as exc:
             EVENTS_HANDLED.labels(SERVICE, "rcpt_refused").inc()
             return f"550 5.1.1 <{address}>: {exc}"
+        if address in envelope.rcpt_tos:
+            return "250 2.1.5 Recipient OK"
+        # Each conversation is one copy of the mail on Kafka: their number is capped, and
+        # RFC 5321 clients send deferred recipients in a later transaction.
+        conversations = {self._conversation(r) for r in envelope.rcpt_tos}
+        if (reply.shop_id, reply.conversation_id) not in conversations and \
+                len(conversations) >= self._max_conversations:
+            EVENTS_HANDLED.labels(SERVICE, "rcpt_deferred").inc()
+            return "452 4.5.3 Too many conversations in one message; send to this one separately"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Recipient OK"
+
+    def _conversation(self, address: str) -> tuple[str, str]:
+        reply = self._verify(address)
+        return reply.shop_id, reply.conversation_id
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         started = time.perf_counter()
         raw = envelope.original_content or b""
-        mail_id = uuid.uuid4().hex
-        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
-        records: list[tuple[bytes, InboundEnvelope]] = []
+        if not envelope.rcpt_tos:
+            return "503 5.5.1 No valid recipients"
+        by_conversation: dict[tuple[str, str], list[str]] = {}
         for rcpt in envelope.rcpt_tos:
-            token, _ = split_reply_address(rcpt, self._base)
             try:
-                reply = verify_token(token, self._keys, now_s=time.time())
+                by_conversation.setdefault(self._conversation(rcpt), []).append(rcpt)
             except TokenError as exc:  # expired between RCPT and DATA
                 return f"550 5.1.1 <{rcpt}>: {exc}"
+        mail_id = uuid.uuid4().hex
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        records = []
+        for (shop_id, conversation_id), rcpts in by_conversation.items():
             env = InboundEnvelope(
-                mail_id=mail_id, shop_id=reply.shop_id, conversation_id=reply.conversation_id,
-                mail_from=envelope.mail_from or "", rcpt_to=rcpt, received_at_ms=now_ms(),
-                peer=peer,
-            )
-            records.append((conversation_key(reply.shop_id, reply.conversation_id).encode(), env))
-        if not records:
-            return "503 5.5.1 No valid recipients"
+                mail_id=mail_id, shop_id=shop_id, conversation_id=conversation_id,
+                mail_from=envelope.mail_from or "", rcpt_to=rcpts[0], received_at_ms=now_ms(),
+                peer=peer, rcpt_tos=tuple(rcpts))
+            records.append((conversation_key(shop_id, conversation_id).encode(), env))
         try:
             await asyncio.wait_for(asyncio.gather(*(
                 self._producer.send_and_wait(MAIL_INBOUND.name, raw, key=key,
@@ -91,14 +121,132 @@ class ReplyFrontHandler:
         return f"250 2.0.0 Queued as {mail_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """What one client may hold of the front (see :class:`shared.config.Settings`)."""
+
+    max_connections: int = 500
+    max_connections_per_ip: int = 20
+    session_max_s: float = 900.0
+    min_bytes_per_s: float = 256.0
+    rate_grace_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, cfg: Settings) -> SessionLimits:
+        return cls(cfg.inbound_max_connections, cfg.inbound_max_connections_per_ip,
+                   cfg.inbound_session_max_s, cfg.inbound_min_bytes_per_s,
+                   cfg.inbound_rate_grace_s)
+
+
+class ConnectionCount:
+    """Open connections, in total and per client IP (one per server)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.per_ip: Counter[str] = Counter()
+
+    def admit(self, ip: str, limits: SessionLimits) -> bool:
+        if self.total >= limits.max_connections or \
+                self.per_ip[ip] >= limits.max_connections_per_ip:
+            return False
+        self.total += 1
+        self.per_ip[ip] += 1
+        return True
+
+    def release(self, ip: str) -> None:
+        self.total -= 1
+        self.per_ip[ip] -= 1
+        if self.per_ip[ip] <= 0:
+            del self.per_ip[ip]
+
+
+def too_slow(received: int, elapsed_s: float, limits: SessionLimits) -> str | None:
+    """Why a session must end now, or None: its wall-clock limit, or an average rate below
+    the floor once the grace period is over (counted from the session's start, so waiting
+    between commands counts against it as much as dripping does)."""
+    if elapsed_s > limits.session_max_s:
+        return f"session longer than {limits.session_max_s:.0f}s"
+    if elapsed_s > limits.rate_grace_s and \
+            received < limits.min_bytes_per_s * (elapsed_s - limits.rate_grace_s):
+        return f"fewer than {limits.min_bytes_per_s:.0f} bytes/s"
+    return None
+
+
+class GuardedSMTP(SMTP):
+    """aiosmtpd's SMTP with the connection caps and the session deadline of
+    :class:`SessionLimits`; the protocol itself stays aiosmtpd's."""
+
+    def __init__(self, handler: ReplyFrontHandler, limits: SessionLimits,
+                 connections: ConnectionCount, **kwargs: object) -> None:
+        super().__init__(handler, **kwargs)  # type: ignore[arg-type]
+        self._limits = limits
+        self._connections = connections
+        self._ip = ""
+        self._admitted = False
+        self._started = 0.0
+        self._received = 0
+        self._pace: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._admitted:  # STARTTLS: the same session on a new transport
+            super().connection_made(transport)
+            return
+        peer = transport.get_extra_info("peername")
+        self._ip = peer[0] if isinstance(peer, tuple) else str(peer)
+        if not self._connections.admit(self._ip, self._limits):
+            EVENTS_HANDLED.labels(SERVICE, "connection_refused").inc()
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
+            transport.close()
+            return
+        self._admitted = True
+        self._started = time.monotonic()
+        super().connection_made(transport)
+        self._pace = self.loop.call_later(1.0, self._check_pace)
+
+    def data_received(self, data: bytes) -> None:
+        self._received += len(data)
+        super().data_received(data)
+
+    def _check_pace(self) -> None:
+        reason = too_slow(self._received, time.monotonic() - self._started, self._limits)
+        if reason is None:
+            self._pace = self.loop.call_later(1.0, self._check_pace)
+            return
+        EVENTS_HANDLED.labels(SERVICE, "session_cut").inc()
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(f"421 4.4.2 Closing connection: {reason}\r\n".encode())
+            transport.close()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if not self._admitted:
+            return
+        if self._pace is not None:
+            self._pace.cancel()
+            self._pace = None
+        self._connections.release(self._ip)
+        self._admitted = False
+        super().connection_lost(error)
+
+    def eof_received(self) -> bool | None:
+        if not self._admitted:
+            return False
+        return super().eof_received()
+
+
 async def start_smtp_front(handler: ReplyFrontHandler, host: str, port: int,
-                           max_bytes: int) -> asyncio.base_events.Server:
+                           max_bytes: int, limits: SessionLimits | None = None
+                           ) -> asyncio.base_events.Server:
     """Serve SMTP on the current loop (not aiosmtpd's Controller thread, so the
     handler shares the loop with its Kafka producer)."""
     loop = asyncio.get_running_loop()
+    session_limits = limits or SessionLimits()
+    connections = ConnectionCount()
     # data_size_limit makes aiosmtpd advertise "SIZE <max_bytes>" in EHLO and answer 552 to
     # a MAIL FROM SIZE= above it or to DATA that grows past it.
     return await loop.create_server(
-        lambda: SMTP(handler, data_size_limit=max_bytes, enable_SMTPUTF8=True,
-                     ident="chat-bridge reply front", hostname="reply-front"),
+        lambda: GuardedSMTP(handler, session_limits, connections, data_size_limit=max_bytes,
+                            enable_SMTPUTF8=True, ident="chat-bridge reply front",
+                            hostname="reply-front"),
         host=host, port=port)

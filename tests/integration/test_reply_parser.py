@@ -2,8 +2,8 @@
 
 A poison mail is dead-lettered with its reason and the next mail of the same conversation is
 still delivered; an out-of-office and a duplicate never reach the buyer; a forged sender is
-refused and the shop (not the forger) gets one notice; a Salesforce shop's buyer gets the
-seller's inline picture through the platform's image upload, and the seller one notice for
+refused and nobody (neither the forger nor the shop) gets a notice; a Salesforce shop's buyer
+gets the seller's inline picture through the platform's image upload, and the seller one notice for
 the attachment that was withheld.
 """
 
@@ -22,9 +22,9 @@ import aiosmtplib
 import pytest
 
 from shared.codec import decode
-from shared.events import DeadLetter, MailNotice
+from shared.events import DeadLetter, InboundResult, MailNotice
 from shared.tokens import mint_token, parse_keys, reply_address
-from shared.topics import DEAD_LETTER, MAIL_NOTICES
+from shared.topics import DEAD_LETTER, MAIL_INBOUND_RESULTS, MAIL_NOTICES
 from tests.conftest import Stack
 from tests.e2e.test_loop import eventually
 from tests.topic_reader import records_so_far
@@ -115,7 +115,7 @@ async def test_out_of_office_and_duplicate_never_reach_the_buyer(
     assert await _texts(stack, conv) == ["Yes, we ship to Spain."]
 
 
-async def test_forged_sender_is_refused_and_only_the_shop_is_told_once(
+async def test_forged_sender_is_refused_and_nobody_is_told(
         stack: Stack, unique_conversation: tuple[str, str]) -> None:
     shop, conv = unique_conversation
     await stack.onboard(shop)
@@ -123,15 +123,19 @@ async def test_forged_sender_is_refused_and_only_the_shop_is_told_once(
     rcpt, forger = _reply_address(stack, shop, conv), "mallory@evil.localhost"
     await _send(stack, forger, rcpt, _mail(forger, rcpt, "Send your card number to me."))
 
-    async def notices() -> list[MailNotice]:
-        found = [decode(MailNotice, v) for v in
-                 await _records(stack.env["KAFKA_BOOTSTRAP"], MAIL_NOTICES.name,
-                                MAIL_NOTICES.partitions)]
-        return [n for n in found if n.conversation_id == conv]
+    async def results() -> list[InboundResult]:
+        found = [decode(InboundResult, v) for v in
+                 await _records(stack.env["KAFKA_BOOTSTRAP"], MAIL_INBOUND_RESULTS.name,
+                                MAIL_INBOUND_RESULTS.partitions)]
+        return [r for r in found if r.conversation_id == conv]
 
-    (notice,) = await eventually(notices, timeout_s=20)
-    assert notice.kind == "sender_rejected"
-    assert notice.to_address == _seller(stack) and forger in notice.text
+    (result,) = await eventually(results, timeout_s=20)
+    assert result.classification == "rejected" and forger not in result.reason
+    notices = [decode(MailNotice, v) for v in
+               await _records(stack.env["KAFKA_BOOTSTRAP"], MAIL_NOTICES.name,
+                              MAIL_NOTICES.partitions)]
+    # Unauthenticated: anyone can forge a From, so the shop's notices are not theirs to use.
+    assert [n for n in notices if n.conversation_id == conv] == []
     assert await _texts(stack, conv) == []
 
 

@@ -111,16 +111,25 @@ def test_same_message_id_yields_the_same_reply_id_and_part_keys() -> None:
     assert first.part_key(0) == again.part_key(0)
 
 
-def test_unregistered_sender_is_refused_and_only_the_shop_is_told() -> None:
+def test_unregistered_unauthenticated_sender_is_refused_and_nobody_is_told() -> None:
     forger = "mallory@evil.example"
     decision = decide(_mail(sender=forger), dataclasses.replace(ENV, mail_from=forger),
                       MAILBOX, OWN)
-    assert decision.classification == "rejected" and forger in decision.reason
-    assert decision.reply is None
+    assert decision.classification == "rejected" and "not a registered" in decision.reason
+    assert forger not in decision.reason  # the reason is logged and published
+    assert decision.reply is None and decision.notices == ()
+
+
+def test_unregistered_authenticated_sender_is_refused_and_only_the_shop_is_told() -> None:
+    outsider = "olga@partner.example"
+    resolver = StaticResolver({("partner.example", "TXT"): ["v=spf1 ip4:192.0.2.0/24 -all"]})
+    env = dataclasses.replace(ENV, mail_from=outsider)
+    decision = decide(_mail(sender=outsider), env, MAILBOX, OWN, resolver=resolver)
+    assert decision.classification == "rejected" and decision.reply is None
     (notice,) = decision.notices
-    assert notice.kind == "sender_rejected"
-    assert notice.to_address == MAILBOX.destination_email != forger
-    again = decide(_mail(sender=forger), ENV, MAILBOX, OWN)
+    assert notice.kind == "sender_rejected" and outsider in notice.text
+    assert notice.to_address == MAILBOX.destination_email != outsider
+    again = decide(_mail(sender=outsider), env, MAILBOX, OWN, resolver=resolver)
     assert again.notices[0].notice_id == notice.notice_id
 
 
@@ -213,6 +222,7 @@ def test_dmarc_fail_with_p_reject_refuses_the_reply() -> None:
     weak = dataclasses.replace(MAILBOX, mail_auth_policy="dmarc_reject")
     decision = decide(_mail(), ENV, weak, OWN, resolver=resolver)
     assert decision.classification == "rejected" and "DMARC" in decision.reason
+    # The shop's own address forged: the shop is told (budgeted per sender and domain).
     assert decision.notices[0].kind == "sender_rejected"
 
 
