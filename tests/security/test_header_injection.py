@@ -300,6 +300,7 @@ def _header_names(raw: bytes) -> list[str]:
 async def test_nickname_through_the_running_stack_reaches_the_sink_without_its_reply_to(
         stack: Stack, unique_conversation: tuple[str, str]) -> None:
     shop, conv = unique_conversation
+    await stack.onboard(shop)
     await stack.buyer_says(shop, conv, "Is it in stock?", buyer_name=EVIL_NICKNAME)
     (mail,) = await eventually(lambda: stack.mails_for(conv), timeout_s=WINDOW_S + 30)
     stored = next(m for m in stack.platforms.sink.mails if m.message["Message-ID"] == mail[
