@@ -429,7 +429,9 @@ class DeadLetter:
     key: str = ""
     partition: int = -1
     offset: int = -1
-    payload_excerpt: str = ""
+    # The record's size, never its content (buyer text, seller addresses): an operator
+    # re-reads the record from (source_topic, partition, offset) while its retention lasts.
+    payload_bytes: int = 0
     at_ms: int = 0
     extra: dict[str, str] = field(default_factory=dict)
     v: int = SCHEMA_VERSION

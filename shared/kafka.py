@@ -203,7 +203,8 @@ async def topic_partitions(bootstrap: str, *topics: str) -> list[TopicPartition]
 
 
 class DeadLetterWriter:
-    """Writes a :class:`DeadLetter` with the reason; never raises into the caller's loop."""
+    """Writes a :class:`DeadLetter` with the reason and where the record is, not what it
+    says; never raises into the caller's loop."""
 
     def __init__(self, producer: AIOKafkaProducer, service: str) -> None:
         self._producer = producer
@@ -212,10 +213,10 @@ class DeadLetterWriter:
     async def write(self, *, source_topic: str, reason: str, reason_class: str, key: str = "",
                     partition: int = -1, offset: int = -1, payload: bytes | str = b"",
                     extra: dict[str, str] | None = None) -> None:
-        excerpt = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+        size = len(payload.encode() if isinstance(payload, str) else payload)
         letter = DeadLetter(
             service=self._service, source_topic=source_topic, reason=reason, key=key,
-            partition=partition, offset=offset, payload_excerpt=excerpt[:2000], at_ms=now_ms(),
+            partition=partition, offset=offset, payload_bytes=size, at_ms=now_ms(),
             extra=extra or {},
         )
         DEAD_LETTERS.labels(self._service, reason_class).inc()

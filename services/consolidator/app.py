@@ -439,7 +439,7 @@ async def _dead_letter(partition: int, offset: int, key: bytes | None, raw: obje
     letter = DeadLetter(service=SERVICE, source_topic=CHAT_EVENTS.name, reason=reason,
                         key=(key or b"").decode("utf-8", "replace"),
                         partition=partition, offset=offset,
-                        payload_excerpt=value[:2000].decode("utf-8", "replace"), at_ms=now_ms())
+                        payload_bytes=len(value), at_ms=now_ms())
     await app.producer.send(DEAD_LETTER.name, None, encode(letter), None, None, None)
 
 

@@ -225,9 +225,9 @@ class Parser:
         await self.dead_letters.write(
             source_topic=rec.topic, reason=reason[:500], reason_class=reason_class,
             key=(rec.key or b"").decode(errors="replace"), partition=rec.partition,
-            offset=rec.offset, extra={"mail_id": env.mail_id, "shop_id": env.shop_id,
-                                      "conversation_id": env.conversation_id,
-                                      "bytes": str(len(raw))})
+            offset=rec.offset, payload=raw,
+            extra={"mail_id": env.mail_id, "shop_id": env.shop_id,
+                   "conversation_id": env.conversation_id})
         log.warning("inbound mail dead-lettered", extra={"mail_id": env.mail_id,
                                                          "reason": reason[:200]})
 

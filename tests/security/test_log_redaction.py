@@ -1,6 +1,7 @@
 """Finding 9 (part): a refused sender's address is not written in clear where it outlives the
-mail: not in the parser's log lines, nor in the result it publishes; the log keeps a short
-hash and the domain, enough to tell repeats apart and see where mail comes from."""
+mail: not in the parser's log lines, nor in the result it publishes, nor in any dead letter;
+the log keeps a short hash and the domain, enough to tell repeats apart and see where mail
+comes from."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from reply_parser.parser_app import Parser
 from shared.codec import decode, encode
 from shared.config import Settings
-from shared.events import InboundEnvelope, InboundResult
+from shared.events import DeadLetter, InboundEnvelope, InboundResult
+from shared.kafka import DeadLetterWriter
 from shared.logging import JsonFormatter, redact_address
 from shared.settings_view import ShopSettingsView
-from shared.topics import MAIL_INBOUND, MAIL_INBOUND_RESULTS
+from shared.topics import DEAD_LETTER, MAIL_INBOUND, MAIL_INBOUND_RESULTS
 from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
@@ -63,3 +65,27 @@ async def test_a_refused_senders_address_is_not_in_the_parser_logs_or_results(
     (result,) = [r for r in (decode(InboundResult, rec.value or b"")
                              for recs in found.values() for rec in recs) if r.shop_id == shop]
     assert result.classification == "rejected" and sender not in encode(result).decode()
+
+
+@pytest.mark.parametrize("service", ["mailer", "fanout", "reply_parser"])
+async def test_a_dead_letter_names_where_the_record_is_never_what_it_says(
+        kafka_bootstrap: str, service: str) -> None:
+    """Every service's dead letters go through DeadLetterWriter: a refused digest or reply
+    part carries buyer text and seller addresses, which must not outlive its topic."""
+    secret = f"buyer secret {uuid.uuid4().hex} seller@shop.example"
+    key = f"{uuid.uuid4().hex[:12]}:7"
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await DeadLetterWriter(producer, service).write(
+            source_topic="mail.digests", reason="undecodable", reason_class="undecodable",
+            key=key, partition=2, offset=9, payload=secret.encode())
+    finally:
+        await producer.stop()
+    found = await records_so_far(kafka_bootstrap, DEAD_LETTER.name, DEAD_LETTER.partitions)
+    (raw,) = [r.value for r in found[0] if r.key == key.encode()]
+    assert secret.split()[2] not in raw.decode() and b"seller@shop.example" not in raw
+    letter = decode(DeadLetter, raw)
+    assert (letter.service, letter.source_topic, letter.partition, letter.offset) == (
+        service, "mail.digests", 2, 9)
+    assert letter.payload_bytes == len(secret.encode())
