@@ -15,11 +15,11 @@ seller session can replace the bearer token: only :func:`authenticate` changes.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ingest.admin_signing import SignedTokenError, sign, verify
+from shared.constant_time import same_secret
 from shared.events import ShopUser, UserStatus
 
 API_TOKEN_KIND = "bat1"
@@ -65,7 +65,7 @@ def authenticate(authorization: str | None, keys: list[tuple[str, bytes]], opera
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise AuthError("Authorization must be 'Bearer <API token>'")
-    if operator_token and hmac.compare_digest(token.encode(), operator_token.encode()):
+    if operator_token and same_secret(operator_token, token):
         return Principal("*", "", OPERATOR)
     try:
         claims = verify(API_TOKEN_KIND, token, keys)

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from shared.constant_time import same_secret
+
 
 class SignedTokenError(ValueError):
     """A token is malformed, of another kind, or its signature does not verify."""
@@ -67,9 +69,7 @@ def verify(kind: str, token: str, keys: list[tuple[str, bytes]]) -> dict[str, An
     secret = dict(keys).get(kid)
     if secret is None:
         raise SignedTokenError("token signed with an unknown key")
-    # As bytes: compare_digest refuses str with non-ASCII (a 500 for "bat1.1.x.é").
-    if not hmac.compare_digest(_mac(secret, f"{got_kind}.{kid}.{body}").encode(),
-                               mac.encode("utf-8", "replace")):
+    if not same_secret(_mac(secret, f"{got_kind}.{kid}.{body}"), mac):
         raise SignedTokenError("token signature does not verify")
     try:
         payload = orjson.loads(_unb64(body))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -44,11 +45,13 @@ from shared.chat_platform.base import (
     WebhookRejected,
     json_object_body,
 )
+from shared.constant_time import same_secret
 from shared.events import ChatContent, ChatEventKind, ContentKind
 
 TIMESTAMP_HEADER = "x-bridge-timestamp"
 SIGNATURE_HEADER = "x-bridge-signature"
 TOLERANCE_S = 300
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() accepts "²"
 _ROLES = {"buyer": "BUYER", "seller": "SHOP", "agent": "CUSTOMER_SERVICE", "system": "SYSTEM"}
 _ROLE_NAMES = frozenset(_ROLES)
 _EVENT_TYPES = frozenset({"message", "read"})
@@ -108,9 +111,9 @@ class GenericWebhookAdapter:
     def verify(self, headers: Mapping[str, str], body: bytes, now_s: float | None = None) -> None:
         ts = headers.get(TIMESTAMP_HEADER, "")
         given = headers.get(SIGNATURE_HEADER, "")
-        if not ts.isdigit() or not given:
+        if not _TIMESTAMP.fullmatch(ts) or not given:
             raise WebhookRejected(401, f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required")
-        if not hmac.compare_digest(sign_generic(self._secret, ts, body), given.strip()):
+        if not same_secret(sign_generic(self._secret, ts, body), given.strip()):
             raise WebhookRejected(401, "signature does not match the body and timestamp")
         now = time.time() if now_s is None else now_s
         if abs(now - int(ts)) > self._tolerance:

@@ -13,6 +13,8 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
+from shared.constant_time import same_secret
+
 _EXCLUDED = frozenset({"sign", "access_token"})
 
 
@@ -41,4 +43,4 @@ def verify_webhook(app_key: str, body: bytes, app_secret: str, authorization: st
     if not authorization:
         return False
     expected = sign_webhook(app_key, body, app_secret)
-    return hmac.compare_digest(expected, authorization.strip().lower())
+    return same_secret(expected, authorization.strip().lower())

@@ -28,7 +28,12 @@ from consolidator.chat_event_decoder import decode_chat_event
 from ingest.webhook_events import chat_event_from_message
 from mailer.digest_composer import DigestComposer
 from mailer.mailer_settings import MailerSettings
-from shared.chat_platform.generic_webhook import GenericWebhookAdapter, signed_headers
+from shared.chat_platform.generic_webhook import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    GenericWebhookAdapter,
+    signed_headers,
+)
 from shared.chat_platform.tiktok_signing import sign_webhook
 from shared.chat_platform.tiktok_webhook import TikTokWebhookAdapter
 from shared.events import ChatEvent, ChatEventKind, Digest, DigestMessage
@@ -286,6 +291,26 @@ async def test_signed_generic_webhook_with_hostile_values_is_never_5xx_and_2xx_e
     assert_answer_names_its_reason(resp)
     if resp.status_code == 200:
         await check_accepted(body, GENERIC, published)
+
+
+# What a stranger can put in a header value (h11 refuses controls and outer whitespace).
+HEADER_VALUES = st.binary(min_size=1, max_size=120).map(lambda b: b.strip(b" \t")).filter(
+    lambda b: b != b"" and not any(c < 0x20 or c == 0x7F for c in b))
+
+
+@settings(FUZZ, max_examples=60)
+@given(route=st.sampled_from(["tiktok", "generic"]), value=HEADER_VALUES,
+       name=st.sampled_from(["authorization", TIMESTAMP_HEADER, SIGNATURE_HEADER]))
+async def test_unsigned_webhook_with_any_signature_header_bytes_is_refused_never_5xx(
+        ingest: str, http: httpx.AsyncClient, route: str, name: str, value: bytes) -> None:
+    """Signature headers are compared as bytes: a non-ASCII value is a plain mismatch (401),
+    not a TypeError from hmac.compare_digest (a 500 for anyone, unsigned)."""
+    body = b'{"type":14,"shop_id":"1","data":{}}'
+    headers = {"content-type": "application/json", name: value}
+    if name != TIMESTAMP_HEADER:
+        headers[TIMESTAMP_HEADER] = str(int(time.time())).encode()
+    resp = await http.post(f"{ingest}/webhooks/{route}", content=body, headers=headers)
+    assert resp.status_code in ((401, 404) if route == "generic" else (401,)), resp.text
 
 
 async def test_the_fuzzed_ingest_still_answers_a_plain_message(
