@@ -13,7 +13,9 @@ Safety rules that hold for every message kind:
 * a picture is shown as ``<img>`` only when its URL is on one of the chat platform's own
   image hosts (:attr:`DigestLinks.image_hosts`, ``BRIDGE_DIGEST_IMAGE_HOSTS``); any other
   image URL could be a tracking pixel for whoever controls it, so it becomes a "View
-  picture in chat" link to the conversation instead (never a link to that URL);
+  picture in chat" link to the conversation instead (never a link to that URL); a video or
+  product link off those hosts leads to the conversation too, never to a host the buyer or
+  an adapter chose;
 * buyer, shop and marketplace names are one clean line (:func:`shared.text_safety.header_safe`:
   no controls, no bidi overrides that could disguise them);
 * an unknown content kind renders as a fallback line, never an exception;
@@ -120,12 +122,15 @@ def parse_image_hosts(setting: str) -> frozenset[str]:
     return frozenset(h.strip().lower() for h in setting.split(",") if h.strip())
 
 
+_LDH_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+
+
 def _image_host_allowed(url: str, hosts: frozenset[str]) -> bool:
     try:
         host = urlsplit(url).hostname
     except ValueError:
         return False
-    if not host:
+    if not host or not _LDH_HOST.fullmatch(host):  # "%2f", userinfo tricks: not a plain host
         return False
     return host in hosts or any(h.startswith(".") and host.endswith(h) for h in hosts)
 
@@ -202,6 +207,11 @@ class _Images:
         """``url`` when it is safe and on an allowed host, else ``""``."""
         safe = safe_http_url(url)
         return safe if safe and _image_host_allowed(safe, self.hosts) else ""
+
+    def link(self, url: str) -> str:
+        """Where a video or product link may send the reader: ``url`` on the platform's own
+        hosts, else the conversation in the chat (never a host a buyer or adapter chose)."""
+        return self.src(url) or (self.chat_url if safe_http_url(url) else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,7 +574,7 @@ def _html_sticker(m: _Markup, content: ChatContent, images: _Images) -> None:
 
 
 def _html_video(m: _Markup, content: ChatContent, images: _Images) -> None:
-    url = safe_http_url(content.url)
+    url = images.link(content.url)
     poster = images.src(content.thumbnail_url)
     if poster:
         if url:
@@ -583,7 +593,7 @@ def _html_video(m: _Markup, content: ChatContent, images: _Images) -> None:
 
 def _html_product(m: _Markup, content: ChatContent, images: _Images) -> None:
     title = clean_text(content.title) or "Product"
-    url = safe_http_url(content.url)
+    url = images.link(content.url)
     image_src = images.src(content.thumbnail_url)
     m.add('<table role="presentation" class="product" width="100%" cellpadding="0" '
           'cellspacing="0"><tr>')
@@ -754,12 +764,12 @@ def _text_content(content: ChatContent, images: _Images) -> list[str]:
         url = images.src(content.url) or images.src(content.thumbnail_url)
         lines = ["[Picture] " + (url or "open the chat to view")]
     elif kind is ContentKind.VIDEO:
-        url = safe_http_url(content.url)
+        url = images.link(content.url)
         lines = ["[Video] " + (f"View: {url}" if url else "open the chat to view")]
         if content.text.strip():
             lines.extend(text_lines)
     elif kind is ContentKind.PRODUCT_CARD:
-        url = safe_http_url(content.url)
+        url = images.link(content.url)
         if url:
             lines.append(url)
     elif kind is ContentKind.STICKER or kind is ContentKind.ORDER_CARD:

@@ -288,6 +288,24 @@ def test_image_on_the_platform_host_keeps_its_img_in_the_sent_digest() -> None:
         "https://p16-oec.ibyteimg.example/a.jpg"]
 
 
+@pytest.mark.parametrize("content", [
+    ChatContent(kind=ContentKind.VIDEO, url="https://p16-oec.ibyteimg.example@evil.example/v"),
+    ChatContent(kind=ContentKind.VIDEO, url="https://evil.example/watch"),
+    ChatContent(kind=ContentKind.PRODUCT_CARD, title="Socks", url="https://evil.example/p/1"),
+    ChatContent(kind=ContentKind.IMAGE, url="https://evil.example%2f.ibyteimg.example/x.png"),
+], ids=["video-userinfo", "video-foreign", "product-foreign", "image-escaped-host"])
+def test_video_and_product_links_off_the_platform_hosts_lead_to_the_chat(
+        content: ChatContent) -> None:
+    """A buyer (or an adapter) chooses these URLs: the digest links only to the platform's
+    own hosts, and sends the reader to the conversation otherwise."""
+    digest = dataclasses.replace(digest_of("Ana"), messages=(
+        DigestMessage("m1", 1_764_070_000_000, content),))
+    msg = parse(compose_digest_bytes(digest, CTX))
+    for subtype in ("html", "plain"):
+        assert "evil.example" not in body_text(msg, subtype)
+    assert _img_sources(msg) == []
+
+
 # --- on the running stack ------------------------------------------------------------------
 
 
