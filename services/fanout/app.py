@@ -14,6 +14,9 @@ key on Send Message):
    ambiguously (5xx, lost response), the conversation's messages since the
    marker are listed (Get Conversation Messages) and parts already there, in
    order, are recorded as already delivered instead of posted again.
+All three read ``chat.deliveries`` as replayed on the latest partition assignment: no
+reply is handled before that replay is complete (the consumer hands out records of a new
+assignment while its listener is still replaying).
 Inline pictures (``image_b64``) are uploaded (Upload Buyer Messages Image) before the
 marker, and the marker carries their urls: a replay checks for, and posts, the same url
 instead of uploading again (an upload the buyer never sees is the only cost of a crash
@@ -54,6 +57,7 @@ from collections.abc import Coroutine, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 
 from fanout.delivery_log import DeliveryLog, marker_key
 from fanout.fanout_metrics import DUPLICATE_CHECKS, PARTS_DELIVERED, PLATFORM_RETRIES
@@ -141,6 +145,7 @@ class FanOut:
         return self.platform.outgoing_text(part.text)
 
     async def deliver_reply(self, reply: ChatReply) -> None:
+        await self.delivered.current()
         parts = sorted(reply.parts, key=lambda p: p.index)
         pending = [p for p in parts if reply.part_key(p.index) not in self.delivered]
         if not pending:
@@ -377,17 +382,30 @@ def _log_tombstone_failure(fut: asyncio.Future[object]) -> None:
 
 class ReloadOnAssign(ConsumerRebalanceListener):
     """Re-read the delivery log whenever partitions are (re)assigned: another instance may
-    have delivered parts of them since this one last looked."""
+    have delivered parts of them since this one last looked. Replies wait for the read
+    (:meth:`DeliveryLog.current`); a failed read is retried, never skipped, because aiokafka
+    would only log a listener's exception and consume on with a log missing markers."""
 
     def __init__(self, fanout: FanOut, bootstrap: str) -> None:
         self._fanout = fanout
         self._bootstrap = bootstrap
 
     async def on_partitions_revoked(self, revoked: object) -> None:
-        return None
+        self._fanout.delivered.outdated()
 
     async def on_partitions_assigned(self, assigned: object) -> None:
-        count = await self._fanout.delivered.load(self._bootstrap)
+        cfg = self._fanout.cfg
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                count = await self._fanout.delivered.load(self._bootstrap)
+                break
+            except (KafkaError, OSError) as exc:
+                log.warning("delivery log not read; replies wait for it",
+                            extra={"attempt": attempt, "error": repr(exc)})
+                await asyncio.sleep(backoff_delay(attempt, base_s=cfg.fanout_backoff_base_s,
+                                                  max_s=cfg.fanout_backoff_max_s))
         log.info("delivery log loaded", extra={"records": count})
 
 

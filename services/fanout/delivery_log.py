@@ -8,6 +8,8 @@ reply is finished.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka import ConsumerRecord
 
 from shared.codec import DecodeError, decode
@@ -23,12 +25,27 @@ def marker_key(reply_id: str) -> str:
 
 
 class DeliveryLog:
-    """Part keys with a final record, and the time each unfinished reply was first attempted."""
+    """Part keys with a final record, and the time each unfinished reply was first attempted.
+
+    Not current until :meth:`load` has read the whole topic, and again from :meth:`outdated`
+    (an assignment changing) to the next load: :meth:`current` waits for that. The consumer
+    fetches, and hands out, records of a new assignment while its rebalance listener is
+    still loading; a reply handled meanwhile would miss its marker and post every part again.
+    """
 
     def __init__(self) -> None:
         self._done: set[str] = set()
         self._markers: dict[str, int] = {}
         self._images: dict[str, dict[str, str]] = {}  # reply id -> part index -> uploaded url
+        self._loaded = asyncio.Event()
+
+    def outdated(self) -> None:
+        """Another instance may write to the topic now: hold lookups until the next load."""
+        self._loaded.clear()
+
+    async def current(self) -> None:
+        """Return once the log holds everything the topic held at the latest load."""
+        await self._loaded.wait()
 
     def __contains__(self, part_key: str) -> bool:
         return part_key in self._done
@@ -72,4 +89,7 @@ class DeliveryLog:
 
     async def load(self, bootstrap: str) -> int:
         """Read the whole compacted topic (at start and on every partition assignment)."""
-        return await replay_topic(bootstrap, CHAT_DELIVERIES.name, self.apply)
+        self._loaded.clear()
+        count = await replay_topic(bootstrap, CHAT_DELIVERIES.name, self.apply)
+        self._loaded.set()
+        return count
