@@ -6,7 +6,8 @@ Two sources, in this order:
    only the topmost such header counts, since RFC 8601 MTAs strip copies of their own id
    from incoming mail and anything lower may be the sender's forgery).
 2. Our own evaluation: DKIM with dkimpy, SPF with pyspf, DMARC (RFC 7489) alignment of the
-   From domain with the DKIM ``d=`` or the SPF ``MAIL FROM`` domain.
+   From domain with the DKIM ``d=`` or the SPF ``MAIL FROM`` domain (relaxed alignment joins
+   names under one organizational domain, found with the Public Suffix List).
 
 The author is the one address of the one ``From`` header (:func:`author_address`): a mail
 naming several authors, or none readably, is refused before any of this (which of them
@@ -35,6 +36,7 @@ from email.policy import default as default_policy
 from typing import Any, Literal, Protocol, get_args
 
 import dkim
+from publicsuffixlist import PublicSuffixList
 
 # pyspf and authres are declared dependencies; guarded so that an install without them
 # degrades to "SPF none / no trusted results" (DKIM and DMARC still evaluated) instead of
@@ -203,34 +205,36 @@ class Verdict:
 
 # --- domains -----------------------------------------------------------------------------------
 
-# Second-level public suffixes common in marketplace sellers' regions; a full Public Suffix
-# List would be exact, this keeps alignment right for the usual ccTLD layouts without a dep.
-_TWO_LABEL_SUFFIXES = frozenset(
-    f"{sld}.{tld}" for tld in ("uk", "au", "nz", "jp", "kr", "br", "cn", "tw", "hk", "sg", "my",
-                               "id", "th", "vn", "ph", "in", "za", "mx", "ar", "tr", "il", "co",
-                               "pe", "sa", "ae", "eg", "pk", "ng", "ke", "ua", "pl", "es", "fr")
-    for sld in ("co", "com", "net", "org", "ac", "gov", "edu", "or", "ne", "go", "in", "biz",
-                "gen", "ltd", "plc", "info", "web", "mil")
-)
+# The Public Suffix List, private section included (github.io, eu.org, uk.com are shared
+# by strangers), as shipped offline in the package; parsed once. Unknown TLDs (.localhost,
+# .example) count as one-label suffixes, as the PSL algorithm's "*" rule says.
+_PSL = PublicSuffixList()
 
 
 def org_domain(domain: str) -> str:
-    """The organizational domain (RFC 7489 s3.2), approximated for two-label suffixes."""
-    labels = domain.lower().rstrip(".").split(".")
-    if len(labels) <= 2:
-        return ".".join(labels)
-    if ".".join(labels[-2:]) in _TWO_LABEL_SUFFIXES:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
+    """The organizational domain (RFC 7489 s3.2): the public suffix plus one label.
+
+    "" when *domain* has none (it is itself a public suffix, or not a domain name): then no
+    other name shares its owner.
+    """
+    return _PSL.privatesuffix(domain.lower().rstrip(".")) or ""
 
 
 def aligned(domain: str, from_domain: str, mode: str) -> bool:
+    """Does *domain* (DKIM d= or SPF MAIL FROM) align with the author's *from_domain*?
+
+    Strict: the same name. Relaxed: the same organizational domain, which a public suffix
+    does not have, so it aligns only with itself.
+    """
     domain, from_domain = domain.lower().rstrip("."), from_domain.lower().rstrip(".")
     if not domain or not from_domain:
         return False
+    if domain == from_domain:
+        return True
     if mode == "s":
-        return domain == from_domain
-    return org_domain(domain) == org_domain(from_domain)
+        return False
+    org = org_domain(from_domain)
+    return bool(org) and org == org_domain(domain)
 
 
 class AuthorError(ValueError):
@@ -306,7 +310,7 @@ def parse_dmarc(text: str) -> DmarcRecord | None:
 def lookup_dmarc(from_domain: str, resolver: DnsResolver) -> tuple[DmarcRecord | None, str]:
     """The DMARC record for *from_domain* (falling back to its org domain) and the policy
     that applies to it."""
-    for domain in dict.fromkeys((from_domain, org_domain(from_domain))):
+    for domain in dict.fromkeys(d for d in (from_domain, org_domain(from_domain)) if d):
         records = [r for r in resolver.txt(f"_dmarc.{domain}") if r.lower().startswith("v=dmarc1")]
         if len(records) == 1:
             record = parse_dmarc(records[0])

@@ -204,6 +204,45 @@ def test_dns_trouble_defers_and_the_last_attempt_refuses() -> None:
     assert last.notices[0].kind == "sender_rejected"
 
 
+
+# --- whose domain is whose: the Public Suffix List, private section included -------------------
+
+SHARED_SUFFIXES = ["uk.com", "github.io", "eu.org", "com.bd"]
+
+
+@pytest.mark.parametrize("suffix", SHARED_SUFFIXES)
+def test_an_attackers_own_domain_under_a_shared_public_suffix_does_not_align(
+        suffix: str) -> None:
+    """shop.<suffix> and evil.<suffix> belong to different owners: the attacker's SPF pass for
+    its own domain says nothing about the seller's."""
+    seller = f"seller@shop.{suffix}"
+    shop = dataclasses.replace(MAILBOX, destination_email=seller)
+    env = dataclasses.replace(ENV, mail_from=f"x@evil.{suffix}")
+    resolver = StaticResolver({(f"evil.{suffix}", "TXT"): [f"v=spf1 ip4:{ENV.peer} -all"]})
+    decision = decide(_mail(from_headers=(seller,)), env, shop, OWN, resolver=resolver)
+    assert decision.auth is not None and decision.auth.spf == PASS  # the attacker's own pass
+    assert decision.classification == "rejected" and decision.reply is None, decision.reason
+    assert decision.auth.aligned == "fail"
+    assert f"sender's domain shop.{suffix}" in decision.reason
+
+
+def test_a_subdomain_signature_of_the_sellers_registrable_domain_still_aligns(
+        dkim_key: tuple[bytes, str]) -> None:
+    """The positive control: relaxed alignment still joins mail.shop.co.uk to shop.co.uk."""
+    seller = "seller@shop.co.uk"
+    shop = dataclasses.replace(MAILBOX, destination_email=seller)
+    env = dataclasses.replace(ENV, mail_from="bounces@esp.example")
+    private, public = dkim_key
+    raw = _mail(from_headers=(seller,), text="Yes, it ships tomorrow.")
+    signed = dkim.sign(raw, b"s1", b"mail.shop.co.uk", private,
+                       include_headers=[b"from", b"to", b"subject", b"message-id"]) + raw
+    resolver = StaticResolver({("s1._domainkey.mail.shop.co.uk", "TXT"): [public]})
+    decision = decide(signed, env, shop, OWN, resolver=resolver)
+    assert decision.auth is not None and decision.auth.dkim_domains == ("mail.shop.co.uk",)
+    assert decision.auth.aligned == PASS
+    assert decision.classification == "reply", decision.reason
+
+
 # --- what the seller's simulation shows ---------------------------------------------------------
 
 def _trace(result: InboundResult) -> SimulationTrace:

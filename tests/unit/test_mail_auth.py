@@ -18,6 +18,7 @@ import pytest
 from reply_parser.mail_auth import (
     AuthResult,
     StaticResolver,
+    aligned,
     auth_verdict,
     evaluate,
     org_domain,
@@ -226,10 +227,31 @@ def test_without_a_resolver_nothing_is_checked_or_refused() -> None:
 
 @pytest.mark.parametrize("domain, org", [
     ("shop.example", "shop.example"), ("mail.eu.shop.example", "shop.example"),
+    ("Mail.Shop.Example.", "shop.example"),
     ("mail.shop.co.uk", "shop.co.uk"), ("a.b.shop.com.au", "shop.com.au"),
+    # the Public Suffix List's answers, its private section included
+    ("mail.shop.uk.com", "shop.uk.com"), ("www.seller.github.io", "seller.github.io"),
+    ("shop.eu.org", "shop.eu.org"), ("mail.shop.com.bd", "shop.com.bd"),
+    ("city.kobe.jp", "city.kobe.jp"), ("shop.city.kobe.jp", "city.kobe.jp"),
+    # a public suffix has no organizational domain
+    ("co.uk", ""), ("github.io", ""), ("com", ""),
 ])
 def test_org_domain(domain: str, org: str) -> None:
     assert org_domain(domain) == org
+
+
+@pytest.mark.parametrize("domain, from_domain, mode, expected", [
+    ("mail.shop.co.uk", "shop.co.uk", "r", True),
+    ("mail.shop.co.uk", "shop.co.uk", "s", False),
+    ("evil.uk.com", "shop.uk.com", "r", False),
+    ("evil.github.io", "github.io", "r", False),  # a public suffix as author: no relatives
+    ("github.io", "evil.github.io", "r", False),
+    ("github.io", "github.io", "r", True),  # only itself, strictly equal
+    ("GitHub.io.", "github.io", "s", True),
+])
+def test_relaxed_alignment_needs_a_shared_organizational_domain(
+        domain: str, from_domain: str, mode: str, expected: bool) -> None:
+    assert aligned(domain, from_domain, mode) is expected
 
 
 def test_malformed_dmarc_record_is_no_record() -> None:
