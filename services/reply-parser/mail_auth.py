@@ -398,21 +398,31 @@ def check_spf(ip: str, mail_from: str, helo: str, resolver: DnsResolver) -> tupl
 # --- Authentication-Results --------------------------------------------------------------------
 
 _POLICY_IN_COMMENT = re.compile(r"\bp=(reject|quarantine|none)\b", re.I)
+# The authserv-id is the first token, after any leading comments (RFC 8601 s2.2).
+_AUTHSERV_ID = re.compile(r"\s*(?:\([^()]*\)\s*)*([^\s;()]+)")
 
 
 def trusted_results(msg: Message, trusted_ids: frozenset[str]) -> AuthResult | None:
-    """The verdict of the topmost ``Authentication-Results`` from a trusted authserv-id."""
+    """The verdict of the topmost ``Authentication-Results`` from a trusted authserv-id.
+
+    Which header that is is read from its first token, before any parsing: if it does not
+    parse, there is no trusted result (the mail is checked locally), never the next one down,
+    which the sender may have written.
+    """
     if not trusted_ids or authres is None:
         return None
     for value in (msg.get_all("Authentication-Results", []) or [])[:10]:
-        text = str(value)
+        text = " ".join(str(value).split())
+        first = _AUTHSERV_ID.match(text)
+        authserv_id = first.group(1).strip('"').lower() if first else ""
+        if authserv_id not in trusted_ids:
+            continue
         try:
-            header = authres.AuthenticationResultsHeader.parse(
-                "Authentication-Results: " + " ".join(text.split()))
-        except Exception:  # noqa: BLE001 - unparseable header: not ours
-            continue
-        if str(header.authserv_id).lower() not in trusted_ids:
-            continue
+            header = authres.AuthenticationResultsHeader.parse("Authentication-Results: " + text)
+        except Exception:  # noqa: BLE001 - authres raises several types on malformed input
+            return None
+        if str(header.authserv_id).lower() != authserv_id:
+            return None  # read differently by the parser: not a header we can vouch for
         found: dict[str, str] = {}
         dkim_domains: list[str] = []
         dkim_temp: list[str] = []

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 from devstack.broker import free_port
 from devstack.dns_zone import DevZone, start_dev_dns
 from ingest.simulation import SimulationTrace, simulation_steps
-from reply_parser.inbound_pipeline import OwnIdentity, decide
+from reply_parser.inbound_pipeline import OwnIdentity, PipelineConfig, decide
 from reply_parser.mail_auth import (
     NONE,
     PASS,
@@ -241,6 +241,24 @@ def test_a_subdomain_signature_of_the_sellers_registrable_domain_still_aligns(
     assert decision.auth is not None and decision.auth.dkim_domains == ("mail.shop.co.uk",)
     assert decision.auth.aligned == PASS
     assert decision.classification == "reply", decision.reason
+
+
+# --- Authentication-Results: only the topmost header of the trusted authserv-id counts ----------
+
+def test_an_unparseable_trusted_authentication_results_header_is_not_skipped_for_a_lower_forged_one(
+        ) -> None:
+    """Our MX's header is the topmost with its id; anything below it the sender may have written.
+    When that topmost one does not parse there is no trusted result: the mail is checked here."""
+    trusted = "mx.bridge.example"
+    top = f"Authentication-Results: {trusted}; dkim=pass header.d=shop.example (\u00ff"
+    forged = (f"Authentication-Results: {trusted}; dkim=pass header.d=shop.example; "
+              "spf=pass smtp.mailfrom=seller@shop.example; dmarc=pass header.from=shop.example")
+    raw = f"{top}\r\n{forged}\r\n".encode() + _mail()
+    cfg = PipelineConfig(trusted_authserv_ids=frozenset({trusted}))
+    decision = decide(raw, ENV, MAILBOX, OWN, resolver=StaticResolver(), config=cfg)
+    assert decision.auth is not None and decision.auth.source == "local"
+    assert decision.classification == "rejected" and decision.reply is None
+    assert decision.auth.aligned == "fail" and decision.auth.dmarc == NONE
 
 
 # --- what the seller's simulation shows ---------------------------------------------------------
