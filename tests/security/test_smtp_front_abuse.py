@@ -26,7 +26,7 @@ from reply_parser.parser_app import Parser
 from reply_parser.smtp_front import ReplyFrontHandler, SessionLimits, start_smtp_front
 from shared.codec import decode, encode
 from shared.config import Settings
-from shared.events import InboundEnvelope, MailNotice
+from shared.events import InboundEnvelope, MailNotice, ShopSettings
 from shared.settings_view import ShopSettingsView
 from shared.tokens import mint_token, reply_address
 from shared.topics import INBOUND_RECORD_LIMIT, MAIL_INBOUND, MAIL_NOTICES, MAX_INBOUND_MAIL_BYTES
@@ -192,8 +192,13 @@ async def test_forged_outsider_mails_do_not_use_up_the_shops_notices(
     (our MX's Authentication-Results): the shop is told about that one, and only that one."""
     cfg = Settings(kafka_bootstrap=kafka_bootstrap, trusted_authserv_ids="mx.bridge.test",
                    default_destination_email="owner@shop.example")  # type: ignore[call-arg]
-    parser = Parser(cfg, producer, ShopSettingsView(cfg), resolver=None)
+    view = ShopSettingsView(cfg)
+    parser = Parser(cfg, producer, view, resolver=None)
     shop, conv = uuid.uuid4().hex[:12], "c1"
+    # An onboarded shop (alerts on, its inbox): a shop nobody onboarded has no inbox to tell.
+    view.apply(shop.encode(), encode(ShopSettings(
+        shop_id=shop, alerts_enabled=True, destination_email="owner@shop.example",
+        authorized_senders=("owner@shop.example",), updated_at_ms=1, updated_by="tests")))
     rcpt = _address(shop, conv)
 
     def record(offset: int, sender: str, headers: dict[str, str] | None = None
