@@ -130,8 +130,9 @@ class Settings(BaseSettings):
     reply_rate_limit: int = 30
     reply_rate_window_s: float = 3600.0
     rejection_notice_limit: int = 5
-    # sender_rejected notices go only to authenticated senders' refusals, at most this many
-    # per (shop, sender) per window; rejection_notice_limit counts per (shop, sender domain).
+    # sender_rejected (authenticated senders' refusals) and held_as_automated (registered
+    # senders' mail) notices share one budget: at most this many per (shop, sender) per
+    # window; rejection_notice_limit counts per (shop, sender domain).
     rejection_notice_per_sender_limit: int = 1
     # Malformed-MIME limits: a mail beyond them is dead-lettered with the reason.
     mime_max_depth: int = 20

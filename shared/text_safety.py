@@ -1,14 +1,28 @@
 """Outside text (buyer, seller and shop names) made safe to show on one line. Pure.
 
 One rule for every service that puts a name where a reader sees it (a mail header, a
-notice's subject or body, the digest's HTML and text): :func:`header_safe`.
+notice's subject or body, the digest's HTML and text): :func:`header_safe`, cut to a length
+with :func:`truncate_graphemes`. An address is shown only when :func:`is_plain_address`.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["BIDI_CONTROLS", "header_safe", "strip_bidi_controls"]
+import regex
+
+__all__ = ["BIDI_CONTROLS", "ELLIPSIS", "header_safe", "is_plain_address",
+           "strip_bidi_controls", "truncate_graphemes"]
+
+ELLIPSIS = "\u2026"
+_GRAPHEME = regex.compile(r"\X")
+# A plain ``local@domain``: a dot-atom local part (RFC 5322 3.2.3 atext, no quoting) and a
+# host-name domain. Anything else (a quoted local part, a comment, an address literal) can
+# carry spaces and sentences, so it is never written as is where a reader sees it.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOT_ATOM_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})*\Z")
+MAX_ADDRESS = 254  # RFC 5321 4.5.3.1.3 path limit, less the angle brackets
 
 # The Unicode Bidi_Control characters: ALM, LRM, RLM, the embeddings and overrides
 # (U+202A-202E) and the isolates (U+2066-2069). In a name they only serve to make text
@@ -47,3 +61,21 @@ def strip_bidi_controls(text: str) -> str:
     """``text`` without bidi controls, line breaks kept: for text of ours that quotes
     outside names (a notice body), where a reversed run could disguise what it says."""
     return _BIDI.sub("", text)
+
+
+def truncate_graphemes(value: str, limit: int) -> str:
+    """Cut ``value`` to at most ``limit`` grapheme clusters, ending in an ellipsis if cut.
+
+    Grapheme clusters, not code points: a family emoji or a flag is never split in half.
+    """
+    graphemes = _GRAPHEME.findall(value)
+    if len(graphemes) <= limit:
+        return value
+    return "".join(graphemes[: limit - 1]).rstrip() + ELLIPSIS
+
+
+def is_plain_address(address: str) -> bool:
+    """``address`` is a plain ``local@domain`` (dot-atom local part, host-name domain, no
+    ``=?``, at most 254 characters): safe to show or write as is."""
+    return (len(address) <= MAX_ADDRESS and _DOT_ATOM_ADDRESS.match(address) is not None
+            and "=?" not in address)

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-import regex
-
 from shared.events import Digest, conversation_key
 from shared.text_safety import header_safe
+from shared.text_safety import truncate_graphemes as _truncate
 
 from .header_encoding import (
     HeaderValueError,
@@ -49,10 +48,8 @@ __all__ = [
 
 # Long enough for any real name, short enough that the subject stays readable on a phone.
 MAX_NAME_GRAPHEMES = 64
-ELLIPSIS = "\u2026"
 FALLBACK_BUYER_NAME = "Buyer"
 
-_GRAPHEME = regex.compile(r"\X")
 _HEADER_ID = re.compile(r"[^A-Za-z0-9._+=-]")
 
 
@@ -70,14 +67,8 @@ class ComposeContext:
 
 
 def truncate_graphemes(value: str, limit: int = MAX_NAME_GRAPHEMES) -> str:
-    """Cut ``value`` to at most ``limit`` grapheme clusters, ending in an ellipsis if cut.
-
-    Grapheme clusters, not code points: a family emoji or a flag is never split in half.
-    """
-    graphemes = _GRAPHEME.findall(value)
-    if len(graphemes) <= limit:
-        return value
-    return "".join(graphemes[: limit - 1]).rstrip() + ELLIPSIS
+    """:func:`shared.text_safety.truncate_graphemes`, a name's length by default."""
+    return _truncate(value, limit)
 
 
 def display_name(value: str, fallback: str) -> str:

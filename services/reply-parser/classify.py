@@ -412,18 +412,26 @@ def _classify(msg: Message, own_loop_value: str | None,
                                              or _header(msg, "Feedback-ID")):
         return Classification(AUTO_REPLY, "bulk mail (List-Unsubscribe)")
 
+    # Reasons name the phrase that matched, never the subject: a reason reaches logs and
+    # notices, and the rest of the subject is the sender's to write.
     subject = _header(msg, "Subject")[:300]
-    if _DELIVERY_FAILURE_SUBJECT.match(subject):
-        return Classification(BOUNCE, f"delivery failure subject: {subject[:80]}")
-    if _AUTO_SUBJECT.match(_strip_reply_prefix(subject)):
-        return Classification(AUTO_REPLY, f"auto-reply subject: {subject[:80]}", by_content=True)
+    if failure := _DELIVERY_FAILURE_SUBJECT.match(subject):
+        return Classification(BOUNCE, f"delivery failure subject ({_phrase(failure)})")
+    if auto := _AUTO_SUBJECT.match(_strip_reply_prefix(subject)):
+        return Classification(AUTO_REPLY, f"auto-reply subject ({_phrase(auto)})",
+                              by_content=True)
     found = _AUTO_SUBJECT_ANYWHERE.search(subject.lower())
     if found:
-        return Classification(AUTO_REPLY, f"auto-reply subject: {found.group(0)[:60]}",
+        return Classification(AUTO_REPLY, f"auto-reply subject ({_phrase(found)})",
                               by_content=True)
     if _NO_REPLY_SENDERS.match(sender):
         return Classification(AUTO_REPLY, f"no-reply sender {sender}")
     return Classification(REPLY, "no automation markers")
+
+
+def _phrase(match: re.Match[str]) -> str:
+    """The phrase a subject pattern matched, lower-case on one line."""
+    return '"' + " ".join(match.group(0).lower().split())[:60] + '"'
 
 
 def _looks_like_dsn(msg: Message) -> bool:

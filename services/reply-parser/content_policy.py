@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from reply_parser.extract import InlineImage
 from reply_parser.split import CHAT_MESSAGE_LIMIT, split_for_chat
 from shared.events import MailNotice, NoticeKind, ReplyPart, ShopSettings
+from shared.text_safety import header_safe, is_plain_address, truncate_graphemes
 
 # The platform's "Upload Buyer Messages Image" accepts these (docs/tiktok-shop-contract.md).
 CHAT_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -141,6 +142,29 @@ def _text_parts(first_index: int, pieces: list[str], chat_limit: int) -> list[Re
     return [ReplyPart(index=first_index + i, text=c) for i, c in enumerate(chunks)]
 
 
+# How much of an outside value (a subject, a reason) a notice quotes, in graphemes.
+NOTICE_QUOTE_GRAPHEMES = 120
+
+
+def shown_text(value: str) -> str:
+    """Outside text as a notice quotes it: one clean line (``header_safe``), cut short.
+    A notice is signed in the marketplace's name: a sender must not add lines to it."""
+    return truncate_graphemes(header_safe(value), NOTICE_QUOTE_GRAPHEMES)
+
+
+def shown_sender(address: str) -> str:
+    """The sender as a notice names it: the address when it is a plain ``local@domain``,
+    else only ``someone at <domain>`` (a quoted local part can hold a whole sentence)."""
+    address = address.strip()
+    if is_plain_address(address):
+        return address
+    domain = address.rpartition("@")[2] if "@" in address else ""
+    domain = domain.strip().rstrip(">")
+    if domain and is_plain_address(f"x@{domain}"):
+        return f"someone at {domain.lower()}"
+    return "(an address that cannot be shown)"
+
+
 def notice_id_for(kind: str, reply_id: str) -> str:
     """Deterministic: a replayed mail yields the same id, and the mailer sends it once."""
     return hashlib.sha256(f"{kind}:{reply_id}".encode()).hexdigest()[:32]
@@ -184,7 +208,8 @@ def sender_rejected_notice(*, reply_id: str, shop: ShopSettings, sender: str, re
         kind=NoticeKind.SENDER_REJECTED, to_address=shop.destination_email,
         subject="A reply to a customer was refused",
         text=(f"An email reply to a customer conversation was refused and not delivered.\n\n"
-              f"Sender: {sender or '(none)'}\nReason: {reason}\n\n"
+              f"Sender: {shown_sender(sender) if sender else '(none)'}\n"
+              f"Reason: {shown_text(reason)}\n\n"
               "Only users registered and activated for the shop may answer by email. If this "
               "was one of your team, add their address as a user of the shop."),
         shop_id=shop.shop_id, conversation_id=conversation_id, auto_submitted="auto-generated",
@@ -226,7 +251,8 @@ def held_as_automated_notice(*, reply_id: str, shop: ShopSettings, sender: str, 
     content alone (subject or body wording), so a wrong guess is never silent.
 
     Sent to the shop's destination inbox, never to the From address (which anyone can
-    forge); None when the shop has none.
+    forge); None when the shop has none. The caller produces it only for the shop's own
+    registered senders, and the parser counts it against the sender's notice budget.
     """
     if not shop.destination_email:
         return None
@@ -236,8 +262,9 @@ def held_as_automated_notice(*, reply_id: str, shop: ShopSettings, sender: str, 
         subject="A reply was not delivered: it reads as an automatic message",
         text=("An email to a customer conversation was not delivered to the customer because "
               "its wording reads as an automatic acknowledgement or out-of-office message.\n\n"
-              f"Sender: {sender or '(none)'}\nSubject: {subject or '(none)'}\n"
-              f"Reason: {reason}\n\n"
+              f"Sender: {shown_sender(sender) if sender else '(none)'}\n"
+              f"Subject: {shown_text(subject) or '(none)'}\n"
+              f"Reason: {shown_text(reason)}\n\n"
               "If a person wrote it, please answer the customer in the chat tool, or reply "
               "again without the automatic-sounding opening."),
         shop_id=shop.shop_id, conversation_id=conversation_id, auto_submitted="auto-generated",

@@ -7,7 +7,8 @@ the written text for autoresponder phrasing, the content policy and the split.
 
 Besides the decision, the pipeline yields the notices it warrants: ``content_withheld`` to
 the seller when something was not shown to the buyer, ``sender_rejected`` to the shop's own
-inbox when a reply was refused. Their ids derive from the reply id, so a replayed mail
+inbox when a reply was refused, ``held_as_automated`` to it when one of the shop's own
+registered senders wrote something held back on its wording alone. Their ids derive from the reply id, so a replayed mail
 produces the same notices and the mailer sends each once.
 
 Authentication that met DNS trouble is ``deferred``: the caller checks the mail again later
@@ -243,8 +244,12 @@ def _decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdenti
     except mail_auth.AuthorError as exc:  # refused under every policy: who would the sender be?
         sender, refusal = ", ".join(from_addresses(msg))[:300], str(exc)
     if verdict.cls != ReplyClass.REPLY:
-        return InboundDecision(verdict.cls, verdict.reason, notices=_held_notices(
-            verdict.by_content, reply_id, shop, sender, subject, verdict.reason, env))
+        # A stranger's automated mail is not the shop's: dropped without a notice, so
+        # strangers can neither write into a notice nor use up the shop's notices.
+        own_sender = refusal is None and sender in authorized_senders(shop)
+        return InboundDecision(verdict.cls, verdict.reason, sender=sender, notices=_held_notices(
+            verdict.by_content and own_sender, reply_id, shop, sender, subject,
+            verdict.reason, env))
 
     auth = None
     verdict_auth = None
@@ -287,7 +292,9 @@ def _decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdenti
     deadline.check("content policy")
     automated = classify_body(extraction.text, subject)
     if automated is not None:
+        # Past authorization: the sender is one of the shop's (or checks are off).
         return InboundDecision(automated.cls, automated.reason, auth=auth, extraction=extraction,
+                               sender=sender,
                                notices=_held_notices(True, reply_id, shop, sender, subject,
                                                      automated.reason, env))
     if len(extraction.text) > cfg.record_budget_bytes:  # chars <= UTF-8 bytes: cannot fit

@@ -110,6 +110,11 @@ def _int_header(headers: dict[str, bytes], name: str, default: int) -> int:
         return default
 
 
+# The notices to the shop's own inbox that any mail can set off (as opposed to the seller's
+# own content notices, which need a delivered reply): all of them share one budget.
+OUTSIDE_TRIGGERED_NOTICES = frozenset({NoticeKind.SENDER_REJECTED, NoticeKind.HELD_AS_AUTOMATED})
+
+
 class Parser:
     def __init__(self, cfg: Settings, producer: AIOKafkaProducer, shops: ShopSettingsView,
                  resolver: DnsResolver | None,
@@ -121,9 +126,10 @@ class Parser:
         self.pipeline = config_from(cfg)
         self.resolver = resolver
         self.guard = ConversationRateGuard(cfg.reply_rate_limit, cfg.reply_rate_window_s)
-        # "Reply refused" notices (only for authenticated senders, see decide) are counted
-        # per (shop, sender) and per (shop, sender domain): one outside domain cannot use up
-        # the notices meant for the shop's own people.
+        # Every notice a mail from outside can trigger to the shop's own inbox ("reply
+        # refused", "held as automated"; see OUTSIDE_TRIGGERED_NOTICES) is counted per
+        # (shop, sender) and per (shop, sender domain): one sender or outside domain cannot
+        # use up the notices (and the mailer's per-shop send limit) meant for the shop.
         self.notices_per_sender = ConversationRateGuard(cfg.rejection_notice_per_sender_limit,
                                                         cfg.reply_rate_window_s)
         self.notices_per_domain = ConversationRateGuard(cfg.rejection_notice_limit,
@@ -171,10 +177,10 @@ class Parser:
         if decision.reply is not None and not self.guard.allow(
                 f"{env.shop_id}:{env.conversation_id}", time.monotonic()):
             decision = InboundDecision(ReplyClass.LOOP, "too many replies for this conversation")
-        if decision.notices and decision.classification == ReplyClass.REJECTED and any(
-                n.kind == NoticeKind.SENDER_REJECTED for n in decision.notices) and not \
-                self._rejection_notice_allowed(env.shop_id, decision.sender):
-            decision = dataclasses.replace(decision, notices=())
+        if any(n.kind in OUTSIDE_TRIGGERED_NOTICES for n in decision.notices) and not \
+                self._shop_notice_allowed(env.shop_id, decision.sender):
+            decision = dataclasses.replace(decision, notices=tuple(
+                n for n in decision.notices if n.kind not in OUTSIDE_TRIGGERED_NOTICES))
         await self._publish(rec.key or b"", env, decision)
         REPLIES_CLASSIFIED.labels(decision.classification).inc()
         if decision.bounce is not None:
@@ -197,7 +203,7 @@ class Parser:
             f"{decision.reason}; checked again in {delay_s:.0f} s (attempt {attempt + 1} of "
             f"{self.cfg.auth_retry_attempts})"))
 
-    def _rejection_notice_allowed(self, shop_id: str, sender: str) -> bool:
+    def _shop_notice_allowed(self, shop_id: str, sender: str) -> bool:
         now = time.monotonic()
         domain = sender.rpartition("@")[2]
         return self.notices_per_sender.allow(f"{shop_id}:{sender}", now) and \
