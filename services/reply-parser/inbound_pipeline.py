@@ -8,8 +8,8 @@ the written text for autoresponder phrasing, the content policy and the split.
 Besides the decision, the pipeline yields the notices it warrants: ``content_withheld`` to
 the seller when something was not shown to the buyer, ``sender_rejected`` to the shop's own
 inbox when a reply was refused, ``held_as_automated`` to it when one of the shop's own
-registered senders wrote something held back on its wording alone. Their ids derive from the reply id, so a replayed mail
-produces the same notices and the mailer sends each once.
+registered senders wrote something held back on its wording alone. Their ids derive from
+the reply id, so a replayed mail produces the same notices and the mailer sends each once.
 
 Authentication that met DNS trouble is ``deferred``: the caller checks the mail again later
 and passes ``last_attempt`` on its final try, when the mail is refused instead.
