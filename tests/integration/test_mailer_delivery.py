@@ -268,7 +268,10 @@ async def test_a_second_replica_joining_mid_load_sends_nothing_twice(
     run = uuid.uuid4().hex[:8]
     digests = [make_digest(run, n) for n in range(200)]
     expected = {d.digest_id for d in digests}
-    relay.delay_s = 0.04  # ~4 s of work for the first replica alone
+    # A slow relay until the second replica has sent something: ~15 s of work for the first
+    # alone, so the join (process start, group rebalance) happens mid-load even on a loaded
+    # machine; then fast, to finish.
+    relay.delay_s = 0.15
     small = {"BRIDGE_SMTP_POOL_SIZE": "2", "BRIDGE_MAILER_BATCH_RECORDS": "16"}
     first = Mailers(broker, relay, tmp_path / "a", small)
     second = Mailers(broker, relay, tmp_path / "b", small)
@@ -277,6 +280,11 @@ async def test_a_second_replica_joining_mid_load_sends_nothing_twice(
         await produce(broker, digests)
         await wait_until(lambda: sum(relay.counts.values()) >= 20, 30, "mails before the join")
         await second.start()  # the group rebalances while the first is mid-batch
+        for _ in range(150):
+            if await sent_count(second.ports.mailer) > 0 or expected <= set(relay.counts):
+                break
+            await asyncio.sleep(0.2)
+        relay.delay_s = 0.01
         await wait_until(lambda: expected <= set(relay.counts), 60, "every digest")
         await asyncio.sleep(1.5)
         doubled = {k: v for k, v in relay.counts.items() if k in expected and v > 1}
