@@ -170,20 +170,24 @@ def notice_id_for(kind: str, reply_id: str) -> str:
     return hashlib.sha256(f"{kind}:{reply_id}".encode()).hexdigest()[:32]
 
 
+def _listed(items: tuple[str, ...], limit: int) -> str:
+    """``items`` as "- item" lines, at most ``limit`` of them and a count of the rest."""
+    lines = "\n".join(f"- {item}" for item in items[:limit])
+    return lines + (f"\n- … and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def content_withheld_notice(*, reply_id: str, seller: str, seller_message_id: str,
                             shop_id: str, conversation_id: str, withheld: tuple[str, ...],
                             now_ms: int) -> MailNotice:
     """The one notice telling the seller what the buyer did not receive (RFC 3834 reply)."""
-    listed = "\n".join(f"- {item}" for item in withheld[:50])
     # Links have their own notice (links_removed_notice), at most once a day.
-    more = f"\n- … and {len(withheld) - 50} more" if len(withheld) > 50 else ""
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.CONTENT_WITHHELD, reply_id),
         kind=NoticeKind.CONTENT_WITHHELD, to_address=seller,
         subject="Part of your reply was not shown to the customer",
         text=("Your reply was delivered to the customer in chat, but chat shows only text, "
               "emoji and (where your destination allows) pictures placed in the message. "
-              "These were not shown:\n\n" f"{listed}{more}\n\n"
+              "These were not shown:\n\n" f"{_listed(withheld, 50)}\n\n"
               "To share a file or video, use the chat tool."),
         shop_id=shop_id, conversation_id=conversation_id, in_reply_to=seller_message_id,
         auto_submitted="auto-replied", created_at_ms=now_ms,
@@ -229,15 +233,13 @@ def links_removed_notice(*, seller: str, seller_message_id: str, shop_id: str,
     and the day, so the mailer (which sends each notice id once) drops the day's repeats.
     """
     day = now_ms // DAY_MS
-    listed = "\n".join(f"- {link}" for link in links[:20])
-    more = f"\n- … and {len(links) - 20} more" if len(links) > 20 else ""
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.LINKS_REMOVED, f"{shop_id}:{conversation_id}:{day}"),
         kind=NoticeKind.LINKS_REMOVED, to_address=seller,
         subject="Links are not shown to the customer",
         text=("Your reply was delivered to the customer in chat, but chat does not show links: "
               "the customer sees the link text only, without the address. Removed:\n\n"
-              f"{listed}{more}\n\n"
+              f"{_listed(links, 20)}\n\n"
               "You get this notice at most once a day per conversation."),
         shop_id=shop_id, conversation_id=conversation_id, in_reply_to=seller_message_id,
         auto_submitted="auto-replied", created_at_ms=now_ms,
