@@ -185,6 +185,20 @@ async def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
         await platforms.stop()
 
 
+@pytest_asyncio.fixture(scope="module")
+async def ingest(kafka_bootstrap: str) -> AsyncIterator[str]:
+    """An ingest app served in-process on a free loopback port, on the session's broker
+    (the webhook tests and their security fuzzing share it; one per module)."""
+    from tests.integration.test_ingest_webhooks import serve, settings
+
+    url, server, task = await serve(settings(kafka_bootstrap))
+    try:
+        yield url
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        await task  # type: ignore[misc]
+
+
 @pytest.fixture
 def unique_conversation() -> Iterator[tuple[str, str]]:
     """A (shop_id, conversation_id) pair no other test uses (numeric, like the platform's)."""

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import orjson
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 
 from devstack.broker import free_port
@@ -33,16 +31,6 @@ async def serve(cfg: Settings) -> tuple[str, object, object]:
     port = free_port()
     server, task = await serve_in_loop(create_app(cfg), port)
     return f"http://127.0.0.1:{port}", server, task
-
-
-@pytest_asyncio.fixture(scope="module")
-async def ingest(kafka_bootstrap: str) -> AsyncIterator[str]:
-    url, server, task = await serve(settings(kafka_bootstrap))
-    try:
-        yield url
-    finally:
-        server.should_exit = True  # type: ignore[attr-defined]
-        await task  # type: ignore[misc]
 
 
 def new_message(conv: str, message_id: str, role: str = "BUYER", text: str = "hi") -> bytes:

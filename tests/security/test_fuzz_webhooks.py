@@ -38,8 +38,7 @@ from shared.chat_platform.tiktok_signing import sign_webhook
 from shared.chat_platform.tiktok_webhook import TikTokWebhookAdapter
 from shared.events import ChatEvent, ChatEventKind, Digest, DigestMessage
 from shared.topics import CHAT_EVENTS
-from tests.integration.test_ingest_webhooks import KEY, SECRET, serve
-from tests.integration.test_ingest_webhooks import settings as ingest_settings
+from tests.integration.test_ingest_webhooks import KEY, SECRET
 
 pytestmark = pytest.mark.integration
 GENERIC_SECRET = "it-generic"  # what ingest_settings configures
@@ -159,16 +158,6 @@ ARBITRARY_BODIES = st.one_of(
 
 
 # --- the running ingest and the topic it writes --------------------------------------------
-
-
-@pytest_asyncio.fixture(scope="module")
-async def ingest(kafka_bootstrap: str) -> AsyncIterator[str]:
-    url, server, task = await serve(ingest_settings(kafka_bootstrap))
-    try:
-        yield url
-    finally:
-        server.should_exit = True  # type: ignore[attr-defined]
-        await task  # type: ignore[misc]
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -33,22 +31,12 @@ from shared.events import (
 )
 from shared.topics import CHAT_EVENTS
 from tests.conftest import WINDOW_S, Stack
-from tests.integration.test_ingest_webhooks import post, serve, settings
+from tests.integration.test_ingest_webhooks import post
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
 SHOP = "7494049642642441621"
-
-
-@pytest_asyncio.fixture(scope="module")
-async def ingest(kafka_bootstrap: str) -> AsyncIterator[str]:
-    url, server, task = await serve(settings(kafka_bootstrap))
-    try:
-        yield url
-    finally:
-        server.should_exit = True  # type: ignore[attr-defined]
-        await task  # type: ignore[misc]
 
 
 def webhook(**data: Any) -> bytes:
