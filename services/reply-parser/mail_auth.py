@@ -50,6 +50,7 @@ try:
 except ImportError:  # pragma: no cover
     authres = None
 
+from shared.errors import BridgeError
 from shared.events import DestinationKind, MailAuthPolicy, ShopSettings
 
 PASS, FAIL, NONE, TEMPERROR, PERMERROR = "pass", "fail", "none", "temperror", "permerror"
@@ -57,7 +58,7 @@ POLICIES: tuple[MailAuthPolicy, ...] = get_args(MailAuthPolicy)
 MAX_DKIM_SIGNATURES = 5  # verifying costs a DNS lookup and a body hash each
 
 
-class DnsTempError(Exception):
+class DnsTempError(BridgeError):
     """DNS could not answer now (timeout, SERVFAIL)."""
 
 
@@ -237,7 +238,7 @@ def aligned(domain: str, from_domain: str, mode: str) -> bool:
     return bool(org) and org == org_domain(domain)
 
 
-class AuthorError(ValueError):
+class AuthorError(BridgeError, ValueError):
     """The From header does not name exactly one readable author; the reason says how."""
 
 
