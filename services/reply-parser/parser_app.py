@@ -28,8 +28,15 @@ from collections import defaultdict, deque
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
-from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, config_from, decide
-from reply_parser.mail_auth import DnsPythonResolver, DnsResolver
+from reply_parser.inbound_pipeline import (
+    InboundDecision,
+    OwnIdentity,
+    Screened,
+    conclude,
+    config_from,
+    screen,
+)
+from reply_parser.mail_auth import AuthResult, DnsPythonResolver, DnsResolver, evaluate
 from reply_parser.mime_limits import MailTooComplex
 from reply_parser.parse_guard import AttemptLog, ParseWatchdog
 from reply_parser.parser_metrics import DIGESTS_BOUNCED, REPLIES_CLASSIFIED
@@ -151,13 +158,9 @@ class Parser:
         raw = rec.value or b""
         attempt = _int_header(headers, ATTEMPT_HEADER, 1)
         try:
-            # In a worker thread: DNS lookups for DKIM/SPF/DMARC block, and the SMTP-side
-            # event loop (Kafka heartbeats, lag reports) must keep running meanwhile.
             with self.watchdog.parsing(f"{rec.topic}/{rec.partition}@{rec.offset}"):
-                decision = await asyncio.to_thread(
-                    decide, raw, env, self.shops.get(env.shop_id), self.own,
-                    config=self.pipeline, resolver=self.resolver,
-                    last_attempt=attempt >= self.cfg.auth_retry_attempts)
+                decision = await self.decide(
+                    raw, env, last_attempt=attempt >= self.cfg.auth_retry_attempts)
         except MailTooComplex as exc:
             await self._dead_letter(rec, raw, env, f"mail beyond parsing limits: {exc}",
                                     "too_complex")
@@ -187,6 +190,26 @@ class Parser:
             DIGESTS_BOUNCED.labels("failed" if decision.bounce.permanent else "delayed").inc()
         EVENTS_HANDLED.labels(SERVICE, decision.classification).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
+
+    async def decide(self, raw: bytes, env: InboundEnvelope, *,
+                     last_attempt: bool) -> InboundDecision:
+        """The pipeline's pure stages, with the sender's DNS looked up between them only
+        when the decision depends on it. Each step runs in a worker thread: parsing a large
+        mail takes CPU, and the resolver blocks, while this loop must keep Kafka heartbeats
+        and lag reports going."""
+        shop = self.shops.get(env.shop_id)
+        screened = await asyncio.to_thread(screen, raw, env, shop, self.own, config=self.pipeline)
+        if isinstance(screened, InboundDecision):
+            return screened
+        auth = await self.authenticate(screened, env) if screened.needs_auth else None
+        return await asyncio.to_thread(conclude, screened, env, shop, auth=auth,
+                                       last_attempt=last_attempt)
+
+    async def authenticate(self, screened: Screened, env: InboundEnvelope) -> AuthResult:
+        """DKIM, SPF and DMARC of the mail through the resolver (the pipeline's only I/O)."""
+        return await asyncio.to_thread(
+            evaluate, screened.raw, screened.msg, peer_ip=env.peer, mail_from=env.mail_from,
+            resolver=self.resolver, trusted_ids=self.pipeline.trusted_authserv_ids)
 
     async def _defer(self, rec: ConsumerRecord, raw: bytes, headers: dict[str, bytes],
                      attempt: int, decision: InboundDecision) -> InboundDecision:
