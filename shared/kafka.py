@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnsupportedVersionError, for_code
 from aiokafka.protocol.transaction import InitProducerIdRequest
 
+from shared.backoff import GaveUp, RetryPolicy, retry
 from shared.codec import encode
 from shared.config import Settings
 from shared.events import DeadLetter
@@ -171,16 +172,13 @@ async def _wait_for_leaders(bootstrap: str, topics: list[str], timeout_s: float 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 client_id="bridge-admin", request_timeout_ms=2000)
     await consumer.start()
+    async def leaders_answer(_attempt: int) -> None:
+        await consumer.end_offsets(tps)
+
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                await consumer.end_offsets(tps)
-                return
-            except KafkaError:
-                if time.monotonic() > deadline:
-                    return  # a slow election is the first write's to wait for, not a failure
-                await asyncio.sleep(0.2)
+        await retry(leaders_answer, RetryPolicy(0.2, 0.2, window_s=timeout_s), on=KafkaError)
+    except GaveUp:
+        pass  # a slow election is the first write's to wait for, not a failure
     finally:
         await consumer.stop()
 
