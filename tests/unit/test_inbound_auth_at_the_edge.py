@@ -8,7 +8,15 @@ import dataclasses
 from email.message import EmailMessage
 
 from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, Screened, decide, screen
-from reply_parser.mail_auth import PASS, TEMPERROR, AuthResult, StaticResolver
+from reply_parser.mail_auth import (
+    PASS,
+    TEMPERROR,
+    AuthResult,
+    DnsFindings,
+    StaticResolver,
+    local_result,
+    parse_dmarc,
+)
 from reply_parser.parser_app import Parser
 from shared.config import Settings
 from shared.events import InboundEnvelope, ReplyClass, ShopSettings
@@ -102,3 +110,27 @@ def test_the_parser_asks_no_dns_for_an_auto_reply() -> None:
     raw = _mail(headers={"Auto-Submitted": "auto-replied"})
     decision = asyncio.run(_parser(resolver).decide(raw, ENV, last_attempt=False))
     assert decision.classification == ReplyClass.AUTO_REPLY and resolver.asked == []
+
+
+def _found(**kw: object) -> DnsFindings:
+    base: dict[str, object] = dict(dkim="none", dkim_domains=(), dkim_temp_domains=(),
+                                   spf="none", spf_domain="shop.example", dmarc_record=None,
+                                   dmarc_applies="", dmarc_known=True)
+    return DnsFindings(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_what_dns_said_is_judged_without_asking_again() -> None:
+    record = parse_dmarc("v=DMARC1; p=reject")
+    passed = local_result("shop.example", _found(spf=PASS, dmarc_record=record,
+                                                 dmarc_applies="reject"))
+    assert (passed.aligned, passed.dmarc, passed.dmarc_policy) == (PASS, PASS, "reject")
+    failed = local_result("shop.example", _found(spf="fail", dmarc_record=record,
+                                                 dmarc_applies="reject"))
+    assert (failed.aligned, failed.dmarc) == ("fail", "fail")
+
+
+def test_a_dmarc_record_that_did_not_answer_leaves_a_relaxed_match_undecided() -> None:
+    # mail.shop.example's SPF passed; strict alignment (which the record may ask) would fail.
+    found = _found(spf=PASS, spf_domain="mail.shop.example", dmarc_known=False)
+    result = local_result("shop.example", found)
+    assert (result.dmarc, result.aligned) == (TEMPERROR, TEMPERROR)
