@@ -5,15 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fanout.delivery_decision import (
-    FirstStep,
-    failed_records,
-    found_beyond_recorded,
-    look_since_s,
-    part_not_posted,
-    plan_reply,
-    posted_status,
-)
+from fanout import delivery_decision as decision
+from fanout.delivery_decision import FirstStep, plan_reply
 from shared.events import DeliveryStatus
 
 
@@ -43,30 +36,30 @@ def test_pending_is_every_part_without_a_final_record_in_order(
 
 
 def test_the_platform_is_asked_from_a_little_before_the_marker() -> None:
-    assert look_since_s(1_700_000_000_999) == 1_700_000_000 - 5
+    assert decision.look_since_s(1_700_000_000_999) == 1_700_000_000 - 5
 
 
 @given(present=st.integers(0, 30), recorded=st.integers(0, 30))
 def test_only_parts_beyond_the_recorded_ones_are_counted_as_found(present: int,
                                                                   recorded: int) -> None:
-    assert found_beyond_recorded(present, recorded) == max(0, present - recorded)
+    assert decision.found_beyond_recorded(present, recorded) == max(0, present - recorded)
 
 
 def test_a_post_found_after_an_ambiguous_failure_is_already_delivered() -> None:
-    assert posted_status("m-1") is DeliveryStatus.DELIVERED
-    assert posted_status(None) is DeliveryStatus.ALREADY_DELIVERED
+    assert decision.posted_status("m-1") is DeliveryStatus.DELIVERED
+    assert decision.posted_status(None) is DeliveryStatus.ALREADY_DELIVERED
 
 
 def test_a_refused_part_and_an_exhausted_part_are_told_apart() -> None:
-    refused = part_not_posted(3, "text too long", 1, exhausted=False)
+    refused = decision.part_not_posted(3, "text too long", 1, exhausted=False)
     assert (refused.reason, refused.reason_class) == (
         "chat platform refused part 3: text too long", "platform_permanent")
-    tired = part_not_posted(3, "503", 12, exhausted=True)
+    tired = decision.part_not_posted(3, "503", 12, exhausted=True)
     assert (tired.reason, tired.reason_class, tired.attempts) == (
         "part 3 not accepted after 12 attempts: 503", "platform_exhausted", 12)
-    picture = part_not_posted(1, "bad image", 1, exhausted=False, picture=True)
+    picture = decision.part_not_posted(1, "bad image", 1, exhausted=False, picture=True)
     assert picture.reason == "chat platform refused the picture of part 1: bad image"
-    assert part_not_posted(1, "429", 4, exhausted=True, picture=True).reason == \
+    assert decision.part_not_posted(1, "429", 4, exhausted=True, picture=True).reason == \
         "picture of part 1 not uploaded after 4 attempts: 429"
 
 
@@ -74,7 +67,7 @@ def test_a_refused_part_and_an_exhausted_part_are_told_apart() -> None:
        data=st.data())
 def test_a_failed_part_holds_back_every_later_part(pending: list[int], data: st.DataObject) -> None:
     at = data.draw(st.integers(0, len(pending) - 1))
-    records = failed_records(pending, at, "refused", 2)
+    records = decision.failed_records(pending, at, "refused", 2)
     assert [r[0] for r in records] == pending[at:]
     assert records[0] == (pending[at], "refused", 2)
     assert all(r[1] == f"part {pending[at]} failed: refused" and r[2] == 0 for r in records[1:])

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from email.message import EmailMessage
 
-from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, Screened, decide, screen
+from reply_parser.inbound_pipeline import InboundDecision, Screened, decide, screen
 from reply_parser.mail_auth import (
     PASS,
     TEMPERROR,
@@ -19,30 +18,13 @@ from reply_parser.mail_auth import (
 )
 from reply_parser.parser_app import Parser
 from shared.config import Settings
-from shared.events import InboundEnvelope, ReplyClass, ShopSettings
+from shared.events import ReplyClass, ShopSettings
+from tests.unit.test_inbound_pipeline import ENV, MAILBOX, OWN, _mail
 
-SELLER = "seller@shop.example"
-OWN = OwnIdentity("digest.bridge.example", "bridge.example")
-ENV = InboundEnvelope(mail_id="m1", shop_id="7", conversation_id="5", mail_from=SELLER,
-                      rcpt_to="tok@chat-seller-us.bridge.example", received_at_ms=1000,
-                      peer="192.0.2.10")
-MAILBOX = ShopSettings(shop_id="7", destination_email=SELLER)
 DNS_DOWN = AuthResult(dkim="none", spf=TEMPERROR, spf_domain="shop.example",
                       from_domain="shop.example", aligned=TEMPERROR)
 ALIGNED = AuthResult(spf=PASS, spf_domain="shop.example", from_domain="shop.example",
                      aligned=PASS)
-
-
-def _mail(sender: str = SELLER, headers: dict[str, str] | None = None) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = ENV.rcpt_to
-    msg["Subject"] = "Re: A new message from TikTok Shop customer Ana"
-    msg["Message-ID"] = "<r1@shop.example>"
-    for key, value in (headers or {}).items():
-        msg[key] = value
-    msg.set_content("Yes, size M is in stock.")
-    return msg.as_bytes()
 
 
 def test_dns_trouble_found_at_the_edge_defers_the_reply_without_a_resolver() -> None:
