@@ -117,3 +117,19 @@ def test_policy_delay_is_backoff_delay_within_its_bounds(attempt: int, base: flo
     ceiling = min(cap, base * 2 ** (attempt - 1))
     assert ceiling / 2 <= delay <= ceiling
     assert backoff_delay(attempt, base_s=base, max_s=cap, retry_after_s=500) == min(cap, 500)
+
+
+@given(failures=st.integers(0, 30), max_attempts=st.integers(1, 10),
+       cap=st.floats(0.01, 60))
+def test_never_more_tries_than_allowed_and_no_pause_above_the_cap(failures: int,
+                                                                  max_attempts: int,
+                                                                  cap: float) -> None:
+    clock = FakeClock()
+    policy = RetryPolicy(0.5, cap, max_attempts=max_attempts)
+    try:
+        _, calls = _run([Flaky() for _ in range(failures)], policy, clock)
+        assert failures < max_attempts and len(calls) == failures + 1
+    except GaveUp as gave_up:
+        assert failures >= max_attempts and gave_up.attempts == max_attempts
+    assert all(0 <= s <= cap for s in clock.sleeps)
+    assert len(clock.sleeps) <= max_attempts - 1
