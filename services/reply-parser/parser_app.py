@@ -40,7 +40,7 @@ from reply_parser.mail_auth import AuthResult, DnsPythonResolver, DnsResolver, e
 from reply_parser.mime_limits import MailTooComplex
 from reply_parser.parse_guard import AttemptLog, ParseWatchdog
 from reply_parser.parser_metrics import DIGESTS_BOUNCED, REPLIES_CLASSIFIED
-from shared.backoff import backoff_delay
+from shared.backoff import RetryPolicy
 from shared.codec import DecodeError, decode, encode
 from shared.config import Settings, get_settings
 from shared.events import (
@@ -132,6 +132,10 @@ class Parser:
         self.own = OwnIdentity(cfg.message_id_domain, cfg.reply_domain_base)
         self.pipeline = config_from(cfg)
         self.resolver = resolver
+        # A mail whose sender's DNS did not answer waits on mail.inbound.retry with this
+        # schedule; its last attempt refuses it instead of deferring again.
+        self.auth_retries = RetryPolicy(cfg.auth_retry_base_s, cfg.auth_retry_max_s,
+                                        max_attempts=cfg.auth_retry_attempts)
         self.guard = ConversationRateGuard(cfg.reply_rate_limit, cfg.reply_rate_window_s)
         # Every notice a mail from outside can trigger to the shop's own inbox ("reply
         # refused", "held as automated"; see OUTSIDE_TRIGGERED_NOTICES) is counted per
@@ -160,7 +164,7 @@ class Parser:
         try:
             with self.watchdog.parsing(f"{rec.topic}/{rec.partition}@{rec.offset}"):
                 decision = await self.decide(
-                    raw, env, last_attempt=attempt >= self.cfg.auth_retry_attempts)
+                    raw, env, last_attempt=self.auth_retries.gives_up(attempt, elapsed_s=0))
         except MailTooComplex as exc:
             await self._dead_letter(rec, raw, env, f"mail beyond parsing limits: {exc}",
                                     "too_complex")
@@ -215,8 +219,7 @@ class Parser:
                      attempt: int, decision: InboundDecision) -> InboundDecision:
         """Queue the mail on mail.inbound.retry, due after a backoff; the deferred result
         says when it is checked again."""
-        delay_s = backoff_delay(attempt, base_s=self.cfg.auth_retry_base_s,
-                                max_s=self.cfg.auth_retry_max_s)
+        delay_s = self.auth_retries.delay(attempt)
         await self.producer.send_and_wait(
             MAIL_INBOUND_RETRY.name, raw, key=rec.key,
             headers=[("envelope", headers.get("envelope", b"")),
