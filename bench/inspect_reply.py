@@ -37,11 +37,12 @@ from reply_parser.inbound_pipeline import (  # noqa: E402
 from reply_parser.mime_limits import MailTooComplex  # noqa: E402
 from shared.codec import DecodeError, from_dict  # noqa: E402
 from shared.config import get_settings  # noqa: E402
+from shared.errors import BridgeError
 from shared.events import InboundEnvelope, ShopSettings  # noqa: E402
 from shared.tokens import TokenError, parse_keys, split_reply_address, verify_token  # noqa: E402
 
 
-class ContextError(ValueError):
+class ContextError(BridgeError, ValueError):
     """The shop context given on the command line is unusable."""
 
 

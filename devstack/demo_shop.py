@@ -17,12 +17,13 @@ from urllib.parse import parse_qs
 import httpx
 
 from devstack.mail_sink import SinkState
+from shared.errors import BridgeError
 
 DEMO_SHOP_ID = "7494049642642441621"
 DEMO_SHOP_NAME = "Demo shop"
 
 
-class DemoShopError(RuntimeError):
+class DemoShopError(BridgeError, RuntimeError):
     """The demo shop could not be onboarded; the reason says which step failed."""
 
 

@@ -32,6 +32,7 @@ from aiokafka.client import CoordinationType
 from aiokafka.errors import KafkaError
 
 from devstack.broker import free_port
+from shared.errors import BridgeError
 from shared.kafka import broker_allows_idempotence, ensure_topics
 from shared.topics import ALL_TOPICS, INBOUND_RECORD_LIMIT
 
@@ -47,7 +48,7 @@ STORAGE_MAIN = "kafka.tools.StorageTool"
 HEAP = os.environ.get("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m")
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(BridgeError, RuntimeError):
     """Java or Maven is missing, or the jars could not be resolved; the reason says which."""
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from shared.errors import BridgeError
 from shared.events import SCHEMA_VERSION
 
 T = TypeVar("T")
@@ -22,7 +23,7 @@ T = TypeVar("T")
 _OPTS = orjson.OPT_NON_STR_KEYS
 
 
-class DecodeError(ValueError):
+class DecodeError(BridgeError, ValueError):
     """A payload is not valid JSON or does not match the event's declared shape."""
 
 

@@ -19,8 +19,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnsupportedVersionError, for_code
 from aiokafka.protocol.transaction import InitProducerIdRequest
 
+from shared.backoff import GaveUp, RetryPolicy, retry
 from shared.codec import encode
 from shared.config import Settings
+from shared.errors import BridgeError
 from shared.events import DeadLetter
 from shared.logging import now_ms
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERS
@@ -77,6 +79,11 @@ async def producer_idempotence(settings: Settings) -> bool:
     return _IDEMPOTENCE_BY_BOOTSTRAP[bootstrap]
 
 
+class _NotAnsweredYet(BridgeError):
+    """The broker answered InitProducerId with a retriable error (still starting); the
+    reason is the error's name."""
+
+
 async def broker_allows_idempotence(bootstrap: str, *, timeout_s: float = 30.0) -> bool:
     """Does the cluster hand out producer ids? One InitProducerId request without a
     transactional id, as an idempotent producer's first step would send.
@@ -89,24 +96,26 @@ async def broker_allows_idempotence(bootstrap: str, *, timeout_s: float = 30.0) 
     client = AIOKafkaClient(bootstrap_servers=bootstrap,
                             request_timeout_ms=int(min(timeout_s, 30.0) * 1000))
     await client.bootstrap()
+
+    async def ask(_attempt: int) -> bool:
+        try:
+            answer = await client.send(client.get_random_node(), InitProducerIdRequest(
+                transactional_id=None, transaction_timeout_ms=60_000))
+        except UnsupportedVersionError:
+            return False
+        if answer.error_code == 0:
+            return True
+        error = for_code(answer.error_code)
+        if not error.retriable:
+            return False
+        raise _NotAnsweredYet(error.__name__)
+
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                answer = await client.send(client.get_random_node(), InitProducerIdRequest(
-                    transactional_id=None, transaction_timeout_ms=60_000))
-            except UnsupportedVersionError:
-                return False
-            if answer.error_code == 0:
-                return True
-            error = for_code(answer.error_code)
-            if not error.retriable:
-                return False
-            if time.monotonic() > deadline:
-                raise KafkaError(f"InitProducerId still answered {error.__name__} after "
-                                 f"{timeout_s:g} s; cannot tell whether {bootstrap} allows "
-                                 "idempotent producers (set BRIDGE_KAFKA_IDEMPOTENCE)")
-            await asyncio.sleep(0.2)
+        return await retry(ask, RetryPolicy(0.2, 0.2, window_s=timeout_s), on=_NotAnsweredYet)
+    except GaveUp as gave_up:
+        raise KafkaError(f"InitProducerId still answered {gave_up.error.reason} after "
+                         f"{timeout_s:g} s; cannot tell whether {bootstrap} allows "
+                         "idempotent producers (set BRIDGE_KAFKA_IDEMPOTENCE)") from None
     finally:
         await client.close()
 
@@ -171,16 +180,13 @@ async def _wait_for_leaders(bootstrap: str, topics: list[str], timeout_s: float 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 client_id="bridge-admin", request_timeout_ms=2000)
     await consumer.start()
+    async def leaders_answer(_attempt: int) -> None:
+        await consumer.end_offsets(tps)
+
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                await consumer.end_offsets(tps)
-                return
-            except KafkaError:
-                if time.monotonic() > deadline:
-                    return  # a slow election is the first write's to wait for, not a failure
-                await asyncio.sleep(0.2)
+        await retry(leaders_answer, RetryPolicy(0.2, 0.2, window_s=timeout_s), on=KafkaError)
+    except GaveUp:
+        pass  # a slow election is the first write's to wait for, not a failure
     finally:
         await consumer.stop()
 

@@ -24,6 +24,8 @@ import hmac
 import struct
 from dataclasses import dataclass
 
+from shared.errors import BridgeError
+
 VERSION = 1
 MAC_BYTES = 10
 MAX_LOCAL_PART = 64
@@ -31,7 +33,7 @@ _MAX_RAW = MAX_LOCAL_PART * 5 // 8  # 40 bytes encode to 64 base32 chars
 _NUMERIC = 0x80
 
 
-class TokenError(ValueError):
+class TokenError(BridgeError, ValueError):
     """A reply token cannot be accepted; ``str(exc)`` is the reason."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 
 import orjson
 
+from shared.errors import BridgeError
 from shared.events import (
     ChatContent,
     ChatEvent,
@@ -68,7 +69,7 @@ class ConversationState:
             and not self.read_until_ms
 
 
-class StateFormatError(ValueError):
+class StateFormatError(BridgeError, ValueError):
     """Stored state bytes are not in a format this version understands."""
 
 

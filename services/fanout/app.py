@@ -53,26 +53,40 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from fanout.delivery_decision import (
+    FOUND_WHEN_UNCHECKABLE,
+    FirstStep,
+    PartFailure,
+    failed_records,
+    found_beyond_recorded,
+    look_since_s,
+    part_not_posted,
+    plan_reply,
+    posted_status,
+)
 from fanout.delivery_log import DeliveryLog, marker_key
 from fanout.fanout_metrics import DUPLICATE_CHECKS, PARTS_DELIVERED, PLATFORM_RETRIES
-from shared.backoff import backoff_delay
+from shared.backoff import GaveUp, RetryPolicy, retry
 from shared.chat_platform.base import (
     ChatPlatform,
     OutgoingMessage,
     PayloadError,
     PlatformError,
+    PlatformMessage,
     UploadedImage,
 )
 from shared.chat_platform.delivery_check import leading_parts_already_posted
 from shared.chat_platform.from_settings import chat_platform_from_settings
 from shared.codec import DecodeError, decode, encode
 from shared.config import Settings, get_settings
+from shared.errors import BridgeError
 from shared.events import (
     ChatReply,
     DeliveryStatus,
@@ -97,16 +111,20 @@ from shared.topics import CHAT_DELIVERIES, CHAT_REPLIES, MAIL_NOTICES
 
 SERVICE = "fanout"
 GROUP = "bridge-fanout"
-CLOCK_SLACK_S = 5  # platform create_time is whole seconds on another clock
 log = logging.getLogger(SERVICE)
+T = TypeVar("T")
 
 
-class PartFailed(Exception):
+class PartFailed(BridgeError):
     def __init__(self, reason: str, reason_class: str, attempts: int) -> None:
         super().__init__(reason)
         self.reason = reason
         self.reason_class = reason_class
         self.attempts = attempts
+
+    @classmethod
+    def of(cls, failure: PartFailure) -> PartFailed:
+        return cls(failure.reason, failure.reason_class, failure.attempts)
 
 
 class FanOut:
@@ -118,6 +136,8 @@ class FanOut:
         self.shops = shops
         self.delivered = DeliveryLog()
         self.dead_letters = DeadLetterWriter(producer, SERVICE)
+        self.retries = RetryPolicy(cfg.fanout_backoff_base_s, cfg.fanout_backoff_max_s,
+                                   max_attempts=cfg.fanout_max_attempts)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, rec: ConsumerRecord) -> None:
@@ -147,12 +167,15 @@ class FanOut:
     async def deliver_reply(self, reply: ChatReply) -> None:
         await self.delivered.current()
         parts = sorted(reply.parts, key=lambda p: p.index)
-        pending = [p for p in parts if reply.part_key(p.index) not in self.delivered]
-        if not pending:
+        marker_ms = self.delivered.marker(reply.reply_id)
+        plan = plan_reply([p.index for p in parts], {
+            p.index for p in parts if reply.part_key(p.index) in self.delivered}, marker_ms)
+        if plan.first is FirstStep.SKIP:
             PARTS_DELIVERED.labels("already_delivered").inc(len(parts))
             return
+        by_part = {p.index: p for p in parts}
+        pending = [by_part[i] for i in plan.pending]
         acks: list[asyncio.Future[object]] = []
-        marker_ms = self.delivered.marker(reply.reply_id)
         # Inline pictures are uploaded before the marker and their urls travel in it: a
         # replay then checks for, and posts, the very same url (an upload is never seen by
         # the buyer, so uploading again after a crash before the marker costs nothing).
@@ -172,7 +195,7 @@ class FanOut:
             await self._fail(reply, pending, 0, PartFailed(str(exc), "bad_part", 0), acks)
             return
         by_index = {p.index: out for p, out in zip(parts, outs, strict=True)}
-        if marker_ms is None:
+        if plan.first is FirstStep.WRITE_MARKER or marker_ms is None:
             marker_ms = now_ms()
             urls = {k: v.url for k, v in uploaded.items()}
             await self._write(reply, -1, DeliveryStatus.ATTEMPTING, key=marker_key(reply.reply_id),
@@ -196,8 +219,7 @@ class FanOut:
             except PartFailed as failure:
                 await self._fail(reply, pending, n, failure, acks)
                 return
-            status = DeliveryStatus.DELIVERED if mid is not None else \
-                DeliveryStatus.ALREADY_DELIVERED
+            status = posted_status(mid)
             acks.append(await self._record(reply, part, status, platform_id=mid or "",
                                            attempts=attempts))
             PARTS_DELIVERED.labels("delivered" if mid is not None else "found_on_platform").inc()
@@ -225,25 +247,26 @@ class FanOut:
         except (binascii.Error, ValueError):
             raise PartFailed(f"part {part.index}: picture is not valid base64", "bad_part",
                              0) from None
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self.platform.upload_image(reply.shop_id, data,
-                                                        part.image_content_type,
-                                                        part.image_filename)
-            except PlatformError as exc:
-                if not exc.retryable:
-                    raise PartFailed(f"chat platform refused the picture of part {part.index}: "
-                                     f"{exc.reason}", "platform_permanent", attempt) from None
-                if attempt >= self.cfg.fanout_max_attempts:
-                    raise PartFailed(f"picture of part {part.index} not uploaded after "
-                                     f"{attempt} attempts: {exc.reason}", "platform_exhausted",
-                                     attempt) from None
-                PLATFORM_RETRIES.inc()
-                await asyncio.sleep(backoff_delay(attempt, base_s=self.cfg.fanout_backoff_base_s,
-                                                  max_s=self.cfg.fanout_backoff_max_s,
-                                                  retry_after_s=exc.retry_after_s))
+
+        async def upload(_attempt: int) -> UploadedImage:
+            return await self.platform.upload_image(reply.shop_id, data, part.image_content_type,
+                                                    part.image_filename)
+
+        try:
+            return await self._platform_retry(upload)
+        except GaveUp as gave_up:
+            raise PartFailed.of(part_not_posted(part.index, gave_up.error.reason,
+                                                gave_up.attempts, exhausted=gave_up.exhausted,
+                                                picture=True)) from None
+
+    async def _platform_retry(self, call: Callable[[int], Awaitable[T]], *,
+                              count: bool = True) -> T:
+        """``call`` retried on the platform's temporary errors (honouring Retry-After);
+        :class:`GaveUp` with the last :class:`PlatformError` when it cannot succeed."""
+        return await retry(call, self.retries, on=PlatformError,
+                           retryable=lambda exc: exc.retryable,
+                           retry_after=lambda exc: exc.retry_after_s,
+                           on_retry=_count_retry if count else None)
 
     async def _post(self, reply: ChatReply, part: ReplyPart, outs: Sequence[OutgoingMessage],
                     position: int, marker_ms: int, out: OutgoingMessage
@@ -251,54 +274,45 @@ class FanOut:
         """Post one part with retries. Returns (platform id, attempts), id None when an
         ambiguous failure turned out to have posted it after all."""
         key = reply.part_key(part.index)
-        attempt = 0
-        while True:
-            attempt += 1
+        ambiguous = False
+
+        async def post(attempt: int) -> tuple[str | None, int]:
+            nonlocal ambiguous
+            # The platform may have stored an ambiguously failed post: look before posting again.
+            if ambiguous and await self._already_posted(reply, outs, position, marker_ms,
+                                                        upto=position + 1) >= 1:
+                return None, attempt - 1
             try:
-                mid = await self.platform.send(reply.shop_id, reply.conversation_id, out,
-                                               idempotency_key=key)
-                return mid, attempt
+                return await self.platform.send(reply.shop_id, reply.conversation_id, out,
+                                                idempotency_key=key), attempt
             except PlatformError as exc:
-                if not exc.retryable:
-                    raise PartFailed(f"chat platform refused part {part.index}: {exc.reason}",
-                                     "platform_permanent", attempt) from None
-                if attempt >= self.cfg.fanout_max_attempts:
-                    raise PartFailed(f"part {part.index} not accepted after {attempt} attempts: "
-                                     f"{exc.reason}", "platform_exhausted", attempt) from None
-                PLATFORM_RETRIES.inc()
-                await asyncio.sleep(backoff_delay(attempt, base_s=self.cfg.fanout_backoff_base_s,
-                                                  max_s=self.cfg.fanout_backoff_max_s,
-                                                  retry_after_s=exc.retry_after_s))
-                if exc.ambiguous:
-                    # The platform may have stored it: look before posting again.
-                    found = await self._already_posted(reply, outs, position, marker_ms,
-                                                       upto=position + 1)
-                    if found >= 1:
-                        return None, attempt
+                ambiguous = exc.ambiguous
+                raise
+
+        try:
+            return await self._platform_retry(post)
+        except GaveUp as gave_up:
+            raise PartFailed.of(part_not_posted(part.index, gave_up.error.reason,
+                                                gave_up.attempts,
+                                                exhausted=gave_up.exhausted)) from None
 
     async def _already_posted(self, reply: ChatReply, outs: Sequence[OutgoingMessage],
                               recorded: int, marker_ms: int, upto: int | None = None) -> int:
         """How many parts after the first ``recorded`` (up to ``upto``) the platform shows."""
-        since_s = marker_ms // 1000 - CLOCK_SLACK_S
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                msgs = await self.platform.messages_since(reply.shop_id, reply.conversation_id,
-                                                          since_s)
-                break
-            except PlatformError as exc:
-                if not exc.retryable or attempt >= self.cfg.fanout_max_attempts:
-                    # Cannot check: posting again risks a double, not posting risks a loss.
-                    # A loss is worse for a reply the seller wrote; post again.
-                    DUPLICATE_CHECKS.labels("unavailable").inc()
-                    return 0
-                await asyncio.sleep(backoff_delay(attempt, base_s=self.cfg.fanout_backoff_base_s,
-                                                  max_s=self.cfg.fanout_backoff_max_s,
-                                                  retry_after_s=exc.retry_after_s))
+        since_s = look_since_s(marker_ms)
+
+        async def listing(_attempt: int) -> list[PlatformMessage]:
+            return list(await self.platform.messages_since(reply.shop_id, reply.conversation_id,
+                                                           since_s))
+
+        try:
+            msgs = await self._platform_retry(listing, count=False)
+        except GaveUp:
+            DUPLICATE_CHECKS.labels("unavailable").inc()
+            return FOUND_WHEN_UNCHECKABLE
         wanted = list(outs[: upto if upto is not None else len(outs)])
         present = leading_parts_already_posted(wanted, msgs)
-        found = max(0, present - recorded)
+        found = found_beyond_recorded(present, recorded)
         DUPLICATE_CHECKS.labels("found" if found else "absent").inc()
         return found
 
@@ -311,12 +325,12 @@ class FanOut:
                                       reason_class=failure.reason_class,
                                       extra={"reply_id": reply.reply_id,
                                              "conversation": reply.conversation_id})
-        acks.append(await self._record(reply, part, DeliveryStatus.FAILED, reason=failure.reason,
-                                       attempts=failure.attempts))
-        # Later parts would arrive out of context without this one: hold them back.
-        for rest in pending[n + 1:]:
-            acks.append(await self._record(reply, rest, DeliveryStatus.FAILED,
-                                           reason=f"part {part.index} failed: {failure.reason}"))
+        by_index = {p.index: p for p in pending}
+        # Later parts would arrive out of context without this one: they are held back.
+        for index, reason, attempts in failed_records([p.index for p in pending], n,
+                                                      failure.reason, failure.attempts):
+            acks.append(await self._record(reply, by_index[index], DeliveryStatus.FAILED,
+                                           reason=reason, attempts=attempts))
         acks.append(await self.producer.send(MAIL_NOTICES.name, encode(self._notice(reply, part,
                                                                                   failure)),
                                              key=reply.shop_id.encode()))
@@ -374,6 +388,15 @@ class FanOut:
         await self.producer.send_and_wait(CHAT_DELIVERIES.name, encode(marker), key=key.encode())
 
 
+def _count_retry(_exc: PlatformError, _attempt: int, _delay_s: float) -> None:
+    PLATFORM_RETRIES.inc()
+
+
+def _log_unread_delivery_log(exc: BaseException, attempt: int, _delay_s: float) -> None:
+    log.warning("delivery log not read; replies wait for it",
+                extra={"attempt": attempt, "error": repr(exc)})
+
+
 def _log_tombstone_failure(fut: asyncio.Future[object]) -> None:
     if not fut.cancelled() and fut.exception() is not None:
         log.info("marker tombstone not acknowledged; the marker stays, harmlessly",
@@ -395,17 +418,12 @@ class ReloadOnAssign(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: object) -> None:
         cfg = self._fanout.cfg
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                count = await self._fanout.delivered.load(self._bootstrap)
-                break
-            except (KafkaError, OSError) as exc:
-                log.warning("delivery log not read; replies wait for it",
-                            extra={"attempt": attempt, "error": repr(exc)})
-                await asyncio.sleep(backoff_delay(attempt, base_s=cfg.fanout_backoff_base_s,
-                                                  max_s=cfg.fanout_backoff_max_s))
+
+        async def load(_attempt: int) -> int:
+            return await self._fanout.delivered.load(self._bootstrap)
+
+        count = await retry(load, RetryPolicy(cfg.fanout_backoff_base_s, cfg.fanout_backoff_max_s),
+                            on=(KafkaError, OSError), on_retry=_log_unread_delivery_log)
         log.info("delivery log loaded", extra={"records": count})
 
 

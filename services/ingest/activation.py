@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ingest.admin_signing import SignedTokenError, sign, verify
+from shared.errors import BridgeError
 from shared.events import ShopUser, UserStatus
 
 ACTIVATION_TTL_MS = 120 * 3600 * 1000
 ACTIVATION_KIND = "act1"
 
 
-class ActivationError(Exception):
+class ActivationError(BridgeError):
     """Why an activation link cannot be used; ``can_resend`` says a fresh link may be asked for."""
 
     def __init__(self, code: str, reason: str, *, status: int, can_resend: bool,

@@ -62,6 +62,7 @@ from ingest.simulation import is_simulation, new_simulation_id, simulation_steps
 from shared.chat_platform.payload_fields import is_id
 from shared.codec import encode
 from shared.config import Settings
+from shared.errors import BridgeError
 from shared.events import (
     AuditEvent,
     ChatContent,
@@ -88,7 +89,7 @@ MAX_BODY_BYTES = 64 * 1024
 SIMULATED_BUYER = "Simulated buyer"
 
 
-class Refused(Exception):
+class Refused(BridgeError):
     """A request refused with an HTTP status and a reason (and optional extra fields)."""
 
     def __init__(self, status: int, reason: str, **extra: Any) -> None:

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 from ingest.admin_signing import SignedTokenError, sign, verify
 from shared.constant_time import same_secret
+from shared.errors import BridgeError
 from shared.events import ShopUser, UserStatus
 
 API_TOKEN_KIND = "bat1"
 OPERATOR = "operator"
 
 
-class AuthError(Exception):
+class AuthError(BridgeError):
     """No valid credentials (401) with the reason."""
 
     def __init__(self, reason: str) -> None:

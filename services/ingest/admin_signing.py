@@ -18,9 +18,10 @@ from typing import Any
 import orjson
 
 from shared.constant_time import same_secret
+from shared.errors import BridgeError
 
 
-class SignedTokenError(ValueError):
+class SignedTokenError(BridgeError, ValueError):
     """A token is malformed, of another kind, or its signature does not verify."""
 
 

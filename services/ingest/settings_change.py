@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ingest.admin_directory import authorized_senders, main_account
+from shared.errors import BridgeError
 from shared.events import DestinationKind, ShopSettings, ShopUser, UserRole, UserStatus
 
 REGION_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
@@ -28,7 +29,7 @@ class FieldError:
     reason: str
 
 
-class InvalidRequest(Exception):
+class InvalidRequest(BridgeError):
     """One or more fields are wrong; nothing was written."""
 
     def __init__(self, errors: list[FieldError], status: int = 422) -> None:

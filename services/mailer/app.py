@@ -54,9 +54,10 @@ from mailer.mailer_settings import MailerSettings, get_mailer_settings
 from mailer.notice_email import compose_notice_bytes
 from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
 from mailer.rsa_signing_process import RsaProcessUnavailable, RsaSigningProcess
+from mailer.send_policy import given_up, relay_retry_policy, temporary
 from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
 from mailer.threading_headers import digest_message_id
-from shared.backoff import backoff_delay
+from shared.backoff import GaveUp, retry
 from shared.codec import DecodeError, decoder, encode
 from shared.events import Digest, MailNotice, MailOutcome, MailStatus
 from shared.kafka import (
@@ -96,6 +97,7 @@ class Mailer:
         self.signer = signer
         self.ledger = ledger
         self.dead_letters = DeadLetterWriter(producer, SERVICE)
+        self.relay_retries = relay_retry_policy(cfg)
         self.composer = DigestComposer(cfg, signer)
         # Where digests are composed and signed: in helper processes when configured
         # (mailer/compose_process.py), else on the loop (with the RSA step as below).
@@ -247,44 +249,37 @@ class Mailer:
         await self.producer.send_and_wait(
             MAIL_OUTCOMES.name, encode(self._outcome(digest, ATTEMPTING)),
             key=_item_id(digest).encode())
-        attempt = 0
-        first_try = time.monotonic()
-        while True:
-            if not still_owned():
-                raise PartitionLost(_item_id(digest))
-            attempt += 1
-            t0 = time.perf_counter()
-            try:
-                await self.pool.send(sender, [to], raw)
-                SEND_SECONDS.observe(time.perf_counter() - t0)
-                DIGESTS_SENT.labels("sent").inc() if isinstance(digest, Digest) else None
-                message_id = (digest_message_id(digest.digest_id, cfg.message_id_domain)
-                              if isinstance(digest, Digest) else _header_value(raw, b"Message-ID"))
-                return self._outcome(digest, MailStatus.SENT, attempts=attempt, code=250,
-                                     message_id=message_id)
-            except SendError as exc:
-                if exc.permanent or self._gives_up(attempt, time.monotonic() - first_try):
-                    DIGESTS_SENT.labels("failed").inc()
-                    await self.dead_letters.write(
-                        source_topic=source, key=_item_id(digest),
-                        reason=f"SMTP delivery failed after {attempt} attempts: {exc.reason}",
-                        reason_class="smtp_permanent" if exc.permanent else "smtp_exhausted")
-                    return self._outcome(digest, MailStatus.FAILED, attempts=attempt,
-                                         code=exc.code, reason=exc.reason)
-                SEND_RETRIES.inc()
-                delay = backoff_delay(attempt, base_s=cfg.smtp_backoff_base_s,
-                                      max_s=cfg.smtp_backoff_max_s)
-                log.info("smtp temporary failure; retrying",
-                         extra={"item_id": _item_id(digest), "attempt": attempt,
-                                "reason": exc.reason, "delay_s": round(delay, 2)})
-                await asyncio.sleep(delay)
 
-    def _gives_up(self, attempts: int, elapsed_s: float) -> bool:
-        """A temporary failure becomes final only after enough tries *and* enough time:
-        a relay outage longer than a handful of backoffs must not turn digests into
-        dead letters (the bar is "nothing acknowledged is lost")."""
-        return (attempts >= self.cfg.smtp_max_attempts
-                and elapsed_s >= self.cfg.smtp_retry_window_s)
+        async def send(attempt: int) -> int:
+            if not still_owned():  # checked before every try: never race the new owner
+                raise PartitionLost(_item_id(digest))
+            t0 = time.perf_counter()
+            await self.pool.send(sender, [to], raw)
+            SEND_SECONDS.observe(time.perf_counter() - t0)
+            return attempt
+
+        def retrying(exc: SendError, attempt: int, delay: float) -> None:
+            SEND_RETRIES.inc()
+            log.info("smtp temporary failure; retrying",
+                     extra={"item_id": _item_id(digest), "attempt": attempt,
+                            "reason": exc.reason, "delay_s": round(delay, 2)})
+
+        try:
+            attempts = await retry(send, self.relay_retries, on=SendError, retryable=temporary,
+                                   on_retry=retrying)
+        except GaveUp as gave_up:
+            fate = given_up(gave_up.error, gave_up.attempts)
+            DIGESTS_SENT.labels("failed").inc()
+            await self.dead_letters.write(source_topic=source, key=_item_id(digest),
+                                          reason=fate.dead_letter_reason,
+                                          reason_class=fate.reason_class)
+            return self._outcome(digest, MailStatus.FAILED, attempts=fate.attempts,
+                                 code=fate.smtp_code, reason=fate.reason)
+        DIGESTS_SENT.labels("sent").inc() if isinstance(digest, Digest) else None
+        message_id = (digest_message_id(digest.digest_id, cfg.message_id_domain)
+                      if isinstance(digest, Digest) else _header_value(raw, b"Message-ID"))
+        return self._outcome(digest, MailStatus.SENT, attempts=attempts, code=250,
+                             message_id=message_id)
 
     @staticmethod
     def _outcome(digest: Digest | MailNotice, status: str, *, attempts: int = 0, code: int = 0,

@@ -31,12 +31,14 @@ from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from shared.errors import BridgeError
 
-class PartitionLost(Exception):
+
+class PartitionLost(BridgeError):
     """Raised by a handler that finds its record's partition is no longer ours."""
 
 
-class KeyBlocked(Exception):
+class KeyBlocked(BridgeError):
     """A key's records were left unhandled because its earlier records were not handled."""
 
 

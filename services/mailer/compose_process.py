@@ -44,6 +44,7 @@ from mailer.mailer_metrics import MESSAGES_UNSHOWN
 from mailer.mailer_settings import MailerSettings
 from mailer.piped_helper import HelperUnavailable, PipedHelper, write_answers
 from shared.codec import DecodeError, decoder
+from shared.errors import BridgeError
 from shared.events import Digest
 from shared.logging import setup_logging
 
@@ -59,7 +60,7 @@ class ComposeProcessUnavailable(HelperUnavailable):
     """The compose process is not running (never started, exited or closed)."""
 
 
-class ComposeFailed(ValueError):
+class ComposeFailed(BridgeError, ValueError):
     """The child could not compose this digest; the message says why."""
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 import dkim
 from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
+from shared.errors import BridgeError
+
 try:  # optional accelerator, see the module docstring
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -66,7 +68,7 @@ ENV_DOMAIN = "BRIDGE_DKIM_DOMAIN"
 ENV_KEY_FILE = "BRIDGE_DKIM_KEY_FILE"
 
 
-class DkimKeyError(ValueError):
+class DkimKeyError(BridgeError, ValueError):
     """The DKIM configuration or private key is unusable; the reason says which part."""
 
 

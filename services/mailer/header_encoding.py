@@ -36,6 +36,7 @@ from collections.abc import Iterable
 
 import regex
 
+from shared.errors import BridgeError
 from shared.text_safety import header_safe, is_plain_address
 
 __all__ = [
@@ -66,7 +67,7 @@ _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\Z")
 _TOKEN_VALUE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*\Z")
 
 
-class HeaderValueError(ValueError):
+class HeaderValueError(BridgeError, ValueError):
     """A value the composer built itself is not valid in its header (a bug, not input)."""
 
 

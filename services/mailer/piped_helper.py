@@ -21,6 +21,7 @@ import time
 from typing import Generic, TypeVar
 
 from mailer.mailer_metrics import HELPER_RESTARTS
+from shared.errors import BridgeError
 
 __all__ = ["HelperUnavailable", "PipedHelper", "write_answers"]
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class HelperUnavailable(RuntimeError):
+class HelperUnavailable(BridgeError, RuntimeError):
     """The helper process is not running (never started, exited or closed)."""
 
 

@@ -17,8 +17,10 @@ import aiosmtplib
 from aiosmtplib.email import quote_address
 from aiosmtplib.protocol import normalize_message_line_endings
 
+from shared.errors import BridgeError
 
-class SendError(Exception):
+
+class SendError(BridgeError):
     """One failed SMTP transaction; ``permanent`` when the relay answered 5xx."""
 
     def __init__(self, reason: str, *, code: int = 0, permanent: bool = False) -> None:

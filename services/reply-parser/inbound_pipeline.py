@@ -11,6 +11,14 @@ inbox when a reply was refused, ``held_as_automated`` to it when one of the shop
 registered senders wrote something held back on its wording alone. Their ids derive from
 the reply id, so a replayed mail produces the same notices and the mailer sends each once.
 
+Every stage is pure: the DNS answers that authentication needs are looked up at the edge.
+The parser runs :func:`screen` (parse, loops, classification, who the author is), then, when
+the result says ``needs_auth``, evaluates DKIM/SPF/DMARC through its resolver
+(:func:`reply_parser.mail_auth.evaluate`), then :func:`conclude` with that
+:class:`~reply_parser.mail_auth.AuthResult`. :func:`decide` is the two stages in one call for
+callers that already hold the authentication facts (or none: the sender is then unchecked, as
+for a saved mail).
+
 Authentication that met DNS trouble is ``deferred``: the caller checks the mail again later
 and passes ``last_attempt`` on its final try, when the mail is refused instead.
 """
@@ -197,14 +205,36 @@ def sender_authenticated(auth: mail_auth.AuthResult | None) -> bool:
         auth.spf == mail_auth.PASS and mail_auth.aligned(auth.spf_domain, auth.from_domain, "r"))
 
 
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """A mail past the stages that need no DNS (:func:`screen`), for :func:`conclude`.
+
+    ``needs_auth``: the decision depends on the sender's authentication, so the caller
+    evaluates it (:func:`reply_parser.mail_auth.evaluate`) and passes the result on.
+    """
+
+    raw: bytes
+    msg: EmailMessage
+    config: PipelineConfig
+    deadline: Deadline  # one time budget for both stages
+    reply_id: str
+    subject: str
+    sender: str
+    refusal: str | None  # why the sender is refused before authentication, if it is
+    unregistered: bool
+    needs_auth: bool
+
+
 def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity, *,
            chat_limit: int | None = None, config: PipelineConfig | None = None,
-           resolver: mail_auth.DnsResolver | None = None, helo: str = "",
+           auth: mail_auth.AuthResult | None = None,
            last_attempt: bool = False) -> InboundDecision:
-    """Classify, authorize, authenticate and extract one inbound mail.
+    """Classify, authorize, authenticate and extract one inbound mail. Pure.
 
-    Without a *resolver* the sender is not authenticated (inspection of a saved mail); the
-    parser always passes one.
+    *auth* is what the sender's authentication found (DNS looked up by the caller); without
+    it the sender is unchecked beyond a trusted ``Authentication-Results`` (inspection of a
+    saved mail). The parser runs the stages itself, looking DNS up between them only when
+    :attr:`Screened.needs_auth` says the decision depends on it.
 
     Raises :class:`reply_parser.mime_limits.MailTooComplex` for mail beyond the parsing
     limits (the caller dead-letters it); any other malformed input yields a decision.
@@ -212,14 +242,39 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
     cfg = config or PipelineConfig()
     if chat_limit is not None:
         cfg = dataclasses.replace(cfg, chat_limit=chat_limit)
-    # Active for the whole call, so long loops inside a stage check it too.
-    with Deadline(cfg.limits.time_budget_s).active() as deadline:
-        return _decide(raw, env, shop, own, cfg, deadline, resolver, helo, last_attempt)
+    screened = screen(raw, env, shop, own, config=cfg)
+    if isinstance(screened, InboundDecision):
+        return screened
+    return conclude(screened, env, shop, auth=auth, last_attempt=last_attempt)
 
 
-def _decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity,
-            cfg: PipelineConfig, deadline: Deadline, resolver: mail_auth.DnsResolver | None,
-            helo: str, last_attempt: bool) -> InboundDecision:
+def screen(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity, *,
+           config: PipelineConfig | None = None) -> InboundDecision | Screened:
+    """The stages before authentication: parse within limits, loops, automated mail and
+    bounces (final decisions), who the author is and whether the shop knows them. Pure.
+
+    Raises :class:`reply_parser.mime_limits.MailTooComplex` like :func:`decide`.
+    """
+    cfg = config or PipelineConfig()
+    deadline = Deadline(cfg.limits.time_budget_s)
+    # Active for the whole stage, so long loops inside it check it too.
+    with deadline.active():
+        return _screen(raw, env, shop, own, cfg, deadline)
+
+
+def conclude(screened: Screened, env: InboundEnvelope, shop: ShopSettings, *,
+             auth: mail_auth.AuthResult | None, last_attempt: bool = False) -> InboundDecision:
+    """The stages after :func:`screen`: the shop's authentication policy over *auth*, then
+    extraction, content policy and the split. Pure.
+
+    Raises :class:`reply_parser.mime_limits.MailTooComplex` like :func:`decide`.
+    """
+    with screened.deadline.active():
+        return _conclude(screened, env, shop, auth, last_attempt)
+
+
+def _screen(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity,
+            cfg: PipelineConfig, deadline: Deadline) -> InboundDecision | Screened:
     check_raw(raw, cfg.limits)
     msg = parse_mail(raw)
     check_structure(msg, cfg.limits)
@@ -251,30 +306,39 @@ def _decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdenti
             verdict.by_content and own_sender, reply_id, shop, sender, subject,
             verdict.reason, env))
 
-    auth = None
+    checked = refusal is None and cfg.check_sender
+    if checked and sender not in authorized_senders(shop):
+        # The address stays out of the reason (logged, on mail.inbound.results).
+        refusal = f"the sender is not a registered, activated user of shop {shop.shop_id}"
+        unregistered = True
+    # A registered sender's reply stands or falls on authentication; an unregistered one's
+    # refusal tells the shop only when the sender is proven (and the shop has an inbox).
+    needs_auth = (checked and not unregistered) or (unregistered and bool(shop.destination_email))
+    return Screened(raw, msg, cfg, deadline, reply_id, subject, sender, refusal, unregistered,
+                    needs_auth)
+
+
+def _conclude(screened: Screened, env: InboundEnvelope, shop: ShopSettings,
+              auth: mail_auth.AuthResult | None, last_attempt: bool) -> InboundDecision:
+    cfg, deadline, msg = screened.config, screened.deadline, screened.msg
+    reply_id, subject, sender = screened.reply_id, screened.subject, screened.sender
+    refusal, unregistered = screened.refusal, screened.unregistered
+    if not screened.needs_auth:
+        auth = None
+    elif auth is None:  # no DNS answers given: only a trusted Authentication-Results counts
+        auth = mail_auth.evaluate(screened.raw, msg, peer_ip=env.peer, mail_from=env.mail_from,
+                                  resolver=None, trusted_ids=cfg.trusted_authserv_ids)
     verdict_auth = None
-    if refusal is None and cfg.check_sender:
-        if sender not in authorized_senders(shop):
-            # The address stays out of the reason (logged, on mail.inbound.results).
-            refusal = f"the sender is not a registered, activated user of shop {shop.shop_id}"
-            unregistered = True
-        else:
-            auth = mail_auth.evaluate(raw, msg, peer_ip=env.peer, mail_from=env.mail_from,
-                                      helo=helo, resolver=resolver,
-                                      trusted_ids=cfg.trusted_authserv_ids)
-            policy = mail_auth.shop_policy(shop, mailbox=cfg.auth_policy,
-                                           helpdesk=cfg.auth_policy_helpdesk)
-            verdict_auth = mail_auth.auth_verdict(auth, policy)
-            if verdict_auth.outcome == "defer" and not last_attempt:
-                return InboundDecision(ReplyClass.DEFERRED, verdict_auth.reason, auth=auth,
-                                       auth_verdict=verdict_auth)
-            if verdict_auth.outcome != "accept":
-                refusal = verdict_auth.reason
+    if screened.needs_auth and not unregistered and auth is not None:
+        policy = mail_auth.shop_policy(shop, mailbox=cfg.auth_policy,
+                                       helpdesk=cfg.auth_policy_helpdesk)
+        verdict_auth = mail_auth.auth_verdict(auth, policy)
+        if verdict_auth.outcome == "defer" and not last_attempt:
+            return InboundDecision(ReplyClass.DEFERRED, verdict_auth.reason, auth=auth,
+                                   auth_verdict=verdict_auth)
+        if verdict_auth.outcome != "accept":
+            refusal = verdict_auth.reason
     if refusal:
-        if unregistered and shop.destination_email:  # would a notice be warranted?
-            auth = mail_auth.evaluate(raw, msg, peer_ip=env.peer, mail_from=env.mail_from,
-                                      helo=helo, resolver=resolver,
-                                      trusted_ids=cfg.trusted_authserv_ids)
         notice = sender_rejected_notice(reply_id=reply_id, shop=shop, sender=sender,
                                         reason=refusal, conversation_id=env.conversation_id,
                                         now_ms=env.received_at_ms,

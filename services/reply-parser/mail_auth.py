@@ -20,7 +20,10 @@ or not that domain publishes DMARC: a mailbox or helpdesk that cannot prove the 
 domain sent the mail cannot speak for the seller.
 
 DNS goes through a :class:`DnsResolver` (pluggable: tests use :class:`StaticResolver`, no
-network). Evaluation never raises: DNS trouble is ``temperror``, which every policy defers
+network), only in :func:`evaluate` and what it calls (:func:`look_up`), which the parser
+runs at its edge; what DNS said is judged by pure functions (:func:`local_result`,
+:func:`author_alignment`, :func:`auth_verdict`) and the result is passed into the pipeline.
+Evaluation never raises: DNS trouble is ``temperror``, which every policy defers
 (retried later, never accepted); a malformed record is ``permerror`` or ``none``.
 """
 
@@ -50,6 +53,7 @@ try:
 except ImportError:  # pragma: no cover
     authres = None
 
+from shared.errors import BridgeError
 from shared.events import DestinationKind, MailAuthPolicy, ShopSettings
 
 PASS, FAIL, NONE, TEMPERROR, PERMERROR = "pass", "fail", "none", "temperror", "permerror"
@@ -57,7 +61,7 @@ POLICIES: tuple[MailAuthPolicy, ...] = get_args(MailAuthPolicy)
 MAX_DKIM_SIGNATURES = 5  # verifying costs a DNS lookup and a body hash each
 
 
-class DnsTempError(Exception):
+class DnsTempError(BridgeError):
     """DNS could not answer now (timeout, SERVFAIL)."""
 
 
@@ -237,7 +241,7 @@ def aligned(domain: str, from_domain: str, mode: str) -> bool:
     return bool(org) and org == org_domain(domain)
 
 
-class AuthorError(ValueError):
+class AuthorError(BridgeError, ValueError):
     """The From header does not name exactly one readable author; the reason says how."""
 
 
@@ -511,25 +515,54 @@ def evaluate(raw: bytes, msg: Message, *, peer_ip: str, mail_from: str, helo: st
         return AuthResult(from_domain=from_domain, source="unchecked")
     if not from_domain:
         return AuthResult(dmarc=PERMERROR, from_domain="", source="local", aligned=FAIL)
+    return local_result(from_domain, look_up(raw, from_domain, peer_ip=peer_ip,
+                                             mail_from=mail_from, helo=helo, resolver=resolver))
+
+
+@dataclass(frozen=True, slots=True)
+class DnsFindings:
+    """What the sender's DNS said about one mail (DKIM keys, SPF, the DMARC record)."""
+
+    dkim: str
+    dkim_domains: tuple[str, ...]
+    dkim_temp_domains: tuple[str, ...]
+    spf: str
+    spf_domain: str
+    dmarc_record: DmarcRecord | None
+    dmarc_applies: str
+    dmarc_known: bool  # False: the DMARC lookup met DNS trouble
+
+
+def look_up(raw: bytes, from_domain: str, *, peer_ip: str, mail_from: str, helo: str,
+            resolver: DnsResolver) -> DnsFindings:
+    """Every DNS question the local evaluation asks, through *resolver* (the I/O)."""
     dkim_result, dkim_domains, dkim_temp = verify_dkim(raw, resolver)
     spf_result, spf_domain = check_spf(peer_ip, mail_from, helo, resolver)
     try:
         record, applies = lookup_dmarc(from_domain, resolver)
-        modes_known = True
+        known = True
     except DnsTempError:
-        record, applies, modes_known = None, "", False
+        record, applies, known = None, "", False
+    return DnsFindings(dkim_result, dkim_domains, dkim_temp, spf_result, spf_domain, record,
+                       applies, known)
+
+
+def local_result(from_domain: str, found: DnsFindings) -> AuthResult:
+    """The DMARC verdict and author alignment from what DNS said. Pure."""
+    record = found.dmarc_record
     author = author_alignment(
-        from_domain, dkim_domains=dkim_domains, dkim_temp_domains=dkim_temp, spf=spf_result,
-        spf_domain=spf_domain, adkim=record.adkim if record else "r",
-        aspf=record.aspf if record else "r", modes_known=modes_known)
-    if not modes_known:
+        from_domain, dkim_domains=found.dkim_domains, dkim_temp_domains=found.dkim_temp_domains,
+        spf=found.spf, spf_domain=found.spf_domain, adkim=record.adkim if record else "r",
+        aspf=record.aspf if record else "r", modes_known=found.dmarc_known)
+    if not found.dmarc_known:
         dmarc = TEMPERROR
     elif record is None:
         dmarc = NONE
     else:
         dmarc = {PASS: PASS, TEMPERROR: TEMPERROR}.get(author, FAIL)
-    return AuthResult(dmarc, applies, dkim_result, dkim_domains, spf_result, spf_domain,
-                      from_domain, aligned=author, dkim_temp_domains=dkim_temp)
+    return AuthResult(dmarc, found.dmarc_applies, found.dkim, found.dkim_domains, found.spf,
+                      found.spf_domain, from_domain, aligned=author,
+                      dkim_temp_domains=found.dkim_temp_domains)
 
 
 def shop_policy(shop: ShopSettings, *, mailbox: MailAuthPolicy,

@@ -21,8 +21,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from email.message import Message
 
+from shared.errors import BridgeError
 
-class MailTooComplex(ValueError):
+
+class MailTooComplex(BridgeError, ValueError):
     """The mail exceeds a parsing limit; ``str(exc)`` says which."""
 
 

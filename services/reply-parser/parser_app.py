@@ -28,12 +28,19 @@ from collections import defaultdict, deque
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
-from reply_parser.inbound_pipeline import InboundDecision, OwnIdentity, config_from, decide
-from reply_parser.mail_auth import DnsPythonResolver, DnsResolver
+from reply_parser.inbound_pipeline import (
+    InboundDecision,
+    OwnIdentity,
+    Screened,
+    conclude,
+    config_from,
+    screen,
+)
+from reply_parser.mail_auth import AuthResult, DnsPythonResolver, DnsResolver, evaluate
 from reply_parser.mime_limits import MailTooComplex
 from reply_parser.parse_guard import AttemptLog, ParseWatchdog
 from reply_parser.parser_metrics import DIGESTS_BOUNCED, REPLIES_CLASSIFIED
-from shared.backoff import backoff_delay
+from shared.backoff import RetryPolicy
 from shared.codec import DecodeError, decode, encode
 from shared.config import Settings, get_settings
 from shared.events import (
@@ -125,6 +132,10 @@ class Parser:
         self.own = OwnIdentity(cfg.message_id_domain, cfg.reply_domain_base)
         self.pipeline = config_from(cfg)
         self.resolver = resolver
+        # A mail whose sender's DNS did not answer waits on mail.inbound.retry with this
+        # schedule; its last attempt refuses it instead of deferring again.
+        self.auth_retries = RetryPolicy(cfg.auth_retry_base_s, cfg.auth_retry_max_s,
+                                        max_attempts=cfg.auth_retry_attempts)
         self.guard = ConversationRateGuard(cfg.reply_rate_limit, cfg.reply_rate_window_s)
         # Every notice a mail from outside can trigger to the shop's own inbox ("reply
         # refused", "held as automated"; see OUTSIDE_TRIGGERED_NOTICES) is counted per
@@ -151,13 +162,9 @@ class Parser:
         raw = rec.value or b""
         attempt = _int_header(headers, ATTEMPT_HEADER, 1)
         try:
-            # In a worker thread: DNS lookups for DKIM/SPF/DMARC block, and the SMTP-side
-            # event loop (Kafka heartbeats, lag reports) must keep running meanwhile.
             with self.watchdog.parsing(f"{rec.topic}/{rec.partition}@{rec.offset}"):
-                decision = await asyncio.to_thread(
-                    decide, raw, env, self.shops.get(env.shop_id), self.own,
-                    config=self.pipeline, resolver=self.resolver,
-                    last_attempt=attempt >= self.cfg.auth_retry_attempts)
+                decision = await self.decide(
+                    raw, env, last_attempt=self.auth_retries.gives_up(attempt, elapsed_s=0))
         except MailTooComplex as exc:
             await self._dead_letter(rec, raw, env, f"mail beyond parsing limits: {exc}",
                                     "too_complex")
@@ -188,12 +195,31 @@ class Parser:
         EVENTS_HANDLED.labels(SERVICE, decision.classification).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
+    async def decide(self, raw: bytes, env: InboundEnvelope, *,
+                     last_attempt: bool) -> InboundDecision:
+        """The pipeline's pure stages, with the sender's DNS looked up between them only
+        when the decision depends on it. Each step runs in a worker thread: parsing a large
+        mail takes CPU, and the resolver blocks, while this loop must keep Kafka heartbeats
+        and lag reports going."""
+        shop = self.shops.get(env.shop_id)
+        screened = await asyncio.to_thread(screen, raw, env, shop, self.own, config=self.pipeline)
+        if isinstance(screened, InboundDecision):
+            return screened
+        auth = await self.authenticate(screened, env) if screened.needs_auth else None
+        return await asyncio.to_thread(conclude, screened, env, shop, auth=auth,
+                                       last_attempt=last_attempt)
+
+    async def authenticate(self, screened: Screened, env: InboundEnvelope) -> AuthResult:
+        """DKIM, SPF and DMARC of the mail through the resolver (the pipeline's only I/O)."""
+        return await asyncio.to_thread(
+            evaluate, screened.raw, screened.msg, peer_ip=env.peer, mail_from=env.mail_from,
+            resolver=self.resolver, trusted_ids=self.pipeline.trusted_authserv_ids)
+
     async def _defer(self, rec: ConsumerRecord, raw: bytes, headers: dict[str, bytes],
                      attempt: int, decision: InboundDecision) -> InboundDecision:
         """Queue the mail on mail.inbound.retry, due after a backoff; the deferred result
         says when it is checked again."""
-        delay_s = backoff_delay(attempt, base_s=self.cfg.auth_retry_base_s,
-                                max_s=self.cfg.auth_retry_max_s)
+        delay_s = self.auth_retries.delay(attempt)
         await self.producer.send_and_wait(
             MAIL_INBOUND_RETRY.name, raw, key=rec.key,
             headers=[("envelope", headers.get("envelope", b"")),

@@ -20,13 +20,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
+from shared.errors import BridgeError
 from shared.events import ChatContent, ChatEventKind
 
 BUYER_ROLE = "BUYER"
 SELLER_ROLES = frozenset({"SHOP", "CUSTOMER_SERVICE"})
 
 
-class PlatformError(Exception):
+class PlatformError(BridgeError):
     """A chat-platform call failed.
 
     ``retryable``: trying again can help (429, 5xx, network). ``ambiguous``: the
@@ -46,7 +47,7 @@ class PlatformError(Exception):
         self.ambiguous = ambiguous
 
 
-class PayloadError(ValueError):
+class PayloadError(BridgeError, ValueError):
     """A platform payload is malformed; ``str(exc)`` names the field.
 
     ``field`` is the JSON path of the bad value (empty when the whole payload is
@@ -72,7 +73,7 @@ def json_object_body(body: bytes) -> dict[str, Any]:
     return payload
 
 
-class WebhookRejected(Exception):
+class WebhookRejected(BridgeError):
     """A webhook that must be refused; ``status`` is the HTTP status to answer with."""
 
     def __init__(self, status: int, reason: str) -> None:

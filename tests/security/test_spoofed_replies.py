@@ -55,6 +55,7 @@ from shared.tokens import mint_token, parse_keys, reply_address
 from shared.topics import DEAD_LETTER, MAIL_INBOUND_RESULTS, MAIL_NOTICES, SHOP_SETTINGS
 from tests.conftest import Stack
 from tests.dkim_keys import new_rsa_key_file
+from tests.mail_auth_facts import auth_facts
 from tests.polling import eventually
 from tests.topic_reader import records_so_far
 
@@ -94,8 +95,8 @@ SEVERAL_AUTHORS = {
 def test_a_reply_without_exactly_one_author_is_refused_under_every_policy(
         case: str, policy_name: str) -> None:
     shop = dataclasses.replace(MAILBOX, mail_auth_policy=policy_name)  # type: ignore[arg-type]
-    decision = decide(_mail(from_headers=SEVERAL_AUTHORS[case]), ENV, shop, OWN,
-                      resolver=StaticResolver())
+    raw = _mail(from_headers=SEVERAL_AUTHORS[case])
+    decision = decide(raw, ENV, shop, OWN, auth=auth_facts(raw, ENV, StaticResolver()))
     if case == "encoded comma in a display name":
         # one author, mallory: the decoded display name neither adds nor hides an address
         assert decision.classification == "rejected"
@@ -109,14 +110,14 @@ def test_a_reply_without_exactly_one_author_is_refused_under_every_policy(
 
 
 def test_two_from_headers_name_the_reason() -> None:
-    decision = decide(_mail(from_headers=(SELLER, "mallory@evil.example")), ENV, MAILBOX, OWN,
-                      resolver=StaticResolver())
+    raw = _mail(from_headers=(SELLER, "mallory@evil.example"))
+    decision = decide(raw, ENV, MAILBOX, OWN, auth=auth_facts(raw, ENV, StaticResolver()))
     assert decision.reason == "2 From headers (a mail has one author)"
 
 
 def test_two_from_addresses_name_the_reason() -> None:
-    decision = decide(_mail(from_headers=(f"{SELLER}, mallory@evil.example",)), ENV, MAILBOX,
-                      OWN, resolver=StaticResolver())
+    raw = _mail(from_headers=(f"{SELLER}, mallory@evil.example",))
+    decision = decide(raw, ENV, MAILBOX, OWN, auth=auth_facts(raw, ENV, StaticResolver()))
     assert decision.reason == "the From header names 2 addresses (a reply must have one author)"
 
 
@@ -186,8 +187,8 @@ def test_the_per_shop_override_accepts_only_known_policies() -> None:
 
 def test_unauthenticated_mail_from_an_activated_user_is_refused_by_default() -> None:
     """The finding, pure: the seller's address in From, no DKIM, SPF none for the envelope."""
-    decision = decide(_mail(), ENV, MAILBOX, OWN, resolver=StaticResolver(),
-                      config=None)
+    raw = _mail()
+    decision = decide(raw, ENV, MAILBOX, OWN, auth=auth_facts(raw, ENV, StaticResolver()))
     assert decision.classification == "rejected" and decision.reply is None
     assert "no DKIM signature or SPF pass of the sender's domain shop.example" in decision.reason
     assert decision.auth is not None and decision.auth.aligned == "fail"
@@ -196,10 +197,11 @@ def test_unauthenticated_mail_from_an_activated_user_is_refused_by_default() -> 
 def test_dns_trouble_defers_and_the_last_attempt_refuses() -> None:
     resolver = StaticResolver({("shop.example", "TXT"): "temperror"})  # type: ignore[dict-item]
     env = dataclasses.replace(ENV, mail_from=SELLER)
-    first = decide(_mail(), env, MAILBOX, OWN, resolver=resolver)
+    raw = _mail()
+    first = decide(raw, env, MAILBOX, OWN, auth=auth_facts(raw, env, resolver))
     assert first.classification == "deferred" and first.reply is None and not first.notices
     assert "DNS did not answer" in first.reason
-    last = decide(_mail(), env, MAILBOX, OWN, resolver=resolver, last_attempt=True)
+    last = decide(raw, env, MAILBOX, OWN, auth=auth_facts(raw, env, resolver), last_attempt=True)
     assert last.classification == "rejected" and last.auth_unchecked
     assert last.notices[0].kind == "sender_rejected"
 
@@ -219,7 +221,8 @@ def test_an_attackers_own_domain_under_a_shared_public_suffix_does_not_align(
     shop = dataclasses.replace(MAILBOX, destination_email=seller)
     env = dataclasses.replace(ENV, mail_from=f"x@evil.{suffix}")
     resolver = StaticResolver({(f"evil.{suffix}", "TXT"): [f"v=spf1 ip4:{ENV.peer} -all"]})
-    decision = decide(_mail(from_headers=(seller,)), env, shop, OWN, resolver=resolver)
+    raw = _mail(from_headers=(seller,))
+    decision = decide(raw, env, shop, OWN, auth=auth_facts(raw, env, resolver))
     assert decision.auth is not None and decision.auth.spf == PASS  # the attacker's own pass
     assert decision.classification == "rejected" and decision.reply is None, decision.reason
     assert decision.auth.aligned == "fail"
@@ -237,7 +240,7 @@ def test_a_subdomain_signature_of_the_sellers_registrable_domain_still_aligns(
     signed = dkim.sign(raw, b"s1", b"mail.shop.co.uk", private,
                        include_headers=[b"from", b"to", b"subject", b"message-id"]) + raw
     resolver = StaticResolver({("s1._domainkey.mail.shop.co.uk", "TXT"): [public]})
-    decision = decide(signed, env, shop, OWN, resolver=resolver)
+    decision = decide(signed, env, shop, OWN, auth=auth_facts(signed, env, resolver))
     assert decision.auth is not None and decision.auth.dkim_domains == ("mail.shop.co.uk",)
     assert decision.auth.aligned == PASS
     assert decision.classification == "reply", decision.reason
@@ -255,7 +258,8 @@ def test_an_unparseable_trusted_authentication_results_header_is_not_skipped_for
               "spf=pass smtp.mailfrom=seller@shop.example; dmarc=pass header.from=shop.example")
     raw = f"{top}\r\n{forged}\r\n".encode() + _mail()
     cfg = PipelineConfig(trusted_authserv_ids=frozenset({trusted}))
-    decision = decide(raw, ENV, MAILBOX, OWN, resolver=StaticResolver(), config=cfg)
+    decision = decide(raw, ENV, MAILBOX, OWN, auth=auth_facts(raw, ENV, StaticResolver(), cfg),
+                      config=cfg)
     assert decision.auth is not None and decision.auth.source == "local"
     assert decision.classification == "rejected" and decision.reply is None
     assert decision.auth.aligned == "fail" and decision.auth.dmarc == NONE

@@ -13,6 +13,7 @@ from reply_parser.mail_auth import StaticResolver
 from reply_parser.mime_limits import MailTooComplex, MimeLimits
 from shared.codec import encode
 from shared.events import ChatReply, InboundEnvelope, ShopSettings
+from tests.mail_auth_facts import auth_facts
 
 SELLER = "seller@shop.example"
 OWN = OwnIdentity("digest.bridge.example", "bridge.example")
@@ -124,12 +125,13 @@ def test_unregistered_authenticated_sender_is_refused_and_only_the_shop_is_told(
     outsider = "olga@partner.example"
     resolver = StaticResolver({("partner.example", "TXT"): ["v=spf1 ip4:192.0.2.0/24 -all"]})
     env = dataclasses.replace(ENV, mail_from=outsider)
-    decision = decide(_mail(sender=outsider), env, MAILBOX, OWN, resolver=resolver)
+    raw = _mail(sender=outsider)
+    decision = decide(raw, env, MAILBOX, OWN, auth=auth_facts(raw, env, resolver))
     assert decision.classification == "rejected" and decision.reply is None
     (notice,) = decision.notices
     assert notice.kind == "sender_rejected" and outsider in notice.text
     assert notice.to_address == MAILBOX.destination_email != outsider
-    again = decide(_mail(sender=outsider), env, MAILBOX, OWN, resolver=resolver)
+    again = decide(raw, env, MAILBOX, OWN, auth=auth_facts(raw, env, resolver))
     assert again.notices[0].notice_id == notice.notice_id
 
 
@@ -220,7 +222,7 @@ def test_dmarc_fail_with_p_reject_refuses_the_reply() -> None:
     resolver = StaticResolver({("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject"],
                                ("shop.example", "TXT"): ["v=spf1 ip4:198.51.100.0/24 -all"]})
     weak = dataclasses.replace(MAILBOX, mail_auth_policy="dmarc_reject")
-    decision = decide(_mail(), ENV, weak, OWN, resolver=resolver)
+    decision = decide(_mail(), ENV, weak, OWN, auth=auth_facts(_mail(), ENV, resolver))
     assert decision.classification == "rejected" and "DMARC" in decision.reason
     # The shop's own address forged: the shop is told (budgeted per sender and domain).
     assert decision.notices[0].kind == "sender_rejected"
@@ -229,7 +231,7 @@ def test_dmarc_fail_with_p_reject_refuses_the_reply() -> None:
 def test_dmarc_pass_through_spf_delivers_the_reply() -> None:
     resolver = StaticResolver({("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject"],
                                ("shop.example", "TXT"): ["v=spf1 ip4:192.0.2.0/24 -all"]})
-    decision = decide(_mail(), ENV, MAILBOX, OWN, resolver=resolver)
+    decision = decide(_mail(), ENV, MAILBOX, OWN, auth=auth_facts(_mail(), ENV, resolver))
     assert decision.classification == "reply"
     assert decision.auth is not None and decision.auth.dmarc == "pass"
 
@@ -237,9 +239,10 @@ def test_dmarc_pass_through_spf_delivers_the_reply() -> None:
 def test_shop_policy_dmarc_fail_refuses_even_with_p_none() -> None:
     resolver = StaticResolver({("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=none"]})
     weak = dataclasses.replace(MAILBOX, mail_auth_policy="dmarc_reject")
-    assert decide(_mail(), ENV, weak, OWN, resolver=resolver).classification == "reply"
+    facts = auth_facts(_mail(), ENV, resolver)
+    assert decide(_mail(), ENV, weak, OWN, auth=facts).classification == "reply"
     strict = dataclasses.replace(MAILBOX, mail_auth_policy="dmarc_fail")
-    assert decide(_mail(), ENV, strict, OWN, resolver=resolver).classification == "rejected"
+    assert decide(_mail(), ENV, strict, OWN, auth=facts).classification == "rejected"
 
 
 def test_deeply_nested_mime_is_refused_with_a_reason() -> None:

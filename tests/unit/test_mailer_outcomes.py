@@ -146,7 +146,7 @@ def test_with_a_bounce_domain_each_digest_gets_its_own_verp_return_path() -> Non
 
 
 def test_a_temporary_failure_is_final_only_after_enough_tries_and_enough_time() -> None:
-    mailer = make_mailer(smtp_max_attempts=8, smtp_retry_window_s=3600)
-    assert not mailer._gives_up(attempts=50, elapsed_s=600)  # many tries, short outage
-    assert not mailer._gives_up(attempts=3, elapsed_s=7200)  # long, but few tries
-    assert mailer._gives_up(attempts=8, elapsed_s=3600)
+    policy = make_mailer(smtp_max_attempts=8, smtp_retry_window_s=3600).relay_retries
+    assert not policy.gives_up(attempts=50, elapsed_s=600)  # many tries, short outage
+    assert not policy.gives_up(attempts=3, elapsed_s=7200)  # long, but few tries
+    assert policy.gives_up(attempts=8, elapsed_s=3600)
