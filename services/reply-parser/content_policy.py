@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass
 
 from reply_parser.extract import InlineImage
-from reply_parser.split import CHAT_MESSAGE_LIMIT, split_for_chat
+from reply_parser.split import split_for_chat
 from shared.events import MailNotice, NoticeKind, ReplyPart, ShopSettings
 from shared.text_safety import header_safe, is_plain_address, truncate_graphemes
 
@@ -64,8 +64,7 @@ def text_record_cost(chunks: list[str]) -> int:
 
 def build_reply_content(chunks: list[str], images: tuple[InlineImage, ...],
                         withheld: tuple[str, ...], policy: ContentPolicy, *,
-                        segments: tuple[str, ...] = (),
-                        chat_limit: int = CHAT_MESSAGE_LIMIT) -> ReplyContent:
+                        segments: tuple[str, ...] = ()) -> ReplyContent:
     """The chat parts, with the allowed pictures where the seller placed them.
 
     With *segments* (the text before, between and after the images, as extraction found
@@ -97,11 +96,11 @@ def build_reply_content(chunks: list[str], images: tuple[InlineImage, ...],
     pending = [segments[0]]
     for image, after in zip(delivered, segments[1:], strict=True):
         if image is not _WITHHELD:
-            parts.extend(_text_parts(len(parts), pending, chat_limit))
+            parts.extend(_text_parts(len(parts), pending))
             parts.append(_image_part(len(parts), image))
             pending = []
         pending.append(after)
-    parts.extend(_text_parts(len(parts), pending, chat_limit))
+    parts.extend(_text_parts(len(parts), pending))
     return ReplyContent(tuple(parts), tuple(held))
 
 
@@ -136,9 +135,9 @@ def _image_part(index: int, image: InlineImage) -> ReplyPart:
                      image_filename=image.filename or "")
 
 
-def _text_parts(first_index: int, pieces: list[str], chat_limit: int) -> list[ReplyPart]:
+def _text_parts(first_index: int, pieces: list[str]) -> list[ReplyPart]:
     text = "\n\n".join(p for p in pieces if p.strip())
-    chunks = split_for_chat(text, chat_limit) if text.strip() else []
+    chunks = split_for_chat(text) if text.strip() else []
     return [ReplyPart(index=first_index + i, text=c) for i, c in enumerate(chunks)]
 
 

@@ -86,7 +86,6 @@ class OwnIdentity:
 class PipelineConfig:
     """The knobs of :func:`decide`, read once from Settings (see :func:`config_from`)."""
 
-    chat_limit: int = 2000
     image_kinds: frozenset[str] = frozenset({"salesforce"})
     max_image_bytes: int = 10 * 1024 * 1024
     record_budget_bytes: int = 960 * 1024
@@ -101,7 +100,6 @@ class PipelineConfig:
 def config_from(cfg: Settings) -> PipelineConfig:
     """Build the pipeline's config from :class:`shared.config.Settings`."""
     return PipelineConfig(
-        chat_limit=cfg.chat_message_limit,
         image_kinds=parse_kinds(cfg.inline_images_default_kinds),
         max_image_bytes=cfg.chat_image_max_bytes,
         record_budget_bytes=cfg.reply_record_budget_bytes,
@@ -198,7 +196,7 @@ def sender_authenticated(auth: mail_auth.AuthResult | None) -> bool:
 
 
 def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity, *,
-           chat_limit: int | None = None, config: PipelineConfig | None = None,
+           config: PipelineConfig | None = None,
            resolver: mail_auth.DnsResolver | None = None, helo: str = "",
            last_attempt: bool = False) -> InboundDecision:
     """Classify, authorize, authenticate and extract one inbound mail.
@@ -210,8 +208,6 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
     limits (the caller dead-letters it); any other malformed input yields a decision.
     """
     cfg = config or PipelineConfig()
-    if chat_limit is not None:
-        cfg = dataclasses.replace(cfg, chat_limit=chat_limit)
     # Active for the whole call, so long loops inside a stage check it too.
     with Deadline(cfg.limits.time_budget_s).active() as deadline:
         return _decide(raw, env, shop, own, cfg, deadline, resolver, helo, last_attempt)
@@ -302,12 +298,11 @@ def _decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdenti
             ReplyClass.REJECTED,
             f"reply text too long for chat ({len(extraction.text)} characters)",
             auth=auth, extraction=extraction)
-    chunks = split_for_chat(extraction.text, cfg.chat_limit) if extraction.text.strip() else []
+    chunks = split_for_chat(extraction.text) if extraction.text.strip() else []
     content_rules = policy_for(shop, cfg.image_kinds, max_image_bytes=cfg.max_image_bytes,
                                record_budget_bytes=cfg.record_budget_bytes)
     content = build_reply_content(chunks, extraction.inline_images, extraction.withheld,
-                                  content_rules, segments=extraction.segments,
-                                  chat_limit=cfg.chat_limit)
+                                  content_rules, segments=extraction.segments)
     notices: tuple[MailNotice, ...] = ()
     seller_message_id = str(msg.get("Message-ID", "") or "").strip()
     if content.withheld and sender:
