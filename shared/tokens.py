@@ -167,8 +167,23 @@ def verify_token(token: str, keys: dict[int, bytes], *, now_s: float) -> ReplyTo
     return ReplyToken(shop_id, conversation_id, expires_s)
 
 
+# Reply addresses are ``<token>@chat-seller-<region>.<base>``: only this module spells that.
+_REPLY_DOMAIN_PREFIX = "chat-seller-"
+
+
+def reply_domain_prefix(region: str) -> str:
+    """The first label of a region's reply domain (``chat-seller-<region>``)."""
+    return f"{_REPLY_DOMAIN_PREFIX}{region.lower()}"
+
+
 def reply_domain(region: str, base: str) -> str:
-    return f"chat-seller-{region.lower()}.{base}"
+    return f"{reply_domain_prefix(region)}.{base}"
+
+
+def is_reply_domain(domain: str, base: str) -> bool:
+    """Whether ``domain`` is one of the bridge's reply domains (any region under ``base``)."""
+    domain = domain.lower().rstrip(".")
+    return domain.startswith(_REPLY_DOMAIN_PREFIX) and domain.endswith("." + base.lower())
 
 
 def reply_address(token: str, region: str, base: str) -> str:
@@ -181,10 +196,9 @@ def split_reply_address(address: str, base: str) -> tuple[str, str]:
     if not at or not local:
         raise MalformedToken("not an email address")
     domain = domain.lower().rstrip(".")
-    suffix = "." + base.lower()
-    if not domain.endswith(suffix) or not domain.startswith("chat-seller-"):
+    if not is_reply_domain(domain, base):
         raise MalformedToken(f"{domain} is not a reply domain of this bridge")
-    region = domain[len("chat-seller-") : -len(suffix)]
+    region = domain[len(_REPLY_DOMAIN_PREFIX) : -len(base) - 1]
     if not region or "." in region:
         raise MalformedToken(f"{domain} is not a reply domain of this bridge")
     return local.lower(), region

@@ -13,6 +13,7 @@ from typing import Any
 from ingest.admin_directory import authorized_senders, main_account
 from shared.events import DestinationKind, ShopSettings, ShopUser, UserRole, UserStatus
 from shared.notification_window import WindowPolicy, destination_kind_of
+from shared.tokens import reply_domain_prefix
 
 REGION_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 _EMAIL_RE = re.compile(r"^[^@\s<>,;\"()\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
@@ -84,7 +85,7 @@ def apply_settings_change(current: ShopSettings, change: dict[str, Any], users: 
         else:
             errors.append(FieldError("region", "expected a region code such as 'us' or 'gb' "
                                      "(lower-case letters/digits; the reply domain becomes "
-                                     "chat-seller-<region>)"))
+                                     f"{reply_domain_prefix('<region>')})"))
     if "shop_name" in change:
         name = change["shop_name"]
         if isinstance(name, str) and len(name) <= 200 and name.isprintable():
@@ -148,7 +149,7 @@ def settings_document(settings: ShopSettings, users: list[ShopUser],
                                   else window_minutes),
         "inbound_inline_images_allowed": inline,
         "region": settings.region,
-        "reply_domain_prefix": f"chat-seller-{settings.region}",
+        "reply_domain_prefix": reply_domain_prefix(settings.region),
         "authorized_senders": list(settings.authorized_senders),
         "updated_at_ms": settings.updated_at_ms,
         "updated_by": settings.updated_by,

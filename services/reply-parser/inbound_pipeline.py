@@ -51,6 +51,7 @@ from shared.events import (
     ReplyClass,
     ShopSettings,
 )
+from shared.tokens import is_reply_domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +161,7 @@ def detect_loop(msg: EmailMessage, own: OwnIdentity) -> str | None:
             return "X-Loop names this bridge"
     if msg.get("X-Bridge-Digest-Id") or msg.get("X-Bridge-Notice"):
         return "our own mail came back (X-Bridge header)"
-    if any(a.endswith("." + own.reply_domain_base.lower()) and "@chat-seller-" in a
+    if any(is_reply_domain(a.rpartition("@")[2], own.reply_domain_base)
            for a in from_addresses(msg)):
         return "sent from one of our reply addresses"
     return None
