@@ -56,7 +56,7 @@ from shared.tokens import is_reply_domain
 
 @dataclass(frozen=True, slots=True)
 class InboundDecision:
-    classification: str
+    classification: ReplyClass
     reason: str
     reply: ChatReply | None = None
     text: str = ""

@@ -49,6 +49,7 @@ from shared.events import (
     InboundResult,
     MailNotice,
     MailOutcome,
+    ReplyClass,
     ShopSettings,
 )
 from shared.notification_window import Windows
@@ -278,7 +279,7 @@ def test_simulation_shows_why_a_helpdesk_reply_was_refused_and_what_to_set_up() 
                            destination_kind="zendesk")
     summary = _result("fail").summary()
     refused = InboundResult(mail_id="m", shop_id="7", conversation_id="sim-1",
-                            classification="rejected", reason=f"no DKIM ... ({summary})",
+                            classification=ReplyClass.REJECTED, reason=f"no DKIM ... ({summary})",
                             auth=summary, auth_outcome="refuse", at_ms=3)
     step = simulation_steps(_trace(refused), zendesk, now_ms=4, windows=Windows(1000, 3_600_000))[2]
     assert step.state == "failed"
@@ -288,13 +289,13 @@ def test_simulation_shows_why_a_helpdesk_reply_was_refused_and_what_to_set_up() 
 
 def test_simulation_shows_a_deferred_reply_as_pending_and_an_accepted_one_with_its_auth() -> None:
     deferred = InboundResult(mail_id="m", shop_id="7", conversation_id="sim-1",
-                             classification="deferred", reason="authentication could not be "
+                             classification=ReplyClass.DEFERRED, reason="authentication could not be "
                              "checked now, DNS did not answer (…); checked again in 30 s",
                              auth_outcome="defer", at_ms=3)
     step = simulation_steps(_trace(deferred), MAILBOX, now_ms=4, windows=Windows(1000, 3_600_000))[2]
     assert step.state == "pending" and "checked again" in step.detail
     accepted = InboundResult(mail_id="m", shop_id="7", conversation_id="sim-1",
-                             classification="reply", reason="new text extracted", parts=1,
+                             classification=ReplyClass.REPLY, reason="new text extracted", parts=1,
                              auth=_result(PASS).summary(), auth_outcome="accept", at_ms=3)
     step = simulation_steps(_trace(accepted), MAILBOX, now_ms=4, windows=Windows(1000, 3_600_000))[2]
     assert step.state == "ok" and "sender authentication: author shop.example: aligned=pass" \
