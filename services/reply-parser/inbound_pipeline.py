@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -51,6 +50,7 @@ from shared.events import (
     ReplyClass,
     ShopSettings,
 )
+from shared.text_safety import keep_tabs_and_lines
 from shared.tokens import is_reply_domain
 
 
@@ -120,8 +120,6 @@ def config_from(cfg: Settings) -> PipelineConfig:
 
 
 _PARSER = BytesParser(policy=FAST_DEFAULT)
-# C0/C1 controls other than tab and newline never belong in a chat message.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def parse_mail(raw: bytes) -> EmailMessage:
@@ -283,9 +281,10 @@ def _decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdenti
     deadline.check("extraction")
 
     extraction = extract_new_text(msg)
-    if _CONTROL_CHARS.search(extraction.text):
-        extraction = dataclasses.replace(extraction,
-                                         text=_CONTROL_CHARS.sub("", extraction.text).strip())
+    # Other controls never belong in a chat message.
+    text = keep_tabs_and_lines(extraction.text)
+    if text != extraction.text:
+        extraction = dataclasses.replace(extraction, text=text.strip())
     deadline.check("content policy")
     automated = classify_body(extraction.text, subject)
     if automated is not None:
