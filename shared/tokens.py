@@ -24,6 +24,8 @@ import hmac
 import struct
 from dataclasses import dataclass
 
+from shared.key_ring import KeyRing, parse_key_ring
+
 VERSION = 1
 MAC_BYTES = 10
 MAX_LOCAL_PART = 64
@@ -62,18 +64,17 @@ class ReplyToken:
     expires_at_s: int
 
 
-def parse_keys(spec: str) -> dict[int, bytes]:
-    """Parse ``"kid:secret,kid:secret"``; the first entry is the signing key."""
-    keys: dict[int, bytes] = {}
-    for item in filter(None, (p.strip() for p in spec.split(","))):
-        kid_text, _, secret = item.partition(":")
-        kid = int(kid_text)
-        if not 0 <= kid <= 15 or not secret:
-            raise ValueError(f"bad token key entry {kid_text!r}: key id 0-15 and a secret required")
-        keys[kid] = secret.encode()
-    if not keys:
-        raise ValueError("no token keys configured")
-    return keys
+def _token_key_id(text: str) -> str | None:
+    # The id travels in the token's low nibble.
+    if text.isascii() and text.isdigit() and int(text) <= 15:
+        return str(int(text))
+    return None
+
+
+def parse_keys(spec: str) -> KeyRing:
+    """The reply-token key ring (``"kid:secret,kid:secret"``, the first signs)."""
+    return parse_key_ring(spec, what="token keys", kid_of=_token_key_id,
+                          kid_rule="token key ids are 0-15")
 
 
 def _encode_id(value: str) -> bytes:
@@ -105,10 +106,11 @@ def _decode_id(raw: bytes, pos: int) -> tuple[str, int]:
         raise MalformedToken("token id is not text") from None
 
 
-def mint_token(shop_id: str, conversation_id: str, keys: dict[int, bytes], *,
+def mint_token(shop_id: str, conversation_id: str, keys: KeyRing, *,
                now_s: float, ttl_s: float) -> str:
     """Create the local part of a conversation's reply address."""
-    kid, key = next(iter(keys.items()))
+    kid_text, key = keys.signing
+    kid = int(kid_text)
     expires_h = int((now_s + ttl_s) // 3600) + 1
     payload = (bytes([(VERSION << 4) | kid]) + struct.pack(">I", expires_h)
                + _encode_id(shop_id) + _encode_id(conversation_id))
@@ -137,7 +139,7 @@ def ids_fit_reply_token(shop_id: str, conversation_id: str) -> bool:
     return size <= _MAX_RAW
 
 
-def verify_token(token: str, keys: dict[int, bytes], *, now_s: float) -> ReplyToken:
+def verify_token(token: str, keys: KeyRing, *, now_s: float) -> ReplyToken:
     """Check a token's signature and expiry; raise a :class:`TokenError` with the reason."""
     if not token or len(token) > MAX_LOCAL_PART:
         raise MalformedToken("not a reply token (length)")
@@ -150,7 +152,7 @@ def verify_token(token: str, keys: dict[int, bytes], *, now_s: float) -> ReplyTo
     version, kid = raw[0] >> 4, raw[0] & 0x0F
     if version != VERSION:
         raise MalformedToken(f"unknown token version {version}")
-    key = keys.get(kid)
+    key = keys.secret(str(kid))
     if key is None:
         raise UnknownKey(f"token signed with unknown or retired key {kid}")
     payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]

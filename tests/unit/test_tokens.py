@@ -129,7 +129,7 @@ def test_the_settings_api_shows_the_prefix_of_the_addresses_digests_use() -> Non
 
 
 def test_key_spec_errors_are_explicit() -> None:
-    with pytest.raises(ValueError, match="no token keys"):
+    with pytest.raises(ValueError, match="token keys: no keys configured"):
         parse_keys("")
-    with pytest.raises(ValueError, match="key id 0-15"):
+    with pytest.raises(ValueError, match="ids are 0-15"):
         parse_keys("16:secret")
