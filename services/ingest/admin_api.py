@@ -75,6 +75,7 @@ from shared.events import (
 )
 from shared.kafka import start_producer
 from shared.logging import now_ms
+from shared.notice_texts import simulation_text
 from shared.notification_window import WindowPolicy
 from shared.send_limits import MailSend, SendWindow, limits_from, send_of
 from shared.sent_mail_log import SentMailLog, notice_send
@@ -520,8 +521,7 @@ def build_admin_router(settings: Settings,
         shop_id = shop.shop_id
         trace = traces.trace(shop_id, sim_id)
         trace.started_at_ms = started
-        text = (f"This is a simulated buyer message from {cfg.marketplace_name} to test your "
-                "email set-up. Reply to this email; your answer should appear in the chat.")
+        text = simulation_text(cfg.marketplace_name)
         if cfg.simulation_mode == "direct":
             event = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id=shop_id,
                               conversation_id=sim_id, message_id=f"{sim_id}-1",
