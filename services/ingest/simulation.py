@@ -26,7 +26,7 @@ from shared.events import (
     ReplyClass,
     ShopSettings,
 )
-from shared.notification_window import Windows, digest_deadline
+from shared.notification_window import Windows, destination_kind_of, digest_deadline
 
 SIMULATION_PREFIX = "sim-"
 # What makes replies from each destination kind authenticate (the set-up guides say how).
@@ -139,9 +139,8 @@ def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: 
                               f"not be authenticated yet: {last.reason}", last.at_ms))
         elif trace.inbound:
             last = trace.inbound[-1]
-            hint = (f" {AUTH_SETUP_HINTS[DestinationKind(settings.destination_kind)]}"
-                    if last.auth_outcome in ("refuse", "defer")
-                    and settings.destination_kind in DestinationKind._value2member_map_ else "")
+            hint = (f" {AUTH_SETUP_HINTS[destination_kind_of(settings.destination_kind)]}"
+                    if last.auth_outcome in ("refuse", "defer") else "")
             steps.append(Step(STEPS[2], "failed", f"the email that came back was not accepted "
                               f"as a reply ({last.classification}): {last.reason}{hint}",
                               last.at_ms))
