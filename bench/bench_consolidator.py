@@ -181,12 +181,12 @@ def _rss() -> int:
 
 def memory_child(n: int, design: str) -> None:
     from consolidator.deadline_index import DeadlineIndex
-    from consolidator.digest_state import (
+    from consolidator.debounce import (
         ConversationState,
-        Windows,
         add_buyer_message,
         encode_state,
     )
+    from shared.notification_window import Windows
 
     events = (decode(ChatEvent, buyer_event(i, n, 1_700_000_000_000 + i)[1]) for i in range(n))
     before = _rss()

@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
+from shared.chat_platform.base import CHAT_MESSAGE_LIMIT
 from shared.chat_platform.rate_limit import ShopApiLimiter
 from shared.chat_platform.tiktok_signing import sign_request, sign_webhook
 
@@ -227,8 +228,8 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return error(400, 36009023,
                          "Invalid request body: type and JSON-string content required.")
-        if msg_type == "TEXT" and len(str(inner.get("content", ""))) > 2000:
-            return error(400, 12052004, "Text message exceeds 2000 characters.")
+        if msg_type == "TEXT" and len(str(inner.get("content", ""))) > CHAT_MESSAGE_LIMIT:
+            return error(400, 12052004, f"Text message exceeds {CHAT_MESSAGE_LIMIT} characters.")
         key = request.headers.get("x-bridge-idempotency-key", "")
         if key and key in state.idempotency:
             state.duplicates.append(key)  # the bridge posted the same part twice

@@ -1,7 +1,8 @@
 """orjson on the wire: encode any event, decode bytes back into its typed dataclass.
 
-Decoding checks types field by field and raises :class:`DecodeError` with the
-field path, so a consumer can dead-letter a bad record with a precise reason.
+Decoding checks types field by field (an enum-typed field must hold one of the enum's
+values, and comes back as the member) and raises :class:`DecodeError` with the field
+path, so a consumer can dead-letter a bad record with a precise reason.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable
+from enum import Enum
 from functools import cache
 from typing import Any, TypeVar
 
@@ -149,6 +151,8 @@ def _coercer(hint: Any) -> _Coercer:
             return value
 
         return literal
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return _enum_coercer(hint)
     if dataclasses.is_dataclass(hint):
         nested = _object_coercer(hint)  # type: ignore[arg-type]
         return lambda value, path: nested(value, path + ".")
@@ -174,3 +178,17 @@ def _coercer(hint: Any) -> _Coercer:
 
         return string
     return lambda value, path: value
+
+
+def _enum_coercer(enum: type[Enum]) -> _Coercer:
+    members = {m.value: m for m in enum}
+    expected = ", ".join(map(repr, members))
+
+    def member(value: Any, path: str) -> Any:
+        found = members.get(value) if isinstance(value, str | int) \
+            and not isinstance(value, bool) else None
+        if found is None:
+            raise DecodeError(f"{path}: expected one of {expected}")
+        return found
+
+    return member

@@ -165,7 +165,6 @@ class Settings(BaseSettings):
     platform_app_secret: SecretStr = SecretStr("sandbox-app-secret")
     platform_access_token: SecretStr = SecretStr("sandbox-access-token")
     webhook_secret: SecretStr = SecretStr("sandbox-app-secret")
-    chat_message_limit: int = 2000
     chat_platform: str = "tiktok"  # "tiktok" or "generic": which adapter fan-out sends with
     # Per-shop access tokens (a Secret): "shop_id=token,shop_id=token". When set, only
     # these shops are served; platform_access_token stays the fallback when empty.

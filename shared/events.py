@@ -373,7 +373,7 @@ class InboundResult:
     mail_id: str
     shop_id: str
     conversation_id: str
-    classification: str
+    classification: ReplyClass
     reason: str
     reply_id: str = ""
     parts: int = 0

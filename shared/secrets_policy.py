@@ -153,9 +153,5 @@ def refuse_weak_secrets(cfg: Settings, used: Iterable[SecretSetting], service: s
         raise SystemExit(refusal_message(service, problems))
 
 
-def _reply_token_keys(spec: str) -> Iterable[tuple[object, bytes]]:
-    return parse_keys(spec).items()
-
-
 # Reply-address token keys: the mailer signs with them, the reply front verifies.
-REPLY_TOKEN_KEYS = SecretSetting("token_keys", Origin.GENERATED, ring=_reply_token_keys)
+REPLY_TOKEN_KEYS = SecretSetting("token_keys", Origin.GENERATED, ring=parse_keys)

@@ -1,8 +1,10 @@
-"""Outside text (buyer, seller and shop names) made safe to show on one line. Pure.
+"""Outside text (buyer, seller and shop names, message bodies) made safe to show. Pure.
 
 One rule for every service that puts a name where a reader sees it (a mail header, a
 notice's subject or body, the digest's HTML and text): :func:`header_safe`, cut to a length
 with :func:`truncate_graphemes`. An address is shown only when :func:`is_plain_address`.
+Text of several lines (a buyer's message in a digest, a seller's reply on its way to chat)
+keeps its tabs and line breaks and loses every other control: :func:`keep_tabs_and_lines`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 import regex
 
 __all__ = ["BIDI_CONTROLS", "ELLIPSIS", "header_safe", "is_plain_address",
-           "strip_bidi_controls", "truncate_graphemes"]
+           "keep_tabs_and_lines", "strip_bidi_controls", "truncate_graphemes"]
 
 ELLIPSIS = "\u2026"
 _GRAPHEME = regex.compile(r"\X")
@@ -37,6 +39,11 @@ _BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _INVISIBLE = re.compile(f"[{BIDI_CONTROLS}\ud800-\udfff]")
 _SPACES = re.compile(r"\s+")
 _BIDI = re.compile(f"[{BIDI_CONTROLS}]")
+# In body text: CR is a line break (CRLF, or a lone CR from an old Mac client), written as
+# LF; the other C0 and C1 controls but tab and LF are invalid in HTML text, shown as boxes
+# or nothing in chat, and nothing a person typed on purpose.
+_BODY_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CARRIAGE_RETURNS = re.compile("\r\n?")
 # Anything the slow path would change inside the text: a character above, whitespace other
 # than a space, or two spaces in a row.
 _NEEDS_CLEANING = re.compile(
@@ -55,6 +62,15 @@ def header_safe(value: str) -> str:
     if not _NEEDS_CLEANING.search(value):
         return value.strip()  # the usual name: nothing to remove or collapse
     return _SPACES.sub(" ", _BREAKS.sub(" ", _INVISIBLE.sub("", value))).strip()
+
+
+def keep_tabs_and_lines(text: str) -> str:
+    """``text`` with its tabs and line breaks (CRLF and CR written as LF) and no other
+    C0/C1 control character. Bidi controls and Unicode line separators are left to the
+    caller: a body may use them, a one-line name may not (:func:`header_safe`)."""
+    if not _BODY_CONTROLS.search(text):
+        return text
+    return _BODY_CONTROLS.sub("", _CARRIAGE_RETURNS.sub("\n", text))
 
 
 def strip_bidi_controls(text: str) -> str:

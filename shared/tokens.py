@@ -25,6 +25,7 @@ import struct
 from dataclasses import dataclass
 
 from shared.errors import BridgeError
+from shared.key_ring import KeyRing, parse_key_ring
 
 VERSION = 1
 MAC_BYTES = 10
@@ -64,18 +65,17 @@ class ReplyToken:
     expires_at_s: int
 
 
-def parse_keys(spec: str) -> dict[int, bytes]:
-    """Parse ``"kid:secret,kid:secret"``; the first entry is the signing key."""
-    keys: dict[int, bytes] = {}
-    for item in filter(None, (p.strip() for p in spec.split(","))):
-        kid_text, _, secret = item.partition(":")
-        kid = int(kid_text)
-        if not 0 <= kid <= 15 or not secret:
-            raise ValueError(f"bad token key entry {kid_text!r}: key id 0-15 and a secret required")
-        keys[kid] = secret.encode()
-    if not keys:
-        raise ValueError("no token keys configured")
-    return keys
+def _token_key_id(text: str) -> str | None:
+    # The id travels in the token's low nibble.
+    if text.isascii() and text.isdigit() and int(text) <= 15:
+        return str(int(text))
+    return None
+
+
+def parse_keys(spec: str) -> KeyRing:
+    """The reply-token key ring (``"kid:secret,kid:secret"``, the first signs)."""
+    return parse_key_ring(spec, what="token keys", kid_of=_token_key_id,
+                          kid_rule="token key ids are 0-15")
 
 
 def _encode_id(value: str) -> bytes:
@@ -107,10 +107,11 @@ def _decode_id(raw: bytes, pos: int) -> tuple[str, int]:
         raise MalformedToken("token id is not text") from None
 
 
-def mint_token(shop_id: str, conversation_id: str, keys: dict[int, bytes], *,
+def mint_token(shop_id: str, conversation_id: str, keys: KeyRing, *,
                now_s: float, ttl_s: float) -> str:
     """Create the local part of a conversation's reply address."""
-    kid, key = next(iter(keys.items()))
+    kid_text, key = keys.signing
+    kid = int(kid_text)
     expires_h = int((now_s + ttl_s) // 3600) + 1
     payload = (bytes([(VERSION << 4) | kid]) + struct.pack(">I", expires_h)
                + _encode_id(shop_id) + _encode_id(conversation_id))
@@ -139,7 +140,7 @@ def ids_fit_reply_token(shop_id: str, conversation_id: str) -> bool:
     return size <= _MAX_RAW
 
 
-def verify_token(token: str, keys: dict[int, bytes], *, now_s: float) -> ReplyToken:
+def verify_token(token: str, keys: KeyRing, *, now_s: float) -> ReplyToken:
     """Check a token's signature and expiry; raise a :class:`TokenError` with the reason."""
     if not token or len(token) > MAX_LOCAL_PART:
         raise MalformedToken("not a reply token (length)")
@@ -152,7 +153,7 @@ def verify_token(token: str, keys: dict[int, bytes], *, now_s: float) -> ReplyTo
     version, kid = raw[0] >> 4, raw[0] & 0x0F
     if version != VERSION:
         raise MalformedToken(f"unknown token version {version}")
-    key = keys.get(kid)
+    key = keys.secret(str(kid))
     if key is None:
         raise UnknownKey(f"token signed with unknown or retired key {kid}")
     payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
@@ -169,8 +170,23 @@ def verify_token(token: str, keys: dict[int, bytes], *, now_s: float) -> ReplyTo
     return ReplyToken(shop_id, conversation_id, expires_s)
 
 
+# Reply addresses are ``<token>@chat-seller-<region>.<base>``: only this module spells that.
+_REPLY_DOMAIN_PREFIX = "chat-seller-"
+
+
+def reply_domain_prefix(region: str) -> str:
+    """The first label of a region's reply domain (``chat-seller-<region>``)."""
+    return f"{_REPLY_DOMAIN_PREFIX}{region.lower()}"
+
+
 def reply_domain(region: str, base: str) -> str:
-    return f"chat-seller-{region.lower()}.{base}"
+    return f"{reply_domain_prefix(region)}.{base}"
+
+
+def is_reply_domain(domain: str, base: str) -> bool:
+    """Whether ``domain`` is one of the bridge's reply domains (any region under ``base``)."""
+    domain = domain.lower().rstrip(".")
+    return domain.startswith(_REPLY_DOMAIN_PREFIX) and domain.endswith("." + base.lower())
 
 
 def reply_address(token: str, region: str, base: str) -> str:
@@ -183,10 +199,9 @@ def split_reply_address(address: str, base: str) -> tuple[str, str]:
     if not at or not local:
         raise MalformedToken("not an email address")
     domain = domain.lower().rstrip(".")
-    suffix = "." + base.lower()
-    if not domain.endswith(suffix) or not domain.startswith("chat-seller-"):
+    if not is_reply_domain(domain, base):
         raise MalformedToken(f"{domain} is not a reply domain of this bridge")
-    region = domain[len("chat-seller-") : -len(suffix)]
+    region = domain[len(_REPLY_DOMAIN_PREFIX) : -len(base) - 1]
     if not region or "." in region:
         raise MalformedToken(f"{domain} is not a reply domain of this bridge")
     return local.lower(), region

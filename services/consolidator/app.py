@@ -62,7 +62,7 @@ from consolidator.consolidator_metrics import (
     STATES_EXPIRED,
 )
 from consolidator.deadline_index import DeadlineIndex
-from consolidator.digest_state import StateFormatError, WindowPolicy, state_header
+from consolidator.debounce import StateFormatError, state_header
 from consolidator.offset_continuity import OffsetContinuity
 from consolidator.partition_reader import PartitionReader
 from consolidator.state_store import PartitionedStates, StateSweeper
@@ -78,6 +78,7 @@ from shared.metrics import (
     UP,
     render_metrics,
 )
+from shared.notification_window import WindowPolicy
 from shared.settings_view import ShopSettingsView
 from shared.topics import CHAT_EVENTS, DEAD_LETTER, MAIL_DIGESTS
 

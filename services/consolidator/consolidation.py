@@ -22,11 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from consolidator.deadline_index import DeadlineIndex
-from consolidator.digest_state import (
+from consolidator.debounce import (
     ConversationState,
     StateFormatError,
-    WindowPolicy,
-    Windows,
     add_buyer_message,
     cover_by_seller,
     decode_state,
@@ -36,6 +34,7 @@ from consolidator.digest_state import (
     release_digest,
 )
 from shared.events import ChatEvent, ChatEventKind, Digest, ShopSettings
+from shared.notification_window import WindowPolicy, Windows
 
 SELLER_SIDE = frozenset({ChatEventKind.SELLER_MESSAGE, ChatEventKind.READ,
                          ChatEventKind.EMAIL_REPLY})

@@ -105,6 +105,7 @@ from shared.kafka import (
 )
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
+from shared.notice_texts import delivery_failed_text
 from shared.ops_http import build_ops_app, serve_ops
 from shared.settings_view import ShopSettingsView
 from shared.topics import CHAT_DELIVERIES, CHAT_REPLIES, MAIL_NOTICES
@@ -339,18 +340,13 @@ class FanOut:
     def _notice(self, reply: ChatReply, part: ReplyPart, failure: PartFailed) -> MailNotice:
         to = reply.sender or (self.shops.get(reply.shop_id).destination_email if self.shops
                               else self.cfg.default_destination_email)
-        total = len(reply.parts)
-        text = (f"Your reply could not be delivered to the buyer's chat "
-                f"(conversation {reply.conversation_id}).\n\n"
-                f"Part {part.index + 1} of {total} was refused: {failure.reason}\n"
-                f"Parts before it were delivered; it and the parts after it were not.\n\n"
-                f"Please answer in the chat tool: {self.cfg.chat_deep_link_base}/"
-                f"{reply.shop_id}/{reply.conversation_id}\n")
+        words = delivery_failed_text(
+            marketplace_name=self.cfg.marketplace_name, conversation_id=reply.conversation_id,
+            part_number=part.index + 1, parts=len(reply.parts), reason=failure.reason,
+            chat_link=f"{self.cfg.chat_deep_link_base}/{reply.shop_id}/{reply.conversation_id}")
         return MailNotice(notice_id=f"delivery-failed-{reply.reply_id}",
                           kind=NoticeKind.DELIVERY_FAILED, to_address=to,
-                          subject=f"Your reply was not delivered to the "
-                                  f"{self.cfg.marketplace_name} chat",
-                          text=text, shop_id=reply.shop_id,
+                          subject=words.subject, text=words.text, shop_id=reply.shop_id,
                           conversation_id=reply.conversation_id, created_at_ms=now_ms())
 
     async def _finish(self, reply: ChatReply, acks: list[asyncio.Future[object]]) -> None:

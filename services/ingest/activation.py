@@ -16,6 +16,7 @@ from dataclasses import replace
 from ingest.admin_signing import SignedTokenError, sign, verify
 from shared.errors import BridgeError
 from shared.events import ShopUser, UserStatus
+from shared.key_ring import KeyRing
 
 ACTIVATION_TTL_MS = 120 * 3600 * 1000
 ACTIVATION_KIND = "act1"
@@ -53,13 +54,13 @@ def reinvite(user: ShopUser, *, invited_by: str, now_ms: int, nonce: str) -> Sho
                    invited_at_ms=now_ms, invited_by=invited_by, updated_at_ms=now_ms)
 
 
-def activation_token(user: ShopUser, keys: list[tuple[str, bytes]]) -> str:
+def activation_token(user: ShopUser, keys: KeyRing) -> str:
     return sign(ACTIVATION_KIND, {"s": user.shop_id, "e": user.email,
                                   "n": user.activation_nonce,
                                   "x": user.activation_expires_at_ms}, keys)
 
 
-def check_activation(token: str, keys: list[tuple[str, bytes]],
+def check_activation(token: str, keys: KeyRing,
                      lookup: Callable[[str, str], ShopUser | None], now_ms: int) -> ShopUser:
     """The pending user this link activates, or :class:`ActivationError` with the reason."""
     try:

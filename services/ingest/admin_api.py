@@ -68,7 +68,6 @@ from shared.events import (
     ChatContent,
     ChatEvent,
     ChatEventKind,
-    DestinationKind,
     NoticeKind,
     ShopSettings,
     ShopUser,
@@ -77,6 +76,8 @@ from shared.events import (
 )
 from shared.kafka import start_producer
 from shared.logging import now_ms
+from shared.notice_texts import simulation_text
+from shared.notification_window import WindowPolicy
 from shared.send_limits import MailSend, SendWindow, limits_from, send_of
 from shared.sent_mail_log import SentMailLog, notice_send
 from shared.tokens import shop_id_fits_reply_tokens
@@ -116,6 +117,7 @@ def build_admin_router(settings: Settings,
     (else the router starts its own), ``clock`` (ms) is injectable for tests."""
     cfg = settings
     keys = parse_signing_keys(cfg.admin_token_keys.get_secret_value())
+    window_policy = WindowPolicy.from_settings(cfg)
     operator_token = cfg.admin_operator_token.get_secret_value()
     directory = AdminDirectory()
     traces = SimulationTraces()
@@ -319,7 +321,7 @@ def build_admin_router(settings: Settings,
         directory.put_user(user)
         directory.put_settings(shop_settings)
         return JSONResponse({"shop_id": shop_id, "main_account": _user_doc(user),
-                             "settings": settings_document(shop_settings, [user])},
+                             "settings": settings_document(shop_settings, [user], window_policy)},
                             status_code=201)
 
     # --- settings -------------------------------------------------------------
@@ -329,7 +331,7 @@ def build_admin_router(settings: Settings,
         principal = caller(request)
         authorize(principal, shop_id, Action.READ_SETTINGS)
         users = require_shop(shop_id)
-        return JSONResponse(settings_document(current_settings(shop_id), users))
+        return JSONResponse(settings_document(current_settings(shop_id), users, window_policy))
 
     @route("change_settings")
     async def change_settings(request: Request, shop_id: str) -> Response:
@@ -342,7 +344,7 @@ def build_admin_router(settings: Settings,
         await write(settings_record(after),
                     audit(principal, shop_id, "change_settings", shop_id, before, after))
         directory.put_settings(after)
-        return JSONResponse(settings_document(after, users))
+        return JSONResponse(settings_document(after, users, window_policy))
 
     # --- users ----------------------------------------------------------------
 
@@ -495,12 +497,6 @@ def build_admin_router(settings: Settings,
 
     # --- simulation -----------------------------------------------------------
 
-    def window_s(s: ShopSettings) -> float:
-        if s.window_override_s is not None:
-            return float(s.window_override_s)
-        helpdesk = DestinationKind(s.destination_kind).is_helpdesk
-        return cfg.window_helpdesk_s if helpdesk else cfg.window_mailbox_s
-
     @route("run_simulation")
     async def run_simulation(request: Request, shop_id: str) -> Response:
         principal = caller(request)
@@ -526,8 +522,7 @@ def build_admin_router(settings: Settings,
         shop_id = shop.shop_id
         trace = traces.trace(shop_id, sim_id)
         trace.started_at_ms = started
-        text = (f"This is a simulated buyer message from {cfg.marketplace_name} to test your "
-                "email set-up. Reply to this email; your answer should appear in the chat.")
+        text = simulation_text(cfg.marketplace_name)
         if cfg.simulation_mode == "direct":
             event = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id=shop_id,
                               conversation_id=sim_id, message_id=f"{sim_id}-1",
@@ -555,7 +550,8 @@ def build_admin_router(settings: Settings,
         return JSONResponse({"simulation_id": sim_id,
                              "status_url": f"/admin/shops/{shop_id}/simulations/{sim_id}",
                              "destination_email": shop.destination_email,
-                             "digest_due_in_s": window_s(shop)}, status_code=202)
+                             "digest_due_in_s": window_policy.for_shop(shop).quiet_ms / 1000},
+                            status_code=202)
 
     @route("read_simulation")
     async def read_simulation(request: Request, shop_id: str, simulation_id: str) -> Response:
@@ -567,7 +563,7 @@ def build_admin_router(settings: Settings,
             raise Refused(404, f"no simulation {simulation_id} for shop {shop_id} (status is "
                           "kept for recent simulations since this service started)")
         shop = current_settings(shop_id)
-        steps = simulation_steps(trace, shop, now_ms=clock(), window_s=window_s(shop))
+        steps = simulation_steps(trace, shop, now_ms=clock(), windows=window_policy.for_shop(shop))
         failed = next((s for s in steps if s.state == "failed"), None)
         overall = ("failed" if failed else "ok" if all(s.state == "ok" for s in steps)
                    else "in_progress")

@@ -22,6 +22,7 @@ from ingest.admin_signing import SignedTokenError, sign, verify
 from shared.constant_time import same_secret
 from shared.errors import BridgeError
 from shared.events import ShopUser, UserStatus
+from shared.key_ring import KeyRing
 
 API_TOKEN_KIND = "bat1"
 OPERATOR = "operator"
@@ -50,14 +51,14 @@ class Principal:
         return self.email or self.role
 
 
-def issue_api_token(user: ShopUser, keys: list[tuple[str, bytes]], *, now_ms: int,
+def issue_api_token(user: ShopUser, keys: KeyRing, *, now_ms: int,
                     ttl_ms: int) -> str:
     return sign(API_TOKEN_KIND, {"s": user.shop_id, "e": user.email, "r": user.role,
                                  "n": user.activation_nonce, "iat": now_ms,
                                  "exp": now_ms + ttl_ms}, keys)
 
 
-def authenticate(authorization: str | None, keys: list[tuple[str, bytes]], operator_token: str,
+def authenticate(authorization: str | None, keys: KeyRing, operator_token: str,
                  lookup: Callable[[str, str], ShopUser | None], now_ms: int) -> Principal:
     """The caller behind an ``Authorization`` header, or :class:`AuthError`."""
     if not authorization:

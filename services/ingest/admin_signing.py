@@ -19,23 +19,21 @@ import orjson
 
 from shared.constant_time import same_secret
 from shared.errors import BridgeError
+from shared.key_ring import KeyRing, parse_key_ring
 
 
 class SignedTokenError(BridgeError, ValueError):
     """A token is malformed, of another kind, or its signature does not verify."""
 
 
-def parse_signing_keys(spec: str) -> list[tuple[str, bytes]]:
-    """``"kid:secret,kid:secret"`` -> [(kid, secret)]; the first signs."""
-    keys = []
-    for item in spec.split(","):
-        kid, sep, secret = item.strip().partition(":")
-        if not sep or not kid or not secret or "." in kid:
-            raise ValueError("admin token keys: expected 'kid:secret[,kid:secret...]'")
-        keys.append((kid, secret.encode()))
-    if not keys:
-        raise ValueError("admin token keys: at least one key is required")
-    return keys
+def _admin_key_id(text: str) -> str | None:
+    return text if text and "." not in text else None  # "." separates the token's parts
+
+
+def parse_signing_keys(spec: str) -> KeyRing:
+    """The admin token key ring (``"kid:secret,kid:secret"``, the first signs)."""
+    return parse_key_ring(spec, what="admin token keys", kid_of=_admin_key_id,
+                          kid_rule="a key id without '.'")
 
 
 def _b64(data: bytes) -> str:
@@ -50,14 +48,14 @@ def _mac(secret: bytes, signed: str) -> str:
     return _b64(hmac.new(secret, signed.encode(), hashlib.sha256).digest())
 
 
-def sign(kind: str, payload: dict[str, Any], keys: list[tuple[str, bytes]]) -> str:
+def sign(kind: str, payload: dict[str, Any], keys: KeyRing) -> str:
     """A token of ``kind`` carrying ``payload``, signed with the first key."""
-    kid, secret = keys[0]
+    kid, secret = keys.signing
     signed = f"{kind}.{kid}.{_b64(orjson.dumps(payload))}"
     return f"{signed}.{_mac(secret, signed)}"
 
 
-def verify(kind: str, token: str, keys: list[tuple[str, bytes]]) -> dict[str, Any]:
+def verify(kind: str, token: str, keys: KeyRing) -> dict[str, Any]:
     """The payload of a token of ``kind`` whose signature verifies.
 
     Raises :class:`SignedTokenError` otherwise."""
@@ -67,7 +65,7 @@ def verify(kind: str, token: str, keys: list[tuple[str, bytes]]) -> dict[str, An
     got_kind, kid, body, mac = parts
     if got_kind != kind:
         raise SignedTokenError(f"not a {kind} token")
-    secret = dict(keys).get(kid)
+    secret = keys.secret(kid)
     if secret is None:
         raise SignedTokenError("token signed with an unknown key")
     if not same_secret(_mac(secret, f"{got_kind}.{kid}.{body}"), mac):

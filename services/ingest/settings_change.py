@@ -13,14 +13,14 @@ from typing import Any
 from ingest.admin_directory import authorized_senders, main_account
 from shared.errors import BridgeError
 from shared.events import DestinationKind, ShopSettings, ShopUser, UserRole, UserStatus
+from shared.notification_window import WindowPolicy, destination_kind_of
+from shared.tokens import reply_domain_prefix
 
 REGION_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 _EMAIL_RE = re.compile(r"^[^@\s<>,;\"()\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$")
 SETTINGS_FIELDS = ("alerts_enabled", "destination_email", "destination_kind", "region",
                    "shop_name")
-# The debounce window each destination kind implies (design: 15 min mailbox, 5 min helpdesk).
-WINDOW_MINUTES = {False: 15, True: 5}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ def apply_settings_change(current: ShopSettings, change: dict[str, Any], users: 
         else:
             errors.append(FieldError("region", "expected a region code such as 'us' or 'gb' "
                                      "(lower-case letters/digits; the reply domain becomes "
-                                     "chat-seller-<region>)"))
+                                     f"{reply_domain_prefix('<region>')})"))
     if "shop_name" in change:
         name = change["shop_name"]
         if isinstance(name, str) and len(name) <= 200 and name.isprintable():
@@ -129,9 +129,12 @@ def destination_for(value: object, users: list[ShopUser]) -> str:
     return email
 
 
-def settings_document(settings: ShopSettings, users: list[ShopUser]) -> dict[str, Any]:
-    """The settings as the API shows them, with what the destination kind implies."""
-    kind = DestinationKind(settings.destination_kind)
+def settings_document(settings: ShopSettings, users: list[ShopUser],
+                      window_policy: WindowPolicy) -> dict[str, Any]:
+    """The settings as the API shows them, with what the destination kind implies: the
+    digest window is the one the consolidator applies to this shop."""
+    kind = destination_kind_of(settings.destination_kind)
+    window_minutes = window_policy.for_shop(settings).quiet_ms / 60_000
     main = main_account(users)
     inline = (settings.inline_images_allowed if settings.inline_images_allowed is not None
               else kind is DestinationKind.SALESFORCE)
@@ -143,10 +146,11 @@ def settings_document(settings: ShopSettings, users: list[ShopUser]) -> dict[str
         "destination_is_main_account":
             main is not None and settings.destination_email == main.email,
         "destination_kind": kind.value,
-        "digest_window_minutes": WINDOW_MINUTES[kind.is_helpdesk],
+        "digest_window_minutes": (int(window_minutes) if window_minutes.is_integer()
+                                  else window_minutes),
         "inbound_inline_images_allowed": inline,
         "region": settings.region,
-        "reply_domain_prefix": f"chat-seller-{settings.region}",
+        "reply_domain_prefix": reply_domain_prefix(settings.region),
         "authorized_senders": list(settings.authorized_senders),
         "updated_at_ms": settings.updated_at_ms,
         "updated_by": settings.updated_by,

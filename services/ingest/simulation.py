@@ -26,6 +26,7 @@ from shared.events import (
     ReplyClass,
     ShopSettings,
 )
+from shared.notification_window import Windows, destination_kind_of, digest_deadline
 
 SIMULATION_PREFIX = "sim-"
 # What makes replies from each destination kind authenticate (the set-up guides say how).
@@ -80,9 +81,12 @@ class Step:
 
 
 def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: int,
-                     window_s: float, accept_timeout_ms: int = 30_000,
+                     windows: Windows, accept_timeout_ms: int = 30_000,
                      digest_grace_ms: int = 60_000) -> list[Step]:
-    """The four steps' states, each failure with a reason the seller can act on."""
+    """The four steps' states, each failure with a reason the seller can act on.
+
+    ``windows`` are the shop's notification windows (:mod:`shared.notification_window`):
+    the digest is due when the consolidator would send it for one buyer message."""
     steps: list[Step] = []
     # 1. webhook accepted
     if trace.start_error:
@@ -101,8 +105,8 @@ def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: 
     else:
         sent = [o for o in trace.outcomes if o.status in (MailStatus.SENT, MailStatus.DUPLICATE)]
         failed = [o for o in trace.outcomes if o.status == MailStatus.FAILED]
-        accepted_at = trace.buyer_message.received_at_ms if trace.buyer_message else 0
-        due_ms = accepted_at + int(window_s * 1000)
+        accepted_at = trace.buyer_message.arrived_at_ms if trace.buyer_message else 0
+        due_ms = digest_deadline(accepted_at, accepted_at, windows)
         if sent:
             steps.append(Step(STEPS[1], "ok", f"digest emailed to {settings.destination_email}",
                               sent[0].at_ms))
@@ -117,8 +121,9 @@ def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: 
             steps.append(Step(STEPS[1], "failed", "no digest was sent although the window "
                               "passed: the consolidator or mailer may be down"))
         else:
-            steps.append(Step(STEPS[1], "pending", f"the digest is due {window_s:g} s after the "
-                              f"buyer's message, to {settings.destination_email}", due_ms))
+            steps.append(Step(STEPS[1], "pending", f"the digest is due "
+                              f"{(due_ms - accepted_at) / 1000:g} s after the buyer's "
+                              f"message, to {settings.destination_email}", due_ms))
     # 3. reply received
     if steps[-1].state != "ok":
         steps.append(Step(STEPS[2], "not_reached", "waiting for step digest_sent"))
@@ -134,9 +139,8 @@ def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: 
                               f"not be authenticated yet: {last.reason}", last.at_ms))
         elif trace.inbound:
             last = trace.inbound[-1]
-            hint = (f" {AUTH_SETUP_HINTS[DestinationKind(settings.destination_kind)]}"
-                    if last.auth_outcome in ("refuse", "defer")
-                    and settings.destination_kind in DestinationKind._value2member_map_ else "")
+            hint = (f" {AUTH_SETUP_HINTS[destination_kind_of(settings.destination_kind)]}"
+                    if last.auth_outcome in ("refuse", "defer") else "")
             steps.append(Step(STEPS[2], "failed", f"the email that came back was not accepted "
                               f"as a reply ({last.classification}): {last.reason}{hint}",
                               last.at_ms))

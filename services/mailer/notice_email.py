@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 
 from shared.events import MailNotice
+from shared.notice_texts import fallback_subject
 from shared.text_safety import header_safe, strip_bidi_controls
 
 from .compose import date_header, display_name, message_boundary, mime_body, truncate_graphemes
@@ -39,7 +40,7 @@ def compose_notice_bytes(notice: MailNotice, *, marketplace_name: str, from_addr
     headers = [
         address_header("From", marketplace, from_address, "notice sender"),
         address_header("To", "", notice.to_address, "notice recipient"),
-        unstructured_header("Subject", subject or f"A notice from {marketplace}"),
+        unstructured_header("Subject", subject or fallback_subject(marketplace)),
         date_header(now),
         token_header("Message-ID", notice_message_id(notice.notice_id, message_id_domain)),
     ]

@@ -46,7 +46,7 @@ import css_inline
 
 from mailer.mailer_metrics import MESSAGES_UNSHOWN
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
-from shared.text_safety import header_safe
+from shared.text_safety import header_safe, keep_tabs_and_lines
 
 __all__ = [
     "DigestLinks",
@@ -66,9 +66,6 @@ FALLBACK_BUYER_NAME = "Buyer"
 UNSHOWN_MESSAGE = "[a message that could not be shown]"
 PREHEADER_MAX_CHARS = 110
 
-# C0/C1 controls except tab and newline: they are invalid in HTML text and can confuse
-# mail clients; nothing a buyer typed on purpose lives there.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n|\u2028|\u2029")
 # Whitespace and controls are never legitimate inside a URL we emit; their presence
 # usually means an injection attempt (e.g. breaking out of an attribute in a lax client).
@@ -136,8 +133,8 @@ def _image_host_allowed(url: str, hosts: frozenset[str]) -> bool:
 
 
 def clean_text(value: str) -> str:
-    """Drop control characters (keeping line breaks) and surrounding whitespace."""
-    return _CONTROL_CHARS.sub("", value).strip()
+    """Drop control characters (keeping tabs and line breaks) and surrounding whitespace."""
+    return keep_tabs_and_lines(value).strip()
 
 
 def _kind_of(content: ChatContent) -> ContentKind | None:

@@ -14,18 +14,14 @@ from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
 
-REPLY = "reply"
-AUTO_REPLY = "auto_reply"
-BOUNCE = "bounce"
-LOOP = "loop"
-REJECTED = "rejected"
+from shared.events import ReplyClass
 
 
 @dataclass(frozen=True)
 class Classification:
     """The class of an inbound mail and a short reason a human can act on."""
 
-    cls: str
+    cls: ReplyClass
     reason: str
     # Held back on wording alone (subject or body), not on headers or the sender: a guess,
     # so the shop is told (see content_policy.held_as_automated_notice).
@@ -307,14 +303,14 @@ def classify_body(text: str, subject: str = "") -> Classification | None:
     lowered = text[:BODY_WINDOW].lower()
     match = _SELF_DECLARED.search(lowered)
     if match is not None:
-        return Classification(AUTO_REPLY, f"automated body text: {match.group(0)[:60]}",
+        return Classification(ReplyClass.AUTO_REPLY, f"automated body text: {match.group(0)[:60]}",
                               by_content=True)
     signals = [m.group(0) for signal in _ACK_SIGNALS if (m := signal.search(lowered))]
     case_subject = _CASE_SUBJECT.search(subject[:300].lower())
     if case_subject is not None:
         signals.append(case_subject.group(0))
     if len(signals) >= 2:
-        return Classification(AUTO_REPLY, "acknowledgement wording: "
+        return Classification(ReplyClass.AUTO_REPLY, "acknowledgement wording: "
                               + "; ".join(s[:40] for s in signals[:3]), by_content=True)
     return None
 
@@ -331,7 +327,7 @@ def classify_mail(msg: Message, own_loop_value: str | None = None, *,
     try:
         return _classify(msg, own_loop_value, envelope_sender)
     except Exception:  # noqa: BLE001 - a malformed header must not crash the parser loop
-        return Classification(REJECTED, "unreadable headers")
+        return Classification(ReplyClass.REJECTED, "unreadable headers")
 
 
 def _header(msg: Message, name: str) -> str:
@@ -351,11 +347,12 @@ def _classify(msg: Message, own_loop_value: str | None,
     if content_type == "multipart/report":
         report_type = str(msg.get_param("report-type") or "").lower()
         if report_type == "disposition-notification":
-            return Classification(AUTO_REPLY, "read receipt (multipart/report; "
-                                              "report-type=disposition-notification)")
-        return Classification(BOUNCE, f"multipart/report; report-type={report_type or '?'}")
+            return Classification(ReplyClass.AUTO_REPLY, "read receipt (multipart/report; "
+                                                         "report-type=disposition-notification)")
+        return Classification(ReplyClass.BOUNCE,
+                              f"multipart/report; report-type={report_type or '?'}")
     if content_type == "message/delivery-status":
-        return Classification(BOUNCE, "message/delivery-status body")
+        return Classification(ReplyClass.BOUNCE, "message/delivery-status body")
 
     sender = ""
     for _name, address in getaddresses([_header(msg, "From"), _header(msg, "Sender")]):
@@ -363,70 +360,70 @@ def _classify(msg: Message, own_loop_value: str | None,
             sender = address
             break
     if _BOUNCE_SENDERS.match(sender):
-        return Classification(BOUNCE, f"sender {sender}")
+        return Classification(ReplyClass.BOUNCE, f"sender {sender}")
     return_path = _header(msg, "Return-Path")
     if envelope_sender is not None and envelope_sender.strip("<> ") == "":
-        return Classification(BOUNCE if _looks_like_dsn(msg) else AUTO_REPLY,
+        return Classification(ReplyClass.BOUNCE if _looks_like_dsn(msg) else ReplyClass.AUTO_REPLY,
                               "null return path (MAIL FROM:<>)")
     if return_path.replace(" ", "") == "<>":
-        return Classification(BOUNCE if _looks_like_dsn(msg) else AUTO_REPLY,
+        return Classification(ReplyClass.BOUNCE if _looks_like_dsn(msg) else ReplyClass.AUTO_REPLY,
                               "null return path (Return-Path: <>)")
     if _BOUNCE_SENDERS.match(return_path.strip("<> ")):
-        return Classification(BOUNCE, f"return path {return_path}")
+        return Classification(ReplyClass.BOUNCE, f"return path {return_path}")
 
     # Exchange stamps this on mail an inbox rule produced (out-of-office, rule replies).
     if _header(msg, "X-MS-Exchange-Inbox-Rules-Loop"):
-        return Classification(AUTO_REPLY, "X-MS-Exchange-Inbox-Rules-Loop present "
-                                          "(sent by an Exchange inbox rule)")
+        return Classification(ReplyClass.AUTO_REPLY, "X-MS-Exchange-Inbox-Rules-Loop present "
+                                                     "(sent by an Exchange inbox rule)")
 
     auto_submitted = _header(msg, "Auto-Submitted")
     # Some gateways add comments ("no (forwarded)") or odd casing: only the keyword counts.
     if auto_submitted and _token(auto_submitted) not in ("no", ""):
-        return Classification(AUTO_REPLY, f"Auto-Submitted: {auto_submitted[:60]}")
+        return Classification(ReplyClass.AUTO_REPLY, f"Auto-Submitted: {auto_submitted[:60]}")
     generated = _header(msg, _EXCHANGE_GENERATED)
     if generated:
-        return Classification(AUTO_REPLY, f"{_EXCHANGE_GENERATED}: {generated[:60]}")
+        return Classification(ReplyClass.AUTO_REPLY, f"{_EXCHANGE_GENERATED}: {generated[:60]}")
     for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Auto-Reply",
                  "X-Autoresponse", "X-Auto-Response", "X-Vacation"):
         value = _header(msg, name)
         if value and _token(value) not in _AUTO_VALUE_FALSE:
-            return Classification(AUTO_REPLY, f"{name}: {value[:60]}")
+            return Classification(ReplyClass.AUTO_REPLY, f"{name}: {value[:60]}")
     for name in ("Precedence", "X-Precedence"):
         precedence = _token(_header(msg, name))
         if precedence in ("bulk", "junk", "auto_reply", "auto-reply", "list"):
-            return Classification(AUTO_REPLY, f"{name}: {precedence}")
+            return Classification(ReplyClass.AUTO_REPLY, f"{name}: {precedence}")
     if _header(msg, "X-Failed-Recipients"):
-        return Classification(BOUNCE, "X-Failed-Recipients present")
+        return Classification(ReplyClass.BOUNCE, "X-Failed-Recipients present")
     # After the automation headers: an auto-responder that also sets X-Loop is an auto-reply;
     # X-Loop alone means a system is echoing mail back (our own is caught before this).
     loop = _header(msg, OWN_LOOP_HEADER)
     if loop and (own_loop_value is None or loop.lower() == own_loop_value.lower()):
-        return Classification(LOOP, f"X-Loop: {loop[:80]}")
+        return Classification(ReplyClass.LOOP, f"X-Loop: {loop[:80]}")
     if _token(_header(msg, "X-Autogenerated")) == "reply":
-        return Classification(AUTO_REPLY, "X-Autogenerated: Reply")
+        return Classification(ReplyClass.AUTO_REPLY, "X-Autogenerated: Reply")
     if "autoresponder" in _header(msg, "X-POST-MessageClass").lower():
-        return Classification(AUTO_REPLY, "X-POST-MessageClass: Autoresponder")
+        return Classification(ReplyClass.AUTO_REPLY, "X-POST-MessageClass: Autoresponder")
     if _header(msg, "List-Id"):
-        return Classification(AUTO_REPLY, "mailing-list mail (List-Id)")
+        return Classification(ReplyClass.AUTO_REPLY, "mailing-list mail (List-Id)")
     if _header(msg, "List-Unsubscribe") and (_header(msg, "List-Unsubscribe-Post")
                                              or _header(msg, "Feedback-ID")):
-        return Classification(AUTO_REPLY, "bulk mail (List-Unsubscribe)")
+        return Classification(ReplyClass.AUTO_REPLY, "bulk mail (List-Unsubscribe)")
 
     # Reasons name the phrase that matched, never the subject: a reason reaches logs and
     # notices, and the rest of the subject is the sender's to write.
     subject = _header(msg, "Subject")[:300]
     if failure := _DELIVERY_FAILURE_SUBJECT.match(subject):
-        return Classification(BOUNCE, f"delivery failure subject ({_phrase(failure)})")
+        return Classification(ReplyClass.BOUNCE, f"delivery failure subject ({_phrase(failure)})")
     if auto := _AUTO_SUBJECT.match(_strip_reply_prefix(subject)):
-        return Classification(AUTO_REPLY, f"auto-reply subject ({_phrase(auto)})",
+        return Classification(ReplyClass.AUTO_REPLY, f"auto-reply subject ({_phrase(auto)})",
                               by_content=True)
     found = _AUTO_SUBJECT_ANYWHERE.search(subject.lower())
     if found:
-        return Classification(AUTO_REPLY, f"auto-reply subject ({_phrase(found)})",
+        return Classification(ReplyClass.AUTO_REPLY, f"auto-reply subject ({_phrase(found)})",
                               by_content=True)
     if _NO_REPLY_SENDERS.match(sender):
-        return Classification(AUTO_REPLY, f"no-reply sender {sender}")
-    return Classification(REPLY, "no automation markers")
+        return Classification(ReplyClass.AUTO_REPLY, f"no-reply sender {sender}")
+    return Classification(ReplyClass.REPLY, "no automation markers")
 
 
 def _phrase(match: re.Match[str]) -> str:

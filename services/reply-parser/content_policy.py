@@ -4,7 +4,8 @@ Text and emoji always. Inline pictures (the ``cid:`` parts the seller kept in th
 the buyer as chat images where the shop's destination allows it (by default Salesforce;
 ``ShopSettings.inline_images_allowed`` overrides the kind's default). Attachments, videos,
 files and remote images never; hyperlinks are reduced to their text by extraction. Whatever
-was held back is told to the seller (never the buyer) in one notice that cannot start a loop.
+was held back is told to the seller (never the buyer) in one notice that cannot start a loop
+(its words: :mod:`shared.notice_texts`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import hashlib
 from dataclasses import dataclass
 
 from reply_parser.extract import InlineImage
-from reply_parser.split import CHAT_MESSAGE_LIMIT, split_for_chat
+from reply_parser.split import split_for_chat
 from shared.events import MailNotice, NoticeKind, ReplyPart, ShopSettings
-from shared.text_safety import header_safe, is_plain_address, truncate_graphemes
+from shared.notice_texts import (
+    content_withheld_text,
+    held_as_automated_text,
+    links_removed_text,
+    sender_rejected_text,
+)
 
 # The platform's "Upload Buyer Messages Image" accepts these (docs/tiktok-shop-contract.md).
 CHAT_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -64,8 +70,7 @@ def text_record_cost(chunks: list[str]) -> int:
 
 def build_reply_content(chunks: list[str], images: tuple[InlineImage, ...],
                         withheld: tuple[str, ...], policy: ContentPolicy, *,
-                        segments: tuple[str, ...] = (),
-                        chat_limit: int = CHAT_MESSAGE_LIMIT) -> ReplyContent:
+                        segments: tuple[str, ...] = ()) -> ReplyContent:
     """The chat parts, with the allowed pictures where the seller placed them.
 
     With *segments* (the text before, between and after the images, as extraction found
@@ -97,11 +102,11 @@ def build_reply_content(chunks: list[str], images: tuple[InlineImage, ...],
     pending = [segments[0]]
     for image, after in zip(delivered, segments[1:], strict=True):
         if image is not _WITHHELD:
-            parts.extend(_text_parts(len(parts), pending, chat_limit))
+            parts.extend(_text_parts(len(parts), pending))
             parts.append(_image_part(len(parts), image))
             pending = []
         pending.append(after)
-    parts.extend(_text_parts(len(parts), pending, chat_limit))
+    parts.extend(_text_parts(len(parts), pending))
     return ReplyContent(tuple(parts), tuple(held))
 
 
@@ -136,33 +141,10 @@ def _image_part(index: int, image: InlineImage) -> ReplyPart:
                      image_filename=image.filename or "")
 
 
-def _text_parts(first_index: int, pieces: list[str], chat_limit: int) -> list[ReplyPart]:
+def _text_parts(first_index: int, pieces: list[str]) -> list[ReplyPart]:
     text = "\n\n".join(p for p in pieces if p.strip())
-    chunks = split_for_chat(text, chat_limit) if text.strip() else []
+    chunks = split_for_chat(text) if text.strip() else []
     return [ReplyPart(index=first_index + i, text=c) for i, c in enumerate(chunks)]
-
-
-# How much of an outside value (a subject, a reason) a notice quotes, in graphemes.
-NOTICE_QUOTE_GRAPHEMES = 120
-
-
-def shown_text(value: str) -> str:
-    """Outside text as a notice quotes it: one clean line (``header_safe``), cut short.
-    A notice is signed in the marketplace's name: a sender must not add lines to it."""
-    return truncate_graphemes(header_safe(value), NOTICE_QUOTE_GRAPHEMES)
-
-
-def shown_sender(address: str) -> str:
-    """The sender as a notice names it: the address when it is a plain ``local@domain``,
-    else only ``someone at <domain>`` (a quoted local part can hold a whole sentence)."""
-    address = address.strip()
-    if is_plain_address(address):
-        return address
-    domain = address.rpartition("@")[2] if "@" in address else ""
-    domain = domain.strip().rstrip(">")
-    if domain and is_plain_address(f"x@{domain}"):
-        return f"someone at {domain.lower()}"
-    return "(an address that cannot be shown)"
 
 
 def notice_id_for(kind: str, reply_id: str) -> str:
@@ -170,25 +152,16 @@ def notice_id_for(kind: str, reply_id: str) -> str:
     return hashlib.sha256(f"{kind}:{reply_id}".encode()).hexdigest()[:32]
 
 
-def _listed(items: tuple[str, ...], limit: int) -> str:
-    """``items`` as "- item" lines, at most ``limit`` of them and a count of the rest."""
-    lines = "\n".join(f"- {item}" for item in items[:limit])
-    return lines + (f"\n- … and {len(items) - limit} more" if len(items) > limit else "")
-
-
 def content_withheld_notice(*, reply_id: str, seller: str, seller_message_id: str,
                             shop_id: str, conversation_id: str, withheld: tuple[str, ...],
                             now_ms: int) -> MailNotice:
     """The one notice telling the seller what the buyer did not receive (RFC 3834 reply)."""
     # Links have their own notice (links_removed_notice), at most once a day.
+    words = content_withheld_text(withheld)
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.CONTENT_WITHHELD, reply_id),
         kind=NoticeKind.CONTENT_WITHHELD, to_address=seller,
-        subject="Part of your reply was not shown to the customer",
-        text=("Your reply was delivered to the customer in chat, but chat shows only text, "
-              "emoji and (where your destination allows) pictures placed in the message. "
-              "These were not shown:\n\n" f"{_listed(withheld, 50)}\n\n"
-              "To share a file or video, use the chat tool."),
+        subject=words.subject, text=words.text,
         shop_id=shop_id, conversation_id=conversation_id, in_reply_to=seller_message_id,
         auto_submitted="auto-replied", created_at_ms=now_ms,
     )
@@ -207,15 +180,11 @@ def sender_rejected_notice(*, reply_id: str, shop: ShopSettings, sender: str, re
     """
     if not shop.destination_email or not sender_accountable:
         return None
+    words = sender_rejected_text(sender=sender, reason=reason)
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.SENDER_REJECTED, reply_id),
         kind=NoticeKind.SENDER_REJECTED, to_address=shop.destination_email,
-        subject="A reply to a customer was refused",
-        text=(f"An email reply to a customer conversation was refused and not delivered.\n\n"
-              f"Sender: {shown_sender(sender) if sender else '(none)'}\n"
-              f"Reason: {shown_text(reason)}\n\n"
-              "Only users registered and activated for the shop may answer by email. If this "
-              "was one of your team, add their address as a user of the shop."),
+        subject=words.subject, text=words.text,
         shop_id=shop.shop_id, conversation_id=conversation_id, auto_submitted="auto-generated",
         created_at_ms=now_ms,
     )
@@ -233,14 +202,11 @@ def links_removed_notice(*, seller: str, seller_message_id: str, shop_id: str,
     and the day, so the mailer (which sends each notice id once) drops the day's repeats.
     """
     day = now_ms // DAY_MS
+    words = links_removed_text(links)
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.LINKS_REMOVED, f"{shop_id}:{conversation_id}:{day}"),
         kind=NoticeKind.LINKS_REMOVED, to_address=seller,
-        subject="Links are not shown to the customer",
-        text=("Your reply was delivered to the customer in chat, but chat does not show links: "
-              "the customer sees the link text only, without the address. Removed:\n\n"
-              f"{_listed(links, 20)}\n\n"
-              "You get this notice at most once a day per conversation."),
+        subject=words.subject, text=words.text,
         shop_id=shop_id, conversation_id=conversation_id, in_reply_to=seller_message_id,
         auto_submitted="auto-replied", created_at_ms=now_ms,
     )
@@ -258,17 +224,11 @@ def held_as_automated_notice(*, reply_id: str, shop: ShopSettings, sender: str, 
     """
     if not shop.destination_email:
         return None
+    words = held_as_automated_text(sender=sender, subject=subject, reason=reason)
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.HELD_AS_AUTOMATED, reply_id),
         kind=NoticeKind.HELD_AS_AUTOMATED, to_address=shop.destination_email,
-        subject="A reply was not delivered: it reads as an automatic message",
-        text=("An email to a customer conversation was not delivered to the customer because "
-              "its wording reads as an automatic acknowledgement or out-of-office message.\n\n"
-              f"Sender: {shown_sender(sender) if sender else '(none)'}\n"
-              f"Subject: {shown_text(subject) or '(none)'}\n"
-              f"Reason: {shown_text(reason)}\n\n"
-              "If a person wrote it, please answer the customer in the chat tool, or reply "
-              "again without the automatic-sounding opening."),
+        subject=words.subject, text=words.text,
         shop_id=shop.shop_id, conversation_id=conversation_id, auto_submitted="auto-generated",
         created_at_ms=now_ms,
     )

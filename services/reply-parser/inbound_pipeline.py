@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -59,11 +58,13 @@ from shared.events import (
     ReplyClass,
     ShopSettings,
 )
+from shared.text_safety import keep_tabs_and_lines
+from shared.tokens import is_reply_domain
 
 
 @dataclass(frozen=True, slots=True)
 class InboundDecision:
-    classification: str
+    classification: ReplyClass
     reason: str
     reply: ChatReply | None = None
     text: str = ""
@@ -94,7 +95,6 @@ class OwnIdentity:
 class PipelineConfig:
     """The knobs of :func:`decide`, read once from Settings (see :func:`config_from`)."""
 
-    chat_limit: int = 2000
     image_kinds: frozenset[str] = frozenset({"salesforce"})
     max_image_bytes: int = 10 * 1024 * 1024
     record_budget_bytes: int = 960 * 1024
@@ -109,7 +109,6 @@ class PipelineConfig:
 def config_from(cfg: Settings) -> PipelineConfig:
     """Build the pipeline's config from :class:`shared.config.Settings`."""
     return PipelineConfig(
-        chat_limit=cfg.chat_message_limit,
         image_kinds=parse_kinds(cfg.inline_images_default_kinds),
         max_image_bytes=cfg.chat_image_max_bytes,
         record_budget_bytes=cfg.reply_record_budget_bytes,
@@ -129,8 +128,6 @@ def config_from(cfg: Settings) -> PipelineConfig:
 
 
 _PARSER = BytesParser(policy=FAST_DEFAULT)
-# C0/C1 controls other than tab and newline never belong in a chat message.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def parse_mail(raw: bytes) -> EmailMessage:
@@ -170,7 +167,7 @@ def detect_loop(msg: EmailMessage, own: OwnIdentity) -> str | None:
             return "X-Loop names this bridge"
     if msg.get("X-Bridge-Digest-Id") or msg.get("X-Bridge-Notice"):
         return "our own mail came back (X-Bridge header)"
-    if any(a.endswith("." + own.reply_domain_base.lower()) and "@chat-seller-" in a
+    if any(is_reply_domain(a.rpartition("@")[2], own.reply_domain_base)
            for a in from_addresses(msg)):
         return "sent from one of our reply addresses"
     return None
@@ -226,8 +223,7 @@ class Screened:
 
 
 def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity, *,
-           chat_limit: int | None = None, config: PipelineConfig | None = None,
-           auth: mail_auth.AuthResult | None = None,
+           config: PipelineConfig | None = None, auth: mail_auth.AuthResult | None = None,
            last_attempt: bool = False) -> InboundDecision:
     """Classify, authorize, authenticate and extract one inbound mail. Pure.
 
@@ -240,8 +236,6 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
     limits (the caller dead-letters it); any other malformed input yields a decision.
     """
     cfg = config or PipelineConfig()
-    if chat_limit is not None:
-        cfg = dataclasses.replace(cfg, chat_limit=chat_limit)
     screened = screen(raw, env, shop, own, config=cfg)
     if isinstance(screened, InboundDecision):
         return screened
@@ -350,9 +344,10 @@ def _conclude(screened: Screened, env: InboundEnvelope, shop: ShopSettings,
     deadline.check("extraction")
 
     extraction = extract_new_text(msg)
-    if _CONTROL_CHARS.search(extraction.text):
-        extraction = dataclasses.replace(extraction,
-                                         text=_CONTROL_CHARS.sub("", extraction.text).strip())
+    # Other controls never belong in a chat message.
+    text = keep_tabs_and_lines(extraction.text)
+    if text != extraction.text:
+        extraction = dataclasses.replace(extraction, text=text.strip())
     deadline.check("content policy")
     automated = classify_body(extraction.text, subject)
     if automated is not None:
@@ -366,12 +361,11 @@ def _conclude(screened: Screened, env: InboundEnvelope, shop: ShopSettings,
             ReplyClass.REJECTED,
             f"reply text too long for chat ({len(extraction.text)} characters)",
             auth=auth, extraction=extraction)
-    chunks = split_for_chat(extraction.text, cfg.chat_limit) if extraction.text.strip() else []
+    chunks = split_for_chat(extraction.text) if extraction.text.strip() else []
     content_rules = policy_for(shop, cfg.image_kinds, max_image_bytes=cfg.max_image_bytes,
                                record_budget_bytes=cfg.record_budget_bytes)
     content = build_reply_content(chunks, extraction.inline_images, extraction.withheld,
-                                  content_rules, segments=extraction.segments,
-                                  chat_limit=cfg.chat_limit)
+                                  content_rules, segments=extraction.segments)
     notices: tuple[MailNotice, ...] = ()
     seller_message_id = str(msg.get("Message-ID", "") or "").strip()
     if content.withheld and sender:

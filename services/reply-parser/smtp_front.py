@@ -31,6 +31,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from shared.codec import encode
 from shared.config import Settings
 from shared.events import InboundEnvelope, conversation_key
+from shared.key_ring import KeyRing
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS
 from shared.tokens import ReplyToken, TokenError, split_reply_address, verify_token
@@ -49,7 +50,7 @@ class ReplyFrontHandler:
     the record, which the parser and fan-out absorb (reply id from the Message-ID).
     """
 
-    def __init__(self, producer: AIOKafkaProducer, token_keys: dict[int, bytes],
+    def __init__(self, producer: AIOKafkaProducer, token_keys: KeyRing,
                  reply_domain_base: str, kafka_timeout_s: float = 20.0,
                  max_conversations: int = 3) -> None:
         self._producer = producer

@@ -1,6 +1,7 @@
 """Split a seller's reply into chat-sized messages.
 
-The chat platform limits one message to 2,000 characters. "Characters" there are counted the
+The chat platform limits one message to 2,000 characters (``CHAT_MESSAGE_LIMIT``, part of the
+chat platform's contract in :mod:`shared.chat_platform.base`). "Characters" there are counted the
 way JavaScript counts them: UTF-16 code units (an emoji outside the BMP counts 2, a ZWJ family
 emoji 11). Counting in UTF-16 units is therefore the safe unit: a part that fits in UTF-16 units
 also fits in code points or graphemes.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import regex
 
-CHAT_MESSAGE_LIMIT = 2000
+from shared.chat_platform.base import CHAT_MESSAGE_LIMIT
 
 _GRAPHEME = regex.compile(r"\X")
 # Break opportunities, best first.  Each pattern matches the whitespace *at* the boundary;

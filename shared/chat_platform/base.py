@@ -24,6 +24,9 @@ from shared.errors import BridgeError
 from shared.events import ChatContent, ChatEventKind
 
 BUYER_ROLE = "BUYER"
+# The most one chat message may hold, in UTF-16 code units (what the platform counts:
+# reply-parser's split.py says why); a longer reply is split into several messages.
+CHAT_MESSAGE_LIMIT = 2000
 SELLER_ROLES = frozenset({"SHOP", "CUSTOMER_SERVICE"})
 
 

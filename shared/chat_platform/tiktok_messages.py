@@ -15,6 +15,7 @@ import orjson
 from shared.chat_platform import payload_fields as fields
 from shared.chat_platform.base import (  # noqa: F401 - BUYER_ROLE/SELLER_ROLES re-exported
     BUYER_ROLE,
+    CHAT_MESSAGE_LIMIT,
     SELLER_ROLES,
     OutgoingMessage,
     PayloadError,
@@ -31,7 +32,6 @@ IGNORED_ROLES = frozenset({"SYSTEM", "ROBOT"})
 # Send Message accepts only these types (202309 OAS, Send Message ``type``).
 SENDABLE_TYPES = frozenset({"TEXT", "IMAGE", "VIDEO", "PRODUCT_CARD", "ORDER_CARD",
                             "RETURN_REFUND_CARD", "COUPON_CARD", "LOGISTICS_CARD"})
-TEXT_LIMIT = 2000  # Send Message TEXT: "Max 2000 characters."
 
 
 # Every role the platform documents (contract s.2); any other is refused, because who
@@ -151,8 +151,10 @@ def message_from_platform(data: dict[str, Any], where: str = "message", *,
 
 def outgoing_text(text: str) -> OutgoingMessage:
     """A reply part as a Send Message TEXT: ``{"content": text}`` serialised to a string."""
-    if len(text) > TEXT_LIMIT:
-        raise PayloadError(f"text part of {len(text)} characters; the platform allows {TEXT_LIMIT}")
+    # Send Message TEXT: "Max 2000 characters."
+    if len(text) > CHAT_MESSAGE_LIMIT:
+        raise PayloadError(f"text part of {len(text)} characters; the platform allows "
+                           f"{CHAT_MESSAGE_LIMIT}")
     return OutgoingMessage("TEXT", orjson.dumps({"content": text}).decode())
 
 

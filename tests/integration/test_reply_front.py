@@ -24,12 +24,12 @@ from devstack.broker import free_port
 from reply_parser.smtp_front import ReplyFrontHandler, start_smtp_front
 from shared.codec import decode
 from shared.events import InboundEnvelope
-from shared.tokens import mint_token, reply_address
+from shared.tokens import mint_token, parse_keys, reply_address
 from shared.topics import INBOUND_RECORD_LIMIT, MAIL_INBOUND, MAX_INBOUND_MAIL_BYTES
 from tests.private_broker import private_broker
 
 pytestmark = pytest.mark.integration
-KEYS = {1: b"front-test-key"}
+KEYS = parse_keys("1:front-test-key")
 BASE = "bridge.test"
 SELLER = "seller@shop.example"
 

@@ -19,18 +19,13 @@ from hypothesis import strategies as st
 
 from mailer.notice_email import compose_notice_bytes
 from reply_parser.classify import classify_mail
-from reply_parser.content_policy import (
-    NOTICE_QUOTE_GRAPHEMES,
-    held_as_automated_notice,
-    sender_rejected_notice,
-    shown_sender,
-    shown_text,
-)
+from reply_parser.content_policy import held_as_automated_notice, sender_rejected_notice
 from reply_parser.inbound_pipeline import OwnIdentity, decide, parse_mail
 from reply_parser.parser_app import Parser
 from shared.codec import decode, encode
 from shared.config import Settings
 from shared.events import InboundEnvelope, MailNotice, ShopSettings
+from shared.notice_texts import NOTICE_QUOTE_GRAPHEMES, shown_sender, shown_text
 from shared.settings_view import ShopSettingsView
 from shared.text_safety import truncate_graphemes
 from shared.topics import MAIL_INBOUND, MAIL_NOTICES

@@ -49,8 +49,10 @@ from shared.events import (
     InboundResult,
     MailNotice,
     MailOutcome,
+    ReplyClass,
     ShopSettings,
 )
+from shared.notification_window import Windows
 from shared.tokens import mint_token, parse_keys, reply_address
 from shared.topics import DEAD_LETTER, MAIL_INBOUND_RESULTS, MAIL_NOTICES, SHOP_SETTINGS
 from tests.conftest import Stack
@@ -281,9 +283,9 @@ def test_simulation_shows_why_a_helpdesk_reply_was_refused_and_what_to_set_up() 
                            destination_kind="zendesk")
     summary = _result("fail").summary()
     refused = InboundResult(mail_id="m", shop_id="7", conversation_id="sim-1",
-                            classification="rejected", reason=f"no DKIM ... ({summary})",
+                            classification=ReplyClass.REJECTED, reason=f"no DKIM ... ({summary})",
                             auth=summary, auth_outcome="refuse", at_ms=3)
-    step = simulation_steps(_trace(refused), zendesk, now_ms=4, window_s=1)[2]
+    step = simulation_steps(_trace(refused), zendesk, now_ms=4, windows=Windows(1000, 3_600_000))[2]
     assert step.state == "failed"
     assert "aligned=fail" in step.detail and "DKIM CNAME" in step.detail
     assert "docs/setup-zendesk.md" in step.detail
@@ -291,15 +293,15 @@ def test_simulation_shows_why_a_helpdesk_reply_was_refused_and_what_to_set_up() 
 
 def test_simulation_shows_a_deferred_reply_as_pending_and_an_accepted_one_with_its_auth() -> None:
     deferred = InboundResult(mail_id="m", shop_id="7", conversation_id="sim-1",
-                             classification="deferred", reason="authentication could not be "
+                             classification=ReplyClass.DEFERRED, reason="authentication could not be "
                              "checked now, DNS did not answer (…); checked again in 30 s",
                              auth_outcome="defer", at_ms=3)
-    step = simulation_steps(_trace(deferred), MAILBOX, now_ms=4, window_s=1)[2]
+    step = simulation_steps(_trace(deferred), MAILBOX, now_ms=4, windows=Windows(1000, 3_600_000))[2]
     assert step.state == "pending" and "checked again" in step.detail
     accepted = InboundResult(mail_id="m", shop_id="7", conversation_id="sim-1",
-                             classification="reply", reason="new text extracted", parts=1,
+                             classification=ReplyClass.REPLY, reason="new text extracted", parts=1,
                              auth=_result(PASS).summary(), auth_outcome="accept", at_ms=3)
-    step = simulation_steps(_trace(accepted), MAILBOX, now_ms=4, window_s=1)[2]
+    step = simulation_steps(_trace(accepted), MAILBOX, now_ms=4, windows=Windows(1000, 3_600_000))[2]
     assert step.state == "ok" and "sender authentication: author shop.example: aligned=pass" \
         in step.detail
 

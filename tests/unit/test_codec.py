@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.codec import DecodeError, decode, encode
-from shared.events import ChatContent, ChatEvent, Digest, DigestMessage, ShopSettings
+from shared.codec import DecodeError, decode, decoder, encode
+from shared.events import (
+    ChatContent,
+    ChatEvent,
+    Digest,
+    DigestMessage,
+    InboundResult,
+    ReplyClass,
+    ShopSettings,
+)
 
 
 def test_nested_event_round_trips_exactly() -> None:
@@ -47,3 +57,33 @@ def test_record_from_a_newer_schema_is_refused_rather_than_misread() -> None:
 def test_booleans_are_not_accepted_as_integers() -> None:
     with pytest.raises(DecodeError, match="sent_at_ms"):
         decode(ChatEvent, b'{"kind":"k","shop_id":"s","conversation_id":"c","sent_at_ms":true}')
+
+
+_RESULT = b'{"mail_id":"m","shop_id":"s","conversation_id":"c","reason":"r","classification":'
+
+
+@pytest.mark.parametrize("cls", list(ReplyClass))
+def test_an_enum_field_decodes_to_its_member(cls: ReplyClass) -> None:
+    result = InboundResult("m", "s", "c", cls, "r")
+    for read in (decode(InboundResult, encode(result)), decoder(InboundResult)(encode(result))):
+        assert read == result
+        assert type(read.classification) is ReplyClass
+
+
+@pytest.mark.parametrize("value", [b'"maybe"', b'"REPLY"', b'3', b'true', b'null', b'["reply"]',
+                                   b'{"x":1}'])
+def test_a_value_outside_the_enum_is_a_decode_error_naming_the_field(value: bytes) -> None:
+    for read in (lambda data: decode(InboundResult, data), decoder(InboundResult)):
+        with pytest.raises(DecodeError, match="classification: expected one of 'reply', "
+                                              "'auto_reply'"):
+            read(_RESULT + value + b"}")
+
+
+@given(st.text(max_size=20))
+def test_only_the_enums_values_decode(value: str) -> None:
+    data = _RESULT + encode(value) + b"}"
+    if value in {c.value for c in ReplyClass}:
+        assert decode(InboundResult, data).classification is ReplyClass(value)
+    else:
+        with pytest.raises(DecodeError, match="classification"):
+            decode(InboundResult, data)

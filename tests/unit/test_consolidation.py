@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from consolidator.consolidation import ChatRecord, Consolidation
 from consolidator.deadline_index import DeadlineIndex
-from consolidator.digest_state import WindowPolicy, state_header
+from consolidator.debounce import state_header
 from shared.events import ChatContent, ChatEvent, ChatEventKind, ShopSettings
+from shared.notification_window import WindowPolicy
 
 POLICY = WindowPolicy(mailbox_s=10, helpdesk_s=5, max_wait_s=30, min_override_s=1)
 

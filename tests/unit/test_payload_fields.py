@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from shared.chat_platform import payload_fields as fields
 from shared.chat_platform.base import PayloadError
-from shared.tokens import mint_token
+from shared.tokens import mint_token, parse_keys
 
 ANY_JSON = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
@@ -72,7 +72,7 @@ def test_an_accepted_conversation_id_gets_a_reply_address(shop: str, conv: Any) 
         got = fields.conversation_id_field({"c": conv}, "c", "body", shop)
     except PayloadError:
         return
-    mint_token(shop, got, {1: b"k"}, now_s=0, ttl_s=0)
+    mint_token(shop, got, parse_keys("1:k"), now_s=0, ttl_s=0)
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "//x.y/z", "https://", "https://x y",

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reply_parser.split import split_for_chat, utf16_len
+from shared.chat_platform.tiktok_messages import outgoing_text
 
 GRAPHEMES = [
     "a", "b", "Z", "é", "e\u0301", "ñ", "字", "ภ", "ู", "가", " ", " ", "\n", "\n\n", ".", "!",
@@ -104,3 +105,13 @@ def test_arbitrary_text_rejoins_and_fits(text: str, limit: int) -> None:
     parts = split_for_chat(text, limit=limit)
     _assert_parts_rejoin(text, parts)
     assert all(0 < utf16_len(p) <= limit for p in parts)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.sampled_from(GRAPHEMES), min_size=1, max_size=60).map("".join),
+       st.integers(1, 400))
+def test_every_part_of_a_long_reply_is_a_sendable_chat_message(unit: str, times: int) -> None:
+    text = unit * times
+    # The split and the platform adapter read the one limit of the chat platform's contract.
+    for part in split_for_chat(text):
+        assert outgoing_text(part).msg_type == "TEXT"

@@ -6,6 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ingest.settings_change import settings_document
+from shared.events import ShopSettings
+from shared.notification_window import WindowPolicy
 from shared.tokens import (
     MAX_LOCAL_PART,
     BadSignature,
@@ -13,9 +16,11 @@ from shared.tokens import (
     MalformedToken,
     TokenTooLong,
     UnknownKey,
+    is_reply_domain,
     mint_token,
     parse_keys,
     reply_address,
+    reply_domain_prefix,
     split_reply_address,
     verify_token,
 )
@@ -108,8 +113,23 @@ def test_reply_address_round_trips_region_and_rejects_foreign_domains() -> None:
             split_reply_address(bad, "bridge.example")
 
 
+def test_only_the_bridges_reply_domains_are_reply_domains() -> None:
+    assert reply_domain_prefix("GB") == "chat-seller-gb"
+    assert is_reply_domain("chat-seller-us.bridge.example", "bridge.example")
+    assert is_reply_domain("CHAT-SELLER-US.Bridge.Example.", "bridge.example")
+    for other in ("chat-seller-us.evil.example", "bridge.example", "seller-us.bridge.example",
+                  "chat-seller-bridge.example"):
+        assert not is_reply_domain(other, "bridge.example"), other
+
+
+def test_the_settings_api_shows_the_prefix_of_the_addresses_digests_use() -> None:
+    doc = settings_document(ShopSettings("s1", region="gb"), [], WindowPolicy())
+    domain = reply_address("abc", "gb", "bridge.example").partition("@")[2]
+    assert domain.startswith(doc["reply_domain_prefix"] + ".")
+
+
 def test_key_spec_errors_are_explicit() -> None:
-    with pytest.raises(ValueError, match="no token keys"):
+    with pytest.raises(ValueError, match="token keys: no keys configured"):
         parse_keys("")
-    with pytest.raises(ValueError, match="key id 0-15"):
+    with pytest.raises(ValueError, match="ids are 0-15"):
         parse_keys("16:secret")

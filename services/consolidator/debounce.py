@@ -1,8 +1,8 @@
 """The per-conversation debounce, as pure functions over a small state object.
 
-A conversation's unread buyer messages are held and released as ONE digest
-``quiet`` after the buyer's LAST message, or ``max_wait`` after the first
-pending one, whichever comes first. Seller activity in the chat tool (a
+A conversation's unread buyer messages are held and released as ONE digest at
+their deadline (how long each shop waits is the notification window rule,
+:mod:`shared.notification_window`). Seller activity in the chat tool (a
 message, a read, an email reply) removes the messages it covers. Every time
 used here comes from the events themselves (the ingest's receipt time, the
 platform's message time, the tick's time), never from a clock read here, so a
@@ -27,11 +27,11 @@ from shared.errors import BridgeError
 from shared.events import (
     ChatContent,
     ChatEvent,
-    DestinationKind,
     Digest,
     DigestMessage,
     ShopSettings,
 )
+from shared.notification_window import Windows, digest_deadline
 
 # Ids of already-emailed (or dropped) messages kept per conversation to drop redeliveries.
 EMAILED_MEMORY = 128
@@ -132,45 +132,6 @@ def _content_to_dict(content: ChatContent) -> dict[str, str]:
             if (value := getattr(content, name)) != default}
 
 
-@dataclass(frozen=True, slots=True)
-class Windows:
-    """How long to wait, for one shop, in milliseconds."""
-
-    quiet_ms: int
-    max_wait_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class WindowPolicy:
-    """The service-wide window configuration (seconds), read once from settings."""
-
-    mailbox_s: float = 900.0
-    helpdesk_s: float = 300.0
-    max_wait_s: float = 3600.0
-    min_override_s: float = 60.0
-    max_override_s: float = 3600.0
-
-    def for_shop(self, shop: ShopSettings) -> Windows:
-        """15 min for a mailbox, 5 for a helpdesk, or the shop's override clamped to sane bounds."""
-        try:
-            kind = DestinationKind(shop.destination_kind)
-        except ValueError:
-            kind = DestinationKind.OTHER_HELPDESK  # unknown kinds are helpdesks we don't name yet
-        quiet = self.helpdesk_s if kind.is_helpdesk else self.mailbox_s
-        if shop.window_override_s is not None:
-            quiet = min(max(float(shop.window_override_s), self.min_override_s),
-                        self.max_override_s)
-        quiet = min(quiet, self.max_wait_s)
-        return Windows(int(quiet * 1000), int(self.max_wait_s * 1000))
-
-
-def windows_for(shop: ShopSettings, *, mailbox_s: float, helpdesk_s: float, max_wait_s: float,
-                min_override_s: float = 60.0, max_override_s: float = 3600.0) -> Windows:
-    """Shorthand for :meth:`WindowPolicy.for_shop`."""
-    return WindowPolicy(mailbox_s, helpdesk_s, max_wait_s, min_override_s,
-                        max_override_s).for_shop(shop)
-
-
 def _order(m: DigestMessage) -> tuple[int, int, str]:
     return (m.sent_at_ms, m.seq, m.message_id)
 
@@ -214,8 +175,7 @@ def add_buyer_message(state: ConversationState, event: ChatEvent, windows: Windo
     else:
         state.first_pending_at_ms = min(state.first_pending_at_ms, arrived)
         state.last_buyer_at_ms = max(state.last_buyer_at_ms, arrived)
-    state.due_at_ms = min(state.last_buyer_at_ms + windows.quiet_ms,
-                          state.first_pending_at_ms + windows.max_wait_ms)
+    state.due_at_ms = digest_deadline(state.first_pending_at_ms, state.last_buyer_at_ms, windows)
     return True
 
 

@@ -1,11 +1,9 @@
-"""The debounce state machine: windows, unread semantics, ordering, dedup, encoding."""
+"""The debounce state machine: deadlines, unread semantics, ordering, dedup, encoding."""
 
 from __future__ import annotations
 
-from consolidator.digest_state import (
+from consolidator.debounce import (
     ConversationState,
-    WindowPolicy,
-    Windows,
     add_buyer_message,
     cover_by_seller,
     decode_state,
@@ -17,9 +15,9 @@ from consolidator.digest_state import (
     state_header,
 )
 from shared.events import ChatContent, ChatEvent, ChatEventKind, ContentKind, ShopSettings
+from shared.notification_window import Windows
 
 MIN = 60_000
-POLICY = WindowPolicy(mailbox_s=900, helpdesk_s=300, max_wait_s=3600)
 SHOP = ShopSettings(shop_id="s1", destination_email="seller@shop.test")
 
 
@@ -27,19 +25,6 @@ def buyer(mid: str, sent_s: int, received_ms: int, seq: int = 0, text: str = "hi
     return ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id="s1", conversation_id="c1",
                      message_id=mid, sent_at_ms=sent_s * 1000, seq=seq, buyer_id="b1",
                      buyer_name="Ana", content=ChatContent(text=text), received_at_ms=received_ms)
-
-
-def test_mailbox_waits_15_minutes_and_helpdesks_5() -> None:
-    assert POLICY.for_shop(SHOP).quiet_ms == 15 * MIN
-    for kind in ("salesforce", "zendesk", "gorgias", "other_helpdesk", "some_new_desk"):
-        shop = ShopSettings(shop_id="s1", destination_kind=kind)
-        assert POLICY.for_shop(shop).quiet_ms == 5 * MIN, kind
-
-
-def test_shop_override_is_clamped_to_sane_bounds() -> None:
-    assert POLICY.for_shop(ShopSettings("s1", window_override_s=120)).quiet_ms == 2 * MIN
-    assert POLICY.for_shop(ShopSettings("s1", window_override_s=1)).quiet_ms == 1 * MIN
-    assert POLICY.for_shop(ShopSettings("s1", window_override_s=10**6)).quiet_ms == 60 * MIN
 
 
 def test_deadline_runs_from_the_buyers_last_message() -> None:
