@@ -291,7 +291,8 @@ class Mailer:
 
 
 # Bound per record type once (decode would look the plan up per record).
-_DECODERS = {Digest: decoder(Digest), MailNotice: decoder(MailNotice)}
+_DECODERS: dict[type, Callable[[bytes], Digest | MailNotice]] = {
+    Digest: decoder(Digest), MailNotice: decoder(MailNotice)}
 
 
 def _item_id(item: Digest | MailNotice) -> str:
