@@ -31,7 +31,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingest.activation import (
     ActivationError,
@@ -236,11 +236,16 @@ def _email_address(value: str) -> str:
         raise ValueError(exc.errors[0].reason) from None
 
 
+# An address, lower-cased (normalize_email's rule); the reason names the field it is in.
+EmailAddress = Annotated[str, AfterValidator(_email_address),
+                         Field(description="expected an email address string")]
+
+
 class NewShop(AdminRequest):
     ID_REASON: ClassVar[str] = "expected 1-64 ASCII letters, digits, '-' or '_'"
 
     shop_id: str = Field(description=ID_REASON)
-    main_account_email: str = Field(description="expected an email address string")
+    main_account_email: EmailAddress
     region: str = Field("us", description="expected a region code such as 'us' or 'gb'")
     shop_name: str = Field("", max_length=200,
                            description="expected text of at most 200 characters")
@@ -255,11 +260,6 @@ class NewShop(AdminRequest):
                              "use the platform's numeric shop id or at most 11 characters")
         return value
 
-    @field_validator("main_account_email")
-    @classmethod
-    def _main_account_email(cls, value: str) -> str:
-        return _email_address(value)
-
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
@@ -272,13 +272,8 @@ class NewUser(AdminRequest):
     ROLE_REASON: ClassVar[str] = ("expected 'administrator' or 'cs_agent' (a shop has one "
                                   "main account, set when it is onboarded)")
 
-    email: str = Field(description="expected an email address string")
+    email: EmailAddress
     role: str = Field(description=ROLE_REASON)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        return _email_address(value)
 
     @field_validator("role")
     @classmethod
