@@ -19,15 +19,14 @@ outcome of every digest on it), and then, for each connection count:
   ``SmtpPool`` with the same connection count. Timed from the first digest handed
   to ``Mailer.handle`` to the last one done (the group join is not included);
 * **composed on the loop**: the same with ``BRIDGE_MAILER_COMPOSE_PROCESSES=0``: render,
-  compose and DKIM's hashing on the event loop, the RSA step in the RSA helper process;
+  compose and DKIM signing on the event loop (the mailer's fallback while a helper restarts);
 * **mailer, no DKIM**: the same without signing.
 
 Printed: per row the median mails/s of ``--runs`` runs with the lowest and highest
 (the machine is shared: the spread says how far to trust the median), the ratio of the
 medians to the bare loop, and the median CPU time (user + system, all threads) spent
-per mail while the row ran: by this process, by the mailer's helper processes (compose,
-or the DKIM RSA helper ``mailer/rsa_signing_process.py``), by the sink and by the
-broker, their sum, and the ceiling that sum puts on mails/s when every core of the
+per mail while the row ran: by this process, by the mailer's compose helper processes,
+by the sink and by the broker, their sum, and the ceiling that sum puts on mails/s when every core of the
 machine works on that path (all these processes share the same cores here); then the
 per-digest CPU cost of each step.
 """
@@ -156,7 +155,6 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
         relay_config,
         start_compose_processes,
         start_mailer_producer,
-        start_rsa_process,
     )
     from mailer.digest_consumer import consume_digests
     from mailer.mailer_settings import MailerSettings
@@ -177,8 +175,7 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
     pool = SmtpPool(relay_config(cfg))
     signer = load_signer(cfg)
     composers = await start_compose_processes(cfg)
-    rsa_process = None if composers else await start_rsa_process(cfg, signer)
-    mailer = Mailer(cfg, producer, pool, signer, ledger, rsa_process, composers)
+    mailer = Mailer(cfg, producer, pool, signer, ledger, composers)
     warm = encode(make_digest(run, mails))
     await mailer.handle(ConsumerRecord(MAIL_DIGESTS.name, 0, 0, 0, 0, b"warm", warm, None, 0,
                                        len(warm), ()))  # connection, css inliner, key
@@ -215,8 +212,7 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
         if handled == mails:
             done.set()
 
-    helper_pids = ([rsa_process.pid] if rsa_process is not None and rsa_process.pid else []) + (
-        composers.pids if composers is not None else [])
+    helper_pids = composers.pids if composers is not None else []
 
     def helpers_cpu() -> float:
         return sum(_process_cpu_seconds(pid) for pid in helper_pids)
@@ -237,9 +233,6 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
     with contextlib.suppress(asyncio.CancelledError):
         await loop_task
     await consumer.stop()
-    mailer.close()
-    if rsa_process is not None:
-        await rsa_process.close()
     if composers is not None:
         await composers.close()
     await pool.close()
@@ -264,7 +257,6 @@ def step_costs(key_file: str) -> list[tuple[str, float]]:
     digest = make_digest(0, 0)
     signer = load_dkim_signer("bench", "bridge.example", key_file)
     raw = compose_digest_bytes(digest, ctx)
-    digest32 = bytes(32)
     record = encode(digest)
     planned = decoder(Digest)
     steps = {
@@ -272,9 +264,7 @@ def step_costs(key_file: str) -> list[tuple[str, float]]:
         "render, css-inline per digest (ref.)": lambda: render_digest_reference(digest, links),
         "render, inlined shapes (mailer's path)": lambda: render_digest(digest, links),
         "compose_digest_bytes (mailer's path)": lambda: compose_digest_bytes(digest, ctx),
-        "DKIM sign (all, on the event loop)": lambda: signer.sign(raw),
-        "  of which prepare (hashing)": lambda: signer.prepare(raw),
-        "  of which RSA-2048": lambda: signer.rsa_sign(digest32),
+        "DKIM sign (canonicalise, hash, RSA-2048)": lambda: signer.sign(raw),
     }
     out = []
     for name, step in steps.items():

@@ -95,7 +95,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         done = bool(offsets) and await self._commit(offsets)
         if done:
             self._committed_offset.update(offsets)
-            self.app.monitor.on_tp_commit(offsets)
+            self.app.monitor.on_tp_commit(dict(offsets))
         return done
 
     async def wait_empty(self) -> None:

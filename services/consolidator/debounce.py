@@ -103,7 +103,7 @@ def decode_state(data: bytes) -> ConversationState:
 
 def state_header(data: bytes) -> tuple[int, int, int]:
     """(format version, due_at_ms, partition) without parsing the body."""
-    version = data[0] if data else None
+    version = data[0] if data else -1
     header = _HEADER if version == STATE_FORMAT else _HEADER_V1 if version == 1 else None
     if header is None or len(data) < header.size:
         raise StateFormatError(f"unknown conversation state format {data[:1]!r}")

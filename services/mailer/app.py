@@ -31,7 +31,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -53,7 +52,6 @@ from mailer.mailer_metrics import (
 from mailer.mailer_settings import MailerSettings, get_mailer_settings
 from mailer.notice_email import compose_notice_bytes
 from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
-from mailer.rsa_signing_process import RsaProcessUnavailable, RsaSigningProcess
 from mailer.send_policy import given_up, relay_retry_policy, temporary
 from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
 from mailer.threading_headers import digest_message_id
@@ -83,7 +81,6 @@ log = logging.getLogger(SERVICE)
 class Mailer:
     def __init__(self, cfg: MailerSettings, producer: AIOKafkaProducer, pool: SmtpPool,
                  signer: DkimSigner | None, ledger: OutcomeLedger,
-                 rsa_process: RsaSigningProcess | None = None,
                  compose_processes: ComposeProcesses | None = None,
                  sends: SendWindow | None = None) -> None:
         self.cfg = cfg
@@ -100,43 +97,15 @@ class Mailer:
         self.relay_retries = relay_retry_policy(cfg)
         self.composer = DigestComposer(cfg, signer)
         # Where digests are composed and signed: in helper processes when configured
-        # (mailer/compose_process.py), else on the loop (with the RSA step as below).
+        # (mailer/compose_process.py), else (and while a helper that died restarts) here.
         self._compose_processes = compose_processes
         # More than the connections: the next mails are composed, signed and recorded
         # while others are on the wire; the pool caps the SMTP sessions themselves.
         self._concurrency = asyncio.Semaphore(max(1, cfg.smtp_pool_size, cfg.mailer_concurrency))
-        # Where the RSA step of DKIM (~0.25 ms of CPU) runs: in the helper process when
-        # there is one (mailer/rsa_signing_process.py), else on threads when configured,
-        # else on the loop. Threads: OpenSSL releases the GIL, but the thread must win it
-        # back from the busy loop after every signature (a forced switch, up to the 5 ms
-        # switch interval); measured, that costs the loop more than signing inline.
-        self._rsa_process = rsa_process
-        threads = cfg.mailer_dkim_sign_threads
-        self._rsa_threads = (ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dkim-rsa")
-                             if threads > 0 else None)
 
-    async def sign(self, raw: bytes) -> bytes:
+    def sign(self, raw: bytes) -> bytes:
         """``raw`` DKIM-signed (unchanged without a signer)."""
-        if self.signer is None:
-            return raw
-        prepared = self.signer.prepare(raw)
-        if prepared is None:
-            return self.signer.sign(raw)
-        if self._rsa_process is not None:
-            self._rsa_process.revive()  # if it died: restarted in the background
-            if self._rsa_process.alive:
-                with contextlib.suppress(RsaProcessUnavailable):  # died: logged, sign here
-                    return prepared.finish(await self._rsa_process.sign(prepared.digest))
-        if self._rsa_threads is not None:
-            signature = await asyncio.get_running_loop().run_in_executor(
-                self._rsa_threads, self.signer.rsa_sign, prepared.digest)
-        else:
-            signature = self.signer.rsa_sign(prepared.digest)
-        return prepared.finish(signature)
-
-    def close(self) -> None:
-        if self._rsa_threads is not None:
-            self._rsa_threads.shutdown(wait=False)
+        return raw if self.signer is None else self.signer.sign(raw)
 
     def compose(self, digest: Digest) -> tuple[str, str, bytes]:
         """(envelope sender, recipient, unsigned message bytes) for a digest."""
@@ -155,7 +124,7 @@ class Mailer:
                 with contextlib.suppress(ComposeProcessUnavailable):  # died: compose here
                     return await self._compose_processes.compose(record_value)
         sender, to, raw = self.compose(digest)
-        return sender, to, await self.sign(raw)
+        return sender, to, self.sign(raw)
 
     def compose_notice(self, notice: MailNotice) -> tuple[str, str, bytes]:
         cfg = self.cfg
@@ -236,7 +205,7 @@ class Mailer:
         try:
             if isinstance(digest, MailNotice):
                 sender, to, raw = self.compose_notice(digest)
-                raw = await self.sign(raw)
+                raw = self.sign(raw)
             else:
                 sender, to, raw = await self.compose_signed(digest, record_value)
         except Exception as exc:  # a digest we cannot render must not block the partition
@@ -291,21 +260,12 @@ class Mailer:
 
 
 # Bound per record type once (decode would look the plan up per record).
-_DECODERS = {Digest: decoder(Digest), MailNotice: decoder(MailNotice)}
+_DECODERS: dict[type, Callable[[bytes], Digest | MailNotice]] = {
+    Digest: decoder(Digest), MailNotice: decoder(MailNotice)}
 
 
 def _item_id(item: Digest | MailNotice) -> str:
     return item.notice_id if isinstance(item, MailNotice) else item.digest_id
-
-
-async def start_rsa_process(cfg: MailerSettings,
-                            signer: DkimSigner | None) -> RsaSigningProcess | None:
-    """The DKIM RSA helper process, started, when signing and configured to use it."""
-    if signer is None or not cfg.mailer_dkim_rsa_process or signer.signature_len is None:
-        return None
-    process = RsaSigningProcess(cfg.dkim_key_file, signer.signature_len)
-    await process.start()
-    return process
 
 
 async def start_compose_processes(cfg: MailerSettings) -> ComposeProcesses | None:
@@ -353,16 +313,13 @@ async def main() -> None:
     await ledger.start()
     log.info("outcome ledger loaded", extra={"outcomes": len(ledger)})
     compose_processes = await start_compose_processes(cfg)
-    # The RSA helper only when digests are signed on the loop (a compose process signs
-    # its own; if they all die the loop signs in-process).
-    rsa_process = None if compose_processes else await start_rsa_process(cfg, signer)
     sends = SendWindow(limits_from(cfg))
     # Seeded once with what is on the log (a restart must not reopen the window); erring
     # on the strict side, the notices not yet handled count too.
     sent_log = SentMailLog(cfg.kafka_bootstrap, sends, {MAIL_NOTICES.name: notice_send},
                            client_id="mailer-sent-mail", follow=False)
     await sent_log.start()
-    mailer = Mailer(cfg, producer, pool, signer, ledger, rsa_process, compose_processes, sends)
+    mailer = Mailer(cfg, producer, pool, signer, ledger, compose_processes, sends)
     consumer = make_consumer(cfg, group_id=cfg.mailer_group)
     await consumer.start()
     # Ready while both Kafka clients reach the cluster (a relay outage is retried, not unready).
@@ -383,8 +340,5 @@ async def main() -> None:
         await ledger.stop()
         await producer.stop()
         await pool.close()
-        mailer.close()
-        if rsa_process is not None:
-            await rsa_process.close()
         if compose_processes is not None:
             await compose_processes.close()

@@ -4,16 +4,14 @@ The signer is built once at start-up from a PEM key (a mounted Kubernetes Secret
 production) and then used as a pure function: bytes in, signed bytes out. A bad key fails
 at start-up with :class:`DkimKeyError`, never on the first send.
 
-Signing is split in two so the caller can run the expensive half elsewhere:
-:meth:`DkimSigner.prepare` canonicalises and hashes (pure Python, microseconds) and
-:meth:`DkimSigner.rsa_sign` does the RSA private-key operation in OpenSSL (through
-``cryptography``), which releases the GIL, so a caller can run it on a worker thread
-or in another process (the mailer uses a helper process, ``mailer/rsa_signing_process.py``).
-The canonicalisation is RFC 6376 s.3.4.2/s.3.4.4 written out
-directly (dkimpy re-parses the PEM key, every header and the whole body with regexes on
-each sign: ~0.6 ms per digest); its output is byte-identical to dkimpy's, which
-tests/unit/test_dkim.py checks on generated messages. Without ``cryptography``, or for
-a message the direct path does not handle, dkimpy signs (same bytes, slower).
+The mailer signs in one place: :meth:`DkimSigner.sign`, called where the digest is
+composed (its compose helper process, or the event loop when there is none). The
+canonicalisation is RFC 6376 s.3.4.2/s.3.4.4 written out directly, and the RSA step is
+OpenSSL's (through ``cryptography``), rather than dkimpy re-parsing the PEM key, every
+header and the whole body with regexes on each sign (docs/performance.md). The output
+is byte-identical to dkimpy's public ``dkim.sign``, which tests/unit/test_dkim.py checks
+on generated messages. Without ``cryptography``, or for a message the direct path does
+not handle, dkimpy signs (same bytes, slower).
 """
 
 from __future__ import annotations
@@ -43,7 +41,6 @@ __all__ = [
     "SIGNED_HEADERS",
     "DkimKeyError",
     "DkimSigner",
-    "PreparedSignature",
     "load_dkim_signer",
     "dkim_signer_from_env",
 ]
@@ -73,7 +70,7 @@ class DkimKeyError(BridgeError, ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class PreparedSignature:
+class _PreparedSignature:
     """A message canonicalised and hashed, waiting for its RSA signature."""
 
     message: bytes
@@ -81,7 +78,7 @@ class PreparedSignature:
     digest: bytes  # SHA-256 of the signed headers, the value RSA signs
 
     def finish(self, signature: bytes) -> bytes:
-        """The message with its ``DKIM-Signature`` header, given ``rsa_sign(digest)``."""
+        """The message with its ``DKIM-Signature`` header, given the RSA signature."""
         fields = [(b"b", base64.b64encode(signature)) if k == b"b" else (k, v)
                   for k, v in self.fields]
         value = b"; ".join(b"=".join(x) for x in fields) + b"\r\n"
@@ -116,7 +113,7 @@ class DkimSigner:
         self._h_tag = b" : ".join(self._headers)
         self._openssl_key = _openssl_rsa_key(pem)
         # With DNS-name selector and domain, no tag but b= can look like "b=" to dkimpy's
-        # RE_BTAG, so prepare may cut the placeholder off directly (see _empty_b_tag).
+        # RE_BTAG, so _prepare may cut the placeholder off directly (see _empty_b_tag).
         self._plain_names = all(_DNS_NAME.fullmatch(x) for x in (self._selector, self._domain))
 
     def sign(self, msg_bytes: bytes) -> bytes:
@@ -125,15 +122,15 @@ class DkimSigner:
         relaxed/relaxed canonicalisation survives the header refolding and whitespace
         changes relays commonly make; rsa-sha256 is what every verifier accepts.
         """
-        prepared = self.prepare(msg_bytes)
+        prepared = self._prepare(msg_bytes)
         if prepared is None:
             return self._sign_with_dkimpy(msg_bytes)
-        return prepared.finish(self.rsa_sign(prepared.digest))
+        return prepared.finish(self._rsa_sign(prepared.digest))
 
-    def prepare(self, msg_bytes: bytes) -> PreparedSignature | None:
+    def _prepare(self, msg_bytes: bytes) -> _PreparedSignature | None:
         """Canonicalise and hash ``msg_bytes``: everything but the RSA step.
 
-        ``None`` when the fast path does not apply (no ``cryptography``, or a message
+        ``None`` when the direct path does not apply (no ``cryptography``, or a message
         shape it leaves to dkimpy); :meth:`sign` then does it all through dkimpy.
         """
         if self._openssl_key is None:
@@ -164,15 +161,10 @@ class DkimSigner:
             h.update(_relaxed_header_value(raw))
         h.update(b"dkim-signature:")
         h.update(_relaxed_header_value(b" " + value).rstrip())
-        return PreparedSignature(msg_bytes, fields, h.digest())
+        return _PreparedSignature(msg_bytes, fields, h.digest())
 
-    @property
-    def signature_len(self) -> int | None:
-        """Bytes in an RSA signature with this key (``None`` without ``cryptography``)."""
-        return None if self._openssl_key is None else (self._openssl_key.key_size + 7) // 8
-
-    def rsa_sign(self, digest: bytes) -> bytes:
-        """RSASSA-PKCS1-v1_5 over a SHA-256 ``digest``. Releases the GIL (OpenSSL)."""
+    def _rsa_sign(self, digest: bytes) -> bytes:
+        """RSASSA-PKCS1-v1_5 over a SHA-256 ``digest`` (OpenSSL)."""
         assert self._openssl_key is not None
         signature: bytes = self._openssl_key.sign(digest, padding.PKCS1v15(),
                                                   Prehashed(hashes.SHA256()))
@@ -245,8 +237,8 @@ _B_PLACEHOLDER = b" b=" + b"0" * 60
 def _empty_b_tag(value: bytes) -> bytes:
     """``dkim.RE_BTAG.sub(b"\\1", value)`` for a folded signature value that ends in
     the b= placeholder and whose other tags cannot hold a ``b=`` (plain DNS names, digits,
-    base64 after "bh="): the regex scans the whole value (~11 us), this cuts the known
-    60 characters. Anything else goes through the regex."""
+    base64 after "bh="): the regex scans the whole value, this cuts the known 60
+    characters. Anything else goes through the regex."""
     if value.endswith(_B_PLACEHOLDER) and value.count(b"b=") == 1:
         return value[:-60]
     return dkim.RE_BTAG.sub(b"\\1", value)
@@ -280,8 +272,8 @@ def _select_headers(headers: list[tuple[bytes, bytes]],
                     wanted: list[bytes]) -> list[tuple[bytes, bytes]]:
     """RFC 6376 s.5.4.2: for each listed name, the last instance not yet taken, bottom up;
     a name with no (further) instance signs its absence and hashes nothing."""
-    # Each name's positions, top down, so taking one is a pop (rescanning the headers
-    # once per listed name was ~6 us).
+    # Each name's positions, top down, so taking one is a pop, not a rescan of the
+    # headers per listed name.
     positions: dict[bytes, list[int]] = {}
     for i, (name, _) in enumerate(headers):
         positions.setdefault(name.lower(), []).append(i)
@@ -306,9 +298,8 @@ def _relaxed_body(body: bytes) -> bytes:
     empty lines, a non-empty body ends in CRLF."""
     # Same result as dkimpy's regexes (trailing WSP removed, then runs squeezed), in a
     # few C passes: tabs become spaces, runs of spaces become one (a regex whose literal
-    # prefix "  " makes it skip single spaces: one pass, ~2x faster than replacing "  "
-    # until none is left; [\t ]+ would stop at every space, ~10x slower), and a line's
-    # one remaining trailing space goes.
+    # prefix "  " lets it skip single spaces; [\t ]+ would stop at every space), and a
+    # line's one remaining trailing space goes.
     body = body.replace(b"\t", b" ")
     if b"  " in body:
         body = _SPACE_RUN.sub(b" ", body)

@@ -53,17 +53,10 @@ class MailerSettings(Settings):
     # (reply-parser/bounce_report.py, bridge_digests_bounced_total).
     bounce_domain: str = ""
     # Helper processes that compose and DKIM-sign digests (mailer/compose_process.py),
-    # so the event loop keeps only Kafka and SMTP; 0 composes on the loop. Each helper
-    # adds up to one core of use; deploy/k8s sizes the pod's CPU limit to match.
+    # so the event loop keeps only Kafka and SMTP; 0 composes and signs on the loop (as
+    # the loop does while a helper that died restarts). Each helper adds up to one core
+    # of use; deploy/k8s sizes the pod's CPU limit to match.
     mailer_compose_processes: int = 1
-    # With no compose process: the RSA step of DKIM signing in a helper process
-    # (mailer/rsa_signing_process.py), off the event loop; if off (or the helper dies),
-    # threads when set, else the loop.
-    mailer_dkim_rsa_process: bool = True
-    # Threads for the RSA step when there is no helper process; 0 signs on the event
-    # loop (see app.py: winning the GIL back after each signature costs more than the
-    # signature saves).
-    mailer_dkim_sign_threads: int = 0
     # How long an outcome is remembered (and then tombstoned on mail.outcomes) after its
     # newest record: by default as long as a replay could still bring its digest back
     # (see mailer/outcome_ledger.py). Shorter saves memory and lets a replay older than

@@ -1,7 +1,7 @@
 """The parent's side of a helper process that answers numbered requests over a pipe.
 
-The mailer's helpers (:mod:`mailer.compose_process`, :mod:`mailer.rsa_signing_process`)
-share this: a child ``python -m <module>`` reading requests on stdin and writing
+The mailer's compose helper (:mod:`mailer.compose_process`) is one: a child
+``python -m <module>`` reading requests on stdin and writing
 answers on stdout; the requests of one turn of the event loop go in one pipe write;
 answers are matched to requests by number, so they may come back in any order. If the
 child dies, every pending and later request raises the helper's ``Unavailable`` error

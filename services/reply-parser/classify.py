@@ -186,8 +186,8 @@ _SELF_DECLARED = _Signal(
 # Acknowledgement signals: any TWO of these mark a helpdesk auto-response. Each comes with
 # its gate: words one of which every alternative of the pattern contains, checked as plain
 # substrings of the lower-cased text first (a pattern of a hundred alternatives costs
-# ~0.1 ms to search; most replies pass no gate). tests/unit/test_classify.py holds the
-# gates to their patterns.
+# ~0.1 ms to search; most replies pass no gate). tests/unit/test_classify.py checks
+# that known acknowledgement phrases still pass their gates.
 # Thanks for contacting.
 _THANKS_FOR_CONTACTING = _Signal(
     ("thanks for", "thank you for", "vielen dank für", "merci de nous", "merci pour",

@@ -212,9 +212,9 @@ def _find_body(msg: Message, subtype: str) -> Message | None:
                 return part
     except Exception:  # noqa: BLE001 - fall back to a plain walk below
         pass
-    for part in msg.walk():
-        if part.get_content_type() == f"text/{subtype}" and not _is_attachment(part):
-            return part
+    for candidate in msg.walk():
+        if candidate.get_content_type() == f"text/{subtype}" and not _is_attachment(candidate):
+            return candidate
     return None
 
 
@@ -296,6 +296,8 @@ def _part_text(part: Message) -> str:
             return ""
     if isinstance(payload, str):  # pragma: no cover - defensive
         payload = payload.encode("utf-8", errors="replace")
+    if not isinstance(payload, bytes):  # pragma: no cover - a multipart has no text of its own
+        return ""
     try:
         charset = part.get_content_charset()
     except Exception:  # noqa: BLE001

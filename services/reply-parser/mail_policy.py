@@ -29,7 +29,9 @@ _cache: dict[tuple[str, str], Any] = {}
 def _registry() -> HeaderRegistry:
     registry = HeaderRegistry()
     for name in TEXT_ONLY_HEADERS:
-        registry.map_to_type(name, UnstructuredHeader)
+        # typeshed wants a BaseHeader subclass; the registry itself mixes BaseHeader into
+        # the class it is given, and the stdlib maps its own names to UnstructuredHeader.
+        registry.map_to_type(name, UnstructuredHeader)  # type: ignore[arg-type]
     return registry
 
 

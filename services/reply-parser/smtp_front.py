@@ -28,6 +28,17 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from reply_parser.smtp_replies import (
+    NO_VALID_RECIPIENTS,
+    QUEUE_UNAVAILABLE,
+    QUEUED,
+    RECIPIENT_OK,
+    SESSION_CUT,
+    TOO_MANY_CONNECTIONS,
+    TOO_MANY_CONVERSATIONS,
+    TOO_MANY_RECIPIENTS,
+    UNKNOWN_RECIPIENT,
+)
 from shared.codec import encode
 from shared.config import Settings
 from shared.events import InboundEnvelope, conversation_key
@@ -66,23 +77,23 @@ class ReplyFrontHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
-            return "452 4.5.3 Too many recipients"
+            return str(TOO_MANY_RECIPIENTS)
         try:
             reply = self._verify(address)
         except TokenError as exc:
             EVENTS_HANDLED.labels(SERVICE, "rcpt_refused").inc()
-            return f"550 5.1.1 <{address}>: {exc}"
+            return UNKNOWN_RECIPIENT.format(address=address, reason=exc)
         if address in envelope.rcpt_tos:
-            return "250 2.1.5 Recipient OK"
+            return str(RECIPIENT_OK)
         # Each conversation is one copy of the mail on Kafka: their number is capped, and
         # RFC 5321 clients send deferred recipients in a later transaction.
         conversations = {self._conversation(r) for r in envelope.rcpt_tos}
         if (reply.shop_id, reply.conversation_id) not in conversations and \
                 len(conversations) >= self._max_conversations:
             EVENTS_HANDLED.labels(SERVICE, "rcpt_deferred").inc()
-            return "452 4.5.3 Too many conversations in one message; send to this one separately"
+            return str(TOO_MANY_CONVERSATIONS)
         envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Recipient OK"
+        return str(RECIPIENT_OK)
 
     def _conversation(self, address: str) -> tuple[str, str]:
         reply = self._verify(address)
@@ -92,13 +103,13 @@ class ReplyFrontHandler:
         started = time.perf_counter()
         raw = envelope.original_content or b""
         if not envelope.rcpt_tos:
-            return "503 5.5.1 No valid recipients"
+            return str(NO_VALID_RECIPIENTS)
         by_conversation: dict[tuple[str, str], list[str]] = {}
         for rcpt in envelope.rcpt_tos:
             try:
                 by_conversation.setdefault(self._conversation(rcpt), []).append(rcpt)
             except TokenError as exc:  # expired between RCPT and DATA
-                return f"550 5.1.1 <{rcpt}>: {exc}"
+                return UNKNOWN_RECIPIENT.format(address=rcpt, reason=exc)
         mail_id = uuid.uuid4().hex
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
         records = []
@@ -116,10 +127,10 @@ class ReplyFrontHandler:
         except (KafkaError, TimeoutError) as exc:
             EVENTS_HANDLED.labels(SERVICE, "kafka_unavailable").inc()
             log.warning("kafka unavailable; mail deferred", extra={"error": str(exc)})
-            return "451 4.3.0 Temporary queue failure, try again later"
+            return str(QUEUE_UNAVAILABLE)
         EVENTS_HANDLED.labels(SERVICE, "queued").inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
-        return f"250 2.0.0 Queued as {mail_id}"
+        return QUEUED.format(mail_id=mail_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +208,7 @@ class GuardedSMTP(SMTP):
         if not self._connections.admit(self._ip, self._limits):
             EVENTS_HANDLED.labels(SERVICE, "connection_refused").inc()
             assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
+            transport.write(TOO_MANY_CONNECTIONS.line())
             transport.close()
             return
         self._admitted = True
@@ -217,7 +228,7 @@ class GuardedSMTP(SMTP):
         EVENTS_HANDLED.labels(SERVICE, "session_cut").inc()
         transport = self.transport
         if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-            transport.write(f"421 4.4.2 Closing connection: {reason}\r\n".encode())
+            transport.write(SESSION_CUT.line(reason=reason))
             transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:

@@ -1,6 +1,6 @@
-"""The Dockerfiles run the same entry points the tests run (devstack SERVICE_COMMANDS),
-as a non-root user on a pinned slim base, with a healthcheck; the Kubernetes containers
-start the same commands."""
+"""The one Dockerfile (build arg SERVICE) runs, for each service, the entry point the tests
+run (devstack SERVICE_COMMANDS), as a non-root user on a pinned slim base, with a healthcheck
+on the service's own port; the Kubernetes containers start the same commands."""
 
 from __future__ import annotations
 
@@ -11,18 +11,50 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import SERVICE_COMMANDS
+from shared.config import Settings
 from tests.deploy.conftest import ROOT, SERVICES, Doc, workloads
 
-DOCKERFILES = {name: ROOT / "services" / ("reply-parser" if name.startswith("reply-") else name)
-               / "Dockerfile" for name in SERVICES}
-ROLE_OF = {"reply-front": "front", "reply-parser": "parser"}
+DOCKERFILE = ROOT / "Dockerfile"
+PACKAGE_DIR = {name: "reply-parser" if name.startswith("reply-") else name for name in SERVICES}
+
+
+def _without_heredocs(text: str) -> tuple[str, dict[str, str]]:
+    """The Dockerfile with each ``<<'EOF'`` body cut out, and the bodies by target path."""
+    bodies: dict[str, str] = {}
+
+    def cut(match: re.Match[str]) -> str:
+        bodies[match.group(2)] = match.group(3)
+        return match.group(1) + "\n"
+
+    text = re.sub(r"(COPY [^\n]*<<'EOF' (\S+))\n(.*?)\nEOF\n", cut, text, flags=re.S)
+    return text, bodies
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs with line continuations joined."""
-    text = re.sub(r"\\\n\s*", " ", path.read_text())
+    """(INSTRUCTION, arguments) pairs with line continuations joined, heredoc bodies cut."""
+    text = re.sub(r"\\\n\s*", " ", _without_heredocs(path.read_text())[0])
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
             for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def stages(path: Path) -> list[list[tuple[str, str]]]:
+    """The instructions of each build stage (the global ARGs before the first FROM dropped)."""
+    out: list[list[tuple[str, str]]] = []
+    for ins, args in instructions(path):
+        if ins == "FROM":
+            out.append([])
+        if out:
+            out[-1].append((ins, args))
+    return out
+
+
+def _case_arms(script: str) -> dict[str, str]:
+    """``pattern) command ;;`` arms of the script's ``case``, one per name in a pattern."""
+    arms: dict[str, str] = {}
+    for patterns, command in re.findall(r"^\s*([\w|*-]+)\) (.*?) ;;$", script, flags=re.M):
+        for pattern in patterns.split("|"):
+            arms[pattern] = command
+    return arms
 
 
 def _entry_module_and_role(name: str) -> list[str]:
@@ -31,41 +63,62 @@ def _entry_module_and_role(name: str) -> list[str]:
     return cmd[:3] if cmd[1] in ("consolidator", "reply_parser") else cmd[:2]
 
 
+def image_command(name: str) -> list[str]:
+    """What the image built with SERVICE=name runs: its CMD, bridge-service's arm for it."""
+    steps = instructions(DOCKERFILE)
+    assert json.loads(next(a for ins, a in steps if ins == "CMD")) == ["bridge-service"]
+    script = _without_heredocs(DOCKERFILE.read_text())[1]["/usr/local/bin/bridge-service"]
+    arms = _case_arms(script)
+    command = arms.get(name, arms["*"]).replace('"$BRIDGE_SERVICE"', name).split()
+    assert command[0] == "exec", command
+    return command[1:]
+
+
 @pytest.mark.parametrize("name", SERVICES)
 def test_image_command_is_the_entry_point_the_tests_run(name: str) -> None:
-    steps = instructions(DOCKERFILES[name])
-    cmd = json.loads(next(args for ins, args in steps if ins == "CMD"))
-    if name in ROLE_OF:  # one image, role chosen by build arg ROLE
-        assert cmd == ["sh", "-c", 'exec python -m reply_parser "$BRIDGE_REPLY_ROLE"']
-        args = [a for ins, a in steps if ins == "ARG" and a.startswith("ROLE=")]
-        assert args == ["ROLE=parser"]
-        cmd = ["python", "-m", "reply_parser", ROLE_OF[name]]
+    cmd = image_command(name)
     assert cmd[0] == "python"
     assert cmd[1:1 + len(_entry_module_and_role(name))] == _entry_module_and_role(name)
+    env = next(a for ins, a in stages(DOCKERFILE)[-1] if ins == "ENV")
+    assert "BRIDGE_SERVICE=${SERVICE}" in env.split()
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_image_is_pinned_slim_non_root_with_a_healthcheck(name: str) -> None:
-    steps = instructions(DOCKERFILES[name])
+def test_image_is_pinned_slim_non_root_with_a_healthcheck_on_its_port(name: str) -> None:
+    steps = instructions(DOCKERFILE)
     base = next(a for ins, a in steps if ins == "ARG" and a.startswith("PYTHON_IMAGE="))
     assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm", base), base
-    users = [a for ins, a in steps if ins == "USER"]
+    users = [a for ins, a in stages(DOCKERFILE)[-1] if ins == "USER"]
     assert users and not users[-1].startswith(("0", "root"))
     assert int(users[-1].split(":")[0]) >= 10000
     health = [a for ins, a in steps if ins == "HEALTHCHECK"]
-    assert len(health) == 1 and "/healthz" in health[0]
+    assert len(health) == 1 and health[0].endswith('CMD ["bridge-healthcheck"]')
+    script = _without_heredocs(DOCKERFILE.read_text())[1]["/usr/local/bin/bridge-healthcheck"]
+    assert "/healthz" in script
+    field = name.replace("-", "_") + "_port"
+    default = Settings.model_fields[field].default
+    assert _case_arms(script)[name] == \
+        f'port="${{BRIDGE_{field.upper()}:-{default}}}"', (name, default)
 
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_image_copies_only_shared_and_its_own_package(name: str) -> None:
-    copies = [a.split() for ins, a in instructions(DOCKERFILES[name]) if ins == "COPY"]
-    sources = {c[0] for c in copies if not c[0].startswith("--from")}
-    service_dir = DOCKERFILES[name].parent.relative_to(ROOT).as_posix()
-    assert sources == {"pyproject.toml", "shared", service_dir}
-    for src in sources:
-        assert (ROOT / src).exists(), src
+    deps, app, final = stages(DOCKERFILE)
+    copies = [a.split() for ins, a in final if ins == "COPY"]
+    assert [c for c in copies if not c[0].startswith(("--from", "--chmod"))] == []
+    assert sorted(c[0] for c in copies if c[0].startswith("--from")) == \
+        ["--from=app", "--from=deps"]
+    assert [a.split() for ins, a in app if ins == "COPY"] == \
+        [["services", "/build/services"], ["shared", "/app/shared"]]
+    # The app stage keeps one folder of services/, under its import name.
+    moves = next(a for ins, a in app if ins == "RUN")
+    arms = _case_arms(moves.replace(" in ", " in\n").replace(" ;; ", " ;;\n"))
+    assert arms[name] == ("dir=reply-parser" if name.startswith("reply-") else 'dir="$SERVICE"')
+    assert "exit 1" in arms["*"]
+    assert 'mv "/build/services/$dir" "/app/$(echo "$dir" | tr - _)"' in moves
+    assert (ROOT / "services" / PACKAGE_DIR[name] / "__main__.py").exists()
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert not {"shared", "services", "pyproject.toml", service_dir} & set(ignored)
+    assert not {"shared", "services", "pyproject.toml"} & set(ignored)
 
 
 def test_kubernetes_containers_start_the_devstack_entry_points(

@@ -1,4 +1,5 @@
-"""A rendered digest in headless Chromium: no horizontal scroll, button in view, dark mode.
+"""The digest the mailer sends, in headless Chromium: no horizontal scroll, button in view,
+dark mode.
 
 Needs the Debian ``chromium`` package at /usr/bin/chromium (``apt-get install -y chromium``)
 and the PyPI ``playwright`` package; Playwright's own browser download is never used. The
@@ -10,17 +11,23 @@ Screenshots go to ``$DIGEST_SCREENSHOT_DIR`` if set, else to pytest's temporary 
 
 from __future__ import annotations
 
+import asyncio
+import email
 import os
 import struct
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import pytest
 
-from mailer.render import DigestLinks, render_digest
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
+from tests.mailer_run import sent_by_mailer
 
 if TYPE_CHECKING:  # imported lazily at run time so a missing package fails with a clear message
     from playwright.sync_api import Browser, Page
@@ -94,14 +101,24 @@ def digest_with_every_kind() -> Digest:
 
 
 @pytest.fixture(scope="module")
-def digest_html() -> str:
-    links = DigestLinks(
-        chat_url="https://seller.example.com/chat/conv-42",
-        settings_url="https://seller.example.com/settings",
-        marketplace_name="TikTok Shop",
-        image_hosts=frozenset({"cdn.example.com"}),  # so the pictures' layout is tested
-    )
-    return render_digest(digest_with_every_kind(), links).html
+def digest_html(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The HTML part of the digest as the mailer sends it (``python -m mailer`` to a relay).
+
+    On a thread of its own: Playwright's sync API holds this thread's event loop."""
+    digest = replace(digest_with_every_kind(), destination_email="owner@sunnysocks.example")
+    sending = sent_by_mailer(tmp_path_factory.mktemp("browser-sent"), [digest], {
+        "BRIDGE_CHAT_DEEP_LINK_BASE": "https://seller.example.com/chat",
+        "BRIDGE_SETTINGS_LINK_TEMPLATE": "https://seller.example.com/settings",
+        # so the pictures' layout is tested (off these hosts a picture is a link)
+        "BRIDGE_DIGEST_IMAGE_HOSTS": "cdn.example.com"})
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        raw = thread.submit(asyncio.run, sending).result()[digest.digest_id]
+    mail = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(mail, EmailMessage)
+    part = mail.get_body(preferencelist=("html",))
+    assert part is not None, "the sent digest has no HTML part"
+    html: str = part.get_content()
+    return html
 
 
 @pytest.fixture(scope="module")

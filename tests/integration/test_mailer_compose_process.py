@@ -63,7 +63,7 @@ def settings(key_file: Path, **extra: object) -> MailerSettings:
 def mailer(cfg: MailerSettings, key_file: Path, processes=None) -> Mailer:  # type: ignore[no-untyped-def]
     signer = load_dkim_signer(SELECTOR, DOMAIN, key_file)
     ledger = OutcomeLedger("127.0.0.1:1", "mail.outcomes")
-    return Mailer(cfg, None, None, signer, ledger, None, processes)  # type: ignore[arg-type]
+    return Mailer(cfg, None, None, signer, ledger, processes)  # type: ignore[arg-type]
 
 
 @contextlib.asynccontextmanager

@@ -1,5 +1,7 @@
 """The running mailer process against a relay that fails: every digest arrives once.
 
+(Whether what it sends verifies with DKIM: tests/integration/test_dkim_sent_mail.py.)
+
 Real parts only: a broker of its own (so the session stack's mailer
 cannot take these digests), the mailer as a subprocess (``python -m mailer``), and
 an aiosmtpd relay in the test loop that can answer 451 or stop listening. Mails are
@@ -9,93 +11,24 @@ counted by ``X-Bridge-Digest-Id``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import collections
-import shutil
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import dkim
 import httpx
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from devstack.broker import free_port
-from devstack.stack import Ports, ServiceProcesses, stack_env, wait_healthy
-from shared.codec import encode
 from shared.compacted import replay_topic
-from shared.events import ChatContent, Digest, DigestMessage, conversation_key
-from shared.topics import DEAD_LETTER, MAIL_DIGESTS, MAIL_OUTCOMES
+from shared.events import ChatContent, Digest, DigestMessage
+from shared.topics import DEAD_LETTER, MAIL_OUTCOMES
+from tests.mailer_run import Mailers, Relay, produce
 from tests.polling import eventually
 from tests.private_broker import private_broker
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Relay:
-    """An SMTP relay we control: counts mails per digest id; can fail or go away."""
-
-    port: int = field(default_factory=free_port)
-    counts: collections.Counter[str] = field(default_factory=collections.Counter)
-    raw: dict[str, bytes] = field(default_factory=dict)
-    message_ids: dict[str, set[bytes]] = field(default_factory=lambda: collections.defaultdict(set))
-    temp_fail: bool = False
-    delay_s: float = 0.0  # per mail, so a kill or a rebalance lands mid-load
-    refuse: set[str] = field(default_factory=set)  # digest ids answered with 550
-    refused: int = 0
-    server: asyncio.base_events.Server | None = None
-    sessions: list[SMTP] = field(default_factory=list)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.temp_fail:
-            self.refused += 1
-            return "451 4.3.0 Relay busy, try later"
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        raw = envelope.original_content or b""
-        digest_id = _header(raw, b"X-Bridge-Digest-Id")
-        if digest_id in self.refuse:
-            self.refused += 1
-            return "550 5.1.1 Mailbox owner@sunnysocks.example does not exist"
-        self.counts[digest_id] += 1
-        self.raw[digest_id] = raw
-        self.message_ids[digest_id].add(_header(raw, b"Message-ID").encode())
-        return "250 2.0.0 Stored"
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        def session() -> SMTP:
-            protocol = SMTP(self, ident="test relay")
-            self.sessions.append(protocol)
-            return protocol
-
-        self.server = await loop.create_server(session, host="127.0.0.1", port=self.port)
-
-    async def stop(self) -> None:
-        """Stop listening and drop every open connection (a relay outage)."""
-        if self.server is not None:
-            self.server.close()
-            self.server = None
-        for protocol in self.sessions:  # Server.close() leaves open connections up
-            if protocol.transport is not None:
-                protocol.transport.abort()
-        self.sessions.clear()
-
-
-def _header(raw: bytes, name: bytes) -> str:
-    head = raw.split(b"\r\n\r\n", 1)[0]
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(name.lower() + b":"):
-            return line.split(b":", 1)[1].strip().decode()
-    return ""
 
 
 def make_digest(run: str, n: int) -> Digest:
@@ -106,18 +39,6 @@ def make_digest(run: str, n: int) -> Digest:
                                 ChatContent(text=f"Is order {n} shipped? 📦")),),
         destination_email="owner@sunnysocks.example",
     )
-
-
-async def produce(bootstrap: str, digests: list[Digest]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        futures = [await producer.send(MAIL_DIGESTS.name, encode(d),
-                                       key=conversation_key(d.shop_id, d.conversation_id).encode())
-                   for d in digests]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 async def wait_until(probe: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -134,31 +55,6 @@ async def broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]
         yield b.bootstrap
     finally:
         b.stop()
-
-
-class Mailers:
-    """Mailer subprocesses on one broker and one relay."""
-
-    def __init__(self, bootstrap: str, relay: Relay, root: Path, extra: dict[str, str]) -> None:
-        self.ports = Ports()
-        self.env = stack_env(bootstrap, self.ports, window_s=3.0, data_dir=root, extra={
-            "BRIDGE_SMTP_PORT": str(relay.port),
-            "BRIDGE_SMTP_MAX_ATTEMPTS": "200",  # outlast the outage; backoff caps at 1 s
-            "BRIDGE_SMTP_BACKOFF_BASE_S": "0.1",
-            "BRIDGE_SMTP_BACKOFF_MAX_S": "1",
-            "BRIDGE_SMTP_TIMEOUT_S": "3",
-            "BRIDGE_KAFKA_SESSION_TIMEOUT_MS": "3000",  # a killed member is noticed sooner
-            **extra,
-        })
-        self.procs = ServiceProcesses(self.env, root / "logs")
-        self.log_dir = root / "logs"
-
-    async def start(self) -> None:
-        self.procs.start("mailer")
-        await wait_healthy({"mailer": self.ports.mailer}, timeout_s=30)
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-4000:] for p in self.log_dir.glob("*.log"))
 
 
 @pytest_asyncio.fixture
@@ -302,42 +198,6 @@ async def sent_count(port: int) -> float:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("bridge_events_handled_total") and 'outcome="sent"' in line)
-
-
-@pytest.fixture(scope="module")
-def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    """A fresh 2048-bit key file and the DNS TXT record that publishes it."""
-    openssl = shutil.which("openssl")
-    assert openssl, "the openssl CLI is needed to generate the test DKIM key"
-    key = tmp_path_factory.mktemp("mailer-dkim") / "dkim.pem"
-    subprocess.run([openssl, "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public_der = subprocess.run([openssl, "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-                                check=True, capture_output=True).stdout
-    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
-
-
-async def test_with_a_dkim_key_file_the_running_mailer_sends_mail_that_verifies(
-        broker: str, relay: Relay, tmp_path: Path, dkim_key: tuple[Path, bytes]) -> None:
-    key, txt = dkim_key
-    selector, domain = "mailer2026", "chat-seller-us.bridge.example"
-
-    def dns(name: bytes, timeout: int = 5) -> bytes | None:
-        return txt if name == f"{selector}._domainkey.{domain}.".encode() else None
-
-    mailers = Mailers(broker, relay, tmp_path, {
-        "BRIDGE_DKIM_KEY_FILE": str(key), "BRIDGE_DKIM_SELECTOR": selector,
-        "BRIDGE_DKIM_DOMAIN": domain})
-    await mailers.start()
-    try:
-        digest = make_digest(uuid.uuid4().hex[:8], 1)
-        await produce(broker, [digest])
-        await wait_until(lambda: digest.digest_id in relay.raw, 30, "the signed digest")
-        raw = relay.raw[digest.digest_id]
-        assert raw.startswith(b"DKIM-Signature:")
-        assert dkim.verify(raw, dnsfunc=dns)
-        assert not dkim.verify(raw.replace(b"Is order 1", b"Is order 9", 1), dnsfunc=dns)
-    finally:
-        mailers.procs.stop_all()
 
 
 async def test_a_permanent_5xx_is_dead_lettered_with_the_reason_and_recorded_as_failed(
