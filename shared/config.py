@@ -57,19 +57,10 @@ class Settings(BaseSettings):
     token_keys: SecretStr = SecretStr("1:dev-only-token-key-change-me")
     token_ttl_days: int = 90
 
-    # Consolidation windows (seconds)
+    # Notification windows (seconds): the consolidator's debounce and the simulation.
+    # The consolidator's own timing knobs: consolidator/consolidator_settings.py.
     window_mailbox_s: float = 900.0
     window_helpdesk_s: float = 300.0
-    max_wait_s: float = 3600.0
-    tick_interval_s: float = 0.25
-    # Bounds on a shop's own window override (seconds)
-    window_override_min_s: float = 60.0
-    window_override_max_s: float = 3600.0
-    # A conversation with nothing pending is forgotten this long after its last event
-    # (what it keeps: ids already emailed, earlier digests for threading); 0 keeps all
-    state_idle_ttl_days: float = 30.0
-    # Stored states looked at for expiry per tick interval (all are seen round and round)
-    state_sweep_slice: int = 2000
 
     # Outbound SMTP relay
     smtp_host: str = "127.0.0.1"
@@ -165,7 +156,7 @@ class Settings(BaseSettings):
     platform_app_secret: SecretStr = SecretStr("sandbox-app-secret")
     platform_access_token: SecretStr = SecretStr("sandbox-access-token")
     webhook_secret: SecretStr = SecretStr("sandbox-app-secret")
-    chat_platform: str = "tiktok"  # "tiktok" or "generic": which adapter fan-out sends with
+    chat_platform: Literal["tiktok", "generic"] = "tiktok"  # which adapter fan-out sends with
     # Per-shop access tokens (a Secret): "shop_id=token,shop_id=token". When set, only
     # these shops are served; platform_access_token stays the fallback when empty.
     platform_access_tokens: SecretStr = SecretStr("")
@@ -199,7 +190,7 @@ class Settings(BaseSettings):
     activation_link_base: str = "http://127.0.0.1:8000/admin/activate"
     # "sandbox": simulated buyer messages go through the platform sandbox's buyer endpoint
     # (the whole loop, chat included); "direct": published on chat.events by the ingest.
-    simulation_mode: str = "sandbox"
+    simulation_mode: Literal["sandbox", "direct"] = "sandbox"
     # Mail a stranger or a user can make us send (shared/send_limits.py): counted from
     # mail.notices and admin.audit by every ingest replica (429 over a limit) and by the
     # mailer (drops a notice over it). 0 turns a limit off.
@@ -220,20 +211,7 @@ class Settings(BaseSettings):
     mail_sink_http_port: int = 8301
     http_host: str = "127.0.0.1"
 
-    # Consolidator state store: "memory://" or "rocksdb://" (disk, production; faust-streaming
-    # drives it through rocksdict when python-rocksdb is absent)
-    consolidator_store: str = "memory://"
-    # Consolidator batches: up to this many records per fetch (one fetch, one batch)
-    consolidator_batch_max: int = 2000
-    consolidator_data_dir: str = "var/consolidator"
-    # Replication factor of the consolidator's changelog/internal topics (prod: 3)
-    consolidator_replication_factor: int = 1
-    # Producer linger of the consolidator (seconds): small, batches are awaited as a whole
-    consolidator_producer_linger_s: float = 0.002
-    # How often the consolidator exports bridge_consumer_lag (seconds)
-    consolidator_lag_interval_s: float = 5.0
-
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
 
 @lru_cache(maxsize=1)

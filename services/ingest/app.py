@@ -49,12 +49,12 @@ from shared.chat_platform.from_settings import (
 )
 from shared.chat_platform.tiktok_client import TikTokShopClient
 from shared.codec import encode
-from shared.config import Settings, get_settings
+from shared.config import Settings
 from shared.events import ChatEvent, ChatEventKind
 from shared.kafka import kafka_healthy, start_producer
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
-from shared.ops_http import add_ops_routes
+from shared.service_runtime import add_ops_routes
 from shared.topics import CHAT_EVENTS
 
 log = logging.getLogger("ingest")
@@ -240,7 +240,7 @@ class Publisher:
 def create_app(settings: Settings | None = None, *,
                admin_clock: Callable[[], int] = now_ms) -> FastAPI:
     """The ingest app: platform webhooks plus the admin API (``admin_clock`` in ms, for tests)."""
-    cfg = settings or get_settings()
+    cfg = settings or Settings()
     state: dict[str, object] = {}
     adapters: Mapping[str, WebhookAdapter] = webhook_adapters_from_settings(cfg)
 

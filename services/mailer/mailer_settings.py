@@ -1,13 +1,12 @@
 """The mailer's own settings: the shared :class:`~shared.config.Settings` plus relay TLS,
 the consumer group and the bounce (VERP) domain.
 
-Same ``BRIDGE_`` environment prefix, read once; kept here so mailer-only knobs do not
-grow the library every service imports.
+What belongs here: knobs only the mailer reads. A knob another service reads too
+stays in ``shared/config.py``. Same ``BRIDGE_`` environment prefix; the figures behind
+the defaults are in docs/performance.md.
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 from mailer.outcome_ledger import DEFAULT_RETENTION_MS
 from shared.config import Settings
@@ -18,22 +17,16 @@ class MailerSettings(Settings):
     # Consumer group on mail.digests/mail.notices; replicas of one deployment share it.
     mailer_group: str = "bridge-mailer"
     # Records per batch; each batch costs one fetch, one outcome catch-up and one commit,
-    # now overlapped with the previous batch's sends (mailer/batch_pipeline.py), so a
-    # bigger batch buys little (bench, 8 connections, loopback relay: 32 -> 40% of the
-    # bare loop, 64 -> 43%, 128 -> 48%). A rebalance waits for BOTH batches in flight:
-    # 2 x 64 = 128 digests, ~2-3 s at the default pool of 4 connections to a relay
-    # taking ~60-100 ms per mail (40-70 mails/s), 0.2 s on the bench. 128 would double
-    # that; the wait is cut off at the revoke timeout (60 s) whatever the relay does.
+    # overlapped with the previous batch's sends (mailer/batch_pipeline.py). Small, because
+    # a rebalance waits for both batches in flight (cut off at the revoke timeout, 60 s).
     mailer_batch_records: int = 64
     # Digests in flight at once (composed, being recorded or sent). Above the SMTP pool
     # size so Kafka round trips overlap with sending; the pool still caps SMTP sessions.
     # Also the most that a kill -9 can make send twice (see app.py).
     mailer_concurrency: int = 32
-    # Producer linger for the two outcome records per digest (attempting, then sent).
-    # Each digest waits for both acks, so this adds up to 2x it to a digest's latency
-    # (nothing next to mail delivery) and lets the records of many digests in flight
-    # share a produce request: bench, 8 connections, 2 -> 10 ms cut the broker's CPU
-    # per digest by ~25% and raised mails/s ~5%.
+    # Producer linger for the two outcome records per digest (attempting, then sent): up
+    # to 2x it added to a digest's latency (nothing next to mail delivery), and the records
+    # of many digests in flight share a produce request.
     mailer_producer_linger_ms: int = 10
     # A temporary SMTP failure (4xx, relay down) is retried, with backoff capped at
     # smtp_backoff_max_s, until smtp_max_attempts tries AND this long have passed; only
@@ -61,8 +54,7 @@ class MailerSettings(Settings):
     # threads when set, else the loop.
     mailer_dkim_rsa_process: bool = True
     # Threads for the RSA step when there is no helper process; 0 signs on the event
-    # loop (see app.py: winning the GIL back after each signature costs more than the
-    # signature saves).
+    # loop (winning the GIL back after each signature costs more than it saves).
     mailer_dkim_sign_threads: int = 0
     # How long an outcome is remembered (and then tombstoned on mail.outcomes) after its
     # newest record: by default as long as a replay could still bring its digest back
@@ -72,8 +64,3 @@ class MailerSettings(Settings):
     # Write tombstones for forgotten ids so the compacted topic stops growing too.
     mailer_outcome_tombstones: bool = True
 
-
-@lru_cache(maxsize=1)
-def get_mailer_settings() -> MailerSettings:
-    """The mailer process's settings, read from the environment once."""
-    return MailerSettings()
