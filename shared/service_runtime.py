@@ -19,12 +19,13 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, TypeVar
 
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI, Response
 
+from shared.config import BridgeSettings
 from shared.kafka import DeadLetterWriter, kafka_healthy, report_lag
 from shared.logging import setup_logging
 from shared.metrics import UP, render_metrics
@@ -34,14 +35,6 @@ log = logging.getLogger("service_runtime")
 
 T = TypeVar("T")
 Check = Callable[[], bool]
-
-
-class RuntimeSettings(Protocol):
-    """What the runtime reads of a service's settings."""
-
-    dev_mode: bool
-    log_level: str
-    http_host: str
 
 
 def health_answer(ok: bool) -> tuple[bytes, int]:
@@ -186,15 +179,15 @@ async def _run(service: str, body: Body) -> None:
         log.info("stopped on a signal", extra={"service": service})
 
 
-def start_checked(process: str, cfg: RuntimeSettings, secrets: Iterable[SecretSetting]) -> None:
+def start_checked(process: str, cfg: BridgeSettings, secrets: Iterable[SecretSetting]) -> None:
     """Logging set up, then the secrets refused unless strong (or dev mode): before any
     port is opened or Kafka touched. ``process`` names it in the refusal (``mailer``,
     ``reply-parser front``) and, with dashes, in the logs."""
     setup_logging(process.replace(" ", "-"), cfg.log_level)
-    refuse_weak_secrets(cfg, secrets, process)  # type: ignore[arg-type]
+    refuse_weak_secrets(cfg, secrets, process)
 
 
-def run_service(service: str, cfg: RuntimeSettings, secrets: Iterable[SecretSetting],
+def run_service(service: str, cfg: BridgeSettings, secrets: Iterable[SecretSetting],
                 body: Body, *, process: str | None = None) -> None:
     """A service's ``main()``: checks, then ``body(runtime)`` on a fresh loop until it ends
     or SIGTERM/SIGINT; every part it started is stopped in reverse order either way.

@@ -82,8 +82,8 @@ from shared.metrics import (
     UP,
     render_metrics,
 )
-from shared.service_runtime import health_answer
 from shared.notification_window import WindowPolicy
+from shared.service_runtime import health_answer
 from shared.settings_view import ShopSettingsView
 from shared.topics import CHAT_EVENTS, DEAD_LETTER, MAIL_DIGESTS
 

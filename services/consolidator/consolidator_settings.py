@@ -1,26 +1,24 @@
-"""The consolidator's own settings: the shared :class:`~shared.config.Settings` plus the
-debounce's timing, the state store and the faust worker's knobs.
+"""The consolidator's settings: the debounce's clock, the state store, the faust worker.
 
-What belongs here: knobs only the consolidator reads. A knob another service reads
-too (the notification windows the simulation also uses, Kafka, ports the devstack
-needs) stays in ``shared/config.py``. Same ``BRIDGE_`` environment prefix.
+What belongs here: knobs only the consolidator reads. The notification windows (the
+simulation uses them too) come from ``shared/config.py``. Same ``BRIDGE_`` environment
+prefix.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from shared.config import Settings
+from shared.config import NotificationWindowSettings
 
 
-class ConsolidatorSettings(Settings):
-    # A conversation never waits longer than this from its first pending message.
-    max_wait_s: float = 3600.0
+class ConsolidatorSettings(NotificationWindowSettings):
+    """Knobs only the consolidator reads; one another service reads too belongs in a group
+    of ``shared/config.py`` (add the group to the bases here)."""
+
+    consolidator_port: int = 8101
     # How often this worker's clock is fed into its partitions (the debounce's resolution).
     tick_interval_s: float = 0.25
-    # Bounds on a shop's own window override (seconds)
-    window_override_min_s: float = 60.0
-    window_override_max_s: float = 3600.0
     # A conversation with nothing pending is forgotten this long after its last event
     # (what it keeps: ids already emailed, earlier digests for threading); 0 keeps all
     state_idle_ttl_days: float = 30.0

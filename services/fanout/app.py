@@ -73,6 +73,7 @@ from fanout.delivery_decision import (
 )
 from fanout.delivery_log import DeliveryLog, marker_key
 from fanout.fanout_metrics import DUPLICATE_CHECKS, PARTS_DELIVERED, PLATFORM_RETRIES
+from fanout.fanout_settings import FanoutSettings
 from shared.backoff import GaveUp, RetryPolicy, retry
 from shared.chat_platform.base import (
     ChatPlatform,
@@ -85,7 +86,6 @@ from shared.chat_platform.base import (
 from shared.chat_platform.delivery_check import leading_parts_already_posted
 from shared.chat_platform.from_settings import chat_platform_from_settings
 from shared.codec import DecodeError, decode, encode
-from shared.config import Settings
 from shared.errors import BridgeError
 from shared.events import (
     ChatReply,
@@ -127,7 +127,7 @@ class PartFailed(BridgeError):
 
 
 class FanOut:
-    def __init__(self, cfg: Settings, producer: AIOKafkaProducer, platform: ChatPlatform,
+    def __init__(self, cfg: FanoutSettings, producer: AIOKafkaProducer, platform: ChatPlatform,
                  shops: ShopSettingsView | None = None) -> None:
         self.cfg = cfg
         self.producer = producer
@@ -421,7 +421,7 @@ class ReloadOnAssign(ConsumerRebalanceListener):
         log.info("delivery log loaded", extra={"records": count})
 
 
-async def main(runtime: ServiceRuntime, cfg: Settings) -> None:
+async def main(runtime: ServiceRuntime, cfg: FanoutSettings) -> None:
     """The fan-out's parts, started in order on the runtime (stopped in reverse)."""
     producer = await runtime.producer(start_producer(cfg))
     platform = chat_platform_from_settings(cfg)

@@ -1,8 +1,8 @@
 """Entry point: ``python -m ingest``."""
 
 from ingest.admin_signing import parse_signing_keys
+from ingest.ingest_settings import IngestSettings
 from shared.chat_platform.from_settings import WEBHOOK_SECRETS, tiktok_client_secrets
-from shared.config import Settings
 from shared.secrets_policy import Origin, SecretSetting
 from shared.service_runtime import ServiceRuntime, run_service
 
@@ -14,8 +14,10 @@ SECRETS = (
     SecretSetting("admin_operator_token", Origin.GENERATED),
 )
 
+SETTINGS = IngestSettings  # the one settings class this service reads
 
-async def main(runtime: ServiceRuntime, cfg: Settings) -> None:
+
+async def main(runtime: ServiceRuntime, cfg: IngestSettings) -> None:
     """The FastAPI app starts its Kafka producer and platform client in its lifespan and
     serves /healthz and /metrics itself."""
     from ingest.app import create_app
@@ -24,5 +26,5 @@ async def main(runtime: ServiceRuntime, cfg: Settings) -> None:
 
 
 if __name__ == "__main__":
-    cfg = Settings()
+    cfg = SETTINGS()
     run_service("ingest", cfg, SECRETS, lambda runtime: main(runtime, cfg))

@@ -48,6 +48,7 @@ from ingest.admin_directory import AdminDirectory, authorized_senders, main_acco
 from ingest.admin_feeds import AdminFeeds, SimulationTraces, simulation_send
 from ingest.admin_notices import activation_notice
 from ingest.admin_signing import parse_signing_keys
+from ingest.ingest_settings import IngestSettings
 from ingest.roles import ASSIGNABLE_ROLES, Action, is_allowed, refusal_reason
 from ingest.settings_change import (
     REGION_RE,
@@ -61,7 +62,6 @@ from ingest.settings_change import (
 from ingest.simulation import is_simulation, new_simulation_id, simulation_steps
 from shared.chat_platform.payload_fields import is_id
 from shared.codec import encode
-from shared.config import Settings
 from shared.errors import BridgeError
 from shared.events import (
     AuditEvent,
@@ -110,7 +110,7 @@ def _json(value: object | None) -> str:
     return "null" if value is None else orjson.dumps(value).decode()
 
 
-def build_admin_router(settings: Settings,
+def build_admin_router(settings: IngestSettings,
                        get_producer: Callable[[], AIOKafkaProducer] | None = None, *,
                        clock: Callable[[], int] = now_ms) -> APIRouter:
     """The admin routes under ``/admin``; ``get_producer`` shares the app's producer

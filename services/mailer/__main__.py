@@ -9,9 +9,11 @@ SECRETS = (
     REPLY_TOKEN_KEYS,
     SecretSetting("smtp_password", Origin.ISSUED, needed=lambda cfg: bool(cfg.smtp_username)),
 )
+SETTINGS = MailerSettings  # the one settings class this service reads
+
 
 if __name__ == "__main__":
-    cfg = MailerSettings()
+    cfg = SETTINGS()
     from mailer.app import main
 
     run_service("mailer", cfg, SECRETS, lambda runtime: main(runtime, cfg))

@@ -1,19 +1,51 @@
-"""The mailer's own settings: the shared :class:`~shared.config.Settings` plus relay TLS,
-the consumer group and the bounce (VERP) domain.
+"""The mailer's settings: the relay, DKIM, the digest's links, batching and the ledger.
 
-What belongs here: knobs only the mailer reads. A knob another service reads too
-stays in ``shared/config.py``. Same ``BRIDGE_`` environment prefix; the figures behind
+What belongs here: knobs only the mailer reads. Reply-address tokens (the reply front
+verifies them) and the send limits (the ingest counts them too) come from the shared
+groups in ``shared/config.py``. Same ``BRIDGE_`` environment prefix; the figures behind
 the defaults are in docs/performance.md.
 """
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from mailer.outcome_ledger import DEFAULT_RETENTION_MS
-from shared.config import Settings
+from shared.config import ReplyTokenSettings, SendLimitSettings, dev_secret
 from shared.topics import DAY_MS
 
 
-class MailerSettings(Settings):
+class MailerSettings(ReplyTokenSettings, SendLimitSettings):
+    """Knobs only the mailer reads; one another service reads too belongs in a group
+    of ``shared/config.py`` (add the group to the bases here)."""
+
+    mailer_port: int = 8102
+    notices_from: str = "notifications@bridge.localhost"  # sender of activation and other notices
+    # The chat platform's own image hosts (comma-separated; ".example.com" also matches its
+    # subdomains): only pictures there are shown inline in a digest, any other becomes a
+    # link to the chat (a remote image elsewhere is a tracking pixel for its owner).
+    # Locally the sandbox serves images from 127.0.0.1.
+    digest_image_hosts: str = "127.0.0.1"
+    # Where a digest's List-Unsubscribe and footer send a shop manager: the seller centre's
+    # notification settings in production; the admin API's settings resource locally.
+    settings_link_template: str = "http://127.0.0.1:8000/admin/shops/{shop_id}/settings"
+
+    # Outbound SMTP relay
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: SecretStr = dev_secret("smtp_password")
+    smtp_pool_size: int = 4
+    smtp_timeout_s: float = 15.0
+    smtp_max_attempts: int = 8
+    smtp_backoff_base_s: float = 0.5
+    smtp_backoff_max_s: float = 60.0
+    # DKIM: signing is on when a key file (e.g. a mounted Secret) is given
+    dkim_selector: str = "bridge"
+    dkim_domain: str = "bridge.localhost"
+    dkim_key_file: str = ""
+
     # Consumer group on mail.digests/mail.notices; replicas of one deployment share it.
     mailer_group: str = "bridge-mailer"
     # Records per batch; each batch costs one fetch, one outcome catch-up and one commit,

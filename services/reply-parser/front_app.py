@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from reply_parser.smtp_front import ReplyFrontHandler, SessionLimits, start_smtp_front
-from shared.config import Settings
 from shared.kafka import start_producer
 from shared.service_runtime import ServiceRuntime
 from shared.tokens import parse_keys
@@ -12,7 +12,7 @@ from shared.topics import INBOUND_RECORD_LIMIT
 SERVICE = "reply_front"
 
 
-async def main(runtime: ServiceRuntime, cfg: Settings) -> None:
+async def main(runtime: ServiceRuntime, cfg: ReplyParserSettings) -> None:
     """The front's parts, started in order on the runtime (stopped in reverse)."""
     producer = await runtime.producer(start_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT))
     handler = ReplyFrontHandler(producer, parse_keys(cfg.token_keys.get_secret_value()),

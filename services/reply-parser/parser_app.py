@@ -40,9 +40,9 @@ from reply_parser.mail_auth import AuthResult, DnsPythonResolver, DnsResolver, e
 from reply_parser.mime_limits import MailTooComplex
 from reply_parser.parse_guard import AttemptLog, ParseWatchdog
 from reply_parser.parser_metrics import DIGESTS_BOUNCED, REPLIES_CLASSIFIED
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from shared.backoff import RetryPolicy
 from shared.codec import DecodeError, decode, encode
-from shared.config import Settings
 from shared.events import (
     ChatEvent,
     ChatEventKind,
@@ -122,8 +122,8 @@ OUTSIDE_TRIGGERED_NOTICES = frozenset({NoticeKind.SENDER_REJECTED, NoticeKind.HE
 
 
 class Parser:
-    def __init__(self, cfg: Settings, producer: AIOKafkaProducer, shops: ShopSettingsView,
-                 resolver: DnsResolver | None,
+    def __init__(self, cfg: ReplyParserSettings, producer: AIOKafkaProducer,
+                 shops: ShopSettingsView, resolver: DnsResolver | None,
                  watchdog: ParseWatchdog | None = None) -> None:
         self.cfg = cfg
         self.producer = producer
@@ -356,7 +356,7 @@ async def retry_deferred(consumer: AIOKafkaConsumer, parser: Parser) -> None:
             await asyncio.sleep(min(max(0, next_due - now_ms()) / 1000, RETRY_NAP_MAX_S))
 
 
-async def main(runtime: ServiceRuntime, cfg: Settings) -> None:
+async def main(runtime: ServiceRuntime, cfg: ReplyParserSettings) -> None:
     """The parser's parts, started in order on the runtime (stopped in reverse)."""
     producer = await runtime.producer(start_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT))
     shops = ShopSettingsView(cfg)
