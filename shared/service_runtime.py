@@ -8,8 +8,8 @@ started. ``/healthz`` answers 200 ``{"ok":true}`` while every readiness check pa
 503 otherwise (the Kubernetes probes and the devstack wait on it); ``/metrics`` is the
 Prometheus text. A service with its own HTTP app (ingest) serves both on that app
 (:func:`add_ops_routes`); the others on a small one of their own (:func:`build_ops_app`).
-The consolidator is a faust worker, which owns its loop and signals: it uses the same
-entry (:func:`run_service` with a blocking ``run``) and answers with :func:`health_answer`.
+The consolidator is a faust worker, which owns its loop and signals: it makes the same
+checks (:func:`start_checked`) and answers its probes with :func:`health_answer`.
 """
 
 from __future__ import annotations
@@ -146,7 +146,9 @@ class ServiceRuntime:
         return self.background(serve())
 
     def serve_ops(self, host: str, port: int) -> asyncio.Task[Any]:
-        """Serve ``/healthz`` (every readiness check) and ``/metrics`` until shutdown."""
+        """Serve ``/healthz`` (every readiness check) and ``/metrics`` until shutdown; the
+        service counts as up (``bridge_up``) from here: its parts have started."""
+        UP.labels(self.service).set(1)
         return self.serve_http(build_ops_app(self.service, self.healthy), host, port)
 
 
@@ -155,7 +157,7 @@ Body = Callable[[ServiceRuntime], Awaitable[None]]
 
 @contextlib.asynccontextmanager
 async def service_runtime(service: str) -> AsyncIterator[ServiceRuntime]:
-    """The runtime of one service: ``bridge_up`` is 1 inside, every part stopped on exit."""
+    """The runtime of one service: every part stopped on exit, ``bridge_up`` then 0."""
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(UP.labels(service).set, 0)
         runtime = ServiceRuntime(service, stack)
@@ -170,7 +172,6 @@ async def _run(service: str, body: Body) -> None:
         loop.add_signal_handler(sig, work.cancel)
     try:
         async with service_runtime(service) as runtime:
-            UP.labels(service).set(1)
             try:
                 await body(runtime)
             finally:
