@@ -35,9 +35,9 @@ from reply_parser.inbound_pipeline import (  # noqa: E402
     decide,
 )
 from reply_parser.mime_limits import MailTooComplex  # noqa: E402
+from reply_parser.reply_parser_settings import ReplyParserSettings  # noqa: E402
 from shared.codec import DecodeError, from_dict  # noqa: E402
-from shared.config import get_settings  # noqa: E402
-from shared.errors import BridgeError
+from shared.errors import BridgeError  # noqa: E402
 from shared.events import InboundEnvelope, ShopSettings  # noqa: E402
 from shared.tokens import TokenError, parse_keys, split_reply_address, verify_token  # noqa: E402
 
@@ -66,7 +66,7 @@ def _shop_from(spec: str | None, shop_id: str) -> ShopSettings | None:
 def inspect(raw: bytes, *, shop_settings: str | None = None, rcpt: str | None = None,
             mail_from: str | None = None, peer: str = "") -> dict[str, object]:
     """The JSON-ready verdict for one raw message."""
-    cfg = get_settings()
+    cfg = ReplyParserSettings()
     shop_id, conversation_id = "inspect", "inspect"
     if rcpt:
         try:

@@ -44,7 +44,7 @@ from reply_parser.inbound_pipeline import (  # noqa: E402
     PipelineConfig,
     decide,
 )
-from shared.config import get_settings  # noqa: E402
+from reply_parser.reply_parser_settings import ReplyParserSettings  # noqa: E402
 from shared.events import InboundEnvelope, ShopSettings  # noqa: E402
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -108,7 +108,7 @@ def parse(raw: bytes) -> EmailMessage:
     return email.message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
 
 
-_SETTINGS = get_settings()
+_SETTINGS = ReplyParserSettings()
 _OWN = OwnIdentity(_SETTINGS.message_id_domain, _SETTINGS.reply_domain_base)
 _SHOP = ShopSettings(shop_id="score", destination_email=_SETTINGS.default_destination_email)
 _ENV = InboundEnvelope(mail_id="score", shop_id="score", conversation_id="score", mail_from="",

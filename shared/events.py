@@ -121,7 +121,7 @@ class ShopSettings:
     inline_images_allowed: bool | None = None  # None: the destination kind's default
     authorized_senders: tuple[str, ...] = ()
     # Inbound mail authentication policy; "" = the operator's default for the destination
-    # kind (Settings.inbound_auth_policy / inbound_auth_policy_helpdesk).
+    # kind (ReplyParserSettings.inbound_auth_policy / inbound_auth_policy_helpdesk).
     mail_auth_policy: MailAuthPolicy | Literal[""] = ""
     updated_at_ms: int = 0
     updated_by: str = ""

@@ -21,7 +21,7 @@ from aiokafka.protocol.transaction import InitProducerIdRequest
 
 from shared.backoff import GaveUp, RetryPolicy, retry
 from shared.codec import encode
-from shared.config import Settings
+from shared.config import BridgeSettings
 from shared.errors import BridgeError
 from shared.events import DeadLetter
 from shared.logging import now_ms
@@ -31,7 +31,7 @@ from shared.topics import ALL_TOPICS, DEAD_LETTER, DEFAULT_RECORD_LIMIT, TopicSp
 log = logging.getLogger(__name__)
 
 
-def make_producer(settings: Settings, *, idempotent: bool | None = None,
+def make_producer(settings: BridgeSettings, *, idempotent: bool | None = None,
                   max_request_size: int = DEFAULT_RECORD_LIMIT,
                   linger_ms: int = 2) -> AIOKafkaProducer:
     """An acks=all producer, idempotent when ``idempotent`` says so.
@@ -52,7 +52,7 @@ def make_producer(settings: Settings, *, idempotent: bool | None = None,
     )
 
 
-async def start_producer(settings: Settings, *, max_request_size: int = DEFAULT_RECORD_LIMIT,
+async def start_producer(settings: BridgeSettings, *, max_request_size: int = DEFAULT_RECORD_LIMIT,
                          linger_ms: int = 2) -> AIOKafkaProducer:
     """:func:`make_producer` with idempotence as :func:`producer_idempotence` decides, started."""
     producer = make_producer(settings, idempotent=await producer_idempotence(settings),
@@ -64,7 +64,7 @@ async def start_producer(settings: Settings, *, max_request_size: int = DEFAULT_
 _IDEMPOTENCE_BY_BOOTSTRAP: dict[str, bool] = {}
 
 
-async def producer_idempotence(settings: Settings) -> bool:
+async def producer_idempotence(settings: BridgeSettings) -> bool:
     """Whether this deployment's producers are idempotent: ``BRIDGE_KAFKA_IDEMPOTENCE``
     true/false as set; ``auto`` asks the broker once per process (then remembered)."""
     if settings.kafka_idempotence != "auto":
@@ -120,7 +120,7 @@ async def broker_allows_idempotence(bootstrap: str, *, timeout_s: float = 30.0) 
         await client.close()
 
 
-def make_consumer(settings: Settings, *topics: str, group_id: str,
+def make_consumer(settings: BridgeSettings, *topics: str, group_id: str,
                   max_partition_fetch_bytes: int = DEFAULT_RECORD_LIMIT,
                   max_poll_records: int = 500) -> AIOKafkaConsumer:
     """Manual-commit consumer: offsets commit only after the downstream write."""

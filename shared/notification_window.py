@@ -32,7 +32,7 @@ class Windows:
 
 
 class WindowSettings(Protocol):
-    """The settings the policy is read from (``shared.config.Settings`` has them)."""
+    """The settings the policy is read from (``NotificationWindowSettings`` has them)."""
 
     @property
     def window_mailbox_s(self) -> float: ...

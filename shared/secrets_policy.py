@@ -9,8 +9,8 @@ does not read.
 
 Weak means:
 - empty, while the feature that reads it is in use;
-- a published value: the default of any secret setting in :class:`Settings` (the
-  dev values, which the dev overlay also uses), or one of its keys;
+- a published value: the default of any secret setting (:data:`shared.config.DEV_SECRETS`,
+  the dev values, which the dev overlay also uses), or one of its keys;
 - for a secret we generate (HMAC keys, bearer tokens), fewer than
   :data:`MIN_KEY_BYTES` bytes or fewer than :data:`MIN_DISTINCT_CHARS` distinct
   characters (a placeholder such as ``changemechangeme...``). Credentials issued
@@ -26,10 +26,11 @@ import enum
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import SecretStr
 
-from shared.config import Settings
+from shared.config import DEV_SECRETS, BridgeSettings
 from shared.tokens import parse_keys
 
 DEV_MODE_VAR = "BRIDGE_DEV_MODE"
@@ -49,19 +50,19 @@ class Origin(enum.Enum):
     ISSUED = "issued"  # a third party's credential: its format is theirs
 
 
-def _always(cfg: Settings) -> bool:
+def _always(cfg: Any) -> bool:
     return True
 
 
 @dataclass(frozen=True, slots=True)
 class SecretSetting:
-    """A secret a service reads: the :class:`Settings` field, its origin, how to split it
+    """A secret a service reads: the field of its settings, its origin, how to split it
     into keys (a ring), and when the service needs it (empty is fine otherwise)."""
 
     name: str
     origin: Origin
     ring: RingParser | None = None
-    needed: Callable[[Settings], bool] = field(default=_always)
+    needed: Callable[[Any], bool] = field(default=_always)
 
     @property
     def env_var(self) -> str:
@@ -69,17 +70,14 @@ class SecretSetting:
 
 
 def secret_field_names() -> tuple[str, ...]:
-    """Every secret setting: the :class:`Settings` fields typed ``SecretStr``."""
-    return tuple(name for name, info in Settings.model_fields.items()
-                 if info.annotation is SecretStr)
+    """Every secret setting of every service (each a ``SecretStr`` field)."""
+    return tuple(DEV_SECRETS)
 
 
 def _published_values() -> frozenset[bytes]:
     """The default of every secret setting, whole and split like a ring (``kid:secret``)."""
     out: set[bytes] = set()
-    for name in secret_field_names():
-        default = Settings.model_fields[name].default
-        text = default.get_secret_value() if isinstance(default, SecretStr) else ""
+    for text in DEV_SECRETS.values():
         for value in (text, *(item.partition(":")[2] for item in text.split(","))):
             if value:
                 out.add(value.encode())
@@ -120,7 +118,7 @@ def setting_weakness(secret: SecretSetting, value: str) -> list[str]:
             if (reason := key_weakness(material, secret.origin))]
 
 
-def weak_secrets(cfg: Settings, used: Iterable[SecretSetting]) -> list[str]:
+def weak_secrets(cfg: BridgeSettings, used: Iterable[SecretSetting]) -> list[str]:
     """``"BRIDGE_X (reason)"`` for every secret the service needs that is weak (in any mode)."""
     problems = []
     for secret in used:
@@ -140,7 +138,7 @@ def refusal_message(service: str, problems: list[str]) -> str:
             f" {DEV_MODE_VAR}=true is for local development only.")
 
 
-def refuse_weak_secrets(cfg: Settings, used: Iterable[SecretSetting], service: str) -> None:
+def refuse_weak_secrets(cfg: BridgeSettings, used: Iterable[SecretSetting], service: str) -> None:
     """Exit (status 1, the one-line reason on stderr) unless every secret ``service`` needs
     is strong or development mode is on. Call it before opening a port or touching Kafka."""
     problems = weak_secrets(cfg, used)

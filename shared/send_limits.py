@@ -22,7 +22,7 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.config import Settings
+from shared.config import SendLimitSettings
 from shared.events import MailNotice, NoticeKind
 
 HOUR_MS = 3_600_000
@@ -90,7 +90,7 @@ def send_of(notice: MailNotice) -> MailSend:
                     recipient=notice.to_address, at_ms=notice.created_at_ms)
 
 
-def limits_from(cfg: Settings) -> tuple[SendLimit, ...]:
+def limits_from(cfg: SendLimitSettings) -> tuple[SendLimit, ...]:
     """The limits the settings ask for; a limit of 0 is off."""
     activation = frozenset({NoticeKind.ACTIVATION.value})
     return (SendLimit(RECIPIENT, cfg.send_limit_activation_per_recipient_hour, HOUR_MS,

@@ -14,7 +14,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.codec import DecodeError, decode
-from shared.config import Settings
+from shared.config import BridgeSettings
 from shared.events import ShopSettings
 from shared.kafka import topic_partitions
 from shared.topics import SHOP_SETTINGS
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class ShopSettingsView:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: BridgeSettings) -> None:
         self._settings = settings
         self._shops: dict[str, ShopSettings] = {}
         self._consumer: AIOKafkaConsumer | None = None

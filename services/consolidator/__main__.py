@@ -1,15 +1,17 @@
 """Entry point: ``python -m consolidator`` (a faust worker)."""
 
-from shared.config import get_settings
-from shared.logging import setup_logging
-from shared.secrets_policy import SecretSetting, refuse_weak_secrets
+from consolidator.consolidator_settings import ConsolidatorSettings
+from shared.secrets_policy import SecretSetting
+from shared.service_runtime import start_checked
 
+SERVICE = "consolidator"
 SECRETS: tuple[SecretSetting, ...] = ()  # it reads no secret; checked like every service
+SETTINGS = ConsolidatorSettings  # the one settings class this service reads
+
 
 if __name__ == "__main__":
-    cfg = get_settings()
-    setup_logging("consolidator", cfg.log_level)
-    refuse_weak_secrets(cfg, SECRETS, "consolidator")
-    from consolidator.app import app
+    cfg = SETTINGS()
+    start_checked(SERVICE, cfg, SECRETS)  # before a port is opened or Kafka touched
+    from consolidator.app import Consolidator
 
-    app.main()
+    Consolidator(cfg).run()

@@ -73,6 +73,7 @@ from fanout.delivery_decision import (
 )
 from fanout.delivery_log import DeliveryLog, marker_key
 from fanout.fanout_metrics import DUPLICATE_CHECKS, PARTS_DELIVERED, PLATFORM_RETRIES
+from fanout.fanout_settings import FanoutSettings
 from shared.backoff import GaveUp, RetryPolicy, retry
 from shared.chat_platform.base import (
     ChatPlatform,
@@ -85,7 +86,6 @@ from shared.chat_platform.base import (
 from shared.chat_platform.delivery_check import leading_parts_already_posted
 from shared.chat_platform.from_settings import chat_platform_from_settings
 from shared.codec import DecodeError, decode, encode
-from shared.config import Settings, get_settings
 from shared.errors import BridgeError
 from shared.events import (
     ChatReply,
@@ -98,15 +98,13 @@ from shared.events import (
 from shared.kafka import (
     DeadLetterWriter,
     consume_keyed_batches,
-    kafka_healthy,
     make_consumer,
-    report_lag,
     start_producer,
 )
 from shared.logging import now_ms
-from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
+from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS
 from shared.notice_texts import delivery_failed_text
-from shared.ops_http import build_ops_app, serve_ops
+from shared.service_runtime import ServiceRuntime
 from shared.settings_view import ShopSettingsView
 from shared.topics import CHAT_DELIVERIES, CHAT_REPLIES, MAIL_NOTICES
 
@@ -129,7 +127,7 @@ class PartFailed(BridgeError):
 
 
 class FanOut:
-    def __init__(self, cfg: Settings, producer: AIOKafkaProducer, platform: ChatPlatform,
+    def __init__(self, cfg: FanoutSettings, producer: AIOKafkaProducer, platform: ChatPlatform,
                  shops: ShopSettingsView | None = None) -> None:
         self.cfg = cfg
         self.producer = producer
@@ -423,29 +421,17 @@ class ReloadOnAssign(ConsumerRebalanceListener):
         log.info("delivery log loaded", extra={"records": count})
 
 
-async def main() -> None:
-    cfg = get_settings()
-    producer = await start_producer(cfg)
+async def main(runtime: ServiceRuntime, cfg: FanoutSettings) -> None:
+    """The fan-out's parts, started in order on the runtime (stopped in reverse)."""
+    producer = await runtime.producer(start_producer(cfg))
     platform = chat_platform_from_settings(cfg)
+    runtime.on_stop(platform.aclose)
     shops = ShopSettingsView(cfg)
-    await shops.start()
+    await runtime.started(shops, shops.start, shops.stop)
     fanout = FanOut(cfg, producer, platform, shops)
     consumer: AIOKafkaConsumer = make_consumer(cfg, group_id=cfg.fanout_group)
     consumer.subscribe([cfg.fanout_replies_topic],
                        listener=ReloadOnAssign(fanout, cfg.kafka_bootstrap))
-    await consumer.start()
-    ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)
-                                        and kafka_healthy(consumer)),
-                          cfg.http_host, cfg.fanout_port)
-    lag = asyncio.create_task(report_lag(consumer, cfg.fanout_group))
-    UP.labels(SERVICE).set(1)
-    try:
-        await consume_keyed_batches(consumer, fanout.handle, max_records=500)
-    finally:
-        UP.labels(SERVICE).set(0)
-        lag.cancel()
-        ops.cancel()
-        await consumer.stop()
-        await shops.stop()
-        await producer.stop()
-        await platform.aclose()
+    await runtime.consumer(consumer, group=cfg.fanout_group)
+    runtime.serve_ops(cfg.http_host, cfg.fanout_port)
+    await consume_keyed_batches(consumer, fanout.handle, max_records=500)

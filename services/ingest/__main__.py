@@ -1,12 +1,10 @@
 """Entry point: ``python -m ingest``."""
 
-import uvicorn
-
 from ingest.admin_signing import parse_signing_keys
+from ingest.ingest_settings import IngestSettings
 from shared.chat_platform.from_settings import WEBHOOK_SECRETS, tiktok_client_secrets
-from shared.config import get_settings
-from shared.logging import setup_logging
-from shared.secrets_policy import Origin, SecretSetting, refuse_weak_secrets
+from shared.secrets_policy import Origin, SecretSetting
+from shared.service_runtime import ServiceRuntime, run_service
 
 # Webhook signatures, the platform client (buyer names), the admin API's keys.
 SECRETS = (
@@ -16,11 +14,17 @@ SECRETS = (
     SecretSetting("admin_operator_token", Origin.GENERATED),
 )
 
-if __name__ == "__main__":
-    cfg = get_settings()
-    setup_logging("ingest", cfg.log_level)
-    refuse_weak_secrets(cfg, SECRETS, "ingest")  # before a port is opened or Kafka touched
+SETTINGS = IngestSettings  # the one settings class this service reads
+
+
+async def main(runtime: ServiceRuntime, cfg: IngestSettings) -> None:
+    """The FastAPI app starts its Kafka producer and platform client in its lifespan and
+    serves /healthz and /metrics itself."""
     from ingest.app import create_app
 
-    uvicorn.run(create_app(cfg), host=cfg.http_host, port=cfg.ingest_port, log_level="warning",
-                access_log=False)
+    await runtime.serve_http(create_app(cfg), cfg.http_host, cfg.ingest_port, lifespan="on")
+
+
+if __name__ == "__main__":
+    cfg = SETTINGS()
+    run_service("ingest", cfg, SECRETS, lambda runtime: main(runtime, cfg))

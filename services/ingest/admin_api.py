@@ -44,6 +44,7 @@ from ingest.activation import (
 from ingest.admin_auth import AuthError, Principal, authenticate, issue_api_token
 from ingest.admin_directory import user_key
 from ingest.admin_state import AdminState, Refused, settings_record, user_record
+from ingest.ingest_settings import IngestSettings
 from ingest.roles import ASSIGNABLE_ROLES, Action, is_allowed, refusal_reason
 from ingest.settings_change import (
     REGION_RE,
@@ -57,7 +58,6 @@ from ingest.settings_change import (
 from ingest.simulation import is_simulation, new_simulation_id, simulation_steps
 from shared.chat_platform.payload_fields import is_id
 from shared.codec import encode
-from shared.config import Settings
 from shared.events import (
     ChatContent,
     ChatEvent,
@@ -558,7 +558,7 @@ ROUTES: list[tuple[str, str, Callable[..., Awaitable[Response]], str]] = [
 ]
 
 
-def build_admin_router(settings: Settings,
+def build_admin_router(settings: IngestSettings,
                        get_producer: Callable[[], AIOKafkaProducer] | None = None, *,
                        clock: Callable[[], int] = now_ms) -> APIRouter:
     """The admin routes under ``/admin``; ``get_producer`` shares the app's producer

@@ -17,9 +17,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from ingest.admin_directory import AdminDirectory
+from ingest.ingest_settings import IngestSettings
 from ingest.simulation import SIMULATION_PREFIX, SimulationTrace
 from shared.codec import DecodeError, decode
-from shared.config import Settings
 from shared.events import (
     AuditEvent,
     ChatEvent,
@@ -109,7 +109,7 @@ class SimulationTraces:
 
 
 class AdminFeeds:
-    def __init__(self, settings: Settings, directory: AdminDirectory,
+    def __init__(self, settings: IngestSettings, directory: AdminDirectory,
                  traces: SimulationTraces) -> None:
         self._settings = settings
         self.directory = directory

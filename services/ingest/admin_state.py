@@ -30,9 +30,9 @@ from ingest.admin_directory import AdminDirectory, authorized_senders, main_acco
 from ingest.admin_feeds import AdminFeeds, SimulationTraces, simulation_send
 from ingest.admin_notices import activation_notice
 from ingest.admin_signing import parse_signing_keys
+from ingest.ingest_settings import IngestSettings
 from ingest.settings_change import initial_settings
 from shared.codec import encode
-from shared.config import Settings
 from shared.errors import BridgeError
 from shared.events import AuditEvent, ShopSettings, ShopUser
 from shared.kafka import start_producer
@@ -64,7 +64,7 @@ class AdminState:
     (ms) is injectable for tests.
     """
 
-    def __init__(self, settings: Settings,
+    def __init__(self, settings: IngestSettings,
                  get_producer: Callable[[], AIOKafkaProducer] | None = None, *,
                  clock: Callable[[], int] = now_ms) -> None:
         self.cfg = settings

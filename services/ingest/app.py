@@ -35,6 +35,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from ingest.admin_api import build_admin_router
+from ingest.ingest_settings import IngestSettings
 from ingest.webhook_events import RecentIds, chat_event_from_message
 from shared.chat_platform.base import (
     ChatPlatform,
@@ -49,12 +50,11 @@ from shared.chat_platform.from_settings import (
 )
 from shared.chat_platform.tiktok_client import TikTokShopClient
 from shared.codec import encode
-from shared.config import Settings, get_settings
 from shared.events import ChatEvent, ChatEventKind
 from shared.kafka import kafka_healthy, start_producer
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
-from shared.ops_http import add_ops_routes
+from shared.service_runtime import add_ops_routes
 from shared.topics import CHAT_EVENTS
 
 log = logging.getLogger("ingest")
@@ -187,7 +187,7 @@ class BuyerNames:
 class Publisher:
     """Writes events to Kafka, bounded in flight, deduplicating redelivered message ids."""
 
-    def __init__(self, producer: AIOKafkaProducer, cfg: Settings) -> None:
+    def __init__(self, producer: AIOKafkaProducer, cfg: IngestSettings) -> None:
         self.producer = producer
         self.max_inflight = cfg.ingest_max_inflight
         self.timeout_s = cfg.ingest_kafka_timeout_s
@@ -237,10 +237,10 @@ class Publisher:
             await asyncio.wait_for(asyncio.gather(*waits), self.timeout_s)
 
 
-def create_app(settings: Settings | None = None, *,
+def create_app(settings: IngestSettings | None = None, *,
                admin_clock: Callable[[], int] = now_ms) -> FastAPI:
     """The ingest app: platform webhooks plus the admin API (``admin_clock`` in ms, for tests)."""
-    cfg = settings or get_settings()
+    cfg = settings or IngestSettings()
     state: dict[str, object] = {}
     adapters: Mapping[str, WebhookAdapter] = webhook_adapters_from_settings(cfg)
 

@@ -49,7 +49,7 @@ from mailer.mailer_metrics import (
     SEND_RETRIES,
     SEND_SECONDS,
 )
-from mailer.mailer_settings import MailerSettings, get_mailer_settings
+from mailer.mailer_settings import MailerSettings
 from mailer.notice_email import compose_notice_bytes
 from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
 from mailer.send_policy import given_up, relay_retry_policy, temporary
@@ -60,16 +60,14 @@ from shared.codec import DecodeError, decoder, encode
 from shared.events import Digest, MailNotice, MailOutcome, MailStatus
 from shared.kafka import (
     DeadLetterWriter,
-    kafka_healthy,
     make_consumer,
-    report_lag,
     start_producer,
 )
 from shared.logging import now_ms
-from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
-from shared.ops_http import build_ops_app, serve_ops
+from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS
 from shared.send_limits import SendWindow, limits_from, send_of
 from shared.sent_mail_log import SentMailLog, notice_send
+from shared.service_runtime import ServiceRuntime
 from shared.topics import DAY_MS, MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
 
 SERVICE = "mailer"
@@ -304,41 +302,28 @@ def relay_config(cfg: MailerSettings) -> RelayConfig:
                        ca_file=cfg.smtp_tls_ca_file, validate_certs=cfg.smtp_validate_certs)
 
 
-async def main() -> None:
-    cfg = get_mailer_settings()
+async def main(runtime: ServiceRuntime, cfg: MailerSettings) -> None:
+    """The mailer's parts, started in order on the runtime (stopped in reverse)."""
     signer = load_signer(cfg)  # a bad key fails here, before anything is consumed
-    producer = await start_mailer_producer(cfg)
+    producer = await runtime.producer(start_mailer_producer(cfg))
     pool = SmtpPool(relay_config(cfg))
+    runtime.on_stop(pool.close)
     ledger = outcome_ledger(cfg, producer)
-    await ledger.start()
+    await runtime.started(ledger, ledger.start, ledger.stop)
     log.info("outcome ledger loaded", extra={"outcomes": len(ledger)})
     compose_processes = await start_compose_processes(cfg)
+    if compose_processes is not None:
+        runtime.on_stop(compose_processes.close)
     sends = SendWindow(limits_from(cfg))
     # Seeded once with what is on the log (a restart must not reopen the window); erring
     # on the strict side, the notices not yet handled count too.
     sent_log = SentMailLog(cfg.kafka_bootstrap, sends, {MAIL_NOTICES.name: notice_send},
                            client_id="mailer-sent-mail", follow=False)
-    await sent_log.start()
+    await runtime.started(sent_log, sent_log.start, sent_log.stop)
     mailer = Mailer(cfg, producer, pool, signer, ledger, compose_processes, sends)
-    consumer = make_consumer(cfg, group_id=cfg.mailer_group)
-    await consumer.start()
     # Ready while both Kafka clients reach the cluster (a relay outage is retried, not unready).
-    ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)
-                                        and kafka_healthy(consumer)),
-                          cfg.http_host, cfg.mailer_port)
-    lag = asyncio.create_task(report_lag(consumer, cfg.mailer_group))
-    UP.labels(SERVICE).set(1)
-    try:
-        await consume_digests(consumer, [MAIL_DIGESTS.name, MAIL_NOTICES.name], ledger,
-                              mailer.handle, max_records=cfg.mailer_batch_records)
-    finally:
-        UP.labels(SERVICE).set(0)
-        lag.cancel()
-        ops.cancel()
-        await consumer.stop()
-        await sent_log.stop()
-        await ledger.stop()
-        await producer.stop()
-        await pool.close()
-        if compose_processes is not None:
-            await compose_processes.close()
+    consumer = await runtime.consumer(make_consumer(cfg, group_id=cfg.mailer_group),
+                                      group=cfg.mailer_group)
+    runtime.serve_ops(cfg.http_host, cfg.mailer_port)
+    await consume_digests(consumer, [MAIL_DIGESTS.name, MAIL_NOTICES.name], ledger,
+                          mailer.handle, max_records=cfg.mailer_batch_records)

@@ -1,39 +1,64 @@
-"""The mailer's own settings: the shared :class:`~shared.config.Settings` plus relay TLS,
-the consumer group and the bounce (VERP) domain.
+"""The mailer's settings: the relay, DKIM, the digest's links, batching and the ledger.
 
-Same ``BRIDGE_`` environment prefix, read once; kept here so mailer-only knobs do not
-grow the library every service imports.
+What belongs here: knobs only the mailer reads. Reply-address tokens (the reply front
+verifies them) and the send limits (the ingest counts them too) come from the shared
+groups in ``shared/config.py``. Same ``BRIDGE_`` environment prefix; the figures behind
+the defaults are in docs/performance.md.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from pydantic import SecretStr
 
 from mailer.outcome_ledger import DEFAULT_RETENTION_MS
-from shared.config import Settings
+from shared.config import ReplyTokenSettings, SendLimitSettings, dev_secret
 from shared.topics import DAY_MS
 
 
-class MailerSettings(Settings):
+class MailerSettings(ReplyTokenSettings, SendLimitSettings):
+    """Knobs only the mailer reads; one another service reads too belongs in a group
+    of ``shared/config.py`` (add the group to the bases here)."""
+
+    mailer_port: int = 8102
+    notices_from: str = "notifications@bridge.localhost"  # sender of activation and other notices
+    # The chat platform's own image hosts (comma-separated; ".example.com" also matches its
+    # subdomains): only pictures there are shown inline in a digest, any other becomes a
+    # link to the chat (a remote image elsewhere is a tracking pixel for its owner).
+    # Locally the sandbox serves images from 127.0.0.1.
+    digest_image_hosts: str = "127.0.0.1"
+    # Where a digest's List-Unsubscribe and footer send a shop manager: the seller centre's
+    # notification settings in production; the admin API's settings resource locally.
+    settings_link_template: str = "http://127.0.0.1:8000/admin/shops/{shop_id}/settings"
+
+    # Outbound SMTP relay
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: SecretStr = dev_secret("smtp_password")
+    smtp_pool_size: int = 4
+    smtp_timeout_s: float = 15.0
+    smtp_max_attempts: int = 8
+    smtp_backoff_base_s: float = 0.5
+    smtp_backoff_max_s: float = 60.0
+    # DKIM: signing is on when a key file (e.g. a mounted Secret) is given
+    dkim_selector: str = "bridge"
+    dkim_domain: str = "bridge.localhost"
+    dkim_key_file: str = ""
+
     # Consumer group on mail.digests/mail.notices; replicas of one deployment share it.
     mailer_group: str = "bridge-mailer"
     # Records per batch; each batch costs one fetch, one outcome catch-up and one commit,
-    # now overlapped with the previous batch's sends (mailer/batch_pipeline.py), so a
-    # bigger batch buys little (bench, 8 connections, loopback relay: 32 -> 40% of the
-    # bare loop, 64 -> 43%, 128 -> 48%). A rebalance waits for BOTH batches in flight:
-    # 2 x 64 = 128 digests, ~2-3 s at the default pool of 4 connections to a relay
-    # taking ~60-100 ms per mail (40-70 mails/s), 0.2 s on the bench. 128 would double
-    # that; the wait is cut off at the revoke timeout (60 s) whatever the relay does.
+    # overlapped with the previous batch's sends (mailer/batch_pipeline.py). Small, because
+    # a rebalance waits for both batches in flight (cut off at the revoke timeout, 60 s).
     mailer_batch_records: int = 64
     # Digests in flight at once (composed, being recorded or sent). Above the SMTP pool
     # size so Kafka round trips overlap with sending; the pool still caps SMTP sessions.
     # Also the most that a kill -9 can make send twice (see app.py).
     mailer_concurrency: int = 32
-    # Producer linger for the two outcome records per digest (attempting, then sent).
-    # Each digest waits for both acks, so this adds up to 2x it to a digest's latency
-    # (nothing next to mail delivery) and lets the records of many digests in flight
-    # share a produce request: bench, 8 connections, 2 -> 10 ms cut the broker's CPU
-    # per digest by ~25% and raised mails/s ~5%.
+    # Producer linger for the two outcome records per digest (attempting, then sent): up
+    # to 2x it added to a digest's latency (nothing next to mail delivery), and the records
+    # of many digests in flight share a produce request.
     mailer_producer_linger_ms: int = 10
     # A temporary SMTP failure (4xx, relay down) is retried, with backoff capped at
     # smtp_backoff_max_s, until smtp_max_attempts tries AND this long have passed; only
@@ -65,8 +90,3 @@ class MailerSettings(Settings):
     # Write tombstones for forgotten ids so the compacted topic stops growing too.
     mailer_outcome_tombstones: bool = True
 
-
-@lru_cache(maxsize=1)
-def get_mailer_settings() -> MailerSettings:
-    """The mailer process's settings, read from the environment once."""
-    return MailerSettings()

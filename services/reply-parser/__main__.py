@@ -1,24 +1,24 @@
 """Entry points: ``python -m reply_parser front`` (SMTP) or ``python -m reply_parser parser``."""
 
-import asyncio
 import sys
 
-from shared.config import get_settings
-from shared.logging import setup_logging
-from shared.secrets_policy import REPLY_TOKEN_KEYS, SecretSetting, refuse_weak_secrets
+from reply_parser.reply_parser_settings import ReplyParserSettings
+from shared.secrets_policy import REPLY_TOKEN_KEYS, SecretSetting
+from shared.service_runtime import run_service
 
 # The front verifies reply addresses at RCPT time; the parser reads no secret.
 SECRETS: dict[str, tuple[SecretSetting, ...]] = {"front": (REPLY_TOKEN_KEYS,), "parser": ()}
+SETTINGS = ReplyParserSettings  # the one settings class this service reads
+
 
 if __name__ == "__main__":
     role = sys.argv[1] if len(sys.argv) > 1 else ""
     if role not in SECRETS:
         sys.exit("usage: python -m reply_parser front|parser")
-    cfg = get_settings()
-    setup_logging(f"reply-parser-{role}", cfg.log_level)
-    refuse_weak_secrets(cfg, SECRETS[role], f"reply-parser {role}")
+    cfg = SETTINGS()
     if role == "front":
-        from reply_parser.front_app import main
+        from reply_parser.front_app import SERVICE, main
     else:
-        from reply_parser.parser_app import main
-    asyncio.run(main())
+        from reply_parser.parser_app import SERVICE, main
+    run_service(SERVICE, cfg, SECRETS[role], lambda runtime: main(runtime, cfg),
+                process=f"reply-parser {role}")

@@ -48,8 +48,8 @@ from reply_parser.content_policy import (
 from reply_parser.extract import Extraction, extract_new_text
 from reply_parser.mail_policy import FAST_DEFAULT
 from reply_parser.mime_limits import Deadline, MimeLimits, check_raw, check_structure
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from reply_parser.split import split_for_chat
-from shared.config import Settings
 from shared.events import (
     ChatReply,
     InboundEnvelope,
@@ -93,7 +93,7 @@ class OwnIdentity:
 
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
-    """The knobs of :func:`decide`, read once from Settings (see :func:`config_from`)."""
+    """The knobs of :func:`decide`, read once from the settings (see :func:`config_from`)."""
 
     image_kinds: frozenset[str] = frozenset({"salesforce"})
     max_image_bytes: int = 10 * 1024 * 1024
@@ -106,8 +106,8 @@ class PipelineConfig:
     envelope_known: bool = True  # off when the SMTP envelope is unknown (a saved .eml)
 
 
-def config_from(cfg: Settings) -> PipelineConfig:
-    """Build the pipeline's config from :class:`shared.config.Settings`."""
+def config_from(cfg: ReplyParserSettings) -> PipelineConfig:
+    """Build the pipeline's config from the reply-parser's settings."""
     return PipelineConfig(
         image_kinds=parse_kinds(cfg.inline_images_default_kinds),
         max_image_bytes=cfg.chat_image_max_bytes,

@@ -40,9 +40,9 @@ from reply_parser.mail_auth import AuthResult, DnsPythonResolver, DnsResolver, e
 from reply_parser.mime_limits import MailTooComplex
 from reply_parser.parse_guard import AttemptLog, ParseWatchdog
 from reply_parser.parser_metrics import DIGESTS_BOUNCED, REPLIES_CLASSIFIED
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from shared.backoff import RetryPolicy
 from shared.codec import DecodeError, decode, encode
-from shared.config import Settings, get_settings
 from shared.events import (
     ChatEvent,
     ChatEventKind,
@@ -53,14 +53,13 @@ from shared.events import (
 )
 from shared.kafka import (
     DeadLetterWriter,
-    kafka_healthy,
     make_consumer,
     report_lag,
     start_producer,
 )
 from shared.logging import now_ms, redact_address
-from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
-from shared.ops_http import build_ops_app, serve_ops
+from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS
+from shared.service_runtime import ServiceRuntime
 from shared.settings_view import ShopSettingsView
 from shared.topics import (
     CHAT_EVENTS,
@@ -123,8 +122,8 @@ OUTSIDE_TRIGGERED_NOTICES = frozenset({NoticeKind.SENDER_REJECTED, NoticeKind.HE
 
 
 class Parser:
-    def __init__(self, cfg: Settings, producer: AIOKafkaProducer, shops: ShopSettingsView,
-                 resolver: DnsResolver | None,
+    def __init__(self, cfg: ReplyParserSettings, producer: AIOKafkaProducer,
+                 shops: ShopSettingsView, resolver: DnsResolver | None,
                  watchdog: ParseWatchdog | None = None) -> None:
         self.cfg = cfg
         self.producer = producer
@@ -357,11 +356,11 @@ async def retry_deferred(consumer: AIOKafkaConsumer, parser: Parser) -> None:
             await asyncio.sleep(min(max(0, next_due - now_ms()) / 1000, RETRY_NAP_MAX_S))
 
 
-async def main() -> None:
-    cfg = get_settings()
-    producer = await start_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT)
+async def main(runtime: ServiceRuntime, cfg: ReplyParserSettings) -> None:
+    """The parser's parts, started in order on the runtime (stopped in reverse)."""
+    producer = await runtime.producer(start_producer(cfg, max_request_size=INBOUND_RECORD_LIMIT))
     shops = ShopSettingsView(cfg)
-    await shops.start()
+    await runtime.started(shops, shops.start, shops.stop)
     watchdog = ParseWatchdog(cfg.parser_stuck_after_s, cfg.parser_max_rss_mb * 2**20)
     watchdog.start()
     parser = Parser(cfg, producer, shops, DnsPythonResolver(cfg.auth_dns_timeout_s,
@@ -373,27 +372,13 @@ async def main() -> None:
                              max_partition_fetch_bytes=INBOUND_RECORD_LIMIT, max_poll_records=50)
     consumer.subscribe([cfg.parser_inbound_topic],
                        listener=_ReloadAttempts(attempts))
-    await consumer.start()
+    await runtime.consumer(consumer, group=group)
     retry_consumer = make_consumer(cfg, MAIL_INBOUND_RETRY.name, group_id=RETRY_GROUP,
                                    max_partition_fetch_bytes=INBOUND_RECORD_LIMIT,
                                    max_poll_records=10)
-    await retry_consumer.start()
-    retries = asyncio.create_task(retry_deferred(retry_consumer, parser))
-    ops = await serve_ops(build_ops_app(SERVICE, lambda: kafka_healthy(producer)
-                                        and kafka_healthy(consumer) and not retries.done()),
-                          cfg.http_host, cfg.reply_parser_port)
-    lag = asyncio.create_task(report_lag(consumer, group))
-    retry_lag = asyncio.create_task(report_lag(retry_consumer, RETRY_GROUP))
-    UP.labels(SERVICE).set(1)
-    try:
-        await consume(consumer, parser, attempts, cfg.parser_max_attempts, cfg.kafka_bootstrap)
-    finally:
-        UP.labels(SERVICE).set(0)
-        lag.cancel()
-        retry_lag.cancel()
-        ops.cancel()
-        retries.cancel()
-        await retry_consumer.stop()
-        await consumer.stop()
-        await shops.stop()
-        await producer.stop()
+    await runtime.started(retry_consumer, retry_consumer.start, retry_consumer.stop)
+    runtime.background(report_lag(retry_consumer, RETRY_GROUP))
+    retries = runtime.background(retry_deferred(retry_consumer, parser))
+    runtime.ready_when(lambda: not retries.done())
+    runtime.serve_ops(cfg.http_host, cfg.reply_parser_port)
+    await consume(consumer, parser, attempts, cfg.parser_max_attempts, cfg.kafka_bootstrap)

@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from reply_parser.smtp_replies import (
     NO_VALID_RECIPIENTS,
     QUEUE_UNAVAILABLE,
@@ -40,7 +41,6 @@ from reply_parser.smtp_replies import (
     UNKNOWN_RECIPIENT,
 )
 from shared.codec import encode
-from shared.config import Settings
 from shared.events import InboundEnvelope, conversation_key
 from shared.key_ring import KeyRing
 from shared.logging import now_ms
@@ -135,7 +135,7 @@ class ReplyFrontHandler:
 
 @dataclass(frozen=True, slots=True)
 class SessionLimits:
-    """What one client may hold of the front (see :class:`shared.config.Settings`)."""
+    """What one client may hold of the front (see :class:`ReplyParserSettings`)."""
 
     max_connections: int = 500
     max_connections_per_ip: int = 20
@@ -144,7 +144,7 @@ class SessionLimits:
     rate_grace_s: float = 30.0
 
     @classmethod
-    def from_settings(cls, cfg: Settings) -> SessionLimits:
+    def from_settings(cls, cfg: ReplyParserSettings) -> SessionLimits:
         return cls(cfg.inbound_max_connections, cfg.inbound_max_connections_per_ip,
                    cfg.inbound_session_max_s, cfg.inbound_min_bytes_per_s,
                    cfg.inbound_rate_grace_s)

@@ -1,4 +1,5 @@
-"""Build the configured chat-platform adapters from :class:`Settings` (the wiring, no logic)."""
+"""Build the configured chat-platform adapters from
+:class:`~shared.config.ChatPlatformSettings` (the wiring, no logic)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from shared.chat_platform.base import ChatPlatform, WebhookAdapter
 from shared.chat_platform.generic_webhook import GenericChatPlatform, GenericWebhookAdapter
 from shared.chat_platform.tiktok_client import TikTokShopClient, parse_token_map
 from shared.chat_platform.tiktok_webhook import TikTokWebhookAdapter
-from shared.config import Settings
+from shared.config import ChatPlatformSettings
 from shared.secrets_policy import Origin, SecretSetting
 
 
-def _fallback_token_in_use(cfg: Settings) -> bool:
+def _fallback_token_in_use(cfg: ChatPlatformSettings) -> bool:
     return not parse_token_map(cfg.platform_access_tokens.get_secret_value())
 
 
@@ -20,16 +21,17 @@ def _per_shop_tokens(spec: str) -> list[tuple[object, bytes]]:
     return [(f"for shop {shop}", token.encode()) for shop, token in parse_token_map(spec).items()]
 
 
-def _generic_platform(cfg: Settings) -> bool:
+def _generic_platform(cfg: ChatPlatformSettings) -> bool:
     return cfg.chat_platform == "generic"
 
 
-def _generic_configured(cfg: Settings) -> bool:
+def _generic_configured(cfg: ChatPlatformSettings) -> bool:
     return bool(cfg.generic_webhook_secret.get_secret_value())
 
 
 def tiktok_client_secrets(
-        when: Callable[[Settings], bool] = lambda cfg: True) -> tuple[SecretSetting, ...]:
+        when: Callable[[ChatPlatformSettings], bool] = lambda cfg: True,
+        ) -> tuple[SecretSetting, ...]:
     """The secrets a TikTok Shop client built here reads, needed when ``when`` holds: the app
     secret and the per-shop tokens, or the one fallback token when there are none."""
     return (
@@ -53,7 +55,7 @@ WEBHOOK_SECRETS = (
 )
 
 
-def access_tokens(cfg: Settings) -> dict[str, str]:
+def access_tokens(cfg: ChatPlatformSettings) -> dict[str, str]:
     """Per-shop tokens from the secret, else the single fallback token for every shop."""
     tokens = parse_token_map(cfg.platform_access_tokens.get_secret_value())
     if not tokens:
@@ -61,7 +63,7 @@ def access_tokens(cfg: Settings) -> dict[str, str]:
     return tokens
 
 
-def chat_platform_from_settings(cfg: Settings) -> ChatPlatform:
+def chat_platform_from_settings(cfg: ChatPlatformSettings) -> ChatPlatform:
     if cfg.chat_platform == "generic":
         return GenericChatPlatform(cfg.generic_platform_base_url,
                                    cfg.generic_webhook_secret.get_secret_value())
@@ -72,7 +74,7 @@ def chat_platform_from_settings(cfg: Settings) -> ChatPlatform:
                             max_connections=cfg.platform_max_connections)
 
 
-def webhook_adapters_from_settings(cfg: Settings) -> dict[str, WebhookAdapter]:
+def webhook_adapters_from_settings(cfg: ChatPlatformSettings) -> dict[str, WebhookAdapter]:
     """Adapters by route name: ``/webhooks/{name}``; the generic one only when its secret
     is configured (otherwise its route answers 404)."""
     tokens = access_tokens(cfg)

@@ -176,12 +176,8 @@ def test_only_mailer_reaches_smtp_and_only_ingest_and_fanout_reach_the_platform(
 
 def _source_group(service: str) -> str:
     """The consumer group id as the service's own code declares it."""
-    if service == "consolidator":
-        text = (ROOT / "services/consolidator/app.py").read_text()
-        match = re.search(r'(?:faust\.App|BatchingApp)\(\s*"([^"]+)"', text)
-    else:
-        folder = {"reply-parser": "reply-parser/parser_app.py"}.get(service, f"{service}/app.py")
-        match = re.search(r'^GROUP = "([^"]+)"', (ROOT / "services" / folder).read_text(), re.M)
+    folder = {"reply-parser": "reply-parser/parser_app.py"}.get(service, f"{service}/app.py")
+    match = re.search(r'^GROUP = "([^"]+)"', (ROOT / "services" / folder).read_text(), re.M)
     assert match, f"no consumer group found in {service}'s code"
     return match.group(1)
 

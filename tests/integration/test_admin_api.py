@@ -24,9 +24,9 @@ import pytest_asyncio
 from devstack.broker import free_port
 from devstack.stack import serve_in_loop
 from ingest.app import create_app
+from ingest.ingest_settings import IngestSettings
 from shared.codec import decode
 from shared.compacted import replay_topic
-from shared.config import Settings
 from shared.events import AuditEvent
 from shared.logging import now_ms
 from shared.settings_view import ShopSettingsView
@@ -56,7 +56,7 @@ class Admin:
     http: httpx.AsyncClient
     stack: Stack
     clock: Clock
-    settings: Settings
+    settings: IngestSettings
     tokens: dict[str, str] = field(default_factory=dict)
 
     def auth(self, who: str) -> dict[str, str]:
@@ -115,7 +115,7 @@ class Admin:
 @pytest_asyncio.fixture(scope="session")
 async def admin(stack: Stack) -> AsyncIterator[Admin]:
     port = free_port()
-    cfg = Settings(**{  # type: ignore[arg-type]
+    cfg = IngestSettings(**{  # type: ignore[arg-type]
         "KAFKA_BOOTSTRAP": stack.env["KAFKA_BOOTSTRAP"],
         "platform_base_url": stack.sandbox_url,
         "window_mailbox_s": WINDOW_S, "window_helpdesk_s": WINDOW_S,

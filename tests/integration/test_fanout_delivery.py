@@ -29,9 +29,9 @@ from devstack.chat_sandbox import create_sandbox
 from devstack.stack import Ports, ServiceProcesses, serve_in_loop, stack_env, wait_healthy
 from fanout.app import FanOut
 from fanout.delivery_log import marker_key
+from fanout.fanout_settings import FanoutSettings
 from shared.chat_platform.tiktok_client import TikTokShopClient
 from shared.codec import encode
-from shared.config import Settings
 from shared.events import ChatReply, DeliveryStatus, PartDelivery, ReplyPart
 from shared.kafka import ensure_topics, start_producer
 from shared.topics import CHAT_DELIVERIES, CHAT_REPLIES, TopicSpec
@@ -343,7 +343,7 @@ async def test_reply_handed_out_before_the_delivery_log_is_read_waits_for_it_and
     reply = ChatReply(reply_id=f"it-{uuid.uuid4().hex}", shop_id=shop, conversation_id=conv,
                       parts=(ReplyPart(0, "one"), ReplyPart(1, "two"), ReplyPart(2, "three")),
                       sender="seller@x.test")
-    cfg = Settings(kafka_bootstrap=kafka_bootstrap, fanout_mark_read=False)
+    cfg = FanoutSettings(kafka_bootstrap=kafka_bootstrap, fanout_mark_read=False)
     client = TikTokShopClient(stack.sandbox_url, "sandbox-app-key", "sandbox-app-secret",
                               {"*": "sandbox-access-token"}, qps_per_api=0)
     producer = await start_producer(cfg)

@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaConsumer
 from devstack.broker import free_port
 from devstack.stack import serve_in_loop
 from ingest.app import create_app
+from ingest.ingest_settings import IngestSettings
 from shared.chat_platform.tiktok_signing import sign_webhook
-from shared.config import Settings
 from shared.kafka import ensure_topics
 from tests.private_broker import Broker, private_broker
 
@@ -47,7 +47,7 @@ def webhook(conv: str) -> tuple[bytes, dict[str, str]]:
 async def rig(tmp_path: Path) -> AsyncIterator[tuple[Broker, str]]:
     broker = private_broker(tmp_path)
     await broker.start_with_topics()
-    cfg = Settings(kafka_bootstrap=broker.bootstrap, platform_app_key=KEY,
+    cfg = IngestSettings(kafka_bootstrap=broker.bootstrap, platform_app_key=KEY,
                    webhook_secret=SECRET,  # type: ignore[arg-type]
                    platform_base_url=f"http://127.0.0.1:{free_port()}",
                    ingest_kafka_timeout_s=1.0, kafka_request_timeout_ms=1500)

@@ -13,21 +13,21 @@ from aiokafka import AIOKafkaConsumer
 from devstack.broker import free_port
 from devstack.stack import serve_in_loop
 from ingest.app import create_app
+from ingest.ingest_settings import IngestSettings
 from shared.chat_platform.generic_webhook import signed_headers
 from shared.chat_platform.tiktok_signing import sign_webhook
-from shared.config import Settings
 
 pytestmark = pytest.mark.integration
 KEY, SECRET = "it-app-key", "it-app-secret"
 
 
-def settings(bootstrap: str, **extra: object) -> Settings:
-    return Settings(kafka_bootstrap=bootstrap, platform_app_key=KEY, webhook_secret=SECRET,
+def settings(bootstrap: str, **extra: object) -> IngestSettings:
+    return IngestSettings(kafka_bootstrap=bootstrap, platform_app_key=KEY, webhook_secret=SECRET,
                     platform_base_url=f"http://127.0.0.1:{free_port()}",  # nothing listens
                     generic_webhook_secret="it-generic", **extra)  # type: ignore[arg-type]
 
 
-async def serve(cfg: Settings) -> tuple[str, object, object]:
+async def serve(cfg: IngestSettings) -> tuple[str, object, object]:
     port = free_port()
     server, task = await serve_in_loop(create_app(cfg), port)
     return f"http://127.0.0.1:{port}", server, task

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from devstack.kafka import ensure_jars
-from shared.config import Settings
+from shared.config import BridgeSettings
 from shared.kafka import (
     broker_allows_idempotence,
     ensure_topics,
@@ -50,7 +50,7 @@ def _producer_ids(bootstrap: str, topic: str) -> list[int]:
 @pytest.mark.kafka_only(reason="Tansu refuses InitProducerId")
 async def test_producers_are_idempotent_where_the_broker_hands_out_producer_ids(
         kafka_bootstrap: str) -> None:
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence="auto")
+    settings = BridgeSettings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence="auto")
     assert await producer_idempotence(settings) is True
     topic = await _fresh_topic(kafka_bootstrap)
     producer = await start_producer(settings)
@@ -65,7 +65,7 @@ async def test_producers_are_idempotent_where_the_broker_hands_out_producer_ids(
 
 @pytest.mark.kafka_only(reason="Tansu refuses InitProducerId")
 async def test_idempotence_set_off_is_honoured_on_kafka(kafka_bootstrap: str) -> None:
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence=False)
+    settings = BridgeSettings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence=False)
     assert await producer_idempotence(settings) is False
     topic = await _fresh_topic(kafka_bootstrap)
     producer = await start_producer(settings)
@@ -80,7 +80,7 @@ async def test_idempotence_set_off_is_honoured_on_kafka(kafka_bootstrap: str) ->
 async def test_auto_idempotence_is_off_on_tansu_and_producers_still_write(
         kafka_bootstrap: str) -> None:
     assert await broker_allows_idempotence(kafka_bootstrap) is False
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence="auto")
+    settings = BridgeSettings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence="auto")
     topic = await _fresh_topic(kafka_bootstrap)
     producer = await start_producer(settings)
     try:

@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from mailer.digest_consumer import consume_digests
 from mailer.outcome_ledger import OutcomeLedger
-from shared.config import Settings
+from shared.config import BridgeSettings
 from shared.kafka import make_consumer
 from shared.topics import MAIL_OUTCOMES
 from tests.polling import eventually
@@ -76,7 +76,7 @@ async def test_overlapping_batches_keep_key_order_and_never_commit_past_an_unfin
         running_keys.discard(rec.key)
         finished[TopicPartition(rec.topic, rec.partition)].add(rec.offset)
 
-    settings = Settings(kafka_bootstrap=kafka_bootstrap)
+    settings = BridgeSettings(kafka_bootstrap=kafka_bootstrap)
     group = f"test-overlap-{uuid.uuid4().hex[:8]}"
     ledger = OutcomeLedger(kafka_bootstrap, MAIL_OUTCOMES.name)
     await ledger.start()

@@ -24,8 +24,8 @@ import pytest
 from devstack.broker import free_port
 from devstack.stack import Ports, ServiceProcesses, stack_env, wait_healthy
 from ingest.app import create_app
+from ingest.ingest_settings import IngestSettings
 from shared.chat_platform.generic_webhook import GenericWebhookAdapter, signed_headers
-from shared.config import Settings
 from shared.secrets_policy import DEV_MODE_VAR, PUBLISHED, SecretSetting, refuse_weak_secrets
 
 pytestmark = pytest.mark.integration
@@ -114,9 +114,10 @@ REFUSED_WITH_DEFAULTS = {
 @pytest.mark.parametrize(("module", "role"), sorted(REFUSED_WITH_DEFAULTS))
 def test_every_entry_point_refuses_the_defaults_of_the_secrets_it_reads(
         module: str, role: str) -> None:
-    declared = importlib.import_module(f"{module}.__main__").SECRETS
+    entry = importlib.import_module(f"{module}.__main__")
+    declared = entry.SECRETS
     used: tuple[SecretSetting, ...] = declared[role] if role else declared
-    cfg = Settings(dev_mode=False)  # type: ignore[call-arg]
+    cfg = entry.SETTINGS(dev_mode=False)
     expected = REFUSED_WITH_DEFAULTS[(module, role)]
     if not expected:
         refuse_weak_secrets(cfg, used, module)  # starts
@@ -168,7 +169,7 @@ async def post_generic(app: object, secret: str) -> httpx.Response:
 
 
 async def test_generic_webhook_route_is_off_without_a_configured_secret() -> None:
-    cfg = Settings(dev_mode=True)  # type: ignore[call-arg]
+    cfg = IngestSettings(dev_mode=True)
     resp = await post_generic(create_app(cfg), OLD_GENERIC_DEFAULT)
     assert resp.status_code == 404
     assert "generic" in resp.json()["error"]
@@ -176,8 +177,8 @@ async def test_generic_webhook_route_is_off_without_a_configured_secret() -> Non
 
 async def test_generic_webhook_route_is_on_once_its_secret_is_configured() -> None:
     """Control for the test above: the same request reaches the adapter, which checks it."""
-    cfg = Settings(dev_mode=True,  # type: ignore[call-arg]
-                   generic_webhook_secret=secrets.token_urlsafe(48))  # type: ignore[arg-type]
+    cfg = IngestSettings(dev_mode=True,
+                         generic_webhook_secret=secrets.token_urlsafe(48))  # type: ignore[arg-type]
     app = create_app(cfg)
     assert (await post_generic(app, OLD_GENERIC_DEFAULT)).status_code == 401
 

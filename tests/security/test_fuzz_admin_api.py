@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from devstack.broker import free_port
 from devstack.stack import serve_in_loop
 from ingest.app import create_app
+from ingest.ingest_settings import IngestSettings
 from shared.codec import decode
-from shared.config import Settings
 from shared.events import MailNotice
 from shared.topics import MAIL_NOTICES
 from tests.polling import eventually
@@ -61,7 +61,7 @@ async def activation_token_for(bootstrap: str, email: str) -> str | None:
 @pytest_asyncio.fixture(scope="module")
 async def admin(kafka_bootstrap: str) -> AsyncIterator[Admin]:
     port = free_port()
-    cfg = Settings(**{  # type: ignore[arg-type]
+    cfg = IngestSettings(**{  # type: ignore[arg-type]
         "KAFKA_BOOTSTRAP": kafka_bootstrap, "admin_operator_token": OPERATOR,
         "platform_base_url": f"http://127.0.0.1:{free_port()}",  # nothing listens
         "simulation_mode": "direct",  # a simulation writes chat.events, no platform call

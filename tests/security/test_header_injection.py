@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from ingest.admin_notices import activation_notice
+from ingest.ingest_settings import IngestSettings
 from mailer.compose import (
     ComposeContext,
     compose_digest_bytes,
@@ -41,7 +42,6 @@ from mailer.compose import (
 from mailer.dkim_signing import load_dkim_signer
 from mailer.notice_email import MAX_SUBJECT_GRAPHEMES, compose_notice_bytes
 from mailer.render import DigestLinks, render_digest
-from shared.config import Settings
 from shared.events import (
     ChatContent,
     ContentKind,
@@ -341,7 +341,7 @@ async def test_activation_mails_for_a_hostile_shop_name_on_the_running_stack_add
         stack: Stack) -> None:
     ingest = f"http://127.0.0.1:{stack.ports.ingest}"
     token = stack.env.get("BRIDGE_ADMIN_OPERATOR_TOKEN") or \
-        Settings().admin_operator_token.get_secret_value()
+        IngestSettings().admin_operator_token.get_secret_value()
     shop = str(7_200_000_000_000_000_000 + uuid.uuid4().int % 10**18)
     main = f"main-{shop}@shop.test"
     hostile = f"Socks {EVIL_NICKNAME} \u202egpj.exe"

@@ -14,8 +14,8 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from reply_parser.parser_app import Parser
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from shared.codec import decode, encode
-from shared.config import Settings
 from shared.events import DeadLetter, InboundEnvelope, InboundResult
 from shared.kafka import DeadLetterWriter
 from shared.logging import JsonFormatter, redact_address
@@ -47,7 +47,7 @@ async def test_a_refused_senders_address_is_not_in_the_parser_logs_or_results(
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        cfg = Settings(kafka_bootstrap=kafka_bootstrap)  # type: ignore[call-arg]
+        cfg = ReplyParserSettings(kafka_bootstrap=kafka_bootstrap)  # type: ignore[call-arg]
         parser = Parser(cfg, producer, ShopSettingsView(cfg), resolver=None)
         with caplog.at_level(logging.DEBUG):
             await parser.handle(ConsumerRecord(

@@ -22,8 +22,8 @@ from reply_parser.classify import classify_mail
 from reply_parser.content_policy import held_as_automated_notice, sender_rejected_notice
 from reply_parser.inbound_pipeline import OwnIdentity, decide, parse_mail
 from reply_parser.parser_app import Parser
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from shared.codec import decode, encode
-from shared.config import Settings
 from shared.events import InboundEnvelope, MailNotice, ShopSettings
 from shared.notice_texts import NOTICE_QUOTE_GRAPHEMES, shown_sender, shown_text
 from shared.settings_view import ShopSettingsView
@@ -132,7 +132,7 @@ async def test_repeated_automated_mails_from_one_sender_stay_within_the_notice_b
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        cfg = Settings(kafka_bootstrap=kafka_bootstrap)  # type: ignore[call-arg]
+        cfg = ReplyParserSettings(kafka_bootstrap=kafka_bootstrap)  # type: ignore[call-arg]
         parser = Parser(cfg, producer, ShopSettingsView(cfg), resolver=None)
         parser.shops.apply(shop_id.encode(), encode(shop))
         for offset in range(6):

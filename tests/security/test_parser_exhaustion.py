@@ -25,8 +25,8 @@ from reply_parser.html_text import html_to_text
 from reply_parser.inbound_pipeline import OwnIdentity, decide
 from reply_parser.mime_limits import Deadline, MailTooComplex, check_deadline
 from reply_parser.parser_app import Parser
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from shared.codec import decode, encode
-from shared.config import Settings
 from shared.events import DeadLetter, InboundEnvelope, InboundResult, ShopSettings
 from shared.kafka import ensure_topics
 from shared.settings_view import ShopSettingsView
@@ -153,7 +153,7 @@ async def test_the_refused_mail_is_dead_lettered_with_its_reason_and_without_its
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        cfg = Settings(kafka_bootstrap=kafka_bootstrap)  # type: ignore[call-arg]
+        cfg = ReplyParserSettings(kafka_bootstrap=kafka_bootstrap)  # type: ignore[call-arg]
         parser = Parser(cfg, producer, ShopSettingsView(cfg), resolver=None)
         shop = uuid.uuid4().hex[:12]
         raw = thirty_thousand_encoded_words()

@@ -23,9 +23,9 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from devstack.broker import free_port
 from reply_parser.parser_app import Parser
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from reply_parser.smtp_front import ReplyFrontHandler, SessionLimits, start_smtp_front
 from shared.codec import decode, encode
-from shared.config import Settings
 from shared.events import InboundEnvelope, MailNotice, ShopSettings
 from shared.settings_view import ShopSettingsView
 from shared.tokens import mint_token, reply_address
@@ -190,7 +190,7 @@ async def test_forged_outsider_mails_do_not_use_up_the_shops_notices(
         kafka_bootstrap: str, producer: AIOKafkaProducer) -> None:
     """Ten forged outsider mails, then a refused mail from a sender whose domain is proven
     (our MX's Authentication-Results): the shop is told about that one, and only that one."""
-    cfg = Settings(kafka_bootstrap=kafka_bootstrap, trusted_authserv_ids="mx.bridge.test",
+    cfg = ReplyParserSettings(kafka_bootstrap=kafka_bootstrap, trusted_authserv_ids="mx.bridge.test",
                    default_destination_email="owner@shop.example")  # type: ignore[call-arg]
     view = ShopSettingsView(cfg)
     parser = Parser(cfg, producer, view, resolver=None)

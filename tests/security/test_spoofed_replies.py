@@ -40,8 +40,8 @@ from reply_parser.mail_auth import (
     auth_verdict,
     shop_policy,
 )
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from shared.codec import DecodeError, decode, encode
-from shared.config import Settings
 from shared.events import (
     ChatEvent,
     DeadLetter,
@@ -169,7 +169,7 @@ def test_dns_trouble_is_never_accepted_while_any_check_is_on() -> None:
 
 
 def test_default_policy_requires_an_aligned_pass_for_mailboxes_and_helpdesks() -> None:
-    cfg = Settings()  # type: ignore[call-arg]
+    cfg = ReplyParserSettings()  # type: ignore[call-arg]
     assert (cfg.inbound_auth_policy, cfg.inbound_auth_policy_helpdesk) == (
         "aligned_pass", "aligned_pass")
     for kind in ("mailbox", "zendesk", "salesforce", "gorgias", "other_helpdesk"):

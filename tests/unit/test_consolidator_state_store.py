@@ -10,7 +10,8 @@ from types import SimpleNamespace
 from faust.stores.memory import Store as MemoryStore
 from rocksdict import Rdict
 
-from consolidator.state_store import PartitionedStates, StateSweeper
+from consolidator.faust_adapter import PartitionedStates
+from consolidator.state_store import StateSweeper
 
 
 def _states() -> tuple[PartitionedStates, MemoryStore]:

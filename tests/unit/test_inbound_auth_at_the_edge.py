@@ -17,7 +17,7 @@ from reply_parser.mail_auth import (
     parse_dmarc,
 )
 from reply_parser.parser_app import Parser
-from shared.config import Settings
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from shared.events import ReplyClass, ShopSettings
 from tests.unit.test_inbound_pipeline import ENV, MAILBOX, OWN, _mail
 
@@ -76,7 +76,7 @@ class OneShop:
 
 
 def _parser(resolver: CountingResolver) -> Parser:
-    return Parser(Settings(), producer=None, shops=OneShop(), resolver=resolver)  # type: ignore[arg-type]
+    return Parser(ReplyParserSettings(), producer=None, shops=OneShop(), resolver=resolver)  # type: ignore[arg-type]
 
 
 def test_the_parser_looks_up_dns_at_the_edge_and_passes_the_result_in() -> None:

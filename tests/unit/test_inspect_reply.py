@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from inspect_reply import inspect  # noqa: E402
 
-from shared.config import get_settings  # noqa: E402
+from reply_parser.reply_parser_settings import ReplyParserSettings  # noqa: E402
 
 
 def _raw(from_header: str | None) -> bytes:
@@ -34,7 +34,7 @@ def test_mail_without_a_usable_from_is_refused(from_header: str | None, cls: str
 
 
 def test_mail_from_one_of_our_reply_domains_is_a_loop() -> None:
-    domain = f"chat-seller-gb.{get_settings().reply_domain_base}"
+    domain = f"chat-seller-gb.{ReplyParserSettings().reply_domain_base}"
     verdict = inspect(_raw(f"TikTok Shop <c-9KZ3Q@{domain}>"))
     assert verdict["class"] == "loop" and verdict["text"] == ""
 

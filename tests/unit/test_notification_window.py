@@ -12,7 +12,7 @@ from consolidator.deadline_index import DeadlineIndex
 from consolidator.debounce import state_header
 from ingest.settings_change import settings_document
 from ingest.simulation import SimulationTrace, simulation_steps
-from shared.config import Settings
+from shared.config import NotificationWindowSettings
 from shared.events import ChatContent, ChatEvent, ChatEventKind, DestinationKind, ShopSettings
 from shared.notification_window import (
     WindowPolicy,
@@ -46,7 +46,7 @@ def test_no_window_is_longer_than_the_max_wait() -> None:
 
 
 def test_policy_is_read_from_the_settings() -> None:
-    cfg = Settings(window_mailbox_s=20, window_helpdesk_s=7, max_wait_s=100,
+    cfg = NotificationWindowSettings(window_mailbox_s=20, window_helpdesk_s=7, max_wait_s=100,
                    window_override_min_s=2, window_override_max_s=50)
     assert WindowPolicy.from_settings(cfg) == WindowPolicy(20, 7, 100, 2, 50)
 

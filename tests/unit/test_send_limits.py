@@ -8,7 +8,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.config import Settings
+from shared.config import SendLimitSettings
 from shared.events import MailNotice, NoticeKind
 from shared.send_limits import (
     DAY_MS,
@@ -19,7 +19,7 @@ from shared.send_limits import (
     send_of,
 )
 
-LIMITS = limits_from(Settings())  # 3/h and 10/day activation per recipient, 20/h per shop
+LIMITS = limits_from(SendLimitSettings())  # 3/h and 10/day activation per recipient, 20/h per shop
 T0 = 1_800_000_000_000
 
 
@@ -96,7 +96,7 @@ def test_a_notice_counts_by_its_own_time_and_lower_cased_recipient() -> None:
 
 
 def test_a_limit_of_zero_is_off() -> None:
-    window = SendWindow(limits_from(Settings(send_limit_activation_per_recipient_hour=0,
+    window = SendWindow(limits_from(SendLimitSettings(send_limit_activation_per_recipient_hour=0,
                                              send_limit_activation_per_recipient_day=0,
                                              send_limit_per_shop_hour=0)))
     for n in range(50):

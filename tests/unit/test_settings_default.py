@@ -6,15 +6,15 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 from reply_parser.inbound_pipeline import OwnIdentity, decide
-from shared.config import Settings
+from shared.config import BridgeSettings
 from shared.events import InboundEnvelope, ReplyClass
 from shared.settings_view import ShopSettingsView, default_settings
 
-DEFAULT_INBOX = Settings().default_destination_email
+DEFAULT_INBOX = BridgeSettings().default_destination_email
 
 
 def test_a_shop_without_a_record_has_alerts_off_and_no_destination_or_sender() -> None:
-    view = ShopSettingsView(Settings())
+    view = ShopSettingsView(BridgeSettings())
     shop = view.get("7494049642642441621")
     assert view.find("7494049642642441621") is None
     assert shop == default_settings("7494049642642441621")

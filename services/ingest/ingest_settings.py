@@ -1,0 +1,42 @@
+"""The ingest's settings: webhooks, the admin API and the simulation.
+
+What belongs here: knobs only the ingest reads. Knobs other services read too come
+from the shared groups in ``shared/config.py`` (the chat platform, send limits, the
+notification windows). Same ``BRIDGE_`` environment prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import SecretStr
+
+from shared.config import (
+    ChatPlatformSettings,
+    NotificationWindowSettings,
+    SendLimitSettings,
+    dev_secret,
+)
+
+
+class IngestSettings(ChatPlatformSettings, SendLimitSettings, NotificationWindowSettings):
+    """Knobs only the ingest reads; one another service reads too belongs in a group
+    of ``shared/config.py`` (add the group to the bases here)."""
+
+    ingest_port: int = 8000
+
+    # Ingest hardening
+    ingest_max_body_bytes: int = 256 * 1024
+    ingest_max_inflight: int = 2000  # Kafka writes awaiting ack before answering 503
+    ingest_kafka_timeout_s: float = 2.5  # the platform wants an answer within 3 s
+    ingest_dedup_capacity: int = 200_000  # recent message ids remembered per process
+
+    # Admin API: bearer-token keys "kid:secret,..." (first signs), the operator's token for
+    # onboarding shops, API-token lifetime, where activation links point.
+    admin_token_keys: SecretStr = dev_secret("admin_token_keys")
+    admin_operator_token: SecretStr = dev_secret("admin_operator_token")
+    admin_token_ttl_days: int = 30
+    activation_link_base: str = "http://127.0.0.1:8000/admin/activate"
+    # "sandbox": simulated buyer messages go through the platform sandbox's buyer endpoint
+    # (the whole loop, chat included); "direct": published on chat.events by the ingest.
+    simulation_mode: Literal["sandbox", "direct"] = "sandbox"
