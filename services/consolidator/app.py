@@ -306,6 +306,11 @@ class Consolidator:
     async def handle_records(self, batch: Mapping[TP, list[ConsumerRecord]]) -> None:
         """Handle one fetched batch of chat.events; its offsets are committed when done."""
         started = time.perf_counter()
+        if not self.shop_settings.ready.is_set():
+            # faust starts app tasks (the view's loader) only once table recovery is done,
+            # when batches already flow: handled before the view is loaded, every shop looks
+            # not onboarded and its messages are dropped for good (offsets committed).
+            await self.shop_settings.ready.wait()
         if self._caught_up_for != self._rebalances:
             await self._catch_up()
         records: list[ChatRecord] = []
