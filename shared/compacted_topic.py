@@ -72,6 +72,10 @@ class CompactedTopicReader:
         try:
             if not self._tps:
                 self._tps = await topic_partitions(self._bootstrap, *self._topics)
+                missing = set(self._topics) - {tp.topic for tp in self._tps}
+                if missing:
+                    log.warning("topics not found: nothing to read from them (run "
+                                "ensure_topics first)", extra={"topics": sorted(missing)})
             ends = await self._position(consumer)
         except BaseException:
             await self._close()
