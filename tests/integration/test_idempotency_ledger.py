@@ -12,8 +12,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from fanout.delivery_log import DeliveryLog
+from fanout.fanout_settings import FanoutSettings
 from shared.codec import encode
-from shared.config import Settings
 from shared.events import DeliveryStatus, PartDelivery
 from shared.idempotency_ledger import IdempotencyLedger
 from shared.kafka import ensure_topics
@@ -101,11 +101,11 @@ async def test_the_fanout_forgets_a_part_past_its_retention_and_tombstones_it(
     run = uuid.uuid4().hex[:8]
     old_key, recent_key = f"old-{run}:0", f"recent-{run}:0"
     now_ms = int(time.time() * 1000)
-    cfg = Settings(kafka_bootstrap=kafka_bootstrap, fanout_delivery_retention_days=1)
+    cfg = FanoutSettings(kafka_bootstrap=kafka_bootstrap, fanout_delivery_retention_days=1)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     ledger = DeliveryLog(cfg, tombstones=producer)
-    later = DeliveryLog(Settings(kafka_bootstrap=kafka_bootstrap))  # default: 34 days
+    later = DeliveryLog(FanoutSettings(kafka_bootstrap=kafka_bootstrap))  # default: 34 days
     try:
         for key, at_ms in ((old_key, now_ms - 2 * DAY_MS), (recent_key, now_ms)):
             part = PartDelivery(reply_id=key[:-2], shop_id="s", conversation_id="c", index=0,

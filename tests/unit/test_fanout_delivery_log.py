@@ -7,8 +7,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from fanout.delivery_log import DeliveryLog, marker_key
+from fanout.fanout_settings import FanoutSettings
 from shared.codec import encode
-from shared.config import Settings
 from shared.events import DeliveryStatus, PartDelivery
 
 NOW_MS = 1_764_070_000_000
@@ -26,7 +26,7 @@ def delivery(status: str, index: int = 0, at_ms: int = NOW_MS,
 
 
 def log() -> DeliveryLog:
-    return DeliveryLog(Settings(kafka_bootstrap="127.0.0.1:1"))
+    return DeliveryLog(FanoutSettings(kafka_bootstrap="127.0.0.1:1"))
 
 
 def test_every_final_status_makes_the_part_delivered() -> None:
@@ -63,7 +63,7 @@ def test_a_record_that_does_not_decode_is_ignored() -> None:
 
 
 def test_the_retention_and_tombstones_come_from_the_settings() -> None:
-    short = DeliveryLog(Settings(kafka_bootstrap="127.0.0.1:1",
+    short = DeliveryLog(FanoutSettings(kafka_bootstrap="127.0.0.1:1",
                                  fanout_delivery_retention_days=1,
                                  fanout_delivery_tombstones=False), tombstones=object())  # type: ignore[arg-type]
     assert short.book.retention_ms == 24 * 3600 * 1000

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.config import Settings
+from fanout.fanout_settings import FanoutSettings
 from shared.idempotency_ledger import BUCKET_MS, IdempotencyLedger, LedgerBook
 from shared.topics import (
     CHAT_REPLIES,
@@ -129,5 +129,5 @@ def test_replay_window_adds_each_source_topics_longest_life() -> None:
 
 def test_fanout_forgets_a_part_only_after_every_topic_that_can_replay_its_reply() -> None:
     # The parser re-parses mail.inbound (or its retry topic) into the same reply id.
-    assert Settings().fanout_delivery_retention_days * DAY_MS == replay_window_ms(
+    assert FanoutSettings().fanout_delivery_retention_days * DAY_MS == replay_window_ms(
         MAIL_INBOUND, MAIL_INBOUND_RETRY, CHAT_REPLIES)
