@@ -37,3 +37,10 @@ def render_metrics() -> tuple[bytes, str]:
 # debounce deadline (``bridge_digest_lag_seconds``, alert: p99 over 60 s). The top buckets
 # must lie above the alert's target or the p99 cannot be seen to cross it.
 DELAY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+# The idempotency ledgers (shared/idempotency_ledger.py), labelled by their topic.
+LEDGER_KEYS = Gauge("bridge_idempotency_ledger_keys",
+                    "Effect ids an idempotency ledger holds in memory.", ["ledger"])
+LEDGER_EXPIRED = Counter("bridge_idempotency_ledger_expired_total",
+                         "Effect ids an idempotency ledger forgot after its retention.",
+                         ["ledger"])

@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from shared.codec import DecodeError, decode
+from shared.compacted_topic import CompactedTopicReader
 from shared.config import BridgeSettings
 from shared.events import ShopSettings
-from shared.kafka import topic_partitions
 from shared.topics import SHOP_SETTINGS
 
 log = logging.getLogger(__name__)
@@ -26,9 +24,14 @@ class ShopSettingsView:
     def __init__(self, settings: BridgeSettings) -> None:
         self._settings = settings
         self._shops: dict[str, ShopSettings] = {}
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.ready = asyncio.Event()
+        self._reader = CompactedTopicReader(
+            settings.kafka_bootstrap, lambda rec: self.apply(rec.key, rec.value),
+            topics=[SHOP_SETTINGS.name], client_id="settings-view")
+
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set once every record on the topic at start has been applied."""
+        return self._reader.ready
 
     def get(self, shop_id: str) -> ShopSettings:
         found = self._shops.get(shop_id)
@@ -56,46 +59,10 @@ class ShopSettingsView:
                                                                    "reason": str(exc)})
 
     async def start(self, wait_s: float = 30.0) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False,
-            auto_offset_reset="earliest", group_id=None, client_id="settings-view",
-        )
-        await self._consumer.start()
-        tps = (await topic_partitions(self._settings.kafka_bootstrap, SHOP_SETTINGS.name)
-               or [TopicPartition(SHOP_SETTINGS.name, 0)])
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        ends = await self._consumer.end_offsets(tps)
-        self._task = asyncio.create_task(self._run(ends))
-        try:
-            await asyncio.wait_for(self.ready.wait(), wait_s)
-        except TimeoutError:
-            log.warning("shop settings not fully loaded; continuing with what is known")
-
-    async def _run(self, ends: dict[TopicPartition, int]) -> None:
-        assert self._consumer is not None
-        pending = {tp for tp, end in ends.items() if end > 0}
-        if not pending:
-            self.ready.set()
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
-            for tp, records in batches.items():
-                for rec in records:
-                    self.apply(rec.key, rec.value)
-                if tp in pending and records and records[-1].offset + 1 >= ends[tp]:
-                    pending.discard(tp)
-            if not pending and not self.ready.is_set():
-                self.ready.set()
+        await self._reader.start(wait_s)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-        if self._consumer:
-            await self._consumer.stop()
+        await self._reader.stop()
 
 
 def default_settings(shop_id: str) -> ShopSettings:

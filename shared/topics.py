@@ -45,6 +45,18 @@ class TopicSpec:
         return cfg
 
 
+# Kafka's default log.roll.ms: a record lives until its segment is closed and then older
+# than retention.ms, so up to retention.ms + a segment.
+KAFKA_DEFAULT_SEGMENT_MS = 7 * DAY_MS
+
+
+def replay_window_ms(*sources: TopicSpec) -> int:
+    """How long after an effect a replay can still ask for it again: the longest life of a
+    record on each topic that can (re-)emit the request, one after the other."""
+    return sum(spec.retention_ms + (spec.segment_ms or KAFKA_DEFAULT_SEGMENT_MS)
+               for spec in sources)
+
+
 CONVERSATION_PARTITIONS = 8
 
 CHAT_EVENTS = TopicSpec("chat.events", CONVERSATION_PARTITIONS)

@@ -33,7 +33,8 @@ from shared.events import (
 )
 from shared.notification_window import Windows, digest_deadline
 
-# Ids of already-emailed (or dropped) messages kept per conversation to drop redeliveries.
+# Ids of already-emailed (or dropped) messages kept per conversation: the consolidator's
+# idempotency, a redelivered message is not held again (docs/exactly-once.md).
 EMAILED_MEMORY = 128
 # Earlier digests remembered for threading (References header).
 THREAD_MEMORY = 20
@@ -213,7 +214,8 @@ def drop_pending(state: ConversationState) -> int:
 
 
 def digest_id_for(shop_id: str, conversation_id: str, message_ids: list[str]) -> str:
-    """Deterministic digest id: the same messages always give the same id."""
+    """Deterministic digest id, the mailer's idempotency key: the same messages always
+    give the same id (docs/exactly-once.md)."""
     h = hashlib.sha256(f"{shop_id}:{conversation_id}".encode())
     for mid in sorted(message_ids):
         h.update(b"\x00" + mid.encode())

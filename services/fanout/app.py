@@ -5,35 +5,11 @@ Order: records of one conversation key are handled strictly one after another
 interleave; the parts of a reply go in index order, each only after the
 previous one was accepted.
 
-Exactly once, as far as the platform's contract allows (it has no idempotency
-key on Send Message):
-1. a part with a final record in ``chat.deliveries`` is skipped;
-2. before the first post of a reply, an "attempting" marker is written and
-   acknowledged;
-3. when a reply with a marker is replayed (crash, rebalance), or a post failed
-   ambiguously (5xx, lost response), the conversation's messages since the
-   marker are listed (Get Conversation Messages) and parts already there, in
-   order, are recorded as already delivered instead of posted again.
-All three read ``chat.deliveries`` as replayed on the latest partition assignment: no
-reply is handled before that replay is complete (the consumer hands out records of a new
-assignment while its listener is still replaying).
-Inline pictures (``image_b64``) are uploaded (Upload Buyer Messages Image) before the
-marker, and the marker carries their urls: a replay checks for, and posts, the same url
-instead of uploading again (an upload the buyer never sees is the only cost of a crash
-before the marker).
-
-Kafka waits per reply, not per part: the marker is acknowledged before the first post
-(without it a crash could leave a posted part with nothing telling the replay to look);
-each part's final record is sent as soon as the part is accepted and all are awaited
-together before the marker's tombstone (a tombstone landing before a record would let a
-replay post without checking); the tombstone itself is not awaited (a lost one leaves a
-marker whose parts all have final records: the replay skips them without a platform call).
-Offsets commit only after the whole batch.
-
-Remaining window: a message the platform stored but does not list yet
-(eventual consistency) is posted again; and a seller who, by hand in the chat
-tool, sends text identical to a pending part between the marker and the check
-makes us skip that part. Both need a crash or an ambiguous failure first.
+Exactly once, as far as the platform's contract allows (it has no idempotency key on Send
+Message): parts with a final record in ``chat.deliveries`` are skipped, an "attempting"
+marker is acknowledged before a reply's first post, and a replayed reply with a marker is
+checked against the conversation's messages before anything is posted again. The protocol,
+what Kafka waits for and the window that remains: docs/exactly-once.md.
 
 Retries: 429/5xx/network with backoff that honours Retry-After, paced under
 the platform's 50 QPS per API per shop by the client. A permanent error (or
@@ -133,7 +109,7 @@ class FanOut:
         self.producer = producer
         self.platform = platform
         self.shops = shops
-        self.delivered = DeliveryLog()
+        self.delivered = DeliveryLog(cfg, tombstones=producer)
         self.dead_letters = DeadLetterWriter(producer, SERVICE)
         self.retries = RetryPolicy(cfg.fanout_backoff_base_s, cfg.fanout_backoff_max_s,
                                    max_attempts=cfg.fanout_max_attempts)
@@ -387,7 +363,7 @@ def _count_retry(_exc: PlatformError, _attempt: int, _delay_s: float) -> None:
 
 
 def _log_unread_delivery_log(exc: BaseException, attempt: int, _delay_s: float) -> None:
-    log.warning("delivery log not read; replies wait for it",
+    log.warning("delivery log not caught up; replies wait for it",
                 extra={"attempt": attempt, "error": repr(exc)})
 
 
@@ -397,15 +373,14 @@ def _log_tombstone_failure(fut: asyncio.Future[object]) -> None:
                  extra={"error": fut.exception().__class__.__name__})
 
 
-class ReloadOnAssign(ConsumerRebalanceListener):
-    """Re-read the delivery log whenever partitions are (re)assigned: another instance may
-    have delivered parts of them since this one last looked. Replies wait for the read
-    (:meth:`DeliveryLog.current`); a failed read is retried, never skipped, because aiokafka
-    would only log a listener's exception and consume on with a log missing markers."""
+class CatchUpOnAssign(ConsumerRebalanceListener):
+    """Catch the delivery log up whenever partitions are (re)assigned: another instance may
+    have delivered parts of them since this one last read. Replies wait for it
+    (:meth:`DeliveryLog.current`); a failed catch-up is retried, never skipped, because
+    aiokafka would only log a listener's exception and consume on with markers missing."""
 
-    def __init__(self, fanout: FanOut, bootstrap: str) -> None:
+    def __init__(self, fanout: FanOut) -> None:
         self._fanout = fanout
-        self._bootstrap = bootstrap
 
     async def on_partitions_revoked(self, revoked: object) -> None:
         self._fanout.delivered.outdated()
@@ -413,12 +388,12 @@ class ReloadOnAssign(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: object) -> None:
         cfg = self._fanout.cfg
 
-        async def load(_attempt: int) -> int:
-            return await self._fanout.delivered.load(self._bootstrap)
+        async def catch_up(_attempt: int) -> None:
+            await self._fanout.delivered.catch_up()
 
-        count = await retry(load, RetryPolicy(cfg.fanout_backoff_base_s, cfg.fanout_backoff_max_s),
-                            on=(KafkaError, OSError), on_retry=_log_unread_delivery_log)
-        log.info("delivery log loaded", extra={"records": count})
+        await retry(catch_up, RetryPolicy(cfg.fanout_backoff_base_s, cfg.fanout_backoff_max_s),
+                    on=(KafkaError, OSError, TimeoutError), on_retry=_log_unread_delivery_log)
+        log.info("delivery log caught up", extra={"keys": len(self._fanout.delivered)})
 
 
 async def main(runtime: ServiceRuntime, cfg: FanoutSettings) -> None:
@@ -430,8 +405,8 @@ async def main(runtime: ServiceRuntime, cfg: FanoutSettings) -> None:
     await runtime.started(shops, shops.start, shops.stop)
     fanout = FanOut(cfg, producer, platform, shops)
     consumer: AIOKafkaConsumer = make_consumer(cfg, group_id=cfg.fanout_group)
-    consumer.subscribe([cfg.fanout_replies_topic],
-                       listener=ReloadOnAssign(fanout, cfg.kafka_bootstrap))
+    runtime.on_stop(fanout.delivered.stop)
+    consumer.subscribe([cfg.fanout_replies_topic], listener=CatchUpOnAssign(fanout))
     await runtime.consumer(consumer, group=cfg.fanout_group)
     runtime.serve_ops(cfg.http_host, cfg.fanout_port)
     await consume_keyed_batches(consumer, fanout.handle, max_records=500)

@@ -1,21 +1,23 @@
-"""Which reply parts already reached the chat platform, from the compacted ``chat.deliveries``.
+"""What an entry of the fan-out's idempotency ledger (``chat.deliveries``) means.
 
-Two kinds of record live there: a final record per part (``reply_id:index``:
-delivered, already delivered or failed) and an "attempting" marker per reply
-(``reply_id:attempt``), written before the first post and tombstoned when the
-reply is finished.
+Two kinds of record live there: a final record per part (``reply_id:index``: delivered,
+already delivered or failed) and an "attempting" marker per reply (``reply_id:attempt``),
+written before the first post and tombstoned when the reply is finished. The mechanics
+(replay, tail, expiry, tombstones) are :mod:`shared.idempotency_ledger`; the protocol
+that reads them: docs/exactly-once.md.
 """
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import dataclass, field
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer
 
+from fanout.fanout_settings import FanoutSettings
 from shared.codec import DecodeError, decode
-from shared.compacted import replay_topic
 from shared.events import DeliveryStatus, PartDelivery
-from shared.topics import CHAT_DELIVERIES
+from shared.idempotency_ledger import IdempotencyLedger
+from shared.topics import CHAT_DELIVERIES, DAY_MS
 
 MARKER_SUFFIX = ":attempt"
 
@@ -24,72 +26,71 @@ def marker_key(reply_id: str) -> str:
     return f"{reply_id}{MARKER_SUFFIX}"
 
 
-class DeliveryLog:
-    """Part keys with a final record, and the time each unfinished reply was first attempted.
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A reply's first attempt (ms) and the urls its inline pictures were uploaded to."""
 
-    Not current until :meth:`load` has read the whole topic, and again from :meth:`outdated`
-    (an assignment changing) to the next load: :meth:`current` waits for that. The consumer
-    fetches, and hands out, records of a new assignment while its rebalance listener is
-    still loading; a reply handled meanwhile would miss its marker and post every part again.
+    at_ms: int
+    image_urls: dict[str, str] = field(default_factory=dict)
+
+
+class Delivered:
+    """A part with a final record: never posted again."""
+
+
+DELIVERED = Delivered()
+Delivery = Marker | Delivered
+
+
+def read_delivery(value: bytes) -> Delivery | None:
+    try:
+        delivery = decode(PartDelivery, value)
+    except DecodeError:
+        return None
+    if delivery.status == DeliveryStatus.ATTEMPTING:
+        return Marker(delivery.at_ms, dict(delivery.image_urls))
+    return DELIVERED
+
+
+def keep_first_marker(old: Delivery | None, new: Delivery) -> Delivery:
+    """A reply's marker keeps the time of its first attempt."""
+    return old if isinstance(old, Marker) and isinstance(new, Marker) else new
+
+
+class DeliveryLog(IdempotencyLedger[Delivery]):
+    """Part keys with a final record, and the marker of each unfinished reply.
+
+    Not current until the first :meth:`catch_up`, and again from :meth:`outdated` (an
+    assignment changing) to the next catch-up: :meth:`current` waits for that. The consumer
+    hands out records of a new assignment while its rebalance listener is still catching
+    up; a reply handled meanwhile would miss its marker and post every part again.
     """
 
-    def __init__(self) -> None:
-        self._done: set[str] = set()
-        self._markers: dict[str, int] = {}
-        self._images: dict[str, dict[str, str]] = {}  # reply id -> part index -> uploaded url
-        self._loaded = asyncio.Event()
+    def __init__(self, cfg: FanoutSettings, tombstones: AIOKafkaProducer | None = None) -> None:
+        super().__init__(cfg.kafka_bootstrap, CHAT_DELIVERIES.name, read_delivery,
+                         merge=keep_first_marker,
+                         retention_ms=int(cfg.fanout_delivery_retention_days * DAY_MS),
+                         tombstones=tombstones if cfg.fanout_delivery_tombstones else None)
 
-    def outdated(self) -> None:
-        """Another instance may write to the topic now: hold lookups until the next load."""
-        self._loaded.clear()
-
-    async def current(self) -> None:
-        """Return once the log holds everything the topic held at the latest load."""
-        await self._loaded.wait()
-
-    def __contains__(self, part_key: str) -> bool:
-        return part_key in self._done
+    def __contains__(self, part_key: object) -> bool:
+        return isinstance(part_key, str) and self.get(part_key) is DELIVERED
 
     def record(self, part_key: str) -> None:
-        self._done.add(part_key)
+        self.note(part_key, DELIVERED)
 
     def marker(self, reply_id: str) -> int | None:
         """When the reply was first attempted (ms), if it was and is not finished."""
-        return self._markers.get(reply_id)
+        found = self.get(marker_key(reply_id))
+        return found.at_ms if isinstance(found, Marker) else None
 
     def marker_images(self, reply_id: str) -> dict[str, str]:
         """Urls the reply's inline pictures were uploaded to before its marker was written."""
-        return self._images.get(reply_id, {})
+        found = self.get(marker_key(reply_id))
+        return dict(found.image_urls) if isinstance(found, Marker) else {}
 
     def set_marker(self, reply_id: str, at_ms: int,
                    image_urls: dict[str, str] | None = None) -> None:
-        self._markers[reply_id] = at_ms
-        if image_urls:
-            self._images[reply_id] = dict(image_urls)
+        self.note(marker_key(reply_id), Marker(at_ms, dict(image_urls or {})))
 
     def clear_marker(self, reply_id: str) -> None:
-        self._markers.pop(reply_id, None)
-        self._images.pop(reply_id, None)
-
-    def apply(self, rec: ConsumerRecord) -> None:
-        key = (rec.key or b"").decode("utf-8", "replace")
-        if rec.value is None:  # tombstone of a finished reply's marker
-            if key.endswith(MARKER_SUFFIX):
-                self.clear_marker(key[: -len(MARKER_SUFFIX)])
-            return
-        try:
-            delivery = decode(PartDelivery, rec.value)
-        except DecodeError:
-            return
-        if delivery.status == DeliveryStatus.ATTEMPTING:
-            if delivery.reply_id not in self._markers:
-                self.set_marker(delivery.reply_id, delivery.at_ms, delivery.image_urls)
-        else:
-            self._done.add(f"{delivery.reply_id}:{delivery.index}")
-
-    async def load(self, bootstrap: str) -> int:
-        """Read the whole compacted topic (at start and on every partition assignment)."""
-        self._loaded.clear()
-        count = await replay_topic(bootstrap, CHAT_DELIVERIES.name, self.apply)
-        self._loaded.set()
-        return count
+        self.forget(marker_key(reply_id))

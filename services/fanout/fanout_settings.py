@@ -7,6 +7,7 @@ with the ingest) come from ``shared/config.py``. Same ``BRIDGE_`` environment pr
 from __future__ import annotations
 
 from shared.config import ChatPlatformSettings
+from shared.topics import CHAT_REPLIES, DAY_MS, MAIL_INBOUND, MAIL_INBOUND_RETRY, replay_window_ms
 
 
 class FanoutSettings(ChatPlatformSettings):
@@ -20,3 +21,10 @@ class FanoutSettings(ChatPlatformSettings):
     fanout_mark_read: bool = True
     fanout_group: str = "bridge-fanout"
     fanout_replies_topic: str = "chat.replies"  # another name only to isolate a test or canary
+    # How long a delivered part is remembered (then tombstoned on chat.deliveries) after its
+    # newest record: by default as long as a replay could bring its reply back (see
+    # docs/exactly-once.md). Shorter saves memory; a replay older than it posts again.
+    fanout_delivery_retention_days: float = (
+        replay_window_ms(MAIL_INBOUND, MAIL_INBOUND_RETRY, CHAT_REPLIES) / DAY_MS)
+    # Write tombstones for forgotten part keys so the compacted topic stops growing too.
+    fanout_delivery_tombstones: bool = True

@@ -1,6 +1,6 @@
 """The ingest process's view of the admin topics and of simulated conversations.
 
-One consumer, no group (every replica reads everything, like a global table):
+No consumer group (every replica reads everything, like a global table):
 ``admin.users`` and ``shop.settings`` are replayed from the beginning at start
 (the API answers only once they are loaded), then tailed; the four topics a
 simulation's status is derived from are read from their end, and only records
@@ -14,12 +14,13 @@ import logging
 from collections import OrderedDict
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 
 from ingest.admin_directory import AdminDirectory
 from ingest.ingest_settings import IngestSettings
 from ingest.simulation import SIMULATION_PREFIX, SimulationTrace
 from shared.codec import DecodeError, decode
+from shared.compacted_topic import CompactedTopicReader
 from shared.events import (
     AuditEvent,
     ChatEvent,
@@ -29,7 +30,6 @@ from shared.events import (
     NoticeKind,
     PartDelivery,
 )
-from shared.kafka import topic_partitions
 from shared.send_limits import MailSend
 from shared.topics import (
     ADMIN_USERS,
@@ -109,65 +109,35 @@ class SimulationTraces:
 
 
 class AdminFeeds:
+    """The admin state topics replayed and tailed into ``directory``; the simulation
+    topics tailed from their end into ``traces``."""
+
     def __init__(self, settings: IngestSettings, directory: AdminDirectory,
                  traces: SimulationTraces) -> None:
-        self._settings = settings
         self.directory = directory
         self.traces = traces
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.ready = asyncio.Event()
+        bootstrap = settings.kafka_bootstrap
+        self._state = CompactedTopicReader(bootstrap, self._apply_state, topics=STATE_TOPICS,
+                                           client_id="ingest-admin")
+        self._simulations = CompactedTopicReader(bootstrap, traces.apply,
+                                                 topics=SIMULATION_TOPICS, from_end=True,
+                                                 client_id="ingest-simulations")
+
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set once the admin state on the topics at start has been applied."""
+        return self._state.ready
+
+    def _apply_state(self, rec: ConsumerRecord) -> None:
+        if rec.topic == ADMIN_USERS.name:
+            self.directory.apply_user_record(rec.key, rec.value)
+        else:
+            self.directory.apply_settings_record(rec.key, rec.value)
 
     async def start(self, wait_s: float = 30.0) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap, group_id=None,
-            enable_auto_commit=False, auto_offset_reset="earliest", client_id="ingest-admin")
-        await consumer.start()
-        self._consumer = consumer
-        state_tps = await topic_partitions(self._settings.kafka_bootstrap, *STATE_TOPICS)
-        sim_tps = await topic_partitions(self._settings.kafka_bootstrap, *SIMULATION_TOPICS)
-        consumer.assign(state_tps + sim_tps)
-        await consumer.seek_to_beginning(*state_tps)
-        if sim_tps:
-            await consumer.seek_to_end(*sim_tps)
-        ends = await consumer.end_offsets(state_tps)
-        self._task = asyncio.create_task(self._run(ends))
-        try:
-            await asyncio.wait_for(self.ready.wait(), wait_s)
-        except TimeoutError:
-            log.warning("admin state not fully loaded within %ss", wait_s)
-
-    async def _run(self, ends: dict[TopicPartition, int]) -> None:
-        assert self._consumer is not None
-        pending = {tp for tp, end in ends.items() if end > 0}
-        if not pending:
-            self.ready.set()
-        while True:
-            try:
-                batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
-            except Exception:  # keep tailing through broker hiccups; aiokafka reconnects
-                log.warning("admin feed fetch failed; retrying", exc_info=True)
-                await asyncio.sleep(1)
-                continue
-            for tp, records in batches.items():
-                for rec in records:
-                    if tp.topic == ADMIN_USERS.name:
-                        self.directory.apply_user_record(rec.key, rec.value)
-                    elif tp.topic == SHOP_SETTINGS.name:
-                        self.directory.apply_settings_record(rec.key, rec.value)
-                    else:
-                        self.traces.apply(rec)
-                if tp in pending and records and records[-1].offset + 1 >= ends[tp]:
-                    pending.discard(tp)
-            if not pending and not self.ready.is_set():
-                self.ready.set()
+        await self._simulations.start()
+        await self._state.start(wait_s)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self._state.stop()
+        await self._simulations.stop()

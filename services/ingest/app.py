@@ -185,7 +185,8 @@ class BuyerNames:
 
 
 class Publisher:
-    """Writes events to Kafka, bounded in flight, deduplicating redelivered message ids."""
+    """Writes events to Kafka, bounded in flight; its idempotency: a redelivered message
+    id is acknowledged without a second write (docs/exactly-once.md)."""
 
     def __init__(self, producer: AIOKafkaProducer, cfg: IngestSettings) -> None:
         self.producer = producer

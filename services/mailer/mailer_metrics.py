@@ -1,6 +1,6 @@
 """Mailer-specific metrics."""
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 from shared.metrics import LATENCY_BUCKETS
 
@@ -12,10 +12,6 @@ SEND_SECONDS = Histogram("bridge_smtp_send_seconds", "One SMTP transaction to th
 RESENDS_UNKNOWN = Counter(
     "bridge_digest_resends_unknown_total",
     "Digests sent again because an earlier attempt (by a process that died) left no outcome.")
-LEDGER_IDS = Gauge("bridge_mailer_outcome_ledger_ids",
-                   "Digest and notice ids the mailer's outcome ledger holds.")
-LEDGER_EXPIRED = Counter("bridge_mailer_outcome_ledger_expired_total",
-                         "Ids forgotten by the outcome ledger after the retention window.")
 HELPER_RESTARTS = Counter("bridge_mailer_helper_restarts_total",
                           "Helper processes (compose, DKIM signing) restarted after dying.",
                           ["helper"])

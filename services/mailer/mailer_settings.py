@@ -84,7 +84,7 @@ class MailerSettings(ReplyTokenSettings, SendLimitSettings):
     mailer_compose_processes: int = 1
     # How long an outcome is remembered (and then tombstoned on mail.outcomes) after its
     # newest record: by default as long as a replay could still bring its digest back
-    # (see mailer/outcome_ledger.py). Shorter saves memory and lets a replay older than
+    # (see docs/exactly-once.md). Shorter saves memory and lets a replay older than
     # it resend (never lose) a digest.
     mailer_outcome_retention_days: float = DEFAULT_RETENTION_MS / DAY_MS
     # Write tombstones for forgotten ids so the compacted topic stops growing too.

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from shared.codec import DecodeError, decode, encode
-from shared.compacted import replay_topic
+from shared.compacted_topic import replay_topic
 from shared.events import ParseAttempt
 from shared.logging import now_ms
 from shared.topics import MAIL_INBOUND_ATTEMPTS

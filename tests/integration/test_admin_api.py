@@ -26,7 +26,7 @@ from devstack.stack import serve_in_loop
 from ingest.app import create_app
 from ingest.ingest_settings import IngestSettings
 from shared.codec import decode
-from shared.compacted import replay_topic
+from shared.compacted_topic import replay_topic
 from shared.events import AuditEvent
 from shared.logging import now_ms
 from shared.settings_view import ShopSettingsView

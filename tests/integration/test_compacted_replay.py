@@ -11,7 +11,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from shared.compacted import replay_topic
+from shared.compacted_topic import replay_topic
 from shared.kafka import ensure_topics, topic_partitions
 from shared.topics import TopicSpec
 

@@ -347,6 +347,7 @@ async def test_reply_handed_out_before_the_delivery_log_is_read_waits_for_it_and
     client = TikTokShopClient(stack.sandbox_url, "sandbox-app-key", "sandbox-app-secret",
                               {"*": "sandbox-access-token"}, qps_per_api=0)
     producer = await start_producer(cfg)
+    fanout = FanOut(cfg, producer, client)
     try:
         # What the crashed instance did: marker acknowledged, parts 0 and 1 posted.
         marker = PartDelivery(reply_id=reply.reply_id, shop_id=shop, conversation_id=conv,
@@ -356,13 +357,13 @@ async def test_reply_handed_out_before_the_delivery_log_is_read_waits_for_it_and
                                      key=marker_key(reply.reply_id).encode())
         for text in ("one", "two"):
             await client.send(shop, conv, client.outgoing_text(text))
-        fanout = FanOut(cfg, producer, client)
         handling = asyncio.create_task(fanout.deliver_reply(reply))
         await asyncio.sleep(1.0)  # time enough to post, were it not waiting
         assert await buyer_texts(stack, conv) == ["one", "two"], "posted before the log was read"
-        await fanout.delivered.load(kafka_bootstrap)  # what the listener does on assignment
+        await fanout.delivered.catch_up()  # what the listener does on assignment
         await asyncio.wait_for(handling, timeout=30)
     finally:
+        await fanout.delivered.stop()
         await producer.stop()
         await client.aclose()
     assert await buyer_texts(stack, conv) == ["one", "two", "three"]

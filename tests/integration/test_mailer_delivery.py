@@ -21,7 +21,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from shared.compacted import replay_topic
+from shared.compacted_topic import replay_topic
 from shared.events import ChatContent, Digest, DigestMessage
 from shared.topics import DEAD_LETTER, MAIL_OUTCOMES
 from tests.mailer_run import Mailers, Relay, produce

@@ -63,15 +63,16 @@ async def test_an_outcome_past_the_retention_is_tombstoned_and_not_loaded_again(
 
 async def records_of(bootstrap: str, keys: set[str],
                      until: Callable[[list[tuple[str, bytes | None]]], bool],
-                     timeout_s: float = 20.0) -> list[tuple[str, bytes | None]]:
-    """(key, value) of every ``mail.outcomes`` record with one of ``keys``, in offset order
-    per partition, read from the beginning until ``until`` holds."""
+                     timeout_s: float = 20.0, topic: str = MAIL_OUTCOMES.name
+                     ) -> list[tuple[str, bytes | None]]:
+    """(key, value) of every ``topic`` record with one of ``keys``, in offset order per
+    partition, read from the beginning until ``until`` holds."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     found: list[tuple[str, bytes | None]] = []
     try:
-        tps = await topic_partitions(bootstrap, MAIL_OUTCOMES.name)
+        tps = await topic_partitions(bootstrap, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout_s

@@ -1,12 +1,11 @@
-"""Pure parts of the mailer's idempotency and envelope: the outcome ledger's record
-handling and the VERP return path."""
+"""Pure parts of the mailer's idempotency and envelope: what an outcome record means to
+the ledger (the mechanics: tests/unit/test_idempotency_ledger.py) and the VERP return path."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import orjson
-import pytest
 
 from mailer.app import Mailer
 from mailer.mailer_settings import MailerSettings
@@ -61,54 +60,20 @@ def test_an_outcome_written_by_this_process_counts_at_once() -> None:
     assert book.seen("dg-2") is Seen.DONE and len(book) == 1
 
 
-def test_an_outcome_is_forgotten_only_after_the_retention_since_its_newest_record() -> None:
+def test_an_attempted_id_expires_like_a_done_one() -> None:
     now = [NOW_MS]
     book = ledger(retention_ms=10 * DAY, now_ms=now)
-    book._apply(record("old", "sent", at_ms=NOW_MS - 9 * DAY))
-    book._apply(record("new", "sent", at_ms=NOW_MS))
     book._apply(record("tried", ATTEMPTING, at_ms=NOW_MS - 9 * DAY))
-    assert book.expire() == []
-    now[0] = NOW_MS + DAY + HOUR  # "old" and "tried" are now past 10 days, "new" is not
-    assert sorted(book.expire()) == ["old", "tried"]
-    assert book.seen("old") is Seen.NOTHING and book.seen("tried") is Seen.NOTHING
-    assert book.seen("new") is Seen.DONE and len(book) == 1
-
-
-def test_a_newer_record_of_the_same_id_keeps_it_for_another_retention() -> None:
-    now = [NOW_MS]
-    book = ledger(retention_ms=10 * DAY, now_ms=now)
-    book._apply(record("dg-1", ATTEMPTING, at_ms=NOW_MS - 9 * DAY))
-    book._apply(record("dg-1", "sent", at_ms=NOW_MS - 9 * DAY))
-    book._apply(record("dg-2", "sent", at_ms=NOW_MS - 8 * DAY))
-    book._apply(record("dg-1", "sent", at_ms=NOW_MS))  # resent after a replay
-    book._apply(record("dg-2", "sent", at_ms=NOW_MS - 9 * DAY))  # an older record: no effect
-    now[0] = NOW_MS + 3 * DAY
-    assert book.expire() == ["dg-2"]
-    assert book.seen("dg-1") is Seen.DONE
-
-
-def test_expiry_is_exact_whatever_order_the_partitions_were_read_in() -> None:
-    now = [NOW_MS]
-    book = ledger(retention_ms=10 * DAY, now_ms=now)
-    book._apply(record("a", "sent", at_ms=NOW_MS - 5 * DAY))
-    book._apply(record("b", "sent", at_ms=NOW_MS - 11 * DAY))  # older, applied later
-    assert book.expire() == ["b"]
-    assert book.seen("a") is Seen.DONE and book.seen("b") is Seen.NOTHING
-
-
-@pytest.mark.parametrize("age_ms", [DAY - 1, DAY, DAY + HOUR - 1])
-def test_an_outcome_is_never_forgotten_before_the_retention_and_at_most_an_hour_after(
-        age_ms: int) -> None:
-    now = [NOW_MS]
-    book = ledger(retention_ms=DAY, now_ms=now)
-    book.record_done("dg-3")
-    now[0] = NOW_MS + age_ms
-    expired = book.expire()
-    if age_ms < DAY:
-        assert expired == [] and book.seen("dg-3") is Seen.DONE
+    book._apply(record("sent", "sent", at_ms=NOW_MS - 9 * DAY))
     now[0] = NOW_MS + DAY + HOUR
-    assert book.expire() == ([] if expired else ["dg-3"])
-    assert book.seen("dg-3") is Seen.NOTHING
+    assert sorted(book.expire()) == ["sent", "tried"]
+    assert book.seen("tried") is Seen.NOTHING and book.seen("sent") is Seen.NOTHING
+
+
+def test_an_unreadable_outcome_counts_as_done() -> None:
+    book = ledger()
+    book._apply(SimpleNamespace(key=b"dg-1", value=b"not json", timestamp=NOW_MS))
+    assert book.seen("dg-1") is Seen.DONE
 
 
 def test_a_tombstone_read_back_forgets_the_id() -> None:

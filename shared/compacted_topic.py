@@ -1,0 +1,201 @@
+"""Reads a topic (or chosen partitions) from its start to its current end, then optionally tails it.
+
+The one way a process rebuilds in-memory state from Kafka: shop settings, the admin
+directory, the sent-mail log, the idempotency ledgers. No consumer group (every process
+reads every partition it names, like a global table), nothing committed. Each record goes
+to ``apply`` (a tombstone has ``value`` None); :attr:`CompactedTopicReader.ready` is set
+once everything that was on the topic at start has been applied, and
+:meth:`CompactedTopicReader.catch_up` waits for everything written before its call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from shared.kafka import topic_partitions
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_ERROR_S = 1.0  # a failed fetch while tailing: aiokafka reconnects, we wait
+
+
+class CompactedTopicReader:
+    """Applies every record of ``topics`` (or of ``partitions``) to ``apply``.
+
+    Reading starts at the beginning, or at the first record at or after ``since_ms``
+    (a time), or at the end (``from_end``: only what is written from now on). With
+    ``follow`` the reader keeps tailing after :attr:`ready`, reading what arrived every
+    ``poll_ms``; without it, it stops and closes its consumer once caught up.
+    """
+
+    def __init__(self, bootstrap: str, apply: Callable[[ConsumerRecord], None], *,
+                 topics: Sequence[str] = (), partitions: Sequence[TopicPartition] = (),
+                 since_ms: int | None = None, from_end: bool = False, follow: bool = True,
+                 poll_ms: int = 100, client_id: str = "compacted-topic-reader",
+                 fetch_max_wait_ms: int = 500) -> None:
+        self._bootstrap = bootstrap
+        self._apply = apply
+        self._topics = tuple(topics)
+        self._tps = list(partitions)
+        self._since_ms = since_ms
+        self._from_end = from_end
+        self._follow = follow
+        self._poll_s = poll_ms / 1000
+        self._client_id = client_id
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._consumer: AIOKafkaConsumer | None = None
+        self._positions: dict[TopicPartition, int] = {}
+        self._reading = asyncio.Lock()  # one getmany at a time: catch-ups and the tail
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        self.records = 0  # applied so far
+
+    @property
+    def partitions(self) -> list[TopicPartition]:
+        return list(self._tps)
+
+    async def start(self, wait_s: float | None = None) -> None:
+        """Position every partition and start reading in the background; then wait up to
+        ``wait_s`` for :attr:`ready` (None: not at all). Not ready in time is logged, and
+        reading goes on: callers serve what is known rather than nothing."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", isolation_level="read_committed",
+            client_id=self._client_id, fetch_max_wait_ms=self._fetch_max_wait_ms)
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            if not self._tps:
+                self._tps = await topic_partitions(self._bootstrap, *self._topics)
+                missing = set(self._topics) - {tp.topic for tp in self._tps}
+                if missing:
+                    log.warning("topics not found: nothing to read from them (run "
+                                "ensure_topics first)", extra={"topics": sorted(missing)})
+            ends = await self._position(consumer)
+        except BaseException:
+            await self._close()
+            raise
+        self._task = asyncio.create_task(self._run(ends), name=f"{self._client_id}-reader")
+        if wait_s is None:
+            return
+        try:
+            await asyncio.wait_for(self.ready.wait(), wait_s)
+        except TimeoutError:
+            log.warning("topic not read to its end in time; going on with what is read",
+                        extra={"client_id": self._client_id, "wait_s": wait_s})
+
+    async def _position(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+        """Seek every partition to where reading starts; returns the ends to reach."""
+        if not self._tps:
+            return {}
+        consumer.assign(self._tps)
+        if self._from_end:
+            await consumer.seek_to_end(*self._tps)
+        elif self._since_ms is not None:
+            found = await consumer.offsets_for_times(dict.fromkeys(self._tps, self._since_ms))
+            for tp in self._tps:
+                at = found.get(tp)
+                if at is None:  # nothing that recent
+                    await consumer.seek_to_end(tp)
+                else:
+                    consumer.seek(tp, at.offset)
+        else:
+            await consumer.seek_to_beginning(*self._tps)
+        for tp in self._tps:
+            self._positions[tp] = await consumer.position(tp)
+        return await consumer.end_offsets(self._tps)
+
+    async def catch_up(self, timeout_s: float = 30.0) -> None:
+        """Return once every record written before this call has been applied."""
+        consumer = self._consumer
+        assert consumer is not None, "start() first"
+        if not self._tps:
+            return
+        ends = await consumer.end_offsets(self._tps)
+        async with self._reading:
+            await asyncio.wait_for(self._read_until(ends), timeout_s)
+
+    def _reached(self, ends: dict[TopicPartition, int]) -> bool:
+        return all(self._positions.get(tp, 0) >= end for tp, end in ends.items())
+
+    async def _read_until(self, ends: dict[TopicPartition, int]) -> None:
+        while not self._reached(ends):
+            await self._read(timeout_ms=100)
+            # Positions from the consumer, not from the last record: they also move past
+            # control records and compacted gaps, and idle partitions report their end.
+            for tp, end in ends.items():
+                if self._positions.get(tp, 0) < end:
+                    with contextlib.suppress(Exception):
+                        self._positions[tp] = await self._consumer_started().position(tp)
+
+    async def _read(self, timeout_ms: int) -> None:
+        # Tansu: the end offset it reports is one past the FIRST record of a partition's
+        # last batch, so a position past that end does not prove the batch was applied.
+        # No max_records: each getmany hands out whole fetched responses (whole batches),
+        # so the rest of that batch is applied in the same read that reaches the end.
+        batches = await self._consumer_started().getmany(timeout_ms=timeout_ms)
+        for tp, records in batches.items():
+            for rec in records:
+                self._apply(rec)
+            self.records += len(records)
+            if records:
+                self._positions[tp] = max(self._positions.get(tp, 0), records[-1].offset + 1)
+
+    def _consumer_started(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "start() first"
+        return self._consumer
+
+    async def _run(self, ends: dict[TopicPartition, int]) -> None:
+        while True:
+            try:
+                async with self._reading:
+                    await self._read_until(ends)
+                break
+            except Exception:  # a broker hiccup while replaying: aiokafka reconnects
+                log.warning("replay fetch failed; retrying", exc_info=True,
+                            extra={"client_id": self._client_id})
+                await asyncio.sleep(RETRY_AFTER_ERROR_S)
+        if not self._follow:
+            await self._close()
+            self.ready.set()
+            return
+        self.ready.set()
+        while True:
+            await asyncio.sleep(self._poll_s)
+            try:
+                async with self._reading:
+                    await self._read(timeout_ms=0)
+            except Exception:  # keep tailing through broker hiccups; aiokafka reconnects
+                log.warning("tail fetch failed; retrying", exc_info=True,
+                            extra={"client_id": self._client_id})
+                await asyncio.sleep(RETRY_AFTER_ERROR_S)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self._close()
+
+    async def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+
+async def replay_topic(bootstrap: str, topic: str,
+                       apply: Callable[[ConsumerRecord], None]) -> int:
+    """Feed every record currently in ``topic`` to ``apply`` once; returns the count."""
+    reader = CompactedTopicReader(bootstrap, apply, topics=[topic], follow=False,
+                                  client_id="replay-topic")
+    try:
+        await reader.start()
+        await reader.ready.wait()
+    finally:
+        await reader.stop()
+    return reader.records
