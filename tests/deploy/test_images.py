@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from consolidator.consolidator_settings import ConsolidatorSettings
 from devstack.stack import SERVICE_COMMANDS
-from shared.config import Settings
+from fanout.fanout_settings import FanoutSettings
+from ingest.ingest_settings import IngestSettings
+from mailer.mailer_settings import MailerSettings
+from reply_parser.reply_parser_settings import ReplyParserSettings
 from tests.deploy.conftest import ROOT, SERVICES, Doc, workloads
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -96,7 +100,9 @@ def test_image_is_pinned_slim_non_root_with_a_healthcheck_on_its_port(name: str)
     script = _without_heredocs(DOCKERFILE.read_text())[1]["/usr/local/bin/bridge-healthcheck"]
     assert "/healthz" in script
     field = name.replace("-", "_") + "_port"
-    default = Settings.model_fields[field].default
+    settings = {"ingest": IngestSettings, "consolidator": ConsolidatorSettings,
+                "mailer": MailerSettings, "fanout": FanoutSettings}.get(name, ReplyParserSettings)
+    default = settings.model_fields[field].default
     assert _case_arms(script)[name] == \
         f'port="${{BRIDGE_{field.upper()}:-{default}}}"', (name, default)
 
