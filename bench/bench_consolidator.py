@@ -49,17 +49,25 @@ SHOPS = [str(7_000_000_000_000_000_000 + i) for i in range(50)]
 
 
 def buyer_event(n: int, conversations: int, received_at_ms: int) -> tuple[bytes, bytes]:
-    ev = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id=SHOPS[n % len(SHOPS)],
-                   conversation_id=str(5_000_000_000_000_000 + n % conversations),
-                   message_id=str(7_400_000_000_000_000_000 + n), sent_at_ms=received_at_ms,
-                   seq=n, buyer_id="7494", buyer_name="Ana", content=ChatContent(text=TEXT),
-                   received_at_ms=received_at_ms)
+    ev = ChatEvent(
+        kind=ChatEventKind.BUYER_MESSAGE,
+        shop_id=SHOPS[n % len(SHOPS)],
+        conversation_id=str(5_000_000_000_000_000 + n % conversations),
+        message_id=str(7_400_000_000_000_000_000 + n),
+        sent_at_ms=received_at_ms,
+        seq=n,
+        buyer_id="7494",
+        buyer_name="Ana",
+        content=ChatContent(text=TEXT),
+        received_at_ms=received_at_ms,
+    )
     return ev.conversation_key.encode(), encode(ev)
 
 
 async def load(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                                max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+    )
     await producer.start()
     try:
         futs = [await producer.send(topic, value, key=key) for key, value in records]
@@ -70,10 +78,16 @@ async def load(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -
 
 async def raw_loop(bootstrap: str, expect: int) -> float:
     """Consume RAW_IN, orjson round trip, produce RAW_OUT; events/s over ``expect`` records."""
-    consumer = AIOKafkaConsumer(RAW_IN.name, bootstrap_servers=bootstrap, group_id="bench-raw",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10,
-                                max_batch_size=512 * 1024)
+    consumer = AIOKafkaConsumer(
+        RAW_IN.name,
+        bootstrap_servers=bootstrap,
+        group_id="bench-raw",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_batch_size=512 * 1024
+    )
     await consumer.start()
     await producer.start()
     seen, started = 0, None
@@ -85,8 +99,11 @@ async def raw_loop(bootstrap: str, expect: int) -> float:
             futs = []
             for recs in batches.values():
                 for r in recs:
-                    futs.append(await producer.send(RAW_OUT.name, orjson.dumps(orjson.loads(r.value)),
-                                                    key=r.key))
+                    futs.append(
+                        await producer.send(
+                            RAW_OUT.name, orjson.dumps(orjson.loads(r.value)), key=r.key
+                        )
+                    )
                     seen += 1
             await asyncio.gather(*futs)
             await consumer.commit()
@@ -98,8 +115,13 @@ async def raw_loop(bootstrap: str, expect: int) -> float:
 
 async def raw_latency(bootstrap: str, count: int = 2000, rate: int = 1000) -> list[float]:
     """Light-rate consume -> produce latency of the raw loop (ms), timestamps from Kafka."""
-    consumer = AIOKafkaConsumer(RAW_IN.name, bootstrap_servers=bootstrap, group_id="bench-raw-lat",
-                                auto_offset_reset="latest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        RAW_IN.name,
+        bootstrap_servers=bootstrap,
+        group_id="bench-raw-lat",
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
     out = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await consumer.start(), await out.start(), await producer.start()
@@ -158,16 +180,22 @@ async def poll_count(url: str, parse, expect: int, timeout_s: float) -> float:  
 def held_count(metrics: str) -> int:
     total = 0.0
     for outcome in ("held", "duplicate"):
-        m = re.search(rf'bridge_events_handled_total{{outcome="{outcome}",service="consolidator"}} (\S+)',
-                      metrics)
+        m = re.search(
+            rf'bridge_events_handled_total{{outcome="{outcome}",service="consolidator"}} (\S+)',
+            metrics,
+        )
         total += float(m.group(1)) if m else 0
     return int(total)
 
 
 def memory_per_conversation(n: int, design: str) -> tuple[float, float]:
     """(bytes per pending conversation, mean stored value bytes) measured in a fresh process."""
-    out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), design],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(n), design],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     per, value = out.stdout.split()
     return float(per), float(value)
 
@@ -196,9 +224,10 @@ def memory_child(n: int, design: str) -> None:
     for ev in events:
         key = ev.conversation_key.encode()
         if design == "naive":
-            store[key.decode()] = {"pending": [[ev.message_id, ev.sent_at_ms,
-                                                orjson.loads(encode(ev.content))]],
-                                   "due": ev.received_at_ms + 900_000}
+            store[key.decode()] = {
+                "pending": [[ev.message_id, ev.sent_at_ms, orjson.loads(encode(ev.content))]],
+                "due": ev.received_at_ms + 900_000,
+            }
         else:
             st = ConversationState(partition=hash(key) % 8)
             add_buyer_message(st, ev, Windows(900_000, 3_600_000))
@@ -229,31 +258,61 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
 
         naive_port = free_port()
         env = {**os.environ, "KAFKA_BOOTSTRAP": bs, "BENCH_WEB_PORT": str(naive_port)}
-        naive = subprocess.Popen([sys.executable, str(Path(__file__).with_name(
-            "naive_consolidator_agent.py")), "worker", "--loglevel", "warn"], env=env,
-            stdout=open(root / "naive.log", "wb"), stderr=subprocess.STDOUT, cwd=root)
+        naive = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("naive_consolidator_agent.py")),
+                "worker",
+                "--loglevel",
+                "warn",
+            ],
+            env=env,
+            stdout=open(root / "naive.log", "wb"),
+            stderr=subprocess.STDOUT,
+            cwd=root,
+        )
         try:
-            out["naive"] = await poll_count(f"http://127.0.0.1:{naive_port}/count",
-                                            lambda t: orjson.loads(t)["seen"], n, 300)
+            out["naive"] = await poll_count(
+                f"http://127.0.0.1:{naive_port}/count", lambda t: orjson.loads(t)["seen"], n, 300
+            )
         finally:
             naive.terminate()
             naive.wait(10)
 
         # The shops opted in to alerts (a shop with no settings record gets no digest).
-        await load(bs, SHOP_SETTINGS.name, [
-            (shop.encode(), encode(ShopSettings(shop, alerts_enabled=True,
-                                                destination_email="seller@shop.localhost")))
-            for shop in SHOPS])
+        await load(
+            bs,
+            SHOP_SETTINGS.name,
+            [
+                (
+                    shop.encode(),
+                    encode(
+                        ShopSettings(
+                            shop, alerts_enabled=True, destination_email="seller@shop.localhost"
+                        )
+                    ),
+                )
+                for shop in SHOPS
+            ],
+        )
         ports = Ports()
-        env2 = stack_env(bs, ports, window_s=1.0, data_dir=root, extra={
-            "BRIDGE_TICK_INTERVAL_S": "0.1", "BRIDGE_CONSOLIDATOR_STORE": args.store})
+        env2 = stack_env(
+            bs,
+            ports,
+            window_s=1.0,
+            data_dir=root,
+            extra={"BRIDGE_TICK_INTERVAL_S": "0.1", "BRIDGE_CONSOLIDATOR_STORE": args.store},
+        )
         svc = ServiceProcesses(env2, root / "logs")
         procs.append(svc)
         svc.start("consolidator")
         metrics_url = f"http://127.0.0.1:{ports.consolidator}/metrics"
         out["ours"] = await poll_count(metrics_url, held_count, n, 300)
-        print(f"run {run}: raw {out['raw']:,.0f}, naive {out['naive']:,.0f}, "
-              f"ours {out['ours']:,.0f} events/s", file=sys.stderr)
+        print(
+            f"run {run}: raw {out['raw']:,.0f}, naive {out['naive']:,.0f}, "
+            f"ours {out['ours']:,.0f} events/s",
+            file=sys.stderr,
+        )
 
         # Deadline -> digest lag with --pending conversations pending (conversation ids
         # apart from the throughput set's and from each other's). First the pending
@@ -262,8 +321,9 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
         # from a few seconds after they are loaded, so each digest's lag is the tick path's
         # own (heap pop, state, produce) at that many pending, not a load backlog.
         p = args.pending
-        await load(bs, CHAT_EVENTS.name,
-                   [buyer_event(10**9 + i, 2 * 10**9, future) for i in range(p)])
+        await load(
+            bs, CHAT_EVENTS.name, [buyer_event(10**9 + i, 2 * 10**9, future) for i in range(p)]
+        )
         await poll_count(metrics_url, held_count, n + p, 300)
         digests = AIOKafkaConsumer(bootstrap_servers=bs, group_id=None)
         await digests.start()
@@ -272,10 +332,14 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
         await digests.seek_to_end(*tps)
         probes, spread_ms = args.probes, int(args.spread_s * 1000)
         first_due = int(time.time() * 1000) + 3000
-        await load(bs, CHAT_EVENTS.name,
-                   [buyer_event(3 * 10**9 + i, 4 * 10**9,
-                                first_due - 1000 + i * spread_ms // probes)
-                    for i in range(probes)])
+        await load(
+            bs,
+            CHAT_EVENTS.name,
+            [
+                buyer_event(3 * 10**9 + i, 4 * 10**9, first_due - 1000 + i * spread_ms // probes)
+                for i in range(probes)
+            ],
+        )
         late = int(time.time() * 1000) > first_due
         lags: list[float] = []
         deadline = time.monotonic() + args.spread_s + 30
@@ -286,10 +350,20 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
                     lags.append(r.timestamp - d.due_at_ms)
         await digests.stop()
         q = statistics.quantiles(lags, n=100) if len(lags) > 1 else [float("nan")] * 99
-        out.update({"lag_p50": q[49], "lag_p99": q[98], "digests": len(lags),
-                    "probes": probes, "late": float(late)})
-        print(f"run {run}: lag p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms over {len(lags)}/{probes}"
-              f" digests at {p} pending", file=sys.stderr)
+        out.update(
+            {
+                "lag_p50": q[49],
+                "lag_p99": q[98],
+                "digests": len(lags),
+                "probes": probes,
+                "late": float(late),
+            }
+        )
+        print(
+            f"run {run}: lag p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms over {len(lags)}/{probes}"
+            f" digests at {p} pending",
+            file=sys.stderr,
+        )
         if run == 0:
             raw_lat = await raw_latency(bs)
             rq = statistics.quantiles(raw_lat, n=100)
@@ -307,11 +381,17 @@ async def main(args: argparse.Namespace) -> None:
     def med(key: str) -> float:
         return statistics.median(r[key] for r in runs if key in r)
 
-    rows: dict[str, dict[str, str]] = {"naive faust agent": {}, "this design": {},
-                                       "raw aiokafka loop": {}}
+    rows: dict[str, dict[str, str]] = {
+        "naive faust agent": {},
+        "this design": {},
+        "raw aiokafka loop": {},
+    }
     raw = med("raw")
-    for name, key in (("naive faust agent", "naive"), ("this design", "ours"),
-                      ("raw aiokafka loop", "raw")):
+    for name, key in (
+        ("naive faust agent", "naive"),
+        ("this design", "ours"),
+        ("raw aiokafka loop", "raw"),
+    ):
         rows[name]["events/s"] = f"{med(key):,.0f}"
         rows[name]["vs raw"] = f"{med(key) / raw:.0%}"
         rows[name]["runs"] = " ".join(f"{r[key] / 1000:.1f}k" for r in runs)
@@ -319,7 +399,8 @@ async def main(args: argparse.Namespace) -> None:
     rows["this design"]["lag p50/p99 ms"] = f"{med('lag_p50'):.0f} / {med('lag_p99'):.0f}"
     rows["this design"]["digests"] = f"{min(r['digests'] for r in runs):.0f}/{args.probes}"
     rows["raw aiokafka loop"]["lag p50/p99 ms"] = (
-        f"{runs[0]['raw_lat_p50']:.1f} / {runs[0]['raw_lat_p99']:.1f}")
+        f"{runs[0]['raw_lat_p50']:.1f} / {runs[0]['raw_lat_p99']:.1f}"
+    )
 
     for size in (100_000, 1_000_000):
         for name, design in (("naive faust agent", "naive"), ("this design", "ours")):
@@ -328,15 +409,28 @@ async def main(args: argparse.Namespace) -> None:
             if design == "ours":
                 rows[name]["state value B"] = f"{value:.0f}"
 
-    cols = ["events/s", "vs raw", "vs naive", "runs", "lag p50/p99 ms", "digests",
-            "B/pending @100k", "B/pending @1000k", "state value B"]
-    print(f"\nconsolidator bench: {args.events} events / {args.events // 3} conversations, "
-          f"medians of {args.runs} runs (fresh broker each); lag over {args.probes} digests due "
-          f"across {args.spread_s:.0f} s with {args.pending} conversations pending; "
-          f"store {args.store}, {os.cpu_count()} cores, Tansu memory broker")
+    cols = [
+        "events/s",
+        "vs raw",
+        "vs naive",
+        "runs",
+        "lag p50/p99 ms",
+        "digests",
+        "B/pending @100k",
+        "B/pending @1000k",
+        "state value B",
+    ]
+    print(
+        f"\nconsolidator bench: {args.events} events / {args.events // 3} conversations, "
+        f"medians of {args.runs} runs (fresh broker each); lag over {args.probes} digests due "
+        f"across {args.spread_s:.0f} s with {args.pending} conversations pending; "
+        f"store {args.store}, {os.cpu_count()} cores, Tansu memory broker"
+    )
     if any(r["late"] for r in runs):
-        print("note: loading the probes ended after the first deadline in some run; "
-              "their lag includes that")
+        print(
+            "note: loading the probes ended after the first deadline in some run; "
+            "their lag includes that"
+        )
     print(f"{'':20}" + "".join(f"{c:>19}" for c in cols))
     for name, row in rows.items():
         print(f"{name:20}" + "".join(f"{row.get(c, '-'):>19}" for c in cols))
@@ -351,8 +445,16 @@ if __name__ == "__main__":
     parser.add_argument("--pending", type=int, default=100_000)
     parser.add_argument("--store", default="memory://")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--probes", type=int, default=2000,
-                        help="conversations whose deadline->digest lag is measured")
-    parser.add_argument("--spread-s", type=float, default=10.0,
-                        help="their deadlines are spread over this many seconds")
+    parser.add_argument(
+        "--probes",
+        type=int,
+        default=2000,
+        help="conversations whose deadline->digest lag is measured",
+    )
+    parser.add_argument(
+        "--spread-s",
+        type=float,
+        default=10.0,
+        help="their deadlines are spread over this many seconds",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -44,8 +44,14 @@ from shared.events import InboundEnvelope, ShopSettings  # noqa: E402
 ROUNDS = 7
 MIN_ROUND_SECONDS = 0.3
 SELLER = "seller@shop.example"
-ENV = InboundEnvelope(mail_id="bench", shop_id="1", conversation_id="1", mail_from=SELLER,
-                      rcpt_to="t@chat-seller-us.bridge.localhost", received_at_ms=0)
+ENV = InboundEnvelope(
+    mail_id="bench",
+    shop_id="1",
+    conversation_id="1",
+    mail_from=SELLER,
+    rcpt_to="t@chat-seller-us.bridge.localhost",
+    received_at_ms=0,
+)
 SHOP = ShopSettings(shop_id="1", destination_email=SELLER, destination_kind="salesforce")
 OWN = OwnIdentity("digest.bridge.localhost", "bridge.localhost")
 # Sender authorization is a set lookup; switched off so every corpus mail (whatever its
@@ -84,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("corpus", nargs="*", type=Path)
     ns = parser.parse_args(argv)
-    roots = ns.corpus or [p for p in (Path("tests/fixtures/replies"),
-                                      Path("/work/shared/fixtures/reply")) if p.exists()]
+    roots = ns.corpus or [
+        p
+        for p in (Path("tests/fixtures/replies"), Path("/work/shared/fixtures/reply"))
+        if p.exists()
+    ]
     cases = [case for root in roots for case in load_cases(root) if case.raw is not None]
     if not cases:
         print("no .eml cases", file=sys.stderr)
@@ -98,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, extractor in off_the_shelf():
         theirs = emails_per_second(cases, extractor)
         print(f"{name + ': extract only':<32} {theirs:>14.0f} {pipeline / theirs:>13.2f}x")
-    print(f"cases={len(cases)} .eml, rounds={ROUNDS} (median), one core, header cache cold "
-          "per mail")
+    print(
+        f"cases={len(cases)} .eml, rounds={ROUNDS} (median), one core, header cache cold per mail"
+    )
     return 0
 
 

@@ -24,18 +24,18 @@ from pathlib import Path
 from devstack.broker import EmbeddedBroker, free_port
 from devstack.stack import DEV_MODE_ENV, wait_healthy
 
-BARE_APP = textwrap.dedent('''
+BARE_APP = textwrap.dedent("""
     from fastapi import FastAPI, Request, Response
     app = FastAPI()
     @app.post("/webhooks/tiktok")
     async def ok(request: Request) -> Response:
         await request.body()
         return Response(status_code=200)
-''')
+""")
 
 # wrk computes the TikTok signature itself? Lua has no HMAC; instead the ingest under bench
 # uses a per-request body whose signature was precomputed for a pool of bodies.
-LUA = textwrap.dedent('''
+LUA = textwrap.dedent("""
     local bodies = {}
     local sigs = {}
     local n = 0
@@ -49,7 +49,7 @@ LUA = textwrap.dedent('''
       return wrk.format("POST", "/webhooks/tiktok",
         {["Content-Type"] = "application/json", ["Authorization"] = sigs[i]}, bodies[i])
     end
-''')
+""")
 
 
 def write_pool(path: Path, count: int, key: str, secret: str) -> None:
@@ -58,23 +58,37 @@ def write_pool(path: Path, count: int, key: str, secret: str) -> None:
     import orjson
 
     from shared.chat_platform.tiktok_signing import sign_webhook
+
     with path.open("w") as f:
         for i in range(count):
-            body = orjson.dumps({"type": 14, "tts_notification_id": str(i), "shop_id": "1",
-                                 "timestamp": int(time.time()), "data": {
-                                     "content": '{"content":"hello"}',
-                                     "conversation_id": f"c{i % 500}",
-                                     "create_time": int(time.time()), "is_visible": True,
-                                     "message_id": f"bench-{os.getpid()}-{i}", "index": str(i),
-                                     "type": "TEXT",
-                                     "sender": {"im_user_id": "b", "role": "BUYER",
-                                                "nickname": "Ana"}}})
+            body = orjson.dumps(
+                {
+                    "type": 14,
+                    "tts_notification_id": str(i),
+                    "shop_id": "1",
+                    "timestamp": int(time.time()),
+                    "data": {
+                        "content": '{"content":"hello"}',
+                        "conversation_id": f"c{i % 500}",
+                        "create_time": int(time.time()),
+                        "is_visible": True,
+                        "message_id": f"bench-{os.getpid()}-{i}",
+                        "index": str(i),
+                        "type": "TEXT",
+                        "sender": {"im_user_id": "b", "role": "BUYER", "nickname": "Ana"},
+                    },
+                }
+            )
             f.write(f"{sign_webhook(key, body, secret)} {body.decode()}\n")
 
 
 def wrk(url: str, script: Path, seconds: int, conns: int) -> tuple[float, dict[str, int]]:
-    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return rps, {"non_2xx": int(non2xx.group(1)) if non2xx else 0}
@@ -90,16 +104,41 @@ async def main() -> None:
     broker = EmbeddedBroker(log_path=str(tmp / "broker.log"))
     await broker.start_with_topics()
     ingest_port, bare_port = free_port(), free_port()
-    env = {**os.environ, **DEV_MODE_ENV, "KAFKA_BOOTSTRAP": broker.bootstrap, "BRIDGE_INGEST_PORT": str(ingest_port),
-           "BRIDGE_PLATFORM_APP_KEY": "k", "BRIDGE_WEBHOOK_SECRET": "s", "BRIDGE_LOG_LEVEL": "WARNING",
-           "BRIDGE_INGEST_DEDUP_CAPACITY": "10"}  # the pool repeats: keep it from deduplicating
+    env = {
+        **os.environ,
+        **DEV_MODE_ENV,
+        "KAFKA_BOOTSTRAP": broker.bootstrap,
+        "BRIDGE_INGEST_PORT": str(ingest_port),
+        "BRIDGE_PLATFORM_APP_KEY": "k",
+        "BRIDGE_WEBHOOK_SECRET": "s",
+        "BRIDGE_LOG_LEVEL": "WARNING",
+        "BRIDGE_INGEST_DEDUP_CAPACITY": "10",
+    }  # the pool repeats: keep it from deduplicating
     (tmp / "bare.py").write_text(BARE_APP)
     procs = [
-        subprocess.Popen([sys.executable, "-m", "ingest"], env=env, stdout=subprocess.DEVNULL,
-                         stderr=open(tmp / "ingest.log", "wb")),  # noqa: SIM115
-        subprocess.Popen([sys.executable, "-m", "uvicorn", "bare:app", "--port", str(bare_port),
-                          "--log-level", "warning", "--no-access-log", "--app-dir", str(tmp)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [sys.executable, "-m", "ingest"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp / "ingest.log", "wb"),
+        ),  # noqa: SIM115
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bare:app",
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--app-dir",
+                str(tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
     ]
     try:
         await wait_healthy({"ingest": ingest_port}, timeout_s=60)
@@ -110,11 +149,11 @@ async def main() -> None:
         script.write_text(LUA % {"pool": pool})
         ingest_runs, bare_runs, errors = [], [], 0
         for _ in range(args.runs):
-            rps, info = wrk(f"http://127.0.0.1:{bare_port}", script, args.seconds,
-                            args.connections)
+            rps, info = wrk(f"http://127.0.0.1:{bare_port}", script, args.seconds, args.connections)
             bare_runs.append(rps)
-            rps, info = wrk(f"http://127.0.0.1:{ingest_port}", script, args.seconds,
-                            args.connections)
+            rps, info = wrk(
+                f"http://127.0.0.1:{ingest_port}", script, args.seconds, args.connections
+            )
             ingest_runs.append(rps)
             errors += info["non_2xx"]
         ing, bare = statistics.median(ingest_runs), statistics.median(bare_runs)

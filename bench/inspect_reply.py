@@ -63,16 +63,23 @@ def _shop_from(spec: str | None, shop_id: str) -> ShopSettings | None:
         raise ContextError(f"--shop-settings: {exc}") from None
 
 
-def inspect(raw: bytes, *, shop_settings: str | None = None, rcpt: str | None = None,
-            mail_from: str | None = None, peer: str = "") -> dict[str, object]:
+def inspect(
+    raw: bytes,
+    *,
+    shop_settings: str | None = None,
+    rcpt: str | None = None,
+    mail_from: str | None = None,
+    peer: str = "",
+) -> dict[str, object]:
     """The JSON-ready verdict for one raw message."""
     cfg = ReplyParserSettings()
     shop_id, conversation_id = "inspect", "inspect"
     if rcpt:
         try:
             token, _region = split_reply_address(rcpt, cfg.reply_domain_base)
-            reply = verify_token(token, parse_keys(cfg.token_keys.get_secret_value()),
-                                 now_s=time.time())
+            reply = verify_token(
+                token, parse_keys(cfg.token_keys.get_secret_value()), now_s=time.time()
+            )
         except TokenError as exc:
             return _verdict(InboundDecision("rejected", f"recipient refused: {exc}"))
         shop_id, conversation_id = reply.shop_id, reply.conversation_id
@@ -80,19 +87,30 @@ def inspect(raw: bytes, *, shop_settings: str | None = None, rcpt: str | None = 
     context = shop is not None or rcpt is not None
     if shop is None:
         shop = ShopSettings(shop_id=shop_id, destination_email=cfg.default_destination_email)
-    pipeline = dataclasses.replace(config_from(cfg), check_sender=context,
-                                   envelope_known=mail_from is not None)
-    env = InboundEnvelope(mail_id="inspect", shop_id=shop_id, conversation_id=conversation_id,
-                          mail_from=mail_from or "", rcpt_to=rcpt or "", received_at_ms=0,
-                          peer=peer)
+    pipeline = dataclasses.replace(
+        config_from(cfg), check_sender=context, envelope_known=mail_from is not None
+    )
+    env = InboundEnvelope(
+        mail_id="inspect",
+        shop_id=shop_id,
+        conversation_id=conversation_id,
+        mail_from=mail_from or "",
+        rcpt_to=rcpt or "",
+        received_at_ms=0,
+        peer=peer,
+    )
     try:
-        decision = decide(raw, env, shop, OwnIdentity(cfg.message_id_domain,
-                                                      cfg.reply_domain_base), config=pipeline)
+        decision = decide(
+            raw,
+            env,
+            shop,
+            OwnIdentity(cfg.message_id_domain, cfg.reply_domain_base),
+            config=pipeline,
+        )
     except MailTooComplex as exc:
         decision = InboundDecision("rejected", f"mail beyond parsing limits: {exc}")
     except Exception as exc:  # noqa: BLE001 - the command reports, never crashes
-        decision = InboundDecision("rejected",
-                                   f"unparseable mail: {exc.__class__.__name__}: {exc}")
+        decision = InboundDecision("rejected", f"unparseable mail: {exc.__class__.__name__}: {exc}")
     return _verdict(decision)
 
 
@@ -105,19 +123,35 @@ def _verdict(decision: InboundDecision) -> dict[str, object]:
         "text": decision.text if reply is not None else "",
         "parts": [p.text for p in reply.parts if p.text] if reply is not None else [],
         "image_parts": [
-            {"index": p.index, "content_type": p.image_content_type,
-             "filename": p.image_filename, "base64_chars": len(p.image_b64)}
-            for p in (reply.parts if reply is not None else ()) if p.image_b64
+            {
+                "index": p.index,
+                "content_type": p.image_content_type,
+                "filename": p.image_filename,
+                "base64_chars": len(p.image_b64),
+            }
+            for p in (reply.parts if reply is not None else ())
+            if p.image_b64
         ],
         "source": extraction.source if extraction is not None else "",
         "inline_images": [
-            {"content_type": i.content_type, "filename": i.filename, "content_id": i.content_id,
-             "bytes": len(i.data)}
+            {
+                "content_type": i.content_type,
+                "filename": i.filename,
+                "content_id": i.content_id,
+                "bytes": len(i.data),
+            }
             for i in (extraction.inline_images if extraction is not None else ())
         ],
         "withheld": list(decision.withheld),
-        "notices": [{"kind": n.kind, "to": n.to_address, "notice_id": n.notice_id,
-                     "auto_submitted": n.auto_submitted} for n in decision.notices],
+        "notices": [
+            {
+                "kind": n.kind,
+                "to": n.to_address,
+                "notice_id": n.notice_id,
+                "auto_submitted": n.auto_submitted,
+            }
+            for n in decision.notices
+        ],
         "auth": decision.auth.summary() if decision.auth is not None else "",
     }
 
@@ -132,11 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     try:
         raw = ns.file.read_bytes()
-        result = inspect(raw, shop_settings=ns.shop_settings, rcpt=ns.rcpt,
-                         mail_from=ns.mail_from, peer=ns.peer)
+        result = inspect(
+            raw, shop_settings=ns.shop_settings, rcpt=ns.rcpt, mail_from=ns.mail_from, peer=ns.peer
+        )
     except (OSError, ContextError) as exc:
-        print(json.dumps({"class": "rejected", "reason": f"cannot inspect: {exc}", "text": "",
-                          "parts": []}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"class": "rejected", "reason": f"cannot inspect: {exc}", "text": "", "parts": []},
+                ensure_ascii=False,
+            )
+        )
         return 2
     print(json.dumps(result, ensure_ascii=False))
     return 0

@@ -15,12 +15,21 @@ import orjson
 from faust.web import Request, Response, View
 
 logging.getLogger("aiokafka").setLevel(logging.WARNING)
-app = faust.App("bench-naive-consolidator", broker=f"kafka://{os.environ['KAFKA_BOOTSTRAP']}",
-                store="memory://", topic_partitions=8, topic_replication_factor=1,
-                broker_session_timeout=6, broker_heartbeat_interval=2, producer_linger=0.01,
-                web_port=int(os.environ["BENCH_WEB_PORT"]), web_in_thread=False)
-events = app.topic("chat.events", key_type=bytes, value_type=bytes, key_serializer="raw",
-                   value_serializer="raw")
+app = faust.App(
+    "bench-naive-consolidator",
+    broker=f"kafka://{os.environ['KAFKA_BOOTSTRAP']}",
+    store="memory://",
+    topic_partitions=8,
+    topic_replication_factor=1,
+    broker_session_timeout=6,
+    broker_heartbeat_interval=2,
+    producer_linger=0.01,
+    web_port=int(os.environ["BENCH_WEB_PORT"]),
+    web_in_thread=False,
+)
+events = app.topic(
+    "chat.events", key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
 states = app.Table("naive-state", default=None, partitions=8)
 seen = 0
 

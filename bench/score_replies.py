@@ -99,8 +99,9 @@ def load_cases(root: Path) -> list[Case]:
         if eml.exists():
             cases.append(Case(name, eml.read_bytes(), None, expected))
         elif txt.exists():
-            cases.append(Case(name, None, txt.read_bytes().decode("utf-8", errors="replace"),
-                              expected))
+            cases.append(
+                Case(name, None, txt.read_bytes().decode("utf-8", errors="replace"), expected)
+            )
     return cases
 
 
@@ -111,8 +112,14 @@ def parse(raw: bytes) -> EmailMessage:
 _SETTINGS = ReplyParserSettings()
 _OWN = OwnIdentity(_SETTINGS.message_id_domain, _SETTINGS.reply_domain_base)
 _SHOP = ShopSettings(shop_id="score", destination_email=_SETTINGS.default_destination_email)
-_ENV = InboundEnvelope(mail_id="score", shop_id="score", conversation_id="score", mail_from="",
-                       rcpt_to="", received_at_ms=0)
+_ENV = InboundEnvelope(
+    mail_id="score",
+    shop_id="score",
+    conversation_id="score",
+    mail_from="",
+    rcpt_to="",
+    received_at_ms=0,
+)
 # No shop context: what any shop's buyer would receive (sender authorization skipped).
 _CONFIG = PipelineConfig(check_sender=False, envelope_known=False)
 
@@ -179,8 +186,9 @@ def score(cases: list[Case], extractor: Callable[[Case], str]) -> Score:
 
 
 def short_diff(want: str, got: str, limit: int = 12) -> str:
-    lines = list(difflib.unified_diff(want.split("\n"), got.split("\n"), "expected", "got",
-                                      lineterm="", n=1))[2:]
+    lines = list(
+        difflib.unified_diff(want.split("\n"), got.split("\n"), "expected", "got", lineterm="", n=1)
+    )[2:]
     shown = [f"      {line[:160]}" for line in lines[:limit]]
     if len(lines) > limit:
         shown.append(f"      ... {len(lines) - limit} more diff lines")
@@ -214,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         name, theirs = best
         ratio_exact = mine.exact / theirs.exact if theirs.exact else float("inf")
         ratio_f1 = mine.f1 / theirs.f1 if theirs.f1 else float("inf")
-        print(f"best off-the-shelf: {name} {figures(theirs)}; "
-              f"ours/theirs exact x{ratio_exact:.2f} f1 x{ratio_f1:.2f}")
+        print(
+            f"best off-the-shelf: {name} {figures(theirs)}; "
+            f"ours/theirs exact x{ratio_exact:.2f} f1 x{ratio_f1:.2f}"
+        )
     print(figures(mine))
     return 0
 

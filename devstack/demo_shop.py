@@ -27,16 +27,24 @@ class DemoShopError(BridgeError, RuntimeError):
     """The demo shop could not be onboarded; the reason says which step failed."""
 
 
-async def onboard_demo_shop(ingest_url: str, env: Mapping[str, str], sink: SinkState, *,
-                            shop_id: str = DEMO_SHOP_ID, timeout_s: float = 30.0) -> str:
+async def onboard_demo_shop(
+    ingest_url: str,
+    env: Mapping[str, str],
+    sink: SinkState,
+    *,
+    shop_id: str = DEMO_SHOP_ID,
+    timeout_s: float = 30.0,
+) -> str:
     """Onboard ``shop_id`` (alerts on, main account activated); returns the main account.
     A shop already onboarded (a real Kafka kept it) is left as it is."""
     main = env.get("BRIDGE_DEFAULT_DESTINATION_EMAIL", "seller@shop.localhost")
     operator = env.get("BRIDGE_ADMIN_OPERATOR_TOKEN", "dev-only-operator-token")
     async with httpx.AsyncClient(base_url=ingest_url, timeout=10.0) as http:
-        resp = await http.post("/admin/shops", headers={"Authorization": f"Bearer {operator}"},
-                               json={"shop_id": shop_id, "main_account_email": main,
-                                     "shop_name": DEMO_SHOP_NAME})
+        resp = await http.post(
+            "/admin/shops",
+            headers={"Authorization": f"Bearer {operator}"},
+            json={"shop_id": shop_id, "main_account_email": main, "shop_name": DEMO_SHOP_NAME},
+        )
         if resp.status_code == 409:
             return main
         if resp.status_code != 201:
@@ -46,9 +54,11 @@ async def onboard_demo_shop(ingest_url: str, env: Mapping[str, str], sink: SinkS
         if resp.status_code != 200:
             raise DemoShopError(f"activating {main}: HTTP {resp.status_code} {resp.text}")
         api_token = resp.json()["api_token"]
-        resp = await http.patch(f"/admin/shops/{shop_id}/settings",
-                                headers={"Authorization": f"Bearer {api_token}"},
-                                json={"alerts_enabled": True})
+        resp = await http.patch(
+            f"/admin/shops/{shop_id}/settings",
+            headers={"Authorization": f"Bearer {api_token}"},
+            json={"alerts_enabled": True},
+        )
         if resp.status_code != 200:
             raise DemoShopError(f"turning alerts on: HTTP {resp.status_code} {resp.text}")
     return main

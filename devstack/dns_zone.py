@@ -69,7 +69,7 @@ def _norm(name: str) -> str:
 
 def _rdata(rdtype: dns.rdatatype.RdataType, value: str) -> dns.rdata.Rdata:
     if rdtype == dns.rdatatype.TXT:  # one string per 255 octets, as TXT requires
-        chunks = [value[i:i + 255] for i in range(0, len(value), 255)] or [""]
+        chunks = [value[i : i + 255] for i in range(0, len(value), 255)] or [""]
         value = " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks)
     return dns.rdata.from_text(dns.rdataclass.IN, rdtype, value)
 
@@ -94,6 +94,7 @@ class _DnsProtocol(asyncio.DatagramProtocol):
 async def start_dev_dns(zone: DevZone, host: str, port: int) -> asyncio.DatagramTransport:
     """Serve *zone* over UDP on the current loop until the transport is closed."""
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: _DnsProtocol(zone),
-                                                       local_addr=(host, port))
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _DnsProtocol(zone), local_addr=(host, port)
+    )
     return transport

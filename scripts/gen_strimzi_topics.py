@@ -68,8 +68,11 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         current = TOPICS_MANIFEST.read_text() if TOPICS_MANIFEST.exists() else ""
         if current != text:
-            print(f"{TOPICS_MANIFEST.relative_to(ROOT)} is out of date: "
-                  "run scripts/gen_strimzi_topics.py", file=sys.stderr)
+            print(
+                f"{TOPICS_MANIFEST.relative_to(ROOT)} is out of date: "
+                "run scripts/gen_strimzi_topics.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     TOPICS_MANIFEST.parent.mkdir(parents=True, exist_ok=True)

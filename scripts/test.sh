@@ -28,7 +28,7 @@ fi
 .venv/bin/python -m pip install --quiet -e '.[test,bench,disk]'
 # Lint first: a style break fails fast, before the slower integration tests.
 .venv/bin/ruff check .
-# ruff format --check .  # enabled by the lead after the sweep's one formatting commit
+.venv/bin/ruff format --check .
 bash scripts/mypy.sh
 PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider)
 if [ -n "${KAFKA_BOOTSTRAP:-}" ]; then

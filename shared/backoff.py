@@ -16,8 +16,14 @@ T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
 
 
-def backoff_delay(attempt: int, *, base_s: float, max_s: float,
-                  retry_after_s: float | None = None, rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempt: int,
+    *,
+    base_s: float,
+    max_s: float,
+    retry_after_s: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
     """Delay before retry ``attempt`` (1-based).
 
     A server-given Retry-After wins (capped at ``max_s``); otherwise a value in
@@ -47,14 +53,17 @@ class RetryPolicy:
     def gives_up(self, attempts: int, elapsed_s: float) -> bool:
         if self.max_attempts is None and self.window_s is None:
             return False
-        return ((self.max_attempts is None or attempts >= self.max_attempts)
-                and (self.window_s is None or elapsed_s >= self.window_s))
+        return (self.max_attempts is None or attempts >= self.max_attempts) and (
+            self.window_s is None or elapsed_s >= self.window_s
+        )
 
-    def delay(self, attempt: int, retry_after_s: float | None = None,
-              rng: random.Random | None = None) -> float:
+    def delay(
+        self, attempt: int, retry_after_s: float | None = None, rng: random.Random | None = None
+    ) -> float:
         """The pause after failed try ``attempt`` (see :func:`backoff_delay`)."""
-        return backoff_delay(attempt, base_s=self.base_s, max_s=self.max_s,
-                             retry_after_s=retry_after_s, rng=rng)
+        return backoff_delay(
+            attempt, base_s=self.base_s, max_s=self.max_s, retry_after_s=retry_after_s, rng=rng
+        )
 
 
 class GaveUp(BridgeError, Generic[E]):
@@ -77,13 +86,17 @@ def _no_retry_after(_: BaseException) -> float | None:
     return None
 
 
-async def retry(call: Callable[[int], Awaitable[T]], policy: RetryPolicy, *,
-                on: type[E] | tuple[type[E], ...],
-                retryable: Callable[[E], bool] = _always,
-                retry_after: Callable[[E], float | None] = _no_retry_after,
-                on_retry: Callable[[E, int, float], None] | None = None,
-                sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-                clock: Callable[[], float] = time.monotonic) -> T:
+async def retry(
+    call: Callable[[int], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    on: type[E] | tuple[type[E], ...],
+    retryable: Callable[[E], bool] = _always,
+    retry_after: Callable[[E], float | None] = _no_retry_after,
+    on_retry: Callable[[E, int, float], None] | None = None,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
     """``await call(attempt)`` (attempt 1, 2, ...) until it returns.
 
     A failure of type ``on`` that is ``retryable`` is retried after the policy's delay

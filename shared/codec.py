@@ -88,7 +88,8 @@ def _object_coercer(cls: type) -> _Coercer:
     def build(raw: Any, path: str) -> Any:
         if not isinstance(raw, dict):
             raise DecodeError(
-                f"{path or cls.__name__}: expected an object, got {type(raw).__name__}")
+                f"{path or cls.__name__}: expected an object, got {type(raw).__name__}"
+            )
         version = raw.get("v", SCHEMA_VERSION)
         if isinstance(version, int) and version > SCHEMA_VERSION:
             where = path or cls.__name__
@@ -136,6 +137,7 @@ def _coercer(hint: Any) -> _Coercer:
 
         return sequence
     if origin is dict:
+
         def mapping(value: Any, path: str) -> Any:
             if not isinstance(value, dict):
                 raise DecodeError(f"{path}: expected an object")
@@ -157,6 +159,7 @@ def _coercer(hint: Any) -> _Coercer:
         nested = _object_coercer(hint)  # type: ignore[arg-type]
         return lambda value, path: nested(value, path + ".")
     if hint is bool:
+
         def boolean(value: Any, path: str) -> Any:
             if not isinstance(value, bool):
                 raise DecodeError(f"{path}: expected a boolean")
@@ -164,6 +167,7 @@ def _coercer(hint: Any) -> _Coercer:
 
         return boolean
     if hint is int:
+
         def integer(value: Any, path: str) -> Any:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise DecodeError(f"{path}: expected an integer")
@@ -171,6 +175,7 @@ def _coercer(hint: Any) -> _Coercer:
 
         return integer
     if hint is str:
+
         def string(value: Any, path: str) -> Any:
             if not isinstance(value, str):
                 raise DecodeError(f"{path}: expected a string")
@@ -185,8 +190,11 @@ def _enum_coercer(enum: type[Enum]) -> _Coercer:
     expected = ", ".join(map(repr, members))
 
     def member(value: Any, path: str) -> Any:
-        found = members.get(value) if isinstance(value, str | int) \
-            and not isinstance(value, bool) else None
+        found = (
+            members.get(value)
+            if isinstance(value, str | int) and not isinstance(value, bool)
+            else None
+        )
         if found is None:
             raise DecodeError(f"{path}: expected one of {expected}")
         return found

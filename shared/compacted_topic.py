@@ -33,11 +33,20 @@ class CompactedTopicReader:
     ``poll_ms``; without it, it stops and closes its consumer once caught up.
     """
 
-    def __init__(self, bootstrap: str, apply: Callable[[ConsumerRecord], None], *,
-                 topics: Sequence[str] = (), partitions: Sequence[TopicPartition] = (),
-                 since_ms: int | None = None, from_end: bool = False, follow: bool = True,
-                 poll_ms: int = 100, client_id: str = "compacted-topic-reader",
-                 fetch_max_wait_ms: int = 500) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        apply: Callable[[ConsumerRecord], None],
+        *,
+        topics: Sequence[str] = (),
+        partitions: Sequence[TopicPartition] = (),
+        since_ms: int | None = None,
+        from_end: bool = False,
+        follow: bool = True,
+        poll_ms: int = 100,
+        client_id: str = "compacted-topic-reader",
+        fetch_max_wait_ms: int = 500,
+    ) -> None:
         self._bootstrap = bootstrap
         self._apply = apply
         self._topics = tuple(topics)
@@ -64,9 +73,14 @@ class CompactedTopicReader:
         ``wait_s`` for :attr:`ready` (None: not at all). Not ready in time is logged, and
         reading goes on: callers serve what is known rather than nothing."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", isolation_level="read_committed",
-            client_id=self._client_id, fetch_max_wait_ms=self._fetch_max_wait_ms)
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            client_id=self._client_id,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
+        )
         await consumer.start()
         self._consumer = consumer
         try:
@@ -74,8 +88,10 @@ class CompactedTopicReader:
                 self._tps = await topic_partitions(self._bootstrap, *self._topics)
                 missing = set(self._topics) - {tp.topic for tp in self._tps}
                 if missing:
-                    log.warning("topics not found: nothing to read from them (run "
-                                "ensure_topics first)", extra={"topics": sorted(missing)})
+                    log.warning(
+                        "topics not found: nothing to read from them (run ensure_topics first)",
+                        extra={"topics": sorted(missing)},
+                    )
             ends = await self._position(consumer)
         except BaseException:
             await self._close()
@@ -86,8 +102,10 @@ class CompactedTopicReader:
         try:
             await asyncio.wait_for(self.ready.wait(), wait_s)
         except TimeoutError:
-            log.warning("topic not read to its end in time; going on with what is read",
-                        extra={"client_id": self._client_id, "wait_s": wait_s})
+            log.warning(
+                "topic not read to its end in time; going on with what is read",
+                extra={"client_id": self._client_id, "wait_s": wait_s},
+            )
 
     async def _position(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
         """Seek every partition to where reading starts; returns the ends to reach."""
@@ -157,8 +175,11 @@ class CompactedTopicReader:
                     await self._read_until(ends)
                 break
             except Exception:  # a broker hiccup while replaying: aiokafka reconnects
-                log.warning("replay fetch failed; retrying", exc_info=True,
-                            extra={"client_id": self._client_id})
+                log.warning(
+                    "replay fetch failed; retrying",
+                    exc_info=True,
+                    extra={"client_id": self._client_id},
+                )
                 await asyncio.sleep(RETRY_AFTER_ERROR_S)
         if not self._follow:
             await self._close()
@@ -171,8 +192,11 @@ class CompactedTopicReader:
                 async with self._reading:
                     await self._read(timeout_ms=0)
             except Exception:  # keep tailing through broker hiccups; aiokafka reconnects
-                log.warning("tail fetch failed; retrying", exc_info=True,
-                            extra={"client_id": self._client_id})
+                log.warning(
+                    "tail fetch failed; retrying",
+                    exc_info=True,
+                    extra={"client_id": self._client_id},
+                )
                 await asyncio.sleep(RETRY_AFTER_ERROR_S)
 
     async def stop(self) -> None:
@@ -188,11 +212,11 @@ class CompactedTopicReader:
             await consumer.stop()
 
 
-async def replay_topic(bootstrap: str, topic: str,
-                       apply: Callable[[ConsumerRecord], None]) -> int:
+async def replay_topic(bootstrap: str, topic: str, apply: Callable[[ConsumerRecord], None]) -> int:
     """Feed every record currently in ``topic`` to ``apply`` once; returns the count."""
-    reader = CompactedTopicReader(bootstrap, apply, topics=[topic], follow=False,
-                                  client_id="replay-topic")
+    reader = CompactedTopicReader(
+        bootstrap, apply, topics=[topic], follow=False, client_id="replay-topic"
+    )
     try:
         await reader.start()
         await reader.ready.wait()

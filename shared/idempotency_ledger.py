@@ -33,8 +33,9 @@ class LedgerBook(Generic[E]):
     """The ledger's memory, pure: key -> entry, each kept ``retention_ms`` after its
     newest record. ``merge(old, new)`` decides what a new record of a known key leaves."""
 
-    def __init__(self, retention_ms: int,
-                 merge: Callable[[E | None, E], E] = lambda old, new: new) -> None:
+    def __init__(
+        self, retention_ms: int, merge: Callable[[E | None, E], E] = lambda old, new: new
+    ) -> None:
         self.retention_ms = retention_ms
         self._merge = merge
         self._entries: dict[str, E] = {}
@@ -89,18 +90,32 @@ class IdempotencyLedger(Generic[E]):
     conversation, so an input partition's entries can be on any ledger partition.
     """
 
-    def __init__(self, bootstrap: str, topic: str, read_entry: Callable[[bytes], E | None], *,
-                 retention_ms: int, merge: Callable[[E | None, E], E] = lambda old, new: new,
-                 tombstones: AIOKafkaProducer | None = None, poll_ms: int = 1000,
-                 clock: Callable[[], float] = time.time, fetch_max_wait_ms: int = 500) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        read_entry: Callable[[bytes], E | None],
+        *,
+        retention_ms: int,
+        merge: Callable[[E | None, E], E] = lambda old, new: new,
+        tombstones: AIOKafkaProducer | None = None,
+        poll_ms: int = 1000,
+        clock: Callable[[], float] = time.time,
+        fetch_max_wait_ms: int = 500,
+    ) -> None:
         self.topic = topic
         self.book: LedgerBook[E] = LedgerBook(retention_ms, merge)
         self._read_entry = read_entry
         self._tombstones = tombstones
         self._clock = clock
-        self._reader = CompactedTopicReader(bootstrap, self._apply, topics=[topic],
-                                            poll_ms=poll_ms, client_id=f"ledger-{topic}",
-                                            fetch_max_wait_ms=fetch_max_wait_ms)
+        self._reader = CompactedTopicReader(
+            bootstrap,
+            self._apply,
+            topics=[topic],
+            poll_ms=poll_ms,
+            client_id=f"ledger-{topic}",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+        )
         self._expire_every_s = max(1.0, poll_ms / 1000)
         self._started = False
         self._expiring: asyncio.Task[None] | None = None
@@ -155,10 +170,10 @@ class IdempotencyLedger(Generic[E]):
             await self._reader.start()
             self._started = True
             if not self._reader.partitions:
-                raise RuntimeError(f"topic {self.topic} has no partitions; "
-                                   "run ensure_topics first")
-            self._expiring = asyncio.create_task(self._expire_periodically(),
-                                                 name=f"ledger-{self.topic}-expiry")
+                raise RuntimeError(f"topic {self.topic} has no partitions; run ensure_topics first")
+            self._expiring = asyncio.create_task(
+                self._expire_periodically(), name=f"ledger-{self.topic}-expiry"
+            )
         await self._reader.catch_up(timeout_s)
         self._current.set()
         await self._expire_and_tombstone()
@@ -181,15 +196,18 @@ class IdempotencyLedger(Generic[E]):
             try:
                 sent = await self._tombstones.send(self.topic, None, key=key.encode())
             except Exception as exc:  # the broker is away: the next replay retries
-                log.warning("cannot queue ledger tombstones",
-                            extra={"topic": self.topic, "error": str(exc)})
+                log.warning(
+                    "cannot queue ledger tombstones", extra={"topic": self.topic, "error": str(exc)}
+                )
                 return
             sent.add_done_callback(self._log_tombstone_failure)
 
     def _log_tombstone_failure(self, sent: asyncio.Future[object]) -> None:
         if not sent.cancelled() and sent.exception() is not None:
-            log.warning("ledger tombstone not written",
-                        extra={"topic": self.topic, "error": str(sent.exception())})
+            log.warning(
+                "ledger tombstone not written",
+                extra={"topic": self.topic, "error": str(sent.exception())},
+            )
 
     def _apply(self, rec: ConsumerRecord) -> None:
         if not rec.key:

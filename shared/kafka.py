@@ -31,9 +31,13 @@ from shared.topics import ALL_TOPICS, DEAD_LETTER, DEFAULT_RECORD_LIMIT, TopicSp
 log = logging.getLogger(__name__)
 
 
-def make_producer(settings: BridgeSettings, *, idempotent: bool | None = None,
-                  max_request_size: int = DEFAULT_RECORD_LIMIT,
-                  linger_ms: int = 2) -> AIOKafkaProducer:
+def make_producer(
+    settings: BridgeSettings,
+    *,
+    idempotent: bool | None = None,
+    max_request_size: int = DEFAULT_RECORD_LIMIT,
+    linger_ms: int = 2,
+) -> AIOKafkaProducer:
     """An acks=all producer, idempotent when ``idempotent`` says so.
 
     ``idempotent=None`` takes ``BRIDGE_KAFKA_IDEMPOTENCE`` as set, with ``auto`` read as
@@ -52,11 +56,16 @@ def make_producer(settings: BridgeSettings, *, idempotent: bool | None = None,
     )
 
 
-async def start_producer(settings: BridgeSettings, *, max_request_size: int = DEFAULT_RECORD_LIMIT,
-                         linger_ms: int = 2) -> AIOKafkaProducer:
+async def start_producer(
+    settings: BridgeSettings, *, max_request_size: int = DEFAULT_RECORD_LIMIT, linger_ms: int = 2
+) -> AIOKafkaProducer:
     """:func:`make_producer` with idempotence as :func:`producer_idempotence` decides, started."""
-    producer = make_producer(settings, idempotent=await producer_idempotence(settings),
-                             max_request_size=max_request_size, linger_ms=linger_ms)
+    producer = make_producer(
+        settings,
+        idempotent=await producer_idempotence(settings),
+        max_request_size=max_request_size,
+        linger_ms=linger_ms,
+    )
     await producer.start()
     return producer
 
@@ -72,10 +81,17 @@ async def producer_idempotence(settings: BridgeSettings) -> bool:
     bootstrap = settings.kafka_bootstrap
     if bootstrap not in _IDEMPOTENCE_BY_BOOTSTRAP:
         allowed = await broker_allows_idempotence(
-            bootstrap, timeout_s=max(30.0, settings.kafka_request_timeout_ms / 1000))
+            bootstrap, timeout_s=max(30.0, settings.kafka_request_timeout_ms / 1000)
+        )
         _IDEMPOTENCE_BY_BOOTSTRAP[bootstrap] = allowed
-        log.info("kafka idempotent producers " + ("on" if allowed else
-                 "off: the broker refuses InitProducerId (effect-level idempotency only)"))
+        log.info(
+            "kafka idempotent producers "
+            + (
+                "on"
+                if allowed
+                else "off: the broker refuses InitProducerId (effect-level idempotency only)"
+            )
+        )
     return _IDEMPOTENCE_BY_BOOTSTRAP[bootstrap]
 
 
@@ -93,14 +109,17 @@ async def broker_allows_idempotence(bootstrap: str, *, timeout_s: float = 30.0) 
     offered, UNKNOWN_SERVER_ERROR (Tansu), CLUSTER_AUTHORIZATION_FAILED (an ACL without
     IdempotentWrite). A broker that cannot be reached raises, as a producer's start would.
     """
-    client = AIOKafkaClient(bootstrap_servers=bootstrap,
-                            request_timeout_ms=int(min(timeout_s, 30.0) * 1000))
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(min(timeout_s, 30.0) * 1000)
+    )
     await client.bootstrap()
 
     async def ask(_attempt: int) -> bool:
         try:
-            answer = await client.send(client.get_random_node(), InitProducerIdRequest(
-                transactional_id=None, transaction_timeout_ms=60_000))
+            answer = await client.send(
+                client.get_random_node(),
+                InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000),
+            )
         except UnsupportedVersionError:
             return False
         if answer.error_code == 0:
@@ -113,16 +132,22 @@ async def broker_allows_idempotence(bootstrap: str, *, timeout_s: float = 30.0) 
     try:
         return await retry(ask, RetryPolicy(0.2, 0.2, window_s=timeout_s), on=_NotAnsweredYet)
     except GaveUp as gave_up:
-        raise KafkaError(f"InitProducerId still answered {gave_up.error.reason} after "
-                         f"{timeout_s:g} s; cannot tell whether {bootstrap} allows "
-                         "idempotent producers (set BRIDGE_KAFKA_IDEMPOTENCE)") from None
+        raise KafkaError(
+            f"InitProducerId still answered {gave_up.error.reason} after "
+            f"{timeout_s:g} s; cannot tell whether {bootstrap} allows "
+            "idempotent producers (set BRIDGE_KAFKA_IDEMPOTENCE)"
+        ) from None
     finally:
         await client.close()
 
 
-def make_consumer(settings: BridgeSettings, *topics: str, group_id: str,
-                  max_partition_fetch_bytes: int = DEFAULT_RECORD_LIMIT,
-                  max_poll_records: int = 500) -> AIOKafkaConsumer:
+def make_consumer(
+    settings: BridgeSettings,
+    *topics: str,
+    group_id: str,
+    max_partition_fetch_bytes: int = DEFAULT_RECORD_LIMIT,
+    max_poll_records: int = 500,
+) -> AIOKafkaConsumer:
     """Manual-commit consumer: offsets commit only after the downstream write."""
     return AIOKafkaConsumer(
         *topics,
@@ -140,8 +165,9 @@ def make_consumer(settings: BridgeSettings, *topics: str, group_id: str,
     )
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = ALL_TOPICS,
-                        replication_factor: int | None = None) -> None:
+async def ensure_topics(
+    bootstrap: str, specs: Iterable[TopicSpec] = ALL_TOPICS, replication_factor: int | None = None
+) -> None:
     """Create missing topics with their partitions and configs (idempotent).
 
     ``replication_factor`` defaults to the live brokers, at most 3: 1 on a single node,
@@ -156,7 +182,8 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = ALL_TOPICS,
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(s.name, s.partitions, replication_factor, topic_configs=s.config())
-            for s in specs if s.name not in existing
+            for s in specs
+            if s.name not in existing
         ]
         if missing:
             try:
@@ -177,9 +204,14 @@ async def _wait_for_leaders(bootstrap: str, topics: list[str], timeout_s: float 
     tps = await topic_partitions(bootstrap, *topics)
     if not tps:
         return
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                client_id="bridge-admin", request_timeout_ms=2000)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        client_id="bridge-admin",
+        request_timeout_ms=2000,
+    )
     await consumer.start()
+
     async def leaders_answer(_attempt: int) -> None:
         await consumer.end_offsets(tps)
 
@@ -204,8 +236,11 @@ async def topic_partitions(bootstrap: str, *topics: str) -> list[TopicPartition]
         cluster = await client.fetch_all_metadata()
     finally:
         await client.close()
-    return [TopicPartition(topic, p) for topic in topics
-            for p in sorted(cluster.partitions_for_topic(topic) or ())]
+    return [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in sorted(cluster.partitions_for_topic(topic) or ())
+    ]
 
 
 class DeadLetterWriter:
@@ -216,20 +251,38 @@ class DeadLetterWriter:
         self._producer = producer
         self._service = service
 
-    async def write(self, *, source_topic: str, reason: str, reason_class: str, key: str = "",
-                    partition: int = -1, offset: int = -1, payload: bytes | str = b"",
-                    extra: dict[str, str] | None = None) -> None:
+    async def write(
+        self,
+        *,
+        source_topic: str,
+        reason: str,
+        reason_class: str,
+        key: str = "",
+        partition: int = -1,
+        offset: int = -1,
+        payload: bytes | str = b"",
+        extra: dict[str, str] | None = None,
+    ) -> None:
         size = len(payload.encode() if isinstance(payload, str) else payload)
         letter = DeadLetter(
-            service=self._service, source_topic=source_topic, reason=reason, key=key,
-            partition=partition, offset=offset, payload_bytes=size, at_ms=now_ms(),
+            service=self._service,
+            source_topic=source_topic,
+            reason=reason,
+            key=key,
+            partition=partition,
+            offset=offset,
+            payload_bytes=size,
+            at_ms=now_ms(),
             extra=extra or {},
         )
         DEAD_LETTERS.labels(self._service, reason_class).inc()
-        log.warning("dead-lettered", extra={"source_topic": source_topic, "reason": reason,
-                                             "key": key, "offset": offset})
-        await self._producer.send_and_wait(DEAD_LETTER.name, encode(letter),
-                                           key=key.encode() or None)
+        log.warning(
+            "dead-lettered",
+            extra={"source_topic": source_topic, "reason": reason, "key": key, "offset": offset},
+        )
+        await self._producer.send_and_wait(
+            DEAD_LETTER.name, encode(letter), key=key.encode() or None
+        )
 
 
 async def report_lag(consumer: AIOKafkaConsumer, group: str, interval_s: float = 5.0) -> None:
@@ -242,17 +295,19 @@ async def report_lag(consumer: AIOKafkaConsumer, group: str, interval_s: float =
                 for tp in assigned:
                     position = await consumer.position(tp)
                     CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(
-                        max(0, ends.get(tp, position) - position))
+                        max(0, ends.get(tp, position) - position)
+                    )
         except Exception:  # lag is best-effort telemetry; never kill the service for it
             log.debug("lag report failed", exc_info=True)
         await asyncio.sleep(interval_s)
 
 
-
-
-async def consume_keyed_batches(consumer: AIOKafkaConsumer,
-                                handle: Callable[[ConsumerRecord], Awaitable[None]], *,
-                                max_records: int = 200) -> None:
+async def consume_keyed_batches(
+    consumer: AIOKafkaConsumer,
+    handle: Callable[[ConsumerRecord], Awaitable[None]],
+    *,
+    max_records: int = 200,
+) -> None:
     """Consume forever: records of one key in order, different keys concurrently;
     offsets commit only after every record of the batch was handled."""
     while True:
@@ -275,8 +330,9 @@ async def consume_keyed_batches(consumer: AIOKafkaConsumer,
 KAFKA_PROBE_AGE_S = 10.0
 
 
-def kafka_healthy(client: AIOKafkaProducer | AIOKafkaConsumer, *,
-                  probe_age_s: float = KAFKA_PROBE_AGE_S) -> bool:
+def kafka_healthy(
+    client: AIOKafkaProducer | AIOKafkaConsumer, *, probe_age_s: float = KAFKA_PROBE_AGE_S
+) -> bool:
     """Readiness of a started producer or consumer: did its last exchange with the cluster work?
 
     aiokafka keeps no "connected" flag (an idle producer holds no connection at all), so

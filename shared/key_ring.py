@@ -49,8 +49,9 @@ class KeyRing:
         return f"KeyRing(ids={[kid for kid, _ in self.keys]!r})"
 
 
-def parse_key_ring(spec: str, *, what: str, kid_of: Callable[[str], str | None],
-                   kid_rule: str) -> KeyRing:
+def parse_key_ring(
+    spec: str, *, what: str, kid_of: Callable[[str], str | None], kid_rule: str
+) -> KeyRing:
     """Parse ``"kid:secret[,kid:secret...]"`` (blank entries skipped).
 
     ``kid_of`` returns a key id in its canonical spelling, or None when the text is not one

@@ -17,15 +17,28 @@ from datetime import UTC, datetime
 
 from shared.text_safety import header_safe, is_plain_address, truncate_graphemes
 
-__all__ = ["NOTICE_QUOTE_GRAPHEMES", "NoticeText", "activation_text", "content_withheld_text",
-           "delivery_failed_text", "fallback_subject", "held_as_automated_text",
-           "links_removed_text", "sender_rejected_text", "shown_sender", "shown_text",
-           "simulation_text"]
+__all__ = [
+    "NOTICE_QUOTE_GRAPHEMES",
+    "NoticeText",
+    "activation_text",
+    "content_withheld_text",
+    "delivery_failed_text",
+    "fallback_subject",
+    "held_as_automated_text",
+    "links_removed_text",
+    "sender_rejected_text",
+    "shown_sender",
+    "shown_text",
+    "simulation_text",
+]
 
 # How much of an outside value (a subject, a reason) a notice quotes, in graphemes.
 NOTICE_QUOTE_GRAPHEMES = 120
-_ROLE_NAMES = {"main_account": "main account", "administrator": "administrator",
-               "cs_agent": "customer-service agent"}
+_ROLE_NAMES = {
+    "main_account": "main account",
+    "administrator": "administrator",
+    "cs_agent": "customer-service agent",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +79,9 @@ def fallback_subject(marketplace: str) -> str:
     return f"A notice from {marketplace}"
 
 
-def activation_text(*, marketplace_name: str, shop_name: str, shop_id: str, role: str,
-                    expires_at_ms: int, link: str) -> NoticeText:
+def activation_text(
+    *, marketplace_name: str, shop_name: str, shop_id: str, role: str, expires_at_ms: int, link: str
+) -> NoticeText:
     """The activation email of a newly added (or re-invited) shop user.
 
     The shop's and marketplace's names are shown as one clean line (no controls, no bidi
@@ -77,14 +91,18 @@ def activation_text(*, marketplace_name: str, shop_name: str, shop_id: str, role
     marketplace = header_safe(marketplace_name)
     shop = header_safe(shop_name) or f"shop {header_safe(shop_id)}"
     role_name = _ROLE_NAMES.get(role, role)
-    text = (f"You were added to {shop} on {marketplace} as {role_name}, to receive and answer "
-            f"buyer messages by email.\n\nActivate your account (single use, valid for 120 hours, "
-            f"until {when}):\n{link}\n\nIf the link expired, open it anyway and ask for a new "
-            "one, or ask a shop administrator to resend it.\n")
-    body = (f"<p>You were added to {html.escape(shop)} on {html.escape(marketplace)} as "
-            f"{html.escape(role_name)}, to receive and answer buyer messages by email.</p>"
-            f'<p><a href="{html.escape(link)}">Activate your account</a> (single use, valid for '
-            f"120 hours, until {when}).</p>")
+    text = (
+        f"You were added to {shop} on {marketplace} as {role_name}, to receive and answer "
+        f"buyer messages by email.\n\nActivate your account (single use, valid for 120 hours, "
+        f"until {when}):\n{link}\n\nIf the link expired, open it anyway and ask for a new "
+        "one, or ask a shop administrator to resend it.\n"
+    )
+    body = (
+        f"<p>You were added to {html.escape(shop)} on {html.escape(marketplace)} as "
+        f"{html.escape(role_name)}, to receive and answer buyer messages by email.</p>"
+        f'<p><a href="{html.escape(link)}">Activate your account</a> (single use, valid for '
+        f"120 hours, until {when}).</p>"
+    )
     return NoticeText(f"Activate your {marketplace} email account for {shop}", text, body)
 
 
@@ -94,8 +112,10 @@ def content_withheld_text(withheld: tuple[str, ...]) -> NoticeText:
         "Part of your reply was not shown to the customer",
         "Your reply was delivered to the customer in chat, but chat shows only text, "
         "emoji and (where your destination allows) pictures placed in the message. "
-        "These were not shown:\n\n" f"{_listed(withheld, 50)}\n\n"
-        "To share a file or video, use the chat tool.")
+        "These were not shown:\n\n"
+        f"{_listed(withheld, 50)}\n\n"
+        "To share a file or video, use the chat tool.",
+    )
 
 
 def sender_rejected_text(*, sender: str, reason: str) -> NoticeText:
@@ -106,7 +126,8 @@ def sender_rejected_text(*, sender: str, reason: str) -> NoticeText:
         f"Sender: {shown_sender(sender) if sender else '(none)'}\n"
         f"Reason: {shown_text(reason)}\n\n"
         "Only users registered and activated for the shop may answer by email. If this "
-        "was one of your team, add their address as a user of the shop.")
+        "was one of your team, add their address as a user of the shop.",
+    )
 
 
 def links_removed_text(links: tuple[str, ...]) -> NoticeText:
@@ -116,7 +137,8 @@ def links_removed_text(links: tuple[str, ...]) -> NoticeText:
         "Your reply was delivered to the customer in chat, but chat does not show links: "
         "the customer sees the link text only, without the address. Removed:\n\n"
         f"{_listed(links, 20)}\n\n"
-        "You get this notice at most once a day per conversation.")
+        "You get this notice at most once a day per conversation.",
+    )
 
 
 def held_as_automated_text(*, sender: str, subject: str, reason: str) -> NoticeText:
@@ -129,11 +151,19 @@ def held_as_automated_text(*, sender: str, subject: str, reason: str) -> NoticeT
         f"Subject: {shown_text(subject) or '(none)'}\n"
         f"Reason: {shown_text(reason)}\n\n"
         "If a person wrote it, please answer the customer in the chat tool, or reply "
-        "again without the automatic-sounding opening.")
+        "again without the automatic-sounding opening.",
+    )
 
 
-def delivery_failed_text(*, marketplace_name: str, conversation_id: str, part_number: int,
-                         parts: int, reason: str, chat_link: str) -> NoticeText:
+def delivery_failed_text(
+    *,
+    marketplace_name: str,
+    conversation_id: str,
+    part_number: int,
+    parts: int,
+    reason: str,
+    chat_link: str,
+) -> NoticeText:
     """A reply part the chat platform refused: the seller answers in the chat tool."""
     return NoticeText(
         f"Your reply was not delivered to the {marketplace_name} chat",
@@ -141,11 +171,14 @@ def delivery_failed_text(*, marketplace_name: str, conversation_id: str, part_nu
         f"(conversation {conversation_id}).\n\n"
         f"Part {part_number} of {parts} was refused: {reason}\n"
         f"Parts before it were delivered; it and the parts after it were not.\n\n"
-        f"Please answer in the chat tool: {chat_link}\n")
+        f"Please answer in the chat tool: {chat_link}\n",
+    )
 
 
 def simulation_text(marketplace_name: str) -> str:
     """The simulated buyer message a "simulate a conversation" check sends (the seller
     receives it in a digest like any buyer message)."""
-    return (f"This is a simulated buyer message from {marketplace_name} to test your "
-            "email set-up. Reply to this email; your answer should appear in the chat.")
+    return (
+        f"This is a simulated buyer message from {marketplace_name} to test your "
+        "email set-up. Reply to this email; your answer should appear in the chat."
+    )

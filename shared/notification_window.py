@@ -19,8 +19,7 @@ from typing import Protocol
 
 from shared.events import DestinationKind, ShopSettings
 
-__all__ = ["WindowPolicy", "WindowSettings", "Windows", "destination_kind_of",
-           "digest_deadline"]
+__all__ = ["WindowPolicy", "WindowSettings", "Windows", "destination_kind_of", "digest_deadline"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +66,21 @@ class WindowPolicy:
 
     @classmethod
     def from_settings(cls, cfg: WindowSettings) -> WindowPolicy:
-        return cls(cfg.window_mailbox_s, cfg.window_helpdesk_s, cfg.max_wait_s,
-                   cfg.window_override_min_s, cfg.window_override_max_s)
+        return cls(
+            cfg.window_mailbox_s,
+            cfg.window_helpdesk_s,
+            cfg.max_wait_s,
+            cfg.window_override_min_s,
+            cfg.window_override_max_s,
+        )
 
     def for_shop(self, shop: ShopSettings) -> Windows:
         """15 min for a mailbox, 5 for a helpdesk, or the shop's override clamped to the
         bounds; never longer than the max wait."""
         if shop.window_override_s is not None:
-            quiet = min(max(float(shop.window_override_s), self.min_override_s),
-                        self.max_override_s)
+            quiet = min(
+                max(float(shop.window_override_s), self.min_override_s), self.max_override_s
+            )
         elif destination_kind_of(shop.destination_kind).is_helpdesk:
             quiet = self.helpdesk_s
         else:

@@ -114,8 +114,11 @@ def setting_weakness(secret: SecretSetting, value: str) -> list[str]:
         return ["malformed key ring (expected kid:secret[,kid:secret...])"]
     if not keys:
         return ["empty"]
-    return [f"key {kid}: {reason}" for kid, material in keys
-            if (reason := key_weakness(material, secret.origin))]
+    return [
+        f"key {kid}: {reason}"
+        for kid, material in keys
+        if (reason := key_weakness(material, secret.origin))
+    ]
 
 
 def weak_secrets(cfg: BridgeSettings, used: Iterable[SecretSetting]) -> list[str]:
@@ -132,10 +135,12 @@ def weak_secrets(cfg: BridgeSettings, used: Iterable[SecretSetting]) -> list[str
 
 def refusal_message(service: str, problems: list[str]) -> str:
     """The one line a refused start prints: every offending variable and how to fix it."""
-    return (f"{service}: refusing to start with default or weak secrets: {'; '.join(problems)}."
-            f" Generate each with {GENERATE_HINT} (key rings: kid:secret[,kid:secret], the"
-            " first signs; platform and relay credentials as issued), see docs/deployment.md;"
-            f" {DEV_MODE_VAR}=true is for local development only.")
+    return (
+        f"{service}: refusing to start with default or weak secrets: {'; '.join(problems)}."
+        f" Generate each with {GENERATE_HINT} (key rings: kid:secret[,kid:secret], the"
+        " first signs; platform and relay credentials as issued), see docs/deployment.md;"
+        f" {DEV_MODE_VAR}=true is for local development only."
+    )
 
 
 def refuse_weak_secrets(cfg: BridgeSettings, used: Iterable[SecretSetting], service: str) -> None:
@@ -144,8 +149,10 @@ def refuse_weak_secrets(cfg: BridgeSettings, used: Iterable[SecretSetting], serv
     problems = weak_secrets(cfg, used)
     if cfg.dev_mode:
         if problems:
-            log.warning("development mode: weak secrets accepted; never run production so",
-                        extra={"weak": [p.partition(" ")[0] for p in problems]})
+            log.warning(
+                "development mode: weak secrets accepted; never run production so",
+                extra={"weak": [p.partition(" ")[0] for p in problems]},
+            )
         return
     if problems:
         raise SystemExit(refusal_message(service, problems))

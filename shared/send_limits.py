@@ -69,8 +69,9 @@ class OverLimit:
 
     @property
     def reason(self) -> str:
-        return (f"too many emails: at most {self.limit.describe()}; "
-                f"try again in {self.retry_after_s} s")
+        return (
+            f"too many emails: at most {self.limit.describe()}; try again in {self.retry_after_s} s"
+        )
 
     @property
     def label(self) -> str:
@@ -79,26 +80,40 @@ class OverLimit:
         return f"{self.limit.scope}_{kinds}_{self.limit.window_ms // 1000}s"
 
     def as_dict(self) -> dict[str, object]:
-        return {"scope": self.limit.scope, "limit": self.limit.limit,
-                "window_s": self.limit.window_ms // 1000, "kinds": sorted(self.limit.kinds),
-                "retry_after_s": self.retry_after_s}
+        return {
+            "scope": self.limit.scope,
+            "limit": self.limit.limit,
+            "window_s": self.limit.window_ms // 1000,
+            "kinds": sorted(self.limit.kinds),
+            "retry_after_s": self.retry_after_s,
+        }
 
 
 def send_of(notice: MailNotice) -> MailSend:
     """A notice as the limits count it (its own creation time, not the reader's clock)."""
-    return MailSend(send_id=notice.notice_id, kind=notice.kind, shop_id=notice.shop_id,
-                    recipient=notice.to_address, at_ms=notice.created_at_ms)
+    return MailSend(
+        send_id=notice.notice_id,
+        kind=notice.kind,
+        shop_id=notice.shop_id,
+        recipient=notice.to_address,
+        at_ms=notice.created_at_ms,
+    )
 
 
 def limits_from(cfg: SendLimitSettings) -> tuple[SendLimit, ...]:
     """The limits the settings ask for; a limit of 0 is off."""
     activation = frozenset({NoticeKind.ACTIVATION.value})
-    return (SendLimit(RECIPIENT, cfg.send_limit_activation_per_recipient_hour, HOUR_MS,
-                      activation),
-            SendLimit(RECIPIENT, cfg.send_limit_activation_per_recipient_day, DAY_MS, activation),
-            SendLimit(RECIPIENT, cfg.send_limit_simulation_per_recipient_hour, HOUR_MS,
-                      frozenset({NoticeKind.SIMULATION.value})),
-            SendLimit(SHOP, cfg.send_limit_per_shop_hour, HOUR_MS))
+    return (
+        SendLimit(RECIPIENT, cfg.send_limit_activation_per_recipient_hour, HOUR_MS, activation),
+        SendLimit(RECIPIENT, cfg.send_limit_activation_per_recipient_day, DAY_MS, activation),
+        SendLimit(
+            RECIPIENT,
+            cfg.send_limit_simulation_per_recipient_hour,
+            HOUR_MS,
+            frozenset({NoticeKind.SIMULATION.value}),
+        ),
+        SendLimit(SHOP, cfg.send_limit_per_shop_hour, HOUR_MS),
+    )
 
 
 class SendWindow:
@@ -147,8 +162,9 @@ class SendWindow:
             if not entries:
                 self._by_key.pop(key, None)
 
-    def over_limit(self, kind: str, shop_id: str, recipient: str, at_ms: int,
-                   send_id: str = "") -> OverLimit | None:
+    def over_limit(
+        self, kind: str, shop_id: str, recipient: str, at_ms: int, send_id: str = ""
+    ) -> OverLimit | None:
         """The first limit a send of ``kind`` at ``at_ms`` would break, counting the sends
         later than ``at_ms`` minus the window, except ``send_id`` itself."""
         keys = dict(_keys(shop_id, recipient))
@@ -157,8 +173,7 @@ class SendWindow:
                 continue
             entries = self._by_key.get((lim.scope, keys[lim.scope]), [])
             start = bisect.bisect_right(entries, (at_ms - lim.window_ms, "\U0010ffff"))
-            counted = [at for at, sid, k in entries[start:]
-                       if lim.applies_to(k) and sid != send_id]
+            counted = [at for at, sid, k in entries[start:] if lim.applies_to(k) and sid != send_id]
             if len(counted) >= lim.limit:
                 oldest = counted[len(counted) - lim.limit]
                 retry_ms = oldest + lim.window_ms - at_ms

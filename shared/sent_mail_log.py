@@ -43,9 +43,16 @@ class SentMailLog:
     """Reads ``sources`` (topic -> reader) into ``window``; :attr:`ready` once caught up.
     With ``follow`` False it stops there (and closes its consumer)."""
 
-    def __init__(self, bootstrap: str, window: SendWindow, sources: Mapping[str, SendReader], *,
-                 clock: Callable[[], int] = now_ms, client_id: str = "sent-mail-log",
-                 follow: bool = True) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        window: SendWindow,
+        sources: Mapping[str, SendReader],
+        *,
+        clock: Callable[[], int] = now_ms,
+        client_id: str = "sent-mail-log",
+        follow: bool = True,
+    ) -> None:
         self.window = window
         self._follow = follow
         self._bootstrap = bootstrap
@@ -63,9 +70,14 @@ class SentMailLog:
         # From the longest limit's window before now: a broker that answers with an
         # earlier offset only makes the first read longer (each send counts by its time).
         since = max(0, self._clock() - self.window.horizon_ms)
-        self._reader = CompactedTopicReader(self._bootstrap, self._observe,
-                                            topics=list(self._sources), since_ms=since,
-                                            follow=self._follow, client_id=self._client_id)
+        self._reader = CompactedTopicReader(
+            self._bootstrap,
+            self._observe,
+            topics=list(self._sources),
+            since_ms=since,
+            follow=self._follow,
+            client_id=self._client_id,
+        )
         self.ready = self._reader.ready
         await self._reader.start(wait_s)
 

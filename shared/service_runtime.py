@@ -89,8 +89,9 @@ class ServiceRuntime:
     def on_stop_sync(self, stop: Callable[[], Any]) -> None:
         self._stack.callback(stop)
 
-    async def started(self, part: T, start: Callable[[], Awaitable[Any]],
-                      stop: Callable[[], Awaitable[Any]]) -> T:
+    async def started(
+        self, part: T, start: Callable[[], Awaitable[Any]], stop: Callable[[], Awaitable[Any]]
+    ) -> T:
         """``await start()`` now, ``await stop()`` at shutdown; returns ``part``."""
         await start()
         self.on_stop(stop)
@@ -104,8 +105,12 @@ class ServiceRuntime:
         self.ready_when(lambda: kafka_healthy(started))
         return started
 
-    async def consumer(self, consumer: AIOKafkaConsumer, *, group: str | None = None,
-                       ) -> AIOKafkaConsumer:
+    async def consumer(
+        self,
+        consumer: AIOKafkaConsumer,
+        *,
+        group: str | None = None,
+    ) -> AIOKafkaConsumer:
         """Start a consumer, stop it at shutdown; it is part of readiness, and its lag is
         exported as ``bridge_consumer_lag`` when ``group`` is given."""
         await self.started(consumer, consumer.start, consumer.stop)
@@ -130,13 +135,17 @@ class ServiceRuntime:
         """The service's dead-letter writer on ``producer``."""
         return DeadLetterWriter(producer, self.service)
 
-    def serve_http(self, app: FastAPI, host: str, port: int, *,
-                   lifespan: Literal["auto", "on", "off"] = "off") -> asyncio.Task[Any]:
+    def serve_http(
+        self, app: FastAPI, host: str, port: int, *, lifespan: Literal["auto", "on", "off"] = "off"
+    ) -> asyncio.Task[Any]:
         """Serve ``app`` (it should carry :func:`add_ops_routes`) until shutdown; the
         server's task. uvicorn takes SIGTERM/SIGINT while it serves, shuts down, then
         raises the signal again: it reaches the runtime after the server stopped."""
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                               access_log=False, lifespan=lifespan))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=host, port=port, log_level="warning", access_log=False, lifespan=lifespan
+            )
+        )
 
         async def serve() -> None:
             await server.serve()
@@ -188,8 +197,14 @@ def start_checked(process: str, cfg: BridgeSettings, secrets: Iterable[SecretSet
     refuse_weak_secrets(cfg, secrets, process)
 
 
-def run_service(service: str, cfg: BridgeSettings, secrets: Iterable[SecretSetting],
-                body: Body, *, process: str | None = None) -> None:
+def run_service(
+    service: str,
+    cfg: BridgeSettings,
+    secrets: Iterable[SecretSetting],
+    body: Body,
+    *,
+    process: str | None = None,
+) -> None:
     """A service's ``main()``: checks, then ``body(runtime)`` on a fresh loop until it ends
     or SIGTERM/SIGINT; every part it started is stopped in reverse order either way.
     ``service`` is the metrics and dead-letter label; ``process`` the name a person reads

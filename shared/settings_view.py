@@ -25,8 +25,11 @@ class ShopSettingsView:
         self._settings = settings
         self._shops: dict[str, ShopSettings] = {}
         self._reader = CompactedTopicReader(
-            settings.kafka_bootstrap, lambda rec: self.apply(rec.key, rec.value),
-            topics=[SHOP_SETTINGS.name], client_id="settings-view")
+            settings.kafka_bootstrap,
+            lambda rec: self.apply(rec.key, rec.value),
+            topics=[SHOP_SETTINGS.name],
+            client_id="settings-view",
+        )
 
     @property
     def ready(self) -> asyncio.Event:
@@ -55,8 +58,9 @@ class ShopSettingsView:
         try:
             self._shops[shop_id] = decode(ShopSettings, value)
         except DecodeError as exc:
-            log.warning("bad shop settings record ignored", extra={"shop_id": shop_id,
-                                                                   "reason": str(exc)})
+            log.warning(
+                "bad shop settings record ignored", extra={"shop_id": shop_id, "reason": str(exc)}
+            )
 
     async def start(self, wait_s: float = 30.0) -> None:
         await self._reader.start(wait_s)
@@ -69,5 +73,6 @@ def default_settings(shop_id: str) -> ShopSettings:
     """Settings of a shop nobody onboarded: alerts off, no destination inbox, no authorized
     sender. Mail goes to a shop only after one of its managers opted in; a default inbox
     would also make any mail from that address an accepted reply for every such shop."""
-    return ShopSettings(shop_id=shop_id, alerts_enabled=False, destination_email="",
-                        authorized_senders=())
+    return ShopSettings(
+        shop_id=shop_id, alerts_enabled=False, destination_email="", authorized_senders=()
+    )

@@ -13,8 +13,15 @@ import re
 
 import regex
 
-__all__ = ["BIDI_CONTROLS", "ELLIPSIS", "header_safe", "is_plain_address",
-           "keep_tabs_and_lines", "strip_bidi_controls", "truncate_graphemes"]
+__all__ = [
+    "BIDI_CONTROLS",
+    "ELLIPSIS",
+    "header_safe",
+    "is_plain_address",
+    "keep_tabs_and_lines",
+    "strip_bidi_controls",
+    "truncate_graphemes",
+]
 
 ELLIPSIS = "\u2026"
 _GRAPHEME = regex.compile(r"\X")
@@ -47,7 +54,8 @@ _CARRIAGE_RETURNS = re.compile("\r\n?")
 # Anything the slow path would change inside the text: a character above, whitespace other
 # than a space, or two spaces in a row.
 _NEEDS_CLEANING = re.compile(
-    f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}\ud800-\udfff]|[^\\S ]|  ")
+    f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}\ud800-\udfff]|[^\\S ]|  "
+)
 
 
 def header_safe(value: str) -> str:
@@ -93,5 +101,8 @@ def truncate_graphemes(value: str, limit: int) -> str:
 def is_plain_address(address: str) -> bool:
     """``address`` is a plain ``local@domain`` (dot-atom local part, host-name domain, no
     ``=?``, at most 254 characters): safe to show or write as is."""
-    return (len(address) <= MAX_ADDRESS and _DOT_ATOM_ADDRESS.match(address) is not None
-            and "=?" not in address)
+    return (
+        len(address) <= MAX_ADDRESS
+        and _DOT_ATOM_ADDRESS.match(address) is not None
+        and "=?" not in address
+    )

@@ -74,8 +74,9 @@ def _token_key_id(text: str) -> str | None:
 
 def parse_keys(spec: str) -> KeyRing:
     """The reply-token key ring (``"kid:secret,kid:secret"``, the first signs)."""
-    return parse_key_ring(spec, what="token keys", kid_of=_token_key_id,
-                          kid_rule="token key ids are 0-15")
+    return parse_key_ring(
+        spec, what="token keys", kid_of=_token_key_id, kid_rule="token key ids are 0-15"
+    )
 
 
 def _encode_id(value: str) -> bytes:
@@ -107,14 +108,19 @@ def _decode_id(raw: bytes, pos: int) -> tuple[str, int]:
         raise MalformedToken("token id is not text") from None
 
 
-def mint_token(shop_id: str, conversation_id: str, keys: KeyRing, *,
-               now_s: float, ttl_s: float) -> str:
+def mint_token(
+    shop_id: str, conversation_id: str, keys: KeyRing, *, now_s: float, ttl_s: float
+) -> str:
     """Create the local part of a conversation's reply address."""
     kid_text, key = keys.signing
     kid = int(kid_text)
     expires_h = int((now_s + ttl_s) // 3600) + 1
-    payload = (bytes([(VERSION << 4) | kid]) + struct.pack(">I", expires_h)
-               + _encode_id(shop_id) + _encode_id(conversation_id))
+    payload = (
+        bytes([(VERSION << 4) | kid])
+        + struct.pack(">I", expires_h)
+        + _encode_id(shop_id)
+        + _encode_id(conversation_id)
+    )
     raw = payload + hmac.new(key, payload, hashlib.sha256).digest()[:MAC_BYTES]
     if len(raw) > _MAX_RAW:
         raise TokenTooLong(f"ids need {len(raw)} bytes, a reply token holds {_MAX_RAW}")

@@ -53,8 +53,9 @@ KAFKA_DEFAULT_SEGMENT_MS = 7 * DAY_MS
 def replay_window_ms(*sources: TopicSpec) -> int:
     """How long after an effect a replay can still ask for it again: the longest life of a
     record on each topic that can (re-)emit the request, one after the other."""
-    return sum(spec.retention_ms + (spec.segment_ms or KAFKA_DEFAULT_SEGMENT_MS)
-               for spec in sources)
+    return sum(
+        spec.retention_ms + (spec.segment_ms or KAFKA_DEFAULT_SEGMENT_MS) for spec in sources
+    )
 
 
 CONVERSATION_PARTITIONS = 8
@@ -65,33 +66,50 @@ MAIL_DIGESTS = TopicSpec("mail.digests", CONVERSATION_PARTITIONS)
 MAIL_OUTCOMES = TopicSpec("mail.outcomes", CONVERSATION_PARTITIONS, compacted=True)
 MAIL_NOTICES = TopicSpec("mail.notices", 4)
 MAIL_INBOUND = TopicSpec(
-    "mail.inbound", CONVERSATION_PARTITIONS, retention_ms=3 * DAY_MS,
+    "mail.inbound",
+    CONVERSATION_PARTITIONS,
+    retention_ms=3 * DAY_MS,
     max_message_bytes=INBOUND_RECORD_LIMIT,
 )
 # Inbound mail whose sender authentication met DNS trouble, waiting to be checked again (the
 # raw mail and its envelope, plus the attempt and when it is due): only these wait, the
 # parser's main partitions never do.
 MAIL_INBOUND_RETRY = TopicSpec(
-    "mail.inbound.retry", CONVERSATION_PARTITIONS, retention_ms=3 * DAY_MS,
+    "mail.inbound.retry",
+    CONVERSATION_PARTITIONS,
+    retention_ms=3 * DAY_MS,
     max_message_bytes=INBOUND_RECORD_LIMIT,
 )
 MAIL_INBOUND_RESULTS = TopicSpec("mail.inbound.results", CONVERSATION_PARTITIONS)
 # The parser's "about to parse partition P offsets O..E" markers: one key per partition,
 # one write per fetched batch; hourly segments keep what a restart reads back small.
-MAIL_INBOUND_ATTEMPTS = TopicSpec("mail.inbound.attempts", 1, compacted=True,
-                                  segment_ms=3600 * 1000)
+MAIL_INBOUND_ATTEMPTS = TopicSpec(
+    "mail.inbound.attempts", 1, compacted=True, segment_ms=3600 * 1000
+)
 CHAT_REPLIES = TopicSpec("chat.replies", CONVERSATION_PARTITIONS)
 CHAT_DELIVERIES = TopicSpec("chat.deliveries", CONVERSATION_PARTITIONS, compacted=True)
 # Dead letters keep a reason and where the record is (topic, partition, offset, key), not its
 # content; 30 days is long enough to act on an alert and short enough not to become an archive.
-DEAD_LETTER = TopicSpec("bridge.deadletter", 1, retention_ms=30 * DAY_MS,
-                        max_message_bytes=DEFAULT_RECORD_LIMIT)
+DEAD_LETTER = TopicSpec(
+    "bridge.deadletter", 1, retention_ms=30 * DAY_MS, max_message_bytes=DEFAULT_RECORD_LIMIT
+)
 ADMIN_AUDIT = TopicSpec("admin.audit", 1, retention_ms=365 * DAY_MS)
 # Shop users and roles, keyed shop_id:email: the admin API's durable state, no database.
 ADMIN_USERS = TopicSpec("admin.users", 4, compacted=True)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    CHAT_EVENTS, SHOP_SETTINGS, MAIL_DIGESTS, MAIL_OUTCOMES, MAIL_NOTICES, MAIL_INBOUND,
-    MAIL_INBOUND_RETRY, MAIL_INBOUND_RESULTS, MAIL_INBOUND_ATTEMPTS, CHAT_REPLIES,
-    CHAT_DELIVERIES, DEAD_LETTER, ADMIN_AUDIT, ADMIN_USERS,
+    CHAT_EVENTS,
+    SHOP_SETTINGS,
+    MAIL_DIGESTS,
+    MAIL_OUTCOMES,
+    MAIL_NOTICES,
+    MAIL_INBOUND,
+    MAIL_INBOUND_RETRY,
+    MAIL_INBOUND_RESULTS,
+    MAIL_INBOUND_ATTEMPTS,
+    CHAT_REPLIES,
+    CHAT_DELIVERIES,
+    DEAD_LETTER,
+    ADMIN_AUDIT,
+    ADMIN_USERS,
 )

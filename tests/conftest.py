@@ -41,8 +41,9 @@ from tests.private_broker import ON_KAFKA
 # The machine is shared and noisy: no per-example deadlines. CI explores a fixed
 # (derandomized) set of examples so a submission's verdict is repeatable.
 hypothesis_settings.register_profile("dev", deadline=None, print_blob=True)
-hypothesis_settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True,
-                                     max_examples=200)
+hypothesis_settings.register_profile(
+    "ci", deadline=None, print_blob=True, derandomize=True, max_examples=200
+)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
@@ -109,10 +110,17 @@ class Stack:
         nobody onboarded gets no digest. The admin API path itself is tested in
         tests/integration/test_admin_api.py and tests/security/test_unonboarded_shop.py."""
         email = email or self.seller
-        shop = replace(ShopSettings(shop_id=shop_id, alerts_enabled=True,
-                                    destination_email=email, authorized_senders=(email,),
-                                    updated_at_ms=now_ms(), updated_by="tests"),
-                       **fields)  # type: ignore[arg-type]
+        shop = replace(
+            ShopSettings(
+                shop_id=shop_id,
+                alerts_enabled=True,
+                destination_email=email,
+                authorized_senders=(email,),
+                updated_at_ms=now_ms(),
+                updated_by="tests",
+            ),
+            **fields,
+        )  # type: ignore[arg-type]
         producer = AIOKafkaProducer(bootstrap_servers=self.env["KAFKA_BOOTSTRAP"], acks="all")
         await producer.start()
         try:
@@ -122,17 +130,31 @@ class Stack:
         await asyncio.sleep(SETTINGS_APPLY_S)
         return shop
 
-    async def buyer_says(self, shop_id: str, conversation_id: str, text: str,
-                         buyer_name: str = "Ana", **extra: object) -> dict[str, str]:
-        resp = await self.http.post(f"{self.sandbox_url}/sandbox/buyer_messages", json={
-            "shop_id": shop_id, "conversation_id": conversation_id, "buyer_name": buyer_name,
-            "text": text, **extra})
+    async def buyer_says(
+        self,
+        shop_id: str,
+        conversation_id: str,
+        text: str,
+        buyer_name: str = "Ana",
+        **extra: object,
+    ) -> dict[str, str]:
+        resp = await self.http.post(
+            f"{self.sandbox_url}/sandbox/buyer_messages",
+            json={
+                "shop_id": shop_id,
+                "conversation_id": conversation_id,
+                "buyer_name": buyer_name,
+                "text": text,
+                **extra,
+            },
+        )
         resp.raise_for_status()
         return resp.json()
 
     async def buyer_view(self, conversation_id: str) -> list[dict[str, object]]:
         resp = await self.http.get(
-            f"{self.sandbox_url}/sandbox/conversations/{conversation_id}/buyer_view")
+            f"{self.sandbox_url}/sandbox/conversations/{conversation_id}/buyer_view"
+        )
         resp.raise_for_status()
         return resp.json()["received"]
 
@@ -160,18 +182,26 @@ class Stack:
         raise LookupError(message_id)
 
     def logs(self) -> str:
-        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                         for p in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(
+            f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.log_dir.glob("*.log"))
+        )
 
 
 @pytest_asyncio.fixture(scope="session")
-async def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-                ) -> AsyncIterator[Stack]:
+async def stack(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
     """Every service on free loopback ports with a 3-second consolidation window."""
     root = tmp_path_factory.mktemp("stack")
     ports = Ports()
-    env = stack_env(kafka_bootstrap, ports, window_s=WINDOW_S, data_dir=root,
-                    extra={"BRIDGE_TICK_INTERVAL_S": "0.1"})
+    env = stack_env(
+        kafka_bootstrap,
+        ports,
+        window_s=WINDOW_S,
+        data_dir=root,
+        extra={"BRIDGE_TICK_INTERVAL_S": "0.1"},
+    )
     platforms = await start_platforms(ports, env)
     services = ServiceProcesses(env, root / "logs")
     services.start_all()

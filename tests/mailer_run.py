@@ -59,6 +59,7 @@ class Relay:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+
         def session() -> SMTP:
             protocol = SMTP(self, ident="test relay")
             self.sessions.append(protocol)
@@ -89,13 +90,17 @@ async def produce(bootstrap: str, digests: list[Digest]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
-        futures = [await producer.send(MAIL_DIGESTS.name, encode(d),
-                                       key=conversation_key(d.shop_id, d.conversation_id).encode())
-                   for d in digests]
+        futures = [
+            await producer.send(
+                MAIL_DIGESTS.name,
+                encode(d),
+                key=conversation_key(d.shop_id, d.conversation_id).encode(),
+            )
+            for d in digests
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-
 
 
 class Mailers:
@@ -103,15 +108,21 @@ class Mailers:
 
     def __init__(self, bootstrap: str, relay: Relay, root: Path, extra: dict[str, str]) -> None:
         self.ports = Ports()
-        self.env = stack_env(bootstrap, self.ports, window_s=3.0, data_dir=root, extra={
-            "BRIDGE_SMTP_PORT": str(relay.port),
-            "BRIDGE_SMTP_MAX_ATTEMPTS": "200",  # outlast the outage; backoff caps at 1 s
-            "BRIDGE_SMTP_BACKOFF_BASE_S": "0.1",
-            "BRIDGE_SMTP_BACKOFF_MAX_S": "1",
-            "BRIDGE_SMTP_TIMEOUT_S": "3",
-            "BRIDGE_KAFKA_SESSION_TIMEOUT_MS": "3000",  # a killed member is noticed sooner
-            **extra,
-        })
+        self.env = stack_env(
+            bootstrap,
+            self.ports,
+            window_s=3.0,
+            data_dir=root,
+            extra={
+                "BRIDGE_SMTP_PORT": str(relay.port),
+                "BRIDGE_SMTP_MAX_ATTEMPTS": "200",  # outlast the outage; backoff caps at 1 s
+                "BRIDGE_SMTP_BACKOFF_BASE_S": "0.1",
+                "BRIDGE_SMTP_BACKOFF_MAX_S": "1",
+                "BRIDGE_SMTP_TIMEOUT_S": "3",
+                "BRIDGE_KAFKA_SESSION_TIMEOUT_MS": "3000",  # a killed member is noticed sooner
+                **extra,
+            },
+        )
         self.procs = ServiceProcesses(self.env, root / "logs")
         self.log_dir = root / "logs"
 
@@ -123,8 +134,9 @@ class Mailers:
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in self.log_dir.glob("*.log"))
 
 
-async def sent_by_mailer(root: Path, digests: list[Digest],
-                         env: Mapping[str, str]) -> dict[str, bytes]:
+async def sent_by_mailer(
+    root: Path, digests: list[Digest], env: Mapping[str, str]
+) -> dict[str, bytes]:
     """The raw mail the running mailer sent for each digest (by digest id), on a broker
     and a relay of their own (the session stack's mailer must not take these digests)."""
     broker = private_broker(root / "broker")
@@ -136,8 +148,11 @@ async def sent_by_mailer(root: Path, digests: list[Digest],
         await mailers.start()
         await produce(broker.bootstrap, digests)
         wanted = {d.digest_id for d in digests}
-        await eventually(lambda: wanted <= set(relay.raw), timeout_s=60,
-                         what=f"the mailer's {len(wanted)} mails at the relay")
+        await eventually(
+            lambda: wanted <= set(relay.raw),
+            timeout_s=60,
+            what=f"the mailer's {len(wanted)} mails at the relay",
+        )
         return {d.digest_id: relay.raw[d.digest_id] for d in digests}
     finally:
         mailers.procs.stop_all()

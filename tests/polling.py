@@ -10,8 +10,13 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T] | T], *, timeout_s: float = 30.0,
-                     interval_s: float = 0.1, what: str = "condition") -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T] | T],
+    *,
+    timeout_s: float = 30.0,
+    interval_s: float = 0.1,
+    what: str = "condition",
+) -> T:
     """Poll ``probe`` (sync or async) until it returns something truthy; return that value.
 
     Fails the test with the last value seen once ``timeout_s`` has passed.

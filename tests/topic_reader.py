@@ -7,12 +7,14 @@ import time
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 
-async def records_so_far(bootstrap: str, topic: str, partitions: int,
-                         timeout_s: float = 10.0) -> dict[int, list[ConsumerRecord]]:
+async def records_so_far(
+    bootstrap: str, topic: str, partitions: int, timeout_s: float = 10.0
+) -> dict[int, list[ConsumerRecord]]:
     """The records of ``topic`` from the beginning up to the end offsets as of this call,
     in offset order per partition (bounded by ``timeout_s``)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]

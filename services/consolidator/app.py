@@ -139,20 +139,26 @@ class Consolidator:
     def __init__(self, cfg: ConsolidatorSettings) -> None:
         self.cfg = cfg
         self.app = app = build_faust_app(cfg)
-        self.events_topic = app.topic(CHAT_EVENTS.name, key_type=bytes, value_type=bytes,
-                                      key_serializer="raw", value_serializer="raw")
+        self.events_topic = app.topic(
+            CHAT_EVENTS.name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
         self.states = raw_bytes_table(app, "conversation-state", CHAT_EVENTS.partitions)
         self.store = PartitionedStates(self.states)
         self.sweeper = StateSweeper(self.store)
         self.idle_ttl_ms = int(cfg.state_idle_ttl_days * 86_400_000)
         self.shop_settings = ShopSettingsView(cfg)
         self.deadlines = DeadlineIndex()
-        self.reader = PartitionReader(cfg.kafka_bootstrap,
-                                      timeout_s=max(30.0, cfg.kafka_request_timeout_ms / 1000))
+        self.reader = PartitionReader(
+            cfg.kafka_bootstrap, timeout_s=max(30.0, cfg.kafka_request_timeout_ms / 1000)
+        )
         self.offsets_seen = OffsetContinuity()
         self.engine = Consolidation(
-            WindowPolicy.from_settings(cfg),
-            self.shop_settings.find, self._load, self.deadlines)
+            WindowPolicy.from_settings(cfg), self.shop_settings.find, self._load, self.deadlines
+        )
         self._rebalances = 0  # completed rebalances seen
         self._caught_up_for = -1  # the value of _rebalances the store and index are good for
         self._last_handled: dict[int, int] = {}  # partition -> offset of the last handled
@@ -200,8 +206,10 @@ class Consolidator:
         here, the consumer was not installed: stop rather than ack it unhandled.
         """
         async for _ in stream:
-            raise RuntimeError("a chat.events record reached the faust stream: the batching "
-                               "consumer is not installed")
+            raise RuntimeError(
+                "a chat.events record reached the faust stream: the batching "
+                "consumer is not installed"
+            )
 
     async def _start_settings_view(self) -> None:
         await self.shop_settings.start()
@@ -220,8 +228,11 @@ class Consolidator:
         return raw
 
     def _active_partitions(self) -> set[int]:
-        return {tp.partition for tp in self.app.assignor.assigned_actives()
-                if tp.topic == CHAT_EVENTS.name}
+        return {
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic == CHAT_EVENTS.name
+        }
 
     def _on_rebalance(self, app: faust.App, **kwargs: object) -> None:
         self._rebalances += 1
@@ -241,14 +252,20 @@ class Consolidator:
             committed = await self.reader.committed(GROUP, CHAT_EVENTS.name, active)
             for partition in active:
                 if partition not in committed:  # nothing committed yet: the group starts at
-                    committed[partition] = await self.reader.first_offset(CHAT_EVENTS.name,
-                                                                          partition)
+                    committed[partition] = await self.reader.first_offset(
+                        CHAT_EVENTS.name, partition
+                    )
             self.offsets_seen.reset(committed)
             self._rebuild_index(active)
             self._caught_up_for = generation
-            log.info("states caught up with the changelogs",
-                     extra={"partitions": active, "records": applied,
-                            "seconds": round(time.perf_counter() - started, 3)})
+            log.info(
+                "states caught up with the changelogs",
+                extra={
+                    "partitions": active,
+                    "records": applied,
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
+            )
 
     async def _read_changelogs_to_fences(self, partitions: list[int]) -> int:
         """Apply each partition's changelog to the store up to a fence written now; how many.
@@ -300,8 +317,7 @@ class Consolidator:
         count = self.deadlines.rebuild(entries(), active)
         PENDING.set(count)
         INDEX_REBUILD_SECONDS.observe(time.perf_counter() - started)
-        log.info("deadline index rebuilt",
-                 extra={"pending": count, "partitions": sorted(active)})
+        log.info("deadline index rebuilt", extra={"pending": count, "partitions": sorted(active)})
 
     async def handle_records(self, batch: Mapping[TP, list[ConsumerRecord]]) -> None:
         """Handle one fetched batch of chat.events; its offsets are committed when done."""
@@ -342,9 +358,11 @@ class Consolidator:
 
         # Digests first, and acked, before the states that say they went out.
         if result.digests:
-            await send_batched(aiokafka_producer(self.app), MAIL_DIGESTS.name,
-                               ((partition, key, encode(digest))
-                                for key, partition, digest in result.digests))
+            await send_batched(
+                aiokafka_producer(self.app),
+                MAIL_DIGESTS.name,
+                ((partition, key, encode(digest)) for key, partition, digest in result.digests),
+            )
             released_at = now_ms()
             for _, _, digest in result.digests:
                 DIGEST_LAG_SECONDS.observe(max(0, released_at - digest.due_at_ms) / 1000)
@@ -354,8 +372,7 @@ class Consolidator:
         # stay in batch order.
         await self._finish_in_flight()
         changelog_records = self._store_states(result.writes)
-        self._in_flight = asyncio.ensure_future(
-            self._persist_and_commit(changelog_records, commit))
+        self._in_flight = asyncio.ensure_future(self._persist_and_commit(changelog_records, commit))
 
         if result.pending_delta:
             PENDING.inc(result.pending_delta)
@@ -370,23 +387,39 @@ class Consolidator:
         _COVERED.inc(result.covered)
         _HANDLE.observe(time.perf_counter() - started)
 
-    async def _read_skipped(self, partition: int, start: int, end: int,
-                            records: list[ChatRecord],
-                            bad: list[tuple[int, ConsumerRecord, str]]) -> None:
+    async def _read_skipped(
+        self,
+        partition: int,
+        start: int,
+        end: int,
+        records: list[ChatRecord],
+        bad: list[tuple[int, ConsumerRecord, str]],
+    ) -> None:
         """Read the records the stream skipped (``[start, end)``) and handle them first."""
         skipped = await self.reader.read(CHAT_EVENTS.name, partition, start, end)
-        log.warning("chat.events[%d] offsets %d..%d skipped by the consumer: %d records read "
-                    "directly", partition, start, end - 1, len(skipped),
-                    extra={"partition": partition, "from_offset": start,
-                           "to_offset": end - 1, "records": len(skipped)})
+        log.warning(
+            "chat.events[%d] offsets %d..%d skipped by the consumer: %d records read directly",
+            partition,
+            start,
+            end - 1,
+            len(skipped),
+            extra={
+                "partition": partition,
+                "from_offset": start,
+                "to_offset": end - 1,
+                "records": len(skipped),
+            },
+        )
         SKIPPED_RECORDS_READ.inc(len(skipped))
         for rec in skipped:
             chat_record = _chat_record(partition, rec, bad)
             if chat_record is not None:
                 records.append(chat_record)
 
-    def _store_states(self, writes: dict[bytes, tuple[int, bytes | None]],
-                      ) -> list[tuple[int, bytes, bytes | None]]:
+    def _store_states(
+        self,
+        writes: dict[bytes, tuple[int, bytes | None]],
+    ) -> list[tuple[int, bytes, bytes | None]]:
         """Write the batch's states to the store; the changelog records that make them
         durable."""
         records = []
@@ -398,8 +431,9 @@ class Consolidator:
             records.append((partition, key, value))
         return records
 
-    async def _persist_and_commit(self, changelog_records: list[tuple[int, bytes, bytes | None]],
-                                  offsets: dict[TP, int]) -> None:
+    async def _persist_and_commit(
+        self, changelog_records: list[tuple[int, bytes, bytes | None]], offsets: dict[TP, int]
+    ) -> None:
         """Send a batch's changelog records, wait for their acks, then commit its offsets.
 
         A restart therefore never resumes after records whose state is not durable. A
@@ -408,8 +442,9 @@ class Consolidator:
         """
         if changelog_records:
             changelog = self.states.changelog_topic.get_topic_name()
-            persisted = await send_batched(aiokafka_producer(self.app), changelog,
-                                           changelog_records)
+            persisted = await send_batched(
+                aiokafka_producer(self.app), changelog, changelog_records
+            )
             for partition, offset in persisted.items():
                 # What faust's own changelog callback records: a disk store then knows at
                 # start how far the changelog it already holds goes.
@@ -435,31 +470,49 @@ class Consolidator:
         self._next_sweep_ms = now + int(self.cfg.tick_interval_s * 1000)
         self.engine.expire_idle(
             self.sweeper.next_slice(self._active_partitions(), self.cfg.state_sweep_slice),
-            now, self.idle_ttl_ms, result)
+            now,
+            self.idle_ttl_ms,
+            result,
+        )
         if result.expired:
             STATES_EXPIRED.inc(result.expired)
 
-    async def _dead_letter(self, partition: int, offset: int, key: bytes | None, raw: object,
-                           reason: str) -> None:
-        log.warning("undecodable chat event dead-lettered",
-                    extra={"reason": reason, "partition": partition, "offset": offset})
+    async def _dead_letter(
+        self, partition: int, offset: int, key: bytes | None, raw: object, reason: str
+    ) -> None:
+        log.warning(
+            "undecodable chat event dead-lettered",
+            extra={"reason": reason, "partition": partition, "offset": offset},
+        )
         EVENTS_HANDLED.labels(SERVICE, "bad_record").inc()
         DEAD_LETTERS.labels(SERVICE, "undecodable").inc()
         value = raw if isinstance(raw, bytes) else b""
-        letter = DeadLetter(service=SERVICE, source_topic=CHAT_EVENTS.name, reason=reason,
-                            key=(key or b"").decode("utf-8", "replace"),
-                            partition=partition, offset=offset,
-                            payload_bytes=len(value), at_ms=now_ms())
+        letter = DeadLetter(
+            service=SERVICE,
+            source_topic=CHAT_EVENTS.name,
+            reason=reason,
+            key=(key or b"").decode("utf-8", "replace"),
+            partition=partition,
+            offset=offset,
+            payload_bytes=len(value),
+            at_ms=now_ms(),
+        )
         await self.app.producer.send(DEAD_LETTER.name, None, encode(letter), None, None, None)
 
     async def tick(self) -> None:
         """Feed this worker's clock into each of its partitions of chat.events."""
         now = now_ms()
         for p in sorted(self._active_partitions()):
-            tick_event = ChatEvent(kind=ChatEventKind.TICK, shop_id="", conversation_id="",
-                                   partition_hint=p, received_at_ms=now)
-            await self.app.producer.send(CHAT_EVENTS.name, b"tick", encode(tick_event), p,
-                                         None, None)
+            tick_event = ChatEvent(
+                kind=ChatEventKind.TICK,
+                shop_id="",
+                conversation_id="",
+                partition_hint=p,
+                received_at_ms=now,
+            )
+            await self.app.producer.send(
+                CHAT_EVENTS.name, b"tick", encode(tick_event), p, None, None
+            )
 
     async def report_consumer_lag(self) -> None:
         """bridge_consumer_lag per assigned chat.events partition: end offset minus handled."""
@@ -478,8 +531,7 @@ class Consolidator:
                 log.debug("lag report failed", exc_info=True)
                 continue
             if end is not None and position is not None:
-                CONSUMER_LAG.labels(GROUP, tp.topic, str(tp.partition)).set(
-                    max(0, end - position))
+                CONSUMER_LAG.labels(GROUP, tp.topic, str(tp.partition)).set(max(0, end - position))
                 self._lag_exported.add(tp)
 
 
@@ -490,8 +542,9 @@ def _header_partition(raw: bytes) -> int | None:
         return None
 
 
-def _chat_record(partition: int, rec: ConsumerRecord,
-                 bad: list[tuple[int, ConsumerRecord, str]]) -> ChatRecord | None:
+def _chat_record(
+    partition: int, rec: ConsumerRecord, bad: list[tuple[int, ConsumerRecord, str]]
+) -> ChatRecord | None:
     """The decoded record, or None with the reason added to ``bad`` (to dead-letter)."""
     try:
         chat_event = decode_chat_event(rec.value)

@@ -13,8 +13,11 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaProducer
 
 
-async def send_batched(producer: AIOKafkaProducer, topic: str,
-                       records: Iterable[tuple[int, bytes | None, bytes | None]]) -> dict[int, int]:
+async def send_batched(
+    producer: AIOKafkaProducer,
+    topic: str,
+    records: Iterable[tuple[int, bytes | None, bytes | None]],
+) -> dict[int, int]:
     """Send ``(partition, key, value)`` records in order per partition; wait for the acks.
 
     Returns the offset of the last record written to each partition.
@@ -29,8 +32,13 @@ async def send_batched(producer: AIOKafkaProducer, topic: str,
             counts[partition] = 0
         if builder.append(key=key, value=value, timestamp=None) is None:  # type: ignore[attr-defined]
             # Full: send it and start the next one (same partition, so in order).
-            sent.append((partition, await producer.send_batch(builder, topic, partition=partition),
-                         counts[partition]))
+            sent.append(
+                (
+                    partition,
+                    await producer.send_batch(builder, topic, partition=partition),
+                    counts[partition],
+                )
+            )
             # An empty batch takes any record, however large (it then travels alone;
             # the broker's max.message.bytes is the limit).
             builder = builders[partition] = producer.create_batch()
@@ -39,8 +47,13 @@ async def send_batched(producer: AIOKafkaProducer, topic: str,
         counts[partition] += 1
     for partition, builder in builders.items():
         if counts[partition]:
-            sent.append((partition, await producer.send_batch(builder, topic, partition=partition),
-                         counts[partition]))
+            sent.append(
+                (
+                    partition,
+                    await producer.send_batch(builder, topic, partition=partition),
+                    counts[partition],
+                )
+            )
     last: dict[int, int] = {}
     for partition, future, count in sent:
         meta = await future

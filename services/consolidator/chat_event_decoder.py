@@ -29,8 +29,9 @@ _EVENT_FIELDS = {f.name for f in dataclasses.fields(ChatEvent)}
 _CONTENT_FIELDS = frozenset(f.name for f in dataclasses.fields(ChatContent))
 _EVENT_HINTS = typing.get_type_hints(ChatEvent)
 # name -> the one exact JSON type accepted on the fast path (content handled apart)
-_FLAT_TYPES: dict[str, type] = {name: _EVENT_HINTS[name] for name in _EVENT_FIELDS
-                                if name != "content"}
+_FLAT_TYPES: dict[str, type] = {
+    name: _EVENT_HINTS[name] for name in _EVENT_FIELDS if name != "content"
+}
 _REQUIRED = frozenset({"kind", "shop_id", "conversation_id"})
 assert all(t in (str, int) for t in _FLAT_TYPES.values()), _FLAT_TYPES  # _fast relies on it
 assert all(typing.get_type_hints(ChatContent)[n] is str for n in _CONTENT_FIELDS)
@@ -46,11 +47,14 @@ def decode_chat_event(data: bytes) -> ChatEvent:
     if event is None:
         event = from_dict(ChatEvent, raw)
     if not 0 <= event.received_at_ms <= EVENT_TIME_MAX_MS:
-        raise DecodeError(f"received_at_ms: {event.received_at_ms} is not a time in "
-                          f"0..{EVENT_TIME_MAX_MS}")
+        raise DecodeError(
+            f"received_at_ms: {event.received_at_ms} is not a time in 0..{EVENT_TIME_MAX_MS}"
+        )
     if not 0 <= event.arrived_at_ms <= EVENT_TIME_MAX_MS:
-        raise DecodeError(f"sent_at_ms: {event.sent_at_ms} is not a time in "
-                          f"0..{EVENT_TIME_MAX_MS} (and there is no received_at_ms)")
+        raise DecodeError(
+            f"sent_at_ms: {event.sent_at_ms} is not a time in "
+            f"0..{EVENT_TIME_MAX_MS} (and there is no received_at_ms)"
+        )
     return event
 
 

@@ -36,8 +36,9 @@ from consolidator.debounce import (
 from shared.events import ChatEvent, ChatEventKind, Digest, ShopSettings
 from shared.notification_window import WindowPolicy, Windows
 
-SELLER_SIDE = frozenset({ChatEventKind.SELLER_MESSAGE, ChatEventKind.READ,
-                         ChatEventKind.EMAIL_REPLY})
+SELLER_SIDE = frozenset(
+    {ChatEventKind.SELLER_MESSAGE, ChatEventKind.READ, ChatEventKind.EMAIL_REPLY}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +70,13 @@ class BatchResult:
 class Consolidation:
     """Applies batches to conversation states and keeps the deadline index in step."""
 
-    def __init__(self, policy: WindowPolicy, settings_for: Callable[[str], ShopSettings | None],
-                 load: Callable[[bytes, int], bytes | None], index: DeadlineIndex) -> None:
+    def __init__(
+        self,
+        policy: WindowPolicy,
+        settings_for: Callable[[str], ShopSettings | None],
+        load: Callable[[bytes, int], bytes | None],
+        index: DeadlineIndex,
+    ) -> None:
         """``settings_for`` answers None for a shop never onboarded: nothing is emailed
         for it until a manager turns its alerts on."""
         self.policy = policy
@@ -128,8 +134,12 @@ class Consolidation:
         return result
 
     @staticmethod
-    def expire_idle(candidates: Iterable[tuple[bytes, int, bytes]], now_ms: int, ttl_ms: int,
-                    result: BatchResult) -> None:
+    def expire_idle(
+        candidates: Iterable[tuple[bytes, int, bytes]],
+        now_ms: int,
+        ttl_ms: int,
+        result: BatchResult,
+    ) -> None:
         """Delete the stored states among ``candidates`` (key, partition, raw) that are idle
         and untouched for ``ttl_ms`` at ``now_ms`` (a tick's time, so a replay decides
         the same); states this batch writes are current in ``result`` and skipped."""
@@ -144,9 +154,13 @@ class Consolidation:
                 result.writes[key] = (partition, None)
                 result.expired += 1
 
-    def _buyer_message(self, rec: ChatRecord,
-                       state_of: Callable[[bytes, int], ConversationState],
-                       dirty: set[bytes], result: BatchResult) -> None:
+    def _buyer_message(
+        self,
+        rec: ChatRecord,
+        state_of: Callable[[bytes, int], ConversationState],
+        dirty: set[bytes],
+        result: BatchResult,
+    ) -> None:
         ev = rec.event
         shop = self.settings_for(ev.shop_id)
         if shop is None:
@@ -169,9 +183,14 @@ class Consolidation:
         if due_before == 0 or st.due_at_ms < due_before:
             self.index.push(st.partition, st.due_at_ms, rec.key)
 
-    def _release_due(self, partition: int, now_ms: int,
-                     state_of: Callable[[bytes, int], ConversationState],
-                     dirty: set[bytes], result: BatchResult) -> None:
+    def _release_due(
+        self,
+        partition: int,
+        now_ms: int,
+        state_of: Callable[[bytes, int], ConversationState],
+        dirty: set[bytes],
+        result: BatchResult,
+    ) -> None:
         for key in self.index.pop_due(partition, now_ms):
             st = state_of(key, partition)
             if not st.pending:

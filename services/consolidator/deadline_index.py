@@ -37,8 +37,9 @@ class DeadlineIndex:
         heap = self._heaps.get(partition)
         return heap[0][0] if heap else None
 
-    def rebuild(self, entries: Iterable[tuple[int, int, bytes]],
-                partitions: set[int] | None = None) -> int:
+    def rebuild(
+        self, entries: Iterable[tuple[int, int, bytes]], partitions: set[int] | None = None
+    ) -> int:
         """Replace everything with (partition, due_ms, key) entries; returns how many."""
         heaps: dict[int, list[tuple[int, bytes]]] = {}
         for partition, due, key in entries:

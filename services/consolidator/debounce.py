@@ -66,8 +66,12 @@ class ConversationState:
     @property
     def is_idle(self) -> bool:
         """Nothing worth storing: no pending message and no memory of earlier ones."""
-        return not self.pending and not self.digest_ids and not self.emailed_ids \
+        return (
+            not self.pending
+            and not self.digest_ids
+            and not self.emailed_ids
             and not self.read_until_ms
+        )
 
 
 class StateFormatError(BridgeError, ValueError):
@@ -76,12 +80,19 @@ class StateFormatError(BridgeError, ValueError):
 
 def encode_state(st: ConversationState) -> bytes:
     """Compact bytes: header (version, deadline, partition) + orjson list body."""
-    body = orjson.dumps([
-        st.buyer_id, st.buyer_name, st.first_pending_at_ms, st.last_buyer_at_ms,
-        st.read_until_ms, st.read_until_seq,
-        [[m.message_id, m.sent_at_ms, m.seq, _content_to_dict(m.content)] for m in st.pending],
-        st.emailed_ids, st.digest_ids,
-    ])
+    body = orjson.dumps(
+        [
+            st.buyer_id,
+            st.buyer_name,
+            st.first_pending_at_ms,
+            st.last_buyer_at_ms,
+            st.read_until_ms,
+            st.read_until_seq,
+            [[m.message_id, m.sent_at_ms, m.seq, _content_to_dict(m.content)] for m in st.pending],
+            st.emailed_ids,
+            st.digest_ids,
+        ]
+    )
     return _HEADER.pack(STATE_FORMAT, st.due_at_ms, st.partition, st.touched_at_ms) + body
 
 
@@ -90,14 +101,24 @@ def decode_state(data: bytes) -> ConversationState:
     version, due, partition = state_header(data)
     header = _HEADER if version == STATE_FORMAT else _HEADER_V1
     touched = _HEADER.unpack_from(data)[3] if version == STATE_FORMAT else 0
-    (buyer_id, buyer_name, first, last, read_ms, read_seq, pending, emailed,
-     digests) = orjson.loads(data[header.size:])
+    (buyer_id, buyer_name, first, last, read_ms, read_seq, pending, emailed, digests) = (
+        orjson.loads(data[header.size :])
+    )
     return ConversationState(
-        partition=partition, buyer_id=buyer_id, buyer_name=buyer_name,
-        pending=[DigestMessage(mid, sent, ChatContent(**content), seq)
-                 for mid, sent, seq, content in pending],
-        first_pending_at_ms=first, last_buyer_at_ms=last, due_at_ms=due,
-        read_until_ms=read_ms, read_until_seq=read_seq, emailed_ids=emailed, digest_ids=digests,
+        partition=partition,
+        buyer_id=buyer_id,
+        buyer_name=buyer_name,
+        pending=[
+            DigestMessage(mid, sent, ChatContent(**content), seq)
+            for mid, sent, seq, content in pending
+        ],
+        first_pending_at_ms=first,
+        last_buyer_at_ms=last,
+        due_at_ms=due,
+        read_until_ms=read_ms,
+        read_until_seq=read_seq,
+        emailed_ids=emailed,
+        digest_ids=digests,
         touched_at_ms=touched,
     )
 
@@ -129,8 +150,11 @@ def idle_expired(data: bytes, now_ms: int, ttl_ms: int) -> bool:
 
 def _content_to_dict(content: ChatContent) -> dict[str, str]:
     # Only the fields that differ from the defaults: a text message stores its text.
-    return {name: value for name, default in _CONTENT_DEFAULTS.items()
-            if (value := getattr(content, name)) != default}
+    return {
+        name: value
+        for name, default in _CONTENT_DEFAULTS.items()
+        if (value := getattr(content, name)) != default
+    }
 
 
 def _order(m: DigestMessage) -> tuple[int, int, str]:
@@ -222,19 +246,28 @@ def digest_id_for(shop_id: str, conversation_id: str, message_ids: list[str]) ->
     return h.hexdigest()[:32]
 
 
-def release_digest(state: ConversationState, shop: ShopSettings, conversation_id: str,
-                   now_ms: int) -> Digest | None:
+def release_digest(
+    state: ConversationState, shop: ShopSettings, conversation_id: str, now_ms: int
+) -> Digest | None:
     """If the deadline has passed, build the digest and clear what it holds."""
     if not state.pending or state.due_at_ms == 0 or state.due_at_ms > now_ms:
         return None
     messages = tuple(state.pending)
     digest_id = digest_id_for(shop.shop_id, conversation_id, [m.message_id for m in messages])
     digest = Digest(
-        digest_id=digest_id, shop_id=shop.shop_id, conversation_id=conversation_id,
-        buyer_id=state.buyer_id, buyer_name=state.buyer_name, messages=messages,
-        previous_digest_ids=tuple(state.digest_ids), shop_name=shop.shop_name,
-        region=shop.region, destination_email=shop.destination_email,
-        destination_kind=shop.destination_kind, due_at_ms=state.due_at_ms, created_at_ms=now_ms,
+        digest_id=digest_id,
+        shop_id=shop.shop_id,
+        conversation_id=conversation_id,
+        buyer_id=state.buyer_id,
+        buyer_name=state.buyer_name,
+        messages=messages,
+        previous_digest_ids=tuple(state.digest_ids),
+        shop_name=shop.shop_name,
+        region=shop.region,
+        destination_email=shop.destination_email,
+        destination_kind=shop.destination_kind,
+        due_at_ms=state.due_at_ms,
+        created_at_ms=now_ms,
     )
     for m in messages:
         _remember(state.emailed_ids, m.message_id, EMAILED_MEMORY)

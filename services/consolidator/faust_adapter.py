@@ -56,7 +56,8 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         self._batch_idle.set()
 
     async def getmany(
-        self, timeout: float,  # noqa: ASYNC109 - faust's signature
+        self,
+        timeout: float,  # noqa: ASYNC109 - faust's signature
     ) -> AsyncIterator[tuple[TP, Message]]:
         app = self.app
         topic: str = app.batch_topic  # type: ignore[attr-defined]
@@ -143,8 +144,10 @@ def raw_bytes_table(app: faust.App, name: str, partitions: int) -> Table:
     """A table of raw bytes both ways, its changelog and recovery included: the state
     has its own compact encoding, and faust would otherwise pick "json" for ``bytes``."""
     # A Table, not just the TableT that app.Table is typed to return: its serializers are set.
-    table = cast(Table, app.Table(name, default=None, key_type=bytes, value_type=bytes,
-                                  partitions=partitions))
+    table = cast(
+        Table,
+        app.Table(name, default=None, key_type=bytes, value_type=bytes, partitions=partitions),
+    )
     table.key_serializer = table.value_serializer = "raw"
     return table
 
@@ -216,8 +219,11 @@ class PartitionedStates:
         read whole. ``partition_of(raw)`` names a value's partition (None: unreadable,
         dropped too); stale values of a partition held before may linger otherwise."""
         store = self._store
-        gone = [key for key, raw in store.data.items()
-                if raw is None or partition_of(raw) in (partition, None)]
+        gone = [
+            key
+            for key, raw in store.data.items()
+            if raw is None or partition_of(raw) in (partition, None)
+        ]
         for key in gone:
             del store.data[key]
             store._key_partition.pop(key, None)
@@ -242,8 +248,9 @@ class PartitionedStates:
         store = self._store
         return store.data.get(key), store._key_partition.get(key)
 
-    def partition_items(self, partition: int,
-                        after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    def partition_items(
+        self, partition: int, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         """Disk store: (key, raw state) of one partition in key order, from the key after
         ``after``; the store's own offset record is left out."""
         store = self._store

@@ -38,21 +38,27 @@ class PartitionReader:
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             # A short fetch wait: reads are short and awaited by the batch handler.
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                        enable_auto_commit=False, auto_offset_reset="earliest",
-                                        fetch_max_wait_ms=20,
-                                        client_id="consolidator-partition-reader")
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=20,
+                client_id="consolidator-partition-reader",
+            )
             await consumer.start()
             self._consumer = consumer
         return self._consumer
 
-    async def read(self, topic: str, partition: int, start: int,
-                   end: int) -> list[ConsumerRecord[bytes, bytes]]:
+    async def read(
+        self, topic: str, partition: int, start: int, end: int
+    ) -> list[ConsumerRecord[bytes, bytes]]:
         """Every record of one partition with ``start <= offset < end``, in offset order."""
         return (await self.read_many(topic, {partition: (start, end)})).get(partition, [])
 
-    async def read_many(self, topic: str, ranges: dict[int, tuple[int, int]]
-                        ) -> dict[int, list[ConsumerRecord[bytes, bytes]]]:
+    async def read_many(
+        self, topic: str, ranges: dict[int, tuple[int, int]]
+    ) -> dict[int, list[ConsumerRecord[bytes, bytes]]]:
         """``partition -> (start, end)`` read together: the records of each range, in order.
 
         A compacted topic may have holes; a range is done when the position passes
@@ -76,8 +82,10 @@ class PartitionReader:
                 if not pending:
                     break
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{topic} ranges {sorted(ranges.items())} not read "
-                                       f"within {self.timeout_s} s")
+                    raise TimeoutError(
+                        f"{topic} ranges {sorted(ranges.items())} not read "
+                        f"within {self.timeout_s} s"
+                    )
                 batch = await consumer.getmany(*pending, timeout_ms=200)
                 for tp, records in batch.items():
                     start, end = wanted[tp]
@@ -95,14 +103,18 @@ class PartitionReader:
     async def committed(self, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
         """The group's committed offsets (the next offset to handle); absent when none."""
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap,
-                                        client_id="consolidator-partition-reader")
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap, client_id="consolidator-partition-reader"
+            )
             await admin.start()
             self._admin = admin
         tps = [TopicPartition(topic, p) for p in partitions]
         offsets = await self._admin.list_consumer_group_offsets(group, partitions=tps)
-        return {tp.partition: meta.offset for tp, meta in offsets.items()
-                if meta is not None and meta.offset >= 0}
+        return {
+            tp.partition: meta.offset
+            for tp, meta in offsets.items()
+            if meta is not None and meta.offset >= 0
+        }
 
     async def stop(self) -> None:
         if self._consumer is not None:

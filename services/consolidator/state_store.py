@@ -32,7 +32,7 @@ class StateSweeper:
         if self._pos >= len(self._keys):
             # A snapshot: the dict changes between slices, so no iterator survives them.
             self._keys, self._pos = self._states.memory_keys(), 0
-        keys = self._keys[self._pos:self._pos + limit]
+        keys = self._keys[self._pos : self._pos + limit]
         self._pos += len(keys)
         out = []
         entry = self._states.memory_entry

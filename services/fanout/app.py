@@ -103,16 +103,24 @@ class PartFailed(BridgeError):
 
 
 class FanOut:
-    def __init__(self, cfg: FanoutSettings, producer: AIOKafkaProducer, platform: ChatPlatform,
-                 shops: ShopSettingsView | None = None) -> None:
+    def __init__(
+        self,
+        cfg: FanoutSettings,
+        producer: AIOKafkaProducer,
+        platform: ChatPlatform,
+        shops: ShopSettingsView | None = None,
+    ) -> None:
         self.cfg = cfg
         self.producer = producer
         self.platform = platform
         self.shops = shops
         self.delivered = DeliveryLog(cfg, tombstones=producer)
         self.dead_letters = DeadLetterWriter(producer, SERVICE)
-        self.retries = RetryPolicy(cfg.fanout_backoff_base_s, cfg.fanout_backoff_max_s,
-                                   max_attempts=cfg.fanout_max_attempts)
+        self.retries = RetryPolicy(
+            cfg.fanout_backoff_base_s,
+            cfg.fanout_backoff_max_s,
+            max_attempts=cfg.fanout_max_attempts,
+        )
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, rec: ConsumerRecord) -> None:
@@ -120,10 +128,14 @@ class FanOut:
         try:
             reply = decode(ChatReply, rec.value or b"")
         except DecodeError as exc:
-            await self.dead_letters.write(source_topic=rec.topic,
-                                          reason=f"undecodable reply: {exc}",
-                                          reason_class="bad_record", partition=rec.partition,
-                                          offset=rec.offset, payload=rec.value or b"")
+            await self.dead_letters.write(
+                source_topic=rec.topic,
+                reason=f"undecodable reply: {exc}",
+                reason_class="bad_record",
+                partition=rec.partition,
+                offset=rec.offset,
+                payload=rec.value or b"",
+            )
             return
         await self.deliver_reply(reply)
         EVENTS_HANDLED.labels(SERVICE, "reply").inc()
@@ -143,8 +155,11 @@ class FanOut:
         await self.delivered.current()
         parts = sorted(reply.parts, key=lambda p: p.index)
         marker_ms = self.delivered.marker(reply.reply_id)
-        plan = plan_reply([p.index for p in parts], {
-            p.index for p in parts if reply.part_key(p.index) in self.delivered}, marker_ms)
+        plan = plan_reply(
+            [p.index for p in parts],
+            {p.index for p in parts if reply.part_key(p.index) in self.delivered},
+            marker_ms,
+        )
         if plan.first is FirstStep.SKIP:
             PARTS_DELIVERED.labels("already_delivered").inc(len(parts))
             return
@@ -173,8 +188,14 @@ class FanOut:
         if plan.first is FirstStep.WRITE_MARKER or marker_ms is None:
             marker_ms = now_ms()
             urls = {k: v.url for k, v in uploaded.items()}
-            await self._write(reply, -1, DeliveryStatus.ATTEMPTING, key=marker_key(reply.reply_id),
-                              at_ms=marker_ms, image_urls=urls)
+            await self._write(
+                reply,
+                -1,
+                DeliveryStatus.ATTEMPTING,
+                key=marker_key(reply.reply_id),
+                at_ms=marker_ms,
+                image_urls=urls,
+            )
             self.delivered.set_marker(reply.reply_id, marker_ms, urls)
         else:
             # Replayed after an attempt: some pending parts may be on the platform already.
@@ -189,14 +210,16 @@ class FanOut:
                 await self._fail(reply, pending, n, refused[1], acks)
                 return
             try:
-                mid, attempts = await self._post(reply, part, outs, done_before + n, marker_ms,
-                                                 by_index[part.index])
+                mid, attempts = await self._post(
+                    reply, part, outs, done_before + n, marker_ms, by_index[part.index]
+                )
             except PartFailed as failure:
                 await self._fail(reply, pending, n, failure, acks)
                 return
             status = posted_status(mid)
-            acks.append(await self._record(reply, part, status, platform_id=mid or "",
-                                           attempts=attempts))
+            acks.append(
+                await self._record(reply, part, status, platform_id=mid or "", attempts=attempts)
+            )
             PARTS_DELIVERED.labels("delivered" if mid is not None else "found_on_platform").inc()
         await self._finish(reply, acks)
         if self.cfg.fanout_mark_read:
@@ -212,40 +235,58 @@ class FanOut:
         try:
             await self.platform.mark_read(reply.shop_id, reply.conversation_id)
         except PlatformError as exc:
-            log.info("mark read failed", extra={"reply_id": reply.reply_id,
-                                                "reason": exc.reason})
+            log.info("mark read failed", extra={"reply_id": reply.reply_id, "reason": exc.reason})
 
     async def _upload(self, reply: ChatReply, part: ReplyPart) -> UploadedImage:
         """Upload one inline picture with retries; PartFailed when it cannot be."""
         try:
             data = base64.b64decode(part.image_b64, validate=True)
         except (binascii.Error, ValueError):
-            raise PartFailed(f"part {part.index}: picture is not valid base64", "bad_part",
-                             0) from None
+            raise PartFailed(
+                f"part {part.index}: picture is not valid base64", "bad_part", 0
+            ) from None
 
         async def upload(_attempt: int) -> UploadedImage:
-            return await self.platform.upload_image(reply.shop_id, data, part.image_content_type,
-                                                    part.image_filename)
+            return await self.platform.upload_image(
+                reply.shop_id, data, part.image_content_type, part.image_filename
+            )
 
         try:
             return await self._platform_retry(upload)
         except GaveUp as gave_up:
-            raise PartFailed.of(part_not_posted(part.index, gave_up.error.reason,
-                                                gave_up.attempts, exhausted=gave_up.exhausted,
-                                                picture=True)) from None
+            raise PartFailed.of(
+                part_not_posted(
+                    part.index,
+                    gave_up.error.reason,
+                    gave_up.attempts,
+                    exhausted=gave_up.exhausted,
+                    picture=True,
+                )
+            ) from None
 
-    async def _platform_retry(self, call: Callable[[int], Awaitable[T]], *,
-                              count: bool = True) -> T:
+    async def _platform_retry(
+        self, call: Callable[[int], Awaitable[T]], *, count: bool = True
+    ) -> T:
         """``call`` retried on the platform's temporary errors (honouring Retry-After);
         :class:`GaveUp` with the last :class:`PlatformError` when it cannot succeed."""
-        return await retry(call, self.retries, on=PlatformError,
-                           retryable=lambda exc: exc.retryable,
-                           retry_after=lambda exc: exc.retry_after_s,
-                           on_retry=_count_retry if count else None)
+        return await retry(
+            call,
+            self.retries,
+            on=PlatformError,
+            retryable=lambda exc: exc.retryable,
+            retry_after=lambda exc: exc.retry_after_s,
+            on_retry=_count_retry if count else None,
+        )
 
-    async def _post(self, reply: ChatReply, part: ReplyPart, outs: Sequence[OutgoingMessage],
-                    position: int, marker_ms: int, out: OutgoingMessage
-                    ) -> tuple[str | None, int]:
+    async def _post(
+        self,
+        reply: ChatReply,
+        part: ReplyPart,
+        outs: Sequence[OutgoingMessage],
+        position: int,
+        marker_ms: int,
+        out: OutgoingMessage,
+    ) -> tuple[str | None, int]:
         """Post one part with retries. Returns (platform id, attempts), id None when an
         ambiguous failure turned out to have posted it after all."""
         key = reply.part_key(part.index)
@@ -254,12 +295,16 @@ class FanOut:
         async def post(attempt: int) -> tuple[str | None, int]:
             nonlocal ambiguous
             # The platform may have stored an ambiguously failed post: look before posting again.
-            if ambiguous and await self._already_posted(reply, outs, position, marker_ms,
-                                                        upto=position + 1) >= 1:
+            if (
+                ambiguous
+                and await self._already_posted(reply, outs, position, marker_ms, upto=position + 1)
+                >= 1
+            ):
                 return None, attempt - 1
             try:
-                return await self.platform.send(reply.shop_id, reply.conversation_id, out,
-                                                idempotency_key=key), attempt
+                return await self.platform.send(
+                    reply.shop_id, reply.conversation_id, out, idempotency_key=key
+                ), attempt
             except PlatformError as exc:
                 ambiguous = exc.ambiguous
                 raise
@@ -267,18 +312,27 @@ class FanOut:
         try:
             return await self._platform_retry(post)
         except GaveUp as gave_up:
-            raise PartFailed.of(part_not_posted(part.index, gave_up.error.reason,
-                                                gave_up.attempts,
-                                                exhausted=gave_up.exhausted)) from None
+            raise PartFailed.of(
+                part_not_posted(
+                    part.index, gave_up.error.reason, gave_up.attempts, exhausted=gave_up.exhausted
+                )
+            ) from None
 
-    async def _already_posted(self, reply: ChatReply, outs: Sequence[OutgoingMessage],
-                              recorded: int, marker_ms: int, upto: int | None = None) -> int:
+    async def _already_posted(
+        self,
+        reply: ChatReply,
+        outs: Sequence[OutgoingMessage],
+        recorded: int,
+        marker_ms: int,
+        upto: int | None = None,
+    ) -> int:
         """How many parts after the first ``recorded`` (up to ``upto``) the platform shows."""
         since_s = look_since_s(marker_ms)
 
         async def listing(_attempt: int) -> list[PlatformMessage]:
-            return list(await self.platform.messages_since(reply.shop_id, reply.conversation_id,
-                                                           since_s))
+            return list(
+                await self.platform.messages_since(reply.shop_id, reply.conversation_id, since_s)
+            )
 
         try:
             msgs = await self._platform_retry(listing, count=False)
@@ -291,37 +345,66 @@ class FanOut:
         DUPLICATE_CHECKS.labels("found" if found else "absent").inc()
         return found
 
-    async def _fail(self, reply: ChatReply, pending: Sequence[ReplyPart], n: int,
-                    failure: PartFailed, acks: list[asyncio.Future[object]]) -> None:
+    async def _fail(
+        self,
+        reply: ChatReply,
+        pending: Sequence[ReplyPart],
+        n: int,
+        failure: PartFailed,
+        acks: list[asyncio.Future[object]],
+    ) -> None:
         part = pending[n]
         PARTS_DELIVERED.labels("failed").inc()
-        await self.dead_letters.write(source_topic=CHAT_REPLIES.name,
-                                      key=reply.part_key(part.index), reason=failure.reason,
-                                      reason_class=failure.reason_class,
-                                      extra={"reply_id": reply.reply_id,
-                                             "conversation": reply.conversation_id})
+        await self.dead_letters.write(
+            source_topic=CHAT_REPLIES.name,
+            key=reply.part_key(part.index),
+            reason=failure.reason,
+            reason_class=failure.reason_class,
+            extra={"reply_id": reply.reply_id, "conversation": reply.conversation_id},
+        )
         by_index = {p.index: p for p in pending}
         # Later parts would arrive out of context without this one: they are held back.
-        for index, reason, attempts in failed_records([p.index for p in pending], n,
-                                                      failure.reason, failure.attempts):
-            acks.append(await self._record(reply, by_index[index], DeliveryStatus.FAILED,
-                                           reason=reason, attempts=attempts))
-        acks.append(await self.producer.send(MAIL_NOTICES.name, encode(self._notice(reply, part,
-                                                                                  failure)),
-                                             key=reply.shop_id.encode()))
+        for index, reason, attempts in failed_records(
+            [p.index for p in pending], n, failure.reason, failure.attempts
+        ):
+            acks.append(
+                await self._record(
+                    reply, by_index[index], DeliveryStatus.FAILED, reason=reason, attempts=attempts
+                )
+            )
+        acks.append(
+            await self.producer.send(
+                MAIL_NOTICES.name,
+                encode(self._notice(reply, part, failure)),
+                key=reply.shop_id.encode(),
+            )
+        )
         await self._finish(reply, acks)
 
     def _notice(self, reply: ChatReply, part: ReplyPart, failure: PartFailed) -> MailNotice:
-        to = reply.sender or (self.shops.get(reply.shop_id).destination_email if self.shops
-                              else self.cfg.default_destination_email)
+        to = reply.sender or (
+            self.shops.get(reply.shop_id).destination_email
+            if self.shops
+            else self.cfg.default_destination_email
+        )
         words = delivery_failed_text(
-            marketplace_name=self.cfg.marketplace_name, conversation_id=reply.conversation_id,
-            part_number=part.index + 1, parts=len(reply.parts), reason=failure.reason,
-            chat_link=f"{self.cfg.chat_deep_link_base}/{reply.shop_id}/{reply.conversation_id}")
-        return MailNotice(notice_id=f"delivery-failed-{reply.reply_id}",
-                          kind=NoticeKind.DELIVERY_FAILED, to_address=to,
-                          subject=words.subject, text=words.text, shop_id=reply.shop_id,
-                          conversation_id=reply.conversation_id, created_at_ms=now_ms())
+            marketplace_name=self.cfg.marketplace_name,
+            conversation_id=reply.conversation_id,
+            part_number=part.index + 1,
+            parts=len(reply.parts),
+            reason=failure.reason,
+            chat_link=f"{self.cfg.chat_deep_link_base}/{reply.shop_id}/{reply.conversation_id}",
+        )
+        return MailNotice(
+            notice_id=f"delivery-failed-{reply.reply_id}",
+            kind=NoticeKind.DELIVERY_FAILED,
+            to_address=to,
+            subject=words.subject,
+            text=words.text,
+            shop_id=reply.shop_id,
+            conversation_id=reply.conversation_id,
+            created_at_ms=now_ms(),
+        )
 
     async def _finish(self, reply: ChatReply, acks: list[asyncio.Future[object]]) -> None:
         """Wait for every record of the reply, then retire its marker.
@@ -334,27 +417,57 @@ class FanOut:
         await asyncio.gather(*acks)
         for part in reply.parts:
             self.delivered.record(reply.part_key(part.index))
-        tomb = await self.producer.send(CHAT_DELIVERIES.name, None,
-                                        key=marker_key(reply.reply_id).encode())
+        tomb = await self.producer.send(
+            CHAT_DELIVERIES.name, None, key=marker_key(reply.reply_id).encode()
+        )
         tomb.add_done_callback(_log_tombstone_failure)
         self.delivered.clear_marker(reply.reply_id)
 
-    async def _record(self, reply: ChatReply, part: ReplyPart, status: str, *,
-                      platform_id: str = "", reason: str = "", attempts: int = 0
-                      ) -> asyncio.Future[object]:
+    async def _record(
+        self,
+        reply: ChatReply,
+        part: ReplyPart,
+        status: str,
+        *,
+        platform_id: str = "",
+        reason: str = "",
+        attempts: int = 0,
+    ) -> asyncio.Future[object]:
         """Send a part's final record; returns the ack future (awaited in :meth:`_finish`)."""
-        delivery = PartDelivery(reply_id=reply.reply_id, shop_id=reply.shop_id,
-                                conversation_id=reply.conversation_id, index=part.index,
-                                status=status, platform_message_id=platform_id, reason=reason,
-                                attempts=attempts, at_ms=now_ms())
-        return await self.producer.send(CHAT_DELIVERIES.name, encode(delivery),
-                                        key=reply.part_key(part.index).encode())
+        delivery = PartDelivery(
+            reply_id=reply.reply_id,
+            shop_id=reply.shop_id,
+            conversation_id=reply.conversation_id,
+            index=part.index,
+            status=status,
+            platform_message_id=platform_id,
+            reason=reason,
+            attempts=attempts,
+            at_ms=now_ms(),
+        )
+        return await self.producer.send(
+            CHAT_DELIVERIES.name, encode(delivery), key=reply.part_key(part.index).encode()
+        )
 
-    async def _write(self, reply: ChatReply, index: int, status: str, *, key: str,
-                     at_ms: int, image_urls: dict[str, str] | None = None) -> None:
-        marker = PartDelivery(reply_id=reply.reply_id, shop_id=reply.shop_id,
-                              conversation_id=reply.conversation_id, index=index, status=status,
-                              at_ms=at_ms, image_urls=image_urls or {})
+    async def _write(
+        self,
+        reply: ChatReply,
+        index: int,
+        status: str,
+        *,
+        key: str,
+        at_ms: int,
+        image_urls: dict[str, str] | None = None,
+    ) -> None:
+        marker = PartDelivery(
+            reply_id=reply.reply_id,
+            shop_id=reply.shop_id,
+            conversation_id=reply.conversation_id,
+            index=index,
+            status=status,
+            at_ms=at_ms,
+            image_urls=image_urls or {},
+        )
         await self.producer.send_and_wait(CHAT_DELIVERIES.name, encode(marker), key=key.encode())
 
 
@@ -363,14 +476,18 @@ def _count_retry(_exc: PlatformError, _attempt: int, _delay_s: float) -> None:
 
 
 def _log_unread_delivery_log(exc: BaseException, attempt: int, _delay_s: float) -> None:
-    log.warning("delivery log not caught up; replies wait for it",
-                extra={"attempt": attempt, "error": repr(exc)})
+    log.warning(
+        "delivery log not caught up; replies wait for it",
+        extra={"attempt": attempt, "error": repr(exc)},
+    )
 
 
 def _log_tombstone_failure(fut: asyncio.Future[object]) -> None:
     if not fut.cancelled() and fut.exception() is not None:
-        log.info("marker tombstone not acknowledged; the marker stays, harmlessly",
-                 extra={"error": fut.exception().__class__.__name__})
+        log.info(
+            "marker tombstone not acknowledged; the marker stays, harmlessly",
+            extra={"error": fut.exception().__class__.__name__},
+        )
 
 
 class CatchUpOnAssign(ConsumerRebalanceListener):
@@ -391,8 +508,12 @@ class CatchUpOnAssign(ConsumerRebalanceListener):
         async def catch_up(_attempt: int) -> None:
             await self._fanout.delivered.catch_up()
 
-        await retry(catch_up, RetryPolicy(cfg.fanout_backoff_base_s, cfg.fanout_backoff_max_s),
-                    on=(KafkaError, OSError, TimeoutError), on_retry=_log_unread_delivery_log)
+        await retry(
+            catch_up,
+            RetryPolicy(cfg.fanout_backoff_base_s, cfg.fanout_backoff_max_s),
+            on=(KafkaError, OSError, TimeoutError),
+            on_retry=_log_unread_delivery_log,
+        )
         log.info("delivery log caught up", extra={"keys": len(self._fanout.delivered)})
 
 

@@ -43,8 +43,9 @@ class PartFailure:
     attempts: int
 
 
-def plan_reply(indices: Sequence[int], delivered: Collection[int],
-               marker_at_ms: int | None) -> ReplyPlan:
+def plan_reply(
+    indices: Sequence[int], delivered: Collection[int], marker_at_ms: int | None
+) -> ReplyPlan:
     """The parts still to post (those without a final record, in index order) and the step
     before posting them: ``marker_at_ms`` is the marker an earlier attempt left, if any."""
     pending = tuple(i for i in sorted(indices) if i not in delivered)
@@ -73,28 +74,35 @@ FOUND_WHEN_UNCHECKABLE = 0
 def posted_status(platform_message_id: str | None) -> DeliveryStatus:
     """The final record of a part whose post ended well: ``None`` means an ambiguous
     failure turned out, on checking, to have posted it after all."""
-    return (DeliveryStatus.DELIVERED if platform_message_id is not None
-            else DeliveryStatus.ALREADY_DELIVERED)
+    return (
+        DeliveryStatus.DELIVERED
+        if platform_message_id is not None
+        else DeliveryStatus.ALREADY_DELIVERED
+    )
 
 
-def part_not_posted(index: int, reason: str, attempts: int, *, exhausted: bool,
-                    picture: bool = False) -> PartFailure:
+def part_not_posted(
+    index: int, reason: str, attempts: int, *, exhausted: bool, picture: bool = False
+) -> PartFailure:
     """The failure of a part the platform refused (``exhausted`` False) or kept failing
     temporarily until the attempts ran out."""
     what = f"picture of part {index}" if picture else f"part {index}"
     if not exhausted:
         refused = f"the picture of part {index}" if picture else f"part {index}"
-        return PartFailure(f"chat platform refused {refused}: {reason}",
-                           "platform_permanent", attempts)
+        return PartFailure(
+            f"chat platform refused {refused}: {reason}", "platform_permanent", attempts
+        )
     verb = "uploaded" if picture else "accepted"
-    return PartFailure(f"{what} not {verb} after {attempts} attempts: {reason}",
-                       "platform_exhausted", attempts)
+    return PartFailure(
+        f"{what} not {verb} after {attempts} attempts: {reason}", "platform_exhausted", attempts
+    )
 
 
-def failed_records(pending: Sequence[int], failed_at: int, reason: str,
-                   attempts: int) -> list[tuple[int, str, int]]:
+def failed_records(
+    pending: Sequence[int], failed_at: int, reason: str, attempts: int
+) -> list[tuple[int, str, int]]:
     """(index, reason, attempts) of every FAILED record when ``pending[failed_at]`` fails
     for ``reason``: that part, and each later part held back because of it."""
     index = pending[failed_at]
-    held = [(rest, f"part {index} failed: {reason}", 0) for rest in pending[failed_at + 1:]]
+    held = [(rest, f"part {index} failed: {reason}", 0) for rest in pending[failed_at + 1 :]]
     return [(index, reason, attempts), *held]

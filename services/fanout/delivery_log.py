@@ -67,10 +67,14 @@ class DeliveryLog(IdempotencyLedger[Delivery]):
     """
 
     def __init__(self, cfg: FanoutSettings, tombstones: AIOKafkaProducer | None = None) -> None:
-        super().__init__(cfg.kafka_bootstrap, CHAT_DELIVERIES.name, read_delivery,
-                         merge=keep_first_marker,
-                         retention_ms=int(cfg.fanout_delivery_retention_days * DAY_MS),
-                         tombstones=tombstones if cfg.fanout_delivery_tombstones else None)
+        super().__init__(
+            cfg.kafka_bootstrap,
+            CHAT_DELIVERIES.name,
+            read_delivery,
+            merge=keep_first_marker,
+            retention_ms=int(cfg.fanout_delivery_retention_days * DAY_MS),
+            tombstones=tombstones if cfg.fanout_delivery_tombstones else None,
+        )
 
     def __contains__(self, part_key: object) -> bool:
         return isinstance(part_key, str) and self.get(part_key) is DELIVERED
@@ -88,8 +92,9 @@ class DeliveryLog(IdempotencyLedger[Delivery]):
         found = self.get(marker_key(reply_id))
         return dict(found.image_urls) if isinstance(found, Marker) else {}
 
-    def set_marker(self, reply_id: str, at_ms: int,
-                   image_urls: dict[str, str] | None = None) -> None:
+    def set_marker(
+        self, reply_id: str, at_ms: int, image_urls: dict[str, str] | None = None
+    ) -> None:
         self.note(marker_key(reply_id), Marker(at_ms, dict(image_urls or {})))
 
     def clear_marker(self, reply_id: str) -> None:

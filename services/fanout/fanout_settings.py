@@ -25,6 +25,7 @@ class FanoutSettings(ChatPlatformSettings):
     # newest record: by default as long as a replay could bring its reply back (see
     # docs/exactly-once.md). Shorter saves memory; a replay older than it posts again.
     fanout_delivery_retention_days: float = (
-        replay_window_ms(MAIL_INBOUND, MAIL_INBOUND_RETRY, CHAT_REPLIES) / DAY_MS)
+        replay_window_ms(MAIL_INBOUND, MAIL_INBOUND_RETRY, CHAT_REPLIES) / DAY_MS
+    )
     # Write tombstones for forgotten part keys so the compacted topic stops growing too.
     fanout_delivery_tombstones: bool = True

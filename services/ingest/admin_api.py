@@ -76,13 +76,17 @@ from shared.topics import ADMIN_USERS, CHAT_EVENTS
 
 __all__ = ["Refused", "build_admin_router"]
 
-ADMIN_REQUESTS = Counter("bridge_admin_requests_total",
-                         "Admin API requests by action and HTTP status.", ["action", "status"])
+ADMIN_REQUESTS = Counter(
+    "bridge_admin_requests_total",
+    "Admin API requests by action and HTTP status.",
+    ["action", "status"],
+)
 MAX_BODY_BYTES = 64 * 1024
 SIMULATED_BUYER = "Simulated buyer"
 
 
 # --- answers ------------------------------------------------------------------------
+
 
 def _error(status: int, reason: str, **extra: Any) -> JSONResponse:
     retry = extra.get("retry_after_s")
@@ -104,8 +108,11 @@ class AdminRoute(APIRoute):
             except Refused as exc:
                 response = _error(exc.status, exc.reason, **exc.extra)
             except InvalidRequest as exc:
-                response = _error(exc.status, str(exc), fields=[
-                    {"field": e.field, "reason": e.reason} for e in exc.errors])
+                response = _error(
+                    exc.status,
+                    str(exc),
+                    fields=[{"field": e.field, "reason": e.reason} for e in exc.errors],
+                )
             ADMIN_REQUESTS.labels(action, str(response.status_code)).inc()
             return response
 
@@ -113,6 +120,7 @@ class AdminRoute(APIRoute):
 
 
 # --- dependencies -------------------------------------------------------------------
+
 
 def admin_state(request: Request) -> AdminState:
     """The process's :class:`AdminState`, put on ``app.state`` by the router's lifespan."""
@@ -126,8 +134,13 @@ Admin = Annotated[AdminState, Depends(admin_state)]
 def caller(request: Request, admin: Admin) -> Principal:
     """Who is calling, from the bearer token (401 with the reason when no one valid)."""
     try:
-        return authenticate(request.headers.get("authorization"), admin.keys,
-                            admin.operator_token, admin.directory.user, admin.clock())
+        return authenticate(
+            request.headers.get("authorization"),
+            admin.keys,
+            admin.operator_token,
+            admin.directory.user,
+            admin.clock(),
+        )
     except AuthError as exc:
         raise Refused(401, exc.reason) from None
 
@@ -237,8 +250,9 @@ def _email_address(value: str) -> str:
 
 
 # An address, lower-cased (normalize_email's rule); the reason names the field it is in.
-EmailAddress = Annotated[str, AfterValidator(_email_address),
-                         Field(description="expected an email address string")]
+EmailAddress = Annotated[
+    str, AfterValidator(_email_address), Field(description="expected an email address string")
+]
 
 
 class NewShop(AdminRequest):
@@ -247,8 +261,9 @@ class NewShop(AdminRequest):
     shop_id: str = Field(description=ID_REASON)
     main_account_email: EmailAddress
     region: str = Field("us", description="expected a region code such as 'us' or 'gb'")
-    shop_name: str = Field("", max_length=200,
-                           description="expected text of at most 200 characters")
+    shop_name: str = Field(
+        "", max_length=200, description="expected text of at most 200 characters"
+    )
 
     @field_validator("shop_id")
     @classmethod
@@ -256,8 +271,10 @@ class NewShop(AdminRequest):
         if not is_id(value):  # as webhooks take shop ids
             raise ValueError(cls.ID_REASON)
         if not shop_id_fits_reply_tokens(value):
-            raise ValueError("too long to fit in the shop's reply addresses (64 characters): "
-                             "use the platform's numeric shop id or at most 11 characters")
+            raise ValueError(
+                "too long to fit in the shop's reply addresses (64 characters): "
+                "use the platform's numeric shop id or at most 11 characters"
+            )
         return value
 
     @field_validator("region")
@@ -269,8 +286,10 @@ class NewShop(AdminRequest):
 
 
 class NewUser(AdminRequest):
-    ROLE_REASON: ClassVar[str] = ("expected 'administrator' or 'cs_agent' (a shop has one "
-                                  "main account, set when it is onboarded)")
+    ROLE_REASON: ClassVar[str] = (
+        "expected 'administrator' or 'cs_agent' (a shop has one "
+        "main account, set when it is onboarded)"
+    )
 
     email: EmailAddress
     role: str = Field(description=ROLE_REASON)
@@ -292,103 +311,164 @@ async def activation_token_of(request: Request) -> str:
     else:
         token = (await json_object(request)).get("token")
     if not isinstance(token, str) or not token:
-        raise InvalidRequest([FieldError("token", "the token from the activation link is "
-                                         "required")], status=400)
+        raise InvalidRequest(
+            [FieldError("token", "the token from the activation link is required")], status=400
+        )
     return token
 
 
 # --- shops ----------------------------------------------------------------------------
 
-async def create_shop(principal: Annotated[Principal, Depends(operator)],
-                      new: Annotated[NewShop, Depends(JsonBody(NewShop))],
-                      admin: Admin) -> Response:
+
+async def create_shop(
+    principal: Annotated[Principal, Depends(operator)],
+    new: Annotated[NewShop, Depends(JsonBody(NewShop))],
+    admin: Admin,
+) -> Response:
     if admin.directory.shop_exists(new.shop_id):
         raise Refused(409, f"shop {new.shop_id} is already onboarded")
     now = admin.clock()
-    user = invite(new.shop_id, new.main_account_email, UserRole.MAIN_ACCOUNT,
-                  invited_by="operator", now_ms=now, nonce=new_nonce())
-    shop_settings = initial_settings(new.shop_id, new.main_account_email,
-                                     shop_name=new.shop_name, region=new.region, now_ms=now,
-                                     actor="operator")
+    user = invite(
+        new.shop_id,
+        new.main_account_email,
+        UserRole.MAIN_ACCOUNT,
+        invited_by="operator",
+        now_ms=now,
+        nonce=new_nonce(),
+    )
+    shop_settings = initial_settings(
+        new.shop_id,
+        new.main_account_email,
+        shop_name=new.shop_name,
+        region=new.region,
+        now_ms=now,
+        actor="operator",
+    )
     notice, notice_id = admin.notice_record(user, new.shop_name)
     await admin.write_counted(
-        notice_id, user_record(user), settings_record(shop_settings), notice,
-        admin.audit(principal.name, new.shop_id, "create_shop", new.shop_id, None,
-                    {"main_account": user, "settings": shop_settings}))
+        notice_id,
+        user_record(user),
+        settings_record(shop_settings),
+        notice,
+        admin.audit(
+            principal.name,
+            new.shop_id,
+            "create_shop",
+            new.shop_id,
+            None,
+            {"main_account": user, "settings": shop_settings},
+        ),
+    )
     admin.directory.put_user(user)
     admin.directory.put_settings(shop_settings)
-    return JSONResponse({"shop_id": new.shop_id, "main_account": _user_doc(user),
-                         "settings": settings_document(shop_settings, [user],
-                                                       admin.window_policy)},
-                        status_code=201)
+    return JSONResponse(
+        {
+            "shop_id": new.shop_id,
+            "main_account": _user_doc(user),
+            "settings": settings_document(shop_settings, [user], admin.window_policy),
+        },
+        status_code=201,
+    )
 
 
 # --- settings -------------------------------------------------------------------------
 
-async def read_settings(shop: Annotated[Access, access(Action.READ_SETTINGS)],
-                        admin: Admin) -> Response:
-    return JSONResponse(settings_document(admin.current_settings(shop.shop_id), shop.users,
-                                          admin.window_policy))
+
+async def read_settings(
+    shop: Annotated[Access, access(Action.READ_SETTINGS)], admin: Admin
+) -> Response:
+    return JSONResponse(
+        settings_document(admin.current_settings(shop.shop_id), shop.users, admin.window_policy)
+    )
 
 
-async def change_settings(shop: Annotated[Access, access(Action.CHANGE_SETTINGS)],
-                          change: Annotated[dict[str, Any], Depends(json_object)],
-                          admin: Admin) -> Response:
+async def change_settings(
+    shop: Annotated[Access, access(Action.CHANGE_SETTINGS)],
+    change: Annotated[dict[str, Any], Depends(json_object)],
+    admin: Admin,
+) -> Response:
     before = admin.current_settings(shop.shop_id)
-    after = apply_settings_change(before, change, shop.users, now_ms=admin.clock(),
-                                  actor=shop.principal.name)
-    await admin.write(settings_record(after),
-                      admin.audit(shop.principal.name, shop.shop_id, "change_settings",
-                                  shop.shop_id, before, after))
+    after = apply_settings_change(
+        before, change, shop.users, now_ms=admin.clock(), actor=shop.principal.name
+    )
+    await admin.write(
+        settings_record(after),
+        admin.audit(
+            shop.principal.name, shop.shop_id, "change_settings", shop.shop_id, before, after
+        ),
+    )
     admin.directory.put_settings(after)
     return JSONResponse(settings_document(after, shop.users, admin.window_policy))
 
 
 # --- users ----------------------------------------------------------------------------
 
+
 async def list_users(shop: Annotated[Access, access(Action.LIST_USERS)]) -> Response:
     return JSONResponse({"users": [_user_doc(u) for u in shop.users]})
 
 
-async def add_user(shop: Annotated[Access, access(Action.ADD_USER)],
-                   new: Annotated[NewUser, Depends(JsonBody(NewUser))],
-                   admin: Admin) -> Response:
+async def add_user(
+    shop: Annotated[Access, access(Action.ADD_USER)],
+    new: Annotated[NewUser, Depends(JsonBody(NewUser))],
+    admin: Admin,
+) -> Response:
     if any(u.email == new.email for u in shop.users):
         raise Refused(409, f"{new.email} is already a user of shop {shop.shop_id}")
-    user = invite(shop.shop_id, new.email, new.role, invited_by=shop.principal.name,
-                  now_ms=admin.clock(), nonce=new_nonce())
+    user = invite(
+        shop.shop_id,
+        new.email,
+        new.role,
+        invited_by=shop.principal.name,
+        now_ms=admin.clock(),
+        nonce=new_nonce(),
+    )
     notice, notice_id = admin.notice_record(user, admin.current_settings(shop.shop_id).shop_name)
-    await admin.write_counted(notice_id, user_record(user), notice,
-                              admin.audit(shop.principal.name, shop.shop_id, "add_user",
-                                          new.email, None, user))
+    await admin.write_counted(
+        notice_id,
+        user_record(user),
+        notice,
+        admin.audit(shop.principal.name, shop.shop_id, "add_user", new.email, None, user),
+    )
     admin.directory.put_user(user)
     return JSONResponse(_user_doc(user), status_code=201)
 
 
-async def remove_user(shop: Annotated[Access, access(Action.REMOVE_USER)], email: str,
-                      admin: Admin) -> Response:
+async def remove_user(
+    shop: Annotated[Access, access(Action.REMOVE_USER)], email: str, admin: Admin
+) -> Response:
     shop_id, actor = shop.shop_id, shop.principal.name
     email = email.strip().lower()
     user = next((u for u in shop.users if u.email == email), None)
     if user is None:
         raise Refused(404, f"{email} is not a user of shop {shop_id}")
     if user.role == UserRole.MAIN_ACCOUNT:
-        raise Refused(422, "the main account cannot be removed",
-                      fields=[{"field": "email", "reason": "main account"}])
+        raise Refused(
+            422,
+            "the main account cannot be removed",
+            fields=[{"field": "email", "reason": "main account"}],
+        )
     if admin.current_settings(shop_id).destination_email == email:
-        raise Refused(422, f"{email} receives this shop's digests: change the destination "
-                      "inbox first", fields=[{"field": "email", "reason": "destination inbox"}])
+        raise Refused(
+            422,
+            f"{email} receives this shop's digests: change the destination inbox first",
+            fields=[{"field": "email", "reason": "destination inbox"}],
+        )
     remaining = [u for u in shop.users if u.email != email]
     after = admin.with_senders(shop_id, remaining, actor)
-    await admin.write((ADMIN_USERS.name, user_key(shop_id, email), None), settings_record(after),
-                      admin.audit(actor, shop_id, "remove_user", email, user, None))
+    await admin.write(
+        (ADMIN_USERS.name, user_key(shop_id, email), None),
+        settings_record(after),
+        admin.audit(actor, shop_id, "remove_user", email, user, None),
+    )
     admin.directory.drop_user(shop_id, email)
     admin.directory.put_settings(after)
     return Response(status_code=204)
 
 
-async def resend_activation(shop: Annotated[Access, access(Action.RESEND_ACTIVATION)],
-                            email: str, admin: Admin) -> Response:
+async def resend_activation(
+    shop: Annotated[Access, access(Action.RESEND_ACTIVATION)], email: str, admin: Admin
+) -> Response:
     user = admin.directory.user(shop.shop_id, email)
     if user is None:
         raise Refused(404, f"{email} is not a user of shop {shop.shop_id}")
@@ -399,16 +479,19 @@ async def _resend(admin: AdminState, user: ShopUser, actor: str) -> Response:
     if user.status == UserStatus.ACTIVE:
         raise Refused(409, f"{user.email} is already active")
     fresh = reinvite(user, invited_by=actor, now_ms=admin.clock(), nonce=new_nonce())
-    notice, notice_id = admin.notice_record(fresh,
-                                            admin.current_settings(user.shop_id).shop_name)
-    await admin.write_counted(notice_id, user_record(fresh), notice,
-                              admin.audit(actor, user.shop_id, "resend_activation", user.email,
-                                          user, fresh))
+    notice, notice_id = admin.notice_record(fresh, admin.current_settings(user.shop_id).shop_name)
+    await admin.write_counted(
+        notice_id,
+        user_record(fresh),
+        notice,
+        admin.audit(actor, user.shop_id, "resend_activation", user.email, user, fresh),
+    )
     admin.directory.put_user(fresh)
     return JSONResponse(_user_doc(fresh), status_code=202)
 
 
 # --- activation (the link in the email; no bearer token) -------------------------------
+
 
 async def activation_page(request: Request) -> Response:
     token = request.query_params.get("token", "")
@@ -418,37 +501,47 @@ async def activation_page(request: Request) -> Response:
         "<!doctype html><meta charset='utf-8'><title>Activate your account</title>"
         "<h1>Activate your account</h1><form method='post' action='activate'>"
         f"<input type='hidden' name='token' value='{_attr(token)}'>"
-        "<button>Activate</button></form>")
+        "<button>Activate</button></form>"
+    )
 
 
-async def activate_user(token: Annotated[str, Depends(activation_token_of)],
-                        admin: Admin) -> Response:
+async def activate_user(
+    token: Annotated[str, Depends(activation_token_of)], admin: Admin
+) -> Response:
     now = admin.clock()
     try:
         user = check_activation(token, admin.keys, admin.directory.user, now)
     except ActivationError as exc:
         extra: dict[str, Any] = {"code": exc.code}
         if exc.can_resend:
-            extra["resend"] = {"method": "POST", "path": "/admin/activation/resend",
-                               "body": {"token": token}}
+            extra["resend"] = {
+                "method": "POST",
+                "path": "/admin/activation/resend",
+                "body": {"token": token},
+            }
         raise Refused(exc.status, exc.reason, **extra) from None
     active = activate(user, now)
-    users = [active if u.email == active.email else u
-             for u in admin.directory.users_of(user.shop_id)]
+    users = [
+        active if u.email == active.email else u for u in admin.directory.users_of(user.shop_id)
+    ]
     after = admin.with_senders(user.shop_id, users, active.email)
-    await admin.write(user_record(active), settings_record(after),
-                      admin.audit(active.email, user.shop_id, "activate_user", user.email, user,
-                                  active))
+    await admin.write(
+        user_record(active),
+        settings_record(after),
+        admin.audit(active.email, user.shop_id, "activate_user", user.email, user, active),
+    )
     admin.directory.put_user(active)
     admin.directory.put_settings(after)
     ttl_ms = admin.cfg.admin_token_ttl_days * 86_400_000
     api_token = issue_api_token(active, admin.keys, now_ms=now, ttl_ms=ttl_ms)
-    return JSONResponse({"user": _user_doc(active), "api_token": api_token,
-                         "api_token_expires_at_ms": now + ttl_ms})
+    return JSONResponse(
+        {"user": _user_doc(active), "api_token": api_token, "api_token_expires_at_ms": now + ttl_ms}
+    )
 
 
-async def resend_expired(token: Annotated[str, Depends(activation_token_of)],
-                         admin: Admin) -> Response:
+async def resend_expired(
+    token: Annotated[str, Depends(activation_token_of)], admin: Admin
+) -> Response:
     try:
         check_activation(token, admin.keys, admin.directory.user, admin.clock())
     except ActivationError as exc:
@@ -465,17 +558,23 @@ async def resend_expired(token: Annotated[str, Depends(activation_token_of)],
 
 # --- simulation -----------------------------------------------------------------------
 
-async def run_simulation(shop: Annotated[Access, access(Action.RUN_SIMULATION)],
-                         admin: Admin) -> Response:
+
+async def run_simulation(
+    shop: Annotated[Access, access(Action.RUN_SIMULATION)], admin: Admin
+) -> Response:
     settings = admin.current_settings(shop.shop_id)
     if not settings.alerts_enabled:
-        raise Refused(409, "unread message email alerts are off for this shop: turn them on "
-                      "to simulate", fields=[{"field": "alerts_enabled", "reason": "off"}])
+        raise Refused(
+            409,
+            "unread message email alerts are off for this shop: turn them on to simulate",
+            fields=[{"field": "alerts_enabled", "reason": "off"}],
+        )
     sim_id = new_simulation_id()
     started = admin.clock()
     send_id = f"simulation-{sim_id}"
-    admin.count_send(MailSend(send_id, NoticeKind.SIMULATION, shop.shop_id,
-                              settings.destination_email, started))
+    admin.count_send(
+        MailSend(send_id, NoticeKind.SIMULATION, shop.shop_id, settings.destination_email, started)
+    )
     try:
         return await _start_simulation(admin, shop.principal, settings, sim_id, started)
     except Refused:
@@ -483,58 +582,97 @@ async def run_simulation(shop: Annotated[Access, access(Action.RUN_SIMULATION)],
         raise
 
 
-async def _start_simulation(admin: AdminState, principal: Principal, shop: ShopSettings,
-                            sim_id: str, started: int) -> Response:
+async def _start_simulation(
+    admin: AdminState, principal: Principal, shop: ShopSettings, sim_id: str, started: int
+) -> Response:
     cfg, shop_id = admin.cfg, shop.shop_id
     trace = admin.traces.trace(shop_id, sim_id)
     trace.started_at_ms = started
     text = simulation_text(cfg.marketplace_name)
     if cfg.simulation_mode == "direct":
-        event = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id=shop_id,
-                          conversation_id=sim_id, message_id=f"{sim_id}-1",
-                          sent_at_ms=trace.started_at_ms, buyer_id="sim-buyer",
-                          buyer_name=SIMULATED_BUYER, content=ChatContent(text=text),
-                          received_at_ms=trace.started_at_ms)
+        event = ChatEvent(
+            kind=ChatEventKind.BUYER_MESSAGE,
+            shop_id=shop_id,
+            conversation_id=sim_id,
+            message_id=f"{sim_id}-1",
+            sent_at_ms=trace.started_at_ms,
+            buyer_id="sim-buyer",
+            buyer_name=SIMULATED_BUYER,
+            content=ChatContent(text=text),
+            received_at_ms=trace.started_at_ms,
+        )
         await admin.write((CHAT_EVENTS.name, event.conversation_key, encode(event)))
     else:
         try:
             resp = await admin.http.post(
                 f"{cfg.platform_base_url}/sandbox/buyer_messages",
-                json={"shop_id": shop_id, "conversation_id": sim_id, "text": text,
-                      "buyer_name": SIMULATED_BUYER, "buyer_id": "sim-buyer"})
+                json={
+                    "shop_id": shop_id,
+                    "conversation_id": sim_id,
+                    "text": text,
+                    "buyer_name": SIMULATED_BUYER,
+                    "buyer_id": "sim-buyer",
+                },
+            )
             if resp.status_code >= 300:
-                trace.start_error = (f"the sandbox platform refused the simulated buyer "
-                                     f"message: HTTP {resp.status_code} {resp.text[:200]}")
+                trace.start_error = (
+                    f"the sandbox platform refused the simulated buyer "
+                    f"message: HTTP {resp.status_code} {resp.text[:200]}"
+                )
         except httpx.HTTPError as exc:
             trace.start_error = f"the sandbox platform is unreachable: {exc!r}"
         if trace.start_error:
             raise Refused(502, trace.start_error, simulation_id=sim_id)
     # The audit record is what other replicas count this simulation's digest by.
-    await admin.write(admin.audit(principal.name, shop_id, "run_simulation", sim_id, None,
-                                  {"simulation_id": sim_id, "mode": cfg.simulation_mode,
-                                   "destination_email": shop.destination_email}))
-    return JSONResponse({"simulation_id": sim_id,
-                         "status_url": f"/admin/shops/{shop_id}/simulations/{sim_id}",
-                         "destination_email": shop.destination_email,
-                         "digest_due_in_s": admin.window_policy.for_shop(shop).quiet_ms / 1000},
-                        status_code=202)
+    await admin.write(
+        admin.audit(
+            principal.name,
+            shop_id,
+            "run_simulation",
+            sim_id,
+            None,
+            {
+                "simulation_id": sim_id,
+                "mode": cfg.simulation_mode,
+                "destination_email": shop.destination_email,
+            },
+        )
+    )
+    return JSONResponse(
+        {
+            "simulation_id": sim_id,
+            "status_url": f"/admin/shops/{shop_id}/simulations/{sim_id}",
+            "destination_email": shop.destination_email,
+            "digest_due_in_s": admin.window_policy.for_shop(shop).quiet_ms / 1000,
+        },
+        status_code=202,
+    )
 
 
-async def read_simulation(shop: Annotated[Access, access(Action.READ_SIMULATION)],
-                          simulation_id: str, admin: Admin) -> Response:
+async def read_simulation(
+    shop: Annotated[Access, access(Action.READ_SIMULATION)], simulation_id: str, admin: Admin
+) -> Response:
     trace = admin.traces.get(simulation_id) if is_simulation(simulation_id) else None
     if trace is None or trace.shop_id != shop.shop_id:
-        raise Refused(404, f"no simulation {simulation_id} for shop {shop.shop_id} (status is "
-                      "kept for recent simulations since this service started)")
+        raise Refused(
+            404,
+            f"no simulation {simulation_id} for shop {shop.shop_id} (status is "
+            "kept for recent simulations since this service started)",
+        )
     settings = admin.current_settings(shop.shop_id)
-    steps = simulation_steps(trace, settings, now_ms=admin.clock(),
-                             windows=admin.window_policy.for_shop(settings))
+    steps = simulation_steps(
+        trace, settings, now_ms=admin.clock(), windows=admin.window_policy.for_shop(settings)
+    )
     failed = next((s for s in steps if s.state == "failed"), None)
-    overall = ("failed" if failed else "ok" if all(s.state == "ok" for s in steps)
-               else "in_progress")
-    return JSONResponse({"simulation_id": simulation_id, "status": overall,
-                         "reason": failed.detail if failed else "",
-                         "steps": [s.as_dict() for s in steps]})
+    overall = "failed" if failed else "ok" if all(s.state == "ok" for s in steps) else "in_progress"
+    return JSONResponse(
+        {
+            "simulation_id": simulation_id,
+            "status": overall,
+            "reason": failed.detail if failed else "",
+            "steps": [s.as_dict() for s in steps],
+        }
+    )
 
 
 # --- the router -----------------------------------------------------------------------
@@ -547,20 +685,21 @@ ROUTES: list[tuple[str, str, Callable[..., Awaitable[Response]], str]] = [
     ("GET", "/shops/{shop_id}/users", list_users, "list_users"),
     ("POST", "/shops/{shop_id}/users", add_user, "add_user"),
     ("DELETE", "/shops/{shop_id}/users/{email}", remove_user, "remove_user"),
-    ("POST", "/shops/{shop_id}/users/{email}/activation", resend_activation,
-     "resend_activation"),
+    ("POST", "/shops/{shop_id}/users/{email}/activation", resend_activation, "resend_activation"),
     ("GET", "/activate", activation_page, "activation_page"),
     ("POST", "/activate", activate_user, "activate"),
     ("POST", "/activation/resend", resend_expired, "resend_expired_activation"),
     ("POST", "/shops/{shop_id}/simulations", run_simulation, "run_simulation"),
-    ("GET", "/shops/{shop_id}/simulations/{simulation_id}", read_simulation,
-     "read_simulation"),
+    ("GET", "/shops/{shop_id}/simulations/{simulation_id}", read_simulation, "read_simulation"),
 ]
 
 
-def build_admin_router(settings: IngestSettings,
-                       get_producer: Callable[[], AIOKafkaProducer] | None = None, *,
-                       clock: Callable[[], int] = now_ms) -> APIRouter:
+def build_admin_router(
+    settings: IngestSettings,
+    get_producer: Callable[[], AIOKafkaProducer] | None = None,
+    *,
+    clock: Callable[[], int] = now_ms,
+) -> APIRouter:
     """The admin routes under ``/admin``; ``get_producer`` shares the app's producer
     (else the router starts its own), ``clock`` (ms) is injectable for tests."""
     state = AdminState(settings, get_producer, clock=clock)
@@ -581,13 +720,23 @@ def build_admin_router(settings: IngestSettings,
 
 
 def _user_doc(user: ShopUser) -> dict[str, Any]:
-    return {"shop_id": user.shop_id, "email": user.email, "role": user.role,
-            "status": user.status, "invited_at_ms": user.invited_at_ms,
-            "activation_expires_at_ms": (user.activation_expires_at_ms
-                                         if user.status == UserStatus.PENDING else None),
-            "activated_at_ms": user.activated_at_ms or None}
+    return {
+        "shop_id": user.shop_id,
+        "email": user.email,
+        "role": user.role,
+        "status": user.status,
+        "invited_at_ms": user.invited_at_ms,
+        "activation_expires_at_ms": (
+            user.activation_expires_at_ms if user.status == UserStatus.PENDING else None
+        ),
+        "activated_at_ms": user.activated_at_ms or None,
+    }
 
 
 def _attr(value: str) -> str:
-    return (value.replace("&", "&amp;").replace("'", "&#39;").replace('"', "&quot;")
-            .replace("<", "&lt;"))
+    return (
+        value.replace("&", "&amp;")
+        .replace("'", "&#39;")
+        .replace('"', "&quot;")
+        .replace("<", "&lt;")
+    )

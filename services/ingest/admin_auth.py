@@ -51,15 +51,28 @@ class Principal:
         return self.email or self.role
 
 
-def issue_api_token(user: ShopUser, keys: KeyRing, *, now_ms: int,
-                    ttl_ms: int) -> str:
-    return sign(API_TOKEN_KIND, {"s": user.shop_id, "e": user.email, "r": user.role,
-                                 "n": user.activation_nonce, "iat": now_ms,
-                                 "exp": now_ms + ttl_ms}, keys)
+def issue_api_token(user: ShopUser, keys: KeyRing, *, now_ms: int, ttl_ms: int) -> str:
+    return sign(
+        API_TOKEN_KIND,
+        {
+            "s": user.shop_id,
+            "e": user.email,
+            "r": user.role,
+            "n": user.activation_nonce,
+            "iat": now_ms,
+            "exp": now_ms + ttl_ms,
+        },
+        keys,
+    )
 
 
-def authenticate(authorization: str | None, keys: KeyRing, operator_token: str,
-                 lookup: Callable[[str, str], ShopUser | None], now_ms: int) -> Principal:
+def authenticate(
+    authorization: str | None,
+    keys: KeyRing,
+    operator_token: str,
+    lookup: Callable[[str, str], ShopUser | None],
+    now_ms: int,
+) -> Principal:
     """The caller behind an ``Authorization`` header, or :class:`AuthError`."""
     if not authorization:
         raise AuthError("missing Authorization header: send 'Bearer <API token>'")

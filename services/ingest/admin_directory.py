@@ -31,8 +31,9 @@ class AdminDirectory:
         return self._users.get(shop_id, {}).get(email.strip().lower())
 
     def users_of(self, shop_id: str) -> list[ShopUser]:
-        return sorted(self._users.get(shop_id, {}).values(),
-                      key=lambda u: (u.invited_at_ms, u.email))
+        return sorted(
+            self._users.get(shop_id, {}).values(), key=lambda u: (u.invited_at_ms, u.email)
+        )
 
     def shop_exists(self, shop_id: str) -> bool:
         return main_account(self.users_of(shop_id)) is not None

@@ -43,8 +43,12 @@ from shared.topics import (
 log = logging.getLogger("ingest.admin")
 _SIM_MARK = f'"conversation_id":"{SIMULATION_PREFIX}'.encode()
 STATE_TOPICS = (ADMIN_USERS.name, SHOP_SETTINGS.name)
-SIMULATION_TOPICS = (CHAT_EVENTS.name, MAIL_OUTCOMES.name, MAIL_INBOUND_RESULTS.name,
-                     CHAT_DELIVERIES.name)
+SIMULATION_TOPICS = (
+    CHAT_EVENTS.name,
+    MAIL_OUTCOMES.name,
+    MAIL_INBOUND_RESULTS.name,
+    CHAT_DELIVERIES.name,
+)
 
 
 def simulation_send(value: bytes) -> MailSend | None:
@@ -59,10 +63,13 @@ def simulation_send(value: bytes) -> MailSend | None:
         return None
     if not isinstance(after, dict):
         return None
-    return MailSend(send_id=f"simulation-{event.target}", kind=NoticeKind.SIMULATION,
-                    shop_id=event.shop_id,
-                    recipient=str(after.get("destination_email", "")),
-                    at_ms=event.at_ms)
+    return MailSend(
+        send_id=f"simulation-{event.target}",
+        kind=NoticeKind.SIMULATION,
+        shop_id=event.shop_id,
+        recipient=str(after.get("destination_email", "")),
+        at_ms=event.at_ms,
+    )
 
 
 class SimulationTraces:
@@ -102,26 +109,35 @@ class SimulationTraces:
             elif rec.topic == CHAT_DELIVERIES.name:
                 part = decode(PartDelivery, value)
                 self.trace(part.shop_id, part.conversation_id).deliveries[
-                    (part.reply_id, part.index)] = part
+                    (part.reply_id, part.index)
+                ] = part
         except DecodeError as exc:
-            log.warning("undecodable record on a simulation topic ignored",
-                        extra={"topic": rec.topic, "reason": str(exc)})
+            log.warning(
+                "undecodable record on a simulation topic ignored",
+                extra={"topic": rec.topic, "reason": str(exc)},
+            )
 
 
 class AdminFeeds:
     """The admin state topics replayed and tailed into ``directory``; the simulation
     topics tailed from their end into ``traces``."""
 
-    def __init__(self, settings: IngestSettings, directory: AdminDirectory,
-                 traces: SimulationTraces) -> None:
+    def __init__(
+        self, settings: IngestSettings, directory: AdminDirectory, traces: SimulationTraces
+    ) -> None:
         self.directory = directory
         self.traces = traces
         bootstrap = settings.kafka_bootstrap
-        self._state = CompactedTopicReader(bootstrap, self._apply_state, topics=STATE_TOPICS,
-                                           client_id="ingest-admin")
-        self._simulations = CompactedTopicReader(bootstrap, traces.apply,
-                                                 topics=SIMULATION_TOPICS, from_end=True,
-                                                 client_id="ingest-simulations")
+        self._state = CompactedTopicReader(
+            bootstrap, self._apply_state, topics=STATE_TOPICS, client_id="ingest-admin"
+        )
+        self._simulations = CompactedTopicReader(
+            bootstrap,
+            traces.apply,
+            topics=SIMULATION_TOPICS,
+            from_end=True,
+            client_id="ingest-simulations",
+        )
 
     @property
     def ready(self) -> asyncio.Event:

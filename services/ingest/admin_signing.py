@@ -32,8 +32,9 @@ def _admin_key_id(text: str) -> str | None:
 
 def parse_signing_keys(spec: str) -> KeyRing:
     """The admin token key ring (``"kid:secret,kid:secret"``, the first signs)."""
-    return parse_key_ring(spec, what="admin token keys", kid_of=_admin_key_id,
-                          kid_rule="a key id without '.'")
+    return parse_key_ring(
+        spec, what="admin token keys", kid_of=_admin_key_id, kid_rule="a key id without '.'"
+    )
 
 
 def _b64(data: bytes) -> str:

@@ -64,9 +64,13 @@ class AdminState:
     (ms) is injectable for tests.
     """
 
-    def __init__(self, settings: IngestSettings,
-                 get_producer: Callable[[], AIOKafkaProducer] | None = None, *,
-                 clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        get_producer: Callable[[], AIOKafkaProducer] | None = None,
+        *,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self.cfg = settings
         self.clock = clock
         self.keys = parse_signing_keys(settings.admin_token_keys.get_secret_value())
@@ -79,9 +83,12 @@ class AdminState:
         # rate limits count it, so they hold however many ingest replicas answer.
         self.sends = SendWindow(limits_from(settings))
         self._sent_log = SentMailLog(
-            settings.kafka_bootstrap, self.sends,
+            settings.kafka_bootstrap,
+            self.sends,
             {MAIL_NOTICES.name: notice_send, ADMIN_AUDIT.name: simulation_send},
-            clock=clock, client_id="ingest-sent-mail")
+            clock=clock,
+            client_id="ingest-sent-mail",
+        )
         self._get_producer = get_producer
         self._own_producer: AIOKafkaProducer | None = None
         self._http: httpx.AsyncClient | None = None
@@ -125,13 +132,17 @@ class AdminState:
         if found is not None:
             return found
         main = main_account(self.directory.users_of(shop_id))
-        return initial_settings(shop_id, main.email if main else "",
-                                shop_name="", region="us", now_ms=0, actor="")
+        return initial_settings(
+            shop_id, main.email if main else "", shop_name="", region="us", now_ms=0, actor=""
+        )
 
     def with_senders(self, shop_id: str, users: list[ShopUser], actor: str) -> ShopSettings:
-        return replace(self.current_settings(shop_id),
-                       authorized_senders=authorized_senders(users),
-                       updated_at_ms=self.clock(), updated_by=actor)
+        return replace(
+            self.current_settings(shop_id),
+            authorized_senders=authorized_senders(users),
+            updated_at_ms=self.clock(),
+            updated_by=actor,
+        )
 
     # --- writing --------------------------------------------------------------
 
@@ -141,10 +152,12 @@ class AdminState:
             for topic, key, value in records:
                 await self.producer().send_and_wait(topic, value, key=key.encode())
         except KafkaError as exc:
-            log.warning("kafka unavailable; admin change refused",
-                        extra={"error": exc.__class__.__name__})
-            raise Refused(503, "the event store is unavailable; retry later",
-                          retry_after_s=5) from None
+            log.warning(
+                "kafka unavailable; admin change refused", extra={"error": exc.__class__.__name__}
+            )
+            raise Refused(
+                503, "the event store is unavailable; retry later", retry_after_s=5
+            ) from None
 
     async def write_counted(self, send_id: str, *records: Record) -> None:
         """:meth:`write` for records holding a counted send: uncounted if not written."""
@@ -159,25 +172,50 @@ class AdminState:
         replica sees it before the write returns (other replicas, once it is on the log)."""
         over = self.sends.admit(send)
         if over is not None:
-            log.warning("mail refused: over a send limit",
-                        extra={"shop_id": send.shop_id, "kind": send.kind, "limit": over.label})
-            raise Refused(429, over.reason, code="rate_limited", limit=over.as_dict(),
-                          retry_after_s=over.retry_after_s)
+            log.warning(
+                "mail refused: over a send limit",
+                extra={"shop_id": send.shop_id, "kind": send.kind, "limit": over.label},
+            )
+            raise Refused(
+                429,
+                over.reason,
+                code="rate_limited",
+                limit=over.as_dict(),
+                retry_after_s=over.retry_after_s,
+            )
 
-    def audit(self, actor: str, shop_id: str, action: str, target: str,
-              before: object | None, after: object | None) -> Record:
-        event = AuditEvent(audit_id=uuid.uuid4().hex, shop_id=shop_id, actor=actor,
-                           action=action, target=target, before=_json(before),
-                           after=_json(after), at_ms=self.clock())
+    def audit(
+        self,
+        actor: str,
+        shop_id: str,
+        action: str,
+        target: str,
+        before: object | None,
+        after: object | None,
+    ) -> Record:
+        event = AuditEvent(
+            audit_id=uuid.uuid4().hex,
+            shop_id=shop_id,
+            actor=actor,
+            action=action,
+            target=target,
+            before=_json(before),
+            after=_json(after),
+            at_ms=self.clock(),
+        )
         return ADMIN_AUDIT.name, shop_id, encode(event)
 
     def notice_record(self, user: ShopUser, shop_name: str) -> tuple[Record, str]:
         """The activation notice's record and id, counted against the send limits (429
         when over one); write it with :meth:`write_counted`."""
-        notice = activation_notice(user, activation_token(user, self.keys),
-                                   link_base=self.cfg.activation_link_base,
-                                   marketplace_name=self.cfg.marketplace_name,
-                                   shop_name=shop_name, now_ms=self.clock())
+        notice = activation_notice(
+            user,
+            activation_token(user, self.keys),
+            link_base=self.cfg.activation_link_base,
+            marketplace_name=self.cfg.marketplace_name,
+            shop_name=shop_name,
+            now_ms=self.clock(),
+        )
         self.count_send(send_of(notice))
         return (MAIL_NOTICES.name, user.shop_id, encode(notice)), notice.notice_id
 

@@ -69,8 +69,9 @@ WEBHOOK_PREFIX = "/webhooks/"
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 WEBHOOKS_REFUSED = Counter(
     "bridge_webhooks_refused_total",
-    "Signed webhook deliveries answered 422, by the field's violation "
-    "(payload_fields.Violation).", ["reason"])
+    "Signed webhook deliveries answered 422, by the field's violation (payload_fields.Violation).",
+    ["reason"],
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +91,10 @@ class Answer:
     @classmethod
     def bad_field(cls, exc: PayloadError) -> Answer:
         """422 naming the field: ``error`` as every answer has, plus ``field`` and ``reason``."""
-        return cls(422, orjson.dumps({"error": str(exc), "field": exc.field or "body",
-                                      "reason": exc.reason}))
+        return cls(
+            422,
+            orjson.dumps({"error": str(exc), "field": exc.field or "body", "reason": exc.reason}),
+        )
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         out = [(b"content-length", str(len(self.body)).encode())]
@@ -136,21 +139,25 @@ class IngestApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         handler = self.webhook_handler
-        if handler is None or scope["type"] != "http" or not path.startswith(WEBHOOK_PREFIX) \
-                or "/" in path[len(WEBHOOK_PREFIX):]:
+        if (
+            handler is None
+            or scope["type"] != "http"
+            or not path.startswith(WEBHOOK_PREFIX)
+            or "/" in path[len(WEBHOOK_PREFIX) :]
+        ):
             await super().__call__(scope, receive, send)
             return
         if scope["method"] != "POST":
             answer = Answer.problem(405, "webhooks are POSTed")
         else:
             try:
-                answer = await handler(path[len(WEBHOOK_PREFIX):], Headers(scope=scope),
-                                       receive)
+                answer = await handler(path[len(WEBHOOK_PREFIX) :], Headers(scope=scope), receive)
             except Exception:  # a bug, never an ack: the platform redelivers on 500
                 log.exception("webhook handler failed")
                 answer = Answer.problem(500, "internal error; retry later")
-        await send({"type": "http.response.start", "status": answer.status,
-                    "headers": answer.headers()})
+        await send(
+            {"type": "http.response.start", "status": answer.status, "headers": answer.headers()}
+        )
         await send({"type": "http.response.body", "body": answer.body})
 
 
@@ -171,8 +178,9 @@ class BuyerNames:
         if self._failed.get(key, 0.0) > time.monotonic():
             return ""
         try:
-            info = await asyncio.wait_for(self._client.get_conversation(shop_id, conversation_id),
-                                          NAME_LOOKUP_TIMEOUT_S)
+            info = await asyncio.wait_for(
+                self._client.get_conversation(shop_id, conversation_id), NAME_LOOKUP_TIMEOUT_S
+            )
         except (PlatformError, TimeoutError):
             if len(self._failed) > self._capacity:
                 self._failed.clear()
@@ -216,9 +224,12 @@ class Publisher:
             mine.append((key, event, done))
         self.inflight += len(mine)
         try:
-            acks = [await self.producer.send(CHAT_EVENTS.name, encode(ev),
-                                             key=ev.conversation_key.encode())
-                    for _, ev, _ in mine]
+            acks = [
+                await self.producer.send(
+                    CHAT_EVENTS.name, encode(ev), key=ev.conversation_key.encode()
+                )
+                for _, ev, _ in mine
+            ]
             if acks:
                 await asyncio.wait_for(asyncio.gather(*acks), self.timeout_s)
         except BaseException as exc:
@@ -238,8 +249,9 @@ class Publisher:
             await asyncio.wait_for(asyncio.gather(*waits), self.timeout_s)
 
 
-def create_app(settings: IngestSettings | None = None, *,
-               admin_clock: Callable[[], int] = now_ms) -> FastAPI:
+def create_app(
+    settings: IngestSettings | None = None, *, admin_clock: Callable[[], int] = now_ms
+) -> FastAPI:
     """The ingest app: platform webhooks plus the admin API (``admin_clock`` in ms, for tests)."""
     cfg = settings or IngestSettings()
     state: dict[str, object] = {}
@@ -248,9 +260,13 @@ def create_app(settings: IngestSettings | None = None, *,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         producer = await start_producer(cfg)
-        client = TikTokShopClient(cfg.platform_base_url, cfg.platform_app_key,
-                                  cfg.platform_app_secret.get_secret_value(), access_tokens(cfg),
-                                  qps_per_api=cfg.platform_qps_per_api)
+        client = TikTokShopClient(
+            cfg.platform_base_url,
+            cfg.platform_app_key,
+            cfg.platform_app_secret.get_secret_value(),
+            access_tokens(cfg),
+            qps_per_api=cfg.platform_qps_per_api,
+        )
         state["producer"] = producer
         state["publisher"] = Publisher(producer, cfg)
         state["names"] = BuyerNames(client)
@@ -264,11 +280,15 @@ def create_app(settings: IngestSettings | None = None, *,
             await client.aclose()
 
     app = IngestApp(title="chat-email bridge ingest", lifespan=lifespan)
-    add_ops_routes(app, lambda: "producer" in state
-                   and kafka_healthy(state["producer"]))  # type: ignore[arg-type]
+    add_ops_routes(app, lambda: "producer" in state and kafka_healthy(state["producer"]))  # type: ignore[arg-type]
     # Admin API (shops, users, roles, settings, simulation) shares the webhook producer.
-    app.include_router(build_admin_router(cfg, lambda: state["producer"],  # type: ignore[arg-type,return-value]
-                                          clock=admin_clock))
+    app.include_router(
+        build_admin_router(
+            cfg,
+            lambda: state["producer"],  # type: ignore[arg-type,return-value]
+            clock=admin_clock,
+        )
+    )
 
     handled: dict[int, Counter] = {}  # status -> counter child: no .labels() per request
     handle_seconds = HANDLE_SECONDS.labels(SERVICE)
@@ -303,8 +323,9 @@ def create_app(settings: IngestSettings | None = None, *,
             return Answer.problem(413, f"webhook body over {limit} bytes")
         ctype = headers.get("content-type", "application/json").split(";")[0].strip()
         if ctype.lower() != "application/json":
-            return Answer.problem(415, f"content-type {ctype!r} not supported; "
-                                       "send application/json")
+            return Answer.problem(
+                415, f"content-type {ctype!r} not supported; send application/json"
+            )
         try:
             adapter.verify(headers, raw)
             batch = adapter.parse(raw)
@@ -319,12 +340,16 @@ def create_app(settings: IngestSettings | None = None, *,
         received = now_ms()
         for message in batch.messages:
             buyer_name = message.sender_name
-            if not buyer_name and message.event_kind == ChatEventKind.BUYER_MESSAGE \
-                    and platform == "tiktok":
+            if (
+                not buyer_name
+                and message.event_kind == ChatEventKind.BUYER_MESSAGE
+                and platform == "tiktok"
+            ):
                 names: BuyerNames = state["names"]  # type: ignore[assignment]
                 buyer_name = await names.lookup(batch.shop_id, message.conversation_id)
-            event = chat_event_from_message(batch.shop_id, message, buyer_name=buyer_name,
-                                            received_at_ms=received)
+            event = chat_event_from_message(
+                batch.shop_id, message, buyer_name=buyer_name, received_at_ms=received
+            )
             if event is not None:
                 events.append(event)
         if not events:
@@ -332,8 +357,10 @@ def create_app(settings: IngestSettings | None = None, *,
         try:
             await publisher.publish(platform, events)
         except (KafkaError, TimeoutError) as exc:
-            log.warning("kafka did not acknowledge; webhook refused for redelivery",
-                        extra={"error": exc.__class__.__name__})
+            log.warning(
+                "kafka did not acknowledge; webhook refused for redelivery",
+                extra={"error": exc.__class__.__name__},
+            )
             return Answer.problem(503, "event store unavailable; retry later", RETRY_AFTER_S)
         return Answer.OK
 

@@ -62,5 +62,7 @@ def is_allowed(role: str, action: Action) -> bool:
 def refusal_reason(role: str, action: Action) -> str:
     """Why ``role`` may not perform ``action`` (for the 403 body)."""
     what = _WHAT.get(action, action.value.replace("_", " "))
-    return (f"role {role!r} may not {what}: only the shop's main account and administrators "
-            f"may; ask one of them")
+    return (
+        f"role {role!r} may not {what}: only the shop's main account and administrators "
+        f"may; ask one of them"
+    )

@@ -17,10 +17,11 @@ from shared.notification_window import WindowPolicy, destination_kind_of
 from shared.tokens import reply_domain_prefix
 
 REGION_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
-_EMAIL_RE = re.compile(r"^[^@\s<>,;\"()\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$")
-SETTINGS_FIELDS = ("alerts_enabled", "destination_email", "destination_kind", "region",
-                   "shop_name")
+_EMAIL_RE = re.compile(
+    r"^[^@\s<>,;\"()\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
+)
+SETTINGS_FIELDS = ("alerts_enabled", "destination_email", "destination_kind", "region", "shop_name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +49,27 @@ def normalize_email(value: object, field: str) -> str:
     return email
 
 
-def initial_settings(shop_id: str, main_email: str, *, shop_name: str, region: str,
-                     now_ms: int, actor: str) -> ShopSettings:
+def initial_settings(
+    shop_id: str, main_email: str, *, shop_name: str, region: str, now_ms: int, actor: str
+) -> ShopSettings:
     """A newly onboarded shop: digests to the main account's inbox, a mailbox, and alerts
     off until one of the shop's managers turns them on (the shop opts in to mail)."""
-    return ShopSettings(shop_id=shop_id, alerts_enabled=False, destination_email=main_email,
-                        destination_kind=DestinationKind.MAILBOX, region=region,
-                        shop_name=shop_name, authorized_senders=(), updated_at_ms=now_ms,
-                        updated_by=actor)
+    return ShopSettings(
+        shop_id=shop_id,
+        alerts_enabled=False,
+        destination_email=main_email,
+        destination_kind=DestinationKind.MAILBOX,
+        region=region,
+        shop_name=shop_name,
+        authorized_senders=(),
+        updated_at_ms=now_ms,
+        updated_by=actor,
+    )
 
 
-def apply_settings_change(current: ShopSettings, change: dict[str, Any], users: list[ShopUser],
-                          *, now_ms: int, actor: str) -> ShopSettings:
+def apply_settings_change(
+    current: ShopSettings, change: dict[str, Any], users: list[ShopUser], *, now_ms: int, actor: str
+) -> ShopSettings:
     """The settings after ``change``; :class:`InvalidRequest` lists every bad field."""
     errors: list[FieldError] = []
     updates: dict[str, Any] = {}
@@ -77,16 +87,25 @@ def apply_settings_change(current: ShopSettings, change: dict[str, Any], users: 
         if isinstance(kind, str) and kind in DestinationKind._value2member_map_:
             updates["destination_kind"] = DestinationKind(kind).value
         else:
-            errors.append(FieldError("destination_kind", "expected one of " + ", ".join(
-                k.value for k in DestinationKind)))
+            errors.append(
+                FieldError(
+                    "destination_kind",
+                    "expected one of " + ", ".join(k.value for k in DestinationKind),
+                )
+            )
     if "region" in change:
         region = change["region"]
         if isinstance(region, str) and REGION_RE.match(region):
             updates["region"] = region
         else:
-            errors.append(FieldError("region", "expected a region code such as 'us' or 'gb' "
-                                     "(lower-case letters/digits; the reply domain becomes "
-                                     f"{reply_domain_prefix('<region>')})"))
+            errors.append(
+                FieldError(
+                    "region",
+                    "expected a region code such as 'us' or 'gb' "
+                    "(lower-case letters/digits; the reply domain becomes "
+                    f"{reply_domain_prefix('<region>')})",
+                )
+            )
     if "shop_name" in change:
         name = change["shop_name"]
         if isinstance(name, str) and len(name) <= 200 and name.isprintable():
@@ -100,8 +119,13 @@ def apply_settings_change(current: ShopSettings, change: dict[str, Any], users: 
             errors.extend(exc.errors)
     if errors:
         raise InvalidRequest(errors)
-    return replace(current, **updates, authorized_senders=authorized_senders(users),
-                   updated_at_ms=now_ms, updated_by=actor)
+    return replace(
+        current,
+        **updates,
+        authorized_senders=authorized_senders(users),
+        updated_at_ms=now_ms,
+        updated_by=actor,
+    )
 
 
 def destination_for(value: object, users: list[ShopUser]) -> str:
@@ -117,37 +141,52 @@ def destination_for(value: object, users: list[ShopUser]) -> str:
         return email
     user = next((u for u in users if u.email == email), None)
     if user is None or user.role != UserRole.CS_AGENT:
-        raise InvalidRequest([FieldError(
-            "destination_email",
-            f"{email} is not a customer-service user of this shop: register it as a user "
-            "with the cs_agent role and activate it first")])
+        raise InvalidRequest(
+            [
+                FieldError(
+                    "destination_email",
+                    f"{email} is not a customer-service user of this shop: register it as a user "
+                    "with the cs_agent role and activate it first",
+                )
+            ]
+        )
     if user.status != UserStatus.ACTIVE:
-        raise InvalidRequest([FieldError(
-            "destination_email",
-            f"{email} is registered but not activated yet: activate it first (the "
-            "activation email was sent to it)")])
+        raise InvalidRequest(
+            [
+                FieldError(
+                    "destination_email",
+                    f"{email} is registered but not activated yet: activate it first (the "
+                    "activation email was sent to it)",
+                )
+            ]
+        )
     return email
 
 
-def settings_document(settings: ShopSettings, users: list[ShopUser],
-                      window_policy: WindowPolicy) -> dict[str, Any]:
+def settings_document(
+    settings: ShopSettings, users: list[ShopUser], window_policy: WindowPolicy
+) -> dict[str, Any]:
     """The settings as the API shows them, with what the destination kind implies: the
     digest window is the one the consolidator applies to this shop."""
     kind = destination_kind_of(settings.destination_kind)
     window_minutes = window_policy.for_shop(settings).quiet_ms / 60_000
     main = main_account(users)
-    inline = (settings.inline_images_allowed if settings.inline_images_allowed is not None
-              else kind is DestinationKind.SALESFORCE)
+    inline = (
+        settings.inline_images_allowed
+        if settings.inline_images_allowed is not None
+        else kind is DestinationKind.SALESFORCE
+    )
     return {
         "shop_id": settings.shop_id,
         "shop_name": settings.shop_name,
         "alerts_enabled": settings.alerts_enabled,
         "destination_email": settings.destination_email,
-        "destination_is_main_account":
-            main is not None and settings.destination_email == main.email,
+        "destination_is_main_account": main is not None
+        and settings.destination_email == main.email,
         "destination_kind": kind.value,
-        "digest_window_minutes": (int(window_minutes) if window_minutes.is_integer()
-                                  else window_minutes),
+        "digest_window_minutes": (
+            int(window_minutes) if window_minutes.is_integer() else window_minutes
+        ),
         "inbound_inline_images_allowed": inline,
         "region": settings.region,
         "reply_domain_prefix": reply_domain_prefix(settings.region),

@@ -80,9 +80,15 @@ class Step:
         return {"step": self.name, "state": self.state, "detail": self.detail, "at_ms": self.at_ms}
 
 
-def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: int,
-                     windows: Windows, accept_timeout_ms: int = 30_000,
-                     digest_grace_ms: int = 60_000) -> list[Step]:
+def simulation_steps(
+    trace: SimulationTrace,
+    settings: ShopSettings,
+    *,
+    now_ms: int,
+    windows: Windows,
+    accept_timeout_ms: int = 30_000,
+    digest_grace_ms: int = 60_000,
+) -> list[Step]:
     """The four steps' states, each failure with a reason the seller can act on.
 
     ``windows`` are the shop's notification windows (:mod:`shared.notification_window`):
@@ -92,11 +98,23 @@ def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: 
     if trace.start_error:
         steps.append(Step(STEPS[0], "failed", trace.start_error))
     elif trace.buyer_message is not None:
-        steps.append(Step(STEPS[0], "ok", "the simulated buyer message is on the event stream",
-                          trace.buyer_message.received_at_ms))
+        steps.append(
+            Step(
+                STEPS[0],
+                "ok",
+                "the simulated buyer message is on the event stream",
+                trace.buyer_message.received_at_ms,
+            )
+        )
     elif now_ms - trace.started_at_ms > accept_timeout_ms:
-        steps.append(Step(STEPS[0], "failed", "the platform's webhook for the simulated buyer "
-                          "message did not arrive: check the webhook URL and secret"))
+        steps.append(
+            Step(
+                STEPS[0],
+                "failed",
+                "the platform's webhook for the simulated buyer "
+                "message did not arrive: check the webhook URL and secret",
+            )
+        )
     else:
         steps.append(Step(STEPS[0], "pending", "waiting for the platform's webhook"))
     # 2. digest sent
@@ -108,22 +126,50 @@ def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: 
         accepted_at = trace.buyer_message.arrived_at_ms if trace.buyer_message else 0
         due_ms = digest_deadline(accepted_at, accepted_at, windows)
         if sent:
-            steps.append(Step(STEPS[1], "ok", f"digest emailed to {settings.destination_email}",
-                              sent[0].at_ms))
+            steps.append(
+                Step(
+                    STEPS[1], "ok", f"digest emailed to {settings.destination_email}", sent[0].at_ms
+                )
+            )
         elif failed:
-            steps.append(Step(STEPS[1], "failed", f"the digest could not be delivered to "
-                              f"{settings.destination_email}: {failed[-1].reason or 'refused'}",
-                              failed[-1].at_ms))
+            steps.append(
+                Step(
+                    STEPS[1],
+                    "failed",
+                    f"the digest could not be delivered to "
+                    f"{settings.destination_email}: {failed[-1].reason or 'refused'}",
+                    failed[-1].at_ms,
+                )
+            )
         elif not settings.alerts_enabled:
-            steps.append(Step(STEPS[1], "failed", "unread message email alerts are off for this "
-                              "shop: turn them on to receive digests"))
+            steps.append(
+                Step(
+                    STEPS[1],
+                    "failed",
+                    "unread message email alerts are off for this "
+                    "shop: turn them on to receive digests",
+                )
+            )
         elif now_ms > due_ms + digest_grace_ms:
-            steps.append(Step(STEPS[1], "failed", "no digest was sent although the window "
-                              "passed: the consolidator or mailer may be down"))
+            steps.append(
+                Step(
+                    STEPS[1],
+                    "failed",
+                    "no digest was sent although the window "
+                    "passed: the consolidator or mailer may be down",
+                )
+            )
         else:
-            steps.append(Step(STEPS[1], "pending", f"the digest is due "
-                              f"{(due_ms - accepted_at) / 1000:g} s after the buyer's "
-                              f"message, to {settings.destination_email}", due_ms))
+            steps.append(
+                Step(
+                    STEPS[1],
+                    "pending",
+                    f"the digest is due "
+                    f"{(due_ms - accepted_at) / 1000:g} s after the buyer's "
+                    f"message, to {settings.destination_email}",
+                    due_ms,
+                )
+            )
     # 3. reply received
     if steps[-1].state != "ok":
         steps.append(Step(STEPS[2], "not_reached", "waiting for step digest_sent"))
@@ -131,22 +177,49 @@ def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: 
         replies = [r for r in trace.inbound if r.classification == ReplyClass.REPLY]
         if replies:
             auth = f"; sender authentication: {replies[-1].auth}" if replies[-1].auth else ""
-            steps.append(Step(STEPS[2], "ok", f"reply accepted ({replies[-1].parts} chat "
-                              f"message(s)){auth}", replies[-1].at_ms))
+            steps.append(
+                Step(
+                    STEPS[2],
+                    "ok",
+                    f"reply accepted ({replies[-1].parts} chat message(s)){auth}",
+                    replies[-1].at_ms,
+                )
+            )
         elif trace.inbound and trace.inbound[-1].classification == ReplyClass.DEFERRED:
             last = trace.inbound[-1]
-            steps.append(Step(STEPS[2], "pending", f"the reply arrived but its sender could "
-                              f"not be authenticated yet: {last.reason}", last.at_ms))
+            steps.append(
+                Step(
+                    STEPS[2],
+                    "pending",
+                    f"the reply arrived but its sender could "
+                    f"not be authenticated yet: {last.reason}",
+                    last.at_ms,
+                )
+            )
         elif trace.inbound:
             last = trace.inbound[-1]
-            hint = (f" {AUTH_SETUP_HINTS[destination_kind_of(settings.destination_kind)]}"
-                    if last.auth_outcome in ("refuse", "defer") else "")
-            steps.append(Step(STEPS[2], "failed", f"the email that came back was not accepted "
-                              f"as a reply ({last.classification}): {last.reason}{hint}",
-                              last.at_ms))
+            hint = (
+                f" {AUTH_SETUP_HINTS[destination_kind_of(settings.destination_kind)]}"
+                if last.auth_outcome in ("refuse", "defer")
+                else ""
+            )
+            steps.append(
+                Step(
+                    STEPS[2],
+                    "failed",
+                    f"the email that came back was not accepted "
+                    f"as a reply ({last.classification}): {last.reason}{hint}",
+                    last.at_ms,
+                )
+            )
         else:
-            steps.append(Step(STEPS[2], "pending", "reply to the digest email from an "
-                              "activated user's address"))
+            steps.append(
+                Step(
+                    STEPS[2],
+                    "pending",
+                    "reply to the digest email from an activated user's address",
+                )
+            )
     # 4. delivered to chat
     if steps[-1].state != "ok":
         steps.append(Step(STEPS[3], "not_reached", "waiting for step reply_received"))
@@ -155,13 +228,26 @@ def simulation_steps(trace: SimulationTrace, settings: ShopSettings, *, now_ms: 
         parts = [trace.deliveries.get((reply.reply_id, i)) for i in range(reply.parts)]
         bad = [p for p in parts if p is not None and p.status == DeliveryStatus.FAILED]
         if bad:
-            steps.append(Step(STEPS[3], "failed", f"the chat platform refused part "
-                              f"{bad[0].index + 1}: {bad[0].reason}", bad[0].at_ms))
+            steps.append(
+                Step(
+                    STEPS[3],
+                    "failed",
+                    f"the chat platform refused part {bad[0].index + 1}: {bad[0].reason}",
+                    bad[0].at_ms,
+                )
+            )
         elif parts and all(p is not None for p in parts):
-            steps.append(Step(STEPS[3], "ok", f"{len(parts)} message(s) delivered to the chat",
-                              max(p.at_ms for p in parts if p is not None)))
+            steps.append(
+                Step(
+                    STEPS[3],
+                    "ok",
+                    f"{len(parts)} message(s) delivered to the chat",
+                    max(p.at_ms for p in parts if p is not None),
+                )
+            )
         else:
             done = sum(p is not None for p in parts)
-            steps.append(Step(STEPS[3], "pending", f"{done} of {len(parts)} message(s) "
-                              "delivered so far"))
+            steps.append(
+                Step(STEPS[3], "pending", f"{done} of {len(parts)} message(s) delivered so far")
+            )
     return steps

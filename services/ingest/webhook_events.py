@@ -8,8 +8,9 @@ from shared.chat_platform.base import PlatformMessage
 from shared.events import ChatEvent, ChatEventKind
 
 
-def chat_event_from_message(shop_id: str, msg: PlatformMessage, *, buyer_name: str,
-                            received_at_ms: int) -> ChatEvent | None:
+def chat_event_from_message(
+    shop_id: str, msg: PlatformMessage, *, buyer_name: str, received_at_ms: int
+) -> ChatEvent | None:
     """The event to publish for a platform message, or None for platform-internal ones.
 
     A seller/agent message becomes SELLER_MESSAGE and a read marker READ (both

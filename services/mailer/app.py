@@ -77,10 +77,16 @@ log = logging.getLogger(SERVICE)
 
 
 class Mailer:
-    def __init__(self, cfg: MailerSettings, producer: AIOKafkaProducer, pool: SmtpPool,
-                 signer: DkimSigner | None, ledger: OutcomeLedger,
-                 compose_processes: ComposeProcesses | None = None,
-                 sends: SendWindow | None = None) -> None:
+    def __init__(
+        self,
+        cfg: MailerSettings,
+        producer: AIOKafkaProducer,
+        pool: SmtpPool,
+        signer: DkimSigner | None,
+        ledger: OutcomeLedger,
+        compose_processes: ComposeProcesses | None = None,
+        sends: SendWindow | None = None,
+    ) -> None:
         self.cfg = cfg
         # Notices admitted lately (seeded at start with every notice on the log in the
         # window, then fed by handle): the backstop behind the admin API's check of the
@@ -126,29 +132,39 @@ class Mailer:
 
     def compose_notice(self, notice: MailNotice) -> tuple[str, str, bytes]:
         cfg = self.cfg
-        raw = compose_notice_bytes(notice, marketplace_name=cfg.marketplace_name,
-                                   from_address=cfg.notices_from,
-                                   message_id_domain=cfg.message_id_domain,
-                                   now=datetime.now(UTC))
+        raw = compose_notice_bytes(
+            notice,
+            marketplace_name=cfg.marketplace_name,
+            from_address=cfg.notices_from,
+            message_id_domain=cfg.message_id_domain,
+            now=datetime.now(UTC),
+        )
         # Null reverse-path (RFC 3834 s.3.3 spirit): bounces of a notice must not loop back.
         return "", notice.to_address, raw
 
-    async def handle(self, record: ConsumerRecord,
-                     still_owned: Callable[[], bool] = lambda: True) -> None:
+    async def handle(
+        self, record: ConsumerRecord, still_owned: Callable[[], bool] = lambda: True
+    ) -> None:
         """Send one record's mail once. ``still_owned`` says whether this process still
         holds the record's partition; it is asked before every SMTP attempt, so a
         process that lost the partition (rebalance, stalled too long) stops retrying
         instead of racing the new owner. Raises :class:`PartitionLost` then."""
         started = time.perf_counter()
         event_type: type[Digest] | type[MailNotice] = (
-            MailNotice if record.topic == MAIL_NOTICES.name else Digest)
+            MailNotice if record.topic == MAIL_NOTICES.name else Digest
+        )
         try:
             item = _DECODERS[event_type](record.value or b"")
         except DecodeError as exc:
             await self.dead_letters.write(
-                source_topic=record.topic, reason=f"undecodable {event_type.__name__}: {exc}",
-                reason_class="bad_record", key=(record.key or b"").decode("utf-8", "replace"),
-                partition=record.partition, offset=record.offset, payload=record.value or b"")
+                source_topic=record.topic,
+                reason=f"undecodable {event_type.__name__}: {exc}",
+                reason_class="bad_record",
+                key=(record.key or b"").decode("utf-8", "replace"),
+                partition=record.partition,
+                offset=record.offset,
+                payload=record.value or b"",
+            )
             EVENTS_HANDLED.labels(SERVICE, "bad_record").inc()
             return
         item_id = _item_id(item)
@@ -161,12 +177,15 @@ class Mailer:
         if refusal is not None:
             reason, label = refusal
             NOTICES_DROPPED.labels(label).inc()
-            log.warning("notice not sent", extra={"item_id": item_id, "shop_id": item.shop_id,
-                                                  "reason": reason})
+            log.warning(
+                "notice not sent",
+                extra={"item_id": item_id, "shop_id": item.shop_id, "reason": reason},
+            )
             await self.producer.send_and_wait(
-                MAIL_OUTCOMES.name, encode(self._outcome(item, MailStatus.FAILED,
-                                                         reason=f"not sent: {reason}")),
-                key=item_id.encode())
+                MAIL_OUTCOMES.name,
+                encode(self._outcome(item, MailStatus.FAILED, reason=f"not sent: {reason}")),
+                key=item_id.encode(),
+            )
             self.ledger.record_done(item_id)
             EVENTS_HANDLED.labels(SERVICE, "dropped").inc()
             return
@@ -174,12 +193,13 @@ class Mailer:
             # A previous owner died mid-send: the relay may have it. Sending again
             # (same Message-ID) is the lesser harm than losing it; see the module doc.
             RESENDS_UNKNOWN.inc()
-            log.warning("resending a digest whose earlier attempt has no outcome",
-                        extra={"item_id": item_id})
+            log.warning(
+                "resending a digest whose earlier attempt has no outcome",
+                extra={"item_id": item_id},
+            )
         async with self._concurrency:
             outcome = await self._deliver(item, still_owned, record.value or b"")
-        await self.producer.send_and_wait(MAIL_OUTCOMES.name, encode(outcome),
-                                          key=item_id.encode())
+        await self.producer.send_and_wait(MAIL_OUTCOMES.name, encode(outcome), key=item_id.encode())
         self.ledger.record_done(item_id)
         EVENTS_HANDLED.labels(SERVICE, outcome.status).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
@@ -187,8 +207,10 @@ class Mailer:
     def _refusal(self, notice: MailNotice) -> tuple[str, str] | None:
         """(reason, metric label) when this notice must not be sent; else it is counted."""
         if not notice.to_address.strip():
-            return ("the notice has no recipient (the shop has no destination inbox)",
-                    "no_recipient")
+            return (
+                "the notice has no recipient (the shop has no destination inbox)",
+                "no_recipient",
+            )
         if self.sends is None:
             return None
         over = self.sends.admit(send_of(notice))
@@ -196,8 +218,9 @@ class Mailer:
             self.sends.prune(now_ms())
         return (over.reason, over.label) if over is not None else None
 
-    async def _deliver(self, digest: Digest | MailNotice, still_owned: Callable[[], bool],
-                       record_value: bytes) -> MailOutcome:
+    async def _deliver(
+        self, digest: Digest | MailNotice, still_owned: Callable[[], bool], record_value: bytes
+    ) -> MailOutcome:
         cfg = self.cfg
         source = MAIL_NOTICES.name if isinstance(digest, MailNotice) else MAIL_DIGESTS.name
         try:
@@ -208,14 +231,20 @@ class Mailer:
                 sender, to, raw = await self.compose_signed(digest, record_value)
         except Exception as exc:  # a digest we cannot render must not block the partition
             log.exception("compose failed", extra={"item_id": _item_id(digest)})
-            await self.dead_letters.write(source_topic=source, key=_item_id(digest),
-                                          reason=f"cannot compose: {exc}", reason_class="compose")
+            await self.dead_letters.write(
+                source_topic=source,
+                key=_item_id(digest),
+                reason=f"cannot compose: {exc}",
+                reason_class="compose",
+            )
             return self._outcome(digest, MailStatus.FAILED, reason=f"cannot compose: {exc}")
         # Recorded before the first byte goes to the relay: a crash from here to the
         # outcome write leaves this mark, so a replay knows it may be a resend.
         await self.producer.send_and_wait(
-            MAIL_OUTCOMES.name, encode(self._outcome(digest, ATTEMPTING)),
-            key=_item_id(digest).encode())
+            MAIL_OUTCOMES.name,
+            encode(self._outcome(digest, ATTEMPTING)),
+            key=_item_id(digest).encode(),
+        )
 
         async def send(attempt: int) -> int:
             if not still_owned():  # checked before every try: never race the new owner
@@ -227,39 +256,74 @@ class Mailer:
 
         def retrying(exc: SendError, attempt: int, delay: float) -> None:
             SEND_RETRIES.inc()
-            log.info("smtp temporary failure; retrying",
-                     extra={"item_id": _item_id(digest), "attempt": attempt,
-                            "reason": exc.reason, "delay_s": round(delay, 2)})
+            log.info(
+                "smtp temporary failure; retrying",
+                extra={
+                    "item_id": _item_id(digest),
+                    "attempt": attempt,
+                    "reason": exc.reason,
+                    "delay_s": round(delay, 2),
+                },
+            )
 
         try:
-            attempts = await retry(send, self.relay_retries, on=SendError, retryable=temporary,
-                                   on_retry=retrying)
+            attempts = await retry(
+                send, self.relay_retries, on=SendError, retryable=temporary, on_retry=retrying
+            )
         except GaveUp as gave_up:
             fate = given_up(gave_up.error, gave_up.attempts)
             DIGESTS_SENT.labels("failed").inc()
-            await self.dead_letters.write(source_topic=source, key=_item_id(digest),
-                                          reason=fate.dead_letter_reason,
-                                          reason_class=fate.reason_class)
-            return self._outcome(digest, MailStatus.FAILED, attempts=fate.attempts,
-                                 code=fate.smtp_code, reason=fate.reason)
+            await self.dead_letters.write(
+                source_topic=source,
+                key=_item_id(digest),
+                reason=fate.dead_letter_reason,
+                reason_class=fate.reason_class,
+            )
+            return self._outcome(
+                digest,
+                MailStatus.FAILED,
+                attempts=fate.attempts,
+                code=fate.smtp_code,
+                reason=fate.reason,
+            )
         DIGESTS_SENT.labels("sent").inc() if isinstance(digest, Digest) else None
-        message_id = (digest_message_id(digest.digest_id, cfg.message_id_domain)
-                      if isinstance(digest, Digest) else _header_value(raw, b"Message-ID"))
-        return self._outcome(digest, MailStatus.SENT, attempts=attempts, code=250,
-                             message_id=message_id)
+        message_id = (
+            digest_message_id(digest.digest_id, cfg.message_id_domain)
+            if isinstance(digest, Digest)
+            else _header_value(raw, b"Message-ID")
+        )
+        return self._outcome(
+            digest, MailStatus.SENT, attempts=attempts, code=250, message_id=message_id
+        )
 
     @staticmethod
-    def _outcome(digest: Digest | MailNotice, status: str, *, attempts: int = 0, code: int = 0,
-                 reason: str = "", message_id: str = "") -> MailOutcome:
-        return MailOutcome(digest_id=_item_id(digest), shop_id=digest.shop_id,
-                           conversation_id=digest.conversation_id, status=status,
-                           message_id_header=message_id, smtp_code=code, reason=reason,
-                           attempts=attempts, at_ms=now_ms())
+    def _outcome(
+        digest: Digest | MailNotice,
+        status: str,
+        *,
+        attempts: int = 0,
+        code: int = 0,
+        reason: str = "",
+        message_id: str = "",
+    ) -> MailOutcome:
+        return MailOutcome(
+            digest_id=_item_id(digest),
+            shop_id=digest.shop_id,
+            conversation_id=digest.conversation_id,
+            status=status,
+            message_id_header=message_id,
+            smtp_code=code,
+            reason=reason,
+            attempts=attempts,
+            at_ms=now_ms(),
+        )
 
 
 # Bound per record type once (decode would look the plan up per record).
 _DECODERS: dict[type, Callable[[bytes], Digest | MailNotice]] = {
-    Digest: decoder(Digest), MailNotice: decoder(MailNotice)}
+    Digest: decoder(Digest),
+    MailNotice: decoder(MailNotice),
+}
 
 
 def _item_id(item: Digest | MailNotice) -> str:
@@ -290,16 +354,27 @@ async def start_mailer_producer(cfg: MailerSettings) -> AIOKafkaProducer:
 
 def outcome_ledger(cfg: MailerSettings, producer: AIOKafkaProducer) -> OutcomeLedger:
     """The ledger as configured: retention, and tombstones written through ``producer``."""
-    return OutcomeLedger(cfg.kafka_bootstrap, MAIL_OUTCOMES.name,
-                         retention_ms=int(cfg.mailer_outcome_retention_days * DAY_MS),
-                         tombstones=producer if cfg.mailer_outcome_tombstones else None)
+    return OutcomeLedger(
+        cfg.kafka_bootstrap,
+        MAIL_OUTCOMES.name,
+        retention_ms=int(cfg.mailer_outcome_retention_days * DAY_MS),
+        tombstones=producer if cfg.mailer_outcome_tombstones else None,
+    )
 
 
 def relay_config(cfg: MailerSettings) -> RelayConfig:
-    return RelayConfig(cfg.smtp_host, cfg.smtp_port, cfg.smtp_starttls, cfg.smtp_username,
-                       cfg.smtp_password.get_secret_value(), cfg.smtp_timeout_s,
-                       cfg.smtp_pool_size, use_tls=cfg.smtp_use_tls,
-                       ca_file=cfg.smtp_tls_ca_file, validate_certs=cfg.smtp_validate_certs)
+    return RelayConfig(
+        cfg.smtp_host,
+        cfg.smtp_port,
+        cfg.smtp_starttls,
+        cfg.smtp_username,
+        cfg.smtp_password.get_secret_value(),
+        cfg.smtp_timeout_s,
+        cfg.smtp_pool_size,
+        use_tls=cfg.smtp_use_tls,
+        ca_file=cfg.smtp_tls_ca_file,
+        validate_certs=cfg.smtp_validate_certs,
+    )
 
 
 async def main(runtime: ServiceRuntime, cfg: MailerSettings) -> None:
@@ -317,13 +392,24 @@ async def main(runtime: ServiceRuntime, cfg: MailerSettings) -> None:
     sends = SendWindow(limits_from(cfg))
     # Seeded once with what is on the log (a restart must not reopen the window); erring
     # on the strict side, the notices not yet handled count too.
-    sent_log = SentMailLog(cfg.kafka_bootstrap, sends, {MAIL_NOTICES.name: notice_send},
-                           client_id="mailer-sent-mail", follow=False)
+    sent_log = SentMailLog(
+        cfg.kafka_bootstrap,
+        sends,
+        {MAIL_NOTICES.name: notice_send},
+        client_id="mailer-sent-mail",
+        follow=False,
+    )
     await runtime.started(sent_log, sent_log.start, sent_log.stop)
     mailer = Mailer(cfg, producer, pool, signer, ledger, compose_processes, sends)
     # Ready while both Kafka clients reach the cluster (a relay outage is retried, not unready).
-    consumer = await runtime.consumer(make_consumer(cfg, group_id=cfg.mailer_group),
-                                      group=cfg.mailer_group)
+    consumer = await runtime.consumer(
+        make_consumer(cfg, group_id=cfg.mailer_group), group=cfg.mailer_group
+    )
     runtime.serve_ops(cfg.http_host, cfg.mailer_port)
-    await consume_digests(consumer, [MAIL_DIGESTS.name, MAIL_NOTICES.name], ledger,
-                          mailer.handle, max_records=cfg.mailer_batch_records)
+    await consume_digests(
+        consumer,
+        [MAIL_DIGESTS.name, MAIL_NOTICES.name],
+        ledger,
+        mailer.handle,
+        max_records=cfg.mailer_batch_records,
+    )

@@ -69,9 +69,13 @@ class BatchPipeline:
     is the consumer group assignment it was fetched under.
     """
 
-    def __init__(self, handle: Callable[[ConsumerRecord], Awaitable[None]],
-                 commit: Callable[[dict[TopicPartition, int]], Awaitable[None]],
-                 *, max_in_flight: int = 2) -> None:
+    def __init__(
+        self,
+        handle: Callable[[ConsumerRecord], Awaitable[None]],
+        commit: Callable[[dict[TopicPartition, int]], Awaitable[None]],
+        *,
+        max_in_flight: int = 2,
+    ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self._handle = handle
@@ -85,8 +89,9 @@ class BatchPipeline:
         """Batches started whose commit step has not been reaped."""
         return len(self._batches)
 
-    def start(self, records: Mapping[TopicPartition, Sequence[ConsumerRecord]],
-              generation: int) -> None:
+    def start(
+        self, records: Mapping[TopicPartition, Sequence[ConsumerRecord]], generation: int
+    ) -> None:
         """Start handling one fetched batch. The caller first waits for :meth:`room`."""
         if len(self._batches) >= self._max_in_flight:
             raise RuntimeError("no room for another batch; await room() first")
@@ -94,12 +99,15 @@ class BatchPipeline:
         for recs in records.values():
             for rec in recs:
                 by_key.setdefault(rec.key or b"", []).append(rec)
-        batch = _Batch(generation, {tp: recs[-1].offset + 1 for tp, recs in records.items()
-                                    if recs})
+        batch = _Batch(
+            generation, {tp: recs[-1].offset + 1 for tp, recs in records.items() if recs}
+        )
         chains: list[tuple[list[ConsumerRecord], asyncio.Task[None]]] = []
         for key, recs in by_key.items():
-            chain = _Chain(generation, asyncio.create_task(
-                self._run_chain(recs, generation, self._tails.get(key))))
+            chain = _Chain(
+                generation,
+                asyncio.create_task(self._run_chain(recs, generation, self._tails.get(key))),
+            )
             self._tails[key] = chain
             chain.task.add_done_callback(functools.partial(self._forget, key, chain))
             chains.append((recs, chain.task))
@@ -157,25 +165,31 @@ class BatchPipeline:
         if self._tails.get(key) is chain:
             del self._tails[key]
 
-    async def _run_chain(self, records: list[ConsumerRecord], generation: int,
-                         previous: _Chain | None) -> None:
+    async def _run_chain(
+        self, records: list[ConsumerRecord], generation: int, previous: _Chain | None
+    ) -> None:
         if previous is not None:
             await asyncio.wait([previous.task])
             failed = previous.task.cancelled() or previous.task.exception() is not None
             # Same generation: our records come after its unhandled ones, so they wait
             # for a replay too. A newer generation was fetched from the committed
             # offsets (at or before the unhandled record) and goes ahead, in order.
-            if failed and (previous.generation == generation or previous.task.cancelled()
-                           or not isinstance(previous.task.exception(), _UNHANDLED)):
+            if failed and (
+                previous.generation == generation
+                or previous.task.cancelled()
+                or not isinstance(previous.task.exception(), _UNHANDLED)
+            ):
                 raise KeyBlocked(records[0].key)
         for rec in records:
             await self._handle(rec)
 
-    async def _run_batch(self, batch: _Batch,
-                         chains: list[tuple[list[ConsumerRecord], asyncio.Task[None]]],
-                         previous: _Batch | None) -> None:
-        results = await asyncio.gather(*(task for _recs, task in chains),
-                                       return_exceptions=True)
+    async def _run_batch(
+        self,
+        batch: _Batch,
+        chains: list[tuple[list[ConsumerRecord], asyncio.Task[None]]],
+        previous: _Batch | None,
+    ) -> None:
+        results = await asyncio.gather(*(task for _recs, task in chains), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, _UNHANDLED):
                 raise result

@@ -102,8 +102,10 @@ def message_boundary(kind: str, item_id: str) -> str:
 
 
 def _text_part(subtype: str, body: str) -> bytes:
-    return (b"Content-Type: text/" + subtype.encode("ascii") + b'; charset="utf-8"\r\n'
-            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + quoted_printable(body))
+    return (
+        b"Content-Type: text/" + subtype.encode("ascii") + b'; charset="utf-8"\r\n'
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + quoted_printable(body)
+    )
 
 
 def mime_body(text: str, html: str, boundary: str) -> bytes:
@@ -113,12 +115,19 @@ def mime_body(text: str, html: str, boundary: str) -> bytes:
     if not html:
         return b"MIME-Version: 1.0\r\n" + _text_part("plain", text)
     delimiter = f"\r\n--{boundary}".encode("ascii")
-    return b"".join((
-        b"MIME-Version: 1.0\r\n",
-        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'
-        f"--{boundary}\r\n".encode("ascii"),
-        _text_part("plain", text), delimiter, b"\r\n",
-        _text_part("html", html), delimiter, b"--\r\n"))
+    return b"".join(
+        (
+            b"MIME-Version: 1.0\r\n",
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'
+            f"--{boundary}\r\n".encode("ascii"),
+            _text_part("plain", text),
+            delimiter,
+            b"\r\n",
+            _text_part("html", html),
+            delimiter,
+            b"--\r\n",
+        )
+    )
 
 
 def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
@@ -139,13 +148,17 @@ def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
     parent = in_reply_to(digest.previous_digest_ids, domain)
     if parent is not None:
         headers.append(token_header("In-Reply-To", parent))
-        headers.append(token_header(
-            "References", " ".join(references(digest.previous_digest_ids, domain))))
+        headers.append(
+            token_header("References", " ".join(references(digest.previous_digest_ids, domain)))
+        )
     headers += [
         unstructured_header("Thread-Topic", subject),
-        token_header("Thread-Index", thread_index(
-            conversation_key(digest.shop_id, digest.conversation_id),
-            digest.previous_digest_ids)),
+        token_header(
+            "Thread-Index",
+            thread_index(
+                conversation_key(digest.shop_id, digest.conversation_id), digest.previous_digest_ids
+            ),
+        ),
         # Mark our own mail so auto-responders stay quiet and helpdesks do not answer it.
         "Auto-Submitted: auto-generated\r\n",
         "X-Auto-Response-Suppress: All\r\n",
@@ -160,4 +173,5 @@ def compose_digest_bytes(digest: Digest, ctx: ComposeContext) -> bytes:
     headers.append(token_header("X-Bridge-Digest-Id", _HEADER_ID.sub("_", digest.digest_id)[:200]))
     rendered = render_digest(digest, ctx.links)
     return "".join(headers).encode("ascii") + mime_body(
-        rendered.text, rendered.html, message_boundary("digest", digest.digest_id))
+        rendered.text, rendered.html, message_boundary("digest", digest.digest_id)
+    )

@@ -91,8 +91,9 @@ class ComposeProcess(PipedHelper[tuple[str, str, bytes]]):
     def _frame(self, number: int, payload: bytes) -> bytes:
         return _REQUEST.pack(number, len(payload)) + payload
 
-    async def _read_answer(self, stdout: asyncio.StreamReader
-                           ) -> tuple[int, tuple[str, str, bytes] | Exception]:
+    async def _read_answer(
+        self, stdout: asyncio.StreamReader
+    ) -> tuple[int, tuple[str, str, bytes] | Exception]:
         number, composed, length = _ANSWER.unpack(await stdout.readexactly(_ANSWER.size))
         body = await stdout.readexactly(length)
         if not composed:
@@ -101,9 +102,9 @@ class ComposeProcess(PipedHelper[tuple[str, str, bytes]]):
             MESSAGES_UNSHOWN.inc(composed - 1)
         sender_len, to_len = _ADDRESSES.unpack_from(body)
         at = _ADDRESSES.size
-        sender = body[at:at + sender_len].decode("utf-8")
-        to = body[at + sender_len:at + sender_len + to_len].decode("utf-8")
-        return number, (sender, to, body[at + sender_len + to_len:])
+        sender = body[at : at + sender_len].decode("utf-8")
+        to = body[at + sender_len : at + sender_len + to_len].decode("utf-8")
+        return number, (sender, to, body[at + sender_len + to_len :])
 
 
 class ComposeProcesses:
@@ -190,8 +191,8 @@ def _serve() -> None:
             number, length = _REQUEST.unpack_from(pending)
             if len(pending) < _REQUEST.size + length:
                 break
-            request = bytes(pending[_REQUEST.size:_REQUEST.size + length])
-            del pending[:_REQUEST.size + length]
+            request = bytes(pending[_REQUEST.size : _REQUEST.size + length])
+            del pending[: _REQUEST.size + length]
             answer = _answer(composer, decode, request)
             answers += _ANSWER.pack(number, answer[0], len(answer) - 1) + answer[1:]
         if not write_answers(answers_fd, answers):

@@ -34,8 +34,13 @@ class DigestComposer:
     def compose(self, digest: Digest) -> tuple[str, str, bytes]:
         """(envelope sender, recipient, unsigned message bytes) for a digest."""
         cfg = self.cfg
-        token = mint_token(digest.shop_id, digest.conversation_id, self._keys,
-                           now_s=time.time(), ttl_s=cfg.token_ttl_days * 86400)
+        token = mint_token(
+            digest.shop_id,
+            digest.conversation_id,
+            self._keys,
+            now_s=time.time(),
+            ttl_s=cfg.token_ttl_days * 86400,
+        )
         address = reply_address(token, digest.region, cfg.reply_domain_base)
         to = digest.destination_email or cfg.default_destination_email
         links = DigestLinks(
@@ -45,9 +50,13 @@ class DigestComposer:
             image_hosts=self._image_hosts,
         )
         ctx = ComposeContext(
-            marketplace_name=cfg.marketplace_name, from_address=address, to_address=to,
-            message_id_domain=cfg.message_id_domain, links=links,
-            list_unsubscribe_url=links.settings_url, now=datetime.now(UTC),
+            marketplace_name=cfg.marketplace_name,
+            from_address=address,
+            to_address=to,
+            message_id_domain=cfg.message_id_domain,
+            links=links,
+            list_unsubscribe_url=links.settings_url,
+            now=datetime.now(UTC),
         )
         return self.envelope_sender(digest, address), to, compose_digest_bytes(digest, ctx)
 

@@ -56,8 +56,10 @@ class FinishBatchesBeforeRevoke(ConsumerRebalanceListener):
         if not await self._pipeline.drained(self._timeout_s):
             # Past this the group moves on anyway; a still-running send can then be
             # repeated by the next owner (same Message-ID; see docs in app.py).
-            log.warning("batches still running at revoke; handing partitions over",
-                        extra={"partitions": len(revoked)})
+            log.warning(
+                "batches still running at revoke; handing partitions over",
+                extra={"partitions": len(revoked)},
+            )
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.generation += 1
@@ -65,10 +67,15 @@ class FinishBatchesBeforeRevoke(ConsumerRebalanceListener):
         log.info("partitions assigned", extra={"partitions": len(assigned)})
 
 
-async def consume_digests(consumer: AIOKafkaConsumer, topics: list[str], ledger: OutcomeLedger,
-                          handle: Callable[[ConsumerRecord, Callable[[], bool]], Awaitable[None]],
-                          *,
-                          max_records: int = 200, revoke_timeout_s: float = 60.0) -> None:
+async def consume_digests(
+    consumer: AIOKafkaConsumer,
+    topics: list[str],
+    ledger: OutcomeLedger,
+    handle: Callable[[ConsumerRecord, Callable[[], bool]], Awaitable[None]],
+    *,
+    max_records: int = 200,
+    revoke_timeout_s: float = 60.0,
+) -> None:
     """Consume ``topics`` forever; offsets commit only after every record's outcome.
 
     ``handle(record, still_owned)`` may raise :class:`PartitionLost`; that partition's
@@ -93,8 +100,10 @@ async def consume_digests(consumer: AIOKafkaConsumer, topics: list[str], ledger:
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
-            log.warning("offset commit refused after a rebalance; outcomes make the "
-                        "replay harmless", extra={"error": str(exc)})
+            log.warning(
+                "offset commit refused after a rebalance; outcomes make the replay harmless",
+                extra={"error": str(exc)},
+            )
 
     pipeline = BatchPipeline(handle_owned, commit, max_in_flight=BATCHES_IN_FLIGHT)
     listener = FinishBatchesBeforeRevoke(pipeline, revoke_timeout_s)
@@ -120,13 +129,16 @@ async def consume_digests(consumer: AIOKafkaConsumer, topics: list[str], ledger:
         await pipeline.cancel()
 
 
-async def _unfetch(consumer: AIOKafkaConsumer,
-                   batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+async def _unfetch(
+    consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]
+) -> None:
     """Leave a batch fetched before a rebalance completed unhandled: its partitions may
     be another member's now. Partitions we still hold are read again from the batch's
     first record, or from where the new assignment put them if that is earlier."""
-    log.info("batch fetched before a rebalance left unhandled",
-             extra={"records": sum(len(r) for r in batches.values())})
+    log.info(
+        "batch fetched before a rebalance left unhandled",
+        extra={"records": sum(len(r) for r in batches.values())},
+    )
     for tp, recs in batches.items():
         if tp in consumer.assignment() and recs:
             # A further rebalance meanwhile resets the position anyway.

@@ -79,11 +79,15 @@ class _PreparedSignature:
 
     def finish(self, signature: bytes) -> bytes:
         """The message with its ``DKIM-Signature`` header, given the RSA signature."""
-        fields = [(b"b", base64.b64encode(signature)) if k == b"b" else (k, v)
-                  for k, v in self.fields]
+        fields = [
+            (b"b", base64.b64encode(signature)) if k == b"b" else (k, v) for k, v in self.fields
+        ]
         value = b"; ".join(b"=".join(x) for x in fields) + b"\r\n"
-        return (b"DKIM-Signature: " + dkim.fold(value, namelen=_SIG_NAME_LEN, linesep=b"\r\n")
-                + self.message)
+        return (
+            b"DKIM-Signature: "
+            + dkim.fold(value, namelen=_SIG_NAME_LEN, linesep=b"\r\n")
+            + self.message
+        )
 
 
 class DkimSigner:
@@ -141,18 +145,25 @@ class DkimSigner:
         headers, body = parsed
         body_hash = base64.b64encode(hashlib.sha256(_relaxed_body(body)).digest())
         fields = [
-            (b"v", b"1"), (b"a", b"rsa-sha256"), (b"c", b"relaxed/relaxed"),
-            (b"d", self._domain), (b"i", b"@" + self._domain), (b"q", b"dns/txt"),
-            (b"s", self._selector), (b"t", str(int(time.time())).encode("ascii")),
-            (b"h", self._h_tag), (b"bh", body_hash),
+            (b"v", b"1"),
+            (b"a", b"rsa-sha256"),
+            (b"c", b"relaxed/relaxed"),
+            (b"d", self._domain),
+            (b"i", b"@" + self._domain),
+            (b"q", b"dns/txt"),
+            (b"s", self._selector),
+            (b"t", str(int(time.time())).encode("ascii")),
+            (b"h", self._h_tag),
+            (b"bh", body_hash),
             # As dkimpy: b= folds onto its own line, so adding the real value later does
             # not move the whitespace of the tags before it.
             (b"b", b"0" * 60),
         ]
         # What dkimpy's gen_header does with the placeholder header: fold it, empty b=,
         # canonicalise it, hash it last and without its CRLF (RFC 6376 s.3.7).
-        value = dkim.fold(b"; ".join(b"=".join(x) for x in fields), namelen=_SIG_NAME_LEN,
-                          linesep=b"\r\n")
+        value = dkim.fold(
+            b"; ".join(b"=".join(x) for x in fields), namelen=_SIG_NAME_LEN, linesep=b"\r\n"
+        )
         value = _empty_b_tag(value) if self._plain_names else dkim.RE_BTAG.sub(b"\\1", value)
         h = hashlib.sha256()
         for name, raw in _select_headers(headers, self._headers):
@@ -166,14 +177,17 @@ class DkimSigner:
     def _rsa_sign(self, digest: bytes) -> bytes:
         """RSASSA-PKCS1-v1_5 over a SHA-256 ``digest`` (OpenSSL)."""
         assert self._openssl_key is not None
-        signature: bytes = self._openssl_key.sign(digest, padding.PKCS1v15(),
-                                                  Prehashed(hashes.SHA256()))
+        signature: bytes = self._openssl_key.sign(
+            digest, padding.PKCS1v15(), Prehashed(hashes.SHA256())
+        )
         return signature
 
     def _sign_with_dkimpy(self, msg_bytes: bytes) -> bytes:
-        signer = (dkim.DKIM(msg_bytes, signature_algorithm=b"rsa-sha256", linesep=b"\r\n")
-                  if self._openssl_key is None
-                  else _OpenSslRsaDKIM(msg_bytes, self._openssl_key, linesep=b"\r\n"))
+        signer = (
+            dkim.DKIM(msg_bytes, signature_algorithm=b"rsa-sha256", linesep=b"\r\n")
+            if self._openssl_key is None
+            else _OpenSslRsaDKIM(msg_bytes, self._openssl_key, linesep=b"\r\n")
+        )
         signature: bytes = signer.sign(
             self._selector,
             self._domain,
@@ -264,12 +278,13 @@ def _split_message(msg: bytes) -> tuple[list[tuple[bytes, bytes]], bytes] | None
         match = _HEADER_NAME.match(line)
         if match is None:
             return None
-        headers.append((match.group(1), line[match.end():] + b"\r\n"))
-    return headers, msg[end + 4:]
+        headers.append((match.group(1), line[match.end() :] + b"\r\n"))
+    return headers, msg[end + 4 :]
 
 
-def _select_headers(headers: list[tuple[bytes, bytes]],
-                    wanted: list[bytes]) -> list[tuple[bytes, bytes]]:
+def _select_headers(
+    headers: list[tuple[bytes, bytes]], wanted: list[bytes]
+) -> list[tuple[bytes, bytes]]:
     """RFC 6376 s.5.4.2: for each listed name, the last instance not yet taken, bottom up;
     a name with no (further) instance signs its absence and hashes nothing."""
     # Each name's positions, top down, so taking one is a pop, not a rescan of the
@@ -322,8 +337,15 @@ class _OpenSslRsaDKIM(dkim.DKIM):  # type: ignore[misc]
         super().__init__(message, signature_algorithm=b"rsa-sha256", linesep=linesep)
         self._rsa = key
 
-    def gen_header(self, fields, include_headers, canon_policy, header_name, pk,  # type: ignore[no-untyped-def]
-                   standardize=False):
+    def gen_header(
+        self,
+        fields,
+        include_headers,
+        canon_policy,
+        header_name,
+        pk,  # type: ignore[no-untyped-def]
+        standardize=False,
+    ):
         header_value = b"; ".join(b"=".join(x) for x in fields)
         header_value = dkim.fold(header_value, namelen=len(header_name), linesep=b"\r\n")
         header_value = dkim.RE_BTAG.sub(b"\\1", header_value)
@@ -331,8 +353,9 @@ class _OpenSslRsaDKIM(dkim.DKIM):  # type: ignore[misc]
         h = dkim.HashThrough(self.hasher(), self.debug_content)
         sig = dict(fields)
         headers = canon_policy.canonicalize_headers(self.headers)
-        self.signed_headers = dkim.hash_headers(h, canon_policy, headers, include_headers,
-                                                header, sig)
+        self.signed_headers = dkim.hash_headers(
+            h, canon_policy, headers, include_headers, header, sig
+        )
         signature = self._rsa.sign(h.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
         idx = [i for i in range(len(fields)) if fields[i][0] == b"b"][0]
         fields[idx] = (b"b", base64.b64encode(signature))

@@ -136,8 +136,10 @@ def _pieces(text: str) -> list[tuple[int, str]]:
     """Each word of ``text``: plain, or to be encoded (non-ASCII or holding "=?")."""
     if not text:
         return []
-    return [(_WORD if _PLAIN_WORD.match(word) and "=?" not in word else _ENCODE, word)
-            for word in text.split(" ")]
+    return [
+        (_WORD if _PLAIN_WORD.match(word) and "=?" not in word else _ENCODE, word)
+        for word in text.split(" ")
+    ]
 
 
 def _fold(name: str, pieces: Iterable[tuple[int, str]]) -> str:
@@ -161,8 +163,10 @@ def _runs(label: str, pieces: Iterable[tuple[int, str]]) -> list[tuple[int, str]
     as a leading space of the value."""
     out: list[tuple[int, str]] = []
     for kind, text in pieces:
-        if kind == _WORD and (len(text) + 1 > MAX_HEADER_LINE
-                              or (not out and len(label) + 1 + len(text) > MAX_HEADER_LINE)):
+        if kind == _WORD and (
+            len(text) + 1 > MAX_HEADER_LINE
+            or (not out and len(label) + 1 + len(text) > MAX_HEADER_LINE)
+        ):
             kind = _ENCODE
         if kind == _ENCODE and out and out[-1][0] == _ENCODE:
             out[-1] = (_ENCODE, f"{out[-1][1]} {text}")
@@ -174,8 +178,7 @@ def _runs(label: str, pieces: Iterable[tuple[int, str]]) -> list[tuple[int, str]
 def _place(lines: list[str], label: str, token: str) -> None:
     """Append `` token`` to the last line, or on a new line when it would pass 78 (never
     leaving the label's line empty: an unbreakable token then makes that line long)."""
-    if (len(lines[-1]) + 1 + len(token) > MAX_HEADER_LINE and lines[-1].strip()
-            and lines != [label]):
+    if len(lines[-1]) + 1 + len(token) > MAX_HEADER_LINE and lines[-1].strip() and lines != [label]:
         lines.append(" " + token)
     else:
         lines[-1] += " " + token
@@ -193,7 +196,7 @@ def _place_encoded(lines: list[str], label: str, units: list[bytes]) -> None:
         elif lines == [label] and len(units[start].decode("utf-8")) > 1:
             # The value's first cluster does not fit after the label: split it into its
             # code points rather than start the value on a continuation line.
-            units[start:start + 1] = [ch.encode("utf-8") for ch in units[start].decode("utf-8")]
+            units[start : start + 1] = [ch.encode("utf-8") for ch in units[start].decode("utf-8")]
         else:
             lines.append("")
 

@@ -4,21 +4,28 @@ from prometheus_client import Counter, Histogram
 
 from shared.metrics import LATENCY_BUCKETS
 
-DIGESTS_SENT = Counter("bridge_digests_sent_total", "Digest emails by final SMTP outcome.",
-                       ["outcome"])
+DIGESTS_SENT = Counter(
+    "bridge_digests_sent_total", "Digest emails by final SMTP outcome.", ["outcome"]
+)
 SEND_RETRIES = Counter("bridge_smtp_retries_total", "SMTP sends retried after a temporary failure.")
-SEND_SECONDS = Histogram("bridge_smtp_send_seconds", "One SMTP transaction to the relay.",
-                         buckets=LATENCY_BUCKETS)
+SEND_SECONDS = Histogram(
+    "bridge_smtp_send_seconds", "One SMTP transaction to the relay.", buckets=LATENCY_BUCKETS
+)
 RESENDS_UNKNOWN = Counter(
     "bridge_digest_resends_unknown_total",
-    "Digests sent again because an earlier attempt (by a process that died) left no outcome.")
-HELPER_RESTARTS = Counter("bridge_mailer_helper_restarts_total",
-                          "Helper processes (compose, DKIM signing) restarted after dying.",
-                          ["helper"])
+    "Digests sent again because an earlier attempt (by a process that died) left no outcome.",
+)
+HELPER_RESTARTS = Counter(
+    "bridge_mailer_helper_restarts_total",
+    "Helper processes (compose, DKIM signing) restarted after dying.",
+    ["helper"],
+)
 MESSAGES_UNSHOWN = Counter(
     "bridge_digest_messages_unshown_total",
-    "Messages shown in their digest as a placeholder because they could not be rendered.")
+    "Messages shown in their digest as a placeholder because they could not be rendered.",
+)
 NOTICES_DROPPED = Counter(
     "bridge_notices_dropped_total",
     "Notices not sent: over a send limit (reason names the limit) or without a recipient.",
-    ["reason"])
+    ["reason"],
+)

@@ -89,4 +89,3 @@ class MailerSettings(ReplyTokenSettings, SendLimitSettings):
     mailer_outcome_retention_days: float = DEFAULT_RETENTION_MS / DAY_MS
     # Write tombstones for forgotten ids so the compacted topic stops growing too.
     mailer_outcome_tombstones: bool = True
-

@@ -27,8 +27,14 @@ _AUTO_SUBMITTED = ("auto-generated", "auto-replied")
 _KIND = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def compose_notice_bytes(notice: MailNotice, *, marketplace_name: str, from_address: str,
-                         message_id_domain: str, now: datetime) -> bytes:
+def compose_notice_bytes(
+    notice: MailNotice,
+    *,
+    marketplace_name: str,
+    from_address: str,
+    message_id_domain: str,
+    now: datetime,
+) -> bytes:
     """A notice email, marked automatic so auto-responders and helpdesks do not answer it.
 
     Raises :class:`~mailer.header_encoding.InvalidAddressError` when the sender or the
@@ -55,5 +61,7 @@ def compose_notice_bytes(notice: MailNotice, *, marketplace_name: str, from_addr
         token_header("X-Bridge-Notice", _KIND.sub("_", notice.kind)[:64] or "notice"),
     ]
     return "".join(headers).encode("ascii") + mime_body(
-        strip_bidi_controls(notice.text), strip_bidi_controls(notice.html),
-        message_boundary("notice", notice.notice_id))
+        strip_bidi_controls(notice.text),
+        strip_bidi_controls(notice.html),
+        message_boundary("notice", notice.notice_id),
+    )

@@ -60,13 +60,27 @@ class OutcomeLedger(IdempotencyLedger[Seen]):
     ``retention_ms``: how long after its newest record an id is kept; ``tombstones``: the
     producer that tombstones each forgotten id (None: forget in memory only)."""
 
-    def __init__(self, bootstrap: str, topic: str = MAIL_OUTCOMES.name, *,
-                 poll_ms: int = 1000, retention_ms: int = DEFAULT_RETENTION_MS,
-                 tombstones: AIOKafkaProducer | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        super().__init__(bootstrap, topic, read_outcome, merge=keep_done,
-                         retention_ms=retention_ms, tombstones=tombstones, poll_ms=poll_ms,
-                         clock=clock, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str = MAIL_OUTCOMES.name,
+        *,
+        poll_ms: int = 1000,
+        retention_ms: int = DEFAULT_RETENTION_MS,
+        tombstones: AIOKafkaProducer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            bootstrap,
+            topic,
+            read_outcome,
+            merge=keep_done,
+            retention_ms=retention_ms,
+            tombstones=tombstones,
+            poll_ms=poll_ms,
+            clock=clock,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
 
     def seen(self, item_id: str) -> Seen:
         return self.get(item_id) or Seen.NOTHING

@@ -58,7 +58,8 @@ class PipedHelper(Generic[T]):
     async def start(self) -> None:
         self._started_at = time.monotonic()
         self._process = await asyncio.create_subprocess_exec(
-            *self._argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            *self._argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
         if self._first:
             assert self._process.stdin is not None
             self._process.stdin.write(self._first)
@@ -70,18 +71,27 @@ class PipedHelper(Generic[T]):
 
     @property
     def alive(self) -> bool:
-        return (self._process is not None and self._process.returncode is None
-                and self._reader is not None and not self._reader.done())
+        return (
+            self._process is not None
+            and self._process.returncode is None
+            and self._reader is not None
+            and not self._reader.done()
+        )
 
     def revive(self) -> None:
         """Start a new child in the background if this one has died (not if it was closed,
         and at most once per ``restart_interval_s``); callers fall back meanwhile."""
-        if (self._closing or self._process is None or self.alive
-                or (self._reviving is not None and not self._reviving.done())
-                or time.monotonic() - self._started_at < self.restart_interval_s):
+        if (
+            self._closing
+            or self._process is None
+            or self.alive
+            or (self._reviving is not None and not self._reviving.done())
+            or time.monotonic() - self._started_at < self.restart_interval_s
+        ):
             return
-        self._reviving = asyncio.get_running_loop().create_task(self._restart(),
-                                                                name=f"{self.what} restart")
+        self._reviving = asyncio.get_running_loop().create_task(
+            self._restart(), name=f"{self.what} restart"
+        )
 
     async def _restart(self) -> None:
         old = self._process
@@ -95,8 +105,9 @@ class PipedHelper(Generic[T]):
         try:
             await self.start()
         except OSError as exc:
-            log.error("cannot restart helper process", extra={"helper": self.what,
-                                                               "error": str(exc)})
+            log.error(
+                "cannot restart helper process", extra={"helper": self.what, "error": str(exc)}
+            )
 
     async def _request(self, payload: bytes) -> T:
         if not self.alive:
@@ -148,8 +159,10 @@ class PipedHelper(Generic[T]):
                     waiter.set_result(result)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             if not self._closing:
-                log.error("helper process exited; its work is done on the event loop now",
-                          extra={"helper": self.what, "error": str(exc)})
+                log.error(
+                    "helper process exited; its work is done on the event loop now",
+                    extra={"helper": self.what, "error": str(exc)},
+                )
         finally:
             for waiter in self._pending.values():
                 if not waiter.done():
@@ -181,7 +194,7 @@ def write_answers(fd: int, answers: bytes | bytearray) -> bool:
     view = memoryview(answers)
     while view:
         try:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         except BrokenPipeError:
             return False
     return True

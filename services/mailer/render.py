@@ -243,8 +243,9 @@ def _facts(digest: Digest, links: DigestLinks) -> _Facts:
         shop=header_safe(digest.shop_name),
         chat_url=chat_url,
         settings_url=safe_http_url(links.settings_url),
-        shown=[_show(message, buyer, digest.digest_id, images)
-               for message in _ordered(digest.messages)],
+        shown=[
+            _show(message, buyer, digest.digest_id, images) for message in _ordered(digest.messages)
+        ],
     )
 
 
@@ -257,18 +258,28 @@ def _show(message: DigestMessage, buyer: str, digest_id: str, images: _Images) -
     """
     try:
         when = format_message_time(message.sent_at_ms)
-        return _Shown(_html_message(message, buyer, when, images),
-                      _text_content(message.content, images), when,
-                      " ".join(describe_content(message.content).split()))
+        return _Shown(
+            _html_message(message, buyer, when, images),
+            _text_content(message.content, images),
+            when,
+            " ".join(describe_content(message.content).split()),
+        )
     except Exception as exc:  # noqa: BLE001 - any failure of one message costs only it
         MESSAGES_UNSHOWN.inc()
-        log.warning("a message could not be shown; its digest carries a placeholder",
-                    extra={"message_id": message.message_id, "digest_id": digest_id,
-                           "error": f"{type(exc).__name__}: {exc}"[:300]})
-        placeholder = DigestMessage(message.message_id, 0,
-                                    ChatContent(kind=ContentKind.NOTICE, text=UNSHOWN_MESSAGE))
-        return _Shown(_html_message(placeholder, buyer, "", images), [UNSHOWN_MESSAGE], "",
-                      UNSHOWN_MESSAGE)
+        log.warning(
+            "a message could not be shown; its digest carries a placeholder",
+            extra={
+                "message_id": message.message_id,
+                "digest_id": digest_id,
+                "error": f"{type(exc).__name__}: {exc}"[:300],
+            },
+        )
+        placeholder = DigestMessage(
+            message.message_id, 0, ChatContent(kind=ContentKind.NOTICE, text=UNSHOWN_MESSAGE)
+        )
+        return _Shown(
+            _html_message(placeholder, buyer, "", images), [UNSHOWN_MESSAGE], "", UNSHOWN_MESSAGE
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -373,8 +384,10 @@ _PLACE_RE = re.compile("<!--\ue000(\\d+)\ue001-->|\ue000(\\d+)\ue001")
 _ROWS_START, _ROWS_END = "<!--\ue002-->", "<!--\ue003-->"
 # A message row is inlined alone inside a table body (after a first row, so the two
 # markers land inside the body with it) in a document with the digest's stylesheet.
-_ROWS_BEFORE = (f"<!DOCTYPE html><html><head><style>{_CSS}{_AT_RULES_CSS}</style></head>"
-                f"<body><table><tr><td></td></tr>{_ROWS_START}")
+_ROWS_BEFORE = (
+    f"<!DOCTYPE html><html><head><style>{_CSS}{_AT_RULES_CSS}</style></head>"
+    f"<body><table><tr><td></td></tr>{_ROWS_START}"
+)
 _ROWS_AFTER = f"{_ROWS_END}</table></body></html>"
 
 # A value is one line of text (or attribute value), lines to join with <br>, or rows.
@@ -422,14 +435,14 @@ class _InlinedShape:
 def _inlined_shape(shape: str, is_rows: bool) -> _InlinedShape:
     if is_rows:
         out = _INLINER.inline(_ROWS_BEFORE + shape + _ROWS_AFTER)
-        out = out[out.index(_ROWS_START) + len(_ROWS_START):out.index(_ROWS_END)]
+        out = out[out.index(_ROWS_START) + len(_ROWS_START) : out.index(_ROWS_END)]
     else:
         out = _INLINER.inline(shape)
     literals: list[str] = []
     places: list[tuple[int, bool]] = []
     pos = 0
     for match in _PLACE_RE.finditer(out):
-        literals.append(out[pos:match.start()])
+        literals.append(out[pos : match.start()])
         # Inside a tag when the last "<" comes after the last ">": the serialiser escapes
         # both in text, so outside comments (which hold no places) they only delimit tags.
         in_attribute = out.rfind("<", 0, match.start()) > out.rfind(">", 0, match.start())
@@ -449,8 +462,12 @@ def _serialized_text(value: str) -> str:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in value:
         value = value.replace("\x00", "")
-    return (value.replace("&", "&amp;").replace("\u00a0", "&nbsp;")
-            .replace("<", "&lt;").replace(">", "&gt;"))
+    return (
+        value.replace("&", "&amp;")
+        .replace("\u00a0", "&nbsp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+    )
 
 
 def _serialized_attribute(value: str) -> str:
@@ -471,8 +488,7 @@ def _inlined(markup: _Markup, *, is_rows: bool = False) -> str:
     for (index, in_attribute), literal in zip(shape.places, shape.literals[1:], strict=True):
         value = values[index]
         if isinstance(value, str):
-            out.append(_serialized_attribute(value) if in_attribute
-                       else _serialized_text(value))
+            out.append(_serialized_attribute(value) if in_attribute else _serialized_text(value))
         elif isinstance(value, tuple):
             out.append("<br>".join(_serialized_text(line) for line in value))
         else:
@@ -592,8 +608,10 @@ def _html_product(m: _Markup, content: ChatContent, images: _Images) -> None:
     title = clean_text(content.title) or "Product"
     url = images.link(content.url)
     image_src = images.src(content.thumbnail_url)
-    m.add('<table role="presentation" class="product" width="100%" cellpadding="0" '
-          'cellspacing="0"><tr>')
+    m.add(
+        '<table role="presentation" class="product" width="100%" cellpadding="0" '
+        'cellspacing="0"><tr>'
+    )
     if image_src:
         m.add('<td class="product-cell" width="80" style="width:80px;">')
         _img(m, image_src, title, 80)
@@ -617,8 +635,10 @@ def _html_product(m: _Markup, content: ChatContent, images: _Images) -> None:
 
 def _html_order(m: _Markup, content: ChatContent, _images: _Images) -> None:
     order_id = clean_text(content.order_id) or "unknown"
-    m.add('<table role="presentation" class="product" width="100%" cellpadding="0" '
-          'cellspacing="0"><tr><td class="product-cell"><p class="product-name">Order ')
+    m.add(
+        '<table role="presentation" class="product" width="100%" cellpadding="0" '
+        'cellspacing="0"><tr><td class="product-cell"><p class="product-name">Order '
+    )
     m.text(order_id)
     m.add("</p>")
     if content.status.strip():
@@ -726,8 +746,10 @@ def _html_document(facts: _Facts) -> _Markup:
 only your new text and emoji, and pictures placed inline where your helpdesk allows them.
 Attachments, files, videos and links are not shown to the buyer.</p>
 <p style="margin:0;">""")
-    m.text(f"You receive this because new {marketplace} buyer messages\n"
-           f"for {shop or 'your shop'} were unread.")
+    m.text(
+        f"You receive this because new {marketplace} buyer messages\n"
+        f"for {shop or 'your shop'} were unread."
+    )
     if settings_url:
         m.add(' <a class="footer-link" href="')
         m.text(settings_url)
@@ -815,5 +837,6 @@ def render_digest_reference(digest: Digest, links: DigestLinks) -> RenderedDiges
     """:func:`render_digest` with css-inline run over the whole finished document, as it
     was before shapes were inlined once: the reference the fast path is tested against."""
     facts = _facts(digest, links)
-    return RenderedDigest(html=_INLINER.inline(_uninlined(_html_document(facts))),
-                          text=_render_text(facts))
+    return RenderedDigest(
+        html=_INLINER.inline(_uninlined(_html_document(facts))), text=_render_text(facts)
+    )

@@ -19,8 +19,12 @@ from shared.backoff import RetryPolicy
 
 def relay_retry_policy(cfg: MailerSettings) -> RetryPolicy:
     """How long a temporary SMTP failure is retried."""
-    return RetryPolicy(cfg.smtp_backoff_base_s, cfg.smtp_backoff_max_s,
-                       max_attempts=cfg.smtp_max_attempts, window_s=cfg.smtp_retry_window_s)
+    return RetryPolicy(
+        cfg.smtp_backoff_base_s,
+        cfg.smtp_backoff_max_s,
+        max_attempts=cfg.smtp_max_attempts,
+        window_s=cfg.smtp_retry_window_s,
+    )
 
 
 def temporary(error: SendError) -> bool:
@@ -45,4 +49,7 @@ def given_up(error: SendError, attempts: int) -> SendGivenUp:
     return SendGivenUp(
         dead_letter_reason=f"SMTP delivery failed after {attempts} attempts: {error.reason}",
         reason_class="smtp_permanent" if error.permanent else "smtp_exhausted",
-        smtp_code=error.code, reason=error.reason, attempts=attempts)
+        smtp_code=error.code,
+        reason=error.reason,
+        attempts=attempts,
+    )

@@ -64,11 +64,15 @@ class SmtpPool:
     async def _connect(self) -> aiosmtplib.SMTP:
         r = self._relay
         client = aiosmtplib.SMTP(
-            hostname=r.host, port=r.port, timeout=r.timeout_s, use_tls=r.use_tls,
+            hostname=r.host,
+            port=r.port,
+            timeout=r.timeout_s,
+            use_tls=r.use_tls,
             # False, not None: None would mean "STARTTLS if offered", which silently
             # downgrades when a relay stops offering it.
             start_tls=r.starttls and not r.use_tls,
-            validate_certs=r.validate_certs, cert_bundle=r.ca_file or None,
+            validate_certs=r.validate_certs,
+            cert_bundle=r.ca_file or None,
         )
         await client.connect()
         if client.is_ehlo_or_helo_needed:
@@ -97,19 +101,25 @@ class SmtpPool:
                     # trouble, not this message's: always worth another try, never a
                     # dead letter, even when the relay said 5xx (e.g. 535 bad password).
                     client = None
-                    raise SendError(f"relay unavailable: {exc.__class__.__name__}: {exc}",
-                                    code=getattr(exc, "code", 0)) from None
+                    raise SendError(
+                        f"relay unavailable: {exc.__class__.__name__}: {exc}",
+                        code=getattr(exc, "code", 0),
+                    ) from None
             return await _transaction(client, sender, recipients, message)
         except aiosmtplib.SMTPRecipientRefused as exc:
-            raise SendError(f"recipient refused: {exc.code} {exc.message}", code=exc.code,
-                            permanent=_is_permanent(exc.code)) from None
+            raise SendError(
+                f"recipient refused: {exc.code} {exc.message}",
+                code=exc.code,
+                permanent=_is_permanent(exc.code),
+            ) from None
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421 or exc.code < 400:
                 # 421: the relay is closing the channel; start the next try on a fresh one.
                 await _quietly_close(client)
                 client = None
-            raise SendError(f"{exc.code} {exc.message}", code=exc.code,
-                            permanent=_is_permanent(exc.code)) from None
+            raise SendError(
+                f"{exc.code} {exc.message}", code=exc.code, permanent=_is_permanent(exc.code)
+            ) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             if client is not None:
                 await _quietly_close(client)
@@ -125,8 +135,9 @@ class SmtpPool:
                 await _quietly_close(client)
 
 
-async def _transaction(client: aiosmtplib.SMTP, sender: str, recipients: list[str],
-                       message: bytes) -> str:
+async def _transaction(
+    client: aiosmtplib.SMTP, sender: str, recipients: list[str], message: bytes
+) -> str:
     """MAIL, RCPT per recipient, DATA: what ``SMTP.sendmail`` does, minus repeated work.
 
     ``sendmail`` validates every address twice, each time with the email package's
@@ -148,12 +159,12 @@ async def _transaction(client: aiosmtplib.SMTP, sender: str, recipients: list[st
         for recipient in recipients:
             response = await client.execute_command(b"RCPT", b"TO:" + smtp_path(recipient))
             if response.code not in (250, 251):
-                raise aiosmtplib.SMTPRecipientRefused(response.code, response.message,
-                                                      recipient)
+                raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
         response = await client.data(message)
     except aiosmtplib.SMTPResponseException:
-        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException,
-                                 aiosmtplib.SMTPServerDisconnected):
+        with contextlib.suppress(
+            ConnectionError, aiosmtplib.SMTPResponseException, aiosmtplib.SMTPServerDisconnected
+        ):
             await client.rset()
         raise
     return response.message
@@ -164,7 +175,8 @@ async def _transaction(client: aiosmtplib.SMTP, sender: str, recipients: list[st
 # returns the address unchanged, so aiosmtplib would send exactly "<address>".
 _PLAIN_ADDRESS = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
 
 
 def smtp_path(address: str) -> bytes:
@@ -180,8 +192,9 @@ def smtp_path(address: str) -> bytes:
 
 def _transmitted_size(message: bytes) -> int:
     """Octets of ``message`` as DATA sends it (RFC 1870), before dot-stuffing."""
-    if message.count(b"\n") == message.count(b"\r\n") == message.count(b"\r") \
-            and message.endswith(b"\r\n"):
+    if message.count(b"\n") == message.count(b"\r\n") == message.count(b"\r") and message.endswith(
+        b"\r\n"
+    ):
         return len(message)  # already CRLF throughout: nothing to normalise
     return len(normalize_message_line_endings(message))
 

@@ -86,8 +86,12 @@ def outside_message_id(value: str) -> str | None:
     ``<left@right>`` fit to write into In-Reply-To/References; else ``None``: threading
     is a nicety, never worth writing text we did not check into a header."""
     candidate = value.strip()
-    if (len(candidate) > _MAX_OUTSIDE_MSG_ID or "=?" in candidate
-            or candidate.count("@") != 1 or not _OUTSIDE_MSG_ID.match(candidate)):
+    if (
+        len(candidate) > _MAX_OUTSIDE_MSG_ID
+        or "=?" in candidate
+        or candidate.count("@") != 1
+        or not _OUTSIDE_MSG_ID.match(candidate)
+    ):
         return None
     return candidate
 

@@ -20,5 +20,10 @@ if __name__ == "__main__":
         from reply_parser.front_app import SERVICE, main
     else:
         from reply_parser.parser_app import SERVICE, main
-    run_service(SERVICE, cfg, SECRETS[role], lambda runtime: main(runtime, cfg),
-                process=f"reply-parser {role}")
+    run_service(
+        SERVICE,
+        cfg,
+        SECRETS[role],
+        lambda runtime: main(runtime, cfg),
+        process=f"reply-parser {role}",
+    )

@@ -36,8 +36,11 @@ class Bounce:
 
     @property
     def reason(self) -> str:
-        words = [self.status, self.diagnostic or "no diagnostic", f"(recipient {self.recipient})"
-                 if self.recipient else ""]
+        words = [
+            self.status,
+            self.diagnostic or "no diagnostic",
+            f"(recipient {self.recipient})" if self.recipient else "",
+        ]
         return " ".join(w for w in words if w)[:500]
 
 
@@ -59,23 +62,28 @@ def read_bounce(msg: EmailMessage, message_id_domain: str) -> Bounce | None:
     recipient = fields.get("final-recipient", fields.get("original-recipient", ""))
     if ";" in recipient:
         recipient = recipient.split(";", 1)[1].strip()
-    return Bounce(digest_id=digest_id, permanent=permanent, status=status,
-                  smtp_code=int(code.group(1)) if code else 0, recipient=recipient[:200],
-                  diagnostic=diagnostic[:300])
+    return Bounce(
+        digest_id=digest_id,
+        permanent=permanent,
+        status=status,
+        smtp_code=int(code.group(1)) if code else 0,
+        recipient=recipient[:200],
+        diagnostic=diagnostic[:300],
+    )
 
 
 def _digest_id(msg: EmailMessage, domain: str) -> str:
     for headers in _returned_headers(msg):
-        found = _digest_id_in(headers.get("X-Bridge-Digest-Id"), headers.get("Message-ID"),
-                              domain)
+        found = _digest_id_in(headers.get("X-Bridge-Digest-Id"), headers.get("Message-ID"), domain)
         if found:
             return found
     # No returned headers: look for ours in the text of the whole report.
     text = _text_of(msg)
     header = _QUOTED_DIGEST_HEADER.search(text)
     message_id = _QUOTED_DIGEST_MESSAGE_ID.search(text)
-    return _digest_id_in(header.group(1) if header else None,
-                         message_id.group(0) if message_id else None, domain)
+    return _digest_id_in(
+        header.group(1) if header else None, message_id.group(0) if message_id else None, domain
+    )
 
 
 def _digest_id_in(header: object, message_id: object, domain: str) -> str:
@@ -85,7 +93,7 @@ def _digest_id_in(header: object, message_id: object, domain: str) -> str:
         value = str(message_id).strip().strip("<>")
         left, _, right = value.rpartition("@")
         if right.lower() == domain.lower() and left.startswith("digest-") and len(left) > 7:
-            return left[len("digest-"):]
+            return left[len("digest-") :]
     return ""
 
 

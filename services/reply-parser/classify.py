@@ -176,13 +176,56 @@ class _Signal:
 
 
 _SELF_DECLARED = _Signal(
-    ("auto", "автомат", "otomatis", "tự động", "อัตโนมัติ", "自動", "自动", "자동", "부재", "case",
-     "ticket", "request", "received your", "do not reply", "i am", "i'm", "oficina", "absent",
-     "ich bin", "ufficio", "escritório", "férias", "ferie", "afwezig", "kantoor", "vakantie",
-     "kontoret", "ledig", "semester", "biurem", "urlopie", "kancelář", "отпуск", "офис",
-     "відпуст", "vắng", "nghỉ phép", "สำนักงาน", "cuti", "kantor", "pejabat", "不在", "休暇",
-     "办公室", "辦公室", "休假"),
-    re.compile(_AUTO_BODY.pattern + "|" + "|".join(_AUTO_BODY_LOCALIZED)))
+    (
+        "auto",
+        "автомат",
+        "otomatis",
+        "tự động",
+        "อัตโนมัติ",
+        "自動",
+        "自动",
+        "자동",
+        "부재",
+        "case",
+        "ticket",
+        "request",
+        "received your",
+        "do not reply",
+        "i am",
+        "i'm",
+        "oficina",
+        "absent",
+        "ich bin",
+        "ufficio",
+        "escritório",
+        "férias",
+        "ferie",
+        "afwezig",
+        "kantoor",
+        "vakantie",
+        "kontoret",
+        "ledig",
+        "semester",
+        "biurem",
+        "urlopie",
+        "kancelář",
+        "отпуск",
+        "офис",
+        "відпуст",
+        "vắng",
+        "nghỉ phép",
+        "สำนักงาน",
+        "cuti",
+        "kantor",
+        "pejabat",
+        "不在",
+        "休暇",
+        "办公室",
+        "辦公室",
+        "休假",
+    ),
+    re.compile(_AUTO_BODY.pattern + "|" + "|".join(_AUTO_BODY_LOCALIZED)),
+)
 # Acknowledgement signals: any TWO of these mark a helpdesk auto-response. Each comes with
 # its gate: words one of which every alternative of the pattern contains, checked as plain
 # substrings of the lower-cased text first (a pattern of a hundred alternatives costs
@@ -190,84 +233,195 @@ _SELF_DECLARED = _Signal(
 # that known acknowledgement phrases still pass their gates.
 # Thanks for contacting.
 _THANKS_FOR_CONTACTING = _Signal(
-    ("thanks for", "thank you for", "vielen dank für", "merci de nous", "merci pour",
-     "gracias por", "obrigad", "grazie per", "bedankt voor", "dziękujemy za",
-     "tack för", "takk for", "спасибо за", "дякуємо за", "đã liên hệ",
-     "ขอบคุณที่ติดต่อ", "menghubungi", "お問い合わせ", "문의", "感谢您的", "感謝您的"),
+    (
+        "thanks for",
+        "thank you for",
+        "vielen dank für",
+        "merci de nous",
+        "merci pour",
+        "gracias por",
+        "obrigad",
+        "grazie per",
+        "bedankt voor",
+        "dziękujemy za",
+        "tack för",
+        "takk for",
+        "спасибо за",
+        "дякуємо за",
+        "đã liên hệ",
+        "ขอบคุณที่ติดต่อ",
+        "menghubungi",
+        "お問い合わせ",
+        "문의",
+        "感谢您的",
+        "感謝您的",
+    ),
     re.compile(
-    r"thank(?:s| you) for (?:contacting|reaching out|getting in touch|your (?:e-?mail|message|"
-    r"request|inquiry|enquiry))|vielen dank für ihre (?:nachricht|anfrage|e-?mail)|"
-    r"merci de nous avoir contactés?|merci pour votre (?:message|demande|e-?mail)|"
-    r"gracias por (?:contactarnos|contactar con|ponerte en contacto|ponerse en contacto|su mensaje|"
-    r"tu mensaje)|"
-    r"obrigad[oa] por (?:entrar em contato|nos contatar|sua mensagem|contactar)|"
-    r"grazie per (?:averci contattat[oi]|la tua richiesta|il tuo messaggio|la sua richiesta)|"
-    r"bedankt voor (?:uw|je) (?:bericht|e-?mail|aanvraag)|dziękujemy za (?:kontakt|wiadomość)|"
-    r"tack för (?:ditt|ert) (?:meddelande|mejl)|takk for (?:din|henvendelsen)|"
-    r"спасибо за (?:обращение|ваше письмо)|дякуємо за (?:звернення|ваш лист)|"
-    r"cảm ơn (?:bạn|quý khách) đã liên hệ|ขอบคุณที่ติดต่อ|terima kasih (?:telah|sudah|kerana) "
-    r"menghubungi|お問い合わせ(?:いただき)?(?:、)?(?:誠に)?ありがとうございます|"
-    r"문의(?:해)? 주셔서 감사합니다|"
-    r"感谢您的(?:来信|联系|咨询|邮件)|感謝您的(?:來信|聯繫|聯絡|詢問)"))
+        r"thank(?:s| you) for (?:contacting|reaching out|getting in touch|your (?:e-?mail|message|"
+        r"request|inquiry|enquiry))|vielen dank für ihre (?:nachricht|anfrage|e-?mail)|"
+        r"merci de nous avoir contactés?|merci pour votre (?:message|demande|e-?mail)|"
+        r"gracias por (?:contactarnos|contactar con|ponerte en contacto|ponerse en contacto|"
+        r"su mensaje|tu mensaje)|"
+        r"obrigad[oa] por (?:entrar em contato|nos contatar|sua mensagem|contactar)|"
+        r"grazie per (?:averci contattat[oi]|la tua richiesta|il tuo messaggio|la sua richiesta)|"
+        r"bedankt voor (?:uw|je) (?:bericht|e-?mail|aanvraag)|dziękujemy za (?:kontakt|wiadomość)|"
+        r"tack för (?:ditt|ert) (?:meddelande|mejl)|takk for (?:din|henvendelsen)|"
+        r"спасибо за (?:обращение|ваше письмо)|дякуємо за (?:звернення|ваш лист)|"
+        r"cảm ơn (?:bạn|quý khách) đã liên hệ|ขอบคุณที่ติดต่อ|terima kasih (?:telah|sudah|kerana) "
+        r"menghubungi|お問い合わせ(?:いただき)?(?:、)?(?:誠に)?ありがとうございます|"
+        r"문의(?:해)? 주셔서 감사합니다|"
+        r"感谢您的(?:来信|联系|咨询|邮件)|感謝您的(?:來信|聯繫|聯絡|詢問)"
+    ),
+)
 # A case or ticket number stated.
 _TICKET_NUMBER = _Signal(
-    ("case", "ticket", "request", "reference", "support", "nummer", "numéro", "número",
-     "numero", "numer", "номер", "mã ", "หมายเลข", "nomor", "nombor", "番号", "번호", "工单",
-     "工單", "案件"),
+    (
+        "case",
+        "ticket",
+        "request",
+        "reference",
+        "support",
+        "nummer",
+        "numéro",
+        "número",
+        "numero",
+        "numer",
+        "номер",
+        "mã ",
+        "หมายเลข",
+        "nomor",
+        "nombor",
+        "番号",
+        "번호",
+        "工单",
+        "工單",
+        "案件",
+    ),
     re.compile(
-    r"(?:your|the) (?:case|ticket|request|reference|support) (?:number|no\.?|id|#)\s*(?:is|:)|"
-    r"ihre (?:ticket|fall|vorgangs|anfrage)nummer|votre numéro de (?:ticket|dossier|demande)|"
-    r"(?:su|tu) número de (?:caso|ticket|solicitud)|(?:o )?número do (?:seu )?(?:caso|ticket|"
-    r"chamado|protocolo)|il (?:tuo|suo) numero di (?:ticket|richiesta)|numero (?:del )?ticket|"
-    r"uw ticketnummer|numer (?:zgłoszenia|sprawy)|номер (?:обращения|заявки)|"
-    r"mã (?:yêu cầu|phiếu hỗ trợ|ticket)|หมายเลข(?:เคส|คำขอ|ตั๋ว)|nomor (?:tiket|kasus)|"
-    r"nombor tiket|受付番号|お問い合わせ番号|접수 ?번호|工单号|工單號|案件編號|"
-    r"(?:case|ticket) #?\d{4,}"))
+        r"(?:your|the) (?:case|ticket|request|reference|support) (?:number|no\.?|id|#)\s*(?:is|:)|"
+        r"ihre (?:ticket|fall|vorgangs|anfrage)nummer|votre numéro de (?:ticket|dossier|demande)|"
+        r"(?:su|tu) número de (?:caso|ticket|solicitud)|(?:o )?número do (?:seu )?(?:caso|ticket|"
+        r"chamado|protocolo)|il (?:tuo|suo) numero di (?:ticket|richiesta)|numero (?:del )?ticket|"
+        r"uw ticketnummer|numer (?:zgłoszenia|sprawy)|номер (?:обращения|заявки)|"
+        r"mã (?:yêu cầu|phiếu hỗ trợ|ticket)|หมายเลข(?:เคส|คำขอ|ตั๋ว)|nomor (?:tiket|kasus)|"
+        r"nombor tiket|受付番号|お問い合わせ番号|접수 ?번호|工单号|工單號|案件編號|"
+        r"(?:case|ticket) #?\d{4,}"
+    ),
+)
 # A promise of a later answer within a time (a reply verb near the delay: "ships within
 # 3 days" is a seller's answer, "will respond within 24 hours" an acknowledgement).
 _ANSWER_WITHIN = _Signal(
-    ("respond", "reply", "get back", "be in touch", "contact", "answer", "melden",
-     "antwort", "beantwort", "kontaktier", "répond", "recontact", "reviendr",
-     "responder", "contestar", "pondremos", "retornar", "entraremos", "rispond",
-     "ricontatt", "reageren", "antwoord", "odpowiemy", "skontaktujemy", "ответим",
-     "свяжемся", "відповімо", "зв", "phản hồi", "liên hệ", "trả lời", "ติดต่อกลับ",
-     "ตอบกลับ", "membalas", "menghubungi", "merespons", "balas", "連絡", "返信", "回答", "답변",
-     "회신", "연락", "回复", "回覆", "答复", "答覆", "联系", "聯繫", "聯絡"),
+    (
+        "respond",
+        "reply",
+        "get back",
+        "be in touch",
+        "contact",
+        "answer",
+        "melden",
+        "antwort",
+        "beantwort",
+        "kontaktier",
+        "répond",
+        "recontact",
+        "reviendr",
+        "responder",
+        "contestar",
+        "pondremos",
+        "retornar",
+        "entraremos",
+        "rispond",
+        "ricontatt",
+        "reageren",
+        "antwoord",
+        "odpowiemy",
+        "skontaktujemy",
+        "ответим",
+        "свяжемся",
+        "відповімо",
+        "зв",
+        "phản hồi",
+        "liên hệ",
+        "trả lời",
+        "ติดต่อกลับ",
+        "ตอบกลับ",
+        "membalas",
+        "menghubungi",
+        "merespons",
+        "balas",
+        "連絡",
+        "返信",
+        "回答",
+        "답변",
+        "회신",
+        "연락",
+        "回复",
+        "回覆",
+        "答复",
+        "答覆",
+        "联系",
+        "聯繫",
+        "聯絡",
+    ),
     re.compile(
-    r"(?:respond|reply|get back to you|be in touch|contact you|answer)[^.\n]{0,40}"
-    r"(?:within|in) (?:the next )?\d+|"
-    r"(?:melden|antworten|beantworten|kontaktieren)[^.\n]{0,40}innerhalb von \d+|"
-    r"innerhalb von \d+ (?:stunden|werktagen)[^.\n]{0,40}(?:melden|antworten|beantworten)|"
-    r"(?:répondrons|répondre|recontacterons|reviendrons)[^.\n]{0,40}(?:dans les|sous) \d+|"
-    r"(?:responderemos|contestaremos|pondremos en contacto|responderá)[^.\n]{0,40}\d+ "
-    r"(?:horas|días)|(?:responderemos|retornaremos|entraremos em contato)[^.\n]{0,40}\d+ "
-    r"(?:horas|dias)|(?:risponderemo|ricontatteremo|risponderà)[^.\n]{0,40}\d+ ore|"
-    r"(?:reageren|antwoorden|contact opnemen)[^.\n]{0,40}\d+ (?:uur|werkdagen)|"
-    r"binnen \d+ (?:uur|werkdagen)[^.\n]{0,40}(?:reageren|antwoord|contact)|"
-    r"(?:odpowiemy|skontaktujemy)[^.\n]{0,40}\d+ (?:godzin|dni)|"
-    r"(?:ответим|свяжемся)[^.\n]{0,40}\d+ (?:час|рабоч)|"
-    r"(?:відповімо|зв'яжемося|зв’яжемося)[^.\n]{0,40}\d+ (?:годин|днів)|"
-    r"(?:phản hồi|liên hệ|trả lời)[^.\n]{0,40}trong vòng \d+|"
-    r"trong vòng \d+ (?:giờ|ngày)[^.\n]{0,30}(?:phản hồi|liên hệ|trả lời)|"
-    r"(?:ติดต่อกลับ|ตอบกลับ)ภายใน ?\d+|"
-    r"(?:membalas|menghubungi|merespons|balas)[^.\n]{0,40}dalam (?:waktu|masa) \d+ jam|"
-    r"\d+(?:時間|営業日)以内に(?:ご)?(?:連絡|返信|回答)|\d+시간 이내(?:에)? (?:답변|회신|연락)|"
-    r"\d+ ?(?:小时|小時)(?:内|內)(?:回复|回覆|答复|答覆|联系|聯繫|聯絡)"))
+        r"(?:respond|reply|get back to you|be in touch|contact you|answer)[^.\n]{0,40}"
+        r"(?:within|in) (?:the next )?\d+|"
+        r"(?:melden|antworten|beantworten|kontaktieren)[^.\n]{0,40}innerhalb von \d+|"
+        r"innerhalb von \d+ (?:stunden|werktagen)[^.\n]{0,40}(?:melden|antworten|beantworten)|"
+        r"(?:répondrons|répondre|recontacterons|reviendrons)[^.\n]{0,40}(?:dans les|sous) \d+|"
+        r"(?:responderemos|contestaremos|pondremos en contacto|responderá)[^.\n]{0,40}\d+ "
+        r"(?:horas|días)|(?:responderemos|retornaremos|entraremos em contato)[^.\n]{0,40}\d+ "
+        r"(?:horas|dias)|(?:risponderemo|ricontatteremo|risponderà)[^.\n]{0,40}\d+ ore|"
+        r"(?:reageren|antwoorden|contact opnemen)[^.\n]{0,40}\d+ (?:uur|werkdagen)|"
+        r"binnen \d+ (?:uur|werkdagen)[^.\n]{0,40}(?:reageren|antwoord|contact)|"
+        r"(?:odpowiemy|skontaktujemy)[^.\n]{0,40}\d+ (?:godzin|dni)|"
+        r"(?:ответим|свяжемся)[^.\n]{0,40}\d+ (?:час|рабоч)|"
+        r"(?:відповімо|зв'яжемося|зв’яжемося)[^.\n]{0,40}\d+ (?:годин|днів)|"
+        r"(?:phản hồi|liên hệ|trả lời)[^.\n]{0,40}trong vòng \d+|"
+        r"trong vòng \d+ (?:giờ|ngày)[^.\n]{0,30}(?:phản hồi|liên hệ|trả lời)|"
+        r"(?:ติดต่อกลับ|ตอบกลับ)ภายใน ?\d+|"
+        r"(?:membalas|menghubungi|merespons|balas)[^.\n]{0,40}dalam (?:waktu|masa) \d+ jam|"
+        r"\d+(?:時間|営業日)以内に(?:ご)?(?:連絡|返信|回答)|\d+시간 이내(?:에)? (?:답변|회신|연락)|"
+        r"\d+ ?(?:小时|小時)(?:内|內)(?:回复|回覆|答复|答覆|联系|聯繫|聯絡)"
+    ),
+)
 # Received, and a person will follow.
 _RECEIVED_AND_FOLLOWING = _Signal(
-    ("received", "member of our", "one of our", "erhalten", "reçu", "recibido",
-     "recebemos", "ricevut", "ontvangen", "otrzymaliśmy", "получили", "menerima",
-     "nhận được", "ได้รับ", "已收到", "접수", "受け付け", "受付"),
+    (
+        "received",
+        "member of our",
+        "one of our",
+        "erhalten",
+        "reçu",
+        "recibido",
+        "recebemos",
+        "ricevut",
+        "ontvangen",
+        "otrzymaliśmy",
+        "получили",
+        "menerima",
+        "nhận được",
+        "ได้รับ",
+        "已收到",
+        "접수",
+        "受け付け",
+        "受付",
+    ),
     re.compile(
-    r"(?:we(?:'ve| have)? received|this (?:e-?mail|message) confirms (?:that )?we received) your "
-    r"(?:request|message|e-?mail|inquiry|enquiry)|a member of our (?:team|support team|staff)|"
-    r"one of our (?:agents|team members|representatives) will|"
-    r"wir haben ihre (?:nachricht|anfrage|e-?mail) erhalten|nous avons (?:bien )?reçu votre "
-    r"(?:message|demande|e-?mail)|hemos recibido (?:su|tu) (?:mensaje|solicitud|correo)|"
-    r"recebemos (?:sua|a sua) (?:mensagem|solicitação)|abbiamo ricevuto (?:la tua|la sua|il tuo)|"
-    r"we hebben (?:uw|je) (?:bericht|aanvraag|e-?mail) ontvangen|otrzymaliśmy (?:twoją|państwa)|"
-    r"мы получили ваше|kami telah menerima|chúng tôi đã nhận được|เราได้รับ|"
-    r"我们已收到您的|我們已收到您的|접수되었습니다|受け付けました|受付いたしました"))
+        r"(?:we(?:'ve| have)? received|this (?:e-?mail|message) confirms (?:that )?we received) "
+        r"your (?:request|message|e-?mail|inquiry|enquiry)|"
+        r"a member of our (?:team|support team|staff)|"
+        r"one of our (?:agents|team members|representatives) will|"
+        r"wir haben ihre (?:nachricht|anfrage|e-?mail) erhalten|nous avons (?:bien )?reçu votre "
+        r"(?:message|demande|e-?mail)|hemos recibido (?:su|tu) (?:mensaje|solicitud|correo)|"
+        r"recebemos (?:sua|a sua) (?:mensagem|solicitação)|"
+        r"abbiamo ricevuto (?:la tua|la sua|il tuo)|"
+        r"we hebben (?:uw|je) (?:bericht|aanvraag|e-?mail) ontvangen|"
+        r"otrzymaliśmy (?:twoją|państwa)|"
+        r"мы получили ваше|kami telah menerima|chúng tôi đã nhận được|เราได้รับ|"
+        r"我们已收到您的|我們已收到您的|접수되었습니다|受け付けました|受付いたしました"
+    ),
+)
 _ACK_SIGNALS = (_THANKS_FOR_CONTACTING, _TICKET_NUMBER, _ANSWER_WITHIN, _RECEIVED_AND_FOLLOWING)
 # Helpdesk case subjects: "Case 00098765: …", "[Case #00098765]", "Ticket 4821 -", localized.
 _CASE_SUBJECT = re.compile(
@@ -303,20 +457,25 @@ def classify_body(text: str, subject: str = "") -> Classification | None:
     lowered = text[:BODY_WINDOW].lower()
     match = _SELF_DECLARED.search(lowered)
     if match is not None:
-        return Classification(ReplyClass.AUTO_REPLY, f"automated body text: {match.group(0)[:60]}",
-                              by_content=True)
+        return Classification(
+            ReplyClass.AUTO_REPLY, f"automated body text: {match.group(0)[:60]}", by_content=True
+        )
     signals = [m.group(0) for signal in _ACK_SIGNALS if (m := signal.search(lowered))]
     case_subject = _CASE_SUBJECT.search(subject[:300].lower())
     if case_subject is not None:
         signals.append(case_subject.group(0))
     if len(signals) >= 2:
-        return Classification(ReplyClass.AUTO_REPLY, "acknowledgement wording: "
-                              + "; ".join(s[:40] for s in signals[:3]), by_content=True)
+        return Classification(
+            ReplyClass.AUTO_REPLY,
+            "acknowledgement wording: " + "; ".join(s[:40] for s in signals[:3]),
+            by_content=True,
+        )
     return None
 
 
-def classify_mail(msg: Message, own_loop_value: str | None = None, *,
-                  envelope_sender: str | None = None) -> Classification:
+def classify_mail(
+    msg: Message, own_loop_value: str | None = None, *, envelope_sender: str | None = None
+) -> Classification:
     """Classify *msg* as reply, auto_reply, bounce or loop. Never raises.
 
     *own_loop_value* is the ``X-Loop`` value our mailer stamps on outbound mail; when given,
@@ -341,16 +500,20 @@ def _token(value: str) -> str:
     return value.split(";")[0].strip().strip('"').lower()
 
 
-def _classify(msg: Message, own_loop_value: str | None,
-              envelope_sender: str | None) -> Classification:
+def _classify(
+    msg: Message, own_loop_value: str | None, envelope_sender: str | None
+) -> Classification:
     content_type = msg.get_content_type()
     if content_type == "multipart/report":
         report_type = str(msg.get_param("report-type") or "").lower()
         if report_type == "disposition-notification":
-            return Classification(ReplyClass.AUTO_REPLY, "read receipt (multipart/report; "
-                                                         "report-type=disposition-notification)")
-        return Classification(ReplyClass.BOUNCE,
-                              f"multipart/report; report-type={report_type or '?'}")
+            return Classification(
+                ReplyClass.AUTO_REPLY,
+                "read receipt (multipart/report; report-type=disposition-notification)",
+            )
+        return Classification(
+            ReplyClass.BOUNCE, f"multipart/report; report-type={report_type or '?'}"
+        )
     if content_type == "message/delivery-status":
         return Classification(ReplyClass.BOUNCE, "message/delivery-status body")
 
@@ -363,18 +526,24 @@ def _classify(msg: Message, own_loop_value: str | None,
         return Classification(ReplyClass.BOUNCE, f"sender {sender}")
     return_path = _header(msg, "Return-Path")
     if envelope_sender is not None and envelope_sender.strip("<> ") == "":
-        return Classification(ReplyClass.BOUNCE if _looks_like_dsn(msg) else ReplyClass.AUTO_REPLY,
-                              "null return path (MAIL FROM:<>)")
+        return Classification(
+            ReplyClass.BOUNCE if _looks_like_dsn(msg) else ReplyClass.AUTO_REPLY,
+            "null return path (MAIL FROM:<>)",
+        )
     if return_path.replace(" ", "") == "<>":
-        return Classification(ReplyClass.BOUNCE if _looks_like_dsn(msg) else ReplyClass.AUTO_REPLY,
-                              "null return path (Return-Path: <>)")
+        return Classification(
+            ReplyClass.BOUNCE if _looks_like_dsn(msg) else ReplyClass.AUTO_REPLY,
+            "null return path (Return-Path: <>)",
+        )
     if _BOUNCE_SENDERS.match(return_path.strip("<> ")):
         return Classification(ReplyClass.BOUNCE, f"return path {return_path}")
 
     # Exchange stamps this on mail an inbox rule produced (out-of-office, rule replies).
     if _header(msg, "X-MS-Exchange-Inbox-Rules-Loop"):
-        return Classification(ReplyClass.AUTO_REPLY, "X-MS-Exchange-Inbox-Rules-Loop present "
-                                                     "(sent by an Exchange inbox rule)")
+        return Classification(
+            ReplyClass.AUTO_REPLY,
+            "X-MS-Exchange-Inbox-Rules-Loop present (sent by an Exchange inbox rule)",
+        )
 
     auto_submitted = _header(msg, "Auto-Submitted")
     # Some gateways add comments ("no (forwarded)") or odd casing: only the keyword counts.
@@ -383,8 +552,15 @@ def _classify(msg: Message, own_loop_value: str | None,
     generated = _header(msg, _EXCHANGE_GENERATED)
     if generated:
         return Classification(ReplyClass.AUTO_REPLY, f"{_EXCHANGE_GENERATED}: {generated[:60]}")
-    for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Auto-Reply",
-                 "X-Autoresponse", "X-Auto-Response", "X-Vacation"):
+    for name in (
+        "X-Autoreply",
+        "X-Autorespond",
+        "X-Autoresponder",
+        "X-Auto-Reply",
+        "X-Autoresponse",
+        "X-Auto-Response",
+        "X-Vacation",
+    ):
         value = _header(msg, name)
         if value and _token(value) not in _AUTO_VALUE_FALSE:
             return Classification(ReplyClass.AUTO_REPLY, f"{name}: {value[:60]}")
@@ -405,8 +581,9 @@ def _classify(msg: Message, own_loop_value: str | None,
         return Classification(ReplyClass.AUTO_REPLY, "X-POST-MessageClass: Autoresponder")
     if _header(msg, "List-Id"):
         return Classification(ReplyClass.AUTO_REPLY, "mailing-list mail (List-Id)")
-    if _header(msg, "List-Unsubscribe") and (_header(msg, "List-Unsubscribe-Post")
-                                             or _header(msg, "Feedback-ID")):
+    if _header(msg, "List-Unsubscribe") and (
+        _header(msg, "List-Unsubscribe-Post") or _header(msg, "Feedback-ID")
+    ):
         return Classification(ReplyClass.AUTO_REPLY, "bulk mail (List-Unsubscribe)")
 
     # Reasons name the phrase that matched, never the subject: a reason reaches logs and
@@ -415,12 +592,14 @@ def _classify(msg: Message, own_loop_value: str | None,
     if failure := _DELIVERY_FAILURE_SUBJECT.match(subject):
         return Classification(ReplyClass.BOUNCE, f"delivery failure subject ({_phrase(failure)})")
     if auto := _AUTO_SUBJECT.match(_strip_reply_prefix(subject)):
-        return Classification(ReplyClass.AUTO_REPLY, f"auto-reply subject ({_phrase(auto)})",
-                              by_content=True)
+        return Classification(
+            ReplyClass.AUTO_REPLY, f"auto-reply subject ({_phrase(auto)})", by_content=True
+        )
     found = _AUTO_SUBJECT_ANYWHERE.search(subject.lower())
     if found:
-        return Classification(ReplyClass.AUTO_REPLY, f"auto-reply subject ({_phrase(found)})",
-                              by_content=True)
+        return Classification(
+            ReplyClass.AUTO_REPLY, f"auto-reply subject ({_phrase(found)})", by_content=True
+        )
     if _NO_REPLY_SENDERS.match(sender):
         return Classification(ReplyClass.AUTO_REPLY, f"no-reply sender {sender}")
     return Classification(ReplyClass.REPLY, "no automation markers")
@@ -435,10 +614,15 @@ def _looks_like_dsn(msg: Message) -> bool:
     if msg.get_content_type() in ("multipart/report", "message/delivery-status"):
         return True
     return bool(_header(msg, "X-Failed-Recipients")) or bool(
-        _DELIVERY_FAILURE_SUBJECT.match(_header(msg, "Subject")[:300]))
+        _DELIVERY_FAILURE_SUBJECT.match(_header(msg, "Subject")[:300])
+    )
 
 
 def _strip_reply_prefix(subject: str) -> str:
     # "Re: Automatic reply: …" is still an auto-reply; "[Ticket #1] Out of office" too.
-    return re.sub(r"^(?:\s*(?:re|aw|sv|antw|rif|r|res|odp|ynt)\s*:\s*|\s*\[[^\]]{0,60}\]\s*)*",
-                  "", subject, flags=re.I)
+    return re.sub(
+        r"^(?:\s*(?:re|aw|sv|antw|rif|r|res|odp|ynt)\s*:\s*|\s*\[[^\]]{0,60}\]\s*)*",
+        "",
+        subject,
+        flags=re.I,
+    )

@@ -44,9 +44,13 @@ def parse_kinds(spec: str) -> frozenset[str]:
     return frozenset(k.strip().lower() for k in spec.split(",") if k.strip())
 
 
-def policy_for(shop: ShopSettings, image_kinds: frozenset[str], *,
-               max_image_bytes: int = 10 * 1024 * 1024,
-               record_budget_bytes: int = 960 * 1024) -> ContentPolicy:
+def policy_for(
+    shop: ShopSettings,
+    image_kinds: frozenset[str],
+    *,
+    max_image_bytes: int = 10 * 1024 * 1024,
+    record_budget_bytes: int = 960 * 1024,
+) -> ContentPolicy:
     """The content policy of *shop*: its override, else its destination kind's default."""
     allowed = shop.inline_images_allowed
     if allowed is None:
@@ -64,13 +68,19 @@ class ReplyContent:
 
 def text_record_cost(chunks: list[str]) -> int:
     """Bytes the text parts take in a ``chat.replies`` record (UTF-8 JSON, generous)."""
-    return sum(len(c.encode("utf-8")) + c.count('"') + c.count("\\") + c.count("\n") + 40
-               for c in chunks)
+    return sum(
+        len(c.encode("utf-8")) + c.count('"') + c.count("\\") + c.count("\n") + 40 for c in chunks
+    )
 
 
-def build_reply_content(chunks: list[str], images: tuple[InlineImage, ...],
-                        withheld: tuple[str, ...], policy: ContentPolicy, *,
-                        segments: tuple[str, ...] = ()) -> ReplyContent:
+def build_reply_content(
+    chunks: list[str],
+    images: tuple[InlineImage, ...],
+    withheld: tuple[str, ...],
+    policy: ContentPolicy,
+    *,
+    segments: tuple[str, ...] = (),
+) -> ReplyContent:
     """The chat parts, with the allowed pictures where the seller placed them.
 
     With *segments* (the text before, between and after the images, as extraction found
@@ -91,8 +101,11 @@ def build_reply_content(chunks: list[str], images: tuple[InlineImage, ...],
             continue
         budget -= _image_cost(image)
         delivered.append(image)
-    if not segments or len(segments) != len(images) + 1 or \
-            all(image is _WITHHELD for image in delivered):
+    if (
+        not segments
+        or len(segments) != len(images) + 1
+        or all(image is _WITHHELD for image in delivered)
+    ):
         parts = [ReplyPart(index=i, text=c) for i, c in enumerate(chunks)]
         for image in delivered:
             if image is not _WITHHELD:
@@ -123,22 +136,23 @@ def _image_refusal(image: InlineImage, policy: ContentPolicy, budget: int) -> st
     if not image.data:
         return "empty"
     if len(image.data) > policy.max_image_bytes:
-        return (f"{len(image.data)} bytes, over the chat limit of "
-                f"{policy.max_image_bytes}")
+        return f"{len(image.data)} bytes, over the chat limit of {policy.max_image_bytes}"
     if _image_cost(image) > budget:
         return f"{len(image.data)} bytes, too large to carry with this reply"
     return ""
 
 
 def _image_cost(image: InlineImage) -> int:
-    return (len(image.data) + 2) // 3 * 4 + _PART_OVERHEAD + len(image.filename or
-                                                                 image.content_id)
+    return (len(image.data) + 2) // 3 * 4 + _PART_OVERHEAD + len(image.filename or image.content_id)
 
 
 def _image_part(index: int, image: InlineImage) -> ReplyPart:
-    return ReplyPart(index=index, image_b64=base64.b64encode(image.data).decode(),
-                     image_content_type=image.content_type.lower(),
-                     image_filename=image.filename or "")
+    return ReplyPart(
+        index=index,
+        image_b64=base64.b64encode(image.data).decode(),
+        image_content_type=image.content_type.lower(),
+        image_filename=image.filename or "",
+    )
 
 
 def _text_parts(first_index: int, pieces: list[str]) -> list[ReplyPart]:
@@ -152,24 +166,43 @@ def notice_id_for(kind: str, reply_id: str) -> str:
     return hashlib.sha256(f"{kind}:{reply_id}".encode()).hexdigest()[:32]
 
 
-def content_withheld_notice(*, reply_id: str, seller: str, seller_message_id: str,
-                            shop_id: str, conversation_id: str, withheld: tuple[str, ...],
-                            now_ms: int) -> MailNotice:
+def content_withheld_notice(
+    *,
+    reply_id: str,
+    seller: str,
+    seller_message_id: str,
+    shop_id: str,
+    conversation_id: str,
+    withheld: tuple[str, ...],
+    now_ms: int,
+) -> MailNotice:
     """The one notice telling the seller what the buyer did not receive (RFC 3834 reply)."""
     # Links have their own notice (links_removed_notice), at most once a day.
     words = content_withheld_text(withheld)
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.CONTENT_WITHHELD, reply_id),
-        kind=NoticeKind.CONTENT_WITHHELD, to_address=seller,
-        subject=words.subject, text=words.text,
-        shop_id=shop_id, conversation_id=conversation_id, in_reply_to=seller_message_id,
-        auto_submitted="auto-replied", created_at_ms=now_ms,
+        kind=NoticeKind.CONTENT_WITHHELD,
+        to_address=seller,
+        subject=words.subject,
+        text=words.text,
+        shop_id=shop_id,
+        conversation_id=conversation_id,
+        in_reply_to=seller_message_id,
+        auto_submitted="auto-replied",
+        created_at_ms=now_ms,
     )
 
 
-def sender_rejected_notice(*, reply_id: str, shop: ShopSettings, sender: str, reason: str,
-                           conversation_id: str, now_ms: int,
-                           sender_accountable: bool) -> MailNotice | None:
+def sender_rejected_notice(
+    *,
+    reply_id: str,
+    shop: ShopSettings,
+    sender: str,
+    reason: str,
+    conversation_id: str,
+    now_ms: int,
+    sender_accountable: bool,
+) -> MailNotice | None:
     """One notice to the shop's own inbox (never to the sender) about a refused reply.
 
     None when the shop has no destination inbox to tell, and when the sender is not
@@ -183,9 +216,13 @@ def sender_rejected_notice(*, reply_id: str, shop: ShopSettings, sender: str, re
     words = sender_rejected_text(sender=sender, reason=reason)
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.SENDER_REJECTED, reply_id),
-        kind=NoticeKind.SENDER_REJECTED, to_address=shop.destination_email,
-        subject=words.subject, text=words.text,
-        shop_id=shop.shop_id, conversation_id=conversation_id, auto_submitted="auto-generated",
+        kind=NoticeKind.SENDER_REJECTED,
+        to_address=shop.destination_email,
+        subject=words.subject,
+        text=words.text,
+        shop_id=shop.shop_id,
+        conversation_id=conversation_id,
+        auto_submitted="auto-generated",
         created_at_ms=now_ms,
     )
 
@@ -193,9 +230,15 @@ def sender_rejected_notice(*, reply_id: str, shop: ShopSettings, sender: str, re
 DAY_MS = 86_400_000
 
 
-def links_removed_notice(*, seller: str, seller_message_id: str, shop_id: str,
-                         conversation_id: str, links: tuple[str, ...],
-                         now_ms: int) -> MailNotice:
+def links_removed_notice(
+    *,
+    seller: str,
+    seller_message_id: str,
+    shop_id: str,
+    conversation_id: str,
+    links: tuple[str, ...],
+    now_ms: int,
+) -> MailNotice:
     """The notice that links were shown as their text only.
 
     At most one per conversation per UTC day: the id derives from the shop, the conversation
@@ -205,16 +248,28 @@ def links_removed_notice(*, seller: str, seller_message_id: str, shop_id: str,
     words = links_removed_text(links)
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.LINKS_REMOVED, f"{shop_id}:{conversation_id}:{day}"),
-        kind=NoticeKind.LINKS_REMOVED, to_address=seller,
-        subject=words.subject, text=words.text,
-        shop_id=shop_id, conversation_id=conversation_id, in_reply_to=seller_message_id,
-        auto_submitted="auto-replied", created_at_ms=now_ms,
+        kind=NoticeKind.LINKS_REMOVED,
+        to_address=seller,
+        subject=words.subject,
+        text=words.text,
+        shop_id=shop_id,
+        conversation_id=conversation_id,
+        in_reply_to=seller_message_id,
+        auto_submitted="auto-replied",
+        created_at_ms=now_ms,
     )
 
 
-def held_as_automated_notice(*, reply_id: str, shop: ShopSettings, sender: str, subject: str,
-                             reason: str, conversation_id: str,
-                             now_ms: int) -> MailNotice | None:
+def held_as_automated_notice(
+    *,
+    reply_id: str,
+    shop: ShopSettings,
+    sender: str,
+    subject: str,
+    reason: str,
+    conversation_id: str,
+    now_ms: int,
+) -> MailNotice | None:
     """Tell the shop's own inbox that a mail was held back as automated because of its
     content alone (subject or body wording), so a wrong guess is never silent.
 
@@ -227,8 +282,12 @@ def held_as_automated_notice(*, reply_id: str, shop: ShopSettings, sender: str, 
     words = held_as_automated_text(sender=sender, subject=subject, reason=reason)
     return MailNotice(
         notice_id=notice_id_for(NoticeKind.HELD_AS_AUTOMATED, reply_id),
-        kind=NoticeKind.HELD_AS_AUTOMATED, to_address=shop.destination_email,
-        subject=words.subject, text=words.text,
-        shop_id=shop.shop_id, conversation_id=conversation_id, auto_submitted="auto-generated",
+        kind=NoticeKind.HELD_AS_AUTOMATED,
+        to_address=shop.destination_email,
+        subject=words.subject,
+        text=words.text,
+        shop_id=shop.shop_id,
+        conversation_id=conversation_id,
+        auto_submitted="auto-generated",
         created_at_ms=now_ms,
     )

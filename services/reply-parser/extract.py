@@ -165,8 +165,9 @@ def _extract(msg: Message) -> Extraction:
 
     if html_text is not None and html_result is not None:
         with_images = html_result.text
-        surviving = [ord(ch) - IMAGE_PLACEHOLDER_BASE
-                     for ch in IMAGE_PLACEHOLDER_RE.findall(with_images)]
+        surviving = [
+            ord(ch) - IMAGE_PLACEHOLDER_BASE for ch in IMAGE_PLACEHOLDER_RE.findall(with_images)
+        ]
         cid_parts = _parts_by_content_id(msg) if surviving else {}
         picked: list[InlineImage] = []
         for index in surviving:
@@ -179,8 +180,10 @@ def _extract(msg: Message) -> Extraction:
                 with_images = with_images.replace(chr(IMAGE_PLACEHOLDER_BASE + index), "", 1)
         images = tuple(picked)
         if images:
-            segments = tuple(_clean_result(piece.split("\n"))
-                             for piece in IMAGE_PLACEHOLDER_RE.split(with_images))
+            segments = tuple(
+                _clean_result(piece.split("\n"))
+                for piece in IMAGE_PLACEHOLDER_RE.split(with_images)
+            )
         if source == SOURCE_HTML:
             links.extend(href for t, href in html_text.links if t in text)
             withheld.extend(f"remote image: {src}" for src in html_text.remote_images)
@@ -188,8 +191,14 @@ def _extract(msg: Message) -> Extraction:
     used = {image.content_id.lower() for image in images}
     if msg.is_multipart() or msg.get_content_maintype() != "text":  # else: only a body
         withheld[:0] = _withheld_parts(msg, {id(p) for p in (plain_part, html_part) if p}, used)
-    return Extraction(text=text, inline_images=images, withheld=tuple(withheld), source=source,
-                      links_removed=tuple(dict.fromkeys(links)), segments=segments)
+    return Extraction(
+        text=text,
+        inline_images=images,
+        withheld=tuple(withheld),
+        source=source,
+        links_removed=tuple(dict.fromkeys(links)),
+        segments=segments,
+    )
 
 
 def _without_placeholders(text: str) -> str:
@@ -227,15 +236,34 @@ def _is_attachment(part: Message) -> bool:
 
 # Charsets mislabelled in the wild, mapped to the superset that decodes what senders meant.
 _CHARSET_SUPERSETS = {
-    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
-    "big5": "big5hkscs", "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932",
-    "x-sjis": "cp932", "euc-kr": "cp949", "ks_c_5601-1987": "cp949", "ks_c_5601": "cp949",
-    "iso-8859-8-i": "iso-8859-8", "tis-620": "cp874", "tis620": "cp874", "windows-874": "cp874",
-    "iso-8859-11": "cp874", "us-ascii": "ascii", "ascii": "ascii", "iso-8859-1": "cp1252",
-    "latin1": "cp1252", "latin-1": "cp1252", "unicode-1-1-utf-7": "utf-7", "utf8": "utf-8",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "cp936": "gb18030",
+    "big5": "big5hkscs",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "euc-kr": "cp949",
+    "ks_c_5601-1987": "cp949",
+    "ks_c_5601": "cp949",
+    "iso-8859-8-i": "iso-8859-8",
+    "tis-620": "cp874",
+    "tis620": "cp874",
+    "windows-874": "cp874",
+    "iso-8859-11": "cp874",
+    "us-ascii": "ascii",
+    "ascii": "ascii",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "unicode-1-1-utf-7": "utf-7",
+    "utf8": "utf-8",
 }
 _SINGLE_BYTE = re.compile(
-    r"^(?:ascii|cp125\d|iso-?8859-?\d+|latin-?\d|windows-125\d|koi8-[ru]|cp874)$")
+    r"^(?:ascii|cp125\d|iso-?8859-?\d+|latin-?\d|windows-125\d|koi8-[ru]|cp874)$"
+)
 
 
 def decode_bytes(data: bytes, declared: str | None) -> str:
@@ -392,9 +420,12 @@ def _withheld_parts(msg: Message, body_ids: set[int], used_cids: set[str]) -> li
         if cid and disposition != "attachment" and ctype.startswith("image/"):
             continue  # inline picture of quoted history or a signature logo, never written
         kind = (
-            "video" if ctype.startswith("video/")
-            else "image" if ctype.startswith("image/")
-            else "email" if ctype == "message/rfc822"
+            "video"
+            if ctype.startswith("video/")
+            else "image"
+            if ctype.startswith("image/")
+            else "email"
+            if ctype == "message/rfc822"
             else "file"
         )
         described.append(f"{kind} attachment: {filename or '(unnamed)'} ({ctype})")
@@ -562,8 +593,11 @@ def _trim_lines(lines: list[str]) -> list[str]:
         if _is_quoted(line):
             i += 1
             continue
-        if qp.ZENDESK_MARKER_RE.match(line) or qp.is_reply_above_marker(line) or \
-                qp.SALESFORCE_REF_LINE_RE.match(line):
+        if (
+            qp.ZENDESK_MARKER_RE.match(line)
+            or qp.is_reply_above_marker(line)
+            or qp.SALESFORCE_REF_LINE_RE.match(line)
+        ):
             if has_content:
                 break
             i += 1
@@ -572,8 +606,12 @@ def _trim_lines(lines: list[str]) -> list[str]:
             break  # a helpdesk's thread layout: rule, "Name, date", older comment
         # A forwarded message is not new text: nothing in it reaches the buyer (it can carry
         # a third party's contact details, or our own digest).
-        if qp.FORWARD_MARKER_RE.match(line) or qp.ORIGINAL_MESSAGE_RE.match(line) or \
-                qp.UNDERSCORE_RULE_RE.match(line) or _header_block_end(lines, i) >= 0:
+        if (
+            qp.FORWARD_MARKER_RE.match(line)
+            or qp.ORIGINAL_MESSAGE_RE.match(line)
+            or qp.UNDERSCORE_RULE_RE.match(line)
+            or _header_block_end(lines, i) >= 0
+        ):
             break
         if has_content and prev_blank and _inline_attribution(line):
             break  # "On … <address> wrote: <quoted text>" flattened onto one line
@@ -585,13 +623,17 @@ def _trim_lines(lines: list[str]) -> list[str]:
                 continue
             if nxt >= n:
                 break  # attribution with nothing after it (its quote was removed upstream)
-            if prev_blank and (qp.HEADER_OPENERS_RE.match(line) or
-                               qp.ENDS_WITH_ADDRESS_RE.search(lines[end])):
+            if prev_blank and (
+                qp.HEADER_OPENERS_RE.match(line) or qp.ENDS_WITH_ADDRESS_RE.search(lines[end])
+            ):
                 break  # unquoted history follows (Outlook mobile, some webmails)
             if _names_an_address(lines, i, end):
                 break  # "… <a@b.example> wrote:" spells out whose history follows
-        if has_content and qp.DASHED_ATTRIBUTION_RE.match(line) and \
-                _looks_like_attribution(line.strip(" -")):
+        if (
+            has_content
+            and qp.DASHED_ATTRIBUTION_RE.match(line)
+            and _looks_like_attribution(line.strip(" -"))
+        ):
             break  # Zoho: "---- On …, Name <a@b.example> wrote ----"
         kept.append(line)
         i += 1
@@ -617,40 +659,60 @@ def _helpdesk_notification(lines: list[str]) -> list[str]:
     Freshdesk, Help Scout and Gorgias follow the same shape with their own marker wording.
     """
     first = _next_nonblank(lines, 0)
-    if first >= len(lines) or len(lines[first]) > qp.MAX_HEADER_LINE or not (
+    if (
+        first >= len(lines)
+        or len(lines[first]) > qp.MAX_HEADER_LINE
+        or not (
             qp.ZENDESK_MARKER_RE.match(lines[first])
-            or qp.is_reply_above_marker(lines[first], anywhere=True)):
+            or qp.is_reply_above_marker(lines[first], anywhere=True)
+        )
+    ):
         return lines
     body = [ln for ln in lines[first + 1 :] if not qp.ZENDESK_UPDATE_RE.match(ln)]
     # The boilerplate paragraph under the marker names the ticket number, in any language.
     start = _next_nonblank(body, 0)
     end = start
-    while end < len(body) and not _is_blank(body[end]) and \
-            not qp.ZENDESK_SEPARATOR_RE.match(body[end]):
+    while (
+        end < len(body)
+        and not _is_blank(body[end])
+        and not qp.ZENDESK_SEPARATOR_RE.match(body[end])
+    ):
         end += 1
     paragraph = " ".join(body[start:end])
-    if start < end and len(paragraph) <= qp.HELPDESK_BOILERPLATE_MAX and \
-            qp.TICKET_NUMBER_RE.search(paragraph):
+    if (
+        start < end
+        and len(paragraph) <= qp.HELPDESK_BOILERPLATE_MAX
+        and qp.TICKET_NUMBER_RE.search(paragraph)
+    ):
         start = _next_nonblank(body, end)
     # Skip to the first comment (after the first rule, if the template has one near the top).
     if start < len(body) and qp.ZENDESK_SEPARATOR_RE.match(body[start]):
         start = _next_nonblank(body, start + 1)
     # Author and date lines: short lines before the body, the date one carrying a time/year.
     for _ in range(2):
-        if start < len(body) and len(body[start]) < 120 and \
-                qp.HEADER_EVIDENCE_RE.search(body[start]):
+        if (
+            start < len(body)
+            and len(body[start]) < 120
+            and qp.HEADER_EVIDENCE_RE.search(body[start])
+        ):
             start = _next_nonblank(body, start + 1)
             break
         if start < len(body) and len(body[start]) < 80:
             after = _next_nonblank(body, start + 1)
-            if after < len(body) and len(body[after]) < 120 and \
-                    qp.HEADER_EVIDENCE_RE.search(body[after]):
+            if (
+                after < len(body)
+                and len(body[after]) < 120
+                and qp.HEADER_EVIDENCE_RE.search(body[after])
+            ):
                 start = _next_nonblank(body, after + 1)
                 break
     comment: list[str] = []
     for line in body[start:]:
-        if qp.ZENDESK_SEPARATOR_RE.match(line) or qp.ZENDESK_FOOTER_RE.match(line) or \
-                qp.HELPDESK_ATTACHMENTS_RE.match(line):
+        if (
+            qp.ZENDESK_SEPARATOR_RE.match(line)
+            or qp.ZENDESK_FOOTER_RE.match(line)
+            or qp.HELPDESK_ATTACHMENTS_RE.match(line)
+        ):
             break
         comment.append(line)
     return comment

@@ -40,8 +40,9 @@ _HIDDEN = (
     '[style*="mso-hide: all"]'
 )
 # Attribution lines that clients mark up.
-_DROP_MARKED = (".gmail_attr, .moz-cite-prefix, .yahoo_quoted_begin, .x_gmail_attr, "
-                ".gmail_signature_prefix")
+_DROP_MARKED = (
+    ".gmail_attr, .moz-cite-prefix, .yahoo_quoted_begin, .x_gmail_attr, .gmail_signature_prefix"
+)
 # Signatures that clients mark up (Gmail, Outlook web/new/mobile, Apple Mail, Thunderbird,
 # Yahoo, Zoho).
 _SIGNATURES = (
@@ -129,8 +130,10 @@ def _cut_marked_history(tree: HTMLParser) -> None:
         return
     start: Node | None = marker
     prev = marker.prev
-    while prev is not None and prev.tag in ("-text", "br", "hr", "-comment") and (
-        prev.tag != "-text" or not (prev.text_content or "").strip()
+    while (
+        prev is not None
+        and prev.tag in ("-text", "br", "hr", "-comment")
+        and (prev.tag != "-text" or not (prev.text_content or "").strip())
     ):
         start = prev
         prev = prev.prev

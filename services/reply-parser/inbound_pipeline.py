@@ -79,8 +79,11 @@ class InboundDecision:
     @property
     def auth_unchecked(self) -> bool:
         """Refused because DNS never let authentication finish (the last attempt)."""
-        return (self.classification == ReplyClass.REJECTED and self.auth_verdict is not None
-                and self.auth_verdict.outcome == "defer")
+        return (
+            self.classification == ReplyClass.REJECTED
+            and self.auth_verdict is not None
+            and self.auth_verdict.outcome == "defer"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,15 +118,18 @@ def config_from(cfg: ReplyParserSettings) -> PipelineConfig:
         auth_policy=cfg.inbound_auth_policy,
         auth_policy_helpdesk=cfg.inbound_auth_policy_helpdesk,
         trusted_authserv_ids=parse_kinds(cfg.trusted_authserv_ids),
-        limits=MimeLimits(cfg.mime_max_depth, cfg.mime_max_parts,
-                          cfg.mime_max_decoded_bytes,
-                          cfg.parse_time_budget_s,
-                          max_header_block_bytes=cfg.mime_max_header_block_bytes,
-                          max_header_bytes=cfg.mime_max_header_bytes,
-                          max_header_fields=cfg.mime_max_header_fields,
-                          max_encoded_words=cfg.mime_max_encoded_words,
-                          max_content_header_bytes=cfg.mime_max_content_header_bytes,
-                          max_content_params=cfg.mime_max_content_params),
+        limits=MimeLimits(
+            cfg.mime_max_depth,
+            cfg.mime_max_parts,
+            cfg.mime_max_decoded_bytes,
+            cfg.parse_time_budget_s,
+            max_header_block_bytes=cfg.mime_max_header_block_bytes,
+            max_header_bytes=cfg.mime_max_header_bytes,
+            max_header_fields=cfg.mime_max_header_fields,
+            max_encoded_words=cfg.mime_max_encoded_words,
+            max_content_header_bytes=cfg.mime_max_content_header_bytes,
+            max_content_params=cfg.mime_max_content_params,
+        ),
     )
 
 
@@ -167,21 +173,34 @@ def detect_loop(msg: EmailMessage, own: OwnIdentity) -> str | None:
             return "X-Loop names this bridge"
     if msg.get("X-Bridge-Digest-Id") or msg.get("X-Bridge-Notice"):
         return "our own mail came back (X-Bridge header)"
-    if any(is_reply_domain(a.rpartition("@")[2], own.reply_domain_base)
-           for a in from_addresses(msg)):
+    if any(
+        is_reply_domain(a.rpartition("@")[2], own.reply_domain_base) for a in from_addresses(msg)
+    ):
         return "sent from one of our reply addresses"
     return None
 
 
-def _held_notices(by_content: bool, reply_id: str, shop: ShopSettings, sender: str,
-                  subject: str, reason: str, env: InboundEnvelope) -> tuple[MailNotice, ...]:
+def _held_notices(
+    by_content: bool,
+    reply_id: str,
+    shop: ShopSettings,
+    sender: str,
+    subject: str,
+    reason: str,
+    env: InboundEnvelope,
+) -> tuple[MailNotice, ...]:
     """The notice for a mail held back as automated on its wording alone (else none)."""
     if not by_content:
         return ()
-    notice = held_as_automated_notice(reply_id=reply_id, shop=shop, sender=sender,
-                                      subject=subject, reason=reason,
-                                      conversation_id=env.conversation_id,
-                                      now_ms=env.received_at_ms)
+    notice = held_as_automated_notice(
+        reply_id=reply_id,
+        shop=shop,
+        sender=sender,
+        subject=subject,
+        reason=reason,
+        conversation_id=env.conversation_id,
+        now_ms=env.received_at_ms,
+    )
     return (notice,) if notice is not None else ()
 
 
@@ -197,9 +216,13 @@ def sender_authenticated(auth: mail_auth.AuthResult | None) -> bool:
     envelope domain aligns with it (relaxed), even where the domain publishes no DMARC."""
     if auth is None or not auth.from_domain:
         return False
-    return auth.dmarc == mail_auth.PASS or any(
-        mail_auth.aligned(d, auth.from_domain, "r") for d in auth.dkim_domains) or (
-        auth.spf == mail_auth.PASS and mail_auth.aligned(auth.spf_domain, auth.from_domain, "r"))
+    return (
+        auth.dmarc == mail_auth.PASS
+        or any(mail_auth.aligned(d, auth.from_domain, "r") for d in auth.dkim_domains)
+        or (
+            auth.spf == mail_auth.PASS and mail_auth.aligned(auth.spf_domain, auth.from_domain, "r")
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +245,16 @@ class Screened:
     needs_auth: bool
 
 
-def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity, *,
-           config: PipelineConfig | None = None, auth: mail_auth.AuthResult | None = None,
-           last_attempt: bool = False) -> InboundDecision:
+def decide(
+    raw: bytes,
+    env: InboundEnvelope,
+    shop: ShopSettings,
+    own: OwnIdentity,
+    *,
+    config: PipelineConfig | None = None,
+    auth: mail_auth.AuthResult | None = None,
+    last_attempt: bool = False,
+) -> InboundDecision:
     """Classify, authorize, authenticate and extract one inbound mail. Pure.
 
     *auth* is what the sender's authentication found (DNS looked up by the caller); without
@@ -242,8 +272,14 @@ def decide(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
     return conclude(screened, env, shop, auth=auth, last_attempt=last_attempt)
 
 
-def screen(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity, *,
-           config: PipelineConfig | None = None) -> InboundDecision | Screened:
+def screen(
+    raw: bytes,
+    env: InboundEnvelope,
+    shop: ShopSettings,
+    own: OwnIdentity,
+    *,
+    config: PipelineConfig | None = None,
+) -> InboundDecision | Screened:
     """The stages before authentication: parse within limits, loops, automated mail and
     bounces (final decisions), who the author is and whether the shop knows them. Pure.
 
@@ -256,8 +292,14 @@ def screen(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentit
         return _screen(raw, env, shop, own, cfg, deadline)
 
 
-def conclude(screened: Screened, env: InboundEnvelope, shop: ShopSettings, *,
-             auth: mail_auth.AuthResult | None, last_attempt: bool = False) -> InboundDecision:
+def conclude(
+    screened: Screened,
+    env: InboundEnvelope,
+    shop: ShopSettings,
+    *,
+    auth: mail_auth.AuthResult | None,
+    last_attempt: bool = False,
+) -> InboundDecision:
     """The stages after :func:`screen`: the shop's authentication policy over *auth*, then
     extraction, content policy and the split. Pure.
 
@@ -267,8 +309,14 @@ def conclude(screened: Screened, env: InboundEnvelope, shop: ShopSettings, *,
         return _conclude(screened, env, shop, auth, last_attempt)
 
 
-def _screen(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdentity,
-            cfg: PipelineConfig, deadline: Deadline) -> InboundDecision | Screened:
+def _screen(
+    raw: bytes,
+    env: InboundEnvelope,
+    shop: ShopSettings,
+    own: OwnIdentity,
+    cfg: PipelineConfig,
+    deadline: Deadline,
+) -> InboundDecision | Screened:
     check_raw(raw, cfg.limits)
     msg = parse_mail(raw)
     check_structure(msg, cfg.limits)
@@ -282,8 +330,11 @@ def _screen(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdenti
         bounce = read_bounce(msg, own.message_id_domain)
         if bounce is not None:
             fate = "not delivered" if bounce.permanent else "delayed"
-            return InboundDecision(verdict.cls, f"{verdict.reason}; digest {bounce.digest_id} "
-                                   f"{fate}: {bounce.reason}", bounce=bounce)
+            return InboundDecision(
+                verdict.cls,
+                f"{verdict.reason}; digest {bounce.digest_id} {fate}: {bounce.reason}",
+                bounce=bounce,
+            )
     reply_id = reply_id_for(env.shop_id, env.conversation_id, msg, raw)
     subject = str(msg.get("Subject", "") or "")[:300]
     unregistered = False
@@ -296,9 +347,20 @@ def _screen(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdenti
         # A stranger's automated mail is not the shop's: dropped without a notice, so
         # strangers can neither write into a notice nor use up the shop's notices.
         own_sender = refusal is None and sender in authorized_senders(shop)
-        return InboundDecision(verdict.cls, verdict.reason, sender=sender, notices=_held_notices(
-            verdict.by_content and own_sender, reply_id, shop, sender, subject,
-            verdict.reason, env))
+        return InboundDecision(
+            verdict.cls,
+            verdict.reason,
+            sender=sender,
+            notices=_held_notices(
+                verdict.by_content and own_sender,
+                reply_id,
+                shop,
+                sender,
+                subject,
+                verdict.reason,
+                env,
+            ),
+        )
 
     checked = refusal is None and cfg.check_sender
     if checked and sender not in authorized_senders(shop):
@@ -308,39 +370,62 @@ def _screen(raw: bytes, env: InboundEnvelope, shop: ShopSettings, own: OwnIdenti
     # A registered sender's reply stands or falls on authentication; an unregistered one's
     # refusal tells the shop only when the sender is proven (and the shop has an inbox).
     needs_auth = (checked and not unregistered) or (unregistered and bool(shop.destination_email))
-    return Screened(raw, msg, cfg, deadline, reply_id, subject, sender, refusal, unregistered,
-                    needs_auth)
+    return Screened(
+        raw, msg, cfg, deadline, reply_id, subject, sender, refusal, unregistered, needs_auth
+    )
 
 
-def _conclude(screened: Screened, env: InboundEnvelope, shop: ShopSettings,
-              auth: mail_auth.AuthResult | None, last_attempt: bool) -> InboundDecision:
+def _conclude(
+    screened: Screened,
+    env: InboundEnvelope,
+    shop: ShopSettings,
+    auth: mail_auth.AuthResult | None,
+    last_attempt: bool,
+) -> InboundDecision:
     cfg, deadline, msg = screened.config, screened.deadline, screened.msg
     reply_id, subject, sender = screened.reply_id, screened.subject, screened.sender
     refusal, unregistered = screened.refusal, screened.unregistered
     if not screened.needs_auth:
         auth = None
     elif auth is None:  # no DNS answers given: only a trusted Authentication-Results counts
-        auth = mail_auth.evaluate(screened.raw, msg, peer_ip=env.peer, mail_from=env.mail_from,
-                                  resolver=None, trusted_ids=cfg.trusted_authserv_ids)
+        auth = mail_auth.evaluate(
+            screened.raw,
+            msg,
+            peer_ip=env.peer,
+            mail_from=env.mail_from,
+            resolver=None,
+            trusted_ids=cfg.trusted_authserv_ids,
+        )
     verdict_auth = None
     if screened.needs_auth and not unregistered and auth is not None:
-        policy = mail_auth.shop_policy(shop, mailbox=cfg.auth_policy,
-                                       helpdesk=cfg.auth_policy_helpdesk)
+        policy = mail_auth.shop_policy(
+            shop, mailbox=cfg.auth_policy, helpdesk=cfg.auth_policy_helpdesk
+        )
         verdict_auth = mail_auth.auth_verdict(auth, policy)
         if verdict_auth.outcome == "defer" and not last_attempt:
-            return InboundDecision(ReplyClass.DEFERRED, verdict_auth.reason, auth=auth,
-                                   auth_verdict=verdict_auth)
+            return InboundDecision(
+                ReplyClass.DEFERRED, verdict_auth.reason, auth=auth, auth_verdict=verdict_auth
+            )
         if verdict_auth.outcome != "accept":
             refusal = verdict_auth.reason
     if refusal:
-        notice = sender_rejected_notice(reply_id=reply_id, shop=shop, sender=sender,
-                                        reason=refusal, conversation_id=env.conversation_id,
-                                        now_ms=env.received_at_ms,
-                                        sender_accountable=not unregistered
-                                        or sender_authenticated(auth))
-        return InboundDecision(ReplyClass.REJECTED, refusal,
-                               notices=(notice,) if notice else (), auth=auth,
-                               auth_verdict=verdict_auth, sender=sender)
+        notice = sender_rejected_notice(
+            reply_id=reply_id,
+            shop=shop,
+            sender=sender,
+            reason=refusal,
+            conversation_id=env.conversation_id,
+            now_ms=env.received_at_ms,
+            sender_accountable=not unregistered or sender_authenticated(auth),
+        )
+        return InboundDecision(
+            ReplyClass.REJECTED,
+            refusal,
+            notices=(notice,) if notice else (),
+            auth=auth,
+            auth_verdict=verdict_auth,
+            sender=sender,
+        )
     deadline.check("extraction")
 
     extraction = extract_new_text(msg)
@@ -352,47 +437,95 @@ def _conclude(screened: Screened, env: InboundEnvelope, shop: ShopSettings,
     automated = classify_body(extraction.text, subject)
     if automated is not None:
         # Past authorization: the sender is one of the shop's (or checks are off).
-        return InboundDecision(automated.cls, automated.reason, auth=auth, extraction=extraction,
-                               sender=sender,
-                               notices=_held_notices(True, reply_id, shop, sender, subject,
-                                                     automated.reason, env))
+        return InboundDecision(
+            automated.cls,
+            automated.reason,
+            auth=auth,
+            extraction=extraction,
+            sender=sender,
+            notices=_held_notices(True, reply_id, shop, sender, subject, automated.reason, env),
+        )
     if len(extraction.text) > cfg.record_budget_bytes:  # chars <= UTF-8 bytes: cannot fit
         return InboundDecision(
             ReplyClass.REJECTED,
             f"reply text too long for chat ({len(extraction.text)} characters)",
-            auth=auth, extraction=extraction)
+            auth=auth,
+            extraction=extraction,
+        )
     chunks = split_for_chat(extraction.text) if extraction.text.strip() else []
-    content_rules = policy_for(shop, cfg.image_kinds, max_image_bytes=cfg.max_image_bytes,
-                               record_budget_bytes=cfg.record_budget_bytes)
-    content = build_reply_content(chunks, extraction.inline_images, extraction.withheld,
-                                  content_rules, segments=extraction.segments)
+    content_rules = policy_for(
+        shop,
+        cfg.image_kinds,
+        max_image_bytes=cfg.max_image_bytes,
+        record_budget_bytes=cfg.record_budget_bytes,
+    )
+    content = build_reply_content(
+        chunks,
+        extraction.inline_images,
+        extraction.withheld,
+        content_rules,
+        segments=extraction.segments,
+    )
     notices: tuple[MailNotice, ...] = ()
     seller_message_id = str(msg.get("Message-ID", "") or "").strip()
     if content.withheld and sender:
-        notices = (content_withheld_notice(
-            reply_id=reply_id, seller=sender, seller_message_id=seller_message_id,
-            shop_id=env.shop_id, conversation_id=env.conversation_id,
-            withheld=content.withheld, now_ms=env.received_at_ms),)
+        notices = (
+            content_withheld_notice(
+                reply_id=reply_id,
+                seller=sender,
+                seller_message_id=seller_message_id,
+                shop_id=env.shop_id,
+                conversation_id=env.conversation_id,
+                withheld=content.withheld,
+                now_ms=env.received_at_ms,
+            ),
+        )
     if extraction.links_removed and sender:
-        notices += (links_removed_notice(
-            seller=sender, seller_message_id=seller_message_id, shop_id=env.shop_id,
-            conversation_id=env.conversation_id, links=extraction.links_removed,
-            now_ms=env.received_at_ms),)
+        notices += (
+            links_removed_notice(
+                seller=sender,
+                seller_message_id=seller_message_id,
+                shop_id=env.shop_id,
+                conversation_id=env.conversation_id,
+                links=extraction.links_removed,
+                now_ms=env.received_at_ms,
+            ),
+        )
     if not content.parts:
-        return InboundDecision(ReplyClass.REJECTED, "no new text found in the reply",
-                               notices=notices, withheld=content.withheld, auth=auth,
-                               extraction=extraction)
+        return InboundDecision(
+            ReplyClass.REJECTED,
+            "no new text found in the reply",
+            notices=notices,
+            withheld=content.withheld,
+            auth=auth,
+            extraction=extraction,
+        )
     if content_rules.record_budget_bytes < text_record_cost(chunks):
         return InboundDecision(
             ReplyClass.REJECTED,
             f"reply text too long for chat ({len(extraction.text)} characters)",
-            notices=notices, withheld=content.withheld, auth=auth, extraction=extraction)
+            notices=notices,
+            withheld=content.withheld,
+            auth=auth,
+            extraction=extraction,
+        )
     reply = ChatReply(
-        reply_id=reply_id, shop_id=env.shop_id, conversation_id=env.conversation_id,
-        parts=content.parts, mail_id=env.mail_id, sender=sender,
+        reply_id=reply_id,
+        shop_id=env.shop_id,
+        conversation_id=env.conversation_id,
+        parts=content.parts,
+        mail_id=env.mail_id,
+        sender=sender,
         received_at_ms=env.received_at_ms,
     )
-    return InboundDecision(ReplyClass.REPLY, "new text extracted", reply, extraction.text,
-                           notices=notices, withheld=content.withheld, auth=auth,
-                           extraction=extraction, auth_verdict=verdict_auth)
-
+    return InboundDecision(
+        ReplyClass.REPLY,
+        "new text extracted",
+        reply,
+        extraction.text,
+        notices=notices,
+        withheld=content.withheld,
+        auth=auth,
+        extraction=extraction,
+        auth_verdict=verdict_auth,
+    )

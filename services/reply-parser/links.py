@@ -27,8 +27,10 @@ _BRACKET = rf"\s?\[\s*+(?P<square>{_ADDRESS})\s*+\]|\s?\(\s*+(?P<round>{_ADDRESS
 # "[text](https://…)": keep the text.
 _MARKDOWN = rf"\[(?P<md_text>[^\[\]\n]{{1,300}}+)\]\(\s*+(?P<md>{_ADDRESS})\s*+\)"
 # Typed bare; sentence punctuation it swallowed at its end is given back by _replacement.
-_BARE = (r"(?:[ \t](?=https?://|ftp://|www\.)|(?<![\w@/.]))"
-         r"(?P<bare>(?:https?://|ftp://|www\.)[^\s<>\"]{1,2000}+)")
+_BARE = (
+    r"(?:[ \t](?=https?://|ftp://|www\.)|(?<![\w@/.]))"
+    r"(?P<bare>(?:https?://|ftp://|www\.)[^\s<>\"]{1,2000}+)"
+)
 _TRAILING_PUNCTUATION = ".,;:!?)]'\""
 
 LINK_RE = re.compile(f"{_MARKDOWN}|{_ANGLE}|{_BRACKET}|{_BARE}", re.IGNORECASE)
@@ -83,5 +85,5 @@ def _replacement(match: re.Match[str], removed: list[str]) -> str:
     if not address or address.endswith(("://", "www.")):
         return match.group(0)
     removed.append(address)
-    return bare[len(address):]
+    return bare[len(address) :]
     return match.group(0)  # pragma: no cover - every alternative names its group

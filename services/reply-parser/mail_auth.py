@@ -81,8 +81,9 @@ class StaticResolver:
     """Records from a dict (tests, the inspect command): ``{("name", "TXT"): [...]}``."""
 
     def __init__(self, records: dict[tuple[str, str], list] | None = None) -> None:
-        self.records = {(n.lower().rstrip("."), t.upper()): v for (n, t), v in
-                        (records or {}).items()}
+        self.records = {
+            (n.lower().rstrip("."), t.upper()): v for (n, t), v in (records or {}).items()
+        }
 
     def _get(self, name: str, rtype: str) -> list:
         value = self.records.get((name.lower().rstrip("."), rtype), [])
@@ -115,8 +116,13 @@ class DnsPythonResolver:
     asked and reserved names never leave the host.
     """
 
-    def __init__(self, timeout_s: float = 2.0, cache_ttl_s: float = 300.0,
-                 cache_size: int = 10_000, nameserver: str = "") -> None:
+    def __init__(
+        self,
+        timeout_s: float = 2.0,
+        cache_ttl_s: float = 300.0,
+        cache_size: int = 10_000,
+        nameserver: str = "",
+    ) -> None:
         import dns.resolver  # imported here: tests and the inspect command never need it
 
         self._dns = dns
@@ -193,9 +199,12 @@ class AuthResult:
     def summary(self) -> str:
         dkim = self.dkim + (f" (d={','.join(self.dkim_domains)})" if self.dkim_domains else "")
         spf = self.spf + (f" (mail from {self.spf_domain})" if self.spf_domain else "")
-        return (f"author {self.from_domain or '?'}: aligned={self.aligned} dkim={dkim} spf={spf}"
-                f" dmarc={self.dmarc}" + (f" (p={self.dmarc_policy})" if self.dmarc_policy else "")
-                + f" via {self.source}")
+        return (
+            f"author {self.from_domain or '?'}: aligned={self.aligned} dkim={dkim} spf={spf}"
+            f" dmarc={self.dmarc}"
+            + (f" (p={self.dmarc_policy})" if self.dmarc_policy else "")
+            + f" via {self.source}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,8 +279,9 @@ def author_address(msg: Message) -> str:
         # The stdlib's structured parser itself fails on some garbage (IndexError).
         raise AuthorError("the From header has no readable address: it does not parse") from exc
     if len(addresses) > 1:
-        raise AuthorError(f"the From header names {len(addresses)} addresses "
-                          "(a reply must have one author)")
+        raise AuthorError(
+            f"the From header names {len(addresses)} addresses (a reply must have one author)"
+        )
     if defects or not addresses or not addresses[0].domain or not addresses[0].username:
         detail = f": {defects[0]}" if defects else ""
         raise AuthorError(f"the From header has no readable address{detail}")
@@ -306,9 +316,12 @@ def parse_dmarc(text: str) -> DmarcRecord | None:
     if tags.get("v") != "dmarc1" or tags.get("p") not in ("none", "quarantine", "reject"):
         return None
     policy = tags["p"]
-    return DmarcRecord(policy, tags.get("sp", policy) if tags.get("sp") in
-                       ("none", "quarantine", "reject") else policy,
-                       tags.get("adkim", "r")[:1], tags.get("aspf", "r")[:1])
+    return DmarcRecord(
+        policy,
+        tags.get("sp", policy) if tags.get("sp") in ("none", "quarantine", "reject") else policy,
+        tags.get("adkim", "r")[:1],
+        tags.get("aspf", "r")[:1],
+    )
 
 
 def lookup_dmarc(from_domain: str, resolver: DnsResolver) -> tuple[DmarcRecord | None, str]:
@@ -330,12 +343,15 @@ def lookup_dmarc(from_domain: str, resolver: DnsResolver) -> tuple[DmarcRecord |
 # --- DKIM and SPF ------------------------------------------------------------------------------
 
 
-def verify_dkim(raw: bytes, resolver: DnsResolver
-                ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+def verify_dkim(raw: bytes, resolver: DnsResolver) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """(overall result, domains whose signature verified, domains whose key lookup met DNS
     trouble)."""
-    count = min(raw.count(b"\nDKIM-Signature:") + raw.count(b"\ndkim-signature:")
-                + (1 if raw[:15].lower() == b"dkim-signature:" else 0), MAX_DKIM_SIGNATURES)
+    count = min(
+        raw.count(b"\nDKIM-Signature:")
+        + raw.count(b"\ndkim-signature:")
+        + (1 if raw[:15].lower() == b"dkim-signature:" else 0),
+        MAX_DKIM_SIGNATURES,
+    )
     if count == 0:
         return NONE, (), ()
 
@@ -368,8 +384,7 @@ class _ResolverSpfQuery(spf.query if spf is not None else object):  # type: igno
         self._resolver = resolver
         super().__init__(**kwargs)
 
-    def dns(self, name: str, qtype: str, cnames: object = None,
-            ignore_void: bool = False) -> list:
+    def dns(self, name: str, qtype: str, cnames: object = None, ignore_void: bool = False) -> list:
         name = str(name).rstrip(".").lower()
         try:
             if qtype in ("TXT", "SPF"):
@@ -391,8 +406,9 @@ def check_spf(ip: str, mail_from: str, helo: str, resolver: DnsResolver) -> tupl
     if not ip or not domain or spf is None:
         return NONE, domain
     try:
-        query = _ResolverSpfQuery(resolver, i=ip, s=mail_from or f"postmaster@{helo}",
-                                  h=helo or domain, timeout=5)
+        query = _ResolverSpfQuery(
+            resolver, i=ip, s=mail_from or f"postmaster@{helo}", h=helo or domain, timeout=5
+        )
         result, _code, _explanation = query.check()
     except Exception:  # noqa: BLE001 - a broken record is not a crash
         return PERMERROR, domain
@@ -435,8 +451,12 @@ def trusted_results(msg: Message, trusted_ids: frozenset[str]) -> AuthResult | N
             method, result = str(res.method).lower(), str(res.result).lower()
             props = {f"{p.type}.{p.name}".lower(): str(p.value) for p in res.properties}
             if method == "dkim":
-                signer = (props.get("header.d", props.get("header.i", ""))
-                          .lstrip("@").rpartition("@")[2].lower())
+                signer = (
+                    props.get("header.d", props.get("header.i", ""))
+                    .lstrip("@")
+                    .rpartition("@")[2]
+                    .lower()
+                )
                 if result == PASS:
                     dkim_domains.append(signer)
                 elif result == TEMPERROR:
@@ -450,22 +470,34 @@ def trusted_results(msg: Message, trusted_ids: frozenset[str]) -> AuthResult | N
                 else:
                     from_domain = props.get("header.from", "").lower()
         match = _POLICY_IN_COMMENT.search(text)
-        return AuthResult(dmarc=found.get("dmarc", NONE),
-                          dmarc_policy=match.group(1).lower() if match else "",
-                          dkim=found.get("dkim", NONE), dkim_domains=tuple(dkim_domains),
-                          spf=found.get("spf", NONE), spf_domain=spf_domain,
-                          from_domain=from_domain or from_domain_of(msg),
-                          source=f"authres:{header.authserv_id}",
-                          dkim_temp_domains=tuple(dkim_temp))
+        return AuthResult(
+            dmarc=found.get("dmarc", NONE),
+            dmarc_policy=match.group(1).lower() if match else "",
+            dkim=found.get("dkim", NONE),
+            dkim_domains=tuple(dkim_domains),
+            spf=found.get("spf", NONE),
+            spf_domain=spf_domain,
+            from_domain=from_domain or from_domain_of(msg),
+            source=f"authres:{header.authserv_id}",
+            dkim_temp_domains=tuple(dkim_temp),
+        )
     return None
 
 
 # --- the whole evaluation ----------------------------------------------------------------------
 
 
-def author_alignment(from_domain: str, *, dkim_domains: tuple[str, ...],
-                     dkim_temp_domains: tuple[str, ...] = (), spf: str, spf_domain: str,
-                     adkim: str = "r", aspf: str = "r", modes_known: bool = True) -> str:
+def author_alignment(
+    from_domain: str,
+    *,
+    dkim_domains: tuple[str, ...],
+    dkim_temp_domains: tuple[str, ...] = (),
+    spf: str,
+    spf_domain: str,
+    adkim: str = "r",
+    aspf: str = "r",
+    modes_known: bool = True,
+) -> str:
     """Does a verified DKIM signature or an SPF pass belong to the author's domain? Pure.
 
     ``pass``, ``fail``, or ``temperror`` when DNS trouble hid what could have been a pass
@@ -479,31 +511,48 @@ def author_alignment(from_domain: str, *, dkim_domains: tuple[str, ...],
 
     def passes(dkim_mode: str, spf_mode: str) -> bool:
         return any(aligned(d, from_domain, dkim_mode) for d in dkim_domains) or (
-            spf == PASS and aligned(spf_domain, from_domain, spf_mode))
+            spf == PASS and aligned(spf_domain, from_domain, spf_mode)
+        )
 
     if passes("s", "s") or (modes_known and passes(adkim, aspf)):
         return PASS
     if not modes_known and passes("r", "r"):  # relaxed only, and the record may say strict
         return TEMPERROR
     if any(aligned(d, from_domain, "r") for d in dkim_temp_domains) or (
-            spf == TEMPERROR and aligned(spf_domain, from_domain, "r")):
+        spf == TEMPERROR and aligned(spf_domain, from_domain, "r")
+    ):
         return TEMPERROR
     return FAIL
 
 
-def evaluate(raw: bytes, msg: Message, *, peer_ip: str, mail_from: str, helo: str = "",
-             resolver: DnsResolver | None, trusted_ids: frozenset[str] = frozenset()
-             ) -> AuthResult:
+def evaluate(
+    raw: bytes,
+    msg: Message,
+    *,
+    peer_ip: str,
+    mail_from: str,
+    helo: str = "",
+    resolver: DnsResolver | None,
+    trusted_ids: frozenset[str] = frozenset(),
+) -> AuthResult:
     """DMARC verdict and author alignment for one mail. Never raises."""
     trusted = trusted_results(msg, trusted_ids)
     from_domain = from_domain_of(msg)
     if trusted is not None:
         # Alignment is judged against the author as we read it, not the MX's header.from.
         mx_dmarc_pass = trusted.dmarc == PASS and trusted.from_domain == from_domain
-        trusted = dataclasses.replace(trusted, aligned=PASS if mx_dmarc_pass else author_alignment(
-            from_domain, dkim_domains=trusted.dkim_domains,
-            dkim_temp_domains=trusted.dkim_temp_domains, spf=trusted.spf,
-            spf_domain=trusted.spf_domain))
+        trusted = dataclasses.replace(
+            trusted,
+            aligned=PASS
+            if mx_dmarc_pass
+            else author_alignment(
+                from_domain,
+                dkim_domains=trusted.dkim_domains,
+                dkim_temp_domains=trusted.dkim_temp_domains,
+                spf=trusted.spf,
+                spf_domain=trusted.spf_domain,
+            ),
+        )
         if trusted.dmarc == FAIL and not trusted.dmarc_policy and resolver is not None:
             try:
                 _, applies = lookup_dmarc(trusted.from_domain or from_domain, resolver)
@@ -515,8 +564,12 @@ def evaluate(raw: bytes, msg: Message, *, peer_ip: str, mail_from: str, helo: st
         return AuthResult(from_domain=from_domain, source="unchecked")
     if not from_domain:
         return AuthResult(dmarc=PERMERROR, from_domain="", source="local", aligned=FAIL)
-    return local_result(from_domain, look_up(raw, from_domain, peer_ip=peer_ip,
-                                             mail_from=mail_from, helo=helo, resolver=resolver))
+    return local_result(
+        from_domain,
+        look_up(
+            raw, from_domain, peer_ip=peer_ip, mail_from=mail_from, helo=helo, resolver=resolver
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,8 +586,9 @@ class DnsFindings:
     dmarc_known: bool  # False: the DMARC lookup met DNS trouble
 
 
-def look_up(raw: bytes, from_domain: str, *, peer_ip: str, mail_from: str, helo: str,
-            resolver: DnsResolver) -> DnsFindings:
+def look_up(
+    raw: bytes, from_domain: str, *, peer_ip: str, mail_from: str, helo: str, resolver: DnsResolver
+) -> DnsFindings:
     """Every DNS question the local evaluation asks, through *resolver* (the I/O)."""
     dkim_result, dkim_domains, dkim_temp = verify_dkim(raw, resolver)
     spf_result, spf_domain = check_spf(peer_ip, mail_from, helo, resolver)
@@ -543,30 +597,46 @@ def look_up(raw: bytes, from_domain: str, *, peer_ip: str, mail_from: str, helo:
         known = True
     except DnsTempError:
         record, applies, known = None, "", False
-    return DnsFindings(dkim_result, dkim_domains, dkim_temp, spf_result, spf_domain, record,
-                       applies, known)
+    return DnsFindings(
+        dkim_result, dkim_domains, dkim_temp, spf_result, spf_domain, record, applies, known
+    )
 
 
 def local_result(from_domain: str, found: DnsFindings) -> AuthResult:
     """The DMARC verdict and author alignment from what DNS said. Pure."""
     record = found.dmarc_record
     author = author_alignment(
-        from_domain, dkim_domains=found.dkim_domains, dkim_temp_domains=found.dkim_temp_domains,
-        spf=found.spf, spf_domain=found.spf_domain, adkim=record.adkim if record else "r",
-        aspf=record.aspf if record else "r", modes_known=found.dmarc_known)
+        from_domain,
+        dkim_domains=found.dkim_domains,
+        dkim_temp_domains=found.dkim_temp_domains,
+        spf=found.spf,
+        spf_domain=found.spf_domain,
+        adkim=record.adkim if record else "r",
+        aspf=record.aspf if record else "r",
+        modes_known=found.dmarc_known,
+    )
     if not found.dmarc_known:
         dmarc = TEMPERROR
     elif record is None:
         dmarc = NONE
     else:
         dmarc = {PASS: PASS, TEMPERROR: TEMPERROR}.get(author, FAIL)
-    return AuthResult(dmarc, found.dmarc_applies, found.dkim, found.dkim_domains, found.spf,
-                      found.spf_domain, from_domain, aligned=author,
-                      dkim_temp_domains=found.dkim_temp_domains)
+    return AuthResult(
+        dmarc,
+        found.dmarc_applies,
+        found.dkim,
+        found.dkim_domains,
+        found.spf,
+        found.spf_domain,
+        from_domain,
+        aligned=author,
+        dkim_temp_domains=found.dkim_temp_domains,
+    )
 
 
-def shop_policy(shop: ShopSettings, *, mailbox: MailAuthPolicy,
-                helpdesk: MailAuthPolicy) -> MailAuthPolicy:
+def shop_policy(
+    shop: ShopSettings, *, mailbox: MailAuthPolicy, helpdesk: MailAuthPolicy
+) -> MailAuthPolicy:
     """The policy a shop's replies are checked under: its own override, else the operator's
     default for its destination kind."""
     if shop.mail_auth_policy:
@@ -590,10 +660,14 @@ def auth_verdict(result: AuthResult, policy: MailAuthPolicy) -> Verdict:
         if result.aligned == PASS:
             return Verdict("accept")
         if result.aligned == TEMPERROR:
-            return Verdict("defer", f"authentication could not be checked now, DNS did not "
-                           f"answer ({facts})")
-        return Verdict("refuse", f"no DKIM signature or SPF pass of the sender's domain "
-                       f"{result.from_domain or '?'} ({facts}); this shop requires one")
+            return Verdict(
+                "defer", f"authentication could not be checked now, DNS did not answer ({facts})"
+            )
+        return Verdict(
+            "refuse",
+            f"no DKIM signature or SPF pass of the sender's domain "
+            f"{result.from_domain or '?'} ({facts}); this shop requires one",
+        )
     if result.dmarc == TEMPERROR:
         return Verdict("defer", f"DMARC could not be checked now, DNS did not answer ({facts})")
     if policy == "dmarc_pass":

@@ -18,9 +18,22 @@ from typing import Any
 # result is unused, so they are parsed as unstructured (encoded words still decoded).
 # From is not among them: the author is read from its structured parse (addresses from the
 # raw header, so a decoded display name can never add or hide one).
-TEXT_ONLY_HEADERS = ("sender", "to", "cc", "bcc", "reply-to", "resent-from",
-                     "resent-sender", "resent-to", "resent-cc", "message-id", "date",
-                     "resent-date", "in-reply-to", "references")
+TEXT_ONLY_HEADERS = (
+    "sender",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "resent-from",
+    "resent-sender",
+    "resent-to",
+    "resent-cc",
+    "message-id",
+    "date",
+    "resent-date",
+    "in-reply-to",
+    "references",
+)
 _MAX_CACHED_VALUE = 2000
 _MAX_ENTRIES = 8192
 _cache: dict[tuple[str, str], Any] = {}

@@ -51,7 +51,7 @@ _CONTENT_FIELD_FIRST = re.compile(rb"content-[a-z-]*:[^\n]*(?:\n[ \t][^\n]*)*", 
 def header_block(raw: bytes) -> bytes:
     """The raw header block: everything before the first empty line (all of it if none)."""
     ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
-    return raw[:min(ends)] if ends else raw
+    return raw[: min(ends)] if ends else raw
 
 
 def check_raw(raw: bytes, limits: MimeLimits) -> None:
@@ -59,12 +59,14 @@ def check_raw(raw: bytes, limits: MimeLimits) -> None:
     count no real mail has, are refused undecoded."""
     header = header_block(raw)
     if len(header) > limits.max_header_block_bytes:
-        raise MailTooComplex(f"header block of {len(header)} bytes "
-                             f"(limit {limits.max_header_block_bytes})")
+        raise MailTooComplex(
+            f"header block of {len(header)} bytes (limit {limits.max_header_block_bytes})"
+        )
     words = header.count(b"=?")
     if words > limits.max_encoded_words:
-        raise MailTooComplex(f"{words} encoded words in the header block "
-                             f"(limit {limits.max_encoded_words})")
+        raise MailTooComplex(
+            f"{words} encoded words in the header block (limit {limits.max_encoded_words})"
+        )
     fields = 0
     longest = 0
     size = 0
@@ -78,22 +80,26 @@ def check_raw(raw: bytes, limits: MimeLimits) -> None:
     if fields > limits.max_header_fields:
         raise MailTooComplex(f"{fields} header fields (limit {limits.max_header_fields})")
     if longest > limits.max_header_bytes:
-        raise MailTooComplex(f"a header field of {longest} bytes "
-                             f"(limit {limits.max_header_bytes})")
+        raise MailTooComplex(f"a header field of {longest} bytes (limit {limits.max_header_bytes})")
     first = _CONTENT_FIELD_FIRST.match(raw)
     for found in ([first] if first else []) + list(_CONTENT_FIELD.finditer(raw)):
         value = found.group()
         if len(value) > limits.max_content_header_bytes:
-            raise MailTooComplex(f"a Content-* header field of {len(value)} bytes "
-                                 f"(limit {limits.max_content_header_bytes})")
+            raise MailTooComplex(
+                f"a Content-* header field of {len(value)} bytes "
+                f"(limit {limits.max_content_header_bytes})"
+            )
         if value.count(b";") > limits.max_content_params:
-            raise MailTooComplex(f"a Content-* header field with {value.count(b';')} "
-                                 f"parameters (limit {limits.max_content_params})")
+            raise MailTooComplex(
+                f"a Content-* header field with {value.count(b';')} "
+                f"parameters (limit {limits.max_content_params})"
+            )
         if found.start() >= len(header):  # the top block's were counted above
             words += value.count(b"=?")
     if words > limits.max_encoded_words:
-        raise MailTooComplex(f"{words} encoded words in the headers "
-                             f"(limit {limits.max_encoded_words})")
+        raise MailTooComplex(
+            f"{words} encoded words in the headers (limit {limits.max_encoded_words})"
+        )
     boundaries = raw.count(b"\n--")
     if boundaries > limits.max_parts * 4:
         raise MailTooComplex(f"{boundaries} boundary lines (limit {limits.max_parts * 4})")

@@ -46,8 +46,13 @@ class AttemptLog:
     each under its own marker, and the next death names the mail exactly.
     """
 
-    def __init__(self, producer: AIOKafkaProducer, group: str, topic: str,
-                 found: dict[int, tuple[int, int, int]] | None = None) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        group: str,
+        topic: str,
+        found: dict[int, tuple[int, int, int]] | None = None,
+    ) -> None:
         self._producer = producer
         self._group = group
         self._topic = topic
@@ -81,13 +86,23 @@ class AttemptLog:
             except DecodeError:
                 return
             if mark.group == self._group and mark.topic == self._topic:
-                found[mark.partition] = (mark.offset, max(mark.offset, mark.last_offset),
-                                         mark.attempts)
+                found[mark.partition] = (
+                    mark.offset,
+                    max(mark.offset, mark.last_offset),
+                    mark.attempts,
+                )
 
         await replay_topic(bootstrap, MAIL_INBOUND_ATTEMPTS.name, apply)
         self._found = found
-        log.info("parse attempts loaded", extra={"topic": self._topic, "unfinished": {
-            str(p): f"offsets {a}-{b}, {n} attempt(s)" for p, (a, b, n) in found.items()}})
+        log.info(
+            "parse attempts loaded",
+            extra={
+                "topic": self._topic,
+                "unfinished": {
+                    str(p): f"offsets {a}-{b}, {n} attempt(s)" for p, (a, b, n) in found.items()
+                },
+            },
+        )
 
     def suspect(self, partition: int, first_offset: int, last_offset: int) -> bool:
         """Whether records first..last overlap what an earlier process died parsing (then
@@ -114,13 +129,20 @@ class AttemptLog:
             return None
         return attempts if first == last else 0
 
-    async def mark(self, partition: int, offset: int, attempts: int,
-                   last_offset: int | None = None) -> None:
+    async def mark(
+        self, partition: int, offset: int, attempts: int, last_offset: int | None = None
+    ) -> None:
         """Durably note that the parse of records offset..last_offset starts now."""
         key = f"{self._group}:{self._topic}:{partition}".encode()
-        mark = ParseAttempt(group=self._group, topic=self._topic, partition=partition,
-                            offset=offset, last_offset=offset if last_offset is None
-                            else last_offset, attempts=attempts, at_ms=now_ms())
+        mark = ParseAttempt(
+            group=self._group,
+            topic=self._topic,
+            partition=partition,
+            offset=offset,
+            last_offset=offset if last_offset is None else last_offset,
+            attempts=attempts,
+            at_ms=now_ms(),
+        )
         await self._producer.send_and_wait(MAIL_INBOUND_ATTEMPTS.name, encode(mark), key=key)
 
 
@@ -140,8 +162,9 @@ class ParseWatchdog:
     log handles the same way).
     """
 
-    def __init__(self, stuck_after_s: float, max_rss_bytes: int = 0,
-                 interval_s: float = 0.05) -> None:
+    def __init__(
+        self, stuck_after_s: float, max_rss_bytes: int = 0, interval_s: float = 0.05
+    ) -> None:
         self._stuck_after = stuck_after_s
         self._max_rss = max_rss_bytes
         self._interval = interval_s
@@ -175,8 +198,10 @@ class ParseWatchdog:
             rss = _rss_bytes()
             if rss > self._max_rss:
                 names = ", ".join(what for what, _ in current)
-                return (f"process grew to {rss // 2**20} MB parsing {names} "
-                        f"(limit {self._max_rss // 2**20} MB)")
+                return (
+                    f"process grew to {rss // 2**20} MB parsing {names} "
+                    f"(limit {self._max_rss // 2**20} MB)"
+                )
         return None
 
     def _watch(self) -> None:
@@ -184,8 +209,10 @@ class ParseWatchdog:
             time.sleep(self._interval)
             reason = self.breach()
             if reason is not None:
-                log.critical("ending the process: the mail being parsed cannot be survived; "
-                             "it is dead-lettered after the restarts parser_max_attempts allows",
-                             extra={"reason": reason})
+                log.critical(
+                    "ending the process: the mail being parsed cannot be survived; "
+                    "it is dead-lettered after the restarts parser_max_attempts allows",
+                    extra={"reason": reason},
+                )
                 logging.shutdown()
                 os._exit(EXIT_PARSE_BREACH)

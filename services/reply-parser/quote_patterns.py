@@ -20,35 +20,72 @@ MAX_HEADER_WRAP = 3
 # The verb clients put in the attribution line, per language (Gmail, Apple Mail, Outlook mobile,
 # Thunderbird, Yahoo, Android/Samsung mail...).
 WROTE_VERBS: tuple[str, ...] = (
-    r"wrote", r"writes",                                   # en
-    r"escribió", r"escribio",                              # es
-    r"escreveu",                                           # pt
-    r"a écrit", r"a ecrit", r"écrit",                      # fr
-    r"schrieb", r"geschrieben",                            # de
-    r"ha scritto", r"scrisse",                             # it
-    r"schreef", r"het volgende geschreven",                # nl
-    r"napisał\(a\)", r"napisała", r"napisał", r"pisze",    # pl
-    r"yazdı", r"şunu yazdı", r"şunları yazdı",             # tr
-    r"menulis",                                            # id, ms
-    r"เขียนว่า", r"เขียน",                                  # th
-    r"đã viết", r"viết",                                   # vi
-    r"sumulat", r"isinulat",                               # fil
-    r"のメッセージ", r"のメール", r"は書きました", r"書きました", r"さんは書きました",  # ja
-    r"님이 작성", r"작성",                                  # ko
-    r"写道", r"寫道", r"来信", r"來信",                      # zh
-    r"كتب", r"كتبت",                                        # ar
-    r"написал\(а\)", r"написала", r"написал", r"пишет",    # ru (common in real mail)
-    r"написав\(ла\)", r"написав", r"пише",                 # uk
-    r"skrev", r"kirjoitti", r"έγραψε",                     # sv/da/no, fi, el
-    r"napsal\(a\)", r"napsala", r"napsal",                  # cs
+    r"wrote",
+    r"writes",  # en
+    r"escribió",
+    r"escribio",  # es
+    r"escreveu",  # pt
+    r"a écrit",
+    r"a ecrit",
+    r"écrit",  # fr
+    r"schrieb",
+    r"geschrieben",  # de
+    r"ha scritto",
+    r"scrisse",  # it
+    r"schreef",
+    r"het volgende geschreven",  # nl
+    r"napisał\(a\)",
+    r"napisała",
+    r"napisał",
+    r"pisze",  # pl
+    r"yazdı",
+    r"şunu yazdı",
+    r"şunları yazdı",  # tr
+    r"menulis",  # id, ms
+    r"เขียนว่า",
+    r"เขียน",  # th
+    r"đã viết",
+    r"viết",  # vi
+    r"sumulat",
+    r"isinulat",  # fil
+    r"のメッセージ",
+    r"のメール",
+    r"は書きました",
+    r"書きました",
+    r"さんは書きました",  # ja
+    r"님이 작성",
+    r"작성",  # ko
+    r"写道",
+    r"寫道",
+    r"来信",
+    r"來信",  # zh
+    r"كتب",
+    r"كتبت",  # ar
+    r"написал\(а\)",
+    r"написала",
+    r"написал",
+    r"пишет",  # ru (common in real mail)
+    r"написав\(ла\)",
+    r"написав",
+    r"пише",  # uk
+    r"skrev",
+    r"kirjoitti",
+    r"έγραψε",  # sv/da/no, fi, el
+    r"napsal\(a\)",
+    r"napsala",
+    r"napsal",  # cs
 )
 _LATIN_VERBS = [v for v in WROTE_VERBS if v[0].isascii() or v[0] in "éšż"]
 _OTHER_VERBS = [v for v in WROTE_VERBS if v not in _LATIN_VERBS]
 # The verb anywhere in the header (German/Dutch/Arabic/Filipino put it before the name).
 # Latin-script verbs need word boundaries ("rewrote" is not "wrote"); CJK/Thai have no spaces.
 WROTE_VERB_RE = re.compile(
-    r"(?<!\w)(?:" + "|".join(sorted(_LATIN_VERBS, key=len, reverse=True)) + r")(?!\w)"
-    + "|(?:" + "|".join(sorted(_OTHER_VERBS, key=len, reverse=True)) + ")",
+    r"(?<!\w)(?:"
+    + "|".join(sorted(_LATIN_VERBS, key=len, reverse=True))
+    + r")(?!\w)"
+    + "|(?:"
+    + "|".join(sorted(_OTHER_VERBS, key=len, reverse=True))
+    + ")",
     re.IGNORECASE,
 )
 # Yahoo and some webmails flatten "On <date>, <name> <address> wrote:" and the quoted text
@@ -113,32 +150,159 @@ RULE_ONLY_RE = re.compile(r"^\s*[-_=*~#]{3,}\s*$")
 
 # --- Outlook-style header blocks (From:/Sent:/To:/Subject:) --------------------------------------
 FROM_KEYS = (
-    "From", "De", "Von", "Da", "Van", "Od", "Kimden", "Gönderen", "Dari", "Từ", "Mula kay", "Mula",
-    "差出人", "送信者", "发件人", "寄件者", "寄件人", "보낸 사람", "보낸사람", "من", "От", "จาก",
-    "Från", "Fra", "Lähettäjä", "Feladó", "Από", "Daripada", "Від", "Odesílatel",
+    "From",
+    "De",
+    "Von",
+    "Da",
+    "Van",
+    "Od",
+    "Kimden",
+    "Gönderen",
+    "Dari",
+    "Từ",
+    "Mula kay",
+    "Mula",
+    "差出人",
+    "送信者",
+    "发件人",
+    "寄件者",
+    "寄件人",
+    "보낸 사람",
+    "보낸사람",
+    "من",
+    "От",
+    "จาก",
+    "Från",
+    "Fra",
+    "Lähettäjä",
+    "Feladó",
+    "Από",
+    "Daripada",
+    "Від",
+    "Odesílatel",
 )
 OTHER_KEYS = (
-    "Sent", "Date", "To", "Subject", "Cc", "Bcc", "Reply-To",
-    "Enviado", "Enviada", "Enviado el", "Fecha", "Para", "Asunto", "CC", "Assunto", "Data",
-    "Envoyé", "Date", "À", "A", "Objet", "Cc",
-    "Gesendet", "Datum", "An", "Betreff",
-    "Inviato", "Oggetto",
-    "Verzonden", "Aan", "Onderwerp", "Verstuurd",
-    "Wysłano", "Wysłane", "Do", "Temat", "DW",
-    "Gönderildi", "Tarih", "Kime", "Konu", "Bilgi",
-    "Dikirim", "Terkirim", "Tanggal", "Kepada", "Subjek", "Perihal", "Dihantar", "Tarikh",
-    "Đã gửi", "Ngày", "Tới", "Đến", "Chủ đề",
-    "Ipinadala", "Petsa", "Para kay", "Paksa",
-    "送信日時", "送信日", "宛先", "件名", "日付",
-    "发送时间", "發送時間", "日期", "时间", "收件人", "收件者", "主题", "主旨", "抄送", "副本",
-    "보낸 날짜", "날짜", "받는 사람", "제목", "참조",
-    "تاريخ", "التاريخ", "تم الإرسال", "إلى", "الموضوع",
-    "Отправлено", "Дата", "Кому", "Тема",
-    "ส่ง", "วันที่", "ถึง", "เรื่อง",
-    "Skickat", "Till", "Ämne", "Sendt", "Til", "Emne", "Lähetetty", "Vastaanottaja", "Aihe",
-    "Kopia", "Kopie", "Kopi", "Dato", "Odesláno", "Komu", "Předmět", "Надіслано",
-    "Відправлено", "Копія", "Копия", "寄件日期", "傳送時間", "傳送日期", "Ngày gửi", "สำเนา",
-    "Tembusan", "Salinan", "Sent at", "Date sent",
+    "Sent",
+    "Date",
+    "To",
+    "Subject",
+    "Cc",
+    "Bcc",
+    "Reply-To",
+    "Enviado",
+    "Enviada",
+    "Enviado el",
+    "Fecha",
+    "Para",
+    "Asunto",
+    "CC",
+    "Assunto",
+    "Data",
+    "Envoyé",
+    "Date",
+    "À",
+    "A",
+    "Objet",
+    "Cc",
+    "Gesendet",
+    "Datum",
+    "An",
+    "Betreff",
+    "Inviato",
+    "Oggetto",
+    "Verzonden",
+    "Aan",
+    "Onderwerp",
+    "Verstuurd",
+    "Wysłano",
+    "Wysłane",
+    "Do",
+    "Temat",
+    "DW",
+    "Gönderildi",
+    "Tarih",
+    "Kime",
+    "Konu",
+    "Bilgi",
+    "Dikirim",
+    "Terkirim",
+    "Tanggal",
+    "Kepada",
+    "Subjek",
+    "Perihal",
+    "Dihantar",
+    "Tarikh",
+    "Đã gửi",
+    "Ngày",
+    "Tới",
+    "Đến",
+    "Chủ đề",
+    "Ipinadala",
+    "Petsa",
+    "Para kay",
+    "Paksa",
+    "送信日時",
+    "送信日",
+    "宛先",
+    "件名",
+    "日付",
+    "发送时间",
+    "發送時間",
+    "日期",
+    "时间",
+    "收件人",
+    "收件者",
+    "主题",
+    "主旨",
+    "抄送",
+    "副本",
+    "보낸 날짜",
+    "날짜",
+    "받는 사람",
+    "제목",
+    "참조",
+    "تاريخ",
+    "التاريخ",
+    "تم الإرسال",
+    "إلى",
+    "الموضوع",
+    "Отправлено",
+    "Дата",
+    "Кому",
+    "Тема",
+    "ส่ง",
+    "วันที่",
+    "ถึง",
+    "เรื่อง",
+    "Skickat",
+    "Till",
+    "Ämne",
+    "Sendt",
+    "Til",
+    "Emne",
+    "Lähetetty",
+    "Vastaanottaja",
+    "Aihe",
+    "Kopia",
+    "Kopie",
+    "Kopi",
+    "Dato",
+    "Odesláno",
+    "Komu",
+    "Předmět",
+    "Надіслано",
+    "Відправлено",
+    "Копія",
+    "Копия",
+    "寄件日期",
+    "傳送時間",
+    "傳送日期",
+    "Ngày gửi",
+    "สำเนา",
+    "Tembusan",
+    "Salinan",
+    "Sent at",
+    "Date sent",
 )
 
 
@@ -200,7 +364,8 @@ MOBILE_SIGNATURE_RE = re.compile(
 )
 # "-Abhishek Kona", "- Jane": a dash-name sign-off alone on the last paragraph.
 DASH_NAME_SIGNATURE_RE = re.compile(
-    r"^\s*-{1,2}\s?[^\W\d_][\w.'’-]*(?:\s+[^\W\d_][\w.'’-]*){0,3}\s*$")
+    r"^\s*-{1,2}\s?[^\W\d_][\w.'’-]*(?:\s+[^\W\d_][\w.'’-]*){0,3}\s*$"
+)
 
 # --- Helpdesks -----------------------------------------------------------------------------------
 # Zendesk: "##- Please type your reply above this line -##" (localized text between the marks).
@@ -228,21 +393,58 @@ HELPDESK_ATTACHMENTS_RE = re.compile(
 # Helpdesk "reply above this line" markers (Zendesk, Freshdesk, Help Scout, Gorgias, Front...),
 # in the languages they ship: the phrase "above this line" is what every variant shares.
 ABOVE_THIS_LINE: tuple[str, ...] = (
-    "above this line", "oberhalb dieser zeile", "über dieser zeile", "über dieser linie",
-    "au-dessus de cette ligne", "au dessus de cette ligne", "por encima de esta línea",
-    "encima de esta línea", "arriba de esta línea", "acima desta linha", "acima dessa linha",
-    "sopra questa riga", "sopra questa linea", "sopra a questa riga", "boven deze regel",
-    "boven deze lijn", "ovanför denna rad", "ovanför den här raden", "over denne linje",
-    "over denne linjen", "ovenfor denne linje", "powyżej tej linii", "nad tą linią",
-    "nad tímto řádkem", "nad touto čarou", "над этой строкой", "выше этой строки",
-    "над цим рядком", "вище цього рядка", "phía trên dòng này", "trên dòng này",
-    "เหนือบรรทัดนี้", "ด้านบนบรรทัดนี้", "di atas baris ini", "di atas garis ini",
-    "この行より上", "この行の上", "이 줄 위에", "이 선 위에", "在此行上方", "在這行上方",
-    "在此行以上", "在此線上方", "此行上方", "此行以上", "請在此行上方", "请在此行上方",
+    "above this line",
+    "oberhalb dieser zeile",
+    "über dieser zeile",
+    "über dieser linie",
+    "au-dessus de cette ligne",
+    "au dessus de cette ligne",
+    "por encima de esta línea",
+    "encima de esta línea",
+    "arriba de esta línea",
+    "acima desta linha",
+    "acima dessa linha",
+    "sopra questa riga",
+    "sopra questa linea",
+    "sopra a questa riga",
+    "boven deze regel",
+    "boven deze lijn",
+    "ovanför denna rad",
+    "ovanför den här raden",
+    "over denne linje",
+    "over denne linjen",
+    "ovenfor denne linje",
+    "powyżej tej linii",
+    "nad tą linią",
+    "nad tímto řádkem",
+    "nad touto čarou",
+    "над этой строкой",
+    "выше этой строки",
+    "над цим рядком",
+    "вище цього рядка",
+    "phía trên dòng này",
+    "trên dòng này",
+    "เหนือบรรทัดนี้",
+    "ด้านบนบรรทัดนี้",
+    "di atas baris ini",
+    "di atas garis ini",
+    "この行より上",
+    "この行の上",
+    "이 줄 위에",
+    "이 선 위에",
+    "在此行上方",
+    "在這行上方",
+    "在此行以上",
+    "在此線上方",
+    "此行上方",
+    "此行以上",
+    "請在此行上方",
+    "请在此行上方",
 )
 # Searched in the lower-cased line (no IGNORECASE: ten times cheaper in ``re``).
 _ABOVE_THIS_LINE_RE = re.compile(
-    "|".join(re.escape(p) for p in sorted(ABOVE_THIS_LINE, key=len, reverse=True)))
+    "|".join(re.escape(p) for p in sorted(ABOVE_THIS_LINE, key=len, reverse=True))
+)
 # A marker line is short: the phrase, a few words around it, decoration.
 MAX_MARKER_LINE = 160
 _MARKER_DECORATION = frozenset("-#=*>[(<_~")
@@ -250,7 +452,8 @@ _MARKER_DECORATION = frozenset("-#=*>[(<_~")
 
 # Undecorated English markers, anchored (cheap on every line of a body).
 _REPLY_ABOVE_EN_RE = re.compile(
-    r"^\s*(?:please\s+)?(?:type|write|reply|respond|enter)\b.{0,40}\babove this line\b", re.I)
+    r"^\s*(?:please\s+)?(?:type|write|reply|respond|enter)\b.{0,40}\babove this line\b", re.I
+)
 
 
 def is_reply_above_marker(line: str, anywhere: bool = False) -> bool:
@@ -266,7 +469,9 @@ def is_reply_above_marker(line: str, anywhere: bool = False) -> bool:
     if not anywhere and line.lstrip()[:1] not in _MARKER_DECORATION:
         return bool(_REPLY_ABOVE_EN_RE.match(line))
     match = _ABOVE_THIS_LINE_RE.search(line.lower())
-    return match is not None and len(line[match.end():].strip(" \t.。!-#=*>])）:")) <= 20
+    return match is not None and len(line[match.end() :].strip(" \t.。!-#=*>])）:")) <= 20
+
+
 # The helpdesk's line under its marker: "Your request (1234) has been updated…", "Ihre
 # Anfrage (1234) wurde aktualisiert…", "Ticket #1234 …": a ticket number in any language.
 TICKET_NUMBER_RE = re.compile(r"\(#?\d{1,12}\)|#\d{1,12}\b|\[#\d{1,12}\]|№\s?\d{1,12}")
@@ -278,14 +483,23 @@ THREAD_TIME_RE = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
 # --- Invisible leftovers ----------------------------------------------------------------------
 # Zero-width characters mail extensions and trackers append; NBSP as a plain space. The
 # zero-width joiner stays: it holds emoji sequences (👩‍👩‍👧) together.
-INVISIBLE_CHARS = str.maketrans({"\u200b": None, "\u2060": None, "\ufeff": None,
-                                 "\u180e": None, "\u00a0": " ", "\u2007": " ",
-                                 "\u202f": " "})
+INVISIBLE_CHARS = str.maketrans(
+    {
+        "\u200b": None,
+        "\u2060": None,
+        "\ufeff": None,
+        "\u180e": None,
+        "\u00a0": " ",
+        "\u2007": " ",
+        "\u202f": " ",
+    }
+)
 INVISIBLE_CHARS_RE = re.compile("[\u200b\u2060\ufeff\u180e\u00a0\u2007\u202f]")
 # A line holding only tracker glyphs (Streak/Mixmax's "ᐧ"), zero-width marks or spaces.
 TRACKER_LINE_RE = re.compile(
     r"^[\s\u200c-\u200f\u2062\u2063\u034f]*[\u1427\u200c-\u200f\u2062\u2063\u034f]"
-    r"[\s\u1427\u200c-\u200f\u2062\u2063\u034f]*$")
+    r"[\s\u1427\u200c-\u200f\u2062\u2063\u034f]*$"
+)
 # Image placeholders a text alternative carries for inline pictures:
 # Gmail "[image: label.png]", "[image]", Outlook "[cid:image001.png@01DA…]", localized forms.
 TEXT_IMAGE_PLACEHOLDER_RE = re.compile(
@@ -297,8 +511,10 @@ TEXT_IMAGE_PLACEHOLDER_RE = re.compile(
 # Salesforce Email-to-Case thread ids: classic "ref:_00D…._500…:ref", the newer
 # "ref:!00D….!500…:ref", Lightning "thread::…::".
 SALESFORCE_REF_RE = re.compile(
-    r"\[?\s*ref:[_!]?[0-9A-Za-z]{5,40}\.?[_!]?[0-9A-Za-z]{0,40}:ref\s*\]?")
+    r"\[?\s*ref:[_!]?[0-9A-Za-z]{5,40}\.?[_!]?[0-9A-Za-z]{0,40}:ref\s*\]?"
+)
 # A thread id alone on its line: Salesforce writes it below the agent's text, above history.
 SALESFORCE_REF_LINE_RE = re.compile(
-    r"^\s*\[?\s*ref:[_!]?[0-9A-Za-z]{5,40}\.?[_!]?[0-9A-Za-z]{0,40}:ref\s*\]?\s*$")
+    r"^\s*\[?\s*ref:[_!]?[0-9A-Za-z]{5,40}\.?[_!]?[0-9A-Za-z]{0,40}:ref\s*\]?\s*$"
+)
 SALESFORCE_THREAD_RE = re.compile(r"\[?\s*thread::[0-9A-Za-z_\-]{5,80}::\s*\]?")

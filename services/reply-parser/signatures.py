@@ -47,79 +47,292 @@ SEARCH_WINDOW = 40
 # --- sign-offs, per language (matched on the whole stripped line) ----------------------------
 SIGN_OFFS: tuple[str, ...] = (
     # en
-    "thanks", "thank you", "thanks again", "thanks so much", "thank you so much", "many thanks",
-    "thanks a lot", "thx", "ty", "cheers", "regards", "best regards", "kind regards",
-    "warm regards", "warmest regards", "with regards", "best wishes", "all the best", "best",
-    "sincerely", "yours sincerely", "sincerely yours", "yours truly", "yours faithfully",
-    "respectfully", "take care", "have a nice day", "have a great day", "have a good day",
-    "have a great weekend", "talk soon", "speak soon", "thanks and regards", "thanks & regards",
-    "many thanks and best regards", "best regards and thanks", "with thanks", "with best regards",
-    "kindest regards", "br", "rgds", "tia", "thank you and have a nice day",
+    "thanks",
+    "thank you",
+    "thanks again",
+    "thanks so much",
+    "thank you so much",
+    "many thanks",
+    "thanks a lot",
+    "thx",
+    "ty",
+    "cheers",
+    "regards",
+    "best regards",
+    "kind regards",
+    "warm regards",
+    "warmest regards",
+    "with regards",
+    "best wishes",
+    "all the best",
+    "best",
+    "sincerely",
+    "yours sincerely",
+    "sincerely yours",
+    "yours truly",
+    "yours faithfully",
+    "respectfully",
+    "take care",
+    "have a nice day",
+    "have a great day",
+    "have a good day",
+    "have a great weekend",
+    "talk soon",
+    "speak soon",
+    "thanks and regards",
+    "thanks & regards",
+    "many thanks and best regards",
+    "best regards and thanks",
+    "with thanks",
+    "with best regards",
+    "kindest regards",
+    "br",
+    "rgds",
+    "tia",
+    "thank you and have a nice day",
     # de
-    "danke", "vielen dank", "danke schön", "dankeschön", "herzlichen dank", "besten dank",
-    "mit freundlichen grüßen", "mit freundlichen grüssen", "freundliche grüße",
-    "freundliche grüsse", "viele grüße", "viele grüsse", "beste grüße", "beste grüsse",
-    "liebe grüße", "liebe grüsse", "herzliche grüße", "herzliche grüsse", "schöne grüße",
-    "schöne grüsse", "gruß", "gruss", "grüße", "grüsse", "lg", "vg", "mfg", "schönen tag noch",
-    "einen schönen tag", "mit besten grüßen", "mit besten grüssen",
+    "danke",
+    "vielen dank",
+    "danke schön",
+    "dankeschön",
+    "herzlichen dank",
+    "besten dank",
+    "mit freundlichen grüßen",
+    "mit freundlichen grüssen",
+    "freundliche grüße",
+    "freundliche grüsse",
+    "viele grüße",
+    "viele grüsse",
+    "beste grüße",
+    "beste grüsse",
+    "liebe grüße",
+    "liebe grüsse",
+    "herzliche grüße",
+    "herzliche grüsse",
+    "schöne grüße",
+    "schöne grüsse",
+    "gruß",
+    "gruss",
+    "grüße",
+    "grüsse",
+    "lg",
+    "vg",
+    "mfg",
+    "schönen tag noch",
+    "einen schönen tag",
+    "mit besten grüßen",
+    "mit besten grüssen",
     # fr
-    "merci", "merci beaucoup", "merci encore", "cordialement", "bien cordialement",
-    "très cordialement", "bien à vous", "bien à toi", "salutations", "sincères salutations",
-    "meilleures salutations", "bonne journée", "belle journée", "excellente journée",
-    "bonne soirée", "belle soirée", "bonne fin de journée", "à bientôt", "amicalement",
-    "bien amicalement", "respectueusement",
+    "merci",
+    "merci beaucoup",
+    "merci encore",
+    "cordialement",
+    "bien cordialement",
+    "très cordialement",
+    "bien à vous",
+    "bien à toi",
+    "salutations",
+    "sincères salutations",
+    "meilleures salutations",
+    "bonne journée",
+    "belle journée",
+    "excellente journée",
+    "bonne soirée",
+    "belle soirée",
+    "bonne fin de journée",
+    "à bientôt",
+    "amicalement",
+    "bien amicalement",
+    "respectueusement",
     # es
-    "gracias", "muchas gracias", "mil gracias", "saludos", "un saludo", "saludos cordiales",
-    "un cordial saludo", "cordialmente", "atentamente", "atte", "un abrazo",
-    "que tengas un buen día", "que tenga un buen día", "buen día", "feliz día",
+    "gracias",
+    "muchas gracias",
+    "mil gracias",
+    "saludos",
+    "un saludo",
+    "saludos cordiales",
+    "un cordial saludo",
+    "cordialmente",
+    "atentamente",
+    "atte",
+    "un abrazo",
+    "que tengas un buen día",
+    "que tenga un buen día",
+    "buen día",
+    "feliz día",
     # pt
-    "obrigado", "obrigada", "muito obrigado", "muito obrigada", "atenciosamente",
-    "cumprimentos", "com os melhores cumprimentos", "abraços", "abraço", "att", "grato", "grata",
-    "tenha um bom dia", "bom dia", "um abraço",
+    "obrigado",
+    "obrigada",
+    "muito obrigado",
+    "muito obrigada",
+    "atenciosamente",
+    "cumprimentos",
+    "com os melhores cumprimentos",
+    "abraços",
+    "abraço",
+    "att",
+    "grato",
+    "grata",
+    "tenha um bom dia",
+    "bom dia",
+    "um abraço",
     # it
-    "grazie", "grazie mille", "grazie ancora", "cordiali saluti", "distinti saluti", "saluti",
-    "un saluto", "buona giornata", "buona serata", "a presto", "cordialità",
+    "grazie",
+    "grazie mille",
+    "grazie ancora",
+    "cordiali saluti",
+    "distinti saluti",
+    "saluti",
+    "un saluto",
+    "buona giornata",
+    "buona serata",
+    "a presto",
+    "cordialità",
     # nl
-    "bedankt", "dank je", "dank je wel", "dank u", "dank u wel", "hartelijk dank",
-    "met vriendelijke groet", "met vriendelijke groeten", "vriendelijke groet",
-    "vriendelijke groeten", "groet", "groeten", "groetjes", "hartelijke groet",
-    "hartelijke groeten", "mvg", "fijne dag",
+    "bedankt",
+    "dank je",
+    "dank je wel",
+    "dank u",
+    "dank u wel",
+    "hartelijk dank",
+    "met vriendelijke groet",
+    "met vriendelijke groeten",
+    "vriendelijke groet",
+    "vriendelijke groeten",
+    "groet",
+    "groeten",
+    "groetjes",
+    "hartelijke groet",
+    "hartelijke groeten",
+    "mvg",
+    "fijne dag",
     # sv, no, da
-    "tack", "tack så mycket", "med vänliga hälsningar", "vänliga hälsningar", "hälsningar",
-    "mvh", "vh", "ha en bra dag", "takk", "tusen takk", "med vennlig hilsen", "vennlig hilsen",
-    "hilsen", "mange takk", "tak", "mange tak", "med venlig hilsen", "venlig hilsen",
-    "de bedste hilsner", "bedste hilsner", "god dag",
+    "tack",
+    "tack så mycket",
+    "med vänliga hälsningar",
+    "vänliga hälsningar",
+    "hälsningar",
+    "mvh",
+    "vh",
+    "ha en bra dag",
+    "takk",
+    "tusen takk",
+    "med vennlig hilsen",
+    "vennlig hilsen",
+    "hilsen",
+    "mange takk",
+    "tak",
+    "mange tak",
+    "med venlig hilsen",
+    "venlig hilsen",
+    "de bedste hilsner",
+    "bedste hilsner",
+    "god dag",
     # pl, cs
-    "dziękuję", "dzięki", "pozdrawiam", "pozdrawiam serdecznie", "serdecznie pozdrawiam",
-    "z poważaniem", "z wyrazami szacunku", "miłego dnia", "pozdrowienia",
-    "děkuji", "díky", "s pozdravem", "s přátelským pozdravem", "hezký den", "zdraví",
+    "dziękuję",
+    "dzięki",
+    "pozdrawiam",
+    "pozdrawiam serdecznie",
+    "serdecznie pozdrawiam",
+    "z poważaniem",
+    "z wyrazami szacunku",
+    "miłego dnia",
+    "pozdrowienia",
+    "děkuji",
+    "díky",
+    "s pozdravem",
+    "s přátelským pozdravem",
+    "hezký den",
+    "zdraví",
     # ru, uk
-    "спасибо", "большое спасибо", "с уважением", "всего доброго", "всего хорошего",
-    "хорошего дня", "с наилучшими пожеланиями", "дякую", "щиро дякую", "з повагою",
-    "гарного дня", "всього найкращого",
+    "спасибо",
+    "большое спасибо",
+    "с уважением",
+    "всего доброго",
+    "всего хорошего",
+    "хорошего дня",
+    "с наилучшими пожеланиями",
+    "дякую",
+    "щиро дякую",
+    "з повагою",
+    "гарного дня",
+    "всього найкращого",
     # tr
-    "teşekkürler", "teşekkür ederim", "saygılarımla", "iyi günler", "selamlar",
+    "teşekkürler",
+    "teşekkür ederim",
+    "saygılarımla",
+    "iyi günler",
+    "selamlar",
     # vi
-    "cảm ơn", "cám ơn", "xin cảm ơn", "cảm ơn bạn", "cảm ơn anh chị", "trân trọng",
-    "thân ái", "chúc một ngày tốt lành", "chúc bạn một ngày tốt lành",
+    "cảm ơn",
+    "cám ơn",
+    "xin cảm ơn",
+    "cảm ơn bạn",
+    "cảm ơn anh chị",
+    "trân trọng",
+    "thân ái",
+    "chúc một ngày tốt lành",
+    "chúc bạn một ngày tốt lành",
     # th
-    "ขอบคุณ", "ขอบคุณครับ", "ขอบคุณค่ะ", "ขอบคุณมาก", "ขอบคุณมากครับ", "ขอบคุณมากค่ะ",
-    "ด้วยความเคารพ", "ขอแสดงความนับถือ",
+    "ขอบคุณ",
+    "ขอบคุณครับ",
+    "ขอบคุณค่ะ",
+    "ขอบคุณมาก",
+    "ขอบคุณมากครับ",
+    "ขอบคุณมากค่ะ",
+    "ด้วยความเคารพ",
+    "ขอแสดงความนับถือ",
     # id, ms, fil
-    "terima kasih", "terima kasih banyak", "salam", "salam hangat", "hormat kami", "hormat saya",
-    "regards", "wassalam", "semoga harimu menyenangkan", "salam sejahtera", "yang benar",
-    "salamat", "maraming salamat",
+    "terima kasih",
+    "terima kasih banyak",
+    "salam",
+    "salam hangat",
+    "hormat kami",
+    "hormat saya",
+    "regards",
+    "wassalam",
+    "semoga harimu menyenangkan",
+    "salam sejahtera",
+    "yang benar",
+    "salamat",
+    "maraming salamat",
     # ja
-    "よろしくお願いします", "よろしくお願いいたします", "よろしくお願い致します",
-    "宜しくお願いします", "宜しくお願いいたします", "ありがとうございます",
-    "ありがとうございました", "以上、よろしくお願いいたします", "敬具",
+    "よろしくお願いします",
+    "よろしくお願いいたします",
+    "よろしくお願い致します",
+    "宜しくお願いします",
+    "宜しくお願いいたします",
+    "ありがとうございます",
+    "ありがとうございました",
+    "以上、よろしくお願いいたします",
+    "敬具",
     # ko
-    "감사합니다", "고맙습니다", "감사드립니다", "좋은 하루 되세요", "수고하세요",
+    "감사합니다",
+    "고맙습니다",
+    "감사드립니다",
+    "좋은 하루 되세요",
+    "수고하세요",
     # zh
-    "谢谢", "謝謝", "多谢", "多謝", "此致", "此致敬礼", "敬礼", "祝好", "顺祝商祺", "順祝商祺",
-    "谢谢您", "謝謝您", "祝您生活愉快", "祝您愉快",
+    "谢谢",
+    "謝謝",
+    "多谢",
+    "多謝",
+    "此致",
+    "此致敬礼",
+    "敬礼",
+    "祝好",
+    "顺祝商祺",
+    "順祝商祺",
+    "谢谢您",
+    "謝謝您",
+    "祝您生活愉快",
+    "祝您愉快",
     # ar
-    "شكرا", "شكراً", "مع التحية", "مع خالص التحية", "تحياتي",
+    "شكرا",
+    "شكراً",
+    "مع التحية",
+    "مع خالص التحية",
+    "تحياتي",
 )
 _PHRASES = "|".join(re.escape(s) for s in sorted(set(SIGN_OFFS), key=len, reverse=True))
 # After the phrase: punctuation, an emoji or two, an optional "!" run.
@@ -167,9 +380,11 @@ _CONTACT_WORDS = (
     r"company no|registered|reg\. no|registration|đt"
 )
 CONTACT_LABEL_RE = re.compile(rf"^\s*[*_]*(?:{_CONTACT_WORDS})\b\.?\s*[:：.|]")
-URL_RE = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|shop|store|"
-                    r"co|io|de|fr|es|it|nl|pl|cz|se|no|dk|ru|ua|vn|th|id|my|jp|kr|cn|tw|hk|sg|"
-                    r"uk|us|eu|com\.\w\w|co\.\w\w)\b(?:/\S*)?")
+URL_RE = re.compile(
+    r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|shop|store|"
+    r"co|io|de|fr|es|it|nl|pl|cz|se|no|dk|ru|ua|vn|th|id|my|jp|kr|cn|tw|hk|sg|"
+    r"uk|us|eu|com\.\w\w|co\.\w\w)\b(?:/\S*)?"
+)
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 STREET_RE = re.compile(
     r"\b\d{1,5}[a-z]?,?\s+[^\W\d_][\w.'’-]*\s+(?:street|st\.?|avenue|ave\.?|road|rd\.?|"
@@ -183,7 +398,8 @@ STREET_RE = re.compile(
 )
 HOURS_RE = re.compile(
     r"\b\d{1,2}(?:[:.h]\d{2})?\s*(?:am|pm|h)?\s*[-–—~to]{1,3}\s*\d{1,2}(?:[:.h]\d{2})?\s*"
-    r"(?:am|pm|h)?\b")
+    r"(?:am|pm|h)?\b"
+)
 TITLE_RE = re.compile(
     r"\b(?:manager|director|head of|founder|co-?founder|owner|ceo|coo|cto|cfo|president|"
     r"officer|specialist|executive|assistant|coordinator|representative|agent|advisor|"
@@ -220,7 +436,8 @@ LEGAL_RE = re.compile(
 )
 SOCIAL_RE = re.compile(
     r"^\s*(?:facebook|instagram|twitter|x|linkedin|tiktok|youtube|pinterest|line|zalo|"
-    r"shopee|lazada|tokopedia)(?:\s*[|/•·]\s*\w+)*\s*[:|]?")
+    r"shopee|lazada|tokopedia)(?:\s*[|/•·]\s*\w+)*\s*[:|]?"
+)
 # A P.S. is written to the reader: a block holding one is never a signature.
 POSTSCRIPT_RE = re.compile(r"^\s*(?:p\.?\s?s\.?|n\.?\s?b\.?)\s*[:.\-]", re.I)
 # A line that ends a sentence with a question mark is addressed to the reader.
@@ -239,8 +456,12 @@ def is_closing_line(line: str) -> bool:
     if is_sign_off(line):
         return True
     stripped = line.strip()
-    return (len(stripped) <= MAX_SIGN_OFF_LINE and stripped[-1:] in (",", "!", "！")
-            and bool(CLOSING_RE.match(stripped.lower())) and not contact_evidence(stripped))
+    return (
+        len(stripped) <= MAX_SIGN_OFF_LINE
+        and stripped[-1:] in (",", "!", "！")
+        and bool(CLOSING_RE.match(stripped.lower()))
+        and not contact_evidence(stripped)
+    )
 
 
 def is_sign_off_with_name(line: str) -> bool:
@@ -252,7 +473,8 @@ def is_sign_off_with_name(line: str) -> bool:
 _ROLE_SEPARATOR_RE = re.compile(r"\s*[,|–—]\s*|\s+-\s+")
 # Lower-case words that belong in names ("Sanne de Vries", "Ahmad bin Ali").
 NAME_PARTICLES = frozenset(
-    "de da di do dos das del della van von der den ter le la du bin binti al el y e".split())
+    "de da di do dos das del della van von der den ter le la du bin binti al el y e".split()
+)
 
 
 def is_name_line(line: str) -> bool:
@@ -272,15 +494,19 @@ def is_signer_line(line: str) -> bool:
     if is_name_line(line):
         return True
     head, sep, tail = _split_role(line)
-    return bool(sep) and len(tail) <= MAX_NAME_LINE and is_name_line(head) and \
-        not strong_evidence(tail)
+    return (
+        bool(sep)
+        and len(tail) <= MAX_NAME_LINE
+        and is_name_line(head)
+        and not strong_evidence(tail)
+    )
 
 
 def _split_role(line: str) -> tuple[str, str, str]:
     match = _ROLE_SEPARATOR_RE.search(line)
     if match is None:
         return line, "", ""
-    return line[: match.start()], match.group(0), line[match.end():]
+    return line[: match.start()], match.group(0), line[match.end() :]
 
 
 def _name_words(line: str) -> bool:
@@ -296,23 +522,34 @@ def contact_evidence(line: str) -> bool:
     if len(line) > MAX_CONTACT_LINE:
         return bool(LEGAL_RE.search(line[:2000].lower()))
     low = line.lower()
-    if CONTACT_LABEL_RE.match(low) or EMAIL_RE.search(low) or URL_RE.search(low) or \
-            PHONE_RE.search(low) or LEGAL_RE.search(low) or SOCIAL_RE.match(low) or \
-            COMPANY_END_RE.search(low):
+    if (
+        CONTACT_LABEL_RE.match(low)
+        or EMAIL_RE.search(low)
+        or URL_RE.search(low)
+        or PHONE_RE.search(low)
+        or LEGAL_RE.search(low)
+        or SOCIAL_RE.match(low)
+        or COMPANY_END_RE.search(low)
+    ):
         return True
     # Weaker evidence (a street word, a title, a company form, hours) counts on a line that
     # is not itself a sentence: "the parcel goes via DHL." is not an address.
     if _SENTENCE_END_RE.search(line) and len(line.split()) >= 4:
         return False
-    return bool((STREET_RE.search(low) and any(ch.isdigit() for ch in line))
-                or TITLE_RE.search(low) or COMPANY_RE.search(low) or HOURS_RE.search(low))
+    return bool(
+        (STREET_RE.search(low) and any(ch.isdigit() for ch in line))
+        or TITLE_RE.search(low)
+        or COMPANY_RE.search(low)
+        or HOURS_RE.search(low)
+    )
 
 
 def strong_evidence(line: str) -> bool:
     """A phone number, address, URL or e-mail: never part of a name line."""
     low = line.lower()
-    return bool(EMAIL_RE.search(low) or URL_RE.search(low) or PHONE_RE.search(low)
-                or STREET_RE.search(low))
+    return bool(
+        EMAIL_RE.search(low) or URL_RE.search(low) or PHONE_RE.search(low) or STREET_RE.search(low)
+    )
 
 
 def _reachable(line: str) -> bool:
@@ -344,13 +581,17 @@ def _is_block(lines: list[str], min_evidence: int = 1) -> bool:
     content = [ln for ln in lines if not _is_blank(ln)]
     if not content or len(content) > SEARCH_WINDOW:
         return False
-    if min_evidence <= 1 and len(content) <= MAX_BARE_BLOCK and all(
-            is_name_line(ln) for ln in content):
+    if (
+        min_evidence <= 1
+        and len(content) <= MAX_BARE_BLOCK
+        and all(is_name_line(ln) for ln in content)
+    ):
         return True
     evidence = 0
     for line in content:
-        if POSTSCRIPT_RE.match(line) or (len(line) <= MAX_CONTACT_LINE
-                                         and _QUESTION_RE.search(line)):
+        if POSTSCRIPT_RE.match(line) or (
+            len(line) <= MAX_CONTACT_LINE and _QUESTION_RE.search(line)
+        ):
             return False
         if contact_evidence(line):
             evidence += 1
@@ -396,14 +637,14 @@ def _unsigned_block_cut(lines: list[str]) -> int | None:
     # The block may hold blank lines itself; find the first name line after a blank line,
     # above which there is other text, whose following lines are all a contact block.
     for n in range(max(1, end - 12), end - 1):
-        if not _is_blank(lines[n - 1]) or not is_name_line(lines[n]) or \
-                strong_evidence(lines[n]):
+        if not _is_blank(lines[n - 1]) or not is_name_line(lines[n]) or strong_evidence(lines[n]):
             continue
         if not any(not _is_blank(ln) for ln in lines[:n]):
             return None
         rest = lines[n + 1 : end]
         if _is_block(rest, min_evidence=2) or (
-                _is_block(rest) and any(_reachable(ln) for ln in rest)):
+            _is_block(rest) and any(_reachable(ln) for ln in rest)
+        ):
             return n + 1
     return None
 
@@ -437,8 +678,12 @@ def reduce_marked_signature(before: list[str], signature: list[str]) -> list[str
     first = content[0]
     if is_sign_off(first) or is_sign_off_with_name(first):
         kept = [first]
-        if is_sign_off(first) and len(content) > 1 and is_signer_line(content[1]) and \
-                not strong_evidence(content[1]):
+        if (
+            is_sign_off(first)
+            and len(content) > 1
+            and is_signer_line(content[1])
+            and not strong_evidence(content[1])
+        ):
             kept.append(content[1])
         return kept
     previous = next((ln for ln in reversed(before) if not _is_blank(ln)), "")

@@ -61,9 +61,14 @@ class ReplyFrontHandler:
     the record, which the parser and fan-out absorb (reply id from the Message-ID).
     """
 
-    def __init__(self, producer: AIOKafkaProducer, token_keys: KeyRing,
-                 reply_domain_base: str, kafka_timeout_s: float = 20.0,
-                 max_conversations: int = 3) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        token_keys: KeyRing,
+        reply_domain_base: str,
+        kafka_timeout_s: float = 20.0,
+        max_conversations: int = 3,
+    ) -> None:
         self._producer = producer
         self._keys = token_keys
         self._base = reply_domain_base
@@ -74,8 +79,14 @@ class ReplyFrontHandler:
         token, _region = split_reply_address(address, self._base)
         return verify_token(token, self._keys, now_s=time.time())
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return str(TOO_MANY_RECIPIENTS)
         try:
@@ -88,8 +99,9 @@ class ReplyFrontHandler:
         # Each conversation is one copy of the mail on Kafka: their number is capped, and
         # RFC 5321 clients send deferred recipients in a later transaction.
         conversations = {self._conversation(r) for r in envelope.rcpt_tos}
-        if (reply.shop_id, reply.conversation_id) not in conversations and \
-                len(conversations) >= self._max_conversations:
+        if (reply.shop_id, reply.conversation_id) not in conversations and len(
+            conversations
+        ) >= self._max_conversations:
             EVENTS_HANDLED.labels(SERVICE, "rcpt_deferred").inc()
             return str(TOO_MANY_CONVERSATIONS)
         envelope.rcpt_tos.append(address)
@@ -115,15 +127,28 @@ class ReplyFrontHandler:
         records = []
         for (shop_id, conversation_id), rcpts in by_conversation.items():
             env = InboundEnvelope(
-                mail_id=mail_id, shop_id=shop_id, conversation_id=conversation_id,
-                mail_from=envelope.mail_from or "", rcpt_to=rcpts[0], received_at_ms=now_ms(),
-                peer=peer, rcpt_tos=tuple(rcpts))
+                mail_id=mail_id,
+                shop_id=shop_id,
+                conversation_id=conversation_id,
+                mail_from=envelope.mail_from or "",
+                rcpt_to=rcpts[0],
+                received_at_ms=now_ms(),
+                peer=peer,
+                rcpt_tos=tuple(rcpts),
+            )
             records.append((conversation_key(shop_id, conversation_id).encode(), env))
         try:
-            await asyncio.wait_for(asyncio.gather(*(
-                self._producer.send_and_wait(MAIL_INBOUND.name, raw, key=key,
-                                             headers=[("envelope", encode(env))])
-                for key, env in records)), self._timeout)
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *(
+                        self._producer.send_and_wait(
+                            MAIL_INBOUND.name, raw, key=key, headers=[("envelope", encode(env))]
+                        )
+                        for key, env in records
+                    )
+                ),
+                self._timeout,
+            )
         except (KafkaError, TimeoutError) as exc:
             EVENTS_HANDLED.labels(SERVICE, "kafka_unavailable").inc()
             log.warning("kafka unavailable; mail deferred", extra={"error": str(exc)})
@@ -145,9 +170,13 @@ class SessionLimits:
 
     @classmethod
     def from_settings(cls, cfg: ReplyParserSettings) -> SessionLimits:
-        return cls(cfg.inbound_max_connections, cfg.inbound_max_connections_per_ip,
-                   cfg.inbound_session_max_s, cfg.inbound_min_bytes_per_s,
-                   cfg.inbound_rate_grace_s)
+        return cls(
+            cfg.inbound_max_connections,
+            cfg.inbound_max_connections_per_ip,
+            cfg.inbound_session_max_s,
+            cfg.inbound_min_bytes_per_s,
+            cfg.inbound_rate_grace_s,
+        )
 
 
 class ConnectionCount:
@@ -158,8 +187,7 @@ class ConnectionCount:
         self.per_ip: Counter[str] = Counter()
 
     def admit(self, ip: str, limits: SessionLimits) -> bool:
-        if self.total >= limits.max_connections or \
-                self.per_ip[ip] >= limits.max_connections_per_ip:
+        if self.total >= limits.max_connections or self.per_ip[ip] >= limits.max_connections_per_ip:
             return False
         self.total += 1
         self.per_ip[ip] += 1
@@ -178,8 +206,9 @@ def too_slow(received: int, elapsed_s: float, limits: SessionLimits) -> str | No
     between commands counts against it as much as dripping does)."""
     if elapsed_s > limits.session_max_s:
         return f"session longer than {limits.session_max_s:.0f}s"
-    if elapsed_s > limits.rate_grace_s and \
-            received < limits.min_bytes_per_s * (elapsed_s - limits.rate_grace_s):
+    if elapsed_s > limits.rate_grace_s and received < limits.min_bytes_per_s * (
+        elapsed_s - limits.rate_grace_s
+    ):
         return f"fewer than {limits.min_bytes_per_s:.0f} bytes/s"
     return None
 
@@ -188,8 +217,13 @@ class GuardedSMTP(SMTP):
     """aiosmtpd's SMTP with the connection caps and the session deadline of
     :class:`SessionLimits`; the protocol itself stays aiosmtpd's."""
 
-    def __init__(self, handler: ReplyFrontHandler, limits: SessionLimits,
-                 connections: ConnectionCount, **kwargs: object) -> None:
+    def __init__(
+        self,
+        handler: ReplyFrontHandler,
+        limits: SessionLimits,
+        connections: ConnectionCount,
+        **kwargs: object,
+    ) -> None:
         super().__init__(handler, **kwargs)  # type: ignore[arg-type]
         self._limits = limits
         self._connections = connections
@@ -247,9 +281,13 @@ class GuardedSMTP(SMTP):
         return super().eof_received()
 
 
-async def start_smtp_front(handler: ReplyFrontHandler, host: str, port: int,
-                           max_bytes: int, limits: SessionLimits | None = None
-                           ) -> asyncio.base_events.Server:
+async def start_smtp_front(
+    handler: ReplyFrontHandler,
+    host: str,
+    port: int,
+    max_bytes: int,
+    limits: SessionLimits | None = None,
+) -> asyncio.base_events.Server:
     """Serve SMTP on the current loop (not aiosmtpd's Controller thread, so the
     handler shares the loop with its Kafka producer)."""
     loop = asyncio.get_running_loop()
@@ -258,7 +296,15 @@ async def start_smtp_front(handler: ReplyFrontHandler, host: str, port: int,
     # data_size_limit makes aiosmtpd advertise "SIZE <max_bytes>" in EHLO and answer 552 to
     # a MAIL FROM SIZE= above it or to DATA that grows past it.
     return await loop.create_server(
-        lambda: GuardedSMTP(handler, session_limits, connections, data_size_limit=max_bytes,
-                            enable_SMTPUTF8=True, ident="chat-bridge reply front",
-                            hostname="reply-front"),
-        host=host, port=port)
+        lambda: GuardedSMTP(
+            handler,
+            session_limits,
+            connections,
+            data_size_limit=max_bytes,
+            enable_SMTPUTF8=True,
+            ident="chat-bridge reply front",
+            hostname="reply-front",
+        ),
+        host=host,
+        port=port,
+    )

@@ -36,7 +36,8 @@ QUEUED = SmtpReply(250, "2.0.0", "Queued as {mail_id}")
 
 TOO_MANY_RECIPIENTS = SmtpReply(452, "4.5.3", "Too many recipients")
 TOO_MANY_CONVERSATIONS = SmtpReply(
-    452, "4.5.3", "Too many conversations in one message; send to this one separately")
+    452, "4.5.3", "Too many conversations in one message; send to this one separately"
+)
 QUEUE_UNAVAILABLE = SmtpReply(451, "4.3.0", "Temporary queue failure, try again later")
 TOO_MANY_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections, try again later")
 SESSION_CUT = SmtpReply(421, "4.4.2", "Closing connection: {reason}")

@@ -72,7 +72,7 @@ def split_for_chat(text: str, limit: int = CHAT_MESSAGE_LIMIT) -> list[str]:
 def _lstrip(text: str) -> str:
     """Strip leading whitespace without splitting a grapheme cluster."""
     match = _LEADING_SPACE.match(text)
-    return text[match.end():] if match else text
+    return text[match.end() :] if match else text
 
 
 def _cut(text: str, limit: int) -> tuple[str, str]:
@@ -90,8 +90,11 @@ def _cut(text: str, limit: int) -> tuple[str, str]:
         last = -1
         for match in pattern.finditer(probe):
             start = match.start()
-            if 0 < start <= end and (start in boundaries if boundaries is not None
-                                     else probe[start - 1 : start + 1] != "\r\n"):
+            if 0 < start <= end and (
+                start in boundaries
+                if boundaries is not None
+                else probe[start - 1 : start + 1] != "\r\n"
+            ):
                 last = start
         if last > 0:
             if last >= _MIN_FILL * end:

@@ -39,8 +39,16 @@ class PlatformError(BridgeError):
     message is already there.
     """
 
-    def __init__(self, reason: str, *, status: int = 0, code: int = 0, retryable: bool = False,
-                 retry_after_s: float | None = None, ambiguous: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int = 0,
+        code: int = 0,
+        retryable: bool = False,
+        retry_after_s: float | None = None,
+        ambiguous: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
@@ -155,8 +163,10 @@ IMAGE_MAX_BYTES = 10 * 1024 * 1024
 def check_image(data: bytes, content_type: str) -> None:
     """Raise :class:`PayloadError` unless the platform accepts this picture. Pure."""
     if content_type.lower() not in IMAGE_TYPES:
-        raise PayloadError(f"picture type {content_type or 'unknown'!r} not accepted; "
-                           f"the platform takes {', '.join(sorted(IMAGE_TYPES))}")
+        raise PayloadError(
+            f"picture type {content_type or 'unknown'!r} not accepted; "
+            f"the platform takes {', '.join(sorted(IMAGE_TYPES))}"
+        )
     if not data:
         raise PayloadError("picture is empty")
     if len(data) > IMAGE_MAX_BYTES:
@@ -185,14 +195,21 @@ class ChatPlatform(Protocol):
 
     def outgoing_image(self, url: str, width: int = 0, height: int = 0) -> OutgoingMessage: ...
 
-    async def upload_image(self, shop_id: str, data: bytes, content_type: str,
-                           filename: str = "") -> UploadedImage:
+    async def upload_image(
+        self, shop_id: str, data: bytes, content_type: str, filename: str = ""
+    ) -> UploadedImage:
         """Store a picture on the platform (for an IMAGE message). Raises PlatformError;
         a picture the platform cannot take raises a non-retryable one."""
         ...
 
-    async def send(self, shop_id: str, conversation_id: str, message: OutgoingMessage, *,
-                   idempotency_key: str = "") -> str:
+    async def send(
+        self,
+        shop_id: str,
+        conversation_id: str,
+        message: OutgoingMessage,
+        *,
+        idempotency_key: str = "",
+    ) -> str:
         """Post one message; returns the platform's message id. Raises PlatformError."""
         ...
 
@@ -200,8 +217,9 @@ class ChatPlatform(Protocol):
 
     async def get_conversation(self, shop_id: str, conversation_id: str) -> ConversationInfo: ...
 
-    async def messages_since(self, shop_id: str, conversation_id: str,
-                             since_s: int) -> list[PlatformMessage]:
+    async def messages_since(
+        self, shop_id: str, conversation_id: str, since_s: int
+    ) -> list[PlatformMessage]:
         """Messages created at or after ``since_s`` (Unix seconds), oldest first."""
         ...
 

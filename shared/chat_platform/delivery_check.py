@@ -34,8 +34,9 @@ def same_message(part: OutgoingMessage, msg: PlatformMessage) -> bool:
     return bool(mine == theirs)
 
 
-def leading_parts_already_posted(parts: Sequence[OutgoingMessage],
-                                 shop_messages: Sequence[PlatformMessage]) -> int:
+def leading_parts_already_posted(
+    parts: Sequence[OutgoingMessage], shop_messages: Sequence[PlatformMessage]
+) -> int:
     """How many of ``parts`` (in order) already appear, in order, among ``shop_messages``.
 
     Parts are posted strictly in order, so if part k was never posted, neither

@@ -30,16 +30,23 @@ def _generic_configured(cfg: ChatPlatformSettings) -> bool:
 
 
 def tiktok_client_secrets(
-        when: Callable[[ChatPlatformSettings], bool] = lambda cfg: True,
-        ) -> tuple[SecretSetting, ...]:
+    when: Callable[[ChatPlatformSettings], bool] = lambda cfg: True,
+) -> tuple[SecretSetting, ...]:
     """The secrets a TikTok Shop client built here reads, needed when ``when`` holds: the app
     secret and the per-shop tokens, or the one fallback token when there are none."""
     return (
         SecretSetting("platform_app_secret", Origin.ISSUED, needed=when),
-        SecretSetting("platform_access_token", Origin.ISSUED,
-                      needed=lambda cfg: when(cfg) and _fallback_token_in_use(cfg)),
-        SecretSetting("platform_access_tokens", Origin.ISSUED, ring=_per_shop_tokens,
-                      needed=lambda cfg: when(cfg) and not _fallback_token_in_use(cfg)),
+        SecretSetting(
+            "platform_access_token",
+            Origin.ISSUED,
+            needed=lambda cfg: when(cfg) and _fallback_token_in_use(cfg),
+        ),
+        SecretSetting(
+            "platform_access_tokens",
+            Origin.ISSUED,
+            ring=_per_shop_tokens,
+            needed=lambda cfg: when(cfg) and not _fallback_token_in_use(cfg),
+        ),
     )
 
 
@@ -65,13 +72,18 @@ def access_tokens(cfg: ChatPlatformSettings) -> dict[str, str]:
 
 def chat_platform_from_settings(cfg: ChatPlatformSettings) -> ChatPlatform:
     if cfg.chat_platform == "generic":
-        return GenericChatPlatform(cfg.generic_platform_base_url,
-                                   cfg.generic_webhook_secret.get_secret_value())
-    return TikTokShopClient(cfg.platform_base_url, cfg.platform_app_key,
-                            cfg.platform_app_secret.get_secret_value(), access_tokens(cfg),
-                            shop_ciphers=parse_token_map(cfg.platform_shop_ciphers),
-                            qps_per_api=cfg.platform_qps_per_api,
-                            max_connections=cfg.platform_max_connections)
+        return GenericChatPlatform(
+            cfg.generic_platform_base_url, cfg.generic_webhook_secret.get_secret_value()
+        )
+    return TikTokShopClient(
+        cfg.platform_base_url,
+        cfg.platform_app_key,
+        cfg.platform_app_secret.get_secret_value(),
+        access_tokens(cfg),
+        shop_ciphers=parse_token_map(cfg.platform_shop_ciphers),
+        qps_per_api=cfg.platform_qps_per_api,
+        max_connections=cfg.platform_max_connections,
+    )
 
 
 def webhook_adapters_from_settings(cfg: ChatPlatformSettings) -> dict[str, WebhookAdapter]:
@@ -80,8 +92,9 @@ def webhook_adapters_from_settings(cfg: ChatPlatformSettings) -> dict[str, Webho
     tokens = access_tokens(cfg)
     served = None if "*" in tokens else frozenset(tokens)
     adapters: dict[str, WebhookAdapter] = {
-        "tiktok": TikTokWebhookAdapter(cfg.platform_app_key,
-                                       cfg.webhook_secret.get_secret_value(), served),
+        "tiktok": TikTokWebhookAdapter(
+            cfg.platform_app_key, cfg.webhook_secret.get_secret_value(), served
+        ),
     }
     if generic_secret := cfg.generic_webhook_secret.get_secret_value():
         adapters["generic"] = GenericWebhookAdapter(generic_secret)

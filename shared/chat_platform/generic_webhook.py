@@ -61,8 +61,10 @@ _KINDS = {k.value for k in ContentKind}
 def require_secret(secret: str) -> str:
     """The shared secret, or :class:`ValueError` if it is empty (the adapter is off)."""
     if not secret:
-        raise ValueError("the generic chat platform needs BRIDGE_GENERIC_WEBHOOK_SECRET; "
-                         "without it the adapter is off")
+        raise ValueError(
+            "the generic chat platform needs BRIDGE_GENERIC_WEBHOOK_SECRET; "
+            "without it the adapter is off"
+        )
     return secret
 
 
@@ -94,8 +96,7 @@ def content_from_generic(raw: Any, where: str) -> ChatContent:
     }
     if kind not in _KINDS or kind == ContentKind.OTHER:
         text = values["text"] or f"[{kind} message: open the chat to view]"
-        return ChatContent(kind=ContentKind.OTHER, text=text, url=values["url"],
-                           platform_type=kind)
+        return ChatContent(kind=ContentKind.OTHER, text=text, url=values["url"], platform_type=kind)
     return ChatContent(kind=kind, **values)
 
 
@@ -126,29 +127,44 @@ class GenericWebhookAdapter:
         events = payload.get("events")
         if not isinstance(events, list):
             raise fields.refuse("body.events", "expected a list", fields.Violation.WRONG_TYPE)
-        return WebhookBatch(shop_id, tuple(
-            message_from_generic(e, f"body.events[{i}]", shop_id=shop_id, now_s=now_s)
-            for i, e in enumerate(events)))
+        return WebhookBatch(
+            shop_id,
+            tuple(
+                message_from_generic(e, f"body.events[{i}]", shop_id=shop_id, now_s=now_s)
+                for i, e in enumerate(events)
+            ),
+        )
 
 
-def message_from_generic(raw: Any, where: str, conversation_id: str = "", *, shop_id: str = "",
-                         now_s: float | None = None) -> PlatformMessage:
+def message_from_generic(
+    raw: Any,
+    where: str,
+    conversation_id: str = "",
+    *,
+    shop_id: str = "",
+    now_s: float | None = None,
+) -> PlatformMessage:
     """One generic event, every field checked (payload_fields); raises PayloadError."""
     if not isinstance(raw, dict):
         raise fields.refuse(where, "expected an object", fields.Violation.WRONG_TYPE)
     event_type = fields.enum_field(raw, "type", where, _EVENT_TYPES, default="message")
     if not conversation_id:
-        conversation_id = (fields.conversation_id_field(raw, "conversation_id", where, shop_id)
-                           if shop_id else fields.id_field(raw, "conversation_id", where))
+        conversation_id = (
+            fields.conversation_id_field(raw, "conversation_id", where, shop_id)
+            if shop_id
+            else fields.id_field(raw, "conversation_id", where)
+        )
     create_time = fields.unix_seconds_field(raw, "create_time", where, now_s=now_s)
     sender = fields.object_field(raw, "sender", where, required=False)
     default_role = "seller" if event_type == "read" else None
-    role = _ROLES[fields.enum_field(sender, "role", f"{where}.sender", _ROLE_NAMES,
-                                    default=default_role)]
+    role = _ROLES[
+        fields.enum_field(sender, "role", f"{where}.sender", _ROLE_NAMES, default=default_role)
+    ]
     message_id = fields.id_field(raw, "message_id", where)
     sender_id = fields.id_field(sender, "id", f"{where}.sender", required=False)
-    sender_name = fields.text_field(sender, "name", f"{where}.sender",
-                                    max_chars=fields.NAME_MAX_CHARS)
+    sender_name = fields.text_field(
+        sender, "name", f"{where}.sender", max_chars=fields.NAME_MAX_CHARS
+    )
     if event_type == "read":
         content = ChatContent(kind=ContentKind.NOTICE, text="read")
         raw_type = raw_content = ""
@@ -157,10 +173,17 @@ def message_from_generic(raw: Any, where: str, conversation_id: str = "", *, sho
         raw_type = str(raw["content"].get("kind", ""))
         raw_content = orjson.dumps(raw["content"]).decode()
     return PlatformMessage(
-        message_id=message_id, conversation_id=conversation_id, sender_role=role,
-        sender_id=sender_id, sender_name=sender_name,
-        create_time_s=create_time, index="", is_visible=True, content=content,
-        raw_type=raw_type, raw_content=raw_content,
+        message_id=message_id,
+        conversation_id=conversation_id,
+        sender_role=role,
+        sender_id=sender_id,
+        sender_name=sender_name,
+        create_time_s=create_time,
+        index="",
+        is_visible=True,
+        content=content,
+        raw_type=raw_type,
+        raw_content=raw_content,
         kind_override=ChatEventKind.READ if event_type == "read" else "",
     )
 
@@ -168,8 +191,14 @@ def message_from_generic(raw: Any, where: str, conversation_id: str = "", *, sho
 class GenericChatPlatform:
     """Send side of the generic platform."""
 
-    def __init__(self, base_url: str, secret: str, *, timeout_s: float = 10.0,
-                 http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        secret: str,
+        *,
+        timeout_s: float = 10.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
         self._secret = require_secret(secret)
         self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
 
@@ -182,45 +211,77 @@ class GenericChatPlatform:
     def outgoing_image(self, url: str, width: int = 0, height: int = 0) -> OutgoingMessage:
         return OutgoingMessage("image", orjson.dumps({"kind": "image", "url": url}).decode())
 
-    async def upload_image(self, shop_id: str, data: bytes, content_type: str,
-                           filename: str = "") -> UploadedImage:
+    async def upload_image(
+        self, shop_id: str, data: bytes, content_type: str, filename: str = ""
+    ) -> UploadedImage:
         """The generic contract has no upload: refused (not retryable) with the reason, so
         the part is dead-lettered and the seller told, instead of a silent drop."""
-        raise PlatformError("the generic chat platform has no image upload; inline pictures "
-                            "cannot be delivered there (send an image url instead)")
+        raise PlatformError(
+            "the generic chat platform has no image upload; inline pictures "
+            "cannot be delivered there (send an image url instead)"
+        )
 
-    async def _call(self, method: str, path: str, shop_id: str, body: bytes = b"",
-                    headers: Mapping[str, str] | None = None,
-                    params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        hdrs = {**signed_headers(self._secret, body), "content-type": "application/json",
-                "x-shop-id": shop_id, **(headers or {})}
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        shop_id: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        hdrs = {
+            **signed_headers(self._secret, body),
+            "content-type": "application/json",
+            "x-shop-id": shop_id,
+            **(headers or {}),
+        }
         try:
-            resp = await self._http.request(method, path, content=body or None, headers=hdrs,
-                                            params=params)
+            resp = await self._http.request(
+                method, path, content=body or None, headers=hdrs, params=params
+            )
         except httpx.ConnectError as exc:
             raise PlatformError(f"platform unreachable: {exc}", retryable=True) from None
         except httpx.HTTPError as exc:
-            raise PlatformError(f"platform call failed: {exc.__class__.__name__}",
-                                retryable=True, ambiguous=method == "POST") from None
+            raise PlatformError(
+                f"platform call failed: {exc.__class__.__name__}",
+                retryable=True,
+                ambiguous=method == "POST",
+            ) from None
         if resp.status_code == 429 or resp.status_code >= 500:
             ra = resp.headers.get("retry-after")
-            raise PlatformError(f"platform busy ({resp.status_code})", status=resp.status_code,
-                                retryable=True, retry_after_s=float(ra) if ra and ra.replace(
-                                    ".", "", 1).isdigit() else None,
-                                ambiguous=method == "POST" and resp.status_code >= 500)
+            raise PlatformError(
+                f"platform busy ({resp.status_code})",
+                status=resp.status_code,
+                retryable=True,
+                retry_after_s=float(ra) if ra and ra.replace(".", "", 1).isdigit() else None,
+                ambiguous=method == "POST" and resp.status_code >= 500,
+            )
         if resp.status_code >= 400:
-            raise PlatformError(f"platform refused ({resp.status_code}): {resp.text[:200]}",
-                                status=resp.status_code)
+            raise PlatformError(
+                f"platform refused ({resp.status_code}): {resp.text[:200]}", status=resp.status_code
+            )
         data = orjson.loads(resp.content) if resp.content else {}
         return data if isinstance(data, dict) else {}
 
-    async def send(self, shop_id: str, conversation_id: str, message: OutgoingMessage, *,
-                   idempotency_key: str = "") -> str:
-        body = orjson.dumps({"type": message.msg_type,
-                             "content": orjson.loads(message.content_json)})
-        data = await self._call("POST", f"/conversations/{conversation_id}/messages", shop_id,
-                                body, {"idempotency-key": idempotency_key} if idempotency_key
-                                else None)
+    async def send(
+        self,
+        shop_id: str,
+        conversation_id: str,
+        message: OutgoingMessage,
+        *,
+        idempotency_key: str = "",
+    ) -> str:
+        body = orjson.dumps(
+            {"type": message.msg_type, "content": orjson.loads(message.content_json)}
+        )
+        data = await self._call(
+            "POST",
+            f"/conversations/{conversation_id}/messages",
+            shop_id,
+            body,
+            {"idempotency-key": idempotency_key} if idempotency_key else None,
+        )
         return str(data.get("message_id", ""))
 
     async def mark_read(self, shop_id: str, conversation_id: str) -> None:
@@ -229,13 +290,21 @@ class GenericChatPlatform:
     async def get_conversation(self, shop_id: str, conversation_id: str) -> ConversationInfo:
         data = await self._call("GET", f"/conversations/{conversation_id}", shop_id)
         buyer = data.get("buyer") or {}
-        return ConversationInfo(conversation_id, str(buyer.get("id", "")),
-                                str(buyer.get("name", "")))
+        return ConversationInfo(
+            conversation_id, str(buyer.get("id", "")), str(buyer.get("name", ""))
+        )
 
-    async def messages_since(self, shop_id: str, conversation_id: str,
-                             since_s: int) -> list[PlatformMessage]:
-        data = await self._call("GET", f"/conversations/{conversation_id}/messages", shop_id,
-                                params={"since": str(since_s)})
-        out = [message_from_generic(m, "messages[]", conversation_id)
-               for m in data.get("messages", []) or []]
+    async def messages_since(
+        self, shop_id: str, conversation_id: str, since_s: int
+    ) -> list[PlatformMessage]:
+        data = await self._call(
+            "GET",
+            f"/conversations/{conversation_id}/messages",
+            shop_id,
+            params={"since": str(since_s)},
+        )
+        out = [
+            message_from_generic(m, "messages[]", conversation_id)
+            for m in data.get("messages", []) or []
+        ]
         return sorted(out, key=lambda m: m.create_time_s)

@@ -57,8 +57,10 @@ LABEL_MAX_CHARS = 500
 URL_MAX_CHARS = 2_048
 _TYPE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 # http(s)://, an ASCII host (and port), then anything but spaces, controls and quotes.
-_HTTP_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?"
-                       r"(?:[/?#][^\x00-\x20\x7f-\x9f\"'<>\\`]*)?")
+_HTTP_URL = re.compile(
+    r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?"
+    r"(?:[/?#][^\x00-\x20\x7f-\x9f\"'<>\\`]*)?"
+)
 EVENT_TYPE_MAX = 2**31 - 1
 
 
@@ -88,11 +90,11 @@ def id_field(obj: dict[str, Any], key: str, where: str, *, required: bool = True
     if not isinstance(value, str):
         raise refuse(f"{where}.{key}", "expected an id string", Violation.WRONG_TYPE)
     if len(value) > ID_MAX_CHARS:
-        raise refuse(f"{where}.{key}", f"longer than {ID_MAX_CHARS} characters",
-                     Violation.TOO_LONG)
+        raise refuse(f"{where}.{key}", f"longer than {ID_MAX_CHARS} characters", Violation.TOO_LONG)
     if not is_id(value):
-        raise refuse(f"{where}.{key}", "expected ASCII letters, digits, '-' or '_'",
-                     Violation.BAD_CHARACTERS)
+        raise refuse(
+            f"{where}.{key}", "expected ASCII letters, digits, '-' or '_'", Violation.BAD_CHARACTERS
+        )
     return value
 
 
@@ -100,8 +102,12 @@ def conversation_id_field(obj: dict[str, Any], key: str, where: str, shop_id: st
     """A conversation id that, beside ``shop_id``, fits the reply address its digests get."""
     value = id_field(obj, key, where)
     if not ids_fit_reply_token(shop_id, value):
-        raise refuse(f"{where}.{key}", "too long to fit in a reply address beside the shop id "
-                     "(the platform's ids are up to 20 digits)", Violation.TOO_LONG)
+        raise refuse(
+            f"{where}.{key}",
+            "too long to fit in a reply address beside the shop id "
+            "(the platform's ids are up to 20 digits)",
+            Violation.TOO_LONG,
+        )
     return value
 
 
@@ -114,8 +120,11 @@ def index_field(obj: dict[str, Any], key: str, where: str) -> int:
         number = value
     elif isinstance(value, str):
         if not _DECIMAL.fullmatch(value):
-            raise refuse(f"{where}.{key}", "expected up to 20 ASCII digits",
-                         Violation.BAD_CHARACTERS if len(value) <= 20 else Violation.TOO_LONG)
+            raise refuse(
+                f"{where}.{key}",
+                "expected up to 20 ASCII digits",
+                Violation.BAD_CHARACTERS if len(value) <= 20 else Violation.TOO_LONG,
+            )
         number = int(value)
     else:
         raise refuse(f"{where}.{key}", "expected a decimal string", Violation.WRONG_TYPE)
@@ -124,19 +133,25 @@ def index_field(obj: dict[str, Any], key: str, where: str) -> int:
     return number
 
 
-def unix_seconds_field(obj: dict[str, Any], key: str, where: str, *,
-                       now_s: float | None = None) -> int:
+def unix_seconds_field(
+    obj: dict[str, Any], key: str, where: str, *, now_s: float | None = None
+) -> int:
     """A message time in Unix seconds, from 2015 to a day ahead of ``now_s``."""
     value = obj.get(key)
     if value is None:
         raise refuse(f"{where}.{key}", "missing", Violation.MISSING)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise refuse(f"{where}.{key}", "expected a Unix time in seconds (an integer)",
-                     Violation.WRONG_TYPE)
+        raise refuse(
+            f"{where}.{key}", "expected a Unix time in seconds (an integer)", Violation.WRONG_TYPE
+        )
     latest = (time.time() if now_s is None else now_s) + MAX_FUTURE_S
     if not EARLIEST_CREATE_TIME_S <= value <= latest:
-        raise refuse(f"{where}.{key}", "expected a Unix time in seconds between 2015 and a "
-                     "day from now (milliseconds are refused)", Violation.OUT_OF_RANGE)
+        raise refuse(
+            f"{where}.{key}",
+            "expected a Unix time in seconds between 2015 and a "
+            "day from now (milliseconds are refused)",
+            Violation.OUT_OF_RANGE,
+        )
     return value
 
 
@@ -152,8 +167,14 @@ def int_field(obj: dict[str, Any], key: str, where: str, *, maximum: int) -> int
     return value
 
 
-def text_field(obj: dict[str, Any], key: str, where: str, *, max_chars: int = TEXT_MAX_CHARS,
-               required: bool = False) -> str:
+def text_field(
+    obj: dict[str, Any],
+    key: str,
+    where: str,
+    *,
+    max_chars: int = TEXT_MAX_CHARS,
+    required: bool = False,
+) -> str:
     """Text up to ``max_chars`` characters ("" when absent; a JSON number is taken as text)."""
     value = _present(obj, key, where, required)
     if value is None:
@@ -179,13 +200,21 @@ def type_name_field(obj: dict[str, Any], key: str, where: str, *, required: bool
     """A platform type name: 1-64 ASCII letters, digits or '_' (unknown names are kept)."""
     value = text_field(obj, key, where, max_chars=64, required=required)
     if value and not _TYPE_NAME.fullmatch(value):
-        raise refuse(f"{where}.{key}", "expected ASCII letters, digits or '_'",
-                     Violation.BAD_CHARACTERS)
+        raise refuse(
+            f"{where}.{key}", "expected ASCII letters, digits or '_'", Violation.BAD_CHARACTERS
+        )
     return value
 
 
-def enum_field(obj: dict[str, Any], key: str, where: str, allowed: frozenset[str], *,
-               default: str | None = None, upper: bool = False) -> str:
+def enum_field(
+    obj: dict[str, Any],
+    key: str,
+    where: str,
+    allowed: frozenset[str],
+    *,
+    default: str | None = None,
+    upper: bool = False,
+) -> str:
     """One of ``allowed`` (case-folded to upper first when ``upper``)."""
     value = obj.get(key, default)
     if value is None or value == "":
@@ -194,8 +223,11 @@ def enum_field(obj: dict[str, Any], key: str, where: str, allowed: frozenset[str
         raise refuse(f"{where}.{key}", "expected a string", Violation.WRONG_TYPE)
     folded = value.upper() if upper else value
     if folded not in allowed:
-        raise refuse(f"{where}.{key}", "expected one of " + ", ".join(sorted(allowed)),
-                     Violation.UNKNOWN_VALUE)
+        raise refuse(
+            f"{where}.{key}",
+            "expected one of " + ", ".join(sorted(allowed)),
+            Violation.UNKNOWN_VALUE,
+        )
     return folded
 
 
@@ -206,12 +238,16 @@ def bool_field(obj: dict[str, Any], key: str, where: str, *, default: bool) -> b
     return value
 
 
-def object_field(obj: dict[str, Any], key: str, where: str, *,
-                 required: bool = True) -> dict[str, Any]:
+def object_field(
+    obj: dict[str, Any], key: str, where: str, *, required: bool = True
+) -> dict[str, Any]:
     value = obj.get(key)
     if value is None and not required:
         return {}
     if not isinstance(value, dict):
-        raise refuse(f"{where}.{key}", "expected an object",
-                     Violation.MISSING if value is None else Violation.WRONG_TYPE)
+        raise refuse(
+            f"{where}.{key}",
+            "expected an object",
+            Violation.MISSING if value is None else Violation.WRONG_TYPE,
+        )
     return value

@@ -20,8 +20,9 @@ class TokenBucket:
 
     __slots__ = ("rate", "burst", "_tokens", "_stamp", "_clock")
 
-    def __init__(self, rate: float, burst: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.burst = burst
         self._tokens = burst

@@ -85,21 +85,31 @@ def parse_token_map(spec: str) -> dict[str, str]:
 class TikTokShopClient:
     """One app's client; ``access_tokens`` maps shop id -> token (``*`` is the fallback)."""
 
-    def __init__(self, base_url: str, app_key: str, app_secret: str,
-                 access_tokens: Mapping[str, str], *, timeout_s: float = 10.0,
-                 shop_ciphers: Mapping[str, str] | None = None,
-                 qps_per_api: float = DOCUMENTED_QPS,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        app_key: str,
+        app_secret: str,
+        access_tokens: Mapping[str, str],
+        *,
+        timeout_s: float = 10.0,
+        shop_ciphers: Mapping[str, str] | None = None,
+        qps_per_api: float = DOCUMENTED_QPS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
         self._app_key = app_key
         self._secret = app_secret
         self._tokens = dict(access_tokens)
         self._ciphers = dict(shop_ciphers or {})
         self._limiter = ShopApiLimiter(qps_per_api)
         self._http = http or httpx.AsyncClient(
-            base_url=base_url, timeout=timeout_s,
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections))
+            base_url=base_url,
+            timeout=timeout_s,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
         self._inflight = asyncio.Semaphore(max_connections)
 
     async def aclose(self) -> None:
@@ -117,10 +127,18 @@ class TikTokShopClient:
             raise PlatformError(f"no access token configured for shop {shop_id}")
         return token
 
-    async def _call(self, method: str, path: str, shop_id: str, api: str, *, body: bytes = b"",
-                    params: Mapping[str, str] | None = None,
-                    extra_headers: Mapping[str, str] | None = None,
-                    files: Mapping[str, tuple[str, bytes, str]] | None = None) -> dict[str, Any]:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        shop_id: str,
+        api: str,
+        *,
+        body: bytes = b"",
+        params: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+    ) -> dict[str, Any]:
         await self._limiter.acquire(shop_id, api)
         query = {"app_key": self._app_key, "timestamp": str(int(time.time())), **(params or {})}
         if cipher := self._ciphers.get(shop_id):
@@ -132,20 +150,30 @@ class TikTokShopClient:
             headers["content-type"] = "application/json"  # httpx sets the multipart boundary
         try:
             async with self._inflight:
-                resp = await self._http.request(method, path, params=query,
-                                                content=body or None, headers=headers,
-                                                files=files)
+                resp = await self._http.request(
+                    method, path, params=query, content=body or None, headers=headers, files=files
+                )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise PlatformError(f"platform unreachable: {exc.__class__.__name__}",
-                                retryable=True) from None
+            raise PlatformError(
+                f"platform unreachable: {exc.__class__.__name__}", retryable=True
+            ) from None
         except httpx.HTTPError as exc:
             # The request may have reached the platform: a POST is ambiguous.
-            raise PlatformError(f"platform call failed: {exc.__class__.__name__}",
-                                retryable=True, ambiguous=method == "POST") from None
+            raise PlatformError(
+                f"platform call failed: {exc.__class__.__name__}",
+                retryable=True,
+                ambiguous=method == "POST",
+            ) from None
         return _data_or_raise(resp, method)
 
-    async def send(self, shop_id: str, conversation_id: str, message: OutgoingMessage, *,
-                   idempotency_key: str = "") -> str:
+    async def send(
+        self,
+        shop_id: str,
+        conversation_id: str,
+        message: OutgoingMessage,
+        *,
+        idempotency_key: str = "",
+    ) -> str:
         """Send Message; returns the platform's message id.
 
         The platform has no idempotency key. The key is sent as a tracing header
@@ -158,22 +186,28 @@ class TikTokShopClient:
             raise PlatformError(str(exc)) from None
         path = f"{CS_PREFIX}/conversations/{conversation_id}/messages"
         extra = {"x-bridge-idempotency-key": idempotency_key} if idempotency_key else {}
-        data = await self._call("POST", path, shop_id, "send_message", body=body,
-                                extra_headers=extra)
+        data = await self._call(
+            "POST", path, shop_id, "send_message", body=body, extra_headers=extra
+        )
         return str(data.get("message_id", ""))
 
-    async def send_text(self, shop_id: str, conversation_id: str, text: str, *,
-                        idempotency_key: str = "") -> str:
-        return await self.send(shop_id, conversation_id, outgoing_text(text),
-                               idempotency_key=idempotency_key)
+    async def send_text(
+        self, shop_id: str, conversation_id: str, text: str, *, idempotency_key: str = ""
+    ) -> str:
+        return await self.send(
+            shop_id, conversation_id, outgoing_text(text), idempotency_key=idempotency_key
+        )
 
-    async def send_image(self, shop_id: str, conversation_id: str, url: str, *,
-                         idempotency_key: str = "") -> str:
-        return await self.send(shop_id, conversation_id, outgoing_image(url),
-                               idempotency_key=idempotency_key)
+    async def send_image(
+        self, shop_id: str, conversation_id: str, url: str, *, idempotency_key: str = ""
+    ) -> str:
+        return await self.send(
+            shop_id, conversation_id, outgoing_image(url), idempotency_key=idempotency_key
+        )
 
-    async def upload_image(self, shop_id: str, data: bytes, content_type: str,
-                           filename: str = "") -> UploadedImage:
+    async def upload_image(
+        self, shop_id: str, data: bytes, content_type: str, filename: str = ""
+    ) -> UploadedImage:
         """Upload Buyer Messages Image: multipart field ``data``; returns url, width, height.
 
         Not ambiguous: an upload that failed after storing only leaves an unused url
@@ -185,8 +219,13 @@ class TikTokShopClient:
             raise PlatformError(str(exc)) from None
         name = filename or "image." + content_type.rsplit("/", 1)[-1].replace("jpeg", "jpg")
         try:
-            got = await self._call("POST", f"{CS_PREFIX}/images/upload", shop_id, "upload_image",
-                                   files={"data": (name, data, content_type)})
+            got = await self._call(
+                "POST",
+                f"{CS_PREFIX}/images/upload",
+                shop_id,
+                "upload_image",
+                files={"data": (name, data, content_type)},
+            )
         except PlatformError as exc:
             exc.ambiguous = False
             raise
@@ -197,8 +236,12 @@ class TikTokShopClient:
 
     async def mark_read(self, shop_id: str, conversation_id: str) -> None:
         """Read Message: "mark all messages sent by the buyer as read"."""
-        await self._call("POST", f"{CS_PREFIX}/conversations/{conversation_id}/messages/read",
-                         shop_id, "read_message")
+        await self._call(
+            "POST",
+            f"{CS_PREFIX}/conversations/{conversation_id}/messages/read",
+            shop_id,
+            "read_message",
+        )
 
     async def get_conversation(self, shop_id: str, conversation_id: str) -> ConversationInfo:
         """The buyer of a conversation (the webhook carries no nickname).
@@ -206,8 +249,12 @@ class TikTokShopClient:
         Uses Get Conversation, which the OAS lists under version 202601; 202309
         only has the paged Get Conversations list without an id filter.
         """
-        data = await self._call("GET", f"/customer_service/202601/conversations/{conversation_id}",
-                                shop_id, "get_conversation")
+        data = await self._call(
+            "GET",
+            f"/customer_service/202601/conversations/{conversation_id}",
+            shop_id,
+            "get_conversation",
+        )
         conv = data.get("conversation", data)
         participants = conv.get("participants") if isinstance(conv, dict) else None
         for p in participants if isinstance(participants, list) else []:
@@ -217,20 +264,23 @@ class TikTokShopClient:
                     name = text_field(p, "nickname", "participant", max_chars=NAME_MAX_CHARS)
                 except PayloadError:
                     name = ""
-                return ConversationInfo(conversation_id, str(p.get("im_user_id", ""))[:64],
-                                        name)
+                return ConversationInfo(conversation_id, str(p.get("im_user_id", ""))[:64], name)
         return ConversationInfo(conversation_id, "", "")
 
-    async def messages_since(self, shop_id: str, conversation_id: str,
-                             since_s: int, *, max_pages: int = 50) -> list[PlatformMessage]:
+    async def messages_since(
+        self, shop_id: str, conversation_id: str, since_s: int, *, max_pages: int = 50
+    ) -> list[PlatformMessage]:
         """Get Conversation Messages newest first (``sort_order=DESC``, ``sort_field=create_time``)
         until one is older than ``since_s``; returned oldest first. Does not mark read."""
         path = f"{CS_PREFIX}/conversations/{conversation_id}/messages"
         found: list[PlatformMessage] = []
         token = ""
         for _ in range(max_pages):
-            params = {"page_size": str(MESSAGES_PAGE_SIZE), "sort_order": "DESC",
-                      "sort_field": "create_time"}
+            params = {
+                "page_size": str(MESSAGES_PAGE_SIZE),
+                "sort_order": "DESC",
+                "sort_field": "create_time",
+            }
             if token:
                 params["page_token"] = token
             data = await self._call("GET", path, shop_id, "get_messages", params=params)
@@ -263,19 +313,35 @@ def _data_or_raise(resp: httpx.Response, method: str) -> dict[str, Any]:
     code = int(envelope.get("code", 0) or 0)
     message = str(envelope.get("message", ""))
     if resp.status_code == 429 or code == RATE_LIMITED:
-        raise PlatformError(f"rate limited: {message}", status=resp.status_code, code=code,
-                            retryable=True, retry_after_s=_retry_after(resp))
+        raise PlatformError(
+            f"rate limited: {message}",
+            status=resp.status_code,
+            code=code,
+            retryable=True,
+            retry_after_s=_retry_after(resp),
+        )
     if resp.status_code >= 500:
         # 5xx on a POST: the platform may have stored the message before failing.
-        raise PlatformError(f"platform error {resp.status_code}: {message}",
-                            status=resp.status_code, code=code, retryable=True,
-                            retry_after_s=_retry_after(resp), ambiguous=method == "POST")
+        raise PlatformError(
+            f"platform error {resp.status_code}: {message}",
+            status=resp.status_code,
+            code=code,
+            retryable=True,
+            retry_after_s=_retry_after(resp),
+            ambiguous=method == "POST",
+        )
     if code == EXPIRED_TOKEN:
-        raise PlatformError(f"access token expired (code {code}): refresh the shop's token",
-                            status=resp.status_code, code=code)
+        raise PlatformError(
+            f"access token expired (code {code}): refresh the shop's token",
+            status=resp.status_code,
+            code=code,
+        )
     if resp.status_code >= 400 or code != 0:
-        raise PlatformError(f"platform refused ({resp.status_code}, code {code}): {message}",
-                            status=resp.status_code, code=code)
+        raise PlatformError(
+            f"platform refused ({resp.status_code}, code {code}): {message}",
+            status=resp.status_code,
+            code=code,
+        )
     data = envelope.get("data") or {}
     return data if isinstance(data, dict) else {}
 

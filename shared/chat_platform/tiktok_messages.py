@@ -30,8 +30,18 @@ NEW_CONVERSATION_WEBHOOK_TYPE = 13  # "13 New conversation" (docv2/page/13-new-c
 IGNORED_ROLES = frozenset({"SYSTEM", "ROBOT"})
 
 # Send Message accepts only these types (202309 OAS, Send Message ``type``).
-SENDABLE_TYPES = frozenset({"TEXT", "IMAGE", "VIDEO", "PRODUCT_CARD", "ORDER_CARD",
-                            "RETURN_REFUND_CARD", "COUPON_CARD", "LOGISTICS_CARD"})
+SENDABLE_TYPES = frozenset(
+    {
+        "TEXT",
+        "IMAGE",
+        "VIDEO",
+        "PRODUCT_CARD",
+        "ORDER_CARD",
+        "RETURN_REFUND_CARD",
+        "COUPON_CARD",
+        "LOGISTICS_CARD",
+    }
+)
 
 
 # Every role the platform documents (contract s.2); any other is refused, because who
@@ -67,24 +77,29 @@ def content_from_platform(msg_type: str, content_json: str, where: str = _WHERE)
         return ChatContent(kind=ContentKind.TEXT, text=text())
     if t == "EMOTICONS":
         # Shape undocumented: keep whatever text or URL it carries.
-        return ChatContent(kind=ContentKind.EMOJI, text=text() or text("emoji"),
-                           url=url("url"), platform_type=t)
+        return ChatContent(
+            kind=ContentKind.EMOJI, text=text() or text("emoji"), url=url("url"), platform_type=t
+        )
     if t == "IMAGE":
         return ChatContent(kind=ContentKind.IMAGE, url=url("url"), thumbnail_url=url("url"))
     if t in ("PRODUCT_CARD", "BUYER_ENTER_FROM_PRODUCT"):
         product_id = ident("product_id")
         # The documented content is only {"product_id"}; a name, if present, wins.
-        return ChatContent(kind=ContentKind.PRODUCT_CARD,
-                           title=(text("product_name", fields.LABEL_MAX_CHARS)
-                                  or f"Product {product_id}"),
-                           price=text("price", fields.NAME_MAX_CHARS),
-                           thumbnail_url=url("image_url") or url("cover"),
-                           text=product_id, platform_type=t)
+        return ChatContent(
+            kind=ContentKind.PRODUCT_CARD,
+            title=(text("product_name", fields.LABEL_MAX_CHARS) or f"Product {product_id}"),
+            price=text("price", fields.NAME_MAX_CHARS),
+            thumbnail_url=url("image_url") or url("cover"),
+            text=product_id,
+            platform_type=t,
+        )
     if t in ("ORDER_CARD", "BUYER_ENTER_FROM_ORDER", "LOGISTICS_CARD", "RETURN_REFUND_CARD"):
-        status = text("order_status", fields.NAME_MAX_CHARS) or text("status",
-                                                                    fields.NAME_MAX_CHARS)
-        return ChatContent(kind=ContentKind.ORDER_CARD, order_id=ident("order_id"),
-                           status=status, platform_type=t)
+        status = text("order_status", fields.NAME_MAX_CHARS) or text(
+            "status", fields.NAME_MAX_CHARS
+        )
+        return ChatContent(
+            kind=ContentKind.ORDER_CARD, order_id=ident("order_id"), status=status, platform_type=t
+        )
     if t == "VIDEO":
         return ChatContent(kind=ContentKind.VIDEO, url=url("url"), thumbnail_url=url("cover"))
     if t == "STICKER":
@@ -93,8 +108,7 @@ def content_from_platform(msg_type: str, content_json: str, where: str = _WHERE)
         return ChatContent(kind=ContentKind.NOTICE, text=text(), platform_type=t)
     if t == "COUPON_CARD":
         coupon = f"Coupon {ident('coupon_id')}".strip()
-        return ChatContent(kind=ContentKind.OTHER, text=coupon,
-                           platform_type=t)
+        return ChatContent(kind=ContentKind.OTHER, text=coupon, platform_type=t)
     # OTHER ("Messages of types not supported in this API") and any type added
     # after 202309: kept with a readable fallback, never dropped.
     label = (t or "unknown").replace("_", " ").lower()
@@ -102,20 +116,28 @@ def content_from_platform(msg_type: str, content_json: str, where: str = _WHERE)
     return ChatContent(kind=ContentKind.OTHER, text=fallback, platform_type=t or "UNKNOWN")
 
 
-def message_from_webhook(payload: Any, *, now_s: float | None = None
-                         ) -> tuple[str, PlatformMessage]:
+def message_from_webhook(
+    payload: Any, *, now_s: float | None = None
+) -> tuple[str, PlatformMessage]:
     """Parse a type-14 webhook body into (shop_id, message); raises PayloadError."""
     if not isinstance(payload, dict):
         raise fields.refuse("body", "expected a JSON object", fields.Violation.WRONG_TYPE)
     shop_id = fields.id_field(payload, "shop_id", "body")
     data = fields.object_field(payload, "data", "body")
-    return shop_id, message_from_platform(data, "body.data", id_field="message_id",
-                                          shop_id=shop_id, now_s=now_s)
+    return shop_id, message_from_platform(
+        data, "body.data", id_field="message_id", shop_id=shop_id, now_s=now_s
+    )
 
 
-def message_from_platform(data: dict[str, Any], where: str = "message", *,
-                          id_field: str = "id", conversation_id: str = "", shop_id: str = "",
-                          now_s: float | None = None) -> PlatformMessage:
+def message_from_platform(
+    data: dict[str, Any],
+    where: str = "message",
+    *,
+    id_field: str = "id",
+    conversation_id: str = "",
+    shop_id: str = "",
+    now_s: float | None = None,
+) -> PlatformMessage:
     """Parse a message object (REST ``id`` or webhook ``message_id``), every field checked.
 
     REST message objects carry no ``conversation_id``; the caller passes it. With
@@ -125,21 +147,25 @@ def message_from_platform(data: dict[str, Any], where: str = "message", *,
     create_time = fields.unix_seconds_field(data, "create_time", where, now_s=now_s)
     content = data.get("content", "")
     if not isinstance(content, str):
-        raise fields.refuse(f"{where}.content", "expected a JSON string",
-                            fields.Violation.WRONG_TYPE)
+        raise fields.refuse(
+            f"{where}.content", "expected a JSON string", fields.Violation.WRONG_TYPE
+        )
     msg_type = fields.type_name_field(data, "type", where)
     if not conversation_id:
-        conversation_id = (fields.conversation_id_field(data, "conversation_id", where, shop_id)
-                           if shop_id else fields.id_field(data, "conversation_id", where))
+        conversation_id = (
+            fields.conversation_id_field(data, "conversation_id", where, shop_id)
+            if shop_id
+            else fields.id_field(data, "conversation_id", where)
+        )
     index = fields.index_field(data, "index", where)
     return PlatformMessage(
         message_id=fields.id_field(data, id_field, where),
         conversation_id=conversation_id,
-        sender_role=fields.enum_field(sender, "role", f"{where}.sender", SENDER_ROLES,
-                                      upper=True),
+        sender_role=fields.enum_field(sender, "role", f"{where}.sender", SENDER_ROLES, upper=True),
         sender_id=fields.id_field(sender, "im_user_id", f"{where}.sender", required=False),
-        sender_name=fields.text_field(sender, "nickname", f"{where}.sender",
-                                      max_chars=fields.NAME_MAX_CHARS),
+        sender_name=fields.text_field(
+            sender, "nickname", f"{where}.sender", max_chars=fields.NAME_MAX_CHARS
+        ),
         create_time_s=create_time,
         index=str(index) if index else "",
         is_visible=fields.bool_field(data, "is_visible", where, default=True),
@@ -153,15 +179,17 @@ def outgoing_text(text: str) -> OutgoingMessage:
     """A reply part as a Send Message TEXT: ``{"content": text}`` serialised to a string."""
     # Send Message TEXT: "Max 2000 characters."
     if len(text) > CHAT_MESSAGE_LIMIT:
-        raise PayloadError(f"text part of {len(text)} characters; the platform allows "
-                           f"{CHAT_MESSAGE_LIMIT}")
+        raise PayloadError(
+            f"text part of {len(text)} characters; the platform allows {CHAT_MESSAGE_LIMIT}"
+        )
     return OutgoingMessage("TEXT", orjson.dumps({"content": text}).decode())
 
 
 def outgoing_image(url: str, width: int = 0, height: int = 0) -> OutgoingMessage:
     """An inline picture as a Send Message IMAGE (url from Upload Buyer Messages Image)."""
-    return OutgoingMessage("IMAGE", orjson.dumps({"url": url, "width": width,
-                                                  "height": height}).decode())
+    return OutgoingMessage(
+        "IMAGE", orjson.dumps({"url": url, "width": width, "height": height}).decode()
+    )
 
 
 def send_message_body(message: OutgoingMessage) -> bytes:

@@ -18,8 +18,9 @@ from shared.constant_time import same_secret
 _EXCLUDED = frozenset({"sign", "access_token"})
 
 
-def sign_request(path: str, query: Mapping[str, str], body: bytes, app_secret: str, *,
-                 multipart: bool = False) -> str:
+def sign_request(
+    path: str, query: Mapping[str, str], body: bytes, app_secret: str, *, multipart: bool = False
+) -> str:
     """The ``sign`` query parameter for an API request (202309 and later).
 
     1. all query params except sign/access_token, keys sorted, as ``{key}{value}``;

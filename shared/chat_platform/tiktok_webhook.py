@@ -25,8 +25,9 @@ class TikTokWebhookAdapter:
 
     name = "tiktok"
 
-    def __init__(self, app_key: str, app_secret: str,
-                 served_shops: frozenset[str] | None = None) -> None:
+    def __init__(
+        self, app_key: str, app_secret: str, served_shops: frozenset[str] | None = None
+    ) -> None:
         self._app_key = app_key
         self._secret = app_secret
         # None: every shop; otherwise only shops we hold an access token for.
@@ -36,8 +37,11 @@ class TikTokWebhookAdapter:
         # No timestamp is signed, so the signature gives no replay protection;
         # replays are harmless because events are deduplicated by message id.
         if not verify_webhook(self._app_key, body, self._secret, headers.get("authorization")):
-            raise WebhookRejected(401, "Authorization header is not the HMAC-SHA256 of "
-                                       "app_key + body under the app secret")
+            raise WebhookRejected(
+                401,
+                "Authorization header is not the HMAC-SHA256 of "
+                "app_key + body under the app secret",
+            )
 
     def parse(self, body: bytes, now_s: float | None = None) -> WebhookBatch:
         """The delivery's messages; every field is checked (payload_fields), so a value
@@ -45,14 +49,16 @@ class TikTokWebhookAdapter:
         payload = json_object_body(body)
         event_type = fields.int_field(payload, "type", "body", maximum=fields.EVENT_TYPE_MAX)
         if event_type is None:
-            raise fields.refuse("body.type", "expected the webhook event type number",
-                                fields.Violation.MISSING)
+            raise fields.refuse(
+                "body.type", "expected the webhook event type number", fields.Violation.MISSING
+            )
         shop_id = fields.id_field(payload, "shop_id", "body")
         fields.id_field(payload, "tts_notification_id", "body", required=False)
         fields.int_field(payload, "timestamp", "body", maximum=fields.INDEX_MAX)
         if self._served is not None and shop_id not in self._served:
-            raise WebhookRejected(403, f"shop {shop_id} is not served by this bridge "
-                                       "(no access token configured)")
+            raise WebhookRejected(
+                403, f"shop {shop_id} is not served by this bridge (no access token configured)"
+            )
         if event_type != NEW_MESSAGE_WEBHOOK_TYPE:
             return WebhookBatch(shop_id)  # other events: acknowledged, nothing read or published
         _, message = message_from_webhook(payload, now_s=now_s)

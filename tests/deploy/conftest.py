@@ -23,8 +23,9 @@ def render(path: Path) -> str:
     """`kubectl kustomize` output for one kustomization directory; fails with kubectl's error."""
     kubectl = shutil.which("kubectl")
     assert kubectl, "kubectl is required to render deploy/k8s (it is on the machine image)"
-    done = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, f"kubectl kustomize {path} failed:\n{done.stderr}"
     return done.stdout
 

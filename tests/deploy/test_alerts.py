@@ -21,8 +21,9 @@ PROMTOOL_TESTS = Path(__file__).parent / "promtool/alerts_test.yaml"
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("promtool")
     assert exe, "promtool missing: apt-get install -y prometheus (scripts/test.sh does it)"
-    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(
+        [exe, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def rule_spec() -> dict[str, Any]:
@@ -65,14 +66,21 @@ def test_promtool_unit_tests_fail_when_a_threshold_is_loosened(tmp_path: Path) -
 
 def test_every_issue_alert_exists() -> None:
     names = {a["alert"] for a in alerts()}
-    assert names >= {"BridgeConsumerLagGrowing", "BridgeDeadLettersAppearing",
-                     "BridgeSmtpFailureRate", "BridgeDigestLatencyHigh", "BridgeWebhook5xxRate"}
+    assert names >= {
+        "BridgeConsumerLagGrowing",
+        "BridgeDeadLettersAppearing",
+        "BridgeSmtpFailureRate",
+        "BridgeDigestLatencyHigh",
+        "BridgeWebhook5xxRate",
+    }
 
 
 def _anchors(markdown: str) -> set[str]:
     """GitHub-style anchors of the markdown headings."""
-    return {re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-")
-            for h in re.findall(r"^#+\s+(.+)$", markdown, re.M)}
+    return {
+        re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^#+\s+(.+)$", markdown, re.M)
+    }
 
 
 @pytest.mark.parametrize("alert", [a["alert"] for a in alerts()])
@@ -87,8 +95,17 @@ def test_alert_has_a_summary_severity_and_a_runbook_section(alert: str) -> None:
 
 
 def test_alert_expressions_group_only_by_bounded_labels() -> None:
-    allowed = {"namespace", "group", "service", "reason", "le", "outcome", "class", "topic",
-               "partition"}
+    allowed = {
+        "namespace",
+        "group",
+        "service",
+        "reason",
+        "le",
+        "outcome",
+        "class",
+        "topic",
+        "partition",
+    }
     for rule in alerts():
         for labels in re.findall(r"by \(([^)]*)\)", rule["expr"]):
             assert {x.strip() for x in labels.split(",")} <= allowed, rule["alert"]

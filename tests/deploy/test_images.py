@@ -37,8 +37,11 @@ def _without_heredocs(text: str) -> tuple[str, dict[str, str]]:
 def instructions(path: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs with line continuations joined, heredoc bodies cut."""
     text = re.sub(r"\\\n\s*", " ", _without_heredocs(path.read_text())[0])
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
-            for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def stages(path: Path) -> list[list[tuple[str, str]]]:
@@ -82,7 +85,7 @@ def image_command(name: str) -> list[str]:
 def test_image_command_is_the_entry_point_the_tests_run(name: str) -> None:
     cmd = image_command(name)
     assert cmd[0] == "python"
-    assert cmd[1:1 + len(_entry_module_and_role(name))] == _entry_module_and_role(name)
+    assert cmd[1 : 1 + len(_entry_module_and_role(name))] == _entry_module_and_role(name)
     env = next(a for ins, a in stages(DOCKERFILE)[-1] if ins == "ENV")
     assert "BRIDGE_SERVICE=${SERVICE}" in env.split()
 
@@ -100,11 +103,17 @@ def test_image_is_pinned_slim_non_root_with_a_healthcheck_on_its_port(name: str)
     script = _without_heredocs(DOCKERFILE.read_text())[1]["/usr/local/bin/bridge-healthcheck"]
     assert "/healthz" in script
     field = name.replace("-", "_") + "_port"
-    settings = {"ingest": IngestSettings, "consolidator": ConsolidatorSettings,
-                "mailer": MailerSettings, "fanout": FanoutSettings}.get(name, ReplyParserSettings)
+    settings = {
+        "ingest": IngestSettings,
+        "consolidator": ConsolidatorSettings,
+        "mailer": MailerSettings,
+        "fanout": FanoutSettings,
+    }.get(name, ReplyParserSettings)
     default = settings.model_fields[field].default
-    assert _case_arms(script)[name] == \
-        f'port="${{BRIDGE_{field.upper()}:-{default}}}"', (name, default)
+    assert _case_arms(script)[name] == f'port="${{BRIDGE_{field.upper()}:-{default}}}"', (
+        name,
+        default,
+    )
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -112,10 +121,14 @@ def test_image_copies_only_shared_and_its_own_package(name: str) -> None:
     deps, app, final = stages(DOCKERFILE)
     copies = [a.split() for ins, a in final if ins == "COPY"]
     assert [c for c in copies if not c[0].startswith(("--from", "--chmod"))] == []
-    assert sorted(c[0] for c in copies if c[0].startswith("--from")) == \
-        ["--from=app", "--from=deps"]
-    assert [a.split() for ins, a in app if ins == "COPY"] == \
-        [["services", "/build/services"], ["shared", "/app/shared"]]
+    assert sorted(c[0] for c in copies if c[0].startswith("--from")) == [
+        "--from=app",
+        "--from=deps",
+    ]
+    assert [a.split() for ins, a in app if ins == "COPY"] == [
+        ["services", "/build/services"],
+        ["shared", "/app/shared"],
+    ]
     # The app stage keeps one folder of services/, under its import name.
     moves = next(a for ins, a in app if ins == "RUN")
     arms = _case_arms(moves.replace(" in ", " in\n").replace(" ;; ", " ;;\n"))
@@ -127,11 +140,11 @@ def test_image_copies_only_shared_and_its_own_package(name: str) -> None:
     assert not {"shared", "services", "pyproject.toml"} & set(ignored)
 
 
-def test_kubernetes_containers_start_the_devstack_entry_points(
-        rendered: list[Doc]) -> None:
+def test_kubernetes_containers_start_the_devstack_entry_points(rendered: list[Doc]) -> None:
     for w in workloads(rendered):
         name = w["metadata"]["name"]
         (container,) = w["spec"]["template"]["spec"]["containers"]
         assert container["args"][0] == "python"
-        assert container["args"][1:1 + len(_entry_module_and_role(name))] == \
-            _entry_module_and_role(name), name
+        assert container["args"][
+            1 : 1 + len(_entry_module_and_role(name))
+        ] == _entry_module_and_role(name), name

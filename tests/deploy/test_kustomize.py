@@ -33,7 +33,9 @@ from tests.deploy.conftest import (
 
 KUBERNETES_VERSION = "1.30.0"  # the oldest minor we support; HPA v2 and PDB v1 are GA there
 CUSTOM_MODELS: dict[str, type[BaseModel]] = {
-    "ScaledObject": ScaledObject, "PodMonitor": PodMonitor, "PrometheusRule": PrometheusRule,
+    "ScaledObject": ScaledObject,
+    "PodMonitor": PodMonitor,
+    "PrometheusRule": PrometheusRule,
 }
 CONSUMER_GROUPS = {  # service -> the group it commits offsets as (KEDA reads its lag)
     "consolidator": "bridge-consolidator",
@@ -46,8 +48,13 @@ CONSUMER_GROUPS = {  # service -> the group it commits offsets as (KEDA reads it
 def kubernetes_validate(path: Path) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("kubernetes-validate", path=str(Path(sys.executable).parent))
     assert exe, "pip install kubernetes-validate (see docs/deployment.md, CI tools)"
-    return subprocess.run([exe, "--strict", "--no-warn", "-k", KUBERNETES_VERSION, str(path)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [exe, "--strict", "--no-warn", "-k", KUBERNETES_VERSION, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_base_renders_on_its_own() -> None:
@@ -55,7 +62,8 @@ def test_base_renders_on_its_own() -> None:
 
 
 def test_rendered_overlay_passes_strict_kubernetes_schema_validation(
-        overlay: str, tmp_path: Path) -> None:
+    overlay: str, tmp_path: Path
+) -> None:
     out = tmp_path / f"{overlay}.yaml"
     out.write_text(rendered_text(overlay))
     done = kubernetes_validate(out)
@@ -65,8 +73,11 @@ def test_rendered_overlay_passes_strict_kubernetes_schema_validation(
 def test_strict_validation_rejects_an_unknown_field(tmp_path: Path) -> None:
     """Control: the validator really is strict, so the test above can fail."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(rendered_text("dev").replace("readOnlyRootFilesystem: true",
-                                                "readOnlyRootFilesytem: true", 1))
+    bad.write_text(
+        rendered_text("dev").replace(
+            "readOnlyRootFilesystem: true", "readOnlyRootFilesytem: true", 1
+        )
+    )
     assert kubernetes_validate(bad).returncode != 0
 
 
@@ -89,16 +100,20 @@ def _diff(a: Any, b: Any, path: str = "") -> list[str]:
             out += _diff(a.get(k), b.get(k), f"{path}.{k}")
         return out
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
-                for d in _diff(x, y, f"{path}[{i}]")]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _diff(x, y, f"{path}[{i}]")
+        ]
     return [] if a == b else [path]
 
 
 def test_keda_and_prometheus_operator_objects_match_their_models(rendered: list[Doc]) -> None:
     checked = [d for d in rendered if d["kind"] in CUSTOM_MODELS]
     assert {d["kind"] for d in checked} == set(CUSTOM_MODELS)
-    errors = {f"{d['kind']}/{d['metadata']['name']}": e for d in checked
-              if (e := strict_model_errors(d))}
+    errors = {
+        f"{d['kind']}/{d['metadata']['name']}": e for d in checked if (e := strict_model_errors(d))
+    }
     assert not errors, errors
 
 
@@ -116,7 +131,8 @@ def test_every_service_has_one_workload_running_its_entry_point(rendered: list[D
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_pods_run_non_root_read_only_with_probes_limits_and_spread(
-        rendered: list[Doc], service: str) -> None:
+    rendered: list[Doc], service: str
+) -> None:
     w = next(w for w in workloads(rendered) if w["metadata"]["name"] == service)
     pod = w["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -124,7 +140,9 @@ def test_pods_run_non_root_read_only_with_probes_limits_and_spread(
     assert pod["automountServiceAccountToken"] is False
     assert pod["serviceAccountName"] == f"bridge-{service}"
     assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
-        "topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        "topology.kubernetes.io/zone",
+        "kubernetes.io/hostname",
+    }
     (container,) = pod["containers"]
     sc = container["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
@@ -139,17 +157,26 @@ def test_pods_run_non_root_read_only_with_probes_limits_and_spread(
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_each_service_has_a_pdb_network_policy_and_service(rendered: list[Doc],
-                                                           service: str) -> None:
+def test_each_service_has_a_pdb_network_policy_and_service(
+    rendered: list[Doc], service: str
+) -> None:
     selector = {"app.kubernetes.io/name": service}
-    assert named(rendered, "PodDisruptionBudget", service)["spec"]["selector"]["matchLabels"] \
+    assert (
+        named(rendered, "PodDisruptionBudget", service)["spec"]["selector"]["matchLabels"]
         == selector
+    )
     policy = named(rendered, "NetworkPolicy", service)["spec"]
     assert policy["podSelector"]["matchLabels"] == selector
     assert policy["policyTypes"] == ["Ingress", "Egress"]
-    kafka_ports = [p["port"] for rule in policy["egress"] for p in rule.get("ports", [])
-                   if any("strimzi.io/cluster" in peer.get("podSelector", {}).get("matchLabels", {})
-                          for peer in rule.get("to", []))]
+    kafka_ports = [
+        p["port"]
+        for rule in policy["egress"]
+        for p in rule.get("ports", [])
+        if any(
+            "strimzi.io/cluster" in peer.get("podSelector", {}).get("matchLabels", {})
+            for peer in rule.get("to", [])
+        )
+    ]
     assert kafka_ports == [9092]
     assert named(rendered, "Service", service)["spec"]["selector"] == selector
 
@@ -164,13 +191,15 @@ def test_only_the_webhook_and_mx_ports_are_open_beyond_monitoring(rendered: list
 
 
 def test_only_mailer_reaches_smtp_and_only_ingest_and_fanout_reach_the_platform(
-        rendered: list[Doc]) -> None:
+    rendered: list[Doc],
+) -> None:
     outside: dict[str, set[int]] = {}
     for policy in of_kind(rendered, "NetworkPolicy"):
         for rule in policy["spec"]["egress"]:
             if any("ipBlock" in peer for peer in rule.get("to", [])):
                 outside.setdefault(policy["metadata"]["name"], set()).update(
-                    p["port"] for p in rule["ports"])
+                    p["port"] for p in rule["ports"]
+                )
     assert outside == {"mailer": {25, 465, 587}, "ingest": {443}, "fanout": {443}}
 
 
@@ -186,12 +215,16 @@ def _source_group(service: str) -> str:
 def test_consumers_scale_on_the_lag_of_their_own_group(rendered: list[Doc], service: str) -> None:
     so = named(rendered, "ScaledObject", service)["spec"]
     workload = next(w for w in workloads(rendered) if w["metadata"]["name"] == service)
-    assert so["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": workload["kind"],
-                                    "name": service}
+    assert so["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": workload["kind"],
+        "name": service,
+    }
     (trigger,) = so["triggers"]
     assert trigger["type"] == "kafka"
-    assert trigger["metadata"]["consumerGroup"] == _source_group(service) == \
-        CONSUMER_GROUPS[service]
+    assert (
+        trigger["metadata"]["consumerGroup"] == _source_group(service) == CONSUMER_GROUPS[service]
+    )
     bootstrap = named(rendered, "ConfigMap", "bridge-config")["data"]["KAFKA_BOOTSTRAP"]
     assert trigger["metadata"]["bootstrapServers"] == bootstrap
     assert so["maxReplicaCount"] <= CONVERSATION_PARTITIONS
@@ -205,7 +238,8 @@ def test_request_driven_services_scale_on_cpu(rendered: list[Doc], service: str)
 
 
 def test_referenced_secrets_exist_in_dev_and_only_out_of_git_ones_miss_in_prod(
-        overlay: str) -> None:
+    overlay: str,
+) -> None:
     """dev generates its secrets; prod expects them created out of git (docs/deployment.md)."""
     docs = docs_of(rendered_text(overlay))
     present = {(d["kind"], d["metadata"]["name"]) for d in docs}
@@ -214,15 +248,22 @@ def test_referenced_secrets_exist_in_dev_and_only_out_of_git_ones_miss_in_prod(
         pod = w["spec"]["template"]["spec"]
         for c in pod["containers"]:
             refs |= {("ConfigMap", e["configMapRef"]["name"]) for e in c.get("envFrom", [])}
-            refs |= {("Secret", e["valueFrom"]["secretKeyRef"]["name"]) for e in c.get("env", [])
-                     if "valueFrom" in e and not e["valueFrom"]["secretKeyRef"].get("optional")}
+            refs |= {
+                ("Secret", e["valueFrom"]["secretKeyRef"]["name"])
+                for e in c.get("env", [])
+                if "valueFrom" in e and not e["valueFrom"]["secretKeyRef"].get("optional")
+            }
         refs |= {("Secret", v["secret"]["secretName"]) for v in pod["volumes"] if "secret" in v}
     missing = refs - present
     if overlay == "dev":
         assert not missing
     else:
-        assert missing == {("Secret", "bridge-platform"), ("Secret", "bridge-token-keys"),
-                           ("Secret", "bridge-admin"), ("Secret", "bridge-dkim")}
+        assert missing == {
+            ("Secret", "bridge-platform"),
+            ("Secret", "bridge-token-keys"),
+            ("Secret", "bridge-admin"),
+            ("Secret", "bridge-dkim"),
+        }
         assert ("ConfigMap", "bridge-config") in present
 
 
@@ -235,7 +276,8 @@ def test_consolidator_keeps_its_disk_store_on_a_volume(rendered: list[Doc]) -> N
     from faust.stores.rocksdb import Store as DiskStore
 
     assert stores.by_url(config["BRIDGE_CONSOLIDATOR_STORE"]) is DiskStore
-    (mount,) = [m for m in sts["template"]["spec"]["containers"][0]["volumeMounts"]
-                if m["name"] == "data"]
+    (mount,) = [
+        m for m in sts["template"]["spec"]["containers"][0]["volumeMounts"] if m["name"] == "data"
+    ]
     assert mount["mountPath"] == config["BRIDGE_CONSOLIDATOR_DATA_DIR"]
     assert sts["volumeClaimTemplates"][0]["metadata"]["name"] == "data"

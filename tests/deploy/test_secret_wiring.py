@@ -25,8 +25,9 @@ SECRET_VARS = {f"BRIDGE_{name.upper()}" for name in secret_field_names()}
 def declared_secrets(service: str) -> tuple[SecretSetting, ...]:
     """The secrets the service's entry point checks at start-up (what it reads)."""
     if service.startswith("reply-"):  # one entry point, two roles: front and parser
-        by_role: dict[str, tuple[SecretSetting, ...]] = \
-            importlib.import_module("reply_parser.__main__").SECRETS
+        by_role: dict[str, tuple[SecretSetting, ...]] = importlib.import_module(
+            "reply_parser.__main__"
+        ).SECRETS
         return by_role[service.removeprefix("reply-")]
     return tuple(importlib.import_module(f"{service}.__main__").SECRETS)
 
@@ -38,16 +39,16 @@ def container_of(docs: list[Doc], service: str) -> dict[str, Any]:
 
 
 def secret_sourced_vars(container: dict[str, Any]) -> set[str]:
-    return {e["name"] for e in container.get("env", [])
-            if "secretKeyRef" in e.get("valueFrom", {})}
+    return {e["name"] for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_prod_takes_every_secret_a_service_reads_from_a_secret(service: str) -> None:
     docs = docs_of(rendered_text("prod"))
     container = container_of(docs, service)
-    assert not any("secretRef" in e for e in container.get("envFrom", [])), \
+    assert not any("secretRef" in e for e in container.get("envFrom", [])), (
         "whole Secrets as env would hand a service secrets it does not read"
+    )
     wanted = {s.env_var for s in declared_secrets(service)}
     from_secrets = secret_sourced_vars(container)
     assert wanted <= from_secrets, f"not from a Secret: {sorted(wanted - from_secrets)}"
@@ -86,8 +87,11 @@ def test_prod_does_not_enable_development_mode() -> None:
 def _dev_environment(service: str) -> dict[str, str]:
     """The environment the dev overlay gives one service: ConfigMap plus its Secret refs."""
     docs = docs_of(rendered_text("dev"))
-    (config,) = [cm for cm in of_kind(docs, "ConfigMap")
-                 if cm["metadata"]["name"].startswith("bridge-config")]
+    (config,) = [
+        cm
+        for cm in of_kind(docs, "ConfigMap")
+        if cm["metadata"]["name"].startswith("bridge-config")
+    ]
     secrets = {s["metadata"]["name"]: s["data"] for s in of_kind(docs, "Secret")}
     env = dict(config["data"])
     for e in container_of(docs, service).get("env", []):
@@ -99,7 +103,8 @@ def _dev_environment(service: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("service", ["ingest", "mailer", "reply-front", "fanout"])
 def test_dev_overlay_secrets_are_refused_without_its_development_mode(
-        service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = _dev_environment(service)
     assert env.pop(DEV_MODE_VAR) == "true"
     for name in list(os.environ):

@@ -21,7 +21,8 @@ def text_of(msg) -> str:  # type: ignore[no-untyped-def]
 
 
 async def test_three_buyer_messages_make_one_digest_one_window_after_the_last(
-        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    stack: Stack, unique_conversation: tuple[str, str]
+) -> None:
     shop, conv = unique_conversation
     await stack.onboard(shop)
     texts = ["Hi! Is the blue kettle in stock?", "Do you ship to Lyon?", "Thanks 🙏"]
@@ -48,7 +49,8 @@ async def test_three_buyer_messages_make_one_digest_one_window_after_the_last(
 
 
 async def test_gmail_reply_with_quoted_history_reaches_the_buyer_as_new_text_only(
-        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    stack: Stack, unique_conversation: tuple[str, str]
+) -> None:
     shop, conv = unique_conversation
     await stack.onboard(shop)
     await stack.buyer_says(shop, conv, "Where is my order #5791?", buyer_name="Bo")
@@ -63,7 +65,8 @@ async def test_gmail_reply_with_quoted_history_reaches_the_buyer_as_new_text_onl
 
 
 async def test_reply_of_4500_chars_arrives_as_three_ordered_parts_within_the_limit(
-        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    stack: Stack, unique_conversation: tuple[str, str]
+) -> None:
     shop, conv = unique_conversation
     await stack.onboard(shop)
     await stack.buyer_says(shop, conv, "Can you explain the warranty?", buyer_name="Chi")
@@ -84,14 +87,14 @@ async def test_reply_of_4500_chars_arrives_as_three_ordered_parts_within_the_lim
 
 
 async def test_second_burst_makes_a_second_digest_with_only_new_messages_threaded_to_the_first(
-        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    stack: Stack, unique_conversation: tuple[str, str]
+) -> None:
     shop, conv = unique_conversation
     await stack.onboard(shop)
     await stack.buyer_says(shop, conv, "First question: size M?", buyer_name="Dee")
     first = (await eventually(lambda: stack.mails_for(conv), timeout_s=WINDOW_S + 20))[0]
     await stack.buyer_says(shop, conv, "Second question: colour red?", buyer_name="Dee")
-    mails = await eventually(lambda: _at_least(stack.mails_for(conv), 2),
-                             timeout_s=WINDOW_S + 20)
+    mails = await eventually(lambda: _at_least(stack.mails_for(conv), 2), timeout_s=WINDOW_S + 20)
     second = mails[1]
     body = text_of(second)
     assert "Second question" in body and "First question" not in body

@@ -16,9 +16,11 @@ pytestmark = pytest.mark.integration
 
 
 async def test_the_demo_shop_gets_the_first_digest_and_the_sink_reply_reaches_the_buyer(
-        stack: Stack) -> None:
-    main = await onboard_demo_shop(f"http://127.0.0.1:{stack.ports.ingest}", stack.env,
-                                   stack.platforms.sink)
+    stack: Stack,
+) -> None:
+    main = await onboard_demo_shop(
+        f"http://127.0.0.1:{stack.ports.ingest}", stack.env, stack.platforms.sink
+    )
     assert main == stack.seller
     await asyncio.sleep(SETTINGS_APPLY_S)
     conv = str(576_460_602_530_000_000 + uuid.uuid4().int % 10**6)
@@ -26,11 +28,16 @@ async def test_the_demo_shop_gets_the_first_digest_and_the_sink_reply_reaches_th
     digest = (await eventually(lambda: stack.mails_for(conv), timeout_s=WINDOW_S + 20))[0]
     assert digest["To"] == main
     n = stack.sink_number(digest["Message-ID"])
-    resp = await stack.http.post(f"{stack.sink_url}/messages/{n}/reply",
-                                 json={"text": "Yes, it ships tomorrow."})
+    resp = await stack.http.post(
+        f"{stack.sink_url}/messages/{n}/reply", json={"text": "Yes, it ships tomorrow."}
+    )
     assert resp.status_code == 200, resp.text
     received = await eventually(lambda: stack.buyer_view(conv), timeout_s=30)
     assert [r["content"]["content"] for r in received] == ["Yes, it ships tomorrow."]
     # run again (a kept Kafka): already onboarded, nothing to do
-    assert await onboard_demo_shop(f"http://127.0.0.1:{stack.ports.ingest}", stack.env,
-                                   stack.platforms.sink) == main
+    assert (
+        await onboard_demo_shop(
+            f"http://127.0.0.1:{stack.ports.ingest}", stack.env, stack.platforms.sink
+        )
+        == main
+    )

@@ -41,8 +41,12 @@ class DigestReader:
         return [m.message_id for d in self.distinct.values() for m in d.messages]
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         tps = [TopicPartition(MAIL_DIGESTS.name, p) for p in range(MAIL_DIGESTS.partitions)]
         consumer.assign(tps)
@@ -80,8 +84,11 @@ class ConsolidatorRig:
     def start_consolidator(self) -> ServiceProcesses:
         """One more consolidator process (its own HTTP port and data dir)."""
         n = len(self.procs)
-        env = {**self.env, "BRIDGE_CONSOLIDATOR_PORT": str(free_port()),
-               "BRIDGE_CONSOLIDATOR_DATA_DIR": str(self.root / f"data{n}")}
+        env = {
+            **self.env,
+            "BRIDGE_CONSOLIDATOR_PORT": str(free_port()),
+            "BRIDGE_CONSOLIDATOR_DATA_DIR": str(self.root / f"data{n}"),
+        }
         procs = ServiceProcesses(env, self.root / f"logs{n}")
         procs.start("consolidator")
         self.procs.append(procs)
@@ -89,27 +96,48 @@ class ConsolidatorRig:
 
     async def buyer(self, shop: str, conv: str, mid: str, seq: int) -> None:
         now = int(time.time() * 1000)
-        ev = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id=shop, conversation_id=conv,
-                       message_id=mid, sent_at_ms=now, seq=seq, buyer_id="b", buyer_name="Ana",
-                       content=ChatContent(text=f"message {mid}"), received_at_ms=now)
+        ev = ChatEvent(
+            kind=ChatEventKind.BUYER_MESSAGE,
+            shop_id=shop,
+            conversation_id=conv,
+            message_id=mid,
+            sent_at_ms=now,
+            seq=seq,
+            buyer_id="b",
+            buyer_name="Ana",
+            content=ChatContent(text=f"message {mid}"),
+            received_at_ms=now,
+        )
         await self.producer.send(CHAT_EVENTS.name, encode(ev), key=ev.conversation_key.encode())
 
     async def settings(self, shop: ShopSettings) -> None:
-        await self.producer.send_and_wait(SHOP_SETTINGS.name, encode(shop),
-                                          key=shop.shop_id.encode())
+        await self.producer.send_and_wait(
+            SHOP_SETTINGS.name, encode(shop), key=shop.shop_id.encode()
+        )
 
     def logs(self) -> str:
-        return "\n".join(f"== {p}\n{p.read_text(errors='replace')[-4000:]}"
-                         for p in sorted(self.root.glob("logs*/*.log")))
+        return "\n".join(
+            f"== {p}\n{p.read_text(errors='replace')[-4000:]}"
+            for p in sorted(self.root.glob("logs*/*.log"))
+        )
 
 
 @contextlib.asynccontextmanager
 async def consolidator_rig(root: Path, **env_extra: str) -> AsyncIterator[ConsolidatorRig]:
     broker = private_broker(root / "broker")
     await broker.start_with_topics()
-    env = stack_env(broker.bootstrap, Ports(), window_s=1.0, data_dir=root,
-                    extra={"BRIDGE_TICK_INTERVAL_S": "0.1", "BRIDGE_MAX_WAIT_S": "5",
-                           "BRIDGE_WINDOW_OVERRIDE_MIN_S": "0.5", **env_extra})
+    env = stack_env(
+        broker.bootstrap,
+        Ports(),
+        window_s=1.0,
+        data_dir=root,
+        extra={
+            "BRIDGE_TICK_INTERVAL_S": "0.1",
+            "BRIDGE_MAX_WAIT_S": "5",
+            "BRIDGE_WINDOW_OVERRIDE_MIN_S": "0.5",
+            **env_extra,
+        },
+    )
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
     await producer.start()
     digests = DigestReader(broker.bootstrap)

@@ -62,17 +62,20 @@ class Admin:
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who] if who != 'operator' else OPERATOR}"}
 
-    async def call(self, method: str, path: str, who: str = "operator",
-                   body: Any = None) -> httpx.Response:
-        return await self.http.request(method, self.url + path, headers=self.auth(who),
-                                       json=body)
+    async def call(
+        self, method: str, path: str, who: str = "operator", body: Any = None
+    ) -> httpx.Response:
+        return await self.http.request(method, self.url + path, headers=self.auth(who), json=body)
 
     async def activation_token(self, email: str, after: int = 0) -> str:
         """The token from the newest activation email the sink got for ``email``."""
 
         def find() -> str | None:
-            mails = [m.message for m in self.stack.platforms.sink.mails[after:]
-                     if email in m.rcpt_tos and m.message["X-Bridge-Notice"] == "activation"]
+            mails = [
+                m.message
+                for m in self.stack.platforms.sink.mails[after:]
+                if email in m.rcpt_tos and m.message["X-Bridge-Notice"] == "activation"
+            ]
             if not mails:
                 return None
             text = mails[-1].get_body(("plain",)).get_content()
@@ -91,12 +94,16 @@ class Admin:
     async def onboard(self, tag: str) -> tuple[str, str]:
         shop = str(7_100_000_000_000_000_000 + uuid.uuid4().int % 10**18)  # numeric, like TikTok's
         main = f"main-{shop}@shop.test"
-        resp = await self.call("POST", "/admin/shops", body={
-            "shop_id": shop, "main_account_email": main, "shop_name": f"Shop {tag}"})
+        resp = await self.call(
+            "POST",
+            "/admin/shops",
+            body={"shop_id": shop, "main_account_email": main, "shop_name": f"Shop {tag}"},
+        )
         assert resp.status_code == 201, resp.text
         await self.activate(main)
-        resp = await self.call("PATCH", f"/admin/shops/{shop}/settings", main,
-                               {"alerts_enabled": True})  # a new shop's alerts start off
+        resp = await self.call(
+            "PATCH", f"/admin/shops/{shop}/settings", main, {"alerts_enabled": True}
+        )  # a new shop's alerts start off
         assert resp.status_code == 200, resp.text
         await asyncio.sleep(SETTINGS_APPLY_S)  # the consolidator's settings view has it
         return shop, main
@@ -104,8 +111,9 @@ class Admin:
     async def add_user(self, shop: str, by: str, role: str, *, activate: bool = True) -> str:
         email = f"{role}-{uuid.uuid4().hex[:6]}@shop.test"
         mark = len(self.stack.platforms.sink.mails)
-        resp = await self.call("POST", f"/admin/shops/{shop}/users", by,
-                               {"email": email, "role": role})
+        resp = await self.call(
+            "POST", f"/admin/shops/{shop}/users", by, {"email": email, "role": role}
+        )
         assert resp.status_code == 201, resp.text
         if activate:
             await self.activate(email, mark)
@@ -115,13 +123,16 @@ class Admin:
 @pytest_asyncio.fixture(scope="session")
 async def admin(stack: Stack) -> AsyncIterator[Admin]:
     port = free_port()
-    cfg = IngestSettings(**{  # type: ignore[arg-type]
-        "KAFKA_BOOTSTRAP": stack.env["KAFKA_BOOTSTRAP"],
-        "platform_base_url": stack.sandbox_url,
-        "window_mailbox_s": WINDOW_S, "window_helpdesk_s": WINDOW_S,
-        "admin_operator_token": OPERATOR,
-        "activation_link_base": f"http://127.0.0.1:{port}/admin/activate",
-    })
+    cfg = IngestSettings(
+        **{  # type: ignore[arg-type]
+            "KAFKA_BOOTSTRAP": stack.env["KAFKA_BOOTSTRAP"],
+            "platform_base_url": stack.sandbox_url,
+            "window_mailbox_s": WINDOW_S,
+            "window_helpdesk_s": WINDOW_S,
+            "admin_operator_token": OPERATOR,
+            "activation_link_base": f"http://127.0.0.1:{port}/admin/activate",
+        }
+    )
     clock = Clock()
     app = create_app(cfg, admin_clock=clock)
     server, task = await serve_in_loop(app, port)
@@ -137,15 +148,16 @@ async def admin(stack: Stack) -> AsyncIterator[Admin]:
 # --- roles ---------------------------------------------------------------------
 
 ROLES = ("main_account", "administrator", "cs_agent")
-MANAGER_ONLY = {"change_settings", "add_user", "remove_user", "resend_activation",
-                "run_simulation"}
+MANAGER_ONLY = {"change_settings", "add_user", "remove_user", "resend_activation", "run_simulation"}
 
 
 async def test_every_role_against_every_action_over_http(admin: Admin) -> None:
     shop, main = await admin.onboard("matrix")
-    who = {"main_account": main,
-           "administrator": await admin.add_user(shop, main, "administrator"),
-           "cs_agent": await admin.add_user(shop, main, "cs_agent")}
+    who = {
+        "main_account": main,
+        "administrator": await admin.add_user(shop, main, "administrator"),
+        "cs_agent": await admin.add_user(shop, main, "cs_agent"),
+    }
     sim = (await admin.call("POST", f"/admin/shops/{shop}/simulations", main)).json()
     seen: dict[tuple[str, str], int] = {}
     for role in ROLES:
@@ -153,16 +165,21 @@ async def test_every_role_against_every_action_over_http(admin: Admin) -> None:
         target = await admin.add_user(shop, main, "cs_agent", activate=False)
         actions: dict[str, tuple[str, str, Any]] = {
             "read_settings": ("GET", f"/admin/shops/{shop}/settings", None),
-            "change_settings": ("PATCH", f"/admin/shops/{shop}/settings",
-                                {"alerts_enabled": True}),
+            "change_settings": ("PATCH", f"/admin/shops/{shop}/settings", {"alerts_enabled": True}),
             "list_users": ("GET", f"/admin/shops/{shop}/users", None),
-            "add_user": ("POST", f"/admin/shops/{shop}/users",
-                         {"email": f"new-{uuid.uuid4().hex[:6]}@shop.test", "role": "cs_agent"}),
+            "add_user": (
+                "POST",
+                f"/admin/shops/{shop}/users",
+                {"email": f"new-{uuid.uuid4().hex[:6]}@shop.test", "role": "cs_agent"},
+            ),
             "resend_activation": ("POST", f"/admin/shops/{shop}/users/{target}/activation", None),
             "remove_user": ("DELETE", f"/admin/shops/{shop}/users/{target}", None),
             "run_simulation": ("POST", f"/admin/shops/{shop}/simulations", None),
-            "read_simulation": ("GET", f"/admin/shops/{shop}/simulations/{sim['simulation_id']}",
-                                None),
+            "read_simulation": (
+                "GET",
+                f"/admin/shops/{shop}/simulations/{sim['simulation_id']}",
+                None,
+            ),
         }
         for action, (method, path, body) in actions.items():
             resp = await admin.call(method, path, caller, body)
@@ -182,6 +199,7 @@ async def test_every_role_against_every_action_over_http(admin: Admin) -> None:
 
 
 # --- activation ------------------------------------------------------------------
+
 
 async def test_activation_link_expires_after_120_hours_and_can_be_resent(admin: Admin) -> None:
     shop, main = await admin.onboard("expiry")
@@ -216,8 +234,8 @@ async def test_activation_link_expires_after_120_hours_and_can_be_resent(admin: 
 
 # --- settings ---------------------------------------------------------------------
 
-async def test_settings_change_reaches_consolidator_and_mailer_within_seconds(
-        admin: Admin) -> None:
+
+async def test_settings_change_reaches_consolidator_and_mailer_within_seconds(admin: Admin) -> None:
     shop, main = await admin.onboard("propagate")
     agent = await admin.add_user(shop, main, "cs_agent")
     view = ShopSettingsView(admin.settings)
@@ -225,8 +243,12 @@ async def test_settings_change_reaches_consolidator_and_mailer_within_seconds(
     try:
         await eventually(lambda: agent in view.get(shop).authorized_senders, timeout_s=10)
         started = time.monotonic()
-        resp = await admin.call("PATCH", f"/admin/shops/{shop}/settings", main, {
-            "destination_email": agent, "destination_kind": "zendesk", "region": "gb"})
+        resp = await admin.call(
+            "PATCH",
+            f"/admin/shops/{shop}/settings",
+            main,
+            {"destination_email": agent, "destination_kind": "zendesk", "region": "gb"},
+        )
         assert resp.status_code == 200, resp.text
         await eventually(lambda: view.get(shop).destination_email == agent, timeout_s=5)
         seen_s = time.monotonic() - started
@@ -249,11 +271,14 @@ async def test_custom_inbox_must_be_an_activated_customer_service_user(admin: Ad
     shop, main = await admin.onboard("inbox")
     pending_agent = await admin.add_user(shop, main, "cs_agent", activate=False)
     administrator = await admin.add_user(shop, main, "administrator")
-    for email, words in (("nobody@shop.test", "register it"),
-                         (pending_agent, "not activated yet"),
-                         (administrator, "not a customer-service user")):
-        resp = await admin.call("PATCH", f"/admin/shops/{shop}/settings", main,
-                                {"destination_email": email})
+    for email, words in (
+        ("nobody@shop.test", "register it"),
+        (pending_agent, "not activated yet"),
+        (administrator, "not a customer-service user"),
+    ):
+        resp = await admin.call(
+            "PATCH", f"/admin/shops/{shop}/settings", main, {"destination_email": email}
+        )
         assert resp.status_code == 422, resp.text
         assert resp.json()["fields"][0]["field"] == "destination_email"
         assert words in resp.json()["fields"][0]["reason"]
@@ -265,9 +290,17 @@ async def test_custom_inbox_must_be_an_activated_customer_service_user(admin: Ad
 async def test_bad_requests_get_field_level_4xx_and_write_nothing(admin: Admin) -> None:
     shop, main = await admin.onboard("bad")
     before = (await admin.call("GET", f"/admin/shops/{shop}/settings", main)).json()
-    resp = await admin.call("PATCH", f"/admin/shops/{shop}/settings", main, {
-        "alerts_enabled": False,  # valid, but the request as a whole is not
-        "destination_kind": "fax", "region": "U S", "colour": "red"})
+    resp = await admin.call(
+        "PATCH",
+        f"/admin/shops/{shop}/settings",
+        main,
+        {
+            "alerts_enabled": False,  # valid, but the request as a whole is not
+            "destination_kind": "fax",
+            "region": "U S",
+            "colour": "red",
+        },
+    )
     assert resp.status_code == 422
     fields = {f["field"] for f in resp.json()["fields"]}
     assert fields == {"destination_kind", "region", "colour"}
@@ -275,10 +308,20 @@ async def test_bad_requests_get_field_level_4xx_and_write_nothing(admin: Admin) 
     assert after == before  # alerts_enabled was not applied on its own
 
     cases = [
-        ("POST", f"/admin/shops/{shop}/users", {"email": "not-an-email", "role": "cs_agent"},
-         422, "email"),
-        ("POST", f"/admin/shops/{shop}/users", {"email": "x@shop.test", "role": "main_account"},
-         422, "role"),
+        (
+            "POST",
+            f"/admin/shops/{shop}/users",
+            {"email": "not-an-email", "role": "cs_agent"},
+            422,
+            "email",
+        ),
+        (
+            "POST",
+            f"/admin/shops/{shop}/users",
+            {"email": "x@shop.test", "role": "main_account"},
+            422,
+            "role",
+        ),
         ("POST", f"/admin/shops/{shop}/users", {"email": main, "role": "cs_agent"}, 409, None),
         ("POST", "/admin/shops", {"shop_id": "a b", "main_account_email": "@"}, 422, "shop_id"),
         ("PATCH", f"/admin/shops/{shop}/settings", ["alerts_enabled"], 400, None),
@@ -286,8 +329,12 @@ async def test_bad_requests_get_field_level_4xx_and_write_nothing(admin: Admin) 
         ("GET", "/admin/shops/no-such-shop/settings", None, 404, None),
     ]
     for method, path, body, status, field_name in cases:
-        resp = await admin.call(method, path, "operator" if "shops/no-such" in path
-                                or path == "/admin/shops" else main, body)
+        resp = await admin.call(
+            method,
+            path,
+            "operator" if "shops/no-such" in path or path == "/admin/shops" else main,
+            body,
+        )
         assert resp.status_code == status, (path, body, resp.text)
         assert resp.json()["error"]
         if field_name:
@@ -300,15 +347,23 @@ async def test_bad_requests_get_field_level_4xx_and_write_nothing(admin: Admin) 
 
 async def test_every_change_is_an_audit_event_with_before_and_after(admin: Admin) -> None:
     shop, main = await admin.onboard("audit")
-    resp = await admin.call("PATCH", f"/admin/shops/{shop}/settings", main,
-                            {"alerts_enabled": False})
+    resp = await admin.call(
+        "PATCH", f"/admin/shops/{shop}/settings", main, {"alerts_enabled": False}
+    )
     assert resp.status_code == 200
     events: list[AuditEvent] = []
-    await replay_topic(admin.settings.kafka_bootstrap, ADMIN_AUDIT.name,
-                       lambda rec: events.append(decode(AuditEvent, rec.value)))
+    await replay_topic(
+        admin.settings.kafka_bootstrap,
+        ADMIN_AUDIT.name,
+        lambda rec: events.append(decode(AuditEvent, rec.value)),
+    )
     mine = [e for e in events if e.shop_id == shop]
-    assert [e.action for e in mine] == ["create_shop", "activate_user", "change_settings",
-                                        "change_settings"]  # alerts turned on, then off
+    assert [e.action for e in mine] == [
+        "create_shop",
+        "activate_user",
+        "change_settings",
+        "change_settings",
+    ]  # alerts turned on, then off
     assert orjson.loads(mine[0].after)["settings"]["alerts_enabled"] is False
     change = mine[-1]
     assert change.actor == main and change.at_ms > 0
@@ -318,14 +373,14 @@ async def test_every_change_is_an_audit_event_with_before_and_after(admin: Admin
 
 # --- simulation ---------------------------------------------------------------------
 
+
 async def simulation_status(admin: Admin, shop: str, who: str, sim: str) -> dict[str, Any]:
     resp = await admin.call("GET", f"/admin/shops/{shop}/simulations/{sim}", who)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
-async def test_simulated_conversation_goes_round_trip_and_reports_each_step(
-        admin: Admin) -> None:
+async def test_simulated_conversation_goes_round_trip_and_reports_each_step(admin: Admin) -> None:
     shop, main = await admin.onboard("simulate")
     resp = await admin.call("POST", f"/admin/shops/{shop}/simulations", main)
     assert resp.status_code == 202, resp.text
@@ -336,12 +391,14 @@ async def test_simulated_conversation_goes_round_trip_and_reports_each_step(
     digest = (await eventually(lambda: admin.stack.mails_for(sim), timeout_s=WINDOW_S + 20))[0]
     assert digest["To"] == main
     digest_step = await eventually(
-        lambda: _step(simulation_status(admin, shop, main, sim), "digest_sent", "ok"))
+        lambda: _step(simulation_status(admin, shop, main, sim), "digest_sent", "ok")
+    )
     assert main in digest_step["detail"]
     n = admin.stack.sink_number(digest["Message-ID"])
     answer = "Simulated answer: set-up works 🎉"
-    resp = await admin.http.post(f"{admin.stack.sink_url}/messages/{n}/reply",
-                                 json={"text": answer, "from_address": main})
+    resp = await admin.http.post(
+        f"{admin.stack.sink_url}/messages/{n}/reply", json={"text": answer, "from_address": main}
+    )
     assert resp.status_code == 200, resp.text
 
     async def all_ok() -> dict[str, Any] | None:
@@ -349,25 +406,34 @@ async def test_simulated_conversation_goes_round_trip_and_reports_each_step(
         return status if status["status"] == "ok" else None
 
     final = await eventually(all_ok, timeout_s=30)
-    assert [s["step"] for s in final["steps"]] == ["webhook_accepted", "digest_sent",
-                                                   "reply_received", "delivered_to_chat"]
+    assert [s["step"] for s in final["steps"]] == [
+        "webhook_accepted",
+        "digest_sent",
+        "reply_received",
+        "delivered_to_chat",
+    ]
     received = await admin.stack.buyer_view(sim)
     assert [r["content"]["content"] for r in received] == [answer]
 
 
 async def test_simulation_reply_from_an_unregistered_sender_fails_with_the_reason(
-        admin: Admin) -> None:
+    admin: Admin,
+) -> None:
     shop, main = await admin.onboard("simfail")
     sim = (await admin.call("POST", f"/admin/shops/{shop}/simulations", main)).json()[
-        "simulation_id"]
+        "simulation_id"
+    ]
     digest = (await eventually(lambda: admin.stack.mails_for(sim), timeout_s=WINDOW_S + 20))[0]
     n = admin.stack.sink_number(digest["Message-ID"])
-    resp = await admin.http.post(f"{admin.stack.sink_url}/messages/{n}/reply",
-                                 json={"text": "hello", "from_address": "stranger@else.test"})
+    resp = await admin.http.post(
+        f"{admin.stack.sink_url}/messages/{n}/reply",
+        json={"text": "hello", "from_address": "stranger@else.test"},
+    )
     assert resp.status_code == 200, resp.text
     try:
         step = await eventually(
-            lambda: _step(simulation_status(admin, shop, main, sim), "reply_received", "failed"))
+            lambda: _step(simulation_status(admin, shop, main, sim), "reply_received", "failed")
+        )
     except AssertionError:
         raise AssertionError(await simulation_status(admin, shop, main, sim)) from None
     # The address stays out of the published reason (it is logged and kept on a topic).
@@ -378,7 +444,6 @@ async def test_simulation_reply_from_an_unregistered_sender_fails_with_the_reaso
     assert status["steps"][3]["state"] == "not_reached"
 
 
-async def _step(status: Awaitable[dict[str, Any]], name: str,
-                state: str) -> dict[str, Any] | None:
+async def _step(status: Awaitable[dict[str, Any]], name: str, state: str) -> dict[str, Any] | None:
     found = next(s for s in (await status)["steps"] if s["step"] == name)
     return found if found["state"] == state else None

@@ -25,8 +25,9 @@ async def test_replay_reads_the_records_of_every_partition(kafka_bootstrap: str)
     await producer.start()
     try:
         for partition in range(3):
-            await producer.send_and_wait(topic, f"v{partition}".encode(),
-                                         key=f"k{partition}".encode(), partition=partition)
+            await producer.send_and_wait(
+                topic, f"v{partition}".encode(), key=f"k{partition}".encode(), partition=partition
+            )
     finally:
         await producer.stop()
 
@@ -36,7 +37,8 @@ async def test_replay_reads_the_records_of_every_partition(kafka_bootstrap: str)
 
 
 async def test_topic_partitions_names_each_partition_and_none_of_a_missing_topic(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     topic = f"test.partitions.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, [TopicSpec(topic, 3)])
     found = await topic_partitions(kafka_bootstrap, topic, f"{topic}.missing")

@@ -25,15 +25,23 @@ async def fresh_topic(bootstrap: str, partitions: int = 1) -> str:
     return topic
 
 
-async def send_one_batch(bootstrap: str, topic: str, records: list[tuple[bytes, bytes | None]],
-                         partition: int = 0) -> None:
+async def send_one_batch(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes | None]], partition: int = 0
+) -> None:
     """``records`` (key, value) produced as one batch to ``partition``, all acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=500,
-                                max_batch_size=4 * 1024 * 1024, max_request_size=4 * 1024 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=500,
+        max_batch_size=4 * 1024 * 1024,
+        max_request_size=4 * 1024 * 1024,
+    )
     await producer.start()
     try:
-        sends = [await producer.send(topic, value, key=key, partition=partition)
-                 for key, value in records]
+        sends = [
+            await producer.send(topic, value, key=key, partition=partition)
+            for key, value in records
+        ]
         for sent in sends:
             await sent
     finally:
@@ -41,10 +49,12 @@ async def send_one_batch(bootstrap: str, topic: str, records: list[tuple[bytes, 
 
 
 async def test_ready_only_once_every_record_of_the_last_batch_is_applied(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     topic = await fresh_topic(kafka_bootstrap)
-    await send_one_batch(kafka_bootstrap, topic,
-                         [(f"k{n}".encode(), f"v{n}".encode()) for n in range(ONE_BATCH)])
+    await send_one_batch(
+        kafka_bootstrap, topic, [(f"k{n}".encode(), f"v{n}".encode()) for n in range(ONE_BATCH)]
+    )
     seen: list[ConsumerRecord] = []
     reader = CompactedTopicReader(kafka_bootstrap, seen.append, topics=[topic])
     try:
@@ -56,12 +66,14 @@ async def test_ready_only_once_every_record_of_the_last_batch_is_applied(
 
 
 async def test_follows_after_ready_and_catch_up_waits_for_what_was_written_before_it(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     topic = await fresh_topic(kafka_bootstrap)
     await send_one_batch(kafka_bootstrap, topic, [(b"a", b"1")])
     seen: dict[bytes, bytes | None] = {}
-    reader = CompactedTopicReader(kafka_bootstrap, lambda r: seen.__setitem__(r.key, r.value),
-                                  topics=[topic], poll_ms=60_000)  # the tail would not help
+    reader = CompactedTopicReader(
+        kafka_bootstrap, lambda r: seen.__setitem__(r.key, r.value), topics=[topic], poll_ms=60_000
+    )  # the tail would not help
     try:
         await reader.start(wait_s=30)
         assert seen == {b"a": b"1"}
@@ -75,11 +87,13 @@ async def test_follows_after_ready_and_catch_up_waits_for_what_was_written_befor
 async def test_reads_only_the_partitions_it_is_given(kafka_bootstrap: str) -> None:
     topic = await fresh_topic(kafka_bootstrap, partitions=3)
     for partition in range(3):
-        await send_one_batch(kafka_bootstrap, topic, [(b"k", f"p{partition}".encode())],
-                             partition=partition)
+        await send_one_batch(
+            kafka_bootstrap, topic, [(b"k", f"p{partition}".encode())], partition=partition
+        )
     seen: list[ConsumerRecord] = []
-    reader = CompactedTopicReader(kafka_bootstrap, seen.append, follow=False,
-                                  partitions=[TopicPartition(topic, 1)])
+    reader = CompactedTopicReader(
+        kafka_bootstrap, seen.append, follow=False, partitions=[TopicPartition(topic, 1)]
+    )
     try:
         await reader.start(wait_s=30)
         assert [(r.partition, r.value) for r in seen] == [(1, b"p1")]
@@ -91,8 +105,9 @@ async def test_from_end_reads_only_what_is_written_after_start(kafka_bootstrap: 
     topic = await fresh_topic(kafka_bootstrap)
     await send_one_batch(kafka_bootstrap, topic, [(b"old", b"1")])
     seen: list[bytes] = []
-    reader = CompactedTopicReader(kafka_bootstrap, lambda r: seen.append(r.key),
-                                  topics=[topic], from_end=True)
+    reader = CompactedTopicReader(
+        kafka_bootstrap, lambda r: seen.append(r.key), topics=[topic], from_end=True
+    )
     try:
         await reader.start(wait_s=30)
         await send_one_batch(kafka_bootstrap, topic, [(b"new", b"2")])
@@ -102,22 +117,26 @@ async def test_from_end_reads_only_what_is_written_after_start(kafka_bootstrap: 
         await reader.stop()
 
 
-async def test_since_ms_reads_every_record_from_that_time_on(
-        kafka_bootstrap: str) -> None:
+async def test_since_ms_reads_every_record_from_that_time_on(kafka_bootstrap: str) -> None:
     topic = await fresh_topic(kafka_bootstrap)
     now_ms = int(time.time() * 1000)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        for key, age_ms in ((b"an-hour-ago", 3_600_000), (b"a-minute-ago", 60_000),
-                            (b"now", 0)):
-            await producer.send_and_wait(topic, b"v", key=key, partition=0,
-                                         timestamp_ms=now_ms - age_ms)
+        for key, age_ms in ((b"an-hour-ago", 3_600_000), (b"a-minute-ago", 60_000), (b"now", 0)):
+            await producer.send_and_wait(
+                topic, b"v", key=key, partition=0, timestamp_ms=now_ms - age_ms
+            )
     finally:
         await producer.stop()
     seen: list[bytes] = []
-    reader = CompactedTopicReader(kafka_bootstrap, lambda r: seen.append(r.key),
-                                  topics=[topic], since_ms=now_ms - 120_000, follow=False)
+    reader = CompactedTopicReader(
+        kafka_bootstrap,
+        lambda r: seen.append(r.key),
+        topics=[topic],
+        since_ms=now_ms - 120_000,
+        follow=False,
+    )
     try:
         await reader.start(wait_s=30)
         # A broker may answer the time lookup with an earlier offset (Tansu does): the read

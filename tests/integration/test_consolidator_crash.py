@@ -20,8 +20,9 @@ from tests.integration.consolidator_harness import ConsolidatorRig, consolidator
 pytestmark = pytest.mark.integration
 
 
-async def _produce_load(rig: ConsolidatorRig, prefix: str, *, seconds: float, rate: int,
-                        conversations: int) -> list[str]:
+async def _produce_load(
+    rig: ConsolidatorRig, prefix: str, *, seconds: float, rate: int, conversations: int
+) -> list[str]:
     """Buyer messages at ``rate``/s over ``conversations`` conversations; returns their ids."""
     sent: list[str] = []
     loop = asyncio.get_running_loop()
@@ -44,7 +45,8 @@ def _assert_exactly_once(rig: ConsolidatorRig, sent: list[str]) -> None:
     twice = [m for m, c in counts.items() if c > 1]
     assert not lost and not twice, (
         f"lost {len(lost)} (e.g. {lost[:3]}), in two digests {len(twice)} (e.g. {twice[:3]}); "
-        f"{len(rig.digests.records)} records, {len(rig.digests.distinct)} distinct\n{rig.logs()}")
+        f"{len(rig.digests.records)} records, {len(rig.digests.distinct)} distinct\n{rig.logs()}"
+    )
     _assert_repeated_ids_are_resends(rig)
 
 
@@ -60,16 +62,17 @@ def _assert_repeated_ids_are_resends(rig: ConsolidatorRig) -> None:
         seen = replace(record, created_at_ms=0)
         assert first.setdefault(record.digest_id, seen) == seen, (
             f"digest id {record.digest_id} names two different digests:\n"
-            f"{first[record.digest_id]}\n{seen}")
+            f"{first[record.digest_id]}\n{seen}"
+        )
 
 
 async def test_kill_9_at_random_moments_loses_and_duplicates_no_buyer_message(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     rnd = random.Random(6)
     async with consolidator_rig(tmp_path) as rig:
         procs = rig.start_consolidator()
-        load = asyncio.create_task(
-            _produce_load(rig, "k", seconds=16, rate=400, conversations=300))
+        load = asyncio.create_task(_produce_load(rig, "k", seconds=16, rate=400, conversations=300))
         for _ in range(3):
             await asyncio.sleep(rnd.uniform(2.5, 4.5))
             procs.kill("consolidator", signal.SIGKILL)
@@ -82,11 +85,11 @@ async def test_kill_9_at_random_moments_loses_and_duplicates_no_buyer_message(
 
 
 async def test_two_processes_with_a_rebalance_in_the_middle_lose_and_duplicate_nothing(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     async with consolidator_rig(tmp_path) as rig:
         first = rig.start_consolidator()
-        load = asyncio.create_task(
-            _produce_load(rig, "r", seconds=14, rate=300, conversations=200))
+        load = asyncio.create_task(_produce_load(rig, "r", seconds=14, rate=300, conversations=200))
         await asyncio.sleep(3)
         rig.start_consolidator()  # joins: partitions move to it
         await asyncio.sleep(6)

@@ -29,12 +29,17 @@ async def _gauge(port: int, name: str) -> float | None:
 
 
 async def test_rocksdb_store_recovers_pending_state_after_kill_9_without_loss_or_duplicate(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     # A 20 s window: what is sent before the kill is still pending when the process dies
     # AND once the restarted one has recovered (a restart under load can take ~10 s).
-    async with consolidator_rig(tmp_path, BRIDGE_CONSOLIDATOR_STORE="rocksdb://",
-                                BRIDGE_WINDOW_MAILBOX_S="20", BRIDGE_WINDOW_HELPDESK_S="20",
-                                BRIDGE_MAX_WAIT_S="60") as rig:
+    async with consolidator_rig(
+        tmp_path,
+        BRIDGE_CONSOLIDATOR_STORE="rocksdb://",
+        BRIDGE_WINDOW_MAILBOX_S="20",
+        BRIDGE_WINDOW_HELPDESK_S="20",
+        BRIDGE_MAX_WAIT_S="60",
+    ) as rig:
         procs = rig.start_consolidator()
         port = int(procs.env["BRIDGE_CONSOLIDATOR_PORT"])
         await rig.buyer("shop1", "warmup", "w0", 0)  # held once the worker consumes
@@ -72,8 +77,9 @@ def _rocksdb_dirs(data_dir: Path) -> list[Path]:
     return [p for p in data_dir.rglob("*.db") if p.is_dir()]
 
 
-async def _wait_gauge(port: int, name: str, expect: float | tuple[float, ...],
-                      timeout_s: float) -> bool:
+async def _wait_gauge(
+    port: int, name: str, expect: float | tuple[float, ...], timeout_s: float
+) -> bool:
     wanted = expect if isinstance(expect, tuple) else (expect,)
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout_s

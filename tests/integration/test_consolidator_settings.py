@@ -19,8 +19,9 @@ pytestmark = pytest.mark.integration
 async def test_shop_settings_set_the_window_and_alerts_off_sends_nothing(tmp_path: Path) -> None:
     # Default window 4 s; "fast" overrides to 1 s (a helpdesk-like short window);
     # "muted" turns alerts off; "stranger" has no record at all.
-    async with consolidator_rig(tmp_path, BRIDGE_WINDOW_MAILBOX_S="4",
-                                BRIDGE_WINDOW_HELPDESK_S="4", BRIDGE_MAX_WAIT_S="30") as rig:
+    async with consolidator_rig(
+        tmp_path, BRIDGE_WINDOW_MAILBOX_S="4", BRIDGE_WINDOW_HELPDESK_S="4", BRIDGE_MAX_WAIT_S="30"
+    ) as rig:
         await rig.settings(ShopSettings("fast", window_override_s=1))
         await rig.settings(ShopSettings("muted", alerts_enabled=False))
         await rig.settings(ShopSettings("default", alerts_enabled=True))
@@ -49,6 +50,9 @@ async def test_shop_settings_set_the_window_and_alerts_off_sends_nothing(tmp_pat
         async with httpx.AsyncClient() as http:
             metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
         for reason in ("alerts_off", "not_onboarded"):
-            dropped = [line for line in metrics.splitlines() if line.startswith(
-                f'bridge_buyer_messages_not_emailed_total{{reason="{reason}"}} ')]
+            dropped = [
+                line
+                for line in metrics.splitlines()
+                if line.startswith(f'bridge_buyer_messages_not_emailed_total{{reason="{reason}"}} ')
+            ]
             assert dropped and float(dropped[0].split()[1]) >= 1, (reason, dropped)

@@ -32,8 +32,7 @@ async def test_idle_state_is_forgotten_after_the_ttl_and_kept_before(tmp_path: P
         await rig.buyer("shop1", "c1", "m1", 1)
         await rig.producer.flush()
         assert await wait_for(lambda: "m1" in rig.digests.message_ids(), 40), rig.logs()
-        first = next(d for d in rig.digests.distinct.values()
-                     if d.messages[0].message_id == "m1")
+        first = next(d for d in rig.digests.distinct.values() if d.messages[0].message_id == "m1")
 
         await rig.buyer("shop1", "c1", "m1", 1)  # a redelivery, within the TTL
         await rig.producer.flush()
@@ -54,6 +53,5 @@ async def test_idle_state_is_forgotten_after_the_ttl_and_kept_before(tmp_path: P
         await rig.buyer("shop1", "c1", "m2", 2)
         await rig.producer.flush()
         assert await wait_for(lambda: "m2" in rig.digests.message_ids(), 10), rig.logs()
-        second = next(d for d in rig.digests.distinct.values()
-                      if d.messages[0].message_id == "m2")
+        second = next(d for d in rig.digests.distinct.values() if d.messages[0].message_id == "m2")
         assert first.previous_digest_ids == () and second.previous_digest_ids == ()

@@ -106,11 +106,16 @@ def digest_html(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     On a thread of its own: Playwright's sync API holds this thread's event loop."""
     digest = replace(digest_with_every_kind(), destination_email="owner@sunnysocks.example")
-    sending = sent_by_mailer(tmp_path_factory.mktemp("browser-sent"), [digest], {
-        "BRIDGE_CHAT_DEEP_LINK_BASE": "https://seller.example.com/chat",
-        "BRIDGE_SETTINGS_LINK_TEMPLATE": "https://seller.example.com/settings",
-        # so the pictures' layout is tested (off these hosts a picture is a link)
-        "BRIDGE_DIGEST_IMAGE_HOSTS": "cdn.example.com"})
+    sending = sent_by_mailer(
+        tmp_path_factory.mktemp("browser-sent"),
+        [digest],
+        {
+            "BRIDGE_CHAT_DEEP_LINK_BASE": "https://seller.example.com/chat",
+            "BRIDGE_SETTINGS_LINK_TEMPLATE": "https://seller.example.com/settings",
+            # so the pictures' layout is tested (off these hosts a picture is a link)
+            "BRIDGE_DIGEST_IMAGE_HOSTS": "cdn.example.com",
+        },
+    )
     with ThreadPoolExecutor(max_workers=1) as thread:
         raw = thread.submit(asyncio.run, sending).result()[digest.digest_id]
     mail = email.message_from_bytes(raw, policy=policy.default)

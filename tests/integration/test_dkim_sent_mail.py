@@ -34,11 +34,20 @@ class SentMail:
 
 def _digest(run: str, n: int, previous: tuple[str, ...]) -> Digest:
     return Digest(
-        digest_id=f"dg-{run}-{n}", shop_id="shop-7", conversation_id=f"conv-{run}",
-        buyer_id="buyer-9", buyer_name="Zoë Buyer", shop_name="Sunny Socks",
-        previous_digest_ids=previous, destination_email="owner@sunnysocks.example",
-        messages=(DigestMessage(f"m-{run}-{n}", 1_764_070_000_000 + n,
-                                ChatContent(text=f"Is it wool? Order {n} 🧦")),))
+        digest_id=f"dg-{run}-{n}",
+        shop_id="shop-7",
+        conversation_id=f"conv-{run}",
+        buyer_id="buyer-9",
+        buyer_name="Zoë Buyer",
+        shop_name="Sunny Socks",
+        previous_digest_ids=previous,
+        destination_email="owner@sunnysocks.example",
+        messages=(
+            DigestMessage(
+                f"m-{run}-{n}", 1_764_070_000_000 + n, ChatContent(text=f"Is it wool? Order {n} 🧦")
+            ),
+        ),
+    )
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -48,11 +57,18 @@ async def sent(tmp_path_factory: pytest.TempPathFactory) -> SentMail:
     run = uuid.uuid4().hex[:8]
     first = _digest(run, 1, ())
     threaded = _digest(run, 2, (first.digest_id,))
-    mails = await sent_by_mailer(root, [first, threaded], {
-        "BRIDGE_DKIM_KEY_FILE": str(key), "BRIDGE_DKIM_SELECTOR": SELECTOR,
-        "BRIDGE_DKIM_DOMAIN": DOMAIN})
-    return SentMail(mails[first.digest_id], mails[threaded.digest_id],
-                    dkim_dns(key, SELECTOR, DOMAIN))
+    mails = await sent_by_mailer(
+        root,
+        [first, threaded],
+        {
+            "BRIDGE_DKIM_KEY_FILE": str(key),
+            "BRIDGE_DKIM_SELECTOR": SELECTOR,
+            "BRIDGE_DKIM_DOMAIN": DOMAIN,
+        },
+    )
+    return SentMail(
+        mails[first.digest_id], mails[threaded.digest_id], dkim_dns(key, SELECTOR, DOMAIN)
+    )
 
 
 def test_sent_digests_verify_against_the_published_key(sent: SentMail) -> None:
@@ -74,15 +90,22 @@ def test_signature_is_relaxed_sha256_over_the_required_headers(sent: SentMail) -
     ] for _ in (1, 2)]  # fmt: skip
 
 
-@pytest.mark.parametrize("added", [b"From: TikTok Shop <support@evil.example>",
-                                   b"Reply-To: <a@evil.example>",
-                                   b"Subject: Urgent: verify your account"])
+@pytest.mark.parametrize(
+    "added",
+    [
+        b"From: TikTok Shop <support@evil.example>",
+        b"Reply-To: <a@evil.example>",
+        b"Subject: Urgent: verify your account",
+    ],
+)
 def test_a_second_instance_added_above_a_signed_header_breaks_the_signature(
-        sent: SentMail, added: bytes) -> None:
+    sent: SentMail, added: bytes
+) -> None:
     raw = sent.threaded
     assert not dkim.verify(added + b"\r\n" + raw, dnsfunc=sent.dns)
-    assert not dkim.verify(raw.replace(b"\r\n\r\n", b"\r\n" + added + b"\r\n\r\n", 1),
-                           dnsfunc=sent.dns)
+    assert not dkim.verify(
+        raw.replace(b"\r\n\r\n", b"\r\n" + added + b"\r\n\r\n", 1), dnsfunc=sent.dns
+    )
 
 
 def test_changing_the_subject_after_signing_breaks_the_signature(sent: SentMail) -> None:

@@ -53,7 +53,8 @@ class Rig:
 
     async def buyer_view(self, conversation_id: str) -> list[dict[str, object]]:
         resp = await self.http.get(
-            f"{self.sandbox_url}/sandbox/conversations/{conversation_id}/buyer_view")
+            f"{self.sandbox_url}/sandbox/conversations/{conversation_id}/buyer_view"
+        )
         resp.raise_for_status()
         return resp.json()["received"]
 
@@ -62,18 +63,32 @@ class Rig:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-                ) -> AsyncIterator[Rig]:
+async def stack(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Rig]:
     root = tmp_path_factory.mktemp("fanout-rig")
     topic = f"chat.replies.it-{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, [TopicSpec(topic, CHAT_REPLIES.partitions)])
     ports = Ports()
-    env = stack_env(kafka_bootstrap, ports, window_s=3, data_dir=root, extra={
-        "BRIDGE_FANOUT_GROUP": f"it-fanout-{uuid.uuid4().hex[:8]}",
-        "BRIDGE_FANOUT_REPLIES_TOPIC": topic, "BRIDGE_FANOUT_BACKOFF_BASE_S": "0.05",
-        "BRIDGE_FANOUT_BACKOFF_MAX_S": "1", "BRIDGE_FANOUT_MAX_ATTEMPTS": "20"})
-    sandbox = create_sandbox("sandbox-app-key", "sandbox-app-secret", "sandbox-access-token",
-                             f"http://127.0.0.1:{free_port()}/unused")
+    env = stack_env(
+        kafka_bootstrap,
+        ports,
+        window_s=3,
+        data_dir=root,
+        extra={
+            "BRIDGE_FANOUT_GROUP": f"it-fanout-{uuid.uuid4().hex[:8]}",
+            "BRIDGE_FANOUT_REPLIES_TOPIC": topic,
+            "BRIDGE_FANOUT_BACKOFF_BASE_S": "0.05",
+            "BRIDGE_FANOUT_BACKOFF_MAX_S": "1",
+            "BRIDGE_FANOUT_MAX_ATTEMPTS": "20",
+        },
+    )
+    sandbox = create_sandbox(
+        "sandbox-app-key",
+        "sandbox-app-secret",
+        "sandbox-access-token",
+        f"http://127.0.0.1:{free_port()}/unused",
+    )
     server, task = await serve_in_loop(sandbox, ports.sandbox)
     services = ServiceProcesses(env, root / "logs")
     services.start("fanout")
@@ -87,6 +102,7 @@ async def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
         server.should_exit = True
         await task
 
+
 pytestmark = pytest.mark.integration
 STORM = {"rate_5xx": 0.2, "rate_5xx_after_commit": 0.1, "rate_429": 0.1, "retry_after_s": 0.05}
 
@@ -98,8 +114,10 @@ def conversations(n: int) -> list[tuple[str, str]]:
 
 async def open_conversations(stack: Rig, convs: list[tuple[str, str]]) -> None:
     for shop, conv in convs:
-        resp = await stack.http.post(f"{stack.sandbox_url}/sandbox/conversations",
-                                     json={"shop_id": shop, "conversation_id": conv})
+        resp = await stack.http.post(
+            f"{stack.sandbox_url}/sandbox/conversations",
+            json={"shop_id": shop, "conversation_id": conv},
+        )
         resp.raise_for_status()
 
 
@@ -108,17 +126,25 @@ async def produce(bootstrap: str, replies: list[ChatReply], topic: str) -> None:
     await producer.start()
     try:
         for r in replies:
-            await producer.send_and_wait(topic, encode(r),
-                                         key=f"{r.shop_id}:{r.conversation_id}".encode())
+            await producer.send_and_wait(
+                topic, encode(r), key=f"{r.shop_id}:{r.conversation_id}".encode()
+            )
     finally:
         await producer.stop()
 
 
-def replies_for(convs: list[tuple[str, str]], replies_each: int, parts_each: int
-                ) -> dict[str, list[str]]:
+def replies_for(
+    convs: list[tuple[str, str]], replies_each: int, parts_each: int
+) -> dict[str, list[str]]:
     """Expected texts per conversation, in the order the buyer must see them."""
-    return {conv: [f"reply {r} part {p} of {conv[-3:]}" for r in range(replies_each)
-                   for p in range(parts_each)] for _, conv in convs}
+    return {
+        conv: [
+            f"reply {r} part {p} of {conv[-3:]}"
+            for r in range(replies_each)
+            for p in range(parts_each)
+        ]
+        for _, conv in convs
+    }
 
 
 def build(convs: list[tuple[str, str]], replies_each: int, parts_each: int) -> list[ChatReply]:
@@ -126,9 +152,18 @@ def build(convs: list[tuple[str, str]], replies_each: int, parts_each: int) -> l
     for r in range(replies_each):  # replies interleaved across conversations, as in production
         for shop, conv in convs:
             rid = f"it-{uuid.uuid4().hex}"
-            out.append(ChatReply(reply_id=rid, shop_id=shop, conversation_id=conv,
-                                 parts=tuple(ReplyPart(p, f"reply {r} part {p} of {conv[-3:]}")
-                                             for p in range(parts_each)), sender="seller@x.test"))
+            out.append(
+                ChatReply(
+                    reply_id=rid,
+                    shop_id=shop,
+                    conversation_id=conv,
+                    parts=tuple(
+                        ReplyPart(p, f"reply {r} part {p} of {conv[-3:]}")
+                        for p in range(parts_each)
+                    ),
+                    sender="seller@x.test",
+                )
+            )
     return out
 
 
@@ -154,7 +189,8 @@ async def set_faults(stack: Rig, **faults: float) -> dict[str, object]:
 
 
 async def test_storm_of_5xx_and_429_delivers_every_part_once_and_in_order(
-        stack: Rig, kafka_bootstrap: str) -> None:
+    stack: Rig, kafka_bootstrap: str
+) -> None:
     convs = conversations(8)
     await open_conversations(stack, convs)
     expected = replies_for(convs, replies_each=3, parts_each=3)
@@ -167,13 +203,18 @@ async def test_storm_of_5xx_and_429_delivers_every_part_once_and_in_order(
     for _, conv in convs:
         assert await buyer_texts(stack, conv) == expected[conv], conv
     calls_before, calls_after = before["calls"], after["calls"]  # type: ignore[index]
-    assert calls_after.get("5xx_after_commit", 0) > calls_before.get("5xx_after_commit", 0), \
+    assert calls_after.get("5xx_after_commit", 0) > calls_before.get("5xx_after_commit", 0), (
         "the storm never produced the ambiguous case; the test proves nothing about it"
-    assert sum(calls_after.get(s, 0) - calls_before.get(s, 0) for s in ("429", "500", "502", "503")) > 0
+    )
+    assert (
+        sum(calls_after.get(s, 0) - calls_before.get(s, 0) for s in ("429", "500", "502", "503"))
+        > 0
+    )
 
 
 async def test_fanout_killed_mid_reply_and_restarted_posts_no_part_twice(
-        stack: Rig, kafka_bootstrap: str) -> None:
+    stack: Rig, kafka_bootstrap: str
+) -> None:
     convs = conversations(6)
     await open_conversations(stack, convs)
     expected = replies_for(convs, replies_each=2, parts_each=8)
@@ -197,8 +238,9 @@ async def test_fanout_killed_mid_reply_and_restarted_posts_no_part_twice(
 
 
 async def records(bootstrap: str, topic: str, match: bytes, timeout_s: float = 20) -> list[dict]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     found: list[dict] = []
     deadline = time.monotonic() + timeout_s
@@ -212,11 +254,16 @@ async def records(bootstrap: str, topic: str, match: bytes, timeout_s: float = 2
 
 
 async def test_unknown_conversation_dead_letters_with_reason_and_emails_the_seller(
-        stack: Rig, kafka_bootstrap: str) -> None:
-    (shop, conv), = conversations(1)  # never opened on the platform
-    reply = ChatReply(reply_id=f"it-{uuid.uuid4().hex}", shop_id=shop, conversation_id=conv,
-                      parts=(ReplyPart(0, "first"), ReplyPart(1, "second")),
-                      sender="owner@shop.test")
+    stack: Rig, kafka_bootstrap: str
+) -> None:
+    ((shop, conv),) = conversations(1)  # never opened on the platform
+    reply = ChatReply(
+        reply_id=f"it-{uuid.uuid4().hex}",
+        shop_id=shop,
+        conversation_id=conv,
+        parts=(ReplyPart(0, "first"), ReplyPart(1, "second")),
+        sender="owner@shop.test",
+    )
     await produce(kafka_bootstrap, [reply], stack.replies_topic)
     letters = await records(kafka_bootstrap, "bridge.deadletter", reply.reply_id.encode())
     assert letters and "Conversation not found" in letters[0]["reason"], letters
@@ -227,7 +274,8 @@ async def test_unknown_conversation_dead_letters_with_reason_and_emails_the_sell
 
 
 async def test_a_delivered_reply_marks_the_conversation_read(
-        stack: Rig, kafka_bootstrap: str) -> None:
+    stack: Rig, kafka_bootstrap: str
+) -> None:
     convs = conversations(1)
     await open_conversations(stack, convs)
     await produce(kafka_bootstrap, build(convs, 1, 1), stack.replies_topic)
@@ -237,24 +285,44 @@ async def test_a_delivered_reply_marks_the_conversation_read(
 
 
 async def test_inline_picture_is_uploaded_and_sent_as_an_image_between_its_text_parts(
-        stack: Rig, kafka_bootstrap: str) -> None:
+    stack: Rig, kafka_bootstrap: str
+) -> None:
     def png(width: int, height: int) -> bytes:
         def chunk(kind: bytes, data: bytes) -> bytes:
-            return (struct.pack(">I", len(data)) + kind + data
-                    + struct.pack(">I", zlib.crc32(kind + data)))
+            return (
+                struct.pack(">I", len(data))
+                + kind
+                + data
+                + struct.pack(">I", zlib.crc32(kind + data))
+            )
+
         raw = b"".join(b"\x00" + b"\x7f\x00\x00" * width for _ in range(height))
-        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height,
-                                                                  8, 2, 0, 0, 0))
-                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b"")
+        )
 
     picture = png(3, 2)
-    (shop, conv), = conversations(1)
+    ((shop, conv),) = conversations(1)
     await open_conversations(stack, [(shop, conv)])
-    reply = ChatReply(reply_id=f"it-{uuid.uuid4().hex}", shop_id=shop, conversation_id=conv,
-                      parts=(ReplyPart(0, "see the photo"),
-                             ReplyPart(1, image_b64=base64.b64encode(picture).decode(),
-                                       image_content_type="image/png", image_filename="a.png"),
-                             ReplyPart(2, "thanks")), sender="seller@x.test")
+    reply = ChatReply(
+        reply_id=f"it-{uuid.uuid4().hex}",
+        shop_id=shop,
+        conversation_id=conv,
+        parts=(
+            ReplyPart(0, "see the photo"),
+            ReplyPart(
+                1,
+                image_b64=base64.b64encode(picture).decode(),
+                image_content_type="image/png",
+                image_filename="a.png",
+            ),
+            ReplyPart(2, "thanks"),
+        ),
+        sender="seller@x.test",
+    )
     await produce(kafka_bootstrap, [reply], stack.replies_topic)
     deadline = time.monotonic() + 30
     while len(seen := await stack.buyer_view(conv)) < 3 and time.monotonic() < deadline:
@@ -269,14 +337,25 @@ async def test_inline_picture_is_uploaded_and_sent_as_an_image_between_its_text_
 
 
 async def test_picture_the_platform_cannot_take_fails_its_part_after_the_text_before_it(
-        stack: Rig, kafka_bootstrap: str) -> None:
-    (shop, conv), = conversations(1)
+    stack: Rig, kafka_bootstrap: str
+) -> None:
+    ((shop, conv),) = conversations(1)
     await open_conversations(stack, [(shop, conv)])
-    reply = ChatReply(reply_id=f"it-{uuid.uuid4().hex}", shop_id=shop, conversation_id=conv,
-                      parts=(ReplyPart(0, "before"),
-                             ReplyPart(1, image_b64=base64.b64encode(b"BM" + b"\0" * 64).decode(),
-                                       image_content_type="image/bmp"),
-                             ReplyPart(2, "after")), sender="owner@shop.test")
+    reply = ChatReply(
+        reply_id=f"it-{uuid.uuid4().hex}",
+        shop_id=shop,
+        conversation_id=conv,
+        parts=(
+            ReplyPart(0, "before"),
+            ReplyPart(
+                1,
+                image_b64=base64.b64encode(b"BM" + b"\0" * 64).decode(),
+                image_content_type="image/bmp",
+            ),
+            ReplyPart(2, "after"),
+        ),
+        sender="owner@shop.test",
+    )
     await produce(kafka_bootstrap, [reply], stack.replies_topic)
     letters = await records(kafka_bootstrap, "bridge.deadletter", reply.reply_id.encode())
     assert letters and "picture type 'image/bmp' not accepted" in letters[0]["reason"], letters
@@ -284,40 +363,60 @@ async def test_picture_the_platform_cannot_take_fails_its_part_after_the_text_be
 
 
 async def test_replayed_reply_with_a_picture_already_posted_is_neither_uploaded_nor_posted_again(
-        stack: Rig, kafka_bootstrap: str) -> None:
+    stack: Rig, kafka_bootstrap: str
+) -> None:
     """A crash after the marker and the first two posts: the replay finds text and picture
     (by the url kept in the marker) on the platform and posts only the last part."""
     picture = b"GIF89a\x02\x00\x01\x00" + b"\x00" * 16
-    (shop, conv), = conversations(1)
+    ((shop, conv),) = conversations(1)
     await open_conversations(stack, [(shop, conv)])
-    reply = ChatReply(reply_id=f"it-{uuid.uuid4().hex}", shop_id=shop, conversation_id=conv,
-                      parts=(ReplyPart(0, "here it is"),
-                             ReplyPart(1, image_b64=base64.b64encode(picture).decode(),
-                                       image_content_type="image/gif"),
-                             ReplyPart(2, "anything else?")), sender="seller@x.test")
+    reply = ChatReply(
+        reply_id=f"it-{uuid.uuid4().hex}",
+        shop_id=shop,
+        conversation_id=conv,
+        parts=(
+            ReplyPart(0, "here it is"),
+            ReplyPart(
+                1, image_b64=base64.b64encode(picture).decode(), image_content_type="image/gif"
+            ),
+            ReplyPart(2, "anything else?"),
+        ),
+        sender="seller@x.test",
+    )
     # What the crashed instance did: upload, marker (with the url), post parts 0 and 1.
-    client = TikTokShopClient(stack.sandbox_url, "sandbox-app-key", "sandbox-app-secret",
-                              {"*": "sandbox-access-token"}, qps_per_api=0)
+    client = TikTokShopClient(
+        stack.sandbox_url,
+        "sandbox-app-key",
+        "sandbox-app-secret",
+        {"*": "sandbox-access-token"},
+        qps_per_api=0,
+    )
     try:
         image = await client.upload_image(shop, picture, "image/gif")
-        marker = PartDelivery(reply_id=reply.reply_id, shop_id=shop, conversation_id=conv,
-                              index=-1, status=DeliveryStatus.ATTEMPTING,
-                              at_ms=int(time.time() * 1000) - 1000,
-                              image_urls={"1": image.url})
+        marker = PartDelivery(
+            reply_id=reply.reply_id,
+            shop_id=shop,
+            conversation_id=conv,
+            index=-1,
+            status=DeliveryStatus.ATTEMPTING,
+            at_ms=int(time.time() * 1000) - 1000,
+            image_urls={"1": image.url},
+        )
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(CHAT_DELIVERIES.name, encode(marker),
-                                         key=marker_key(reply.reply_id).encode())
+            await producer.send_and_wait(
+                CHAT_DELIVERIES.name, encode(marker), key=marker_key(reply.reply_id).encode()
+            )
         finally:
             await producer.stop()
         await client.send(shop, conv, client.outgoing_text("here it is"))
-        await client.send(shop, conv, client.outgoing_image(image.url, image.width,
-                                                            image.height))
+        await client.send(shop, conv, client.outgoing_image(image.url, image.width, image.height))
     finally:
         await client.aclose()
-    uploads_before = (await stack.http.get(f"{stack.sandbox_url}/sandbox/stats")
-                      ).json()["images_uploaded"]
+    uploads_before = (await stack.http.get(f"{stack.sandbox_url}/sandbox/stats")).json()[
+        "images_uploaded"
+    ]
     stack.services.kill("fanout")  # the restart reads the marker from chat.deliveries
     stack.services.start("fanout")
     await wait_healthy({"fanout": stack.ports.fanout}, timeout_s=60)
@@ -334,27 +433,43 @@ async def test_replayed_reply_with_a_picture_already_posted_is_neither_uploaded_
 
 
 async def test_reply_handed_out_before_the_delivery_log_is_read_waits_for_it_and_posts_no_part_twice(
-        stack: Rig, kafka_bootstrap: str) -> None:
+    stack: Rig, kafka_bootstrap: str
+) -> None:
     """The consumer hands out a new assignment's records while the rebalance listener is
     still reading ``chat.deliveries``: a reply handled then must wait for the marker the
     crashed instance wrote, find its parts on the platform and post only the rest."""
-    (shop, conv), = conversations(1)
+    ((shop, conv),) = conversations(1)
     await open_conversations(stack, [(shop, conv)])
-    reply = ChatReply(reply_id=f"it-{uuid.uuid4().hex}", shop_id=shop, conversation_id=conv,
-                      parts=(ReplyPart(0, "one"), ReplyPart(1, "two"), ReplyPart(2, "three")),
-                      sender="seller@x.test")
+    reply = ChatReply(
+        reply_id=f"it-{uuid.uuid4().hex}",
+        shop_id=shop,
+        conversation_id=conv,
+        parts=(ReplyPart(0, "one"), ReplyPart(1, "two"), ReplyPart(2, "three")),
+        sender="seller@x.test",
+    )
     cfg = FanoutSettings(kafka_bootstrap=kafka_bootstrap, fanout_mark_read=False)
-    client = TikTokShopClient(stack.sandbox_url, "sandbox-app-key", "sandbox-app-secret",
-                              {"*": "sandbox-access-token"}, qps_per_api=0)
+    client = TikTokShopClient(
+        stack.sandbox_url,
+        "sandbox-app-key",
+        "sandbox-app-secret",
+        {"*": "sandbox-access-token"},
+        qps_per_api=0,
+    )
     producer = await start_producer(cfg)
     fanout = FanOut(cfg, producer, client)
     try:
         # What the crashed instance did: marker acknowledged, parts 0 and 1 posted.
-        marker = PartDelivery(reply_id=reply.reply_id, shop_id=shop, conversation_id=conv,
-                              index=-1, status=DeliveryStatus.ATTEMPTING,
-                              at_ms=int(time.time() * 1000) - 1000)
-        await producer.send_and_wait(CHAT_DELIVERIES.name, encode(marker),
-                                     key=marker_key(reply.reply_id).encode())
+        marker = PartDelivery(
+            reply_id=reply.reply_id,
+            shop_id=shop,
+            conversation_id=conv,
+            index=-1,
+            status=DeliveryStatus.ATTEMPTING,
+            at_ms=int(time.time() * 1000) - 1000,
+        )
+        await producer.send_and_wait(
+            CHAT_DELIVERIES.name, encode(marker), key=marker_key(reply.reply_id).encode()
+        )
         for text in ("one", "two"):
             await client.send(shop, conv, client.outgoing_text(text))
         handling = asyncio.create_task(fanout.deliver_reply(reply))

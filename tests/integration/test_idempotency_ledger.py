@@ -43,12 +43,14 @@ def counting_ledger(bootstrap: str, topic: str, reads: list[bytes]) -> Idempoten
     def read(value: bytes) -> str:
         reads.append(value)
         return value.decode()
+
     # A tail that never runs on its own: only catch-ups read.
     return IdempotencyLedger(bootstrap, topic, read, retention_ms=DAY_MS, poll_ms=3_600_000)
 
 
 async def test_a_catch_up_sees_what_another_process_recorded_before_it(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     topic = await fresh_ledger_topic(kafka_bootstrap)
     await write(kafka_bootstrap, topic, "before-start")
     ledger = counting_ledger(kafka_bootstrap, topic, [])
@@ -63,7 +65,8 @@ async def test_a_catch_up_sees_what_another_process_recorded_before_it(
 
 
 async def test_a_catch_up_after_an_assignment_reads_only_what_was_written_since(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     topic = await fresh_ledger_topic(kafka_bootstrap)
     await write(kafka_bootstrap, topic, *(f"old-{n}" for n in range(30)))
     reads: list[bytes] = []
@@ -80,7 +83,8 @@ async def test_a_catch_up_after_an_assignment_reads_only_what_was_written_since(
 
 
 async def test_lookups_wait_from_an_assignment_change_to_the_next_catch_up(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     topic = await fresh_ledger_topic(kafka_bootstrap)
     ledger = counting_ledger(kafka_bootstrap, topic, [])
     try:
@@ -97,7 +101,8 @@ async def test_lookups_wait_from_an_assignment_change_to_the_next_catch_up(
 
 
 async def test_the_fanout_forgets_a_part_past_its_retention_and_tombstones_it(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     run = uuid.uuid4().hex[:8]
     old_key, recent_key = f"old-{run}:0", f"recent-{run}:0"
     now_ms = int(time.time() * 1000)
@@ -108,15 +113,25 @@ async def test_the_fanout_forgets_a_part_past_its_retention_and_tombstones_it(
     later = DeliveryLog(FanoutSettings(kafka_bootstrap=kafka_bootstrap))  # default: 34 days
     try:
         for key, at_ms in ((old_key, now_ms - 2 * DAY_MS), (recent_key, now_ms)):
-            part = PartDelivery(reply_id=key[:-2], shop_id="s", conversation_id="c", index=0,
-                                status=DeliveryStatus.DELIVERED, at_ms=at_ms)
-            await producer.send_and_wait(CHAT_DELIVERIES.name, encode(part), key=key.encode(),
-                                         timestamp_ms=at_ms)
+            part = PartDelivery(
+                reply_id=key[:-2],
+                shop_id="s",
+                conversation_id="c",
+                index=0,
+                status=DeliveryStatus.DELIVERED,
+                at_ms=at_ms,
+            )
+            await producer.send_and_wait(
+                CHAT_DELIVERIES.name, encode(part), key=key.encode(), timestamp_ms=at_ms
+            )
         await ledger.catch_up()
         assert old_key not in ledger and recent_key in ledger
-        history = await records_of(kafka_bootstrap, {old_key, recent_key},
-                                   until=lambda h: (old_key, None) in h,
-                                   topic=CHAT_DELIVERIES.name)
+        history = await records_of(
+            kafka_bootstrap,
+            {old_key, recent_key},
+            until=lambda h: (old_key, None) in h,
+            topic=CHAT_DELIVERIES.name,
+        )
         assert (recent_key, None) not in history
         # A replica with the default retention forgets it only through the tombstone.
         await later.catch_up()

@@ -32,25 +32,42 @@ KEY, SECRET = "outage-app-key", "outage-app-secret"
 
 
 def webhook(conv: str) -> tuple[bytes, dict[str, str]]:
-    body = orjson.dumps({
-        "type": 14, "tts_notification_id": uuid.uuid4().hex, "shop_id": "7494049642642441621",
-        "timestamp": int(time.time()),
-        "data": {"content": '{"content":"hi"}', "conversation_id": conv,
-                 "create_time": int(time.time()), "is_visible": True,
-                 "message_id": uuid.uuid4().hex, "index": "1", "type": "TEXT",
-                 "sender": {"im_user_id": "b1", "role": "BUYER", "nickname": "Ana"}}})
-    return body, {"content-type": "application/json",
-                  "authorization": sign_webhook(KEY, body, SECRET)}
+    body = orjson.dumps(
+        {
+            "type": 14,
+            "tts_notification_id": uuid.uuid4().hex,
+            "shop_id": "7494049642642441621",
+            "timestamp": int(time.time()),
+            "data": {
+                "content": '{"content":"hi"}',
+                "conversation_id": conv,
+                "create_time": int(time.time()),
+                "is_visible": True,
+                "message_id": uuid.uuid4().hex,
+                "index": "1",
+                "type": "TEXT",
+                "sender": {"im_user_id": "b1", "role": "BUYER", "nickname": "Ana"},
+            },
+        }
+    )
+    return body, {
+        "content-type": "application/json",
+        "authorization": sign_webhook(KEY, body, SECRET),
+    }
 
 
 @pytest_asyncio.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[tuple[Broker, str]]:
     broker = private_broker(tmp_path)
     await broker.start_with_topics()
-    cfg = IngestSettings(kafka_bootstrap=broker.bootstrap, platform_app_key=KEY,
-                   webhook_secret=SECRET,  # type: ignore[arg-type]
-                   platform_base_url=f"http://127.0.0.1:{free_port()}",
-                   ingest_kafka_timeout_s=1.0, kafka_request_timeout_ms=1500)
+    cfg = IngestSettings(
+        kafka_bootstrap=broker.bootstrap,
+        platform_app_key=KEY,
+        webhook_secret=SECRET,  # type: ignore[arg-type]
+        platform_base_url=f"http://127.0.0.1:{free_port()}",
+        ingest_kafka_timeout_s=1.0,
+        kafka_request_timeout_ms=1500,
+    )
     port = free_port()
     server, task = await serve_in_loop(create_app(cfg), port)
     try:
@@ -62,13 +79,15 @@ async def rig(tmp_path: Path) -> AsyncIterator[tuple[Broker, str]]:
 
 
 async def test_webhooks_get_503_with_retry_after_while_kafka_is_down_then_200_again(
-        rig: tuple[Broker, str], tmp_path: Path) -> None:
+    rig: tuple[Broker, str], tmp_path: Path
+) -> None:
     broker, url = rig
     conv = f"outage-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
         body, headers = webhook(conv)
-        assert (await http.post("/webhooks/tiktok", content=body, headers=headers)).status_code \
-            == 200
+        assert (
+            await http.post("/webhooks/tiktok", content=body, headers=headers)
+        ).status_code == 200
         assert (await http.get("/healthz")).status_code == 200
 
         broker.stop()
@@ -76,10 +95,13 @@ async def test_webhooks_get_503_with_retry_after_while_kafka_is_down_then_200_ag
         for _ in range(4):
             body, headers = webhook(conv)
             resp = await http.post("/webhooks/tiktok", content=body, headers=headers)
-            answers.append((resp.status_code, resp.headers.get("retry-after"),
-                            resp.json().get("error")))
-        assert all(status == 503 and retry_after and retry_after.isdigit()
-                   for status, retry_after, _ in answers), answers
+            answers.append(
+                (resp.status_code, resp.headers.get("retry-after"), resp.json().get("error"))
+            )
+        assert all(
+            status == 503 and retry_after and retry_after.isdigit()
+            for status, retry_after, _ in answers
+        ), answers
         assert all("retry later" in str(reason) for _, _, reason in answers), answers
         deadline = time.monotonic() + 15
         while (await http.get("/healthz")).status_code != 503:
@@ -111,15 +133,19 @@ async def test_webhooks_get_503_with_retry_after_while_kafka_is_down_then_200_ag
 
 
 async def messages_on(bootstrap: str, conv: str) -> set[str]:
-    consumer = AIOKafkaConsumer("chat.events", bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        "chat.events", bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     found: set[str] = set()
     try:
         for _ in range(10):
             for recs in (await consumer.getmany(timeout_ms=300)).values():
-                found |= {orjson.loads(r.value)["message_id"] for r in recs
-                          if r.value and conv.encode() in r.value}
+                found |= {
+                    orjson.loads(r.value)["message_id"]
+                    for r in recs
+                    if r.value and conv.encode() in r.value
+                }
             if found:
                 break
     finally:

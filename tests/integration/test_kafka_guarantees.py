@@ -39,17 +39,33 @@ async def _fresh_topic(bootstrap: str, partitions: int = 1) -> str:
 def _producer_ids(bootstrap: str, topic: str) -> list[int]:
     """Producer ids the broker holds state for on partition 0, from Kafka's own tool."""
     done = subprocess.run(
-        ["java", "-Xmx128m", "-cp", f"{ensure_jars()}/*",
-         "org.apache.kafka.tools.TransactionsCommand", "--bootstrap-server", bootstrap,
-         "describe-producers", "--topic", topic, "--partition", "0"],
-        capture_output=True, text=True, timeout=120, check=True)
+        [
+            "java",
+            "-Xmx128m",
+            "-cp",
+            f"{ensure_jars()}/*",
+            "org.apache.kafka.tools.TransactionsCommand",
+            "--bootstrap-server",
+            bootstrap,
+            "describe-producers",
+            "--topic",
+            topic,
+            "--partition",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     rows = [line.split() for line in done.stdout.splitlines()[1:] if line.strip()]
     return [int(row[0]) for row in rows]
 
 
 @pytest.mark.kafka_only(reason="Tansu refuses InitProducerId")
 async def test_producers_are_idempotent_where_the_broker_hands_out_producer_ids(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     settings = BridgeSettings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence="auto")
     assert await producer_idempotence(settings) is True
     topic = await _fresh_topic(kafka_bootstrap)
@@ -78,7 +94,8 @@ async def test_idempotence_set_off_is_honoured_on_kafka(kafka_bootstrap: str) ->
 
 @pytest.mark.tansu_only(reason="asserts that Tansu refuses InitProducerId")
 async def test_auto_idempotence_is_off_on_tansu_and_producers_still_write(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     assert await broker_allows_idempotence(kafka_bootstrap) is False
     settings = BridgeSettings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence="auto")
     topic = await _fresh_topic(kafka_bootstrap)
@@ -96,8 +113,7 @@ async def _end_after_one_batch(bootstrap: str, records: int) -> tuple[int, int]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=200)
     await producer.start()
     try:
-        sends = [await producer.send(topic, str(n).encode(), partition=0)
-                 for n in range(records)]
+        sends = [await producer.send(topic, str(n).encode(), partition=0) for n in range(records)]
         last = max(meta.offset for meta in await asyncio.gather(*sends))
     finally:
         await producer.stop()
@@ -119,7 +135,8 @@ async def test_end_offset_is_one_past_the_last_record_of_a_batch(kafka_bootstrap
 
 @pytest.mark.tansu_only(reason="the quirk the consolidator's changelog fence works around")
 async def test_tansu_end_offset_stops_after_the_first_record_of_the_last_batch(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     last, end = await _end_after_one_batch(kafka_bootstrap, 10)
     # When this fails, Tansu got it right: the fence (consolidator.partition_reader) and
     # the other "# Tansu:" workarounds can be looked at again.

@@ -44,7 +44,8 @@ class SizeRecordingRelay:
 
     async def start(self) -> None:
         self.server = await asyncio.get_running_loop().create_server(
-            lambda: SMTP(self, hostname="relay.test"), host="127.0.0.1", port=self.port)
+            lambda: SMTP(self, hostname="relay.test"), host="127.0.0.1", port=self.port
+        )
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -62,7 +63,8 @@ async def relay() -> AsyncIterator[SizeRecordingRelay]:
 
 
 async def test_announced_size_is_the_size_of_the_data_the_relay_receives(
-        relay: SizeRecordingRelay) -> None:
+    relay: SizeRecordingRelay,
+) -> None:
     pool = SmtpPool(RelayConfig(host="127.0.0.1", port=relay.port, timeout_s=5, pool_size=1))
     try:
         for body in BODIES:

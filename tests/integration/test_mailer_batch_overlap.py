@@ -33,7 +33,8 @@ RECORDS = 120
 
 
 async def test_overlapping_batches_keep_key_order_and_never_commit_past_an_unfinished_record(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     topic = f"test.mailer-overlap.{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
@@ -44,8 +45,10 @@ async def test_overlapping_batches_keep_key_order_and_never_commit_past_an_unfin
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        sends = [await producer.send(topic, str(n).encode(), key=f"k{n % KEYS}".encode())
-                 for n in range(RECORDS)]
+        sends = [
+            await producer.send(topic, str(n).encode(), key=f"k{n % KEYS}".encode())
+            for n in range(RECORDS)
+        ]
         # Tansu: its ListOffsets undercounts batched records, so the ends come from the acks.
         ends: dict[TopicPartition, int] = defaultdict(int)
         for meta in await asyncio.gather(*sends):
@@ -97,8 +100,9 @@ async def test_overlapping_batches_keep_key_order_and_never_commit_past_an_unfin
 
     try:
         assert sum(ends[tp] for tp in parts) == RECORDS
-        await eventually(all_committed, timeout_s=60, interval_s=0.02,
-                         what="every record handled and committed")
+        await eventually(
+            all_committed, timeout_s=60, interval_s=0.02, what="every record handled and committed"
+        )
         assert not loop.done(), loop.exception() if loop.done() else None
     finally:
         loop.cancel()

@@ -37,12 +37,23 @@ SELECTOR, DOMAIN = "bridge2026", "chat-seller-us.bridge.example"
 
 def digest(n: int, *, name: str = "Zoë Buyer") -> Digest:
     return Digest(
-        digest_id=f"dg-{n}", shop_id="shop-1", conversation_id=f"conv-{n}", buyer_id="b-1",
-        buyer_name=name, shop_name="Sunny Socks", previous_digest_ids=(f"dg-prev-{n}",),
-        messages=(DigestMessage(f"m{n}", 1_764_070_000_000, ChatContent(text=f"Wool? #{n} 🧦")),
-                  DigestMessage(f"m{n}b", 1_764_070_001_000,
-                                ChatContent(kind="order_card", order_id=f"57{n}", status="paid"))),
-        destination_email=f"owner{n}@sunnysocks.example")
+        digest_id=f"dg-{n}",
+        shop_id="shop-1",
+        conversation_id=f"conv-{n}",
+        buyer_id="b-1",
+        buyer_name=name,
+        shop_name="Sunny Socks",
+        previous_digest_ids=(f"dg-prev-{n}",),
+        messages=(
+            DigestMessage(f"m{n}", 1_764_070_000_000, ChatContent(text=f"Wool? #{n} 🧦")),
+            DigestMessage(
+                f"m{n}b",
+                1_764_070_001_000,
+                ChatContent(kind="order_card", order_id=f"57{n}", status="paid"),
+            ),
+        ),
+        destination_email=f"owner{n}@sunnysocks.example",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +66,14 @@ def dns_for(key_file: Path):  # type: ignore[no-untyped-def]
 
 
 def settings(key_file: Path, **extra: object) -> MailerSettings:
-    return MailerSettings(dkim_key_file=str(key_file), dkim_selector=SELECTOR, dkim_domain=DOMAIN,
-                          token_keys="7:a-test-key-for-compose-processes",  # type: ignore[arg-type]
-                          bounce_domain="bounces.bridge.example", **extra)  # type: ignore[arg-type]
+    return MailerSettings(
+        dkim_key_file=str(key_file),
+        dkim_selector=SELECTOR,
+        dkim_domain=DOMAIN,
+        token_keys="7:a-test-key-for-compose-processes",  # type: ignore[arg-type]
+        bounce_domain="bounces.bridge.example",
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 def mailer(cfg: MailerSettings, key_file: Path, processes=None) -> Mailer:  # type: ignore[no-untyped-def]
@@ -80,8 +96,9 @@ async def running(cfg: MailerSettings) -> AsyncIterator[ComposeProcesses]:
 def comparable(raw: bytes) -> dict[str, object]:
     """What must not depend on where or when the mail was composed."""
     msg = email.message_from_bytes(raw, policy=email.policy.default)
-    headers = {k: str(v) for k, v in msg.items()
-               if k not in ("Date", "DKIM-Signature", "From", "Reply-To")}
+    headers = {
+        k: str(v) for k, v in msg.items() if k not in ("Date", "DKIM-Signature", "From", "Reply-To")
+    }
     parts = [p.get_content() for p in msg.walk() if not p.is_multipart()]
     return {"headers": headers, "parts": parts, "from": msg["From"].addresses[0].domain}
 
@@ -91,8 +108,9 @@ async def test_a_child_composes_the_same_signed_mail_as_the_loop(key_file: Path)
     async with running(cfg) as processes:
         m = mailer(cfg, key_file, processes)
         items = [digest(n) for n in range(40)]
-        in_children = await asyncio.wait_for(asyncio.gather(
-            *(m.compose_signed(d, encode(d)) for d in items)), 30)
+        in_children = await asyncio.wait_for(
+            asyncio.gather(*(m.compose_signed(d, encode(d)) for d in items)), 30
+        )
         for d, (sender, to, raw) in zip(items, in_children, strict=True):
             loop_sender, loop_to, loop_raw = m.compose(d)
             assert sender == loop_sender == f"bounce+{d.digest_id}@bounces.bridge.example"
@@ -102,10 +120,12 @@ async def test_a_child_composes_the_same_signed_mail_as_the_loop(key_file: Path)
         assert all(p.alive for p in processes.processes)
 
 
-async def test_a_digest_a_child_cannot_compose_comes_back_with_the_reason(
-        key_file: Path) -> None:
-    cfg = settings(key_file, mailer_compose_processes=1,
-                   settings_link_template="https://s.example/{no_such_field}")
+async def test_a_digest_a_child_cannot_compose_comes_back_with_the_reason(key_file: Path) -> None:
+    cfg = settings(
+        key_file,
+        mailer_compose_processes=1,
+        settings_link_template="https://s.example/{no_such_field}",
+    )
     async with running(cfg) as processes:
         with pytest.raises(ComposeFailed, match="^KeyError: 'no_such_field'$"):
             await asyncio.wait_for(processes.compose(encode(digest(1))), 30)

@@ -33,10 +33,17 @@ pytestmark = pytest.mark.integration
 
 def make_digest(run: str, n: int) -> Digest:
     return Digest(
-        digest_id=f"dg-{run}-{n:04d}", shop_id=f"shop-{run}", conversation_id=f"conv-{n % 40}",
-        buyer_id=f"buyer-{n}", buyer_name="Ana 🧦", shop_name="Sunny Socks",
-        messages=(DigestMessage(f"m-{run}-{n}", 1_764_070_000_000 + n,
-                                ChatContent(text=f"Is order {n} shipped? 📦")),),
+        digest_id=f"dg-{run}-{n:04d}",
+        shop_id=f"shop-{run}",
+        conversation_id=f"conv-{n % 40}",
+        buyer_id=f"buyer-{n}",
+        buyer_name="Ana 🧦",
+        shop_name="Sunny Socks",
+        messages=(
+            DigestMessage(
+                f"m-{run}-{n}", 1_764_070_000_000 + n, ChatContent(text=f"Is order {n} shipped? 📦")
+            ),
+        ),
         destination_email="owner@sunnysocks.example",
     )
 
@@ -93,7 +100,8 @@ async def outcomes(bootstrap: str) -> dict[str, str]:
 
 
 async def test_relay_outage_under_load_ends_with_every_digest_delivered_once(
-        broker: str, relay: Relay, tmp_path: Path) -> None:
+    broker: str, relay: Relay, tmp_path: Path
+) -> None:
     run = uuid.uuid4().hex[:8]
     digests = [make_digest(run, n) for n in range(200)]
     mailers = Mailers(broker, relay, tmp_path, {})
@@ -126,16 +134,24 @@ async def test_relay_outage_under_load_ends_with_every_digest_delivered_once(
 
 
 async def test_kill_9_mid_load_then_restart_loses_nothing_and_repeats_only_in_flight_sends(
-        broker: str, relay: Relay, tmp_path: Path) -> None:
+    broker: str, relay: Relay, tmp_path: Path
+) -> None:
     run = uuid.uuid4().hex[:8]
     digests = [make_digest(run, n) for n in range(200)]
     expected = {d.digest_id for d in digests}
     relay.delay_s = 0.01
     # One batch for the whole load, so the kill lands mid-batch (not between batches,
     # where everything in flight has its outcome and nothing can repeat).
-    mailers = Mailers(broker, relay, tmp_path, {"BRIDGE_SMTP_POOL_SIZE": "4",
-                                                "BRIDGE_MAILER_CONCURRENCY": "8",
-                                                "BRIDGE_MAILER_BATCH_RECORDS": "500"})
+    mailers = Mailers(
+        broker,
+        relay,
+        tmp_path,
+        {
+            "BRIDGE_SMTP_POOL_SIZE": "4",
+            "BRIDGE_MAILER_CONCURRENCY": "8",
+            "BRIDGE_MAILER_BATCH_RECORDS": "500",
+        },
+    )
     await mailers.start()
     try:
         await produce(broker, digests)
@@ -148,8 +164,9 @@ async def test_kill_9_mid_load_then_restart_loses_nothing_and_repeats_only_in_fl
         await asyncio.sleep(1.5)
         lost = expected - set(relay.counts)
         doubled = {k: v for k, v in relay.counts.items() if k in expected and v > 1}
-        print(f"\nkill -9 at {before_restart}/200 delivered: lost={len(lost)} "
-              f"doubled={len(doubled)}")
+        print(
+            f"\nkill -9 at {before_restart}/200 delivered: lost={len(lost)} doubled={len(doubled)}"
+        )
         assert not lost, (lost, mailers.logs())
         # Only sends in flight at the kill can repeat: at most the send concurrency
         # (BRIDGE_MAILER_CONCURRENCY=8), each exactly once more, with the same Message-ID.
@@ -160,7 +177,8 @@ async def test_kill_9_mid_load_then_restart_loses_nothing_and_repeats_only_in_fl
 
 
 async def test_a_second_replica_joining_mid_load_sends_nothing_twice(
-        broker: str, relay: Relay, tmp_path: Path) -> None:
+    broker: str, relay: Relay, tmp_path: Path
+) -> None:
     run = uuid.uuid4().hex[:8]
     digests = [make_digest(run, n) for n in range(200)]
     expected = {d.digest_id for d in digests}
@@ -196,12 +214,16 @@ async def test_a_second_replica_joining_mid_load_sends_nothing_twice(
 async def sent_count(port: int) -> float:
     async with httpx.AsyncClient(timeout=5) as client:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("bridge_events_handled_total") and 'outcome="sent"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("bridge_events_handled_total") and 'outcome="sent"' in line
+    )
 
 
 async def test_a_permanent_5xx_is_dead_lettered_with_the_reason_and_recorded_as_failed(
-        broker: str, relay: Relay, tmp_path: Path) -> None:
+    broker: str, relay: Relay, tmp_path: Path
+) -> None:
     run = uuid.uuid4().hex[:8]
     digests = [make_digest(run, n) for n in range(5)]
     refused = digests[2].digest_id

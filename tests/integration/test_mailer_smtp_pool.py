@@ -48,22 +48,33 @@ class TlsRelay:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, self.key)
 
-        def authenticate(server: SMTP, session: Session, envelope: Envelope, mechanism: str,
-                         auth_data: object) -> AuthResult:
-            ok = (isinstance(auth_data, LoginPassword) and auth_data.login == USER.encode()
-                  and auth_data.password == PASSWORD.encode())
+        def authenticate(
+            server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: object
+        ) -> AuthResult:
+            ok = (
+                isinstance(auth_data, LoginPassword)
+                and auth_data.login == USER.encode()
+                and auth_data.password == PASSWORD.encode()
+            )
             return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
         def session() -> SMTP:
             self.connections += 1
-            protocol = SMTP(self, tls_context=context, require_starttls=True,
-                            authenticator=authenticate, auth_required=True,
-                            auth_require_tls=True, hostname="relay.test")
+            protocol = SMTP(
+                self,
+                tls_context=context,
+                require_starttls=True,
+                authenticator=authenticate,
+                auth_required=True,
+                auth_require_tls=True,
+                hostname="relay.test",
+            )
             self.sessions.append(protocol)
             return protocol
 
         self.server = await asyncio.get_running_loop().create_server(
-            session, host="127.0.0.1", port=self.port)
+            session, host="127.0.0.1", port=self.port
+        )
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -81,9 +92,28 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     assert openssl, "the openssl CLI is needed to make the relay's test certificate"
     folder = tmp_path_factory.mktemp("relay-tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -98,9 +128,16 @@ async def relay(self_signed: tuple[Path, Path]) -> AsyncIterator[TlsRelay]:
 
 
 def config(relay: TlsRelay, **overrides: object) -> RelayConfig:
-    values: dict[str, object] = dict(host="127.0.0.1", port=relay.port, starttls=True,
-                                     username=USER, password=PASSWORD, timeout_s=5,
-                                     pool_size=2, ca_file=str(relay.cert))
+    values: dict[str, object] = dict(
+        host="127.0.0.1",
+        port=relay.port,
+        starttls=True,
+        username=USER,
+        password=PASSWORD,
+        timeout_s=5,
+        pool_size=2,
+        ca_file=str(relay.cert),
+    )
     values.update(overrides)
     return RelayConfig(**values)  # type: ignore[arg-type]
 
@@ -117,8 +154,7 @@ async def test_starttls_and_auth_deliver_and_reuse_one_connection(relay: TlsRela
     assert relay.connections == 1, "each mail opened a new connection"
 
 
-async def test_wrong_password_is_relay_trouble_to_retry_not_a_dead_letter(
-        relay: TlsRelay) -> None:
+async def test_wrong_password_is_relay_trouble_to_retry_not_a_dead_letter(relay: TlsRelay) -> None:
     pool = SmtpPool(config(relay, password="wrong"))
     try:
         with pytest.raises(SendError) as caught:
@@ -141,8 +177,7 @@ async def test_an_untrusted_relay_certificate_is_refused(relay: TlsRelay) -> Non
     assert not relay.delivered
 
 
-async def test_4xx_is_temporary_and_5xx_permanent_on_the_same_connection(
-        relay: TlsRelay) -> None:
+async def test_4xx_is_temporary_and_5xx_permanent_on_the_same_connection(relay: TlsRelay) -> None:
     pool = SmtpPool(config(relay, pool_size=1))
     try:
         relay.answer = "451 4.3.0 Try later"
@@ -162,7 +197,8 @@ async def test_4xx_is_temporary_and_5xx_permanent_on_the_same_connection(
 
 
 async def test_a_relay_restart_costs_one_temporary_failure_then_a_fresh_connection(
-        relay: TlsRelay) -> None:
+    relay: TlsRelay,
+) -> None:
     pool = SmtpPool(config(relay, pool_size=1))
     try:
         await pool.send("bounce@bridge.example", ["b@shop.example"], MESSAGE)

@@ -45,9 +45,11 @@ async def scrape(stack: Stack) -> Samples:
     for service, port in stack.ports.http_ports().items():
         resp = await stack.http.get(f"http://127.0.0.1:{port}/metrics")
         resp.raise_for_status()
-        out[service] = [(s.name, s.labels, s.value)
-                        for fam in text_string_to_metric_families(resp.text)
-                        for s in fam.samples]
+        out[service] = [
+            (s.name, s.labels, s.value)
+            for fam in text_string_to_metric_families(resp.text)
+            for s in fam.samples
+        ]
     return out
 
 
@@ -65,8 +67,9 @@ async def flowed(stack: Stack) -> tuple[Samples, str, str]:
 
     digest = (await eventually(digest_arrived, timeout_s=WINDOW_S + 20, interval_s=0.2))[0]
     number = stack.sink_number(digest["Message-ID"])
-    resp = await stack.http.post(f"{stack.sink_url}/messages/{number}/reply",
-                                 json={"text": "Yes, ships today."})
+    resp = await stack.http.post(
+        f"{stack.sink_url}/messages/{number}/reply", json={"text": "Yes, ships today."}
+    )
     assert resp.status_code == 200, resp.text
     await eventually(lambda: stack.buyer_view(conv), timeout_s=30, interval_s=0.2)
 
@@ -80,15 +83,22 @@ async def flowed(stack: Stack) -> tuple[Samples, str, str]:
     async def dead_letter_and_lag_seen() -> Samples | None:
         samples = await scrape(stack)
         names = {(s[0], s[1].get("group", "")) for v in samples.values() for s in v}
-        wanted = {("bridge_dead_letters_total", ""), ("bridge_consumer_lag", "bridge-mailer"),
-                  ("bridge_consumer_lag", "bridge-fanout"),
-                  ("bridge_consumer_lag", "bridge-reply-parser"),
-                  ("bridge_consumer_lag", "bridge-consolidator")}
+        wanted = {
+            ("bridge_dead_letters_total", ""),
+            ("bridge_consumer_lag", "bridge-mailer"),
+            ("bridge_consumer_lag", "bridge-fanout"),
+            ("bridge_consumer_lag", "bridge-reply-parser"),
+            ("bridge_consumer_lag", "bridge-consolidator"),
+        }
         # Wait for the mailer's own dead letter: other tests in the session may have
         # dead-lettered records in other services already.
-        mailer_bad = any(n == "bridge_dead_letters_total" and lab.get("service") == "mailer"
-                         and lab.get("reason") == "bad_record" and v >= 1
-                         for n, lab, v in samples.get("mailer", []))
+        mailer_bad = any(
+            n == "bridge_dead_letters_total"
+            and lab.get("service") == "mailer"
+            and lab.get("reason") == "bad_record"
+            and v >= 1
+            for n, lab, v in samples.get("mailer", [])
+        )
         return samples if wanted <= names and mailer_bad else None
 
     return await eventually(dead_letter_and_lag_seen, timeout_s=30, interval_s=0.2), shop, conv
@@ -100,26 +110,30 @@ def exported(samples: Samples) -> set[str]:
 
 @pytest.mark.parametrize("metric", sorted(queried_metrics()))
 async def test_metric_queried_by_dashboard_or_alerts_is_exported(
-        flowed: tuple[Samples, str, str], metric: str) -> None:
+    flowed: tuple[Samples, str, str], metric: str
+) -> None:
     samples, _, _ = flowed
     assert metric in exported(samples), f"{metric} is not exported by any service"
 
 
 async def test_one_message_through_the_loop_moves_the_flow_counters(
-        flowed: tuple[Samples, str, str]) -> None:
+    flowed: tuple[Samples, str, str],
+) -> None:
     samples, _, _ = flowed
 
     def total(process: str, name: str, **labels: str) -> float:
-        return sum(v for n, lab, v in samples[process]
-                   if n == name and all(lab.get(k) == x for k, x in labels.items()))
+        return sum(
+            v
+            for n, lab, v in samples[process]
+            if n == name and all(lab.get(k) == x for k, x in labels.items())
+        )
 
     assert total("ingest", "bridge_events_handled_total", service="ingest", outcome="200") >= 1
     assert total("consolidator", "bridge_digests_emitted_total") >= 1
     assert total("mailer", "bridge_digests_sent_total", outcome="sent") >= 1
     assert total("reply-parser", "bridge_inbound_mail_total", **{"class": "reply"}) >= 1
     assert total("fanout", "bridge_reply_parts_total", outcome="delivered") >= 1
-    assert total("mailer", "bridge_dead_letters_total", service="mailer",
-                 reason="bad_record") >= 1
+    assert total("mailer", "bridge_dead_letters_total", service="mailer", reason="bad_record") >= 1
     for process in samples:  # the service label spells reply_front/reply_parser with "_"
         assert total(process, "bridge_up", service=process.replace("-", "_")) == 1, process
 
@@ -140,31 +154,44 @@ def label_matchers() -> set[tuple[str, str, str]]:
 
 
 async def test_label_values_the_queries_filter_on_are_values_the_services_export(
-        flowed: tuple[Samples, str, str]) -> None:
+    flowed: tuple[Samples, str, str],
+) -> None:
     samples, _, _ = flowed
-    seen = {(n, k, v) for items in samples.values() for n, lab, _ in items
-            for k, v in lab.items()}
-    missing = {m for m in label_matchers()
-               if m not in seen and (m[0] + "_total", m[1], m[2]) not in seen
-               and m not in FAILURE_ONLY_MATCHERS}
+    seen = {(n, k, v) for items in samples.values() for n, lab, _ in items for k, v in lab.items()}
+    missing = {
+        m
+        for m in label_matchers()
+        if m not in seen
+        and (m[0] + "_total", m[1], m[2]) not in seen
+        and m not in FAILURE_ONLY_MATCHERS
+    }
     assert not missing, missing
 
 
 @pytest.mark.parametrize("group", CONSUMER_GROUPS)
 async def test_consumer_lag_is_exported_per_group_and_partition(
-        flowed: tuple[Samples, str, str], group: str) -> None:
+    flowed: tuple[Samples, str, str], group: str
+) -> None:
     samples, _, _ = flowed
-    lag = [lab for service in samples.values() for n, lab, _ in service
-           if n == "bridge_consumer_lag" and lab["group"] == group]
+    lag = [
+        lab
+        for service in samples.values()
+        for n, lab, _ in service
+        if n == "bridge_consumer_lag" and lab["group"] == group
+    ]
     assert lag, f"no bridge_consumer_lag for {group}"
     assert all(lab["partition"].isdigit() and lab["topic"] for lab in lag)
 
 
 async def test_no_label_value_carries_a_shop_conversation_or_address(
-        flowed: tuple[Samples, str, str]) -> None:
+    flowed: tuple[Samples, str, str],
+) -> None:
     samples, shop, conv = flowed
     for service, items in samples.items():
         for name, labels, _ in items:
             for value in labels.values():
-                assert shop not in value and conv not in value and "@" not in value, \
-                    (service, name, labels)
+                assert shop not in value and conv not in value and "@" not in value, (
+                    service,
+                    name,
+                    labels,
+                )

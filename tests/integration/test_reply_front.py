@@ -34,16 +34,21 @@ BASE = "bridge.test"
 SELLER = "seller@shop.example"
 
 
-def _address(shop: str = "71", conversation: str = "51", ttl_s: float = 3600.0,
-             now_s: float | None = None) -> str:
+def _address(
+    shop: str = "71", conversation: str = "51", ttl_s: float = 3600.0, now_s: float | None = None
+) -> str:
     token = mint_token(shop, conversation, KEYS, now_s=now_s or time.time(), ttl_s=ttl_s)
     return reply_address(token, "us", BASE)
 
 
 def _producer(bootstrap: str, timeout_ms: int = 10000) -> AIOKafkaProducer:
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                            max_request_size=INBOUND_RECORD_LIMIT,
-                            request_timeout_ms=timeout_ms, metadata_max_age_ms=1000)
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        max_request_size=INBOUND_RECORD_LIMIT,
+        request_timeout_ms=timeout_ms,
+        metadata_max_age_ms=1000,
+    )
 
 
 class Front:
@@ -56,13 +61,17 @@ class Front:
             response = await smtp.sendmail(sender, [rcpt], raw)
         return 250, response[1]
 
-    async def records_after(self, ends: dict[TopicPartition, int], mail_id: str,
-                            timeout_s: float = 20.0) -> list[tuple[bytes, InboundEnvelope]]:
+    async def records_after(
+        self, ends: dict[TopicPartition, int], mail_id: str, timeout_s: float = 20.0
+    ) -> list[tuple[bytes, InboundEnvelope]]:
         """Records of *mail_id* on mail.inbound written after the offsets *ends*."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                    enable_auto_commit=False,
-                                    max_partition_fetch_bytes=INBOUND_RECORD_LIMIT,
-                                    fetch_max_bytes=INBOUND_RECORD_LIMIT)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=INBOUND_RECORD_LIMIT,
+            fetch_max_bytes=INBOUND_RECORD_LIMIT,
+        )
         await consumer.start()
         found: list[tuple[bytes, InboundEnvelope]] = []
         try:
@@ -96,8 +105,9 @@ async def front(kafka_bootstrap: str) -> AsyncIterator[Front]:
     producer = _producer(kafka_bootstrap)
     await producer.start()
     port = free_port()
-    server = await start_smtp_front(ReplyFrontHandler(producer, KEYS, BASE), "127.0.0.1", port,
-                                    MAX_INBOUND_MAIL_BYTES)
+    server = await start_smtp_front(
+        ReplyFrontHandler(producer, KEYS, BASE), "127.0.0.1", port, MAX_INBOUND_MAIL_BYTES
+    )
     try:
         yield Front(port, kafka_bootstrap)
     finally:
@@ -133,15 +143,21 @@ async def test_reply_is_answered_250_only_once_kafka_holds_it(front: Front) -> N
     assert (env.shop_id, env.conversation_id, env.mail_from) == ("71", "51", SELLER)
 
 
-@pytest.mark.parametrize("make_rcpt, reason", [
-    (lambda: "nobody@chat-seller-us." + BASE, "not a reply token"),
-    (lambda: _address()[:5] + ("a" if _address()[5] != "a" else "b") + _address()[6:],
-     "signature"),
-    (lambda: _address(ttl_s=60, now_s=time.time() - 10 * 86400), "expired"),
-    (lambda: "someone@elsewhere.example", "not a reply domain"),
-])
+@pytest.mark.parametrize(
+    "make_rcpt, reason",
+    [
+        (lambda: "nobody@chat-seller-us." + BASE, "not a reply token"),
+        (
+            lambda: _address()[:5] + ("a" if _address()[5] != "a" else "b") + _address()[6:],
+            "signature",
+        ),
+        (lambda: _address(ttl_s=60, now_s=time.time() - 10 * 86400), "expired"),
+        (lambda: "someone@elsewhere.example", "not a reply domain"),
+    ],
+)
 async def test_unknown_forged_or_expired_address_is_refused_at_rcpt_with_a_reason(
-        front: Front, make_rcpt: object, reason: str) -> None:
+    front: Front, make_rcpt: object, reason: str
+) -> None:
     rcpt = make_rcpt()  # type: ignore[operator]
     with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as info:
         await front.send(_mail(), rcpt)
@@ -172,14 +188,19 @@ async def test_a_mail_above_50_mb_is_refused_with_552(front: Front) -> None:
 
 
 async def test_kafka_unavailable_gets_451_and_the_retry_after_recovery_gets_250(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     broker = private_broker(tmp_path)
     await broker.start_with_topics()
     producer = _producer(broker.bootstrap, timeout_ms=2000)
     await producer.start()
     port = free_port()
-    server = await start_smtp_front(ReplyFrontHandler(producer, KEYS, BASE, kafka_timeout_s=3.0),
-                                    "127.0.0.1", port, MAX_INBOUND_MAIL_BYTES)
+    server = await start_smtp_front(
+        ReplyFrontHandler(producer, KEYS, BASE, kafka_timeout_s=3.0),
+        "127.0.0.1",
+        port,
+        MAX_INBOUND_MAIL_BYTES,
+    )
     front = Front(port, broker.bootstrap)
     rcpt = _address(conversation="54")
     try:

@@ -58,4 +58,8 @@ def test_sigterm_stops_every_part_in_reverse_order_and_exits_cleanly(tmp_path: P
         if proc.poll() is None:
             proc.kill()
     assert log.read_text().split("\n")[:-1] == [
-        "running", "stop consumer", "stop ledger", "stop producer"]
+        "running",
+        "stop consumer",
+        "stop ledger",
+        "stop producer",
+    ]

@@ -91,17 +91,22 @@ async def sent(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     key = new_rsa_key_file(root / "private.pem")
     run = uuid.uuid4().hex[:8]
     digests = {"every-kind": _digest(run, 1, EVERY_KIND), "text-only": _digest(run, 2, TEXT_ONLY)}
-    mails = await sent_by_mailer(root, list(digests.values()), {
-        "BRIDGE_DKIM_KEY_FILE": str(key), "BRIDGE_DKIM_SELECTOR": "bridge2026",
-        "BRIDGE_DKIM_DOMAIN": REPLY_DOMAIN,
-        # Production-shaped names and links (the local defaults are 127.0.0.1 URLs and
-        # .localhost domains, which SpamAssassin rightly scores).
-        "BRIDGE_REPLY_DOMAIN_BASE": REPLY_DOMAIN.removeprefix("chat-seller-us."),
-        "BRIDGE_MESSAGE_ID_DOMAIN": "digest.bridge.example",
-        "BRIDGE_CHAT_DEEP_LINK_BASE": "https://seller.example.com/chat",
-        "BRIDGE_SETTINGS_LINK_TEMPLATE":
-            "https://seller.example.com/settings/{shop_id}/notifications",
-        "BRIDGE_DIGEST_IMAGE_HOSTS": "cdn.example.com"})
+    mails = await sent_by_mailer(
+        root,
+        list(digests.values()),
+        {
+            "BRIDGE_DKIM_KEY_FILE": str(key),
+            "BRIDGE_DKIM_SELECTOR": "bridge2026",
+            "BRIDGE_DKIM_DOMAIN": REPLY_DOMAIN,
+            # Production-shaped names and links (the local defaults are 127.0.0.1 URLs and
+            # .localhost domains, which SpamAssassin rightly scores).
+            "BRIDGE_REPLY_DOMAIN_BASE": REPLY_DOMAIN.removeprefix("chat-seller-us."),
+            "BRIDGE_MESSAGE_ID_DOMAIN": "digest.bridge.example",
+            "BRIDGE_CHAT_DEEP_LINK_BASE": "https://seller.example.com/chat",
+            "BRIDGE_SETTINGS_LINK_TEMPLATE": "https://seller.example.com/settings/{shop_id}/notifications",
+            "BRIDGE_DIGEST_IMAGE_HOSTS": "cdn.example.com",
+        },
+    )
     return {name: mails[d.digest_id] for name, d in digests.items()}
 
 

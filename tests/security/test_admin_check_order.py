@@ -25,7 +25,8 @@ BAD_BODIES = [
 
 
 async def test_a_request_body_is_read_only_after_the_caller_may_act_on_the_shop(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     admin = SellerAdmin(stack, f"http://127.0.0.1:{stack.ports.ingest}")
     shop, main = await admin.create_shop()
     other, _ = await admin.create_shop()
@@ -33,19 +34,29 @@ async def test_a_request_body_is_read_only_after_the_caller_may_act_on_the_shop(
     for headers, body in BAD_BODIES:
         stranger = await stack.http.post(admin.url + users, headers=headers, content=body)
         assert stranger.status_code == 401, (body[:40], stranger.text)
-        forged = await stack.http.post(admin.url + users, content=body, headers={
-            **headers, "Authorization": "Bearer bat1.x.y.z"})
+        forged = await stack.http.post(
+            admin.url + users,
+            content=body,
+            headers={**headers, "Authorization": "Bearer bat1.x.y.z"},
+        )
         assert forged.status_code == 401, (body[:40], forged.text)
         elsewhere = await stack.http.post(
-            f"{admin.url}/admin/shops/{other}/users", content=body,
-            headers={**headers, "Authorization": f"Bearer {admin.tokens[main]}"})
+            f"{admin.url}/admin/shops/{other}/users",
+            content=body,
+            headers={**headers, "Authorization": f"Bearer {admin.tokens[main]}"},
+        )
         assert elsewhere.status_code == 403, (body[:40], elsewhere.text)
         unknown = await stack.http.post(
-            f"{admin.url}/admin/shops/nobody-{shop[-6:]}/users", content=body,
-            headers={**headers, "Authorization": f"Bearer {admin.operator_token}"})
+            f"{admin.url}/admin/shops/nobody-{shop[-6:]}/users",
+            content=body,
+            headers={**headers, "Authorization": f"Bearer {admin.operator_token}"},
+        )
         assert unknown.status_code == 404, (body[:40], unknown.text)
-        own = await stack.http.post(admin.url + users, content=body, headers={
-            **headers, "Authorization": f"Bearer {admin.tokens[main]}"})
+        own = await stack.http.post(
+            admin.url + users,
+            content=body,
+            headers={**headers, "Authorization": f"Bearer {admin.tokens[main]}"},
+        )
         assert own.status_code in (400, 413, 415, 422), (body[:40], own.text)
 
 
@@ -53,7 +64,10 @@ async def test_onboarding_is_the_operators_before_any_body_is_read(stack: Stack)
     admin = SellerAdmin(stack, f"http://127.0.0.1:{stack.ports.ingest}")
     _, main = await admin.create_shop()
     for headers, body in BAD_BODIES:
-        seller = await stack.http.post(f"{admin.url}/admin/shops", content=body, headers={
-            **headers, "Authorization": f"Bearer {admin.tokens[main]}"})
+        seller = await stack.http.post(
+            f"{admin.url}/admin/shops",
+            content=body,
+            headers={**headers, "Authorization": f"Bearer {admin.tokens[main]}"},
+        )
         assert seller.status_code == 403, (body[:40], seller.text)
         assert "operator" in seller.json()["error"]

@@ -30,16 +30,23 @@ from shared.secrets_policy import DEV_MODE_VAR, PUBLISHED, SecretSetting, refuse
 
 pytestmark = pytest.mark.integration
 
-INGEST_SECRET_VARS = ("BRIDGE_WEBHOOK_SECRET", "BRIDGE_PLATFORM_APP_SECRET",
-                      "BRIDGE_PLATFORM_ACCESS_TOKEN", "BRIDGE_ADMIN_TOKEN_KEYS",
-                      "BRIDGE_ADMIN_OPERATOR_TOKEN")
+INGEST_SECRET_VARS = (
+    "BRIDGE_WEBHOOK_SECRET",
+    "BRIDGE_PLATFORM_APP_SECRET",
+    "BRIDGE_PLATFORM_ACCESS_TOKEN",
+    "BRIDGE_ADMIN_TOKEN_KEYS",
+    "BRIDGE_ADMIN_OPERATOR_TOKEN",
+)
 OLD_GENERIC_DEFAULT = "dev-generic-webhook-secret"  # what shared/config.py used to ship
 
 
 def production_env(**extra: str) -> dict[str, str]:
     """This process's environment without any BRIDGE_ setting (so no dev mode), plus extra."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BRIDGE_") and k != "KAFKA_BOOTSTRAP"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BRIDGE_") and k != "KAFKA_BOOTSTRAP"
+    }
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
@@ -71,12 +78,17 @@ def port_open(port: int) -> bool:
 
 
 def test_ingest_with_the_default_secrets_refuses_to_start_naming_them_and_opens_no_port(
-        kafka_sentinel: socket.socket) -> None:
+    kafka_sentinel: socket.socket,
+) -> None:
     http_port = free_port()
     bootstrap = f"127.0.0.1:{kafka_sentinel.getsockname()[1]}"
-    proc = subprocess.Popen([sys.executable, "-m", "ingest"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=production_env(
-                                KAFKA_BOOTSTRAP=bootstrap, BRIDGE_INGEST_PORT=str(http_port)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=production_env(KAFKA_BOOTSTRAP=bootstrap, BRIDGE_INGEST_PORT=str(http_port)),
+    )
     listened = False
     deadline = time.monotonic() + 30
     try:
@@ -113,7 +125,8 @@ REFUSED_WITH_DEFAULTS = {
 
 @pytest.mark.parametrize(("module", "role"), sorted(REFUSED_WITH_DEFAULTS))
 def test_every_entry_point_refuses_the_defaults_of_the_secrets_it_reads(
-        module: str, role: str) -> None:
+    module: str, role: str
+) -> None:
     entry = importlib.import_module(f"{module}.__main__")
     declared = entry.SECRETS
     used: tuple[SecretSetting, ...] = declared[role] if role else declared
@@ -124,8 +137,11 @@ def test_every_entry_point_refuses_the_defaults_of_the_secrets_it_reads(
         return
     with pytest.raises(SystemExit) as refused:
         refuse_weak_secrets(cfg, used, module)
-    named = {word for word in str(refused.value.code).replace("(", " ").split()
-             if word.startswith("BRIDGE_") and word != "BRIDGE_DEV_MODE=true"}
+    named = {
+        word
+        for word in str(refused.value.code).replace("(", " ").split()
+        if word.startswith("BRIDGE_") and word != "BRIDGE_DEV_MODE=true"
+    }
     assert named == expected
 
 
@@ -137,7 +153,8 @@ def start_ingest(env: dict[str, str], tmp_path: Path) -> tuple[ServiceProcesses,
 
 
 async def test_ingest_starts_with_the_default_secrets_in_the_stacks_development_mode(
-        kafka_bootstrap: str, tmp_path: Path) -> None:
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
     env = stack_env(kafka_bootstrap, Ports(), window_s=3, data_dir=tmp_path)
     env = {k: v for k, v in env.items() if not k.startswith("BRIDGE_") or k == DEV_MODE_VAR}
     assert env[DEV_MODE_VAR] == "true"  # stack_env: the tests, devstack and benches
@@ -149,11 +166,13 @@ async def test_ingest_starts_with_the_default_secrets_in_the_stacks_development_
 
 
 async def test_ingest_starts_in_production_with_strong_secrets(
-        kafka_bootstrap: str, tmp_path: Path) -> None:
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
     strong = {var: secrets.token_urlsafe(48) for var in INGEST_SECRET_VARS}
     strong["BRIDGE_ADMIN_TOKEN_KEYS"] = f"2:{secrets.token_urlsafe(48)}"
-    services, port = start_ingest(production_env(KAFKA_BOOTSTRAP=kafka_bootstrap, **strong),
-                                  tmp_path)
+    services, port = start_ingest(
+        production_env(KAFKA_BOOTSTRAP=kafka_bootstrap, **strong), tmp_path
+    )
     try:
         await wait_healthy({"ingest": port}, timeout_s=60)
     finally:
@@ -164,8 +183,11 @@ async def post_generic(app: object, secret: str) -> httpx.Response:
     body = b'{"shop_id": "s1", "events": []}'
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
-        return await client.post("/webhooks/generic", content=body, headers={
-            **signed_headers(secret, body), "content-type": "application/json"})
+        return await client.post(
+            "/webhooks/generic",
+            content=body,
+            headers={**signed_headers(secret, body), "content-type": "application/json"},
+        )
 
 
 async def test_generic_webhook_route_is_off_without_a_configured_secret() -> None:
@@ -177,8 +199,7 @@ async def test_generic_webhook_route_is_off_without_a_configured_secret() -> Non
 
 async def test_generic_webhook_route_is_on_once_its_secret_is_configured() -> None:
     """Control for the test above: the same request reaches the adapter, which checks it."""
-    cfg = IngestSettings(dev_mode=True,
-                         generic_webhook_secret=secrets.token_urlsafe(48))  # type: ignore[arg-type]
+    cfg = IngestSettings(dev_mode=True, generic_webhook_secret=secrets.token_urlsafe(48))  # type: ignore[arg-type]
     app = create_app(cfg)
     assert (await post_generic(app, OLD_GENERIC_DEFAULT)).status_code == 401
 

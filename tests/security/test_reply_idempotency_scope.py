@@ -36,22 +36,27 @@ def _raw(message_id: str | None = "<same@shop.example>", *, attachment: bool = F
         msg["Message-ID"] = message_id
     msg.set_content("Both orders ship tomorrow.")
     if attachment:
-        msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf",
-                           filename="invoice.pdf")
+        msg.add_attachment(
+            b"%PDF-1.4", maintype="application", subtype="pdf", filename="invoice.pdf"
+        )
     return msg.as_bytes()
 
 
 def _env(shop: str, conv: str) -> InboundEnvelope:
-    return InboundEnvelope(mail_id="m1", shop_id=shop, conversation_id=conv, mail_from=SELLER,
-                           rcpt_to="a@chat-seller-us.bridge.example", received_at_ms=1)
+    return InboundEnvelope(
+        mail_id="m1",
+        shop_id=shop,
+        conversation_id=conv,
+        mail_from=SELLER,
+        rcpt_to="a@chat-seller-us.bridge.example",
+        received_at_ms=1,
+    )
 
 
 def test_one_mail_to_two_conversations_is_two_replies_with_distinct_part_keys() -> None:
     raw = _raw(attachment=True)
-    first = decide(raw, _env("7", "5"), ShopSettings(shop_id="7", destination_email=SELLER),
-                   OWN)
-    second = decide(raw, _env("7", "6"), ShopSettings(shop_id="7", destination_email=SELLER),
-                    OWN)
+    first = decide(raw, _env("7", "5"), ShopSettings(shop_id="7", destination_email=SELLER), OWN)
+    second = decide(raw, _env("7", "6"), ShopSettings(shop_id="7", destination_email=SELLER), OWN)
     assert first.reply is not None and second.reply is not None
     assert first.reply.reply_id != second.reply.reply_id
     assert first.reply.part_key(0) != second.reply.part_key(0)
@@ -85,21 +90,23 @@ ids = st.text(alphabet="0123456789:ab-", min_size=1, max_size=12)
 
 @given(ids, ids, ids, ids)
 def test_reply_ids_differ_whenever_shop_or_conversation_differ(
-        shop_a: str, conv_a: str, shop_b: str, conv_b: str) -> None:
+    shop_a: str, conv_a: str, shop_b: str, conv_b: str
+) -> None:
     raw = _raw()
     msg = parse_mail(raw)
     same = (shop_a, conv_a) == (shop_b, conv_b)
-    assert (reply_id_for(shop_a, conv_a, msg, raw) == reply_id_for(shop_b, conv_b, msg, raw)) \
-        == same
+    assert (
+        reply_id_for(shop_a, conv_a, msg, raw) == reply_id_for(shop_b, conv_b, msg, raw)
+    ) == same
 
 
 # --- on the running stack -----------------------------------------------------------------------
 
+
 def _rcpt(stack: Stack, shop: str, conv: str) -> str:
     keys = parse_keys(stack.env.get("BRIDGE_TOKEN_KEYS", "1:dev-only-token-key-change-me"))
     token = mint_token(shop, conv, keys, now_s=time.time(), ttl_s=3600)
-    return reply_address(token, "us", stack.env.get("BRIDGE_REPLY_DOMAIN_BASE",
-                                                    "bridge.localhost"))
+    return reply_address(token, "us", stack.env.get("BRIDGE_REPLY_DOMAIN_BASE", "bridge.localhost"))
 
 
 def _numeric_pair() -> tuple[str, str]:
@@ -111,8 +118,9 @@ async def _texts(stack: Stack, conv: str) -> list[str]:
     return [r["content"]["content"] for r in await stack.buyer_view(conv)]
 
 
-async def _answer_both(stack: Stack, targets: list[tuple[str, str]], raw_id: str,
-                       text: str) -> None:
+async def _answer_both(
+    stack: Stack, targets: list[tuple[str, str]], raw_id: str, text: str
+) -> None:
     """One mail, one SMTP transaction, To: both reply addresses (the seller answering two
     digests at once)."""
     seller = stack.env.get("BRIDGE_DEFAULT_DESTINATION_EMAIL", "seller@shop.localhost")
@@ -121,16 +129,25 @@ async def _answer_both(stack: Stack, targets: list[tuple[str, str]], raw_id: str
     msg["From"], msg["To"], msg["Subject"] = seller, ", ".join(rcpts), "Re: your orders"
     msg["Message-ID"] = raw_id
     msg.set_content(text)
-    await aiosmtplib.send(msg.as_bytes(policy=policy.SMTP), sender=seller, recipients=rcpts,
-                          hostname="127.0.0.1", port=stack.ports.inbound_smtp, timeout=30)
+    await aiosmtplib.send(
+        msg.as_bytes(policy=policy.SMTP),
+        sender=seller,
+        recipients=rcpts,
+        hostname="127.0.0.1",
+        port=stack.ports.inbound_smtp,
+        timeout=30,
+    )
 
 
 async def _views(stack: Stack, convs: list[str], text: str) -> list[dict[str, object]]:
     """Each conversation's one received message, once all of them have it."""
     views = []
     for conv in convs:
-        (seen,) = await eventually(lambda c=conv: stack.buyer_view(c),  # type: ignore[misc]
-                                   timeout_s=30, what=f"the reply in conversation {conv}")
+        (seen,) = await eventually(
+            lambda c=conv: stack.buyer_view(c),  # type: ignore[misc]
+            timeout_s=30,
+            what=f"the reply in conversation {conv}",
+        )
         assert seen["content"] == {"content": text}
         views.append(seen)
     return views
@@ -138,8 +155,7 @@ async def _views(stack: Stack, convs: list[str], text: str) -> list[dict[str, ob
 
 @pytest.mark.integration
 @pytest.mark.parametrize("shops", ["one shop", "two shops"])
-async def test_one_mail_to_two_conversations_reaches_both_buyers(stack: Stack,
-                                                                 shops: str) -> None:
+async def test_one_mail_to_two_conversations_reaches_both_buyers(stack: Stack, shops: str) -> None:
     shop_a, conv_a = _numeric_pair()
     shop_b, conv_b = _numeric_pair()
     if shops == "one shop":
@@ -160,7 +176,8 @@ async def test_one_mail_to_two_conversations_reaches_both_buyers(stack: Stack,
 
 @pytest.mark.integration
 async def test_the_same_mail_reaching_a_second_conversation_later_is_delivered_there_too(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     """The MTA splits the recipients into two deliveries (or the seller forwards the same
     mail): the second conversation's copy arrives after the first was delivered."""
     (shop_a, conv_a), (shop_b, conv_b) = _numeric_pair(), _numeric_pair()
@@ -178,7 +195,8 @@ async def test_the_same_mail_reaching_a_second_conversation_later_is_delivered_t
 
 @pytest.mark.integration
 async def test_the_same_mail_redelivered_to_the_same_conversations_reaches_each_buyer_once(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     targets = [_numeric_pair(), _numeric_pair()]
     for shop, _ in targets:
         await stack.onboard(shop)

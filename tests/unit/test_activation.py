@@ -25,8 +25,14 @@ HOUR_MS = 3_600_000
 
 
 def pending(nonce: str = "n1") -> ShopUser:
-    return invite("shop1", "ana@shop.test", UserRole.CS_AGENT, invited_by="boss@shop.test",
-                  now_ms=T0, nonce=nonce)
+    return invite(
+        "shop1",
+        "ana@shop.test",
+        UserRole.CS_AGENT,
+        invited_by="boss@shop.test",
+        now_ms=T0,
+        nonce=nonce,
+    )
 
 
 def lookup_of(*users: ShopUser):  # type: ignore[no-untyped-def]
@@ -71,8 +77,11 @@ def test_resend_supersedes_the_old_link_and_restarts_the_120_hours() -> None:
 def test_tampered_or_foreign_link_is_invalid() -> None:
     token = activation_token(pending(), KEYS)
     head, kid, body, mac = token.split(".")
-    forged = sign("act1", {"s": "shop1", "e": "eve@evil.test", "n": "n1", "x": T0 * 2},
-                  parse_signing_keys("k1:other-secret"))
+    forged = sign(
+        "act1",
+        {"s": "shop1", "e": "eve@evil.test", "n": "n1", "x": T0 * 2},
+        parse_signing_keys("k1:other-secret"),
+    )
     for bad in (f"{head}.{kid}.{body}.{mac[:-2]}AA", forged, "nonsense"):
         with pytest.raises(ActivationError) as err:
             check_activation(bad, KEYS, lookup_of(pending()), T0)
@@ -97,13 +106,17 @@ def test_api_token_authenticates_its_user_with_shop_and_role() -> None:
     assert (who.shop_id, who.email, who.role) == ("shop1", "ana@shop.test", "administrator")
 
 
-@pytest.mark.parametrize("header, reason", [
-    (None, "missing Authorization"),
-    ("Basic abc", "Bearer"),
-    ("Bearer act1.k1.e30.xx", "not valid"),
-])
-def test_bad_authorization_headers_are_refused_with_a_reason(header: str | None,
-                                                             reason: str) -> None:
+@pytest.mark.parametrize(
+    "header, reason",
+    [
+        (None, "missing Authorization"),
+        ("Basic abc", "Bearer"),
+        ("Bearer act1.k1.e30.xx", "not valid"),
+    ],
+)
+def test_bad_authorization_headers_are_refused_with_a_reason(
+    header: str | None, reason: str
+) -> None:
     with pytest.raises(AuthError) as err:
         authenticate(header, KEYS, "op-token", lookup_of(active_user()), T0)
     assert reason in err.value.reason
@@ -112,8 +125,11 @@ def test_bad_authorization_headers_are_refused_with_a_reason(header: str | None,
 def test_api_token_of_removed_reinvited_or_demoted_user_is_revoked() -> None:
     user = active_user()
     token = f"Bearer {issue_api_token(user, KEYS, now_ms=T0, ttl_ms=HOUR_MS)}"
-    for lookup in (lookup_of(), lookup_of(replace(user, activation_nonce="other")),
-                   lookup_of(replace(user, role=UserRole.CS_AGENT))):
+    for lookup in (
+        lookup_of(),
+        lookup_of(replace(user, activation_nonce="other")),
+        lookup_of(replace(user, role=UserRole.CS_AGENT)),
+    ):
         with pytest.raises(AuthError, match="revoked"):
             authenticate(token, KEYS, "op-token", lookup, T0 + 1)
 

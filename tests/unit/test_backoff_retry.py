@@ -41,9 +41,16 @@ def _run(failures: list[BaseException], policy: RetryPolicy, clock: FakeClock, *
         return "ok"
 
     async def go() -> str:
-        return await retry(call, policy, on=Flaky, sleep=clock.sleep, clock=clock,
-                           retryable=lambda e: e.retryable,
-                           retry_after=lambda e: e.retry_after_s, **kw)  # type: ignore[arg-type]
+        return await retry(
+            call,
+            policy,
+            on=Flaky,
+            sleep=clock.sleep,
+            clock=clock,
+            retryable=lambda e: e.retryable,
+            retry_after=lambda e: e.retry_after_s,
+            **kw,
+        )  # type: ignore[arg-type]
 
     return asyncio.run(go()), calls
 
@@ -87,8 +94,12 @@ def test_the_servers_retry_after_wins_over_backoff() -> None:
 def test_on_retry_sees_each_failure_attempt_and_delay() -> None:
     clock = FakeClock()
     seen: list[tuple[int, float]] = []
-    _run([Flaky(retry_after_s=2.0), Flaky(retry_after_s=3.0)], RetryPolicy(1, 10), clock,
-         on_retry=lambda exc, attempt, delay: seen.append((attempt, delay)))
+    _run(
+        [Flaky(retry_after_s=2.0), Flaky(retry_after_s=3.0)],
+        RetryPolicy(1, 10),
+        clock,
+        on_retry=lambda exc, attempt, delay: seen.append((attempt, delay)),
+    )
     assert seen == [(1, 2.0), (2, 3.0)]
 
 
@@ -102,28 +113,33 @@ def test_no_limits_means_retry_until_it_works() -> None:
     assert not RetryPolicy(1, 10).gives_up(10_000, 1e9)
 
 
-@given(attempts=st.integers(1, 100), elapsed=st.floats(0, 1e6),
-       max_attempts=st.integers(1, 50), window=st.floats(0, 1e5))
-def test_gives_up_only_when_both_limits_are_used_up(attempts: int, elapsed: float,
-                                                    max_attempts: int, window: float) -> None:
+@given(
+    attempts=st.integers(1, 100),
+    elapsed=st.floats(0, 1e6),
+    max_attempts=st.integers(1, 50),
+    window=st.floats(0, 1e5),
+)
+def test_gives_up_only_when_both_limits_are_used_up(
+    attempts: int, elapsed: float, max_attempts: int, window: float
+) -> None:
     policy = RetryPolicy(1, 10, max_attempts=max_attempts, window_s=window)
     assert policy.gives_up(attempts, elapsed) == (attempts >= max_attempts and elapsed >= window)
 
 
 @given(attempt=st.integers(1, 60), base=st.floats(0.01, 5), cap=st.floats(0.01, 120))
-def test_policy_delay_is_backoff_delay_within_its_bounds(attempt: int, base: float,
-                                                        cap: float) -> None:
+def test_policy_delay_is_backoff_delay_within_its_bounds(
+    attempt: int, base: float, cap: float
+) -> None:
     delay = RetryPolicy(base, cap).delay(attempt)
     ceiling = min(cap, base * 2 ** (attempt - 1))
     assert ceiling / 2 <= delay <= ceiling
     assert backoff_delay(attempt, base_s=base, max_s=cap, retry_after_s=500) == min(cap, 500)
 
 
-@given(failures=st.integers(0, 30), max_attempts=st.integers(1, 10),
-       cap=st.floats(0.01, 60))
-def test_never_more_tries_than_allowed_and_no_pause_above_the_cap(failures: int,
-                                                                  max_attempts: int,
-                                                                  cap: float) -> None:
+@given(failures=st.integers(0, 30), max_attempts=st.integers(1, 10), cap=st.floats(0.01, 60))
+def test_never_more_tries_than_allowed_and_no_pause_above_the_cap(
+    failures: int, max_attempts: int, cap: float
+) -> None:
     clock = FakeClock()
     policy = RetryPolicy(0.5, cap, max_attempts=max_attempts)
     try:

@@ -20,9 +20,15 @@ from shared.events import (
 
 def test_nested_event_round_trips_exactly() -> None:
     digest = Digest(
-        digest_id="d1", shop_id="s", conversation_id="c", buyer_id="b", buyer_name="Ana 🙂",
-        messages=(DigestMessage("m1", 1000, ChatContent(kind="text", text="hi\nthere"), seq=4),
-                  DigestMessage("m2", 2000, ChatContent(kind="image", url="https://x/y.png"))),
+        digest_id="d1",
+        shop_id="s",
+        conversation_id="c",
+        buyer_id="b",
+        buyer_name="Ana 🙂",
+        messages=(
+            DigestMessage("m1", 1000, ChatContent(kind="text", text="hi\nthere"), seq=4),
+            DigestMessage("m2", 2000, ChatContent(kind="image", url="https://x/y.png")),
+        ),
         previous_digest_ids=("d0",),
     )
     assert decode(Digest, encode(digest)) == digest
@@ -35,15 +41,20 @@ def test_optional_fields_take_their_defaults() -> None:
 _EV = b'{"kind":"buyer_message","shop_id":"s","conversation_id":"c"'
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    (b'{"kind":"buyer_message","shop_id":"s"}', "conversation_id: missing"),
-    (b'{"kind":"buyer_message","shop_id":"s","conversation_id":3}',
-     "conversation_id: expected a string"),
-    (_EV + b',"sent_at_ms":"x"}', "sent_at_ms"),
-    (_EV + b',"content":{"text":5}}', "content.text"),
-    (b'[1,2]', "expected an object"),
-    (b'not json', "not JSON"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (b'{"kind":"buyer_message","shop_id":"s"}', "conversation_id: missing"),
+        (
+            b'{"kind":"buyer_message","shop_id":"s","conversation_id":3}',
+            "conversation_id: expected a string",
+        ),
+        (_EV + b',"sent_at_ms":"x"}', "sent_at_ms"),
+        (_EV + b',"content":{"text":5}}', "content.text"),
+        (b"[1,2]", "expected an object"),
+        (b"not json", "not JSON"),
+    ],
+)
 def test_bad_payload_names_the_offending_field(payload: bytes, field: str) -> None:
     with pytest.raises(DecodeError, match=field.replace("[", r"\[")):
         decode(ChatEvent, payload)
@@ -70,12 +81,14 @@ def test_an_enum_field_decodes_to_its_member(cls: ReplyClass) -> None:
         assert type(read.classification) is ReplyClass
 
 
-@pytest.mark.parametrize("value", [b'"maybe"', b'"REPLY"', b'3', b'true', b'null', b'["reply"]',
-                                   b'{"x":1}'])
+@pytest.mark.parametrize(
+    "value", [b'"maybe"', b'"REPLY"', b"3", b"true", b"null", b'["reply"]', b'{"x":1}']
+)
 def test_a_value_outside_the_enum_is_a_decode_error_naming_the_field(value: bytes) -> None:
     for read in (lambda data: decode(InboundResult, data), decoder(InboundResult)):
-        with pytest.raises(DecodeError, match="classification: expected one of 'reply', "
-                                              "'auto_reply'"):
+        with pytest.raises(
+            DecodeError, match="classification: expected one of 'reply', 'auto_reply'"
+        ):
             read(_RESULT + value + b"}")
 
 

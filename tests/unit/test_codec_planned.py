@@ -80,19 +80,54 @@ def _ref_value(hint: Any, value: Any, path: str) -> Any:
 
 
 DIGEST = Digest(
-    "dg-1", "shop-1", "conv-1", "buyer-1", "Zoë",
-    (DigestMessage("m1", 1, ChatContent(text="hi")),
-     DigestMessage("m2", 2, ChatContent(kind="product_card", title="Socks", price="$1"), seq=3)),
-    previous_digest_ids=("dg-0",), shop_name="Sunny",
+    "dg-1",
+    "shop-1",
+    "conv-1",
+    "buyer-1",
+    "Zoë",
+    (
+        DigestMessage("m1", 1, ChatContent(text="hi")),
+        DigestMessage("m2", 2, ChatContent(kind="product_card", title="Socks", price="$1"), seq=3),
+    ),
+    previous_digest_ids=("dg-0",),
+    shop_name="Sunny",
 )
-EVENT = ChatEvent("buyer_message", "shop-1", "conv-1", message_id="m1", sent_at_ms=5,
-                  buyer_name="Ana", content=ChatContent(text="hello"))
-SAMPLES: list[tuple[type, Any]] = [(Digest, DIGEST), (ChatEvent, EVENT),
-                                   (MailOutcome, MailOutcome("dg-1", "s", "c", "sent"))]
+EVENT = ChatEvent(
+    "buyer_message",
+    "shop-1",
+    "conv-1",
+    message_id="m1",
+    sent_at_ms=5,
+    buyer_name="Ana",
+    content=ChatContent(text="hello"),
+)
+SAMPLES: list[tuple[type, Any]] = [
+    (Digest, DIGEST),
+    (ChatEvent, EVENT),
+    (MailOutcome, MailOutcome("dg-1", "s", "c", "sent")),
+]
 
 # Values that break a field in every way the checks distinguish.
-odd_values = st.sampled_from([None, True, False, 0, -1, 1.5, "", "x", [], ["x"], [{}], {},
-                              {"kind": 1}, {"v": 99}, [None], [{"message_id": 1}]])
+odd_values = st.sampled_from(
+    [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        1.5,
+        "",
+        "x",
+        [],
+        ["x"],
+        [{}],
+        {},
+        {"kind": 1},
+        {"v": 99},
+        [None],
+        [{"message_id": 1}],
+    ]
+)
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -116,7 +151,8 @@ def _outcome(cls: type, data: bytes, decode_fn: Any) -> tuple[str, Any]:
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from(SAMPLES), st.data())
 def test_planned_checks_agree_with_the_specification_on_broken_records(
-        sample: tuple[type, Any], data: st.DataObject) -> None:
+    sample: tuple[type, Any], data: st.DataObject
+) -> None:
     cls, event = sample
     raw = orjson.loads(encode(event))
     broken = copy.deepcopy(raw)
@@ -143,4 +179,5 @@ def test_planned_decoder_round_trips_events_and_refuses_non_json() -> None:
         assert decoder(cls)(encode(event)) == event
     for bad in (b"", b"{", b"\xff"):
         assert _outcome(Digest, bad, decoder(Digest)) == _outcome(
-            Digest, bad, lambda d: reference_decode(Digest, d))
+            Digest, bad, lambda d: reference_decode(Digest, d)
+        )

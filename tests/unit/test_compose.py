@@ -238,8 +238,9 @@ def test_digest_id_ending_in_a_line_break_is_hashed_not_written_into_the_header(
     digest_id: str,
 ) -> None:
     # "$" in the safe-id pattern also matches before a final newline.
-    assert regex.fullmatch(r"<digest-h[0-9a-f]{32}@digest\.bridge\.example>",
-                           digest_message_id(digest_id, DOMAIN))
+    assert regex.fullmatch(
+        r"<digest-h[0-9a-f]{32}@digest\.bridge\.example>", digest_message_id(digest_id, DOMAIN)
+    )
 
 
 def test_our_message_ids_are_recognised_when_they_come_back() -> None:
@@ -306,11 +307,11 @@ def test_whole_message_matches_golden() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(max_size=400), buyer=st.text(max_size=40))
-def test_bodies_decode_to_exactly_the_rendered_text_and_html(text: str,
-                                                              buyer: str) -> None:
+def test_bodies_decode_to_exactly_the_rendered_text_and_html(text: str, buyer: str) -> None:
     digest = dataclasses.replace(
         make_digest(buyer_name=buyer),
-        messages=(DigestMessage("m1", 1_764_070_000_000, ChatContent(text=text)),))
+        messages=(DigestMessage("m1", 1_764_070_000_000, ChatContent(text=text)),),
+    )
     raw, msg = sent_and_parsed(digest)
     rendered = render_digest(digest, CTX.links)
     plain, html = (msg.get_body(("plain",)), msg.get_body(("html",)))

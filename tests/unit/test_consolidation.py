@@ -29,8 +29,12 @@ class Harness:
         self.dropped = 0
 
     def _engine(self) -> Consolidation:
-        return Consolidation(POLICY, lambda s: self.shops.get(s, ShopSettings(s)),
-                             lambda key, partition: self.store.get(key), self.index)
+        return Consolidation(
+            POLICY,
+            lambda s: self.shops.get(s, ShopSettings(s)),
+            lambda key, partition: self.store.get(key),
+            self.index,
+        )
 
     def run(self, records: list[ChatRecord]) -> dict[bytes, bytes | None]:
         result = self.engine.apply_batch(records)
@@ -46,8 +50,9 @@ class Harness:
 
     def restart(self) -> None:
         self.index = DeadlineIndex()
-        self.index.rebuild((state_header(v)[2], state_header(v)[1], k)
-                           for k, v in self.store.items())
+        self.index.rebuild(
+            (state_header(v)[2], state_header(v)[1], k) for k, v in self.store.items()
+        )
         self.engine = self._engine()
 
 
@@ -56,28 +61,53 @@ def key(conv: str) -> bytes:
 
 
 def buyer(conv: str, mid: str, sent_ms: int, received_ms: int, seq: int = 0) -> ChatRecord:
-    ev = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id="s1", conversation_id=conv,
-                   message_id=mid, sent_at_ms=sent_ms, seq=seq, buyer_name="Ana",
-                   content=ChatContent(text=mid), received_at_ms=received_ms)
+    ev = ChatEvent(
+        kind=ChatEventKind.BUYER_MESSAGE,
+        shop_id="s1",
+        conversation_id=conv,
+        message_id=mid,
+        sent_at_ms=sent_ms,
+        seq=seq,
+        buyer_name="Ana",
+        content=ChatContent(text=mid),
+        received_at_ms=received_ms,
+    )
     return ChatRecord(key(conv), 0, ev)
 
 
 def seller(conv: str, sent_ms: int, kind: str = ChatEventKind.SELLER_MESSAGE) -> ChatRecord:
-    ev = ChatEvent(kind=kind, shop_id="s1", conversation_id=conv, message_id=f"x{sent_ms}",
-                   sent_at_ms=sent_ms, received_at_ms=sent_ms)
+    ev = ChatEvent(
+        kind=kind,
+        shop_id="s1",
+        conversation_id=conv,
+        message_id=f"x{sent_ms}",
+        sent_at_ms=sent_ms,
+        received_at_ms=sent_ms,
+    )
     return ChatRecord(key(conv), 0, ev)
 
 
 def tick(at_ms: int, partition: int = 0) -> ChatRecord:
-    ev = ChatEvent(kind=ChatEventKind.TICK, shop_id="", conversation_id="",
-                   partition_hint=partition, received_at_ms=at_ms)
+    ev = ChatEvent(
+        kind=ChatEventKind.TICK,
+        shop_id="",
+        conversation_id="",
+        partition_hint=partition,
+        received_at_ms=at_ms,
+    )
     return ChatRecord(b"tick", partition, ev)
 
 
 def test_tick_releases_only_due_conversations_as_one_digest_each() -> None:
     h = Harness()
-    h.run([buyer("a", "a1", 1000, 1000), buyer("a", "a2", 2000, 2000),
-           buyer("b", "b1", 5000, 5000), tick(11_999)])
+    h.run(
+        [
+            buyer("a", "a1", 1000, 1000),
+            buyer("a", "a2", 2000, 2000),
+            buyer("b", "b1", 5000, 5000),
+            tick(11_999),
+        ]
+    )
     assert h.digests == []
     h.run([tick(12_000)])
     assert [[m.message_id for m in d.messages] for d in h.digests] == [["a1", "a2"]]
@@ -140,15 +170,21 @@ def test_buyer_who_keeps_typing_still_reaches_the_seller_at_max_wait() -> None:
 # -- property: crashes at random points never lose or duplicate a buyer message ---------------
 
 events_strategy = st.lists(
-    st.tuples(st.sampled_from(["buyer", "buyer", "buyer", "dup", "seller", "tick"]),
-              st.integers(0, 3), st.integers(0, 4_000)),
-    min_size=1, max_size=120)
+    st.tuples(
+        st.sampled_from(["buyer", "buyer", "buyer", "dup", "seller", "tick"]),
+        st.integers(0, 3),
+        st.integers(0, 4_000),
+    ),
+    min_size=1,
+    max_size=120,
+)
 
 
 @settings(max_examples=250, deadline=None)
 @given(events_strategy, st.randoms(use_true_random=False), st.integers(0, 4))
 def test_every_buyer_message_ends_in_exactly_one_digest_or_is_covered_by_the_seller(
-        steps: list[tuple[str, int, int]], rnd: random.Random, crashes: int) -> None:
+    steps: list[tuple[str, int, int]], rnd: random.Random, crashes: int
+) -> None:
     # Build one stream (what sits on chat.events), in order, with clocks moving forward.
     stream: list[ChatRecord] = []
     clock = 10_000  # platform times are positive
@@ -182,7 +218,7 @@ def test_every_buyer_message_ends_in_exactly_one_digest_or_is_covered_by_the_sel
     crashes_left = crashes
     while position < len(stream):
         size = rnd.randint(1, 8)
-        batch = stream[position:position + size]
+        batch = stream[position : position + size]
         history.append((position + len(batch), h.run(batch)))
         position += len(batch)
         if rnd.random() < 0.3:
@@ -208,8 +244,10 @@ def test_every_buyer_message_ends_in_exactly_one_digest_or_is_covered_by_the_sel
     in_digest: dict[str, str] = {}
     for d in distinct.values():
         ids = [m.message_id for m in d.messages]
-        assert ids == [m.message_id for m in sorted(
-            d.messages, key=lambda m: (m.sent_at_ms, m.seq, m.message_id))]
+        assert ids == [
+            m.message_id
+            for m in sorted(d.messages, key=lambda m: (m.sent_at_ms, m.seq, m.message_id))
+        ]
         for mid in ids:
             assert mid not in in_digest, f"{mid} in two digests"
             in_digest[mid] = d.digest_id
@@ -251,8 +289,9 @@ def test_a_redelivery_within_the_ttl_is_still_dropped_and_after_it_starts_afresh
 
 def test_a_shop_never_onboarded_gets_no_digest_until_its_settings_turn_alerts_on() -> None:
     h = Harness()
-    h.engine = Consolidation(POLICY, h.shops.get, lambda key, partition: h.store.get(key),
-                             h.index)  # no record: None, as ShopSettingsView.find answers
+    h.engine = Consolidation(
+        POLICY, h.shops.get, lambda key, partition: h.store.get(key), h.index
+    )  # no record: None, as ShopSettingsView.find answers
     result = h.engine.apply_batch([buyer("a", "a1", 0, 0), tick(60_000)])
     assert result.digests == [] and result.dropped_not_onboarded == 1
     h.shops["s1"] = ShopSettings("s1", alerts_enabled=True)

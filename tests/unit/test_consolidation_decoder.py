@@ -15,12 +15,26 @@ from shared.events import EVENT_TIME_MAX_MS, ChatContent, ChatEvent, ChatEventKi
 texts = st.text(max_size=30)
 ints = st.integers(min_value=-(2**62), max_value=2**62)
 times = st.integers(min_value=0, max_value=EVENT_TIME_MAX_MS)  # what the decoder accepts
-contents = st.one_of(st.none(), st.builds(ChatContent, kind=st.sampled_from(["text", "image"]),
-                                          text=texts, url=texts, title=texts))
-events = st.builds(ChatEvent, kind=st.sampled_from(list(ChatEventKind)), shop_id=texts,
-                   conversation_id=texts, message_id=texts, sent_at_ms=times, seq=ints,
-                   buyer_id=texts, buyer_name=texts, content=contents, received_at_ms=times,
-                   partition_hint=ints)
+contents = st.one_of(
+    st.none(),
+    st.builds(
+        ChatContent, kind=st.sampled_from(["text", "image"]), text=texts, url=texts, title=texts
+    ),
+)
+events = st.builds(
+    ChatEvent,
+    kind=st.sampled_from(list(ChatEventKind)),
+    shop_id=texts,
+    conversation_id=texts,
+    message_id=texts,
+    sent_at_ms=times,
+    seq=ints,
+    buyer_id=texts,
+    buyer_name=texts,
+    content=contents,
+    received_at_ms=times,
+    partition_hint=ints,
+)
 
 
 @given(events)
@@ -39,18 +53,27 @@ def test_unknown_fields_are_ignored_as_the_checked_decoder_does() -> None:
     assert decode_chat_event(data) == ChatEvent(kind="read", shop_id="s", conversation_id="c")
 
 
-@pytest.mark.parametrize(("payload", "reason"), [
-    (b"{not json", "not JSON"),
-    (b"[1, 2]", "expected an object"),
-    (b'{"kind": "read", "shop_id": "s"}', "conversation_id: missing"),
-    (b'{"kind": "buyer_message", "shop_id": "s", "conversation_id": "c", "seq": "7"}',
-     "seq: expected an integer"),
-    (b'{"kind": "buyer_message", "shop_id": "s", "conversation_id": "c", "seq": true}',
-     "seq: expected an integer"),
-    (b'{"kind": "buyer_message", "shop_id": "s", "conversation_id": "c", "content": {"text": 5}}',
-     "content.text: expected a string"),
-    (b'{"kind": "read", "shop_id": "s", "conversation_id": "c", "v": 99}', "newer"),
-])
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "expected an object"),
+        (b'{"kind": "read", "shop_id": "s"}', "conversation_id: missing"),
+        (
+            b'{"kind": "buyer_message", "shop_id": "s", "conversation_id": "c", "seq": "7"}',
+            "seq: expected an integer",
+        ),
+        (
+            b'{"kind": "buyer_message", "shop_id": "s", "conversation_id": "c", "seq": true}',
+            "seq: expected an integer",
+        ),
+        (
+            b'{"kind": "buyer_message", "shop_id": "s", "conversation_id": "c", "content": {"text": 5}}',
+            "content.text: expected a string",
+        ),
+        (b'{"kind": "read", "shop_id": "s", "conversation_id": "c", "v": 99}', "newer"),
+    ],
+)
 def test_bad_records_raise_the_checked_decoders_reason(payload: bytes, reason: str) -> None:
     with pytest.raises(DecodeError, match=reason):
         decode_chat_event(payload)

@@ -15,8 +15,9 @@ from consolidator.state_store import StateSweeper
 
 
 def _states() -> tuple[PartitionedStates, MemoryStore]:
-    store = MemoryStore("memory://", app=None, table=SimpleNamespace(name="t"),
-                        key_type=bytes, value_type=bytes)
+    store = MemoryStore(
+        "memory://", app=None, table=SimpleNamespace(name="t"), key_type=bytes, value_type=bytes
+    )
     return PartitionedStates(SimpleNamespace(data=store)), store
 
 
@@ -35,9 +36,16 @@ def test_put_get_delete_keep_the_key_partition_map_complete() -> None:
 def test_changelog_replay_applies_puts_and_tombstones_in_order() -> None:
     states, _ = _states()
     rec = SimpleNamespace
-    applied = states.apply_changelog(2, [rec(key=b"a", value=b"1"), rec(key=b"b", value=b"1"),
-                                         rec(key=b"a", value=None), rec(key=None, value=b"x"),
-                                         rec(key=b"b", value=b"2")])
+    applied = states.apply_changelog(
+        2,
+        [
+            rec(key=b"a", value=b"1"),
+            rec(key=b"b", value=b"1"),
+            rec(key=b"a", value=None),
+            rec(key=None, value=b"x"),
+            rec(key=b"b", value=b"2"),
+        ],
+    )
     assert applied == 5
     assert dict(states.items([2])) == {b"b": b"2"}
 
@@ -81,7 +89,8 @@ class _DiskStore:
 
 
 def test_disk_sweeper_walks_each_partition_with_a_cursor_and_skips_the_offset_key(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     disk = _DiskStore(tmp_path)
     for n in range(7):
         disk._db_for_partition(n % 2)[f"k{n}".encode()] = b"v"

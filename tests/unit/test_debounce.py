@@ -22,9 +22,18 @@ SHOP = ShopSettings(shop_id="s1", destination_email="seller@shop.test")
 
 
 def buyer(mid: str, sent_s: int, received_ms: int, seq: int = 0, text: str = "hi") -> ChatEvent:
-    return ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id="s1", conversation_id="c1",
-                     message_id=mid, sent_at_ms=sent_s * 1000, seq=seq, buyer_id="b1",
-                     buyer_name="Ana", content=ChatContent(text=text), received_at_ms=received_ms)
+    return ChatEvent(
+        kind=ChatEventKind.BUYER_MESSAGE,
+        shop_id="s1",
+        conversation_id="c1",
+        message_id=mid,
+        sent_at_ms=sent_s * 1000,
+        seq=seq,
+        buyer_id="b1",
+        buyer_name="Ana",
+        content=ChatContent(text=text),
+        received_at_ms=received_ms,
+    )
 
 
 def test_deadline_runs_from_the_buyers_last_message() -> None:
@@ -128,9 +137,15 @@ def test_state_round_trips_through_compact_bytes_with_deadline_in_header() -> No
     st = ConversationState(partition=5)
     w = Windows(MIN, 60 * MIN)
     add_buyer_message(st, buyer("m1", 1, 1000, text="héllo 👋"), w)
-    pic = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id="s1", conversation_id="c1",
-                    message_id="m2", sent_at_ms=2000, received_at_ms=2000,
-                    content=ChatContent(kind=ContentKind.IMAGE, url="https://x/y.png"))
+    pic = ChatEvent(
+        kind=ChatEventKind.BUYER_MESSAGE,
+        shop_id="s1",
+        conversation_id="c1",
+        message_id="m2",
+        sent_at_ms=2000,
+        received_at_ms=2000,
+        content=ChatContent(kind=ContentKind.IMAGE, url="https://x/y.png"),
+    )
     add_buyer_message(st, pic, w)
     cover_by_seller(st, 500)
     data = encode_state(st)
@@ -158,8 +173,13 @@ def test_format_1_states_are_still_read_and_expire_when_idle() -> None:
     body = orjson.dumps(["b1", "Ana", 0, 0, 700, 3, [], ["m1"], ["d1"]])
     v1 = struct.pack(">Bqh", 1, 0, 4) + body
     st = decode_state(v1)
-    assert (st.partition, st.emailed_ids, st.digest_ids, st.read_until_ms, st.touched_at_ms) == \
-        (4, ["m1"], ["d1"], 700, 0)
+    assert (st.partition, st.emailed_ids, st.digest_ids, st.read_until_ms, st.touched_at_ms) == (
+        4,
+        ["m1"],
+        ["d1"],
+        700,
+        0,
+    )
     assert state_header(v1) == (1, 0, 4)
     assert idle_expired(v1, now_ms=1, ttl_ms=10**9)
     with_pending = struct.pack(">Bqh", 1, 99, 4) + body

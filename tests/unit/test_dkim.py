@@ -128,24 +128,43 @@ def dkimpy_sign(signer: DkimSigner, pem: bytes, message: bytes) -> bytes:
     """What dkimpy's public ``dkim.sign`` makes of ``message`` with the signer's settings
     (its own pure-Python RSA, its own canonicalisation)."""
     signature: bytes = dkim.sign(
-        message, signer.selector.encode(), signer.domain.encode(), pem,
+        message,
+        signer.selector.encode(),
+        signer.domain.encode(),
+        pem,
         canonicalize=(b"relaxed", b"relaxed"),
         include_headers=[h.lower().encode() for h in SIGNED_HEADERS for _ in (1, 2)],
-        linesep=b"\r\n")
+        linesep=b"\r\n",
+    )
     return signature + message
 
 
 def test_a_digest_is_signed_byte_for_byte_like_dkimpy(test_key: SigningKey) -> None:
     signer = DkimSigner(SELECTOR, DOMAIN, test_key.private_pem)
     with mock_clock():  # the same t= tag for both
-        assert signer.sign(digest_bytes()) == \
-            dkimpy_sign(signer, test_key.private_pem, digest_bytes())
+        assert signer.sign(digest_bytes()) == dkimpy_sign(
+            signer, test_key.private_pem, digest_bytes()
+        )
 
 
 _WSP_TEXT = st.text(alphabet=st.sampled_from(list("ab:;=<>@. \t")), max_size=40)
-_HEADER_NAMES = st.sampled_from(["From", "To", "Subject", "Date", "Message-ID", "Reply-To",
-                                 "In-Reply-To", "References", "MIME-Version", "Content-Type",
-                                 "X-Other", "subject", "FROM"])
+_HEADER_NAMES = st.sampled_from(
+    [
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Reply-To",
+        "In-Reply-To",
+        "References",
+        "MIME-Version",
+        "Content-Type",
+        "X-Other",
+        "subject",
+        "FROM",
+    ]
+)
 
 
 @st.composite
@@ -153,28 +172,39 @@ def raw_messages(draw: st.DrawFn) -> bytes:
     """Messages shaped like ours and unlike: folded and repeated headers, WSP runs and
     tabs, trailing spaces and blank lines, LF or CRLF line ends."""
     eol = draw(st.sampled_from([b"\r\n", b"\n"]))
-    fields = [("From", "a@b.example")] + draw(st.lists(st.tuples(_HEADER_NAMES, _WSP_TEXT),
-                                                       max_size=8))
+    fields = [("From", "a@b.example")] + draw(
+        st.lists(st.tuples(_HEADER_NAMES, _WSP_TEXT), max_size=8)
+    )
     head = b""
     for name, value in fields:
         folds = draw(st.lists(_WSP_TEXT.map(lambda s: s.strip() or "x"), max_size=2))
-        head += f"{name}:{value}".encode() + b"".join(
-            eol + draw(st.sampled_from([b" ", b"\t", b"  "])) + f.encode() for f in folds) + eol
-    body_lines = draw(st.lists(st.text(alphabet=st.sampled_from(list("xy= \t")), max_size=30),
-                               max_size=8))
-    return head + eol + eol.join(line.encode() for line in body_lines) + draw(
-        st.sampled_from([b"", eol, eol * 3]))
+        head += (
+            f"{name}:{value}".encode()
+            + b"".join(
+                eol + draw(st.sampled_from([b" ", b"\t", b"  "])) + f.encode() for f in folds
+            )
+            + eol
+        )
+    body_lines = draw(
+        st.lists(st.text(alphabet=st.sampled_from(list("xy= \t")), max_size=30), max_size=8)
+    )
+    return (
+        head
+        + eol
+        + eol.join(line.encode() for line in body_lines)
+        + draw(st.sampled_from([b"", eol, eol * 3]))
+    )
 
 
 @given(raw_messages())
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_direct_canonicalisation_signs_byte_for_byte_like_dkimpy(
     fast_signer: DkimSigner, test_key: SigningKey, message: bytes
 ) -> None:
     with mock_clock():
-        assert fast_signer.sign(message) == \
-            dkimpy_sign(fast_signer, test_key.private_pem, message)
+        assert fast_signer.sign(message) == dkimpy_sign(fast_signer, test_key.private_pem, message)
 
 
 @pytest.fixture(scope="module")
@@ -189,27 +219,35 @@ def mock_clock() -> Iterator[None]:
         yield
 
 
-_BODY_LINES = st.lists(st.text(alphabet=st.sampled_from(list("xy=. \t\r\n")), max_size=40),
-                       max_size=10)
+_BODY_LINES = st.lists(
+    st.text(alphabet=st.sampled_from(list("xy=. \t\r\n")), max_size=40), max_size=10
+)
 
 
 @given(_BODY_LINES, st.sampled_from([b"\r\n", b"\n"]))
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_body_with_wsp_runs_mixed_line_ends_and_lone_cr_signs_like_dkimpy(
     fast_signer: DkimSigner, test_key: SigningKey, lines: list[str], eol: bytes
 ) -> None:
-    message = (b"From: a@b.example" + eol + b"Subject: x" + eol + eol
-               + eol.join(line.encode() for line in lines))
+    message = (
+        b"From: a@b.example"
+        + eol
+        + b"Subject: x"
+        + eol
+        + eol
+        + eol.join(line.encode() for line in lines)
+    )
     with mock_clock():
-        assert fast_signer.sign(message) == \
-            dkimpy_sign(fast_signer, test_key.private_pem, message)
+        assert fast_signer.sign(message) == dkimpy_sign(fast_signer, test_key.private_pem, message)
 
 
 # Selector and domain come from settings: DNS names, and strings that could fool a
 # shortcut that assumes only the b= tag can look like "b=" to dkimpy's RE_BTAG.
 _SIGNER_NAMES = st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True) | st.text(
-    alphabet=st.sampled_from(list("ab=; \t.-")), min_size=1, max_size=20).filter(str.strip)
+    alphabet=st.sampled_from(list("ab=; \t.-")), min_size=1, max_size=20
+).filter(str.strip)
 
 
 _DIGEST = digest_bytes()
@@ -218,8 +256,9 @@ _DIGEST = digest_bytes()
 @given(_SIGNER_NAMES, _SIGNER_NAMES)
 @example("x; b =y", "b.example")
 @example("b", "b=.example")
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_any_selector_and_domain_sign_like_dkimpy(
     test_key: SigningKey, selector: str, domain: str
 ) -> None:

@@ -15,8 +15,11 @@ from shared.tokens import ExpiredToken, TokenError
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("shared", "services", "devstack", "bench")
-BUILTIN_EXCEPTIONS = {name for name, obj in vars(builtins).items()
-                      if isinstance(obj, type) and issubclass(obj, BaseException)}
+BUILTIN_EXCEPTIONS = {
+    name
+    for name, obj in vars(builtins).items()
+    if isinstance(obj, type) and issubclass(obj, BaseException)
+}
 
 
 def _exception_classes() -> dict[str, tuple[str, list[str]]]:
@@ -26,20 +29,26 @@ def _exception_classes() -> dict[str, tuple[str, list[str]]]:
         for path in (ROOT / top).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.ClassDef):
-                    bases = [b.id if isinstance(b, ast.Name) else
-                             b.attr if isinstance(b, ast.Attribute) else "" for b in node.bases]
+                    bases = [
+                        b.id
+                        if isinstance(b, ast.Name)
+                        else b.attr
+                        if isinstance(b, ast.Attribute)
+                        else ""
+                        for b in node.bases
+                    ]
                     classes[node.name] = (f"{path.relative_to(ROOT)}:{node.lineno}", bases)
     return classes
 
 
-def _derives_from_builtin_exception(name: str, classes: dict[str, tuple[str, list[str]]],
-                                    seen: frozenset[str] = frozenset()) -> bool:
+def _derives_from_builtin_exception(
+    name: str, classes: dict[str, tuple[str, list[str]]], seen: frozenset[str] = frozenset()
+) -> bool:
     if name in BUILTIN_EXCEPTIONS:
         return True
     if name not in classes or name in seen:
         return False
-    return any(_derives_from_builtin_exception(b, classes, seen | {name})
-               for b in classes[name][1])
+    return any(_derives_from_builtin_exception(b, classes, seen | {name}) for b in classes[name][1])
 
 
 def _reaches_bridge_error(name: str, classes: dict[str, tuple[str, list[str]]]) -> bool:
@@ -50,11 +59,13 @@ def _reaches_bridge_error(name: str, classes: dict[str, tuple[str, list[str]]]) 
 
 def test_every_exception_the_project_defines_derives_from_bridge_error() -> None:
     classes = _exception_classes()
-    exceptions = {n for n in classes if n != "BridgeError"
-                  and _derives_from_builtin_exception(n, classes)}
+    exceptions = {
+        n for n in classes if n != "BridgeError" and _derives_from_builtin_exception(n, classes)
+    }
     assert len(exceptions) > 20  # the scan found the hierarchies it is meant to check
-    outside = sorted(f"{classes[n][0]} {n}" for n in exceptions
-                     if not _reaches_bridge_error(n, classes))
+    outside = sorted(
+        f"{classes[n][0]} {n}" for n in exceptions if not _reaches_bridge_error(n, classes)
+    )
     assert outside == []
 
 
@@ -63,12 +74,15 @@ def test_reason_defaults_to_the_message() -> None:
     assert exc.reason == "the token has expired" == str(exc)
 
 
-@pytest.mark.parametrize("exc", [
-    PlatformError("rate limited", status=429, retryable=True),
-    PayloadError("expected a string", field="text"),
-    ExpiredToken("expired"),
-    DecodeError("not JSON"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        PlatformError("rate limited", status=429, retryable=True),
+        PayloadError("expected a string", field="text"),
+        ExpiredToken("expired"),
+        DecodeError("not JSON"),
+    ],
+)
 def test_existing_errors_keep_their_types_and_reasons(exc: BridgeError) -> None:
     assert isinstance(exc, BridgeError)
     assert exc.reason

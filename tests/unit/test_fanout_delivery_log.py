@@ -15,14 +15,23 @@ NOW_MS = 1_764_070_000_000
 
 
 def record(key: str, delivery: PartDelivery | None) -> SimpleNamespace:
-    return SimpleNamespace(key=key.encode(), timestamp=NOW_MS,
-                           value=None if delivery is None else encode(delivery))
+    return SimpleNamespace(
+        key=key.encode(), timestamp=NOW_MS, value=None if delivery is None else encode(delivery)
+    )
 
 
-def delivery(status: str, index: int = 0, at_ms: int = NOW_MS,
-             image_urls: dict[str, str] | None = None) -> PartDelivery:
-    return PartDelivery(reply_id="r1", shop_id="s", conversation_id="c", index=index,
-                        status=status, at_ms=at_ms, image_urls=image_urls or {})
+def delivery(
+    status: str, index: int = 0, at_ms: int = NOW_MS, image_urls: dict[str, str] | None = None
+) -> PartDelivery:
+    return PartDelivery(
+        reply_id="r1",
+        shop_id="s",
+        conversation_id="c",
+        index=index,
+        status=status,
+        at_ms=at_ms,
+        image_urls=image_urls or {},
+    )
 
 
 def log() -> DeliveryLog:
@@ -31,16 +40,21 @@ def log() -> DeliveryLog:
 
 def test_every_final_status_makes_the_part_delivered() -> None:
     book = log()
-    for index, status in enumerate((DeliveryStatus.DELIVERED, DeliveryStatus.ALREADY_DELIVERED,
-                                    DeliveryStatus.FAILED)):
+    for index, status in enumerate(
+        (DeliveryStatus.DELIVERED, DeliveryStatus.ALREADY_DELIVERED, DeliveryStatus.FAILED)
+    ):
         book._apply(record(f"r1:{index}", delivery(status, index)))
     assert all(f"r1:{n}" in book for n in range(3)) and "r1:3" not in book
 
 
 def test_a_marker_keeps_its_first_attempt_and_the_urls_it_carried() -> None:
     book = log()
-    book._apply(record(marker_key("r1"), delivery(DeliveryStatus.ATTEMPTING, -1, NOW_MS - 50,
-                                                  {"1": "https://img/x.png"})))
+    book._apply(
+        record(
+            marker_key("r1"),
+            delivery(DeliveryStatus.ATTEMPTING, -1, NOW_MS - 50, {"1": "https://img/x.png"}),
+        )
+    )
     book._apply(record(marker_key("r1"), delivery(DeliveryStatus.ATTEMPTING, -1, NOW_MS)))
     assert book.marker("r1") == NOW_MS - 50
     assert book.marker_images("r1") == {"1": "https://img/x.png"}
@@ -63,8 +77,13 @@ def test_a_record_that_does_not_decode_is_ignored() -> None:
 
 
 def test_the_retention_and_tombstones_come_from_the_settings() -> None:
-    short = DeliveryLog(FanoutSettings(kafka_bootstrap="127.0.0.1:1",
-                                 fanout_delivery_retention_days=1,
-                                 fanout_delivery_tombstones=False), tombstones=object())  # type: ignore[arg-type]
+    short = DeliveryLog(
+        FanoutSettings(
+            kafka_bootstrap="127.0.0.1:1",
+            fanout_delivery_retention_days=1,
+            fanout_delivery_tombstones=False,
+        ),
+        tombstones=object(),
+    )  # type: ignore[arg-type]
     assert short.book.retention_ms == 24 * 3600 * 1000
     assert short._tombstones is None

@@ -77,8 +77,9 @@ def test_tables_still_take_their_serializers_from_attributes() -> None:
     assert "value_serializer=self.value_serializer" in source
 
 
-@pytest.mark.parametrize("name", ["_db_for_partition", "_visible_items", "persisted_offset",
-                                  "set_persisted_offset"])
+@pytest.mark.parametrize(
+    "name", ["_db_for_partition", "_visible_items", "persisted_offset", "set_persisted_offset"]
+)
 def test_the_disk_store_methods_the_adapter_calls_exist(name: str) -> None:
     rocksdb = pytest.importorskip("faust.stores.rocksdb")
     assert callable(getattr(rocksdb.Store, name, None)), f"faust's rocksdb Store lost {name}"
@@ -87,7 +88,8 @@ def test_the_disk_store_methods_the_adapter_calls_exist(name: str) -> None:
 
 
 def test_the_memory_store_keeps_a_key_partition_map() -> None:
-    store = MemoryStore("memory://", app=None, table=SimpleNamespace(name="t"),
-                        key_type=bytes, value_type=bytes)
+    store = MemoryStore(
+        "memory://", app=None, table=SimpleNamespace(name="t"), key_type=bytes, value_type=bytes
+    )
     assert isinstance(store.data, dict)
     assert isinstance(store._key_partition, dict)

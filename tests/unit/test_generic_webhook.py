@@ -16,15 +16,30 @@ from shared.events import ChatEventKind, ContentKind
 
 SECRET = "s3cret"
 NOW = 1_700_000_000
-BODY = orjson.dumps({"shop_id": "shop-1", "events": [
-    {"type": "message", "conversation_id": "c1", "message_id": "m1", "create_time": NOW,
-     "sender": {"role": "buyer", "id": "b1", "name": "Ana"},
-     "content": {"kind": "product_card", "title": "Kettle", "url": "https://p/1"}},
-    {"type": "message", "conversation_id": "c1", "message_id": "m2", "create_time": NOW,
-     "sender": {"role": "buyer", "id": "b1", "name": "Ana"},
-     "content": {"kind": "poll", "text": ""}},
-    {"type": "read", "conversation_id": "c1", "message_id": "r1", "create_time": NOW},
-]})
+BODY = orjson.dumps(
+    {
+        "shop_id": "shop-1",
+        "events": [
+            {
+                "type": "message",
+                "conversation_id": "c1",
+                "message_id": "m1",
+                "create_time": NOW,
+                "sender": {"role": "buyer", "id": "b1", "name": "Ana"},
+                "content": {"kind": "product_card", "title": "Kettle", "url": "https://p/1"},
+            },
+            {
+                "type": "message",
+                "conversation_id": "c1",
+                "message_id": "m2",
+                "create_time": NOW,
+                "sender": {"role": "buyer", "id": "b1", "name": "Ana"},
+                "content": {"kind": "poll", "text": ""},
+            },
+            {"type": "read", "conversation_id": "c1", "message_id": "r1", "create_time": NOW},
+        ],
+    }
+)
 
 
 def test_signature_over_timestamp_and_body_verifies() -> None:
@@ -35,8 +50,9 @@ def test_wrong_signature_is_401_and_an_old_timestamp_is_403() -> None:
     adapter = GenericWebhookAdapter(SECRET)
     headers = signed_headers(SECRET, BODY, NOW)
     with pytest.raises(WebhookRejected) as bad:
-        adapter.verify({**headers, "x-bridge-signature": sign_generic("other", "1", BODY)}, BODY,
-                       now_s=NOW)
+        adapter.verify(
+            {**headers, "x-bridge-signature": sign_generic("other", "1", BODY)}, BODY, now_s=NOW
+        )
     assert bad.value.status == 401
     with pytest.raises(WebhookRejected) as old:
         adapter.verify(headers, BODY, now_s=NOW + 3600)
@@ -62,5 +78,4 @@ def test_malformed_event_names_the_field() -> None:
 def test_the_generic_platform_satisfies_the_same_send_interface() -> None:
     platform = GenericChatPlatform("http://127.0.0.1:9", SECRET)
     assert isinstance(platform, ChatPlatform)
-    assert orjson.loads(platform.outgoing_text("hi").content_json) == {"kind": "text",
-                                                                        "text": "hi"}
+    assert orjson.loads(platform.outgoing_text("hi").content_json) == {"kind": "text", "text": "hi"}

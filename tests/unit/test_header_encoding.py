@@ -41,18 +41,47 @@ _UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}]")
 # Outside text as an attacker or a real buyer writes it.
 hostile_text = st.one_of(
     st.text(max_size=160),
-    st.lists(st.sampled_from([
-        CRLF_PAYLOAD, "=?utf-8?q?a=0D=0AX-Evil:_1?=", "=?", "?=", "=?utf-8?b?AA==?=",
-        "=?iso-8859-1?q?=E9?=", "\r\n", "\n\n", "\x00", "\u2028", "\u2029", "\u202e", "\u2066",
-        "\x85", "Zoë", "王小明", "👨\u200d👩\u200d👧\u200d👦", "🇫🇷", "e\u0301" * 30, "a" * 90,
-        "b" * 77, "O'Brien,", "\"quoted\"", "(x)", "<a@b.c>", "\\", " ", "  ", "\t",
-    ]), max_size=12).map("".join),
+    st.lists(
+        st.sampled_from(
+            [
+                CRLF_PAYLOAD,
+                "=?utf-8?q?a=0D=0AX-Evil:_1?=",
+                "=?",
+                "?=",
+                "=?utf-8?b?AA==?=",
+                "=?iso-8859-1?q?=E9?=",
+                "\r\n",
+                "\n\n",
+                "\x00",
+                "\u2028",
+                "\u2029",
+                "\u202e",
+                "\u2066",
+                "\x85",
+                "Zoë",
+                "王小明",
+                "👨\u200d👩\u200d👧\u200d👦",
+                "🇫🇷",
+                "e\u0301" * 30,
+                "a" * 90,
+                "b" * 77,
+                "O'Brien,",
+                '"quoted"',
+                "(x)",
+                "<a@b.c>",
+                "\\",
+                " ",
+                "  ",
+                "\t",
+            ]
+        ),
+        max_size=12,
+    ).map("".join),
 )
 
 
 def parsed(header_lines: str) -> EmailMessage:
-    msg = email.message_from_bytes(header_lines.encode("ascii") + b"\r\n",
-                                   policy=policy.default)
+    msg = email.message_from_bytes(header_lines.encode("ascii") + b"\r\n", policy=policy.default)
     assert isinstance(msg, EmailMessage)
     return msg
 
@@ -66,8 +95,7 @@ def assert_well_formed(lines: str, *, unbreakable: str = "") -> None:
     for line in lines[:-2].split("\r\n"):
         assert "\r" not in line and "\n" not in line
         alone = line.partition(":")[2] if not line.startswith(" ") else line
-        assert len(line) <= MAX_HEADER_LINE or alone.strip() in (unbreakable,
-                                                                  f"<{unbreakable}>")
+        assert len(line) <= MAX_HEADER_LINE or alone.strip() in (unbreakable, f"<{unbreakable}>")
     for word in ENCODED_WORD.finditer(lines):
         assert len(word.group()) <= MAX_ENCODED_WORD
 
@@ -94,8 +122,7 @@ def test_unstructured_header_decodes_to_exactly_the_cleaned_text(text: str) -> N
 @settings(max_examples=300, deadline=None)
 @given(hostile_text)
 @example("👨\u200d👩\u200d👧\u200d👦" * 12)
-def test_encoded_words_hold_whole_utf8_sequences_and_graphemes_where_they_fit(
-        text: str) -> None:
+def test_encoded_words_hold_whole_utf8_sequences_and_graphemes_where_they_fit(text: str) -> None:
     shown = header_safe(text)
     pieces = encoded_pieces(unstructured_header("Subject", text))
     decoded = [piece.decode("utf-8") for piece in pieces]  # never a split sequence
@@ -111,13 +138,21 @@ def test_encoded_words_hold_whole_utf8_sequences_and_graphemes_where_they_fit(
 
 
 @settings(max_examples=300, deadline=None)
-@given(hostile_text, st.sampled_from(["c.tok123@chat-seller-us.bridge.example",
-                                      "x" * 64 + "@chat-seller-gb.bridge.example",
-                                      "owner@sunnysocks.example"]))
+@given(
+    hostile_text,
+    st.sampled_from(
+        [
+            "c.tok123@chat-seller-us.bridge.example",
+            "x" * 64 + "@chat-seller-gb.bridge.example",
+            "owner@sunnysocks.example",
+        ]
+    ),
+)
 @example("=?utf-8?b?YQ==?=", "a@b.example")
 @example('O\'Brien, "Jr." (x) <a@b.c> \\', "a@b.example")
 def test_address_header_keeps_the_address_and_decodes_the_name_exactly(
-        name: str, addr: str) -> None:
+    name: str, addr: str
+) -> None:
     lines = address_header("From", name, addr, "reply")
     assert_well_formed(lines, unbreakable=addr)
     msg = parsed(lines)
@@ -126,7 +161,7 @@ def test_address_header_keeps_the_address_and_decodes_the_name_exactly(
     assert address.addr_spec == addr
     shown = header_safe(name)
     # Strict RFC 2047 decoding of the phrase gives the name back exactly (quotes aside).
-    phrase = " ".join(lines[len("From:"):].split()).rpartition(" <")[0] if shown else ""
+    phrase = " ".join(lines[len("From:") :].split()).rpartition(" <")[0] if shown else ""
     decoded = str(make_header(decode_header(phrase)))
     if phrase.startswith('"'):  # our quoted string
         decoded = re.sub(r"\\(.)", r"\1", decoded[1:-1])
@@ -134,12 +169,27 @@ def test_address_header_keeps_the_address_and_decodes_the_name_exactly(
     assert "".join(address.display_name.split()) == "".join(shown.split())
 
 
-@pytest.mark.parametrize("address", [
-    "a@b.example\r\nBcc: v@x.example", "a@b.example\n", "", "no-at-sign", "a@b@c.example",
-    "x@y.example, z@w.example", "Name <x@y.example>", " a@b.example", "a@b.example ",
-    "é@b.example", "a@bé.example", '"a b"@c.example', "a@-b.example", "a..b@c.example",
-    "=?utf-8?b?YQ==?=@b.example", "a@" + "b" * 260 + ".example",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a@b.example\r\nBcc: v@x.example",
+        "a@b.example\n",
+        "",
+        "no-at-sign",
+        "a@b@c.example",
+        "x@y.example, z@w.example",
+        "Name <x@y.example>",
+        " a@b.example",
+        "a@b.example ",
+        "é@b.example",
+        "a@bé.example",
+        '"a b"@c.example',
+        "a@-b.example",
+        "a..b@c.example",
+        "=?utf-8?b?YQ==?=@b.example",
+        "a@" + "b" * 260 + ".example",
+    ],
+)
 def test_addresses_that_are_not_plain_are_refused_not_repaired(address: str) -> None:
     with pytest.raises(InvalidAddressError, match="reply address"):
         check_addr_spec(address, "reply")
@@ -147,8 +197,9 @@ def test_addresses_that_are_not_plain_are_refused_not_repaired(address: str) -> 
         address_header("To", "", address, "reply")
 
 
-@pytest.mark.parametrize("value", ["caf\u00e9", "a\r\nb", "x =?utf-8?b?YQ==?=", "", "a  b",
-                                   "tab\there"])
+@pytest.mark.parametrize(
+    "value", ["caf\u00e9", "a\r\nb", "x =?utf-8?b?YQ==?=", "", "a  b", "tab\there"]
+)
 def test_token_header_refuses_anything_but_plain_ascii(value: str) -> None:
     with pytest.raises(HeaderValueError):
         token_header("X-Test", value)
@@ -163,11 +214,39 @@ def test_token_header_folds_long_references_at_spaces() -> None:
 
 # --- quoted-printable bodies -----------------------------------------------------------
 
-_QP_PIECES = st.sampled_from(["\r\n", "\r", "\n", "\n\n", " ", "\t", "  ", ".", "From ", "=",
-                              "=3D", "é", "🧦", "👨‍👩‍👧", "\u00a0", "a" * 70, "b" * 76, "<p>",
-                              "\u2028", "\x00", "\x0b", "\x0c", "\x1c", "\x85", "=\n", " \n"])
-_QP_BODIES = st.text(max_size=400) | st.lists(_QP_PIECES | st.text(max_size=8),
-                                               max_size=60).map("".join)
+_QP_PIECES = st.sampled_from(
+    [
+        "\r\n",
+        "\r",
+        "\n",
+        "\n\n",
+        " ",
+        "\t",
+        "  ",
+        ".",
+        "From ",
+        "=",
+        "=3D",
+        "é",
+        "🧦",
+        "👨‍👩‍👧",
+        "\u00a0",
+        "a" * 70,
+        "b" * 76,
+        "<p>",
+        "\u2028",
+        "\x00",
+        "\x0b",
+        "\x0c",
+        "\x1c",
+        "\x85",
+        "=\n",
+        " \n",
+    ]
+)
+_QP_BODIES = st.text(max_size=400) | st.lists(_QP_PIECES | st.text(max_size=8), max_size=60).map(
+    "".join
+)
 
 
 def _lf(text: str) -> str:
@@ -178,8 +257,10 @@ def _lf(text: str) -> str:
 @given(_QP_BODIES, st.sampled_from(["plain", "html"]))
 def test_quoted_printable_body_decodes_back_to_exactly_the_text(body: str, subtype: str) -> None:
     encoded = quoted_printable(body)
-    raw = (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-           "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + encoded
+    raw = (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode() + encoded
     part = email.message_from_bytes(raw, policy=policy.default)
     assert isinstance(part, EmailMessage)
     expected = _lf(body)
@@ -201,5 +282,7 @@ def test_quoted_printable_escapes_equals_and_non_ascii_and_breaks_long_lines_sof
     long = quoted_printable("x" * 200)
     assert [len(line) for line in long.split(b"\r\n")] == [76, 76, 50, 0]
     # an escape is never split by a soft break
-    assert all(not re.search(rb"=[0-9A-F]?=\r\n", quoted_printable(("a" * n) + "é" * 40))
-               for n in range(70, 78))
+    assert all(
+        not re.search(rb"=[0-9A-F]?=\r\n", quoted_printable(("a" * n) + "é" * 40))
+        for n in range(70, 78)
+    )

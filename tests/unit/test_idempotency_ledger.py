@@ -27,16 +27,20 @@ HOUR = 3600 * 1000
 
 def record(key: str | None, value: bytes | None, at_ms: int = NOW_MS) -> SimpleNamespace:
     """A ledger record as the tail sees it; ``value=None`` is a tombstone."""
-    return SimpleNamespace(key=None if key is None else key.encode(), value=value,
-                           timestamp=at_ms)
+    return SimpleNamespace(key=None if key is None else key.encode(), value=value, timestamp=at_ms)
 
 
-def ledger(retention_ms: int = 10 * DAY_MS, now_ms: list[int] | None = None
-           ) -> IdempotencyLedger[str]:
+def ledger(
+    retention_ms: int = 10 * DAY_MS, now_ms: list[int] | None = None
+) -> IdempotencyLedger[str]:
     clock = now_ms if now_ms is not None else [NOW_MS]
-    return IdempotencyLedger("127.0.0.1:1", "test.ledger",
-                             lambda value: value.decode() if value != b"?" else None,
-                             retention_ms=retention_ms, clock=lambda: clock[0] / 1000)
+    return IdempotencyLedger(
+        "127.0.0.1:1",
+        "test.ledger",
+        lambda value: value.decode() if value != b"?" else None,
+        retention_ms=retention_ms,
+        clock=lambda: clock[0] / 1000,
+    )
 
 
 def test_a_record_read_from_the_topic_is_an_entry_at_its_own_time() -> None:
@@ -97,7 +101,8 @@ def test_a_key_forgotten_by_its_writer_is_not_reported_expired_later() -> None:
 
 @pytest.mark.parametrize("age_ms", [DAY_MS - 1, DAY_MS, DAY_MS + HOUR - 1, DAY_MS + HOUR])
 def test_at_the_edges_a_key_goes_no_sooner_than_the_retention_and_within_the_hour_after(
-        age_ms: int) -> None:
+    age_ms: int,
+) -> None:
     book: LedgerBook[str] = LedgerBook(DAY_MS)
     book.note("k", "x", NOW_MS)
     expired = book.expire(NOW_MS + age_ms)
@@ -109,7 +114,8 @@ def test_at_the_edges_a_key_goes_no_sooner_than_the_retention_and_within_the_hou
 
 @given(written=st.integers(0, 10 * DAY_MS), age=st.integers(0, 3 * DAY_MS))
 def test_never_forgotten_before_the_retention_and_at_most_a_bucket_after(
-        written: int, age: int) -> None:
+    written: int, age: int
+) -> None:
     book: LedgerBook[str] = LedgerBook(DAY_MS)
     book.note("k", "x", NOW_MS + written)
     now = NOW_MS + written + age
@@ -130,4 +136,5 @@ def test_replay_window_adds_each_source_topics_longest_life() -> None:
 def test_fanout_forgets_a_part_only_after_every_topic_that_can_replay_its_reply() -> None:
     # The parser re-parses mail.inbound (or its retry topic) into the same reply id.
     assert FanoutSettings().fanout_delivery_retention_days * DAY_MS == replay_window_ms(
-        MAIL_INBOUND, MAIL_INBOUND_RETRY, CHAT_REPLIES)
+        MAIL_INBOUND, MAIL_INBOUND_RETRY, CHAT_REPLIES
+    )

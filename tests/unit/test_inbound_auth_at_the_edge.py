@@ -21,10 +21,14 @@ from reply_parser.reply_parser_settings import ReplyParserSettings
 from shared.events import ReplyClass, ShopSettings
 from tests.unit.test_inbound_pipeline import ENV, MAILBOX, OWN, _mail
 
-DNS_DOWN = AuthResult(dkim="none", spf=TEMPERROR, spf_domain="shop.example",
-                      from_domain="shop.example", aligned=TEMPERROR)
-ALIGNED = AuthResult(spf=PASS, spf_domain="shop.example", from_domain="shop.example",
-                     aligned=PASS)
+DNS_DOWN = AuthResult(
+    dkim="none",
+    spf=TEMPERROR,
+    spf_domain="shop.example",
+    from_domain="shop.example",
+    aligned=TEMPERROR,
+)
+ALIGNED = AuthResult(spf=PASS, spf_domain="shop.example", from_domain="shop.example", aligned=PASS)
 
 
 def test_dns_trouble_found_at_the_edge_defers_the_reply_without_a_resolver() -> None:
@@ -95,19 +99,28 @@ def test_the_parser_asks_no_dns_for_an_auto_reply() -> None:
 
 
 def _found(**kw: object) -> DnsFindings:
-    base: dict[str, object] = dict(dkim="none", dkim_domains=(), dkim_temp_domains=(),
-                                   spf="none", spf_domain="shop.example", dmarc_record=None,
-                                   dmarc_applies="", dmarc_known=True)
+    base: dict[str, object] = dict(
+        dkim="none",
+        dkim_domains=(),
+        dkim_temp_domains=(),
+        spf="none",
+        spf_domain="shop.example",
+        dmarc_record=None,
+        dmarc_applies="",
+        dmarc_known=True,
+    )
     return DnsFindings(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def test_what_dns_said_is_judged_without_asking_again() -> None:
     record = parse_dmarc("v=DMARC1; p=reject")
-    passed = local_result("shop.example", _found(spf=PASS, dmarc_record=record,
-                                                 dmarc_applies="reject"))
+    passed = local_result(
+        "shop.example", _found(spf=PASS, dmarc_record=record, dmarc_applies="reject")
+    )
     assert (passed.aligned, passed.dmarc, passed.dmarc_policy) == (PASS, PASS, "reject")
-    failed = local_result("shop.example", _found(spf="fail", dmarc_record=record,
-                                                 dmarc_applies="reject"))
+    failed = local_result(
+        "shop.example", _found(spf="fail", dmarc_record=record, dmarc_applies="reject")
+    )
     assert (failed.aligned, failed.dmarc) == ("fail", "fail")
 
 

@@ -17,19 +17,35 @@ from tests.mail_auth_facts import auth_facts
 
 SELLER = "seller@shop.example"
 OWN = OwnIdentity("digest.bridge.example", "bridge.example")
-ENV = InboundEnvelope(mail_id="m1", shop_id="7", conversation_id="5", mail_from=SELLER,
-                      rcpt_to="tok@chat-seller-us.bridge.example", received_at_ms=1000,
-                      peer="192.0.2.10")
+ENV = InboundEnvelope(
+    mail_id="m1",
+    shop_id="7",
+    conversation_id="5",
+    mail_from=SELLER,
+    rcpt_to="tok@chat-seller-us.bridge.example",
+    received_at_ms=1000,
+    peer="192.0.2.10",
+)
 MAILBOX = ShopSettings(shop_id="7", destination_email=SELLER)
-SALESFORCE = ShopSettings(shop_id="7", destination_email="cases@shop.example",
-                          destination_kind="salesforce", authorized_senders=(SELLER,))
+SALESFORCE = ShopSettings(
+    shop_id="7",
+    destination_email="cases@shop.example",
+    destination_kind="salesforce",
+    authorized_senders=(SELLER,),
+)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
-def _mail(text: str = "Yes, size M is in stock.", *, sender: str = SELLER,
-          headers: dict[str, str] | None = None, message_id: str = "<r1@shop.example>",
-          image: bytes | None = None, image_type: str = "png",
-          attachment: bool = False) -> bytes:
+def _mail(
+    text: str = "Yes, size M is in stock.",
+    *,
+    sender: str = SELLER,
+    headers: dict[str, str] | None = None,
+    message_id: str = "<r1@shop.example>",
+    image: bytes | None = None,
+    image_type: str = "png",
+    attachment: bool = False,
+) -> bytes:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = ENV.rcpt_to
@@ -40,12 +56,14 @@ def _mail(text: str = "Yes, size M is in stock.", *, sender: str = SELLER,
         msg[key] = value
     msg.set_content(text)
     if image is not None:
-        msg.add_alternative(f"<p>{text}</p><img src=\"cid:pic1@shop\">", subtype="html")
-        msg.get_payload()[1].add_related(image, "image", image_type, cid="<pic1@shop>",
-                                         filename=f"photo.{image_type}")
+        msg.add_alternative(f'<p>{text}</p><img src="cid:pic1@shop">', subtype="html")
+        msg.get_payload()[1].add_related(
+            image, "image", image_type, cid="<pic1@shop>", filename=f"photo.{image_type}"
+        )
     if attachment:
-        msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf",
-                           filename="invoice.pdf")
+        msg.add_attachment(
+            b"%PDF-1.4", maintype="application", subtype="pdf", filename="invoice.pdf"
+        )
     return msg.as_bytes()
 
 
@@ -57,18 +75,21 @@ def test_a_plain_reply_from_the_destination_inbox_is_delivered() -> None:
     assert decision.notices == ()
 
 
-@pytest.mark.parametrize("headers", [
-    {"Auto-Submitted": "auto-replied"},
-    {"X-Autoreply": "yes"},
-    {"Precedence": "junk"},
-    {"X-MS-Exchange-Generated-Message-Source": "Mailbox Rules Agent"},
-    {"X-MS-Exchange-Inbox-Rules-Loop": SELLER},
-    {"List-Id": "<sellers.lists.example>"},
-    {"Subject": "[Request received] Re: A new message from TikTok Shop customer Ana"},
-    {"Subject": "Your case #00001234 has been created"},
-    {"Subject": "Balasan Otomatis: A new message"},
-    {"Subject": "Thư trả lời tự động: A new message"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Auto-Submitted": "auto-replied"},
+        {"X-Autoreply": "yes"},
+        {"Precedence": "junk"},
+        {"X-MS-Exchange-Generated-Message-Source": "Mailbox Rules Agent"},
+        {"X-MS-Exchange-Inbox-Rules-Loop": SELLER},
+        {"List-Id": "<sellers.lists.example>"},
+        {"Subject": "[Request received] Re: A new message from TikTok Shop customer Ana"},
+        {"Subject": "Your case #00001234 has been created"},
+        {"Subject": "Balasan Otomatis: A new message"},
+        {"Subject": "Thư trả lời tự động: A new message"},
+    ],
+)
 def test_automated_mail_is_never_delivered(headers: dict[str, str]) -> None:
     decision = decide(_mail(headers=headers), ENV, MAILBOX, OWN)
     assert decision.classification in ("auto_reply", "loop")
@@ -80,12 +101,15 @@ def test_x_auto_response_suppress_alone_does_not_stop_a_reply() -> None:
     assert decision.classification == "reply"
 
 
-@pytest.mark.parametrize("text", [
-    "Thank you for contacting us. This is an automated response: your ticket #48213 has been "
-    "created and an agent will answer soon.",
-    "I am currently out of the office until Monday with limited access to email.",
-    "Your request 4711 has been received. Please do not reply to this email.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thank you for contacting us. This is an automated response: your ticket #48213 has been "
+        "created and an agent will answer soon.",
+        "I am currently out of the office until Monday with limited access to email.",
+        "Your request 4711 has been received. Please do not reply to this email.",
+    ],
+)
 def test_helpdesk_acknowledgement_text_is_an_auto_reply(text: str) -> None:
     decision = decide(_mail(text), ENV, MAILBOX, OWN)
     assert decision.classification == "auto_reply" and decision.reply is None
@@ -114,8 +138,9 @@ def test_same_message_id_yields_the_same_reply_id_and_part_keys() -> None:
 
 def test_unregistered_unauthenticated_sender_is_refused_and_nobody_is_told() -> None:
     forger = "mallory@evil.example"
-    decision = decide(_mail(sender=forger), dataclasses.replace(ENV, mail_from=forger),
-                      MAILBOX, OWN)
+    decision = decide(
+        _mail(sender=forger), dataclasses.replace(ENV, mail_from=forger), MAILBOX, OWN
+    )
     assert decision.classification == "rejected" and "not a registered" in decision.reason
     assert forger not in decision.reason  # the reason is logged and published
     assert decision.reply is None and decision.notices == ()
@@ -150,8 +175,9 @@ def test_attachment_is_withheld_and_the_seller_gets_one_non_looping_notice() -> 
     assert notice.auto_submitted == "auto-replied"
     assert notice.in_reply_to == "<r1@shop.example>"
     assert "invoice.pdf" in notice.text
-    assert decide(_mail(attachment=True), ENV, MAILBOX, OWN).notices[0].notice_id == \
-        notice.notice_id
+    assert (
+        decide(_mail(attachment=True), ENV, MAILBOX, OWN).notices[0].notice_id == notice.notice_id
+    )
 
 
 def test_inline_picture_reaches_a_salesforce_buyer_as_an_image_part() -> None:
@@ -219,8 +245,12 @@ def test_control_characters_never_reach_the_buyer() -> None:
 
 
 def test_dmarc_fail_with_p_reject_refuses_the_reply() -> None:
-    resolver = StaticResolver({("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject"],
-                               ("shop.example", "TXT"): ["v=spf1 ip4:198.51.100.0/24 -all"]})
+    resolver = StaticResolver(
+        {
+            ("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject"],
+            ("shop.example", "TXT"): ["v=spf1 ip4:198.51.100.0/24 -all"],
+        }
+    )
     weak = dataclasses.replace(MAILBOX, mail_auth_policy="dmarc_reject")
     decision = decide(_mail(), ENV, weak, OWN, auth=auth_facts(_mail(), ENV, resolver))
     assert decision.classification == "rejected" and "DMARC" in decision.reason
@@ -229,8 +259,12 @@ def test_dmarc_fail_with_p_reject_refuses_the_reply() -> None:
 
 
 def test_dmarc_pass_through_spf_delivers_the_reply() -> None:
-    resolver = StaticResolver({("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject"],
-                               ("shop.example", "TXT"): ["v=spf1 ip4:192.0.2.0/24 -all"]})
+    resolver = StaticResolver(
+        {
+            ("_dmarc.shop.example", "TXT"): ["v=DMARC1; p=reject"],
+            ("shop.example", "TXT"): ["v=spf1 ip4:192.0.2.0/24 -all"],
+        }
+    )
     decision = decide(_mail(), ENV, MAILBOX, OWN, auth=auth_facts(_mail(), ENV, resolver))
     assert decision.classification == "reply"
     assert decision.auth is not None and decision.auth.dmarc == "pass"
@@ -260,16 +294,30 @@ DAY_MS = 86_400_000
 
 
 def test_links_notice_is_sent_once_per_conversation_per_utc_day() -> None:
-    first = decide(_mail("Track it: https://track.example.com/a1", message_id="<a@s.example>"),
-                   ENV, MAILBOX, OWN)
-    later = decide(_mail("And here: https://track.example.com/b2", message_id="<b@s.example>"),
-                   dataclasses.replace(ENV, received_at_ms=ENV.received_at_ms + 3_600_000),
-                   MAILBOX, OWN)
-    next_day = decide(_mail("Again: https://track.example.com/c3", message_id="<c@s.example>"),
-                      dataclasses.replace(ENV, received_at_ms=ENV.received_at_ms + DAY_MS),
-                      MAILBOX, OWN)
-    other = decide(_mail("Other: https://track.example.com/d4", message_id="<d@s.example>"),
-                   dataclasses.replace(ENV, conversation_id="6"), MAILBOX, OWN)
+    first = decide(
+        _mail("Track it: https://track.example.com/a1", message_id="<a@s.example>"),
+        ENV,
+        MAILBOX,
+        OWN,
+    )
+    later = decide(
+        _mail("And here: https://track.example.com/b2", message_id="<b@s.example>"),
+        dataclasses.replace(ENV, received_at_ms=ENV.received_at_ms + 3_600_000),
+        MAILBOX,
+        OWN,
+    )
+    next_day = decide(
+        _mail("Again: https://track.example.com/c3", message_id="<c@s.example>"),
+        dataclasses.replace(ENV, received_at_ms=ENV.received_at_ms + DAY_MS),
+        MAILBOX,
+        OWN,
+    )
+    other = decide(
+        _mail("Other: https://track.example.com/d4", message_id="<d@s.example>"),
+        dataclasses.replace(ENV, conversation_id="6"),
+        MAILBOX,
+        OWN,
+    )
     assert first.text == "Track it:"
     (notice,) = first.notices
     assert notice.kind == "links_removed" and notice.to_address == SELLER
@@ -290,8 +338,10 @@ def test_an_attachment_and_a_link_give_the_per_reply_notice_and_the_daily_one() 
 
 
 def test_a_mail_held_back_on_its_wording_alone_tells_the_shop() -> None:
-    text = ("Thank you for contacting Best Jackets. Your case number is 00098765. A member of "
-            "our team will respond within 24 hours.")
+    text = (
+        "Thank you for contacting Best Jackets. Your case number is 00098765. A member of "
+        "our team will respond within 24 hours."
+    )
     decision = decide(_mail(text), ENV, SALESFORCE, OWN)
     assert decision.classification == "auto_reply" and decision.reply is None
     (notice,) = decision.notices
@@ -306,20 +356,29 @@ def test_a_mail_marked_automatic_by_its_headers_sends_no_notice() -> None:
     assert decision.classification == "auto_reply" and decision.notices == ()
 
 
-@pytest.mark.parametrize(("from_header", "reason"), [
-    (None, "no From header"),
-    ("Best Jackets Support", "no readable address"),
-    ("<<>>@@ ;;", "no readable address"),
-])
+@pytest.mark.parametrize(
+    ("from_header", "reason"),
+    [
+        (None, "no From header"),
+        ("Best Jackets Support", "no readable address"),
+        ("<<>>@@ ;;", "no readable address"),
+    ],
+)
 def test_mail_no_shop_could_accept_is_refused_without_a_shop_context(
-        from_header: str | None, reason: str) -> None:
+    from_header: str | None, reason: str
+) -> None:
     msg = EmailMessage()
     if from_header is not None:
         msg["From"] = from_header
     msg["Subject"] = "Re: A new message"
     msg.set_content("Yes, it ships today.")
-    decision = decide(msg.as_bytes(), ENV, MAILBOX, OWN,
-                      config=PipelineConfig(check_sender=False, envelope_known=False))
+    decision = decide(
+        msg.as_bytes(),
+        ENV,
+        MAILBOX,
+        OWN,
+        config=PipelineConfig(check_sender=False, envelope_known=False),
+    )
     assert decision.classification == "rejected" and decision.reply is None
     assert reason in decision.reason
 
@@ -329,9 +388,14 @@ def test_pictures_arrive_between_the_text_parts_where_the_seller_put_them() -> N
     msg["From"] = SELLER
     msg["Subject"] = "Re: A new message"
     msg["Message-ID"] = "<pics@shop.example>"
-    msg.set_content("Here is the label:\n[image: label.png]\nAnd the box:\n[image: box.png]\nThanks")
-    msg.add_alternative('<div>Here is the label:</div><img src="cid:l@s"><div>And the box:</div>'
-                        '<img src="cid:b@s"><div>Thanks</div>', subtype="html")
+    msg.set_content(
+        "Here is the label:\n[image: label.png]\nAnd the box:\n[image: box.png]\nThanks"
+    )
+    msg.add_alternative(
+        '<div>Here is the label:</div><img src="cid:l@s"><div>And the box:</div>'
+        '<img src="cid:b@s"><div>Thanks</div>',
+        subtype="html",
+    )
     html = msg.get_payload()[1]
     html.add_related(PNG, "image", "png", cid="<l@s>", filename="label.png")
     html.add_related(PNG + b"\x01", "image", "png", cid="<b@s>", filename="box.png")

@@ -17,17 +17,23 @@ from reply_parser.reply_parser_settings import ReplyParserSettings  # noqa: E402
 
 def _raw(from_header: str | None) -> bytes:
     head = f"From: {from_header}\n" if from_header is not None else ""
-    return (head + "To: c-1@chat-seller-us.example\nSubject: Re: A new message\n"
-            "Message-ID: <i1@mail.example>\n\nYes, it ships today.\n").encode()
+    return (
+        head + "To: c-1@chat-seller-us.example\nSubject: Re: A new message\n"
+        "Message-ID: <i1@mail.example>\n\nYes, it ships today.\n"
+    ).encode()
 
 
-@pytest.mark.parametrize(("from_header", "cls", "reason"), [
-    (None, "rejected", "no From header"),
-    ("Best Jackets Support", "rejected", "no readable address"),
-    ("<<>>@@ ;;", "rejected", "no readable address"),
-])
-def test_mail_without_a_usable_from_is_refused(from_header: str | None, cls: str,
-                                               reason: str) -> None:
+@pytest.mark.parametrize(
+    ("from_header", "cls", "reason"),
+    [
+        (None, "rejected", "no From header"),
+        ("Best Jackets Support", "rejected", "no readable address"),
+        ("<<>>@@ ;;", "rejected", "no readable address"),
+    ],
+)
+def test_mail_without_a_usable_from_is_refused(
+    from_header: str | None, cls: str, reason: str
+) -> None:
     verdict = inspect(_raw(from_header))
     assert verdict["class"] == cls and reason in str(verdict["reason"])
     assert verdict["text"] == "" and verdict["parts"] == []

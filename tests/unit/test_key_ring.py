@@ -32,15 +32,18 @@ def test_both_rings_have_text_ids() -> None:
     assert parse_signing_keys("k1:secret").signing == ("k1", b"secret")
 
 
-@pytest.mark.parametrize(("spec", "reason"), [
-    ("", "no keys configured"),
-    (" , ", "no keys configured"),
-    ("1:a,2", "entry 2 is not 'kid:secret'"),
-    ("1:", "entry 1 has no secret"),
-    ("16:a", "entry 1 has no valid key id (token key ids are 0-15)"),
-    ("x:a", "entry 1 has no valid key id"),
-    ("1:a,01:b", "key id 1 is listed twice"),
-])
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("", "no keys configured"),
+        (" , ", "no keys configured"),
+        ("1:a,2", "entry 2 is not 'kid:secret'"),
+        ("1:", "entry 1 has no secret"),
+        ("16:a", "entry 1 has no valid key id (token key ids are 0-15)"),
+        ("x:a", "entry 1 has no valid key id"),
+        ("1:a,01:b", "key id 1 is listed twice"),
+    ],
+)
 def test_a_bad_token_ring_says_which_entry_is_wrong(spec: str, reason: str) -> None:
     with pytest.raises(KeyRingError, match=reason.replace("(", r"\(").replace(")", r"\)")):
         parse_keys(spec)

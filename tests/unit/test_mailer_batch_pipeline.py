@@ -18,8 +18,9 @@ P1 = TopicPartition("mail.digests", 1)
 
 
 def rec(tp: TopicPartition, offset: int, key: str) -> ConsumerRecord:
-    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, key.encode(), b"", None,
-                          len(key), 0, ())
+    return ConsumerRecord(
+        tp.topic, tp.partition, offset, 0, 0, key.encode(), b"", None, len(key), 0, ()
+    )
 
 
 def batch(*records: ConsumerRecord) -> dict[TopicPartition, list[ConsumerRecord]]:
@@ -136,8 +137,9 @@ async def test_a_key_after_a_lost_record_waits_for_the_replay_in_the_same_genera
     assert commits.made == [{P1: 1}]
 
 
-async def test_a_later_batch_of_the_same_generation_still_does_not_commit_a_lost_partition(
-        ) -> None:
+async def test_a_later_batch_of_the_same_generation_still_does_not_commit_a_lost_partition() -> (
+    None
+):
     pipe, handler, commits = pipeline()
     handler.hold(0, 0, fail=PartitionLost("dg-a"))
     pipe.start(batch(rec(P0, 0, "a")), generation=1)

@@ -23,11 +23,13 @@ def record(key: str, status: str | None, at_ms: int = NOW_MS) -> SimpleNamespace
     return SimpleNamespace(key=key.encode(), value=value, timestamp=at_ms)
 
 
-def ledger(retention_ms: int = DEFAULT_RETENTION_MS, now_ms: list[int] | None = None
-           ) -> OutcomeLedger:
+def ledger(
+    retention_ms: int = DEFAULT_RETENTION_MS, now_ms: list[int] | None = None
+) -> OutcomeLedger:
     clock = now_ms if now_ms is not None else [NOW_MS]
-    return OutcomeLedger("127.0.0.1:1", "mail.outcomes", retention_ms=retention_ms,
-                         clock=lambda: clock[0] / 1000)
+    return OutcomeLedger(
+        "127.0.0.1:1", "mail.outcomes", retention_ms=retention_ms, clock=lambda: clock[0] / 1000
+    )
 
 
 def test_an_id_never_recorded_is_unseen() -> None:
@@ -97,8 +99,9 @@ def make_mailer(**settings: object) -> Mailer:
     return Mailer(cfg, producer=None, pool=None, signer=None, ledger=ledger())  # type: ignore[arg-type]
 
 
-DIGEST = Digest("dg/42 x", "shop-1", "conv-1", "b", "Ana",
-                (DigestMessage("m1", 1, ChatContent(text="hi")),))
+DIGEST = Digest(
+    "dg/42 x", "shop-1", "conv-1", "b", "Ana", (DigestMessage("m1", 1, ChatContent(text="hi")),)
+)
 
 
 def test_without_a_bounce_domain_the_envelope_sender_is_the_reply_address() -> None:

@@ -26,13 +26,22 @@ def _send(failures: list[SendError], cfg: MailerSettings) -> tuple[int, float]:
             raise failures.pop(0)
         return attempt
 
-    attempts = asyncio.run(retry(send, relay_retry_policy(cfg), on=SendError,
-                                 retryable=temporary, sleep=sleep, clock=lambda: now[0]))
+    attempts = asyncio.run(
+        retry(
+            send,
+            relay_retry_policy(cfg),
+            on=SendError,
+            retryable=temporary,
+            sleep=sleep,
+            clock=lambda: now[0],
+        )
+    )
     return attempts, now[0]
 
 
-CFG = MailerSettings(smtp_max_attempts=3, smtp_retry_window_s=60, smtp_backoff_base_s=1,
-                     smtp_backoff_max_s=10)
+CFG = MailerSettings(
+    smtp_max_attempts=3, smtp_retry_window_s=60, smtp_backoff_base_s=1, smtp_backoff_max_s=10
+)
 
 
 def test_a_temporary_failure_is_retried_and_then_sent() -> None:

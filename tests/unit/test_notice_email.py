@@ -17,9 +17,13 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def sent(notice: MailNotice, marketplace: str = "TikTok Shop") -> tuple[bytes, EmailMessage]:
-    raw = compose_notice_bytes(notice, marketplace_name=marketplace,
-                               from_address="notifications@bridge.example",
-                               message_id_domain="digest.bridge.example", now=NOW)
+    raw = compose_notice_bytes(
+        notice,
+        marketplace_name=marketplace,
+        from_address="notifications@bridge.example",
+        message_id_domain="digest.bridge.example",
+        now=NOW,
+    )
     msg = BytesParser(policy=default).parsebytes(raw)
     assert isinstance(msg, EmailMessage)
     return raw, msg
@@ -27,10 +31,14 @@ def sent(notice: MailNotice, marketplace: str = "TikTok Shop") -> tuple[bytes, E
 
 def notice(**changes: object) -> MailNotice:
     fields: dict[str, object] = dict(
-        notice_id="cw-1", kind=NoticeKind.CONTENT_WITHHELD, to_address="seller@shop.example",
+        notice_id="cw-1",
+        kind=NoticeKind.CONTENT_WITHHELD,
+        to_address="seller@shop.example",
         subject="Part of your reply was not shown to the customer",
-        text="These were not shown:\n\n- report.pdf\n", auto_submitted="auto-replied",
-        in_reply_to="<CAF=abc.123@mail.gmail.example>")
+        text="These were not shown:\n\n- report.pdf\n",
+        auto_submitted="auto-replied",
+        in_reply_to="<CAF=abc.123@mail.gmail.example>",
+    )
     fields.update(changes)
     return MailNotice(**fields)  # type: ignore[arg-type]
 
@@ -48,16 +56,26 @@ def test_reply_notice_threads_under_the_sellers_mail_and_is_marked_auto_replied(
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
 
 
-@pytest.mark.parametrize("bad", ["not an id", "<a@b>\r\nBcc: v@x.example", "<=?utf-8?b?DQo=?=@x>",
-                                 "<a@b@c>", "<" + "a" * 300 + "@b>", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not an id",
+        "<a@b>\r\nBcc: v@x.example",
+        "<=?utf-8?b?DQo=?=@x>",
+        "<a@b@c>",
+        "<" + "a" * 300 + "@b>",
+        "",
+    ],
+)
 def test_a_message_id_that_is_not_plain_is_left_out_not_written(bad: str) -> None:
     _, msg = sent(notice(in_reply_to=bad))
     assert msg["In-Reply-To"] is None and msg["References"] is None
 
 
 def test_html_notice_is_text_and_html_alternatives() -> None:
-    _, msg = sent(notice(html="<p>Activate</p>", kind=NoticeKind.ACTIVATION,
-                         auto_submitted="auto-generated"))
+    _, msg = sent(
+        notice(html="<p>Activate</p>", kind=NoticeKind.ACTIVATION, auto_submitted="auto-generated")
+    )
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     assert msg["Precedence"] == "bulk" and msg["X-Bridge-Notice"] == "activation"
 

@@ -16,10 +16,14 @@ def test_every_notice_kind_has_its_words_in_the_catalogue(kind: NoticeKind) -> N
 
 def test_quoted_outside_values_cannot_add_lines() -> None:
     words = notice_texts.held_as_automated_text(
-        sender='"x\nBcc: y"@evil.example', subject="Hi\r\nReply-To: a@b", reason="r\n\nfake")
+        sender='"x\nBcc: y"@evil.example', subject="Hi\r\nReply-To: a@b", reason="r\n\nfake"
+    )
     quoted = words.text.split("\n\n")[1].split("\n")
-    assert quoted == ["Sender: someone at evil.example", "Subject: Hi Reply-To: a@b",
-                      "Reason: r fake"]
+    assert quoted == [
+        "Sender: someone at evil.example",
+        "Subject: Hi Reply-To: a@b",
+        "Reason: r fake",
+    ]
 
 
 def test_long_lists_are_cut_with_a_count() -> None:

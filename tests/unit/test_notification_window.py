@@ -46,8 +46,13 @@ def test_no_window_is_longer_than_the_max_wait() -> None:
 
 
 def test_policy_is_read_from_the_settings() -> None:
-    cfg = NotificationWindowSettings(window_mailbox_s=20, window_helpdesk_s=7, max_wait_s=100,
-                   window_override_min_s=2, window_override_max_s=50)
+    cfg = NotificationWindowSettings(
+        window_mailbox_s=20,
+        window_helpdesk_s=7,
+        max_wait_s=100,
+        window_override_min_s=2,
+        window_override_max_s=50,
+    )
     assert WindowPolicy.from_settings(cfg) == WindowPolicy(20, 7, 100, 2, 50)
 
 
@@ -58,12 +63,17 @@ def test_deadline_is_quiet_after_the_last_message_capped_at_max_wait() -> None:
 
 
 policies = st.builds(
-    lambda mailbox, helpdesk, max_wait, lo, span: WindowPolicy(mailbox, helpdesk, max_wait, lo,
-                                                               lo + span),
-    st.integers(1, 10_000), st.integers(1, 10_000), st.integers(1, 10_000),
-    st.integers(1, 5_000), st.integers(0, 5_000))
+    lambda mailbox, helpdesk, max_wait, lo, span: WindowPolicy(
+        mailbox, helpdesk, max_wait, lo, lo + span
+    ),
+    st.integers(1, 10_000),
+    st.integers(1, 10_000),
+    st.integers(1, 10_000),
+    st.integers(1, 5_000),
+    st.integers(0, 5_000),
+)
 kinds = st.one_of(st.sampled_from(list(DestinationKind)), st.text(max_size=20))
-overrides = st.one_of(st.none(), st.integers(-10**9, 10**9))
+overrides = st.one_of(st.none(), st.integers(-(10**9), 10**9))
 
 
 def windows_of(policy: WindowPolicy, kind: str, override: int | None) -> Windows:
@@ -72,7 +82,8 @@ def windows_of(policy: WindowPolicy, kind: str, override: int | None) -> Windows
 
 @given(policies, kinds, overrides)
 def test_every_destination_kind_gets_a_window_within_the_bounds(
-        policy: WindowPolicy, kind: str, override: int | None) -> None:
+    policy: WindowPolicy, kind: str, override: int | None
+) -> None:
     windows = windows_of(policy, kind, override)
     assert windows.max_wait_ms == int(policy.max_wait_s * 1000)
     assert 0 < windows.quiet_ms <= windows.max_wait_ms
@@ -85,11 +96,12 @@ def test_every_destination_kind_gets_a_window_within_the_bounds(
         assert windows.quiet_ms == int(min(policy.mailbox_s, policy.max_wait_s) * 1000)
 
 
-@given(policies, kinds, overrides, st.integers(0, 10**12), st.lists(st.integers(0, 10**7),
-                                                                      max_size=20))
+@given(
+    policies, kinds, overrides, st.integers(0, 10**12), st.lists(st.integers(0, 10**7), max_size=20)
+)
 def test_the_deadline_never_passes_the_max_wait_after_the_first_message(
-        policy: WindowPolicy, kind: str, override: int | None, first: int,
-        gaps: list[int]) -> None:
+    policy: WindowPolicy, kind: str, override: int | None, first: int, gaps: list[int]
+) -> None:
     windows = windows_of(policy, kind, override)
     last = first + sum(gaps)
     due = digest_deadline(first, last, windows)
@@ -100,38 +112,44 @@ def test_the_deadline_never_passes_the_max_wait_after_the_first_message(
 
 # --- the three callers agree ---------------------------------------------------------------
 
-AGREEMENT_POLICY = WindowPolicy(mailbox_s=900, helpdesk_s=300, max_wait_s=3600,
-                                min_override_s=60, max_override_s=1800)
+AGREEMENT_POLICY = WindowPolicy(
+    mailbox_s=900, helpdesk_s=300, max_wait_s=3600, min_override_s=60, max_override_s=1800
+)
 AGREEMENT_SHOPS = [
     ShopSettings("s1", destination_email="a@shop.test"),
-    *[ShopSettings("s1", destination_email="a@shop.test", destination_kind=k)
-      for k in HELPDESKS],
+    *[ShopSettings("s1", destination_email="a@shop.test", destination_kind=k) for k in HELPDESKS],
     ShopSettings("s1", destination_email="a@shop.test", window_override_s=5),  # below bounds
     ShopSettings("s1", destination_email="a@shop.test", window_override_s=7200),  # above
-    ShopSettings("s1", destination_email="a@shop.test", destination_kind="zendesk",
-                 window_override_s=600),
+    ShopSettings(
+        "s1", destination_email="a@shop.test", destination_kind="zendesk", window_override_s=600
+    ),
 ]
 
 
-@pytest.mark.parametrize("shop", AGREEMENT_SHOPS,
-                         ids=lambda s: f"{s.destination_kind}-{s.window_override_s}")
-def test_simulation_settings_api_and_consolidator_agree_on_the_window(
-        shop: ShopSettings) -> None:
+@pytest.mark.parametrize(
+    "shop", AGREEMENT_SHOPS, ids=lambda s: f"{s.destination_kind}-{s.window_override_s}"
+)
+def test_simulation_settings_api_and_consolidator_agree_on_the_window(shop: ShopSettings) -> None:
     arrived = 1_700_000_000_000
-    event = ChatEvent(kind=ChatEventKind.BUYER_MESSAGE, shop_id="s1", conversation_id="sim-1",
-                      message_id="m1", sent_at_ms=arrived, buyer_name="Simulated buyer",
-                      content=ChatContent(text="hi"), received_at_ms=arrived)
+    event = ChatEvent(
+        kind=ChatEventKind.BUYER_MESSAGE,
+        shop_id="s1",
+        conversation_id="sim-1",
+        message_id="m1",
+        sent_at_ms=arrived,
+        buyer_name="Simulated buyer",
+        content=ChatContent(text="hi"),
+        received_at_ms=arrived,
+    )
     # The consolidator's deadline for that message.
-    engine = Consolidation(AGREEMENT_POLICY, lambda _: shop, lambda _k, _p: None,
-                           DeadlineIndex())
+    engine = Consolidation(AGREEMENT_POLICY, lambda _: shop, lambda _k, _p: None, DeadlineIndex())
     result = engine.apply_batch([ChatRecord(b"s1:sim-1", 0, event)])
     state = result.writes[b"s1:sim-1"][1]
     assert state is not None
     consolidator_due = state_header(state)[1]
     # The simulation's "due" step.
     trace = SimulationTrace(shop_id="s1", started_at_ms=arrived, buyer_message=event)
-    step = simulation_steps(trace, shop, now_ms=arrived,
-                            windows=AGREEMENT_POLICY.for_shop(shop))[1]
+    step = simulation_steps(trace, shop, now_ms=arrived, windows=AGREEMENT_POLICY.for_shop(shop))[1]
     assert step.state == "pending"
     # The settings API's reported window.
     reported = settings_document(shop, [], AGREEMENT_POLICY)["digest_window_minutes"]

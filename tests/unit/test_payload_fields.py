@@ -17,11 +17,19 @@ from shared.chat_platform.base import PayloadError
 from shared.tokens import mint_token, parse_keys
 
 ANY_JSON = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-              st.text(max_size=30), st.sampled_from(["²", "٣", "9" * 30, "https://x.y/z"])),
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.text(max_size=5), inner, max_size=3)),
-    max_leaves=5)
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False),
+        st.text(max_size=30),
+        st.sampled_from(["²", "٣", "9" * 30, "https://x.y/z"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=5,
+)
 
 
 def accepted(check: Any, value: Any, **kw: Any) -> Any:
@@ -75,8 +83,18 @@ def test_an_accepted_conversation_id_gets_a_reply_address(shop: str, conv: Any) 
     mint_token(shop, got, parse_keys("1:k"), now_s=0, ttl_s=0)
 
 
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "//x.y/z", "https://", "https://x y",
-                                 "https://é.example/", "data:text/html,1", "ftp://x.y/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "//x.y/z",
+        "https://",
+        "https://x y",
+        "https://é.example/",
+        "data:text/html,1",
+        "ftp://x.y/",
+    ],
+)
 def test_url_that_is_not_plain_http_is_refused(url: str) -> None:
     assert accepted(fields.url_field, url) is None
 

@@ -49,36 +49,52 @@ def test_attribution_ends_the_new_text(lang: str, quoted: bool) -> None:
 
 
 OUTLOOK_KEYS = {
-    "en": ("From", "Sent", "To", "Subject"), "de": ("Von", "Gesendet", "An", "Betreff"),
-    "fr": ("De ", "Envoyé ", "À ", "Objet "), "es": ("De", "Enviado el", "Para", "Asunto"),
-    "it": ("Da", "Inviato", "A", "Oggetto"), "pt": ("De", "Enviado", "Para", "Assunto"),
-    "nl": ("Van", "Verzonden", "Aan", "Onderwerp"), "sv": ("Från", "Skickat", "Till", "Ämne"),
-    "no": ("Fra", "Sendt", "Til", "Emne"), "pl": ("Od", "Wysłane", "Do", "Temat"),
-    "cs": ("Od", "Odesláno", "Komu", "Předmět"), "ru": ("От", "Отправлено", "Кому", "Тема"),
-    "uk": ("Від", "Надіслано", "Кому", "Тема"), "vi": ("Từ", "Đã gửi", "Đến", "Chủ đề"),
-    "th": ("จาก", "ส่ง", "ถึง", "เรื่อง"), "id": ("Dari", "Dikirim", "Kepada", "Perihal"),
+    "en": ("From", "Sent", "To", "Subject"),
+    "de": ("Von", "Gesendet", "An", "Betreff"),
+    "fr": ("De ", "Envoyé ", "À ", "Objet "),
+    "es": ("De", "Enviado el", "Para", "Asunto"),
+    "it": ("Da", "Inviato", "A", "Oggetto"),
+    "pt": ("De", "Enviado", "Para", "Assunto"),
+    "nl": ("Van", "Verzonden", "Aan", "Onderwerp"),
+    "sv": ("Från", "Skickat", "Till", "Ämne"),
+    "no": ("Fra", "Sendt", "Til", "Emne"),
+    "pl": ("Od", "Wysłane", "Do", "Temat"),
+    "cs": ("Od", "Odesláno", "Komu", "Předmět"),
+    "ru": ("От", "Отправлено", "Кому", "Тема"),
+    "uk": ("Від", "Надіслано", "Кому", "Тема"),
+    "vi": ("Từ", "Đã gửi", "Đến", "Chủ đề"),
+    "th": ("จาก", "ส่ง", "ถึง", "เรื่อง"),
+    "id": ("Dari", "Dikirim", "Kepada", "Perihal"),
     "ms": ("Daripada", "Dihantar", "Kepada", "Subjek"),
-    "ja": ("差出人", "送信日時", "宛先", "件名"), "ko": ("보낸 사람", "보낸 날짜", "받는 사람", "제목"),
-    "zh": ("发件人", "发送时间", "收件人", "主题"), "zh-TW": ("寄件者", "寄件日期", "收件者", "主旨"),
+    "ja": ("差出人", "送信日時", "宛先", "件名"),
+    "ko": ("보낸 사람", "보낸 날짜", "받는 사람", "제목"),
+    "zh": ("发件人", "发送时间", "收件人", "主题"),
+    "zh-TW": ("寄件者", "寄件日期", "收件者", "主旨"),
 }
 
 
 @pytest.mark.parametrize("lang", sorted(OUTLOOK_KEYS))
-@pytest.mark.parametrize("rule", ["________________________________\n", ""],
-                         ids=["with-rule", "without-rule"])
+@pytest.mark.parametrize(
+    "rule", ["________________________________\n", ""], ids=["with-rule", "without-rule"]
+)
 @pytest.mark.parametrize("bold", [False, True], ids=["plain", "bold"])
 def test_outlook_header_block_ends_the_new_text(lang: str, rule: str, bold: bool) -> None:
     def key(name: str) -> str:
         return f"*{name}:*" if bold else f"{name}:"
+
     f, sent, to, subject = OUTLOOK_KEYS[lang]
-    block = (f"{rule}{key(f)} {ADDR}\n{key(sent)} 2024-04-03 16:19\n{key(to)} s@shop.example\n"
-             f"{key(subject)} A new message\n\nIs it in stock?")
+    block = (
+        f"{rule}{key(f)} {ADDR}\n{key(sent)} 2024-04-03 16:19\n{key(to)} s@shop.example\n"
+        f"{key(subject)} A new message\n\nIs it in stock?"
+    )
     assert extract_from_text(f"{NEW}\n\n{block}") == NEW
 
 
 def test_outlook_block_with_the_address_on_its_own_line() -> None:
-    block = ("From: TikTok Shop\n<mailto:c-1@x.example>\nSent: Wednesday\nTo: s@shop.example\n"
-             "Subject: A new message\n\nIs it in stock?")
+    block = (
+        "From: TikTok Shop\n<mailto:c-1@x.example>\nSent: Wednesday\nTo: s@shop.example\n"
+        "Subject: A new message\n\nIs it in stock?"
+    )
     assert extract_from_text(f"{NEW}\n\n{block}") == NEW
 
 
@@ -87,17 +103,20 @@ def test_a_sentence_quoting_someone_is_not_an_attribution() -> None:
     assert extract_from_text(text) == text
 
 
-@pytest.mark.parametrize("history", [
-    "------------------ 原始邮件 ------------------\n发件人: \"TikTok Shop\";\n主题: x\n\n有货吗？",
-    "---- 回复的原邮件 ----\n| 发件人 | TikTok Shop<c-1@x.example> |\n\n有货吗？",
-    f"---- On Wed, 03 Apr 2024 16:19:00 +0200 {ADDR} wrote ----\n\nIs it in stock?",
-    "-------- Original message --------\nFrom: TikTok Shop <c-1@x.example>\nDate: 4/3/24 16:19\n\n"
-    "Is it in stock?",
-])
+@pytest.mark.parametrize(
+    "history",
+    [
+        '------------------ 原始邮件 ------------------\n发件人: "TikTok Shop";\n主题: x\n\n有货吗？',
+        "---- 回复的原邮件 ----\n| 发件人 | TikTok Shop<c-1@x.example> |\n\n有货吗？",
+        f"---- On Wed, 03 Apr 2024 16:19:00 +0200 {ADDR} wrote ----\n\nIs it in stock?",
+        "-------- Original message --------\nFrom: TikTok Shop <c-1@x.example>\nDate: 4/3/24 16:19\n\n"
+        "Is it in stock?",
+    ],
+)
 def test_webmail_separators_end_the_new_text(history: str) -> None:
     assert extract_from_text(f"{NEW}\n\n{history}") == NEW
 
 
 def test_an_attribution_naming_an_address_ends_the_text_even_without_a_blank_line() -> None:
-    text = f"{NEW}\n在 2024-04-03 16:19:00，\"TikTok Shop\" <c-1@x.example> 写道：\n有货吗？"
+    text = f'{NEW}\n在 2024-04-03 16:19:00，"TikTok Shop" <c-1@x.example> 写道：\n有货吗？'
     assert extract_from_text(text) == NEW

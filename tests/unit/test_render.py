@@ -107,14 +107,22 @@ CASES: dict[str, tuple[ChatContent, ...]] = {
         ChatContent(kind=ContentKind.OTHER, platform_type="COUPON", text="10% off"),
     ),
     "foreign_images": (  # not on the platform's image hosts: no <img>, a link to the chat
-        ChatContent(kind=ContentKind.IMAGE, url="https://tracker.example.net/px.gif",
-                    thumbnail_url="https://tracker.example.net/px-thumb.gif"),
-        ChatContent(kind=ContentKind.STICKER, url="https://tracker.example.net/s.png",
-                    text="wave"),
-        ChatContent(kind=ContentKind.VIDEO, url="https://cdn.example.com/v/clip.mp4",
-                    thumbnail_url="https://tracker.example.net/poster.jpg"),
-        ChatContent(kind=ContentKind.PRODUCT_CARD, title="Socks",
-                    thumbnail_url="https://tracker.example.net/p.jpg"),
+        ChatContent(
+            kind=ContentKind.IMAGE,
+            url="https://tracker.example.net/px.gif",
+            thumbnail_url="https://tracker.example.net/px-thumb.gif",
+        ),
+        ChatContent(kind=ContentKind.STICKER, url="https://tracker.example.net/s.png", text="wave"),
+        ChatContent(
+            kind=ContentKind.VIDEO,
+            url="https://cdn.example.com/v/clip.mp4",
+            thumbnail_url="https://tracker.example.net/poster.jpg",
+        ),
+        ChatContent(
+            kind=ContentKind.PRODUCT_CARD,
+            title="Socks",
+            thumbnail_url="https://tracker.example.net/p.jpg",
+        ),
     ),
     "unsafe_urls": (
         ChatContent(kind=ContentKind.IMAGE, url="javascript:alert(1)"),
@@ -290,48 +298,79 @@ def _img_sources(html: str) -> list[str]:
 
 
 def test_image_on_a_foreign_host_is_a_link_to_the_chat_not_a_remote_img() -> None:
-    tracker = ChatContent(kind=ContentKind.IMAGE, url="https://tracker.example.net/px.gif",
-                          thumbnail_url="https://tracker.example.net/t.gif")
+    tracker = ChatContent(
+        kind=ContentKind.IMAGE,
+        url="https://tracker.example.net/px.gif",
+        thumbnail_url="https://tracker.example.net/t.gif",
+    )
     rendered = render_digest(make_digest(tracker), LINKS)
     assert _img_sources(rendered.html) == []
     assert "tracker.example.net" not in rendered.html + rendered.text
-    links = [a for a in HTMLParser(rendered.html).css("a")
-             if a.text(strip=True) == "View picture in chat"]
+    links = [
+        a
+        for a in HTMLParser(rendered.html).css("a")
+        if a.text(strip=True) == "View picture in chat"
+    ]
     assert [a.attributes["href"] for a in links] == [LINKS.chat_url]
 
 
 def test_image_on_an_allowed_host_keeps_its_img() -> None:
-    picture = ChatContent(kind=ContentKind.IMAGE, url="https://cdn.example.com/p/full.jpg",
-                          thumbnail_url="https://cdn.example.com/p/thumb.jpg")
+    picture = ChatContent(
+        kind=ContentKind.IMAGE,
+        url="https://cdn.example.com/p/full.jpg",
+        thumbnail_url="https://cdn.example.com/p/thumb.jpg",
+    )
     assert _img_sources(render_digest(make_digest(picture), LINKS).html) == [
-        "https://cdn.example.com/p/thumb.jpg"]
+        "https://cdn.example.com/p/thumb.jpg"
+    ]
     # The same digest with no hosts allowed (the default) shows no remote image at all.
     no_hosts = dataclasses.replace(LINKS, image_hosts=frozenset())
     assert _img_sources(render_digest(make_digest(picture), no_hosts).html) == []
 
 
-@pytest.mark.parametrize(("setting", "url", "shown"), [
-    ("cdn.example.com", "https://CDN.example.com/a.jpg", True),
-    ("cdn.example.com", "https://x.cdn.example.com/a.jpg", False),
-    (".cdn.example.com", "https://p16.cdn.example.com/a.jpg", True),
-    (".cdn.example.com", "https://evilcdn.example.com/a.jpg", False),
-    ("cdn.example.com", "https://cdn.example.com.evil.example/a.jpg", False),
-    ("cdn.example.com", "https://cdn.example.com@evil.example/a.jpg", False),
-    (" 127.0.0.1 , cdn.example.com", "http://127.0.0.1:8300/sandbox/images/1.png", True),
-    ("", "https://cdn.example.com/a.jpg", False),
-])
+@pytest.mark.parametrize(
+    ("setting", "url", "shown"),
+    [
+        ("cdn.example.com", "https://CDN.example.com/a.jpg", True),
+        ("cdn.example.com", "https://x.cdn.example.com/a.jpg", False),
+        (".cdn.example.com", "https://p16.cdn.example.com/a.jpg", True),
+        (".cdn.example.com", "https://evilcdn.example.com/a.jpg", False),
+        ("cdn.example.com", "https://cdn.example.com.evil.example/a.jpg", False),
+        ("cdn.example.com", "https://cdn.example.com@evil.example/a.jpg", False),
+        (" 127.0.0.1 , cdn.example.com", "http://127.0.0.1:8300/sandbox/images/1.png", True),
+        ("", "https://cdn.example.com/a.jpg", False),
+    ],
+)
 def test_image_hosts_setting_matches_host_names_exactly_or_by_dot_suffix(
-        setting: str, url: str, shown: bool) -> None:
+    setting: str, url: str, shown: bool
+) -> None:
     links = dataclasses.replace(LINKS, image_hosts=parse_image_hosts(setting))
     picture = ChatContent(kind=ContentKind.IMAGE, url=url)
     assert bool(_img_sources(render_digest(make_digest(picture), links).html)) is shown
 
 
-@pytest.mark.parametrize("bidi", ["\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069",
-                                  "\u202a", "\u202b", "\u202c", "\u200e", "\u200f", "\u061c"])
+@pytest.mark.parametrize(
+    "bidi",
+    [
+        "\u202e",
+        "\u202d",
+        "\u2066",
+        "\u2067",
+        "\u2068",
+        "\u2069",
+        "\u202a",
+        "\u202b",
+        "\u202c",
+        "\u200e",
+        "\u200f",
+        "\u061c",
+    ],
+)
 def test_names_lose_bidi_controls_in_html_and_text(bidi: str) -> None:
-    digest = dataclasses.replace(make_digest(ChatContent(text="hi"), buyer_name=f"Ana{bidi}gpj.exe"),
-                                 shop_name=f"Sunny{bidi} Socks")
+    digest = dataclasses.replace(
+        make_digest(ChatContent(text="hi"), buyer_name=f"Ana{bidi}gpj.exe"),
+        shop_name=f"Sunny{bidi} Socks",
+    )
     links = dataclasses.replace(LINKS, marketplace_name=f"Tik{bidi}Tok")
     rendered = render_digest(digest, links)
     for body in (rendered.html, rendered.text):
@@ -358,13 +397,28 @@ contents = st.builds(
 )
 
 
-_image_urls = st.one_of(st.text(max_size=40), st.sampled_from([
-    "https://cdn.example.com/a.jpg", "http://cdn.example.com:8080/b.png",
-    "https://tracker.example.net/px.gif", "https://cdn.example.com.evil.example/c.jpg",
-    "https://cdn.example.com@evil.example/d.jpg", "//cdn.example.com/e.jpg", "javascript:x"]))
+_image_urls = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "https://cdn.example.com/a.jpg",
+            "http://cdn.example.com:8080/b.png",
+            "https://tracker.example.net/px.gif",
+            "https://cdn.example.com.evil.example/c.jpg",
+            "https://cdn.example.com@evil.example/d.jpg",
+            "//cdn.example.com/e.jpg",
+            "javascript:x",
+        ]
+    ),
+)
 _picture_contents = st.builds(
-    ChatContent, kind=st.sampled_from([*ContentKind, "weird"]), text=st.text(max_size=20),
-    url=_image_urls, thumbnail_url=_image_urls, title=st.text(max_size=20))
+    ChatContent,
+    kind=st.sampled_from([*ContentKind, "weird"]),
+    text=st.text(max_size=20),
+    url=_image_urls,
+    thumbnail_url=_image_urls,
+    title=st.text(max_size=20),
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -388,14 +442,19 @@ def test_any_content_renders_without_crash_and_only_http_urls(
 
 # Text and URLs full of what escaping and re-serialising could get wrong: markup
 # characters, quotes, no-break spaces, CR/LF, controls, non-BMP characters.
-tricky_text = st.lists(st.sampled_from(
-    list("ab <>&\"'=;#\r\n\t\x00\x0c\x85\u00a0\u00b7\u2028\ufffd\ue000\ue001")
-    + ["\U0001f9e6", "&amp;", "&nbsp;", "<br>", "-->", "\ue0000\ue001"]),
-    max_size=20).map("".join)
+tricky_text = st.lists(
+    st.sampled_from(
+        list("ab <>&\"'=;#\r\n\t\x00\x0c\x85\u00a0\u00b7\u2028\ufffd\ue000\ue001")
+        + ["\U0001f9e6", "&amp;", "&nbsp;", "<br>", "-->", "\ue0000\ue001"]
+    ),
+    max_size=20,
+).map("".join)
 tricky_url = st.one_of(
     tricky_text,
-    st.builds(lambda q: "https://a.example/p?" + q,
-              st.text(alphabet=st.sampled_from(list("ab&=;#%?\u00a0\u00e9")), max_size=20)),
+    st.builds(
+        lambda q: "https://a.example/p?" + q,
+        st.text(alphabet=st.sampled_from(list("ab&=;#%?\u00a0\u00e9")), max_size=20),
+    ),
 )
 tricky_contents = st.builds(
     ChatContent,
@@ -412,10 +471,20 @@ tricky_contents = st.builds(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(tricky_contents, min_size=1, max_size=5), tricky_text, tricky_text,
-       tricky_url, tricky_url, tricky_text)
+@given(
+    st.lists(tricky_contents, min_size=1, max_size=5),
+    tricky_text,
+    tricky_text,
+    tricky_url,
+    tricky_url,
+    tricky_text,
+)
 def test_shapes_inlined_once_give_exactly_the_whole_document_inlining(
-    items: list[ChatContent], buyer: str, shop: str, chat_url: str, settings_url: str,
+    items: list[ChatContent],
+    buyer: str,
+    shop: str,
+    chat_url: str,
+    settings_url: str,
     marketplace: str,
 ) -> None:
     digest = dataclasses.replace(make_digest(*items, buyer_name=buyer), shop_name=shop)
@@ -444,8 +513,21 @@ def _parsed_safe_http_url(url: str) -> str:
 
 
 _URL_LIKE = st.tuples(
-    st.sampled_from(["http", "https", "HTTPS", "hTtP", "httpſ", "httpѕ", "ftp", "javascript",
-                     "data", "", " https"]),
+    st.sampled_from(
+        [
+            "http",
+            "https",
+            "HTTPS",
+            "hTtP",
+            "httpſ",
+            "httpѕ",
+            "ftp",
+            "javascript",
+            "data",
+            "",
+            " https",
+        ]
+    ),
     st.sampled_from(["://", ":/", ":", "//", ":///", "://@", "://user:pw@"]),
     st.text(alphabet=st.sampled_from(list("aZK.-09:[]@ſé%_ ")), max_size=12),
     st.sampled_from(["", "/", "/p?q=1", "?x", "#f", ":80/", ":x/", "\\", "/a b", "\t"]),

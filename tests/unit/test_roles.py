@@ -27,8 +27,9 @@ def test_matrix_covers_every_action() -> None:
 
 @pytest.mark.parametrize("action", list(Action))
 @pytest.mark.parametrize("role_index", range(3))
-def test_each_role_is_allowed_or_refused_each_action_as_specified(action: Action,
-                                                                 role_index: int) -> None:
+def test_each_role_is_allowed_or_refused_each_action_as_specified(
+    action: Action, role_index: int
+) -> None:
     assert is_allowed(ROLES[role_index], action) is EXPECTED[action][role_index]
 
 

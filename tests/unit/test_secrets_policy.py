@@ -41,7 +41,12 @@ def strong() -> str:
 
 
 SERVICE_SETTINGS: tuple[type[BaseSettings], ...] = (
-    IngestSettings, ConsolidatorSettings, MailerSettings, ReplyParserSettings, FanoutSettings)
+    IngestSettings,
+    ConsolidatorSettings,
+    MailerSettings,
+    ReplyParserSettings,
+    FanoutSettings,
+)
 
 
 class EverySecret(IngestSettings, MailerSettings, ReplyParserSettings):
@@ -54,9 +59,16 @@ def cfg(**values: object) -> EverySecret:
 
 def test_the_secret_settings_are_the_secretstr_fields() -> None:
     assert set(secret_field_names()) == {
-        "token_keys", "smtp_password", "platform_app_secret", "platform_access_token",
-        "webhook_secret", "platform_access_tokens", "generic_webhook_secret",
-        "admin_token_keys", "admin_operator_token"}
+        "token_keys",
+        "smtp_password",
+        "platform_app_secret",
+        "platform_access_token",
+        "webhook_secret",
+        "platform_access_tokens",
+        "generic_webhook_secret",
+        "admin_token_keys",
+        "admin_operator_token",
+    }
 
 
 def test_every_secret_of_every_service_is_listed_with_its_published_default() -> None:
@@ -70,16 +82,21 @@ def test_every_secret_of_every_service_is_listed_with_its_published_default() ->
     assert found == DEV_SECRETS
 
 
-@given(st.text(alphabet=URLSAFE, min_size=MIN_KEY_BYTES, max_size=200)
-       .filter(lambda s: len(set(s)) >= 8))
+@given(
+    st.text(alphabet=URLSAFE, min_size=MIN_KEY_BYTES, max_size=200).filter(
+        lambda s: len(set(s)) >= 8
+    )
+)
 def test_random_looking_text_of_32_bytes_or_more_is_a_strong_key(key: str) -> None:
     assert key_weakness(key.encode(), Origin.GENERATED) == ""
 
 
 @given(st.text(alphabet=URLSAFE, min_size=1, max_size=MIN_KEY_BYTES - 1))
 def test_a_key_under_32_bytes_is_weak_and_the_reason_gives_its_length(key: str) -> None:
-    assert key_weakness(key.encode(), Origin.GENERATED) == \
-        f"{len(key)} bytes, at least {MIN_KEY_BYTES} required"
+    assert (
+        key_weakness(key.encode(), Origin.GENERATED)
+        == f"{len(key)} bytes, at least {MIN_KEY_BYTES} required"
+    )
 
 
 def test_every_published_default_is_weak_even_for_an_issued_credential() -> None:
@@ -102,7 +119,9 @@ def test_issued_credentials_keep_their_issuers_format_but_not_empty() -> None:
 def test_key_rings_are_checked_key_by_key() -> None:
     ring = f"3:{strong()},2:too-short,1:dev-only-admin-key-change-me"
     assert setting_weakness(ADMIN_RING, ring) == [
-        f"key 2: 9 bytes, at least {MIN_KEY_BYTES} required", "key 1: a published default"]
+        f"key 2: 9 bytes, at least {MIN_KEY_BYTES} required",
+        "key 1: a published default",
+    ]
     assert setting_weakness(REPLY_TOKEN_KEYS, f"2:{strong()},1:{strong()}") == []
 
 
@@ -116,34 +135,37 @@ def test_a_secret_is_checked_only_where_the_service_needs_it() -> None:
     # The ingest mounts the generic webhook only when configured: empty is "off", not weak.
     settings = cfg(webhook_secret="issued-by-the-platform")
     assert weak_secrets(settings, WEBHOOK_SECRETS) == []
-    assert weak_secrets(cfg(webhook_secret="x", generic_webhook_secret="short"),
-                        WEBHOOK_SECRETS) == [
-        f"BRIDGE_GENERIC_WEBHOOK_SECRET (5 bytes, at least {MIN_KEY_BYTES} required)"]
+    assert weak_secrets(
+        cfg(webhook_secret="x", generic_webhook_secret="short"), WEBHOOK_SECRETS
+    ) == [f"BRIDGE_GENERIC_WEBHOOK_SECRET (5 bytes, at least {MIN_KEY_BYTES} required)"]
 
 
 def test_the_sender_needs_only_the_configured_platforms_credentials() -> None:
     tiktok = cfg(platform_app_secret="issued", platform_access_token="issued-token")
     assert weak_secrets(tiktok, CHAT_PLATFORM_SECRETS) == []
     generic = cfg(chat_platform="generic")  # TikTok's defaults are not read by this sender
-    assert weak_secrets(generic, CHAT_PLATFORM_SECRETS) == [
-        "BRIDGE_GENERIC_WEBHOOK_SECRET (empty)"]
-    assert weak_secrets(cfg(chat_platform="generic", generic_webhook_secret=strong()),
-                        CHAT_PLATFORM_SECRETS) == []
+    assert weak_secrets(generic, CHAT_PLATFORM_SECRETS) == ["BRIDGE_GENERIC_WEBHOOK_SECRET (empty)"]
+    assert (
+        weak_secrets(
+            cfg(chat_platform="generic", generic_webhook_secret=strong()), CHAT_PLATFORM_SECRETS
+        )
+        == []
+    )
 
 
 def test_per_shop_tokens_replace_the_fallback_token_and_are_checked_per_shop() -> None:
-    settings = cfg(platform_app_secret="issued",
-                   platform_access_tokens="111=tok-a,222=sandbox-access-token")
+    settings = cfg(
+        platform_app_secret="issued", platform_access_tokens="111=tok-a,222=sandbox-access-token"
+    )
     assert weak_secrets(settings, CHAT_PLATFORM_SECRETS) == [
-        "BRIDGE_PLATFORM_ACCESS_TOKENS (key for shop 222: a published default)"]
+        "BRIDGE_PLATFORM_ACCESS_TOKENS (key for shop 222: a published default)"
+    ]
 
 
 def test_the_relay_password_is_needed_only_with_a_relay_login() -> None:
-    password = SecretSetting("smtp_password", Origin.ISSUED,
-                             needed=lambda c: bool(c.smtp_username))
+    password = SecretSetting("smtp_password", Origin.ISSUED, needed=lambda c: bool(c.smtp_username))
     assert weak_secrets(cfg(), [password]) == []
-    assert weak_secrets(cfg(smtp_username="bridge"), [password]) == [
-        "BRIDGE_SMTP_PASSWORD (empty)"]
+    assert weak_secrets(cfg(smtp_username="bridge"), [password]) == ["BRIDGE_SMTP_PASSWORD (empty)"]
 
 
 def test_production_refuses_with_one_line_naming_every_variable_and_no_value() -> None:

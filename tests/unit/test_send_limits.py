@@ -53,8 +53,9 @@ def test_ten_a_day_hold_even_when_spread_under_the_hourly_limit() -> None:
 def test_the_shop_limit_counts_every_kind_and_other_recipients() -> None:
     window = SendWindow(LIMITS)
     for n in range(20):
-        window.observe(MailSend(f"n{n}", NoticeKind.SENDER_REJECTED, "s1", f"u{n}@shop.test",
-                                T0 + n))
+        window.observe(
+            MailSend(f"n{n}", NoticeKind.SENDER_REJECTED, "s1", f"u{n}@shop.test", T0 + n)
+        )
     over = window.over_limit("activation", "s1", "new@shop.test", T0 + 100)
     assert over is not None and over.limit.scope == "shop"
     assert window.over_limit("activation", "s2", "new@shop.test", T0 + 100) is None
@@ -86,8 +87,15 @@ def test_prune_forgets_only_sends_older_than_the_longest_window() -> None:
 
 
 def test_a_notice_counts_by_its_own_time_and_lower_cased_recipient() -> None:
-    notice = MailNotice(notice_id="activation-x", kind="activation", to_address="Eve@Evil.test",
-                        subject="s", text="t", shop_id="s1", created_at_ms=T0)
+    notice = MailNotice(
+        notice_id="activation-x",
+        kind="activation",
+        to_address="Eve@Evil.test",
+        subject="s",
+        text="t",
+        shop_id="s1",
+        created_at_ms=T0,
+    )
     window = SendWindow(LIMITS)
     for n in range(3):
         window.observe(activation(n, T0 - n - 1, to="eve@evil.test"))
@@ -96,20 +104,35 @@ def test_a_notice_counts_by_its_own_time_and_lower_cased_recipient() -> None:
 
 
 def test_a_limit_of_zero_is_off() -> None:
-    window = SendWindow(limits_from(SendLimitSettings(send_limit_activation_per_recipient_hour=0,
-                                             send_limit_activation_per_recipient_day=0,
-                                             send_limit_per_shop_hour=0)))
+    window = SendWindow(
+        limits_from(
+            SendLimitSettings(
+                send_limit_activation_per_recipient_hour=0,
+                send_limit_activation_per_recipient_day=0,
+                send_limit_per_shop_hour=0,
+            )
+        )
+    )
     for n in range(50):
         window.observe(activation(n, T0 + n))
     assert window.over_limit("activation", "s1", "eve@evil.test", T0 + 100) is None
 
 
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 3 * HOUR_MS)),
-                min_size=1, max_size=80), st.randoms(use_true_random=False))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 3 * HOUR_MS)),
+        min_size=1,
+        max_size=80,
+    ),
+    st.randoms(use_true_random=False),
+)
 def test_sends_admitted_one_by_one_in_any_order_never_exceed_a_limit_in_any_window(
-        specs: list[tuple[int, int, int]], rnd: random.Random) -> None:
-    sends = [MailSend(f"id{i}", NoticeKind.ACTIVATION, f"s{shop}", f"r{rcpt}@x.test", T0 + at)
-             for i, (shop, rcpt, at) in enumerate(specs)]
+    specs: list[tuple[int, int, int]], rnd: random.Random
+) -> None:
+    sends = [
+        MailSend(f"id{i}", NoticeKind.ACTIVATION, f"s{shop}", f"r{rcpt}@x.test", T0 + at)
+        for i, (shop, rcpt, at) in enumerate(specs)
+    ]
     rnd.shuffle(sends)  # the order a mailer handles them in; clocks need not agree with it
     window = SendWindow(LIMITS)
     ok = [s for s in sends if window.admit(s) is None]

@@ -21,14 +21,21 @@ async def test_parts_stop_in_reverse_order_of_their_start() -> None:
 
         async def stop() -> None:
             events.append(f"stop {name}")
+
         return start, stop
 
     async with service_runtime("runtime-test") as runtime:
         for name in ("producer", "ledger", "consumer"):
             start, stop = part(name)
             await runtime.started(name, start, stop)
-    assert events == ["start producer", "start ledger", "start consumer",
-                      "stop consumer", "stop ledger", "stop producer"]
+    assert events == [
+        "start producer",
+        "start ledger",
+        "start consumer",
+        "stop consumer",
+        "stop ledger",
+        "stop producer",
+    ]
 
 
 async def test_a_failed_start_stops_only_what_had_started_and_marks_the_service_down() -> None:

@@ -27,37 +27,59 @@ def _message(html: str) -> EmailMessage:
     return email.message_from_bytes(msg.as_bytes(), policy=policy.default)  # type: ignore[return-value]
 
 
-@pytest.mark.parametrize(("sign_off", "name", "block"), [
-    ("Thanks,", "Jane", "Jane Miller\nCustomer Service Manager | Best Jackets Ltd\n"
-                        "T: +1 (555) 010-0199\nwww.bestjackets.example"),
-    ("Belle journée,", "Marie", "Marie Dupont\nResponsable service client\nTél. : +33 1 42 68 53 00"),
-    ("Mit freundlichen Grüßen", "Thomas", "Kundenservice\nJacken Becker GmbH\n"
-                                          "Hauptstraße 12, 10115 Berlin\nTel.: +49 30 1234567"),
-    ("Terima kasih,", "Dewi", "Dewi Lestari\nWA: +62 812-3456-7890\n"
-                              "Jl. Sudirman No. 45, Jakarta Selatan"),
-    ("Pozdrawiam,", "Kasia", "Katarzyna Nowak\nKierownik sklepu\nKurtki Nowak sp. z o.o."),
-    ("Cảm ơn bạn,", "Linh", "Nguyễn Thuỳ Linh\nĐT: 0901 234 567"),
-    ("よろしくお願いいたします。", "田中", "株式会社ジャケットストア\nTEL: 03-1234-5678"),
-    ("ขอบคุณค่ะ", "นภา", "ฝ่ายบริการลูกค้า ร้านแจ็คเก็ตไทย\nโทร 02-123-4567"),
-    ("Saludos,", "Carlos", "Carlos Gómez\nGerente de Ventas\nChaquetas del Sur S.L."),
-])
-def test_sign_off_and_name_stay_and_the_contact_block_goes(sign_off: str, name: str,
-                                                           block: str) -> None:
+@pytest.mark.parametrize(
+    ("sign_off", "name", "block"),
+    [
+        (
+            "Thanks,",
+            "Jane",
+            "Jane Miller\nCustomer Service Manager | Best Jackets Ltd\n"
+            "T: +1 (555) 010-0199\nwww.bestjackets.example",
+        ),
+        (
+            "Belle journée,",
+            "Marie",
+            "Marie Dupont\nResponsable service client\nTél. : +33 1 42 68 53 00",
+        ),
+        (
+            "Mit freundlichen Grüßen",
+            "Thomas",
+            "Kundenservice\nJacken Becker GmbH\nHauptstraße 12, 10115 Berlin\nTel.: +49 30 1234567",
+        ),
+        (
+            "Terima kasih,",
+            "Dewi",
+            "Dewi Lestari\nWA: +62 812-3456-7890\nJl. Sudirman No. 45, Jakarta Selatan",
+        ),
+        ("Pozdrawiam,", "Kasia", "Katarzyna Nowak\nKierownik sklepu\nKurtki Nowak sp. z o.o."),
+        ("Cảm ơn bạn,", "Linh", "Nguyễn Thuỳ Linh\nĐT: 0901 234 567"),
+        ("よろしくお願いいたします。", "田中", "株式会社ジャケットストア\nTEL: 03-1234-5678"),
+        ("ขอบคุณค่ะ", "นภา", "ฝ่ายบริการลูกค้า ร้านแจ็คเก็ตไทย\nโทร 02-123-4567"),
+        ("Saludos,", "Carlos", "Carlos Gómez\nGerente de Ventas\nChaquetas del Sur S.L."),
+    ],
+)
+def test_sign_off_and_name_stay_and_the_contact_block_goes(
+    sign_off: str, name: str, block: str
+) -> None:
     body = f"Your parcel left today.\n\n{sign_off}\n{name}"
     assert extract_from_text(f"{body}\n\n{block}") == body
 
 
 def test_a_legal_notice_after_the_name_goes_too() -> None:
     body = "Refund issued.\n\nBest regards,\nSam"
-    notice = ("CONFIDENTIALITY NOTICE: This e-mail and any attachments are confidential and "
-              "intended solely for the addressee. If you are not the intended recipient, "
-              "please delete it.")
+    notice = (
+        "CONFIDENTIALITY NOTICE: This e-mail and any attachments are confidential and "
+        "intended solely for the addressee. If you are not the intended recipient, "
+        "please delete it."
+    )
     assert extract_from_text(f"{body}\n\nSam Carter | Head of Care\n\n{notice}") == body
 
 
 def test_a_short_reply_whose_last_line_is_a_name_keeps_it() -> None:
-    assert extract_from_text("Yes, it ships today.\n\nThanks,\nJane") == \
-        "Yes, it ships today.\n\nThanks,\nJane"
+    assert (
+        extract_from_text("Yes, it ships today.\n\nThanks,\nJane")
+        == "Yes, it ships today.\n\nThanks,\nJane"
+    )
     assert extract_from_text("Sure!\nTom") == "Sure!\nTom"
 
 
@@ -74,8 +96,10 @@ def test_a_sign_off_opening_the_reply_does_not_cut_what_follows() -> None:
 
 
 def test_an_unsigned_contact_paragraph_is_cut_after_the_name() -> None:
-    text = "Your order shipped.\n\nSanne de Vries\nKlantenservice\nTel: +31 20 123 4567\n" \
-           "sanne@jassen.example"
+    text = (
+        "Your order shipped.\n\nSanne de Vries\nKlantenservice\nTel: +31 20 123 4567\n"
+        "sanne@jassen.example"
+    )
     assert extract_from_text(text) == "Your order shipped.\n\nSanne de Vries"
 
 
@@ -85,24 +109,34 @@ def test_a_return_address_the_seller_gives_is_not_a_signature() -> None:
 
 
 def test_gmail_signature_element_keeps_the_name_after_a_typed_sign_off() -> None:
-    html = ('<div dir="ltr"><div>Your parcel left today.</div><div><br></div>'
-            '<div>Belle journée,</div><span class="gmail_signature_prefix">-- </span><br>'
-            '<div class="gmail_signature">Marie Dupont<br>Responsable SAV<br>'
-            '+33 1 42 68 53 00</div></div>')
-    assert extract_new_text(_message(html)).text == \
-        "Your parcel left today.\n\nBelle journée,\nMarie Dupont"
+    html = (
+        '<div dir="ltr"><div>Your parcel left today.</div><div><br></div>'
+        '<div>Belle journée,</div><span class="gmail_signature_prefix">-- </span><br>'
+        '<div class="gmail_signature">Marie Dupont<br>Responsable SAV<br>'
+        "+33 1 42 68 53 00</div></div>"
+    )
+    assert (
+        extract_new_text(_message(html)).text
+        == "Your parcel left today.\n\nBelle journée,\nMarie Dupont"
+    )
 
 
 def test_outlook_signature_element_without_a_sign_off_is_dropped_whole() -> None:
-    html = ('<div>Your parcel left today.</div><div id="Signature"><div>Sam Carter</div>'
-            '<div>+44 20 7946 0958</div></div>')
+    html = (
+        '<div>Your parcel left today.</div><div id="Signature"><div>Sam Carter</div>'
+        "<div>+44 20 7946 0958</div></div>"
+    )
     assert extract_new_text(_message(html)).text == "Your parcel left today."
 
 
 def test_dash_dash_block_keeps_a_name_that_completes_the_sign_off() -> None:
     before = ["Ok.", "", "Regards,", ""]
-    assert keep_from_signature(before, ["Jane", "+1 555 010 0199"]) == \
-        ["Ok.", "", "Regards,", "Jane"]
+    assert keep_from_signature(before, ["Jane", "+1 555 010 0199"]) == [
+        "Ok.",
+        "",
+        "Regards,",
+        "Jane",
+    ]
     assert keep_from_signature(["Ok.", ""], ["Jane", "+1 555 010 0199"]) == ["Ok.", ""]
 
 
@@ -115,11 +149,27 @@ def test_line_predicates() -> None:
     assert not contact_evidence("The parcel goes via DHL tomorrow.")
 
 
-_LINES = st.lists(st.sampled_from([
-    "", "Thanks,", "Jane", "Jane Miller", "Sales Manager", "+1 555 010 0199", "www.x.example",
-    "Your parcel left today.", "P.S. see you", "Best Jackets Ltd", "Hauptstraße 12",
-    "It ships Monday.", "Regards", "Customer Service",
-]), max_size=25)
+_LINES = st.lists(
+    st.sampled_from(
+        [
+            "",
+            "Thanks,",
+            "Jane",
+            "Jane Miller",
+            "Sales Manager",
+            "+1 555 010 0199",
+            "www.x.example",
+            "Your parcel left today.",
+            "P.S. see you",
+            "Best Jackets Ltd",
+            "Hauptstraße 12",
+            "It ships Monday.",
+            "Regards",
+            "Customer Service",
+        ]
+    ),
+    max_size=25,
+)
 
 
 @given(_LINES)
@@ -129,10 +179,16 @@ def test_the_result_is_always_a_prefix_of_the_input(lines: list[str]) -> None:
 
 
 def test_a_signer_line_with_a_role_and_a_closing_sentence_are_recognised() -> None:
-    assert extract_from_text("Ok.\n\nRegards,\nJane Doe, Sales Manager\n+1 555 010 0199") == \
-        "Ok.\n\nRegards,\nJane Doe, Sales Manager"
-    assert extract_from_text("Ok.\n\nThanks for your patience!\nJane\nBest Jackets Ltd\n"
-                             "+1 555 010 0199") == "Ok.\n\nThanks for your patience!\nJane"
+    assert (
+        extract_from_text("Ok.\n\nRegards,\nJane Doe, Sales Manager\n+1 555 010 0199")
+        == "Ok.\n\nRegards,\nJane Doe, Sales Manager"
+    )
+    assert (
+        extract_from_text(
+            "Ok.\n\nThanks for your patience!\nJane\nBest Jackets Ltd\n+1 555 010 0199"
+        )
+        == "Ok.\n\nThanks for your patience!\nJane"
+    )
 
 
 def test_an_unsigned_name_with_a_phone_line_loses_the_phone() -> None:
@@ -141,12 +197,16 @@ def test_an_unsigned_name_with_a_phone_line_loses_the_phone() -> None:
 
 
 def test_helpdesk_footer_lines_after_the_team_line_are_part_of_the_block() -> None:
-    text = "Your refund is done.\n\nKind regards,\nPriya\nBest Jackets Support\n\n" \
-           "Ticket #4821 | Status: Solved"
+    text = (
+        "Your refund is done.\n\nKind regards,\nPriya\nBest Jackets Support\n\n"
+        "Ticket #4821 | Status: Solved"
+    )
     assert extract_from_text(text) == "Your refund is done.\n\nKind regards,\nPriya"
 
 
 def test_thunderbird_signature_element_with_its_own_delimiter_keeps_the_name() -> None:
-    html = ('<p>Shipped today.</p><p>Regards,</p><div class="moz-signature">-- <br>Kasia<br>'
-            'tel. +48 22 123 45 67</div>')
+    html = (
+        '<p>Shipped today.</p><p>Regards,</p><div class="moz-signature">-- <br>Kasia<br>'
+        "tel. +48 22 123 45 67</div>"
+    )
     assert extract_new_text(_message(html)).text == "Shipped today.\n\nRegards,\nKasia"

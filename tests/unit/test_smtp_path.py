@@ -14,7 +14,9 @@ atom = st.text(alphabet=ATEXT, min_size=1, max_size=12)
 label = st.from_regex(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,10}[A-Za-z0-9])?", fullmatch=True)
 plain_addresses = st.builds(
     lambda local, domain: ".".join(local) + "@" + ".".join(domain),
-    st.lists(atom, min_size=1, max_size=3), st.lists(label, min_size=1, max_size=4))
+    st.lists(atom, min_size=1, max_size=3),
+    st.lists(label, min_size=1, max_size=4),
+)
 
 
 @given(plain_addresses)
@@ -33,11 +35,14 @@ def test_any_string_quotes_as_aiosmtplib_or_is_refused_as_aiosmtplib_refuses(tex
     assert smtp_path(text) == expected
 
 
-@pytest.mark.parametrize("address", [
-    "Shop Owner <owner@shop.example>",
-    "owner@[192.0.2.1]",
-    '"john doe"@shop.example',
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Shop Owner <owner@shop.example>",
+        "owner@[192.0.2.1]",
+        '"john doe"@shop.example',
+    ],
+)
 def test_other_address_forms_quote_as_aiosmtplib(address: str) -> None:
     assert smtp_path(address) == quote_address(address).encode("ascii")
 

@@ -7,8 +7,9 @@ import pytest
 from reply_parser import smtp_replies
 from reply_parser.smtp_replies import QUEUED, SESSION_CUT, UNKNOWN_RECIPIENT, SmtpReply
 
-CATALOGUE = {name: value for name, value in vars(smtp_replies).items()
-             if isinstance(value, SmtpReply)}
+CATALOGUE = {
+    name: value for name, value in vars(smtp_replies).items() if isinstance(value, SmtpReply)
+}
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
@@ -26,5 +27,4 @@ def test_replies_read_as_the_front_sends_them() -> None:
 
 
 def test_a_reason_with_braces_is_text_not_a_template() -> None:
-    assert UNKNOWN_RECIPIENT.format(address="{x}", reason="{reason}") == \
-        "550 5.1.1 <{x}>: {reason}"
+    assert UNKNOWN_RECIPIENT.format(address="{x}", reason="{reason}") == "550 5.1.1 <{x}>: {reason}"

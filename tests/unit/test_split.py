@@ -10,9 +10,33 @@ from reply_parser.split import split_for_chat, utf16_len
 from shared.chat_platform.tiktok_messages import outgoing_text
 
 GRAPHEMES = [
-    "a", "b", "Z", "é", "e\u0301", "ñ", "字", "ภ", "ู", "가", " ", " ", "\n", "\n\n", ".", "!",
-    "😀", "👍🏽", "👨\u200d👩\u200d👧\u200d👦", "🇬🇧", "🇯🇵", "🏳\ufe0f\u200d🌈", "a\u0308\u0301",
-    "\u0915\u094d\u0937", "word", "sentence. ", "🧑🏿\u200d🚀",
+    "a",
+    "b",
+    "Z",
+    "é",
+    "e\u0301",
+    "ñ",
+    "字",
+    "ภ",
+    "ู",
+    "가",
+    " ",
+    " ",
+    "\n",
+    "\n\n",
+    ".",
+    "!",
+    "😀",
+    "👍🏽",
+    "👨\u200d👩\u200d👧\u200d👦",
+    "🇬🇧",
+    "🇯🇵",
+    "🏳\ufe0f\u200d🌈",
+    "a\u0308\u0301",
+    "\u0915\u094d\u0937",
+    "word",
+    "sentence. ",
+    "🧑🏿\u200d🚀",
 ]
 
 
@@ -108,8 +132,9 @@ def test_arbitrary_text_rejoins_and_fits(text: str, limit: int) -> None:
 
 
 @settings(max_examples=50)
-@given(st.lists(st.sampled_from(GRAPHEMES), min_size=1, max_size=60).map("".join),
-       st.integers(1, 400))
+@given(
+    st.lists(st.sampled_from(GRAPHEMES), min_size=1, max_size=60).map("".join), st.integers(1, 400)
+)
 def test_every_part_of_a_long_reply_is_a_sendable_chat_message(unit: str, times: int) -> None:
     text = unit * times
     # The split and the platform adapter read the one limit of the chat platform's contract.

@@ -15,8 +15,10 @@ CONTROLS = [chr(c) for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]]
 
 
 def test_tabs_and_line_feeds_are_kept() -> None:
-    assert keep_tabs_and_lines("Size:\tM\nColour:\tblue\n\nThanks") == \
-        "Size:\tM\nColour:\tblue\n\nThanks"
+    assert (
+        keep_tabs_and_lines("Size:\tM\nColour:\tblue\n\nThanks")
+        == "Size:\tM\nColour:\tblue\n\nThanks"
+    )
 
 
 def test_carriage_returns_are_line_breaks() -> None:
@@ -37,10 +39,12 @@ def test_only_tab_and_line_feed_survive_among_controls(text: str) -> None:
     cleaned = keep_tabs_and_lines(text)
     assert all(c in "\t\n" for c in cleaned if unicodedata.category(c) == "Cc")
     # Nothing else is touched: the printable characters stay, in order.
-    assert [c for c in cleaned if unicodedata.category(c) != "Cc"] == \
-        [c for c in text if unicodedata.category(c) != "Cc"]
-    assert cleaned.count("\n") == text.replace("\r\n", "\n").count("\n") + \
-        text.replace("\r\n", "").count("\r")
+    assert [c for c in cleaned if unicodedata.category(c) != "Cc"] == [
+        c for c in text if unicodedata.category(c) != "Cc"
+    ]
+    assert cleaned.count("\n") == text.replace("\r\n", "\n").count("\n") + text.replace(
+        "\r\n", ""
+    ).count("\r")
 
 
 @given(st.text(alphabet=st.one_of(st.sampled_from(CONTROLS), st.characters())))

@@ -10,8 +10,19 @@ from shared.events import ChatContent
 
 
 def sent(text: str, role: str = "SHOP", msg_type: str = "TEXT", raw: str = "") -> PlatformMessage:
-    return PlatformMessage("m", "c", role, "shop", "", 0, "", True, ChatContent(),
-                           raw_type=msg_type, raw_content=raw or f'{{"content": "{text}"}}')
+    return PlatformMessage(
+        "m",
+        "c",
+        role,
+        "shop",
+        "",
+        0,
+        "",
+        True,
+        ChatContent(),
+        raw_type=msg_type,
+        raw_content=raw or f'{{"content": "{text}"}}',
+    )
 
 
 def test_parts_found_in_order_are_counted_as_a_prefix() -> None:

@@ -20,8 +20,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 def client_with(handler: httpx.MockTransport) -> TikTokShopClient:
     http = httpx.AsyncClient(base_url="http://platform.test", transport=handler)
-    return TikTokShopClient("http://platform.test", "key", "secret", {"*": "tok"},
-                            qps_per_api=0, http=http)
+    return TikTokShopClient(
+        "http://platform.test", "key", "secret", {"*": "tok"}, qps_per_api=0, http=http
+    )
 
 
 def test_upload_sends_multipart_data_field_signed_without_the_body() -> None:
@@ -29,14 +30,21 @@ def test_upload_sends_multipart_data_field_signed_without_the_body() -> None:
 
     def handle(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, content=orjson.dumps({
-            "code": 0, "message": "Success",
-            "data": {"url": "https://img.test/a.png", "width": "304", "height": 290}}))
+        return httpx.Response(
+            200,
+            content=orjson.dumps(
+                {
+                    "code": 0,
+                    "message": "Success",
+                    "data": {"url": "https://img.test/a.png", "width": "304", "height": 290},
+                }
+            ),
+        )
 
     client = client_with(httpx.MockTransport(handle))
     image = asyncio.run(client.upload_image("shop-1", PNG, "image/png"))
     assert (image.url, image.width, image.height) == ("https://img.test/a.png", 304, 290)
-    req, = seen
+    (req,) = seen
     assert req.url.path == "/customer_service/202309/images/upload"
     assert req.headers["content-type"].startswith("multipart/form-data; boundary=")
     assert req.headers["x-tts-access-token"] == "tok"
@@ -47,13 +55,15 @@ def test_upload_sends_multipart_data_field_signed_without_the_body() -> None:
     assert query["sign"] != sign_request(req.url.path, query, body, "secret")
 
 
-@pytest.mark.parametrize(("data", "ctype", "why"), [
-    (PNG, "image/bmp", "not accepted"),
-    (b"", "image/png", "empty"),
-    (b"\xff\xd8\xff" + b"\x00" * (10 * 1024 * 1024), "image/jpeg", "allows 10485760"),
-])
-def test_unacceptable_picture_is_refused_without_a_call(data: bytes, ctype: str,
-                                                        why: str) -> None:
+@pytest.mark.parametrize(
+    ("data", "ctype", "why"),
+    [
+        (PNG, "image/bmp", "not accepted"),
+        (b"", "image/png", "empty"),
+        (b"\xff\xd8\xff" + b"\x00" * (10 * 1024 * 1024), "image/jpeg", "allows 10485760"),
+    ],
+)
+def test_unacceptable_picture_is_refused_without_a_call(data: bytes, ctype: str, why: str) -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         raise AssertionError("no call expected")
 

@@ -9,9 +9,11 @@ API_SECRET = "e59af819cc"
 API_SIGN = "b596b73e0cc6de07ac26f036364178ab16b0a907af13d43f0a0cd2345f582dc8"
 
 # Webhooks overview: app_key abcdef, app_secret 123.
-WEBHOOK_BODY = (b'{"type":1,"tts_notification_id":"7380066284010030890","shop_id":'
-                b'"7495540735365777507","timestamp":1718305585,"data":{"is_on_hold_order":true,'
-                b'"order_id":"576653688135258178","order_status":"UNPAID","update_time":1718305585}}')
+WEBHOOK_BODY = (
+    b'{"type":1,"tts_notification_id":"7380066284010030890","shop_id":'
+    b'"7495540735365777507","timestamp":1718305585,"data":{"is_on_hold_order":true,'
+    b'"order_id":"576653688135258178","order_status":"UNPAID","update_time":1718305585}}'
+)
 WEBHOOK_SIGN = "5dec0f11ec2f6783b8deee53c9ffbf8d024302f7c7e7fa55a35d17629031ac05"
 
 
@@ -30,8 +32,9 @@ def test_json_body_is_signed_but_a_multipart_body_is_not() -> None:
     body = b'{"address":"https://partner.tiktokshop.com","event_type":"PACKAGE_UPDATE"}'
     with_body = sign_request("/event/202309/webhooks", query, body, "s")
     assert with_body != sign_request("/event/202309/webhooks", query, b"", "s")
-    assert sign_request("/event/202309/webhooks", query, body, "s", multipart=True) == \
-        sign_request("/event/202309/webhooks", query, b"", "s")
+    assert sign_request("/event/202309/webhooks", query, body, "s", multipart=True) == sign_request(
+        "/event/202309/webhooks", query, b"", "s"
+    )
 
 
 def test_webhook_signature_matches_the_official_vector() -> None:
@@ -40,7 +43,8 @@ def test_webhook_signature_matches_the_official_vector() -> None:
 
 
 def test_webhook_with_one_changed_byte_or_no_header_is_not_verified() -> None:
-    assert not verify_webhook("abcdef", WEBHOOK_BODY.replace(b"UNPAID", b"PAID!!"), "123",
-                              WEBHOOK_SIGN)
+    assert not verify_webhook(
+        "abcdef", WEBHOOK_BODY.replace(b"UNPAID", b"PAID!!"), "123", WEBHOOK_SIGN
+    )
     assert not verify_webhook("abcdef", WEBHOOK_BODY, "123", None)
     assert not verify_webhook("abcdef", WEBHOOK_BODY, "123", "Bearer " + WEBHOOK_SIGN)

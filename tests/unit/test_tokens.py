@@ -39,9 +39,10 @@ def test_token_round_trips_shop_and_conversation_of_platform_sized_ids() -> None
     assert token == token.lower()
 
 
-@given(shop=st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1,
-                    max_size=10),
-       conv=st.from_regex(r"[0-9]{1,19}", fullmatch=True))
+@given(
+    shop=st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=10),
+    conv=st.from_regex(r"[0-9]{1,19}", fullmatch=True),
+)
 def test_any_short_id_pair_round_trips(shop: str, conv: str) -> None:
     try:
         token = mint_token(shop, conv, KEYS, now_s=NOW, ttl_s=DAY)
@@ -60,7 +61,7 @@ def test_token_is_accepted_in_upper_case_as_some_mtas_rewrite_local_parts() -> N
 def test_flipping_any_character_is_rejected() -> None:
     token = mint_token("7494049642642441621", "576460602530154245", KEYS, now_s=NOW, ttl_s=DAY)
     for i in range(len(token)):
-        forged = token[:i] + ("a" if token[i] != "a" else "b") + token[i + 1:]
+        forged = token[:i] + ("a" if token[i] != "a" else "b") + token[i + 1 :]
         with pytest.raises((BadSignature, MalformedToken, UnknownKey)):
             verify_token(forged, KEYS, now_s=NOW)
 
@@ -107,8 +108,13 @@ def test_reply_address_round_trips_region_and_rejects_foreign_domains() -> None:
     addr = reply_address("abc", "GB", "bridge.example")
     assert addr == "abc@chat-seller-gb.bridge.example"
     assert split_reply_address(f"<{addr}>", "bridge.example") == ("abc", "gb")
-    for bad in ("abc@chat-seller-gb.evil.example", "abc@bridge.example", "no-at-sign",
-                "abc@chat-seller-.bridge.example", "abc@chat-seller-a.b.bridge.example"):
+    for bad in (
+        "abc@chat-seller-gb.evil.example",
+        "abc@bridge.example",
+        "no-at-sign",
+        "abc@chat-seller-.bridge.example",
+        "abc@chat-seller-a.b.bridge.example",
+    ):
         with pytest.raises(MalformedToken):
             split_reply_address(bad, "bridge.example")
 
@@ -117,8 +123,12 @@ def test_only_the_bridges_reply_domains_are_reply_domains() -> None:
     assert reply_domain_prefix("GB") == "chat-seller-gb"
     assert is_reply_domain("chat-seller-us.bridge.example", "bridge.example")
     assert is_reply_domain("CHAT-SELLER-US.Bridge.Example.", "bridge.example")
-    for other in ("chat-seller-us.evil.example", "bridge.example", "seller-us.bridge.example",
-                  "chat-seller-bridge.example"):
+    for other in (
+        "chat-seller-us.evil.example",
+        "bridge.example",
+        "seller-us.bridge.example",
+        "chat-seller-bridge.example",
+    ):
         assert not is_reply_domain(other, "bridge.example"), other
 
 
