@@ -43,6 +43,7 @@ from aiosmtpd.smtp import SMTP
 
 from devstack.broker import EmbeddedBroker
 from devstack.chaos_checker import (
+    BUYER_MARKER,
     Counts,
     Digest,
     ReplyMailed,
@@ -57,11 +58,20 @@ from devstack.kafka import KafkaCluster
 from devstack.mail_sink import SinkHandler, gmail_style_reply
 from devstack.stack import Platforms, Ports, stack_env, start_platforms, wait_healthy
 from devstack.supervisor import Supervisor, stack_specs
-from shared.codec import encode
-from shared.events import ShopSettings
+from devstack.topic_reader import records_so_far
+from shared.codec import decode, encode
+from shared.events import ChatEvent, ChatEventKind, MailOutcome, ShopSettings
+from shared.events import Digest as DigestEvent
 from shared.kafka import ensure_topics
 from shared.logging import now_ms
-from shared.topics import CHAT_EVENTS, CHAT_REPLIES, MAIL_DIGESTS, MAIL_INBOUND, SHOP_SETTINGS
+from shared.topics import (
+    CHAT_EVENTS,
+    CHAT_REPLIES,
+    MAIL_DIGESTS,
+    MAIL_INBOUND,
+    MAIL_OUTCOMES,
+    SHOP_SETTINGS,
+)
 
 BROKERS = ("tansu", "kafka", "kafka-cluster")
 # The platform redelivers a webhook for hours; the sandbox's default schedule is seconds.
@@ -122,6 +132,9 @@ class ChaosReport:
     faults: list[str]
     restarts: dict[str, int]
     not_acknowledged: int  # buyer messages ingest never acknowledged (the platform gave up)
+    # Where each lost buyer message was last seen on the topics (read after the checker,
+    # to help find the cause; never part of the counts).
+    trace: list[str]
     replies_refused: int  # replies the reply front refused with a 5xx
     load_s: float
     drain_s: float
@@ -211,6 +224,7 @@ class ChaosRun:
         self.samples_parts: list[tuple[float, int, int]] = []
         self.t0 = 0.0
         self.pending_restores: list[asyncio.Task[None]] = []
+        self.bootstrap = ""
 
     # --- set-up -----------------------------------------------------------------------
 
@@ -233,6 +247,36 @@ class ChaosRun:
             await producer.flush()
         finally:
             await producer.stop()
+
+    async def probe_shops(self, platforms: Platforms, sandbox_url: str,
+                          timeout_s: float = 180.0) -> None:
+        """One buyer message per shop, then wait for each one's digest at the sink: the
+        load starts only once every shop is onboarded as the whole stack sees it (a
+        message that arrives before a service applied the shop's settings record is not
+        emailed, by design: alerts are opt-in)."""
+        probes = {shop: str(5_000_000_000_000_000 + n) for n, shop in enumerate(self.shops)}
+        deadline = time.monotonic() + timeout_s
+        waiting = dict(probes)
+        seen = 0
+        async with _platform_client(platforms) as http:
+            while waiting:
+                # Again every round until seen: a probe that came too early is not emailed.
+                for shop, conv in waiting.items():
+                    resp = await http.post(f"{sandbox_url}/sandbox/buyer_messages", json={
+                        "shop_id": shop, "conversation_id": conv, "text": f"probe-{shop}"})
+                    resp.raise_for_status()
+                until = time.monotonic() + self.opts.window_s + 10
+                while waiting and time.monotonic() < until:
+                    for stored in platforms.sink.mails[seen:]:
+                        body = stored.message.get_body(("plain",))
+                        text = body.get_content() if body is not None else ""
+                        waiting = {s: c for s, c in waiting.items() if f"probe-{s}" not in text}
+                    seen = len(platforms.sink.mails)
+                    await asyncio.sleep(0.5)
+                if waiting and time.monotonic() > deadline:
+                    raise TimeoutError(f"no probe digest for {len(waiting)} shops in "
+                                       f"{timeout_s:g} s")
+        self.log("chaos: every shop's probe digest arrived; load starts")
 
     def message_times(self) -> dict[str, list[float]]:
         """When each conversation's messages are due (seconds into the load phase): some
@@ -307,6 +351,7 @@ class ChaosRun:
                  f"messages={o.messages} conversations={o.conversations} shops={len(self.shops)} "
                  f"seconds={o.seconds:g} replicas={o.replicas} window={o.window_s:g}s "
                  f"logs in {logs}")
+        self.bootstrap = bootstrap
         ports = Ports()
         env = stack_env(bootstrap, ports, window_s=o.window_s, data_dir=root / "data")
         platforms: Platforms | None = None
@@ -325,7 +370,7 @@ class ChaosRun:
             await wait_healthy({s: supervisor.spec(s).http_port for s in supervisor.names},
                                timeout_s=180)
             await self.onboard(bootstrap)
-            await asyncio.sleep(3.0)  # every service's settings view applies the shops
+            await self.probe_shops(platforms, f"http://127.0.0.1:{ports.sandbox}")
             report = await self._load_and_check(platforms, sink, supervisor, kafka,
                                                 f"http://127.0.0.1:{ports.sandbox}", ports)
             stop.set()
@@ -346,8 +391,7 @@ class ChaosRun:
         o = self.opts
         sandbox = platforms.sandbox_app.state.sandbox  # type: ignore[attr-defined]
         base_faults = {"webhook_redeliver_rate": 0.01}
-        async with httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(
-                max_connections=o.concurrency)) as http:
+        async with _platform_client(platforms) as http:
             await http.post(f"{sandbox_url}/sandbox/faults", json=base_faults)
             times = self.message_times()
             plan = self.fault_plan(supervisor.names, kafka)
@@ -380,8 +424,17 @@ class ChaosRun:
         parts.longest_stall_s = longest_stall(self.samples_parts)
         not_acked = sum(self.posted.values()) - sum(self.acked.values())
         opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(o).items()}
+        trace = []
+        if digests.lost:
+            try:
+                trace = await trace_lost(self.bootstrap, digests.examples.get("lost", []))
+            except Exception as exc:  # a diagnosis aid only
+                trace = [f"trace failed: {exc!r}"]
+            trace += await _consolidator_drops(supervisor)
+            for line in trace:
+                self.log(f"trace: {line}")
         return ChaosReport(opts, digests, parts, self.fault_log, supervisor.restarts(),
-                           not_acked, self.replies_refused, load_s, drained)
+                           not_acked, trace, self.replies_refused, load_s, drained)
 
     def _all_in(self, sandbox: Any) -> bool:
         if self.replies_pending or len(self.delivered) < sum(self.acked.values()):
@@ -530,6 +583,13 @@ class ChaosRun:
         self.pending_restores.append(asyncio.create_task(restore()))
 
 
+def _platform_client(platforms: Platforms) -> httpx.AsyncClient:
+    """The buyers' side of the sandbox, called in-process (the sandbox runs in this event
+    loop anyway): no loopback connection to race its keep-alive timeout, less CPU."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=platforms.sandbox_app),  # type: ignore[arg-type]
+                             timeout=30.0)
+
+
 def _views(sandbox: Any) -> dict[str, list[str]]:
     """What each buyer received: the text of each part, in order."""
     return {c: [str(p["content"].get("content", "")) for p in parts]
@@ -556,6 +616,70 @@ async def busiest_leader(bootstrap: str) -> int:
     finally:
         await client.close()
     return max(leaders, key=lambda n: leaders[n])
+
+
+async def trace_lost(bootstrap: str, markers: list[str]) -> list[str]:
+    """For each lost buyer marker (``bm-CONV-SEQ``): was it on ``chat.events``, in which
+    digests on ``mail.digests``, and what outcome did the mailer record for those."""
+    wanted = set(markers)
+    events: dict[str, list[str]] = {m: [] for m in wanted}
+    digests: dict[str, list[str]] = {m: [] for m in wanted}
+    for recs in (await records_so_far(bootstrap, CHAT_EVENTS.name, CHAT_EVENTS.partitions,
+                                      timeout_s=60)).values():
+        for rec in recs:
+            try:
+                ev = decode(ChatEvent, rec.value)
+            except Exception:
+                continue
+            if ev.kind == ChatEventKind.BUYER_MESSAGE and ev.content is not None:
+                for m in BUYER_MARKER.findall(ev.content.text):
+                    name = f"bm-{m[0]}-{m[1]}"
+                    if name in wanted:
+                        events[name].append(f"p{rec.partition}@{rec.offset} id={ev.message_id}")
+    for recs in (await records_so_far(bootstrap, MAIL_DIGESTS.name, MAIL_DIGESTS.partitions,
+                                      timeout_s=60)).values():
+        for rec in recs:
+            try:
+                digest = decode(DigestEvent, rec.value)
+            except Exception:
+                continue
+            for msg in digest.messages:
+                for m in BUYER_MARKER.findall(msg.content.text):
+                    name = f"bm-{m[0]}-{m[1]}"
+                    if name in wanted:
+                        digests[name].append(digest.digest_id)
+    outcomes: dict[str, list[str]] = {}
+    for recs in (await records_so_far(bootstrap, MAIL_OUTCOMES.name, MAIL_OUTCOMES.partitions,
+                                      timeout_s=60)).values():
+        for rec in recs:
+            if rec.value is None:
+                continue
+            try:
+                outcome = decode(MailOutcome, rec.value)
+            except Exception:
+                continue
+            outcomes.setdefault(outcome.digest_id, []).append(
+                f"{outcome.status}{f' {outcome.reason[:80]}' if outcome.reason else ''}")
+    return [f"{m}: chat.events {events[m] or 'absent'}; mail.digests "
+            f"{[(d, outcomes.get(d, ['no outcome'])) for d in digests[m]] or 'absent'}"
+            for m in markers]
+
+
+async def _consolidator_drops(supervisor: Supervisor) -> list[str]:
+    """The consolidators' own count of messages not emailed (since their last start)."""
+    out = []
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        for name in supervisor.names:
+            if name.startswith("consolidator"):
+                try:
+                    text = (await http.get(
+                        f"http://127.0.0.1:{supervisor.spec(name).http_port}/metrics")).text
+                except httpx.HTTPError as exc:
+                    out.append(f"{name} metrics: {exc!r}")
+                    continue
+                out += [f"{name}: {line}" for line in text.splitlines()
+                        if "not_emailed" in line and not line.startswith("#")]
+    return out
 
 
 async def run_chaos(opts: ChaosOptions, log: Callable[[str], None] = print) -> ChaosReport:
