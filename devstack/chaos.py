@@ -75,8 +75,10 @@ from shared.topics import (
 
 BROKERS = ("tansu", "kafka", "kafka-cluster")
 # The platform redelivers a webhook for hours; the sandbox's default schedule is seconds.
-# A chaos run keeps redelivering for about two minutes, longer than any restart it causes.
-REDELIVERY_S = (0.5, 1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 15.0, 15.0, 20.0, 20.0)
+# A chaos run keeps redelivering for about seven minutes, longer than any restart it causes
+# (and than a loaded machine's backlog of pushes).
+REDELIVERY_S = (0.5, 1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 15.0, 15.0, 20.0, 20.0,
+                *(30.0,) * 10)
 CONVERSATION_TOPICS = (CHAT_EVENTS.name, MAIL_DIGESTS.name, MAIL_INBOUND.name, CHAT_REPLIES.name)
 SHORT_REPLY_WORDS = 6
 LONG_REPLY_WORDS = 200  # about 5,800 characters: three chat parts
@@ -418,7 +420,7 @@ class ChaosRun:
                 task.cancel()
             drained = time.monotonic() - drain_start
         sent = {c: n for c, n in self.acked.items() if n}
-        digests = check_digests(sent, self.mails)
+        digests = check_digests(sent, self.mails, posted=self.posted)
         digests.longest_stall_s = longest_stall(self.samples_digest)
         parts = check_reply_parts(self.replies, _views(sandbox))
         parts.longest_stall_s = longest_stall(self.samples_parts)

@@ -99,10 +99,13 @@ class Counts:
         return asdict(self)
 
 
-def check_digests(sent: Mapping[str, int], mails: Sequence[Digest]) -> Counts:
+def check_digests(sent: Mapping[str, int], mails: Sequence[Digest],
+                  posted: Mapping[str, int] | None = None) -> Counts:
     """``sent``: buyer messages per conversation (seq 0..n-1, accepted by ingest);
     ``mails``: the sink's mails in arrival order (mails without buyer markers are ignored:
-    notices, activation mails)."""
+    notices, activation mails); ``posted``: messages the platform took, acknowledged or not
+    (one whose acknowledgement the run did not see may appear, once, but is owed nothing)."""
+    posted = posted or sent
     counts = Counts(expected=sum(sent.values()))
     by_id: dict[str, Digest] = {}
     for mail in mails:
@@ -122,7 +125,7 @@ def check_digests(sent: Mapping[str, int], mails: Sequence[Digest]) -> Counts:
     for digest in by_id.values():  # first arrivals, in arrival order
         for conv, seq in digest.markers:
             key = (conv, seq)
-            if seq >= sent.get(conv, 0):
+            if seq >= max(sent.get(conv, 0), posted.get(conv, 0)):
                 counts.unexpected += 1
                 counts.note("unexpected", f"bm-{conv}-{seq} in {digest.message_id}")
                 continue
