@@ -33,11 +33,11 @@ from dataclasses import asdict, dataclass, field
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosmtplib
 import httpx
-from aiokafka import AIOKafkaClient, AIOKafkaProducer
+from aiokafka import AIOKafkaClient, AIOKafkaProducer, ConsumerRecord
 from aiokafka.structs import TopicPartition
 from aiosmtpd.smtp import SMTP
 
@@ -71,8 +71,10 @@ from shared.topics import (
     MAIL_INBOUND,
     MAIL_OUTCOMES,
     SHOP_SETTINGS,
+    TopicSpec,
 )
 
+T = TypeVar("T")
 BROKERS = ("tansu", "kafka", "kafka-cluster")
 # The platform redelivers a webhook for hours; the sandbox's default schedule is seconds.
 # A chaos run keeps redelivering for about seven minutes, longer than any restart it causes
@@ -620,48 +622,45 @@ async def busiest_leader(bootstrap: str) -> int:
     return max(leaders, key=lambda n: leaders[n])
 
 
+async def _decoded(bootstrap: str, topic: TopicSpec, kind: type[T]
+                   ) -> list[tuple[ConsumerRecord, T]]:
+    """Every record of ``topic`` so far that decodes as ``kind`` (tombstones and others
+    skipped)."""
+    out = []
+    for recs in (await records_so_far(bootstrap, topic.name, topic.partitions,
+                                      timeout_s=60)).values():
+        for rec in recs:
+            if rec.value is None:
+                continue
+            try:
+                out.append((rec, decode(kind, rec.value)))
+            except Exception:
+                continue
+    return out
+
+
 async def trace_lost(bootstrap: str, markers: list[str]) -> list[str]:
     """For each lost buyer marker (``bm-CONV-SEQ``): was it on ``chat.events``, in which
     digests on ``mail.digests``, and what outcome did the mailer record for those."""
     wanted = set(markers)
     events: dict[str, list[str]] = {m: [] for m in wanted}
     digests: dict[str, list[str]] = {m: [] for m in wanted}
-    for recs in (await records_so_far(bootstrap, CHAT_EVENTS.name, CHAT_EVENTS.partitions,
-                                      timeout_s=60)).values():
-        for rec in recs:
-            try:
-                ev = decode(ChatEvent, rec.value)
-            except Exception:
-                continue
-            if ev.kind == ChatEventKind.BUYER_MESSAGE and ev.content is not None:
-                for m in BUYER_MARKER.findall(ev.content.text):
-                    name = f"bm-{m[0]}-{m[1]}"
-                    if name in wanted:
-                        events[name].append(f"p{rec.partition}@{rec.offset} id={ev.message_id}")
-    for recs in (await records_so_far(bootstrap, MAIL_DIGESTS.name, MAIL_DIGESTS.partitions,
-                                      timeout_s=60)).values():
-        for rec in recs:
-            try:
-                digest = decode(DigestEvent, rec.value)
-            except Exception:
-                continue
-            for msg in digest.messages:
-                for m in BUYER_MARKER.findall(msg.content.text):
-                    name = f"bm-{m[0]}-{m[1]}"
-                    if name in wanted:
-                        digests[name].append(digest.digest_id)
+
+    def named(text: str) -> list[str]:
+        return [n for c, q in BUYER_MARKER.findall(text) if (n := f"bm-{c}-{q}") in wanted]
+
+    for rec, ev in await _decoded(bootstrap, CHAT_EVENTS, ChatEvent):
+        if ev.kind == ChatEventKind.BUYER_MESSAGE and ev.content is not None:
+            for name in named(ev.content.text):
+                events[name].append(f"p{rec.partition}@{rec.offset} id={ev.message_id}")
+    for _rec, digest in await _decoded(bootstrap, MAIL_DIGESTS, DigestEvent):
+        for msg in digest.messages:
+            for name in named(msg.content.text):
+                digests[name].append(digest.digest_id)
     outcomes: dict[str, list[str]] = {}
-    for recs in (await records_so_far(bootstrap, MAIL_OUTCOMES.name, MAIL_OUTCOMES.partitions,
-                                      timeout_s=60)).values():
-        for rec in recs:
-            if rec.value is None:
-                continue
-            try:
-                outcome = decode(MailOutcome, rec.value)
-            except Exception:
-                continue
-            outcomes.setdefault(outcome.digest_id, []).append(
-                f"{outcome.status}{f' {outcome.reason[:80]}' if outcome.reason else ''}")
+    for _rec, outcome in await _decoded(bootstrap, MAIL_OUTCOMES, MailOutcome):
+        outcomes.setdefault(outcome.digest_id, []).append(
+            f"{outcome.status}{f' {outcome.reason[:80]}' if outcome.reason else ''}")
     return [f"{m}: chat.events {events[m] or 'absent'}; mail.digests "
             f"{[(d, outcomes.get(d, ['no outcome'])) for d in digests[m]] or 'absent'}"
             for m in markers]
