@@ -28,6 +28,7 @@ import bisect
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from email import policy
@@ -140,6 +141,7 @@ class ChaosReport:
     # to help find the cause; never part of the counts).
     trace: list[str]
     replies_refused: int  # replies the reply front refused with a 5xx
+    webhook_answers: dict[str, int]  # what ingest answered the platform's pushes, by status
     load_s: float
     drain_s: float
     started_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ",
@@ -161,6 +163,7 @@ class ChaosReport:
             f"({', '.join(f'{k}={v}' for k, v in self.restarts.items() if v)}); "
             f"not acknowledged by ingest: {self.not_acknowledged}; replies refused: "
             f"{self.replies_refused}; load {self.load_s:.0f} s, drain {self.drain_s:.0f} s",
+            f"webhook pushes answered: {self.webhook_answers}",
         ]
 
     def as_dict(self) -> dict[str, Any]:
@@ -437,8 +440,11 @@ class ChaosRun:
             trace += await _consolidator_drops(supervisor)
             for line in trace:
                 self.log(f"trace: {line}")
+        answers = Counter(str(e["status"]).split(" ")[0] + ("" if isinstance(e["status"], int)
+                                                            else " (no answer)")
+                          for e in sandbox.webhook_log)
         return ChaosReport(opts, digests, parts, self.fault_log, supervisor.restarts(),
-                           not_acked, trace, self.replies_refused, load_s, drained)
+                           not_acked, trace, self.replies_refused, dict(answers), load_s, drained)
 
     def _all_in(self, sandbox: Any) -> bool:
         if self.replies_pending or len(self.delivered) < sum(self.acked.values()):
