@@ -31,23 +31,38 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--conversations", type=int, default=10_000)
     parser.add_argument("--shops", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=300.0, help="load phase (faults inside it)")
+    parser.add_argument(
+        "--seconds", type=float, default=300.0, help="load phase (faults inside it)"
+    )
     parser.add_argument("--replicas", type=int, default=2, help="of every consuming service")
     parser.add_argument("--kills-per-service", type=int, default=1)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--short", action="store_true",
-                        help="the CI-sized run: 1,200 messages, 200 conversations, 20 s, 1 replica")
+    parser.add_argument(
+        "--short",
+        action="store_true",
+        help="the CI-sized run: 1,200 messages, 200 conversations, 20 s, 1 replica",
+    )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     root = ROOT / "var" / "chaos" / f"{args.broker}-{stamp}"
-    given = {"broker": args.broker, "kills_per_service": args.kills_per_service, "seed": seed,
-             "root": root}
-    sizes = {"messages": args.messages, "conversations": args.conversations,
-             "shops": args.shops, "seconds": args.seconds, "replicas": args.replicas}
+    given = {
+        "broker": args.broker,
+        "kills_per_service": args.kills_per_service,
+        "seed": seed,
+        "root": root,
+    }
+    sizes = {
+        "messages": args.messages,
+        "conversations": args.conversations,
+        "shops": args.shops,
+        "seconds": args.seconds,
+        "replicas": args.replicas,
+    }
     if args.short:  # the CI-sized run; sizes given on the command line still win
-        opts = ChaosOptions.short(**given, **{k: v for k, v in sizes.items()
-                                              if v != parser.get_default(k)})
+        opts = ChaosOptions.short(
+            **given, **{k: v for k, v in sizes.items() if v != parser.get_default(k)}
+        )
     else:
         opts = ChaosOptions(**given, **sizes)
     report = asyncio.run(run_chaos(opts))

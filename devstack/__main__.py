@@ -72,14 +72,28 @@ async def run(kafka_dir: Path | None) -> None:
         # Restarts start at once: a service that dies while the stack boots comes back too.
         watching = asyncio.create_task(services.run(stop))
         await wait_healthy(ports.http_ports(), timeout_s=90)
-        kind = (f"Apache Kafka in {kafka_dir}" if kafka_dir else
-                "embedded Tansu, memory only" if broker else "KAFKA_BOOTSTRAP")
+        kind = (
+            f"Apache Kafka in {kafka_dir}"
+            if kafka_dir
+            else "embedded Tansu, memory only"
+            if broker
+            else "KAFKA_BOOTSTRAP"
+        )
         main = await onboard_demo_shop(f"http://127.0.0.1:{ports.ingest}", env, platforms.sink)
-        print(BANNER.format(logs=logs, broker=f"{kind} on {bootstrap}",
-                            sink=ports.sink_http, sandbox=ports.sandbox,
-                            ingest=ports.ingest, smtp=ports.inbound_smtp, window=window,
-                            shop=DEMO_SHOP_ID, main=main),
-              flush=True)
+        print(
+            BANNER.format(
+                logs=logs,
+                broker=f"{kind} on {bootstrap}",
+                sink=ports.sink_http,
+                sandbox=ports.sandbox,
+                ingest=ports.ingest,
+                smtp=ports.inbound_smtp,
+                window=window,
+                shop=DEMO_SHOP_ID,
+                main=main,
+            ),
+            flush=True,
+        )
         await watching
     finally:
         if services:
@@ -92,9 +106,12 @@ async def run(kafka_dir: Path | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="scripts/run-local.sh")
-    parser.add_argument("--kafka", action="store_true",
-                        help="run on a durable Apache Kafka (var/kafka-local, port 9092; needs "
-                             "java and mvn) instead of the embedded broker")
+    parser.add_argument(
+        "--kafka",
+        action="store_true",
+        help="run on a durable Apache Kafka (var/kafka-local, port 9092; needs "
+        "java and mvn) instead of the embedded broker",
+    )
     args = parser.parse_args()
     try:
         asyncio.run(run(Path("var/kafka-local") if args.kafka else None))

@@ -80,8 +80,7 @@ BROKERS = ("tansu", "kafka", "kafka-cluster")
 # The platform redelivers a webhook for hours; the sandbox's default schedule is seconds.
 # A chaos run keeps redelivering for about seven minutes, longer than any restart it causes
 # (and than a loaded machine's backlog of pushes).
-REDELIVERY_S = (0.5, 1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 15.0, 15.0, 20.0, 20.0,
-                *(30.0,) * 10)
+REDELIVERY_S = (0.5, 1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 15.0, 15.0, 20.0, 20.0, *(30.0,) * 10)
 CONVERSATION_TOPICS = (CHAT_EVENTS.name, MAIL_DIGESTS.name, MAIL_INBOUND.name, CHAT_REPLIES.name)
 SHORT_REPLY_WORDS = 6
 LONG_REPLY_WORDS = 200  # about 5,800 characters: three chat parts
@@ -116,9 +115,17 @@ class ChaosOptions:
         """The CI-sized run (``bench/chaos.py --short`` and tests/e2e/test_chaos.py): a
         minute or two of load with one kill of each service, one replica each."""
         base: dict[str, Any] = {
-            "messages": 1200, "conversations": 200, "shops": 10, "seconds": 20.0,
-            "window_s": 2.0, "replicas": 1, "sink_down_s": 3.0, "storm_s": 3.0,
-            "drain_s": 120.0, "concurrency": 32}
+            "messages": 1200,
+            "conversations": 200,
+            "shops": 10,
+            "seconds": 20.0,
+            "window_s": 2.0,
+            "replicas": 1,
+            "sink_down_s": 3.0,
+            "storm_s": 3.0,
+            "drain_s": 120.0,
+            "concurrency": 32,
+        }
         return cls(**{**base, **overrides})
 
 
@@ -144,8 +151,9 @@ class ChaosReport:
     webhook_answers: dict[str, int]  # what ingest answered the platform's pushes, by status
     load_s: float
     drain_s: float
-    started_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                  time.gmtime()))
+    started_at: str = field(
+        default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    )
 
     @property
     def failed(self) -> bool:
@@ -182,15 +190,19 @@ class SinkSwitch:
         self.sessions: set[SMTP] = set()
 
     def _protocol(self) -> SMTP:
-        session = SMTP(SinkHandler(self.platforms.sink), ident="bridge mail sink",
-                       data_size_limit=60 * 1024 * 1024)
+        session = SMTP(
+            SinkHandler(self.platforms.sink),
+            ident="bridge mail sink",
+            data_size_limit=60 * 1024 * 1024,
+        )
         self.sessions.add(session)
         return session
 
     async def up(self) -> None:
         loop = asyncio.get_running_loop()
-        self.platforms.smtp_server = await loop.create_server(self._protocol, "127.0.0.1",
-                                                              self.port)
+        self.platforms.smtp_server = await loop.create_server(
+            self._protocol, "127.0.0.1", self.port
+        )
 
     async def down(self) -> None:
         self.platforms.smtp_server.close()
@@ -211,9 +223,11 @@ class ChaosRun:
         self.convs = [str(base + i) for i in range(opts.conversations)]
         shop_base = 7_200_000_000_000_000_000 + self.rng.randrange(10**15) * 1000
         self.shops = [str(shop_base + i) for i in range(max(1, opts.shops))]
-        self.per_conv = {c: opts.messages // opts.conversations
-                         + (1 if i < opts.messages % opts.conversations else 0)
-                         for i, c in enumerate(self.convs)}
+        self.per_conv = {
+            c: opts.messages // opts.conversations
+            + (1 if i < opts.messages % opts.conversations else 0)
+            for i, c in enumerate(self.convs)
+        }
         self.acked: dict[str, int] = {c: 0 for c in self.convs}  # messages ingest acknowledged
         self.posted: dict[str, int] = {c: 0 for c in self.convs}
         self.posted_at: list[float] = []  # when each acknowledged message was acknowledged
@@ -247,16 +261,22 @@ class ChaosRun:
         try:
             for shop in self.shops:
                 email = self.seller_of(shop)
-                record = ShopSettings(shop_id=shop, alerts_enabled=True, destination_email=email,
-                                      authorized_senders=(email,), updated_at_ms=now_ms(),
-                                      updated_by="chaos")
+                record = ShopSettings(
+                    shop_id=shop,
+                    alerts_enabled=True,
+                    destination_email=email,
+                    authorized_senders=(email,),
+                    updated_at_ms=now_ms(),
+                    updated_by="chaos",
+                )
                 await producer.send(SHOP_SETTINGS.name, encode(record), key=shop.encode())
             await producer.flush()
         finally:
             await producer.stop()
 
-    async def probe_shops(self, platforms: Platforms, sandbox_url: str,
-                          timeout_s: float = 180.0) -> None:
+    async def probe_shops(
+        self, platforms: Platforms, sandbox_url: str, timeout_s: float = 180.0
+    ) -> None:
         """One buyer message per shop, then wait for each one's digest at the sink: the
         load starts only once every shop is onboarded as the whole stack sees it (a
         message that arrives before a service applied the shop's settings record is not
@@ -269,8 +289,10 @@ class ChaosRun:
             while waiting:
                 # Again every round until seen: a probe that came too early is not emailed.
                 for shop, conv in waiting.items():
-                    resp = await http.post(f"{sandbox_url}/sandbox/buyer_messages", json={
-                        "shop_id": shop, "conversation_id": conv, "text": f"probe-{shop}"})
+                    resp = await http.post(
+                        f"{sandbox_url}/sandbox/buyer_messages",
+                        json={"shop_id": shop, "conversation_id": conv, "text": f"probe-{shop}"},
+                    )
                     resp.raise_for_status()
                 until = time.monotonic() + self.opts.window_s + 10
                 while waiting and time.monotonic() < until:
@@ -281,8 +303,9 @@ class ChaosRun:
                     seen = len(platforms.sink.mails)
                     await asyncio.sleep(0.5)
                 if waiting and time.monotonic() > deadline:
-                    raise TimeoutError(f"no probe digest for {len(waiting)} shops in "
-                                       f"{timeout_s:g} s")
+                    raise TimeoutError(
+                        f"no probe digest for {len(waiting)} shops in {timeout_s:g} s"
+                    )
         self.log("chaos: every shop's probe digest arrived; load starts")
 
     def message_times(self) -> dict[str, list[float]]:
@@ -296,8 +319,11 @@ class ChaosRun:
             times = []
             for _ in range(self.per_conv[conv]):
                 times.append(min(t, span))
-                t += (self.rng.uniform(0.05, w * 0.5) if self.rng.random() < 0.6
-                      else self.rng.uniform(w + 0.5, 2 * w + 1))
+                t += (
+                    self.rng.uniform(0.05, w * 0.5)
+                    if self.rng.random() < 0.6
+                    else self.rng.uniform(w + 0.5, 2 * w + 1)
+                )
             out[conv] = times
         return out
 
@@ -306,8 +332,9 @@ class ChaosRun:
         plan: list[Fault] = []
         services: dict[str, list[str]] = {}
         for name in names:
-            services.setdefault(name.rsplit("-", 1)[0] if name[-1].isdigit() else name,
-                                []).append(name)
+            services.setdefault(name.rsplit("-", 1)[0] if name[-1].isdigit() else name, []).append(
+                name
+            )
         kills = []
         for _ in range(o.kills_per_service):
             order = sorted(services)
@@ -318,8 +345,9 @@ class ChaosRun:
         plan.append(Fault(self.rng.uniform(0.2, 0.7) * o.seconds, "sink_down"))
         plan.append(Fault(self.rng.uniform(0.1, 0.7) * o.seconds, "storm_5xx"))
         plan.append(Fault(self.rng.uniform(0.1, 0.7) * o.seconds, "storm_429"))
-        kill_broker = o.kill_broker if o.kill_broker is not None else (
-            kafka is not None and kafka.nodes > 1)
+        kill_broker = (
+            o.kill_broker if o.kill_broker is not None else (kafka is not None and kafka.nodes > 1)
+        )
         if kill_broker and kafka is not None:
             plan.append(Fault(self.rng.uniform(0.3, 0.6) * o.seconds, "broker_kill"))
         return sorted(plan, key=lambda f: f.at_s)
@@ -346,18 +374,21 @@ class ChaosRun:
             await broker.start_with_topics()
             bootstrap = broker.bootstrap
         else:
-            kafka = broker = KafkaCluster(root / o.broker, nodes=3 if o.broker == "kafka-cluster"
-                                          else 1)
+            kafka = broker = KafkaCluster(
+                root / o.broker, nodes=3 if o.broker == "kafka-cluster" else 1
+            )
             try:
                 await kafka.start_with_topics()
             except BaseException:
                 kafka.stop()
                 raise
             bootstrap = kafka.bootstrap
-        self.log(f"chaos: seed={o.seed} broker={o.broker if not o.bootstrap else bootstrap} "
-                 f"messages={o.messages} conversations={o.conversations} shops={len(self.shops)} "
-                 f"seconds={o.seconds:g} replicas={o.replicas} window={o.window_s:g}s "
-                 f"logs in {logs}")
+        self.log(
+            f"chaos: seed={o.seed} broker={o.broker if not o.bootstrap else bootstrap} "
+            f"messages={o.messages} conversations={o.conversations} shops={len(self.shops)} "
+            f"seconds={o.seconds:g} replicas={o.replicas} window={o.window_s:g}s "
+            f"logs in {logs}"
+        )
         self.bootstrap = bootstrap
         ports = Ports()
         env = stack_env(bootstrap, ports, window_s=o.window_s, data_dir=root / "data")
@@ -370,16 +401,17 @@ class ChaosRun:
             platforms.smtp_server.close()  # replaced by one whose sessions a fault can cut
             await platforms.smtp_server.wait_closed()
             await sink.up()
-            supervisor = Supervisor(stack_specs(env, o.replicas, root / "data"), logs,
-                                    log=self.log)
+            supervisor = Supervisor(stack_specs(env, o.replicas, root / "data"), logs, log=self.log)
             supervisor.start_all()
             watching = asyncio.create_task(supervisor.run(stop))
-            await wait_healthy({s: supervisor.spec(s).http_port for s in supervisor.names},
-                               timeout_s=180)
+            await wait_healthy(
+                {s: supervisor.spec(s).http_port for s in supervisor.names}, timeout_s=180
+            )
             await self.onboard(bootstrap)
             await self.probe_shops(platforms, f"http://127.0.0.1:{ports.sandbox}")
-            report = await self._load_and_check(platforms, sink, supervisor, kafka,
-                                                f"http://127.0.0.1:{ports.sandbox}", ports)
+            report = await self._load_and_check(
+                platforms, sink, supervisor, kafka, f"http://127.0.0.1:{ports.sandbox}", ports
+            )
             stop.set()
             await watching
             return report
@@ -392,9 +424,15 @@ class ChaosRun:
             if broker is not None:
                 broker.stop()
 
-    async def _load_and_check(self, platforms: Platforms, sink: SinkSwitch,
-                              supervisor: Supervisor, kafka: KafkaCluster | None,
-                              sandbox_url: str, ports: Ports) -> ChaosReport:
+    async def _load_and_check(
+        self,
+        platforms: Platforms,
+        sink: SinkSwitch,
+        supervisor: Supervisor,
+        kafka: KafkaCluster | None,
+        sandbox_url: str,
+        ports: Ports,
+    ) -> ChaosReport:
         o = self.opts
         sandbox = platforms.sandbox_app.state.sandbox  # type: ignore[attr-defined]
         base_faults = {"webhook_redeliver_rate": 0.01}
@@ -406,10 +444,12 @@ class ChaosRun:
             sem = asyncio.Semaphore(o.concurrency)
             done = asyncio.Event()
             watcher = asyncio.create_task(self._watch(platforms, sandbox, ports, done))
-            faults = asyncio.create_task(self._faults(plan, supervisor, kafka, sink, http,
-                                                      sandbox_url, base_faults))
-            await asyncio.gather(*(self._conversation(http, sandbox_url, c, times[c], sem)
-                                   for c in self.convs))
+            faults = asyncio.create_task(
+                self._faults(plan, supervisor, kafka, sink, http, sandbox_url, base_faults)
+            )
+            await asyncio.gather(
+                *(self._conversation(http, sandbox_url, c, times[c], sem) for c in self.convs)
+            )
             load_s = time.monotonic() - self.t0
             await faults
             self.note("load done; faults over, draining")
@@ -441,25 +481,49 @@ class ChaosRun:
             for line in trace:
                 self.log(f"trace: {line}")
         answers = Counter(str(e["status"]) for e in sandbox.webhook_log)  # "error ReadTimeout"
-        return ChaosReport(opts, digests, parts, self.fault_log, supervisor.restarts(),
-                           not_acked, trace, self.replies_refused, dict(answers), load_s, drained)
+        return ChaosReport(
+            opts,
+            digests,
+            parts,
+            self.fault_log,
+            supervisor.restarts(),
+            not_acked,
+            trace,
+            self.replies_refused,
+            dict(answers),
+            load_s,
+            drained,
+        )
 
     def _all_in(self, sandbox: Any) -> bool:
         if self.replies_pending or len(self.delivered) < sum(self.acked.values()):
             return False
         return check_reply_parts(self.replies, _views(sandbox)).lost == 0
 
-    async def _conversation(self, http: httpx.AsyncClient, url: str, conv: str,
-                            times: list[float], sem: asyncio.Semaphore) -> None:
+    async def _conversation(
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        conv: str,
+        times: list[float],
+        sem: asyncio.Semaphore,
+    ) -> None:
         shop = self.shop_of(conv)
         for seq, at in enumerate(times):
             delay = self.t0 + at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             async with sem:
-                resp = await http.post(f"{url}/sandbox/buyer_messages", json={
-                    "shop_id": shop, "conversation_id": conv, "buyer_name": f"Buyer {conv[-4:]}",
-                    "buyer_id": f"buyer-{conv}", "text": buyer_text(conv, seq)})
+                resp = await http.post(
+                    f"{url}/sandbox/buyer_messages",
+                    json={
+                        "shop_id": shop,
+                        "conversation_id": conv,
+                        "buyer_name": f"Buyer {conv[-4:]}",
+                        "buyer_id": f"buyer-{conv}",
+                        "text": buyer_text(conv, seq),
+                    },
+                )
                 resp.raise_for_status()
             self.posted[conv] += 1
             notification = resp.json()["notification_id"]
@@ -471,15 +535,16 @@ class ChaosRun:
                 await asyncio.sleep(0.1)
             self.acked[conv] += 1
 
-    async def _watch(self, platforms: Platforms, sandbox: Any, ports: Ports,
-                     done: asyncio.Event) -> None:
+    async def _watch(
+        self, platforms: Platforms, sandbox: Any, ports: Ports, done: asyncio.Event
+    ) -> None:
         """Every half second: new webhook acknowledgements, new mails at the sink (replies
         to the last digest of a chosen conversation), progress samples."""
         mail_seen = 0
         posted_seen = 0
         while True:
             log = sandbox.webhook_log
-            for entry in log[self.webhook_seen:]:
+            for entry in log[self.webhook_seen :]:
                 if isinstance(entry["status"], int) and 200 <= entry["status"] < 300:
                     self.ack_ids.add(entry["id"])
             self.webhook_seen = len(log)
@@ -498,8 +563,9 @@ class ChaosRun:
                 self.posted_at.append(now)
                 posted_seen += 1
             due = bisect.bisect_left(self.posted_at, now - self.opts.window_s - 1)
-            self.samples_digest.append((now - self.t0, len(self.delivered),
-                                        due - len(self.delivered)))
+            self.samples_digest.append(
+                (now - self.t0, len(self.delivered), due - len(self.delivered))
+            )
             parts = sum(len(v) for v in sandbox.buyer_view.values())
             owed = sum(-(-r.words // PART_WORDS) for r in self.replies) - parts
             self.samples_parts.append((now - self.t0, parts, owed + self.replies_pending))
@@ -515,8 +581,10 @@ class ChaosRun:
         if rng.random() >= self.opts.reply_share:
             return
         count = 2 if rng.random() < self.opts.second_reply_share else 1
-        sizes = [LONG_REPLY_WORDS if rng.random() < self.opts.long_reply_share
-                 else SHORT_REPLY_WORDS for _ in range(count)]
+        sizes = [
+            LONG_REPLY_WORDS if rng.random() < self.opts.long_reply_share else SHORT_REPLY_WORDS
+            for _ in range(count)
+        ]
         self.replies_pending += 1
         task = asyncio.create_task(self._reply(conv, raw, sizes, ports))
         self.reply_tasks.add(task)
@@ -527,8 +595,9 @@ class ChaosRun:
         seller = self.seller_of(self.shop_of(conv))
         try:
             for reply_no, words in enumerate(sizes):
-                reply = gmail_style_reply(original, " ".join(reply_words(conv, reply_no, words)),
-                                          seller)  # type: ignore[arg-type]
+                reply = gmail_style_reply(
+                    original, " ".join(reply_words(conv, reply_no, words)), seller
+                )  # type: ignore[arg-type]
                 if not await self._mail_until_accepted(reply, ports.inbound_smtp):
                     self.replies_refused += 1
                     return
@@ -552,9 +621,16 @@ class ChaosRun:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def _faults(self, plan: list[Fault], supervisor: Supervisor,
-                      kafka: KafkaCluster | None, sink: SinkSwitch, http: httpx.AsyncClient,
-                      url: str, base_faults: dict[str, float]) -> None:
+    async def _faults(
+        self,
+        plan: list[Fault],
+        supervisor: Supervisor,
+        kafka: KafkaCluster | None,
+        sink: SinkSwitch,
+        http: httpx.AsyncClient,
+        url: str,
+        base_faults: dict[str, float],
+    ) -> None:
         o = self.opts
         for fault in plan:
             delay = self.t0 + fault.at_s - time.monotonic()
@@ -568,17 +644,25 @@ class ChaosRun:
                 self.note(f"SMTP sink down for {o.sink_down_s:g} s")
                 await self._later(o.sink_down_s, sink.up(), "SMTP sink up")
             elif fault.what in ("storm_5xx", "storm_429"):
-                storm = ({"rate_5xx": 0.5, "rate_5xx_after_commit": 0.2}
-                         if fault.what == "storm_5xx" else {"rate_429": 0.6, "retry_after_s": 0.5})
+                storm = (
+                    {"rate_5xx": 0.5, "rate_5xx_after_commit": 0.2}
+                    if fault.what == "storm_5xx"
+                    else {"rate_429": 0.6, "retry_after_s": 0.5}
+                )
                 await http.post(f"{url}/sandbox/faults", json={**base_faults, **storm})
                 self.note(f"sandbox {fault.what[6:]} storm for {o.storm_s:g} s: {storm}")
-                await self._later(o.storm_s, http.post(f"{url}/sandbox/faults",
-                                                       json=base_faults), "sandbox storm over")
+                await self._later(
+                    o.storm_s,
+                    http.post(f"{url}/sandbox/faults", json=base_faults),
+                    "sandbox storm over",
+                )
             elif fault.what == "broker_kill" and kafka is not None:
                 node = await busiest_leader(kafka.bootstrap)
                 pid = kafka.kill_node(node)
-                self.note(f"kill -9 Kafka broker {node} (pid {pid}), leader of the most "
-                          f"conversation partitions; back in {o.broker_down_s:g} s")
+                self.note(
+                    f"kill -9 Kafka broker {node} (pid {pid}), leader of the most "
+                    f"conversation partitions; back in {o.broker_down_s:g} s"
+                )
                 await self._later(o.broker_down_s, _restart(kafka), f"Kafka broker {node} up")
         await asyncio.gather(*self.pending_restores)
 
@@ -594,14 +678,18 @@ class ChaosRun:
 def _platform_client(platforms: Platforms) -> httpx.AsyncClient:
     """The buyers' side of the sandbox, called in-process (the sandbox runs in this event
     loop anyway): no loopback connection to race its keep-alive timeout, less CPU."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=platforms.sandbox_app),  # type: ignore[arg-type]
-                             timeout=30.0)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=platforms.sandbox_app),  # type: ignore[arg-type]
+        timeout=30.0,
+    )
 
 
 def _views(sandbox: Any) -> dict[str, list[str]]:
     """What each buyer received: the text of each part, in order."""
-    return {c: [str(p["content"].get("content", "")) for p in parts]
-            for c, parts in sandbox.buyer_view.items()}
+    return {
+        c: [str(p["content"].get("content", "")) for p in parts]
+        for c, parts in sandbox.buyer_view.items()
+    }
 
 
 async def _restart(kafka: KafkaCluster) -> None:
@@ -626,13 +714,15 @@ async def busiest_leader(bootstrap: str) -> int:
     return max(leaders, key=lambda n: leaders[n])
 
 
-async def _decoded(bootstrap: str, topic: TopicSpec, kind: type[T]
-                   ) -> list[tuple[ConsumerRecord, T]]:
+async def _decoded(
+    bootstrap: str, topic: TopicSpec, kind: type[T]
+) -> list[tuple[ConsumerRecord, T]]:
     """Every record of ``topic`` so far that decodes as ``kind`` (tombstones and others
     skipped)."""
     out = []
-    for recs in (await records_so_far(bootstrap, topic.name, topic.partitions,
-                                      timeout_s=60)).values():
+    for recs in (
+        await records_so_far(bootstrap, topic.name, topic.partitions, timeout_s=60)
+    ).values():
         for rec in recs:
             if rec.value is None:
                 continue
@@ -664,10 +754,13 @@ async def trace_lost(bootstrap: str, markers: list[str]) -> list[str]:
     outcomes: dict[str, list[str]] = {}
     for _rec, outcome in await _decoded(bootstrap, MAIL_OUTCOMES, MailOutcome):
         outcomes.setdefault(outcome.digest_id, []).append(
-            f"{outcome.status}{f' {outcome.reason[:80]}' if outcome.reason else ''}")
-    return [f"{m}: chat.events {events[m] or 'absent'}; mail.digests "
-            f"{[(d, outcomes.get(d, ['no outcome'])) for d in digests[m]] or 'absent'}"
-            for m in markers]
+            f"{outcome.status}{f' {outcome.reason[:80]}' if outcome.reason else ''}"
+        )
+    return [
+        f"{m}: chat.events {events[m] or 'absent'}; mail.digests "
+        f"{[(d, outcomes.get(d, ['no outcome'])) for d in digests[m]] or 'absent'}"
+        for m in markers
+    ]
 
 
 async def _consolidator_drops(supervisor: Supervisor) -> list[str]:
@@ -677,13 +770,19 @@ async def _consolidator_drops(supervisor: Supervisor) -> list[str]:
         for name in supervisor.names:
             if name.startswith("consolidator"):
                 try:
-                    text = (await http.get(
-                        f"http://127.0.0.1:{supervisor.spec(name).http_port}/metrics")).text
+                    text = (
+                        await http.get(
+                            f"http://127.0.0.1:{supervisor.spec(name).http_port}/metrics"
+                        )
+                    ).text
                 except httpx.HTTPError as exc:
                     out.append(f"{name} metrics: {exc!r}")
                     continue
-                out += [f"{name}: {line}" for line in text.splitlines()
-                        if "not_emailed" in line and not line.startswith("#")]
+                out += [
+                    f"{name}: {line}"
+                    for line in text.splitlines()
+                    if "not_emailed" in line and not line.startswith("#")
+                ]
     return out
 
 

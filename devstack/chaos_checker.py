@@ -59,8 +59,10 @@ def parse_digest(raw: bytes) -> Digest:
     assert isinstance(msg, EmailMessage)
     body = msg.get_body(("plain",))
     text = body.get_content() if body is not None else ""
-    return Digest(str(msg.get("Message-ID", "")),
-                  tuple((conv, int(seq)) for conv, seq in BUYER_MARKER.findall(text)))
+    return Digest(
+        str(msg.get("Message-ID", "")),
+        tuple((conv, int(seq)) for conv, seq in BUYER_MARKER.findall(text)),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +89,10 @@ class Counts:
         return bool(self.lost or self.duplicated or self.reordered or self.unexpected)
 
     def line(self) -> str:
-        return (f"lost={self.lost} duplicated={self.duplicated} reordered={self.reordered} "
-                f"longest_stall={self.longest_stall_s:.1f}s")
+        return (
+            f"lost={self.lost} duplicated={self.duplicated} reordered={self.reordered} "
+            f"longest_stall={self.longest_stall_s:.1f}s"
+        )
 
     def note(self, what: str, example: str, keep: int = 10) -> None:
         found = self.examples.setdefault(what, [])
@@ -99,8 +103,9 @@ class Counts:
         return asdict(self)
 
 
-def check_digests(sent: Mapping[str, int], mails: Sequence[Digest],
-                  posted: Mapping[str, int] | None = None) -> Counts:
+def check_digests(
+    sent: Mapping[str, int], mails: Sequence[Digest], posted: Mapping[str, int] | None = None
+) -> Counts:
     """``sent``: buyer messages per conversation (seq 0..n-1, accepted by ingest);
     ``mails``: the sink's mails in arrival order (mails without buyer markers are ignored:
     notices, activation mails); ``posted``: messages the platform took, acknowledged or not
@@ -147,8 +152,7 @@ def check_digests(sent: Mapping[str, int], mails: Sequence[Digest],
     return counts
 
 
-def check_reply_parts(mailed: Iterable[ReplyMailed],
-                      views: Mapping[str, Sequence[str]]) -> Counts:
+def check_reply_parts(mailed: Iterable[ReplyMailed], views: Mapping[str, Sequence[str]]) -> Counts:
     """``mailed``: replies the reply front accepted, each conversation's in the order of
     their 250s; ``views``: the text of each part each buyer received, in order."""
     expected: dict[str, dict[int, int]] = defaultdict(dict)
@@ -172,8 +176,11 @@ def check_reply_parts(mailed: Iterable[ReplyMailed],
             seen_parts.add(ident)
             if words[0] < latest:
                 counts.reordered += 1
-                counts.note("reordered", f"part rp-{conv}-{words[0][0]}-{words[0][1]}.. after "
-                                         f"rp-{conv}-{latest[0]}-{latest[1]}")
+                counts.note(
+                    "reordered",
+                    f"part rp-{conv}-{words[0][0]}-{words[0][1]}.. after "
+                    f"rp-{conv}-{latest[0]}-{latest[1]}",
+                )
             if any(b <= a for a, b in zip(words, words[1:], strict=False)):
                 counts.reordered += 1
                 counts.note("reordered", f"words out of order in a part of {conv}")

@@ -70,9 +70,20 @@ def ensure_jars(lib: Path = LIB) -> Path:
     log_path = lib.parent / "mvn.log"
     with open(log_path, "wb") as out:
         done = subprocess.run(
-            ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={partial}"],
-            stdout=out, stderr=subprocess.STDOUT, check=False)
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={partial}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     if done.returncode != 0:
         raise KafkaUnavailable(f"mvn could not resolve the Kafka jars; see {log_path}")
     partial.rename(lib)  # all or nothing: a half-copied folder is never taken for the cache
@@ -198,16 +209,26 @@ class KafkaCluster:
         state = self._load_state()
         if state is None:
             ports = [self.port or free_port()] + [free_port() for _ in range(self.nodes - 1)]
-            state = {"cluster_id": _new_cluster_id(), "nodes": [
-                {"node_id": i + 1, "port": ports[i], "controller_port": free_port()}
-                for i in range(self.nodes)]}
+            state = {
+                "cluster_id": _new_cluster_id(),
+                "nodes": [
+                    {"node_id": i + 1, "port": ports[i], "controller_port": free_port()}
+                    for i in range(self.nodes)
+                ],
+            }
         elif self.port is not None and state["nodes"][0]["port"] != self.port:
-            raise ValueError(f"{self.root} was formatted for port {state['nodes'][0]['port']}, "
-                             f"not {self.port}; stop it and remove the folder to change ports")
+            raise ValueError(
+                f"{self.root} was formatted for port {state['nodes'][0]['port']}, "
+                f"not {self.port}; stop it and remove the folder to change ports"
+            )
         self.nodes = len(state["nodes"])
         self._cluster_id: str = state["cluster_id"]
-        self._nodes = [KafkaNode(n["node_id"], self.root / f"node{n['node_id']}", n["port"],
-                                 n["controller_port"]) for n in state["nodes"]]
+        self._nodes = [
+            KafkaNode(
+                n["node_id"], self.root / f"node{n['node_id']}", n["port"], n["controller_port"]
+            )
+            for n in state["nodes"]
+        ]
         self.port = self._nodes[0].port
 
     @property
@@ -257,9 +278,18 @@ class KafkaCluster:
         """Format storage where new, then start every node not running (in the background)."""
         lib = ensure_jars(self.lib)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._state_file.write_text(json.dumps({"cluster_id": self._cluster_id, "nodes": [
-            {"node_id": n.node_id, "port": n.port, "controller_port": n.controller_port}
-            for n in self._nodes]}, indent=1))
+        self._state_file.write_text(
+            json.dumps(
+                {
+                    "cluster_id": self._cluster_id,
+                    "nodes": [
+                        {"node_id": n.node_id, "port": n.port, "controller_port": n.controller_port}
+                        for n in self._nodes
+                    ],
+                },
+                indent=1,
+            )
+        )
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self._nodes)
         for node in self._nodes:
             if self._pid(node) is not None:
@@ -270,25 +300,54 @@ class KafkaCluster:
                 self._format(node, lib)
             out = open(node.logs / "stdout.log", "ab")  # noqa: SIM115 - owned by the child
             proc = subprocess.Popen(
-                ["java", *HEAP.split(), "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                 "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J}",
-                 f"-Dkafka.logs.dir={node.logs}", "-cp", _classpath(lib), SERVER_MAIN,
-                 str(node.config)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                [
+                    "java",
+                    *HEAP.split(),
+                    "-XX:+UseG1GC",
+                    "-XX:MaxGCPauseMillis=20",
+                    "-Djava.awt.headless=true",
+                    f"-Dlog4j2.configurationFile={LOG4J}",
+                    f"-Dkafka.logs.dir={node.logs}",
+                    "-cp",
+                    _classpath(lib),
+                    SERVER_MAIN,
+                    str(node.config),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             out.close()
             self._procs[node.node_id] = proc
             node.pid_file.write_text(str(proc.pid))
 
     def _format(self, node: KafkaNode, lib: Path) -> None:
         done = subprocess.run(
-            ["java", "-Xmx256m", f"-Dlog4j2.configurationFile={LOG4J}",
-             f"-Dkafka.logs.dir={node.logs}", "-cp", _classpath(lib), STORAGE_MAIN, "format",
-             "-t", self._cluster_id, "-c", str(node.config), "--ignore-formatted"],
-            capture_output=True, text=True, check=False)
+            [
+                "java",
+                "-Xmx256m",
+                f"-Dlog4j2.configurationFile={LOG4J}",
+                f"-Dkafka.logs.dir={node.logs}",
+                "-cp",
+                _classpath(lib),
+                STORAGE_MAIN,
+                "format",
+                "-t",
+                self._cluster_id,
+                "-c",
+                str(node.config),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"kafka storage format failed for {node.dir}: "
-                               f"{done.stdout[-1000:]}{done.stderr[-1000:]}")
+            raise RuntimeError(
+                f"kafka storage format failed for {node.dir}: "
+                f"{done.stdout[-1000:]}{done.stderr[-1000:]}"
+            )
 
     async def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Wait until every node answers a metadata request naming every node, then until
@@ -302,8 +361,9 @@ class KafkaCluster:
             if not self.running():
                 raise RuntimeError(f"kafka exited; see {self.root}/node*/logs/server.log")
             node = pending[0]
-            client = AIOKafkaClient(bootstrap_servers=f"127.0.0.1:{node.port}",
-                                    request_timeout_ms=3000)
+            client = AIOKafkaClient(
+                bootstrap_servers=f"127.0.0.1:{node.port}", request_timeout_ms=3000
+            )
             try:
                 await client.bootstrap()
                 registered = len(client.cluster.brokers())
@@ -328,12 +388,14 @@ class KafkaCluster:
                 except KafkaError as exc:  # coordinator not available yet
                     if time.monotonic() > deadline:
                         raise TimeoutError(
-                            f"kafka on {self.bootstrap} serves no groups: {exc}") from exc
+                            f"kafka on {self.bootstrap} serves no groups: {exc}"
+                        ) from exc
                     await asyncio.sleep(0.3)
         finally:
             await client.close()
-        await broker_allows_idempotence(self.bootstrap,
-                                        timeout_s=max(1.0, deadline - time.monotonic()))
+        await broker_allows_idempotence(
+            self.bootstrap, timeout_s=max(1.0, deadline - time.monotonic())
+        )
 
     async def start_with_topics(self) -> None:
         self.start()
@@ -381,8 +443,11 @@ def main(argv: list[str] | None = None) -> int:
             print(ensure_jars())
             return 0
         if args.command in ("start", "cluster"):
-            cluster = _cluster(args, 3 if args.command == "cluster" else 1,
-                               CLUSTER_DIR if args.command == "cluster" else SINGLE_DIR)
+            cluster = _cluster(
+                args,
+                3 if args.command == "cluster" else 1,
+                CLUSTER_DIR if args.command == "cluster" else SINGLE_DIR,
+            )
             try:
                 asyncio.run(cluster.start_with_topics())
             except BaseException:
@@ -400,9 +465,15 @@ def main(argv: list[str] | None = None) -> int:
             cluster.stop()
         return 0
     for cluster in found:  # status
-        state = "running" if cluster.running() else (
-            f"{len(cluster.pids)} of {cluster.nodes} nodes running" if cluster.pids
-            else "stopped")
+        state = (
+            "running"
+            if cluster.running()
+            else (
+                f"{len(cluster.pids)} of {cluster.nodes} nodes running"
+                if cluster.pids
+                else "stopped"
+            )
+        )
         print(f"{cluster.root}: {state} KAFKA_BOOTSTRAP={cluster.bootstrap}")
     return 0 if any(c.running() for c in found) else 3
 

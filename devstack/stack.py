@@ -63,13 +63,24 @@ class Ports:
         return cls(8000, 8101, 8102, 8103, 8105, 8104, 2525, 8300, 8025, 8301, 8053)
 
     def http_ports(self) -> dict[str, int]:
-        return {"ingest": self.ingest, "consolidator": self.consolidator, "mailer": self.mailer,
-                "reply-parser": self.reply_parser, "reply-front": self.reply_front,
-                "fanout": self.fanout}
+        return {
+            "ingest": self.ingest,
+            "consolidator": self.consolidator,
+            "mailer": self.mailer,
+            "reply-parser": self.reply_parser,
+            "reply-front": self.reply_front,
+            "fanout": self.fanout,
+        }
 
 
-def stack_env(bootstrap: str, ports: Ports, *, window_s: float, data_dir: Path,
-              extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def stack_env(
+    bootstrap: str,
+    ports: Ports,
+    *,
+    window_s: float,
+    data_dir: Path,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Environment for every service process (the same variables production sets, and
     development mode)."""
     env = {
@@ -88,8 +99,7 @@ def stack_env(bootstrap: str, ports: Ports, *, window_s: float, data_dir: Path,
         "BRIDGE_SMTP_PORT": str(ports.sink_smtp),
         "BRIDGE_PLATFORM_BASE_URL": f"http://127.0.0.1:{ports.sandbox}",
         "BRIDGE_CHAT_DEEP_LINK_BASE": f"http://127.0.0.1:{ports.sandbox}/chat",
-        "BRIDGE_SETTINGS_LINK_TEMPLATE":
-            f"http://127.0.0.1:{ports.ingest}/admin/shops/{{shop_id}}/settings",
+        "BRIDGE_SETTINGS_LINK_TEMPLATE": f"http://127.0.0.1:{ports.ingest}/admin/shops/{{shop_id}}/settings",
         "BRIDGE_CONSOLIDATOR_DATA_DIR": str(data_dir / "consolidator"),
         "BRIDGE_SMTP_BACKOFF_BASE_S": "0.2",
         "BRIDGE_SMTP_BACKOFF_MAX_S": "2",
@@ -117,9 +127,13 @@ class ServiceProcesses:
 
     def start(self, name: str) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        self.procs[name] = subprocess.Popen([sys.executable, *SERVICE_COMMANDS[name]],
-                                            env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, *SERVICE_COMMANDS[name]],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def start_all(self) -> None:
         for name in SERVICE_COMMANDS:
@@ -165,8 +179,9 @@ async def wait_healthy(ports: Mapping[str, int], timeout_s: float = 60.0) -> Non
 
 
 async def serve_in_loop(app: object, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))  # type: ignore[arg-type]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )  # type: ignore[arg-type]
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -195,15 +210,19 @@ class Platforms:
         self.dns_transport.close()
 
 
-async def start_platforms(ports: Ports, env: Mapping[str, str], *,
-                          redelivery_delays_s: tuple[float, ...] | None = None) -> Platforms:
+async def start_platforms(
+    ports: Ports, env: Mapping[str, str], *, redelivery_delays_s: tuple[float, ...] | None = None
+) -> Platforms:
     """Sink, sandbox and DNS; ``redelivery_delays_s`` replaces the sandbox's short webhook
     redelivery schedule (chaos runs keep redelivering while ingest restarts)."""
     sink = SinkState()
     smtp_server = await start_sink_smtp(sink, "127.0.0.1", ports.sink_smtp)
-    sink_web = create_sink_web(sink, inbound_host="127.0.0.1", inbound_port=ports.inbound_smtp,
-                               default_from=env.get("BRIDGE_DEFAULT_DESTINATION_EMAIL",
-                                                    "seller@shop.localhost"))
+    sink_web = create_sink_web(
+        sink,
+        inbound_host="127.0.0.1",
+        inbound_port=ports.inbound_smtp,
+        default_from=env.get("BRIDGE_DEFAULT_DESTINATION_EMAIL", "seller@shop.localhost"),
+    )
     sandbox = create_sandbox(
         env.get("BRIDGE_PLATFORM_APP_KEY", "sandbox-app-key"),
         env.get("BRIDGE_PLATFORM_APP_SECRET", "sandbox-app-secret"),
@@ -218,8 +237,9 @@ async def start_platforms(ports: Ports, env: Mapping[str, str], *,
     return Platforms(sink, sandbox, [s1, s2], [t1, t2], smtp_server, zone, dns_transport)
 
 
-async def start_broker(log_dir: Path, *, kafka_dir: Path | None = None
-                       ) -> EmbeddedBroker | KafkaCluster | None:
+async def start_broker(
+    log_dir: Path, *, kafka_dir: Path | None = None
+) -> EmbeddedBroker | KafkaCluster | None:
     """An embedded broker unless KAFKA_BOOTSTRAP points at a real Kafka; with ``kafka_dir``,
     a durable single-node Kafka kept there (its records outlive a restart of the stack)."""
     if kafka_dir is not None:

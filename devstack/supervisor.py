@@ -51,8 +51,9 @@ class ServiceSpec:
     http_port: int = 0
 
 
-def stack_specs(env: Mapping[str, str], replicas: int = 1,
-                data_dir: Path | None = None) -> list[ServiceSpec]:
+def stack_specs(
+    env: Mapping[str, str], replicas: int = 1, data_dir: Path | None = None
+) -> list[ServiceSpec]:
     """Every service of the stack; ``replicas`` of each consuming service (the first keeps
     the ports in ``env``, the others get free ports and, for the consolidator, a data
     directory of their own in ``data_dir``, which must exist)."""
@@ -67,8 +68,14 @@ def stack_specs(env: Mapping[str, str], replicas: int = 1,
                 if service == "consolidator":
                     base = Path(data_dir or env.get("BRIDGE_CONSOLIDATOR_DATA_DIR", "var/dev"))
                     own["BRIDGE_CONSOLIDATOR_DATA_DIR"] = str(base / f"consolidator-{n}")
-            specs.append(ServiceSpec(name, (sys.executable, *SERVICE_COMMANDS[service]), own,
-                                     int(own[PORT_VARIABLES[service]])))
+            specs.append(
+                ServiceSpec(
+                    name,
+                    (sys.executable, *SERVICE_COMMANDS[service]),
+                    own,
+                    int(own[PORT_VARIABLES[service]]),
+                )
+            )
     return specs
 
 
@@ -127,9 +134,14 @@ class Supervisor:
 
     def _start(self, item: Supervised) -> None:
         with open(self.log_dir / f"{item.spec.name}.log", "ab") as out:
-            item.proc = subprocess.Popen(item.spec.argv, env=dict(item.spec.env), stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+            item.proc = subprocess.Popen(
+                item.spec.argv,
+                env=dict(item.spec.env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         item.started_at = time.monotonic()
         item.restart_at = None
 
@@ -153,13 +165,16 @@ class Supervisor:
                 if now - item.started_at >= self.settled_s:
                     item.crashes_in_a_row = 0
                 item.crashes_in_a_row += 1
-                delay = backoff_delay(item.crashes_in_a_row, base_s=self.backoff_base_s,
-                                      max_s=self.backoff_max_s)
+                delay = backoff_delay(
+                    item.crashes_in_a_row, base_s=self.backoff_base_s, max_s=self.backoff_max_s
+                )
                 item.restart_at = now + delay
                 item.restarts += 1
-                self.log(f"supervisor: {item.spec.name} (pid {proc.pid}) exited with "
-                         f"{describe_exit(proc.returncode)} after {now - item.started_at:.1f} s; "
-                         f"restart {item.restarts} in {delay:.1f} s")
+                self.log(
+                    f"supervisor: {item.spec.name} (pid {proc.pid}) exited with "
+                    f"{describe_exit(proc.returncode)} after {now - item.started_at:.1f} s; "
+                    f"restart {item.restarts} in {delay:.1f} s"
+                )
             elif item.restart_at is not None and now >= item.restart_at:
                 self._start(item)
 
@@ -184,8 +199,9 @@ class Supervisor:
         """A clean shutdown: SIGTERM to every process, SIGKILL to any still up after
         ``timeout_s``; nothing is restarted afterwards."""
         self._stopping = True
-        running = [p.proc for p in self._procs.values()
-                   if p.proc is not None and p.proc.poll() is None]
+        running = [
+            p.proc for p in self._procs.values() if p.proc is not None and p.proc.poll() is None
+        ]
         for proc in running:
             _kill_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s

@@ -39,30 +39,39 @@ def delivery_report(digest_headers: str, reply_address: str) -> bytes:
 async def bounced_total(stack: Stack) -> float:
     resp = await stack.http.get(f"http://127.0.0.1:{stack.ports.reply_parser}/metrics")
     resp.raise_for_status()
-    return sum(s.value for fam in text_string_to_metric_families(resp.text)
-               for s in fam.samples
-               if s.name == "bridge_digests_bounced_total" and s.labels.get("kind") == "failed")
+    return sum(
+        s.value
+        for fam in text_string_to_metric_families(resp.text)
+        for s in fam.samples
+        if s.name == "bridge_digests_bounced_total" and s.labels.get("kind") == "failed"
+    )
 
 
 async def test_a_bounced_digest_is_named_and_counted(
-        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    stack: Stack, unique_conversation: tuple[str, str]
+) -> None:
     shop, conv = unique_conversation
     await stack.onboard(shop)
     await stack.buyer_says(shop, conv, "Is the green teapot back?", buyer_name="Dee")
     digest = (await eventually(lambda: stack.mails_for(conv), timeout_s=WINDOW_S + 20))[0]
     digest_id = str(digest["X-Bridge-Digest-Id"])
     reply_address = str(digest["Reply-To"]).rpartition("<")[2].rstrip(">")
-    headers = "".join(f"{k}: {v}\r\n" for k, v in digest.items()
-                      if k in ("From", "To", "Subject", "Message-ID", "X-Bridge-Digest-Id"))
+    headers = "".join(
+        f"{k}: {v}\r\n"
+        for k, v in digest.items()
+        if k in ("From", "To", "Subject", "Message-ID", "X-Bridge-Digest-Id")
+    )
     before = await bounced_total(stack)
 
-    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=stack.ports.inbound_smtp,
-                               timeout=10) as smtp:
+    async with aiosmtplib.SMTP(
+        hostname="127.0.0.1", port=stack.ports.inbound_smtp, timeout=10
+    ) as smtp:
         await smtp.sendmail("", [reply_address], delivery_report(headers, reply_address))
 
     async def result() -> InboundResult | None:
-        records = await records_so_far(stack.env["KAFKA_BOOTSTRAP"], MAIL_INBOUND_RESULTS.name,
-                                       MAIL_INBOUND_RESULTS.partitions)
+        records = await records_so_far(
+            stack.env["KAFKA_BOOTSTRAP"], MAIL_INBOUND_RESULTS.name, MAIL_INBOUND_RESULTS.partitions
+        )
         for rec in (r for part in records.values() for r in part):
             found = decode(InboundResult, rec.value or b"")
             if found.conversation_id == conv and found.digest_id:

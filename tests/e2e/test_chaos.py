@@ -39,9 +39,13 @@ def _logs(report: ChaosReport) -> str:
 
 
 async def test_every_service_killed_with_sigkill_is_restarted_by_the_supervisor(
-        chaos: ChaosReport) -> None:
-    killed = {m.group(1) for line in chaos.faults
-              if (m := re.search(r"kill -9 ([\w-]+) \(pid \d+\)", line))}
+    chaos: ChaosReport,
+) -> None:
+    killed = {
+        m.group(1)
+        for line in chaos.faults
+        if (m := re.search(r"kill -9 ([\w-]+) \(pid \d+\)", line))
+    }
     assert killed == set(SERVICE_COMMANDS), _logs(chaos)
     assert chaos.restarts == dict.fromkeys(SERVICE_COMMANDS, 1), _logs(chaos)
 
@@ -49,21 +53,25 @@ async def test_every_service_killed_with_sigkill_is_restarted_by_the_supervisor(
 # Known bug, reported with a failing test of its own (remove this mark with its fix): a
 # consolidator restarted after kill -9 drops messages of onboarded shops as "not onboarded"
 # while its settings view loads (tests/integration/test_consolidator_restart_settings.py).
-@pytest.mark.xfail(reason="consolidator restart drops pending messages as not onboarded: "
-                          "tests/integration/test_consolidator_restart_settings.py",
-                   strict=False)
-async def test_short_chaos_run_loses_reorders_and_duplicates_no_digest(
-        chaos: ChaosReport) -> None:
+@pytest.mark.xfail(
+    reason="consolidator restart drops pending messages as not onboarded: "
+    "tests/integration/test_consolidator_restart_settings.py",
+    strict=False,
+)
+async def test_short_chaos_run_loses_reorders_and_duplicates_no_digest(chaos: ChaosReport) -> None:
     d = chaos.digests
     assert chaos.not_acknowledged == 0, _logs(chaos)
     assert d.expected == 1200, _logs(chaos)
     assert (d.lost, d.reordered, d.duplicated, d.unexpected) == (0, 0, 0, 0), (
-        d.examples, chaos.trace)
+        d.examples,
+        chaos.trace,
+    )
     assert d.delivered == d.expected
 
 
 async def test_short_chaos_run_loses_reorders_and_duplicates_no_reply_part(
-        chaos: ChaosReport) -> None:
+    chaos: ChaosReport,
+) -> None:
     r = chaos.reply_parts
     assert r.expected > 0 and r.delivered > 0, _logs(chaos)  # replies went through the loop
     assert (r.lost, r.reordered, r.duplicated, r.unexpected) == (0, 0, 0, 0), r.examples

@@ -24,24 +24,36 @@ async def _dead_letters(bootstrap: str) -> list[DeadLetter]:
 
 
 async def test_undecodable_chat_events_are_dead_lettered_and_the_rest_consolidated(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     async with consolidator_rig(tmp_path) as rig:
         rig.start_consolidator()
         key = b"shop1:c1"  # every record below goes to this key's partition
         await rig.buyer("shop1", "c1", "m1", 1)
         await rig.producer.send(CHAT_EVENTS.name, b"{not json", key=key)
-        await rig.producer.send(CHAT_EVENTS.name, orjson.dumps(
-            {"kind": "buyer_message", "shop_id": "shop1", "conversation_id": "c1",
-             "sent_at_ms": "yesterday"}), key=key)
+        await rig.producer.send(
+            CHAT_EVENTS.name,
+            orjson.dumps(
+                {
+                    "kind": "buyer_message",
+                    "shop_id": "shop1",
+                    "conversation_id": "c1",
+                    "sent_at_ms": "yesterday",
+                }
+            ),
+            key=key,
+        )
         await rig.buyer("shop1", "c1", "m2", 2)
         await rig.producer.flush()
-        assert await wait_for(lambda: {"m1", "m2"} <= set(rig.digests.message_ids()), 40), \
+        assert await wait_for(lambda: {"m1", "m2"} <= set(rig.digests.message_ids()), 40), (
             rig.logs()
+        )
 
         letters: list[DeadLetter] = []
         for _ in range(20):
-            letters = [d for d in await _dead_letters(rig.broker.bootstrap)
-                       if d.service == "consolidator"]
+            letters = [
+                d for d in await _dead_letters(rig.broker.bootstrap) if d.service == "consolidator"
+            ]
             if len(letters) >= 2:
                 break
             await asyncio.sleep(0.25)
@@ -49,5 +61,7 @@ async def test_undecodable_chat_events_are_dead_lettered_and_the_rest_consolidat
         assert len(letters) == 2, reasons
         assert reasons[0].startswith("undecodable chat event: not JSON")
         assert "sent_at_ms: expected an integer" in reasons[1]
-        assert all(d.source_topic == CHAT_EVENTS.name and d.key == "shop1:c1"
-                   and d.offset >= 0 for d in letters)
+        assert all(
+            d.source_topic == CHAT_EVENTS.name and d.key == "shop1:c1" and d.offset >= 0
+            for d in letters
+        )

@@ -17,17 +17,17 @@ from shared.topics import TopicSpec
 pytestmark = pytest.mark.integration
 
 
-async def test_records_land_in_order_per_partition_with_last_offsets(
-        kafka_bootstrap: str) -> None:
+async def test_records_land_in_order_per_partition_with_last_offsets(kafka_bootstrap: str) -> None:
     topic = f"test.batched.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, [TopicSpec(topic, 3)])
     # Small batches so partition 0's records need several; a tombstone among them.
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all",
-                                max_batch_size=4096)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_batch_size=4096)
     await producer.start()
     try:
-        records = [(n % 3 if n % 5 else 0, f"k{n}".encode(),
-                    None if n == 7 else f"v{n}".encode() * 20) for n in range(300)]
+        records = [
+            (n % 3 if n % 5 else 0, f"k{n}".encode(), None if n == 7 else f"v{n}".encode() * 20)
+            for n in range(300)
+        ]
         last = await send_batched(producer, topic, records)
     finally:
         await producer.stop()
@@ -41,8 +41,7 @@ async def test_records_land_in_order_per_partition_with_last_offsets(
     assert sum(len(v) for v in written.values()) == 300
 
 
-async def test_a_record_larger_than_a_batch_travels_alone_in_order(
-        kafka_bootstrap: str) -> None:
+async def test_a_record_larger_than_a_batch_travels_alone_in_order(kafka_bootstrap: str) -> None:
     topic = f"test.batched.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, [TopicSpec(topic, 1)])
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, max_batch_size=1024)

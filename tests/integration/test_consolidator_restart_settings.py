@@ -39,19 +39,26 @@ def _healthy(port: int) -> bool:
         return False
 
 
-@pytest.mark.xfail(strict=True, reason="known bug (reported by the chaos run): the consolidator "
-                   "handles records before its settings view has loaded; remove with the fix")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug (reported by the chaos run): the consolidator "
+    "handles records before its settings view has loaded; remove with the fix",
+)
 async def test_pending_messages_survive_a_restart_while_the_settings_view_loads(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     async with consolidator_rig(tmp_path) as rig:
         for n in range(FILLER_SHOPS):
             shop = f"filler-{n}"
-            await rig.producer.send(SHOP_SETTINGS.name, encode(ShopSettings(shop)),
-                                    key=shop.encode())
+            await rig.producer.send(
+                SHOP_SETTINGS.name, encode(ShopSettings(shop)), key=shop.encode()
+            )
         for shop in SHOPS:
-            await rig.producer.send(SHOP_SETTINGS.name,
-                                    encode(ShopSettings(shop, alerts_enabled=True)),
-                                    key=shop.encode())
+            await rig.producer.send(
+                SHOP_SETTINGS.name,
+                encode(ShopSettings(shop, alerts_enabled=True)),
+                key=shop.encode(),
+            )
         await rig.producer.flush()
         procs = rig.start_consolidator()
         port = int(procs.env["BRIDGE_CONSOLIDATOR_PORT"])
@@ -70,6 +77,9 @@ async def test_pending_messages_survive_a_restart_while_the_settings_view_loads(
         lost = [m for m in sent if counts[m] == 0]
         async with httpx.AsyncClient() as http:
             metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-        dropped = [line for line in metrics.splitlines()
-                   if line.startswith("bridge_buyer_messages_not_emailed_total")]
+        dropped = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("bridge_buyer_messages_not_emailed_total")
+        ]
         assert not lost, f"{len(lost)} of {len(sent)} lost (e.g. {lost[:3]}); {dropped}"

@@ -34,25 +34,44 @@ def test_a_redacted_address_keeps_the_domain_and_a_stable_hash_only() -> None:
 
 
 async def test_a_refused_senders_address_is_not_in_the_parser_logs_or_results(
-        kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
     sender = f"mallory.{uuid.uuid4().hex[:8]}@evil.example"
     shop, conv = uuid.uuid4().hex[:12], "5"
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, "tok@chat-seller-us.bridge.test", "Re: hi"
     msg["Message-ID"] = f"<{uuid.uuid4().hex}@evil.example>"
     msg.set_content("Send your card number to me.")
-    env = InboundEnvelope(mail_id=uuid.uuid4().hex, shop_id=shop, conversation_id=conv,
-                          mail_from=sender, rcpt_to="tok@chat-seller-us.bridge.test",
-                          received_at_ms=1, peer="192.0.2.7")
+    env = InboundEnvelope(
+        mail_id=uuid.uuid4().hex,
+        shop_id=shop,
+        conversation_id=conv,
+        mail_from=sender,
+        rcpt_to="tok@chat-seller-us.bridge.test",
+        received_at_ms=1,
+        peer="192.0.2.7",
+    )
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
         cfg = ReplyParserSettings(kafka_bootstrap=kafka_bootstrap)  # type: ignore[call-arg]
         parser = Parser(cfg, producer, ShopSettingsView(cfg), resolver=None)
         with caplog.at_level(logging.DEBUG):
-            await parser.handle(ConsumerRecord(
-                MAIL_INBOUND.name, 0, 0, 0, 0, f"{shop}:{conv}".encode(),
-                msg.as_bytes(policy=policy.SMTP), None, 0, 0, [("envelope", encode(env))]))
+            await parser.handle(
+                ConsumerRecord(
+                    MAIL_INBOUND.name,
+                    0,
+                    0,
+                    0,
+                    0,
+                    f"{shop}:{conv}".encode(),
+                    msg.as_bytes(policy=policy.SMTP),
+                    None,
+                    0,
+                    0,
+                    [("envelope", encode(env))],
+                )
+            )
     finally:
         await producer.stop()
     # Every line as the service writes it (JSON with the extra fields).
@@ -60,16 +79,23 @@ async def test_a_refused_senders_address_is_not_in_the_parser_logs_or_results(
     assert "inbound mail handled" in lines
     assert sender not in lines and sender.split("@")[0] not in lines
     assert redact_address(sender) in lines
-    found = await records_so_far(kafka_bootstrap, MAIL_INBOUND_RESULTS.name,
-                                 MAIL_INBOUND_RESULTS.partitions)
-    (result,) = [r for r in (decode(InboundResult, rec.value or b"")
-                             for recs in found.values() for rec in recs) if r.shop_id == shop]
+    found = await records_so_far(
+        kafka_bootstrap, MAIL_INBOUND_RESULTS.name, MAIL_INBOUND_RESULTS.partitions
+    )
+    (result,) = [
+        r
+        for r in (
+            decode(InboundResult, rec.value or b"") for recs in found.values() for rec in recs
+        )
+        if r.shop_id == shop
+    ]
     assert result.classification == "rejected" and sender not in encode(result).decode()
 
 
 @pytest.mark.parametrize("service", ["mailer", "fanout", "reply_parser"])
 async def test_a_dead_letter_names_where_the_record_is_never_what_it_says(
-        kafka_bootstrap: str, service: str) -> None:
+    kafka_bootstrap: str, service: str
+) -> None:
     """Every service's dead letters go through DeadLetterWriter: a refused digest or reply
     part carries buyer text and seller addresses, which must not outlive its topic."""
     secret = f"buyer secret {uuid.uuid4().hex} seller@shop.example"
@@ -78,8 +104,14 @@ async def test_a_dead_letter_names_where_the_record_is_never_what_it_says(
     await producer.start()
     try:
         await DeadLetterWriter(producer, service).write(
-            source_topic="mail.digests", reason="undecodable", reason_class="undecodable",
-            key=key, partition=2, offset=9, payload=secret.encode())
+            source_topic="mail.digests",
+            reason="undecodable",
+            reason_class="undecodable",
+            key=key,
+            partition=2,
+            offset=9,
+            payload=secret.encode(),
+        )
     finally:
         await producer.stop()
     found = await records_so_far(kafka_bootstrap, DEAD_LETTER.name, DEAD_LETTER.partitions)
@@ -87,5 +119,9 @@ async def test_a_dead_letter_names_where_the_record_is_never_what_it_says(
     assert secret.split()[2] not in raw.decode() and b"seller@shop.example" not in raw
     letter = decode(DeadLetter, raw)
     assert (letter.service, letter.source_topic, letter.partition, letter.offset) == (
-        service, "mail.digests", 2, 9)
+        service,
+        "mail.digests",
+        2,
+        9,
+    )
     assert letter.payload_bytes == len(secret.encode())

@@ -49,8 +49,11 @@ async def on_topic(stack: Stack, cls: type[T], topic: TopicSpec, mark: bytes) ->
 
 
 async def notices_to(stack: Stack, email: str) -> list[MailNotice]:
-    return [n for n in await on_topic(stack, MailNotice, MAIL_NOTICES, email.encode())
-            if n.to_address == email]
+    return [
+        n
+        for n in await on_topic(stack, MailNotice, MAIL_NOTICES, email.encode())
+        if n.to_address == email
+    ]
 
 
 async def outcomes_of(stack: Stack, ids: set[str]) -> list[MailOutcome]:
@@ -75,8 +78,7 @@ def assert_rate_limited(resp: httpx.Response) -> None:
 async def another_ingest(stack: Stack, name: str) -> AsyncIterator[str]:
     """Another ingest replica: same environment, its own port, no state shared but Kafka."""
     port = free_port()
-    procs = ServiceProcesses({**stack.env, "BRIDGE_INGEST_PORT": str(port)},
-                             stack.log_dir / name)
+    procs = ServiceProcesses({**stack.env, "BRIDGE_INGEST_PORT": str(port)}, stack.log_dir / name)
     procs.start("ingest")
     try:
         await wait_healthy({name: port}, timeout_s=60)
@@ -92,15 +94,15 @@ async def second_ingest(stack: Stack) -> AsyncIterator[str]:
 
 
 async def test_add_remove_readd_resend_cannot_mail_one_recipient_more_than_the_limit(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     admin = SellerAdmin(stack, f"http://127.0.0.1:{stack.ports.ingest}")
     shop, main = await admin.create_shop()
     victim = outside_address()
     users = f"/admin/shops/{shop}/users"
     answers = []
     for _ in range(3):  # add, remove, re-add, resend ... as fast as the API answers
-        answers.append(await admin.call("POST", users, main, {"email": victim,
-                                                               "role": "cs_agent"}))
+        answers.append(await admin.call("POST", users, main, {"email": victim, "role": "cs_agent"}))
         answers.append(await admin.call("POST", f"{users}/{victim}/activation", main))
         answers.append(await admin.call("DELETE", f"{users}/{victim}", main))
     codes = [r.status_code for r in answers]
@@ -116,8 +118,9 @@ async def test_add_remove_readd_resend_cannot_mail_one_recipient_more_than_the_l
     assert len(admin.activation_mails(victim)) == PER_RECIPIENT_HOUR
     # A replica started now (a restart, a scale-up) counts the mails sent before it started.
     async with another_ingest(stack, "ingest-late") as late:
-        resp = await admin.call("POST", users, main, {"email": victim, "role": "cs_agent"},
-                                url=late)
+        resp = await admin.call(
+            "POST", users, main, {"email": victim, "role": "cs_agent"}, url=late
+        )
         assert_rate_limited(resp)
 
 
@@ -125,20 +128,21 @@ async def test_a_superseded_link_cannot_ask_for_another_mail(stack: Stack) -> No
     admin = SellerAdmin(stack, f"http://127.0.0.1:{stack.ports.ingest}")
     shop, main = await admin.create_shop()
     victim = outside_address()
-    resp = await admin.call("POST", f"/admin/shops/{shop}/users", main,
-                            {"email": victim, "role": "cs_agent"})
+    resp = await admin.call(
+        "POST", f"/admin/shops/{shop}/users", main, {"email": victim, "role": "cs_agent"}
+    )
     assert resp.status_code == 201, resp.text
     old = await admin.link_token(victim)
     resp = await admin.call("POST", f"/admin/shops/{shop}/users/{victim}/activation", main)
     assert resp.status_code == 202, resp.text
     await admin.link_token(victim, at_least=2)
     for _ in range(5):  # no sign-in needed: anyone holding the old mail
-        resp = await stack.http.post(f"{admin.url}/admin/activation/resend",
-                                     json={"token": old})
+        resp = await stack.http.post(f"{admin.url}/admin/activation/resend", json={"token": old})
         assert resp.status_code == 409, resp.text
         assert resp.json()["code"] == "superseded"
-        assert "a newer activation link was sent to you; use the newest email" \
-            in resp.json()["error"]
+        assert (
+            "a newer activation link was sent to you; use the newest email" in resp.json()["error"]
+        )
     resp = await stack.http.post(f"{admin.url}/admin/activate", json={"token": old})
     assert resp.status_code == 410 and "resend" not in resp.json()
     await asyncio.sleep(SETTLE_S)
@@ -147,7 +151,8 @@ async def test_a_superseded_link_cannot_ask_for_another_mail(stack: Stack) -> No
 
 
 async def test_two_ingest_replicas_together_cannot_exceed_the_per_recipient_limit(
-        stack: Stack, second_ingest: str) -> None:
+    stack: Stack, second_ingest: str
+) -> None:
     first = f"http://127.0.0.1:{stack.ports.ingest}"
     admin = SellerAdmin(stack, first)
     shop, main = await admin.create_shop()
@@ -155,8 +160,7 @@ async def test_two_ingest_replicas_together_cannot_exceed_the_per_recipient_limi
 
     async def known_to_second(email: str) -> bool:
         resp = await admin.call("GET", users, main, url=second_ingest)
-        return resp.status_code == 200 and any(
-            u["email"] == email for u in resp.json()["users"])
+        return resp.status_code == 200 and any(u["email"] == email for u in resp.json()["users"])
 
     # Sequential, alternating replicas: each replica counts what the other published.
     victim = outside_address()
@@ -177,9 +181,12 @@ async def test_two_ingest_replicas_together_cannot_exceed_the_per_recipient_limi
     resp = await admin.call("POST", users, main, {"email": burst, "role": "cs_agent"})
     assert resp.status_code == 201, resp.text
     await eventually(lambda: known_to_second(burst), timeout_s=10)
-    answers = await asyncio.gather(*(
-        admin.call("POST", f"{users}/{burst}/activation", main, url=url)
-        for url in (first, second_ingest) * 4))
+    answers = await asyncio.gather(
+        *(
+            admin.call("POST", f"{users}/{burst}/activation", main, url=url)
+            for url in (first, second_ingest) * 4
+        )
+    )
     assert all(r.status_code in (202, 429) for r in answers), [r.text for r in answers]
     published = await notices_to(stack, burst)
     assert len(published) == 1 + sum(1 for r in answers if r.status_code == 202)
@@ -192,8 +199,11 @@ async def test_two_ingest_replicas_together_cannot_exceed_the_per_recipient_limi
     assert sent() == min(PER_RECIPIENT_HOUR, len(published))
     assert len(admin.activation_mails(victim)) == PER_RECIPIENT_HOUR
     if len(published) > PER_RECIPIENT_HOUR:  # the mailer's backstop: dropped with the reason
-        final = await eventually(lambda: outcomes_of(stack, {n.notice_id for n in published}),
-                                 timeout_s=30, interval_s=0.5)
+        final = await eventually(
+            lambda: outcomes_of(stack, {n.notice_id for n in published}),
+            timeout_s=30,
+            interval_s=0.5,
+        )
         dropped = [o for o in final if "too many emails" in o.reason]
         assert len(dropped) == len(published) - PER_RECIPIENT_HOUR
 
@@ -201,8 +211,9 @@ async def test_two_ingest_replicas_together_cannot_exceed_the_per_recipient_limi
 async def test_the_simulation_digest_is_limited_per_recipient(stack: Stack) -> None:
     admin = SellerAdmin(stack, f"http://127.0.0.1:{stack.ports.ingest}")
     shop, main = await admin.create_shop()
-    resp = await admin.call("PATCH", f"/admin/shops/{shop}/settings", main,
-                            {"alerts_enabled": True})
+    resp = await admin.call(
+        "PATCH", f"/admin/shops/{shop}/settings", main, {"alerts_enabled": True}
+    )
     assert resp.status_code == 200, resp.text
     path = f"/admin/shops/{shop}/simulations"
     answers = [await admin.call("POST", path, main) for _ in range(8)]
@@ -214,16 +225,25 @@ async def test_the_simulation_digest_is_limited_per_recipient(stack: Stack) -> N
 
 
 async def test_the_mailer_sends_no_more_notices_than_the_limit_whoever_published_them(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     """The backstop: notices published past the admin API's check (a replica race, a
     producer that does not check) are dropped by the mailer with the reason."""
     victim = outside_address()
     shop = str(7_400_000_000_000_000_000 + uuid.uuid4().int % 10**18)
     now = now_ms()
-    notices = [MailNotice(notice_id=f"activation-flood-{uuid.uuid4().hex}",
-                          kind=NoticeKind.ACTIVATION, to_address=victim,
-                          subject="Activate your account", text=f"link {n}", shop_id=shop,
-                          created_at_ms=now + n) for n in range(6)]
+    notices = [
+        MailNotice(
+            notice_id=f"activation-flood-{uuid.uuid4().hex}",
+            kind=NoticeKind.ACTIVATION,
+            to_address=victim,
+            subject="Activate your account",
+            text=f"link {n}",
+            shop_id=shop,
+            created_at_ms=now + n,
+        )
+        for n in range(6)
+    ]
     producer = AIOKafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP"], acks="all")
     await producer.start()
     try:
@@ -238,7 +258,8 @@ async def test_the_mailer_sends_no_more_notices_than_the_limit_whoever_published
     assert len(sent) == PER_RECIPIENT_HOUR and len(dropped) == 3, final
     for outcome in dropped:
         assert outcome.reason.startswith(
-            "not sent: too many emails: at most 3 activation mails per recipient per hour")
+            "not sent: too many emails: at most 3 activation mails per recipient per hour"
+        )
     assert len([m for m in stack.platforms.sink.mails if victim in m.rcpt_tos]) == 3
     metrics = (await stack.http.get(f"http://127.0.0.1:{stack.ports.mailer}/metrics")).text
     assert 'bridge_notices_dropped_total{reason="recipient_activation_3600s"}' in metrics

@@ -39,8 +39,9 @@ SELLER = "seller@shop.example"
 
 
 def _address(shop: str, conversation: str) -> str:
-    return reply_address(mint_token(shop, conversation, KEYS, now_s=time.time(), ttl_s=3600),
-                         "us", BASE)
+    return reply_address(
+        mint_token(shop, conversation, KEYS, now_s=time.time(), ttl_s=3600), "us", BASE
+    )
 
 
 def _mail(rcpt: str, sender: str = SELLER, headers: dict[str, str] | None = None) -> bytes:
@@ -55,8 +56,9 @@ def _mail(rcpt: str, sender: str = SELLER, headers: dict[str, str] | None = None
 
 @pytest_asyncio.fixture
 async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all",
-                                max_request_size=INBOUND_RECORD_LIMIT)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, acks="all", max_request_size=INBOUND_RECORD_LIMIT
+    )
     await producer.start()
     try:
         yield producer
@@ -66,26 +68,35 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 async def _front(producer: AIOKafkaProducer, limits: SessionLimits) -> tuple[int, object]:
     port = free_port()
-    server = await start_smtp_front(ReplyFrontHandler(producer, KEYS, BASE), "127.0.0.1", port,
-                                    MAX_INBOUND_MAIL_BYTES, limits)
+    server = await start_smtp_front(
+        ReplyFrontHandler(producer, KEYS, BASE), "127.0.0.1", port, MAX_INBOUND_MAIL_BYTES, limits
+    )
     return port, server
 
 
 async def _inbound_records(bootstrap: str, shop: str) -> list[InboundEnvelope]:
     found = await records_so_far(bootstrap, MAIL_INBOUND.name, MAIL_INBOUND.partitions)
-    envs = [decode(InboundEnvelope, dict(r.headers)["envelope"])
-            for recs in found.values() for r in recs]
+    envs = [
+        decode(InboundEnvelope, dict(r.headers)["envelope"])
+        for recs in found.values()
+        for r in recs
+    ]
     return [e for e in envs if e.shop_id == shop]
 
 
 async def test_ten_recipients_of_one_mail_become_one_record_on_kafka(
-        kafka_bootstrap: str, producer: AIOKafkaProducer) -> None:
+    kafka_bootstrap: str, producer: AIOKafkaProducer
+) -> None:
     port, server = await _front(producer, SessionLimits())
     shop = uuid.uuid4().hex[:12]
     # Ten reply addresses of one conversation (digests of different hours have different
     # tokens): one copy of the mail on Kafka.
-    same = [reply_address(mint_token(shop, "c1", KEYS, now_s=time.time() - 3600 * i,
-                                     ttl_s=3600 * 24), "us", BASE) for i in range(10)]
+    same = [
+        reply_address(
+            mint_token(shop, "c1", KEYS, now_s=time.time() - 3600 * i, ttl_s=3600 * 24), "us", BASE
+        )
+        for i in range(10)
+    ]
     assert len(set(same)) == 10
     others = [_address(shop, f"c{i}") for i in range(2, 11)]
     try:
@@ -108,11 +119,14 @@ async def test_ten_recipients_of_one_mail_become_one_record_on_kafka(
     assert sorted(e.conversation_id for e in envs if e is not first) == ["c1", "c2", "c3"]
 
 
-@pytest.mark.parametrize("limits", [SessionLimits(max_connections=2),
-                                    SessionLimits(max_connections_per_ip=2)],
-                         ids=["total", "per client IP"])
+@pytest.mark.parametrize(
+    "limits",
+    [SessionLimits(max_connections=2), SessionLimits(max_connections_per_ip=2)],
+    ids=["total", "per client IP"],
+)
 async def test_connections_beyond_the_cap_get_421_and_a_freed_slot_is_reused(
-        producer: AIOKafkaProducer, limits: SessionLimits) -> None:
+    producer: AIOKafkaProducer, limits: SessionLimits
+) -> None:
     port, server = await _front(producer, limits)
     held = []
     try:
@@ -139,7 +153,8 @@ async def test_connections_beyond_the_cap_get_421_and_a_freed_slot_is_reused(
 
 
 async def test_a_slow_drip_client_is_disconnected_within_the_deadline(
-        producer: AIOKafkaProducer) -> None:
+    producer: AIOKafkaProducer,
+) -> None:
     # One byte a second: aiosmtpd's idle timeout (300 s) restarts at each byte.
     limits = SessionLimits(min_bytes_per_s=50, rate_grace_s=1.0, session_max_s=60)
     port, server = await _front(producer, limits)
@@ -165,7 +180,8 @@ async def test_a_slow_drip_client_is_disconnected_within_the_deadline(
 
 
 async def test_a_session_past_its_wall_clock_limit_is_closed_even_when_busy(
-        producer: AIOKafkaProducer) -> None:
+    producer: AIOKafkaProducer,
+) -> None:
     limits = SessionLimits(min_bytes_per_s=0, session_max_s=2.0)
     port, server = await _front(producer, limits)
     try:
@@ -187,32 +203,61 @@ async def test_a_session_past_its_wall_clock_limit_is_closed_even_when_busy(
 
 
 async def test_forged_outsider_mails_do_not_use_up_the_shops_notices(
-        kafka_bootstrap: str, producer: AIOKafkaProducer) -> None:
+    kafka_bootstrap: str, producer: AIOKafkaProducer
+) -> None:
     """Ten forged outsider mails, then a refused mail from a sender whose domain is proven
     (our MX's Authentication-Results): the shop is told about that one, and only that one."""
-    cfg = ReplyParserSettings(kafka_bootstrap=kafka_bootstrap, trusted_authserv_ids="mx.bridge.test",
-                   default_destination_email="owner@shop.example")  # type: ignore[call-arg]
+    cfg = ReplyParserSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        trusted_authserv_ids="mx.bridge.test",
+        default_destination_email="owner@shop.example",
+    )  # type: ignore[call-arg]
     view = ShopSettingsView(cfg)
     parser = Parser(cfg, producer, view, resolver=None)
     shop, conv = uuid.uuid4().hex[:12], "c1"
     # An onboarded shop (alerts on, its inbox): a shop nobody onboarded has no inbox to tell.
-    view.apply(shop.encode(), encode(ShopSettings(
-        shop_id=shop, alerts_enabled=True, destination_email="owner@shop.example",
-        authorized_senders=("owner@shop.example",), updated_at_ms=1, updated_by="tests")))
+    view.apply(
+        shop.encode(),
+        encode(
+            ShopSettings(
+                shop_id=shop,
+                alerts_enabled=True,
+                destination_email="owner@shop.example",
+                authorized_senders=("owner@shop.example",),
+                updated_at_ms=1,
+                updated_by="tests",
+            )
+        ),
+    )
     rcpt = _address(shop, conv)
 
-    def record(offset: int, sender: str, headers: dict[str, str] | None = None
-               ) -> ConsumerRecord:
-        env = InboundEnvelope(mail_id=uuid.uuid4().hex, shop_id=shop, conversation_id=conv,
-                              mail_from=sender, rcpt_to=rcpt, received_at_ms=1, peer="192.0.2.7")
-        return ConsumerRecord(MAIL_INBOUND.name, 0, offset, 0, 0, f"{shop}:{conv}".encode(),
-                              _mail(rcpt, sender, headers), None, 0, 0,
-                              [("envelope", encode(env))])
+    def record(offset: int, sender: str, headers: dict[str, str] | None = None) -> ConsumerRecord:
+        env = InboundEnvelope(
+            mail_id=uuid.uuid4().hex,
+            shop_id=shop,
+            conversation_id=conv,
+            mail_from=sender,
+            rcpt_to=rcpt,
+            received_at_ms=1,
+            peer="192.0.2.7",
+        )
+        return ConsumerRecord(
+            MAIL_INBOUND.name,
+            0,
+            offset,
+            0,
+            0,
+            f"{shop}:{conv}".encode(),
+            _mail(rcpt, sender, headers),
+            None,
+            0,
+            0,
+            [("envelope", encode(env))],
+        )
 
     for i in range(10):
         await parser.handle(record(i, f"stranger{i}@forged.example"))
-    proven = {"Authentication-Results":
-              "mx.bridge.test; dmarc=pass header.from=partner.example"}
+    proven = {"Authentication-Results": "mx.bridge.test; dmarc=pass header.from=partner.example"}
     await parser.handle(record(10, "olga@partner.example", proven))
     await parser.handle(record(11, "olga@partner.example", proven))  # once per sender
 
@@ -222,5 +267,3 @@ async def test_forged_outsider_mails_do_not_use_up_the_shops_notices(
     assert len(mine) == 1
     assert mine[0].kind == "sender_rejected" and "olga@partner.example" in mine[0].text
     assert mine[0].to_address == "owner@shop.example"
-
-

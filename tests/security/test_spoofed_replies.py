@@ -63,18 +63,34 @@ from tests.polling import eventually
 
 SELLER = "seller@shop.example"
 OWN = OwnIdentity("digest.bridge.example", "bridge.example")
-ENV = InboundEnvelope(mail_id="m1", shop_id="7", conversation_id="5",
-                      mail_from="mallory@evil.example",
-                      rcpt_to="tok@chat-seller-us.bridge.example", received_at_ms=1000,
-                      peer="203.0.113.9")
+ENV = InboundEnvelope(
+    mail_id="m1",
+    shop_id="7",
+    conversation_id="5",
+    mail_from="mallory@evil.example",
+    rcpt_to="tok@chat-seller-us.bridge.example",
+    received_at_ms=1000,
+    peer="203.0.113.9",
+)
 MAILBOX = ShopSettings(shop_id="7", destination_email=SELLER)
 
 
-def _mail(*, from_headers: tuple[str, ...] = (SELLER,), text: str = "Pay me directly.",
-          message_id: str = "<s1@evil.example>") -> bytes:
+def _mail(
+    *,
+    from_headers: tuple[str, ...] = (SELLER,),
+    text: str = "Pay me directly.",
+    message_id: str = "<s1@evil.example>",
+) -> bytes:
     lines = [f"From: {v}" for v in from_headers] + [
-        f"To: {ENV.rcpt_to}", "Subject: Re: A new message", f"Message-ID: {message_id}",
-        "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "", text, ""]
+        f"To: {ENV.rcpt_to}",
+        "Subject: Re: A new message",
+        f"Message-ID: {message_id}",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "",
+        text,
+        "",
+    ]
     return "\r\n".join(lines).encode()
 
 
@@ -86,8 +102,9 @@ SEVERAL_AUTHORS = {
     "a group": (f"team: {SELLER}, mallory@evil.example;",),
     "two headers": (SELLER, "mallory@evil.example"),
     "two headers, same seller": (SELLER, SELLER),
-    "encoded comma in a display name": (f"=?utf-8?q?a=2C_{SELLER.replace('@', '=40')}?= "
-                                        "<mallory@evil.example>",),
+    "encoded comma in a display name": (
+        f"=?utf-8?q?a=2C_{SELLER.replace('@', '=40')}?= <mallory@evil.example>",
+    ),
     "unreadable": ("seller at shop",),
 }
 
@@ -95,7 +112,8 @@ SEVERAL_AUTHORS = {
 @pytest.mark.parametrize("policy_name", POLICIES)
 @pytest.mark.parametrize("case", sorted(SEVERAL_AUTHORS))
 def test_a_reply_without_exactly_one_author_is_refused_under_every_policy(
-        case: str, policy_name: str) -> None:
+    case: str, policy_name: str
+) -> None:
     shop = dataclasses.replace(MAILBOX, mail_auth_policy=policy_name)  # type: ignore[arg-type]
     raw = _mail(from_headers=SEVERAL_AUTHORS[case])
     decision = decide(raw, ENV, shop, OWN, auth=auth_facts(raw, ENV, StaticResolver()))
@@ -125,29 +143,55 @@ def test_two_from_addresses_name_the_reason() -> None:
 
 # --- the policy table ---------------------------------------------------------------------------
 
+
 def _result(aligned: str, dmarc: str = NONE, dmarc_policy: str = "") -> AuthResult:
-    return AuthResult(dmarc=dmarc, dmarc_policy=dmarc_policy, aligned=aligned,
-                      from_domain="shop.example")
+    return AuthResult(
+        dmarc=dmarc, dmarc_policy=dmarc_policy, aligned=aligned, from_domain="shop.example"
+    )
 
 
 # rows: result -> outcome under aligned_pass, dmarc_pass, dmarc_fail, dmarc_reject, off
 TABLE = [
-    ("aligned DKIM/SPF pass, DMARC pass", _result(PASS, PASS, "reject"),
-     ("accept", "accept", "accept", "accept", "accept")),
-    ("aligned pass, no DMARC record", _result(PASS),
-     ("accept", "refuse", "accept", "accept", "accept")),
-    ("nothing authenticates, no DMARC record (the finding)", _result("fail"),
-     ("refuse", "refuse", "accept", "accept", "accept")),
-    ("DMARC fail, p=reject", _result("fail", "fail", "reject"),
-     ("refuse", "refuse", "refuse", "refuse", "accept")),
-    ("DMARC fail, p=none", _result("fail", "fail", "none"),
-     ("refuse", "refuse", "refuse", "accept", "accept")),
-    ("DMARC record did not answer, nothing could pass", _result("fail", "temperror"),
-     ("refuse", "defer", "defer", "defer", "accept")),
-    ("DNS hid what could be an aligned pass", _result("temperror", "temperror"),
-     ("defer", "defer", "defer", "defer", "accept")),
-    ("aligned key did not answer, no DMARC record", _result("temperror"),
-     ("defer", "refuse", "accept", "accept", "accept")),
+    (
+        "aligned DKIM/SPF pass, DMARC pass",
+        _result(PASS, PASS, "reject"),
+        ("accept", "accept", "accept", "accept", "accept"),
+    ),
+    (
+        "aligned pass, no DMARC record",
+        _result(PASS),
+        ("accept", "refuse", "accept", "accept", "accept"),
+    ),
+    (
+        "nothing authenticates, no DMARC record (the finding)",
+        _result("fail"),
+        ("refuse", "refuse", "accept", "accept", "accept"),
+    ),
+    (
+        "DMARC fail, p=reject",
+        _result("fail", "fail", "reject"),
+        ("refuse", "refuse", "refuse", "refuse", "accept"),
+    ),
+    (
+        "DMARC fail, p=none",
+        _result("fail", "fail", "none"),
+        ("refuse", "refuse", "refuse", "accept", "accept"),
+    ),
+    (
+        "DMARC record did not answer, nothing could pass",
+        _result("fail", "temperror"),
+        ("refuse", "defer", "defer", "defer", "accept"),
+    ),
+    (
+        "DNS hid what could be an aligned pass",
+        _result("temperror", "temperror"),
+        ("defer", "defer", "defer", "defer", "accept"),
+    ),
+    (
+        "aligned key did not answer, no DMARC record",
+        _result("temperror"),
+        ("defer", "refuse", "accept", "accept", "accept"),
+    ),
 ]
 
 
@@ -171,11 +215,14 @@ def test_dns_trouble_is_never_accepted_while_any_check_is_on() -> None:
 def test_default_policy_requires_an_aligned_pass_for_mailboxes_and_helpdesks() -> None:
     cfg = ReplyParserSettings()  # type: ignore[call-arg]
     assert (cfg.inbound_auth_policy, cfg.inbound_auth_policy_helpdesk) == (
-        "aligned_pass", "aligned_pass")
+        "aligned_pass",
+        "aligned_pass",
+    )
     for kind in ("mailbox", "zendesk", "salesforce", "gorgias", "other_helpdesk"):
         shop = ShopSettings(shop_id="7", destination_kind=kind)
         assert shop_policy(shop, mailbox="aligned_pass", helpdesk="dmarc_pass") == (
-            "aligned_pass" if kind == "mailbox" else "dmarc_pass")
+            "aligned_pass" if kind == "mailbox" else "dmarc_pass"
+        )
     own = ShopSettings(shop_id="7", destination_kind="zendesk", mail_auth_policy="off")
     assert shop_policy(own, mailbox="aligned_pass", helpdesk="aligned_pass") == "off"
 
@@ -208,15 +255,13 @@ def test_dns_trouble_defers_and_the_last_attempt_refuses() -> None:
     assert last.notices[0].kind == "sender_rejected"
 
 
-
 # --- whose domain is whose: the Public Suffix List, private section included -------------------
 
 SHARED_SUFFIXES = ["uk.com", "github.io", "eu.org", "com.bd"]
 
 
 @pytest.mark.parametrize("suffix", SHARED_SUFFIXES)
-def test_an_attackers_own_domain_under_a_shared_public_suffix_does_not_align(
-        suffix: str) -> None:
+def test_an_attackers_own_domain_under_a_shared_public_suffix_does_not_align(suffix: str) -> None:
     """shop.<suffix> and evil.<suffix> belong to different owners: the attacker's SPF pass for
     its own domain says nothing about the seller's."""
     seller = f"seller@shop.{suffix}"
@@ -232,15 +277,24 @@ def test_an_attackers_own_domain_under_a_shared_public_suffix_does_not_align(
 
 
 def test_a_subdomain_signature_of_the_sellers_registrable_domain_still_aligns(
-        dkim_key: tuple[bytes, str]) -> None:
+    dkim_key: tuple[bytes, str],
+) -> None:
     """The positive control: relaxed alignment still joins mail.shop.co.uk to shop.co.uk."""
     seller = "seller@shop.co.uk"
     shop = dataclasses.replace(MAILBOX, destination_email=seller)
     env = dataclasses.replace(ENV, mail_from="bounces@esp.example")
     private, public = dkim_key
     raw = _mail(from_headers=(seller,), text="Yes, it ships tomorrow.")
-    signed = dkim.sign(raw, b"s1", b"mail.shop.co.uk", private,
-                       include_headers=[b"from", b"to", b"subject", b"message-id"]) + raw
+    signed = (
+        dkim.sign(
+            raw,
+            b"s1",
+            b"mail.shop.co.uk",
+            private,
+            include_headers=[b"from", b"to", b"subject", b"message-id"],
+        )
+        + raw
+    )
     resolver = StaticResolver({("s1._domainkey.mail.shop.co.uk", "TXT"): [public]})
     decision = decide(signed, env, shop, OWN, auth=auth_facts(signed, env, resolver))
     assert decision.auth is not None and decision.auth.dkim_domains == ("mail.shop.co.uk",)
@@ -250,18 +304,23 @@ def test_a_subdomain_signature_of_the_sellers_registrable_domain_still_aligns(
 
 # --- Authentication-Results: only the topmost header of the trusted authserv-id counts ----------
 
-def test_an_unparseable_trusted_authentication_results_header_is_not_skipped_for_a_lower_forged_one(
-        ) -> None:
+
+def test_an_unparseable_trusted_authentication_results_header_is_not_skipped_for_a_lower_forged_one() -> (
+    None
+):
     """Our MX's header is the topmost with its id; anything below it the sender may have written.
     When that topmost one does not parse there is no trusted result: the mail is checked here."""
     trusted = "mx.bridge.example"
     top = f"Authentication-Results: {trusted}; dkim=pass header.d=shop.example (\u00ff"
-    forged = (f"Authentication-Results: {trusted}; dkim=pass header.d=shop.example; "
-              "spf=pass smtp.mailfrom=seller@shop.example; dmarc=pass header.from=shop.example")
+    forged = (
+        f"Authentication-Results: {trusted}; dkim=pass header.d=shop.example; "
+        "spf=pass smtp.mailfrom=seller@shop.example; dmarc=pass header.from=shop.example"
+    )
     raw = f"{top}\r\n{forged}\r\n".encode() + _mail()
     cfg = PipelineConfig(trusted_authserv_ids=frozenset({trusted}))
-    decision = decide(raw, ENV, MAILBOX, OWN, auth=auth_facts(raw, ENV, StaticResolver(), cfg),
-                      config=cfg)
+    decision = decide(
+        raw, ENV, MAILBOX, OWN, auth=auth_facts(raw, ENV, StaticResolver(), cfg), config=cfg
+    )
     assert decision.auth is not None and decision.auth.source == "local"
     assert decision.classification == "rejected" and decision.reply is None
     assert decision.auth.aligned == "fail" and decision.auth.dmarc == NONE
@@ -269,22 +328,32 @@ def test_an_unparseable_trusted_authentication_results_header_is_not_skipped_for
 
 # --- what the seller's simulation shows ---------------------------------------------------------
 
+
 def _trace(result: InboundResult) -> SimulationTrace:
-    event = ChatEvent(kind="buyer_message", shop_id="7", conversation_id="sim-1",
-                      received_at_ms=1)
-    outcome = MailOutcome(digest_id="d", shop_id="7", conversation_id="sim-1", status="sent",
-                          at_ms=2)
-    return SimulationTrace(shop_id="7", started_at_ms=0, buyer_message=event,
-                           outcomes=[outcome], inbound=[result])
+    event = ChatEvent(kind="buyer_message", shop_id="7", conversation_id="sim-1", received_at_ms=1)
+    outcome = MailOutcome(
+        digest_id="d", shop_id="7", conversation_id="sim-1", status="sent", at_ms=2
+    )
+    return SimulationTrace(
+        shop_id="7", started_at_ms=0, buyer_message=event, outcomes=[outcome], inbound=[result]
+    )
 
 
 def test_simulation_shows_why_a_helpdesk_reply_was_refused_and_what_to_set_up() -> None:
-    zendesk = ShopSettings(shop_id="7", destination_email="support@shop.example",
-                           destination_kind="zendesk")
+    zendesk = ShopSettings(
+        shop_id="7", destination_email="support@shop.example", destination_kind="zendesk"
+    )
     summary = _result("fail").summary()
-    refused = InboundResult(mail_id="m", shop_id="7", conversation_id="sim-1",
-                            classification=ReplyClass.REJECTED, reason=f"no DKIM ... ({summary})",
-                            auth=summary, auth_outcome="refuse", at_ms=3)
+    refused = InboundResult(
+        mail_id="m",
+        shop_id="7",
+        conversation_id="sim-1",
+        classification=ReplyClass.REJECTED,
+        reason=f"no DKIM ... ({summary})",
+        auth=summary,
+        auth_outcome="refuse",
+        at_ms=3,
+    )
     step = simulation_steps(_trace(refused), zendesk, now_ms=4, windows=Windows(1000, 3_600_000))[2]
     assert step.state == "failed"
     assert "aligned=fail" in step.detail and "DKIM CNAME" in step.detail
@@ -292,21 +361,42 @@ def test_simulation_shows_why_a_helpdesk_reply_was_refused_and_what_to_set_up() 
 
 
 def test_simulation_shows_a_deferred_reply_as_pending_and_an_accepted_one_with_its_auth() -> None:
-    deferred = InboundResult(mail_id="m", shop_id="7", conversation_id="sim-1",
-                             classification=ReplyClass.DEFERRED, reason="authentication could not be "
-                             "checked now, DNS did not answer (…); checked again in 30 s",
-                             auth_outcome="defer", at_ms=3)
-    step = simulation_steps(_trace(deferred), MAILBOX, now_ms=4, windows=Windows(1000, 3_600_000))[2]
+    deferred = InboundResult(
+        mail_id="m",
+        shop_id="7",
+        conversation_id="sim-1",
+        classification=ReplyClass.DEFERRED,
+        reason="authentication could not be "
+        "checked now, DNS did not answer (…); checked again in 30 s",
+        auth_outcome="defer",
+        at_ms=3,
+    )
+    step = simulation_steps(_trace(deferred), MAILBOX, now_ms=4, windows=Windows(1000, 3_600_000))[
+        2
+    ]
     assert step.state == "pending" and "checked again" in step.detail
-    accepted = InboundResult(mail_id="m", shop_id="7", conversation_id="sim-1",
-                             classification=ReplyClass.REPLY, reason="new text extracted", parts=1,
-                             auth=_result(PASS).summary(), auth_outcome="accept", at_ms=3)
-    step = simulation_steps(_trace(accepted), MAILBOX, now_ms=4, windows=Windows(1000, 3_600_000))[2]
-    assert step.state == "ok" and "sender authentication: author shop.example: aligned=pass" \
-        in step.detail
+    accepted = InboundResult(
+        mail_id="m",
+        shop_id="7",
+        conversation_id="sim-1",
+        classification=ReplyClass.REPLY,
+        reason="new text extracted",
+        parts=1,
+        auth=_result(PASS).summary(),
+        auth_outcome="accept",
+        at_ms=3,
+    )
+    step = simulation_steps(_trace(accepted), MAILBOX, now_ms=4, windows=Windows(1000, 3_600_000))[
+        2
+    ]
+    assert (
+        step.state == "ok"
+        and "sender authentication: author shop.example: aligned=pass" in step.detail
+    )
 
 
 # --- on the running stack -----------------------------------------------------------------------
+
 
 @pytest.mark.integration
 async def test_the_parsers_resolver_asks_the_configured_loopback_server_only() -> None:
@@ -318,7 +408,8 @@ async def test_the_parsers_resolver_asks_the_configured_loopback_server_only() -
     try:
         resolver = DnsPythonResolver(1.0, nameserver=f"127.0.0.1:{port}")
         assert await asyncio.to_thread(resolver.txt, "seller.localhost") == [
-            "v=spf1 ip4:127.0.0.0/8 -all"]
+            "v=spf1 ip4:127.0.0.0/8 -all"
+        ]
         zone.fail("down.localhost")
         with pytest.raises(DnsTempError):
             await asyncio.to_thread(resolver.txt, "down.localhost")
@@ -330,8 +421,7 @@ async def test_the_parsers_resolver_asks_the_configured_loopback_server_only() -
 def _rcpt(stack: Stack, shop: str, conv: str) -> str:
     keys = parse_keys(stack.env.get("BRIDGE_TOKEN_KEYS", "1:dev-only-token-key-change-me"))
     token = mint_token(shop, conv, keys, now_s=time.time(), ttl_s=3600)
-    return reply_address(token, "us", stack.env.get("BRIDGE_REPLY_DOMAIN_BASE",
-                                                    "bridge.localhost"))
+    return reply_address(token, "us", stack.env.get("BRIDGE_REPLY_DOMAIN_BASE", "bridge.localhost"))
 
 
 def _stack_mail(from_headers: tuple[str, ...], rcpt: str, text: str) -> bytes:
@@ -348,13 +438,20 @@ def _stack_mail(from_headers: tuple[str, ...], rcpt: str, text: str) -> bytes:
 
 
 async def _send(stack: Stack, envelope_from: str, rcpt: str, raw: bytes) -> None:
-    await aiosmtplib.send(raw, sender=envelope_from, recipients=[rcpt], hostname="127.0.0.1",
-                          port=stack.ports.inbound_smtp, timeout=30)
+    await aiosmtplib.send(
+        raw,
+        sender=envelope_from,
+        recipients=[rcpt],
+        hostname="127.0.0.1",
+        port=stack.ports.inbound_smtp,
+        timeout=30,
+    )
 
 
 async def _results(stack: Stack, conv: str) -> list[InboundResult]:
-    recs = await records_so_far(stack.env["KAFKA_BOOTSTRAP"], MAIL_INBOUND_RESULTS.name,
-                                MAIL_INBOUND_RESULTS.partitions)
+    recs = await records_so_far(
+        stack.env["KAFKA_BOOTSTRAP"], MAIL_INBOUND_RESULTS.name, MAIL_INBOUND_RESULTS.partitions
+    )
     found = [decode(InboundResult, r.value or b"") for rs in recs.values() for r in rs]
     return [r for r in found if r.conversation_id == conv]
 
@@ -375,8 +472,11 @@ async def _configure_shop(stack: Stack, shop: str, seller: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP"], acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(SHOP_SETTINGS.name, encode(ShopSettings(
-            shop_id=shop, destination_email=seller)), key=shop.encode())
+        await producer.send_and_wait(
+            SHOP_SETTINGS.name,
+            encode(ShopSettings(shop_id=shop, destination_email=seller)),
+            key=shop.encode(),
+        )
     finally:
         await producer.stop()
     await asyncio.sleep(1.5)  # the parser's settings view applies the record
@@ -388,7 +488,8 @@ def _default_seller(stack: Stack) -> str:
 
 @pytest.mark.integration
 async def test_unauthenticated_reply_from_an_activated_users_address_is_not_delivered(
-        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    stack: Stack, unique_conversation: tuple[str, str]
+) -> None:
     shop, conv = unique_conversation
     await stack.onboard(shop)  # the default seller's address is an activated user
     await stack.buyer_says(shop, conv, "Where is my parcel?")
@@ -404,8 +505,9 @@ async def test_unauthenticated_reply_from_an_activated_users_address_is_not_deli
     assert await _texts(stack, conv) == []
 
     async def notices() -> list[MailNotice]:
-        recs = await records_so_far(stack.env["KAFKA_BOOTSTRAP"], MAIL_NOTICES.name,
-                                    MAIL_NOTICES.partitions)
+        recs = await records_so_far(
+            stack.env["KAFKA_BOOTSTRAP"], MAIL_NOTICES.name, MAIL_NOTICES.partitions
+        )
         found = [decode(MailNotice, r.value or b"") for rs in recs.values() for r in rs]
         return [n for n in found if n.conversation_id == conv]
 
@@ -416,12 +518,16 @@ async def test_unauthenticated_reply_from_an_activated_users_address_is_not_deli
 @pytest.mark.integration
 @pytest.mark.parametrize("shape", ["two addresses", "two headers"])
 async def test_a_reply_naming_two_authors_is_refused(
-        stack: Stack, unique_conversation: tuple[str, str], shape: str) -> None:
+    stack: Stack, unique_conversation: tuple[str, str], shape: str
+) -> None:
     shop, conv = unique_conversation
     await stack.buyer_says(shop, conv, "Can I pay by card?")
     rcpt, seller = _rcpt(stack, shop, conv), _default_seller(stack)
-    authors = ((f"{seller}, mallory@evil.localhost",) if shape == "two addresses"
-               else (seller, "mallory@evil.localhost"))
+    authors = (
+        (f"{seller}, mallory@evil.localhost",)
+        if shape == "two addresses"
+        else (seller, "mallory@evil.localhost")
+    )
     # The envelope is the seller's domain, which passes SPF from loopback: the first From
     # address alone would authenticate.
     mail = _stack_mail(authors, rcpt, "Send the refund to my other account.")
@@ -437,14 +543,18 @@ async def test_a_reply_naming_two_authors_is_refused(
 @pytest.fixture(scope="module")
 def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str]:
     path = new_rsa_key_file(tmp_path_factory.mktemp("dkim") / "seller.pem")
-    der = subprocess.run(["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True).stdout
+    der = subprocess.run(
+        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
     return Path(path).read_bytes(), "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
 
 
 @pytest.mark.integration
 async def test_a_dkim_signed_reply_from_the_registered_senders_domain_is_delivered(
-        stack: Stack, unique_conversation: tuple[str, str], dkim_key: tuple[bytes, str]) -> None:
+    stack: Stack, unique_conversation: tuple[str, str], dkim_key: tuple[bytes, str]
+) -> None:
     shop, conv = unique_conversation
     domain = f"d{uuid.uuid4().hex[:10]}.localhost"
     seller = f"agent@{domain}"
@@ -454,8 +564,16 @@ async def test_a_dkim_signed_reply_from_the_registered_senders_domain_is_deliver
     await stack.buyer_says(shop, conv, "Is the lamp dimmable?")
     rcpt = _rcpt(stack, shop, conv)
     raw = _stack_mail((seller,), rcpt, "Yes, it is dimmable.")
-    signed = dkim.sign(raw, b"s1", domain.encode(), private,
-                       include_headers=[b"from", b"to", b"subject", b"message-id"]) + raw
+    signed = (
+        dkim.sign(
+            raw,
+            b"s1",
+            domain.encode(),
+            private,
+            include_headers=[b"from", b"to", b"subject", b"message-id"],
+        )
+        + raw
+    )
     # Sent through a helpdesk or ESP: the envelope is theirs, only DKIM speaks for the domain.
     await _send(stack, "bounces@esp.localhost", rcpt, signed)
 
@@ -467,7 +585,8 @@ async def test_a_dkim_signed_reply_from_the_registered_senders_domain_is_deliver
 
 @pytest.mark.integration
 async def test_dns_trouble_defers_the_reply_which_is_delivered_once_dns_answers(
-        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    stack: Stack, unique_conversation: tuple[str, str]
+) -> None:
     shop, conv = unique_conversation
     domain = f"d{uuid.uuid4().hex[:10]}.localhost"
     seller = f"owner@{domain}"
@@ -489,8 +608,7 @@ async def test_dns_trouble_defers_the_reply_which_is_delivered_once_dns_answers(
     assert await _texts(stack, conv) == []  # not accepted on a guess
 
     zone.fail(domain, False)
-    assert await eventually(lambda: _texts(stack, conv), timeout_s=30) == \
-        ["Yes, red is in stock."]
+    assert await eventually(lambda: _texts(stack, conv), timeout_s=30) == ["Yes, red is in stock."]
     final = await _final(stack, conv)
     assert final.classification == "reply" and "spf=pass" in final.auth
     await asyncio.sleep(2)
@@ -499,7 +617,8 @@ async def test_dns_trouble_defers_the_reply_which_is_delivered_once_dns_answers(
 
 @pytest.mark.integration
 async def test_dns_trouble_that_never_ends_dead_letters_the_reply_with_the_reason(
-        stack: Stack, unique_conversation: tuple[str, str]) -> None:
+    stack: Stack, unique_conversation: tuple[str, str]
+) -> None:
     shop, conv = unique_conversation
     domain = f"d{uuid.uuid4().hex[:10]}.localhost"
     seller = f"owner@{domain}"
@@ -507,14 +626,15 @@ async def test_dns_trouble_that_never_ends_dead_letters_the_reply_with_the_reaso
     await _configure_shop(stack, shop, seller)
     await stack.buyer_says(shop, conv, "Still there?")
     rcpt = _rcpt(stack, shop, conv)
-    await _send(stack, seller, rcpt,
-                _stack_mail((seller,), rcpt, "Yes!"))
+    await _send(stack, seller, rcpt, _stack_mail((seller,), rcpt, "Yes!"))
 
     attempts = int(stack.env["BRIDGE_AUTH_RETRY_ATTEMPTS"])
     final = await _final(stack, conv, timeout_s=60)
     assert final.classification == "rejected" and final.auth_outcome == "defer"
-    assert len([r for r in await _results(stack, conv) if r.classification == "deferred"]) \
+    assert (
+        len([r for r in await _results(stack, conv) if r.classification == "deferred"])
         == attempts - 1
+    )
 
     async def letter() -> list[DeadLetter]:
         recs = await records_so_far(stack.env["KAFKA_BOOTSTRAP"], DEAD_LETTER.name, 1)
@@ -522,7 +642,6 @@ async def test_dns_trouble_that_never_ends_dead_letters_the_reply_with_the_reaso
         return [d for d in found if d.key == f"{shop}:{conv}"]
 
     (dead,) = await eventually(letter, timeout_s=15)
-    assert dead.reason.startswith(f"authentication could not be checked after {attempts} "
-                                  "attempts")
+    assert dead.reason.startswith(f"authentication could not be checked after {attempts} attempts")
     assert dead.source_topic == "mail.inbound.retry"
     assert await _texts(stack, conv) == []

@@ -31,15 +31,21 @@ def new_ids() -> tuple[str, str]:
 
 
 async def not_onboarded_count(stack: Stack) -> float:
-    text = (await stack.http.get(
-        f"http://127.0.0.1:{stack.ports.consolidator}/metrics")).text
-    line = next((x for x in text.splitlines() if x.startswith(
-        'bridge_buyer_messages_not_emailed_total{reason="not_onboarded"} ')), "")
+    text = (await stack.http.get(f"http://127.0.0.1:{stack.ports.consolidator}/metrics")).text
+    line = next(
+        (
+            x
+            for x in text.splitlines()
+            if x.startswith('bridge_buyer_messages_not_emailed_total{reason="not_onboarded"} ')
+        ),
+        "",
+    )
     return float(line.split()[1]) if line else 0.0
 
 
 async def test_a_shop_never_onboarded_gets_no_digest_until_a_manager_turns_alerts_on(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     shop, conv = new_ids()
     before = await not_onboarded_count(stack)
     await stack.buyer_says(shop, conv, "Hello? Is anyone there?", buyer_name="Ana")
@@ -61,8 +67,9 @@ async def test_a_shop_never_onboarded_gets_no_digest_until_a_manager_turns_alert
     await asyncio.sleep(WINDOW_S + 4)
     assert stack.mails_for(not_yet) == []  # onboarded, but nobody opted in yet
 
-    resp = await admin.call("PATCH", f"/admin/shops/{shop}/settings", main,
-                            {"alerts_enabled": True})
+    resp = await admin.call(
+        "PATCH", f"/admin/shops/{shop}/settings", main, {"alerts_enabled": True}
+    )
     assert resp.status_code == 200 and resp.json()["alerts_enabled"] is True, resp.text
     await asyncio.sleep(1.5)
     later = str(int(conv) + 2)
@@ -73,20 +80,27 @@ async def test_a_shop_never_onboarded_gets_no_digest_until_a_manager_turns_alert
 
 
 async def test_a_reply_from_the_default_inbox_is_refused_for_a_shop_never_onboarded(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     shop, conv = new_ids()
     await stack.buyer_says(shop, conv, "Can I get a refund?", buyer_name="Bo")
     rcpt = _reply_address(stack, shop, conv)
     message_id = f"<{uuid.uuid4().hex}@shop.localhost>"
-    await _send(stack, stack.seller, rcpt, _mail(stack.seller, rcpt, "Refund approved: see "
-                                                 "http://evil.test", message_id=message_id))
+    await _send(
+        stack,
+        stack.seller,
+        rcpt,
+        _mail(stack.seller, rcpt, "Refund approved: see http://evil.test", message_id=message_id),
+    )
 
     async def result() -> InboundResult | None:
-        parts = await records_so_far(stack.env["KAFKA_BOOTSTRAP"], MAIL_INBOUND_RESULTS.name,
-                                     MAIL_INBOUND_RESULTS.partitions)
+        parts = await records_so_far(
+            stack.env["KAFKA_BOOTSTRAP"], MAIL_INBOUND_RESULTS.name, MAIL_INBOUND_RESULTS.partitions
+        )
         found = []
-        for rec in (r for recs in parts.values() for r in recs
-                    if r.value and conv.encode() in r.value):
+        for rec in (
+            r for recs in parts.values() for r in recs if r.value and conv.encode() in r.value
+        ):
             with contextlib.suppress(DecodeError):
                 found.append(decode(InboundResult, rec.value))
         return next((f for f in found if f.conversation_id == conv), None)

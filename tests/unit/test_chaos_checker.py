@@ -25,10 +25,16 @@ def digest(mid: str, *markers: tuple[str, int]) -> Digest:
 
 
 def test_every_message_once_in_order_counts_nothing() -> None:
-    counts = check_digests({"1": 3, "2": 1}, [digest("<a>", ("1", 0), ("1", 1)),
-                                              digest("<b>", ("2", 0)), digest("<c>", ("1", 2))])
+    counts = check_digests(
+        {"1": 3, "2": 1},
+        [digest("<a>", ("1", 0), ("1", 1)), digest("<b>", ("2", 0)), digest("<c>", ("1", 2))],
+    )
     assert (counts.lost, counts.duplicated, counts.reordered, counts.documented_window) == (
-        0, 0, 0, 0)
+        0,
+        0,
+        0,
+        0,
+    )
     assert counts.delivered == 4 and not counts.failed
 
 
@@ -38,8 +44,9 @@ def test_a_message_in_no_digest_is_lost() -> None:
 
 
 def test_the_same_message_id_again_is_the_documented_window_not_a_duplicate() -> None:
-    counts = check_digests({"1": 2}, [digest("<a>", ("1", 0), ("1", 1)),
-                                      digest("<a>", ("1", 0), ("1", 1))])
+    counts = check_digests(
+        {"1": 2}, [digest("<a>", ("1", 0), ("1", 1)), digest("<a>", ("1", 0), ("1", 1))]
+    )
     assert counts.documented_window == 1 and counts.duplicated == 0 and not counts.failed
 
 
@@ -64,8 +71,10 @@ def test_mails_without_markers_are_not_digests_of_the_run() -> None:
     assert counts.delivered == 1 and not counts.failed
 
 
-@given(st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=5),
-       st.randoms(use_true_random=False))
+@given(
+    st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=5),
+    st.randoms(use_true_random=False),
+)
 def test_any_split_into_digests_in_order_is_clean(sizes: list[int], rnd) -> None:  # type: ignore[no-untyped-def]
     sent = {str(c): n for c, n in enumerate(sizes)}
     mails = []
@@ -84,8 +93,9 @@ def test_any_split_into_digests_in_order_is_clean(sizes: list[int], rnd) -> None
 def test_parse_digest_reads_markers_from_the_plain_body_in_order() -> None:
     msg = EmailMessage()
     msg["Message-ID"] = "<d1@x>"
-    msg.set_content("\n".join(buyer_text("42", s) for s in (0, 1, 7)) + "\n" + "x" * 300,
-                    cte="quoted-printable")
+    msg.set_content(
+        "\n".join(buyer_text("42", s) for s in (0, 1, 7)) + "\n" + "x" * 300, cte="quoted-printable"
+    )
     parsed = parse_digest(bytes(msg))
     assert parsed.message_id == "<d1@x>"
     assert parsed.markers == (("42", 0), ("42", 1), ("42", 7))
@@ -93,7 +103,7 @@ def test_parse_digest_reads_markers_from_the_plain_body_in_order() -> None:
 
 def parts_of(conv: str, reply: int, words: int, size: int) -> list[str]:
     w = reply_words(conv, reply, words)
-    return [" ".join(w[i:i + size]) for i in range(0, words, size)]
+    return [" ".join(w[i : i + size]) for i in range(0, words, size)]
 
 
 def test_reply_parts_all_delivered_once_in_order_count_nothing() -> None:
@@ -122,6 +132,13 @@ def test_a_second_reply_before_the_first_is_reordered() -> None:
 
 
 def test_longest_stall_counts_only_while_something_is_owed() -> None:
-    samples = [(0.0, 0, 0), (5.0, 0, 0), (6.0, 0, 3), (9.0, 0, 3), (10.0, 2, 1), (11.0, 3, 0),
-               (30.0, 3, 0)]
+    samples = [
+        (0.0, 0, 0),
+        (5.0, 0, 0),
+        (6.0, 0, 3),
+        (9.0, 0, 3),
+        (10.0, 2, 1),
+        (11.0, 3, 0),
+        (30.0, 3, 0),
+    ]
     assert longest_stall(samples) == 3.0
