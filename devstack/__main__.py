@@ -3,14 +3,14 @@
 Broker (embedded Tansu, memory only; or with ``--kafka`` a durable Apache Kafka under
 ``var/kafka-local``, whose records outlive a restart), TikTok Shop sandbox, mail sink and
 every service, with a short consolidation window (``BRIDGE_DEV_WINDOW_S``, default 20 s), and
-one demo shop onboarded through the admin API (:mod:`devstack.demo_shop`).
+one demo shop onboarded through the admin API (:mod:`devstack.demo_shop`). Services run
+under :mod:`devstack.supervisor`: one that exits unexpectedly is started again.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 from pathlib import Path
@@ -19,12 +19,12 @@ from devstack.demo_shop import DEMO_SHOP_ID, onboard_demo_shop
 from devstack.kafka import KafkaUnavailable
 from devstack.stack import (
     Ports,
-    ServiceProcesses,
     stack_env,
     start_broker,
     start_platforms,
     wait_healthy,
 )
+from devstack.supervisor import Supervisor, stack_specs
 
 BANNER = """
 Chat <-> email bridge is running (logs in {logs}; broker: {broker}).
@@ -45,6 +45,7 @@ Send a buyer message (a digest arrives {window:g} s after the buyer's last messa
 Reply: open the mail sink, type an answer next to the digest and press Reply (or POST
   /messages/N/reply with {{"text": "..."}}). What the buyer received:
   curl -s http://127.0.0.1:{sandbox}/sandbox/conversations/576460602530154245/buyer_view
+A service that exits is restarted (with a back-off; a line here says which and why).
 Ctrl-C stops everything.
 """
 
@@ -66,8 +67,10 @@ async def run(kafka_dir: Path | None) -> None:
         bootstrap = broker.bootstrap if broker else os.environ["KAFKA_BOOTSTRAP"]
         env = stack_env(bootstrap, ports, window_s=window, data_dir=root)
         platforms = await start_platforms(ports, env)
-        services = ServiceProcesses(env, logs)
+        services = Supervisor(stack_specs(env), logs)
         services.start_all()
+        # Restarts start at once: a service that dies while the stack boots comes back too.
+        watching = asyncio.create_task(services.run(stop))
         await wait_healthy(ports.http_ports(), timeout_s=90)
         kind = (
             f"Apache Kafka in {kafka_dir}"
@@ -91,12 +94,7 @@ async def run(kafka_dir: Path | None) -> None:
             ),
             flush=True,
         )
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2)
-            if dead := services.dead():
-                print(f"service(s) exited: {dead}; see {logs}", flush=True)
-                break
+        await watching
     finally:
         if services:
             services.stop_all()

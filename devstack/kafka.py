@@ -259,6 +259,21 @@ class KafkaCluster:
     def running(self) -> bool:
         return len(self.pids) == len(self._nodes)
 
+    def node_ports(self) -> dict[int, int]:
+        """Each node's client port by node id (the id the brokers' metadata names)."""
+        return {n.node_id: n.port for n in self._nodes}
+
+    def kill_node(self, node_id: int) -> int | None:
+        """SIGKILL one node, as a crash would (chaos runs); ``start()`` brings it back with
+        its data. Returns the pid killed, or None when it was not running."""
+        node = next(n for n in self._nodes if n.node_id == node_id)
+        pid = self._pid(node)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            self._wait_gone(node, 10.0)
+            self._procs.pop(node_id, None)
+        return pid
+
     def start(self) -> None:
         """Format storage where new, then start every node not running (in the background)."""
         lib = ensure_jars(self.lib)

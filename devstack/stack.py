@@ -210,7 +210,11 @@ class Platforms:
         self.dns_transport.close()
 
 
-async def start_platforms(ports: Ports, env: Mapping[str, str]) -> Platforms:
+async def start_platforms(
+    ports: Ports, env: Mapping[str, str], *, redelivery_delays_s: tuple[float, ...] | None = None
+) -> Platforms:
+    """Sink, sandbox and DNS; ``redelivery_delays_s`` replaces the sandbox's short webhook
+    redelivery schedule (chaos runs keep redelivering while ingest restarts)."""
     sink = SinkState()
     smtp_server = await start_sink_smtp(sink, "127.0.0.1", ports.sink_smtp)
     sink_web = create_sink_web(
@@ -224,6 +228,7 @@ async def start_platforms(ports: Ports, env: Mapping[str, str]) -> Platforms:
         env.get("BRIDGE_PLATFORM_APP_SECRET", "sandbox-app-secret"),
         env.get("BRIDGE_PLATFORM_ACCESS_TOKEN", "sandbox-access-token"),
         f"http://127.0.0.1:{ports.ingest}/webhooks/tiktok",
+        **({"redelivery_delays_s": redelivery_delays_s} if redelivery_delays_s else {}),
     )
     s1, t1 = await serve_in_loop(sink_web, ports.sink_http)
     s2, t2 = await serve_in_loop(sandbox, ports.sandbox)

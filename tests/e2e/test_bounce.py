@@ -11,12 +11,12 @@ import aiosmtplib
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.topic_reader import records_so_far
 from shared.codec import decode
 from shared.events import InboundResult
 from shared.topics import MAIL_INBOUND_RESULTS
 from tests.conftest import WINDOW_S, Stack
 from tests.polling import eventually
-from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from devstack.topic_reader import records_so_far
 from shared.codec import decode
 from shared.events import DeadLetter
 from shared.topics import CHAT_EVENTS, DEAD_LETTER
 from tests.integration.consolidator_harness import consolidator_rig, wait_for
-from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from consolidator.batched_send import send_batched
+from devstack.topic_reader import records_so_far
 from shared.kafka import ensure_topics
 from shared.topics import TopicSpec
-from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
 

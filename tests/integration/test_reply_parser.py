@@ -21,13 +21,13 @@ from email.message import EmailMessage
 import aiosmtplib
 import pytest
 
+from devstack.topic_reader import records_so_far
 from shared.codec import decode
 from shared.events import DeadLetter, InboundResult, MailNotice
 from shared.tokens import mint_token, parse_keys, reply_address
 from shared.topics import DEAD_LETTER, MAIL_INBOUND_RESULTS, MAIL_NOTICES
 from tests.conftest import Stack
 from tests.e2e.test_loop import eventually
-from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
 

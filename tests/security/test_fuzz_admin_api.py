@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 
 from devstack.broker import free_port
 from devstack.stack import serve_in_loop
+from devstack.topic_reader import records_so_far
 from ingest.app import create_app
 from ingest.ingest_settings import IngestSettings
 from shared.codec import decode
 from shared.events import MailNotice
 from shared.topics import MAIL_NOTICES
 from tests.polling import eventually
-from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
 OPERATOR = "fuzz-operator-token"

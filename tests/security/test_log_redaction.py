@@ -13,6 +13,7 @@ from email.message import EmailMessage
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from devstack.topic_reader import records_so_far
 from reply_parser.parser_app import Parser
 from reply_parser.reply_parser_settings import ReplyParserSettings
 from shared.codec import decode, encode
@@ -21,7 +22,6 @@ from shared.kafka import DeadLetterWriter
 from shared.logging import JsonFormatter, redact_address
 from shared.settings_view import ShopSettingsView
 from shared.topics import DEAD_LETTER, MAIL_INBOUND, MAIL_INBOUND_RESULTS
-from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
 

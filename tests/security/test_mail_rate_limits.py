@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from devstack.broker import free_port
 from devstack.stack import ServiceProcesses, wait_healthy
+from devstack.topic_reader import records_so_far
 from shared.codec import DecodeError, decode, encode
 from shared.events import MailNotice, MailOutcome, NoticeKind
 from shared.logging import now_ms
@@ -26,7 +27,6 @@ from shared.topics import MAIL_NOTICES, MAIL_OUTCOMES, TopicSpec
 from tests.conftest import Stack
 from tests.polling import eventually
 from tests.security.seller_admin import SellerAdmin
-from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")

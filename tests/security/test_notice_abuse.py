@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from hypothesis import given
 from hypothesis import strategies as st
 
+from devstack.topic_reader import records_so_far
 from mailer.notice_email import compose_notice_bytes
 from reply_parser.classify import classify_mail
 from reply_parser.content_policy import held_as_automated_notice, sender_rejected_notice
@@ -29,7 +30,6 @@ from shared.notice_texts import NOTICE_QUOTE_GRAPHEMES, shown_sender, shown_text
 from shared.settings_view import ShopSettingsView
 from shared.text_safety import truncate_graphemes
 from shared.topics import MAIL_INBOUND, MAIL_NOTICES
-from tests.topic_reader import records_so_far
 
 SELLER = "seller@shop.example"
 STRANGER = "stranger@evil.example"

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from devstack.broker import free_port
 from devstack.stack import ServiceProcesses, wait_healthy
+from devstack.topic_reader import records_so_far
 from reply_parser.html_text import html_to_text
 from reply_parser.inbound_pipeline import OwnIdentity, decide
 from reply_parser.mime_limits import Deadline, MailTooComplex, check_deadline
@@ -39,7 +40,6 @@ from shared.topics import (
     TopicSpec,
 )
 from tests.e2e.test_loop import eventually
-from tests.topic_reader import records_so_far
 
 ROOT = Path(__file__).resolve().parents[2]
 SELLER = "seller@shop.example"

@@ -22,6 +22,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from devstack.broker import free_port
+from devstack.topic_reader import records_so_far
 from reply_parser.parser_app import Parser
 from reply_parser.reply_parser_settings import ReplyParserSettings
 from reply_parser.smtp_front import ReplyFrontHandler, SessionLimits, start_smtp_front
@@ -30,7 +31,6 @@ from shared.events import InboundEnvelope, MailNotice, ShopSettings
 from shared.settings_view import ShopSettingsView
 from shared.tokens import mint_token, reply_address
 from shared.topics import INBOUND_RECORD_LIMIT, MAIL_INBOUND, MAIL_NOTICES, MAX_INBOUND_MAIL_BYTES
-from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
 KEYS = {1: b"abuse-test-key"}

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 from devstack.broker import free_port
 from devstack.dns_zone import DevZone, start_dev_dns
+from devstack.topic_reader import records_so_far
 from ingest.simulation import SimulationTrace, simulation_steps
 from reply_parser.inbound_pipeline import OwnIdentity, PipelineConfig, decide
 from reply_parser.mail_auth import (
@@ -59,7 +60,6 @@ from tests.conftest import Stack
 from tests.dkim_keys import new_rsa_key_file
 from tests.mail_auth_facts import auth_facts
 from tests.polling import eventually
-from tests.topic_reader import records_so_far
 
 SELLER = "seller@shop.example"
 OWN = OwnIdentity("digest.bridge.example", "bridge.example")

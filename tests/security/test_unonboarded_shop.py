@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from devstack.topic_reader import records_so_far
 from shared.codec import DecodeError, decode
 from shared.events import InboundResult
 from shared.topics import MAIL_INBOUND_RESULTS
@@ -20,7 +21,6 @@ from tests.conftest import WINDOW_S, Stack
 from tests.integration.test_reply_parser import _mail, _reply_address, _send
 from tests.polling import eventually
 from tests.security.seller_admin import SellerAdmin
-from tests.topic_reader import records_so_far
 
 pytestmark = pytest.mark.integration
 

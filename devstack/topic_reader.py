@@ -1,4 +1,5 @@
-"""Reading a topic back in tests on the real broker: every record so far, per partition."""
+"""Reading a topic back on the real broker (tests, and the chaos run's trace of what it
+lost): every record so far, per partition."""
 
 from __future__ import annotations
 
