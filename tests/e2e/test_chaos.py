@@ -50,14 +50,6 @@ async def test_every_service_killed_with_sigkill_is_restarted_by_the_supervisor(
     assert chaos.restarts == dict.fromkeys(SERVICE_COMMANDS, 1), _logs(chaos)
 
 
-# Known bug, reported with a failing test of its own (remove this mark with its fix): a
-# consolidator restarted after kill -9 drops messages of onboarded shops as "not onboarded"
-# while its settings view loads (tests/integration/test_consolidator_restart_settings.py).
-@pytest.mark.xfail(
-    reason="consolidator restart drops pending messages as not onboarded: "
-    "tests/integration/test_consolidator_restart_settings.py",
-    strict=False,
-)
 async def test_short_chaos_run_loses_reorders_and_duplicates_no_digest(chaos: ChaosReport) -> None:
     d = chaos.digests
     assert chaos.not_acknowledged == 0, _logs(chaos)

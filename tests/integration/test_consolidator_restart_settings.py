@@ -39,11 +39,6 @@ def _healthy(port: int) -> bool:
         return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (reported by the chaos run): the consolidator "
-    "handles records before its settings view has loaded; remove with the fix",
-)
 async def test_pending_messages_survive_a_restart_while_the_settings_view_loads(
     tmp_path: Path,
 ) -> None:
