@@ -40,13 +40,14 @@ class MailSummary:
     subject: str
     message_id: str
     reply_to: str
+    notice: str  # X-Bridge-Notice: the kind of a notice mail, empty for a digest
 
     @classmethod
     def of(cls, raw: bytes) -> MailSummary:
         # The header block only: the bodies (HTML, pictures) are parsed when first shown.
         headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
         return cls(str(headers.get("Subject", "")), str(headers.get("Message-ID", "")),
-                   str(headers.get("Reply-To", "")))
+                   str(headers.get("Reply-To", "")), str(headers.get("X-Bridge-Notice", "")))
 
 
 @dataclass
@@ -193,7 +194,8 @@ def create_sink_web(state: SinkState, *, inbound_host: str, inbound_port: int,
             mail = state.mails[n]
             out.append({"n": n, "mail_from": mail.mail_from, "rcpt_tos": mail.rcpt_tos,
                         "subject": mail.summary.subject, "message_id": mail.summary.message_id,
-                        "reply_to": mail.summary.reply_to, "received_at": mail.received_at})
+                        "reply_to": mail.summary.reply_to, "notice": mail.summary.notice,
+                        "received_at": mail.received_at})
         return JSONResponse(out)
 
     @app.get("/messages/{n}/raw")
