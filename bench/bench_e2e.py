@@ -306,6 +306,16 @@ def collect_parts(sandbox: SandboxState, schedule: Schedule, seen: Observed) -> 
     return len(seen.parts)
 
 
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel until every task is done: aiosmtplib can swallow a cancellation that lands
+    inside a send, and the task would then go on waiting on its queue."""
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+
+
 async def wait_for(done: object, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not done() and time.monotonic() < deadline:  # type: ignore[operator]
@@ -369,9 +379,7 @@ class Bench:
             await wait_for(lambda: collect_parts(self.sandbox, schedule, seen)
                            >= len(seen.replies) and desk.queue.empty(), DRAIN_S)
         finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await stop_tasks(workers)
         cpu1 = self.stack_cpu()
         cpu = {name: cpu1[name] - cpu0.get(name, 0.0) for name in cpu1}
         broker = self.broker_cpu() - broker0
