@@ -170,8 +170,16 @@ async def open_conversations(http: httpx.AsyncClient, sandbox: str,
 
     async def one(shop: str, conv: str) -> None:
         async with bound:
-            (await http.post(f"{sandbox}/sandbox/conversations",
-                             json={"shop_id": shop, "conversation_id": conv})).raise_for_status()
+            for attempt in range(3):  # a kept-alive connection the server just closed
+                try:
+                    resp = await http.post(f"{sandbox}/sandbox/conversations",
+                                           json={"shop_id": shop, "conversation_id": conv})
+                except httpx.TransportError:
+                    if attempt == 2:
+                        raise
+                    continue
+                resp.raise_for_status()
+                return
 
     await asyncio.gather(*(one(s, c) for s, c in conversations))
 
@@ -580,7 +588,12 @@ async def main(args: argparse.Namespace) -> int:
         cfg = Settings(**{})  # the defaults the services run with (keys, pool size)
         bench = Bench(args, cfg, bootstrap, broker_pids, ports, env, services, platforms, http,
                       tmp, key_file, digest_file, bare_sink, bare_port)
-        runs = [await bench.run_once(run) for run in range(1, args.runs + 1)]
+        runs = []
+        for run in range(1, args.runs + 1):
+            runs.append(await bench.run_once(run))
+            # Kept after every run: a bench stopped half-way still leaves its figures.
+            write_json(Path(args.out) / f"e2e-{args.broker}.json",
+                       report_json({**vars(args), "partial": True}, runs))
         if dead := services.dead():
             print(f"service(s) exited during the bench: {dead}; logs in {tmp / 'logs'}")
         # The relay phase runs the mailer's loop in this process on mail.digests: the
