@@ -49,9 +49,12 @@ async def main(cfg: dict, raw_digest: bytes) -> None:  # type: ignore[type-arg]
         return Response(status_code=200)
 
     async def consume_produce() -> None:
-        consumer = AIOKafkaConsumer(cfg["events_topic"], bootstrap_servers=cfg["bootstrap"],
-                                    group_id=cfg["group"] + "-events",
-                                    auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            cfg["events_topic"],
+            bootstrap_servers=cfg["bootstrap"],
+            group_id=cfg["group"] + "-events",
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         seen: dict[bytes, int] = {}
         async for record in consumer:
@@ -65,19 +68,29 @@ async def main(cfg: dict, raw_digest: bytes) -> None:  # type: ignore[type-arg]
 
     async def post_part(conv: str) -> None:
         path = f"/customer_service/202309/conversations/{conv}/messages"
-        body = orjson.dumps({"type": "TEXT",
-                             "content": orjson.dumps({"content": f"bare reply {conv}"}).decode()})
+        body = orjson.dumps(
+            {"type": "TEXT", "content": orjson.dumps({"content": f"bare reply {conv}"}).decode()}
+        )
         query = {"app_key": cfg["app_key"], "timestamp": str(int(time.time()))}
         query["sign"] = sign_request(path, query, body, cfg["app_secret"])
-        await http.post(f"{cfg['sandbox']}{path}", params=query, content=body,
-                        headers={"x-tts-access-token": cfg["access_token"],
-                                 "content-type": "application/json",
-                                 "x-bridge-idempotency-key": f"bare-{conv}"})
+        await http.post(
+            f"{cfg['sandbox']}{path}",
+            params=query,
+            content=body,
+            headers={
+                "x-tts-access-token": cfg["access_token"],
+                "content-type": "application/json",
+                "x-bridge-idempotency-key": f"bare-{conv}",
+            },
+        )
 
     async def send_digests() -> None:
-        consumer = AIOKafkaConsumer(cfg["digests_topic"], bootstrap_servers=cfg["bootstrap"],
-                                    group_id=cfg["group"] + "-digests",
-                                    auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            cfg["digests_topic"],
+            bootstrap_servers=cfg["bootstrap"],
+            group_id=cfg["group"] + "-digests",
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         queue: asyncio.Queue[str] = asyncio.Queue()
 
@@ -86,8 +99,9 @@ async def main(cfg: dict, raw_digest: bytes) -> None:  # type: ignore[type-arg]
             await client.connect()
             while True:
                 conv = await queue.get()
-                await client.sendmail("bounce@bridge.example", ["seller@shop.localhost"],
-                                      raw_digest)
+                await client.sendmail(
+                    "bounce@bridge.example", ["seller@shop.localhost"], raw_digest
+                )
                 if conv in replied:
                     await post_part(conv)
 
@@ -97,8 +111,11 @@ async def main(cfg: dict, raw_digest: bytes) -> None:  # type: ignore[type-arg]
         await asyncio.gather(*senders)
 
     tasks = [asyncio.create_task(consume_produce()), asyncio.create_task(send_digests())]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=cfg["http_port"],
-                                           log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=cfg["http_port"], log_level="warning", access_log=False
+        )
+    )
     serve = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.05)

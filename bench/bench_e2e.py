@@ -117,15 +117,18 @@ class Schedule:
     replied: frozenset[int]  # conversation indexes whose digest is answered
 
     @classmethod
-    def make(cls, conversations: list[tuple[str, str]], messages: int, seconds: float,
-             reply_share: float) -> Schedule:
+    def make(
+        cls, conversations: list[tuple[str, str]], messages: int, seconds: float, reply_share: float
+    ) -> Schedule:
         gap = min(1.0, seconds / (2 * messages))
         span = max(seconds - (messages - 1) * gap, 0.0)
         count = len(conversations)
-        sends = sorted((c * span / count + k * gap, c, k)
-                       for c in range(count) for k in range(messages))
-        replied = frozenset(c for c in range(count)
-                            if int((c + 1) * reply_share) > int(c * reply_share))
+        sends = sorted(
+            (c * span / count + k * gap, c, k) for c in range(count) for k in range(messages)
+        )
+        replied = frozenset(
+            c for c in range(count) if int((c + 1) * reply_share) > int(c * reply_share)
+        )
         return cls(conversations, sends, replied)
 
 
@@ -148,9 +151,14 @@ class Observed:
 
 
 def onboarded(shop_id: str) -> ShopSettings:
-    return ShopSettings(shop_id=shop_id, alerts_enabled=True, destination_email=SELLER,
-                        authorized_senders=(SELLER,), updated_at_ms=now_ms(),
-                        updated_by="bench_e2e")
+    return ShopSettings(
+        shop_id=shop_id,
+        alerts_enabled=True,
+        destination_email=SELLER,
+        authorized_senders=(SELLER,),
+        updated_at_ms=now_ms(),
+        updated_by="bench_e2e",
+    )
 
 
 async def onboard(bootstrap: str, shop_ids: set[str]) -> None:
@@ -158,22 +166,29 @@ async def onboard(bootstrap: str, shop_ids: set[str]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
-        await asyncio.gather(*[await producer.send(SHOP_SETTINGS.name, encode(onboarded(s)),
-                                                   key=s.encode()) for s in shop_ids])
+        await asyncio.gather(
+            *[
+                await producer.send(SHOP_SETTINGS.name, encode(onboarded(s)), key=s.encode())
+                for s in shop_ids
+            ]
+        )
     finally:
         await producer.stop()
 
 
-async def open_conversations(http: httpx.AsyncClient, sandbox: str,
-                             conversations: list[tuple[str, str]]) -> None:
+async def open_conversations(
+    http: httpx.AsyncClient, sandbox: str, conversations: list[tuple[str, str]]
+) -> None:
     bound = asyncio.Semaphore(32)
 
     async def one(shop: str, conv: str) -> None:
         async with bound:
             for attempt in range(3):  # a kept-alive connection the server just closed
                 try:
-                    resp = await http.post(f"{sandbox}/sandbox/conversations",
-                                           json={"shop_id": shop, "conversation_id": conv})
+                    resp = await http.post(
+                        f"{sandbox}/sandbox/conversations",
+                        json={"shop_id": shop, "conversation_id": conv},
+                    )
                 except httpx.TransportError:
                     if attempt == 2:
                         raise
@@ -190,16 +205,25 @@ def webhook_bodies(schedule: Schedule, cfg: Settings, run: int) -> list[tuple[by
     out = []
     for i, (_, c, k) in enumerate(schedule.sends):
         shop, conv = schedule.conversations[c]
-        msg = platform_message(str(7_400_000_000_000_000_000 + run * 10_000_000 + i), "BUYER",
-                               {"im_user_id": f"buyer-{c}", "nickname": "Zoë"}, "TEXT",
-                               {"content": f"Is it wool? ({k + 1}) 🧦"})
+        msg = platform_message(
+            str(7_400_000_000_000_000_000 + run * 10_000_000 + i),
+            "BUYER",
+            {"im_user_id": f"buyer-{c}", "nickname": "Zoë"},
+            "TEXT",
+            {"content": f"Is it wool? ({k + 1}) 🧦"},
+        )
         body = orjson.dumps(message_webhook(shop, conv, msg, f"{run}-{i}"))
         out.append((body, sign_webhook(cfg.platform_app_key, body, secret)))
     return out
 
 
-async def drive(http: httpx.AsyncClient, url: str, schedule: Schedule,
-                bodies: list[tuple[bytes, str]], seen: Observed) -> None:
+async def drive(
+    http: httpx.AsyncClient,
+    url: str,
+    schedule: Schedule,
+    bodies: list[tuple[bytes, str]],
+    seen: Observed,
+) -> None:
     """POST every webhook at its scheduled time (open loop: answers are not waited for)."""
     loop = asyncio.get_running_loop()
     bound = asyncio.Semaphore(POST_INFLIGHT)
@@ -207,8 +231,11 @@ async def drive(http: httpx.AsyncClient, url: str, schedule: Schedule,
 
     async def post(conv: int, body: bytes, signature: str) -> None:
         try:
-            resp = await http.post(url, content=body, headers={
-                "Authorization": signature, "Content-Type": "application/json"})
+            resp = await http.post(
+                url,
+                content=body,
+                headers={"Authorization": signature, "Content-Type": "application/json"},
+            )
         except httpx.HTTPError:
             seen.rejected += 1
         else:
@@ -234,8 +261,15 @@ class ReplyDesk:
     """Reads new digests off the sink and answers the chosen ones through the reply front,
     as a seller's mail server would (a few connections, each one transaction at a time)."""
 
-    def __init__(self, sink: SinkState, schedule: Schedule, window_s: float, inbound_port: int,
-                 token_keys: str, seen: Observed) -> None:
+    def __init__(
+        self,
+        sink: SinkState,
+        schedule: Schedule,
+        window_s: float,
+        inbound_port: int,
+        token_keys: str,
+        seen: Observed,
+    ) -> None:
         self.sink, self.schedule, self.window_s = sink, schedule, window_s
         self.inbound_port, self.seen = inbound_port, seen
         self.keys = parse_keys(token_keys)
@@ -271,7 +305,8 @@ class ReplyDesk:
                 last = self.seen.last_accepted.get(conv)
                 if last is not None and mail.received_at >= last:
                     self.seen.digest_latency.append(
-                        (mail.received_at, mail.received_at - (last + self.window_s)))
+                        (mail.received_at, mail.received_at - (last + self.window_s))
+                    )
                 if conv in self.schedule.replied and conv not in self.answered:
                     self.answered.add(conv)
                     self.queue.put_nowait((conv, n))
@@ -281,8 +316,9 @@ class ReplyDesk:
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=self.inbound_port, timeout=60)
         while True:
             conv, n = await self.queue.get()
-            reply = gmail_style_reply(self.sink.mails[n].message,
-                                      f"Yes, it is wool. Ships today ({conv}).", SELLER)
+            reply = gmail_style_reply(
+                self.sink.mails[n].message, f"Yes, it is wool. Ships today ({conv}).", SELLER
+            )
             try:
                 if not client.is_connected:
                     await client.connect()
@@ -295,9 +331,11 @@ class ReplyDesk:
 
     def duplicates(self) -> int:
         """Extra copies of this run's digests at the sink (same Message-ID)."""
-        return sum(len([n for n in ns if n >= self.first_mail]) - 1
-                   for ns in self.sink.duplicates().values()
-                   if any(n >= self.first_mail for n in ns))
+        return sum(
+            len([n for n in ns if n >= self.first_mail]) - 1
+            for ns in self.sink.duplicates().values()
+            if any(n >= self.first_mail for n in ns)
+        )
 
 
 def collect_parts(sandbox: SandboxState, schedule: Schedule, seen: Observed) -> int:
@@ -362,30 +400,62 @@ class Bench:
         return sum(tree_cpu_seconds(pid) for pid in self.broker_pids)
 
     def schedule(self, run: int) -> Schedule:
-        return Schedule.make(workload(self.args.shops, self.args.conversations),
-                             self.args.messages, self.args.seconds, self.args.reply_share)
+        return Schedule.make(
+            workload(self.args.shops, self.args.conversations),
+            self.args.messages,
+            self.args.seconds,
+            self.args.reply_share,
+        )
 
-    async def stack_phase(self, run: int, schedule: Schedule) -> tuple[Observed, dict[str, float],
-                                                                        int, float, float]:
+    async def stack_phase(
+        self, run: int, schedule: Schedule
+    ) -> tuple[Observed, dict[str, float], int, float, float]:
         await onboard(self.bootstrap, {s for s, _ in schedule.conversations})
         await open_conversations(self.http, self.sandbox_url, schedule.conversations)
         await asyncio.sleep(SETTINGS_APPLY_S)
         bodies = webhook_bodies(schedule, self.cfg, run)
         seen = Observed()
-        desk = ReplyDesk(self.platforms.sink, schedule, self.args.window, self.ports.inbound_smtp,
-                         self.env.get("BRIDGE_TOKEN_KEYS", "1:dev-only-token-key-change-me"), seen)
+        desk = ReplyDesk(
+            self.platforms.sink,
+            schedule,
+            self.args.window,
+            self.ports.inbound_smtp,
+            self.env.get("BRIDGE_TOKEN_KEYS", "1:dev-only-token-key-change-me"),
+            seen,
+        )
         duplicates_before = len(self.sandbox.duplicates)
         workers = [asyncio.create_task(desk.watch())] + [
-            asyncio.create_task(desk.answer()) for _ in range(REPLY_CONNECTIONS)]
+            asyncio.create_task(desk.answer()) for _ in range(REPLY_CONNECTIONS)
+        ]
         cpu0, broker0, own0 = self.stack_cpu(), self.broker_cpu(), process_cpu_seconds(os.getpid())
         try:
-            await drive(self.http, f"http://127.0.0.1:{self.ports.ingest}/webhooks/tiktok",
-                        schedule, bodies, seen)
-            await wait_for(lambda: len({desk.conversation_of(m.summary.reply_to) for m in
-                                        self.platforms.sink.mails[desk.first_mail:]}
-                                       - {None}) >= len(seen.last_accepted), DRAIN_S)
-            await wait_for(lambda: collect_parts(self.sandbox, schedule, seen)
-                           >= len(seen.replies) and desk.queue.empty(), DRAIN_S)
+            await drive(
+                self.http,
+                f"http://127.0.0.1:{self.ports.ingest}/webhooks/tiktok",
+                schedule,
+                bodies,
+                seen,
+            )
+            await wait_for(
+                lambda: (
+                    len(
+                        {
+                            desk.conversation_of(m.summary.reply_to)
+                            for m in self.platforms.sink.mails[desk.first_mail :]
+                        }
+                        - {None}
+                    )
+                    >= len(seen.last_accepted)
+                ),
+                DRAIN_S,
+            )
+            await wait_for(
+                lambda: (
+                    collect_parts(self.sandbox, schedule, seen) >= len(seen.replies)
+                    and desk.queue.empty()
+                ),
+                DRAIN_S,
+            )
         finally:
             await stop_tasks(workers)
         cpu1 = self.stack_cpu()
@@ -399,28 +469,40 @@ class Bench:
         return seen, cpu, part_duplicates, broker, own
 
     async def bare_phase(self, run: int, schedule: Schedule) -> tuple[Observed, float, float]:
-        bare = Schedule(workload(self.args.shops, self.args.conversations), schedule.sends,
-                        schedule.replied)
+        bare = Schedule(
+            workload(self.args.shops, self.args.conversations), schedule.sends, schedule.replied
+        )
         await open_conversations(self.http, self.sandbox_url, bare.conversations)
         tag = uuid.uuid4().hex[:8]
-        topics = [TopicSpec(f"bench.bare.events.{tag}", CHAT_EVENTS.partitions),
-                  TopicSpec(f"bench.bare.digests.{tag}", CHAT_EVENTS.partitions)]
+        topics = [
+            TopicSpec(f"bench.bare.events.{tag}", CHAT_EVENTS.partitions),
+            TopicSpec(f"bench.bare.digests.{tag}", CHAT_EVENTS.partitions),
+        ]
         await ensure_topics(self.bootstrap, topics)
         port = free_port()
-        config = {"bootstrap": self.bootstrap, "events_topic": topics[0].name,
-                  "digests_topic": topics[1].name, "group": f"bench-bare-{tag}",
-                  "http_port": port, "smtp_port": self.bare_sink_port,
-                  "connections": self.cfg.smtp_pool_size, "messages": self.args.messages,
-                  "digest_file": str(self.digest_file), "sandbox": self.sandbox_url,
-                  "app_key": self.cfg.platform_app_key,
-                  "app_secret": self.cfg.platform_app_secret.get_secret_value(),
-                  "access_token": self.env.get("BRIDGE_PLATFORM_ACCESS_TOKEN",
-                                               "sandbox-access-token"),
-                  "replied": [bare.conversations[c][1] for c in bare.replied]}
+        config = {
+            "bootstrap": self.bootstrap,
+            "events_topic": topics[0].name,
+            "digests_topic": topics[1].name,
+            "group": f"bench-bare-{tag}",
+            "http_port": port,
+            "smtp_port": self.bare_sink_port,
+            "connections": self.cfg.smtp_pool_size,
+            "messages": self.args.messages,
+            "digest_file": str(self.digest_file),
+            "sandbox": self.sandbox_url,
+            "app_key": self.cfg.platform_app_key,
+            "app_secret": self.cfg.platform_app_secret.get_secret_value(),
+            "access_token": self.env.get("BRIDGE_PLATFORM_ACCESS_TOKEN", "sandbox-access-token"),
+            "replied": [bare.conversations[c][1] for c in bare.replied],
+        }
         config_file = self.tmp / f"bare-{tag}.json"
         config_file.write_text(json.dumps(config))
-        proc = subprocess.Popen([sys.executable, str(BENCH / "bare_chain.py"), str(config_file)],
-                                stdout=subprocess.PIPE, stderr=open(self.tmp / f"bare-{tag}.log", "wb"))  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, str(BENCH / "bare_chain.py"), str(config_file)],
+            stdout=subprocess.PIPE,
+            stderr=open(self.tmp / f"bare-{tag}.log", "wb"),
+        )  # noqa: SIM115
         seen = Observed()
         try:
             assert proc.stdout is not None
@@ -433,9 +515,13 @@ class Bench:
             mails0 = len(self.bare_sink.mails)
             cpu0, broker0 = tree_cpu_seconds(proc.pid), self.broker_cpu()
             await drive(self.http, f"http://127.0.0.1:{port}/webhooks/tiktok", bare, bodies, seen)
-            await wait_for(lambda: len(self.bare_sink.mails) - mails0 >= len(seen.last_accepted)
-                           and collect_parts(self.sandbox, bare, seen) >= len(bare.replied),
-                           DRAIN_S)
+            await wait_for(
+                lambda: (
+                    len(self.bare_sink.mails) - mails0 >= len(seen.last_accepted)
+                    and collect_parts(self.sandbox, bare, seen) >= len(bare.replied)
+                ),
+                DRAIN_S,
+            )
             cpu, broker = tree_cpu_seconds(proc.pid) - cpu0, self.broker_cpu() - broker0
             seen.digests = [m.received_at for m in self.bare_sink.mails[mails0:]]
         finally:
@@ -450,8 +536,9 @@ class Bench:
         try:
             conns = self.cfg.smtp_pool_size
             bare = await bare_loop(port, self.digest_file.read_bytes(), RELAY_MAILS, conns)
-            mailer = await mailer_run(self.bootstrap, port, RELAY_MAILS, conns, self.key_file,
-                                      10_000 + run)
+            mailer = await mailer_run(
+                self.bootstrap, port, RELAY_MAILS, conns, self.key_file, 10_000 + run
+            )
         finally:
             relay.terminate()
             await asyncio.to_thread(relay.wait, 10)
@@ -504,13 +591,17 @@ class Bench:
             "extra digests (first 10)": stack.extra_digests[:10],
             "notices (first 10)": stack.notices[:10],
         }
-        memory = {name: tree_rss_bytes(proc.pid) / 2**20
-                  for name, proc in self.services.procs.items()}
+        memory = {
+            name: tree_rss_bytes(proc.pid) / 2**20 for name, proc in self.services.procs.items()
+        }
         memory["broker"] = sum(tree_rss_bytes(pid) for pid in self.broker_pids) / 2**20
         memory["bench driver + sandbox + sink"] = process_rss_bytes(os.getpid()) / 2**20
-        print(f"run {run}: {accepted} messages accepted, {len(stack.digests)} digests, "
-              f"{len(stack.replies)} replies, {len(stack.parts)} parts; stack CPU "
-              f"{stack_cpu['total']:.2f} s/1k vs bare {bare_per_1k:.2f} s/1k", flush=True)
+        print(
+            f"run {run}: {accepted} messages accepted, {len(stack.digests)} digests, "
+            f"{len(stack.replies)} replies, {len(stack.parts)} parts; stack CPU "
+            f"{stack_cpu['total']:.2f} s/1k vs bare {bare_per_1k:.2f} s/1k",
+            flush=True,
+        )
         return RunResult(figures, series, memory, {"stack": stack_cpu})
 
 
@@ -542,11 +633,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--shops", type=int, default=20)
     ap.add_argument("--conversations", type=int, default=600, help="per run")
     ap.add_argument("--messages", type=int, default=3, help="buyer messages per conversation")
-    ap.add_argument("--reply-share", type=float, default=0.5,
-                    help="share of the digests answered by the seller")
+    ap.add_argument(
+        "--reply-share", type=float, default=0.5, help="share of the digests answered by the seller"
+    )
     ap.add_argument("--window", type=float, default=3.0, help="consolidation window (s)")
-    ap.add_argument("--out", default=str(ROOT / "var" / "bench"),
-                    help="folder for e2e-BROKER.json and e2e-BROKER.png")
+    ap.add_argument(
+        "--out",
+        default=str(ROOT / "var" / "bench"),
+        help="folder for e2e-BROKER.json and e2e-BROKER.png",
+    )
     return ap.parse_args(argv)
 
 
@@ -567,13 +662,19 @@ async def main(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     bootstrap, broker_pids, broker = await start_broker(args.broker, tmp)
     ports = Ports()
-    env = stack_env(bootstrap, ports, window_s=args.window, data_dir=tmp,
-                    extra={"BRIDGE_TICK_INTERVAL_S": "0.1", "BRIDGE_LOG_LEVEL": "WARNING"})
+    env = stack_env(
+        bootstrap,
+        ports,
+        window_s=args.window,
+        data_dir=tmp,
+        extra={"BRIDGE_TICK_INTERVAL_S": "0.1", "BRIDGE_LOG_LEVEL": "WARNING"},
+    )
     os.environ["KAFKA_BOOTSTRAP"] = bootstrap
     platforms = await start_platforms(ports, env)
     services = ServiceProcesses(env, tmp / "logs")
-    http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64,
-                                                             max_keepalive_connections=64))
+    http = httpx.AsyncClient(
+        timeout=30, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    )
     bare_sink = SinkState()
     bare_port = free_port()
     bare_smtp = await start_sink_smtp(bare_sink, "127.0.0.1", bare_port)
@@ -586,14 +687,30 @@ async def main(args: argparse.Namespace) -> int:
         services.start_all()
         await wait_healthy(ports.http_ports(), timeout_s=120)
         cfg = Settings(**{})  # the defaults the services run with (keys, pool size)
-        bench = Bench(args, cfg, bootstrap, broker_pids, ports, env, services, platforms, http,
-                      tmp, key_file, digest_file, bare_sink, bare_port)
+        bench = Bench(
+            args,
+            cfg,
+            bootstrap,
+            broker_pids,
+            ports,
+            env,
+            services,
+            platforms,
+            http,
+            tmp,
+            key_file,
+            digest_file,
+            bare_sink,
+            bare_port,
+        )
         runs = []
         for run in range(1, args.runs + 1):
             runs.append(await bench.run_once(run))
             # Kept after every run: a bench stopped half-way still leaves its figures.
-            write_json(Path(args.out) / f"e2e-{args.broker}.json",
-                       report_json({**vars(args), "partial": True}, runs))
+            write_json(
+                Path(args.out) / f"e2e-{args.broker}.json",
+                report_json({**vars(args), "partial": True}, runs),
+            )
         if dead := services.dead():
             print(f"service(s) exited during the bench: {dead}; logs in {tmp / 'logs'}")
         # The relay phase runs the mailer's loop in this process on mail.digests: the
@@ -601,30 +718,43 @@ async def main(args: argparse.Namespace) -> int:
         services.stop_all()
         for run in runs:
             mailer, bare = await bench.relay_phase(runs.index(run) + 1)
-            run.figures.update({"relay_mailer_mails_per_s": mailer,
-                                "relay_bare_mails_per_s": bare,
-                                "relay_ratio": mailer / bare if bare else math.nan})
+            run.figures.update(
+                {
+                    "relay_mailer_mails_per_s": mailer,
+                    "relay_bare_mails_per_s": bare,
+                    "relay_ratio": mailer / bare if bare else math.nan,
+                }
+            )
     finally:
         services.stop_all()
         await http.aclose()
         bare_smtp.close()
         await platforms.stop()
         broker.stop()  # type: ignore[attr-defined]
-    config = {**vars(args), "date": started.isoformat(timespec="seconds"),
-              "load_before": load_before, "load_after": load_summary(),
-              "offered_msgs": len(bench.schedule(0).sends)}
+    config = {
+        **vars(args),
+        "date": started.isoformat(timespec="seconds"),
+        "load_before": load_before,
+        "load_after": load_summary(),
+        "offered_msgs": len(bench.schedule(0).sends),
+    }
     report = report_json(config, runs)
     out = Path(args.out)
     write_json(out / f"e2e-{args.broker}.json", report)
     summary = median_figures(runs)
     middle = sorted(runs, key=lambda r: r.figures["cpu_ratio"])[len(runs) // 2]
-    draw_chart(out / f"e2e-{args.broker}.png", middle,
-               f"bench_e2e on {args.broker}, {started:%Y-%m-%d %H:%M} UTC, "
-               f"{config['offered_msgs']} buyer messages in {args.seconds:g} s")
-    header = (f"\nbench_e2e on {args.broker}: {args.conversations} conversations x "
-              f"{args.messages} messages over {args.shops} shops in {args.seconds:g} s, "
-              f"replies to {args.reply_share:.0%} of the digests, window {args.window:g} s; "
-              f"median of {args.runs} runs\n{load_before} (start), {load_summary()} (end)\n")
+    draw_chart(
+        out / f"e2e-{args.broker}.png",
+        middle,
+        f"bench_e2e on {args.broker}, {started:%Y-%m-%d %H:%M} UTC, "
+        f"{config['offered_msgs']} buyer messages in {args.seconds:g} s",
+    )
+    header = (
+        f"\nbench_e2e on {args.broker}: {args.conversations} conversations x "
+        f"{args.messages} messages over {args.shops} shops in {args.seconds:g} s, "
+        f"replies to {args.reply_share:.0%} of the digests, window {args.window:g} s; "
+        f"median of {args.runs} runs\n{load_before} (start), {load_summary()} (end)\n"
+    )
     print(table(summary, runs[-1].memory_mib, header))
     print(f"\nwritten: {out / f'e2e-{args.broker}.json'}, {out / f'e2e-{args.broker}.png'}")
     return 0
@@ -641,4 +771,3 @@ def cli(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(cli())
-

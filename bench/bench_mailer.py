@@ -75,11 +75,14 @@ asyncio.run(main())
 """
 
 
-def start_sink_process(port: int, delay_ms: tuple[float, float] = (0.0, 0.0)
-                       ) -> subprocess.Popen[bytes]:
+def start_sink_process(
+    port: int, delay_ms: tuple[float, float] = (0.0, 0.0)
+) -> subprocess.Popen[bytes]:
     """An aiosmtpd sink in its own process that answers 250 after ``delay_ms`` (uniform)."""
-    sink = subprocess.Popen([sys.executable, "-c", SINK_CODE, str(port),
-                             *(str(d) for d in delay_ms)], stdout=subprocess.PIPE)
+    sink = subprocess.Popen(
+        [sys.executable, "-c", SINK_CODE, str(port), *(str(d) for d in delay_ms)],
+        stdout=subprocess.PIPE,
+    )
     assert sink.stdout is not None and sink.stdout.readline().strip() == b"ready"
     return sink
 
@@ -88,16 +91,31 @@ def make_digest(run: int, n: int):  # type: ignore[no-untyped-def]
     from shared.events import ChatContent, Digest, DigestMessage
 
     return Digest(
-        digest_id=f"bench-{run}-{n}", shop_id="shop-1", conversation_id=f"conv-{n}",
-        buyer_id="buyer-1", buyer_name="Zoë Buyer", shop_name="Sunny Socks",
+        digest_id=f"bench-{run}-{n}",
+        shop_id="shop-1",
+        conversation_id=f"conv-{n}",
+        buyer_id="buyer-1",
+        buyer_name="Zoë Buyer",
+        shop_name="Sunny Socks",
         previous_digest_ids=(f"bench-prev-{n}",),
         messages=(
             DigestMessage(f"m{n}-1", 1_764_070_000_000, ChatContent(text="Is it wool? 🧦")),
-            DigestMessage(f"m{n}-2", 1_764_070_001_000, ChatContent(
-                kind="product_card", title="Wool socks", price="$12",
-                url="https://shop.example/p/1", thumbnail_url="https://cdn.example/p1.jpg")),
-            DigestMessage(f"m{n}-3", 1_764_070_002_000,
-                          ChatContent(kind="order_card", order_id="5771", status="paid")),
+            DigestMessage(
+                f"m{n}-2",
+                1_764_070_001_000,
+                ChatContent(
+                    kind="product_card",
+                    title="Wool socks",
+                    price="$12",
+                    url="https://shop.example/p/1",
+                    thumbnail_url="https://cdn.example/p1.jpg",
+                ),
+            ),
+            DigestMessage(
+                f"m{n}-3",
+                1_764_070_002_000,
+                ChatContent(kind="order_card", order_id="5771", status="paid"),
+            ),
         ),
         destination_email="owner@sunnysocks.example",
     )
@@ -134,8 +152,9 @@ async def bare_loop(port: int, message: bytes, mails: int, connections: int) -> 
     clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port) for _ in range(connections)]
     for client in clients:
         await client.connect()
-    share = [mails // connections + (1 if i < mails % connections else 0)
-             for i in range(connections)]
+    share = [
+        mails // connections + (1 if i < mails % connections else 0) for i in range(connections)
+    ]
 
     async def worker(client: aiosmtplib.SMTP, count: int) -> None:
         for _ in range(count):
@@ -147,12 +166,24 @@ async def bare_loop(port: int, message: bytes, mails: int, connections: int) -> 
     sink_end, broker_end = _others_cpu()
     for client in clients:
         await client.quit()
-    return Sample(mails / elapsed, cpu / mails * 1e6, 0.0, (sink_end - sink) / mails * 1e6,
-                  (broker_end - broker) / mails * 1e6)
+    return Sample(
+        mails / elapsed,
+        cpu / mails * 1e6,
+        0.0,
+        (sink_end - sink) / mails * 1e6,
+        (broker_end - broker) / mails * 1e6,
+    )
 
 
-async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
-                     key_file: str, run: int, compose_processes: int = 1) -> Sample:
+async def mailer_run(
+    bootstrap: str,
+    port: int,
+    mails: int,
+    connections: int,
+    key_file: str,
+    run: int,
+    compose_processes: int = 1,
+) -> Sample:
     from aiokafka import TopicPartition
 
     from mailer.app import (
@@ -172,10 +203,14 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
 
     # The mailer's own settings, producer, ledger and consumer, as `python -m mailer`
     # builds them; a group per run that starts at this run's digests.
-    cfg = MailerSettings(kafka_bootstrap=bootstrap, smtp_port=port,
-                         smtp_pool_size=connections, dkim_key_file=key_file,
-                         mailer_group=f"bench-mailer-{run}",
-                         mailer_compose_processes=compose_processes)
+    cfg = MailerSettings(
+        kafka_bootstrap=bootstrap,
+        smtp_port=port,
+        smtp_pool_size=connections,
+        dkim_key_file=key_file,
+        mailer_group=f"bench-mailer-{run}",
+        mailer_compose_processes=compose_processes,
+    )
     producer = await start_mailer_producer(cfg)
     ledger = outcome_ledger(cfg, producer)
     await ledger.start()
@@ -184,12 +219,17 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
     composers = await start_compose_processes(cfg)
     mailer = Mailer(cfg, producer, pool, signer, ledger, composers)
     warm = encode(make_digest(run, mails))
-    await mailer.handle(ConsumerRecord(MAIL_DIGESTS.name, 0, 0, 0, 0, b"warm", warm, None, 0,
-                                       len(warm), ()))  # connection, css inliner, key
+    await mailer.handle(
+        ConsumerRecord(MAIL_DIGESTS.name, 0, 0, 0, 0, b"warm", warm, None, 0, len(warm), ())
+    )  # connection, css inliner, key
 
     prefix = f"run-{run}:".encode()
-    sends = [await producer.send(MAIL_DIGESTS.name, encode(make_digest(run, n)),
-                                 key=prefix + f"conv-{n}".encode()) for n in range(mails)]
+    sends = [
+        await producer.send(
+            MAIL_DIGESTS.name, encode(make_digest(run, n)), key=prefix + f"conv-{n}".encode()
+        )
+        for n in range(mails)
+    ]
     # The group starts at this run's first digest in each partition (from the send
     # results: the broker's end offsets are not trusted to count batched records).
     starts: dict[TopicPartition, int] = {}
@@ -226,10 +266,14 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
 
     consumer = make_consumer(cfg, group_id=cfg.mailer_group)
     await consumer.start()
-    loop_task = asyncio.create_task(consume_digests(
-        consumer, [MAIL_DIGESTS.name], ledger, handle, max_records=cfg.mailer_batch_records))
-    await asyncio.wait([loop_task, asyncio.create_task(done.wait())],
-                       return_when=asyncio.FIRST_COMPLETED)
+    loop_task = asyncio.create_task(
+        consume_digests(
+            consumer, [MAIL_DIGESTS.name], ledger, handle, max_records=cfg.mailer_batch_records
+        )
+    )
+    await asyncio.wait(
+        [loop_task, asyncio.create_task(done.wait())], return_when=asyncio.FIRST_COMPLETED
+    )
     if loop_task.done():
         loop_task.result()  # the consume loop failed: show why
     start, cpu, helper, (sink, broker) = started[0]
@@ -245,8 +289,13 @@ async def mailer_run(bootstrap: str, port: int, mails: int, connections: int,
     await pool.close()
     await ledger.stop()
     await producer.stop()
-    return Sample(mails / elapsed, cpu / mails * 1e6, helper / mails * 1e6,
-                  (sink_end - sink) / mails * 1e6, (broker_end - broker) / mails * 1e6)
+    return Sample(
+        mails / elapsed,
+        cpu / mails * 1e6,
+        helper / mails * 1e6,
+        (sink_end - sink) / mails * 1e6,
+        (broker_end - broker) / mails * 1e6,
+    )
 
 
 def step_costs(key_file: str) -> list[tuple[str, float]]:
@@ -258,9 +307,15 @@ def step_costs(key_file: str) -> list[tuple[str, float]]:
     from shared.events import Digest
 
     links = DigestLinks("https://s.example/chat/1", "https://s.example/settings/1", "TikTok Shop")
-    ctx = ComposeContext("TikTok Shop", "c.tok@chat-seller-us.bridge.example",
-                         "owner@sunnysocks.example", "digest.bridge.example", links,
-                         links.settings_url, datetime.now(UTC))
+    ctx = ComposeContext(
+        "TikTok Shop",
+        "c.tok@chat-seller-us.bridge.example",
+        "owner@sunnysocks.example",
+        "digest.bridge.example",
+        links,
+        links.settings_url,
+        datetime.now(UTC),
+    )
     digest = make_digest(0, 0)
     signer = load_dkim_signer("bench", "bridge.example", key_file)
     raw = compose_digest_bytes(digest, ctx)
@@ -292,11 +347,18 @@ def signed_digest(key_file: str) -> bytes:
     from mailer.render import DigestLinks
 
     links = DigestLinks("https://s.example/chat/1", "https://s.example/s/1", "TikTok Shop")
-    ctx = ComposeContext("TikTok Shop", "c.tok@chat-seller-us.bridge.example",
-                         "owner@sunnysocks.example", "digest.bridge.example", links,
-                         links.settings_url, datetime.now(UTC))
+    ctx = ComposeContext(
+        "TikTok Shop",
+        "c.tok@chat-seller-us.bridge.example",
+        "owner@sunnysocks.example",
+        "digest.bridge.example",
+        links,
+        links.settings_url,
+        datetime.now(UTC),
+    )
     return load_dkim_signer("bench", "bridge.example", key_file).sign(
-        compose_digest_bytes(make_digest(0, 0), ctx))
+        compose_digest_bytes(make_digest(0, 0), ctx)
+    )
 
 
 async def main(key_file: str) -> None:
@@ -332,26 +394,43 @@ async def main(key_file: str) -> None:
             for _ in range(args.runs):
                 run_id += 1
                 bare.append(await bare_loop(port, message, args.mails, conns))
-                full.append(await mailer_run(broker.bootstrap, port, args.mails, conns,
-                                             key_file, run_id))
+                full.append(
+                    await mailer_run(broker.bootstrap, port, args.mails, conns, key_file, run_id)
+                )
                 run_id += 1
-                on_loop.append(await mailer_run(broker.bootstrap, port, args.mails, conns,
-                                                key_file, run_id, compose_processes=0))
+                on_loop.append(
+                    await mailer_run(
+                        broker.bootstrap,
+                        port,
+                        args.mails,
+                        conns,
+                        key_file,
+                        run_id,
+                        compose_processes=0,
+                    )
+                )
                 run_id += 1
-                unsigned.append(await mailer_run(broker.bootstrap, port, args.mails, conns,
-                                                 "", run_id))
+                unsigned.append(
+                    await mailer_run(broker.bootstrap, port, args.mails, conns, "", run_id)
+                )
             b = statistics.median(x.rate for x in bare)
-            rows += [("bare aiosmtplib loop", conns, bare, b),
-                     ("mailer (render+DKIM+Kafka)", conns, full, b),
-                     ("  composed on the loop", conns, on_loop, b),
-                     ("mailer, no DKIM", conns, unsigned, b)]
+            rows += [
+                ("bare aiosmtplib loop", conns, bare, b),
+                ("mailer (render+DKIM+Kafka)", conns, full, b),
+                ("  composed on the loop", conns, on_loop, b),
+                ("mailer, no DKIM", conns, unsigned, b),
+            ]
         cores = os.cpu_count() or 1
-        print(f"\n{args.mails} mails per run, median of {args.runs} runs, digest "
-              f"{len(message)} bytes, one client process, sink in its own process, "
-              f"{cores} cores shared by all\n")
-        print(f"{'path':<30} {'conns':>5} {'mails/s':>8} {'min-max':>11} {'vs bare':>8} "
-              f"{'CPU us/mail: client':>19} {'+helper':>7} {'+sink':>6} {'+broker':>8} "
-              f"{'=all':>6} {'ceiling':>8}")
+        print(
+            f"\n{args.mails} mails per run, median of {args.runs} runs, digest "
+            f"{len(message)} bytes, one client process, sink in its own process, "
+            f"{cores} cores shared by all\n"
+        )
+        print(
+            f"{'path':<30} {'conns':>5} {'mails/s':>8} {'min-max':>11} {'vs bare':>8} "
+            f"{'CPU us/mail: client':>19} {'+helper':>7} {'+sink':>6} {'+broker':>8} "
+            f"{'=all':>6} {'ceiling':>8}"
+        )
         for name, conns, samples, bare_rate in rows:
             rates = [x.rate for x in samples]
             rate = statistics.median(rates)
@@ -362,12 +441,16 @@ async def main(key_file: str) -> None:
 
             # What the machine could do if every core were busy with this path only.
             ceiling = cores * 1e6 / med("total_cpu_us")
-            print(f"{name:<30} {conns:>5} {rate:>8.0f} {spread:>11} {rate / bare_rate:>7.0%} "
-                  f"{med('cpu_us'):>19.0f} {med('helper_cpu_us'):>7.0f} "
-                  f"{med('sink_cpu_us'):>6.0f} {med('broker_cpu_us'):>8.0f} "
-                  f"{med('total_cpu_us'):>6.0f} {ceiling:>8.0f}")
-        print("\nceiling: cores / (CPU of every process per mail): mails/s with all cores busy "
-              "on this path; a row near its ceiling is CPU-bound on this machine.")
+            print(
+                f"{name:<30} {conns:>5} {rate:>8.0f} {spread:>11} {rate / bare_rate:>7.0%} "
+                f"{med('cpu_us'):>19.0f} {med('helper_cpu_us'):>7.0f} "
+                f"{med('sink_cpu_us'):>6.0f} {med('broker_cpu_us'):>8.0f} "
+                f"{med('total_cpu_us'):>6.0f} {ceiling:>8.0f}"
+            )
+        print(
+            "\nceiling: cores / (CPU of every process per mail): mails/s with all cores busy "
+            "on this path; a row near its ceiling is CPU-bound on this machine."
+        )
         print(f"\n{'per-digest CPU (median of 5 x 100)':<42} {'us':>8}")
         for name, micros in step_costs(key_file):
             print(f"{name:<42} {micros:>8.0f}")
@@ -379,8 +462,7 @@ async def main(key_file: str) -> None:
 
 def fresh_key() -> str:
     key_file = str(Path(tempfile.mkdtemp(prefix="bench-mailer-")) / "dkim.pem")
-    subprocess.run(["openssl", "genrsa", "-out", key_file, "2048"], check=True,
-                   capture_output=True)
+    subprocess.run(["openssl", "genrsa", "-out", key_file, "2048"], check=True, capture_output=True)
     return key_file
 
 

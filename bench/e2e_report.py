@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 # The stages of the pipeline as the bench sees them from outside, in flow order.
-STAGES = ("buyer messages accepted by ingest", "digests at the sink",
-          "reply mails accepted by the SMTP front", "reply parts visible to the buyer")
+STAGES = (
+    "buyer messages accepted by ingest",
+    "digests at the sink",
+    "reply mails accepted by the SMTP front",
+    "reply parts visible to the buyer",
+)
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -45,8 +49,9 @@ def per_second(times: Sequence[float], start: float, seconds: int) -> list[int]:
     return counts
 
 
-def latency_per_second(samples: Sequence[tuple[float, float]], start: float,
-                       seconds: int) -> list[float | None]:
+def latency_per_second(
+    samples: Sequence[tuple[float, float]], start: float, seconds: int
+) -> list[float | None]:
     """The median latency of the samples (event time, latency) in each whole second."""
     buckets: list[list[float]] = [[] for _ in range(seconds)]
     for t, latency in samples:
@@ -81,9 +86,11 @@ def median_figures(runs: Sequence[RunResult]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for name in runs[0].figures:
         values = [r.figures[name] for r in runs if not math.isnan(r.figures.get(name, math.nan))]
-        out[name] = ({"median": statistics.median(values), "min": min(values),
-                      "max": max(values)} if values else
-                     {"median": math.nan, "min": math.nan, "max": math.nan})
+        out[name] = (
+            {"median": statistics.median(values), "min": min(values), "max": max(values)}
+            if values
+            else {"median": math.nan, "min": math.nan, "max": math.nan}
+        )
     return out
 
 
@@ -127,8 +134,9 @@ def _number(value: float, unit: str) -> str:
     return f"{value:,.0f}"
 
 
-def table(summary: Mapping[str, Mapping[str, float]], memory_mib: Mapping[str, float],
-          header: str) -> str:
+def table(
+    summary: Mapping[str, Mapping[str, float]], memory_mib: Mapping[str, float], header: str
+) -> str:
     """The printed table: one row per figure (median, lowest-highest), then memory."""
     lines = [header, f"{'figure':<46}{'median':>10}{'min-max':>20}"]
     for key, label, unit in ROWS:
@@ -136,8 +144,10 @@ def table(summary: Mapping[str, Mapping[str, float]], memory_mib: Mapping[str, f
             continue
         fig = summary[key]
         spread = f"{_number(fig['min'], unit)}-{_number(fig['max'], unit)}"
-        lines.append(f"{label + (' (' + unit + ')' if unit in ('/s', 's') else ''):<46}"
-                     f"{_number(fig['median'], unit):>10}{spread:>20}")
+        lines.append(
+            f"{label + (' (' + unit + ')' if unit in ('/s', 's') else ''):<46}"
+            f"{_number(fig['median'], unit):>10}{spread:>20}"
+        )
     if memory_mib:
         lines.append(f"\n{'resident memory at the end (last run)':<46}{'MiB':>10}")
         lines += [f"  {name:<44}{mib:>10.0f}" for name, mib in memory_mib.items()]
@@ -156,10 +166,21 @@ def _jsonable(value: Any) -> Any:
 
 def report_json(config: Mapping[str, Any], runs: Sequence[RunResult]) -> dict[str, Any]:
     """Everything the bench measured: its configuration, the medians, every run."""
-    return _jsonable({"config": dict(config), "median": median_figures(runs),
-                      "runs": [{"figures": r.figures, "cpu_seconds_per_1k": r.cpu,
-                                "memory_mib": r.memory_mib, "series": r.series}
-                               for r in runs]})
+    return _jsonable(
+        {
+            "config": dict(config),
+            "median": median_figures(runs),
+            "runs": [
+                {
+                    "figures": r.figures,
+                    "cpu_seconds_per_1k": r.cpu,
+                    "memory_mib": r.memory_mib,
+                    "series": r.series,
+                }
+                for r in runs
+            ],
+        }
+    )
 
 
 def write_json(path: Path, report: Mapping[str, Any]) -> None:
@@ -181,8 +202,10 @@ def draw_chart(path: Path, run: RunResult, title: str) -> None:
     top.set_ylabel("per second")
     top.legend(fontsize="small")
     top.set_title(title)
-    for name, label in (("digest latency", "digest deadline -> relay 250"),
-                        ("part latency", "inbound 250 -> part at buyer")):
+    for name, label in (
+        ("digest latency", "digest deadline -> relay 250"),
+        ("part latency", "inbound 250 -> part at buyer"),
+    ):
         values = run.series.get(name, [])
         xs = [i for i, v in enumerate(values) if v is not None]
         bottom.plot(xs, [values[i] for i in xs], marker=".", label=label)

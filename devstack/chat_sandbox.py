@@ -60,7 +60,8 @@ class SandboxState:
     webhook_log: list[dict[str, Any]] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
     ids: itertools.count[int] = field(
-        default_factory=lambda: itertools.count(7_300_000_000_000_000_000))
+        default_factory=lambda: itertools.count(7_300_000_000_000_000_000)
+    )
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     limiter: ShopApiLimiter = field(default_factory=lambda: ShopApiLimiter(50.0, burst=50.0))
     calls: dict[str, int] = field(default_factory=dict)  # answers by outcome, for tests/benches
@@ -68,13 +69,18 @@ class SandboxState:
 
 
 def envelope(data: Any = None, *, code: int = 0, message: str = "Success") -> dict[str, Any]:
-    return {"code": code, "message": message, "request_id": f"sandbox-{time.time_ns()}",
-            "data": data if data is not None else {}}
+    return {
+        "code": code,
+        "message": message,
+        "request_id": f"sandbox-{time.time_ns()}",
+        "data": data if data is not None else {},
+    }
 
 
 def error(status: int, code: int, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse(envelope(code=code, message=message), status_code=status,
-                        headers=headers or None)
+    return JSONResponse(
+        envelope(code=code, message=message), status_code=status, headers=headers or None
+    )
 
 
 class BuyerMessageIn(BaseModel):
@@ -104,8 +110,14 @@ class FaultsIn(BaseModel):
     qps_per_api: float = Field(50.0, ge=0)
 
 
-def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url: str,
-                   *, redelivery_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)) -> FastAPI:
+def create_sandbox(
+    app_key: str,
+    app_secret: str,
+    access_token: str,
+    webhook_url: str,
+    *,
+    redelivery_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0),
+) -> FastAPI:
     state = SandboxState(app_key, app_secret, access_token, webhook_url)
     app = FastAPI(title="TikTok Shop customer-service sandbox")
     app.state.sandbox = state
@@ -122,14 +134,16 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
     def count(outcome: str) -> None:
         state.calls[outcome] = state.calls.get(outcome, 0) + 1
 
-    async def check_request(request: Request, body: bytes, api: str = "",
-                            shop_id: str = "") -> JSONResponse | None:
+    async def check_request(
+        request: Request, body: bytes, api: str = "", shop_id: str = ""
+    ) -> JSONResponse | None:
         err = _check_request(request, body, api, shop_id)
         count(str(err.status_code) if err is not None else "ok")
         return err
 
-    def _check_request(request: Request, body: bytes, api: str,
-                       shop_id: str) -> JSONResponse | None:
+    def _check_request(
+        request: Request, body: bytes, api: str, shop_id: str
+    ) -> JSONResponse | None:
         q = dict(request.query_params)
         if q.get("app_key") != state.app_key:
             return error(401, 36009004, "Invalid app_key.")
@@ -137,33 +151,45 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
         if not ts.isdigit() or not (time.time() - TIMESTAMP_SKEW_S <= int(ts) <= time.time() + 30):
             return error(401, 36009004, "Invalid timestamp.")
         if "sign" not in q:
-            return error(401, 36009004, "Missing credentials: the request does not include "
-                                        "a required signature.")
+            return error(
+                401,
+                36009004,
+                "Missing credentials: the request does not include a required signature.",
+            )
         expected = sign_request(request.url.path, q, body, state.app_secret)
         if q["sign"] != expected:
             return error(401, 106001, "Invalid credentials. The sign query parameter is invalid.")
         token = request.headers.get("x-tts-access-token", "")
         if state.faults.expired_token:
-            return error(401, 105002,
-                         "Expired credentials. The x-tts-access-token header has expired.")
+            return error(
+                401, 105002, "Expired credentials. The x-tts-access-token header has expired."
+            )
         if token != state.access_token:
             return error(401, 36009004, "Invalid x-tts-access-token.")
         if api and state.faults.qps_per_api > 0:
             wait = state.limiter.delay(shop_id or "?", api)
             if wait > 0:
-                return error(429, 36009002, "Too many requests.",
-                             **{"Retry-After": f"{max(wait, 0.02):.2f}"})
+                return error(
+                    429, 36009002, "Too many requests.", **{"Retry-After": f"{max(wait, 0.02):.2f}"}
+                )
         if state.rng.random() < state.faults.rate_429:
-            return error(429, 36009002, "Too many requests.",
-                         **{"Retry-After": f"{state.faults.retry_after_s:g}"})
+            return error(
+                429,
+                36009002,
+                "Too many requests.",
+                **{"Retry-After": f"{state.faults.retry_after_s:g}"},
+            )
         if state.rng.random() < state.faults.rate_5xx:
             return server_error()
         return None
 
     def server_error() -> JSONResponse:
         status = state.rng.choice((500, 502, 503))
-        return error(status, 36009007, "Internal error." if status == 500
-                     else "Service temporarily unavailable.")
+        return error(
+            status,
+            36009007,
+            "Internal error." if status == 500 else "Service temporarily unavailable.",
+        )
 
     def shop_of(conv_id: str) -> str:
         conv = state.conversations.get(conv_id)
@@ -183,8 +209,9 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
 
     @app.get("/customer_service/202601/conversations/{conv_id}")
     async def get_conversation(conv_id: str, request: Request) -> Response:
-        if (err := await check_request(request, b"", "get_conversation",
-                                       shop_of(conv_id))) is not None:
+        if (
+            err := await check_request(request, b"", "get_conversation", shop_of(conv_id))
+        ) is not None:
             return err
         conv = conversation(conv_id)
         if conv is None:
@@ -204,14 +231,21 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
             return error(400, 36009003, "page_size is required, 1..10.")
         desc = q.get("sort_order", "DESC").upper() != "ASC"
         field_name = "index" if q.get("sort_field") == "index" else "create_time"
-        msgs = sorted(conv["messages"], key=lambda m: (int(m[field_name]), int(m["index"])),
-                      reverse=desc)
+        msgs = sorted(
+            conv["messages"], key=lambda m: (int(m[field_name]), int(m["index"])), reverse=desc
+        )
         start = int(q["page_token"]) if q.get("page_token", "").isdigit() else 0
-        page = msgs[start:start + int(size)]
+        page = msgs[start : start + int(size)]
         more = start + int(size) < len(msgs)
-        return JSONResponse(envelope({"messages": page,
-                                      "next_page_token": str(start + int(size)) if more else "",
-                                      "unsupported_msg_tips": ""}))
+        return JSONResponse(
+            envelope(
+                {
+                    "messages": page,
+                    "next_page_token": str(start + int(size)) if more else "",
+                    "unsupported_msg_tips": "",
+                }
+            )
+        )
 
     @app.post(f"{PREFIX}/conversations/{{conv_id}}/messages")
     async def send_message(conv_id: str, request: Request) -> Response:
@@ -227,8 +261,9 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
             inner = orjson.loads(payload["content"])
             msg_type = str(payload["type"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            return error(400, 36009023,
-                         "Invalid request body: type and JSON-string content required.")
+            return error(
+                400, 36009023, "Invalid request body: type and JSON-string content required."
+            )
         if msg_type == "TEXT" and len(str(inner.get("content", ""))) > CHAT_MESSAGE_LIMIT:
             return error(400, 12052004, f"Text message exceeds {CHAT_MESSAGE_LIMIT} characters.")
         key = request.headers.get("x-bridge-idempotency-key", "")
@@ -237,12 +272,23 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
         message_id = str(next(state.ids))
         if key:
             state.idempotency[key] = message_id
-        msg = {"id": message_id, "type": msg_type, "content": payload["content"],
-               "create_time": int(time.time()), "is_visible": True, "index": message_id,
-               "sender": {"im_user_id": "shop", "nickname": "Shop", "role": "SHOP"}}
+        msg = {
+            "id": message_id,
+            "type": msg_type,
+            "content": payload["content"],
+            "create_time": int(time.time()),
+            "is_visible": True,
+            "index": message_id,
+            "sender": {"im_user_id": "shop", "nickname": "Shop", "role": "SHOP"},
+        }
         conv["messages"].append(msg)
-        seen: dict[str, Any] = {"id": message_id, "type": msg_type, "content": inner,
-                                "idempotency_key": key, "received_at": time.time()}
+        seen: dict[str, Any] = {
+            "id": message_id,
+            "type": msg_type,
+            "content": inner,
+            "idempotency_key": key,
+            "received_at": time.time(),
+        }
         if msg_type == "IMAGE" and (image := state.images.get(str(inner.get("url", "")))):
             seen["image"] = {k: image[k] for k in ("content_type", "bytes", "sha256")}
         state.buyer_view.setdefault(conv_id, []).append(seen)
@@ -272,8 +318,12 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
         width, height = _image_size(kind, data)
         digest = hashlib.sha256(data).hexdigest()
         url = f"{request.base_url}sandbox/images/{next(state.ids)}.{kind.split('/')[1]}"
-        state.images[url] = {"content_type": kind, "bytes": len(data), "sha256": digest,
-                             "data": data}
+        state.images[url] = {
+            "content_type": kind,
+            "bytes": len(data),
+            "sha256": digest,
+            "data": data,
+        }
         return JSONResponse(envelope({"url": url, "width": width, "height": height}))
 
     @app.get("/sandbox/images/{name}")
@@ -300,22 +350,29 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
 
     async def push_webhook(payload: dict[str, Any]) -> None:
         body = orjson.dumps(payload)
-        headers = {"Authorization": sign_webhook(state.app_key, body, state.app_secret),
-                   "Content-Type": "application/json"}
+        headers = {
+            "Authorization": sign_webhook(state.app_key, body, state.app_secret),
+            "Content-Type": "application/json",
+        }
         for delay in (0.0, *redelivery_delays_s):
             await asyncio.sleep(delay)
             if state.faults.webhook_fail_first > 0:
                 state.faults.webhook_fail_first -= 1
-                state.webhook_log.append({"id": payload["tts_notification_id"],
-                                          "status": "dropped"})
+                state.webhook_log.append(
+                    {"id": payload["tts_notification_id"], "status": "dropped"}
+                )
                 continue
             try:
                 resp = await http.post(state.webhook_url, content=body, headers=headers)
                 status = resp.status_code
             except httpx.HTTPError as exc:
                 status = 0
-                state.webhook_log.append({"id": payload["tts_notification_id"],
-                                          "status": f"error {exc.__class__.__name__}"})
+                state.webhook_log.append(
+                    {
+                        "id": payload["tts_notification_id"],
+                        "status": f"error {exc.__class__.__name__}",
+                    }
+                )
             else:
                 state.webhook_log.append({"id": payload["tts_notification_id"], "status": status})
             if 200 <= status < 300:
@@ -323,8 +380,13 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
                     continue  # at-least-once: the same notification once more
                 return
 
-    def _new_message(conv: dict[str, Any], role: str, sender: dict[str, str], msg_type: str,
-                     content: dict[str, Any]) -> dict[str, Any]:
+    def _new_message(
+        conv: dict[str, Any],
+        role: str,
+        sender: dict[str, str],
+        msg_type: str,
+        content: dict[str, Any],
+    ) -> dict[str, Any]:
         msg = platform_message(str(next(state.ids)), role, sender, msg_type, content)
         conv["messages"].append(msg)
         return msg
@@ -335,21 +397,36 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
     @app.post("/sandbox/buyer_messages")
     async def buyer_says(body: BuyerMessageIn) -> Response:
         """A buyer writes in the chat: stored, then pushed as a type-14 webhook."""
-        conv = state.conversations.setdefault(body.conversation_id, {
-            "id": body.conversation_id, "shop_id": body.shop_id, "messages": [],
-            "unread_count": 0, "create_time": int(time.time()),
-            "buyer": {"im_user_id": body.buyer_id, "nickname": body.buyer_name,
-                      "user_id": body.buyer_id},
-        })
+        conv = state.conversations.setdefault(
+            body.conversation_id,
+            {
+                "id": body.conversation_id,
+                "shop_id": body.shop_id,
+                "messages": [],
+                "unread_count": 0,
+                "create_time": int(time.time()),
+                "buyer": {
+                    "im_user_id": body.buyer_id,
+                    "nickname": body.buyer_name,
+                    "user_id": body.buyer_id,
+                },
+            },
+        )
         conv["buyer"]["nickname"] = body.buyer_name
         content = body.content if body.content is not None else {"content": body.text}
-        msg = _new_message(conv, "BUYER", {"im_user_id": body.buyer_id,
-                                           "nickname": body.buyer_name}, body.type.upper(), content)
+        msg = _new_message(
+            conv,
+            "BUYER",
+            {"im_user_id": body.buyer_id, "nickname": body.buyer_name},
+            body.type.upper(),
+            content,
+        )
         conv["unread_count"] += 1
         payload = _webhook_for(body.shop_id, body.conversation_id, msg)
         _spawn(push_webhook(payload))
-        return JSONResponse({"message_id": msg["id"],
-                             "notification_id": payload["tts_notification_id"]})
+        return JSONResponse(
+            {"message_id": msg["id"], "notification_id": payload["tts_notification_id"]}
+        )
 
     @app.post("/sandbox/seller_messages")
     async def seller_says(body: SellerEventIn) -> Response:
@@ -357,24 +434,34 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
         conv = conversation(body.conversation_id)
         if conv is None:
             return JSONResponse({"error": "unknown conversation"}, status_code=404)
-        msg = _new_message(conv, "SHOP", {"im_user_id": "shop", "nickname": "Shop"}, "TEXT",
-                           {"content": body.text})
+        msg = _new_message(
+            conv, "SHOP", {"im_user_id": "shop", "nickname": "Shop"}, "TEXT", {"content": body.text}
+        )
         _spawn(push_webhook(_webhook_for(body.shop_id, body.conversation_id, msg)))
         return JSONResponse({"message_id": msg["id"]})
 
     @app.get("/sandbox/conversations/{conv_id}/buyer_view")
     async def buyer_view(conv_id: str) -> Response:
-        return JSONResponse({"conversation_id": conv_id,
-                             "received": state.buyer_view.get(conv_id, [])})
+        return JSONResponse(
+            {"conversation_id": conv_id, "received": state.buyer_view.get(conv_id, [])}
+        )
 
     @app.get("/sandbox/stats")
     async def stats() -> Response:
-        return JSONResponse({"duplicates": state.duplicates, "webhooks": state.webhook_log[-200:],
-                             "parts_received": sum(len(v) for v in state.buyer_view.values()),
-                             "calls": state.calls, "images_uploaded": len(state.images),
-                             "read_marks": {c: v.get("read_marks", 0)
-                                            for c, v in state.conversations.items()
-                                            if v.get("read_marks")}})
+        return JSONResponse(
+            {
+                "duplicates": state.duplicates,
+                "webhooks": state.webhook_log[-200:],
+                "parts_received": sum(len(v) for v in state.buyer_view.values()),
+                "calls": state.calls,
+                "images_uploaded": len(state.images),
+                "read_marks": {
+                    c: v.get("read_marks", 0)
+                    for c, v in state.conversations.items()
+                    if v.get("read_marks")
+                },
+            }
+        )
 
     @app.post("/sandbox/faults")
     async def set_faults(body: FaultsIn) -> Response:
@@ -385,10 +472,17 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
     @app.post("/sandbox/conversations")
     async def open_conversation(body: SellerEventIn) -> Response:
         """Create a conversation without a buyer message (for replies-only tests and benches)."""
-        conv = state.conversations.setdefault(body.conversation_id, {
-            "id": body.conversation_id, "shop_id": body.shop_id, "messages": [],
-            "unread_count": 0, "create_time": int(time.time()),
-            "buyer": {"im_user_id": "buyer-1", "nickname": "Buyer", "user_id": "buyer-1"}})
+        conv = state.conversations.setdefault(
+            body.conversation_id,
+            {
+                "id": body.conversation_id,
+                "shop_id": body.shop_id,
+                "messages": [],
+                "unread_count": 0,
+                "create_time": int(time.time()),
+                "buyer": {"im_user_id": "buyer-1", "nickname": "Buyer", "user_id": "buyer-1"},
+            },
+        )
         return JSONResponse({"conversation_id": conv["id"]})
 
     @app.get("/chat/{shop_id}/{conv_id}", response_class=HTMLResponse)
@@ -399,8 +493,10 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
         for m in (conv or {}).get("messages", []):
             text = orjson.loads(m["content"]).get("content", m["type"])
             rows.append(f"<p><b>{_esc(m['sender']['role'])}</b>: {_esc(str(text))}</p>")
-        return (f"<!doctype html><title>Chat {_esc(conv_id)}</title>"
-                f"<h1>Conversation {_esc(conv_id)} (shop {_esc(shop_id)})</h1>{''.join(rows)}")
+        return (
+            f"<!doctype html><title>Chat {_esc(conv_id)}</title>"
+            f"<h1>Conversation {_esc(conv_id)} (shop {_esc(shop_id)})</h1>{''.join(rows)}"
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, bool]:
@@ -409,34 +505,59 @@ def create_sandbox(app_key: str, app_secret: str, access_token: str, webhook_url
     return app
 
 
-def platform_message(message_id: str, role: str, sender: dict[str, str], msg_type: str,
-                     content: dict[str, Any]) -> dict[str, Any]:
+def platform_message(
+    message_id: str, role: str, sender: dict[str, str], msg_type: str, content: dict[str, Any]
+) -> dict[str, Any]:
     """A chat message as the platform stores and lists it (content is a JSON string)."""
-    return {"id": message_id, "type": msg_type, "content": orjson.dumps(content).decode(),
-            "create_time": int(time.time()), "is_visible": True, "index": message_id,
-            "sender": {**sender, "role": role}}
+    return {
+        "id": message_id,
+        "type": msg_type,
+        "content": orjson.dumps(content).decode(),
+        "create_time": int(time.time()),
+        "is_visible": True,
+        "index": message_id,
+        "sender": {**sender, "role": role},
+    }
 
 
-def message_webhook(shop_id: str, conv_id: str, msg: dict[str, Any],
-                    notification_id: str) -> dict[str, Any]:
+def message_webhook(
+    shop_id: str, conv_id: str, msg: dict[str, Any], notification_id: str
+) -> dict[str, Any]:
     """The type-14 (new message) webhook the platform pushes for ``msg``."""
     data = {k: msg[k] for k in ("content", "create_time", "is_visible", "index", "type")}
-    data.update({"conversation_id": conv_id, "message_id": msg["id"],
-                 "sender": {"im_user_id": msg["sender"]["im_user_id"],
-                            "role": msg["sender"]["role"]}})
-    return {"type": 14, "tts_notification_id": notification_id, "shop_id": shop_id,
-            "timestamp": int(time.time()), "data": data}
+    data.update(
+        {
+            "conversation_id": conv_id,
+            "message_id": msg["id"],
+            "sender": {"im_user_id": msg["sender"]["im_user_id"], "role": msg["sender"]["role"]},
+        }
+    )
+    return {
+        "type": 14,
+        "tts_notification_id": notification_id,
+        "shop_id": shop_id,
+        "timestamp": int(time.time()),
+        "data": data,
+    }
 
 
 def _public_conversation(conv: dict[str, Any]) -> dict[str, Any]:
     latest = conv["messages"][-1] if conv["messages"] else None
     return {
-        "id": conv["id"], "create_time": conv["create_time"], "can_send_message": True,
-        "unread_count": conv["unread_count"], "participant_count": 2,
+        "id": conv["id"],
+        "create_time": conv["create_time"],
+        "can_send_message": True,
+        "unread_count": conv["unread_count"],
+        "participant_count": 2,
         "participants": [
             {**conv["buyer"], "avatar": "", "role": "BUYER"},
-            {"im_user_id": "shop", "user_id": conv["shop_id"], "nickname": "Shop", "avatar": "",
-             "role": "SHOP"},
+            {
+                "im_user_id": "shop",
+                "user_id": conv["shop_id"],
+                "nickname": "Shop",
+                "avatar": "",
+                "role": "SHOP",
+            },
         ],
         "latest_message": latest,
     }
@@ -465,5 +586,6 @@ def _image_size(kind: str, data: bytes) -> tuple[int, int]:
 
 
 def _esc(value: str) -> str:
-    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
+    return (
+        value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )

@@ -46,8 +46,12 @@ class MailSummary:
     def of(cls, raw: bytes) -> MailSummary:
         # The header block only: the bodies (HTML, pictures) are parsed when first shown.
         headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
-        return cls(str(headers.get("Subject", "")), str(headers.get("Message-ID", "")),
-                   str(headers.get("Reply-To", "")), str(headers.get("X-Bridge-Notice", "")))
+        return cls(
+            str(headers.get("Subject", "")),
+            str(headers.get("Message-ID", "")),
+            str(headers.get("Reply-To", "")),
+            str(headers.get("X-Bridge-Notice", "")),
+        )
 
 
 @dataclass
@@ -106,16 +110,23 @@ class SinkHandler:
             return "550 5.7.1 Sink refuses this mail (fault injection)"
         if self.state.temp_fail:
             return "451 4.3.0 Sink temporarily unavailable (fault injection)"
-        self.state.store(StoredMail(envelope.mail_from or "", list(envelope.rcpt_tos),
-                                    envelope.original_content or b""))
+        self.state.store(
+            StoredMail(
+                envelope.mail_from or "", list(envelope.rcpt_tos), envelope.original_content or b""
+            )
+        )
         return "250 2.0.0 Stored"
 
 
 async def start_sink_smtp(state: SinkState, host: str, port: int) -> asyncio.base_events.Server:
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: SMTP(SinkHandler(state), ident="bridge mail sink",
-                                                 data_size_limit=60 * 1024 * 1024),
-                                    host=host, port=port)
+    return await loop.create_server(
+        lambda: SMTP(
+            SinkHandler(state), ident="bridge mail sink", data_size_limit=60 * 1024 * 1024
+        ),
+        host=host,
+        port=port,
+    )
 
 
 class FaultsIn(BaseModel):
@@ -148,14 +159,17 @@ def gmail_style_reply(original: EmailMessage, text: str, from_address: str) -> E
     reply.add_alternative(
         f'<div dir="ltr">{html.escape(text).replace(chr(10), "<br>")}</div><br>'
         f'<div class="gmail_quote"><div dir="ltr" class="gmail_attr">On {html.escape(when)} '
-        f'{html.escape(str(original.get("From")))} wrote:<br></div>'
+        f"{html.escape(str(original.get('From')))} wrote:<br></div>"
         f'<blockquote class="gmail_quote" style="margin:0 0 0 .8ex;border-left:1px #ccc solid;'
-        f'padding-left:1ex">{quoted_html}</blockquote></div>', subtype="html")
+        f'padding-left:1ex">{quoted_html}</blockquote></div>',
+        subtype="html",
+    )
     return reply
 
 
-def create_sink_web(state: SinkState, *, inbound_host: str, inbound_port: int,
-                    default_from: str) -> FastAPI:
+def create_sink_web(
+    state: SinkState, *, inbound_host: str, inbound_port: int, default_from: str
+) -> FastAPI:
     app = FastAPI(title="bridge mail sink")
 
     def get(n: int) -> StoredMail:
@@ -178,24 +192,39 @@ def create_sink_web(state: SinkState, *, inbound_host: str, inbound_port: int,
                 f"<td><a href='/messages/{n}/html'>html</a> <a href='/messages/{n}/raw'>raw</a>"
                 f"<form method='post' action='/messages/{n}/reply-form' style='display:inline'>"
                 f"<input name='text' placeholder='reply to the buyer'><button>Reply</button>"
-                f"</form></td></tr>")
-        older = (f"<p><a href='/?limit={limit}&amp;before={numbers[-1]}'>older mail</a></p>"
-                 if numbers and numbers[-1] > 0 else "")
-        return ("<!doctype html><meta charset='utf-8'><title>Mail sink</title>"
-                f"<h1>Delivered mail ({len(state.mails)}, newest first)</h1>"
-                "<table border=1 cellpadding=4><tr><th>#</th><th>To</th>"
-                f"<th>Subject</th><th></th></tr>{''.join(rows)}</table>{older}")
+                f"</form></td></tr>"
+            )
+        older = (
+            f"<p><a href='/?limit={limit}&amp;before={numbers[-1]}'>older mail</a></p>"
+            if numbers and numbers[-1] > 0
+            else ""
+        )
+        return (
+            "<!doctype html><meta charset='utf-8'><title>Mail sink</title>"
+            f"<h1>Delivered mail ({len(state.mails)}, newest first)</h1>"
+            "<table border=1 cellpadding=4><tr><th>#</th><th>To</th>"
+            f"<th>Subject</th><th></th></tr>{''.join(rows)}</table>{older}"
+        )
 
     @app.get("/messages")
-    async def list_messages(limit: int = limit_query,
-                            before: int | None = before_query) -> JSONResponse:
+    async def list_messages(
+        limit: int = limit_query, before: int | None = before_query
+    ) -> JSONResponse:
         out = []
         for n in state.page(limit, before):
             mail = state.mails[n]
-            out.append({"n": n, "mail_from": mail.mail_from, "rcpt_tos": mail.rcpt_tos,
-                        "subject": mail.summary.subject, "message_id": mail.summary.message_id,
-                        "reply_to": mail.summary.reply_to, "notice": mail.summary.notice,
-                        "received_at": mail.received_at})
+            out.append(
+                {
+                    "n": n,
+                    "mail_from": mail.mail_from,
+                    "rcpt_tos": mail.rcpt_tos,
+                    "subject": mail.summary.subject,
+                    "message_id": mail.summary.message_id,
+                    "reply_to": mail.summary.reply_to,
+                    "notice": mail.summary.notice,
+                    "received_at": mail.received_at,
+                }
+            )
         return JSONResponse(out)
 
     @app.get("/messages/{n}/raw")
@@ -214,8 +243,9 @@ def create_sink_web(state: SinkState, *, inbound_host: str, inbound_port: int,
 
     async def send_reply(n: int, text: str, from_address: str) -> dict[str, str]:
         reply = gmail_style_reply(get(n).message, text, from_address or default_from)
-        response = await aiosmtplib.send(reply, hostname=inbound_host, port=inbound_port,
-                                         timeout=30)
+        response = await aiosmtplib.send(
+            reply, hostname=inbound_host, port=inbound_port, timeout=30
+        )
         return {"to": str(reply["To"]), "smtp": str(response[1])}
 
     @app.post("/messages/{n}/reply")

@@ -39,8 +39,9 @@ def digest_like(n: int) -> EmailMessage:
     msg["Message-ID"] = make_msgid(domain="digest.bridge.example")
     text = f"Is it wool? message {n} " * 40
     msg.set_content(text)
-    msg.add_alternative(f"<html><body><p>{text}</p>" + "<div>card</div>" * 100 + "</body></html>",
-                        subtype="html")
+    msg.add_alternative(
+        f"<html><body><p>{text}</p>" + "<div>card</div>" * 100 + "</body></html>", subtype="html"
+    )
     return msg
 
 
@@ -68,8 +69,12 @@ async def sink() -> AsyncIterator[Sink]:
     state = SinkState()
     smtp_port, http_port = free_port(), free_port()
     smtp = await start_sink_smtp(state, "127.0.0.1", smtp_port)
-    web = create_sink_web(state, inbound_host="127.0.0.1", inbound_port=free_port(),
-                          default_from="seller@shop.localhost")
+    web = create_sink_web(
+        state,
+        inbound_host="127.0.0.1",
+        inbound_port=free_port(),
+        default_from="seller@shop.localhost",
+    )
     server, task = await serve_in_loop(web, http_port)
     http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}", timeout=60)
     try:
@@ -111,7 +116,8 @@ async def test_listing_thousands_of_mails_does_not_stall_an_smtp_transaction(sin
 
 
 async def test_each_mail_is_parsed_once_however_often_it_is_listed(
-        sink: Sink, monkeypatch: pytest.MonkeyPatch) -> None:
+    sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
     parses = {"headers": 0, "whole": 0}
 
     class CountingHeaderParser(mail_sink.BytesHeaderParser):

@@ -40,15 +40,17 @@ samples = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=2
 
 
 @given(samples, st.floats(0, 100), st.floats(0, 100))
-def test_a_percentile_lies_within_the_values_and_grows_with_p(values: list[float], p: float,
-                                                              q: float) -> None:
+def test_a_percentile_lies_within_the_values_and_grows_with_p(
+    values: list[float], p: float, q: float
+) -> None:
     low, high = sorted((p, q))
     assert min(values) <= percentile(values, low) <= percentile(values, high) <= max(values)
 
 
 @given(samples)
 def test_the_50th_percentile_is_the_median_and_the_ends_are_min_and_max(
-        values: list[float]) -> None:
+    values: list[float],
+) -> None:
     assert math.isclose(percentile(values, 50), statistics.median(values), abs_tol=1e-6)
     assert percentile(values, 0) == min(values) and percentile(values, 100) == max(values)
 
@@ -63,7 +65,10 @@ def test_rates_and_per_second_series_count_events_from_the_start() -> None:
     assert rate(times) == 4 / 3.0 and rate([1.0]) == 0.0
     assert per_second(times, 100.0, 4) == [2, 1, 1, 1]
     assert latency_per_second([(100.1, 1.0), (100.9, 3.0), (102.5, 0.5)], 100.0, 3) == [
-        2.0, None, 0.5]
+        2.0,
+        None,
+        0.5,
+    ]
 
 
 def test_cpu_per_thousand_messages_sums_every_process() -> None:
@@ -73,8 +78,10 @@ def test_cpu_per_thousand_messages_sums_every_process() -> None:
 
 
 def test_a_process_tree_counts_the_cpu_and_memory_of_its_children() -> None:
-    burn = ("import time\nend = time.process_time() + 0.4\n"
-            "while time.process_time() < end: pass\nprint('done', flush=True)\ntime.sleep(30)")
+    burn = (
+        "import time\nend = time.process_time() + 0.4\n"
+        "while time.process_time() < end: pass\nprint('done', flush=True)\ntime.sleep(30)"
+    )
     child = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == b"done"
@@ -103,13 +110,13 @@ def test_the_schedule_offers_every_message_in_order_and_answers_the_share() -> N
 
 def _run(**figures: float) -> RunResult:
     base = {key: 1.0 for key, _, _ in ROWS}
-    return RunResult({**base, **figures}, {STAGES[0]: [3, 4], "digest latency": [None, 0.5]},
-                     {"ingest": 60.0})
+    return RunResult(
+        {**base, **figures}, {STAGES[0]: [3, 4], "digest latency": [None, 0.5]}, {"ingest": 60.0}
+    )
 
 
 def test_medians_table_and_json_carry_every_figure(tmp_path: Path) -> None:
-    runs = [_run(cpu_ratio=2.0), _run(cpu_ratio=4.0, digest_p99_s=math.nan),
-            _run(cpu_ratio=3.0)]
+    runs = [_run(cpu_ratio=2.0), _run(cpu_ratio=4.0, digest_p99_s=math.nan), _run(cpu_ratio=3.0)]
     summary = median_figures(runs)
     assert summary["cpu_ratio"] == {"median": 3.0, "min": 2.0, "max": 4.0}
     assert summary["digest_p99_s"]["median"] == 1.0  # a run without samples is left out
@@ -127,4 +134,3 @@ def test_medians_table_and_json_carry_every_figure(tmp_path: Path) -> None:
 def test_the_chart_is_written_as_a_png(tmp_path: Path) -> None:
     draw_chart(tmp_path / "e2e.png", _run(), "title")
     assert (tmp_path / "e2e.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-
