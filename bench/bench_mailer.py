@@ -51,14 +51,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiosmtplib  # noqa: E402
 from aiokafka.structs import ConsumerRecord  # noqa: E402
+from process_stats import process_cpu_seconds  # noqa: E402
 
+# argv: port, then optionally the relay's time per transaction in ms, lowest and highest
+# (real relays take 50-100 ms to answer the end of DATA).
 SINK_CODE = """
-import asyncio, sys
+import asyncio, random, sys
 from aiosmtpd.smtp import SMTP
+low, high = (float(sys.argv[2]) / 1e3, float(sys.argv[3]) / 1e3) if len(sys.argv) > 3 else (0, 0)
 class H:
     n = 0
     async def handle_DATA(self, server, session, envelope):
         H.n += 1
+        if high:
+            await asyncio.sleep(random.uniform(low, high))
         return "250 2.0.0 Stored"
 async def main():
     loop = asyncio.get_running_loop()
@@ -67,6 +73,18 @@ async def main():
     await asyncio.Event().wait()
 asyncio.run(main())
 """
+
+
+def start_sink_process(
+    port: int, delay_ms: tuple[float, float] = (0.0, 0.0)
+) -> subprocess.Popen[bytes]:
+    """An aiosmtpd sink in its own process that answers 250 after ``delay_ms`` (uniform)."""
+    sink = subprocess.Popen(
+        [sys.executable, "-c", SINK_CODE, str(port), *(str(d) for d in delay_ms)],
+        stdout=subprocess.PIPE,
+    )
+    assert sink.stdout is not None and sink.stdout.readline().strip() == b"ready"
+    return sink
 
 
 def make_digest(run: int, n: int):  # type: ignore[no-untyped-def]
@@ -122,15 +140,7 @@ OTHERS: dict[str, int] = {}
 
 
 def _others_cpu() -> tuple[float, float]:
-    return (_process_cpu_seconds(OTHERS.get("sink")), _process_cpu_seconds(OTHERS.get("broker")))
-
-
-def _process_cpu_seconds(pid: int | None) -> float:
-    """User + system CPU of another (running) process, from /proc."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (process_cpu_seconds(OTHERS.get("sink")), process_cpu_seconds(OTHERS.get("broker")))
 
 
 def _cpu_seconds() -> float:
@@ -252,7 +262,7 @@ async def mailer_run(
     helper_pids = composers.pids if composers is not None else []
 
     def helpers_cpu() -> float:
-        return sum(_process_cpu_seconds(pid) for pid in helper_pids)
+        return sum(process_cpu_seconds(pid) for pid in helper_pids)
 
     consumer = make_consumer(cfg, group_id=cfg.mailer_group)
     await consumer.start()
@@ -330,6 +340,27 @@ def step_costs(key_file: str) -> list[tuple[str, float]]:
     return out
 
 
+def signed_digest(key_file: str) -> bytes:
+    """One digest composed and DKIM-signed as the mailer would: what the bare loops send."""
+    from mailer.compose import ComposeContext, compose_digest_bytes
+    from mailer.dkim_signing import load_dkim_signer
+    from mailer.render import DigestLinks
+
+    links = DigestLinks("https://s.example/chat/1", "https://s.example/s/1", "TikTok Shop")
+    ctx = ComposeContext(
+        "TikTok Shop",
+        "c.tok@chat-seller-us.bridge.example",
+        "owner@sunnysocks.example",
+        "digest.bridge.example",
+        links,
+        links.settings_url,
+        datetime.now(UTC),
+    )
+    return load_dkim_signer("bench", "bridge.example", key_file).sign(
+        compose_digest_bytes(make_digest(0, 0), ctx)
+    )
+
+
 async def main(key_file: str) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mails", type=int, default=600)
@@ -345,32 +376,13 @@ async def main(key_file: str) -> None:
     logging.disable(logging.WARNING)  # the mailer logs nothing per mail on success
     tmp = Path(key_file).parent
     port = free_port()
-    sink = subprocess.Popen(  # noqa: ASYNC220 - once, before anything is timed
-        [sys.executable, "-c", SINK_CODE, str(port)], stdout=subprocess.PIPE
-    )
+    sink = start_sink_process(port)
     broker = EmbeddedBroker(log_path=str(tmp / "broker.log"))
     try:
-        assert sink.stdout is not None and sink.stdout.readline().strip() == b"ready"
         await broker.start_with_topics()
         os.environ["KAFKA_BOOTSTRAP"] = broker.bootstrap
         OTHERS.update(sink=sink.pid, broker=broker.pid or 0)
-        from mailer.compose import ComposeContext, compose_digest_bytes
-        from mailer.dkim_signing import load_dkim_signer
-        from mailer.render import DigestLinks
-
-        links = DigestLinks("https://s.example/chat/1", "https://s.example/s/1", "TikTok Shop")
-        ctx = ComposeContext(
-            "TikTok Shop",
-            "c.tok@chat-seller-us.bridge.example",
-            "owner@sunnysocks.example",
-            "digest.bridge.example",
-            links,
-            links.settings_url,
-            datetime.now(UTC),
-        )
-        message = load_dkim_signer("bench", "bridge.example", key_file).sign(
-            compose_digest_bytes(make_digest(0, 0), ctx)
-        )
+        message = signed_digest(key_file)
 
         rows: list[tuple[str, int, list[Sample], float]] = []
         run_id = 0

@@ -24,6 +24,7 @@ BENCHES: dict[str, list[str]] = {
     "fanout": ["bench_fanout.py"],
     "consolidator": ["bench_consolidator.py"],
     "mailer": ["bench_mailer.py"],
+    "e2e": ["bench_e2e.py"],
 }
 
 

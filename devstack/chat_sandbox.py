@@ -3,7 +3,8 @@
 Same paths, payload shapes, request signing and error codes as the platform
 (docs/tiktok-shop-contract.md); it pushes type-14 webhooks, signed like the
 platform, with redeliveries on failure; it records what each buyer sees and
-flags any reply part posted twice (by the bridge's idempotency key). Failure
+flags any reply part posted twice (by the bridge's idempotency key), with the time each
+part became visible (``received_at``, for the load bench). Failure
 injection (5xx, 429 with Retry-After, expired token) is switchable at
 ``/sandbox/faults``. Routes under ``/sandbox/`` are the sandbox's own controls.
 """
@@ -286,6 +287,7 @@ def create_sandbox(
             "type": msg_type,
             "content": inner,
             "idempotency_key": key,
+            "received_at": time.time(),
         }
         if msg_type == "IMAGE" and (image := state.images.get(str(inner.get("url", "")))):
             seen["image"] = {k: image[k] for k in ("content_type", "bytes", "sha256")}
@@ -385,38 +387,12 @@ def create_sandbox(
         msg_type: str,
         content: dict[str, Any],
     ) -> dict[str, Any]:
-        message_id = str(next(state.ids))
-        msg = {
-            "id": message_id,
-            "type": msg_type,
-            "content": orjson.dumps(content).decode(),
-            "create_time": int(time.time()),
-            "is_visible": True,
-            "index": message_id,
-            "sender": {**sender, "role": role},
-        }
+        msg = platform_message(str(next(state.ids)), role, sender, msg_type, content)
         conv["messages"].append(msg)
         return msg
 
     def _webhook_for(shop_id: str, conv_id: str, msg: dict[str, Any]) -> dict[str, Any]:
-        data = {k: msg[k] for k in ("content", "create_time", "is_visible", "index", "type")}
-        data.update(
-            {
-                "conversation_id": conv_id,
-                "message_id": msg["id"],
-                "sender": {
-                    "im_user_id": msg["sender"]["im_user_id"],
-                    "role": msg["sender"]["role"],
-                },
-            }
-        )
-        return {
-            "type": 14,
-            "tts_notification_id": str(next(state.ids)),
-            "shop_id": shop_id,
-            "timestamp": int(time.time()),
-            "data": data,
-        }
+        return message_webhook(shop_id, conv_id, msg, str(next(state.ids)))
 
     @app.post("/sandbox/buyer_messages")
     async def buyer_says(body: BuyerMessageIn) -> Response:
@@ -527,6 +503,42 @@ def create_sandbox(
         return {"ok": True}
 
     return app
+
+
+def platform_message(
+    message_id: str, role: str, sender: dict[str, str], msg_type: str, content: dict[str, Any]
+) -> dict[str, Any]:
+    """A chat message as the platform stores and lists it (content is a JSON string)."""
+    return {
+        "id": message_id,
+        "type": msg_type,
+        "content": orjson.dumps(content).decode(),
+        "create_time": int(time.time()),
+        "is_visible": True,
+        "index": message_id,
+        "sender": {**sender, "role": role},
+    }
+
+
+def message_webhook(
+    shop_id: str, conv_id: str, msg: dict[str, Any], notification_id: str
+) -> dict[str, Any]:
+    """The type-14 (new message) webhook the platform pushes for ``msg``."""
+    data = {k: msg[k] for k in ("content", "create_time", "is_visible", "index", "type")}
+    data.update(
+        {
+            "conversation_id": conv_id,
+            "message_id": msg["id"],
+            "sender": {"im_user_id": msg["sender"]["im_user_id"], "role": msg["sender"]["role"]},
+        }
+    )
+    return {
+        "type": 14,
+        "tts_notification_id": notification_id,
+        "shop_id": shop_id,
+        "timestamp": int(time.time()),
+        "data": data,
+    }
 
 
 def _public_conversation(conv: dict[str, Any]) -> dict[str, Any]:

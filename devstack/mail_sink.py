@@ -1,6 +1,7 @@
 """A local mail sink: an aiosmtpd server that keeps every delivered mail and shows it over HTTP.
 
-``GET /`` lists mails, ``/messages`` as JSON, ``/messages/{n}/raw`` the bytes,
+``GET /`` lists mails, ``/messages`` as JSON (both newest first, one page of ``limit``
+mails numbered below ``before``), ``/messages/{n}/raw`` the bytes,
 ``/messages/{n}/html`` the rendered HTML part. ``POST /messages/{n}/reply``
 answers a digest the way Gmail does (new text on top, the digest quoted below)
 and sends it to the digest's Reply-To through the bridge's inbound SMTP, so a
@@ -12,17 +13,45 @@ from __future__ import annotations
 
 import asyncio
 import html
+import time
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.utils import make_msgid
+from functools import cached_property
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from fastapi import FastAPI, Form, HTTPException
+from fastapi import FastAPI, Form, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
+
+# A listing page holds at most this many mails: one page costs the sink's event loop (which
+# also answers SMTP) the same however many mails are stored.
+PAGE_MAX = 500
+PAGE_DEFAULT = 100
+
+
+@dataclass(frozen=True)
+class MailSummary:
+    """What a listing shows of one mail, read from its header block once, on arrival."""
+
+    subject: str
+    message_id: str
+    reply_to: str
+    notice: str  # X-Bridge-Notice: the kind of a notice mail, empty for a digest
+
+    @classmethod
+    def of(cls, raw: bytes) -> MailSummary:
+        # The header block only: the bodies (HTML, pictures) are parsed when first shown.
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+        return cls(
+            str(headers.get("Subject", "")),
+            str(headers.get("Message-ID", "")),
+            str(headers.get("Reply-To", "")),
+            str(headers.get("X-Bridge-Notice", "")),
+        )
 
 
 @dataclass
@@ -30,9 +59,15 @@ class StoredMail:
     mail_from: str
     rcpt_tos: list[str]
     raw: bytes
+    received_at: float = field(default_factory=time.time)  # when the sink answered 250
 
-    @property
+    @cached_property
+    def summary(self) -> MailSummary:
+        return MailSummary.of(self.raw)
+
+    @cached_property
     def message(self) -> EmailMessage:
+        """The whole mail, parsed on first use and kept (a listing never needs it)."""
         msg = BytesParser(policy=policy.default).parsebytes(self.raw)
         assert isinstance(msg, EmailMessage)
         return msg
@@ -44,6 +79,26 @@ class SinkState:
     temp_fail: bool = False
     perm_fail: bool = False
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # Mail numbers by Message-ID: a second number under one id is a duplicate delivery.
+    numbers_by_message_id: dict[str, list[int]] = field(default_factory=dict)
+
+    def store(self, mail: StoredMail) -> int:
+        """Keep a delivered mail and index it; returns its number."""
+        n = len(self.mails)
+        self.mails.append(mail)
+        if message_id := mail.summary.message_id:
+            self.numbers_by_message_id.setdefault(message_id, []).append(n)
+        self.arrived.set()
+        return n
+
+    def duplicates(self) -> dict[str, list[int]]:
+        """Message-IDs delivered more than once, with the numbers of their copies."""
+        return {mid: ns for mid, ns in self.numbers_by_message_id.items() if len(ns) > 1}
+
+    def page(self, limit: int, before: int | None) -> list[int]:
+        """Mail numbers of one listing page: newest first, below ``before`` when given."""
+        top = len(self.mails) if before is None else max(0, min(before, len(self.mails)))
+        return list(range(top - 1, max(top - limit, 0) - 1, -1))
 
 
 class SinkHandler:
@@ -55,12 +110,11 @@ class SinkHandler:
             return "550 5.7.1 Sink refuses this mail (fault injection)"
         if self.state.temp_fail:
             return "451 4.3.0 Sink temporarily unavailable (fault injection)"
-        self.state.mails.append(
+        self.state.store(
             StoredMail(
                 envelope.mail_from or "", list(envelope.rcpt_tos), envelope.original_content or b""
             )
         )
-        self.state.arrived.set()
         return "250 2.0.0 Stored"
 
 
@@ -123,38 +177,52 @@ def create_sink_web(
             raise HTTPException(404, f"no mail number {n}")
         return state.mails[n]
 
+    limit_query = Query(PAGE_DEFAULT, ge=1, le=PAGE_MAX, description="mails per page")
+    before_query = Query(None, ge=0, description="only mails numbered below this one")
+
     @app.get("/", response_class=HTMLResponse)
-    async def index() -> str:
+    async def index(limit: int = limit_query, before: int | None = before_query) -> str:
+        numbers = state.page(limit, before)
         rows = []
-        for n, mail in enumerate(state.mails):
-            msg = mail.message
+        for n in numbers:
+            mail = state.mails[n]
             rows.append(
                 f"<tr><td>{n}</td><td>{html.escape(', '.join(mail.rcpt_tos))}</td>"
-                f"<td>{html.escape(str(msg.get('Subject', '')))}</td>"
+                f"<td>{html.escape(mail.summary.subject)}</td>"
                 f"<td><a href='/messages/{n}/html'>html</a> <a href='/messages/{n}/raw'>raw</a>"
                 f"<form method='post' action='/messages/{n}/reply-form' style='display:inline'>"
                 f"<input name='text' placeholder='reply to the buyer'><button>Reply</button>"
                 f"</form></td></tr>"
             )
+        older = (
+            f"<p><a href='/?limit={limit}&amp;before={numbers[-1]}'>older mail</a></p>"
+            if numbers and numbers[-1] > 0
+            else ""
+        )
         return (
             "<!doctype html><meta charset='utf-8'><title>Mail sink</title>"
-            "<h1>Delivered mail</h1><table border=1 cellpadding=4><tr><th>#</th><th>To</th>"
-            f"<th>Subject</th><th></th></tr>{''.join(rows)}</table>"
+            f"<h1>Delivered mail ({len(state.mails)}, newest first)</h1>"
+            "<table border=1 cellpadding=4><tr><th>#</th><th>To</th>"
+            f"<th>Subject</th><th></th></tr>{''.join(rows)}</table>{older}"
         )
 
     @app.get("/messages")
-    async def list_messages() -> JSONResponse:
+    async def list_messages(
+        limit: int = limit_query, before: int | None = before_query
+    ) -> JSONResponse:
         out = []
-        for n, mail in enumerate(state.mails):
-            msg = mail.message
+        for n in state.page(limit, before):
+            mail = state.mails[n]
             out.append(
                 {
                     "n": n,
                     "mail_from": mail.mail_from,
                     "rcpt_tos": mail.rcpt_tos,
-                    "subject": str(msg.get("Subject", "")),
-                    "message_id": str(msg.get("Message-ID", "")),
-                    "reply_to": str(msg.get("Reply-To", "")),
+                    "subject": mail.summary.subject,
+                    "message_id": mail.summary.message_id,
+                    "reply_to": mail.summary.reply_to,
+                    "notice": mail.summary.notice,
+                    "received_at": mail.received_at,
                 }
             )
         return JSONResponse(out)
