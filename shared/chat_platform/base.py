@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import httpx
 import orjson
 
 from shared.errors import BridgeError
@@ -56,6 +57,29 @@ class PlatformError(BridgeError):
         self.retryable = retryable
         self.retry_after_s = retry_after_s
         self.ambiguous = ambiguous
+
+
+def transport_error(exc: httpx.HTTPError, method: str) -> PlatformError:
+    """What a failed HTTP exchange with the platform means: a connection never made is safe
+    to retry; any other failure after a POST may have reached the platform (ambiguous)."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return PlatformError(f"platform unreachable: {exc.__class__.__name__}", retryable=True)
+    return PlatformError(
+        f"platform call failed: {exc.__class__.__name__}",
+        retryable=True,
+        ambiguous=method == "POST",
+    )
+
+
+def retry_after_s(resp: httpx.Response) -> float | None:
+    """The response's ``Retry-After`` in seconds (delta form), or None."""
+    value = resp.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
 
 
 class PayloadError(BridgeError, ValueError):

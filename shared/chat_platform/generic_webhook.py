@@ -44,6 +44,8 @@ from shared.chat_platform.base import (
     WebhookBatch,
     WebhookRejected,
     json_object_body,
+    retry_after_s,
+    transport_error,
 )
 from shared.constant_time import same_secret
 from shared.events import ChatContent, ChatEventKind, ContentKind
@@ -240,21 +242,14 @@ class GenericChatPlatform:
             resp = await self._http.request(
                 method, path, content=body or None, headers=hdrs, params=params
             )
-        except httpx.ConnectError as exc:
-            raise PlatformError(f"platform unreachable: {exc}", retryable=True) from None
         except httpx.HTTPError as exc:
-            raise PlatformError(
-                f"platform call failed: {exc.__class__.__name__}",
-                retryable=True,
-                ambiguous=method == "POST",
-            ) from None
+            raise transport_error(exc, method) from None
         if resp.status_code == 429 or resp.status_code >= 500:
-            ra = resp.headers.get("retry-after")
             raise PlatformError(
                 f"platform busy ({resp.status_code})",
                 status=resp.status_code,
                 retryable=True,
-                retry_after_s=float(ra) if ra and ra.replace(".", "", 1).isdigit() else None,
+                retry_after_s=retry_after_s(resp),
                 ambiguous=method == "POST" and resp.status_code >= 500,
             )
         if resp.status_code >= 400:

@@ -33,6 +33,8 @@ from shared.chat_platform.base import (
     PlatformMessage,
     UploadedImage,
     check_image,
+    retry_after_s,
+    transport_error,
 )
 from shared.chat_platform.payload_fields import NAME_MAX_CHARS, text_field
 from shared.chat_platform.rate_limit import ShopApiLimiter
@@ -153,17 +155,8 @@ class TikTokShopClient:
                 resp = await self._http.request(
                     method, path, params=query, content=body or None, headers=headers, files=files
                 )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise PlatformError(
-                f"platform unreachable: {exc.__class__.__name__}", retryable=True
-            ) from None
         except httpx.HTTPError as exc:
-            # The request may have reached the platform: a POST is ambiguous.
-            raise PlatformError(
-                f"platform call failed: {exc.__class__.__name__}",
-                retryable=True,
-                ambiguous=method == "POST",
-            ) from None
+            raise transport_error(exc, method) from None
         return _data_or_raise(resp, method)
 
     async def send(
@@ -318,7 +311,7 @@ def _data_or_raise(resp: httpx.Response, method: str) -> dict[str, Any]:
             status=resp.status_code,
             code=code,
             retryable=True,
-            retry_after_s=_retry_after(resp),
+            retry_after_s=retry_after_s(resp),
         )
     if resp.status_code >= 500:
         # 5xx on a POST: the platform may have stored the message before failing.
@@ -327,7 +320,7 @@ def _data_or_raise(resp: httpx.Response, method: str) -> dict[str, Any]:
             status=resp.status_code,
             code=code,
             retryable=True,
-            retry_after_s=_retry_after(resp),
+            retry_after_s=retry_after_s(resp),
             ambiguous=method == "POST",
         )
     if code == EXPIRED_TOKEN:
@@ -352,13 +345,3 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
