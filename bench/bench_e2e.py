@@ -90,9 +90,10 @@ from devstack.stack import (  # noqa: E402
     start_platforms,
     wait_healthy,
 )
+from mailer.mailer_settings import MailerSettings  # noqa: E402
 from shared.chat_platform.tiktok_signing import sign_webhook  # noqa: E402
 from shared.codec import encode  # noqa: E402
-from shared.config import Settings  # noqa: E402
+from shared.config import ChatPlatformSettings  # noqa: E402
 from shared.events import ShopSettings  # noqa: E402
 from shared.kafka import ensure_topics  # noqa: E402
 from shared.logging import now_ms  # noqa: E402
@@ -150,6 +151,13 @@ class Observed:
     part_latency: list[tuple[float, float]] = field(default_factory=list)
 
 
+class StackDefaults(ChatPlatformSettings):
+    """The services' defaults the bench needs: the platform's keys (ingest, fan-out) and the
+    mailer's relay pool size (the bare loop gets as many connections)."""
+
+    smtp_pool_size: int = MailerSettings.model_fields["smtp_pool_size"].default
+
+
 def onboarded(shop_id: str) -> ShopSettings:
     return ShopSettings(
         shop_id=shop_id,
@@ -199,7 +207,7 @@ async def open_conversations(
     await asyncio.gather(*(one(s, c) for s, c in conversations))
 
 
-def webhook_bodies(schedule: Schedule, cfg: Settings, run: int) -> list[tuple[bytes, str]]:
+def webhook_bodies(schedule: Schedule, cfg: StackDefaults, run: int) -> list[tuple[bytes, str]]:
     """Each scheduled buyer message as the platform would push it: (body, Authorization)."""
     secret = cfg.platform_app_secret.get_secret_value()
     out = []
@@ -371,7 +379,7 @@ async def wait_for(done: object, timeout_s: float) -> None:
 @dataclass
 class Bench:
     args: argparse.Namespace
-    cfg: Settings
+    cfg: StackDefaults
     bootstrap: str
     broker_pids: list[int]
     ports: Ports
@@ -686,7 +694,8 @@ async def main(args: argparse.Namespace) -> int:
     try:
         services.start_all()
         await wait_healthy(ports.http_ports(), timeout_s=120)
-        cfg = Settings(**{})  # the defaults the services run with (keys, pool size)
+        # The defaults the services run with: the platform's keys, the relay pool's size.
+        cfg = StackDefaults()
         bench = Bench(
             args,
             cfg,

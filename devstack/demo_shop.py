@@ -70,8 +70,9 @@ async def _activation_token(sink: SinkState, email: str, timeout_s: float) -> st
     while loop.time() < deadline:
         for mail in reversed(sink.mails):
             msg = mail.message
-            if email in mail.rcpt_tos and msg["X-Bridge-Notice"] == "activation":
-                found = re.search(r"\?token=(\S+)", msg.get_body(("plain",)).get_content())
+            body = msg.get_body(("plain",))
+            if email in mail.rcpt_tos and msg["X-Bridge-Notice"] == "activation" and body:
+                found = re.search(r"\?token=(\S+)", body.get_content())
                 if found:
                     return parse_qs("token=" + found.group(1))["token"][0]
         await asyncio.sleep(0.2)

@@ -12,9 +12,10 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -178,10 +179,12 @@ async def wait_healthy(ports: Mapping[str, int], timeout_s: float = 60.0) -> Non
         raise TimeoutError(f"services not healthy: {sorted(pending)}")
 
 
-async def serve_in_loop(app: object, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+async def serve_in_loop(
+    app: Callable[..., Any], port: int
+) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )  # type: ignore[arg-type]
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
