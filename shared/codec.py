@@ -62,8 +62,8 @@ def _fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
 def decoder(cls: type[T]) -> Callable[[bytes | str], T]:
     """``decode`` bound to ``cls``, for a consumer's hot path (one lookup less per call).
 
-    Each field's check is planned once per class (:func:`_object_coercer`): dispatching
-    on the type hints per value cost ~5x more on nested events.
+    Each field's check is planned once per class (:func:`_object_coercer`) instead of
+    dispatching on the type hints per value.
     """
     build = _object_coercer(typing.cast(type, cls))
 

@@ -1,7 +1,7 @@
 """Produce many records as whole Kafka record batches, one future per batch.
 
 ``producer.send()`` costs a future, a metadata lookup and an accumulator walk per
-record (~15 us); a batch of thousands of changelog records built with
+record; a batch of thousands of changelog records built with
 aiokafka's ``create_batch``/``send_batch`` costs one of each per partition.
 """
 

@@ -1,7 +1,7 @@
 """A fast decoder for ``chat.events`` records that falls back to the checked one.
 
 :func:`shared.codec.decode` walks the type hints of every field of every
-record (~10 µs per ChatEvent, a tenth of the consolidator's CPU under load).
+record, a measurable share of the consolidator's CPU under load (docs/performance.md).
 Records written by our own ingest are well formed, so the fast path checks the
 exact JSON types of the flat fields with a table built once, and constructs
 the dataclasses directly. Anything it does not recognise exactly (a missing or

@@ -83,8 +83,8 @@ class Consolidation:
         self.settings_for = settings_for
         self.load = load
         self.index = index
-        # Windows by (destination kind, override): a handful of distinct values, and
-        # for_shop's enum lookup was a twentieth of the per-event cost.
+        # Windows by (destination kind, override): a handful of distinct values, looked
+        # up once each instead of per event (for_shop's enum lookup shows in profiles).
         self._windows: dict[tuple[str, int | None], Windows] = {}
 
     def windows_for(self, shop: ShopSettings) -> Windows:

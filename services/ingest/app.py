@@ -131,7 +131,7 @@ WebhookHandler = Callable[[str, Headers, Receive], Awaitable[Answer]]
 class IngestApp(FastAPI):
     """FastAPI, except that ``POST /webhooks/{platform}`` is answered before FastAPI's own
     middleware, routing, dependency resolution and exception layers: the hot path needs
-    none of them (profiled under wrk they were ~30% of a webhook's time). Everything else
+    none of them (their share of a webhook's time: docs/performance.md). Everything else
     (admin API, /healthz, /metrics) is plain FastAPI."""
 
     webhook_handler: WebhookHandler | None = None

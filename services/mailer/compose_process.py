@@ -1,7 +1,7 @@
 """Composing and DKIM-signing digests in helper processes, off the event loop.
 
 Why: rendering, MIME assembly and DKIM (canonicalising, hashing, RSA-2048) are the
-mailer's CPU work, ~0.5 ms per digest, and an event loop runs on one core. In helper
+mailer's CPU work, and an event loop runs on one core. In helper
 processes that work runs on other cores while the loop does what only it can do: Kafka,
 the outcome ledger and SMTP. With ``BRIDGE_MAILER_COMPOSE_PROCESSES`` helpers a mailer
 pod uses up to 1 + that many cores (deploy/k8s sets the pod's CPU limit to match).

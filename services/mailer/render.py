@@ -102,7 +102,7 @@ def safe_http_url(url: str) -> str:
     if not candidate or _URL_FORBIDDEN.search(candidate):
         return ""
     if _PLAIN_HTTP_URL.match(candidate):
-        return candidate  # what the check below accepts, without parsing (~9 per digest)
+        return candidate  # what the check below accepts, without parsing
     try:
         parts = urlsplit(candidate)
     except ValueError:  # e.g. a malformed IPv6 netloc
@@ -366,8 +366,8 @@ _MSO_CLOSE = "<!--[if mso]></td></tr></table><![endif]-->"
 # ---------------------------------------------------------------------------------------
 # Inlining once per shape, not once per digest
 #
-# css-inline parses and re-serialises the whole document on every call (~0.12 ms, most of
-# what rendering a digest costs). The style it writes on an element depends only on the
+# css-inline parses and re-serialises the whole document on every call (most of what
+# rendering a digest costs). The style it writes on an element depends only on the
 # element's tag, class and own style attribute (the rules above have no descendant,
 # sibling or attribute selectors), never on the text in it. So the markup is built with
 # numbered places where user values go (a :class:`_Markup`), each distinct shape is
@@ -834,8 +834,8 @@ def render_digest(digest: Digest, links: DigestLinks) -> RenderedDigest:
 
 
 def render_digest_reference(digest: Digest, links: DigestLinks) -> RenderedDigest:
-    """:func:`render_digest` with css-inline run over the whole finished document, as it
-    was before shapes were inlined once: the reference the fast path is tested against."""
+    """:func:`render_digest` with css-inline run over the whole finished document: the
+    reference the inlined-once path is tested against."""
     facts = _facts(digest, links)
     return RenderedDigest(
         html=_INLINER.inline(_uninlined(_html_document(facts))), text=_render_text(facts)

@@ -141,9 +141,9 @@ async def _transaction(
     """MAIL, RCPT per recipient, DATA: what ``SMTP.sendmail`` does, minus repeated work.
 
     ``sendmail`` validates every address twice, each time with the email package's
-    pure-Python ``parseaddr`` (~35 us), and, for the SIZE parameter, normalises the
-    message's line endings with a regex before ``data`` does it again (~70 us for a
-    9 KB digest). Here a plain address is checked by one regex (:func:`smtp_path`),
+    pure-Python ``parseaddr``, and, for the SIZE parameter, normalises the message's
+    line endings with a regex before ``data`` does it again (costs in
+    docs/performance.md). Here a plain address is checked by one regex (:func:`smtp_path`),
     and SIZE is the message's length when its line endings are already CRLF, as
     composed and signed mail's are. MAIL and RCPT go through aiosmtplib's
     ``execute_command``, which still refuses control characters in any argument.

@@ -228,8 +228,8 @@ _SELF_DECLARED = _Signal(
 )
 # Acknowledgement signals: any TWO of these mark a helpdesk auto-response. Each comes with
 # its gate: words one of which every alternative of the pattern contains, checked as plain
-# substrings of the lower-cased text first (a pattern of a hundred alternatives costs
-# ~0.1 ms to search; most replies pass no gate). tests/unit/test_classify.py checks
+# substrings of the lower-cased text first (a pattern of a hundred alternatives is slow to
+# search; most replies pass no gate). tests/unit/test_classify.py checks
 # that known acknowledgement phrases still pass their gates.
 # Thanks for contacting.
 _THANKS_FOR_CONTACTING = _Signal(

@@ -55,9 +55,9 @@ DOCUMENTED_QPS = 50.0  # "50 QPS ... for each API ... combination of the app and
 MESSAGES_PAGE_SIZE = 10  # Get Conversation Messages: page_size "Max 10"
 # httpcore scans every pooled connection (a readability syscall each) and every waiting
 # request whenever a request starts or ends: CPU per request grows with the pool and the
-# queue. Profiled in the fan-out at 256 connections and hundreds of concurrent
-# conversations: ~60% of its time. So the pool is sized to the platform's latency
-# (``platform_max_connections``) and requests beyond it wait on a semaphore, not in httpcore.
+# queue (in the fan-out's profile at 256 connections, most of its time). So the pool is
+# sized to the platform's latency (``platform_max_connections``) and requests beyond it
+# wait on a semaphore, not in httpcore.
 DEFAULT_MAX_CONNECTIONS = 64
 
 RATE_LIMITED = 36009002
