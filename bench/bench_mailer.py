@@ -125,7 +125,7 @@ def make_digest(run: int, n: int):  # type: ignore[no-untyped-def]
 class Sample:
     rate: float  # mails/s
     cpu_us: float  # this process's CPU (user + system) per mail
-    helper_cpu_us: float = 0.0  # the DKIM RSA helper process's CPU per mail
+    helper_cpu_us: float = 0.0  # the mailer's compose helper processes' CPU per mail
     sink_cpu_us: float = 0.0  # the aiosmtpd sink's CPU per mail
     broker_cpu_us: float = 0.0  # the Kafka broker's CPU per mail
 

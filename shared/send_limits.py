@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 from shared.config import SendLimitSettings
 from shared.events import MailNotice, NoticeKind
+from shared.topics import DAY_MS
 
 HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 RECIPIENT = "recipient"
 SHOP = "shop"
 

@@ -85,7 +85,7 @@ from shared.metrics import (
 from shared.notification_window import WindowPolicy
 from shared.service_runtime import health_answer
 from shared.settings_view import ShopSettingsView
-from shared.topics import CHAT_EVENTS, DEAD_LETTER, MAIL_DIGESTS
+from shared.topics import CHAT_EVENTS, DAY_MS, DEAD_LETTER, MAIL_DIGESTS
 
 SERVICE = "consolidator"
 GROUP = "bridge-consolidator"  # faust's app id: the consumer group and the topics' prefix
@@ -149,7 +149,7 @@ class Consolidator:
         self.states = raw_bytes_table(app, "conversation-state", CHAT_EVENTS.partitions)
         self.store = PartitionedStates(self.states)
         self.sweeper = StateSweeper(self.store)
-        self.idle_ttl_ms = int(cfg.state_idle_ttl_days * 86_400_000)
+        self.idle_ttl_ms = int(cfg.state_idle_ttl_days * DAY_MS)
         self.shop_settings = ShopSettingsView(cfg)
         self.deadlines = DeadlineIndex()
         self.reader = PartitionReader(

@@ -72,7 +72,7 @@ from shared.logging import now_ms
 from shared.notice_texts import simulation_text
 from shared.send_limits import MailSend
 from shared.tokens import shop_id_fits_reply_tokens
-from shared.topics import ADMIN_USERS, CHAT_EVENTS
+from shared.topics import ADMIN_USERS, CHAT_EVENTS, DAY_MS
 
 __all__ = ["Refused", "build_admin_router"]
 
@@ -532,7 +532,7 @@ async def activate_user(
     )
     admin.directory.put_user(active)
     admin.directory.put_settings(after)
-    ttl_ms = admin.cfg.admin_token_ttl_days * 86_400_000
+    ttl_ms = admin.cfg.admin_token_ttl_days * DAY_MS
     api_token = issue_api_token(active, admin.keys, now_ms=now, ttl_ms=ttl_ms)
     return JSONResponse(
         {"user": _user_doc(active), "api_token": api_token, "api_token_expires_at_ms": now + ttl_ms}

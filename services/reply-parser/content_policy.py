@@ -23,6 +23,7 @@ from shared.notice_texts import (
     links_removed_text,
     sender_rejected_text,
 )
+from shared.topics import DAY_MS
 
 # The platform's "Upload Buyer Messages Image" accepts these (docs/tiktok-shop-contract.md).
 CHAT_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -225,9 +226,6 @@ def sender_rejected_notice(
         auto_submitted="auto-generated",
         created_at_ms=now_ms,
     )
-
-
-DAY_MS = 86_400_000
 
 
 def links_removed_notice(
