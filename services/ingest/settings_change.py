@@ -84,7 +84,7 @@ def apply_settings_change(
             errors.append(FieldError("alerts_enabled", "expected true or false"))
     if "destination_kind" in change:
         kind = change["destination_kind"]
-        if isinstance(kind, str) and kind in DestinationKind._value2member_map_:
+        if isinstance(kind, str) and kind in {k.value for k in DestinationKind}:
             updates["destination_kind"] = DestinationKind(kind).value
         else:
             errors.append(

@@ -641,8 +641,11 @@ def shop_policy(
     default for its destination kind."""
     if shop.mail_auth_policy:
         return shop.mail_auth_policy
+    # A kind this version does not know gets the mailbox policy: an operator may set the
+    # helpdesk one looser, and an unknown kind is not trusted with that (the notification
+    # window reads it as a helpdesk instead: a digest's timing is harmless, this is not).
     kind = shop.destination_kind
-    is_helpdesk = kind in DestinationKind._value2member_map_ and DestinationKind(kind).is_helpdesk
+    is_helpdesk = kind in {k.value for k in DestinationKind} and DestinationKind(kind).is_helpdesk
     return helpdesk if is_helpdesk else mailbox
 
 
