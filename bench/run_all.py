@@ -25,6 +25,17 @@ BENCHES: dict[str, list[str]] = {
     "consolidator": ["bench_consolidator.py"],
     "mailer": ["bench_mailer.py"],
     "e2e": ["bench_e2e.py"],
+    # The default sizes stop at 100k shops / 100k keys; the million-shop run is
+    # bench_state.py without arguments (about half an hour on two cores).
+    "state": [
+        "bench_state.py",
+        "--shops",
+        "10000,100000",
+        "--keys",
+        "100000",
+        "--extrapolate-keys",
+        "",
+    ],
 }
 
 
