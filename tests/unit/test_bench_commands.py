@@ -17,6 +17,7 @@ COMMANDS = [
     "bench_fanout.py",
     "bench_ingest.py",
     "bench_mailer.py",
+    "bench_state.py",
     "chaos.py",
     "inspect_reply.py",
     "run_all.py",
