@@ -25,8 +25,9 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI, Response
 
+from shared.aiokafka_adapter import kafka_healthy
 from shared.config import BridgeSettings
-from shared.kafka import DeadLetterWriter, kafka_healthy, report_lag
+from shared.kafka import DeadLetterWriter, report_lag
 from shared.logging import setup_logging
 from shared.metrics import UP, render_metrics
 from shared.secrets_policy import SecretSetting, refuse_weak_secrets

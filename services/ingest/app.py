@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 from ingest.admin_api import build_admin_router
 from ingest.ingest_settings import IngestSettings
 from ingest.webhook_events import RecentIds, chat_event_from_message
+from shared.aiokafka_adapter import kafka_healthy
 from shared.chat_platform.base import (
     ChatPlatform,
     PayloadError,
@@ -51,7 +52,7 @@ from shared.chat_platform.from_settings import (
 from shared.chat_platform.tiktok_client import TikTokShopClient
 from shared.codec import encode
 from shared.events import ChatEvent, ChatEventKind
-from shared.kafka import kafka_healthy, start_producer
+from shared.kafka import start_producer
 from shared.logging import now_ms
 from shared.metrics import EVENTS_HANDLED, HANDLE_SECONDS, UP
 from shared.service_runtime import add_ops_routes
