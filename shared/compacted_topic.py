@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from shared.backoff import RetryPolicy, retry
 from shared.kafka import topic_partitions
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_ERROR_S = 1.0  # a failed fetch while tailing: aiokafka reconnects, we wait
+# A failed fetch is retried until it works: aiokafka reconnects meanwhile.
+FETCH_RETRY = RetryPolicy(base_s=0.5, max_s=5.0)
 
 
 class CompactedTopicReader:
@@ -169,18 +171,17 @@ class CompactedTopicReader:
         return self._consumer
 
     async def _run(self, ends: dict[TopicPartition, int]) -> None:
-        while True:
-            try:
-                async with self._reading:
-                    await self._read_until(ends)
-                break
-            except Exception:  # a broker hiccup while replaying: aiokafka reconnects
-                log.warning(
-                    "replay fetch failed; retrying",
-                    exc_info=True,
-                    extra={"client_id": self._client_id},
-                )
-                await asyncio.sleep(RETRY_AFTER_ERROR_S)
+        async def replay(_: int) -> None:
+            async with self._reading:
+                await self._read_until(ends)
+
+        async def tail(_: int) -> None:
+            async with self._reading:
+                await self._read(timeout_ms=0)
+
+        # A broker hiccup while replaying or tailing: aiokafka reconnects; retried until
+        # it works (a reader that gave up would leave its holder stale for good).
+        await retry(replay, FETCH_RETRY, on=Exception, on_retry=self._fetch_failed("replay"))
         if not self._follow:
             await self._close()
             self.ready.set()
@@ -188,16 +189,20 @@ class CompactedTopicReader:
         self.ready.set()
         while True:
             await asyncio.sleep(self._poll_s)
-            try:
-                async with self._reading:
-                    await self._read(timeout_ms=0)
-            except Exception:  # keep tailing through broker hiccups; aiokafka reconnects
-                log.warning(
-                    "tail fetch failed; retrying",
-                    exc_info=True,
-                    extra={"client_id": self._client_id},
-                )
-                await asyncio.sleep(RETRY_AFTER_ERROR_S)
+            await retry(tail, FETCH_RETRY, on=Exception, on_retry=self._fetch_failed("tail"))
+
+    def _fetch_failed(self, what: str) -> Callable[[Exception, int, float], None]:
+        def log_it(exc: Exception, attempt: int, delay_s: float) -> None:
+            log.warning(
+                "%s fetch failed (attempt %d); retrying in %.1f s",
+                what,
+                attempt,
+                delay_s,
+                exc_info=exc,
+                extra={"client_id": self._client_id},
+            )
+
+        return log_it
 
     async def stop(self) -> None:
         if self._task is not None:
