@@ -72,11 +72,11 @@ from consolidator.offset_continuity import OffsetContinuity
 from consolidator.partition_reader import PartitionReader
 from consolidator.state_store import StateSweeper
 from shared.codec import DecodeError, encode
-from shared.events import ChatEvent, ChatEventKind, DeadLetter
+from shared.events import ChatEvent, ChatEventKind
+from shared.kafka import DeadLetterWriter
 from shared.logging import now_ms
 from shared.metrics import (
     CONSUMER_LAG,
-    DEAD_LETTERS,
     EVENTS_HANDLED,
     HANDLE_SECONDS,
     UP,
@@ -85,7 +85,7 @@ from shared.metrics import (
 from shared.notification_window import WindowPolicy
 from shared.service_runtime import health_answer
 from shared.settings_view import ShopSettingsView
-from shared.topics import CHAT_EVENTS, DAY_MS, DEAD_LETTER, MAIL_DIGESTS
+from shared.topics import CHAT_EVENTS, DAY_MS, MAIL_DIGESTS
 
 SERVICE = "consolidator"
 GROUP = "bridge-consolidator"  # faust's app id: the consumer group and the topics' prefix
@@ -480,24 +480,16 @@ class Consolidator:
     async def _dead_letter(
         self, partition: int, offset: int, key: bytes | None, raw: object, reason: str
     ) -> None:
-        log.warning(
-            "undecodable chat event dead-lettered",
-            extra={"reason": reason, "partition": partition, "offset": offset},
-        )
         EVENTS_HANDLED.labels(SERVICE, "bad_record").inc()
-        DEAD_LETTERS.labels(SERVICE, "undecodable").inc()
-        value = raw if isinstance(raw, bytes) else b""
-        letter = DeadLetter(
-            service=SERVICE,
+        await DeadLetterWriter(aiokafka_producer(self.app), SERVICE).write(
             source_topic=CHAT_EVENTS.name,
             reason=reason,
+            reason_class="bad_record",
             key=(key or b"").decode("utf-8", "replace"),
             partition=partition,
             offset=offset,
-            payload_bytes=len(value),
-            at_ms=now_ms(),
+            payload=raw if isinstance(raw, bytes) else b"",
         )
-        await self.app.producer.send(DEAD_LETTER.name, None, encode(letter), None, None, None)
 
     async def tick(self) -> None:
         """Feed this worker's clock into each of its partitions of chat.events."""
