@@ -6,7 +6,7 @@ import secrets
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
@@ -93,6 +93,7 @@ def test_random_looking_text_of_32_bytes_or_more_is_a_strong_key(key: str) -> No
 
 @given(st.text(alphabet=URLSAFE, min_size=1, max_size=MIN_KEY_BYTES - 1))
 def test_a_key_under_32_bytes_is_weak_and_the_reason_gives_its_length(key: str) -> None:
+    assume(key.encode() not in PUBLISHED)  # a published default is named as that instead
     assert (
         key_weakness(key.encode(), Origin.GENERATED)
         == f"{len(key)} bytes, at least {MIN_KEY_BYTES} required"
