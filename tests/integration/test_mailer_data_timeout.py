@@ -130,8 +130,9 @@ async def test_a_relay_that_is_down_is_not_ambiguous(relay: Relay) -> None:
 # The mailer process: a digest through Kafka, the relay and mail.outcomes.
 
 
-@pytest_asyncio.fixture(scope="module")
+@pytest_asyncio.fixture
 async def broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    # One per test: a digest another test left unsent must not take this test's stall.
     b = private_broker(tmp_path_factory.mktemp("mailer-data-timeout-broker"))
     await b.start_with_topics()
     try:
