@@ -155,6 +155,14 @@ class SmtpPool:
                 await _quietly_close(client)
             client = None
             raise SendError(f"relay connection failed: {exc.__class__.__name__}: {exc}") from None
+        except asyncio.CancelledError:
+            # Cancelled mid-transaction (shutdown, a revoke cut off during the long wait
+            # for the end of DATA): the relay's late reply would be read as the answer to
+            # the next command on this connection, so it is dropped, not reused.
+            if client is not None:
+                client.close()
+            client = None
+            raise
         finally:
             self._idle.put_nowait(client)
 

@@ -116,6 +116,28 @@ async def test_a_connection_dropped_after_the_final_dot_is_ambiguous(relay: Rela
     assert info.value.ambiguous == AMBIGUOUS_DISCONNECTED
 
 
+async def test_a_send_cancelled_while_waiting_does_not_leave_its_reply_to_the_next(
+    relay: Relay,
+) -> None:
+    relay.reply_stall_s, relay.stall_replies = 2.0, 1
+    pool = pool_for(relay, data_timeout_s=10)
+    try:
+        waiting = asyncio.create_task(
+            pool.send("a@bridge.example", ["b@shop.example"], mail("cancelled"))
+        )
+        await eventually(lambda: relay.counts["cancelled"] == 1, timeout_s=5, what="the DATA")
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        # On a reused connection the stalled 250 would answer this MAIL FROM and every
+        # later reply would be one command off.
+        reply = await pool.send("a@bridge.example", ["b@shop.example"], mail("after"))
+    finally:
+        await pool.close()
+    assert reply.startswith("2.0.0 Stored")
+    assert relay.counts["after"] == 1
+
+
 async def test_a_relay_that_is_down_is_not_ambiguous(relay: Relay) -> None:
     await relay.stop()  # nothing listens: the mail cannot have gone anywhere
     pool = pool_for(relay, data_timeout_s=5)
