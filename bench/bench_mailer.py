@@ -27,8 +27,10 @@ Printed: per row the median mails/s of ``--runs`` runs with the lowest and highe
 medians to the bare loop, and the median CPU time (user + system, all threads) spent
 per mail while the row ran: by this process, by the mailer's compose helper processes,
 by the sink and by the broker, their sum, and the ceiling that sum puts on mails/s when every core of the
-machine works on that path (all these processes share the same cores here); then the
-per-digest CPU cost of each step.
+machine works on that path (all these processes share the same cores here); for the mailer
+rows, the window from the relay's 250 to the broker's ack of the ``sent`` outcome (mean
+and p99, from ``bridge_mailer_outcome_record_seconds``: what a kill -9 in it turns into a
+resend); then the per-digest CPU cost of each step.
 """
 
 from __future__ import annotations
@@ -128,6 +130,8 @@ class Sample:
     helper_cpu_us: float = 0.0  # the mailer's compose helper processes' CPU per mail
     sink_cpu_us: float = 0.0  # the aiosmtpd sink's CPU per mail
     broker_cpu_us: float = 0.0  # the Kafka broker's CPU per mail
+    window_mean_ms: float = 0.0  # the relay's 250 to the sent outcome's ack (mailer rows)
+    window_p99_ms: float = 0.0
 
     @property
     def total_cpu_us(self) -> float:
@@ -141,6 +145,42 @@ OTHERS: dict[str, int] = {}
 
 def _others_cpu() -> tuple[float, float]:
     return (process_cpu_seconds(OTHERS.get("sink")), process_cpu_seconds(OTHERS.get("broker")))
+
+
+def _window_histogram() -> tuple[float, list[tuple[float, float]]]:
+    """(sum, cumulative (upper bound, count) buckets) of the mailer's 250-to-outcome
+    histogram, so far in this process."""
+    from mailer.mailer_metrics import OUTCOME_RECORD_SECONDS
+
+    total, buckets = 0.0, []
+    for metric in OUTCOME_RECORD_SECONDS.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_sum"):
+                total = sample.value
+            elif sample.name.endswith("_bucket"):
+                buckets.append((float(sample.labels["le"]), sample.value))
+    return total, buckets
+
+
+def _window_stats(
+    before: tuple[float, list[tuple[float, float]]], after: tuple[float, list[tuple[float, float]]]
+) -> tuple[float, float]:
+    """(mean, p99) in ms of the observations between two snapshots; the p99 interpolated
+    within its bucket as Prometheus' histogram_quantile does."""
+    buckets = [(le, a - b) for (le, a), (_, b) in zip(after[1], before[1], strict=True)]
+    count = buckets[-1][1]
+    if count == 0:
+        return 0.0, 0.0
+    mean = (after[0] - before[0]) / count
+    rank, lower, below = 0.99 * count, 0.0, 0.0
+    for le, cumulative in buckets:
+        if cumulative >= rank:
+            if le == float("inf"):
+                return mean * 1e3, lower * 1e3
+            share = (rank - below) / max(cumulative - below, 1e-9)
+            return mean * 1e3, (lower + (le - lower) * share) * 1e3
+        lower, below = le, cumulative
+    return mean * 1e3, lower * 1e3
 
 
 def _cpu_seconds() -> float:
@@ -243,6 +283,7 @@ async def mailer_run(
     await starter.stop()
 
     done = asyncio.Event()
+    window: list[tuple[float, list[tuple[float, float]]]] = []
     handled = 0
     started: list[tuple[float, float, float, tuple[float, float]]] = []
 
@@ -254,6 +295,7 @@ async def mailer_run(
             return
         if not started:
             started.append((time.perf_counter(), _cpu_seconds(), helpers_cpu(), _others_cpu()))
+            window.append(_window_histogram())
         await mailer.handle(record, still_owned)
         handled += 1
         if handled == mails:
@@ -280,6 +322,7 @@ async def mailer_run(
     elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     helper = helpers_cpu() - helper
     sink_end, broker_end = _others_cpu()
+    window_mean_ms, window_p99_ms = _window_stats(window[0], _window_histogram())
     loop_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await loop_task
@@ -295,6 +338,8 @@ async def mailer_run(
         helper / mails * 1e6,
         (sink_end - sink) / mails * 1e6,
         (broker_end - broker) / mails * 1e6,
+        window_mean_ms,
+        window_p99_ms,
     )
 
 
@@ -429,7 +474,7 @@ async def main(key_file: str) -> None:
         print(
             f"{'path':<30} {'conns':>5} {'mails/s':>8} {'min-max':>11} {'vs bare':>8} "
             f"{'CPU us/mail: client':>19} {'+helper':>7} {'+sink':>6} {'+broker':>8} "
-            f"{'=all':>6} {'ceiling':>8}"
+            f"{'=all':>6} {'ceiling':>8} {'250->ack ms mean':>16} {'p99':>6}"
         )
         for name, conns, samples, bare_rate in rows:
             rates = [x.rate for x in samples]
@@ -445,11 +490,19 @@ async def main(key_file: str) -> None:
                 f"{name:<30} {conns:>5} {rate:>8.0f} {spread:>11} {rate / bare_rate:>7.0%} "
                 f"{med('cpu_us'):>19.0f} {med('helper_cpu_us'):>7.0f} "
                 f"{med('sink_cpu_us'):>6.0f} {med('broker_cpu_us'):>8.0f} "
-                f"{med('total_cpu_us'):>6.0f} {ceiling:>8.0f}"
+                f"{med('total_cpu_us'):>6.0f} {ceiling:>8.0f} "
+                + (
+                    f"{med('window_mean_ms'):>16.1f} {med('window_p99_ms'):>6.1f}"
+                    if med("window_mean_ms")
+                    else f"{'-':>16} {'-':>6}"
+                )
             )
         print(
             "\nceiling: cores / (CPU of every process per mail): mails/s with all cores busy "
-            "on this path; a row near its ceiling is CPU-bound on this machine."
+            "on this path; a row near its ceiling is CPU-bound on this machine.\n"
+            "250->ack: the relay's 250 to the broker's ack of the sent outcome (producer "
+            "linger + a produce round trip + event-loop wait); a mailer killed inside it "
+            "resends that mail on restart."
         )
         print(f"\n{'per-digest CPU (median of 5 x 100)':<42} {'us':>8}")
         for name, micros in step_costs(key_file):

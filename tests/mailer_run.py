@@ -38,6 +38,12 @@ class Relay:
     delay_s: float = 0.0  # per mail, so a kill or a rebalance lands mid-load
     refuse: set[str] = field(default_factory=set)  # digest ids answered with 550
     refused: int = 0
+    # The next `stall_replies` mails are stored, then their 250 waits `reply_stall_s` (a
+    # relay slow to answer a mail it has taken); the next `drop_replies` are stored and
+    # their connection is cut instead of answered.
+    reply_stall_s: float = 0.0
+    stall_replies: int = 0
+    drop_replies: int = 0
     server: asyncio.base_events.Server | None = None
     sessions: list[SMTP] = field(default_factory=list)
 
@@ -55,6 +61,13 @@ class Relay:
         self.counts[digest_id] += 1
         self.raw[digest_id] = raw
         self.message_ids[digest_id].add(header_value(raw, b"Message-ID").encode())
+        if self.drop_replies > 0:
+            self.drop_replies -= 1
+            if server.transport is not None:
+                server.transport.abort()
+        elif self.stall_replies > 0:
+            self.stall_replies -= 1
+            await asyncio.sleep(self.reply_stall_s)
         return "250 2.0.0 Stored"
 
     async def start(self) -> None:

@@ -21,7 +21,13 @@ What "once" means here, honestly:
   token's timestamp and the DKIM signature differ), so mail stores and helpdesks
   that dedupe on Message-ID (Gmail does; others vary) show it once, and a mailbox
   that does not shows it twice, threaded with the original. At most the digests in flight at
-  the moment of the kill (``BRIDGE_MAILER_CONCURRENCY``) can be affected.
+  the moment of the kill (``BRIDGE_MAILER_CONCURRENCY``) can be affected. The ``sent``
+  record's produce starts as soon as the relay's ``250`` is read; the time from there
+  to the broker's ack is ``bridge_mailer_outcome_record_seconds``.
+* A relay that never answers the end of DATA (``BRIDGE_SMTP_DATA_TIMEOUT_S``, 10 minutes
+  by default, or a connection dropped while waiting) may have the mail. It is retried
+  all the same (a loss is worse than a duplicate), counted in
+  ``bridge_mailer_ambiguous_sends_total`` and noted in the ``sent`` outcome's reason.
 """
 
 from __future__ import annotations
@@ -43,8 +49,10 @@ from mailer.digest_composer import DigestComposer, load_signer
 from mailer.digest_consumer import PartitionLost, consume_digests
 from mailer.dkim_signing import DkimSigner
 from mailer.mailer_metrics import (
+    AMBIGUOUS_SENDS,
     DIGESTS_SENT,
     NOTICES_DROPPED,
+    OUTCOME_RECORD_SECONDS,
     RESENDS_UNKNOWN,
     SEND_RETRIES,
     SEND_SECONDS,
@@ -52,7 +60,7 @@ from mailer.mailer_metrics import (
 from mailer.mailer_settings import MailerSettings
 from mailer.notice_email import compose_notice_bytes
 from mailer.outcome_ledger import ATTEMPTING, OutcomeLedger, Seen
-from mailer.send_policy import given_up, relay_retry_policy, temporary
+from mailer.send_policy import ambiguous_note, given_up, relay_retry_policy, temporary
 from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
 from mailer.threading_headers import digest_message_id
 from shared.backoff import GaveUp, retry
@@ -198,8 +206,12 @@ class Mailer:
                 extra={"item_id": item_id},
             )
         async with self._concurrency:
-            outcome = await self._deliver(item, still_owned, record.value or b"")
+            outcome, accepted_at = await self._deliver(item, still_owned, record.value or b"")
+        # Nothing awaited between the relay's 250 and this produce: from here to the ack
+        # is the window in which a kill makes the replay resend a mail the relay has.
         await self.producer.send_and_wait(MAIL_OUTCOMES.name, encode(outcome), key=item_id.encode())
+        if accepted_at is not None:
+            OUTCOME_RECORD_SECONDS.observe(time.perf_counter() - accepted_at)
         self.ledger.record_done(item_id)
         EVENTS_HANDLED.labels(SERVICE, outcome.status).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
@@ -220,7 +232,9 @@ class Mailer:
 
     async def _deliver(
         self, digest: Digest | MailNotice, still_owned: Callable[[], bool], record_value: bytes
-    ) -> MailOutcome:
+    ) -> tuple[MailOutcome, float | None]:
+        """The outcome to record, and when the relay's 250 arrived (``perf_counter``;
+        None when it did not)."""
         cfg = self.cfg
         source = MAIL_NOTICES.name if isinstance(digest, MailNotice) else MAIL_DIGESTS.name
         try:
@@ -237,7 +251,7 @@ class Mailer:
                 reason=f"cannot compose: {exc}",
                 reason_class="compose",
             )
-            return self._outcome(digest, MailStatus.FAILED, reason=f"cannot compose: {exc}")
+            return self._outcome(digest, MailStatus.FAILED, reason=f"cannot compose: {exc}"), None
         # Recorded before the first byte goes to the relay: a crash from here to the
         # outcome write leaves this mark, so a replay knows it may be a resend.
         await self.producer.send_and_wait(
@@ -246,13 +260,32 @@ class Mailer:
             key=_item_id(digest).encode(),
         )
 
-        async def send(attempt: int) -> int:
+        ambiguous = 0  # tries whose end-of-DATA reply never came
+
+        async def send(attempt: int) -> tuple[int, float]:
+            nonlocal ambiguous
             if not still_owned():  # checked before every try: never race the new owner
                 raise PartitionLost(_item_id(digest))
             t0 = time.perf_counter()
-            await self.pool.send(sender, [to], raw)
-            SEND_SECONDS.observe(time.perf_counter() - t0)
-            return attempt
+            try:
+                await self.pool.send(sender, [to], raw)
+            except SendError as exc:
+                if exc.ambiguous:
+                    ambiguous += 1
+                    AMBIGUOUS_SENDS.labels(exc.ambiguous).inc()
+                    log.warning(
+                        "no reply to the end of DATA: the relay may have the mail; "
+                        "retrying may send it twice",
+                        extra={
+                            "item_id": _item_id(digest),
+                            "attempt": attempt,
+                            "reason": exc.ambiguous,
+                        },
+                    )
+                raise
+            accepted_at = time.perf_counter()
+            SEND_SECONDS.observe(accepted_at - t0)
+            return attempt, accepted_at
 
         def retrying(exc: SendError, attempt: int, delay: float) -> None:
             SEND_RETRIES.inc()
@@ -267,7 +300,7 @@ class Mailer:
             )
 
         try:
-            attempts = await retry(
+            attempts, accepted_at = await retry(
                 send, self.relay_retries, on=SendError, retryable=temporary, on_retry=retrying
             )
         except GaveUp as gave_up:
@@ -285,7 +318,7 @@ class Mailer:
                 attempts=fate.attempts,
                 code=fate.smtp_code,
                 reason=fate.reason,
-            )
+            ), None
         DIGESTS_SENT.labels("sent").inc() if isinstance(digest, Digest) else None
         message_id = (
             digest_message_id(digest.digest_id, cfg.message_id_domain)
@@ -293,8 +326,13 @@ class Mailer:
             else _header_value(raw, b"Message-ID")
         )
         return self._outcome(
-            digest, MailStatus.SENT, attempts=attempts, code=250, message_id=message_id
-        )
+            digest,
+            MailStatus.SENT,
+            attempts=attempts,
+            code=250,
+            message_id=message_id,
+            reason=ambiguous_note(ambiguous),
+        ), accepted_at
 
     @staticmethod
     def _outcome(
@@ -374,6 +412,7 @@ def relay_config(cfg: MailerSettings) -> RelayConfig:
         use_tls=cfg.smtp_use_tls,
         ca_file=cfg.smtp_tls_ca_file,
         validate_certs=cfg.smtp_validate_certs,
+        data_timeout_s=cfg.smtp_data_timeout_s,
     )
 
 

@@ -11,6 +11,18 @@ SEND_RETRIES = Counter("bridge_smtp_retries_total", "SMTP sends retried after a 
 SEND_SECONDS = Histogram(
     "bridge_smtp_send_seconds", "One SMTP transaction to the relay.", buckets=LATENCY_BUCKETS
 )
+AMBIGUOUS_SENDS = Counter(
+    "bridge_mailer_ambiguous_sends_total",
+    "SMTP sends whose reply to the end of DATA never came (the relay may have the mail): "
+    "each is retried, so each may be a duplicate. reason: timeout or disconnected.",
+    ["reason"],
+)
+OUTCOME_RECORD_SECONDS = Histogram(
+    "bridge_mailer_outcome_record_seconds",
+    "From the relay's 250 to the broker's ack of the sent outcome: the window in which a "
+    "killed mailer resends a mail the relay already has.",
+    buckets=LATENCY_BUCKETS,
+)
 RESENDS_UNKNOWN = Counter(
     "bridge_digest_resends_unknown_total",
     "Digests sent again because an earlier attempt (by a process that died) left no outcome.",

@@ -38,6 +38,10 @@ class MailerSettings(ReplyTokenSettings, SendLimitSettings):
     smtp_password: SecretStr = dev_secret("smtp_password")
     smtp_pool_size: int = 4
     smtp_timeout_s: float = 15.0
+    # How long the reply to the end of DATA is waited for: RFC 5321 s.4.5.3.2.6's 10
+    # minutes. A relay slow to answer a mail it already took must not turn into a resend
+    # (a duplicate); smtp_timeout_s stays the limit for every other command.
+    smtp_data_timeout_s: float = 600.0
     smtp_max_attempts: int = 8
     smtp_backoff_base_s: float = 0.5
     smtp_backoff_max_s: float = 60.0

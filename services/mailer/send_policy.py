@@ -5,6 +5,12 @@ A temporary failure (4xx, relay down or slow) is retried with backoff until
 longer than a handful of backoffs must not turn digests into dead letters (the bar is
 "nothing acknowledged is lost"). A permanent failure (5xx) is given up at once. A mail given
 up is dead-lettered with the reason and recorded ``failed`` with the relay's code.
+
+An *ambiguous* failure (the relay never answered the end of DATA, so it may have the mail)
+is retried too: a resend risks a duplicate, not resending risks a loss, and the bar is
+"nothing lost". With the RFC's 10-minute wait for that answer it is no longer an ordinary
+event; each one is counted, and the ``sent`` outcome says it may have gone twice
+(:func:`ambiguous_note`; docs/exactly-once.md).
 The mailer carries this out with :func:`shared.backoff.retry`.
 """
 
@@ -28,8 +34,19 @@ def relay_retry_policy(cfg: MailerSettings) -> RetryPolicy:
 
 
 def temporary(error: SendError) -> bool:
-    """Trying again can help: anything but a permanent (5xx) answer."""
+    """Trying again can help: anything but a permanent (5xx) answer (an ambiguous
+    failure included; see the module doc)."""
     return not error.permanent
+
+
+def ambiguous_note(tries: int) -> str:
+    """The ``sent`` outcome's reason after ``tries`` sends got no end-of-DATA reply."""
+    if tries == 0:
+        return ""
+    return (
+        f"{tries} earlier attempt(s) got no reply to the end of DATA: "
+        "the relay may have delivered this mail more than once"
+    )
 
 
 @dataclass(frozen=True, slots=True)

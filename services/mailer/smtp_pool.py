@@ -3,7 +3,14 @@
 Connections are reused across messages (one SMTP handshake per connection, not
 per mail) and replaced when they break. STARTTLS (or implicit TLS) and AUTH are
 done once per connection. :class:`SendError` tells the caller whether trying
-again can help (4xx, connection trouble) or not (5xx).
+again can help (4xx, connection trouble) or not (5xx), and whether the relay may
+already have the mail (``ambiguous``).
+
+Timeouts follow RFC 5321 s.4.5.3.2 where it matters: the reply to the end of DATA is
+waited for up to ``data_timeout_s`` (the RFC's 10 minutes by default), because a relay
+may be slow to answer a mail it has already taken, and giving up then means a resend
+(a duplicate). Every other command keeps the short ``timeout_s``: nothing is lost by
+giving up on them early.
 """
 
 from __future__ import annotations
@@ -21,13 +28,26 @@ from shared.errors import BridgeError
 
 
 class SendError(BridgeError):
-    """One failed SMTP transaction; ``permanent`` when the relay answered 5xx."""
+    """One failed SMTP transaction; ``permanent`` when the relay answered 5xx.
 
-    def __init__(self, reason: str, *, code: int = 0, permanent: bool = False) -> None:
+    ``ambiguous`` (a :data:`AMBIGUOUS_REASONS` value, else ``""``) when the relay's reply
+    to the message itself never came: it may have the mail, and a retry may duplicate it.
+    """
+
+    def __init__(
+        self, reason: str, *, code: int = 0, permanent: bool = False, ambiguous: str = ""
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
         self.permanent = permanent
+        self.ambiguous = ambiguous
+
+
+# Why an end-of-DATA reply never came (the metric's bounded ``reason`` label).
+AMBIGUOUS_TIMEOUT = "timeout"  # no reply within data_timeout_s
+AMBIGUOUS_DISCONNECTED = "disconnected"  # the connection dropped while waiting for it
+AMBIGUOUS_REASONS = (AMBIGUOUS_TIMEOUT, AMBIGUOUS_DISCONNECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +57,12 @@ class RelayConfig:
     starttls: bool = False
     username: str = ""
     password: str = ""
-    timeout_s: float = 15.0
+    timeout_s: float = 15.0  # every command but the end of DATA
     pool_size: int = 4
     use_tls: bool = False  # implicit TLS (465) instead of STARTTLS
     ca_file: str = ""  # CA bundle for a relay with a private certificate
     validate_certs: bool = True
+    data_timeout_s: float = 600.0  # the reply to the end of DATA (RFC 5321 s.4.5.3.2.6)
 
 
 def _is_permanent(code: int) -> bool:
@@ -105,7 +126,16 @@ class SmtpPool:
                         f"relay unavailable: {exc.__class__.__name__}: {exc}",
                         code=getattr(exc, "code", 0),
                     ) from None
-            return await _transaction(client, sender, recipients, message)
+            return await _transaction(
+                client, sender, recipients, message, self._relay.data_timeout_s
+            )
+        except _AmbiguousData as exc:
+            await _quietly_close(client)
+            client = None
+            raise SendError(
+                f"no reply to the end of DATA ({exc.reason}): the relay may have the mail",
+                ambiguous=exc.reason,
+            ) from None
         except aiosmtplib.SMTPRecipientRefused as exc:
             raise SendError(
                 f"recipient refused: {exc.code} {exc.message}",
@@ -125,6 +155,14 @@ class SmtpPool:
                 await _quietly_close(client)
             client = None
             raise SendError(f"relay connection failed: {exc.__class__.__name__}: {exc}") from None
+        except asyncio.CancelledError:
+            # Cancelled mid-transaction (shutdown, a revoke cut off during the long wait
+            # for the end of DATA): the relay's late reply would be read as the answer to
+            # the next command on this connection, so it is dropped, not reused.
+            if client is not None:
+                client.close()
+            client = None
+            raise
         finally:
             self._idle.put_nowait(client)
 
@@ -135,8 +173,20 @@ class SmtpPool:
                 await _quietly_close(client)
 
 
+class _AmbiguousData(Exception):
+    """The message went out but its reply did not come back (``reason``: why)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 async def _transaction(
-    client: aiosmtplib.SMTP, sender: str, recipients: list[str], message: bytes
+    client: aiosmtplib.SMTP,
+    sender: str,
+    recipients: list[str],
+    message: bytes,
+    data_timeout_s: float,
 ) -> str:
     """MAIL, RCPT per recipient, DATA: what ``SMTP.sendmail`` does, minus repeated work.
 
@@ -148,6 +198,12 @@ async def _transaction(
     composed and signed mail's are. MAIL and RCPT go through aiosmtplib's
     ``execute_command``, which still refuses control characters in any argument.
     Any refusal resets the envelope, as ``sendmail`` does.
+
+    ``data`` waits ``data_timeout_s`` for its replies; a timeout or a dropped connection
+    there raises :class:`_AmbiguousData`. aiosmtplib's ``data`` sends DATA and the message
+    under one timeout, so this also covers a relay that stalls on DATA itself before its
+    354: counted as ambiguous though the message did not go (rare, and it errs on the
+    side of counting).
     """
     options = []
     if client.supports_extension("size"):
@@ -160,7 +216,12 @@ async def _transaction(
             response = await client.execute_command(b"RCPT", b"TO:" + smtp_path(recipient))
             if response.code not in (250, 251):
                 raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
-        response = await client.data(message)
+        try:
+            response = await client.data(message, timeout=data_timeout_s)
+        except aiosmtplib.SMTPTimeoutError:
+            raise _AmbiguousData(AMBIGUOUS_TIMEOUT) from None
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+            raise _AmbiguousData(AMBIGUOUS_DISCONNECTED) from None
     except aiosmtplib.SMTPResponseException:
         with contextlib.suppress(
             ConnectionError, aiosmtplib.SMTPResponseException, aiosmtplib.SMTPServerDisconnected

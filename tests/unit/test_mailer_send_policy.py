@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from mailer.mailer_settings import MailerSettings
-from mailer.send_policy import given_up, relay_retry_policy, temporary
-from mailer.smtp_pool import SendError
+from mailer.send_policy import ambiguous_note, given_up, relay_retry_policy, temporary
+from mailer.smtp_pool import AMBIGUOUS_REASONS, SendError
 from shared.backoff import GaveUp, retry
 
 
@@ -70,3 +70,18 @@ def test_only_a_permanent_answer_is_not_temporary() -> None:
     assert temporary(SendError("421 busy", code=421))
     assert temporary(SendError("connection refused"))
     assert not temporary(SendError("554 rejected", code=554, permanent=True))
+
+
+@pytest.mark.parametrize("reason", AMBIGUOUS_REASONS)
+def test_an_ambiguous_failure_is_retried_rather_than_risk_a_loss(reason: str) -> None:
+    ambiguous = SendError("no reply to the end of DATA", ambiguous=reason)
+    assert temporary(ambiguous)
+    attempts, _ = _send([ambiguous], CFG)
+    assert attempts == 2
+
+
+def test_a_sent_outcome_says_it_may_be_a_duplicate_only_after_an_ambiguous_try() -> None:
+    assert ambiguous_note(0) == ""
+    note = ambiguous_note(2)
+    assert note.startswith("2 earlier attempt(s) got no reply to the end of DATA")
+    assert "more than once" in note
