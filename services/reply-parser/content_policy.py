@@ -18,6 +18,7 @@ from reply_parser.extract import InlineImage
 from reply_parser.split import split_for_chat
 from shared.events import MailNotice, NoticeKind, ReplyPart, ShopSettings
 from shared.notice_texts import (
+    NoticeText,
     content_withheld_text,
     held_as_automated_text,
     links_removed_text,
@@ -179,18 +180,16 @@ def content_withheld_notice(
 ) -> MailNotice:
     """The one notice telling the seller what the buyer did not receive (RFC 3834 reply)."""
     # Links have their own notice (links_removed_notice), at most once a day.
-    words = content_withheld_text(withheld)
-    return MailNotice(
-        notice_id=notice_id_for(NoticeKind.CONTENT_WITHHELD, reply_id),
-        kind=NoticeKind.CONTENT_WITHHELD,
+    return _notice(
+        NoticeKind.CONTENT_WITHHELD,
+        reply_id,
+        content_withheld_text(withheld),
         to_address=seller,
-        subject=words.subject,
-        text=words.text,
         shop_id=shop_id,
         conversation_id=conversation_id,
+        now_ms=now_ms,
         in_reply_to=seller_message_id,
-        auto_submitted="auto-replied",
-        created_at_ms=now_ms,
+        answers_the_seller=True,
     )
 
 
@@ -214,17 +213,14 @@ def sender_rejected_notice(
     """
     if not shop.destination_email or not sender_accountable:
         return None
-    words = sender_rejected_text(sender=sender, reason=reason)
-    return MailNotice(
-        notice_id=notice_id_for(NoticeKind.SENDER_REJECTED, reply_id),
-        kind=NoticeKind.SENDER_REJECTED,
+    return _notice(
+        NoticeKind.SENDER_REJECTED,
+        reply_id,
+        sender_rejected_text(sender=sender, reason=reason),
         to_address=shop.destination_email,
-        subject=words.subject,
-        text=words.text,
         shop_id=shop.shop_id,
         conversation_id=conversation_id,
-        auto_submitted="auto-generated",
-        created_at_ms=now_ms,
+        now_ms=now_ms,
     )
 
 
@@ -243,17 +239,43 @@ def links_removed_notice(
     and the day, so the mailer (which sends each notice id once) drops the day's repeats.
     """
     day = now_ms // DAY_MS
-    words = links_removed_text(links)
-    return MailNotice(
-        notice_id=notice_id_for(NoticeKind.LINKS_REMOVED, f"{shop_id}:{conversation_id}:{day}"),
-        kind=NoticeKind.LINKS_REMOVED,
+    return _notice(
+        NoticeKind.LINKS_REMOVED,
+        f"{shop_id}:{conversation_id}:{day}",
+        links_removed_text(links),
         to_address=seller,
+        shop_id=shop_id,
+        conversation_id=conversation_id,
+        now_ms=now_ms,
+        in_reply_to=seller_message_id,
+        answers_the_seller=True,
+    )
+
+
+def _notice(
+    kind: NoticeKind,
+    id_source: str,
+    words: NoticeText,
+    *,
+    to_address: str,
+    shop_id: str,
+    conversation_id: str,
+    now_ms: int,
+    in_reply_to: str = "",
+    answers_the_seller: bool = False,
+) -> MailNotice:
+    """A notice about one inbound mail: an RFC 3834 auto-reply threaded under the seller's
+    own mail when it answers it, else auto-generated for the shop's inbox."""
+    return MailNotice(
+        notice_id=notice_id_for(kind, id_source),
+        kind=kind,
+        to_address=to_address,
         subject=words.subject,
         text=words.text,
         shop_id=shop_id,
         conversation_id=conversation_id,
-        in_reply_to=seller_message_id,
-        auto_submitted="auto-replied",
+        in_reply_to=in_reply_to,
+        auto_submitted="auto-replied" if answers_the_seller else "auto-generated",
         created_at_ms=now_ms,
     )
 
@@ -277,15 +299,12 @@ def held_as_automated_notice(
     """
     if not shop.destination_email:
         return None
-    words = held_as_automated_text(sender=sender, subject=subject, reason=reason)
-    return MailNotice(
-        notice_id=notice_id_for(NoticeKind.HELD_AS_AUTOMATED, reply_id),
-        kind=NoticeKind.HELD_AS_AUTOMATED,
+    return _notice(
+        NoticeKind.HELD_AS_AUTOMATED,
+        reply_id,
+        held_as_automated_text(sender=sender, subject=subject, reason=reason),
         to_address=shop.destination_email,
-        subject=words.subject,
-        text=words.text,
         shop_id=shop.shop_id,
         conversation_id=conversation_id,
-        auto_submitted="auto-generated",
-        created_at_ms=now_ms,
+        now_ms=now_ms,
     )

@@ -29,11 +29,11 @@ from reply_parser.smtp_front import ReplyFrontHandler, SessionLimits, start_smtp
 from shared.codec import decode, encode
 from shared.events import InboundEnvelope, MailNotice, ShopSettings
 from shared.settings_view import ShopSettingsView
-from shared.tokens import mint_token, reply_address
+from shared.tokens import mint_token, parse_keys, reply_address
 from shared.topics import INBOUND_RECORD_LIMIT, MAIL_INBOUND, MAIL_NOTICES, MAX_INBOUND_MAIL_BYTES
 
 pytestmark = pytest.mark.integration
-KEYS = {1: b"abuse-test-key"}
+KEYS = parse_keys("1:abuse-test-key")
 BASE = "bridge.test"
 SELLER = "seller@shop.example"
 
