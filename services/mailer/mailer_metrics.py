@@ -2,6 +2,7 @@
 
 from prometheus_client import Counter, Histogram
 
+from mailer.smtp_pool import AMBIGUOUS_REASONS
 from shared.metrics import LATENCY_BUCKETS
 
 DIGESTS_SENT = Counter(
@@ -17,6 +18,8 @@ AMBIGUOUS_SENDS = Counter(
     "each is retried, so each may be a duplicate. reason: timeout or disconnected.",
     ["reason"],
 )
+for _reason in AMBIGUOUS_REASONS:  # at 0 from the start, so the first one is an increase
+    AMBIGUOUS_SENDS.labels(_reason)
 OUTCOME_RECORD_SECONDS = Histogram(
     "bridge_mailer_outcome_record_seconds",
     "From the relay's 250 to the broker's ack of the sent outcome: the window in which a "
