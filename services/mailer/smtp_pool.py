@@ -173,12 +173,8 @@ class SmtpPool:
                 await _quietly_close(client)
 
 
-class _AmbiguousData(Exception):
+class _AmbiguousData(BridgeError):
     """The message went out but its reply did not come back (``reason``: why)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 async def _transaction(
