@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the bridge with its test tools into .venv and run every test, in two legs:
 #   1. tansu: every test, on the embedded Tansu broker (memory storage);
-#   2. kafka: the tests that talk to a broker (all but tests/unit and tests/deploy), on a
+#   2. kafka: the tests that talk to a broker (all but tests/unit, tests/deploy and the pages
+#      in tests/browser, whose broker traffic the other suites cover), on a
 #      real Apache Kafka started from Maven Central jars (scripts/kafka.sh), skipped with
 #      one line where java or mvn is missing. BRIDGE_KAFKA_LEG=off skips it too.
 # Arguments go to pytest in both legs. With KAFKA_BOOTSTRAP already set, one leg runs
@@ -62,7 +63,7 @@ else
   bootstrap=$(bash scripts/kafka.sh start --dir var/kafka/test | sed -n 's/^KAFKA_BOOTSTRAP=//p')
   echo "kafka leg: Apache Kafka on $bootstrap ($((SECONDS - started)) s to start)"
   legs=("$@")
-  [ ${#legs[@]} -gt 0 ] || legs=(tests --ignore=tests/unit --ignore=tests/deploy)
+  [ ${#legs[@]} -gt 0 ] || legs=(tests --ignore=tests/unit --ignore=tests/deploy --ignore=tests/browser)
   set +e
   KAFKA_BOOTSTRAP="$bootstrap" "${PYTEST[@]}" --basetemp=var/test/tmp-kafka "${legs[@]}" 2>&1 \
     | tee var/test/kafka.log
