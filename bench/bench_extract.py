@@ -60,12 +60,12 @@ CONFIG = PipelineConfig(check_sender=False)
 
 
 def classify_and_extract(case: Case) -> object:
-    mail_policy._cache.clear()
+    mail_policy.forget_parsed_headers()
     return decide(case.raw or b"", ENV, SHOP, OWN, config=CONFIG)
 
 
 def extract_only(case: Case) -> object:
-    mail_policy._cache.clear()
+    mail_policy.forget_parsed_headers()
     return extract_new_text(parse_mail(case.raw or b"")).text
 
 
