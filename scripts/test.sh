@@ -31,7 +31,8 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 bash scripts/mypy.sh
-PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider)
+# --durations: the slowest tests in the log, to keep the run inside its time budget.
+PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider --durations=15)
 if [ -n "${KAFKA_BOOTSTRAP:-}" ]; then
   exec "${PYTEST[@]}" "$@"
 fi
