@@ -17,6 +17,7 @@ import itertools
 import random
 import struct
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ class Faults:
     webhook_fail_first: int = 0  # answer the first N webhook deliveries as failed (redelivery test)
     webhook_redeliver_rate: float = 0.0  # push a successful delivery once more (at-least-once)
     qps_per_api: float = 50.0  # the documented default per API per app+shop; 0 turns it off
+    lookup_delay_s: float = 0.0  # Get Product / Get Order Detail answer this much later
 
 
 @dataclass
@@ -66,6 +68,9 @@ class SandboxState:
     limiter: ShopApiLimiter = field(default_factory=lambda: ShopApiLimiter(50.0, burst=50.0))
     calls: dict[str, int] = field(default_factory=dict)  # answers by outcome, for tests/benches
     images: dict[str, dict[str, Any]] = field(default_factory=dict)  # uploaded, by url
+    # The seeded catalogue and orders (POST /sandbox/products, /sandbox/orders), by id.
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def envelope(data: Any = None, *, code: int = 0, message: str = "Success") -> dict[str, Any]:
@@ -108,6 +113,27 @@ class FaultsIn(BaseModel):
     webhook_fail_first: int = Field(0, ge=0)
     webhook_redeliver_rate: float = Field(0.0, ge=0, le=1)
     qps_per_api: float = Field(50.0, ge=0)
+    lookup_delay_s: float = Field(0.0, ge=0, le=30)
+
+
+class ProductIn(BaseModel):
+    """A product in the sandbox catalogue, as Get Product will answer it."""
+
+    shop_id: str = Field(min_length=1, max_length=64)
+    product_id: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")
+    title: str = Field(min_length=1, max_length=500)
+    price: str = Field("9.90", pattern=r"^[0-9]{1,9}(\.[0-9]{1,2})?$")
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    with_image: bool = True  # a picture served by the sandbox (an allowed image host locally)
+
+
+class OrderIn(BaseModel):
+    """An order, as Get Order Detail will answer it (one line item per unit)."""
+
+    shop_id: str = Field(min_length=1, max_length=64)
+    order_id: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")
+    status: str = Field("AWAITING_SHIPMENT", pattern=r"^[A-Z_]{1,40}$")
+    item_names: list[str] = Field(default_factory=list, max_length=50)
 
 
 def create_sandbox(
@@ -346,7 +372,88 @@ def create_sandbox(
         conv["read_marks"] = conv.get("read_marks", 0) + 1
         return JSONResponse(envelope({}))
 
+    async def lookup_delay() -> None:
+        if state.faults.lookup_delay_s > 0:
+            await asyncio.sleep(state.faults.lookup_delay_s)
+
+    @app.get("/product/202309/products/{product_id}")
+    async def get_product(product_id: str, request: Request) -> Response:
+        """Get Product: the seeded product, if it is the calling shop's."""
+        product = state.products.get(product_id)
+        shop = product["shop_id"] if product else "?"
+        if (err := await check_request(request, b"", "get_product", shop)) is not None:
+            return err
+        await lookup_delay()
+        if product is None:
+            return error(404, 12019001, "Product not found.")
+        return JSONResponse(envelope(product["data"]))
+
+    @app.get("/order/202309/orders")
+    async def get_order_detail(request: Request) -> Response:
+        """Get Order Detail: ``ids`` (comma-separated, at most 50); unknown ids are left out."""
+        ids = [i for i in request.query_params.get("ids", "").split(",") if i]
+        first = state.orders.get(ids[0]) if ids else None
+        shop = first["shop_id"] if first else "?"
+        if (err := await check_request(request, b"", "get_order_detail", shop)) is not None:
+            return err
+        if not 1 <= len(ids) <= 50:
+            return error(400, 36009003, "ids is required: 1 to 50 order ids.")
+        await lookup_delay()
+        orders = [state.orders[i]["data"] for i in ids if i in state.orders]
+        return JSONResponse(envelope({"orders": orders}))
+
     # --- sandbox controls ----------------------------------------------------
+
+    @app.post("/sandbox/products")
+    async def add_product(body: ProductIn, request: Request) -> Response:
+        """Seed the catalogue (tests, the playground): Get Product answers it from now on."""
+        images = []
+        if body.with_image:
+            url = f"{request.base_url}sandbox/images/product-{body.product_id}.png"
+            data = _product_png(body.product_id)
+            state.images[url] = {
+                "content_type": "image/png",
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "data": data,
+            }
+            images = [{"height": 80, "width": 80, "urls": [url], "thumb_urls": [url]}]
+        state.products[body.product_id] = {
+            "shop_id": body.shop_id,
+            "data": {
+                "id": body.product_id,
+                "title": body.title,
+                "status": "ACTIVATE",
+                "main_images": images,
+                "skus": [
+                    {
+                        "id": f"{body.product_id}1",
+                        "price": {
+                            "currency": body.currency,
+                            "sale_price": body.price,
+                            "tax_exclusive_price": body.price,
+                        },
+                    }
+                ],
+            },
+        }
+        return JSONResponse({"product_id": body.product_id})
+
+    @app.post("/sandbox/orders")
+    async def add_order(body: OrderIn) -> Response:
+        """Seed an order: Get Order Detail answers it from now on."""
+        state.orders[body.order_id] = {
+            "shop_id": body.shop_id,
+            "data": {
+                "id": body.order_id,
+                "status": body.status,
+                "line_items": [
+                    {"id": f"{body.order_id}-{i}", "product_name": name}
+                    for i, name in enumerate(body.item_names)
+                ],
+            },
+        }
+        return JSONResponse({"order_id": body.order_id})
 
     async def push_webhook(payload: dict[str, Any]) -> None:
         body = orjson.dumps(payload)
@@ -583,6 +690,21 @@ def _image_size(kind: str, data: bytes) -> tuple[int, int]:
     if kind == "image/gif" and len(data) >= 10:
         return struct.unpack("<HH", data[6:10])
     return 0, 0
+
+
+def _product_png(seed: str) -> bytes:
+    """An 80x80 one-colour PNG, its colour from ``seed``: a product picture to look at."""
+
+    r, g, b = hashlib.sha256(seed.encode()).digest()[:3]
+    row = b"\x00" + bytes((r, g, b)) * 80
+    raw = zlib.compress(row * 80)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 80, 80, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
 
 
 def _esc(value: str) -> str:

@@ -27,6 +27,10 @@ class ContentKind(StrEnum):
     IMAGE = "image"
     PRODUCT_CARD = "product_card"
     ORDER_CARD = "order_card"
+    RETURN_REFUND_CARD = "return_refund_card"  # a return or refund request about an order
+    LOGISTICS_CARD = "logistics_card"  # a question about an order's shipment
+    COUPON_CARD = "coupon_card"
+    EMOTICON = "emoticon"  # the platform's own emoticon: emoji and/or picture
     VIDEO = "video"
     STICKER = "sticker"
     NOTICE = "notice"  # buyer-side system notice
@@ -61,11 +65,17 @@ class ChatContent:
     text: str = ""
     url: str = ""  # picture / video / sticker URL
     thumbnail_url: str = ""  # picture thumbnail, video poster, product image
-    title: str = ""  # product name
+    title: str = ""  # product name; an emoticon's name
     price: str = ""
     order_id: str = ""
     status: str = ""  # order status
     platform_type: str = ""  # the platform's own type name, kept for unknown kinds
+    # Card ids (added with defaults: records written before them still decode).
+    product_id: str = ""
+    sku_id: str = ""  # return/refund card: the item concerned
+    package_id: str = ""  # logistics card: the parcel concerned
+    coupon_id: str = ""
+    item_names: tuple[str, ...] = ()  # order cards: the order's items, when looked up
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +133,8 @@ class ShopSettings:
     # Inbound mail authentication policy; "" = the operator's default for the destination
     # kind (ReplyParserSettings.inbound_auth_policy / inbound_auth_policy_helpdesk).
     mail_auth_policy: MailAuthPolicy | Literal[""] = ""
+    # IANA time zone digests show message times in; "" = the region's (shared/region_time.py).
+    time_zone: str = ""
     updated_at_ms: int = 0
     updated_by: str = ""
     v: int = SCHEMA_VERSION
@@ -212,6 +224,9 @@ class Digest:
     destination_kind: str = DestinationKind.MAILBOX
     due_at_ms: int = 0
     created_at_ms: int = 0
+    # IANA zone for message times, resolved by the consolidator from the shop's settings;
+    # "" (records written before it) = the region's zone.
+    time_zone: str = ""
     v: int = SCHEMA_VERSION
 
 

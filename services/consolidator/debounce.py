@@ -32,6 +32,7 @@ from shared.events import (
     ShopSettings,
 )
 from shared.notification_window import Windows, digest_deadline
+from shared.region_time import digest_time_zone
 
 # Ids of already-emailed (or dropped) messages kept per conversation: the consolidator's
 # idempotency, a redelivered message is not held again (docs/exactly-once.md).
@@ -268,6 +269,7 @@ def release_digest(
         destination_kind=shop.destination_kind,
         due_at_ms=state.due_at_ms,
         created_at_ms=now_ms,
+        time_zone=digest_time_zone(shop.region, shop.time_zone),
     )
     for m in messages:
         _remember(state.emailed_ids, m.message_id, EMAILED_MEMORY)

@@ -14,6 +14,7 @@ from ingest.admin_directory import authorized_senders, main_account
 from shared.errors import BridgeError
 from shared.events import DestinationKind, ShopSettings, ShopUser, UserRole, UserStatus
 from shared.notification_window import WindowPolicy, destination_kind_of
+from shared.region_time import digest_time_zone, is_time_zone
 from shared.tokens import reply_domain_prefix
 
 REGION_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
@@ -21,7 +22,14 @@ _EMAIL_RE = re.compile(
     r"^[^@\s<>,;\"()\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
 )
-SETTINGS_FIELDS = ("alerts_enabled", "destination_email", "destination_kind", "region", "shop_name")
+SETTINGS_FIELDS = (
+    "alerts_enabled",
+    "destination_email",
+    "destination_kind",
+    "region",
+    "shop_name",
+    "time_zone",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +120,18 @@ def apply_settings_change(
             updates["shop_name"] = name.strip()
         else:
             errors.append(FieldError("shop_name", "expected printable text of at most 200 chars"))
+    if "time_zone" in change:
+        zone = change["time_zone"]
+        if zone is None or zone == "" or (isinstance(zone, str) and is_time_zone(zone)):
+            updates["time_zone"] = zone or ""  # "" / null: the region's zone
+        else:
+            errors.append(
+                FieldError(
+                    "time_zone",
+                    "expected an IANA time zone such as 'Asia/Jakarta' or 'Europe/London', "
+                    'or "" for the region\'s zone',
+                )
+            )
     if "destination_email" in change:
         try:
             updates["destination_email"] = destination_for(change["destination_email"], users)
@@ -190,6 +210,8 @@ def settings_document(
         "inbound_inline_images_allowed": inline,
         "region": settings.region,
         "reply_domain_prefix": reply_domain_prefix(settings.region),
+        # The zone digests show times in: the shop's own, else its region's.
+        "time_zone": digest_time_zone(settings.region, settings.time_zone),
         "authorized_senders": list(settings.authorized_senders),
         "updated_at_ms": settings.updated_at_ms,
         "updated_by": settings.updated_by,

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from mailer.card_lookup import CardLookup
 from mailer.compose_process import (
     ComposeProcesses,
     ComposeProcessUnavailable,
@@ -64,6 +65,7 @@ from mailer.send_policy import ambiguous_note, given_up, relay_retry_policy, tem
 from mailer.smtp_pool import RelayConfig, SendError, SmtpPool
 from mailer.threading_headers import digest_message_id
 from shared.backoff import GaveUp, retry
+from shared.chat_platform.from_settings import chat_platform_from_settings
 from shared.codec import DecodeError, decoder, encode
 from shared.events import Digest, MailNotice, MailOutcome, MailStatus
 from shared.kafka import (
@@ -94,8 +96,11 @@ class Mailer:
         ledger: OutcomeLedger,
         compose_processes: ComposeProcesses | None = None,
         sends: SendWindow | None = None,
+        cards: CardLookup | None = None,
     ) -> None:
         self.cfg = cfg
+        # Product and order cards filled in from the platform before composing (None: off).
+        self.cards = cards
         # Notices admitted lately (seeded at start with every notice on the log in the
         # window, then fed by handle): the backstop behind the admin API's check of the
         # same limits (shared/send_limits.py), for replica races and producers that do
@@ -237,6 +242,12 @@ class Mailer:
         None when it did not)."""
         cfg = self.cfg
         source = MAIL_NOTICES.name if isinstance(digest, MailNotice) else MAIL_DIGESTS.name
+        if isinstance(digest, Digest) and self.cards is not None:
+            # Bounded by the lookup budget, never failing: a card not known in time shows
+            # its id. The compose process reads the record, so it gets the filled one.
+            filled = await self.cards.fill(digest)
+            if filled is not digest:
+                digest, record_value = filled, encode(filled)
         try:
             if isinstance(digest, MailNotice):
                 sender, to, raw = self.compose_notice(digest)
@@ -400,6 +411,19 @@ def outcome_ledger(cfg: MailerSettings, producer: AIOKafkaProducer) -> OutcomeLe
     )
 
 
+def card_lookup(cfg: MailerSettings) -> CardLookup | None:
+    """The card lookups as configured, through the configured chat platform's client."""
+    if not cfg.card_lookups:
+        return None
+    return CardLookup(
+        chat_platform_from_settings(cfg),
+        budget_s=cfg.card_lookup_budget_s,
+        cache_entries=cfg.card_cache_entries,
+        ttl_s=cfg.card_cache_ttl_s,
+        failure_ttl_s=cfg.card_failure_ttl_s,
+    )
+
+
 def relay_config(cfg: MailerSettings) -> RelayConfig:
     return RelayConfig(
         cfg.smtp_host,
@@ -439,7 +463,10 @@ async def main(runtime: ServiceRuntime, cfg: MailerSettings) -> None:
         follow=False,
     )
     await runtime.started(sent_log, sent_log.start, sent_log.stop)
-    mailer = Mailer(cfg, producer, pool, signer, ledger, compose_processes, sends)
+    cards = card_lookup(cfg)
+    if cards is not None:
+        runtime.on_stop(cards.aclose)
+    mailer = Mailer(cfg, producer, pool, signer, ledger, compose_processes, sends, cards)
     # Ready while both Kafka clients reach the cluster (a relay outage is retried, not unready).
     consumer = await runtime.consumer(
         make_consumer(cfg, group_id=cfg.mailer_group), group=cfg.mailer_group

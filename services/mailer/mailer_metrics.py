@@ -44,3 +44,16 @@ NOTICES_DROPPED = Counter(
     "Notices not sent: over a send limit (reason names the limit) or without a recipient.",
     ["reason"],
 )
+CARD_LOOKUPS = Counter(
+    "bridge_mailer_card_lookups_total",
+    "Card ids a digest wanted details for, by card (product, order) and outcome: hit (from "
+    "the cache), miss (looked up, found), not_found, error, timeout (past the digest's "
+    "budget), skipped (the shop's lookups are paused after a failure or a 429). Every "
+    "outcome but hit and miss shows the card from its id.",
+    ["card", "outcome"],
+)
+CARD_LOOKUP_SECONDS = Histogram(
+    "bridge_mailer_card_lookup_seconds",
+    "Time a digest waited for its card lookups (at most BRIDGE_CARD_LOOKUP_BUDGET_S).",
+    buckets=LATENCY_BUCKETS,
+)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from mailer.outcome_ledger import DEFAULT_RETENTION_MS
-from shared.config import ReplyTokenSettings, SendLimitSettings, dev_secret
+from shared.config import ChatPlatformSettings, ReplyTokenSettings, SendLimitSettings, dev_secret
 from shared.topics import DAY_MS
 
 
-class MailerSettings(ReplyTokenSettings, SendLimitSettings):
+class MailerSettings(ReplyTokenSettings, SendLimitSettings, ChatPlatformSettings):
     """Knobs only the mailer reads; one another service reads too belongs in a group
     of ``shared/config.py`` (add the group to the bases here)."""
 
@@ -29,6 +29,19 @@ class MailerSettings(ReplyTokenSettings, SendLimitSettings):
     # Where a digest's List-Unsubscribe and footer send a shop manager: the seller centre's
     # notification settings in production; the admin API's settings resource locally.
     settings_link_template: str = "http://127.0.0.1:8000/admin/shops/{shop_id}/settings"
+
+    # Card lookups (mailer/card_lookup.py): product and order cards show what the chat
+    # platform's product and order APIs say about their ids. Off: cards show their ids.
+    card_lookups: bool = True
+    # The most a digest waits for its lookups in all; past it, cards show their ids.
+    card_lookup_budget_s: float = 1.5
+    # Looked-up products and orders kept (per shop and id, all shops together), and how long.
+    card_cache_entries: int = 50_000
+    card_cache_ttl_s: float = 600.0
+    # An id the platform did not know, or a shop whose lookups failed, timed out or were
+    # rate limited, is not asked again for this long (a 429's Retry-After when longer):
+    # a slow or down API costs one budget, not one per digest.
+    card_failure_ttl_s: float = 60.0
 
     # Outbound SMTP relay
     smtp_host: str = "127.0.0.1"

@@ -37,7 +37,6 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TypeAlias
 from urllib.parse import urlsplit
@@ -46,6 +45,7 @@ import css_inline
 
 from mailer.mailer_metrics import MESSAGES_UNSHOWN
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
+from shared.region_time import UTC_ZONE, digest_time_zone, format_local_time
 from shared.text_safety import header_safe, keep_tabs_and_lines
 
 __all__ = [
@@ -149,12 +149,57 @@ def _unsupported_label(content: ChatContent) -> str:
     return f"[Unsupported message type: {name} \u2014 open the chat to view]"
 
 
+def _product_title(content: ChatContent) -> str:
+    """The product's name, or its id when the name is not known (lookup failed or slow)."""
+    product_id = clean_text(content.product_id) or (
+        clean_text(content.text) if not content.title.strip() else ""
+    )
+    return clean_text(content.title) or (f"Product {product_id}" if product_id else "Product")
+
+
+def _order_label(content: ChatContent) -> str:
+    return f"Order {clean_text(content.order_id) or 'unknown'}"
+
+
+def _card_details(content: ChatContent) -> list[str]:
+    """The lines under a card's title, for both bodies: what the payload carried and what
+    the order lookup added."""
+    kind = _kind_of(content)
+    lines: list[str] = []
+    if kind is ContentKind.RETURN_REFUND_CARD and content.sku_id.strip():
+        lines.append(f"Item (SKU): {clean_text(content.sku_id)}")
+    if kind is ContentKind.LOGISTICS_CARD and content.package_id.strip():
+        lines.append(f"Package: {clean_text(content.package_id)}")
+    if content.status.strip():
+        lines.append(f"Status: {clean_text(content.status)}")
+    names = [clean_text(name) for name in content.item_names if name.strip()]
+    if names:
+        lines.append(("Items: " if len(names) > 1 else "Item: ") + ", ".join(names))
+    return lines
+
+
+# The heading each card kind carries, so a refund request never reads like an order question.
+CARD_HEADINGS: dict[ContentKind, str] = {
+    ContentKind.ORDER_CARD: "Order",
+    ContentKind.RETURN_REFUND_CARD: "Return/refund request",
+    ContentKind.LOGISTICS_CARD: "Logistics",
+    ContentKind.COUPON_CARD: "Coupon",
+}
+
+
+def _emoticon_text(content: ChatContent) -> str:
+    """An emoticon as text: its emoji, or its name when no emoji is known."""
+    return clean_text(content.text) or clean_text(content.title) or "Emoticon"
+
+
 def describe_content(content: ChatContent) -> str:
     """A one-line plain-text description of a message (text part, previews, logs)."""
     kind = _kind_of(content)
     text = clean_text(content.text)
     if kind in (ContentKind.TEXT, ContentKind.EMOJI):
         return text
+    if kind is ContentKind.EMOTICON:
+        return _emoticon_text(content)
     if kind is ContentKind.IMAGE:
         return "[Picture]"
     if kind is ContentKind.STICKER:
@@ -162,24 +207,29 @@ def describe_content(content: ChatContent) -> str:
     if kind is ContentKind.VIDEO:
         return "[Video]"
     if kind is ContentKind.PRODUCT_CARD:
-        title = clean_text(content.title) or "Product"
         price = clean_text(content.price)
-        return f"[Product: {title}" + (f" \u2014 {price}]" if price else "]")
+        return f"[Product: {_product_title(content)}" + (f" \u2014 {price}]" if price else "]")
     if kind is ContentKind.ORDER_CARD:
-        order_id = clean_text(content.order_id) or "unknown"
         status = clean_text(content.status)
-        return f"[Order {order_id}" + (f" \u2014 {status}]" if status else "]")
+        return f"[{_order_label(content)}" + (f" \u2014 {status}]" if status else "]")
+    if kind is ContentKind.RETURN_REFUND_CARD:
+        return f"[Return/refund request: {_order_label(content)}]"
+    if kind is ContentKind.LOGISTICS_CARD:
+        return f"[Logistics: {_order_label(content)}]"
+    if kind is ContentKind.COUPON_CARD:
+        title = clean_text(content.title)
+        coupon = clean_text(content.coupon_id)
+        if title:
+            return f"[Coupon: {title}" + (f" ({coupon})]" if coupon else "]")
+        return f"[Coupon {coupon}]" if coupon else "[Coupon]"
     if kind is ContentKind.NOTICE:
         return f"[Notice: {text}]" if text else "[Notice]"
     return _unsupported_label(content)
 
 
-def format_message_time(sent_at_ms: int) -> str:
-    """Message time in UTC: the digest has no reader time zone, and UTC is never ambiguous."""
-    if sent_at_ms <= 0:
-        return ""
-    moment = datetime.fromtimestamp(sent_at_ms / 1000, tz=UTC)
-    return moment.strftime("%d %b %Y, %H:%M UTC")
+def format_message_time(sent_at_ms: int, time_zone: str = UTC_ZONE) -> str:
+    """Message time in the digest's zone, the zone named (shared/region_time.py)."""
+    return format_local_time(sent_at_ms, time_zone)
 
 
 def _ordered(messages: tuple[DigestMessage, ...]) -> list[DigestMessage]:
@@ -237,6 +287,8 @@ def _facts(digest: Digest, links: DigestLinks) -> _Facts:
     buyer = buyer_display_name(digest)
     chat_url = safe_http_url(links.chat_url)
     images = _Images(links.image_hosts, chat_url)
+    # getattr: ``time_zone`` is newer than some producers of Digest.
+    zone = digest_time_zone(digest.region, getattr(digest, "time_zone", ""))
     return _Facts(
         buyer=buyer,
         marketplace=header_safe(links.marketplace_name),
@@ -244,12 +296,15 @@ def _facts(digest: Digest, links: DigestLinks) -> _Facts:
         chat_url=chat_url,
         settings_url=safe_http_url(links.settings_url),
         shown=[
-            _show(message, buyer, digest.digest_id, images) for message in _ordered(digest.messages)
+            _show(message, buyer, digest.digest_id, images, zone)
+            for message in _ordered(digest.messages)
         ],
     )
 
 
-def _show(message: DigestMessage, buyer: str, digest_id: str, images: _Images) -> _Shown:
+def _show(
+    message: DigestMessage, buyer: str, digest_id: str, images: _Images, zone: str = UTC_ZONE
+) -> _Shown:
     """A message rendered for both bodies, or the placeholder when it cannot be.
 
     Fail-soft here, in the one place a message's own data is rendered: a message that
@@ -257,7 +312,7 @@ def _show(message: DigestMessage, buyer: str, digest_id: str, images: _Images) -
     of the buyer's other messages (a dead letter would lose them all).
     """
     try:
-        when = format_message_time(message.sent_at_ms)
+        when = format_message_time(message.sent_at_ms, zone)
         return _Shown(
             _html_message(message, buyer, when, images),
             _text_content(message.content, images),
@@ -605,7 +660,7 @@ def _html_video(m: _Markup, content: ChatContent, images: _Images) -> None:
 
 
 def _html_product(m: _Markup, content: ChatContent, images: _Images) -> None:
-    title = clean_text(content.title) or "Product"
+    title = _product_title(content)
     url = images.link(content.url)
     image_src = images.src(content.thumbnail_url)
     m.add(
@@ -633,19 +688,58 @@ def _html_product(m: _Markup, content: ChatContent, images: _Images) -> None:
     m.add("</td></tr></table>")
 
 
-def _html_order(m: _Markup, content: ChatContent, _images: _Images) -> None:
-    order_id = clean_text(content.order_id) or "unknown"
+def _html_card(m: _Markup, heading: str, title: str, details: list[str]) -> None:
+    """A boxed card: what kind it is, its title (an id), and its detail lines."""
     m.add(
         '<table role="presentation" class="product" width="100%" cellpadding="0" '
-        'cellspacing="0"><tr><td class="product-cell"><p class="product-name">Order '
+        'cellspacing="0"><tr><td class="product-cell"><p class="meta" style="margin:0;">'
     )
-    m.text(order_id)
+    m.text(heading)
+    m.add('</p><p class="product-name">')
+    m.text(title)
     m.add("</p>")
-    if content.status.strip():
-        m.add('<p class="meta" style="margin:4px 0 0 0;">Status: ')
-        m.text(clean_text(content.status))
+    for line in details:
+        m.add('<p class="meta" style="margin:4px 0 0 0;">')
+        m.text(line)
         m.add("</p>")
     m.add("</td></tr></table>")
+
+
+def _coupon_title(content: ChatContent) -> str:
+    title = clean_text(content.title)
+    coupon = clean_text(content.coupon_id)
+    if title:
+        return title
+    return f"Coupon {coupon}" if coupon else "Coupon"
+
+
+def _coupon_details(content: ChatContent) -> list[str]:
+    coupon = clean_text(content.coupon_id)
+    return [f"Coupon id: {coupon}"] if coupon and content.title.strip() else []
+
+
+def _html_order(m: _Markup, content: ChatContent, _images: _Images) -> None:
+    kind = _kind_of(content) or ContentKind.ORDER_CARD
+    _html_card(m, CARD_HEADINGS[kind], _order_label(content), _card_details(content))
+
+
+def _html_coupon(m: _Markup, content: ChatContent, _images: _Images) -> None:
+    _html_card(m, "Coupon", _coupon_title(content), _coupon_details(content))
+
+
+def _html_emoticon(m: _Markup, content: ChatContent, images: _Images) -> None:
+    src = images.src(content.url)
+    label = _emoticon_text(content)
+    if src:
+        m.add('<img class="thumb" src="')
+        m.text(src)
+        m.add('" alt="')
+        m.text(label)
+        m.add('" width="48" style="width:48px;max-width:48px;">')
+        return
+    m.add('<p class="body-text emoji">')
+    m.text(label)
+    m.add("</p>")
 
 
 def _html_notice(m: _Markup, content: ChatContent, _images: _Images) -> None:
@@ -663,6 +757,10 @@ _HTML_BY_KIND: dict[ContentKind, Callable[[_Markup, ChatContent, _Images], None]
     ContentKind.VIDEO: _html_video,
     ContentKind.PRODUCT_CARD: _html_product,
     ContentKind.ORDER_CARD: _html_order,
+    ContentKind.RETURN_REFUND_CARD: _html_order,
+    ContentKind.LOGISTICS_CARD: _html_order,
+    ContentKind.COUPON_CARD: _html_coupon,
+    ContentKind.EMOTICON: _html_emoticon,
     ContentKind.NOTICE: _html_notice,
 }
 
@@ -776,6 +874,15 @@ def _text_content(content: ChatContent, images: _Images) -> list[str]:
     text_lines = [line for line in _LINE_BREAKS.split(clean_text(content.text))]
     if kind in (ContentKind.TEXT, ContentKind.EMOJI):
         return text_lines
+    if kind is ContentKind.EMOTICON:
+        src = images.src(content.url)
+        return [_emoticon_text(content) + (f" ({src})" if src else "")]
+    if kind is ContentKind.COUPON_CARD:  # describe_content names the coupon and its id
+        return [describe_content(content)]
+    if kind is ContentKind.ORDER_CARD:
+        return [f"[{_order_label(content)}]", *_card_details(content)]
+    if kind in CARD_HEADINGS:  # return/refund, logistics: describe_content names the kind
+        return [describe_content(content), *_card_details(content)]
     if kind is ContentKind.NOTICE:
         return [f"[Notice] {line}" if i == 0 else line for i, line in enumerate(text_lines)]
     lines = [describe_content(content)]
@@ -791,7 +898,7 @@ def _text_content(content: ChatContent, images: _Images) -> list[str]:
         url = images.link(content.url)
         if url:
             lines.append(url)
-    elif kind is ContentKind.STICKER or kind is ContentKind.ORDER_CARD:
+    elif kind is ContentKind.STICKER:
         pass
     elif content.text.strip():  # unknown kind: keep whatever text came along
         lines.extend(text_lines)

@@ -4,8 +4,9 @@ Two halves, because they live in different services:
 
 - :class:`WebhookAdapter` (ingest): verify a pushed webhook against the raw
   bytes, and turn it into platform-neutral :class:`PlatformMessage` values.
-- :class:`ChatPlatform` (fan-out, ingest name lookups): send a message, mark a
-  conversation read, look up a conversation's buyer, list recent messages.
+- :class:`ChatPlatform` (fan-out, ingest name lookups, the mailer's card lookups): send
+  a message, mark a conversation read, look up a conversation's buyer, list recent
+  messages, look up the products and orders that cards name.
 
 TikTok Shop implements both (``tiktok_client``/``tiktok_messages``); a generic
 signed-webhook platform implements both too (``generic_webhook``), which keeps
@@ -179,6 +180,26 @@ class UploadedImage:
     height: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ProductDetails:
+    """What a product card shows once looked up (outside text: rendered escaped)."""
+
+    product_id: str
+    name: str
+    image_url: str = ""
+    price: str = ""  # formatted with its currency, e.g. "12.90 USD"
+    url: str = ""  # the product's page, when the platform gives one
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDetails:
+    """What an order card shows once looked up."""
+
+    order_id: str
+    status: str = ""
+    item_names: tuple[str, ...] = ()
+
+
 # Upload Buyer Messages Image: "jpg/gif/webp/png, <= 10MB" (docs/tiktok-shop-contract.md).
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 IMAGE_MAX_BYTES = 10 * 1024 * 1024
@@ -245,6 +266,17 @@ class ChatPlatform(Protocol):
         self, shop_id: str, conversation_id: str, since_s: int
     ) -> list[PlatformMessage]:
         """Messages created at or after ``since_s`` (Unix seconds), oldest first."""
+        ...
+
+    async def product_details(
+        self, shop_id: str, product_ids: list[str]
+    ) -> dict[str, ProductDetails]:
+        """The products the platform knows among ``product_ids`` (an id it does not know is
+        absent). Raises PlatformError when the lookup failed as a whole."""
+        ...
+
+    async def order_details(self, shop_id: str, order_ids: list[str]) -> dict[str, OrderDetails]:
+        """As :meth:`product_details`, for orders."""
         ...
 
     async def aclose(self) -> None: ...

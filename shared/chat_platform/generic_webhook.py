@@ -37,9 +37,11 @@ import orjson
 from shared.chat_platform import payload_fields as fields
 from shared.chat_platform.base import (
     ConversationInfo,
+    OrderDetails,
     OutgoingMessage,
     PlatformError,
     PlatformMessage,
+    ProductDetails,
     UploadedImage,
     WebhookBatch,
     WebhookRejected,
@@ -95,11 +97,15 @@ def content_from_generic(raw: Any, where: str) -> ChatContent:
         "price": fields.text_field(raw, "price", where, max_chars=fields.NAME_MAX_CHARS),
         "order_id": fields.id_field(raw, "order_id", where, required=False),
         "status": fields.text_field(raw, "status", where, max_chars=fields.NAME_MAX_CHARS),
+        "product_id": fields.id_field(raw, "product_id", where, required=False),
+        "sku_id": fields.id_field(raw, "sku_id", where, required=False),
+        "package_id": fields.id_field(raw, "package_id", where, required=False),
+        "coupon_id": fields.id_field(raw, "coupon_id", where, required=False),
     }
     if kind not in _KINDS or kind == ContentKind.OTHER:
         text = values["text"] or f"[{kind} message: open the chat to view]"
         return ChatContent(kind=ContentKind.OTHER, text=text, url=values["url"], platform_type=kind)
-    return ChatContent(kind=kind, **values)
+    return ChatContent(kind, **values)  # type: ignore[arg-type]  # every value is a str field
 
 
 class GenericWebhookAdapter:
@@ -222,6 +228,16 @@ class GenericChatPlatform:
             "the generic chat platform has no image upload; inline pictures "
             "cannot be delivered there (send an image url instead)"
         )
+
+    async def product_details(
+        self, shop_id: str, product_ids: list[str]
+    ) -> dict[str, ProductDetails]:
+        """The generic contract has no product API: nothing known, cards show their ids."""
+        return {}
+
+    async def order_details(self, shop_id: str, order_ids: list[str]) -> dict[str, OrderDetails]:
+        """The generic contract has no order API: nothing known, cards show their ids."""
+        return {}
 
     async def _call(
         self,

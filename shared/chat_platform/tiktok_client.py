@@ -8,6 +8,7 @@ Followed (docs/tiktok-shop-contract.md has the quotes and sources):
 - the shop's access token in the ``x-tts-access-token`` header, never signed;
   ``shop_cipher`` as an optional query parameter (signed like any other);
 - Get Conversation Messages / Send Message / Read Message, 202309 OAS (s.2);
+- Get Product / Get Order Detail for the cards a digest shows (s.7);
 - error envelope ``{code, message, request_id, data}``; 429 / ``36009002`` rate limit,
   503 protective, ``105002`` expired token, ``106001`` bad sign (guide "common-errors").
 
@@ -27,10 +28,12 @@ import orjson
 
 from shared.chat_platform.base import (
     ConversationInfo,
+    OrderDetails,
     OutgoingMessage,
     PayloadError,
     PlatformError,
     PlatformMessage,
+    ProductDetails,
     UploadedImage,
     check_image,
     retry_after_s,
@@ -38,6 +41,11 @@ from shared.chat_platform.base import (
 )
 from shared.chat_platform.payload_fields import NAME_MAX_CHARS, text_field
 from shared.chat_platform.rate_limit import ShopApiLimiter
+from shared.chat_platform.tiktok_catalog import (
+    ORDER_IDS_PER_CALL,
+    order_details_from_platform,
+    product_from_platform,
+)
 from shared.chat_platform.tiktok_messages import (
     message_from_platform,
     outgoing_image,
@@ -51,6 +59,8 @@ __all__ = ["ConversationInfo", "PlatformError", "TikTokShopClient", "parse_token
 PRODUCTION_BASE_URL = "https://open-api.tiktokglobalshop.com"
 API_VERSION = "202309"
 CS_PREFIX = f"/customer_service/{API_VERSION}"
+PRODUCT_PREFIX = f"/product/{API_VERSION}"  # Get Product (contract s.7)
+ORDER_PREFIX = f"/order/{API_VERSION}"  # Get Order Detail (contract s.7)
 DOCUMENTED_QPS = 50.0  # "50 QPS ... for each API ... combination of the app and shop"
 MESSAGES_PAGE_SIZE = 10  # Get Conversation Messages: page_size "Max 10"
 # httpcore scans every pooled connection (a readability syscall each) and every waiting
@@ -259,6 +269,59 @@ class TikTokShopClient:
                     name = ""
                 return ConversationInfo(conversation_id, str(p.get("im_user_id", ""))[:64], name)
         return ConversationInfo(conversation_id, "", "")
+
+    async def product_details(
+        self, shop_id: str, product_ids: list[str]
+    ) -> dict[str, ProductDetails]:
+        """Get Product for each id, concurrently (the API has no batch read of products by
+        id). An id the platform refuses (unknown, not this shop's) is absent; raises the
+        first error only when every lookup failed, so one bad id costs only itself."""
+        ids = list(dict.fromkeys(product_ids))
+        if not ids:
+            return {}
+        results = await asyncio.gather(
+            *(self._product(shop_id, pid) for pid in ids), return_exceptions=True
+        )
+        found: dict[str, ProductDetails] = {}
+        errors: list[BaseException] = []
+        for pid, result in zip(ids, results, strict=True):
+            if isinstance(result, ProductDetails):
+                found[pid] = result
+            elif isinstance(result, BaseException):
+                errors.append(result)
+        if not found and errors:
+            retryable = [e for e in errors if isinstance(e, PlatformError) and e.retryable]
+            raise (retryable or errors)[0]
+        return found
+
+    async def _product(self, shop_id: str, product_id: str) -> ProductDetails | None:
+        data = await self._call(
+            "GET", f"{PRODUCT_PREFIX}/products/{product_id}", shop_id, "get_product"
+        )
+        try:
+            return product_from_platform(data, product_id)
+        except PayloadError:
+            return None
+
+    async def order_details(self, shop_id: str, order_ids: list[str]) -> dict[str, OrderDetails]:
+        """Get Order Detail, up to 50 ids a call (one call for any digest's cards)."""
+        ids = list(dict.fromkeys(order_ids))
+        found: dict[str, OrderDetails] = {}
+        for start in range(0, len(ids), ORDER_IDS_PER_CALL):
+            chunk = ids[start : start + ORDER_IDS_PER_CALL]
+            data = await self._call(
+                "GET",
+                f"{ORDER_PREFIX}/orders",
+                shop_id,
+                "get_order_detail",
+                params={"ids": ",".join(chunk)},
+            )
+            found.update(
+                (oid, details)
+                for oid, details in order_details_from_platform(data).items()
+                if oid in chunk
+            )
+        return found
 
     async def messages_since(
         self, shop_id: str, conversation_id: str, since_s: int, *, max_pages: int = 50

@@ -21,6 +21,7 @@ from shared.chat_platform.base import (  # noqa: F401 - BUYER_ROLE/SELLER_ROLES 
     PayloadError,
     PlatformMessage,
 )
+from shared.chat_platform.emoticons import emoticon_name, emoticon_text
 from shared.events import ChatContent, ContentKind
 
 NEW_MESSAGE_WEBHOOK_TYPE = 14  # "14 New message" (docv2/page/14-new-message)
@@ -76,29 +77,49 @@ def content_from_platform(msg_type: str, content_json: str, where: str = _WHERE)
     if t == "TEXT":
         return ChatContent(kind=ContentKind.TEXT, text=text())
     if t == "EMOTICONS":
-        # Shape undocumented: keep whatever text or URL it carries.
+        # Content shape undocumented (contract s.2): the code as text ("[smile]") in
+        # "content" or "emoji", a picture in "url" or "image_url" when there is one.
+        code = text() or text("emoji", fields.NAME_MAX_CHARS)
         return ChatContent(
-            kind=ContentKind.EMOJI, text=text() or text("emoji"), url=url("url"), platform_type=t
+            kind=ContentKind.EMOTICON,
+            text=emoticon_text(code),
+            title=emoticon_name(code),
+            url=url("url") or url("image_url"),
+            platform_type=t,
         )
     if t == "IMAGE":
         return ChatContent(kind=ContentKind.IMAGE, url=url("url"), thumbnail_url=url("url"))
     if t in ("PRODUCT_CARD", "BUYER_ENTER_FROM_PRODUCT"):
-        product_id = ident("product_id")
-        # The documented content is only {"product_id"}; a name, if present, wins.
+        # The documented content is only {"product_id"}: the mailer looks the name, picture
+        # and price up (mailer/card_lookup.py); a name sent along is kept meanwhile.
         return ChatContent(
             kind=ContentKind.PRODUCT_CARD,
-            title=(text("product_name", fields.LABEL_MAX_CHARS) or f"Product {product_id}"),
+            product_id=ident("product_id"),
+            title=text("product_name", fields.LABEL_MAX_CHARS),
             price=text("price", fields.NAME_MAX_CHARS),
             thumbnail_url=url("image_url") or url("cover"),
-            text=product_id,
             platform_type=t,
         )
-    if t in ("ORDER_CARD", "BUYER_ENTER_FROM_ORDER", "LOGISTICS_CARD", "RETURN_REFUND_CARD"):
-        status = text("order_status", fields.NAME_MAX_CHARS) or text(
-            "status", fields.NAME_MAX_CHARS
-        )
+    status = text("order_status", fields.NAME_MAX_CHARS) or text("status", fields.NAME_MAX_CHARS)
+    if t in ("ORDER_CARD", "BUYER_ENTER_FROM_ORDER"):
         return ChatContent(
             kind=ContentKind.ORDER_CARD, order_id=ident("order_id"), status=status, platform_type=t
+        )
+    if t == "RETURN_REFUND_CARD":  # {"order_id", "sku_id"}
+        return ChatContent(
+            kind=ContentKind.RETURN_REFUND_CARD,
+            order_id=ident("order_id"),
+            sku_id=ident("sku_id"),
+            status=status,
+            platform_type=t,
+        )
+    if t == "LOGISTICS_CARD":  # {"order_id", "package_id" (optional)}
+        return ChatContent(
+            kind=ContentKind.LOGISTICS_CARD,
+            order_id=ident("order_id"),
+            package_id=ident("package_id"),
+            status=status,
+            platform_type=t,
         )
     if t == "VIDEO":
         return ChatContent(kind=ContentKind.VIDEO, url=url("url"), thumbnail_url=url("cover"))
@@ -106,9 +127,13 @@ def content_from_platform(msg_type: str, content_json: str, where: str = _WHERE)
         return ChatContent(kind=ContentKind.STICKER, url=url("url"), text=text())
     if t in ("NOTIFICATION", "ALLOCATED_SERVICE", "BUYER_ENTER_FROM_TRANSFER"):
         return ChatContent(kind=ContentKind.NOTICE, text=text(), platform_type=t)
-    if t == "COUPON_CARD":
-        coupon = f"Coupon {ident('coupon_id')}".strip()
-        return ChatContent(kind=ContentKind.OTHER, text=coupon, platform_type=t)
+    if t == "COUPON_CARD":  # {"coupon_id"}
+        return ChatContent(
+            kind=ContentKind.COUPON_CARD,
+            coupon_id=ident("coupon_id"),
+            title=text("title", fields.NAME_MAX_CHARS),
+            platform_type=t,
+        )
     # OTHER ("Messages of types not supported in this API") and any type added
     # after 202309: kept with a readable fallback, never dropped.
     label = (t or "unknown").replace("_", " ").lower()

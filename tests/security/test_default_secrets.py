@@ -115,7 +115,12 @@ def test_ingest_with_the_default_secrets_refuses_to_start_naming_them_and_opens_
 # Each entry point's declared secrets, and what the published defaults make it refuse.
 REFUSED_WITH_DEFAULTS = {
     ("ingest", ""): set(INGEST_SECRET_VARS),
-    ("mailer", ""): {"BRIDGE_TOKEN_KEYS"},
+    # The mailer looks cards up in the platform's product and order APIs.
+    ("mailer", ""): {
+        "BRIDGE_TOKEN_KEYS",
+        "BRIDGE_PLATFORM_APP_SECRET",
+        "BRIDGE_PLATFORM_ACCESS_TOKEN",
+    },
     ("reply_parser", "front"): {"BRIDGE_TOKEN_KEYS"},
     ("fanout", ""): {"BRIDGE_PLATFORM_APP_SECRET", "BRIDGE_PLATFORM_ACCESS_TOKEN"},
     ("reply_parser", "parser"): set(),  # reads no secret

@@ -43,9 +43,13 @@ LINKS = DigestLinks(
 T0 = 1_764_070_000_000  # 2025-11-25 11:26:40 UTC
 
 
-def make_digest(*contents: ChatContent, buyer_name: str = "Alice Buyer") -> Digest:
-    """A digest of the given contents, one minute apart, in a fixed shop and conversation."""
+def make_digest(
+    *contents: ChatContent, buyer_name: str = "Alice Buyer", time_zone: str = ""
+) -> Digest:
+    """A digest of the given contents, one minute apart, in a fixed shop and conversation
+    of region "us" (times in its zone unless ``time_zone`` names another)."""
     return Digest(
+        time_zone=time_zone,
         digest_id="dg-0001",
         shop_id="shop-7",
         conversation_id="conv-42",
@@ -87,6 +91,44 @@ CASES: dict[str, tuple[ChatContent, ...]] = {
     "order_card": (
         ChatContent(kind=ContentKind.ORDER_CARD, order_id="576460752303423", status="Shipped"),
         ChatContent(kind=ContentKind.ORDER_CARD, order_id="576460752303424"),
+        ChatContent(  # as the order lookup fills it in
+            kind=ContentKind.ORDER_CARD,
+            order_id="576460752303425",
+            status="Awaiting shipment",
+            item_names=("Wool socks 3-pack", "Laundry bag <large>"),
+        ),
+    ),
+    "product_card_by_id": (  # the lookup failed or was slow: the id, never a blank card
+        ChatContent(kind=ContentKind.PRODUCT_CARD, product_id="1729384756"),
+    ),
+    "return_refund_card": (
+        ChatContent(
+            kind=ContentKind.RETURN_REFUND_CARD, order_id="576460752303426", sku_id="45678"
+        ),
+        ChatContent(
+            kind=ContentKind.RETURN_REFUND_CARD,
+            order_id="576460752303427",
+            status="Delivered",
+            item_names=("Wool socks 3-pack",),
+        ),
+    ),
+    "logistics_card": (
+        ChatContent(kind=ContentKind.LOGISTICS_CARD, order_id="576460752303428", package_id="321"),
+        ChatContent(kind=ContentKind.LOGISTICS_CARD, order_id="576460752303429"),
+    ),
+    "coupon_card": (
+        ChatContent(kind=ContentKind.COUPON_CARD, coupon_id="7262992004278206762"),
+        ChatContent(kind=ContentKind.COUPON_CARD, coupon_id="7262992004278206763", title="10% off"),
+    ),
+    "emoticon": (
+        ChatContent(kind=ContentKind.EMOTICON, text="\U0001f642", title="smile"),
+        ChatContent(kind=ContentKind.EMOTICON, text="wink_custom", title="wink_custom"),
+        ChatContent(
+            kind=ContentKind.EMOTICON,
+            text="\U0001f60d",
+            title="loveface",
+            url="https://cdn.example.com/e/loveface.png",
+        ),
     ),
     "video": (
         ChatContent(
@@ -132,8 +174,13 @@ CASES: dict[str, tuple[ChatContent, ...]] = {
 CASES["all_kinds"] = tuple(c for name in CASES for c in CASES[name])
 
 
+# Cases shown in a zone other than region "us"'s.
+CASES["time_zone_jakarta"] = (ChatContent(text="Jam berapa toko buka?"),)
+CASE_ZONES = {"time_zone_jakarta": "Asia/Jakarta"}
+
+
 def render_case(name: str) -> RenderedDigest:
-    return render_digest(make_digest(*CASES[name]), LINKS)
+    return render_digest(make_digest(*CASES[name], time_zone=CASE_ZONES.get(name, "")), LINKS)
 
 
 def check_golden(path: Path, actual: str) -> None:
@@ -253,13 +300,20 @@ def attribute(tree: HTMLParser, selector: str, name: str) -> str:
     return node.attributes.get(name) or ""
 
 
-def test_header_shows_buyer_and_shop_and_each_message_time() -> None:
-    rendered = render_case("order_card")
+def test_header_shows_buyer_and_shop_and_each_message_time_in_the_region_zone_named() -> None:
+    rendered = render_case("order_card")  # region "us", no zone of its own
     for part in (rendered.html, rendered.text):
         assert "Alice Buyer" in part
         assert "Sunny Socks" in part
-        assert "25 Nov 2025, 11:26 UTC" in part
-        assert "25 Nov 2025, 11:27 UTC" in part
+        assert "25 Nov 2025, 03:26 GMT-8, America/Los_Angeles" in part
+        assert "25 Nov 2025, 03:27 GMT-8, America/Los_Angeles" in part
+        assert "UTC" not in part
+
+
+def test_message_times_show_in_the_shops_own_zone_named() -> None:
+    rendered = render_case("time_zone_jakarta")
+    for part in (rendered.html, rendered.text):
+        assert "25 Nov 2025, 18:26 GMT+7, Asia/Jakarta" in part
 
 
 def test_text_part_stands_alone_with_link_and_reply_instructions() -> None:
@@ -270,9 +324,85 @@ def test_text_part_stands_alone_with_link_and_reply_instructions() -> None:
         text.split()
     )
     assert "Wool socks \u201cCosy\u201d 3-pack \u2014 $12.99" in text
-    assert "[Order 576460752303423 \u2014 Shipped]" in text
+    assert "  [Order 576460752303423]\n  Status: Shipped\n" in text
     assert "View: https://cdn.example.com/v/clip.mp4" in text
-    assert "<" not in text.replace("<b>", "").replace("</b>", "")  # no markup leaks
+    # No markup leaks: the only "<" are the buyer's and the item name's own.
+    assert "<" not in text.replace("<b>", "").replace("</b>", "").replace("<large>", "")
+
+
+def _card_box_texts(html: str) -> list[list[str]]:
+    """Each card box's paragraphs, in order (heading, title, details)."""
+    tree = HTMLParser(html)
+    return [
+        [p.text(strip=True) for p in box.css("p")]
+        for box in tree.css("table.product td.product-cell")
+    ]
+
+
+def test_return_refund_and_logistics_cards_are_labelled_apart_from_order_cards() -> None:
+    html = render_case("all_kinds").html
+    boxes = _card_box_texts(html)
+    assert ["Order", "Order 576460752303424"] in boxes
+    assert ["Return/refund request", "Order 576460752303426", "Item (SKU): 45678"] in boxes
+    assert ["Logistics", "Order 576460752303428", "Package: 321"] in boxes
+    text = render_case("all_kinds").text
+    assert "  [Return/refund request: Order 576460752303426]\n  Item (SKU): 45678\n" in text
+    assert "  [Logistics: Order 576460752303428]\n  Package: 321\n" in text
+    assert "  [Order 576460752303424]\n\n" in text
+
+
+def test_coupon_card_has_its_own_rendering_not_unsupported() -> None:
+    rendered = render_case("coupon_card")
+    assert "Unsupported" not in rendered.html and "Unsupported" not in rendered.text
+    boxes = _card_box_texts(rendered.html)
+    assert ["Coupon", "Coupon 7262992004278206762"] in boxes
+    assert ["Coupon", "10% off", "Coupon id: 7262992004278206763"] in boxes
+    assert "  [Coupon 7262992004278206762]\n" in rendered.text
+
+
+def test_order_card_lists_looked_up_status_and_item_names_escaped() -> None:
+    rendered = render_case("order_card")
+    boxes = _card_box_texts(rendered.html)
+    assert [
+        "Order",
+        "Order 576460752303425",
+        "Status: Awaiting shipment",
+        "Items: Wool socks 3-pack, Laundry bag <large>",
+    ] in boxes
+    assert "Laundry bag &lt;large&gt;" in rendered.html and "<large>" not in rendered.html
+    assert "  Items: Wool socks 3-pack, Laundry bag <large>\n" in rendered.text
+
+
+def test_product_card_without_a_known_name_shows_its_id() -> None:
+    rendered = render_case("product_card_by_id")
+    assert "Product 1729384756" in rendered.html
+    assert "[Product: Product 1729384756]" in rendered.text
+
+
+def test_emoticon_shows_its_emoji_or_picture_or_name_never_brackets() -> None:
+    rendered = render_case("emoticon")
+    assert "\U0001f642" in rendered.html and "\U0001f642" in rendered.text
+    assert "wink_custom" in rendered.text and "[wink_custom]" not in rendered.text
+    images = {
+        img.attributes["src"]: img.attributes.get("alt")
+        for img in HTMLParser(rendered.html).css("img")
+    }
+    assert images["https://cdn.example.com/e/loveface.png"] == "\U0001f60d"
+    assert "[" not in rendered.text.split("Reply in chat")[0].split("\n", 3)[3]
+
+
+def test_emoticon_picture_off_the_image_hosts_is_never_fetched() -> None:
+    digest = make_digest(
+        ChatContent(
+            kind=ContentKind.EMOTICON,
+            text="",
+            title="pixel",
+            url="https://tracker.example.net/e.png",
+        )
+    )
+    rendered = render_digest(digest, LINKS)
+    assert "tracker.example.net" not in rendered.html
+    assert "pixel" in rendered.html and "pixel" in rendered.text
 
 
 def test_each_kind_shows_its_key_field_in_html() -> None:
@@ -394,6 +524,11 @@ contents = st.builds(
     order_id=st.text(max_size=20),
     status=st.text(max_size=20),
     platform_type=st.text(max_size=20),
+    product_id=st.text(max_size=20),
+    sku_id=st.text(max_size=20),
+    package_id=st.text(max_size=20),
+    coupon_id=st.text(max_size=20),
+    item_names=st.lists(st.text(max_size=30), max_size=3).map(tuple),
 )
 
 
@@ -433,7 +568,7 @@ def test_no_img_ever_points_off_the_allowed_hosts(items: list[ChatContent]) -> N
 def test_any_content_renders_without_crash_and_only_http_urls(
     items: list[ChatContent], buyer: str
 ) -> None:
-    rendered = render_digest(make_digest(*items, buyer_name=buyer), LINKS)
+    rendered = render_digest(make_digest(*items, buyer_name=buyer, time_zone="UTC"), LINKS)
     for url in urls_in(rendered.html):
         assert url.startswith(("http://", "https://"))
     # One meta line per message in the text part: nothing dropped.

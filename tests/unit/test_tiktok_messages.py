@@ -39,7 +39,19 @@ NEW_MESSAGE = {
     ("msg_type", "content", "kind", "check"),
     [
         ("TEXT", {"content": "hi 👋"}, ContentKind.TEXT, lambda c: c.text == "hi 👋"),
-        ("EMOTICONS", {"content": "😀"}, ContentKind.EMOJI, lambda c: c.text == "😀"),
+        ("EMOTICONS", {"content": "😀"}, ContentKind.EMOTICON, lambda c: c.text == "😀"),
+        (
+            "EMOTICONS",
+            {"content": "[smile][heart]"},
+            ContentKind.EMOTICON,
+            lambda c: c.text == "\U0001f642\u2764\ufe0f" and c.title == "",
+        ),
+        (
+            "EMOTICONS",
+            {"content": "[notacode]", "url": "https://i/e.png"},
+            ContentKind.EMOTICON,
+            lambda c: c.text == "notacode" and c.title == "notacode" and c.url == "https://i/e.png",
+        ),
         (
             "IMAGE",
             {"height": "290", "url": "https://i/x.png", "width": "304"},
@@ -50,14 +62,26 @@ NEW_MESSAGE = {
             "PRODUCT_CARD",
             {"product_id": "12345"},
             ContentKind.PRODUCT_CARD,
-            lambda c: "12345" in c.title,
+            lambda c: c.product_id == "12345" and c.title == "",  # the mailer looks it up
         ),
         ("ORDER_CARD", {"order_id": "576"}, ContentKind.ORDER_CARD, lambda c: c.order_id == "576"),
         (
             "LOGISTICS_CARD",
             {"order_id": "9", "package_id": "3"},
-            ContentKind.ORDER_CARD,
-            lambda c: c.order_id == "9",
+            ContentKind.LOGISTICS_CARD,
+            lambda c: c.order_id == "9" and c.package_id == "3",
+        ),
+        (
+            "RETURN_REFUND_CARD",
+            {"order_id": "9", "sku_id": "45678"},
+            ContentKind.RETURN_REFUND_CARD,
+            lambda c: c.order_id == "9" and c.sku_id == "45678",
+        ),
+        (
+            "COUPON_CARD",
+            {"coupon_id": "7262992004278206762"},
+            ContentKind.COUPON_CARD,
+            lambda c: c.coupon_id == "7262992004278206762",
         ),
         (
             "VIDEO",
