@@ -110,7 +110,7 @@ def decode_state(data: bytes) -> ConversationState:
         buyer_id=buyer_id,
         buyer_name=buyer_name,
         pending=[
-            DigestMessage(mid, sent, ChatContent(**content), seq)
+            DigestMessage(mid, sent, _content_from_dict(content), seq)
             for mid, sent, seq, content in pending
         ],
         first_pending_at_ms=first,
@@ -149,7 +149,13 @@ def idle_expired(data: bytes, now_ms: int, ttl_ms: int) -> bool:
     return version != STATE_FORMAT or _HEADER.unpack_from(data)[3] + ttl_ms <= now_ms
 
 
-def _content_to_dict(content: ChatContent) -> dict[str, str]:
+def _content_from_dict(content: dict[str, object]) -> ChatContent:
+    if "item_names" in content:  # JSON has no tuples
+        content = {**content, "item_names": tuple(content["item_names"])}  # type: ignore[arg-type]
+    return ChatContent(**content)  # type: ignore[arg-type]
+
+
+def _content_to_dict(content: ChatContent) -> dict[str, object]:
     # Only the fields that differ from the defaults: a text message stores its text.
     return {
         name: value
