@@ -247,13 +247,22 @@ async def test_settings_change_reaches_consolidator_and_mailer_within_seconds(ad
             "PATCH",
             f"/admin/shops/{shop}/settings",
             main,
-            {"destination_email": agent, "destination_kind": "zendesk", "region": "gb"},
+            {
+                "destination_email": agent,
+                "destination_kind": "zendesk",
+                "region": "gb",
+                "time_zone": "Asia/Tokyo",
+            },
         )
         assert resp.status_code == 200, resp.text
+        # What the API reports is what the stack's consolidator applies (its window is
+        # WINDOW_S for both kinds): not the 5 minutes a helpdesk gets by default.
+        assert resp.json()["digest_window_minutes"] * 60 == pytest.approx(WINDOW_S)
+        assert resp.json()["time_zone"] == "Asia/Tokyo"
         await eventually(lambda: view.get(shop).destination_email == agent, timeout_s=5)
         seen_s = time.monotonic() - started
         got = view.get(shop)
-        assert (got.destination_kind, got.region) == ("zendesk", "gb")
+        assert (got.destination_kind, got.region, got.time_zone) == ("zendesk", "gb", "Asia/Tokyo")
         assert set(got.authorized_senders) == {main, agent}
     finally:
         await view.stop()
@@ -261,10 +270,15 @@ async def test_settings_change_reaches_consolidator_and_mailer_within_seconds(ad
     assert seen_s < 5
     # the consolidator and the mailer act on it: the next digest goes to the agent's inbox
     conv = str(5_000_000_000_000_000 + uuid.uuid4().int % 10**15)
+    said = time.monotonic()
     await admin.stack.buyer_says(shop, conv, "Is it waterproof?", buyer_name="Eve")
     digest = (await eventually(lambda: admin.stack.mails_for(conv), timeout_s=WINDOW_S + 20))[0]
+    assert time.monotonic() - said >= resp.json()["digest_window_minutes"] * 60
     assert digest["To"] == agent
     assert "@chat-seller-gb." in str(digest["Reply-To"])
+    # message times in the zone the shop set, named
+    text = digest.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert re.search(r"Eve \(\d\d \w{3} \d{4}, \d\d:\d\d GMT\+9, Asia/Tokyo\):", text), text
 
 
 async def test_custom_inbox_must_be_an_activated_customer_service_user(admin: Admin) -> None:
@@ -298,12 +312,13 @@ async def test_bad_requests_get_field_level_4xx_and_write_nothing(admin: Admin) 
             "alerts_enabled": False,  # valid, but the request as a whole is not
             "destination_kind": "fax",
             "region": "U S",
+            "time_zone": "Mars/Olympus",
             "colour": "red",
         },
     )
     assert resp.status_code == 422
     fields = {f["field"] for f in resp.json()["fields"]}
-    assert fields == {"destination_kind", "region", "colour"}
+    assert fields == {"destination_kind", "region", "time_zone", "colour"}
     after = (await admin.call("GET", f"/admin/shops/{shop}/settings", main)).json()
     assert after == before  # alerts_enabled was not applied on its own
 
