@@ -52,6 +52,9 @@ CARD_LOOKUPS = Counter(
     "outcome but hit and miss shows the card from its id.",
     ["card", "outcome"],
 )
+for _card in ("product", "order"):  # at 0 from the start, so the dashboard has a series
+    for _outcome in ("hit", "miss", "not_found", "error", "timeout", "skipped"):
+        CARD_LOOKUPS.labels(_card, _outcome)
 CARD_LOOKUP_SECONDS = Histogram(
     "bridge_mailer_card_lookup_seconds",
     "Time a digest waited for its card lookups (at most BRIDGE_CARD_LOOKUP_BUDGET_S).",

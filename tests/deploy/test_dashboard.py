@@ -65,6 +65,7 @@ def test_queries_group_only_by_bounded_labels() -> None:
         "le",
         "pod",
         "kind",
+        "card",
     }
     for title, exprs in queries().items():
         for expr in exprs:

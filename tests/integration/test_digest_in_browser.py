@@ -77,6 +77,27 @@ def digest_with_every_kind() -> Digest:
             thumbnail_url="https://cdn.example.com/p/product.png",
         ),
         ChatContent(kind=ContentKind.ORDER_CARD, order_id="5764607523034234567", status="Shipped"),
+        ChatContent(  # as the order lookup fills it in
+            kind=ContentKind.ORDER_CARD,
+            order_id="5764607523034234568",
+            status="Awaiting shipment",
+            item_names=("Merino wool socks, extra-long, " * 4, "Laundry bag"),
+        ),
+        ChatContent(kind=ContentKind.PRODUCT_CARD, product_id="1729384756"),  # by id only
+        ChatContent(
+            kind=ContentKind.RETURN_REFUND_CARD, order_id="5764607523034234569", sku_id="45678"
+        ),
+        ChatContent(
+            kind=ContentKind.LOGISTICS_CARD, order_id="5764607523034234570", package_id="321"
+        ),
+        ChatContent(kind=ContentKind.COUPON_CARD, coupon_id="7262992004278206762"),
+        ChatContent(kind=ContentKind.EMOTICON, text="\U0001f642", title="smile"),
+        ChatContent(
+            kind=ContentKind.EMOTICON,
+            text="\U0001f60d",
+            title="loveface",
+            url="https://cdn.example.com/e/loveface.png",
+        ),
         ChatContent(
             kind=ContentKind.VIDEO,
             url="https://cdn.example.com/v/clip.mp4",
@@ -192,6 +213,36 @@ def test_digest_has_no_horizontal_scroll_and_the_button_is_in_view(
         for image in page.locator("img").all():
             img_box = image.bounding_box()
             assert img_box is not None and img_box["x"] + img_box["width"] <= width
+    finally:
+        page.close()
+
+
+CARD_HEADINGS = ("Order", "Return/refund request", "Logistics", "Coupon")
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE], ids=["desktop-1280", "phone-375"])
+def test_each_card_kind_is_labelled_and_fits_the_width(
+    browser: Browser, digest_html: str, width: int
+) -> None:
+    page = open_digest(browser, digest_html, width)
+    try:
+        boxes = page.locator("table.product")
+        headings = set()
+        for i in range(boxes.count()):
+            box = boxes.nth(i)
+            assert box.is_visible()
+            bounds = box.bounding_box()
+            assert bounds is not None and bounds["x"] + bounds["width"] <= width, bounds
+            first = box.locator("p").first.inner_text()
+            headings.add(first)
+        assert set(CARD_HEADINGS) <= headings, headings
+        assert page.get_by_text("Product 1729384756").is_visible()
+        assert page.get_by_text("Item (SKU): 45678").is_visible()
+        assert page.get_by_text("Package: 321").is_visible()
+        emoticon = page.locator('img[alt="\U0001f60d"]')
+        assert emoticon.is_visible() and (emoticon.bounding_box() or {}).get("width", 99) <= 48
+        # only the poll (a type no card renders) is unsupported; the coupon has its card
+        assert page.inner_text("body").count("Unsupported message type") == 1
     finally:
         page.close()
 
