@@ -30,7 +30,11 @@ by the sink and by the broker, their sum, and the ceiling that sum puts on mails
 machine works on that path (all these processes share the same cores here); for the mailer
 rows, the window from the relay's 250 to the broker's ack of the ``sent`` outcome (mean
 and p99, from ``bridge_mailer_outcome_record_seconds``: what a kill -9 in it turns into a
-resend); then the per-digest CPU cost of each step.
+resend); then the per-digest CPU cost of each step; then card lookups (``--cards-only``
+prints just these): the wall time per digest of filling a product and an order card
+and rendering, on a cache hit, on a miss (two calls to the sandbox over HTTP, signed and
+checked like the platform) and with an API slower than the lookup budget, each beside
+the render alone in the same run.
 """
 
 from __future__ import annotations
@@ -406,13 +410,131 @@ def signed_digest(key_file: str) -> bytes:
     )
 
 
+async def card_lookup_costs(rounds: int = 200) -> list[tuple[str, float]]:
+    """Per-digest wall time of card lookups + render against the sandbox over HTTP, beside
+    the render alone in the same run (microseconds, median of 5 batches)."""
+    import httpx
+
+    from devstack.broker import free_port
+    from devstack.chat_sandbox import create_sandbox
+    from devstack.stack import serve_in_loop
+    from mailer.card_lookup import CardLookup
+    from mailer.render import DigestLinks, render_digest
+    from shared.chat_platform.tiktok_client import TikTokShopClient
+    from shared.config import ChatPlatformSettings
+    from shared.events import ChatContent, ContentKind, Digest, DigestMessage
+
+    cfg = ChatPlatformSettings()
+    secret = cfg.platform_app_secret.get_secret_value()
+    token = cfg.platform_access_token.get_secret_value()
+    app = create_sandbox(cfg.platform_app_key, secret, token, "http://127.0.0.1:9/unused")
+    port = free_port()
+    server, task = await serve_in_loop(app, port)
+    url = f"http://127.0.0.1:{port}"
+    links = DigestLinks("https://s.example/chat/1", "https://s.example/settings/1", "TikTok Shop")
+
+    def digest(n: int) -> Digest:
+        contents = (
+            ChatContent(text="Is this the blue one?"),
+            ChatContent(kind=ContentKind.PRODUCT_CARD, product_id=f"9{n}"),
+            ChatContent(kind=ContentKind.ORDER_CARD, order_id=f"8{n}"),
+        )
+        return Digest(
+            f"dg{n}",
+            "7001",
+            "c1",
+            "b",
+            "Ana",
+            tuple(DigestMessage(f"m{i}", 1_764_070_000_000 + i, c) for i, c in enumerate(contents)),
+        )
+
+    def lookup(budget_s: float = 1.5) -> CardLookup:
+        client = TikTokShopClient(url, cfg.platform_app_key, secret, {"*": token}, qps_per_api=0)
+        return CardLookup(client, budget_s=budget_s)
+
+    async def per_digest(steps, count: int) -> list[float]:  # type: ignore[no-untyped-def]
+        """Median per-digest time of each step; the steps' batches interleave, so load
+        on the shared machine drifting during the run hits them alike."""
+        samples: list[list[float]] = [[] for _ in steps]
+        for batch in range(5):
+            for k, step in enumerate(steps):
+                t0 = time.perf_counter()
+                for i in range(count):
+                    await step(batch * count + i)
+                samples[k].append((time.perf_counter() - t0) / count * 1e6)
+        return [statistics.median(x) for x in samples]
+
+    async with httpx.AsyncClient() as http:
+        await http.post(f"{url}/sandbox/faults", json={"qps_per_api": 0})
+        for n in range(rounds * 5):
+            await http.post(
+                f"{url}/sandbox/products",
+                json={"shop_id": "7001", "product_id": f"9{n}", "title": f"Socks {n}"},
+            )
+            await http.post(
+                f"{url}/sandbox/orders",
+                json={"shop_id": "7001", "order_id": f"8{n}", "item_names": ["Socks"]},
+            )
+        warm = lookup()
+        filled = await warm.fill(digest(0))  # the same cards, already filled in
+
+        async def render_only(n: int) -> None:
+            render_digest(filled, links)
+
+        async def cache_hit(n: int) -> None:
+            render_digest(await warm.fill(digest(0)), links)
+
+        cold = lookup()
+
+        async def cache_miss(n: int) -> None:  # new ids each digest: two calls over HTTP
+            render_digest(await cold.fill(digest(n)), links)
+
+        render_us, hit_us, miss_us = await per_digest([render_only, cache_hit, cache_miss], rounds)
+        rows = [
+            ("render (cards already filled), no lookup", render_us),
+            ("fill + render, cache hit", hit_us),
+            ("fill + render, miss (2 calls to the sandbox)", miss_us),
+        ]
+        await http.post(f"{url}/sandbox/faults", json={"qps_per_api": 0, "lookup_delay_s": 2.0})
+
+        slow_client = lookup().platform
+
+        async def slow(n: int) -> None:  # a fresh cache (no pause) each time: every digest waits
+            cards = CardLookup(slow_client, budget_s=0.2)
+            render_digest(await cards.fill(digest(n)), links)
+
+        (slow_us,) = await per_digest([slow], 2)
+        rows.append(("fill + render, API slower than a 0.2 s budget", slow_us))
+        await warm.aclose()
+        await cold.aclose()
+        await slow_client.aclose()
+    server.should_exit = True
+    await task
+    return rows
+
+
+def print_card_lookup_costs(rows: list[tuple[str, float]]) -> None:
+    baseline = rows[0][1]
+    print(f"\n{'card lookups per digest (median of 5 batches)':<46} {'us':>10} {'x render':>9}")
+    for name, micros in rows:
+        print(f"{name:<46} {micros:>10.0f} {micros / baseline:>9.2f}")
+
+
 async def main(key_file: str) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mails", type=int, default=600)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", default="1,8")
+    parser.add_argument(
+        "--cards-only",
+        action="store_true",
+        help="print only the card lookup rows (cache hit, miss, slow API vs render alone)",
+    )
     args = parser.parse_args()
     conn_counts = [int(c) for c in args.connections.split(",")]
+    if args.cards_only:
+        print_card_lookup_costs(await card_lookup_costs())
+        return
 
     import logging
 
@@ -507,6 +629,7 @@ async def main(key_file: str) -> None:
         print(f"\n{'per-digest CPU (median of 5 x 100)':<42} {'us':>8}")
         for name, micros in step_costs(key_file):
             print(f"{name:<42} {micros:>8.0f}")
+        print_card_lookup_costs(await card_lookup_costs())
     finally:
         sink.terminate()
         sink.wait(timeout=5)
