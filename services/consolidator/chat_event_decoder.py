@@ -34,7 +34,11 @@ _FLAT_TYPES: dict[str, type] = {
 }
 _REQUIRED = frozenset({"kind", "shop_id", "conversation_id"})
 assert all(t in (str, int) for t in _FLAT_TYPES.values()), _FLAT_TYPES  # _fast relies on it
-assert all(typing.get_type_hints(ChatContent)[n] is str for n in _CONTENT_FIELDS)
+_CONTENT_HINTS = typing.get_type_hints(ChatContent)
+# Content fields that are tuples of strings (a JSON list): on the fast path only when empty,
+# as every chat message has them (a card's looked-up items are the mailer's, never ingest's).
+_LIST_FIELDS = frozenset(n for n in _CONTENT_FIELDS if _CONTENT_HINTS[n] is not str)
+assert all(_CONTENT_HINTS[n] == tuple[str, ...] for n in _LIST_FIELDS), _LIST_FIELDS
 
 
 def decode_chat_event(data: bytes) -> ChatEvent:
@@ -71,9 +75,11 @@ def _fast(raw: object) -> ChatEvent | None:
         elif name == "content":
             if type(value) is not dict or not value.keys() <= _CONTENT_FIELDS:
                 return None
-            for v in value.values():
-                if type(v) is not str:
+            for k, v in value.items():
+                if type(v) is not str and not (k in _LIST_FIELDS and v == []):
                     return None
+            for k in _LIST_FIELDS & value.keys():
+                value[k] = ()  # only an empty list got here
             content = ChatContent(**value)
         else:
             return None  # unknown field: let the checked decoder judge it
