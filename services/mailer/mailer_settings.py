@@ -15,7 +15,7 @@ from shared.config import ChatPlatformSettings, ReplyTokenSettings, SendLimitSet
 from shared.topics import DAY_MS
 
 
-class MailerSettings(ReplyTokenSettings, SendLimitSettings, ChatPlatformSettings):
+class MailerSettings(ChatPlatformSettings, ReplyTokenSettings, SendLimitSettings):
     """Knobs only the mailer reads; one another service reads too belongs in a group
     of ``shared/config.py`` (add the group to the bases here)."""
 
