@@ -18,7 +18,8 @@ What "once" means here, honestly:
   risk losing it. The ``attempting`` record makes such resends visible
   (``bridge_digest_resends_unknown_total``), and the resend carries the same content
   and the same ``Message-ID`` (derived from the digest id; only ``Date``, the reply
-  token's timestamp and the DKIM signature differ), so mail stores and helpdesks
+  token's timestamp, the DKIM signature and what a card lookup found this time
+  differ), so mail stores and helpdesks
   that dedupe on Message-ID (Gmail does; others vary) show it once, and a mailbox
   that does not shows it twice, threaded with the original. At most the digests in flight at
   the moment of the kill (``BRIDGE_MAILER_CONCURRENCY``) can be affected. The ``sent``
