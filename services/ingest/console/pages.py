@@ -62,7 +62,9 @@ from shared.events import DestinationKind, ShopUser, UserRole, UserStatus
 
 HERE = Path(__file__).parent
 PREFIX = "/console"
-GUIDES = Path(__file__).resolve().parents[3] / "docs"
+# The set-up guides, served from the repository's docs/ (where ``console_guides_url`` is
+# empty; an image, which holds no docs, links to where they are published).
+GUIDES = HERE.resolve().parents[2] / "docs"
 GUIDE_OF = {
     DestinationKind.MAILBOX: "setup-mailbox",
     DestinationKind.SALESFORCE: "setup-salesforce",
@@ -435,7 +437,7 @@ def _settings_form(
                 "value": kind.value,
                 "name": KIND_NAMES[kind],
                 "window": f"{minutes:g} minute{'s' if minutes != 1 else ''}",
-                "guide": f"{PREFIX}/guides/{GUIDE_OF[kind]}",
+                "guide": _guide_url(admin, GUIDE_OF[kind]),
             }
         )
     can_change = is_allowed(session.principal.role, Action.CHANGE_SETTINGS) or (
@@ -521,6 +523,11 @@ async def save_settings(request: Request, shop_id: str) -> Response:
     except Refused as exc:
         return _refused(request, session, exc)
     return _redirect(f"{PREFIX}/shops/{shop_id}/settings?done=saved")
+
+
+def _guide_url(admin: AdminState, name: str) -> str:
+    published = admin.cfg.console_guides_url.rstrip("/")
+    return f"{published}/{name}.md" if published else f"{PREFIX}/guides/{name}"
 
 
 async def guide(request: Request, name: str) -> Response:
