@@ -7,8 +7,8 @@ field messages and a refusal (403, 409, 429...) becomes a message on the page.
 
 Sessions and CSRF: :mod:`ingest.console.session`. Every form post carries the session's
 CSRF token (403 page otherwise); posts must also come from this origin when the browser
-says where they come from (``Origin``). Pages are ``no-store``, never referred (an
-activation token is in the URL) and framed by nobody.
+says where they come from (``Origin``). Pages are ``no-store``, referred only to this
+site (an activation token is in the URL) and framed by nobody.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ DONE = {
 }
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    # Not "no-referrer": browsers then send "Origin: null" on the console's own posts.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
