@@ -274,6 +274,13 @@ def _user_row(user: ShopUser, now_ms: int) -> dict[str, Any]:
     }
 
 
+def _duration(ms: int) -> str:
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:g} second{'s' if seconds != 1 else ''}"
+    return f"{seconds / 60:g} minute{'s' if seconds != 60 else ''}"
+
+
 def _when(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ms / 1000)) if ms else ""
 
@@ -432,12 +439,11 @@ def _settings_form(
     kinds = []
     for kind in DestinationKind:
         window = admin.window_policy.for_shop(replace(current, destination_kind=kind.value))
-        minutes = window.quiet_ms / 60_000
         kinds.append(
             {
                 "value": kind.value,
                 "name": KIND_NAMES[kind],
-                "window": f"{minutes:g} minute{'s' if minutes != 1 else ''}",
+                "window": _duration(window.quiet_ms),
                 "guide": _guide_url(admin, GUIDE_OF[kind]),
             }
         )
@@ -717,6 +723,9 @@ def _simulation_page(
             admin.current_settings(shop.shop_id), shop.users, admin.window_policy
         ),
         can_run=can_run,
+        window=_duration(
+            admin.window_policy.for_shop(admin.current_settings(shop.shop_id)).quiet_ms
+        ),
         read_only_reason=""
         if can_run
         else refusal_reason(session.principal.role, Action.RUN_SIMULATION),
