@@ -29,6 +29,7 @@ __all__ = [
     "sender_rejected_text",
     "shown_sender",
     "shown_text",
+    "sign_in_text",
     "simulation_text",
 ]
 
@@ -164,6 +165,32 @@ def _card(
         f'font-size:12px;line-height:18px;color:#6b7075;{_FONT}">{html.escape(footer)}'
         "</td></tr></table></td></tr></table></body></html>"
     )
+
+
+def sign_in_text(
+    *, marketplace_name: str, shop_name: str, shop_id: str, expires_at_ms: int, link: str
+) -> NoticeText:
+    """The console sign-in link an activated shop user asked for."""
+    when = datetime.fromtimestamp(expires_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    marketplace = header_safe(marketplace_name)
+    shop = header_safe(shop_name) or f"shop {header_safe(shop_id)}"
+    text = (
+        f"Sign in to the {marketplace} email notification settings of {shop}:\n{link}\n\n"
+        f"The link works until {when}. If you did not ask for it, ignore this email: "
+        "nobody can sign in without opening it.\n"
+    )
+    body = _card(
+        eyebrow=f"{marketplace} \u00b7 {shop}",
+        title="Sign in",
+        paragraphs=(
+            f"Sign in to the email notification settings of {shop}. The link works until "
+            f"{when}.",
+        ),
+        button=("Sign in", link),
+        footer="If you did not ask for this email, ignore it: nobody can sign in without "
+        "opening the link.",
+    )
+    return NoticeText(f"Sign in to your {marketplace} email notifications for {shop}", text, body)
 
 
 def content_withheld_text(withheld: tuple[str, ...]) -> NoticeText:

@@ -44,6 +44,7 @@ from ingest.activation import (
 )
 from ingest.admin_auth import AuthError, Principal, authenticate, issue_api_token
 from ingest.admin_directory import user_key
+from ingest.admin_notices import sign_in_notice
 from ingest.admin_state import AdminState, Refused, settings_record, user_record
 from ingest.ingest_settings import IngestSettings
 from ingest.roles import ASSIGNABLE_ROLES, Action, is_allowed, refusal_reason
@@ -71,9 +72,9 @@ from shared.events import (
 )
 from shared.logging import now_ms
 from shared.notice_texts import simulation_text
-from shared.send_limits import MailSend
+from shared.send_limits import MailSend, send_of
 from shared.tokens import shop_id_fits_reply_tokens
-from shared.topics import ADMIN_USERS, CHAT_EVENTS, DAY_MS
+from shared.topics import ADMIN_USERS, CHAT_EVENTS, DAY_MS, MAIL_NOTICES
 
 __all__ = ["Refused", "build_admin_router"]
 
@@ -639,6 +640,29 @@ async def resend_for_link(admin: AdminState, token: str) -> ShopUser:
         # The fresh link goes to the address on record, never to one the caller names.
         return await resend_activation_of(admin, exc.user, exc.user.email)
     raise Refused(409, "this activation link is still valid: use it to activate")
+
+
+async def send_sign_in_link(
+    admin: AdminState, shop_id: str, email: str, *, token: str, link_base: str, ttl_ms: int
+) -> None:
+    """Mail an activated user the console sign-in link ``token``; counted against the send
+    limits (429 when over one). Nothing for an address that is not an activated user."""
+    user = admin.directory.user(shop_id, email)
+    if user is None or user.status != UserStatus.ACTIVE:
+        return
+    now = admin.clock()
+    notice = sign_in_notice(
+        user,
+        token,
+        link_base=link_base,
+        marketplace_name=admin.cfg.marketplace_name,
+        shop_name=admin.current_settings(shop_id).shop_name,
+        now_ms=now,
+        expires_at_ms=now + ttl_ms,
+        notice_id=f"sign-in-{new_nonce()}",
+    )
+    admin.count_send(send_of(notice))
+    await admin.write_counted(notice.notice_id, (MAIL_NOTICES.name, shop_id, encode(notice)))
 
 
 # --- simulation -----------------------------------------------------------------------

@@ -355,5 +355,25 @@ async def test_forms_work_with_javascript_off(chromium: Browser, console: Consol
         await page.wait_for_url(re.compile(r"/console/sign-in"))
         await page.goto(f"{console.url}/console/shops/{shop}/settings")
         assert "/console/sign-in" in page.url
+        # signing in again: a link by email
+        mark = len(console.stack.platforms.sink.mails)
+        await page.get_by_label("Shop id").fill(shop)
+        await page.get_by_label("Your email").fill(main)
+        await page.get_by_role("button", name="Email me a sign-in link").click()
+        await page.get_by_role("status").filter(has_text="sign-in link is on its way").wait_for()
+
+        def link() -> str | None:
+            for mail in console.stack.platforms.sink.mails[mark:]:
+                if mail.message["X-Bridge-Notice"] == "sign_in" and main in mail.rcpt_tos:
+                    found = re.search(
+                        r"(http\S+/console/sign-in/link\?token=\S+)",
+                        mail.message.get_body(("plain",)).get_content(),
+                    )
+                    return found.group(1) if found else None
+            return None
+
+        await page.goto(await eventually(link, timeout_s=30, what="the sign-in mail"))
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(re.compile(rf"/console/shops/{shop}/settings"))
     finally:
         await context.close()

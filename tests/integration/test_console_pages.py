@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import unquote
 
 import pytest
 import pytest_asyncio
@@ -261,3 +262,37 @@ async def test_simulation_page_shows_each_step_and_its_json_for_polling(
         return status["steps"][0]["state"] == "ok"
 
     await eventually(accepted, timeout_s=30, what="the simulated buyer message accepted")
+
+
+async def test_an_activated_user_signs_in_again_with_an_emailed_link(
+    admin: Admin,
+    browser: ConsoleUser,
+) -> None:
+    shop, main = await admin.onboard("sign-in-link")
+    generic = "If that address is an activated user of the shop, a sign-in link is on its way"
+    mark = len(admin.stack.platforms.sink.mails)
+    stranger = await browser.post(
+        "/console/sign-in/email", {"shop_id": shop, "email": "nobody@shop.test"}
+    )
+    asked = await browser.post("/console/sign-in/email", {"shop_id": shop, "email": main})
+    assert generic in text_of(stranger.text) and generic in text_of(asked.text)
+
+    def link() -> str | None:
+        for mail in admin.stack.platforms.sink.mails[mark:]:
+            if mail.message["X-Bridge-Notice"] == "sign_in":
+                assert mail.rcpt_tos == [main]  # never to the address someone typed
+                text = mail.message.get_body(("plain",)).get_content()
+                return text.split("/console/sign-in/link?token=", 1)[1].split()[0]
+        return None
+
+    token = await eventually(link, timeout_s=30, what="the sign-in mail")
+    page = await browser.get(f"/console/sign-in/link?token={token}")
+    assert page.status_code == 200 and "Sign in" in text_of(page.text)
+    assert browser.http.cookies.get("bridge_console") is None  # a GET signs nobody in
+    done = await browser.post("/console/sign-in/link", {"token": unquote(token)})
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/console/shops/{shop}/settings"
+    shown = await browser.get(done.headers["location"])
+    assert shown.status_code == 200 and f"Signed in as {main}" in text_of(shown.text)
+    broken = await ConsoleUser.new(admin).post("/console/sign-in/link", {"token": "sil1.x.y.z"})
+    assert broken.status_code == 410 and "does not work" in text_of(broken.text)

@@ -39,6 +39,7 @@ from ingest.admin_api import (
     remove_shop_user,
     resend_activation_of,
     resend_for_link,
+    send_sign_in_link,
     shop_summary,
     shops_page,
     simulation_status,
@@ -53,8 +54,10 @@ from ingest.console.session import (
     csrf_ok,
     csrf_token,
     issue_operator_session,
+    issue_sign_in_link,
     issue_user_session,
     verify_session,
+    verify_sign_in_link,
 )
 from ingest.roles import Action, is_allowed, refusal_reason
 from ingest.settings_change import FieldError, InvalidRequest, settings_document
@@ -99,6 +102,7 @@ DONE = {
     "onboarded": "Shop onboarded: its main account got an activation email.",
     "signed_out": "You are signed out.",
 }
+SIGN_IN_LINK_TTL_MS = 30 * 60_000
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     # Not "no-referrer": browsers then send "Origin: null" on the console's own posts.
@@ -352,6 +356,63 @@ async def sign_out(request: Request) -> Response:
     response = _redirect(f"{PREFIX}/sign-in?done=signed_out")
     response.delete_cookie(COOKIE_NAME, path=PREFIX, httponly=True, secure=_secure(request))
     return response
+
+
+def _console_link(admin: AdminState, path: str) -> str:
+    """A console address for an email: the console's base is that of the activation links
+    (``BRIDGE_ACTIVATION_LINK_BASE``), never the Host a request claims."""
+    return admin.cfg.activation_link_base.rsplit("/", 1)[0] + path
+
+
+async def email_sign_in_link(request: Request) -> Response:
+    """Mail an activated user a sign-in link; the same answer whoever the address is."""
+    fields = await _form(request, None)
+    if isinstance(fields, Response):
+        return fields
+    admin = _admin(request)
+    shop_id, email = fields.get("shop_id", "").strip(), fields.get("email", "").strip().lower()
+    user = admin.directory.user(shop_id, email) if shop_id and email else None
+    if user is not None:
+        token = issue_sign_in_link(
+            user, admin.keys, now_ms=admin.clock(), ttl_ms=SIGN_IN_LINK_TTL_MS
+        )
+        try:
+            await send_sign_in_link(
+                admin,
+                shop_id,
+                email,
+                token=token,
+                link_base=_console_link(admin, "/sign-in/link"),
+                ttl_ms=SIGN_IN_LINK_TTL_MS,
+            )
+        except Refused:
+            pass  # over a send limit or the event store down: the same answer, no mail
+    return _page(request, "sign_in.html", next=PREFIX + "/", sent=True)
+
+
+async def sign_in_link_page(request: Request) -> Response:
+    # A button, not a sign-in on GET: mail scanners fetch links.
+    return _page(request, "sign_in_link.html", token=request.query_params.get("token", ""))
+
+
+async def sign_in_with_link(request: Request) -> Response:
+    fields = await _form(request, None)
+    if isinstance(fields, Response):
+        return fields
+    admin = _admin(request)
+    now = admin.clock()
+    try:
+        principal = verify_sign_in_link(
+            fields.get("token", ""), admin.keys, admin.directory.user, now
+        )
+    except AuthError:
+        return _page(request, "sign_in_link.html", 410, token="", broken=True)
+    user = admin.directory.user(principal.shop_id, principal.email)
+    assert user is not None  # verify_sign_in_link found it
+    session_token = issue_user_session(
+        user, admin.keys, now_ms=now, ttl_ms=admin.cfg.console_session_ttl_hours * 3_600_000
+    )
+    return _signed_in(request, session_token, f"{PREFIX}/shops/{user.shop_id}/settings")
 
 
 # --- activation (the link in the email) --------------------------------------------------
@@ -794,6 +855,9 @@ def build_console_router() -> APIRouter:
         ("GET", "/", start),
         ("GET", "/sign-in", sign_in_page),
         ("POST", "/sign-in", sign_in),
+        ("POST", "/sign-in/email", email_sign_in_link),
+        ("GET", "/sign-in/link", sign_in_link_page),
+        ("POST", "/sign-in/link", sign_in_with_link),
         ("POST", "/sign-out", sign_out),
         ("GET", "/activate", activation_page),
         ("POST", "/activate", activate),

@@ -25,6 +25,7 @@ from shared.events import ShopUser
 from shared.key_ring import KeyRing
 
 SESSION_KIND = "cs1"
+SIGN_IN_LINK_KIND = "sil1"
 COOKIE_NAME = "bridge_console"
 CSRF_FIELD = "csrf_token"
 
@@ -100,6 +101,27 @@ def verify_session(
         return Session(Principal("*", "", OPERATOR), sid, kid, expires)
     principal = user_principal(claims, lookup, now_ms, what="session")
     return Session(principal, sid, kid, expires)
+
+
+def issue_sign_in_link(user: ShopUser, keys: KeyRing, *, now_ms: int, ttl_ms: int) -> str:
+    """The token of an emailed sign-in link: the user's claims, a short expiry."""
+    return sign(
+        SIGN_IN_LINK_KIND,
+        {"s": user.shop_id, "e": user.email, "r": user.role, "n": user.activation_nonce,
+         "iat": now_ms, "exp": now_ms + ttl_ms},
+        keys,
+    )  # fmt: skip
+
+
+def verify_sign_in_link(
+    token: str, keys: KeyRing, lookup: Callable[[str, str], ShopUser | None], now_ms: int
+) -> Principal:
+    """The user an emailed sign-in link signs in (revoked like a session), or :class:`AuthError`."""
+    try:
+        claims = verify(SIGN_IN_LINK_KIND, token, keys)
+    except SignedTokenError as exc:
+        raise AuthError(f"sign-in link not valid: {exc}") from None
+    return user_principal(claims, lookup, now_ms, what="sign-in link")
 
 
 def csrf_token(session: Session, keys: KeyRing) -> str:
