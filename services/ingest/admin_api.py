@@ -392,7 +392,7 @@ async def list_shops(
     return JSONResponse(
         {
             "shops": [shop_summary(admin, shop_id) for shop_id in page],
-            "next_after": page[-1] if len(page) == max(1, min(limit, 500)) else None,
+            "next_after": page[-1] if len(page) == limit else None,
         }
     )
 

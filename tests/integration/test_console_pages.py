@@ -200,8 +200,12 @@ async def test_settings_link_from_a_digest_asks_to_sign_in_then_opens_the_page(
 ) -> None:
     """#17 point 8: the footer / List-Unsubscribe link opens the console, not a 401 JSON."""
     shop, main = await admin.onboard("link")
-    link = admin.stack.env["BRIDGE_SETTINGS_LINK_TEMPLATE"].format(shop_id=shop)
-    assert "/console/shops/" in link
+    conversation = str(5_100_000_000_000_000 + uuid.uuid4().int % 10**15)
+    await admin.stack.buyer_says(shop, conversation, "Hello?")
+    digest = (await eventually(lambda: admin.stack.mails_for(conversation), timeout_s=30))[0]
+    link = str(digest["List-Unsubscribe"]).strip("<>")
+    assert link.endswith(f"/console/shops/{shop}/settings"), link
+    assert f'href="{link}"' in digest.get_body(("html",)).get_content()  # the footer link
     path = "/console/" + link.split("/console/", 1)[1]
     first = await browser.get(path)
     assert first.status_code == 303

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -121,12 +121,17 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-# Signed-out session ids on this replica (until they would expire anyway); another
-# replica honours a signed-out cookie until its expiry: the browser has dropped it.
-_signed_out: dict[str, int] = {}
+MAX_FORM_BYTES = 64 * 1024  # the admin API's body cap: a form is a few fields
 
 
 # --- plumbing ------------------------------------------------------------------------
+
+
+def _signed_out(request: Request) -> dict[str, int]:
+    """Signed-out session ids on this replica, until they would expire anyway; another
+    replica honours a replayed signed-out cookie until its expiry (the browser dropped it)."""
+    found: dict[str, int] = request.app.state.console_signed_out
+    return found
 
 
 def _admin(request: Request) -> AdminState:
@@ -190,7 +195,7 @@ def _session(request: Request) -> Session | None:
         )
     except AuthError:
         return None
-    return None if session.session_id in _signed_out else session
+    return None if session.session_id in _signed_out(request) else session
 
 
 def _local(path: str) -> str:
@@ -214,11 +219,21 @@ def _same_origin(request: Request) -> bool:
 
 
 async def _form(request: Request, session: Session | None) -> dict[str, str] | Response:
-    """The posted form's fields, or the 403 page when the CSRF token or origin is wrong."""
+    """The posted form's fields (URL-encoded, at most :data:`MAX_FORM_BYTES`), or the page
+    refusing it: 403 when the origin or the CSRF token is wrong, 413, 415."""
     if not _same_origin(request):
         return _forbidden(request, session, "this form was sent from another site")
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        return _page(request, "error.html", 415, session, title="Cannot read this form",
+                     reason="send the form as application/x-www-form-urlencoded")  # fmt: skip
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return _page(request, "error.html", 413, session, title="Form too large",
+                         reason=f"a form may hold at most {MAX_FORM_BYTES} bytes")  # fmt: skip
+    fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     if session is not None and not csrf_ok(session, _admin(request).keys, fields.get(CSRF_FIELD)):
         return _forbidden(
             request,
@@ -321,6 +336,8 @@ async def sign_in(request: Request) -> Response:
     admin = _admin(request)
     to = _local(fields.get("next", ""))
     token = fields.get("token", "").strip()
+    if not token:
+        return _page(request, "sign_in.html", 401, next=to, errors={"token": "paste a token"})
     now = admin.clock()
     ttl_ms = admin.cfg.console_session_ttl_hours * 3_600_000
     try:
@@ -350,9 +367,10 @@ async def sign_out(request: Request) -> Response:
         return fields
     if session is not None:
         now = _admin(request).clock()
-        for sid in [s for s, exp in _signed_out.items() if exp <= now]:
-            del _signed_out[sid]
-        _signed_out[session.session_id] = session.expires_at_ms
+        signed_out = _signed_out(request)
+        for sid in [s for s, exp in signed_out.items() if exp <= now]:
+            del signed_out[sid]
+        signed_out[session.session_id] = session.expires_at_ms
     response = _redirect(f"{PREFIX}/sign-in?done=signed_out")
     response.delete_cookie(COOKIE_NAME, path=PREFIX, httponly=True, secure=_secure(request))
     return response
@@ -880,6 +898,7 @@ def build_console_router() -> APIRouter:
 
 def mount_console(app: Any) -> None:
     """The console's routes and its static files (stylesheet, script) on ``app``."""
+    app.state.console_signed_out = {}
     app.include_router(build_console_router())
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
