@@ -183,8 +183,7 @@ def sign_in_text(
         eyebrow=f"{marketplace} \u00b7 {shop}",
         title="Sign in",
         paragraphs=(
-            f"Sign in to the email notification settings of {shop}. The link works until "
-            f"{when}.",
+            f"Sign in to the email notification settings of {shop}. The link works until {when}.",
         ),
         button=("Sign in", link),
         footer="If you did not ask for this email, ignore it: nobody can sign in without "
