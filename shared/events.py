@@ -262,6 +262,8 @@ class NoticeKind(StrEnum):
     # back as automated on its wording alone.
     LINKS_REMOVED = "links_removed"
     HELD_AS_AUTOMATED = "held_as_automated"
+    # Seller console: a link that signs an activated user in again (asked for by email).
+    SIGN_IN = "sign_in"
 
 
 @dataclass(frozen=True, slots=True)

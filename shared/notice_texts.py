@@ -29,6 +29,7 @@ __all__ = [
     "sender_rejected_text",
     "shown_sender",
     "shown_text",
+    "sign_in_text",
     "simulation_text",
 ]
 
@@ -93,17 +94,102 @@ def activation_text(
     role_name = _ROLE_NAMES.get(role, role)
     text = (
         f"You were added to {shop} on {marketplace} as {role_name}, to receive and answer "
-        f"buyer messages by email.\n\nActivate your account (single use, valid for 120 hours, "
+        f"buyer messages by email.\n\nActivate your account and sign in to the notification "
+        f"settings (single use, valid for 120 hours, "
         f"until {when}):\n{link}\n\nIf the link expired, open it anyway and ask for a new "
         "one, or ask a shop administrator to resend it.\n"
     )
-    body = (
-        f"<p>You were added to {html.escape(shop)} on {html.escape(marketplace)} as "
-        f"{html.escape(role_name)}, to receive and answer buyer messages by email.</p>"
-        f'<p><a href="{html.escape(link)}">Activate your account</a> (single use, valid for '
-        f"120 hours, until {when}).</p>"
+    body = _card(
+        eyebrow=f"{marketplace} \u00b7 {shop}",
+        title="Activate your account",
+        paragraphs=(
+            f"You were added to {shop} on {marketplace} as {role_name}, to receive and "
+            "answer buyer messages by email.",
+            "Activating signs you in to the notification settings. The link works once, "
+            f"for 120 hours (until {when}).",
+        ),
+        button=("Activate your account", link),
+        footer="If the link expired, open it anyway and ask for a new one, or ask a shop "
+        "administrator to resend it.",
     )
     return NoticeText(f"Activate your {marketplace} email account for {shop}", text, body)
+
+
+# The digest's look (mailer/render.py: palette, card, button), inline so every client
+# shows it; dark mode where the client honours prefers-color-scheme.
+_CARD_STYLE = (
+    "<style>:root{color-scheme:light dark;}@media (prefers-color-scheme: dark){"
+    "body,.page{background-color:#121317!important}.card{background-color:#1e1f24!important;"
+    "color:#e8e9ec!important}.title,.body-text{color:#e8e9ec!important}"
+    ".eyebrow,.footer{color:#a4a7ae!important}}</style>"
+)
+_FONT = "font-family:Arial,Helvetica,sans-serif;"
+
+
+def _card(
+    *,
+    eyebrow: str,
+    title: str,
+    paragraphs: tuple[str, ...],
+    button: tuple[str, str],
+    footer: str,
+) -> str:
+    """A notice's HTML body laid out like a digest: a card, a title, a button, a footer."""
+    rows = "".join(
+        f'<p class="body-text" style="margin:0 0 12px 0;font-size:15px;line-height:22px;'
+        f'color:#1f2329;">{html.escape(p)}</p>'
+        for p in paragraphs
+    )
+    label, href = button
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="color-scheme" content="light dark">{_CARD_STYLE}</head>'
+        '<body class="page" style="margin:0;padding:0;background-color:#f2f3f5;">'
+        '<table role="presentation" class="page" width="100%" cellpadding="0" cellspacing="0"'
+        ' style="background-color:#f2f3f5;"><tr><td align="center" style="padding:16px 8px;">'
+        '<table role="presentation" class="card" width="100%" cellpadding="0" cellspacing="0"'
+        ' style="max-width:600px;background-color:#ffffff;border-radius:8px;color:#1f2329;">'
+        f'<tr><td style="padding:24px 24px 8px 24px;{_FONT}">'
+        f'<p class="eyebrow" style="margin:0;font-size:13px;line-height:18px;color:#6b7075;">'
+        f"{html.escape(eyebrow)}</p>"
+        f'<p class="title" style="margin:4px 0 16px 0;font-size:20px;line-height:28px;'
+        f'font-weight:bold;color:#1f2329;">{html.escape(title)}</p>{rows}</td></tr>'
+        f'<tr><td style="padding:8px 24px 24px 24px;{_FONT}">'
+        f'<a href="{html.escape(href)}" target="_blank" style="display:inline-block;'
+        "padding:12px 28px;border-radius:6px;background-color:#fe2c55;color:#ffffff;"
+        f'font-size:16px;line-height:20px;font-weight:bold;text-decoration:none;{_FONT}">'
+        f"{html.escape(label)}</a></td></tr></table>"
+        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0"'
+        ' style="max-width:600px;"><tr><td class="footer" style="padding:16px 24px;'
+        f'font-size:12px;line-height:18px;color:#6b7075;{_FONT}">{html.escape(footer)}'
+        "</td></tr></table></td></tr></table></body></html>"
+    )
+
+
+def sign_in_text(
+    *, marketplace_name: str, shop_name: str, shop_id: str, expires_at_ms: int, link: str
+) -> NoticeText:
+    """The console sign-in link an activated shop user asked for."""
+    when = datetime.fromtimestamp(expires_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    marketplace = header_safe(marketplace_name)
+    shop = header_safe(shop_name) or f"shop {header_safe(shop_id)}"
+    text = (
+        f"Sign in to the {marketplace} email notification settings of {shop}:\n{link}\n\n"
+        f"The link works until {when}. If you did not ask for it, ignore this email: "
+        "nobody can sign in without opening it.\n"
+    )
+    body = _card(
+        eyebrow=f"{marketplace} \u00b7 {shop}",
+        title="Sign in",
+        paragraphs=(
+            f"Sign in to the email notification settings of {shop}. The link works until {when}.",
+        ),
+        button=("Sign in", link),
+        footer="If you did not ask for this email, ignore it: nobody can sign in without "
+        "opening the link.",
+    )
+    return NoticeText(f"Sign in to your {marketplace} email notifications for {shop}", text, body)
 
 
 def content_withheld_text(withheld: tuple[str, ...]) -> NoticeText:

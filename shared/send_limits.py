@@ -103,9 +103,13 @@ def send_of(notice: MailNotice) -> MailSend:
 def limits_from(cfg: SendLimitSettings) -> tuple[SendLimit, ...]:
     """The limits the settings ask for; a limit of 0 is off."""
     activation = frozenset({NoticeKind.ACTIVATION.value})
+    # Console sign-in links are asked for by address like an activation resend: same limits.
+    sign_in = frozenset({NoticeKind.SIGN_IN.value})
     return (
         SendLimit(RECIPIENT, cfg.send_limit_activation_per_recipient_hour, HOUR_MS, activation),
         SendLimit(RECIPIENT, cfg.send_limit_activation_per_recipient_day, DAY_MS, activation),
+        SendLimit(RECIPIENT, cfg.send_limit_activation_per_recipient_hour, HOUR_MS, sign_in),
+        SendLimit(RECIPIENT, cfg.send_limit_activation_per_recipient_day, DAY_MS, sign_in),
         SendLimit(
             RECIPIENT,
             cfg.send_limit_simulation_per_recipient_hour,

@@ -23,12 +23,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import Counter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -43,6 +44,7 @@ from ingest.activation import (
 )
 from ingest.admin_auth import AuthError, Principal, authenticate, issue_api_token
 from ingest.admin_directory import user_key
+from ingest.admin_notices import sign_in_notice
 from ingest.admin_state import AdminState, Refused, settings_record, user_record
 from ingest.ingest_settings import IngestSettings
 from ingest.roles import ASSIGNABLE_ROLES, Action, is_allowed, refusal_reason
@@ -70,9 +72,9 @@ from shared.events import (
 )
 from shared.logging import now_ms
 from shared.notice_texts import simulation_text
-from shared.send_limits import MailSend
+from shared.send_limits import MailSend, send_of
 from shared.tokens import shop_id_fits_reply_tokens
-from shared.topics import ADMIN_USERS, CHAT_EVENTS, DAY_MS
+from shared.topics import ADMIN_USERS, CHAT_EVENTS, DAY_MS, MAIL_NOTICES
 
 __all__ = ["Refused", "build_admin_router"]
 
@@ -325,6 +327,21 @@ async def create_shop(
     new: Annotated[NewShop, Depends(JsonBody(NewShop))],
     admin: Admin,
 ) -> Response:
+    user, shop_settings = await onboard_shop(admin, principal, new)
+    return JSONResponse(
+        {
+            "shop_id": new.shop_id,
+            "main_account": user_document(user),
+            "settings": settings_document(shop_settings, [user], admin.window_policy),
+        },
+        status_code=201,
+    )
+
+
+async def onboard_shop(
+    admin: AdminState, principal: Principal, new: NewShop
+) -> tuple[ShopUser, ShopSettings]:
+    """Onboard a shop (the operator's act): its main account, invited, and its settings."""
     if admin.directory.shop_exists(new.shop_id):
         raise Refused(409, f"shop {new.shop_id} is already onboarded")
     now = admin.clock()
@@ -361,14 +378,47 @@ async def create_shop(
     )
     admin.directory.put_user(user)
     admin.directory.put_settings(shop_settings)
+    return user, shop_settings
+
+
+async def list_shops(
+    _: Annotated[Principal, Depends(operator)],
+    admin: Admin,
+    after: str = "",
+    limit: int = 100,
+) -> Response:
+    """Onboarded shops in id order, ``limit`` (1-500) a page after the id ``after``."""
+    page = shops_page(admin, after=after, limit=limit)
     return JSONResponse(
         {
-            "shop_id": new.shop_id,
-            "main_account": _user_doc(user),
-            "settings": settings_document(shop_settings, [user], admin.window_policy),
-        },
-        status_code=201,
+            "shops": [shop_summary(admin, shop_id) for shop_id in page],
+            "next_after": page[-1] if len(page) == limit else None,
+        }
     )
+
+
+def shops_page(admin: AdminState, *, after: str = "", limit: int = 100) -> list[str]:
+    if not 1 <= limit <= 500:
+        raise InvalidRequest([FieldError("limit", "expected a number from 1 to 500")], status=422)
+    return [s for s in admin.directory.shop_ids() if s > after][:limit]
+
+
+def shop_summary(admin: AdminState, shop_id: str) -> dict[str, Any]:
+    """What the operator sees of a shop at a glance."""
+    users = admin.directory.users_of(shop_id)
+    settings = admin.current_settings(shop_id)
+    main = next((u for u in users if u.role == UserRole.MAIN_ACCOUNT), None)
+    return {
+        "shop_id": shop_id,
+        "shop_name": settings.shop_name,
+        "alerts_enabled": settings.alerts_enabled,
+        "destination_email": settings.destination_email,
+        "destination_kind": settings.destination_kind,
+        "region": settings.region,
+        "main_account": user_document(main) if main else None,
+        "users": len(users),
+        "active_users": sum(u.status == UserStatus.ACTIVE for u in users),
+    }
 
 
 # --- settings -------------------------------------------------------------------------
@@ -387,6 +437,14 @@ async def change_settings(
     change: Annotated[dict[str, Any], Depends(json_object)],
     admin: Admin,
 ) -> Response:
+    after = await change_shop_settings(admin, shop, change)
+    return JSONResponse(settings_document(after, shop.users, admin.window_policy))
+
+
+async def change_shop_settings(
+    admin: AdminState, shop: Access, change: dict[str, Any]
+) -> ShopSettings:
+    """Validate ``change`` whole (:class:`InvalidRequest` listing every bad field), write it."""
     before = admin.current_settings(shop.shop_id)
     after = apply_settings_change(
         before, change, shop.users, now_ms=admin.clock(), actor=shop.principal.name
@@ -398,14 +456,14 @@ async def change_settings(
         ),
     )
     admin.directory.put_settings(after)
-    return JSONResponse(settings_document(after, shop.users, admin.window_policy))
+    return after
 
 
 # --- users ----------------------------------------------------------------------------
 
 
 async def list_users(shop: Annotated[Access, access(Action.LIST_USERS)]) -> Response:
-    return JSONResponse({"users": [_user_doc(u) for u in shop.users]})
+    return JSONResponse({"users": [user_document(u) for u in shop.users]})
 
 
 async def add_user(
@@ -413,6 +471,11 @@ async def add_user(
     new: Annotated[NewUser, Depends(JsonBody(NewUser))],
     admin: Admin,
 ) -> Response:
+    return JSONResponse(user_document(await add_shop_user(admin, shop, new)), status_code=201)
+
+
+async def add_shop_user(admin: AdminState, shop: Access, new: NewUser) -> ShopUser:
+    """Invite a user (409 when already one); the activation email counts against the limits."""
     if any(u.email == new.email for u in shop.users):
         raise Refused(409, f"{new.email} is already a user of shop {shop.shop_id}")
     user = invite(
@@ -431,12 +494,18 @@ async def add_user(
         admin.audit(shop.principal.name, shop.shop_id, "add_user", new.email, None, user),
     )
     admin.directory.put_user(user)
-    return JSONResponse(_user_doc(user), status_code=201)
+    return user
 
 
 async def remove_user(
     shop: Annotated[Access, access(Action.REMOVE_USER)], email: str, admin: Admin
 ) -> Response:
+    await remove_shop_user(admin, shop, email)
+    return Response(status_code=204)
+
+
+async def remove_shop_user(admin: AdminState, shop: Access, email: str) -> None:
+    """Remove a user: never the main account, never the current destination inbox."""
     shop_id, actor = shop.shop_id, shop.principal.name
     email = email.strip().lower()
     user = next((u for u in shop.users if u.email == email), None)
@@ -463,7 +532,6 @@ async def remove_user(
     )
     admin.directory.drop_user(shop_id, email)
     admin.directory.put_settings(after)
-    return Response(status_code=204)
 
 
 async def resend_activation(
@@ -472,10 +540,14 @@ async def resend_activation(
     user = admin.directory.user(shop.shop_id, email)
     if user is None:
         raise Refused(404, f"{email} is not a user of shop {shop.shop_id}")
-    return await _resend(admin, user, shop.principal.name)
+    return JSONResponse(
+        user_document(await resend_activation_of(admin, user, shop.principal.name)),
+        status_code=202,
+    )
 
 
-async def _resend(admin: AdminState, user: ShopUser, actor: str) -> Response:
+async def resend_activation_of(admin: AdminState, user: ShopUser, actor: str) -> ShopUser:
+    """A fresh activation link for a pending user (the old one stops working)."""
     if user.status == UserStatus.ACTIVE:
         raise Refused(409, f"{user.email} is already active")
     fresh = reinvite(user, invited_by=actor, now_ms=admin.clock(), nonce=new_nonce())
@@ -487,30 +559,26 @@ async def _resend(admin: AdminState, user: ShopUser, actor: str) -> Response:
         admin.audit(actor, user.shop_id, "resend_activation", user.email, user, fresh),
     )
     admin.directory.put_user(fresh)
-    return JSONResponse(_user_doc(fresh), status_code=202)
+    return fresh
 
 
 # --- activation (the link in the email; no bearer token) -------------------------------
 
 
 async def activation_page(request: Request) -> Response:
-    token = request.query_params.get("token", "")
-    # A page with a button, not an activation on GET: mail scanners and link
-    # previews fetch links, and must not use up a single-use link.
-    return HTMLResponse(
-        "<!doctype html><meta charset='utf-8'><title>Activate your account</title>"
-        "<h1>Activate your account</h1><form method='post' action='activate'>"
-        f"<input type='hidden' name='token' value='{_attr(token)}'>"
-        "<button>Activate</button></form>"
+    # Links in emails sent before the console existed: its activation page explains the
+    # link's state in words. A GET never activates (mail scanners fetch links).
+    return RedirectResponse(
+        f"/console/activate?{urlencode({'token': request.query_params.get('token', '')})}",
+        status_code=303,
     )
 
 
 async def activate_user(
     token: Annotated[str, Depends(activation_token_of)], admin: Admin
 ) -> Response:
-    now = admin.clock()
     try:
-        user = check_activation(token, admin.keys, admin.directory.user, now)
+        active = await activate_link(admin, token)
     except ActivationError as exc:
         extra: dict[str, Any] = {"code": exc.code}
         if exc.can_resend:
@@ -520,6 +588,23 @@ async def activate_user(
                 "body": {"token": token},
             }
         raise Refused(exc.status, exc.reason, **extra) from None
+    now = admin.clock()
+    ttl_ms = admin.cfg.admin_token_ttl_days * DAY_MS
+    api_token = issue_api_token(active, admin.keys, now_ms=now, ttl_ms=ttl_ms)
+    return JSONResponse(
+        {
+            "user": user_document(active),
+            "api_token": api_token,
+            "api_token_expires_at_ms": now + ttl_ms,
+        }
+    )
+
+
+async def activate_link(admin: AdminState, token: str) -> ShopUser:
+    """Activate the user of an activation link (:class:`ActivationError` says why not);
+    the shop's authorized senders gain the address."""
+    now = admin.clock()
+    user = check_activation(token, admin.keys, admin.directory.user, now)
     active = activate(user, now)
     users = [
         active if u.email == active.email else u for u in admin.directory.users_of(user.shop_id)
@@ -532,16 +617,17 @@ async def activate_user(
     )
     admin.directory.put_user(active)
     admin.directory.put_settings(after)
-    ttl_ms = admin.cfg.admin_token_ttl_days * DAY_MS
-    api_token = issue_api_token(active, admin.keys, now_ms=now, ttl_ms=ttl_ms)
-    return JSONResponse(
-        {"user": _user_doc(active), "api_token": api_token, "api_token_expires_at_ms": now + ttl_ms}
-    )
+    return active
 
 
 async def resend_expired(
     token: Annotated[str, Depends(activation_token_of)], admin: Admin
 ) -> Response:
+    return JSONResponse(user_document(await resend_for_link(admin, token)), status_code=202)
+
+
+async def resend_for_link(admin: AdminState, token: str) -> ShopUser:
+    """A fresh link for an expired one that is still the newest, to the address on record."""
     try:
         check_activation(token, admin.keys, admin.directory.user, admin.clock())
     except ActivationError as exc:
@@ -552,8 +638,31 @@ async def resend_expired(
         if not exc.can_resend or exc.user is None:
             raise Refused(exc.status, exc.reason, code=exc.code) from None
         # The fresh link goes to the address on record, never to one the caller names.
-        return await _resend(admin, exc.user, exc.user.email)
+        return await resend_activation_of(admin, exc.user, exc.user.email)
     raise Refused(409, "this activation link is still valid: use it to activate")
+
+
+async def send_sign_in_link(
+    admin: AdminState, shop_id: str, email: str, *, token: str, link_base: str, ttl_ms: int
+) -> None:
+    """Mail an activated user the console sign-in link ``token``; counted against the send
+    limits (429 when over one). Nothing for an address that is not an activated user."""
+    user = admin.directory.user(shop_id, email)
+    if user is None or user.status != UserStatus.ACTIVE:
+        return
+    now = admin.clock()
+    notice = sign_in_notice(
+        user,
+        token,
+        link_base=link_base,
+        marketplace_name=admin.cfg.marketplace_name,
+        shop_name=admin.current_settings(shop_id).shop_name,
+        now_ms=now,
+        expires_at_ms=now + ttl_ms,
+        notice_id=f"sign-in-{new_nonce()}",
+    )
+    admin.count_send(send_of(notice))
+    await admin.write_counted(notice.notice_id, (MAIL_NOTICES.name, shop_id, encode(notice)))
 
 
 # --- simulation -----------------------------------------------------------------------
@@ -562,6 +671,11 @@ async def resend_expired(
 async def run_simulation(
     shop: Annotated[Access, access(Action.RUN_SIMULATION)], admin: Admin
 ) -> Response:
+    return JSONResponse(await start_simulation(admin, shop), status_code=202)
+
+
+async def start_simulation(admin: AdminState, shop: Access) -> dict[str, Any]:
+    """Start a simulated conversation (alerts must be on; counted against the limits)."""
     settings = admin.current_settings(shop.shop_id)
     if not settings.alerts_enabled:
         raise Refused(
@@ -584,7 +698,7 @@ async def run_simulation(
 
 async def _start_simulation(
     admin: AdminState, principal: Principal, shop: ShopSettings, sim_id: str, started: int
-) -> Response:
+) -> dict[str, Any]:
     cfg, shop_id = admin.cfg, shop.shop_id
     trace = admin.traces.trace(shop_id, sim_id)
     trace.started_at_ms = started
@@ -638,20 +752,22 @@ async def _start_simulation(
             },
         )
     )
-    return JSONResponse(
-        {
-            "simulation_id": sim_id,
-            "status_url": f"/admin/shops/{shop_id}/simulations/{sim_id}",
-            "destination_email": shop.destination_email,
-            "digest_due_in_s": admin.window_policy.for_shop(shop).quiet_ms / 1000,
-        },
-        status_code=202,
-    )
+    return {
+        "simulation_id": sim_id,
+        "status_url": f"/admin/shops/{shop_id}/simulations/{sim_id}",
+        "destination_email": shop.destination_email,
+        "digest_due_in_s": admin.window_policy.for_shop(shop).quiet_ms / 1000,
+    }
 
 
 async def read_simulation(
     shop: Annotated[Access, access(Action.READ_SIMULATION)], simulation_id: str, admin: Admin
 ) -> Response:
+    return JSONResponse(simulation_status(admin, shop, simulation_id))
+
+
+def simulation_status(admin: AdminState, shop: Access, simulation_id: str) -> dict[str, Any]:
+    """Each step's state and the first failure's reason (404 for an unknown simulation)."""
     trace = admin.traces.get(simulation_id) if is_simulation(simulation_id) else None
     if trace is None or trace.shop_id != shop.shop_id:
         raise Refused(
@@ -665,20 +781,19 @@ async def read_simulation(
     )
     failed = next((s for s in steps if s.state == "failed"), None)
     overall = "failed" if failed else "ok" if all(s.state == "ok" for s in steps) else "in_progress"
-    return JSONResponse(
-        {
-            "simulation_id": simulation_id,
-            "status": overall,
-            "reason": failed.detail if failed else "",
-            "steps": [s.as_dict() for s in steps],
-        }
-    )
+    return {
+        "simulation_id": simulation_id,
+        "status": overall,
+        "reason": failed.detail if failed else "",
+        "steps": [s.as_dict() for s in steps],
+    }
 
 
 # --- the router -----------------------------------------------------------------------
 
 ROUTES: list[tuple[str, str, Callable[..., Awaitable[Response]], str]] = [
     # (method, path, handler, action: the metric label)
+    ("GET", "/shops", list_shops, "list_shops"),
     ("POST", "/shops", create_shop, "create_shop"),
     ("GET", "/shops/{shop_id}/settings", read_settings, "read_settings"),
     ("PATCH", "/shops/{shop_id}/settings", change_settings, "change_settings"),
@@ -719,7 +834,7 @@ def build_admin_router(
     return router
 
 
-def _user_doc(user: ShopUser) -> dict[str, Any]:
+def user_document(user: ShopUser) -> dict[str, Any]:
     return {
         "shop_id": user.shop_id,
         "email": user.email,
@@ -731,12 +846,3 @@ def _user_doc(user: ShopUser) -> dict[str, Any]:
         ),
         "activated_at_ms": user.activated_at_ms or None,
     }
-
-
-def _attr(value: str) -> str:
-    return (
-        value.replace("&", "&amp;")
-        .replace("'", "&#39;")
-        .replace('"', "&quot;")
-        .replace("<", "&lt;")
-    )

@@ -84,15 +84,31 @@ def authenticate(
         return Principal("*", "", OPERATOR)
     try:
         claims = verify(API_TOKEN_KIND, token, keys)
+    except SignedTokenError as exc:
+        raise AuthError(f"API token not valid: {exc}") from None
+    return user_principal(claims, lookup, now_ms, what="API token")
+
+
+def user_principal(
+    claims: dict[str, object],
+    lookup: Callable[[str, str], ShopUser | None],
+    now_ms: int,
+    *,
+    what: str,
+) -> Principal:
+    """The user named by verified ``claims`` (an API token's or a console session's):
+    expired, or revoked by a removal, a re-invitation or a role change, is
+    :class:`AuthError`. The one revocation rule for every way a user signs in."""
+    try:
         shop_id, email, role = str(claims["s"]), str(claims["e"]), str(claims["r"])
         nonce, expires = claims["n"], claims["exp"]
-    except (SignedTokenError, KeyError) as exc:
-        raise AuthError(f"API token not valid: {exc}") from None
+    except KeyError as exc:
+        raise AuthError(f"{what} not valid: missing claim {exc}") from None
     if not isinstance(expires, int) or now_ms >= expires:
-        raise AuthError("API token expired; activate again or ask an administrator")
+        raise AuthError(f"{what} expired; activate again or ask an administrator")
     user = lookup(shop_id, email)
     if user is None or user.status != UserStatus.ACTIVE or user.activation_nonce != nonce:
-        raise AuthError("API token revoked: the user was removed or re-invited")
+        raise AuthError(f"{what} revoked: the user was removed or re-invited")
     if user.role != role:
-        raise AuthError("API token revoked: the user's role changed; activate again")
+        raise AuthError(f"{what} revoked: the user's role changed; activate again")
     return Principal(shop_id, email, role)

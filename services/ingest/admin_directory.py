@@ -38,6 +38,10 @@ class AdminDirectory:
     def shop_exists(self, shop_id: str) -> bool:
         return main_account(self.users_of(shop_id)) is not None
 
+    def shop_ids(self) -> list[str]:
+        """Every onboarded shop (one with a main account), in id order."""
+        return sorted(s for s, users in self._users.items() if main_account(list(users.values())))
+
     def settings(self, shop_id: str) -> ShopSettings | None:
         return self._settings.get(shop_id)
 

@@ -35,6 +35,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from ingest.admin_api import build_admin_router
+from ingest.console.pages import mount_console
 from ingest.ingest_settings import IngestSettings
 from ingest.webhook_events import RecentIds, chat_event_from_message
 from shared.aiokafka_adapter import kafka_healthy
@@ -290,6 +291,7 @@ def create_app(
             clock=admin_clock,
         )
     )
+    mount_console(app)  # the seller console's pages, over the admin API's functions
 
     handled: dict[int, Counter] = {}  # status -> counter child: no .labels() per request
     handle_seconds = HANDLE_SECONDS.labels(SERVICE)

@@ -36,7 +36,12 @@ class IngestSettings(ChatPlatformSettings, SendLimitSettings, NotificationWindow
     admin_token_keys: SecretStr = dev_secret("admin_token_keys")
     admin_operator_token: SecretStr = dev_secret("admin_operator_token")
     admin_token_ttl_days: int = 30
-    activation_link_base: str = "http://127.0.0.1:8000/admin/activate"
+    activation_link_base: str = "http://127.0.0.1:8000/console/activate"
+    # Seller console (browser pages under /console): how long a sign-in lasts.
+    console_session_ttl_hours: int = 12
+    # Where the set-up guides (docs/setup-*.md) are published, e.g. the repository's docs
+    # URL; empty: the console serves them from docs/ (a source checkout).
+    console_guides_url: str = ""
     # "sandbox": simulated buyer messages go through the platform sandbox's buyer endpoint
     # (the whole loop, chat included); "direct": published on chat.events by the ingest.
     simulation_mode: Literal["sandbox", "direct"] = "sandbox"

@@ -25,6 +25,9 @@ class Action(StrEnum):
 
 MANAGERS = frozenset({UserRole.MAIN_ACCOUNT, UserRole.ADMINISTRATOR})
 _EVERYONE = frozenset(UserRole)
+# Roles that handle customer service (the marketplace gives it to all three): an activated
+# user with one of them may be the shop's destination inbox.
+CUSTOMER_SERVICE = frozenset(UserRole)
 
 PERMISSIONS: dict[Action, frozenset[UserRole]] = {
     Action.READ_SETTINGS: _EVERYONE,
@@ -49,6 +52,14 @@ _WHAT = {
 # Roles a manager may give to a new user: a shop has exactly one main account,
 # created when the operator onboards the shop.
 ASSIGNABLE_ROLES = frozenset({UserRole.ADMINISTRATOR, UserRole.CS_AGENT})
+
+
+def handles_customer_service(role: str) -> bool:
+    """True when ``role`` answers buyers, so its address may receive the digests."""
+    try:
+        return UserRole(role) in CUSTOMER_SERVICE
+    except ValueError:
+        return False
 
 
 def is_allowed(role: str, action: Action) -> bool:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ingest.admin_directory import authorized_senders, main_account
+from ingest.roles import handles_customer_service
 from shared.errors import BridgeError
-from shared.events import DestinationKind, ShopSettings, ShopUser, UserRole, UserStatus
+from shared.events import DestinationKind, ShopSettings, ShopUser, UserStatus
 from shared.notification_window import WindowPolicy, destination_kind_of
 from shared.region_time import digest_time_zone, is_time_zone
 from shared.tokens import reply_domain_prefix
@@ -149,8 +150,8 @@ def apply_settings_change(
 
 
 def destination_for(value: object, users: list[ShopUser]) -> str:
-    """The inbox digests go to: the main account's by default (null or ""), or a
-    custom customer-service inbox that is an activated agent of this shop."""
+    """The inbox digests go to: the main account's by default (null or ""), or the address
+    of any activated user of this shop whose role handles customer service."""
     main = main_account(users)
     if value is None or value == "":
         if main is None:
@@ -160,13 +161,13 @@ def destination_for(value: object, users: list[ShopUser]) -> str:
     if main is not None and email == main.email:
         return email
     user = next((u for u in users if u.email == email), None)
-    if user is None or user.role != UserRole.CS_AGENT:
+    if user is None or not handles_customer_service(user.role):
         raise InvalidRequest(
             [
                 FieldError(
                     "destination_email",
-                    f"{email} is not a customer-service user of this shop: register it as a user "
-                    "with the cs_agent role and activate it first",
+                    f"{email} is not a user of this shop: add it as a user (administrator or "
+                    "customer-service agent) and activate it first",
                 )
             ]
         )

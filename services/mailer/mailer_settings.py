@@ -26,9 +26,9 @@ class MailerSettings(ChatPlatformSettings, ReplyTokenSettings, SendLimitSettings
     # link to the chat (a remote image elsewhere is a tracking pixel for its owner).
     # Locally the sandbox serves images from 127.0.0.1.
     digest_image_hosts: str = "127.0.0.1"
-    # Where a digest's List-Unsubscribe and footer send a shop manager: the seller centre's
-    # notification settings in production; the admin API's settings resource locally.
-    settings_link_template: str = "http://127.0.0.1:8000/admin/shops/{shop_id}/settings"
+    # Where a digest's List-Unsubscribe and footer send a shop manager: the console's
+    # notification settings page (it asks the seller to sign in when needed).
+    settings_link_template: str = "http://127.0.0.1:8000/console/shops/{shop_id}/settings"
 
     # Card lookups (mailer/card_lookup.py): product and order cards show what the chat
     # platform's product and order APIs say about their ids. Off: cards show their ids.

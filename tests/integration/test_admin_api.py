@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -120,8 +121,10 @@ class Admin:
         return email
 
 
-@pytest_asyncio.fixture(scope="session")
-async def admin(stack: Stack) -> AsyncIterator[Admin]:
+@asynccontextmanager
+async def serve_admin(stack: Stack, **extra: object) -> AsyncIterator[Admin]:
+    """An ingest app (webhooks, admin API, console) in this loop, on the session's stack;
+    ``extra`` overrides its settings."""
     port = free_port()
     cfg = IngestSettings(
         **{  # type: ignore[arg-type]
@@ -130,7 +133,8 @@ async def admin(stack: Stack) -> AsyncIterator[Admin]:
             "window_mailbox_s": WINDOW_S,
             "window_helpdesk_s": WINDOW_S,
             "admin_operator_token": OPERATOR,
-            "activation_link_base": f"http://127.0.0.1:{port}/admin/activate",
+            "activation_link_base": f"http://127.0.0.1:{port}/console/activate",
+            **extra,
         }
     )
     clock = Clock()
@@ -143,6 +147,12 @@ async def admin(stack: Stack) -> AsyncIterator[Admin]:
         await http.aclose()
         server.should_exit = True
         await task
+
+
+@pytest_asyncio.fixture(scope="session")
+async def admin(stack: Stack) -> AsyncIterator[Admin]:
+    async with serve_admin(stack) as served:
+        yield served
 
 
 # --- roles ---------------------------------------------------------------------
@@ -284,11 +294,9 @@ async def test_settings_change_reaches_consolidator_and_mailer_within_seconds(ad
 async def test_custom_inbox_must_be_an_activated_customer_service_user(admin: Admin) -> None:
     shop, main = await admin.onboard("inbox")
     pending_agent = await admin.add_user(shop, main, "cs_agent", activate=False)
-    administrator = await admin.add_user(shop, main, "administrator")
     for email, words in (
-        ("nobody@shop.test", "register it"),
+        ("nobody@shop.test", "add it as a user"),
         (pending_agent, "not activated yet"),
-        (administrator, "not a customer-service user"),
     ):
         resp = await admin.call(
             "PATCH", f"/admin/shops/{shop}/settings", main, {"destination_email": email}
@@ -299,6 +307,18 @@ async def test_custom_inbox_must_be_an_activated_customer_service_user(admin: Ad
     resp = await admin.call("GET", f"/admin/shops/{shop}/settings", main)
     assert resp.json()["destination_email"] == main
     assert resp.json()["destination_is_main_account"] is True
+
+
+async def test_an_activated_administrator_can_be_the_destination_inbox(admin: Admin) -> None:
+    """The marketplace lets administrators handle customer service too (#17 point 6)."""
+    shop, main = await admin.onboard("admin-inbox")
+    administrator = await admin.add_user(shop, main, "administrator")
+    resp = await admin.call(
+        "PATCH", f"/admin/shops/{shop}/settings", main, {"destination_email": administrator}
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["destination_email"] == administrator
+    assert resp.json()["destination_is_main_account"] is False
 
 
 async def test_bad_requests_get_field_level_4xx_and_write_nothing(admin: Admin) -> None:

@@ -30,3 +30,23 @@ def test_long_lists_are_cut_with_a_count() -> None:
     words = notice_texts.links_removed_text(tuple(f"https://x.example/{i}" for i in range(25)))
     assert "- https://x.example/19\n- … and 5 more" in words.text
     assert "x.example/20" not in words.text
+
+
+def test_activation_email_is_a_card_like_the_digest_with_its_button_and_escaped_names() -> None:
+    words = notice_texts.activation_text(
+        marketplace_name="TikTok Shop",
+        shop_name='Sunny <script>"x"',
+        shop_id="1",
+        role="cs_agent",
+        expires_at_ms=1_764_000_000_000,
+        link="https://bridge.example/console/activate?token=a&b",
+    )
+    page = words.html
+    assert page.startswith("<!DOCTYPE html>") and 'name="color-scheme"' in page
+    assert "background-color:#f2f3f5" in page and "background-color:#fe2c55" in page  # digest
+    assert "prefers-color-scheme: dark" in page
+    assert 'href="https://bridge.example/console/activate?token=a&amp;b"' in page
+    assert ">Activate your account</a>" in page
+    assert "<script>" not in page and "Sunny &lt;script&gt;&quot;x&quot;" in page
+    assert "sign in to the notification settings" in words.text
+    assert "https://bridge.example/console/activate?token=a&b" in words.text
