@@ -113,7 +113,12 @@ async def test_settings_form_shows_field_errors_saves_nothing_then_saves(
     page = f"/console/shops/{shop}/settings"
     bad = await browser.post(
         page,
-        {"alerts_enabled": "on", "destination_email": "nobody@shop.test", "region": "U S"},
+        {
+            "alerts_enabled": "on",
+            "destination_email": "nobody@shop.test",
+            "region": "U S",
+            "time_zone": "Mars/Olympus",
+        },
         csrf_from=page,
     )
     assert bad.status_code == 422
@@ -122,6 +127,8 @@ async def test_settings_form_shows_field_errors_saves_nothing_then_saves(
     assert "expected a region code such as 'us' or 'gb'" in words
     assert "nobody@shop.test is not a user of this shop" in words
     assert 'id="region" name="region" value="U S"' in bad.text  # what was typed stays
+    assert 'id="time_zone" name="time_zone" value="Mars/Olympus"' in bad.text
+    assert 'id="time_zone-error"' in bad.text
     api = (await admin.call("GET", f"/admin/shops/{shop}/settings")).json()
     assert api["alerts_enabled"] is False and api["region"] == "us"
     good = await browser.post(
@@ -131,6 +138,7 @@ async def test_settings_form_shows_field_errors_saves_nothing_then_saves(
             "destination_email": main,
             "destination_kind": "zendesk",
             "region": "gb",
+            "time_zone": "Asia/Jakarta",
         },
         csrf_from=page,
     )
@@ -140,6 +148,17 @@ async def test_settings_form_shows_field_errors_saves_nothing_then_saves(
     api = (await admin.call("GET", f"/admin/shops/{shop}/settings")).json()
     assert api["alerts_enabled"] is True and api["destination_kind"] == "zendesk"
     assert api["region"] == "gb" and api["destination_is_main_account"] is True
+    assert api["time_zone"] == "Asia/Jakarta"
+    # An empty zone follows the region again, and the form says which zone that is.
+    await browser.post(
+        page,
+        {"alerts_enabled": "on", "destination_email": main, "region": "gb", "time_zone": ""},
+        csrf_from=page,
+    )
+    assert (await admin.call("GET", f"/admin/shops/{shop}/settings")).json()[
+        "time_zone"
+    ] == "Europe/London"
+    assert "digests now show times in Europe/London" in text_of((await browser.get(page)).text)
 
 
 async def test_agent_sees_settings_read_only_with_the_reason_and_cannot_post(

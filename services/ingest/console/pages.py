@@ -62,6 +62,7 @@ from ingest.console.session import (
 from ingest.roles import Action, is_allowed, refusal_reason
 from ingest.settings_change import FieldError, InvalidRequest, settings_document
 from shared.events import DestinationKind, ShopUser, UserRole, UserStatus
+from shared.region_time import region_time_zone
 
 HERE = Path(__file__).parent
 PREFIX = "/console"
@@ -543,6 +544,9 @@ def _settings_form(
         nav=_nav(session, shop.shop_id),
         settings=extra.pop("values", None) or doc,
         doc=doc,
+        # The field holds the shop's own zone; empty follows the region (shown in the hint).
+        own_time_zone=current.time_zone,
+        region_zone=region_time_zone(current.region),
         kinds=kinds,
         main_email=main,
         inboxes=inboxes,
@@ -575,7 +579,7 @@ def _settings_change(fields: Mapping[str, str], main_email: str) -> dict[str, An
         "alerts_enabled": fields.get("alerts_enabled") == "on",
         "destination_email": "" if destination.lower() == main_email else destination,
     }
-    for name in ("destination_kind", "region", "shop_name"):
+    for name in ("destination_kind", "region", "time_zone", "shop_name"):
         if name in fields:
             change[name] = fields[name].strip() if name != "shop_name" else fields[name]
     return change
