@@ -71,6 +71,37 @@ class ServiceRuntime:
         self.service = service
         self._stack = stack
         self._checks: list[Check] = []
+        # Set on SIGTERM/SIGINT when the service asked to drain (see drain_on_signal).
+        self.stopping = asyncio.Event()
+        self._drain_s: float | None = None
+        self._drain_deadline: asyncio.TimerHandle | None = None
+
+    def drain_on_signal(self, timeout_s: float) -> asyncio.Event:
+        """On SIGTERM/SIGINT, set the returned event instead of cancelling the work at
+        once: the work finishes what it holds and returns, and the parts stop as usual.
+        Work still running ``timeout_s`` later is cancelled. Further signals meanwhile
+        change nothing: uvicorn raises each signal it took again once its server stops,
+        so one SIGTERM arrives here twice."""
+        self._drain_s = timeout_s
+        return self.stopping
+
+    def signalled(self, cancel: Callable[[], object]) -> None:
+        """A stop signal arrived: drain when asked to, else ``cancel``."""
+        if self._drain_s is None:
+            cancel()
+            return
+        if self.stopping.is_set():
+            return
+        log.info(
+            "draining before stopping", extra={"service": self.service, "drain_s": self._drain_s}
+        )
+        self.stopping.set()
+        self._drain_deadline = asyncio.get_running_loop().call_later(self._drain_s, cancel)
+
+    def drained(self) -> None:
+        """The work returned: its parts' stops are not cut short by the drain deadline."""
+        if self._drain_deadline is not None:
+            self._drain_deadline.cancel()
 
     def ready_when(self, *checks: Check) -> None:
         """Add readiness checks: ``/healthz`` is 200 only while all of them pass."""
@@ -182,8 +213,11 @@ async def _run(service: str, body: Body) -> None:
         loop.add_signal_handler(sig, work.cancel)
     try:
         async with service_runtime(service) as runtime:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, runtime.signalled, work.cancel)
             try:
                 await body(runtime)
+                runtime.drained()
             finally:
                 log.info("stopping", extra={"service": service})
     except asyncio.CancelledError:

@@ -243,6 +243,8 @@ class Mailer:
         None when it did not)."""
         cfg = self.cfg
         source = MAIL_NOTICES.name if isinstance(digest, MailNotice) else MAIL_DIGESTS.name
+        if not still_owned():  # stopping or revoked: left to the next owner, untried
+            raise PartitionLost(_item_id(digest))
         if isinstance(digest, Digest) and self.cards is not None:
             # Bounded by the lookup budget, never failing: a card not known in time shows
             # its id. The compose process reads the record, so it gets the filled one.
@@ -479,4 +481,5 @@ async def main(runtime: ServiceRuntime, cfg: MailerSettings) -> None:
         ledger,
         mailer.handle,
         max_records=cfg.mailer_batch_records,
+        stopping=runtime.drain_on_signal(cfg.mailer_shutdown_drain_s),
     )

@@ -15,7 +15,11 @@ digest could be sent twice or lost, or keeping the relay busy:
   those outcomes; a batch fetched before the rebalance completed is dropped unhandled
   (positions restart from the committed offsets, which it does not go past);
 * a failed commit (the group already moved on) is logged, not fatal: outcomes are
-  what makes a replay harmless, the offset only saves re-reading.
+  what makes a replay harmless, the offset only saves re-reading;
+* on ``stopping`` (SIGTERM) no batch starts and no new SMTP try begins; each try
+  already on the wire runs to its reply, its outcome is recorded and committed, and
+  the records not tried are left uncommitted for the next owner. A process cut while
+  it waits for a relay's reply to the end of DATA would resend that mail after restart.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -75,8 +80,10 @@ async def consume_digests(
     *,
     max_records: int = 200,
     revoke_timeout_s: float = 60.0,
+    stopping: asyncio.Event | None = None,
 ) -> None:
-    """Consume ``topics`` forever; offsets commit only after every record's outcome.
+    """Consume ``topics`` until ``stopping`` is set (then drain and return); offsets
+    commit only after every record's outcome.
 
     ``handle(record, still_owned)`` may raise :class:`PartitionLost`; that partition's
     offsets are then not committed (in this batch nor the overlapping next one) and its
@@ -84,9 +91,11 @@ async def consume_digests(
     propagates (after the batches in flight are cancelled).
     """
 
+    stopping = stopping or asyncio.Event()
+
     def owned(rec: ConsumerRecord) -> Callable[[], bool]:
         tp = TopicPartition(rec.topic, rec.partition)
-        return lambda: tp in consumer.assignment()
+        return lambda: not stopping.is_set() and tp in consumer.assignment()
 
     async def handle_owned(rec: ConsumerRecord) -> None:
         await handle(rec, owned(rec))
@@ -109,13 +118,13 @@ async def consume_digests(
     listener = FinishBatchesBeforeRevoke(pipeline, revoke_timeout_s)
     consumer.subscribe(topics, listener=listener)
     try:
-        while True:
+        while not stopping.is_set():
             await pipeline.room()
             batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
             # aiokafka returns only records of the assignment current on return, and
             # the listener counts an assignment only once it is current.
             generation = listener.generation
-            if not batches:
+            if not batches or stopping.is_set():
                 continue
             # Before each batch, as of now: a previous owner's outcomes for these
             # partitions were written before it let them go (it drained its batches).
@@ -125,6 +134,10 @@ async def consume_digests(
                 await _unfetch(consumer, batches)
                 continue
             pipeline.start(batches, generation)
+        # Stopping: the tries on the wire finish and are recorded (the caller bounds
+        # how long this may take by cancelling it).
+        await pipeline.drained(math.inf)
+        log.info("drained: every send in flight finished and recorded")
     finally:
         await pipeline.cancel()
 

@@ -55,6 +55,13 @@ class MailerSettings(ChatPlatformSettings, ReplyTokenSettings, SendLimitSettings
     # minutes. A relay slow to answer a mail it already took must not turn into a resend
     # (a duplicate); smtp_timeout_s stays the limit for every other command.
     smtp_data_timeout_s: float = 600.0
+    # On SIGTERM the mailer stops taking digests and lets the SMTP tries on the wire get
+    # their reply and be recorded, for at most this long; a try still waiting then is cut
+    # and its mail resent by the next owner (same Message-ID). Shorter than the data
+    # timeout on purpose: a healthy relay answers in seconds, and a 10-minute wait per
+    # pod would hold every rollout during a stalled relay. deploy/k8s gives the mailer's
+    # pods terminationGracePeriodSeconds above it (tests/deploy checks).
+    mailer_shutdown_drain_s: float = 45.0
     smtp_max_attempts: int = 8
     smtp_backoff_base_s: float = 0.5
     smtp_backoff_max_s: float = 60.0

@@ -16,6 +16,8 @@ itself, and the mailer process on a broker of its own.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +27,7 @@ import orjson
 import pytest
 import pytest_asyncio
 
+from devstack.stack import wait_healthy
 from mailer.smtp_pool import (
     AMBIGUOUS_DISCONNECTED,
     AMBIGUOUS_TIMEOUT,
@@ -266,5 +269,35 @@ async def test_no_reply_within_the_data_timeout_is_counted_once_resent_and_noted
         assert str(outcome["reason"]).startswith(
             "1 earlier attempt(s) got no reply to the end of DATA"
         )
+    finally:
+        mailers.procs.stop_all()
+
+
+async def test_sigterm_while_the_relay_holds_its_250_waits_for_it_and_sends_once(
+    broker: str, relay: Relay, tmp_path: Path
+) -> None:
+    # What Kubernetes does on a rollout: SIGTERM while a mail is on the wire. The mailer
+    # stops taking digests, waits for the relay's late 250, records it and exits 0; the
+    # next mailer finds the outcome and does not send the mail again.
+    relay.reply_stall_s, relay.stall_replies = 3.0, 1
+    run = uuid.uuid4().hex[:8]
+    digest = make_digest(run, 0)
+    mailers = Mailers(broker, relay, tmp_path, timeouts(data_timeout_s=10))
+    await mailers.start()
+    try:
+        await produce(broker, [digest])
+        await eventually(
+            lambda: relay.counts[digest.digest_id] == 1, timeout_s=30, what="the mail at the relay"
+        )
+        proc = mailers.procs.procs["mailer"]
+        os.killpg(proc.pid, signal.SIGTERM)  # the relay holds its 250 for 3 s more
+        await eventually(lambda: proc.poll() is not None, timeout_s=20, what="the mailer's exit")
+        assert proc.returncode == 0, mailers.logs()
+        outcome = (await recorded(broker))[digest.digest_id]
+        assert outcome["status"] == "sent", mailers.logs()
+        mailers.procs.start("mailer")
+        await wait_healthy({"mailer": mailers.ports.mailer}, timeout_s=30)
+        await asyncio.sleep(2.0)  # a resend would arrive now
+        assert relay.counts[digest.digest_id] == 1, mailers.logs()
     finally:
         mailers.procs.stop_all()
