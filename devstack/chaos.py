@@ -41,6 +41,7 @@ import httpx
 from aiokafka import AIOKafkaClient, AIOKafkaProducer, ConsumerRecord
 from aiokafka.structs import TopicPartition
 from aiosmtpd.smtp import SMTP
+from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.broker import EmbeddedBroker
 from devstack.chaos_checker import (
@@ -81,6 +82,7 @@ BROKERS = ("tansu", "kafka", "kafka-cluster")
 # A chaos run keeps redelivering for about seven minutes, longer than any restart it causes
 # (and than a loaded machine's backlog of pushes).
 REDELIVERY_S = (0.5, 1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 15.0, 15.0, 20.0, 20.0, *(30.0,) * 10)
+PUSH_TIMEOUT_S = 5.0  # the sandbox's wait for ingest's answer to one push
 CONVERSATION_TOPICS = (CHAT_EVENTS.name, MAIL_DIGESTS.name, MAIL_INBOUND.name, CHAT_REPLIES.name)
 SHORT_REPLY_WORDS = 6
 LONG_REPLY_WORDS = 200  # about 5,800 characters: three chat parts
@@ -93,7 +95,7 @@ class ChaosOptions:
     messages: int = 100_000
     conversations: int = 10_000
     shops: int = 50
-    seconds: float = 300.0  # the load phase; faults happen inside it
+    seconds: float = 300.0  # the planned load phase (a slow machine stretches it); faults inside
     window_s: float = 5.0
     replicas: int = 2
     reply_share: float = 0.3
@@ -136,6 +138,70 @@ class Fault:
     name: str = ""
 
 
+# The mailer's own measure of the documented duplicate window (mailer/mailer_metrics.py).
+OUTCOME_RECORD_METRIC = "bridge_mailer_outcome_record_seconds"
+RESENDS_UNKNOWN_METRIC = "bridge_digest_resends_unknown_total"
+
+
+@dataclass
+class MailerWindow:
+    """The mailers' own figures for the window between the relay's 250 and the outcome
+    record, summed over every mailer process of the run. A process's counters die with
+    it, so each mailer is scraped just before the run kills it and once more at the end.
+    This is the bridge's word, reported beside the checker's outside count, never in it."""
+
+    records: int = 0  # outcomes recorded after a 250
+    seconds_sum: float = 0.0
+    buckets: dict[float, float] = field(default_factory=dict)  # upper bound -> cumulative
+    resends_unknown: int = 0  # digests resent because an earlier attempt left no outcome
+    scrapes: int = 0
+    scrapes_failed: int = 0
+
+    def add(self, metrics_text: str) -> None:
+        """Add one mailer process's ``/metrics`` text."""
+        self.scrapes += 1
+        for family in text_string_to_metric_families(metrics_text):
+            for sample in family.samples:
+                if sample.name == f"{OUTCOME_RECORD_METRIC}_count":
+                    self.records += int(sample.value)
+                elif sample.name == f"{OUTCOME_RECORD_METRIC}_sum":
+                    self.seconds_sum += sample.value
+                elif sample.name == f"{OUTCOME_RECORD_METRIC}_bucket":
+                    bound = float(sample.labels["le"])
+                    self.buckets[bound] = self.buckets.get(bound, 0.0) + sample.value
+                elif sample.name == RESENDS_UNKNOWN_METRIC:
+                    self.resends_unknown += int(sample.value)
+
+    def bound(self, q: float) -> float:
+        """The upper bound of the histogram bucket holding the ``q`` quantile (``inf``
+        past the last finite bucket; 0 when nothing was recorded)."""
+        if not self.records:
+            return 0.0
+        for upper in sorted(self.buckets):
+            if self.buckets[upper] >= q * self.records:
+                return upper
+        return float("inf")
+
+    def line(self) -> str:
+        if not self.records:
+            return (
+                f"mailers' 250->outcome record window: none recorded "
+                f"({self.scrapes} scrapes, {self.scrapes_failed} failed)"
+            )
+        mean_ms = 1000 * self.seconds_sum / self.records
+        return (
+            f"mailers' 250->outcome record window: n={self.records} mean={mean_ms:.1f}ms "
+            f"p50<={_ms(self.bound(0.5))} p99<={_ms(self.bound(0.99))} "
+            f"max<={_ms(self.bound(1.0))}; resent with no outcome: {self.resends_unknown} "
+            f"(the mailers' own histogram, scraped before each mailer kill and at the end: "
+            f"{self.scrapes} scrapes, {self.scrapes_failed} failed)"
+        )
+
+
+def _ms(seconds: float) -> str:
+    return "inf" if seconds == float("inf") else f"{1000 * seconds:g}ms"
+
+
 @dataclass
 class ChaosReport:
     options: dict[str, Any]
@@ -151,6 +217,7 @@ class ChaosReport:
     webhook_answers: dict[str, int]  # what ingest answered the platform's pushes, by status
     load_s: float
     drain_s: float
+    mailer_window: MailerWindow = field(default_factory=MailerWindow)
     started_at: str = field(
         default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     )
@@ -164,7 +231,9 @@ class ChaosReport:
         return [
             f"digests:     {d.line()} (messages in={d.expected} delivered={d.delivered}"
             f"{f' unexpected={d.unexpected}' if d.unexpected else ''})",
-            f"  documented window (same Message-ID sent twice): {d.documented_window}",
+            f"  documented window (same Message-ID sent twice, seen at the sink): "
+            f"{d.documented_window}",
+            f"  {self.mailer_window.line()}",
             f"reply parts: {r.line()} (reply words in={r.expected} parts delivered="
             f"{r.delivered}{f' unexpected={r.unexpected}' if r.unexpected else ''})",
             f"restarts: {sum(self.restarts.values())} "
@@ -232,6 +301,7 @@ class ChaosRun:
         self.posted: dict[str, int] = {c: 0 for c in self.convs}
         self.posted_at: list[float] = []  # when each acknowledged message was acknowledged
         self.ack_ids: set[str] = set()
+        self.ack_waiters: dict[str, asyncio.Future[None]] = {}
         self.webhook_seen = 0
         self.mails: list[Digest] = []
         self.delivered: set[tuple[str, int]] = set()
@@ -246,6 +316,7 @@ class ChaosRun:
         self.t0 = 0.0
         self.pending_restores: list[asyncio.Task[None]] = []
         self.bootstrap = ""
+        self.mailer_window = MailerWindow()
 
     # --- set-up -----------------------------------------------------------------------
 
@@ -461,6 +532,9 @@ class ChaosRun:
             await asyncio.sleep(min(5.0, o.window_s + 2))  # late duplicates show up too
             done.set()
             await watcher
+            for name in supervisor.names:
+                if name.startswith("mailer"):
+                    await self._scrape_mailer(supervisor, name)
             for task in list(self.reply_tasks):
                 task.cancel()
             drained = time.monotonic() - drain_start
@@ -493,11 +567,18 @@ class ChaosRun:
             dict(answers),
             load_s,
             drained,
+            self.mailer_window,
         )
 
     def _all_in(self, sandbox: Any) -> bool:
-        if self.replies_pending or len(self.delivered) < sum(self.acked.values()):
+        """Every acknowledged message at the sink and every accepted reply at its buyer.
+        Each message by name: a count would be met early by messages whose
+        acknowledgement the run never saw, which may arrive too."""
+        if self.replies_pending:
             return False
+        for conv, n in self.acked.items():
+            if any((conv, seq) not in self.delivered for seq in range(n)):
+                return False
         return check_reply_parts(self.replies, _views(sandbox)).lost == 0
 
     async def _conversation(
@@ -528,11 +609,19 @@ class ChaosRun:
             self.posted[conv] += 1
             notification = resp.json()["notification_id"]
             # The next message only once ingest has acknowledged this one: what went in,
-            # went in in this order.
-            while notification not in self.ack_ids:
-                if time.monotonic() - self.t0 > self.opts.seconds + self.opts.drain_s:
+            # went in in this order. Woken by the watcher (ten thousand conversations
+            # polling would starve the loop the sandbox and the sink share).
+            if notification not in self.ack_ids:
+                acked = asyncio.get_running_loop().create_future()
+                self.ack_waiters[notification] = acked
+                try:
+                    # As long as the platform pushes it: a machine slower than the plan
+                    # stretches the load phase instead of leaving messages unsent.
+                    await asyncio.wait_for(acked, sum(REDELIVERY_S) + PUSH_TIMEOUT_S)
+                except TimeoutError:
                     return
-                await asyncio.sleep(0.1)
+                finally:
+                    self.ack_waiters.pop(notification, None)
             self.acked[conv] += 1
 
     async def _watch(
@@ -547,6 +636,9 @@ class ChaosRun:
             for entry in log[self.webhook_seen :]:
                 if isinstance(entry["status"], int) and 200 <= entry["status"] < 300:
                     self.ack_ids.add(entry["id"])
+                    waiter = self.ack_waiters.get(entry["id"])
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
             self.webhook_seen = len(log)
             mails = platforms.sink.mails
             for stored in mails[mail_seen:]:
@@ -637,6 +729,8 @@ class ChaosRun:
             if delay > 0:
                 await asyncio.sleep(delay)
             if fault.what == "kill":
+                if fault.name.startswith("mailer"):  # its counters die with it
+                    await self._scrape_mailer(supervisor, fault.name)
                 pid = supervisor.kill(fault.name)
                 self.note(f"kill -9 {fault.name} (pid {pid})")
             elif fault.what == "sink_down":
@@ -665,6 +759,18 @@ class ChaosRun:
                 )
                 await self._later(o.broker_down_s, _restart(kafka), f"Kafka broker {node} up")
         await asyncio.gather(*self.pending_restores)
+
+    async def _scrape_mailer(self, supervisor: Supervisor, name: str) -> None:
+        """Add mailer ``name``'s window figures to the run's (a failed scrape is counted)."""
+        try:
+            async with httpx.AsyncClient(timeout=3.0) as http:
+                resp = await http.get(f"http://127.0.0.1:{supervisor.spec(name).http_port}/metrics")
+                resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            self.mailer_window.scrapes_failed += 1
+            self.note(f"{name} metrics not scraped: {exc!r}")
+            return
+        self.mailer_window.add(resp.text)
 
     async def _later(self, after_s: float, action: Awaitable[Any], what: str) -> None:
         async def restore() -> None:

@@ -104,6 +104,11 @@ class SellerEventIn(BaseModel):
     text: str = ""
 
 
+# Webhook pushes on the wire at once: ingest answers each only after Kafka's ack, so
+# pushes per second are about this over that latency.
+PUSHES_IN_FLIGHT = 200
+
+
 class FaultsIn(BaseModel):
     rate_5xx: float = Field(0.0, ge=0, le=1)
     rate_5xx_after_commit: float = Field(0.0, ge=0, le=1)
@@ -147,8 +152,18 @@ def create_sandbox(
     state = SandboxState(app_key, app_secret, access_token, webhook_url)
     app = FastAPI(title="TikTok Shop customer-service sandbox")
     app.state.sandbox = state
-    http = httpx.AsyncClient(timeout=5.0)
+    http = httpx.AsyncClient(
+        timeout=5.0,
+        limits=httpx.Limits(
+            max_connections=PUSHES_IN_FLIGHT, max_keepalive_connections=PUSHES_IN_FLIGHT
+        ),
+    )
     pushes: set[asyncio.Task[None]] = set()
+    # Pushes on the wire at once, one connection each: httpcore hands a freed connection
+    # to its waiting requests in time linear in their number, so thousands queued inside
+    # it (a burst of buyer messages) cost quadratic CPU and starve the event loop the
+    # sandbox shares. Queued here, waiting is free.
+    on_the_wire = asyncio.Semaphore(PUSHES_IN_FLIGHT)
 
     def _spawn(coro: Any) -> None:
         # Webhooks are pushed after the call returns, as the platform does; keep a
@@ -470,7 +485,8 @@ def create_sandbox(
                 )
                 continue
             try:
-                resp = await http.post(state.webhook_url, content=body, headers=headers)
+                async with on_the_wire:
+                    resp = await http.post(state.webhook_url, content=body, headers=headers)
                 status = resp.status_code
             except httpx.HTTPError as exc:
                 status = 0

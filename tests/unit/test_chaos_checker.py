@@ -1,5 +1,6 @@
 """The chaos checker counts loss, duplication and reordering from what went in and what the
-outside world received, and tells the documented duplicate window apart."""
+outside world received, and tells the documented duplicate window apart; beside it, the
+mailers' own window figure is summed over every mailer process of the run."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from email.message import EmailMessage
 
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from devstack.chaos import OUTCOME_RECORD_METRIC, RESENDS_UNKNOWN_METRIC, MailerWindow
 from devstack.chaos_checker import (
     Digest,
     ReplyMailed,
@@ -142,3 +145,24 @@ def test_longest_stall_counts_only_while_something_is_owed() -> None:
         (30.0, 3, 0),
     ]
     assert longest_stall(samples) == 3.0
+
+
+def test_mailer_window_sums_the_histograms_of_every_scraped_mailer_process() -> None:
+    def process(observations: list[float], resends: int) -> str:
+        registry = CollectorRegistry()
+        hist = Histogram(
+            OUTCOME_RECORD_METRIC, "", buckets=(0.005, 0.01, 0.05, 1), registry=registry
+        )
+        for seconds in observations:
+            hist.observe(seconds)
+        Counter(RESENDS_UNKNOWN_METRIC.removesuffix("_total"), "", registry=registry).inc(resends)
+        return generate_latest(registry).decode()
+
+    window = MailerWindow()
+    window.add(process([0.002] * 98, resends=0))  # killed mid-run
+    window.add(process([0.03, 0.5], resends=2))  # the restarted one, at the end
+    assert (window.records, window.resends_unknown, window.scrapes) == (100, 2, 2)
+    assert window.bound(0.5) == 0.005
+    assert window.bound(0.99) == 0.05
+    assert window.bound(1.0) == 1.0
+    assert "n=100" in window.line() and "max<=1000ms" in window.line()
