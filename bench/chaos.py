@@ -36,6 +36,9 @@ def main() -> int:
     )
     parser.add_argument("--replicas", type=int, default=2, help="of every consuming service")
     parser.add_argument("--kills-per-service", type=int, default=1)
+    parser.add_argument(
+        "--drain-seconds", type=float, default=None, help="most to wait for what is owed"
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
         "--short",
@@ -52,6 +55,8 @@ def main() -> int:
         "seed": seed,
         "root": root,
     }
+    if args.drain_seconds is not None:
+        given["drain_s"] = args.drain_seconds
     sizes = {
         "messages": args.messages,
         "conversations": args.conversations,

@@ -5,7 +5,8 @@ digest could be sent twice or lost, or keeping the relay busy:
 
 * before a batch is handled, the :class:`~mailer.outcome_ledger.OutcomeLedger`
   catches up with ``mail.outcomes`` as of now, so outcomes written by another
-  replica (e.g. the previous owner of a partition) are seen;
+  replica (e.g. the previous owner of a partition) are seen; a catch-up that fails is
+  retried with backoff while the batch waits;
 * two batches overlap (:mod:`mailer.batch_pipeline`): batch N+1 is fetched, caught
   up and started while batch N's last sends finish, with each key's records in order
   across batches and offsets committed in batch order, never past an unsent record;
@@ -31,10 +32,11 @@ import math
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from mailer.batch_pipeline import BatchPipeline, PartitionLost
 from mailer.outcome_ledger import OutcomeLedger
+from shared.backoff import RetryPolicy, retry
 
 __all__ = ["FinishBatchesBeforeRevoke", "PartitionLost", "consume_digests"]
 
@@ -128,7 +130,7 @@ async def consume_digests(
                 continue
             # Before each batch, as of now: a previous owner's outcomes for these
             # partitions were written before it let them go (it drained its batches).
-            await ledger.catch_up()
+            await caught_up(ledger)
             await listener.open.wait()
             if listener.generation != generation:
                 await _unfetch(consumer, batches)
@@ -140,6 +142,27 @@ async def consume_digests(
         log.info("drained: every send in flight finished and recorded")
     finally:
         await pipeline.cancel()
+
+
+# A catch-up that fails (a loaded broker answering slowly) is tried again, never skipped:
+# a batch handled without it could resend what another replica sent, and a crash would
+# cut every send in flight.
+CATCH_UP_RETRY = RetryPolicy(base_s=0.5, max_s=10.0)
+
+
+async def caught_up(ledger: OutcomeLedger) -> None:
+    """Return once ``ledger`` has caught up with ``mail.outcomes`` as of now."""
+
+    async def catch_up(_attempt: int) -> None:
+        await ledger.catch_up()
+
+    def retrying(exc: BaseException, attempt: int, delay_s: float) -> None:
+        log.warning(
+            "outcome ledger not caught up; the batch waits for it",
+            extra={"attempt": attempt, "error": repr(exc), "delay_s": round(delay_s, 2)},
+        )
+
+    await retry(catch_up, CATCH_UP_RETRY, on=(KafkaError, OSError, TimeoutError), on_retry=retrying)
 
 
 async def _unfetch(

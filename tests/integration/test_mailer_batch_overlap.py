@@ -116,3 +116,64 @@ async def test_overlapping_batches_keep_key_order_and_never_commit_past_an_unfin
     assert sum(len(s) for s in order.values()) == RECORDS
     # Keys run concurrently (6 keys, batches of 8): more than one record at a time.
     assert most_at_once > 1
+
+
+class SlowToCatchUp(OutcomeLedger):
+    """The real ledger, whose catch-ups time out ``failures`` times first, as on a
+    loaded broker (a 30 s catch-up ran out in a chaos run and the mailer exited)."""
+
+    def __init__(self, bootstrap: str, failures: int) -> None:
+        super().__init__(bootstrap, MAIL_OUTCOMES.name)
+        self.failures = failures
+        self.current = False
+
+    async def catch_up(self, timeout_s: float = 30.0) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            self.current = False
+            raise TimeoutError("mail.outcomes not read to its end in time")
+        await super().catch_up(timeout_s)
+        self.current = True
+
+
+async def test_a_catch_up_that_times_out_is_retried_and_no_batch_runs_before_it_succeeds(
+    kafka_bootstrap: str,
+) -> None:
+    topic = f"test.mailer-catch-up.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await asyncio.gather(*[await producer.send(topic, b"%d" % n, key=b"k") for n in range(5)])
+    finally:
+        await producer.stop()
+    ledger = SlowToCatchUp(kafka_bootstrap, failures=0)
+    await ledger.start()
+    ledger.failures = 2  # the catch-ups before the batches
+    handled: list[int] = []
+
+    async def handle(rec: ConsumerRecord, still_owned) -> None:  # type: ignore[no-untyped-def]
+        assert ledger.current, "a batch ran before the ledger caught up"
+        handled.append(int(rec.value))
+
+    consumer = make_consumer(
+        BridgeSettings(kafka_bootstrap=kafka_bootstrap), group_id=f"test-{uuid.uuid4().hex[:8]}"
+    )
+    await consumer.start()
+    loop = asyncio.create_task(consume_digests(consumer, [topic], ledger, handle))
+    try:
+        await eventually(
+            lambda: loop.done() or len(handled) == 5, timeout_s=30, what="every record handled"
+        )
+        assert not loop.done(), loop.exception()
+        assert handled == [0, 1, 2, 3, 4] and ledger.failures == 0
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await consumer.stop()
+        await ledger.stop()
