@@ -763,7 +763,7 @@ class ChaosRun:
     async def _scrape_mailer(self, supervisor: Supervisor, name: str) -> None:
         """Add mailer ``name``'s window figures to the run's (a failed scrape is counted)."""
         try:
-            async with httpx.AsyncClient(timeout=3.0) as http:
+            async with httpx.AsyncClient(timeout=10.0) as http:  # a busy mailer answers late
                 resp = await http.get(f"http://127.0.0.1:{supervisor.spec(name).http_port}/metrics")
                 resp.raise_for_status()
         except httpx.HTTPError as exc:
