@@ -211,11 +211,16 @@ class Mailer:
                 "resending a digest whose earlier attempt has no outcome",
                 extra={"item_id": item_id},
             )
+        # The slot is held until the outcome is acknowledged: at most the concurrency's
+        # worth of mails sit between a 250 and their record, so a kill can double no
+        # more than that however slow the broker is (a slow broker slows sending instead).
         async with self._concurrency:
             outcome, accepted_at = await self._deliver(item, still_owned, record.value or b"")
-        # Nothing awaited between the relay's 250 and this produce: from here to the ack
-        # is the window in which a kill makes the replay resend a mail the relay has.
-        await self.producer.send_and_wait(MAIL_OUTCOMES.name, encode(outcome), key=item_id.encode())
+            # Nothing awaited between the relay's 250 and this produce: from here to the
+            # ack is the window in which a kill makes the replay resend a mail the relay has.
+            await self.producer.send_and_wait(
+                MAIL_OUTCOMES.name, encode(outcome), key=item_id.encode()
+            )
         if accepted_at is not None:
             OUTCOME_RECORD_SECONDS.observe(time.perf_counter() - accepted_at)
         self.ledger.record_done(item_id)
