@@ -28,6 +28,8 @@ class AdminDirectory:
     def __init__(self) -> None:
         self._users: dict[str, dict[str, bytes]] = {}  # shop id -> email -> packed ShopUser
         self._settings: dict[str, bytes] = {}  # shop id -> packed ShopSettings
+        # Shops with a main account (onboarded): listing them must not unpack every user.
+        self._onboarded: set[str] = set()
 
     def __len__(self) -> int:
         """Shops with users."""
@@ -46,11 +48,11 @@ class AdminDirectory:
         )
 
     def shop_exists(self, shop_id: str) -> bool:
-        return main_account(self.users_of(shop_id)) is not None
+        return shop_id in self._onboarded
 
     def shop_ids(self) -> list[str]:
         """Every onboarded shop (one with a main account), in id order."""
-        return sorted(s for s, users in self._users.items() if main_account(list(users.values())))
+        return sorted(self._onboarded)
 
     def settings(self, shop_id: str) -> ShopSettings | None:
         found = self._settings.get(shop_id)
@@ -60,16 +62,29 @@ class AdminDirectory:
 
     def put_user(self, user: ShopUser) -> None:
         shop = self._users.setdefault(user.shop_id, {})
-        current = shop.get(user.email)
-        if current is None or user.updated_at_ms >= unpack(ShopUser, current).updated_at_ms:
+        packed = shop.get(user.email)
+        current = None if packed is None else unpack(ShopUser, packed)
+        if current is None or user.updated_at_ms >= current.updated_at_ms:
             shop[user.email] = pack(user)
+            if user.role == UserRole.MAIN_ACCOUNT:
+                self._onboarded.add(user.shop_id)
+            elif current is not None and current.role == UserRole.MAIN_ACCOUNT:
+                self._recount(user.shop_id)
 
     def drop_user(self, shop_id: str, email: str) -> None:
         shop = self._users.get(shop_id)
-        if shop is not None:
-            shop.pop(email, None)
-            if not shop:
-                del self._users[shop_id]
+        if shop is None or shop.pop(email, None) is None:
+            return
+        if not shop:
+            del self._users[shop_id]
+        self._recount(shop_id)
+
+    def _recount(self, shop_id: str) -> None:
+        """Whether the shop still has a main account, after one lost that role or left."""
+        if main_account(self.users_of(shop_id)) is None:
+            self._onboarded.discard(shop_id)
+        else:
+            self._onboarded.add(shop_id)
 
     def put_settings(self, settings: ShopSettings) -> None:
         current = self._settings.get(settings.shop_id)

@@ -50,3 +50,19 @@ def test_a_bad_user_record_is_skipped_and_the_user_kept() -> None:
     directory.put_user(user(1000))
     directory.apply_user_record(b"s1:a@s1.example", b'{"shop_id":"s1","email":7,"role":"x"}')
     assert directory.user("s1", "a@s1.example") == user(1000)
+
+
+def test_a_shop_is_listed_while_it_has_a_main_account() -> None:
+    directory = AdminDirectory()
+    directory.put_user(user(1000))
+    agent = ShopUser(shop_id="s1", email="b@s1.example", role=UserRole.CS_AGENT)
+    directory.put_user(agent)
+    assert directory.shop_ids() == ["s1"] and directory.shop_exists("s1")
+    demoted = ShopUser(
+        shop_id="s1", email="a@s1.example", role=UserRole.ADMINISTRATOR, updated_at_ms=2000
+    )
+    directory.put_user(demoted)
+    assert directory.shop_ids() == [] and not directory.shop_exists("s1")
+    directory.put_user(user(3000))
+    directory.drop_user("s1", "a@s1.example")
+    assert directory.shop_ids() == [] and directory.users_of("s1") == [agent]
