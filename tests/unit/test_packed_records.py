@@ -3,6 +3,8 @@ equal, as decoding its record gives it; bytes that are not a packed event fail w
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -68,7 +70,10 @@ def test_a_realistic_settings_record_packs_to_less_than_half_its_json() -> None:
     ("data", "reason"),
     [
         (b"not deflated", "not a packed ShopSettings"),
-        (pack(ShopUser(shop_id="s", email="e", role=UserRole.CS_AGENT)), "expected 13 values"),
+        (
+            pack(ShopUser(shop_id="s", email="e", role=UserRole.CS_AGENT)),
+            f"expected {len(dataclasses.fields(ShopSettings))} values",
+        ),
     ],
 )
 def test_bytes_that_are_not_packed_settings_fail_with_the_reason(data: bytes, reason: str) -> None:
