@@ -1,7 +1,8 @@
 """Start-up replay time and resident memory of each state holder, per shop and per key.
 
 One command: ``.venv/bin/python bench/bench_state.py [--shops 10000,100000,1000000]
-[--keys 1000000,10000000] [--users-per-shop 3] [--bootstrap HOST:PORT] [--json out.json]``.
+[--keys 1000000,10000000] [--users-per-shop 3] [--traced-up-to N] [--bootstrap HOST:PORT]
+[--json out.json]``.
 
 Starts a private embedded broker (Tansu, in memory) unless ``--bootstrap`` names a fresh
 one (e.g. Apache Kafka from ``scripts/kafka.sh start``), then for each size in turn tops
@@ -16,10 +17,13 @@ holder in a fresh Python process, the way its service does:
 - ``fanout-log``: :class:`fanout.delivery_log.DeliveryLog` over ``chat.deliveries``.
 
 Each child measures its own RSS after constructing the holder (imports done, nothing
-read), times ``start`` to ready, and measures RSS again: ``ready`` is that difference
+read), times ``start`` to ready (wall clock, and the process's CPU time: on a shared
+machine the replay also waits for a core), and measures RSS again: ``ready`` is that difference
 (what the process holds while it serves, fetch buffers included), ``kept`` the
 difference after the reader is stopped and freed memory handed back (``malloc_trim``),
-i.e. what the holder's own structures keep. Sizes are cumulative (the 100k run reads
+i.e. what the holder's own structures keep. Sizes up to ``--traced-up-to`` are replayed
+a second time under tracemalloc: ``traced`` is what Python allocated during that replay
+and still holds (allocator slack excluded). Sizes are cumulative (the 100k run reads
 the 10k shops plus 90k more). Before each size the broker's memory growth per record
 so far is projected: a size that would not fit in half the machine's available memory
 is skipped and its figures are extrapolated linearly from the largest size measured,
@@ -185,14 +189,15 @@ async def produce(bootstrap: str, topic: str, partitions: int, records) -> int: 
     return count
 
 
-def measure(holder: str, bootstrap: str, expect: int) -> dict[str, float]:
+def measure(holder: str, bootstrap: str, expect: int, traced: bool = False) -> dict[str, float]:
     env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "BRIDGE_DEV_MODE": "true"}
     env["BRIDGE_LOG_LEVEL"] = "WARNING"
     from devstack.stack import DEV_MODE_ENV
 
     env.update(DEV_MODE_ENV)
     out = subprocess.run(
-        [sys.executable, str(Path(__file__)), "--child", holder, "--bootstrap", bootstrap],
+        [sys.executable, str(Path(__file__)), "--child", holder, "--bootstrap", bootstrap]
+        + (["--traced"] if traced else []),
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -304,6 +309,9 @@ async def run(args: argparse.Namespace) -> list[dict[str, object]]:
             have[kind] = size
             for holder in holders:
                 result = measure(holder, bootstrap, size)
+                if size <= args.traced_up_to:  # a second replay, under tracemalloc
+                    traced = measure(holder, bootstrap, size, traced=True)
+                    result["traced_bytes"] = traced["traced_bytes"]
                 row = {"holder": holder, "size": size, "unit": kind[:-1], **result}
                 row["measured"] = True
                 rows.append(row)
@@ -326,6 +334,7 @@ def extrapolate(ref: dict[str, object], size: int) -> dict[str, object]:
         measured=False,
         entries=int(float(ref["entries"]) * factor),  # type: ignore[arg-type]
         replay_s=float(ref["replay_s"]) * factor,  # type: ignore[arg-type]
+        cpu_s=float(ref.get("cpu_s", 0.0)) * factor,  # type: ignore[arg-type]
         ready_bytes=float(ref["ready_bytes"]) * factor,  # type: ignore[arg-type]
         kept_bytes=float(ref["kept_bytes"]) * factor,  # type: ignore[arg-type]
     )
@@ -339,10 +348,17 @@ def print_row(row: dict[str, object]) -> None:
     print(
         f"   {row['holder']:<16} {int(size):>10,} {row['unit']}s  "
         f"replay {float(row['replay_s']):7.1f} s  "  # type: ignore[arg-type]
-        f"({size / max(float(row['replay_s']), 1e-9):>9,.0f}/s)  "  # type: ignore[arg-type]
+        f"({size / max(float(row['replay_s']), 1e-9):>9,.0f}/s, "  # type: ignore[arg-type]
+        f"cpu {float(row.get('cpu_s', 0.0)):6.1f} s)  "  # type: ignore[arg-type]
         f"ready {float(row['ready_bytes']) / MB:8.1f} MB "  # type: ignore[arg-type]
         f"= {float(row['ready_bytes']) / size:5.0f} B/{row['unit']}  "  # type: ignore[arg-type]
-        f"kept {float(row['kept_bytes']) / size:5.0f} B/{row['unit']}{note}",  # type: ignore[arg-type]
+        f"kept {float(row['kept_bytes']) / size:5.0f} B/{row['unit']}"  # type: ignore[arg-type]
+        + (
+            f"  traced {float(row['traced_bytes']) / size:5.0f} B/{row['unit']}"  # type: ignore[arg-type]
+            if "traced_bytes" in row and row["measured"]
+            else ""
+        )
+        + note,
         flush=True,
     )
 
@@ -359,9 +375,12 @@ def trimmed_rss() -> int:
     return process_rss_bytes(os.getpid())
 
 
-async def child(holder: str, bootstrap: str) -> dict[str, float]:
-    """Replay one holder to ready; its entries, seconds, and RSS growth."""
+async def child(holder: str, bootstrap: str, traced: bool = False) -> dict[str, float]:
+    """Replay one holder to ready; its entries, seconds, and RSS growth. ``traced``: also
+    the bytes Python allocated in the replay and still holds at the end (tracemalloc,
+    which slows the replay: its time is not the figure of record)."""
     import logging
+    import tracemalloc
 
     logging.basicConfig(level=logging.WARNING)
     if holder == "settings-view":
@@ -370,11 +389,13 @@ async def child(holder: str, bootstrap: str) -> dict[str, float]:
 
         view = ShopSettingsView(BridgeSettings())
         before = trimmed_rss()
-        started = time.monotonic()
+        if traced:  # from here: what the replay allocates
+            tracemalloc.start()
+        started, cpu_started = time.monotonic(), time.process_time()
         await view.start(wait_s=3600)
-        took = time.monotonic() - started
+        took, cpu = time.monotonic() - started, time.process_time() - cpu_started
         ready = process_rss_bytes(os.getpid())
-        entries = len(view._shops)
+        entries = len(view)
         await view.stop()
     elif holder == "admin-directory":
         from ingest.admin_directory import AdminDirectory
@@ -384,11 +405,13 @@ async def child(holder: str, bootstrap: str) -> dict[str, float]:
         directory = AdminDirectory()
         feeds = AdminFeeds(IngestSettings(), directory, SimulationTraces())
         before = trimmed_rss()
-        started = time.monotonic()
+        if traced:  # from here: what the replay allocates
+            tracemalloc.start()
+        started, cpu_started = time.monotonic(), time.process_time()
         await feeds.start(wait_s=3600)
-        took = time.monotonic() - started
+        took, cpu = time.monotonic() - started, time.process_time() - cpu_started
         ready = process_rss_bytes(os.getpid())
-        entries = len(directory._users)
+        entries = len(directory)
         await feeds.stop()
     else:
         from fanout.delivery_log import DeliveryLog
@@ -402,19 +425,26 @@ async def child(holder: str, bootstrap: str) -> dict[str, float]:
             else DeliveryLog(FanoutSettings())
         )
         before = trimmed_rss()
-        started = time.monotonic()
+        if traced:  # from here: what the replay allocates
+            tracemalloc.start()
+        started, cpu_started = time.monotonic(), time.process_time()
         await ledger.start()
-        took = time.monotonic() - started
+        took, cpu = time.monotonic() - started, time.process_time() - cpu_started
         ready = process_rss_bytes(os.getpid())
         entries = len(ledger)
         await ledger.stop()
     kept = trimmed_rss()
-    return {
+    out = {
         "entries": entries,
         "replay_s": took,
+        "cpu_s": cpu,
         "ready_bytes": ready - before,
         "kept_bytes": kept - before,
     }
+    if traced:
+        gc.collect()
+        out["traced_bytes"] = tracemalloc.get_traced_memory()[0]
+    return out
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -434,10 +464,17 @@ def main() -> int:
     ap.add_argument("--users-per-shop", type=int, default=3)
     ap.add_argument("--bootstrap", default="", help="a fresh broker to use instead of Tansu")
     ap.add_argument("--json", default="", help="also write the rows here")
+    ap.add_argument(
+        "--traced-up-to",
+        type=int,
+        default=1_000_000,
+        help="sizes up to this are replayed a second time under tracemalloc (traced B/unit)",
+    )
     ap.add_argument("--child", choices=HOLDERS, help=argparse.SUPPRESS)
+    ap.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(asyncio.run(child(args.child, args.bootstrap))))
+        print(json.dumps(asyncio.run(child(args.child, args.bootstrap, args.traced))))
         return 0
     print(
         f"state holders: shops {args.shops} x {args.users_per_shop} users, "

@@ -4,13 +4,17 @@
 Records are whole states keyed per user or per shop, so applying one twice is
 harmless; ``updated_at_ms`` keeps a write applied locally right after Kafka
 acknowledged it from being undone by an older record still arriving on the tail.
+
+Held packed (:func:`shared.codec.pack`), like the settings view: every shop of the
+marketplace is here, and a packed record is a few hundred bytes where the objects
+were a few kilobytes. Each record is checked in full as it is read.
 """
 
 from __future__ import annotations
 
 import logging
 
-from shared.codec import DecodeError, decode
+from shared.codec import DecodeError, decode, pack, unpack
 from shared.events import ShopSettings, ShopUser, UserRole, UserStatus
 
 log = logging.getLogger(__name__)
@@ -22,44 +26,70 @@ def user_key(shop_id: str, email: str) -> str:
 
 class AdminDirectory:
     def __init__(self) -> None:
-        self._users: dict[str, dict[str, ShopUser]] = {}
-        self._settings: dict[str, ShopSettings] = {}
+        self._users: dict[str, dict[str, bytes]] = {}  # shop id -> email -> packed ShopUser
+        self._settings: dict[str, bytes] = {}  # shop id -> packed ShopSettings
+        # Shops with a main account (onboarded): listing them must not unpack every user.
+        self._onboarded: set[str] = set()
+
+    def __len__(self) -> int:
+        """Shops with users."""
+        return len(self._users)
 
     # --- queries -------------------------------------------------------------
 
     def user(self, shop_id: str, email: str) -> ShopUser | None:
-        return self._users.get(shop_id, {}).get(email.strip().lower())
+        found = self._users.get(shop_id, {}).get(email.strip().lower())
+        return None if found is None else unpack(ShopUser, found)
 
     def users_of(self, shop_id: str) -> list[ShopUser]:
         return sorted(
-            self._users.get(shop_id, {}).values(), key=lambda u: (u.invited_at_ms, u.email)
+            (unpack(ShopUser, u) for u in self._users.get(shop_id, {}).values()),
+            key=lambda u: (u.invited_at_ms, u.email),
         )
 
     def shop_exists(self, shop_id: str) -> bool:
-        return main_account(self.users_of(shop_id)) is not None
+        return shop_id in self._onboarded
 
     def shop_ids(self) -> list[str]:
         """Every onboarded shop (one with a main account), in id order."""
-        return sorted(s for s, users in self._users.items() if main_account(list(users.values())))
+        return sorted(self._onboarded)
 
     def settings(self, shop_id: str) -> ShopSettings | None:
-        return self._settings.get(shop_id)
+        found = self._settings.get(shop_id)
+        return None if found is None else unpack(ShopSettings, found)
 
     # --- writes (local, after Kafka acknowledged) ----------------------------
 
     def put_user(self, user: ShopUser) -> None:
         shop = self._users.setdefault(user.shop_id, {})
-        current = shop.get(user.email)
+        packed = shop.get(user.email)
+        current = None if packed is None else unpack(ShopUser, packed)
         if current is None or user.updated_at_ms >= current.updated_at_ms:
-            shop[user.email] = user
+            shop[user.email] = pack(user)
+            if user.role == UserRole.MAIN_ACCOUNT:
+                self._onboarded.add(user.shop_id)
+            elif current is not None and current.role == UserRole.MAIN_ACCOUNT:
+                self._recount(user.shop_id)
 
     def drop_user(self, shop_id: str, email: str) -> None:
-        self._users.get(shop_id, {}).pop(email, None)
+        shop = self._users.get(shop_id)
+        if shop is None or shop.pop(email, None) is None:
+            return
+        if not shop:
+            del self._users[shop_id]
+        self._recount(shop_id)
+
+    def _recount(self, shop_id: str) -> None:
+        """Whether the shop still has a main account, after one lost that role or left."""
+        if main_account(self.users_of(shop_id)) is None:
+            self._onboarded.discard(shop_id)
+        else:
+            self._onboarded.add(shop_id)
 
     def put_settings(self, settings: ShopSettings) -> None:
         current = self._settings.get(settings.shop_id)
-        if current is None or settings.updated_at_ms >= current.updated_at_ms:
-            self._settings[settings.shop_id] = settings
+        if current is None or settings.updated_at_ms >= unpack(ShopSettings, current).updated_at_ms:
+            self._settings[settings.shop_id] = pack(settings)
 
     # --- records from the topics ----------------------------------------------
 

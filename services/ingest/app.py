@@ -254,7 +254,8 @@ class Publisher:
 def create_app(
     settings: IngestSettings | None = None, *, admin_clock: Callable[[], int] = now_ms
 ) -> FastAPI:
-    """The ingest app: platform webhooks plus the admin API (``admin_clock`` in ms, for tests)."""
+    """The ingest app: platform webhooks plus, unless ``ingest_admin_api`` is off, the admin
+    API (``admin_clock`` in ms, for tests)."""
     cfg = settings or IngestSettings()
     state: dict[str, object] = {}
     adapters: Mapping[str, WebhookAdapter] = webhook_adapters_from_settings(cfg)
@@ -283,15 +284,18 @@ def create_app(
 
     app = IngestApp(title="chat-email bridge ingest", lifespan=lifespan)
     add_ops_routes(app, lambda: "producer" in state and kafka_healthy(state["producer"]))  # type: ignore[arg-type]
-    # Admin API (shops, users, roles, settings, simulation) shares the webhook producer.
-    app.include_router(
-        build_admin_router(
-            cfg,
-            lambda: state["producer"],  # type: ignore[arg-type,return-value]
-            clock=admin_clock,
+    # Admin API (shops, users, roles, settings, simulation) shares the webhook producer;
+    # a webhook-only replica leaves it (and the console over it) out, and with it the
+    # admin directory's replay.
+    if cfg.ingest_admin_api:
+        app.include_router(
+            build_admin_router(
+                cfg,
+                lambda: state["producer"],  # type: ignore[arg-type,return-value]
+                clock=admin_clock,
+            )
         )
-    )
-    mount_console(app)  # the seller console's pages, over the admin API's functions
+        mount_console(app)  # the seller console's pages, over the admin API's functions
 
     handled: dict[int, Counter] = {}  # status -> counter child: no .labels() per request
     handle_seconds = HANDLE_SECONDS.labels(SERVICE)

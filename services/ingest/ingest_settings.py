@@ -31,6 +31,11 @@ class IngestSettings(ChatPlatformSettings, SendLimitSettings, NotificationWindow
     ingest_kafka_timeout_s: float = 2.5  # the platform wants an answer within 3 s
     ingest_dedup_capacity: int = 200_000  # recent message ids remembered per process
 
+    # Serve the admin API (/admin) from this process. Only its replicas replay the user
+    # directory (admin.users + shop.settings, ~3 KB and ~200 us per shop at start): at many
+    # shops, run webhook replicas with false and a small admin deployment with true.
+    ingest_admin_api: bool = True
+
     # Admin API: bearer-token keys "kid:secret,..." (first signs), the operator's token for
     # onboarding shops, API-token lifetime, where activation links point.
     admin_token_keys: SecretStr = dev_secret("admin_token_keys")

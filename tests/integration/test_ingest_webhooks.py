@@ -191,3 +191,19 @@ async def test_backlog_beyond_the_bound_is_503_with_retry_after_and_nothing_publ
     finally:
         server.should_exit = True  # type: ignore[attr-defined]
         await task  # type: ignore[misc]
+
+
+async def test_webhook_only_replica_publishes_webhooks_and_serves_no_admin_api(
+    kafka_bootstrap: str,
+) -> None:
+    url, server, task = await serve(settings(kafka_bootstrap, ingest_admin_api=False))
+    try:
+        conv = uuid.uuid4().hex[:12]
+        assert (await post(url, new_message(conv, "m-" + conv))).status_code == 200
+        async with httpx.AsyncClient(timeout=10) as client:
+            resp = await client.get(f"{url}/admin/shops/7494049642642441621/settings")
+            assert resp.status_code == 404  # with the admin API: 401, no bearer token
+        assert len(await events_for(kafka_bootstrap, conv)) == 1
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        await task  # type: ignore[misc]

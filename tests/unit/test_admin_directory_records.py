@@ -1,0 +1,68 @@
+"""The admin directory (held packed) answers with the records it was given: a stale record
+arriving on the tail after a newer local write does not undo it, removing a shop's last
+user forgets the shop, and a bad record is skipped."""
+
+from __future__ import annotations
+
+from ingest.admin_directory import AdminDirectory
+from shared.codec import encode
+from shared.events import ShopSettings, ShopUser, UserRole, UserStatus
+
+
+def user(updated_at_ms: int, status: str = UserStatus.PENDING) -> ShopUser:
+    return ShopUser(
+        shop_id="s1",
+        email="a@s1.example",
+        role=UserRole.MAIN_ACCOUNT,
+        status=status,
+        updated_at_ms=updated_at_ms,
+    )
+
+
+def test_a_stale_user_record_on_the_tail_does_not_undo_a_newer_local_write() -> None:
+    directory = AdminDirectory()
+    directory.put_user(user(2000, UserStatus.ACTIVE))
+    directory.apply_user_record(b"s1:a@s1.example", encode(user(1000)))
+    assert directory.user("s1", "A@s1.example ") == user(2000, UserStatus.ACTIVE)
+    assert directory.shop_exists("s1") and len(directory) == 1
+
+
+def test_a_stale_settings_record_does_not_undo_newer_settings() -> None:
+    directory = AdminDirectory()
+    directory.put_settings(ShopSettings(shop_id="s1", shop_name="New", updated_at_ms=2000))
+    directory.apply_settings_record(
+        b"s1", encode(ShopSettings(shop_id="s1", shop_name="Old", updated_at_ms=1000))
+    )
+    found = directory.settings("s1")
+    assert found is not None and found.shop_name == "New"
+
+
+def test_removing_the_last_user_forgets_the_shop() -> None:
+    directory = AdminDirectory()
+    directory.apply_user_record(b"s1:a@s1.example", encode(user(1000)))
+    directory.apply_user_record(b"s1:a@s1.example", None)
+    assert directory.users_of("s1") == [] and not directory.shop_exists("s1")
+    assert len(directory) == 0
+
+
+def test_a_bad_user_record_is_skipped_and_the_user_kept() -> None:
+    directory = AdminDirectory()
+    directory.put_user(user(1000))
+    directory.apply_user_record(b"s1:a@s1.example", b'{"shop_id":"s1","email":7,"role":"x"}')
+    assert directory.user("s1", "a@s1.example") == user(1000)
+
+
+def test_a_shop_is_listed_while_it_has_a_main_account() -> None:
+    directory = AdminDirectory()
+    directory.put_user(user(1000))
+    agent = ShopUser(shop_id="s1", email="b@s1.example", role=UserRole.CS_AGENT)
+    directory.put_user(agent)
+    assert directory.shop_ids() == ["s1"] and directory.shop_exists("s1")
+    demoted = ShopUser(
+        shop_id="s1", email="a@s1.example", role=UserRole.ADMINISTRATOR, updated_at_ms=2000
+    )
+    directory.put_user(demoted)
+    assert directory.shop_ids() == [] and not directory.shop_exists("s1")
+    directory.put_user(user(3000))
+    directory.drop_user("s1", "a@s1.example")
+    assert directory.shop_ids() == [] and directory.users_of("s1") == [agent]
