@@ -54,7 +54,6 @@ function renderMails(mails) {
       sandbox: "",
       src: mail.html,
       title: `Digest ${mail.n}: ${mail.subject}`,
-      loading: "lazy",
     });
     $("mails").prepend(el("article", { class: "mail", "data-n": String(mail.n) }, head, frame));
   }

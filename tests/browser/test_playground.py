@@ -103,11 +103,17 @@ async def open_conversation(browser: Browser, url: str, conv: str) -> Page:
 
 
 async def screenshot(page: Page, where: Path | None, name: str) -> None:
+    """The whole page at each width. The viewport is made as tall as the page instead of a
+    full-page capture: Chromium leaves a sandboxed frame outside the viewport blank."""
     if where is None:
         return
     for label, (width, height) in (("desktop", DESKTOP), ("phone", PHONE)):
         await page.set_viewport_size({"width": width, "height": height})
-        await page.screenshot(path=str(where / f"{name}-{label}.png"), full_page=True)
+        tall = await page.evaluate("document.documentElement.scrollHeight")
+        await page.set_viewport_size({"width": width, "height": max(height, int(tall))})
+        for frame in page.frames:
+            await frame.wait_for_load_state()
+        await page.screenshot(path=str(where / f"{name}-{label}.png"))
     await page.set_viewport_size({"width": DESKTOP[0], "height": DESKTOP[1]})
 
 
