@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
+from axe_playwright_python.async_playwright import Axe
 
 from devstack.broker import free_port
 from devstack.demo_shop import DEMO_AGENT, DEMO_SHOP_ID, DemoShop, onboard_demo_shop
@@ -161,6 +162,9 @@ async def test_buyer_messages_become_a_digest_and_a_zendesk_reply_reaches_the_bu
             assert topic in timeline
         await page.locator("#timeline li[data-topic='chat.deliveries']").first.wait_for()
         await screenshot(page, screenshot_dir, "playground")
+        # The page's own controls (the digest inside the frame is the mailer's, tested apart).
+        axe = await Axe().run(page, context={"exclude": [["#mails iframe"]]})
+        assert axe.violations_count == 0, axe.generate_report()
     finally:
         await page.close()
 
