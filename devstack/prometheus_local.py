@@ -50,7 +50,11 @@ def plain_rules(prometheus_rule: str) -> str:
 
 
 def write_config(
-    directory: Path, targets: Mapping[str, int], *, rule_file: Path = RULE_FILE
+    directory: Path,
+    targets: Mapping[str, int],
+    *,
+    rule_file: Path = RULE_FILE,
+    scrape_interval: str = SCRAPE_INTERVAL,
 ) -> Path:
     """Write ``prometheus.yml`` (a job per service in ``targets``: name -> HTTP port) and
     ``rules.yaml`` into ``directory``; returns the config's path. JSON is YAML, so the
@@ -58,7 +62,7 @@ def write_config(
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "rules.yaml").write_text(plain_rules(rule_file.read_text()))
     config = {
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "rule_files": ["rules.yaml"],
         "scrape_configs": [
             {

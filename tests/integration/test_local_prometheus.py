@@ -59,7 +59,7 @@ def test_a_rule_file_of_another_shape_is_refused_with_the_reason() -> None:
 
 @pytest.fixture
 def prometheus(stack: Stack, tmp_path: Path) -> Iterator[str]:
-    config = write_config(tmp_path, {"ingest": stack.ports.ingest})
+    config = write_config(tmp_path, {"ingest": stack.ports.ingest}, scrape_interval="1s")
     port = free_port()
     spec = prometheus_spec(tool("prometheus"), config, port)
     log = (tmp_path / "prometheus.log").open("wb")
@@ -81,6 +81,8 @@ async def test_prometheus_scrapes_a_running_service_with_the_alerts_loaded(
             try:
                 resp = await http.get("/api/v1/query", params={"query": 'up{job="ingest"}'})
             except httpx.HTTPError:
+                return False
+            if resp.status_code != 200:  # 503 until its storage is ready
                 return False
             result = resp.json()["data"]["result"]
             return bool(result) and result[0]["value"][1] == "1"
