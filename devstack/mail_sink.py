@@ -37,7 +37,8 @@ from devstack.reply_styles import ReplyStyle, build_reply
 from devstack.reply_styles import gmail_style_reply as gmail_style_reply  # the chaos run's
 from devstack.shop_users import ShopUsers
 from devstack.topic_reader import wait_for_record
-from shared.codec import decode
+from reply_parser.smtp_replies import QUEUED
+from shared.codec import DecodeError, decode
 from shared.events import InboundResult, ReplyClass
 from shared.key_ring import KeyRing
 from shared.tokens import TokenError, verify_token
@@ -158,7 +159,8 @@ class ReplyIn(BaseModel):
 
 # How long a reply's page waits for the parser's verdict (authentication, classification).
 VERDICT_WAIT_S = 20.0
-_QUEUED_AS = re.compile(r"Queued as (\S+)")
+# The reply front's 250 names the queued mail: its wording has one home, smtp_replies.
+_QUEUED_AS = re.compile(re.escape(QUEUED.text).replace(re.escape("{mail_id}"), r"(\S+)"))
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,10 @@ async def inbound_verdict(
 
     def matches(record: ConsumerRecord) -> bool:
         mail_id = sent.get("mail_id")
-        return bool(mail_id) and decode(InboundResult, record.value).mail_id == mail_id
+        try:
+            return bool(mail_id) and decode(InboundResult, record.value).mail_id == mail_id
+        except DecodeError:  # not ours to judge: the verdict we wait for is another record
+            return False
 
     record = await wait_for_record(
         bootstrap, MAIL_INBOUND_RESULTS, matches, start, timeout_s=timeout_s
@@ -220,6 +225,8 @@ def verdict_text(result: InboundResult | None) -> str:
         )
     if result.classification == ReplyClass.REPLY:
         return f"Delivered: {result.parts} chat message(s) on their way to the buyer."
+    if result.classification == ReplyClass.DEFERRED:
+        return f"Not delivered yet, checked again later: {result.reason}"
     return f"Not delivered to the buyer ({result.classification}): {result.reason}"
 
 

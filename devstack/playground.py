@@ -31,13 +31,14 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import aiosmtplib
 import httpx
 import uvicorn
 from aiokafka import ConsumerRecord
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -61,6 +62,11 @@ HERE = Path(__file__).parent
 # What the timeline keeps: enough for a demo conversation, bounded for a long run.
 TIMELINE_PER_CONVERSATION = 300
 TIMELINE_CONVERSATIONS = 5_000
+
+# Shop and conversation ids as the platform's webhooks carry them (they go into sandbox paths).
+ShopId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+ConversationId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+OptionalId = Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{0,64}$")]
 
 BuyerKind = Literal["text", "emoji", "picture", "product", "order", "video"]
 
@@ -261,7 +267,9 @@ def create_playground(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/", response_class=HTMLResponse)
-    async def page(request: Request, shop: str = "", conversation: str = "") -> Response:
+    async def page(
+        request: Request, shop: OptionalId = "", conversation: OptionalId = ""
+    ) -> Response:
         return templates.TemplateResponse(
             request,
             "playground.html",
@@ -282,7 +290,7 @@ def create_playground(
         raise HTTPException(404, f"no sample named {name}")
 
     @app.get("/api/conversations/{shop}/{conversation}")
-    async def state(request: Request, shop: str, conversation: str) -> JSONResponse:
+    async def state(request: Request, shop: ShopId, conversation: ConversationId) -> JSONResponse:
         """Everything the three panes show, in one poll."""
         resp = await request.app.state.http.get(f"/sandbox/conversations/{conversation}/buyer_view")
         received = resp.json().get("received", []) if resp.status_code == 200 else []
@@ -312,7 +320,7 @@ def create_playground(
 
     @app.post("/api/conversations/{shop}/{conversation}/buyer")
     async def buyer_says(
-        request: Request, shop: str, conversation: str, body: BuyerMessageIn
+        request: Request, shop: ShopId, conversation: ConversationId, body: BuyerMessageIn
     ) -> JSONResponse:
         if body.kind in ("text",) and not body.text.strip():
             raise HTTPException(422, "text: write something for the buyer to send")
@@ -360,14 +368,18 @@ def create_playground(
         }
 
     @app.post("/api/conversations/{shop}/{conversation}/reply")
-    async def seller_replies(shop: str, conversation: str, body: SellerReplyIn) -> JSONResponse:
+    async def seller_replies(
+        shop: ShopId, conversation: ConversationId, body: SellerReplyIn
+    ) -> JSONResponse:
         reply = build_reply(
             body.style, digest(shop, conversation, body.mail), body.text, body.from_address
         )
         return JSONResponse(await send(reply))
 
     @app.post("/api/conversations/{shop}/{conversation}/out-of-office")
-    async def out_of_office(shop: str, conversation: str, body: OutOfOfficeIn) -> JSONResponse:
+    async def out_of_office(
+        shop: ShopId, conversation: ConversationId, body: OutOfOfficeIn
+    ) -> JSONResponse:
         answer = out_of_office_reply(digest(shop, conversation, body.mail), body.from_address)
         return JSONResponse(await send(answer))
 
