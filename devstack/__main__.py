@@ -19,7 +19,13 @@ from pathlib import Path
 
 import httpx
 
-from devstack.demo_shop import DEMO_CONVERSATION_ID, DEMO_SHOP_NAME, DemoShop, onboard_demo_shop
+from devstack.demo_shop import (
+    DEMO_CONVERSATION_ID,
+    DEMO_SHOP_NAME,
+    DemoShop,
+    onboard_demo_shop,
+    sign_in_link,
+)
 from devstack.kafka import KafkaUnavailable
 from devstack.playground import PlaygroundLinks, serve_playground
 from devstack.prometheus_local import (
@@ -76,7 +82,11 @@ async def console_sign_in(ingest_url: str) -> str:
         return ""
 
 
-def token_line(shop: DemoShop, sign_in: str) -> str:
+def sign_in_lines(shop: DemoShop, sign_in: str, link: str) -> str:
+    """How the main account signs in: the link the console mailed it (from the mail sink),
+    else its API token (the console's sign-in page and the admin API take it)."""
+    if link:
+        return f"\nSign in as {shop.main_account} (the link the console just mailed it):\n  {link}"
     if not shop.main_api_token:
         return "(Onboarded by an earlier run: use the API token printed then.)"
     where = "paste it on the sign-in page" if sign_in else "a bearer token for /admin"
@@ -121,6 +131,11 @@ async def run(kafka_dir: Path | None) -> None:
         ingest = f"http://127.0.0.1:{ports.ingest}"
         shop = await onboard_demo_shop(ingest, env, platforms.sink)
         sign_in = await console_sign_in(ingest)
+        link = (
+            await sign_in_link(ingest, platforms.sink, shop.shop_id, shop.main_account)
+            if sign_in
+            else ""
+        )
         prometheus = f"http://127.0.0.1:{PROMETHEUS_PORT}/" if binary else ""
         links = PlaygroundLinks(
             sink=f"http://127.0.0.1:{ports.sink_http}",
@@ -153,7 +168,7 @@ async def run(kafka_dir: Path | None) -> None:
                 main=shop.main_account,
                 agent=shop.agent,
                 destination=shop.destination,
-                token=token_line(shop, sign_in),
+                token=sign_in_lines(shop, sign_in, link),
                 conversation=DEMO_CONVERSATION_ID,
             ),
             flush=True,

@@ -92,6 +92,41 @@ async def onboard_demo_shop(
     return DemoShop(shop_id, main, DEMO_AGENT, DEMO_AGENT, main_token)
 
 
+# The seller console (ingest, /console) mails an activated user a sign-in link on request:
+# a notice of this kind, holding a link to this path.
+SIGN_IN_NOTICE = "sign_in"
+_SIGN_IN_LINK = re.compile(r"https?://\S+?/sign-in/link\?token=[^\s\"'<>]+")
+
+
+async def sign_in_link(
+    ingest_url: str, sink: SinkState, shop_id: str, email: str, *, timeout_s: float = 15.0
+) -> str:
+    """Ask the console to mail ``email`` a sign-in link, as the sign-in page does, and return
+    the link from the mail sink; "" when ingest serves no console or no link arrived (a
+    send limit: the console answers the same either way)."""
+    since = len(sink.mails)
+    try:
+        async with httpx.AsyncClient(base_url=ingest_url, timeout=10.0) as http:
+            resp = await http.post(
+                "/console/sign-in/email", data={"shop_id": shop_id, "email": email}
+            )
+    except httpx.HTTPError:
+        return ""
+    if resp.status_code != 200:
+        return ""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        for mail in sink.mails[since:]:
+            if email in mail.rcpt_tos and mail.summary.notice == SIGN_IN_NOTICE:
+                body = mail.message.get_body(("plain",))
+                found = _SIGN_IN_LINK.search(body.get_content()) if body else None
+                if found:
+                    return found.group(0)
+        await asyncio.sleep(0.2)
+    return ""
+
+
 def _check(resp: httpx.Response, status: int, step: str) -> None:
     if resp.status_code != status:
         raise DemoShopError(f"{step}: HTTP {resp.status_code} {resp.text}")
