@@ -24,8 +24,11 @@ from devstack.broker import EmbeddedBroker, free_port
 from devstack.chat_sandbox import create_sandbox
 from devstack.dns_zone import DevZone, start_dev_dns
 from devstack.kafka import KafkaCluster
-from devstack.mail_sink import SinkState, create_sink_web, start_sink_smtp
+from devstack.mail_sink import ReplyAccess, SinkState, create_sink_web, start_sink_smtp
+from devstack.shop_users import ShopUsers
+from shared.config import DEV_SECRETS
 from shared.secrets_policy import DEV_MODE_VAR
+from shared.tokens import parse_keys
 
 KAFKA_LOCAL_PORT = 9092  # the durable local Kafka of `run-local.sh --kafka` (Kafka's own default)
 
@@ -57,11 +60,12 @@ class Ports:
     sink_smtp: int = field(default_factory=free_port)
     sink_http: int = field(default_factory=free_port)
     dns: int = field(default_factory=free_port)  # UDP: the sellers' DNS (devstack.dns_zone)
+    playground: int = field(default_factory=free_port)  # devstack.playground
 
     @classmethod
     def fixed(cls) -> Ports:
         """The well-known local ports the README names."""
-        return cls(8000, 8101, 8102, 8103, 8105, 8104, 2525, 8300, 8025, 8301, 8053)
+        return cls(8000, 8101, 8102, 8103, 8105, 8104, 2525, 8300, 8025, 8301, 8053, 8080)
 
     def http_ports(self) -> dict[str, int]:
         return {
@@ -214,6 +218,19 @@ class Platforms:
         self.dns_transport.close()
 
 
+def reply_access(env: Mapping[str, str], ports: Ports) -> ReplyAccess:
+    """What the sink and the playground need to answer as a shop's users and to read the
+    parser's verdict: the admin API (operator token), the reply-token keys, the broker."""
+    return ReplyAccess(
+        users=ShopUsers(
+            f"http://127.0.0.1:{ports.ingest}",
+            env.get("BRIDGE_ADMIN_OPERATOR_TOKEN", DEV_SECRETS["admin_operator_token"]),
+        ),
+        token_keys=parse_keys(env.get("BRIDGE_TOKEN_KEYS", DEV_SECRETS["token_keys"])),
+        kafka_bootstrap=env.get("KAFKA_BOOTSTRAP"),
+    )
+
+
 async def start_platforms(
     ports: Ports, env: Mapping[str, str], *, redelivery_delays_s: tuple[float, ...] | None = None
 ) -> Platforms:
@@ -226,6 +243,7 @@ async def start_platforms(
         inbound_host="127.0.0.1",
         inbound_port=ports.inbound_smtp,
         default_from=env.get("BRIDGE_DEFAULT_DESTINATION_EMAIL", "seller@shop.localhost"),
+        access=reply_access(env, ports),
     )
     sandbox = create_sandbox(
         env.get("BRIDGE_PLATFORM_APP_KEY", "sandbox-app-key"),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the bridge into .venv and run the whole system locally (Ctrl-C stops it).
+# Install the bridge into .venv and run the whole system locally (Ctrl-C stops it). The first
+# line it prints is the playground's address (devstack/playground.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
