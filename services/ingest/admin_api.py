@@ -588,16 +588,23 @@ async def activate_user(
                 "body": {"token": token},
             }
         raise Refused(exc.status, exc.reason, **extra) from None
-    now = admin.clock()
-    ttl_ms = admin.cfg.admin_token_ttl_days * DAY_MS
-    api_token = issue_api_token(active, admin.keys, now_ms=now, ttl_ms=ttl_ms)
+    api_token, expires_at_ms = new_api_token(admin, active)
     return JSONResponse(
         {
             "user": user_document(active),
             "api_token": api_token,
-            "api_token_expires_at_ms": now + ttl_ms,
+            "api_token_expires_at_ms": expires_at_ms,
         }
     )
+
+
+def new_api_token(admin: AdminState, user: ShopUser) -> tuple[str, int]:
+    """A fresh API token for an activated user, and when it expires (ms). Earlier tokens
+    stay valid until they expire; re-inviting or removing the user ends them all."""
+    now = admin.clock()
+    expires_at_ms = now + admin.cfg.admin_token_ttl_days * DAY_MS
+    token = issue_api_token(user, admin.keys, now_ms=now, ttl_ms=expires_at_ms - now)
+    return token, expires_at_ms
 
 
 async def activate_link(admin: AdminState, token: str) -> ShopUser:

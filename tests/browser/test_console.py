@@ -228,6 +228,12 @@ async def test_seller_activates_sets_up_notifications_and_manages_users(
         await page.get_by_role("button", name=f"Remove {agent}").click()
         await page.wait_for_url(re.compile(r"done=removed"))
         assert await page.locator("tr", has_text=agent).count() == 0
+        # API access: a token made on request, shown once
+        await page.get_by_role("link", name="API access").click()
+        await page.get_by_role("button", name="Create an API token").click()
+        token = await page.get_by_label("Your new API token").input_value()
+        assert token.startswith("bat1.")
+        await console.check(page, "api-access")
     finally:
         await context.close()
 

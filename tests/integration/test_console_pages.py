@@ -319,3 +319,27 @@ async def test_an_activated_user_signs_in_again_with_an_emailed_link(
     assert shown.status_code == 200 and f"Signed in as {main}" in text_of(shown.text)
     broken = await ConsoleUser.new(admin).post("/console/sign-in/link", {"token": "sil1.x.y.z"})
     assert broken.status_code == 410 and "does not work" in text_of(broken.text)
+
+
+async def test_a_signed_in_user_creates_an_api_token_shown_once_that_the_api_accepts(
+    admin: Admin,
+    browser: ConsoleUser,
+) -> None:
+    shop, main = await new_shop(admin)
+    await browser.activate(main)
+    page = f"/console/shops/{shop}/api-token"
+    before = await browser.get(page)
+    assert before.status_code == 200 and "Create an API token" in text_of(before.text)
+    assert 'id="api_token"' not in before.text
+    made = await browser.post(page, {"go": "1"}, csrf_from=page)
+    assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
+    token = made.text.split('id="api_token" class="token" value="', 1)[1].split('"', 1)[0]
+    api = await admin.http.get(
+        f"{admin.url}/admin/shops/{shop}/settings", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert api.status_code == 200 and api.json()["shop_id"] == shop
+    again = await browser.get(page)  # shown on the answer to the POST only
+    assert token not in again.text
+    # Without the form's CSRF token nothing is minted.
+    forged = await browser.post(page, {"anything": "1"})
+    assert forged.status_code == 403 and 'id="api_token"' not in forged.text

@@ -35,6 +35,7 @@ from ingest.admin_api import (
     activate_link,
     add_shop_user,
     change_shop_settings,
+    new_api_token,
     onboard_shop,
     remove_shop_user,
     resend_activation_of,
@@ -712,6 +713,65 @@ async def user_action(request: Request, shop_id: str, what: str) -> Response:
         return _users_page(request, session, shop, exc.status, problem=exc.reason, values=fields)
 
 
+# --- API access ------------------------------------------------------------------------
+
+
+def _api_access_page(
+    request: Request, session: Session, shop_id: str, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    reason = (
+        "The platform operator calls the API with the operator token; API tokens belong to "
+        "a shop's users."
+        if session.principal.is_operator
+        else ""
+    )
+    return _page(
+        request,
+        "api_access.html",
+        status,
+        session,
+        nav=_nav(session, shop_id),
+        read_only_reason=reason,
+        ttl_days=_admin(request).cfg.admin_token_ttl_days,
+        **extra,
+    )
+
+
+async def api_access_page(request: Request, shop_id: str) -> Response:
+    session = _session(request)
+    if session is None:
+        return _sign_in_first(request)
+    try:
+        _shop(request, session, shop_id, Action.READ_SETTINGS)
+    except Refused as exc:
+        return _refused(request, session, exc)
+    return _api_access_page(request, session, shop_id)
+
+
+async def issue_token(request: Request, shop_id: str) -> Response:
+    """A new API token for the signed-in user, shown on this answer only (never stored)."""
+    session = _session(request)
+    if session is None:
+        return _sign_in_first(request)
+    fields = await _form(request, session)
+    if isinstance(fields, Response):
+        return fields
+    try:
+        _shop(request, session, shop_id, Action.READ_SETTINGS)
+    except Refused as exc:
+        return _refused(request, session, exc)
+    admin = _admin(request)
+    user = admin.directory.user(shop_id, session.principal.email)
+    if session.principal.is_operator or user is None or user.status != UserStatus.ACTIVE:
+        return _api_access_page(
+            request, session, shop_id, 403, problem="Only an activated user of the shop gets one."
+        )
+    token, expires_at_ms = new_api_token(admin, user)
+    return _api_access_page(
+        request, session, shop_id, token=token, expires=_when(expires_at_ms), role=user.role
+    )
+
+
 # --- operator ---------------------------------------------------------------------------
 
 
@@ -891,6 +951,8 @@ def build_console_router() -> APIRouter:
         ("POST", "/shops/{shop_id}/settings", save_settings),
         ("GET", "/shops/{shop_id}/users", users_page),
         ("POST", "/shops/{shop_id}/users/{what}", user_action),
+        ("GET", "/shops/{shop_id}/api-token", api_access_page),
+        ("POST", "/shops/{shop_id}/api-token", issue_token),
         ("GET", "/shops/{shop_id}/simulations", simulation_start_page),
         ("POST", "/shops/{shop_id}/simulations", simulation_start),
         ("GET", "/shops/{shop_id}/simulations/{simulation_id}", simulation_page),
