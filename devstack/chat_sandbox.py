@@ -393,7 +393,8 @@ def create_sandbox(
 
     @app.get("/product/202309/products/{product_id}")
     async def get_product(product_id: str, request: Request) -> Response:
-        """Get Product: the seeded product, if it is the calling shop's."""
+        """Get Product: the seeded product (the sandbox does not check that it belongs to
+        the calling shop; its rate limit counts against the product's shop)."""
         product = state.products.get(product_id)
         shop = product["shop_id"] if product else "?"
         if (err := await check_request(request, b"", "get_product", shop)) is not None:

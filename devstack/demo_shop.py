@@ -21,6 +21,7 @@ import httpx
 
 from devstack.mail_sink import SinkState
 from shared.errors import BridgeError
+from shared.events import NoticeKind
 
 DEMO_SHOP_ID = "7494049642642441621"
 DEMO_SHOP_NAME = "Demo shop"
@@ -94,7 +95,6 @@ async def onboard_demo_shop(
 
 # The seller console (ingest, /console) mails an activated user a sign-in link on request:
 # a notice of this kind, holding a link to this path.
-SIGN_IN_NOTICE = "sign_in"
 _SIGN_IN_LINK = re.compile(r"https?://\S+?/sign-in/link\?token=[^\s\"'<>]+")
 
 
@@ -118,7 +118,7 @@ async def sign_in_link(
     deadline = loop.time() + timeout_s
     while loop.time() < deadline:
         for mail in sink.mails[since:]:
-            if email in mail.rcpt_tos and mail.summary.notice == SIGN_IN_NOTICE:
+            if email in mail.rcpt_tos and mail.summary.notice == NoticeKind.SIGN_IN:
                 body = mail.message.get_body(("plain",))
                 found = _SIGN_IN_LINK.search(body.get_content()) if body else None
                 if found:

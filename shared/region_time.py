@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 __all__ = [
     "REGION_TIME_ZONES",
@@ -46,13 +46,20 @@ REGION_TIME_ZONES: dict[str, str] = {
 UTC_ZONE = "UTC"
 
 
+@lru_cache(maxsize=1)
+def _known_zones() -> frozenset[str]:
+    """The IANA zones of this machine's database; not its files that are no zone of their
+    own ("localtime", "Factory") nor a folder such as "America" (ZoneInfo raises on it)."""
+    return frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
+
+
 @lru_cache(maxsize=512)
 def _zone(name: str) -> ZoneInfo | None:
-    if not name or name != name.strip() or len(name) > 64:
+    if name not in _known_zones():
         return None
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):  # ValueError: a path-like or malformed key
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # a database changed under us
         return None
 
 

@@ -39,12 +39,15 @@ class SendLimit:
     limit: int
     window_ms: int
     kinds: frozenset[str] = frozenset()
+    exempt: frozenset[str] = frozenset()  # kinds this limit does not count
 
     def applies_to(self, kind: str) -> bool:
-        return self.limit > 0 and (not self.kinds or kind in self.kinds)
+        return self.limit > 0 and (not self.kinds or kind in self.kinds) and kind not in self.exempt
 
     def describe(self) -> str:
         what = " or ".join(sorted(self.kinds)) + " mails" if self.kinds else "mails"
+        if self.exempt:
+            what += " other than " + " or ".join(sorted(self.exempt))
         per = {HOUR_MS: "hour", DAY_MS: "day"}.get(self.window_ms, f"{self.window_ms // 1000} s")
         return f"{self.limit} {what} per {self.scope} per {per}"
 
@@ -116,7 +119,10 @@ def limits_from(cfg: SendLimitSettings) -> tuple[SendLimit, ...]:
             HOUR_MS,
             frozenset({NoticeKind.SIMULATION.value}),
         ),
-        SendLimit(SHOP, cfg.send_limit_per_shop_hour, HOUR_MS),
+        # Anyone may ask for a sign-in link (no sign-in before it): were those counted per
+        # shop, a stranger knowing a few users' addresses could spend the shop's budget and
+        # block its activation mails and notices. Their per-recipient limits above hold.
+        SendLimit(SHOP, cfg.send_limit_per_shop_hour, HOUR_MS, exempt=sign_in),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
 from shared.config import (
     ChatPlatformSettings,
@@ -32,7 +32,7 @@ class IngestSettings(ChatPlatformSettings, SendLimitSettings, NotificationWindow
     ingest_dedup_capacity: int = 200_000  # recent message ids remembered per process
 
     # Serve the admin API (/admin) from this process. Only its replicas replay the user
-    # directory (admin.users + shop.settings, ~3 KB and ~200 us per shop at start): at many
+    # directory (admin.users + shop.settings; its cost per shop: docs/scaling.md): at many
     # shops, run webhook replicas with false and a small admin deployment with true.
     ingest_admin_api: bool = True
 
@@ -41,6 +41,8 @@ class IngestSettings(ChatPlatformSettings, SendLimitSettings, NotificationWindow
     admin_token_keys: SecretStr = dev_secret("admin_token_keys")
     admin_operator_token: SecretStr = dev_secret("admin_operator_token")
     admin_token_ttl_days: int = 30
+    # The console's activation page as mails link to it; the console's other mailed links
+    # (sign-in) are built beside it, so it must end in /console/activate.
     activation_link_base: str = "http://127.0.0.1:8000/console/activate"
     # Seller console (browser pages under /console): how long a sign-in lasts.
     console_session_ttl_hours: int = 12
@@ -50,3 +52,15 @@ class IngestSettings(ChatPlatformSettings, SendLimitSettings, NotificationWindow
     # "sandbox": simulated buyer messages go through the platform sandbox's buyer endpoint
     # (the whole loop, chat included); "direct": published on chat.events by the ingest.
     simulation_mode: Literal["sandbox", "direct"] = "sandbox"
+
+    @field_validator("activation_link_base")
+    @classmethod
+    def _console_activation_page(cls, value: str) -> str:
+        # A base kept from before the console (.../admin/activate) would mail sign-in
+        # links to a path that does not exist: refuse to start instead.
+        if not value.rstrip("/").endswith("/console/activate"):
+            raise ValueError(
+                f"must be the console's activation page, ending in /console/activate "
+                f"(got {value!r})"
+            )
+        return value.rstrip("/")

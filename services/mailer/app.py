@@ -271,6 +271,8 @@ class Mailer:
                 reason_class="compose",
             )
             return self._outcome(digest, MailStatus.FAILED, reason=f"cannot compose: {exc}"), None
+        if not still_owned():  # stopped while filling or composing: nothing tried yet, so
+            raise PartitionLost(_item_id(digest))  # no mark that would read as a resend
         # Recorded before the first byte goes to the relay: a crash from here to the
         # outcome write leaves this mark, so a replay knows it may be a resend.
         await self.producer.send_and_wait(

@@ -28,6 +28,7 @@ from cachetools import TTLCache
 
 from mailer.mailer_metrics import CARD_LOOKUP_SECONDS, CARD_LOOKUPS
 from shared.chat_platform.base import ChatPlatform, OrderDetails, PlatformError, ProductDetails
+from shared.chat_platform.payload_fields import is_id
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
 
 __all__ = ["CardLookup", "card_ids", "with_details"]
@@ -63,9 +64,11 @@ def card_ids(digest: Digest) -> tuple[list[str], list[str]]:
     orders: dict[str, None] = {}
     for message in digest.messages:
         content = message.content
-        if content.kind == ContentKind.PRODUCT_CARD and (pid := product_id_of(content)):
+        # Only id-shaped values go to the platform: an old record's product id is buyer
+        # text, which must never become part of a signed API path or query.
+        if content.kind == ContentKind.PRODUCT_CARD and is_id(pid := product_id_of(content)):
             products[pid] = None
-        elif content.kind in _ORDER_KINDS and content.order_id:
+        elif content.kind in _ORDER_KINDS and is_id(content.order_id):
             orders[content.order_id] = None
     return list(products)[:MAX_IDS_PER_DIGEST], list(orders)[:MAX_IDS_PER_DIGEST]
 
@@ -75,8 +78,8 @@ _DIGEST_FIELDS = tuple(f.name for f in fields(Digest))
 
 
 def _content_with(content: ChatContent, **changes: object) -> ChatContent:
-    # Positional construction: dataclasses.replace costs ~4x as much per call, and a
-    # digest served from the cache should cost next to nothing over rendering it.
+    # Positional construction: dataclasses.replace costs several times as much per call
+    # (docs/performance.md), and a cache hit should cost next to nothing over rendering.
     return ChatContent(*[changes.get(name, getattr(content, name)) for name in _CONTENT_FIELDS])  # type: ignore[arg-type]
 
 

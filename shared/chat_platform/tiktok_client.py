@@ -22,6 +22,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -296,7 +297,7 @@ class TikTokShopClient:
 
     async def _product(self, shop_id: str, product_id: str) -> ProductDetails | None:
         data = await self._call(
-            "GET", f"{PRODUCT_PREFIX}/products/{product_id}", shop_id, "get_product"
+            "GET", f"{PRODUCT_PREFIX}/products/{quote(product_id, safe='')}", shop_id, "get_product"
         )
         try:
             return product_from_platform(data, product_id)

@@ -1,12 +1,11 @@
 """The crash window is bounded by the mailer's concurrency, however slow the broker is.
 
 Between the relay's 250 and the acknowledged ``sent`` outcome, a ``kill -9`` makes the next
-owner send a digest again (same Message-ID; docs/exactly-once.md). A chaos run on a Kafka
-cluster with a broker killed saw more digests doubled than ``BRIDGE_MAILER_CONCURRENCY``
-allows: the slot was given back at the 250, so while outcome records were slow, new sends
-kept starting and the window grew without bound. Here the real mailer sends to a real relay
-on the real broker, with its outcome records held back: the relay must see no more mails
-than the concurrency until the records get through, then every mail exactly once.
+owner send a digest again (same Message-ID; docs/exactly-once.md), so at most
+``BRIDGE_MAILER_CONCURRENCY`` mails may sit in that window, however slow the broker is
+to take their records. Here the real mailer sends to a real relay on the real broker, with
+its outcome records held back: the relay must see no more mails than the concurrency until
+the records get through, then every mail exactly once.
 """
 
 from __future__ import annotations

@@ -108,6 +108,18 @@ def test_card_ids_names_each_product_and_order_once_including_refund_and_logisti
     assert card_ids(d) == (["1", "2"], ["5", "6", "7"])
 
 
+def test_only_id_shaped_values_are_looked_up_never_buyer_text_or_paths() -> None:
+    d = digest(
+        ChatContent(kind=ContentKind.PRODUCT_CARD, text="../../authorization/token?x=1"),
+        ChatContent(kind=ContentKind.PRODUCT_CARD, text="look at this one"),
+        ChatContent(kind=ContentKind.PRODUCT_CARD, product_id="1,2"),
+        order("5,6"),
+        order("7/../8"),
+        product("ok_1-A"),
+    )
+    assert card_ids(d) == (["ok_1-A"], [])
+
+
 def test_card_ids_of_an_older_record_use_the_product_id_kept_in_text() -> None:
     d = digest(ChatContent(kind=ContentKind.PRODUCT_CARD, title="", text="2"))
     assert card_ids(d) == (["2"], [])

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+from pydantic import ValidationError
 
 from ingest.activation import invite
 from ingest.admin_auth import AuthError, issue_api_token
@@ -17,6 +18,7 @@ from ingest.console.session import (
     issue_user_session,
     verify_session,
 )
+from ingest.ingest_settings import IngestSettings
 from shared.events import ShopUser, UserStatus
 
 KEYS = parse_signing_keys("2:new-key,1:old-key")
@@ -97,3 +99,12 @@ def test_a_tampered_session_is_refused() -> None:
     kind, kid, body, mac = token.split(".")
     with pytest.raises(AuthError, match="does not verify"):
         verify_session(f"{kind}.{kid}.{body}x.{mac}", KEYS, "", lookup_of(user), NOW)
+
+
+def test_an_activation_link_base_outside_the_console_refuses_to_start() -> None:
+    # Sign-in links are mailed beside the activation page: a base kept from before the
+    # console (/admin/activate) would send them to a path that does not exist.
+    with pytest.raises(ValidationError, match="ending in /console/activate"):
+        IngestSettings(activation_link_base="https://bridge.test/admin/activate")
+    ok = IngestSettings(activation_link_base="https://bridge.test/console/activate/")
+    assert ok.activation_link_base == "https://bridge.test/console/activate"

@@ -45,7 +45,20 @@ def test_the_shops_zone_wins_over_its_regions_and_an_invalid_one_falls_back() ->
 
 
 @pytest.mark.parametrize(
-    "name", ["", " Asia/Jakarta", "../../etc/passwd", "/etc/localtime", "x" * 80]
+    "name",
+    [
+        "",
+        " Asia/Jakarta",
+        "../../etc/passwd",
+        "/etc/localtime",
+        "x" * 80,
+        "America",  # a folder of the database: ZoneInfo raises IsADirectoryError on it
+        "Asia",
+        "localtime",
+        "Factory",
+        "right/UTC",  # leap-second clocks, ~27 s off
+        "posix/Asia/Jakarta",
+    ],
 )
 def test_a_name_that_is_not_an_iana_zone_is_refused(name: str) -> None:
     assert not is_time_zone(name)

@@ -61,6 +61,21 @@ def test_the_shop_limit_counts_every_kind_and_other_recipients() -> None:
     assert window.over_limit("activation", "s2", "new@shop.test", T0 + 100) is None
 
 
+def test_sign_in_links_anyone_may_ask_for_never_spend_the_shops_budget() -> None:
+    window = SendWindow(LIMITS)
+    # A stranger asks for sign-in links for seven users, three each: all that the
+    # per-recipient limits allow, and more than the shop's hourly budget of 20.
+    for n in range(21):
+        to = f"u{n % 7}@shop.test"
+        assert window.over_limit(NoticeKind.SIGN_IN, "s1", to, T0 + n) is None
+        window.observe(MailSend(f"sign-in-{n}", NoticeKind.SIGN_IN, "s1", to, T0 + n))
+    # The shop's activation mails and notices still go.
+    assert window.over_limit("activation", "s1", "new@shop.test", T0 + 100) is None
+    assert window.over_limit(NoticeKind.SENDER_REJECTED, "s1", "m@shop.test", T0 + 100) is None
+    over = window.over_limit(NoticeKind.SIGN_IN, "s1", "u0@shop.test", T0 + 100)
+    assert over is not None and over.limit.scope == "recipient"
+
+
 def test_a_send_never_counts_itself_and_a_repeat_is_counted_once() -> None:
     window = SendWindow(LIMITS)
     sends = [activation(n, T0 + n) for n in range(4)]

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from ingest.activation import ActivationError, check_activation
 from ingest.admin_api import (
+    MAX_BODY_BYTES,
     Access,
     NewShop,
     NewUser,
@@ -123,7 +124,7 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-MAX_FORM_BYTES = 64 * 1024  # the admin API's body cap: a form is a few fields
+MAX_FORM_BYTES = MAX_BODY_BYTES  # the admin API's body cap: a form is a few fields
 
 
 # --- plumbing ------------------------------------------------------------------------
@@ -157,6 +158,8 @@ def _page(
         csrf=csrf_token(session, admin.keys) if session else "",
         csrf_field=CSRF_FIELD,
         done=DONE.get(request.query_params.get("done", ""), ""),
+        sign_in_link_minutes=SIGN_IN_LINK_TTL_MS // 60_000,
+        sign_in_links_per_hour=admin.cfg.send_limit_activation_per_recipient_hour,
         **context,
     )
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
