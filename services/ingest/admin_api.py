@@ -400,7 +400,7 @@ async def list_shops(
 def shops_page(admin: AdminState, *, after: str = "", limit: int = 100) -> list[str]:
     if not 1 <= limit <= 500:
         raise InvalidRequest([FieldError("limit", "expected a number from 1 to 500")], status=422)
-    return [s for s in admin.directory.shop_ids() if s > after][:limit]
+    return admin.directory.shop_ids(after, limit)
 
 
 def shop_summary(admin: AdminState, shop_id: str) -> dict[str, Any]:

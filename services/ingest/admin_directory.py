@@ -13,6 +13,7 @@ were a few kilobytes. Each record is checked in full as it is read.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 
 from shared.codec import DecodeError, decode, pack, unpack
 from shared.events import ShopSettings, ShopUser, UserRole, UserStatus
@@ -30,6 +31,9 @@ class AdminDirectory:
         self._settings: dict[str, bytes] = {}  # shop id -> packed ShopSettings
         # Shops with a main account (onboarded): listing them must not unpack every user.
         self._onboarded: set[str] = set()
+        # The same ids sorted, made on the first listing after a change: shops are onboarded
+        # rarely and listed often, and a million ids take a while to sort.
+        self._listing: list[str] | None = None
 
     def __len__(self) -> int:
         """Shops with users."""
@@ -50,9 +54,13 @@ class AdminDirectory:
     def shop_exists(self, shop_id: str) -> bool:
         return shop_id in self._onboarded
 
-    def shop_ids(self) -> list[str]:
-        """Every onboarded shop (one with a main account), in id order."""
-        return sorted(self._onboarded)
+    def shop_ids(self, after: str = "", limit: int | None = None) -> list[str]:
+        """Onboarded shops (those with a main account) in id order, from the first id
+        greater than ``after``, at most ``limit``."""
+        if self._listing is None:
+            self._listing = sorted(self._onboarded)
+        start = bisect_right(self._listing, after) if after else 0
+        return self._listing[start : None if limit is None else start + limit]
 
     def settings(self, shop_id: str) -> ShopSettings | None:
         found = self._settings.get(shop_id)
@@ -68,6 +76,7 @@ class AdminDirectory:
             shop[user.email] = pack(user)
             if user.role == UserRole.MAIN_ACCOUNT:
                 self._onboarded.add(user.shop_id)
+                self._listing = None
             elif current is not None and current.role == UserRole.MAIN_ACCOUNT:
                 self._recount(user.shop_id)
 
@@ -85,6 +94,7 @@ class AdminDirectory:
             self._onboarded.discard(shop_id)
         else:
             self._onboarded.add(shop_id)
+        self._listing = None
 
     def put_settings(self, settings: ShopSettings) -> None:
         current = self._settings.get(settings.shop_id)

@@ -66,3 +66,19 @@ def test_a_shop_is_listed_while_it_has_a_main_account() -> None:
     directory.put_user(user(3000))
     directory.drop_user("s1", "a@s1.example")
     assert directory.shop_ids() == [] and directory.users_of("s1") == [agent]
+
+
+def main_of(shop: str) -> ShopUser:
+    return ShopUser(shop_id=shop, email=f"a@{shop}.example", role=UserRole.MAIN_ACCOUNT)
+
+
+def test_shop_listing_pages_in_id_order_and_follows_onboarding_and_removal() -> None:
+    directory = AdminDirectory()
+    for shop in ("s3", "s1", "s2", "s4"):
+        directory.put_user(main_of(shop))
+    assert directory.shop_ids() == ["s1", "s2", "s3", "s4"]
+    assert directory.shop_ids("s1", 2) == ["s2", "s3"]
+    assert directory.shop_ids("s4", 2) == [] and directory.shop_ids("", 0) == []
+    directory.drop_user("s2", main_of("s2").email)
+    directory.put_user(main_of("s0"))
+    assert directory.shop_ids("", 10) == ["s0", "s1", "s3", "s4"]
