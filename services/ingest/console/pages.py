@@ -575,13 +575,12 @@ async def settings_page(request: Request, shop_id: str) -> Response:
     return _settings_form(request, session, shop)
 
 
-def _settings_change(fields: Mapping[str, str], main_email: str) -> dict[str, Any]:
-    """The form as the API's settings change: an unticked box is ``false``, the main
-    account's address (or an empty inbox) is the default inbox."""
-    destination = fields.get("destination_email", "").strip()
+def _settings_change(fields: Mapping[str, str]) -> dict[str, Any]:
+    """The form as the API's settings change: an unticked box is ``false``; the inbox as
+    typed (the API's rule makes an empty one the main account's)."""
     change: dict[str, Any] = {
         "alerts_enabled": fields.get("alerts_enabled") == "on",
-        "destination_email": "" if destination.lower() == main_email else destination,
+        "destination_email": fields.get("destination_email", "").strip(),
     }
     for name in ("destination_kind", "region", "time_zone", "shop_name"):
         if name in fields:
@@ -601,7 +600,7 @@ async def save_settings(request: Request, shop_id: str) -> Response:
     except Refused as exc:
         return _refused(request, session, exc)
     main = next((u.email for u in shop.users if u.role == UserRole.MAIN_ACCOUNT), "")
-    change = _settings_change(fields, main)
+    change = _settings_change(fields)
     try:
         await change_shop_settings(_admin(request), shop, change)
     except InvalidRequest as exc:
