@@ -15,14 +15,12 @@ import base64
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 import pytest
-import pytest_asyncio
 
 from ingest.admin_signing import parse_signing_keys, sign
 from tests.conftest import WINDOW_S, Stack
@@ -33,23 +31,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 DESKTOP, PHONE = 1280, 375
 SERIOUS = ("serious", "critical")
-
-
-@pytest_asyncio.fixture(scope="module")
-async def chromium() -> AsyncIterator[Browser]:
-    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (once, before the browser starts)
-        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium (never downloaded)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DESKTOP, PHONE = (1280, 900), (375, 800)
 DIGEST_WAIT_MS = (WINDOW_S + 25) * 1000
 # Longer than one chat message (2,000 characters): the buyer gets it in two parts.
@@ -71,13 +69,6 @@ async def playground(stack: Stack, demo: DemoShop) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium (never downloaded)")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
 def screenshot_dir() -> Path | None:
     """Where the playground's pictures go (``PLAYGROUND_SCREENSHOT_DIR``), or None."""
     where = os.environ.get("PLAYGROUND_SCREENSHOT_DIR")
@@ -87,14 +78,9 @@ def screenshot_dir() -> Path | None:
     return Path(where)
 
 
-@pytest_asyncio.fixture(scope="module")
-async def browser(chromium: str) -> AsyncIterator[Browser]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield instance
-        await instance.close()
+@pytest.fixture(scope="module")
+def browser(chromium: Browser) -> Browser:
+    return chromium
 
 
 async def open_conversation(browser: Browser, url: str, conv: str) -> Page:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import pytest
 
 from shared.events import ChatContent, ContentKind, Digest, DigestMessage
+from tests.chromium import CHROMIUM_ARGS, require_chromium
 from tests.mailer_run import sent_by_mailer
 
 if TYPE_CHECKING:  # imported lazily at run time so a missing package fails with a clear message
@@ -34,15 +35,6 @@ if TYPE_CHECKING:  # imported lazily at run time so a missing package fails with
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DESKTOP, PHONE = 1280, 375
 
 
@@ -149,17 +141,13 @@ def digest_html(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(
-            f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); "
-            "this test never downloads a browser"
-        )
+    path = require_chromium()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("the 'playwright' PyPI package is missing: pip install playwright")
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        instance = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
 
