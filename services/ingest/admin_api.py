@@ -530,7 +530,7 @@ async def remove_shop_user(admin: AdminState, shop: Access, email: str) -> None:
         settings_record(after),
         admin.audit(actor, shop_id, "remove_user", email, user, None),
     )
-    admin.directory.drop_user(shop_id, email)
+    admin.directory.drop_user(shop_id, email, at_ms=admin.clock())
     admin.directory.put_settings(after)
 
 

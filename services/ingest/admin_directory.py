@@ -31,6 +31,10 @@ class AdminDirectory:
         self._settings: dict[str, bytes] = {}  # shop id -> packed ShopSettings
         # Shops with a main account (onboarded): listing them must not unpack every user.
         self._onboarded: set[str] = set()
+        # Users removed here whose tombstone the tail has not read back yet, with when: an
+        # older record of theirs still on its way (an invite, a resend) must not bring
+        # them back. Forgotten when the tombstone is read.
+        self._removed: dict[tuple[str, str], int] = {}
         # The same ids sorted, made on the first listing after a change: shops are onboarded
         # rarely and listed often, and a million ids take a while to sort.
         self._listing: list[str] | None = None
@@ -69,6 +73,11 @@ class AdminDirectory:
     # --- writes (local, after Kafka acknowledged) ----------------------------
 
     def put_user(self, user: ShopUser) -> None:
+        """A user written here (added again after a removal, too)."""
+        self._removed.pop((user.shop_id, user.email), None)
+        self._store_user(user)
+
+    def _store_user(self, user: ShopUser) -> None:
         shop = self._users.setdefault(user.shop_id, {})
         packed = shop.get(user.email)
         current = None if packed is None else unpack(ShopUser, packed)
@@ -80,7 +89,13 @@ class AdminDirectory:
             elif current is not None and current.role == UserRole.MAIN_ACCOUNT:
                 self._recount(user.shop_id)
 
-    def drop_user(self, shop_id: str, email: str) -> None:
+    def drop_user(self, shop_id: str, email: str, at_ms: int | None = None) -> None:
+        """Forget a user: removed here at ``at_ms`` (records of theirs up to then are
+        stale), or their tombstone read from the topic (``None``)."""
+        if at_ms is None:
+            self._removed.pop((shop_id, email), None)
+        else:
+            self._removed[(shop_id, email)] = at_ms
         shop = self._users.get(shop_id)
         if shop is None or shop.pop(email, None) is None:
             return
@@ -111,9 +126,14 @@ class AdminDirectory:
             self.drop_user(shop_id, email)
             return
         try:
-            self.put_user(decode(ShopUser, value))
+            user = decode(ShopUser, value)
         except DecodeError as exc:
             log.warning("bad admin.users record ignored", extra={"reason": str(exc)})
+            return
+        removed_at = self._removed.get((user.shop_id, user.email))
+        if removed_at is not None and user.updated_at_ms <= removed_at:
+            return  # written before this replica removed the user: stale
+        self._store_user(user)
 
     def apply_settings_record(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:

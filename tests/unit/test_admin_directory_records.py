@@ -4,6 +4,8 @@ user forgets the shop, and a bad record is skipped."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ingest.admin_directory import AdminDirectory
 from shared.codec import encode
 from shared.events import ShopSettings, ShopUser, UserRole, UserStatus
@@ -25,6 +27,24 @@ def test_a_stale_user_record_on_the_tail_does_not_undo_a_newer_local_write() -> 
     directory.apply_user_record(b"s1:a@s1.example", encode(user(1000)))
     assert directory.user("s1", "A@s1.example ") == user(2000, UserStatus.ACTIVE)
     assert directory.shop_exists("s1") and len(directory) == 1
+
+
+def test_a_record_older_than_a_removal_here_does_not_bring_the_user_back() -> None:
+    # The Kafka leg caught it: a resend's record read back after the removal was applied
+    # listed the removed user again until the tombstone came through.
+    directory = AdminDirectory()
+    directory.put_user(user(1000))
+    directory.put_user(agent := replace(user(2000), email="b@s1.example", role=UserRole.CS_AGENT))
+    directory.drop_user("s1", agent.email, at_ms=3000)
+    directory.apply_user_record(b"s1:b@s1.example", encode(agent))  # the resend, late
+    assert directory.user("s1", agent.email) is None
+    directory.apply_user_record(b"s1:b@s1.example", None)  # its tombstone, read back
+    again = replace(agent, updated_at_ms=3000)  # added again, even within the same ms
+    directory.put_user(again)
+    assert directory.user("s1", agent.email) == again
+    later = replace(agent, updated_at_ms=4000)
+    directory.apply_user_record(b"s1:b@s1.example", encode(later))
+    assert directory.user("s1", agent.email) == later
 
 
 def test_a_stale_settings_record_does_not_undo_newer_settings() -> None:
