@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -266,6 +266,37 @@ def _refused(request: Request, session: Session | None, exc: Refused) -> HTMLRes
 
 def _shop(request: Request, session: Session, shop_id: str, action: Action) -> Access:
     return ShopAccess(action)(shop_id, session.principal, _admin(request))
+
+
+@dataclass(frozen=True)
+class ShopPage:
+    """A signed-in request allowed an action on a shop, with its posted form ({} for a GET)."""
+
+    session: Session
+    shop: Access
+    fields: dict[str, str]
+
+
+async def _shop_page(
+    request: Request, shop_id: str, action: Action, *, form: bool = False
+) -> ShopPage | Response:
+    """The session, its access to ``shop_id`` for ``action`` and the posted form, or the
+    page to answer instead: sign in first, the form refused (origin, CSRF, size), or the
+    access refused with its reason."""
+    session = _session(request)
+    if session is None:
+        return _sign_in_first(request)
+    fields: dict[str, str] = {}
+    if form:
+        posted = await _form(request, session)
+        if isinstance(posted, Response):
+            return posted
+        fields = posted
+    try:
+        shop = _shop(request, session, shop_id, action)
+    except Refused as exc:
+        return _refused(request, session, exc)
+    return ShopPage(session, shop, fields)
 
 
 def _field_errors(exc: InvalidRequest) -> dict[str, str]:
@@ -565,13 +596,10 @@ def _settings_form(
 
 
 async def settings_page(request: Request, shop_id: str) -> Response:
-    session = _session(request)
-    if session is None:
-        return _sign_in_first(request)
-    try:
-        shop = _shop(request, session, shop_id, Action.READ_SETTINGS)
-    except Refused as exc:
-        return _refused(request, session, exc)
+    page = await _shop_page(request, shop_id, Action.READ_SETTINGS)
+    if isinstance(page, Response):
+        return page
+    session, shop = page.session, page.shop
     return _settings_form(request, session, shop)
 
 
@@ -589,16 +617,10 @@ def _settings_change(fields: Mapping[str, str]) -> dict[str, Any]:
 
 
 async def save_settings(request: Request, shop_id: str) -> Response:
-    session = _session(request)
-    if session is None:
-        return _sign_in_first(request)
-    fields = await _form(request, session)
-    if isinstance(fields, Response):
-        return fields
-    try:
-        shop = _shop(request, session, shop_id, Action.CHANGE_SETTINGS)
-    except Refused as exc:
-        return _refused(request, session, exc)
+    page = await _shop_page(request, shop_id, Action.CHANGE_SETTINGS, form=True)
+    if isinstance(page, Response):
+        return page
+    session, shop, fields = page.session, page.shop, page.fields
     main = next((u.email for u in shop.users if u.role == UserRole.MAIN_ACCOUNT), "")
     change = _settings_change(fields)
     try:
@@ -659,13 +681,10 @@ def _users_page(
 
 
 async def users_page(request: Request, shop_id: str) -> Response:
-    session = _session(request)
-    if session is None:
-        return _sign_in_first(request)
-    try:
-        shop = _shop(request, session, shop_id, Action.LIST_USERS)
-    except Refused as exc:
-        return _refused(request, session, exc)
+    page = await _shop_page(request, shop_id, Action.LIST_USERS)
+    if isinstance(page, Response):
+        return page
+    session, shop = page.session, page.shop
     return _users_page(request, session, shop)
 
 
@@ -740,28 +759,19 @@ def _api_access_page(
 
 
 async def api_access_page(request: Request, shop_id: str) -> Response:
-    session = _session(request)
-    if session is None:
-        return _sign_in_first(request)
-    try:
-        _shop(request, session, shop_id, Action.READ_SETTINGS)
-    except Refused as exc:
-        return _refused(request, session, exc)
+    page = await _shop_page(request, shop_id, Action.READ_SETTINGS)
+    if isinstance(page, Response):
+        return page
+    session = page.session
     return _api_access_page(request, session, shop_id)
 
 
 async def issue_token(request: Request, shop_id: str) -> Response:
     """A new API token for the signed-in user, shown on this answer only (never stored)."""
-    session = _session(request)
-    if session is None:
-        return _sign_in_first(request)
-    fields = await _form(request, session)
-    if isinstance(fields, Response):
-        return fields
-    try:
-        _shop(request, session, shop_id, Action.READ_SETTINGS)
-    except Refused as exc:
-        return _refused(request, session, exc)
+    page = await _shop_page(request, shop_id, Action.READ_SETTINGS, form=True)
+    if isinstance(page, Response):
+        return page
+    session = page.session
     admin = _admin(request)
     user = admin.directory.user(shop_id, session.principal.email)
     if session.principal.is_operator or user is None or user.status != UserStatus.ACTIVE:
@@ -841,13 +851,10 @@ async def onboard(request: Request) -> Response:
 
 
 async def simulation_start_page(request: Request, shop_id: str) -> Response:
-    session = _session(request)
-    if session is None:
-        return _sign_in_first(request)
-    try:
-        shop = _shop(request, session, shop_id, Action.READ_SIMULATION)
-    except Refused as exc:
-        return _refused(request, session, exc)
+    page = await _shop_page(request, shop_id, Action.READ_SIMULATION)
+    if isinstance(page, Response):
+        return page
+    session, shop = page.session, page.shop
     return _simulation_page(request, session, shop)
 
 
@@ -879,16 +886,10 @@ def _simulation_page(
 
 
 async def simulation_start(request: Request, shop_id: str) -> Response:
-    session = _session(request)
-    if session is None:
-        return _sign_in_first(request)
-    fields = await _form(request, session)
-    if isinstance(fields, Response):
-        return fields
-    try:
-        shop = _shop(request, session, shop_id, Action.RUN_SIMULATION)
-    except Refused as exc:
-        return _refused(request, session, exc)
+    page = await _shop_page(request, shop_id, Action.RUN_SIMULATION, form=True)
+    if isinstance(page, Response):
+        return page
+    session, shop = page.session, page.shop
     try:
         started = await start_simulation(_admin(request), shop)
     except Refused as exc:
