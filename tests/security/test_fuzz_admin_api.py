@@ -69,7 +69,7 @@ async def admin(kafka_bootstrap: str) -> AsyncIterator[Admin]:
             "admin_operator_token": OPERATOR,
             "platform_base_url": f"http://127.0.0.1:{free_port()}",  # nothing listens
             "simulation_mode": "direct",  # a simulation writes chat.events, no platform call
-            "activation_link_base": f"http://127.0.0.1:{port}/admin/activate",
+            "activation_link_base": f"http://127.0.0.1:{port}/console/activate",
         }
     )
     server, task = await serve_in_loop(create_app(cfg), port)
