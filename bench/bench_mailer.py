@@ -314,7 +314,12 @@ async def mailer_run(
     await consumer.start()
     loop_task = asyncio.create_task(
         consume_digests(
-            consumer, [MAIL_DIGESTS.name], ledger, handle, max_records=cfg.mailer_batch_records
+            consumer,
+            [MAIL_DIGESTS.name],
+            ledger,
+            handle,
+            max_records=cfg.mailer_batch_records,
+            revoke_timeout_s=cfg.mailer_revoke_drain_s,
         )
     )
     await asyncio.wait(

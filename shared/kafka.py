@@ -146,8 +146,15 @@ def make_consumer(
     group_id: str,
     max_partition_fetch_bytes: int = DEFAULT_RECORD_LIMIT,
     max_poll_records: int = 500,
+    rebalance_timeout_ms: int | None = None,
 ) -> AIOKafkaConsumer:
-    """Manual-commit consumer: offsets commit only after the downstream write."""
+    """Manual-commit consumer: offsets commit only after the downstream write.
+
+    ``rebalance_timeout_ms``: how long the group waits for this member to rejoin a
+    rebalance, its revoke callback included; past it the member is dropped and its
+    partitions handed out while it still works on them. aiokafka's default is the session
+    timeout (seconds), so a consumer whose revoke callback waits for work in flight must
+    set it above that wait."""
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.kafka_bootstrap,
@@ -156,6 +163,7 @@ def make_consumer(
         auto_offset_reset="earliest",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 3),
+        rebalance_timeout_ms=rebalance_timeout_ms,
         max_partition_fetch_bytes=max_partition_fetch_bytes,
         fetch_max_bytes=max(52428800, max_partition_fetch_bytes),
         max_poll_records=max_poll_records,

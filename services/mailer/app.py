@@ -48,10 +48,11 @@ from mailer.compose_process import (
     ComposeProcessUnavailable,
 )
 from mailer.digest_composer import DigestComposer, load_signer
-from mailer.digest_consumer import PartitionLost, consume_digests
+from mailer.digest_consumer import PartitionLost, consume_digests, rebalance_timeout_ms
 from mailer.dkim_signing import DkimSigner
 from mailer.mailer_metrics import (
     AMBIGUOUS_SENDS,
+    ATTEMPT_WAITS,
     DIGESTS_SENT,
     NOTICES_DROPPED,
     OUTCOME_RECORD_SECONDS,
@@ -84,6 +85,9 @@ from shared.topics import DAY_MS, MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
 SERVICE = "mailer"
 PRUNE_EVERY_ADMITTED = 1000  # notices admitted between forgetting those out of every window
 GROUP = "bridge-mailer"
+# How often a digest waiting out another process's attempt looks at the ledger (which the
+# background tail keeps current).
+ATTEMPT_POLL_S = 0.25
 log = logging.getLogger(SERVICE)
 
 
@@ -204,6 +208,9 @@ class Mailer:
             EVENTS_HANDLED.labels(SERVICE, "dropped").inc()
             return
         if seen is Seen.ATTEMPTED:
+            if await self._attempt_settled(item_id, still_owned):
+                EVENTS_HANDLED.labels(SERVICE, "duplicate").inc()
+                return
             # A previous owner died mid-send: the relay may have it. Sending again
             # (same Message-ID) is the lesser harm than losing it; see the module doc.
             RESENDS_UNKNOWN.inc()
@@ -226,6 +233,26 @@ class Mailer:
         self.ledger.record_done(item_id)
         EVENTS_HANDLED.labels(SERVICE, outcome.status).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
+
+    async def _attempt_settled(self, item_id: str, still_owned: Callable[[], bool]) -> bool:
+        """Wait, up to the attempt lease from the pending attempt's mark, for its process
+        to record the outcome; True when it did (nothing to send). The process that began
+        it may still be sending after losing the partition, and a resend now would be a
+        duplicate; past the lease it is taken for dead. Raises :class:`PartitionLost` if
+        this process loses the partition meanwhile."""
+        waited = False
+        while (at_ms := self.ledger.attempted_at_ms(item_id)) is not None:
+            left_s = (at_ms + self.cfg.mailer_attempt_lease_s * 1000 - now_ms()) / 1000
+            if left_s <= 0:
+                break
+            if not still_owned():
+                raise PartitionLost(item_id)
+            waited = True
+            await asyncio.sleep(min(ATTEMPT_POLL_S, left_s))
+        settled = self.ledger.seen(item_id) is Seen.DONE
+        if waited:
+            ATTEMPT_WAITS.labels("settled" if settled else "lease_expired").inc()
+        return settled
 
     def _refusal(self, notice: MailNotice) -> tuple[str, str] | None:
         """(reason, metric label) when this notice must not be sent; else it is counted."""
@@ -479,7 +506,12 @@ async def main(runtime: ServiceRuntime, cfg: MailerSettings) -> None:
     mailer = Mailer(cfg, producer, pool, signer, ledger, compose_processes, sends, cards)
     # Ready while both Kafka clients reach the cluster (a relay outage is retried, not unready).
     consumer = await runtime.consumer(
-        make_consumer(cfg, group_id=cfg.mailer_group), group=cfg.mailer_group
+        make_consumer(
+            cfg,
+            group_id=cfg.mailer_group,
+            rebalance_timeout_ms=rebalance_timeout_ms(cfg.mailer_revoke_drain_s),
+        ),
+        group=cfg.mailer_group,
     )
     runtime.serve_ops(cfg.http_host, cfg.mailer_port)
     await consume_digests(
@@ -488,5 +520,6 @@ async def main(runtime: ServiceRuntime, cfg: MailerSettings) -> None:
         ledger,
         mailer.handle,
         max_records=cfg.mailer_batch_records,
+        revoke_timeout_s=cfg.mailer_revoke_drain_s,
         stopping=runtime.drain_on_signal(cfg.mailer_shutdown_drain_s),
     )

@@ -10,11 +10,13 @@ digest could be sent twice or lost, or keeping the relay busy:
 * two batches overlap (:mod:`mailer.batch_pipeline`): batch N+1 is fetched, caught
   up and started while batch N's last sends finish, with each key's records in order
   across batches and offsets committed in batch order, never past an unsent record;
-* when partitions are revoked, the listener stops new batches from starting and
-  waits for every batch in flight to finish (its outcomes recorded, its offsets
-  committed) before the group moves the partition, so the next owner's catch-up sees
-  those outcomes; a batch fetched before the rebalance completed is dropped unhandled
-  (positions restart from the committed offsets, which it does not go past);
+* when partitions are revoked, the listener stops new batches from starting, no new
+  SMTP try begins on a revoked partition (its records not yet tried are left to the next
+  owner), and it waits for the tries on the wire to finish and be recorded before the
+  group moves the partition, so the next owner's catch-up sees those outcomes; waiting
+  for the tries alone, not whole batches, keeps that wait short of the revoke timeout.
+  A batch fetched before the rebalance completed is dropped unhandled (positions
+  restart from the committed offsets, which it does not go past);
 * a failed commit (the group already moved on) is logged, not fatal: outcomes are
   what makes a replay harmless, the offset only saves re-reading;
 * on ``stopping`` (SIGTERM) no batch starts and no new SMTP try begins; each try
@@ -38,9 +40,25 @@ from mailer.batch_pipeline import BatchPipeline, PartitionLost
 from mailer.outcome_ledger import OutcomeLedger
 from shared.backoff import RetryPolicy, retry
 
-__all__ = ["FinishBatchesBeforeRevoke", "PartitionLost", "consume_digests"]
+__all__ = [
+    "FinishBatchesBeforeRevoke",
+    "PartitionLost",
+    "consume_digests",
+    "rebalance_timeout_ms",
+]
 
 log = logging.getLogger(__name__)
+
+# What the group waits beyond the revoke drain before dropping a member: the drain's
+# commit and the rejoin itself.
+REBALANCE_MARGIN_S = 15.0
+
+
+def rebalance_timeout_ms(revoke_timeout_s: float) -> int:
+    """The consumer's rebalance timeout for a revoke drain of ``revoke_timeout_s``: the
+    group must not hand the partitions to the next owner while the drain still runs."""
+    return int((revoke_timeout_s + REBALANCE_MARGIN_S) * 1000)
+
 
 # Batch N+1 runs while batch N finishes; more would only hold more records in memory
 # and make a rebalance wait longer.
@@ -57,9 +75,13 @@ class FinishBatchesBeforeRevoke(ConsumerRebalanceListener):
         self.generation = 0  # assignments seen: a batch is fetched under one
         self.open = asyncio.Event()  # set while batches may start
         self.open.set()
+        # Partitions being handed over: still assigned until the callback returns, but
+        # no new try may begin on them (see ``still_owned`` in consume_digests).
+        self.revoking: set[TopicPartition] = set()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.open.clear()
+        self.revoking = set(revoked)
         if not await self._pipeline.drained(self._timeout_s):
             # Past this the group moves on anyway; a still-running send can then be
             # repeated by the next owner (same Message-ID; see docs in app.py).
@@ -70,6 +92,7 @@ class FinishBatchesBeforeRevoke(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.generation += 1
+        self.revoking = set()
         self.open.set()
         log.info("partitions assigned", extra={"partitions": len(assigned)})
 
@@ -81,7 +104,7 @@ async def consume_digests(
     handle: Callable[[ConsumerRecord, Callable[[], bool]], Awaitable[None]],
     *,
     max_records: int = 200,
-    revoke_timeout_s: float = 60.0,
+    revoke_timeout_s: float,
     stopping: asyncio.Event | None = None,
 ) -> None:
     """Consume ``topics`` until ``stopping`` is set (then drain and return); offsets
@@ -97,7 +120,9 @@ async def consume_digests(
 
     def owned(rec: ConsumerRecord) -> Callable[[], bool]:
         tp = TopicPartition(rec.topic, rec.partition)
-        return lambda: not stopping.is_set() and tp in consumer.assignment()
+        return lambda: (
+            not stopping.is_set() and tp not in listener.revoking and tp in consumer.assignment()
+        )
 
     async def handle_owned(rec: ConsumerRecord) -> None:
         await handle(rec, owned(rec))

@@ -30,6 +30,12 @@ RESENDS_UNKNOWN = Counter(
     "bridge_digest_resends_unknown_total",
     "Digests sent again because an earlier attempt (by a process that died) left no outcome.",
 )
+ATTEMPT_WAITS = Counter(
+    "bridge_mailer_attempt_waits_total",
+    "Digests found with another process's recent attempt and no outcome, by how the wait "
+    "ended: settled (its outcome came; nothing sent) or lease_expired (sent again).",
+    ["outcome"],
+)
 HELPER_RESTARTS = Counter(
     "bridge_mailer_helper_restarts_total",
     "Helper processes (compose, DKIM signing) restarted after dying.",

@@ -62,6 +62,18 @@ class MailerSettings(ChatPlatformSettings, ReplyTokenSettings, SendLimitSettings
     # pod would hold every rollout during a stalled relay. deploy/k8s gives the mailer's
     # pods terminationGracePeriodSeconds above it (tests/deploy checks).
     mailer_shutdown_drain_s: float = 45.0
+    # A digest whose newest record is another process's ``attempting`` mark, younger than
+    # this, is left to that process: its send may still be on the wire (an owner the group
+    # dropped while it was sending, or one slow to let go at a rebalance), and its outcome
+    # is waited for until the mark is this old; only then is the mail sent again. Covers a
+    # relay transaction and its outcome record; the price is that the digests a killed
+    # mailer was sending reach the seller up to this much later.
+    mailer_attempt_lease_s: float = 30.0
+    # At a rebalance the mailer lets the SMTP tries on the wire of a revoked partition get
+    # their reply and be recorded before letting it go, for at most this long; the group is
+    # told to wait for it this long plus a margin (the consumer's rebalance timeout), so
+    # the next owner never starts while this one is still sending.
+    mailer_revoke_drain_s: float = 30.0
     smtp_max_attempts: int = 8
     smtp_backoff_base_s: float = 0.5
     smtp_backoff_max_s: float = 60.0

@@ -1,7 +1,9 @@
 """What an entry of the mailer's idempotency ledger (``mail.outcomes``) means.
 
 Keyed by digest (or notice) id: ``attempting`` is written just before the SMTP
-transaction, the final outcome (``sent``/``failed``/``duplicate``) after it. The mechanics
+transaction, the final outcome (``sent``/``failed``/``duplicate``) after it. A pending
+attempt keeps its time, so a new owner can tell a send another process may still be
+finishing from one whose process died (``mailer_attempt_lease_s``). The mechanics
 (replay, tail, expiry, tombstones) are :mod:`shared.idempotency_ledger`; why and for how
 long: docs/exactly-once.md.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 
 import orjson
@@ -38,23 +41,39 @@ class Seen(Enum):
     DONE = "done"  # a final outcome is recorded
 
 
-def read_outcome(value: bytes) -> Seen:
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """An ``attempting`` mark with no final outcome yet, and when it was written (the
+    writer's clock, ms; 0 when the record did not say)."""
+
+    at_ms: int
+
+
+# A ledger entry: DONE, or the newest attempt of a digest not done yet.
+Entry = Seen | Attempt
+
+
+def read_outcome(value: bytes) -> Entry:
     """An outcome record as an entry; one that cannot be read counts as done (resending
     a mail on a record we cannot read would be a guess)."""
     try:
-        status = orjson.loads(value).get("status", "")
+        record = orjson.loads(value)
+        status = record.get("status", "")
+        at_ms = record.get("at_ms", 0)
     except (orjson.JSONDecodeError, AttributeError):
         log.warning("unreadable outcome record counted as done")
         return Seen.DONE
-    return Seen.ATTEMPTED if status == ATTEMPTING else Seen.DONE
+    if status != ATTEMPTING:
+        return Seen.DONE
+    return Attempt(at_ms if isinstance(at_ms, int) and at_ms > 0 else 0)
 
 
-def keep_done(old: Seen | None, new: Seen) -> Seen:
+def keep_done(old: Entry | None, new: Entry) -> Entry:
     """A later ``attempting`` never reopens a digest with a final outcome."""
     return Seen.DONE if old is Seen.DONE else new
 
 
-class OutcomeLedger(IdempotencyLedger[Seen]):
+class OutcomeLedger(IdempotencyLedger[Entry]):
     """Digest and notice ids with a recorded outcome, kept current by a background tail.
 
     ``retention_ms``: how long after its newest record an id is kept; ``tombstones``: the
@@ -83,7 +102,15 @@ class OutcomeLedger(IdempotencyLedger[Seen]):
         )
 
     def seen(self, item_id: str) -> Seen:
-        return self.get(item_id) or Seen.NOTHING
+        entry = self.get(item_id)
+        if entry is None:
+            return Seen.NOTHING
+        return Seen.ATTEMPTED if isinstance(entry, Attempt) else entry
+
+    def attempted_at_ms(self, item_id: str) -> int | None:
+        """When the pending attempt on ``item_id`` began (ms), or None when there is none."""
+        entry = self.get(item_id)
+        return entry.at_ms if isinstance(entry, Attempt) else None
 
     def record_done(self, item_id: str, at_ms: int | None = None) -> None:
         """Note an outcome this process has just written (no need to wait for the tail)."""

@@ -88,7 +88,9 @@ async def test_overlapping_batches_keep_key_order_and_never_commit_past_an_unfin
     watcher = make_consumer(settings, group_id=group)
     await watcher.start()
     parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    loop = asyncio.create_task(consume_digests(consumer, [topic], ledger, handle, max_records=8))
+    loop = asyncio.create_task(
+        consume_digests(consumer, [topic], ledger, handle, max_records=8, revoke_timeout_s=30)
+    )
 
     async def all_committed() -> bool:
         for tp in parts:
@@ -165,7 +167,9 @@ async def test_a_catch_up_that_times_out_is_retried_and_no_batch_runs_before_it_
         BridgeSettings(kafka_bootstrap=kafka_bootstrap), group_id=f"test-{uuid.uuid4().hex[:8]}"
     )
     await consumer.start()
-    loop = asyncio.create_task(consume_digests(consumer, [topic], ledger, handle))
+    loop = asyncio.create_task(
+        consume_digests(consumer, [topic], ledger, handle, revoke_timeout_s=30)
+    )
     try:
         await eventually(
             lambda: loop.done() or len(handled) == 5, timeout_s=30, what="every record handled"

@@ -179,6 +179,9 @@ async def test_kill_9_mid_load_then_restart_loses_nothing_and_repeats_only_in_fl
 async def test_a_second_replica_joining_mid_load_sends_nothing_twice(
     broker: str, relay: Relay, tmp_path: Path
 ) -> None:
+    """The join lands while the first replica's two connections wait seconds for their
+    250 (longer than the session timeout): the group must wait for the first to let go,
+    and the second must not resend what the first is still sending."""
     run = uuid.uuid4().hex[:8]
     digests = [make_digest(run, n) for n in range(200)]
     expected = {d.digest_id for d in digests}
@@ -193,6 +196,7 @@ async def test_a_second_replica_joining_mid_load_sends_nothing_twice(
     try:
         await produce(broker, digests)
         await wait_until(lambda: sum(relay.counts.values()) >= 20, 30, "mails before the join")
+        relay.reply_stall_s, relay.stall_replies = 8.0, 2  # both of the first's sessions
         await second.start()  # the group rebalances while the first is mid-batch
         for _ in range(150):
             if await sent_count(second.ports.mailer) > 0 or expected <= set(relay.counts):

@@ -19,7 +19,7 @@ HOUR = 3600 * 1000
 
 def record(key: str, status: str | None, at_ms: int = NOW_MS) -> SimpleNamespace:
     """A mail.outcomes record as the tail sees it; ``status=None`` is a tombstone."""
-    value = None if status is None else orjson.dumps({"status": status})
+    value = None if status is None else orjson.dumps({"status": status, "at_ms": at_ms})
     return SimpleNamespace(key=key.encode(), value=value, timestamp=at_ms)
 
 
@@ -40,6 +40,27 @@ def test_attempting_alone_means_the_send_may_or_may_not_have_happened() -> None:
     book = ledger()
     book._apply(record("dg-1", ATTEMPTING))
     assert book.seen("dg-1") is Seen.ATTEMPTED
+
+
+def test_a_pending_attempt_keeps_the_time_its_mark_was_written() -> None:
+    book = ledger()
+    book._apply(record("dg-1", ATTEMPTING, at_ms=NOW_MS - 5000))
+    assert book.attempted_at_ms("dg-1") == NOW_MS - 5000
+    book._apply(record("dg-1", ATTEMPTING, at_ms=NOW_MS))  # a later try of the same digest
+    assert book.attempted_at_ms("dg-1") == NOW_MS
+
+
+def test_an_attempt_mark_without_a_time_reads_as_long_past() -> None:
+    book = ledger()
+    book._apply(SimpleNamespace(key=b"dg-1", value=b'{"status":"attempting"}', timestamp=NOW_MS))
+    assert book.seen("dg-1") is Seen.ATTEMPTED and book.attempted_at_ms("dg-1") == 0
+
+
+def test_a_final_outcome_ends_the_pending_attempt() -> None:
+    book = ledger()
+    book._apply(record("dg-1", ATTEMPTING))
+    book._apply(record("dg-1", "sent"))
+    assert book.attempted_at_ms("dg-1") is None and book.attempted_at_ms("dg-2") is None
 
 
 def test_a_final_outcome_after_attempting_marks_the_digest_done() -> None:
