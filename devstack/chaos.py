@@ -125,6 +125,7 @@ class ChaosOptions:
             "replicas": 1,
             "sink_down_s": 3.0,
             "storm_s": 3.0,
+            "broker_down_s": 3.0,  # when the run kills a broker (the Kafka leg's)
             "drain_s": 120.0,
             "concurrency": 32,
         }

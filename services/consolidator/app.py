@@ -104,6 +104,10 @@ _COVERED = EVENTS_HANDLED.labels(SERVICE, "covered")
 _HANDLE = HANDLE_SECONDS.labels(SERVICE)
 
 
+# How stale the consumer's view of the topics may get (see build_faust_app).
+METADATA_MAX_AGE_MS = 15_000
+
+
 def build_faust_app(cfg: ConsolidatorSettings) -> BatchingApp:
     """The faust app: group, broker, store and web settings of one consolidator worker."""
     return BatchingApp(
@@ -115,6 +119,10 @@ def build_faust_app(cfg: ConsolidatorSettings) -> BatchingApp:
         topic_replication_factor=cfg.consolidator_replication_factor,
         broker_session_timeout=cfg.kafka_session_timeout_ms / 1000,
         broker_heartbeat_interval=max(0.5, cfg.kafka_session_timeout_ms / 3000),
+        # After a whole-cluster restart the group can be assigned while the brokers' metadata
+        # has no topics yet, which leaves every partition unassigned; aiokafka rejoins when
+        # it sees the partitions again, at its next metadata refresh (5 minutes by default).
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         producer_linger=cfg.consolidator_producer_linger_s,
         producer_acks=-1,
         producer_max_batch_size=512 * 1024,
