@@ -12,8 +12,9 @@ the sandbox platform, the mail sink and every service under :mod:`devstack.super
   gets one or two seller replies (some long enough to be split) through the reply front,
   mailed again until it answers 250;
 - at seeded random moments: ``kill -9`` of each service in turn (one replica), the
-  supervisor restarting it; on Apache Kafka clusters ``kill -9`` of the broker leading the
-  most conversation partitions, restarted after a while; the SMTP sink down (listener
+  supervisor restarting it; on Apache Kafka ``kill -9`` of the broker leading the most
+  conversation partitions (the only one on a single node: a whole-cluster outage),
+  restarted after a while; the SMTP sink down (listener
   closed, open connections cut); 5xx storms (some after the platform stored the message)
   and 429 storms from the sandbox's send API.
 
@@ -105,7 +106,7 @@ class ChaosOptions:
     sink_down_s: float = 8.0
     storm_s: float = 8.0
     broker_down_s: float = 10.0
-    kill_broker: bool | None = None  # None: on a Kafka cluster only
+    kill_broker: bool | None = None  # None: whenever the run starts Apache Kafka itself
     drain_s: float = 240.0
     concurrency: int = 64
     seed: int = 0
@@ -417,9 +418,7 @@ class ChaosRun:
         plan.append(Fault(self.rng.uniform(0.2, 0.7) * o.seconds, "sink_down"))
         plan.append(Fault(self.rng.uniform(0.1, 0.7) * o.seconds, "storm_5xx"))
         plan.append(Fault(self.rng.uniform(0.1, 0.7) * o.seconds, "storm_429"))
-        kill_broker = (
-            o.kill_broker if o.kill_broker is not None else (kafka is not None and kafka.nodes > 1)
-        )
+        kill_broker = o.kill_broker if o.kill_broker is not None else kafka is not None
         if kill_broker and kafka is not None:
             plan.append(Fault(self.rng.uniform(0.3, 0.6) * o.seconds, "broker_kill"))
         return sorted(plan, key=lambda f: f.at_s)

@@ -28,9 +28,7 @@ pytestmark = pytest.mark.integration
 async def chaos(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ChaosReport]:
     root = tmp_path_factory.mktemp("chaos")
     lines: list[str] = []
-    opts = ChaosOptions.short(
-        broker="kafka" if ON_KAFKA else "tansu", seed=14, root=root, kill_broker=ON_KAFKA
-    )
+    opts = ChaosOptions.short(broker="kafka" if ON_KAFKA else "tansu", seed=14, root=root)
     report = await run_chaos(opts, log=lines.append)
     write_report(report, root / "report.json")
     (root / "run.log").write_text("\n".join(lines))
