@@ -152,7 +152,8 @@ async def produce(bootstrap: str, topic: str, partitions: int, records) -> int: 
     """Write ``records`` (key, value) in whole batches of about 1 MB, one per partition at a
     time (the key's partition as the default partitioner picks it), a few in flight."""
     from aiokafka import AIOKafkaProducer
-    from aiokafka.partitioner import murmur2
+
+    from shared.kafka import default_partition
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -175,7 +176,7 @@ async def produce(bootstrap: str, topic: str, partitions: int, records) -> int: 
                 in_flight.clear()
 
         for key, value in records:
-            p = (murmur2(key) & 0x7FFFFFFF) % partitions
+            p = default_partition(key, partitions)
             if batches[p].append(key=key, value=value, timestamp=None) is None:
                 await flush(p)
                 batches[p].append(key=key, value=value, timestamp=None)

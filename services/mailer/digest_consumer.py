@@ -4,9 +4,11 @@ Differences from :func:`shared.kafka.consume_keyed_batches`, each closing a way 
 digest could be sent twice or lost, or keeping the relay busy:
 
 * before a batch is handled, the :class:`~mailer.outcome_ledger.OutcomeLedger`
-  catches up with ``mail.outcomes`` as of now, so outcomes written by another
-  replica (e.g. the previous owner of a partition) are seen; a catch-up that fails is
-  retried with backoff while the batch waits;
+  holds the ``mail.outcomes`` partitions of the partitions assigned now (a newly
+  assigned one read from its start, one no longer assigned dropped) and catches up
+  with them as of now, so outcomes written by another replica (e.g. the previous owner
+  of a partition) are seen; a catch-up that fails is retried with backoff while the
+  batch waits;
 * two batches overlap (:mod:`mailer.batch_pipeline`): batch N+1 is fetched, caught
   up and started while batch N's last sends finish, with each key's records in order
   across batches and offsets committed in batch order, never past an unsent record;
@@ -155,7 +157,7 @@ async def consume_digests(
                 continue
             # Before each batch, as of now: a previous owner's outcomes for these
             # partitions were written before it let them go (it drained its batches).
-            await caught_up(ledger)
+            await caught_up(ledger, {tp.partition for tp in consumer.assignment()})
             await listener.open.wait()
             if listener.generation != generation:
                 await _unfetch(consumer, batches)
@@ -175,11 +177,12 @@ async def consume_digests(
 CATCH_UP_RETRY = RetryPolicy(base_s=0.5, max_s=10.0)
 
 
-async def caught_up(ledger: OutcomeLedger) -> None:
-    """Return once ``ledger`` has caught up with ``mail.outcomes`` as of now."""
+async def caught_up(ledger: OutcomeLedger, assigned: set[int]) -> None:
+    """Return once ``ledger`` holds the outcome partitions of the ``assigned`` partition
+    numbers (of every input topic) and has caught up with them as of now."""
 
     async def catch_up(_attempt: int) -> None:
-        await ledger.catch_up()
+        await ledger.hold(assigned)
 
     def retrying(exc: BaseException, attempt: int, delay_s: float) -> None:
         log.warning(
