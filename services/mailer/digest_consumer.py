@@ -146,6 +146,11 @@ async def consume_digests(
     pipeline = BatchPipeline(handle_owned, commit, max_in_flight=BATCHES_IN_FLIGHT)
     listener = FinishBatchesBeforeRevoke(pipeline, revoke_timeout_s)
     consumer.subscribe(topics, listener=listener)
+    held = 0  # the generation whose partitions the ledger holds
+
+    async def hold_assigned() -> None:
+        await caught_up(ledger, {tp.partition for tp in consumer.assignment()})
+
     try:
         while not stopping.is_set():
             await pipeline.room()
@@ -153,11 +158,17 @@ async def consume_digests(
             # aiokafka returns only records of the assignment current on return, and
             # the listener counts an assignment only once it is current.
             generation = listener.generation
-            if not batches or stopping.is_set():
+            if stopping.is_set():
+                continue
+            if not batches:
+                if generation != held:  # idle: read a new assignment's outcomes now
+                    await hold_assigned()
+                    held = generation
                 continue
             # Before each batch, as of now: a previous owner's outcomes for these
             # partitions were written before it let them go (it drained its batches).
-            await caught_up(ledger, {tp.partition for tp in consumer.assignment()})
+            await hold_assigned()
+            held = generation
             await listener.open.wait()
             if listener.generation != generation:
                 await _unfetch(consumer, batches)
