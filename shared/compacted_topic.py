@@ -178,8 +178,9 @@ class CompactedTopicReader:
             if tp in self._positions:
                 consumer.seek(tp, self._positions[tp])
 
-    async def catch_up(self, timeout_s: float = 30.0) -> None:
-        """Return once every record written before this call has been applied."""
+    async def catch_up(self, timeout_s: float | None = 30.0) -> None:
+        """Return once every record written before this call has been applied (None: no
+        time limit; a timed-out catch-up keeps what it read, the next goes on from there)."""
         consumer = self._consumer
         assert consumer is not None, "start() first"
         if not self._tps:

@@ -217,6 +217,7 @@ class IdempotencyLedger(Generic[E]):
         )
         self._expire_every_s = max(1.0, poll_ms / 1000)
         self._started = False
+        self._unread = False  # partitions newly held and not yet read to their end
         self._starting = asyncio.Lock()
         self._expiring: asyncio.Task[None] | None = None
         self._current = asyncio.Event()
@@ -330,6 +331,7 @@ class IdempotencyLedger(Generic[E]):
         new = sorted(set(partitions) - self.books.held)
         for p in new:
             self.books.hold(p)
+        self._unread = self._unread or bool(new)
         try:
             await self._reader.assign([TopicPartition(self.topic, p) for p in new])
         except BaseException:  # not read: the next hold tries them again
@@ -339,9 +341,12 @@ class IdempotencyLedger(Generic[E]):
 
     async def catch_up(self, timeout_s: float = 30.0) -> None:
         """Return once every entry written before this call to a held partition has been
-        applied (the first call starts the ledger); then expire what is due."""
+        applied (the first call starts the ledger); then expire what is due. A partition
+        newly held is read to its end however long that takes (a replay, as at a start);
+        only a catch-up of partitions already read is bounded by ``timeout_s``."""
         await self._ensure_started()
-        await self._reader.catch_up(timeout_s)
+        await self._reader.catch_up(None if self._unread else timeout_s)
+        self._unread = False
         self._current.set()
         await self._expire_and_tombstone()
 
