@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailer.outcome_ledger import Seen, keep_done
+from mailer.outcome_ledger import Attempt, Entry, Seen, keep_done
 from shared.idempotency_ledger import LedgerBooks, ledger_partition, reads_per_partition
 from shared.topics import CHAT_DELIVERIES, CHAT_REPLIES, MAIL_DIGESTS, MAIL_NOTICES, MAIL_OUTCOMES
 
@@ -83,10 +83,10 @@ def test_a_key_on_two_partitions_merges_as_if_read_in_turn() -> None:
     # Read-all during the upgrade: an old record on the key's partition, a new one on the
     # digest's. A final outcome on either wins over an attempt on the other.
     for attempted_on, done_on in ((0, 1), (1, 0)):
-        held: LedgerBooks[Seen] = LedgerBooks(DAY_MS, keep_done)
+        held: LedgerBooks[Entry] = LedgerBooks(DAY_MS, keep_done)
         held.hold(0)
         held.hold(1)
-        held.note("dg", Seen.ATTEMPTED, attempted_on, NOW_MS)
+        held.note("dg", Attempt(NOW_MS), attempted_on, NOW_MS)
         held.note("dg", Seen.DONE, done_on, NOW_MS)
         assert held.get("dg") is Seen.DONE
 

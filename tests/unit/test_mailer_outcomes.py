@@ -54,7 +54,11 @@ def test_a_pending_attempt_keeps_the_time_its_mark_was_written() -> None:
 
 def test_an_attempt_mark_without_a_time_reads_as_long_past() -> None:
     book = ledger()
-    book._apply(SimpleNamespace(key=b"dg-1", value=b'{"status":"attempting"}', timestamp=NOW_MS))
+    book._apply(
+        SimpleNamespace(
+            key=b"dg-1", partition=0, value=b'{"status":"attempting"}', timestamp=NOW_MS
+        )
+    )
     assert book.seen("dg-1") is Seen.ATTEMPTED and book.attempted_at_ms("dg-1") == 0
 
 
