@@ -498,7 +498,11 @@ async def main(runtime: ServiceRuntime, cfg: MailerSettings) -> None:
     runtime.on_stop(pool.close)
     ledger = outcome_ledger(cfg, producer)
     await runtime.started(ledger, ledger.start, ledger.stop)
-    log.info("outcome ledger loaded", extra={"outcomes": len(ledger)})
+    # Per partition, it holds nothing yet: the digest consumer's assignment decides what.
+    log.info(
+        "outcome ledger started",
+        extra={"outcomes": len(ledger), "per_partition": ledger.per_partition},
+    )
     compose_processes = await start_compose_processes(cfg)
     if compose_processes is not None:
         runtime.on_stop(compose_processes.close)
