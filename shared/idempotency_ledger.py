@@ -299,8 +299,6 @@ class IdempotencyLedger(Generic[E]):
             )
         await self._reader.start()
         self._started = True
-        if not self.per_partition:
-            await self._assign(range(self.partitions))
         self._expiring = asyncio.create_task(
             self._expire_periodically(), name=f"ledger-{self.topic}-expiry"
         )
@@ -326,6 +324,8 @@ class IdempotencyLedger(Generic[E]):
         async with self._starting:
             if not self._started:
                 await self._start()
+            if not self.per_partition:  # read whole (again, if the first try failed)
+                await self._assign(range(self.partitions))
 
     async def _assign(self, partitions: Iterable[int]) -> None:
         new = sorted(set(partitions) - self.books.held)
