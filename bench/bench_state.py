@@ -13,8 +13,13 @@ holder in a fresh Python process, the way its service does:
 - ``admin-directory``: the ingest's :class:`ingest.admin_feeds.AdminFeeds` feeding an
   :class:`ingest.admin_directory.AdminDirectory` from ``admin.users`` (``--users-per-shop``
   users per shop) and ``shop.settings``;
-- ``mailer-ledger``: :class:`mailer.outcome_ledger.OutcomeLedger` over ``mail.outcomes``;
-- ``fanout-log``: :class:`fanout.delivery_log.DeliveryLog` over ``chat.deliveries``.
+- ``mailer-ledger``: :class:`mailer.outcome_ledger.OutcomeLedger` over ``mail.outcomes``,
+  read whole (``BRIDGE_LEDGER_READ_ALL``, or a ledger with too few partitions);
+- ``fanout-log``: :class:`fanout.delivery_log.DeliveryLog` over ``chat.deliveries``, read
+  whole likewise;
+- ``mailer-ledger-2of8``, ``fanout-log-2of8``: the same as one replica of four holds them,
+  assigned input partitions 0 and 1: started, then ``hold({0, 1})`` (what it reads and
+  keeps; per key held).
 
 Each child measures its own RSS after constructing the holder (imports done, nothing
 read), times ``start`` to ready (wall clock, and the process's CPU time: on a shared
@@ -50,10 +55,19 @@ sys.path.insert(0, str(BENCH))
 
 from process_stats import process_rss_bytes  # noqa: E402
 
-HOLDERS = ("settings-view", "admin-directory", "mailer-ledger", "fanout-log")
+HOLDERS = (
+    "settings-view",
+    "admin-directory",
+    "mailer-ledger",
+    "fanout-log",
+    "mailer-ledger-2of8",
+    "fanout-log-2of8",
+)
 SHOP_HOLDERS = HOLDERS[:2]
 KEY_HOLDERS = HOLDERS[2:]
 MB = 1024 * 1024
+# The input partitions one replica of four is assigned (of 8): its share of a ledger.
+SHARE = (0, 1)
 
 
 # --- the records -----------------------------------------------------------------
@@ -148,11 +162,13 @@ def delivery_record(k: int, now_ms: int) -> tuple[bytes, bytes]:
 # --- the parent: write, then measure each holder in a child ----------------------
 
 
-async def produce(bootstrap: str, topic: str, partitions: int, records) -> int:  # type: ignore[no-untyped-def]
+async def produce(bootstrap: str, topic: str, partitions: int, records, counts=None) -> int:  # type: ignore[no-untyped-def]
     """Write ``records`` (key, value) in whole batches of about 1 MB, one per partition at a
-    time (the key's partition as the default partitioner picks it), a few in flight."""
+    time (the key's partition as the default partitioner picks it), a few in flight;
+    ``counts`` (partition -> records) is added to."""
     from aiokafka import AIOKafkaProducer
-    from aiokafka.partitioner import murmur2
+
+    from shared.kafka import default_partition
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -175,7 +191,9 @@ async def produce(bootstrap: str, topic: str, partitions: int, records) -> int: 
                 in_flight.clear()
 
         for key, value in records:
-            p = (murmur2(key) & 0x7FFFFFFF) % partitions
+            p = default_partition(key, partitions)
+            if counts is not None:
+                counts[p] = counts.get(p, 0) + 1
             if batches[p].append(key=key, value=value, timestamp=None) is None:
                 await flush(p)
                 batches[p].append(key=key, value=value, timestamp=None)
@@ -239,6 +257,17 @@ async def run(args: argparse.Namespace) -> list[dict[str, object]]:
     now_ms = int(time.time() * 1000)
     try:
         written = {"records": 0}
+        per_partition: dict[str, dict[int, int]] = {
+            MAIL_OUTCOMES.name: {},
+            CHAT_DELIVERIES.name: {},
+        }
+
+        def expected(holder: str, size: int) -> int:
+            if not holder.endswith("-2of8"):
+                return size
+            topic = MAIL_OUTCOMES.name if holder.startswith("mailer") else CHAT_DELIVERIES.name
+            return sum(per_partition[topic].get(p, 0) for p in SHARE)
+
         base_rss = process_rss_bytes(broker_pid) if broker_pid else 0
 
         def fits(more_records: int) -> bool:
@@ -281,12 +310,14 @@ async def run(args: argparse.Namespace) -> list[dict[str, object]]:
                     MAIL_OUTCOMES.name,
                     MAIL_OUTCOMES.partitions,
                     (outcome_record(k, now_ms) for k in range(have, size)),
+                    per_partition[MAIL_OUTCOMES.name],
                 )
                 n += await produce(
                     bootstrap,
                     CHAT_DELIVERIES.name,
                     CHAT_DELIVERIES.partitions,
                     (delivery_record(k, now_ms) for k in range(have, size)),
+                    per_partition[CHAT_DELIVERIES.name],
                 )
             written["records"] += n
             took = time.monotonic() - started
@@ -308,9 +339,9 @@ async def run(args: argparse.Namespace) -> list[dict[str, object]]:
             await grow(kind, have[kind], size)
             have[kind] = size
             for holder in holders:
-                result = measure(holder, bootstrap, size)
+                result = measure(holder, bootstrap, expected(holder, size))
                 if size <= args.traced_up_to:  # a second replay, under tracemalloc
-                    traced = measure(holder, bootstrap, size, traced=True)
+                    traced = measure(holder, bootstrap, expected(holder, size), traced=True)
                     result["traced_bytes"] = traced["traced_bytes"]
                 row = {"holder": holder, "size": size, "unit": kind[:-1], **result}
                 row["measured"] = True
@@ -342,11 +373,19 @@ def extrapolate(ref: dict[str, object], size: int) -> dict[str, object]:
     return row
 
 
+def per_unit(row: dict[str, object]) -> float:
+    """What the per-unit figures divide by: a share holder's keys held, else the size."""
+    if str(row["holder"]).endswith("-2of8"):
+        return max(float(row["entries"]), 1.0)  # type: ignore[arg-type]
+    return float(row["size"])  # type: ignore[arg-type]
+
+
 def print_row(row: dict[str, object]) -> None:
-    size = float(row["size"])  # type: ignore[arg-type]
+    size = per_unit(row)
     note = "" if row["measured"] else "   EXTRAPOLATED (linear, from the largest size measured)"
+    held = f" held of {int(float(row['size'])):,}" if size != float(row["size"]) else ""  # type: ignore[arg-type]
     print(
-        f"   {row['holder']:<16} {int(size):>10,} {row['unit']}s  "
+        f"   {row['holder']:<18} {int(size):>10,} {row['unit']}s{held}  "
         f"replay {float(row['replay_s']):7.1f} s  "  # type: ignore[arg-type]
         f"({size / max(float(row['replay_s']), 1e-9):>9,.0f}/s, "  # type: ignore[arg-type]
         f"cpu {float(row.get('cpu_s', 0.0)):6.1f} s)  "  # type: ignore[arg-type]
@@ -418,17 +457,25 @@ async def child(holder: str, bootstrap: str, traced: bool = False) -> dict[str, 
         from fanout.fanout_settings import FanoutSettings
         from mailer.outcome_ledger import OutcomeLedger
         from shared.idempotency_ledger import IdempotencyLedger
+        from shared.topics import MAIL_DIGESTS, MAIL_NOTICES
 
+        share = holder.endswith("-2of8")
         ledger: IdempotencyLedger[object] = (
-            OutcomeLedger(bootstrap)  # type: ignore[assignment]
-            if holder == "mailer-ledger"
-            else DeliveryLog(FanoutSettings())
+            OutcomeLedger(  # type: ignore[assignment]
+                bootstrap,
+                guarded=[MAIL_DIGESTS.name, MAIL_NOTICES.name],
+                read_all=not share,
+            )
+            if holder.startswith("mailer-ledger")
+            else DeliveryLog(FanoutSettings(ledger_read_all=not share))
         )
         before = trimmed_rss()
         if traced:  # from here: what the replay allocates
             tracemalloc.start()
         started, cpu_started = time.monotonic(), time.process_time()
         await ledger.start()
+        if share:
+            await ledger.hold(SHARE, timeout_s=3600)
         took, cpu = time.monotonic() - started, time.process_time() - cpu_started
         ready = process_rss_bytes(os.getpid())
         entries = len(ledger)

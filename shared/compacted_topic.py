@@ -2,7 +2,9 @@
 
 The one way a process rebuilds in-memory state from Kafka: shop settings, the admin
 directory, the sent-mail log, the idempotency ledgers. No consumer group (every process
-reads every partition it names, like a global table), nothing committed. Each record goes
+reads every partition it names, like a global table), nothing committed; partitions can be
+added (:meth:`CompactedTopicReader.assign`) and dropped (:meth:`CompactedTopicReader.revoke`)
+while it runs, for state held per partition. Each record goes
 to ``apply`` (a tombstone has ``value`` None); :attr:`CompactedTopicReader.ready` is set
 once everything that was on the topic at start has been applied, and
 :meth:`CompactedTopicReader.catch_up` waits for everything written before its call.
@@ -86,7 +88,7 @@ class CompactedTopicReader:
         await consumer.start()
         self._consumer = consumer
         try:
-            if not self._tps:
+            if not self._tps and self._topics:
                 self._tps = await topic_partitions(self._bootstrap, *self._topics)
                 missing = set(self._topics) - {tp.topic for tp in self._tps}
                 if missing:
@@ -114,34 +116,84 @@ class CompactedTopicReader:
         if not self._tps:
             return {}
         consumer.assign(self._tps)
+        await self._seek_start(consumer, self._tps)
+        return await consumer.end_offsets(self._tps)
+
+    async def _seek_start(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
         if self._from_end:
-            await consumer.seek_to_end(*self._tps)
+            await consumer.seek_to_end(*tps)
         elif self._since_ms is not None:
-            found = await consumer.offsets_for_times(dict.fromkeys(self._tps, self._since_ms))
-            for tp in self._tps:
+            found = await consumer.offsets_for_times(dict.fromkeys(tps, self._since_ms))
+            for tp in tps:
                 at = found.get(tp)
                 if at is None:  # nothing that recent
                     await consumer.seek_to_end(tp)
                 else:
                     consumer.seek(tp, at.offset)
         else:
-            await consumer.seek_to_beginning(*self._tps)
-        for tp in self._tps:
+            await consumer.seek_to_beginning(*tps)
+        for tp in tps:
             self._positions[tp] = await consumer.position(tp)
-        return await consumer.end_offsets(self._tps)
 
-    async def catch_up(self, timeout_s: float = 30.0) -> None:
-        """Return once every record written before this call has been applied."""
+    async def assign(self, partitions: Sequence[TopicPartition]) -> None:
+        """Read ``partitions`` too, each from where reading starts (see the class); the
+        next :meth:`catch_up` returns only once they are read to their end. Partitions
+        already read are kept where they are."""
+        consumer = self._consumer_started()
+        new = [tp for tp in dict.fromkeys(partitions) if tp not in self._tps]
+        if not new:
+            return
+        async with self._reading:
+            self._tps.extend(new)
+            try:
+                self._reassign(consumer)
+                await self._seek_start(consumer, new)
+            except BaseException:  # left unassigned, so a later assign starts them afresh
+                self._tps = [tp for tp in self._tps if tp not in new]
+                for tp in new:
+                    self._positions.pop(tp, None)
+                self._reassign(consumer)
+                raise
+
+    async def revoke(self, partitions: Sequence[TopicPartition]) -> None:
+        """Stop reading ``partitions``: no record of theirs is applied once this returns."""
+        consumer = self._consumer_started()
+        gone = set(partitions) & set(self._tps)
+        if not gone:
+            return
+        async with self._reading:
+            self._tps = [tp for tp in self._tps if tp not in gone]
+            for tp in gone:
+                self._positions.pop(tp, None)
+            self._reassign(consumer)
+
+    def _reassign(self, consumer: AIOKafkaConsumer) -> None:
+        """Give the consumer the current partitions. A new assignment forgets every
+        position (and drops what was fetched for it), so the kept ones are put back."""
+        if not self._tps:
+            consumer.unsubscribe()
+            return
+        consumer.assign(self._tps)
+        for tp in self._tps:
+            if tp in self._positions:
+                consumer.seek(tp, self._positions[tp])
+
+    async def catch_up(self, timeout_s: float | None = 30.0) -> None:
+        """Return once every record written before this call has been applied (None: no
+        time limit; a timed-out catch-up keeps what it read, the next goes on from there)."""
         consumer = self._consumer
         assert consumer is not None, "start() first"
         if not self._tps:
             return
-        ends = await consumer.end_offsets(self._tps)
+        ends = await consumer.end_offsets(list(self._tps))
         async with self._reading:
             await asyncio.wait_for(self._read_until(ends), timeout_s)
 
     def _reached(self, ends: dict[TopicPartition, int]) -> bool:
-        return all(self._positions.get(tp, 0) >= end for tp, end in ends.items())
+        # A partition revoked meanwhile is no longer waited for.
+        return all(
+            self._positions.get(tp, 0) >= end for tp, end in ends.items() if tp in self._positions
+        )
 
     async def _read_until(self, ends: dict[TopicPartition, int]) -> None:
         while not self._reached(ends):
@@ -158,6 +210,8 @@ class CompactedTopicReader:
         # last batch, so a position past that end does not prove the batch was applied.
         # No max_records: each getmany hands out whole fetched responses (whole batches),
         # so the rest of that batch is applied in the same read that reaches the end.
+        if not self._tps:  # nothing assigned (yet): nothing to fetch
+            return
         batches = await self._consumer_started().getmany(timeout_ms=timeout_ms)
         for tp, records in batches.items():
             for rec in records:

@@ -79,6 +79,15 @@ class BridgeSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
 
+class LedgerSettings(BridgeSettings):
+    """The idempotency ledgers (shared/idempotency_ledger.py): the mailer's and the fan-out's."""
+
+    # Read every ledger partition, not only those of the assigned input partitions: for one
+    # retention after upgrading to per-partition placement (docs/scaling.md, "Ledgers per
+    # partition"), when older records still lie on the partition of their key.
+    ledger_read_all: bool = False
+
+
 class ReplyTokenSettings(BridgeSettings):
     """Reply-address tokens: the mailer signs them, the reply front verifies them."""
 

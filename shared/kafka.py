@@ -16,6 +16,7 @@ from aiokafka import (
 )
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnsupportedVersionError, for_code
+from aiokafka.partitioner import murmur2
 from aiokafka.protocol.transaction import InitProducerIdRequest
 
 from shared.backoff import GaveUp, RetryPolicy, retry
@@ -228,6 +229,13 @@ async def _wait_for_leaders(bootstrap: str, topics: list[str], timeout_s: float 
         pass  # a slow election is the first write's to wait for, not a failure
     finally:
         await consumer.stop()
+
+
+def default_partition(key: bytes, partitions: int) -> int:
+    """The partition the producers' default partitioner gives a record keyed ``key``
+    (murmur2, as Kafka's Java client): for tools and tests that must know where a keyed
+    record lands without producing it."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 async def topic_partitions(bootstrap: str, *topics: str) -> list[TopicPartition]:

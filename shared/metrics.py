@@ -47,8 +47,8 @@ DELAY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 # The idempotency ledgers (shared/idempotency_ledger.py), labelled by their topic.
 LEDGER_KEYS = Gauge(
     "bridge_idempotency_ledger_keys",
-    "Effect ids an idempotency ledger holds in memory.",
-    ["ledger"],
+    "Effect ids an idempotency ledger holds in memory, by ledger partition held.",
+    ["ledger", "partition"],
 )
 LEDGER_EXPIRED = Counter(
     "bridge_idempotency_ledger_expired_total",

@@ -32,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
@@ -137,7 +137,7 @@ class FanOut:
                 payload=rec.value or b"",
             )
             return
-        await self.deliver_reply(reply)
+        await self.deliver_reply(reply, rec.partition)
         EVENTS_HANDLED.labels(SERVICE, "reply").inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
@@ -151,8 +151,11 @@ class FanOut:
             return self.platform.outgoing_image(part.image_url)
         return self.platform.outgoing_text(part.text)
 
-    async def deliver_reply(self, reply: ChatReply) -> None:
+    async def deliver_reply(self, reply: ChatReply, partition: int) -> None:
+        """Post the reply's parts not yet delivered; ``partition``: the ``chat.replies``
+        partition it came from, which places its records in the delivery log."""
         await self.delivered.current()
+        placed = self.delivered.partition_for(partition)
         parts = sorted(reply.parts, key=lambda p: p.index)
         marker_ms = self.delivered.marker(reply.reply_id)
         plan = plan_reply(
@@ -182,7 +185,7 @@ class FanOut:
         try:
             outs = [self._outgoing(p, uploaded) for p in parts]
         except PayloadError as exc:
-            await self._fail(reply, pending, 0, PartFailed(str(exc), "bad_part", 0), acks)
+            await self._fail(reply, pending, 0, PartFailed(str(exc), "bad_part", 0), acks, placed)
             return
         by_index = {p.index: out for p, out in zip(parts, outs, strict=True)}
         if plan.first is FirstStep.WRITE_MARKER or marker_ms is None:
@@ -195,33 +198,38 @@ class FanOut:
                 key=marker_key(reply.reply_id),
                 at_ms=marker_ms,
                 image_urls=urls,
+                placed=placed,
             )
-            self.delivered.set_marker(reply.reply_id, marker_ms, urls)
+            self.delivered.set_marker(reply.reply_id, placed, marker_ms, urls)
         else:
             # Replayed after an attempt: some pending parts may be on the platform already.
             skip = await self._already_posted(reply, outs, len(parts) - len(pending), marker_ms)
             for part in pending[:skip]:
-                acks.append(await self._record(reply, part, DeliveryStatus.ALREADY_DELIVERED))
+                acks.append(
+                    await self._record(reply, part, DeliveryStatus.ALREADY_DELIVERED, placed)
+                )
                 PARTS_DELIVERED.labels("found_on_platform").inc()
             pending = pending[skip:]
         done_before = len(parts) - len(pending)
         for n, part in enumerate(pending):
             if refused is not None and part.index == refused[0]:
-                await self._fail(reply, pending, n, refused[1], acks)
+                await self._fail(reply, pending, n, refused[1], acks, placed)
                 return
             try:
                 mid, attempts = await self._post(
                     reply, part, outs, done_before + n, marker_ms, by_index[part.index]
                 )
             except PartFailed as failure:
-                await self._fail(reply, pending, n, failure, acks)
+                await self._fail(reply, pending, n, failure, acks, placed)
                 return
             status = posted_status(mid)
             acks.append(
-                await self._record(reply, part, status, platform_id=mid or "", attempts=attempts)
+                await self._record(
+                    reply, part, status, placed, platform_id=mid or "", attempts=attempts
+                )
             )
             PARTS_DELIVERED.labels("delivered" if mid is not None else "found_on_platform").inc()
-        await self._finish(reply, acks)
+        await self._finish(reply, acks, placed)
         if self.cfg.fanout_mark_read:
             # Off the conversation's critical path: the next reply need not wait for it.
             self._background(self._mark_read(reply))
@@ -352,6 +360,7 @@ class FanOut:
         n: int,
         failure: PartFailed,
         acks: list[asyncio.Future[object]],
+        placed: int | None,
     ) -> None:
         part = pending[n]
         PARTS_DELIVERED.labels("failed").inc()
@@ -369,7 +378,12 @@ class FanOut:
         ):
             acks.append(
                 await self._record(
-                    reply, by_index[index], DeliveryStatus.FAILED, reason=reason, attempts=attempts
+                    reply,
+                    by_index[index],
+                    DeliveryStatus.FAILED,
+                    placed,
+                    reason=reason,
+                    attempts=attempts,
                 )
             )
         acks.append(
@@ -379,7 +393,7 @@ class FanOut:
                 key=reply.shop_id.encode(),
             )
         )
-        await self._finish(reply, acks)
+        await self._finish(reply, acks, placed)
 
     def _notice(self, reply: ChatReply, part: ReplyPart, failure: PartFailed) -> MailNotice:
         to = reply.sender or (
@@ -406,7 +420,9 @@ class FanOut:
             created_at_ms=now_ms(),
         )
 
-    async def _finish(self, reply: ChatReply, acks: list[asyncio.Future[object]]) -> None:
+    async def _finish(
+        self, reply: ChatReply, acks: list[asyncio.Future[object]], placed: int | None
+    ) -> None:
         """Wait for every record of the reply, then retire its marker.
 
         The tombstone is sent only after the final records are acknowledged (a marker
@@ -416,9 +432,9 @@ class FanOut:
         """
         await asyncio.gather(*acks)
         for part in reply.parts:
-            self.delivered.record(reply.part_key(part.index))
+            self.delivered.record(reply.part_key(part.index), placed)
         tomb = await self.producer.send(
-            CHAT_DELIVERIES.name, None, key=marker_key(reply.reply_id).encode()
+            CHAT_DELIVERIES.name, None, key=marker_key(reply.reply_id).encode(), partition=placed
         )
         tomb.add_done_callback(_log_tombstone_failure)
         self.delivered.clear_marker(reply.reply_id)
@@ -428,6 +444,7 @@ class FanOut:
         reply: ChatReply,
         part: ReplyPart,
         status: str,
+        placed: int | None,
         *,
         platform_id: str = "",
         reason: str = "",
@@ -446,7 +463,10 @@ class FanOut:
             at_ms=now_ms(),
         )
         return await self.producer.send(
-            CHAT_DELIVERIES.name, encode(delivery), key=reply.part_key(part.index).encode()
+            CHAT_DELIVERIES.name,
+            encode(delivery),
+            key=reply.part_key(part.index).encode(),
+            partition=placed,
         )
 
     async def _write(
@@ -458,6 +478,7 @@ class FanOut:
         key: str,
         at_ms: int,
         image_urls: dict[str, str] | None = None,
+        placed: int | None,
     ) -> None:
         marker = PartDelivery(
             reply_id=reply.reply_id,
@@ -468,7 +489,9 @@ class FanOut:
             at_ms=at_ms,
             image_urls=image_urls or {},
         )
-        await self.producer.send_and_wait(CHAT_DELIVERIES.name, encode(marker), key=key.encode())
+        await self.producer.send_and_wait(
+            CHAT_DELIVERIES.name, encode(marker), key=key.encode(), partition=placed
+        )
 
 
 def _count_retry(_exc: PlatformError, _attempt: int, _delay_s: float) -> None:
@@ -491,8 +514,10 @@ def _log_tombstone_failure(fut: asyncio.Future[object]) -> None:
 
 
 class CatchUpOnAssign(ConsumerRebalanceListener):
-    """Catch the delivery log up whenever partitions are (re)assigned: another instance may
-    have delivered parts of them since this one last read. Replies wait for it
+    """Whenever partitions are (re)assigned, hold the delivery log partitions of the
+    ``chat.replies`` partitions assigned (a new one read from its start, one gone dropped)
+    and catch up: another instance may have delivered parts of them since this one last
+    read. Replies wait for it
     (:meth:`DeliveryLog.current`); a failed catch-up is retried, never skipped, because
     aiokafka would only log a listener's exception and consume on with markers missing."""
 
@@ -502,11 +527,12 @@ class CatchUpOnAssign(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: object) -> None:
         self._fanout.delivered.outdated()
 
-    async def on_partitions_assigned(self, assigned: object) -> None:
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         cfg = self._fanout.cfg
+        numbers = {tp.partition for tp in assigned}
 
         async def catch_up(_attempt: int) -> None:
-            await self._fanout.delivered.catch_up()
+            await self._fanout.delivered.hold(numbers)
 
         await retry(
             catch_up,

@@ -60,7 +60,9 @@ def keep_first_marker(old: Delivery | None, new: Delivery) -> Delivery:
 class DeliveryLog(IdempotencyLedger[Delivery]):
     """Part keys with a final record, and the marker of each unfinished reply.
 
-    Not current until the first :meth:`catch_up`, and again from :meth:`outdated` (an
+    Holds the ledger partitions numbered like the ``chat.replies`` partitions assigned
+    (:meth:`hold`), every partition with ``BRIDGE_LEDGER_READ_ALL``. Not current until
+    the first :meth:`catch_up`, and again from :meth:`outdated` (an
     assignment changing) to the next catch-up: :meth:`current` waits for that. The consumer
     hands out records of a new assignment while its rebalance listener is still catching
     up; a reply handled meanwhile would miss its marker and post every part again.
@@ -74,13 +76,15 @@ class DeliveryLog(IdempotencyLedger[Delivery]):
             merge=keep_first_marker,
             retention_ms=int(cfg.fanout_delivery_retention_days * DAY_MS),
             tombstones=tombstones if cfg.fanout_delivery_tombstones else None,
+            guarded=[cfg.fanout_replies_topic],
+            read_all=cfg.ledger_read_all,
         )
 
     def __contains__(self, part_key: object) -> bool:
         return isinstance(part_key, str) and self.get(part_key) is DELIVERED
 
-    def record(self, part_key: str) -> None:
-        self.note(part_key, DELIVERED)
+    def record(self, part_key: str, partition: int | None) -> None:
+        self.note(part_key, DELIVERED, partition)
 
     def marker(self, reply_id: str) -> int | None:
         """When the reply was first attempted (ms), if it was and is not finished."""
@@ -93,9 +97,13 @@ class DeliveryLog(IdempotencyLedger[Delivery]):
         return dict(found.image_urls) if isinstance(found, Marker) else {}
 
     def set_marker(
-        self, reply_id: str, at_ms: int, image_urls: dict[str, str] | None = None
+        self,
+        reply_id: str,
+        partition: int | None,
+        at_ms: int,
+        image_urls: dict[str, str] | None = None,
     ) -> None:
-        self.note(marker_key(reply_id), Marker(at_ms, dict(image_urls or {})))
+        self.note(marker_key(reply_id), Marker(at_ms, dict(image_urls or {})), partition)
 
     def clear_marker(self, reply_id: str) -> None:
         self.forget(marker_key(reply_id))

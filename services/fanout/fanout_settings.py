@@ -6,11 +6,11 @@ with the ingest) come from ``shared/config.py``. Same ``BRIDGE_`` environment pr
 
 from __future__ import annotations
 
-from shared.config import ChatPlatformSettings
+from shared.config import ChatPlatformSettings, LedgerSettings
 from shared.topics import CHAT_REPLIES, DAY_MS, MAIL_INBOUND, MAIL_INBOUND_RETRY, replay_window_ms
 
 
-class FanoutSettings(ChatPlatformSettings):
+class FanoutSettings(ChatPlatformSettings, LedgerSettings):
     """Knobs only the fan-out reads; one another service reads too belongs in a group
     of ``shared/config.py`` (add the group to the bases here)."""
 

@@ -10,8 +10,10 @@ conversation are sent in order; different conversations go in parallel.
 What "once" means here, honestly:
 
 * Replays (restart, rebalance, a second replica) never resend a digest whose
-  outcome is recorded: every replica tails all of ``mail.outcomes`` and catches up
-  before each batch (:mod:`mailer.outcome_ledger`, :mod:`mailer.digest_consumer`).
+  outcome is recorded: an outcome goes to the ``mail.outcomes`` partition numbered like
+  the digest's (or notice's) partition, and every replica holds the outcome partitions of
+  the partitions it is assigned, caught up before each batch
+  (:mod:`mailer.outcome_ledger`, :mod:`mailer.digest_consumer`).
 * One window remains: a process killed after the relay's ``250`` and before the
   outcome write. Nothing can tell afterwards whether the relay has the mail (SMTP
   has no idempotency key), so the digest is sent again (at-least-once) rather than
@@ -186,6 +188,7 @@ class Mailer:
             EVENTS_HANDLED.labels(SERVICE, "bad_record").inc()
             return
         item_id = _item_id(item)
+        placed = self.ledger.partition_for(record.partition)  # where its outcomes go
         seen = self.ledger.seen(item_id)
         if seen is Seen.DONE:
             EVENTS_HANDLED.labels(SERVICE, "duplicate").inc()
@@ -203,8 +206,9 @@ class Mailer:
                 MAIL_OUTCOMES.name,
                 encode(self._outcome(item, MailStatus.FAILED, reason=f"not sent: {reason}")),
                 key=item_id.encode(),
+                partition=placed,
             )
-            self.ledger.record_done(item_id)
+            self.ledger.record_done(item_id, placed)
             EVENTS_HANDLED.labels(SERVICE, "dropped").inc()
             return
         if seen is Seen.ATTEMPTED:
@@ -222,15 +226,17 @@ class Mailer:
         # worth of mails sit between a 250 and their record, so a kill can double no
         # more than that however slow the broker is (a slow broker slows sending instead).
         async with self._concurrency:
-            outcome, accepted_at = await self._deliver(item, still_owned, record.value or b"")
+            outcome, accepted_at = await self._deliver(
+                item, still_owned, record.value or b"", placed
+            )
             # Nothing awaited between the relay's 250 and this produce: from here to the
             # ack is the window in which a kill makes the replay resend a mail the relay has.
             await self.producer.send_and_wait(
-                MAIL_OUTCOMES.name, encode(outcome), key=item_id.encode()
+                MAIL_OUTCOMES.name, encode(outcome), key=item_id.encode(), partition=placed
             )
         if accepted_at is not None:
             OUTCOME_RECORD_SECONDS.observe(time.perf_counter() - accepted_at)
-        self.ledger.record_done(item_id)
+        self.ledger.record_done(item_id, placed)
         EVENTS_HANDLED.labels(SERVICE, outcome.status).inc()
         HANDLE_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
 
@@ -269,10 +275,14 @@ class Mailer:
         return (over.reason, over.label) if over is not None else None
 
     async def _deliver(
-        self, digest: Digest | MailNotice, still_owned: Callable[[], bool], record_value: bytes
+        self,
+        digest: Digest | MailNotice,
+        still_owned: Callable[[], bool],
+        record_value: bytes,
+        placed: int | None,
     ) -> tuple[MailOutcome, float | None]:
         """The outcome to record, and when the relay's 250 arrived (``perf_counter``;
-        None when it did not)."""
+        None when it did not). ``placed``: the ledger partition of its records."""
         cfg = self.cfg
         source = MAIL_NOTICES.name if isinstance(digest, MailNotice) else MAIL_DIGESTS.name
         if not still_owned():  # stopping or revoked: left to the next owner, untried
@@ -306,6 +316,7 @@ class Mailer:
             MAIL_OUTCOMES.name,
             encode(self._outcome(digest, ATTEMPTING)),
             key=_item_id(digest).encode(),
+            partition=placed,
         )
 
         ambiguous = 0  # tries whose end-of-DATA reply never came
@@ -445,6 +456,8 @@ def outcome_ledger(cfg: MailerSettings, producer: AIOKafkaProducer) -> OutcomeLe
         MAIL_OUTCOMES.name,
         retention_ms=int(cfg.mailer_outcome_retention_days * DAY_MS),
         tombstones=producer if cfg.mailer_outcome_tombstones else None,
+        guarded=[MAIL_DIGESTS.name, MAIL_NOTICES.name],
+        read_all=cfg.ledger_read_all,
     )
 
 
@@ -485,7 +498,11 @@ async def main(runtime: ServiceRuntime, cfg: MailerSettings) -> None:
     runtime.on_stop(pool.close)
     ledger = outcome_ledger(cfg, producer)
     await runtime.started(ledger, ledger.start, ledger.stop)
-    log.info("outcome ledger loaded", extra={"outcomes": len(ledger)})
+    # Per partition, it holds nothing yet: the digest consumer's assignment decides what.
+    log.info(
+        "outcome ledger started",
+        extra={"outcomes": len(ledger), "per_partition": ledger.per_partition},
+    )
     compose_processes = await start_compose_processes(cfg)
     if compose_processes is not None:
         runtime.on_stop(compose_processes.close)

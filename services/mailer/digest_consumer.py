@@ -4,9 +4,11 @@ Differences from :func:`shared.kafka.consume_keyed_batches`, each closing a way 
 digest could be sent twice or lost, or keeping the relay busy:
 
 * before a batch is handled, the :class:`~mailer.outcome_ledger.OutcomeLedger`
-  catches up with ``mail.outcomes`` as of now, so outcomes written by another
-  replica (e.g. the previous owner of a partition) are seen; a catch-up that fails is
-  retried with backoff while the batch waits;
+  holds the ``mail.outcomes`` partitions of the partitions assigned now (a newly
+  assigned one read from its start, one no longer assigned dropped) and catches up
+  with them as of now, so outcomes written by another replica (e.g. the previous owner
+  of a partition) are seen; a catch-up that fails is retried with backoff while the
+  batch waits;
 * two batches overlap (:mod:`mailer.batch_pipeline`): batch N+1 is fetched, caught
   up and started while batch N's last sends finish, with each key's records in order
   across batches and offsets committed in batch order, never past an unsent record;
@@ -144,6 +146,11 @@ async def consume_digests(
     pipeline = BatchPipeline(handle_owned, commit, max_in_flight=BATCHES_IN_FLIGHT)
     listener = FinishBatchesBeforeRevoke(pipeline, revoke_timeout_s)
     consumer.subscribe(topics, listener=listener)
+    held = 0  # the generation whose partitions the ledger holds
+
+    async def hold_assigned() -> None:
+        await caught_up(ledger, {tp.partition for tp in consumer.assignment()})
+
     try:
         while not stopping.is_set():
             await pipeline.room()
@@ -151,11 +158,17 @@ async def consume_digests(
             # aiokafka returns only records of the assignment current on return, and
             # the listener counts an assignment only once it is current.
             generation = listener.generation
-            if not batches or stopping.is_set():
+            if stopping.is_set():
+                continue
+            if not batches:
+                if generation != held:  # idle: read a new assignment's outcomes now
+                    await hold_assigned()
+                    held = generation
                 continue
             # Before each batch, as of now: a previous owner's outcomes for these
             # partitions were written before it let them go (it drained its batches).
-            await caught_up(ledger)
+            await hold_assigned()
+            held = generation
             await listener.open.wait()
             if listener.generation != generation:
                 await _unfetch(consumer, batches)
@@ -175,11 +188,12 @@ async def consume_digests(
 CATCH_UP_RETRY = RetryPolicy(base_s=0.5, max_s=10.0)
 
 
-async def caught_up(ledger: OutcomeLedger) -> None:
-    """Return once ``ledger`` has caught up with ``mail.outcomes`` as of now."""
+async def caught_up(ledger: OutcomeLedger, assigned: set[int]) -> None:
+    """Return once ``ledger`` holds the outcome partitions of the ``assigned`` partition
+    numbers (of every input topic) and has caught up with them as of now."""
 
     async def catch_up(_attempt: int) -> None:
-        await ledger.catch_up()
+        await ledger.hold(assigned)
 
     def retrying(exc: BaseException, attempt: int, delay_s: float) -> None:
         log.warning(

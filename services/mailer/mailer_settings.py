@@ -11,11 +11,17 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from mailer.outcome_ledger import DEFAULT_RETENTION_MS
-from shared.config import ChatPlatformSettings, ReplyTokenSettings, SendLimitSettings, dev_secret
+from shared.config import (
+    ChatPlatformSettings,
+    LedgerSettings,
+    ReplyTokenSettings,
+    SendLimitSettings,
+    dev_secret,
+)
 from shared.topics import DAY_MS
 
 
-class MailerSettings(ChatPlatformSettings, ReplyTokenSettings, SendLimitSettings):
+class MailerSettings(ChatPlatformSettings, ReplyTokenSettings, SendLimitSettings, LedgerSettings):
     """Knobs only the mailer reads; one another service reads too belongs in a group
     of ``shared/config.py`` (add the group to the bases here)."""
 

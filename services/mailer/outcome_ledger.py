@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -76,6 +76,9 @@ def keep_done(old: Entry | None, new: Entry) -> Entry:
 class OutcomeLedger(IdempotencyLedger[Entry]):
     """Digest and notice ids with a recorded outcome, kept current by a background tail.
 
+    ``guarded``: the topics whose records the outcomes are of (the service passes
+    ``mail.digests`` and ``mail.notices``: then only their assigned partitions' outcomes
+    are read, see :class:`~shared.idempotency_ledger.IdempotencyLedger`);
     ``retention_ms``: how long after its newest record an id is kept; ``tombstones``: the
     producer that tombstones each forgotten id (None: forget in memory only)."""
 
@@ -88,6 +91,8 @@ class OutcomeLedger(IdempotencyLedger[Entry]):
         retention_ms: int = DEFAULT_RETENTION_MS,
         tombstones: AIOKafkaProducer | None = None,
         clock: Callable[[], float] = time.time,
+        guarded: Sequence[str] = (),
+        read_all: bool = False,
     ) -> None:
         super().__init__(
             bootstrap,
@@ -99,6 +104,8 @@ class OutcomeLedger(IdempotencyLedger[Entry]):
             poll_ms=poll_ms,
             clock=clock,
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            guarded=guarded,
+            read_all=read_all,
         )
 
     def seen(self, item_id: str) -> Seen:
@@ -112,6 +119,7 @@ class OutcomeLedger(IdempotencyLedger[Entry]):
         entry = self.get(item_id)
         return entry.at_ms if isinstance(entry, Attempt) else None
 
-    def record_done(self, item_id: str, at_ms: int | None = None) -> None:
-        """Note an outcome this process has just written (no need to wait for the tail)."""
-        self.note(item_id, Seen.DONE, at_ms)
+    def record_done(self, item_id: str, partition: int | None, at_ms: int | None = None) -> None:
+        """Note an outcome this process has just written to ``partition`` (no need to wait
+        for the tail)."""
+        self.note(item_id, Seen.DONE, partition, at_ms)

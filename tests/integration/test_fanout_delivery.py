@@ -33,7 +33,7 @@ from fanout.fanout_settings import FanoutSettings
 from shared.chat_platform.tiktok_client import TikTokShopClient
 from shared.codec import encode
 from shared.events import ChatReply, DeliveryStatus, PartDelivery, ReplyPart
-from shared.kafka import ensure_topics, start_producer
+from shared.kafka import default_partition, ensure_topics, start_producer
 from shared.topics import CHAT_DELIVERIES, CHAT_REPLIES, TopicSpec
 
 
@@ -131,6 +131,14 @@ async def produce(bootstrap: str, replies: list[ChatReply], topic: str) -> None:
             )
     finally:
         await producer.stop()
+
+
+def replies_partition(reply: ChatReply) -> int:
+    """The replies partition :func:`produce` puts ``reply`` on (the delivery log's records
+    of it go to the partition of the same number)."""
+    return default_partition(
+        f"{reply.shop_id}:{reply.conversation_id}".encode(), CHAT_REPLIES.partitions
+    )
 
 
 def replies_for(
@@ -405,8 +413,12 @@ async def test_replayed_reply_with_a_picture_already_posted_is_neither_uploaded_
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
         await producer.start()
         try:
+            # Where the crashed instance wrote it: the partition of the reply's.
             await producer.send_and_wait(
-                CHAT_DELIVERIES.name, encode(marker), key=marker_key(reply.reply_id).encode()
+                CHAT_DELIVERIES.name,
+                encode(marker),
+                key=marker_key(reply.reply_id).encode(),
+                partition=replies_partition(reply),
             )
         finally:
             await producer.stop()
@@ -467,15 +479,19 @@ async def test_reply_handed_out_before_the_delivery_log_is_read_waits_for_it_and
             status=DeliveryStatus.ATTEMPTING,
             at_ms=int(time.time() * 1000) - 1000,
         )
+        partition = replies_partition(reply)
         await producer.send_and_wait(
-            CHAT_DELIVERIES.name, encode(marker), key=marker_key(reply.reply_id).encode()
+            CHAT_DELIVERIES.name,
+            encode(marker),
+            key=marker_key(reply.reply_id).encode(),
+            partition=partition,
         )
         for text in ("one", "two"):
             await client.send(shop, conv, client.outgoing_text(text))
-        handling = asyncio.create_task(fanout.deliver_reply(reply))
+        handling = asyncio.create_task(fanout.deliver_reply(reply, partition))
         await asyncio.sleep(1.0)  # time enough to post, were it not waiting
         assert await buyer_texts(stack, conv) == ["one", "two"], "posted before the log was read"
-        await fanout.delivered.catch_up()  # what the listener does on assignment
+        await fanout.delivered.hold({partition})  # what the listener does on assignment
         await asyncio.wait_for(handling, timeout=30)
     finally:
         await fanout.delivered.stop()

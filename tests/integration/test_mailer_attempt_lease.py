@@ -32,6 +32,7 @@ from tests.mailer_run import Relay
 pytestmark = pytest.mark.integration
 
 LEASE_S = 4.0
+PARTITION = 0  # the digests' mail.digests partition, so their outcomes' too
 
 
 @dataclass
@@ -56,7 +57,7 @@ async def run(kafka_bootstrap: str) -> AsyncIterator[Run]:
     await producer.start()
     pool = SmtpPool(relay_config(cfg))
     ledger = outcome_ledger(cfg, producer)
-    await ledger.start()
+    await ledger.hold({PARTITION})  # what the digest consumer does on its assignment
     try:
         yield Run(Mailer(cfg, producer, pool, None, ledger), producer, relay)
     finally:
@@ -82,13 +83,22 @@ def digest() -> Digest:
 async def record_outcome(run: Run, d: Digest, status: str, at_ms: int) -> None:
     """Write what another mailer process writes for ``d``."""
     outcome = MailOutcome(d.digest_id, d.shop_id, d.conversation_id, status, at_ms=at_ms)
-    await run.producer.send_and_wait(MAIL_OUTCOMES.name, encode(outcome), key=d.digest_id.encode())
+    await run.producer.send_and_wait(
+        MAIL_OUTCOMES.name,
+        encode(outcome),
+        key=d.digest_id.encode(),
+        partition=run.mailer.ledger.partition_for(PARTITION),
+    )
     await run.mailer.ledger.catch_up()
 
 
 def as_record(d: Digest) -> SimpleNamespace:
     return SimpleNamespace(
-        topic=MAIL_DIGESTS.name, partition=0, offset=0, key=d.digest_id.encode(), value=encode(d)
+        topic=MAIL_DIGESTS.name,
+        partition=PARTITION,
+        offset=0,
+        key=d.digest_id.encode(),
+        value=encode(d),
     )
 
 

@@ -23,7 +23,7 @@ import pytest_asyncio
 
 from shared.compacted_topic import replay_topic
 from shared.events import ChatContent, Digest, DigestMessage
-from shared.topics import DEAD_LETTER, MAIL_OUTCOMES
+from shared.topics import DEAD_LETTER, MAIL_DIGESTS, MAIL_OUTCOMES
 from tests.mailer_run import Mailers, Relay, produce
 from tests.polling import eventually
 from tests.private_broker import private_broker
@@ -210,6 +210,89 @@ async def test_a_second_replica_joining_mid_load_sends_nothing_twice(
         sent_by_second = await sent_count(second.ports.mailer)
         print(f"\nreplica join: second replica sent {sent_by_second}/200, doubled={len(doubled)}")
         assert sent_by_second > 0, "the rebalance never gave the second replica any work"
+    finally:
+        first.procs.stop_all()
+        second.procs.stop_all()
+
+
+async def live_outcomes_by_partition(bootstrap: str) -> dict[int, int]:
+    """How many ids each ``mail.outcomes`` partition holds (newest record not a tombstone)."""
+    newest: dict[tuple[int, str], bool] = {}
+
+    def apply(rec) -> None:  # type: ignore[no-untyped-def]
+        newest[(rec.partition, rec.key.decode())] = rec.value is not None
+
+    await replay_topic(bootstrap, MAIL_OUTCOMES.name, apply)
+    counts: dict[int, int] = {}
+    for (partition, _key), live in newest.items():
+        counts[partition] = counts.get(partition, 0) + live
+    return counts
+
+
+async def ledger_keys(port: int) -> dict[int, float]:
+    """The outcome ledger's keys in memory, by partition held (its metric)."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    held: dict[int, float] = {}
+    for line in text.splitlines():
+        if line.startswith("bridge_idempotency_ledger_keys{") and MAIL_OUTCOMES.name in line:
+            labels, value = line.rsplit(" ", 1)
+            partition = int(labels.split('partition="', 1)[1].split('"', 1)[0])
+            held[partition] = float(value)
+    return held
+
+
+async def test_two_replicas_hold_only_their_partitions_outcomes_and_a_survivor_sends_nothing_twice(
+    broker: str, relay: Relay, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    digests = [make_digest(run, n) for n in range(80)]  # 40 conversations: every partition
+    first = Mailers(broker, relay, tmp_path / "a", {})
+    second = Mailers(broker, relay, tmp_path / "b", {})
+    every = set(range(MAIL_DIGESTS.partitions))
+    await first.start()
+    await second.start()
+    try:
+
+        async def split_between_both() -> tuple[dict[int, float], dict[int, float]] | None:
+            a, b = await ledger_keys(first.ports.mailer), await ledger_keys(second.ports.mailer)
+            return (a, b) if a and b and set(a) | set(b) == every and set(a) != every else None
+
+        await eventually(split_between_both, timeout_s=60, what="both replicas assigned")
+        await produce(broker, digests)
+        expected = {d.digest_id for d in digests}
+        await wait_until(lambda: expected <= set(relay.counts), 60, "every digest")
+
+        async def views_match_the_topic() -> tuple[dict[int, float], dict[int, float]] | None:
+            on_topic = await live_outcomes_by_partition(broker)
+            a, b = await ledger_keys(first.ports.mailer), await ledger_keys(second.ports.mailer)
+            each_exact = all(n == on_topic.get(p, 0) for view in (a, b) for p, n in view.items())
+            return (a, b) if each_exact and set(a) | set(b) == every else None
+
+        a, b = await eventually(views_match_the_topic, timeout_s=30, what="ledger = topic")
+        # Each holds its partitions' ids only (mail.notices' 4 partitions are assigned on
+        # their own, so the two may share a number or two): never the whole ledger.
+        assert set(a) != every and set(b) != every, (a, b)
+        total = sum((await live_outcomes_by_partition(broker)).values())
+        print(
+            f"\nledger split: first {sum(a.values()):.0f} + second {sum(b.values()):.0f} of {total}"
+        )
+        assert sum(a.values()) < total and sum(b.values()) < total
+
+        second.procs.kill("mailer", signal.SIGKILL)  # idle: nothing in flight to repeat
+
+        async def survivor_holds_everything() -> bool:
+            return set(await ledger_keys(first.ports.mailer)) == every
+
+        await eventually(survivor_holds_everything, timeout_s=60, what="partitions moved")
+        # A replay of every digest (all now the survivor's) and some new ones.
+        fresh = [make_digest(run, n) for n in range(80, 100)]
+        await produce(broker, digests + fresh)
+        expected |= {d.digest_id for d in fresh}
+        await wait_until(lambda: expected <= set(relay.counts), 60, "the new digests")
+        await asyncio.sleep(1.5)  # a replayed digest sent again would arrive now
+        doubled = {k: v for k, v in relay.counts.items() if k in expected and v > 1}
+        assert not doubled, (doubled, first.logs())
     finally:
         first.procs.stop_all()
         second.procs.stop_all()

@@ -52,3 +52,9 @@ def test_extrapolated_row_scales_linearly_and_says_so() -> None:
 def test_sizes_parse_from_a_comma_list() -> None:
     assert bench_state.parse_sizes("10000,1e6") == [10_000, 1_000_000]
     assert bench_state.parse_sizes("") == []
+
+
+def test_a_replicas_share_is_reported_per_key_it_holds() -> None:
+    share = {"holder": "mailer-ledger-2of8", "size": 1000, "entries": 250}
+    whole = {"holder": "mailer-ledger", "size": 1000, "entries": 1000}
+    assert bench_state.per_unit(share) == 250 and bench_state.per_unit(whole) == 1000

@@ -16,7 +16,10 @@ NOW_MS = 1_764_070_000_000
 
 def record(key: str, delivery: PartDelivery | None) -> SimpleNamespace:
     return SimpleNamespace(
-        key=key.encode(), timestamp=NOW_MS, value=None if delivery is None else encode(delivery)
+        key=key.encode(),
+        partition=0,
+        timestamp=NOW_MS,
+        value=None if delivery is None else encode(delivery),
     )
 
 
@@ -35,7 +38,9 @@ def delivery(
 
 
 def log() -> DeliveryLog:
-    return DeliveryLog(FanoutSettings(kafka_bootstrap="127.0.0.1:1"))
+    held = DeliveryLog(FanoutSettings(kafka_bootstrap="127.0.0.1:1"))
+    held.books.hold(0)  # what assigning chat.replies partition 0 does
+    return held
 
 
 def test_every_final_status_makes_the_part_delivered() -> None:
@@ -72,7 +77,7 @@ def test_the_tombstone_of_a_finished_reply_forgets_its_marker_not_its_parts() ->
 
 def test_a_record_that_does_not_decode_is_ignored() -> None:
     book = log()
-    book._apply(SimpleNamespace(key=b"r1:0", value=b"{}", timestamp=NOW_MS))
+    book._apply(SimpleNamespace(key=b"r1:0", partition=0, value=b"{}", timestamp=NOW_MS))
     assert "r1:0" not in book and len(book) == 0
 
 
@@ -85,5 +90,5 @@ def test_the_retention_and_tombstones_come_from_the_settings() -> None:
         ),
         tombstones=object(),
     )  # type: ignore[arg-type]
-    assert short.book.retention_ms == 24 * 3600 * 1000
+    assert short.books.retention_ms == 24 * 3600 * 1000
     assert short._tombstones is None

@@ -20,16 +20,18 @@ HOUR = 3600 * 1000
 def record(key: str, status: str | None, at_ms: int = NOW_MS) -> SimpleNamespace:
     """A mail.outcomes record as the tail sees it; ``status=None`` is a tombstone."""
     value = None if status is None else orjson.dumps({"status": status, "at_ms": at_ms})
-    return SimpleNamespace(key=key.encode(), value=value, timestamp=at_ms)
+    return SimpleNamespace(key=key.encode(), partition=0, value=value, timestamp=at_ms)
 
 
 def ledger(
     retention_ms: int = DEFAULT_RETENTION_MS, now_ms: list[int] | None = None
 ) -> OutcomeLedger:
     clock = now_ms if now_ms is not None else [NOW_MS]
-    return OutcomeLedger(
+    held = OutcomeLedger(
         "127.0.0.1:1", "mail.outcomes", retention_ms=retention_ms, clock=lambda: clock[0] / 1000
     )
+    held.books.hold(0)  # what assigning mail.digests partition 0 does
+    return held
 
 
 def test_an_id_never_recorded_is_unseen() -> None:
@@ -52,7 +54,11 @@ def test_a_pending_attempt_keeps_the_time_its_mark_was_written() -> None:
 
 def test_an_attempt_mark_without_a_time_reads_as_long_past() -> None:
     book = ledger()
-    book._apply(SimpleNamespace(key=b"dg-1", value=b'{"status":"attempting"}', timestamp=NOW_MS))
+    book._apply(
+        SimpleNamespace(
+            key=b"dg-1", partition=0, value=b'{"status":"attempting"}', timestamp=NOW_MS
+        )
+    )
     assert book.seen("dg-1") is Seen.ATTEMPTED and book.attempted_at_ms("dg-1") == 0
 
 
@@ -79,7 +85,7 @@ def test_a_later_attempting_record_never_reopens_a_done_digest() -> None:
 
 def test_an_outcome_written_by_this_process_counts_at_once() -> None:
     book = ledger()
-    book.record_done("dg-2")
+    book.record_done("dg-2", 0)
     assert book.seen("dg-2") is Seen.DONE and len(book) == 1
 
 
@@ -89,13 +95,13 @@ def test_an_attempted_id_expires_like_a_done_one() -> None:
     book._apply(record("tried", ATTEMPTING, at_ms=NOW_MS - 9 * DAY))
     book._apply(record("sent", "sent", at_ms=NOW_MS - 9 * DAY))
     now[0] = NOW_MS + DAY + HOUR
-    assert sorted(book.expire()) == ["sent", "tried"]
+    assert sorted(book.expire()[0]) == ["sent", "tried"]
     assert book.seen("tried") is Seen.NOTHING and book.seen("sent") is Seen.NOTHING
 
 
 def test_an_unreadable_outcome_counts_as_done() -> None:
     book = ledger()
-    book._apply(SimpleNamespace(key=b"dg-1", value=b"not json", timestamp=NOW_MS))
+    book._apply(SimpleNamespace(key=b"dg-1", partition=0, value=b"not json", timestamp=NOW_MS))
     assert book.seen("dg-1") is Seen.DONE
 
 
