@@ -6,6 +6,10 @@ reads every partition it names, like a global table), nothing committed. Each re
 to ``apply`` (a tombstone has ``value`` None); :attr:`CompactedTopicReader.ready` is set
 once everything that was on the topic at start has been applied, and
 :meth:`CompactedTopicReader.catch_up` waits for everything written before its call.
+
+With a ``checkpoint`` (a :class:`shared.topic_state_store.TopicStateStore`) the holder's
+state is on disk with the positions it was read to: reading resumes there, and after
+each fetch the positions are committed with the records that fetch applied.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -26,6 +31,16 @@ log = logging.getLogger(__name__)
 FETCH_RETRY = RetryPolicy(base_s=0.5, max_s=5.0)
 
 
+class Checkpoint(Protocol):
+    """Where a holder's state and the positions it was read up to are kept together."""
+
+    def offsets(self) -> dict[tuple[str, int], int]: ...
+
+    def commit(self, offsets: Mapping[tuple[str, int], int] | None = None) -> None: ...
+
+    def wipe(self) -> None: ...
+
+
 class CompactedTopicReader:
     """Applies every record of ``topics`` (or of ``partitions``) to ``apply``.
 
@@ -33,6 +48,10 @@ class CompactedTopicReader:
     (a time), or at the end (``from_end``: only what is written from now on). With
     ``follow`` the reader keeps tailing after :attr:`ready`, reading what arrived every
     ``poll_ms``; without it, it stops and closes its consumer once caught up.
+
+    With ``checkpoint``, reading starts at the stored positions when they are of the same
+    partitions and none lies past its partition's log end (else the checkpoint is wiped
+    and reading starts at the beginning); :attr:`resumed` says which happened.
     """
 
     def __init__(
@@ -48,6 +67,7 @@ class CompactedTopicReader:
         poll_ms: int = 100,
         client_id: str = "compacted-topic-reader",
         fetch_max_wait_ms: int = 500,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._apply = apply
@@ -63,8 +83,10 @@ class CompactedTopicReader:
         self._positions: dict[TopicPartition, int] = {}
         self._reading = asyncio.Lock()  # one getmany at a time: catch-ups and the tail
         self._task: asyncio.Task[None] | None = None
+        self._checkpoint = checkpoint
         self.ready = asyncio.Event()
         self.records = 0  # applied so far
+        self.resumed = False  # started from a checkpoint's stored positions
 
     @property
     def partitions(self) -> list[TopicPartition]:
@@ -124,11 +146,57 @@ class CompactedTopicReader:
                     await consumer.seek_to_end(tp)
                 else:
                     consumer.seek(tp, at.offset)
+        elif self._checkpoint is not None and await self._resume(consumer):
+            self.resumed = True
         else:
             await consumer.seek_to_beginning(*self._tps)
         for tp in self._tps:
             self._positions[tp] = await consumer.position(tp)
         return await consumer.end_offsets(self._tps)
+
+    async def _resume(self, consumer: AIOKafkaConsumer) -> bool:
+        """Seek to the checkpoint's positions if they belong to these partitions' logs;
+        otherwise wipe it (the caller reads from the beginning)."""
+        assert self._checkpoint is not None
+        stored = self._checkpoint.offsets()
+        wanted = {(tp.topic, tp.partition) for tp in self._tps}
+        usable = bool(stored) and set(stored) == wanted
+        if usable:
+            ends = await consumer.end_offsets(self._tps)
+            for tp in self._tps:
+                at = stored[(tp.topic, tp.partition)]
+                # Below the log end: compaction may have dropped records before it, which
+                # only ever drops superseded ones. Past it: the topic was recreated.
+                if at > ends[tp] and at > await self._log_end(consumer, tp, ends[tp]):
+                    usable = False
+                    break
+        if not usable:
+            if stored:
+                log.warning(
+                    "stored positions do not match the topics; reading them again from the start",
+                    extra={"client_id": self._client_id, "topics": sorted(self._topics)},
+                )
+            self._checkpoint.wipe()
+            return False
+        for tp in self._tps:
+            consumer.seek(tp, stored[(tp.topic, tp.partition)])
+        return True
+
+    async def _log_end(self, consumer: AIOKafkaConsumer, tp: TopicPartition, reported: int) -> int:
+        """One past the last record of ``tp``, fetched.
+
+        Tansu: the end offset it reports is one past the FIRST record of the partition's
+        last batch, so a stored position past it may still be inside the log: fetch from
+        the reported end's record and see where the log really ends.
+        """
+        if reported <= 0:
+            return 0
+        consumer.seek(tp, reported - 1)
+        for _ in range(10):
+            got = (await consumer.getmany(tp, timeout_ms=200)).get(tp)
+            if got:
+                return got[-1].offset + 1
+        return reported
 
     async def catch_up(self, timeout_s: float = 30.0) -> None:
         """Return once every record written before this call has been applied."""
@@ -152,6 +220,7 @@ class CompactedTopicReader:
                 if self._positions.get(tp, 0) < end:
                     with contextlib.suppress(Exception):
                         self._positions[tp] = await self._consumer_started().position(tp)
+        self._commit()
 
     async def _read(self, timeout_ms: int) -> None:
         # Tansu: the end offset it reports is one past the FIRST record of a partition's
@@ -165,6 +234,16 @@ class CompactedTopicReader:
             self.records += len(records)
             if records:
                 self._positions[tp] = max(self._positions.get(tp, 0), records[-1].offset + 1)
+        if batches:
+            self._commit()
+
+    def _commit(self) -> None:
+        """The records applied so far and the positions they were read to, together (no
+        await since they were applied: nothing else wrote meanwhile)."""
+        if self._checkpoint is not None:
+            self._checkpoint.commit(
+                {(tp.topic, tp.partition): at for tp, at in self._positions.items()}
+            )
 
     def _consumer_started(self) -> AIOKafkaConsumer:
         assert self._consumer is not None, "start() first"
