@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.backoff import RetryPolicy, retry
 from shared.kafka import topic_partitions
+from shared.topic_state_store import Position
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,16 @@ FETCH_RETRY = RetryPolicy(base_s=0.5, max_s=5.0)
 class Checkpoint(Protocol):
     """Where a holder's state and the positions it was read up to are kept together."""
 
-    def offsets(self) -> dict[tuple[str, int], int]: ...
+    def positions(self) -> dict[tuple[str, int], Position]: ...
 
-    def commit(self, offsets: Mapping[tuple[str, int], int] | None = None) -> None: ...
+    def commit(self, positions: Mapping[tuple[str, int], Position] | None = None) -> None: ...
 
     def wipe(self) -> None: ...
+
+
+def record_fingerprint(rec: ConsumerRecord) -> int:
+    """What tells one record from another at the same offset (a topic recreated)."""
+    return zlib.crc32(b"%d\x00%b\x00%b" % (rec.timestamp, rec.key or b"", rec.value or b""))
 
 
 class CompactedTopicReader:
@@ -50,8 +57,9 @@ class CompactedTopicReader:
     ``poll_ms``; without it, it stops and closes its consumer once caught up.
 
     With ``checkpoint``, reading starts at the stored positions when they are of the same
-    partitions and none lies past its partition's log end (else the checkpoint is wiped
-    and reading starts at the beginning); :attr:`resumed` says which happened.
+    partitions and each partition still holds the last record read from it, or a later
+    one where compaction dropped it (else the topic was recreated: the checkpoint is
+    wiped and reading starts at the beginning); :attr:`resumed` says which happened.
     """
 
     def __init__(
@@ -81,6 +89,7 @@ class CompactedTopicReader:
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
+        self._last: dict[TopicPartition, tuple[int, int]] = {}  # offset, fingerprint
         self._reading = asyncio.Lock()  # one getmany at a time: catch-ups and the tail
         self._task: asyncio.Task[None] | None = None
         self._checkpoint = checkpoint
@@ -158,18 +167,14 @@ class CompactedTopicReader:
         """Seek to the checkpoint's positions if they belong to these partitions' logs;
         otherwise wipe it (the caller reads from the beginning)."""
         assert self._checkpoint is not None
-        stored = self._checkpoint.offsets()
-        wanted = {(tp.topic, tp.partition) for tp in self._tps}
-        usable = bool(stored) and set(stored) == wanted
-        if usable:
-            ends = await consumer.end_offsets(self._tps)
-            for tp in self._tps:
-                at = stored[(tp.topic, tp.partition)]
-                # Below the log end: compaction may have dropped records before it, which
-                # only ever drops superseded ones. Past it: the topic was recreated.
-                if at > ends[tp] and at > await self._log_end(consumer, tp, ends[tp]):
-                    usable = False
-                    break
+        stored = self._checkpoint.positions()
+        by_tp = {tp: stored.get((tp.topic, tp.partition)) for tp in self._tps}
+        usable = bool(stored) and len(stored) == len(self._tps) and None not in by_tp.values()
+        for tp, at in by_tp.items():
+            if not usable:
+                break
+            assert at is not None
+            usable = await self._same_log(consumer, tp, at)
         if not usable:
             if stored:
                 log.warning(
@@ -178,25 +183,33 @@ class CompactedTopicReader:
                 )
             self._checkpoint.wipe()
             return False
-        for tp in self._tps:
-            consumer.seek(tp, stored[(tp.topic, tp.partition)])
+        for tp, at in by_tp.items():
+            assert at is not None
+            consumer.seek(tp, at.next_offset)
+            if at.last_offset >= 0:
+                self._last[tp] = (at.last_offset, at.last_fingerprint)
         return True
 
-    async def _log_end(self, consumer: AIOKafkaConsumer, tp: TopicPartition, reported: int) -> int:
-        """One past the last record of ``tp``, fetched.
+    async def _same_log(self, consumer: AIOKafkaConsumer, tp: TopicPartition, at: Position) -> bool:
+        """Whether ``tp`` still holds the last record read from it (or, compacted away,
+        a later one), i.e. is the log it was read from and reaches the stored position.
 
-        Tansu: the end offset it reports is one past the FIRST record of the partition's
-        last batch, so a stored position past it may still be inside the log: fetch from
-        the reported end's record and see where the log really ends.
+        Fetched rather than compared with the end offset: Tansu reports an end one past
+        the FIRST record of the partition's last batch, short of a position inside it.
         """
-        if reported <= 0:
-            return 0
-        consumer.seek(tp, reported - 1)
+        if at.last_offset < 0:  # nothing read from it: a recreated one is read whole
+            return True
+        consumer.seek(tp, at.last_offset)
         for _ in range(10):
             got = (await consumer.getmany(tp, timeout_ms=200)).get(tp)
             if got:
-                return got[-1].offset + 1
-        return reported
+                first = got[0]
+                if first.offset == at.last_offset:
+                    return record_fingerprint(first) == at.last_fingerprint
+                # Later: compaction dropped it (a newer record of its key follows). Earlier:
+                # the offset was past the log end and the consumer went back to its start.
+                return first.offset > at.last_offset
+        return False
 
     async def catch_up(self, timeout_s: float = 30.0) -> None:
         """Return once every record written before this call has been applied."""
@@ -233,7 +246,10 @@ class CompactedTopicReader:
                 self._apply(rec)
             self.records += len(records)
             if records:
-                self._positions[tp] = max(self._positions.get(tp, 0), records[-1].offset + 1)
+                last = records[-1]
+                self._positions[tp] = max(self._positions.get(tp, 0), last.offset + 1)
+                if self._checkpoint is not None:
+                    self._last[tp] = (last.offset, record_fingerprint(last))
         if batches:
             self._commit()
 
@@ -242,7 +258,10 @@ class CompactedTopicReader:
         await since they were applied: nothing else wrote meanwhile)."""
         if self._checkpoint is not None:
             self._checkpoint.commit(
-                {(tp.topic, tp.partition): at for tp, at in self._positions.items()}
+                {
+                    (tp.topic, tp.partition): Position(at, *self._last.get(tp, (-1, 0)))
+                    for tp, at in self._positions.items()
+                }
             )
 
     def _consumer_started(self) -> AIOKafkaConsumer:

@@ -1,10 +1,10 @@
-"""State read from Kafka topics, kept on disk (rocksdict) with the offsets it was read up to.
+"""State read from Kafka topics, kept on disk (rocksdict) with the positions it was read up to.
 
 A holder that replays compacted topics at start (the admin directory) keeps its records
 here instead of in memory: a restart then reads only what was written since, and memory
 is the store's cache, not the number of keys. Records and the positions they were read
 up to go to disk in ONE write batch (:meth:`TopicStateStore.commit`), so a process killed
-at any moment leaves a store consistent with its stored offsets: resuming from them
+at any moment leaves a store consistent with its stored positions: resuming from them
 re-applies at most what the store already holds (whole-state records: harmless).
 
 Writes go to a pending batch that :meth:`get` and :meth:`scan` already see; nothing is on
@@ -20,16 +20,26 @@ import tempfile
 import weakref
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 # Where the positions are kept: keys starting with NUL are the store's own, before every
 # record key (record keys must not start with NUL).
-_OFFSETS_KEY = b"\x00offsets"
+_POSITIONS_KEY = b"\x00positions"
 _FIRST_RECORD_KEY = b"\x01"
 
-TopicOffsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
+
+class Position(NamedTuple):
+    """Where a partition was read to: the next offset to read, and the offset and
+    fingerprint of the last record read (-1: none), which tell a recreated topic apart."""
+
+    next_offset: int
+    last_offset: int = -1
+    last_fingerprint: int = 0
+
+
+Positions = dict[tuple[str, int], Position]  # (topic, partition) -> position
 
 
 def _rocksdict() -> Any:
@@ -87,10 +97,10 @@ class TopicStateStore:
     def delete(self, key: bytes) -> None:
         self._pending[key] = None
 
-    def commit(self, offsets: Mapping[tuple[str, int], int] | None = None) -> None:
+    def commit(self, positions: Mapping[tuple[str, int], Position] | None = None) -> None:
         """Write the pending records and, if given, the positions they were read up to
         (merged over those stored), in one atomic batch."""
-        if not self._pending and not offsets:
+        if not self._pending and not positions:
             return
         batch = self._rd.WriteBatch(raw_mode=True)
         for key, value in self._pending.items():
@@ -98,18 +108,18 @@ class TopicStateStore:
                 batch.delete(key)
             else:
                 batch.put(key, value)
-        if offsets:
-            batch.put(_OFFSETS_KEY, _encode_offsets({**self.offsets(), **offsets}))
+        if positions:
+            batch.put(_POSITIONS_KEY, _encode_positions({**self.positions(), **positions}))
         self._db.write(batch)
         self._pending.clear()
 
-    def offsets(self) -> TopicOffsets:
+    def positions(self) -> Positions:
         """The positions stored with the records (empty: nothing read into this store)."""
-        raw = self._db.get(_OFFSETS_KEY)
+        raw = self._db.get(_POSITIONS_KEY)
         if raw is None:
             return {}
         return {
-            (topic, int(p)): int(at)
+            (topic, int(p)): Position(*at)
             for topic, parts in orjson.loads(raw).items()
             for p, at in parts.items()
         }
@@ -129,10 +139,10 @@ class TopicStateStore:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _encode_offsets(offsets: Mapping[tuple[str, int], int]) -> bytes:
-    out: dict[str, dict[str, int]] = {}
-    for (topic, partition), at in offsets.items():
-        out.setdefault(topic, {})[str(partition)] = at
+def _encode_positions(positions: Mapping[tuple[str, int], Position]) -> bytes:
+    out: dict[str, dict[str, list[int]]] = {}
+    for (topic, partition), at in positions.items():
+        out.setdefault(topic, {})[str(partition)] = list(at)
     return orjson.dumps(out)
 
 

@@ -23,7 +23,7 @@ from devstack.stack import Ports, ServiceProcesses, stack_env, wait_healthy
 from shared.codec import encode
 from shared.events import ShopSettings, ShopUser, UserRole, UserStatus
 from shared.kafka import topic_partitions
-from shared.topic_state_store import TopicStateStore
+from shared.topic_state_store import Position, TopicStateStore
 from shared.topics import ADMIN_USERS, SHOP_SETTINGS
 from tests.polling import eventually
 from tests.private_broker import private_broker
@@ -197,7 +197,12 @@ async def test_a_store_with_positions_past_the_topic_end_is_rebuilt_from_the_beg
     # the (new) topics' ends, and it holds a shop those topics never had.
     stale = TopicStateStore(str(rig.store_path))
     stale.put(b"ostale-shop", b"")
-    stale.commit({tp: at + 1_000 for tp, at in stale.offsets().items()})
+    stale.commit(
+        {
+            tp: Position(at.next_offset + 1_000, at.last_offset + 1_000, at.last_fingerprint)
+            for tp, at in stale.positions().items()
+        }
+    )
     stale.close()
 
     await rig.start_ingest()
