@@ -1,8 +1,8 @@
 """Reads a topic (or chosen partitions) from its start to its current end, then optionally tails it.
 
-The one way a process rebuilds in-memory state from Kafka: shop settings, the admin
-directory, the sent-mail log, the idempotency ledgers. No consumer group (every process
-reads every partition it names, like a global table), nothing committed. Each record goes
+The one way a process rebuilds state from Kafka: shop settings, the admin directory (on
+disk), the sent-mail log, the idempotency ledgers. No consumer group (every process
+reads every partition it names, like a global table), nothing committed to Kafka. Each record goes
 to ``apply`` (a tombstone has ``value`` None); :attr:`CompactedTopicReader.ready` is set
 once everything that was on the topic at start has been applied, and
 :meth:`CompactedTopicReader.catch_up` waits for everything written before its call.
