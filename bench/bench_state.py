@@ -2,7 +2,7 @@
 
 One command: ``.venv/bin/python bench/bench_state.py [--shops 10000,100000,1000000]
 [--keys 1000000,10000000] [--users-per-shop 3] [--traced-up-to N] [--bootstrap HOST:PORT]
-[--json out.json]``.
+[--holders NAME,...] [--changed-share 0.01] [--json out.json]``.
 
 Starts a private embedded broker (Tansu, in memory) unless ``--bootstrap`` names a fresh
 one (e.g. Apache Kafka from ``scripts/kafka.sh start``), then for each size in turn tops
@@ -12,7 +12,9 @@ holder in a fresh Python process, the way its service does:
 - ``settings-view``: :class:`shared.settings_view.ShopSettingsView` over ``shop.settings``;
 - ``admin-directory``: the ingest's :class:`ingest.admin_feeds.AdminFeeds` feeding an
   :class:`ingest.admin_directory.AdminDirectory` from ``admin.users`` (``--users-per-shop``
-  users per shop) and ``shop.settings``;
+  users per shop) and ``shop.settings``, in its disk store: twice per size, a first start
+  (empty store: every record read) and a restart on that store after
+  ``--changed-share`` of the shops were written again (only those records read);
 - ``mailer-ledger``: :class:`mailer.outcome_ledger.OutcomeLedger` over ``mail.outcomes``,
   read whole (``BRIDGE_LEDGER_READ_ALL``, or a ledger with too few partitions);
 - ``fanout-log``: :class:`fanout.delivery_log.DeliveryLog` over ``chat.deliveries``, read
@@ -43,6 +45,7 @@ import ctypes
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -207,7 +210,9 @@ async def produce(bootstrap: str, topic: str, partitions: int, records, counts=N
     return count
 
 
-def measure(holder: str, bootstrap: str, expect: int, traced: bool = False) -> dict[str, float]:
+def measure(
+    holder: str, bootstrap: str, expect: int, traced: bool = False, store: str = ""
+) -> dict[str, float]:
     env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "BRIDGE_DEV_MODE": "true"}
     env["BRIDGE_LOG_LEVEL"] = "WARNING"
     from devstack.stack import DEV_MODE_ENV
@@ -215,7 +220,8 @@ def measure(holder: str, bootstrap: str, expect: int, traced: bool = False) -> d
     env.update(DEV_MODE_ENV)
     out = subprocess.run(
         [sys.executable, str(Path(__file__)), "--child", holder, "--bootstrap", bootstrap]
-        + (["--traced"] if traced else []),
+        + (["--traced"] if traced else [])
+        + (["--store", store] if store else []),
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -323,8 +329,41 @@ async def run(args: argparse.Namespace) -> list[dict[str, object]]:
             took = time.monotonic() - started
             print(f"   wrote {n:,} records in {took:.0f} s ({n / took:,.0f}/s)", flush=True)
 
-        plan = [("keys", k, KEY_HOLDERS) for k in args.keys]
-        plan += [("shops", s, SHOP_HOLDERS) for s in args.shops]
+        async def change(size: int) -> int:
+            """Write ``--changed-share`` of the shops again (settings and users, later)."""
+            step = max(1, round(1 / args.changed_share))
+            changed = range(0, size, step)
+            later = now_ms + 1000
+            n = await produce(
+                bootstrap,
+                SHOP_SETTINGS.name,
+                SHOP_SETTINGS.partitions,
+                (settings_record(i, later) for i in changed),
+            )
+            n += await produce(
+                bootstrap,
+                ADMIN_USERS.name,
+                ADMIN_USERS.partitions,
+                (rec for i in changed for rec in user_records(i, args.users_per_shop, later)),
+            )
+            written["records"] += n
+            print(f"   changed {len(changed):,} shops: {n:,} records written", flush=True)
+            return n
+
+        def add_row(holder: str, start: str, size: int, result: dict[str, float]) -> None:
+            row = {"holder": holder, "start": start, "size": size, "unit": "shop", **result}
+            row["measured"] = True
+            rows.append(row)
+            last[f"{holder} {start}"] = row
+            print_row(row)
+
+        holders_wanted = set(args.holders)
+        plan = [
+            ("keys", k, tuple(h for h in KEY_HOLDERS if h in holders_wanted)) for k in args.keys
+        ]
+        plan += [
+            ("shops", s, tuple(h for h in SHOP_HOLDERS if h in holders_wanted)) for s in args.shops
+        ]
         have = {"shops": 0, "keys": 0}
         last: dict[str, dict[str, object]] = {}
         for kind, size, holders in plan:
@@ -336,9 +375,27 @@ async def run(args: argparse.Namespace) -> list[dict[str, object]]:
                     if ref is not None:
                         rows.append(extrapolate(ref, size))
                 continue
+            if not holders:
+                continue
             await grow(kind, have[kind], size)
             have[kind] = size
             for holder in holders:
+                if holder == "admin-directory":
+                    store = tempfile.mkdtemp(prefix="bench-directory-")
+                    try:
+                        first = measure(holder, bootstrap, size, store=store)
+                        add_row(holder, "first start", size, first)
+                        expect_read = await change(size)
+                        again = measure(holder, bootstrap, size, store=store)
+                        if again["records_read"] > expect_read:
+                            raise RuntimeError(
+                                f"restart read {again['records_read']:,} records, "
+                                f"{expect_read:,} were written since"
+                            )
+                        add_row(holder, "restart", size, again)
+                    finally:
+                        shutil.rmtree(store, ignore_errors=True)
+                    continue
                 result = measure(holder, bootstrap, expected(holder, size))
                 if size <= args.traced_up_to:  # a second replay, under tracemalloc
                     traced = measure(holder, bootstrap, expected(holder, size), traced=True)
@@ -385,7 +442,7 @@ def print_row(row: dict[str, object]) -> None:
     note = "" if row["measured"] else "   EXTRAPOLATED (linear, from the largest size measured)"
     held = f" held of {int(float(row['size'])):,}" if size != float(row["size"]) else ""  # type: ignore[arg-type]
     print(
-        f"   {row['holder']:<18} {int(size):>10,} {row['unit']}s{held}  "
+        f"   {row['holder']:<18} {str(row.get('start', '')):<11} {int(size):>10,} {row['unit']}s{held}  "
         f"replay {float(row['replay_s']):7.1f} s  "  # type: ignore[arg-type]
         f"({size / max(float(row['replay_s']), 1e-9):>9,.0f}/s, "  # type: ignore[arg-type]
         f"cpu {float(row.get('cpu_s', 0.0)):6.1f} s)  "  # type: ignore[arg-type]
@@ -397,12 +454,22 @@ def print_row(row: dict[str, object]) -> None:
             if "traced_bytes" in row and row["measured"]
             else ""
         )
+        + (f"  read {int(row['records_read']):,} records" if "records_read" in row else "")
+        + (
+            f"  disk {float(row['disk_bytes']) / size:5.0f} B/{row['unit']}"  # type: ignore[arg-type]
+            if "disk_bytes" in row
+            else ""
+        )
         + note,
         flush=True,
     )
 
 
 # --- the child: one holder, replayed once ------------------------------------------
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def trimmed_rss() -> int:
@@ -414,7 +481,9 @@ def trimmed_rss() -> int:
     return process_rss_bytes(os.getpid())
 
 
-async def child(holder: str, bootstrap: str, traced: bool = False) -> dict[str, float]:
+async def child(
+    holder: str, bootstrap: str, traced: bool = False, store: str = ""
+) -> dict[str, float]:
     """Replay one holder to ready; its entries, seconds, and RSS growth. ``traced``: also
     the bytes Python allocated in the replay and still holds at the end (tracemalloc,
     which slows the replay: its time is not the figure of record)."""
@@ -422,6 +491,8 @@ async def child(holder: str, bootstrap: str, traced: bool = False) -> dict[str, 
     import tracemalloc
 
     logging.basicConfig(level=logging.WARNING)
+    extra: dict[str, float] = {}
+    kept_early: int | None = None
     if holder == "settings-view":
         from shared.config import BridgeSettings
         from shared.settings_view import ShopSettingsView
@@ -440,8 +511,9 @@ async def child(holder: str, bootstrap: str, traced: bool = False) -> dict[str, 
         from ingest.admin_directory import AdminDirectory
         from ingest.admin_feeds import AdminFeeds, SimulationTraces
         from ingest.ingest_settings import IngestSettings
+        from shared.topic_state_store import TopicStateStore
 
-        directory = AdminDirectory()
+        directory = AdminDirectory(TopicStateStore(store))
         feeds = AdminFeeds(IngestSettings(), directory, SimulationTraces())
         before = trimmed_rss()
         if traced:  # from here: what the replay allocates
@@ -450,8 +522,12 @@ async def child(holder: str, bootstrap: str, traced: bool = False) -> dict[str, 
         await feeds.start(wait_s=3600)
         took, cpu = time.monotonic() - started, time.process_time() - cpu_started
         ready = process_rss_bytes(os.getpid())
-        entries = len(directory)
         await feeds.stop()
+        extra["records_read"] = feeds.records_read
+        kept_early = trimmed_rss()  # before the walk below fills the store's cache
+        entries = directory.count_shops()
+        extra["disk_bytes"] = disk_bytes(directory.store.path)
+        directory.close()
     else:
         from fanout.delivery_log import DeliveryLog
         from fanout.fanout_settings import FanoutSettings
@@ -480,8 +556,9 @@ async def child(holder: str, bootstrap: str, traced: bool = False) -> dict[str, 
         ready = process_rss_bytes(os.getpid())
         entries = len(ledger)
         await ledger.stop()
-    kept = trimmed_rss()
+    kept = trimmed_rss() if kept_early is None else kept_early
     out = {
+        **extra,
         "entries": entries,
         "replay_s": took,
         "cpu_s": cpu,
@@ -517,11 +594,24 @@ def main() -> int:
         default=1_000_000,
         help="sizes up to this are replayed a second time under tracemalloc (traced B/unit)",
     )
+    ap.add_argument(
+        "--holders",
+        type=lambda text: [h for h in text.split(",") if h],
+        default=list(HOLDERS),
+        help=f"which holders to measure (default: all of {','.join(HOLDERS)})",
+    )
+    ap.add_argument(
+        "--changed-share",
+        type=float,
+        default=0.01,
+        help="share of the shops written again between the directory's first start and restart",
+    )
+    ap.add_argument("--store", default="", help=argparse.SUPPRESS)
     ap.add_argument("--child", choices=HOLDERS, help=argparse.SUPPRESS)
     ap.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(asyncio.run(child(args.child, args.bootstrap, args.traced))))
+        print(json.dumps(asyncio.run(child(args.child, args.bootstrap, args.traced, args.store))))
         return 0
     print(
         f"state holders: shops {args.shops} x {args.users_per_shop} users, "

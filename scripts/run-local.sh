@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e .
+.venv/bin/python -m pip install --quiet -e '.[disk]'  # ingest's admin directory is on disk
 # The services run in development mode (BRIDGE_DEV_MODE=true, set by devstack/stack.py
 # stack_env): they accept the default secrets, which production refuses.
 exec .venv/bin/python -m devstack "$@"

@@ -1,13 +1,18 @@
 """Reads a topic (or chosen partitions) from its start to its current end, then optionally tails it.
 
-The one way a process rebuilds in-memory state from Kafka: shop settings, the admin
-directory, the sent-mail log, the idempotency ledgers. No consumer group (every process
-reads every partition it names, like a global table), nothing committed; partitions can be
-added (:meth:`CompactedTopicReader.assign`) and dropped (:meth:`CompactedTopicReader.revoke`)
-while it runs, for state held per partition. Each record goes
+The one way a process rebuilds state from Kafka: shop settings, the admin directory (on
+disk), the sent-mail log, the idempotency ledgers. No consumer group (every process reads
+every partition it names, like a global table), nothing committed to Kafka; partitions can
+be added (:meth:`CompactedTopicReader.assign`) and dropped
+(:meth:`CompactedTopicReader.revoke`) while it runs, for state held per partition. Each
+record goes
 to ``apply`` (a tombstone has ``value`` None); :attr:`CompactedTopicReader.ready` is set
 once everything that was on the topic at start has been applied, and
 :meth:`CompactedTopicReader.catch_up` waits for everything written before its call.
+
+With a ``checkpoint`` (a :class:`shared.topic_state_store.TopicStateStore`) the holder's
+state is on disk with the positions it was read to: reading resumes there, and after
+each fetch the positions are committed with the records that fetch applied.
 """
 
 from __future__ import annotations
@@ -15,17 +20,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.backoff import RetryPolicy, retry
 from shared.kafka import topic_partitions
+from shared.topic_state_store import Position
 
 log = logging.getLogger(__name__)
 
 # A failed fetch is retried until it works: aiokafka reconnects meanwhile.
 FETCH_RETRY = RetryPolicy(base_s=0.5, max_s=5.0)
+
+
+class Checkpoint(Protocol):
+    """Where a holder's state and the positions it was read up to are kept together."""
+
+    def positions(self) -> dict[tuple[str, int], Position]: ...
+
+    def commit(self, positions: Mapping[tuple[str, int], Position] | None = None) -> None: ...
+
+    def wipe(self) -> None: ...
+
+
+def record_fingerprint(rec: ConsumerRecord) -> int:
+    """What tells one record from another at the same offset (a topic recreated)."""
+    return zlib.crc32(b"%d\x00%b\x00%b" % (rec.timestamp, rec.key or b"", rec.value or b""))
 
 
 class CompactedTopicReader:
@@ -35,6 +58,11 @@ class CompactedTopicReader:
     (a time), or at the end (``from_end``: only what is written from now on). With
     ``follow`` the reader keeps tailing after :attr:`ready`, reading what arrived every
     ``poll_ms``; without it, it stops and closes its consumer once caught up.
+
+    With ``checkpoint``, reading starts at the stored positions when they are of the same
+    partitions and each partition still holds the last record read from it, or a later
+    one where compaction dropped it (else the topic was recreated: the checkpoint is
+    wiped and reading starts at the beginning); :attr:`resumed` says which happened.
     """
 
     def __init__(
@@ -50,6 +78,7 @@ class CompactedTopicReader:
         poll_ms: int = 100,
         client_id: str = "compacted-topic-reader",
         fetch_max_wait_ms: int = 500,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._apply = apply
@@ -63,10 +92,13 @@ class CompactedTopicReader:
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
+        self._last: dict[TopicPartition, tuple[int, int]] = {}  # offset, fingerprint
         self._reading = asyncio.Lock()  # one getmany at a time: catch-ups and the tail
         self._task: asyncio.Task[None] | None = None
+        self._checkpoint = checkpoint
         self.ready = asyncio.Event()
         self.records = 0  # applied so far
+        self.resumed = False  # started from a checkpoint's stored positions
 
     @property
     def partitions(self) -> list[TopicPartition]:
@@ -130,10 +162,60 @@ class CompactedTopicReader:
                     await consumer.seek_to_end(tp)
                 else:
                     consumer.seek(tp, at.offset)
+        elif self._checkpoint is not None and await self._resume(consumer):
+            self.resumed = True
         else:
             await consumer.seek_to_beginning(*tps)
         for tp in tps:
             self._positions[tp] = await consumer.position(tp)
+
+    async def _resume(self, consumer: AIOKafkaConsumer) -> bool:
+        """Seek to the checkpoint's positions if they belong to these partitions' logs;
+        otherwise wipe it (the caller reads from the beginning)."""
+        assert self._checkpoint is not None
+        stored = self._checkpoint.positions()
+        by_tp = {tp: stored.get((tp.topic, tp.partition)) for tp in self._tps}
+        usable = bool(stored) and len(stored) == len(self._tps) and None not in by_tp.values()
+        for tp, at in by_tp.items():
+            if not usable:
+                break
+            assert at is not None
+            usable = await self._same_log(consumer, tp, at)
+        if not usable:
+            if stored:
+                log.warning(
+                    "stored positions do not match the topics; reading them again from the start",
+                    extra={"client_id": self._client_id, "topics": sorted(self._topics)},
+                )
+            self._checkpoint.wipe()
+            return False
+        for tp, at in by_tp.items():
+            assert at is not None
+            consumer.seek(tp, at.next_offset)
+            if at.last_offset >= 0:
+                self._last[tp] = (at.last_offset, at.last_fingerprint)
+        return True
+
+    async def _same_log(self, consumer: AIOKafkaConsumer, tp: TopicPartition, at: Position) -> bool:
+        """Whether ``tp`` still holds the last record read from it (or, compacted away,
+        a later one), i.e. is the log it was read from and reaches the stored position.
+
+        Fetched rather than compared with the end offset: Tansu reports an end one past
+        the FIRST record of the partition's last batch, short of a position inside it.
+        """
+        if at.last_offset < 0:  # nothing read from it: a recreated one is read whole
+            return True
+        consumer.seek(tp, at.last_offset)
+        for _ in range(10):
+            got = (await consumer.getmany(tp, timeout_ms=200)).get(tp)
+            if got:
+                first = got[0]
+                if first.offset == at.last_offset:
+                    return record_fingerprint(first) == at.last_fingerprint
+                # Later: compaction dropped it (a newer record of its key follows). Earlier:
+                # the offset was past the log end and the consumer went back to its start.
+                return first.offset > at.last_offset
+        return False
 
     async def assign(self, partitions: Sequence[TopicPartition]) -> None:
         """Read ``partitions`` too, each from where reading starts (see the class); the
@@ -204,6 +286,7 @@ class CompactedTopicReader:
                 if self._positions.get(tp, 0) < end:
                     with contextlib.suppress(Exception):
                         self._positions[tp] = await self._consumer_started().position(tp)
+        self._commit()
 
     async def _read(self, timeout_ms: int) -> None:
         # Tansu: the end offset it reports is one past the FIRST record of a partition's
@@ -218,7 +301,23 @@ class CompactedTopicReader:
                 self._apply(rec)
             self.records += len(records)
             if records:
-                self._positions[tp] = max(self._positions.get(tp, 0), records[-1].offset + 1)
+                last = records[-1]
+                self._positions[tp] = max(self._positions.get(tp, 0), last.offset + 1)
+                if self._checkpoint is not None:
+                    self._last[tp] = (last.offset, record_fingerprint(last))
+        if batches:
+            self._commit()
+
+    def _commit(self) -> None:
+        """The records applied so far and the positions they were read to, together (no
+        await since they were applied: nothing else wrote meanwhile)."""
+        if self._checkpoint is not None:
+            self._checkpoint.commit(
+                {
+                    (tp.topic, tp.partition): Position(at, *self._last.get(tp, (-1, 0)))
+                    for tp, at in self._positions.items()
+                }
+            )
 
     def _consumer_started(self) -> AIOKafkaConsumer:
         assert self._consumer is not None, "start() first"

@@ -31,6 +31,12 @@ CONSUMER_LAG = Gauge(
     "Records behind the end of the partition.",
     ["group", "topic", "partition"],
 )
+STATE_RECORDS_READ = Counter(
+    "bridge_state_records_read_total",
+    "Records a state holder read from its compacted topics (a resumed one: only those "
+    "written since its stored positions), by holder.",
+    ["holder"],
+)
 UP = Gauge("bridge_up", "1 while the service is running and connected to Kafka.", ["service"])
 
 

@@ -1,22 +1,26 @@
-"""The admin API's state in memory: shop users (from ``admin.users``) and settings
-(from ``shop.settings``), both compacted topics replayed at start and tailed after.
+"""The admin API's state: shop users (from ``admin.users``) and settings (from
+``shop.settings``), both compacted topics replayed at start and tailed after.
 
 Records are whole states keyed per user or per shop, so applying one twice is
 harmless; ``updated_at_ms`` keeps a write applied locally right after Kafka
 acknowledged it from being undone by an older record still arriving on the tail.
 
-Held packed (:func:`shared.codec.pack`), like the settings view: every shop of the
-marketplace is here, and a packed record is a few hundred bytes where the objects
-were a few kilobytes. Each record is checked in full as it is read.
+Held packed (:func:`shared.codec.pack`) in a disk store
+(:class:`shared.topic_state_store.TopicStateStore`) with the topic positions they were
+read up to: every shop of the marketplace is here, and a restart reads only what was
+written since. Each record is checked in full as it is read. Keys, sorted:
+``u<shop>\0<email>`` a user, ``s<shop>`` a shop's settings, ``o<shop>`` a shop with a
+main account (onboarded: listed without unpacking users).
 """
 
 from __future__ import annotations
 
 import logging
-from bisect import bisect_right
+from collections.abc import Generator
 
 from shared.codec import DecodeError, decode, pack, unpack
 from shared.events import ShopSettings, ShopUser, UserRole, UserStatus
+from shared.topic_state_store import TopicStateStore
 
 log = logging.getLogger(__name__)
 
@@ -25,49 +29,69 @@ def user_key(shop_id: str, email: str) -> str:
     return f"{shop_id}:{email}"
 
 
+def _user_prefix(shop_id: str) -> bytes:
+    return b"u" + shop_id.encode() + b"\0"
+
+
+def _settings_key(shop_id: str) -> bytes:
+    return b"s" + shop_id.encode()
+
+
+def _onboarded_key(shop_id: str) -> bytes:
+    return b"o" + shop_id.encode()
+
+
 class AdminDirectory:
-    def __init__(self) -> None:
-        self._users: dict[str, dict[str, bytes]] = {}  # shop id -> email -> packed ShopUser
-        self._settings: dict[str, bytes] = {}  # shop id -> packed ShopSettings
-        # Shops with a main account (onboarded): listing them must not unpack every user.
-        self._onboarded: set[str] = set()
+    """Users and settings per shop, in ``store`` (default: a temporary one)."""
+
+    def __init__(self, store: TopicStateStore | None = None) -> None:
+        self.store = store if store is not None else TopicStateStore()
         # Users removed here whose tombstone the tail has not read back yet, with when: an
         # older record of theirs still on its way (an invite, a resend) must not bring
-        # them back. Forgotten when the tombstone is read.
+        # them back. Forgotten when the tombstone is read (or at a restart, which reads
+        # the topic from before the removal up to its tombstone).
         self._removed: dict[tuple[str, str], int] = {}
-        # The same ids sorted, made on the first listing after a change: shops are onboarded
-        # rarely and listed often, and a million ids take a while to sort.
-        self._listing: list[str] | None = None
 
-    def __len__(self) -> int:
-        """Shops with users."""
-        return len(self._users)
+    def close(self) -> None:
+        self.store.close()
+
+    def count_shops(self) -> int:
+        """Onboarded shops, counted by walking the store (tests and the bench)."""
+        return sum(1 for _ in self.store.scan(b"o"))
 
     # --- queries -------------------------------------------------------------
 
     def user(self, shop_id: str, email: str) -> ShopUser | None:
-        found = self._users.get(shop_id, {}).get(email.strip().lower())
+        found = self.store.get(_user_prefix(shop_id) + email.strip().lower().encode())
         return None if found is None else unpack(ShopUser, found)
 
     def users_of(self, shop_id: str) -> list[ShopUser]:
         return sorted(
-            (unpack(ShopUser, u) for u in self._users.get(shop_id, {}).values()),
+            (unpack(ShopUser, u) for _, u in self.store.scan(_user_prefix(shop_id))),
             key=lambda u: (u.invited_at_ms, u.email),
         )
 
     def shop_exists(self, shop_id: str) -> bool:
-        return shop_id in self._onboarded
+        return self.store.get(_onboarded_key(shop_id)) is not None
 
     def shop_ids(self, after: str = "", limit: int | None = None) -> list[str]:
         """Onboarded shops (those with a main account) in id order, from the first id
         greater than ``after``, at most ``limit``."""
-        if self._listing is None:
-            self._listing = sorted(self._onboarded)
-        start = bisect_right(self._listing, after) if after else 0
-        return self._listing[start : None if limit is None else start + limit]
+        out: list[str] = []
+        if limit is not None and limit <= 0:
+            return out
+        listing: Generator[tuple[bytes, bytes], None, None] = self.store.scan(
+            b"o", _onboarded_key(after) if after else b""
+        )
+        for key, _ in listing:
+            out.append(key[1:].decode())
+            if limit is not None and len(out) >= limit:
+                break
+        listing.close()
+        return out
 
     def settings(self, shop_id: str) -> ShopSettings | None:
-        found = self._settings.get(shop_id)
+        found = self.store.get(_settings_key(shop_id))
         return None if found is None else unpack(ShopSettings, found)
 
     # --- writes (local, after Kafka acknowledged) ----------------------------
@@ -76,54 +100,61 @@ class AdminDirectory:
         """A user written here (added again after a removal, too)."""
         self._removed.pop((user.shop_id, user.email), None)
         self._store_user(user)
+        self.store.commit()
 
     def _store_user(self, user: ShopUser) -> None:
-        shop = self._users.setdefault(user.shop_id, {})
-        packed = shop.get(user.email)
+        key = _user_prefix(user.shop_id) + user.email.encode()
+        packed = self.store.get(key)
         current = None if packed is None else unpack(ShopUser, packed)
         if current is None or user.updated_at_ms >= current.updated_at_ms:
-            shop[user.email] = pack(user)
+            self.store.put(key, pack(user))
             if user.role == UserRole.MAIN_ACCOUNT:
-                self._onboarded.add(user.shop_id)
-                self._listing = None
+                self.store.put(_onboarded_key(user.shop_id), b"")
             elif current is not None and current.role == UserRole.MAIN_ACCOUNT:
                 self._recount(user.shop_id)
 
     def drop_user(self, shop_id: str, email: str, at_ms: int | None = None) -> None:
         """Forget a user: removed here at ``at_ms`` (records of theirs up to then are
         stale), or their tombstone read from the topic (``None``)."""
+        self._drop_user(shop_id, email, at_ms)
+        self.store.commit()
+
+    def _drop_user(self, shop_id: str, email: str, at_ms: int | None) -> None:
         if at_ms is None:
             self._removed.pop((shop_id, email), None)
         else:
             self._removed[(shop_id, email)] = at_ms
-        shop = self._users.get(shop_id)
-        if shop is None or shop.pop(email, None) is None:
+        key = _user_prefix(shop_id) + email.encode()
+        if self.store.get(key) is None:
             return
-        if not shop:
-            del self._users[shop_id]
+        self.store.delete(key)
         self._recount(shop_id)
 
     def _recount(self, shop_id: str) -> None:
         """Whether the shop still has a main account, after one lost that role or left."""
         if main_account(self.users_of(shop_id)) is None:
-            self._onboarded.discard(shop_id)
+            self.store.delete(_onboarded_key(shop_id))
         else:
-            self._onboarded.add(shop_id)
-        self._listing = None
+            self.store.put(_onboarded_key(shop_id), b"")
 
     def put_settings(self, settings: ShopSettings) -> None:
-        current = self._settings.get(settings.shop_id)
-        if current is None or settings.updated_at_ms >= unpack(ShopSettings, current).updated_at_ms:
-            self._settings[settings.shop_id] = pack(settings)
+        self._store_settings(settings)
+        self.store.commit()
 
-    # --- records from the topics ----------------------------------------------
+    def _store_settings(self, settings: ShopSettings) -> None:
+        key = _settings_key(settings.shop_id)
+        current = self.store.get(key)
+        if current is None or settings.updated_at_ms >= unpack(ShopSettings, current).updated_at_ms:
+            self.store.put(key, pack(settings))
+
+    # --- records from the topics (committed by the reader, with its positions) ----
 
     def apply_user_record(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
             return
         shop_id, _, email = key.decode().partition(":")
         if value is None:
-            self.drop_user(shop_id, email)
+            self._drop_user(shop_id, email, None)
             return
         try:
             user = decode(ShopUser, value)
@@ -139,10 +170,10 @@ class AdminDirectory:
         if key is None:
             return
         if value is None:
-            self._settings.pop(key.decode(), None)
+            self.store.delete(_settings_key(key.decode()))
             return
         try:
-            self.put_settings(decode(ShopSettings, value))
+            self._store_settings(decode(ShopSettings, value))
         except DecodeError as exc:
             log.warning("bad shop.settings record ignored", extra={"reason": str(exc)})
 

@@ -1,8 +1,9 @@
 """The ingest process's view of the admin topics and of simulated conversations.
 
 No consumer group (every replica reads everything, like a global table):
-``admin.users`` and ``shop.settings`` are replayed from the beginning at start
-(the API answers only once they are loaded), then tailed; the four topics a
+``admin.users`` and ``shop.settings`` are read at start from where the directory's
+store was read up to (the beginning for an empty store), the API answering only once
+they are loaded, then tailed; the four topics a
 simulation's status is derived from are read from their end, and only records
 of simulated conversations (a cheap byte check before decoding) are kept.
 """
@@ -30,6 +31,7 @@ from shared.events import (
     NoticeKind,
     PartDelivery,
 )
+from shared.metrics import STATE_RECORDS_READ
 from shared.send_limits import MailSend
 from shared.topics import (
     ADMIN_USERS,
@@ -129,8 +131,13 @@ class AdminFeeds:
         self.traces = traces
         bootstrap = settings.kafka_bootstrap
         self._state = CompactedTopicReader(
-            bootstrap, self._apply_state, topics=STATE_TOPICS, client_id="ingest-admin"
+            bootstrap,
+            self._apply_state,
+            topics=STATE_TOPICS,
+            client_id="ingest-admin",
+            checkpoint=directory.store,
         )
+        self._read = STATE_RECORDS_READ.labels("admin-directory")
         self._simulations = CompactedTopicReader(
             bootstrap,
             traces.apply,
@@ -144,7 +151,13 @@ class AdminFeeds:
         """Set once the admin state on the topics at start has been applied."""
         return self._state.ready
 
+    @property
+    def records_read(self) -> int:
+        """Records of the admin state topics read by this process."""
+        return self._state.records
+
     def _apply_state(self, rec: ConsumerRecord) -> None:
+        self._read.inc()
         if rec.topic == ADMIN_USERS.name:
             self.directory.apply_user_record(rec.key, rec.value)
         else:
@@ -153,6 +166,15 @@ class AdminFeeds:
     async def start(self, wait_s: float = 30.0) -> None:
         await self._simulations.start()
         await self._state.start(wait_s)
+        log.info(
+            "admin directory read",
+            extra={
+                "resumed": self._state.resumed,
+                "records_read": self._state.records,
+                "ready": self._state.ready.is_set(),
+                "store": str(self.directory.store.path),
+            },
+        )
 
     async def stop(self) -> None:
         await self._state.stop()

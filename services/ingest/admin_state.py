@@ -40,6 +40,7 @@ from shared.logging import now_ms
 from shared.notification_window import WindowPolicy
 from shared.send_limits import MailSend, SendWindow, limits_from, send_of
 from shared.sent_mail_log import SentMailLog, notice_send
+from shared.topic_state_store import TopicStateStore
 from shared.topics import ADMIN_AUDIT, ADMIN_USERS, MAIL_NOTICES, SHOP_SETTINGS
 
 log = logging.getLogger("ingest.admin")
@@ -76,7 +77,7 @@ class AdminState:
         self.keys = parse_signing_keys(settings.admin_token_keys.get_secret_value())
         self.window_policy = WindowPolicy.from_settings(settings)
         self.operator_token = settings.admin_operator_token.get_secret_value()
-        self.directory = AdminDirectory()
+        self.directory = AdminDirectory(TopicStateStore(settings.ingest_directory_path))
         self.traces = SimulationTraces()
         self._feeds = AdminFeeds(settings, self.directory, self.traces)
         # What every replica sent lately (mail.notices, simulations on admin.audit): the
@@ -103,6 +104,7 @@ class AdminState:
     async def stop(self) -> None:
         await self._sent_log.stop()
         await self._feeds.stop()
+        self.directory.close()
         if self._http is not None:
             await self._http.aclose()
         if self._own_producer is not None:

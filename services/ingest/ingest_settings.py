@@ -35,6 +35,10 @@ class IngestSettings(ChatPlatformSettings, SendLimitSettings, NotificationWindow
     # directory (admin.users + shop.settings; its cost per shop: docs/scaling.md): at many
     # shops, run webhook replicas with false and a small admin deployment with true.
     ingest_admin_api: bool = True
+    # Where those replicas keep the directory (a rocksdict store with the topic positions
+    # it was read to, so a restart reads only what changed since): a volume in
+    # production. Empty: a temporary directory removed at stop (a full replay each start).
+    ingest_directory_path: str = ""
 
     # Admin API: bearer-token keys "kid:secret,..." (first signs), the operator's token for
     # onboarding shops, API-token lifetime, where activation links point.

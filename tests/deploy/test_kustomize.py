@@ -282,3 +282,12 @@ def test_consolidator_keeps_its_disk_store_on_a_volume(rendered: list[Doc]) -> N
     ]
     assert mount["mountPath"] == config["BRIDGE_CONSOLIDATOR_DATA_DIR"]
     assert sts["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+
+
+def test_ingest_keeps_its_admin_directory_store_on_a_volume(rendered: list[Doc]) -> None:
+    pod = named(rendered, "Deployment", "ingest")["spec"]["template"]["spec"]
+    config = named(rendered, "ConfigMap", "bridge-config")["data"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "directory"]
+    assert mount["mountPath"] == config["BRIDGE_INGEST_DIRECTORY_PATH"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "directory"]
+    assert "emptyDir" in volume  # a container restart keeps it; a new pod reads whole

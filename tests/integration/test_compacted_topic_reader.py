@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.compacted_topic import CompactedTopicReader
 from shared.kafka import ensure_topics
+from shared.topic_state_store import Position, TopicStateStore
 from shared.topics import TopicSpec
 
 pytestmark = pytest.mark.integration
@@ -144,3 +146,43 @@ async def test_since_ms_reads_every_record_from_that_time_on(kafka_bootstrap: st
         assert seen[-2:] == [b"a-minute-ago", b"now"]
     finally:
         await reader.stop()
+
+
+async def test_a_checkpoint_resumes_after_the_last_batch_and_is_wiped_for_another_log(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = await fresh_topic(kafka_bootstrap)
+    await send_one_batch(
+        kafka_bootstrap, topic, [(f"k{n}".encode(), b"v") for n in range(ONE_BATCH)]
+    )
+    store = TopicStateStore(str(tmp_path / "store"))
+
+    async def read() -> CompactedTopicReader:
+        reader = CompactedTopicReader(
+            kafka_bootstrap,
+            lambda r: store.put(r.key, r.value),
+            topics=[topic],
+            follow=False,
+            checkpoint=store,
+        )
+        await reader.start(wait_s=30)
+        await reader.stop()
+        return reader
+
+    first = await read()
+    assert not first.resumed and first.records == ONE_BATCH
+    read_to = store.positions()[(topic, 0)]
+    assert read_to.next_offset == ONE_BATCH and read_to.last_offset == ONE_BATCH - 1
+    # Tansu reports the end inside that one batch: the stored position past it is still
+    # in the log, so reading resumes there (nothing read again).
+    again = await read()
+    assert again.resumed and again.records == 0
+
+    # A topic recreated with as many records: another record at the last offset read.
+    store.commit({(topic, 0): read_to._replace(last_fingerprint=read_to.last_fingerprint ^ 1)})
+    assert not (rebuilt := await read()).resumed and rebuilt.records == ONE_BATCH
+    # One recreated with fewer: the last offset read is past its end.
+    store.commit({(topic, 0): Position(ONE_BATCH + 10, ONE_BATCH + 9, read_to.last_fingerprint)})
+    assert not (rebuilt := await read()).resumed and rebuilt.records == ONE_BATCH
+    assert store.positions() == {(topic, 0): read_to}
+    store.close()
