@@ -27,7 +27,10 @@ partition's state is read again from its changelog up to a fence record this
 worker writes (faust's recovery stops at the reported end offset, which a
 broker may under-report, and can write older values over newer ones), and the
 fetched batches must hold every offset from the group's committed one on (a seek
-during hand-over can skip records); skipped ones are read here.
+during hand-over can skip records); skipped ones are read here. Faust's own
+changelog writes to the store are kept off the active partitions altogether
+(:func:`~consolidator.faust_adapter.keep_changelog_off`): it applies buffered
+records long after a rebalance, over states this worker wrote since.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from consolidator.faust_adapter import (
     BatchingConsumer,
     PartitionedStates,
     aiokafka_producer,
+    keep_changelog_off,
     raw_bytes_table,
 )
 from consolidator.offset_continuity import OffsetContinuity
@@ -155,6 +159,9 @@ class Consolidator:
             value_serializer="raw",
         )
         self.states = raw_bytes_table(app, "conversation-state", CHAT_EVENTS.partitions)
+        # This worker's active partitions are read to a fence after every rebalance and
+        # written by it alone: faust's late changelog writes would put older values back.
+        keep_changelog_off(self.states, lambda: self._active_partitions())
         self.store = PartitionedStates(self.states)
         self.sweeper = StateSweeper(self.store)
         self.idle_ttl_ms = int(cfg.state_idle_ttl_days * DAY_MS)

@@ -21,6 +21,12 @@ missing attribute or changed signature, when the pinned internals change.
   included) are raw bytes, which faust's constructor cannot express.
 * :func:`aiokafka_producer`: the aiokafka producer inside faust's, to build record
   batches on it directly.
+* :func:`keep_changelog_off`: faust's recovery applies changelog records to the store
+  in buffers, one per table for active and standby partitions alike, flushed when full:
+  records read past a partition's reported end (Tansu reports the first offset of its
+  last batch) wait there until standby records fill the buffer, and then overwrite what
+  the worker wrote since. The worker reads its active partitions' changelogs itself
+  (to a fence), so faust's writes to them are dropped.
 * :class:`PartitionedStates`: a table's store addressed by partition explicitly.
   Faust's disk store (``rocksdb://``) keeps one database per partition and picks it
   from the "current event" of the stream being iterated; batches handled outside
@@ -32,7 +38,15 @@ missing attribute or changed signature, when the pinned internals change.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import Any, Protocol, cast
 
 import faust
@@ -156,6 +170,19 @@ def aiokafka_producer(app: faust.App) -> AIOKafkaProducer:
     """The aiokafka producer inside faust's: record batches are built on it directly."""
     producer: AIOKafkaProducer = app.producer._ensure_producer()  # type: ignore[attr-defined]
     return producer
+
+
+def keep_changelog_off(table: Table, partitions: Callable[[], Collection[int]]) -> None:
+    """Faust applies the table's changelog records only for partitions not in
+    ``partitions()`` (asked when the records are applied, not when they were read)."""
+    apply = table.apply_changelog_batch
+
+    def apply_others(batch: Iterable[Any]) -> None:
+        owned = partitions()
+        apply([event for event in batch if event.message.partition not in owned])
+
+    # An instance attribute: faust's recovery calls table.apply_changelog_batch(buffer).
+    table.apply_changelog_batch = apply_others  # type: ignore[method-assign]
 
 
 class ChangelogRecord(Protocol):

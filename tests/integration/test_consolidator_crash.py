@@ -98,3 +98,24 @@ async def test_two_processes_with_a_rebalance_in_the_middle_lose_and_duplicate_n
         await wait_for(lambda: set(rig.digests.message_ids()) >= set(sent), 45)
         await asyncio.sleep(1.5)
         _assert_exactly_once(rig, sent)
+
+
+async def test_a_worker_keeping_its_partitions_through_a_rebalance_loses_and_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    """The first worker keeps half its partitions and holds the other half as standbys.
+
+    On Tansu its recovery ends before the last changelog batch of each partition it
+    keeps; faust buffers those records and applies them when the joiner's changelog
+    writes (its standbys) fill the buffer, seconds later, over newer states.
+    """
+    async with consolidator_rig(tmp_path) as rig:
+        rig.start_consolidator()
+        load = asyncio.create_task(_produce_load(rig, "s", seconds=20, rate=300, conversations=300))
+        # Joined and handling before the second starts: else both join one first generation.
+        assert await wait_for(lambda: bool(rig.digests.records), 30)
+        rig.start_consolidator()  # joins: half the partitions move to it, no one leaves
+        sent = await load
+        await wait_for(lambda: set(rig.digests.message_ids()) >= set(sent), 45)
+        await asyncio.sleep(1.5)
+        _assert_exactly_once(rig, sent)

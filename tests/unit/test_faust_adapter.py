@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from faust.sensors.monitor import Monitor
 from faust.stores.memory import Store as MemoryStore
 from faust.tables.base import Collection
+from faust.tables.recovery import Recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
@@ -75,6 +76,13 @@ def test_tables_still_take_their_serializers_from_attributes() -> None:
     source = inspect.getsource(Collection)
     assert "key_serializer=self.key_serializer" in source
     assert "value_serializer=self.value_serializer" in source
+
+
+def test_recovery_still_applies_changelog_records_through_the_tables_method() -> None:
+    # keep_changelog_off replaces that method on the table instance.
+    assert _params(Collection.apply_changelog_batch) == ["self", "batch"]
+    assert "table.apply_changelog_batch(" in inspect.getsource(Recovery)
+    assert "event.message.partition" in inspect.getsource(MemoryStore)
 
 
 @pytest.mark.parametrize(
