@@ -1,6 +1,7 @@
 """The mailer as it runs, for tests that need the bytes it actually sends.
 
 A relay we control (aiosmtpd in the test loop) keeps each mail by its ``X-Bridge-Digest-Id``;
+:func:`mailer_in_loop` runs the real :class:`~mailer.app.Mailer` in the test's event loop;
 :class:`Mailers` runs ``python -m mailer`` subprocesses on a broker and that relay;
 :func:`sent_by_mailer` starts both on a broker of its own, sends digests through
 ``mail.digests`` and returns the raw mails the relay received.
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from devstack.broker import free_port
 from devstack.stack import Ports, ServiceProcesses, stack_env, wait_healthy
+from mailer.app import Mailer, outcome_ledger, relay_config
+from mailer.mailer_settings import MailerSettings
+from mailer.smtp_pool import SmtpPool
 from shared.codec import encode
 from shared.events import Digest, conversation_key
 from shared.topics import MAIL_DIGESTS
@@ -89,6 +94,34 @@ class Relay:
             if protocol.transport is not None:
                 protocol.transport.abort()
         self.sessions.clear()
+
+
+@contextlib.asynccontextmanager
+async def mailer_in_loop(
+    bootstrap: str,
+    relay: Relay,
+    producer: AIOKafkaProducer,
+    partitions: Collection[int] = (0,),
+    **settings: object,
+) -> AsyncIterator[Mailer]:
+    """The real mailer in this event loop on ``bootstrap`` and ``relay`` (one SMTP session,
+    no card lookups, ``settings`` on top), writing through ``producer`` (started by the
+    caller), its outcome ledger holding ``partitions`` as on that assignment."""
+    cfg = MailerSettings(  # type: ignore[call-arg]
+        kafka_bootstrap=bootstrap,
+        smtp_port=relay.port,
+        smtp_pool_size=1,
+        card_lookups=False,
+        **settings,
+    )
+    pool = SmtpPool(relay_config(cfg))
+    ledger = outcome_ledger(cfg, producer)
+    await ledger.hold(partitions)
+    try:
+        yield Mailer(cfg, producer, pool, None, ledger)
+    finally:
+        await ledger.stop()
+        await pool.close()
 
 
 def header_value(raw: bytes, name: bytes) -> str:

@@ -19,15 +19,13 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from mailer.app import Mailer, outcome_ledger, relay_config
-from mailer.mailer_settings import MailerSettings
+from mailer.app import Mailer
 from mailer.outcome_ledger import ATTEMPTING
-from mailer.smtp_pool import SmtpPool
 from shared.codec import encode
 from shared.events import ChatContent, Digest, DigestMessage, MailOutcome
 from shared.logging import now_ms
 from shared.topics import MAIL_DIGESTS, MAIL_OUTCOMES
-from tests.mailer_run import Relay
+from tests.mailer_run import Relay, mailer_in_loop
 
 pytestmark = pytest.mark.integration
 
@@ -46,23 +44,14 @@ class Run:
 async def run(kafka_bootstrap: str) -> AsyncIterator[Run]:
     relay = Relay()
     await relay.start()
-    cfg = MailerSettings(  # type: ignore[call-arg]
-        kafka_bootstrap=kafka_bootstrap,
-        smtp_port=relay.port,
-        smtp_pool_size=1,
-        card_lookups=False,
-        mailer_attempt_lease_s=LEASE_S,
-    )
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
-    pool = SmtpPool(relay_config(cfg))
-    ledger = outcome_ledger(cfg, producer)
-    await ledger.hold({PARTITION})  # what the digest consumer does on its assignment
     try:
-        yield Run(Mailer(cfg, producer, pool, None, ledger), producer, relay)
+        async with mailer_in_loop(
+            kafka_bootstrap, relay, producer, {PARTITION}, mailer_attempt_lease_s=LEASE_S
+        ) as mailer:
+            yield Run(mailer, producer, relay)
     finally:
-        await ledger.stop()
-        await pool.close()
         await producer.stop()
         await relay.stop()
 

@@ -19,14 +19,12 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from mailer.app import Mailer, outcome_ledger, relay_config
-from mailer.mailer_settings import MailerSettings
+from mailer.app import Mailer
 from mailer.outcome_ledger import ATTEMPTING
-from mailer.smtp_pool import SmtpPool
 from shared.codec import decode, encode
 from shared.events import ChatContent, Digest, DigestMessage
 from shared.topics import MAIL_DIGESTS, MAIL_OUTCOMES
-from tests.mailer_run import Relay
+from tests.mailer_run import Relay, mailer_in_loop
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -67,19 +65,8 @@ async def test_mails_waiting_for_their_outcome_never_exceed_the_concurrency(
     run = uuid.uuid4().hex[:6]
     relay = Relay()
     await relay.start()
-    cfg = MailerSettings(  # type: ignore[call-arg]
-        kafka_bootstrap=kafka_bootstrap,
-        smtp_port=relay.port,
-        smtp_pool_size=1,
-        mailer_concurrency=CONCURRENCY,
-        card_lookups=False,
-    )
     producer = HeldOutcomes(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
-    pool = SmtpPool(relay_config(cfg))
-    ledger = outcome_ledger(cfg, producer)
-    await ledger.start()
-    mailer = Mailer(cfg, producer, pool, None, ledger)
     offsets = itertools.count()
     records = [
         SimpleNamespace(
@@ -91,6 +78,20 @@ async def test_mails_waiting_for_their_outcome_never_exceed_the_concurrency(
         )
         for n in range(DIGESTS)
     ]
+    try:
+        async with mailer_in_loop(
+            kafka_bootstrap, relay, producer, mailer_concurrency=CONCURRENCY
+        ) as mailer:
+            await _send_all(mailer, producer, relay, records)
+    finally:
+        producer.release.set()
+        await producer.stop()
+        await relay.stop()
+
+
+async def _send_all(
+    mailer: Mailer, producer: HeldOutcomes, relay: Relay, records: list[SimpleNamespace]
+) -> None:
     handling = asyncio.gather(*(mailer.handle(r) for r in records))  # type: ignore[arg-type]
     try:
 
@@ -113,7 +114,3 @@ async def test_mails_waiting_for_their_outcome_never_exceed_the_concurrency(
         if not handling.done():
             handling.cancel()
         await asyncio.gather(handling, return_exceptions=True)
-        await ledger.stop()
-        await pool.close()
-        await producer.stop()
-        await relay.stop()
