@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
 
 from shared.codec import DecodeError, decoder
 from shared.compacted_topic import CompactedTopicReader
@@ -80,6 +81,19 @@ class SentMailLog:
         )
         self.ready = self._reader.ready
         await self._reader.start(wait_s)
+
+    async def catch_up(self, timeout_s: float) -> None:
+        """Read what was published up to now (at most ``timeout_s``; past it, or with the
+        broker away, the window stays as the tail has it, and that is logged)."""
+        if self._reader is None or not self._follow:
+            return
+        try:
+            await self._reader.catch_up(timeout_s)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning(
+                "sent-mail log not caught up; deciding on what it has read",
+                extra={"client_id": self._client_id, "error": exc.__class__.__name__},
+            )
 
     def _observe(self, rec: ConsumerRecord) -> None:
         send = self._sources[rec.topic](rec.value) if rec.value else None

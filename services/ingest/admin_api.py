@@ -361,7 +361,7 @@ async def onboard_shop(
         now_ms=now,
         actor="operator",
     )
-    notice, notice_id = admin.notice_record(user, new.shop_name)
+    notice, notice_id = await admin.notice_record(user, new.shop_name)
     await admin.write_counted(
         notice_id,
         user_record(user),
@@ -486,7 +486,9 @@ async def add_shop_user(admin: AdminState, shop: Access, new: NewUser) -> ShopUs
         now_ms=admin.clock(),
         nonce=new_nonce(),
     )
-    notice, notice_id = admin.notice_record(user, admin.current_settings(shop.shop_id).shop_name)
+    notice, notice_id = await admin.notice_record(
+        user, admin.current_settings(shop.shop_id).shop_name
+    )
     await admin.write_counted(
         notice_id,
         user_record(user),
@@ -551,7 +553,9 @@ async def resend_activation_of(admin: AdminState, user: ShopUser, actor: str) ->
     if user.status == UserStatus.ACTIVE:
         raise Refused(409, f"{user.email} is already active")
     fresh = reinvite(user, invited_by=actor, now_ms=admin.clock(), nonce=new_nonce())
-    notice, notice_id = admin.notice_record(fresh, admin.current_settings(user.shop_id).shop_name)
+    notice, notice_id = await admin.notice_record(
+        fresh, admin.current_settings(user.shop_id).shop_name
+    )
     await admin.write_counted(
         notice_id,
         user_record(fresh),
@@ -668,7 +672,7 @@ async def send_sign_in_link(
         expires_at_ms=now + ttl_ms,
         notice_id=f"sign-in-{new_nonce()}",
     )
-    admin.count_send(send_of(notice))
+    await admin.count_send(send_of(notice))
     await admin.write_counted(notice.notice_id, (MAIL_NOTICES.name, shop_id, encode(notice)))
 
 
@@ -693,7 +697,7 @@ async def start_simulation(admin: AdminState, shop: Access) -> dict[str, Any]:
     sim_id = new_simulation_id()
     started = admin.clock()
     send_id = f"simulation-{sim_id}"
-    admin.count_send(
+    await admin.count_send(
         MailSend(send_id, NoticeKind.SIMULATION, shop.shop_id, settings.destination_email, started)
     )
     try:

@@ -45,6 +45,11 @@ from shared.topics import ADMIN_AUDIT, ADMIN_USERS, MAIL_NOTICES, SHOP_SETTINGS
 
 log = logging.getLogger("ingest.admin")
 
+# The longest a mail-sending request waits for the sent-mail log to catch up before its
+# send is decided; past it, on what the log's tail has read (a slow broker must not stall
+# the console, and the mailer applies the same limits again before sending).
+SENDS_CATCH_UP_S = 2.0
+
 Record = tuple[str, str, bytes | None]  # (topic, key, value); a None value is a tombstone
 
 
@@ -169,9 +174,13 @@ class AdminState:
             self.sends.forget(send_id)
             raise
 
-    def count_send(self, send: MailSend) -> None:
-        """Refuse a send over a limit, else count it now: a concurrent request on this
-        replica sees it before the write returns (other replicas, once it is on the log)."""
+    async def count_send(self, send: MailSend) -> None:
+        """Refuse a send over a limit, else count it now. Decided on what every replica
+        has published so far (the sent-mail log is caught up first, so requests that
+        alternate between replicas count each other's sends); a concurrent request on this
+        replica sees it before the write returns (nothing awaited between the check and
+        the count)."""
+        await self._sent_log.catch_up(SENDS_CATCH_UP_S)
         over = self.sends.admit(send)
         if over is not None:
             log.warning(
@@ -207,7 +216,7 @@ class AdminState:
         )
         return ADMIN_AUDIT.name, shop_id, encode(event)
 
-    def notice_record(self, user: ShopUser, shop_name: str) -> tuple[Record, str]:
+    async def notice_record(self, user: ShopUser, shop_name: str) -> tuple[Record, str]:
         """The activation notice's record and id, counted against the send limits (429
         when over one); write it with :meth:`write_counted`."""
         notice = activation_notice(
@@ -218,7 +227,7 @@ class AdminState:
             shop_name=shop_name,
             now_ms=self.clock(),
         )
-        self.count_send(send_of(notice))
+        await self.count_send(send_of(notice))
         return (MAIL_NOTICES.name, user.shop_id, encode(notice)), notice.notice_id
 
 
