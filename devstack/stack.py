@@ -184,11 +184,31 @@ async def wait_healthy(ports: Mapping[str, int], timeout_s: float = 60.0) -> Non
         raise TimeoutError(f"services not healthy: {sorted(pending)}")
 
 
+# The in-loop servers (sandbox, mail sink) close a connection idle this long; their
+# clients keep idle ones for half of it, so a request never goes out on a connection the
+# server is closing at that moment (httpx and uvicorn both default to 5 s: a race).
+SERVER_KEEP_ALIVE_S = 5
+
+
+def local_client(timeout_s: float) -> httpx.AsyncClient:
+    """A client of the in-loop servers (see ``SERVER_KEEP_ALIVE_S``)."""
+    return httpx.AsyncClient(
+        timeout=timeout_s, limits=httpx.Limits(keepalive_expiry=SERVER_KEEP_ALIVE_S / 2)
+    )
+
+
 async def serve_in_loop(
     app: Callable[..., Any], port: int
 ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_keep_alive=SERVER_KEEP_ALIVE_S,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -26,6 +26,7 @@ from devstack.stack import (
     Platforms,
     Ports,
     ServiceProcesses,
+    local_client,
     stack_env,
     start_platforms,
     wait_healthy,
@@ -205,7 +206,7 @@ async def stack(
     platforms = await start_platforms(ports, env)
     services = ServiceProcesses(env, root / "logs")
     services.start_all()
-    http = httpx.AsyncClient(timeout=10.0)
+    http = local_client(timeout_s=10.0)
     try:
         await wait_healthy(ports.http_ports(), timeout_s=90)
         yield Stack(ports, env, services, platforms, http, root / "logs")
